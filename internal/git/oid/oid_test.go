@@ -1,6 +1,13 @@
 package oid
 
-import "testing"
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
 
 func TestSumKnownIDs(t *testing.T) {
 	// Ids of the empty blob, as `git hash-object --stdin </dev/null` prints
@@ -37,5 +44,30 @@ func TestParseHexInvalid(t *testing.T) {
 		if _, err := ParseHexBytes(SHA1, []byte(s)); err == nil {
 			t.Errorf("ParseHexBytes(%q) succeeded", s)
 		}
+	}
+}
+
+// TestCollisionDetected hashes the first kilobyte of shattered-1.pdf,
+// half of the published SHA-1 collision, which the collision detection
+// C Git uses must flag. The file ships with the sha1cd module; the test
+// finds it through the go command.
+func TestCollisionDetected(t *testing.T) {
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/pjbgf/sha1cd").Output()
+	if err != nil {
+		t.Skipf("cannot locate the sha1cd module: %v", err)
+	}
+	data, err := os.ReadFile(filepath.Join(strings.TrimSpace(string(out)), "test", "testdata", "files", "shattered-1.pdf"))
+	if err != nil {
+		t.Skipf("shattered-1.pdf not available: %v", err)
+	}
+	h := NewHasher(SHA1)
+	h.Write(data[:1024])
+	if _, err := h.ID(); !errors.Is(err, ErrCollision) {
+		t.Errorf("hash of shattered-1.pdf's first KiB: err = %v; want ErrCollision", err)
+	}
+	h = NewHasher(SHA1)
+	h.Write([]byte("an ordinary input"))
+	if _, err := h.ID(); err != nil {
+		t.Errorf("ordinary input: err = %v; want nil", err)
 	}
 }

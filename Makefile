@@ -1,0 +1,42 @@
+# gotd: build, test and run.
+GO      ?= go
+BIN     ?= bin
+GOFLAGS ?=
+
+.PHONY: all build test vet fuzz bench run man clean
+
+all: build
+
+build:
+	$(GO) build $(GOFLAGS) -o $(BIN)/ ./cmd/...
+
+vet:
+	$(GO) vet ./...
+
+# The whole suite, with the race detector: unit tests, fuzz seed corpora
+# and the end-to-end tests that drive the real git client.
+test: vet
+	$(GO) test -race -timeout 30m ./...
+
+# Run each fuzz target for FUZZTIME (default 30s).
+FUZZTIME ?= 30s
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+	  for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "== $$pkg $$t"; \
+	    $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# Check the manual pages with mandoc's linter when it is installed.
+man:
+	@for m in cmd/*/*.[1-8]; do mandoc -Tlint -Wwarning $$m || exit 1; done
+
+run: build
+	@echo "gotd's daemon is not built yet; the repository tools are:" && ls $(BIN)
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,241 @@
+package bitmap_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"gotd/internal/git/bitmap"
+	"gotd/internal/git/object"
+	"gotd/internal/git/oid"
+	"gotd/internal/git/walk"
+	"gotd/internal/git/walk/walktest"
+	"gotd/internal/gittest"
+)
+
+// reachable returns the pack positions of what git rev-list --objects
+// lists for args.
+func reachable(t *testing.T, dir string, f oid.Format, p *walktest.Pack, args ...string) bitmap.Bitmap {
+	t.Helper()
+	out := gittest.Git(t, dir, append([]string{"rev-list", "--objects"}, args...)...)
+	var b bitmap.Bitmap
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		id, err := oid.ParseHex(f, strings.Fields(line)[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		pos, ok := p.PackPos(id)
+		if !ok {
+			t.Fatalf("%v not in the pack", id)
+		}
+		b.Set(pos)
+	}
+	return b
+}
+
+func newRepo(t *testing.T, format string) (string, oid.Format) {
+	t.Helper()
+	dir := gittest.InitBare(t, format)
+	gittest.Generate(t, dir, gittest.History{Commits: 150, Branches: 3, Files: 16})
+	f, _ := oid.ParseFormat(format)
+	return dir, f
+}
+
+func TestReadWhatGitWrote(t *testing.T) {
+	for _, format := range []string{"sha1", "sha256"} {
+		for _, tc := range []struct{ hashCache, lookupTable bool }{
+			{false, false}, {true, false}, {false, true}, {true, true},
+		} {
+			t.Run(fmt.Sprintf("%s/hash=%v/table=%v", format, tc.hashCache, tc.lookupTable), func(t *testing.T) {
+				dir, f := newRepo(t, format)
+				gittest.Git(t, dir, "-c", fmt.Sprintf("pack.writeBitmapHashCache=%v", tc.hashCache),
+					"-c", fmt.Sprintf("pack.writeBitmapLookupTable=%v", tc.lookupTable), "repack", "-adbq")
+				p := walktest.LoadPack(t, dir, f, nil)
+				x, err := bitmap.Open(p.Base+".bitmap", f, p)
+				if err != nil {
+					t.Fatalf("Open: %v", err)
+				}
+				defer x.Close()
+				if x.HasNameHashes() != tc.hashCache {
+					t.Errorf("HasNameHashes() = %v; want %v", x.HasNameHashes(), tc.hashCache)
+				}
+				checkIndex(t, dir, f, p, x)
+			})
+		}
+	}
+}
+
+// checkIndex compares every bitmap of x with git rev-list and the type
+// bitmaps with git cat-file.
+func checkIndex(t *testing.T, dir string, f oid.Format, p *walktest.Pack, x *bitmap.Index) {
+	t.Helper()
+	if x.Len() == 0 {
+		t.Fatalf("no commit bitmaps")
+	}
+	var commits []oid.ID
+	x.Commits(func(id oid.ID) bool { commits = append(commits, id); return true })
+	if len(commits) != x.Len() {
+		t.Errorf("Commits listed %d; Len() = %d", len(commits), x.Len())
+	}
+	for _, c := range commits {
+		got, ok := x.Bitmap(c)
+		if !ok {
+			t.Errorf("Bitmap(%v): none", c)
+			continue
+		}
+		want := reachable(t, dir, f, p, c.String())
+		if !got.Equal(want) {
+			t.Errorf("Bitmap(%v): %d objects; git rev-list --objects lists %d (%d in common)",
+				c, got.Count(), want.Count(), and(got, want).Count())
+		}
+	}
+	out := gittest.Git(t, dir, "cat-file", "--batch-all-objects", "--batch-check=%(objectname) %(objecttype)")
+	n := 0
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		fs := strings.Fields(line)
+		id, _ := oid.ParseHex(f, fs[0])
+		typ, _ := object.ParseType([]byte(fs[1]))
+		pos, ok := p.PackPos(id)
+		if !ok {
+			continue
+		}
+		n++
+		if got := x.TypeAt(pos); got != typ {
+			t.Errorf("TypeAt(%d) for %v = %v; want %v", pos, id, got, typ)
+		}
+		if !x.TypeBitmap(typ).Has(pos) {
+			t.Errorf("TypeBitmap(%v) lacks %v", typ, id)
+		}
+	}
+	if n != p.Count() {
+		t.Errorf("git cat-file lists %d objects of the pack; pack has %d", n, p.Count())
+	}
+	if _, ok := x.Bitmap(oid.Zero(f)); ok {
+		t.Errorf("Bitmap(zero id) found")
+	}
+}
+
+func and(a, b bitmap.Bitmap) bitmap.Bitmap {
+	c := a.Clone()
+	c.And(b)
+	return c
+}
+
+// TestWriteForGit writes bitmaps for a pack C Git wrote and lets C Git
+// check them against its own walk.
+func TestWriteForGit(t *testing.T) {
+	for _, format := range []string{"sha1", "sha256"} {
+		for _, tc := range []struct {
+			name   string
+			hashes bool
+			table  bool
+			xor    int
+		}{
+			{"plain", false, false, 0},
+			{"hashes", true, false, 0},
+			{"table+xor", false, true, 10},
+			{"all", true, true, 10},
+		} {
+			t.Run(format+"/"+tc.name, func(t *testing.T) {
+				dir, f := newRepo(t, format)
+				gittest.Git(t, dir, "repack", "-adq")
+				p := walktest.LoadPack(t, dir, f, nil)
+				store := walktest.LoadStore(t, dir, f)
+				w := &walk.Walker{Store: store, Format: f}
+				var tips []oid.ID
+				for _, line := range strings.Split(strings.TrimSpace(gittest.Git(t, dir, "for-each-ref", "--format=%(objectname) %(refname)")), "\n") {
+					fs := strings.Fields(line)
+					id, _ := oid.ParseHex(f, fs[0])
+					tips = append(tips, id)
+				}
+				bms, err := w.BuildBitmaps(context.Background(), tips, p)
+				if err != nil {
+					t.Fatalf("BuildBitmaps: %v", err)
+				}
+				o := &bitmap.WriteOptions{Pack: p, Types: bms.Types, LookupTable: tc.table, XORWindow: tc.xor}
+				if tc.hashes {
+					o.NameHashes = bms.NameHashes
+				}
+				var buf bytes.Buffer
+				if err := bitmap.Write(&buf, f, o, bms.Entries); err != nil {
+					t.Fatalf("Write: %v", err)
+				}
+				if err := os.WriteFile(p.Base+".bitmap", buf.Bytes(), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				t.Logf("%d entries, %d bytes", len(bms.Entries), buf.Len())
+
+				// Our reader agrees with what was written and with git.
+				x, err := bitmap.Parse(buf.Bytes(), f, p)
+				if err != nil {
+					t.Fatalf("Parse of our own file: %v", err)
+				}
+				for _, e := range bms.Entries {
+					if got, ok := x.Bitmap(e.Commit); !ok || !got.Equal(e.Bitmap) {
+						t.Errorf("entry %v reads back as %d bits; wrote %d", e.Commit, got.Count(), e.Bitmap.Count())
+					}
+				}
+				checkIndex(t, dir, f, p, x)
+
+				// C Git verifies each tip's bitmap against its own walk.
+				for _, name := range []string{"refs/heads/main", "refs/heads/topic1", "refs/tags/v1.0^{commit}"} {
+					cmd := exec.Command("git", "rev-list", "--test-bitmap", name)
+					cmd.Dir, cmd.Env = dir, gittest.Env(t)
+					out, err := cmd.CombinedOutput()
+					if err != nil || !bytes.Contains(out, []byte("OK!")) {
+						t.Errorf("git rev-list --test-bitmap %s: %v\n%s", name, err, out)
+					}
+				}
+				want := strings.TrimSpace(gittest.Git(t, dir, "rev-list", "--count", "--objects", "--all"))
+				got := strings.TrimSpace(gittest.Git(t, dir, "rev-list", "--use-bitmap-index", "--count", "--objects", "--all"))
+				if got != want {
+					t.Errorf("git rev-list --use-bitmap-index --count --objects --all = %s; without bitmaps %s", got, want)
+				}
+			})
+		}
+	}
+}
+
+// TestGitRejectsWrongBitmap shows that the oracle of TestWriteForGit can
+// fail: a bitmap missing one object is refused by git rev-list
+// --test-bitmap.
+func TestGitRejectsWrongBitmap(t *testing.T) {
+	dir, f := newRepo(t, "sha1")
+	gittest.Git(t, dir, "repack", "-adq")
+	p := walktest.LoadPack(t, dir, f, nil)
+	w := &walk.Walker{Store: walktest.LoadStore(t, dir, f), Format: f}
+	main, _ := oid.ParseHex(f, strings.TrimSpace(gittest.Git(t, dir, "rev-parse", "main")))
+	bms, err := w.BuildBitmaps(context.Background(), []oid.ID{main}, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := &bms.Entries[len(bms.Entries)-1]
+	if last.Commit != main {
+		t.Fatalf("last entry is %v; want main %v", last.Commit, main)
+	}
+	blob := -1
+	last.Bitmap.ForEach(func(pos int) bool {
+		if bms.Types[2].Has(pos) {
+			blob = pos
+			return false
+		}
+		return true
+	})
+	last.Bitmap.Clear(blob)
+	var buf bytes.Buffer
+	if err := bitmap.Write(&buf, f, &bitmap.WriteOptions{Pack: p, Types: bms.Types}, bms.Entries); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p.Base+".bitmap", buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("git", "rev-list", "--test-bitmap", "main")
+	cmd.Dir, cmd.Env = dir, gittest.Env(t)
+	if out, err := cmd.CombinedOutput(); err == nil {
+		t.Errorf("git rev-list --test-bitmap accepted a bitmap missing an object:\n%s", out)
+	}
+}

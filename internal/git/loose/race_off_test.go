@@ -1,0 +1,5 @@
+//go:build !race
+
+package loose
+
+const raceEnabled = false

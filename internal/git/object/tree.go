@@ -1,0 +1,146 @@
+package object
+
+import (
+	"bytes"
+	"fmt"
+	"strconv"
+
+	"gotd/internal/git/oid"
+)
+
+// Tree entry modes as C Git writes them (gitformat-index(5) "mode" and
+// the tree format in git-mktree(1)). Old trees may hold other modes, such
+// as 0o100664; TreeEntry.Type classifies any mode.
+const (
+	ModeTree    = 0o40000
+	ModeBlob    = 0o100644
+	ModeExec    = 0o100755
+	ModeSymlink = 0o120000
+	ModeGitlink = 0o160000
+)
+
+// modeTypeMask selects the file type bits of a mode (S_IFMT).
+const modeTypeMask = 0o170000
+
+// TreeEntry is one entry of a tree object.
+type TreeEntry struct {
+	// Mode is the mode as stored, parsed from octal.
+	Mode uint32
+	// Name aliases the tree data; it is never empty and holds no NUL,
+	// but may hold any other byte (Check rejects '/' and the like).
+	Name []byte
+	ID   oid.ID
+}
+
+// Type returns the type of object the entry names: Tree for directories,
+// Commit for gitlinks (submodules), Blob for everything else, as C Git
+// derives it (object_type in cache.h).
+func (e TreeEntry) Type() Type {
+	switch e.Mode & modeTypeMask {
+	case ModeTree:
+		return Tree
+	case ModeGitlink:
+		return Commit
+	}
+	return Blob
+}
+
+// TreeIter iterates over the entries of a tree object's content,
+// "<octal mode> <name>\x00<raw id>" repeated. It does not allocate. It
+// checks that each entry is well formed (octal mode fitting 32 bits,
+// non-empty name, complete id) but not that entries are sorted or unique;
+// Check does that.
+type TreeIter struct {
+	f    oid.Format
+	data []byte
+	off  int
+	err  error
+}
+
+// NewTreeIter returns an iterator over the entries of data, a tree
+// object's content in format f. The entries' names alias data.
+func NewTreeIter(f oid.Format, data []byte) TreeIter {
+	it := TreeIter{f: f, data: data}
+	if !f.Valid() {
+		it.err = fmt.Errorf("object: tree: invalid object format %v", f)
+	}
+	return it
+}
+
+// Next returns the next entry and true, or false at the end of the tree
+// or at the first malformed entry; Err tells which.
+func (it *TreeIter) Next() (TreeEntry, bool) {
+	if it.err != nil || it.off >= len(it.data) {
+		return TreeEntry{}, false
+	}
+	e, n, err := parseTreeEntry(it.f, it.data[it.off:])
+	if err != nil {
+		it.err = fmt.Errorf("object: tree: %s at offset %d", err, it.off)
+		return TreeEntry{}, false
+	}
+	it.off += n
+	return e, true
+}
+
+// Err returns the error that stopped the iteration, nil at a clean end.
+func (it *TreeIter) Err() error { return it.err }
+
+// Offset returns the offset in the tree data of the entry the next call to
+// Next parses.
+func (it *TreeIter) Offset() int { return it.off }
+
+// treeEntryError is a fixed description of a malformed entry, so that
+// parsing does not allocate before the error is wrapped with its offset.
+type treeEntryError string
+
+func (e treeEntryError) Error() string { return string(e) }
+
+// parseTreeEntry parses the entry at the start of b and returns it and its
+// length.
+func parseTreeEntry(f oid.Format, b []byte) (TreeEntry, int, error) {
+	var e TreeEntry
+	i := 0
+	var mode uint64
+	for ; i < len(b) && b[i] != ' '; i++ {
+		c := b[i]
+		if c < '0' || c > '7' {
+			return e, 0, treeEntryError("malformed mode")
+		}
+		mode = mode<<3 | uint64(c-'0')
+		if mode > 0xffffffff {
+			return e, 0, treeEntryError("mode overflows 32 bits")
+		}
+	}
+	if i == 0 || i >= len(b) {
+		return e, 0, treeEntryError("malformed mode")
+	}
+	e.Mode = uint32(mode)
+	i++
+	nul := bytes.IndexByte(b[i:], 0)
+	if nul < 0 {
+		return e, 0, treeEntryError("unterminated name")
+	}
+	if nul == 0 {
+		return e, 0, treeEntryError("empty name")
+	}
+	e.Name = b[i : i+nul : i+nul]
+	i += nul + 1
+	size := f.Size()
+	if len(b)-i < size {
+		return e, 0, treeEntryError("truncated object id")
+	}
+	e.ID = oid.MustFromBytes(f, b[i:i+size])
+	return e, i + size, nil
+}
+
+// AppendTreeEntry appends the encoding of one tree entry to dst. The
+// caller must append entries in Git's tree order (names compared as
+// bytes, a directory's name as if it ended in '/') with names that are
+// non-empty and hold no NUL or '/', or the tree will fail Check.
+func AppendTreeEntry(dst []byte, mode uint32, name []byte, id oid.ID) []byte {
+	dst = strconv.AppendUint(dst, uint64(mode), 8)
+	dst = append(dst, ' ')
+	dst = append(dst, name...)
+	dst = append(dst, 0)
+	return append(dst, id.Raw()...)
+}

@@ -1,0 +1,146 @@
+package refs
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"gotd/internal/git/oid"
+)
+
+// PackRefs moves every loose reference under refs/ into packed-refs, as
+// `git pack-refs --all --prune` does. Symbolic and broken loose
+// references stay where they are.
+//
+// peel, if not nil, returns for an object id what it peels to and true
+// when the object is an annotated tag (following tags of tags), or false
+// for any other object; the file is then written with the traits
+// "peeled fully-peeled sorted" and a peeled line for every tag. With a
+// nil peel, peeled lines already in packed-refs are kept and the file
+// claims only "sorted".
+//
+// packed-refs.lock is held (waiting up to 1s) while the new file is
+// written, synced and renamed into place. Each packed loose file is then
+// removed under its own lock if it still holds the value that was
+// packed; one that changed meanwhile, or whose lock is held, is left
+// loose (it overrides the packed value, so nothing is lost).
+func (s *Store) PackRefs(peel func(oid.ID) (oid.ID, bool)) error {
+	l, err := lock(s.gitDir, filepath.Join(s.gitDir, "packed-refs"), packedLockTimeout)
+	if err != nil {
+		if errors.Is(err, errLockHeld) {
+			return fmt.Errorf("%w: cannot lock packed-refs: %v", ErrConflict, err)
+		}
+		return fmt.Errorf("refs: lock packed-refs: %w", err)
+	}
+	defer l.release()
+	var names []string
+	if err := s.collectLoose("refs/", "refs/", &names); err != nil {
+		return err
+	}
+	snap, err := s.openPacked()
+	if err != nil {
+		return err
+	}
+	defer snap.close()
+	it, err := snap.iter("")
+	if err != nil {
+		return err
+	}
+
+	type pruned struct {
+		name string
+		id   oid.ID
+	}
+	var prune []pruned
+	trait := peelNone
+	if peel != nil {
+		trait = peelFull
+	}
+	w := bufio.NewWriterSize(l.f, 64<<10)
+	buf := appendHeader(nil, trait)
+	var lbuf [maxLooseSize]byte
+	emit := func(name []byte, id, peeled oid.ID, hasPeeled bool) error {
+		buf = appendRecord(buf, name, id, peeled, hasPeeled)
+		if len(buf) >= 32<<10 {
+			if _, err := w.Write(buf); err != nil {
+				return err
+			}
+			buf = buf[:0]
+		}
+		return nil
+	}
+	rec, pok, err := it.next()
+	if err != nil {
+		return err
+	}
+	li := 0
+	for pok || li < len(names) {
+		if li < len(names) && (!pok || compareBytesString(rec.name, names[li]) >= 0) {
+			name := names[li]
+			li++
+			ref, found, err := s.readLoose(name, lbuf[:])
+			if err == nil && found && ref.Target == "" {
+				if pok && compareBytesString(rec.name, name) == 0 {
+					if rec, pok, err = it.next(); err != nil {
+						return err
+					}
+				}
+				var peeled oid.ID
+				hasPeeled := false
+				if peel != nil {
+					peeled, hasPeeled = peel(ref.ID)
+				}
+				if err := emit([]byte(name), ref.ID, peeled, hasPeeled); err != nil {
+					return fmt.Errorf("refs: write packed-refs.lock: %w", err)
+				}
+				prune = append(prune, pruned{name, ref.ID})
+			} else if err != nil && !errors.Is(err, ErrBroken) {
+				return err
+			}
+			// A broken or symbolic loose file keeps overriding the
+			// packed record, which is copied below.
+			continue
+		}
+		peeled, hasPeeled := rec.peeled, rec.hasPeeled
+		if peel != nil && !hasPeeled && !snap.knowsPeeled(&rec) {
+			peeled, hasPeeled = peel(rec.id)
+		}
+		if err := emit(rec.name, rec.id, peeled, hasPeeled); err != nil {
+			return fmt.Errorf("refs: write packed-refs.lock: %w", err)
+		}
+		if rec, pok, err = it.next(); err != nil {
+			return err
+		}
+	}
+	if _, err := w.Write(buf); err != nil {
+		return fmt.Errorf("refs: write packed-refs.lock: %w", err)
+	}
+	if err := w.Flush(); err != nil {
+		return fmt.Errorf("refs: write packed-refs.lock: %w", err)
+	}
+	if err := l.write(nil); err != nil {
+		return fmt.Errorf("refs: write packed-refs.lock: %w", err)
+	}
+	if err := l.commit(); err != nil {
+		return fmt.Errorf("refs: rename packed-refs.lock: %w", err)
+	}
+	if err := syncDir(s.gitDir); err != nil {
+		return err
+	}
+
+	for _, p := range prune {
+		rl, err := lock(s.gitDir, s.path(p.name), refLockTimeout)
+		if err != nil {
+			continue // busy: leave it loose
+		}
+		ref, found, err := s.readLoose(p.name, lbuf[:])
+		if err == nil && found && ref.Target == "" && ref.ID == p.id {
+			os.Remove(s.path(p.name))
+		}
+		rl.release()
+		s.removeEmptyParents(p.name)
+	}
+	return nil
+}

@@ -1,0 +1,609 @@
+package refs
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"gotd/internal/git/oid"
+)
+
+const (
+	// refLockTimeout is how long a reference lock held by someone else
+	// is waited for, C Git's core.filesRefLockTimeout default.
+	refLockTimeout = 100 * time.Millisecond
+	// packedLockTimeout is the same for packed-refs.lock, C Git's
+	// core.packedRefsTimeout default.
+	packedLockTimeout = time.Second
+)
+
+// Update is one change in a transaction passed to Store.Update.
+type Update struct {
+	// Name is "HEAD" or a full name accepted by CheckName.
+	Name string
+	// Old is the value the reference must have for the transaction to
+	// proceed: the zero value oid.ID{} means "do not check", the null
+	// id of the store's format (oid.Zero) means "must not exist".
+	Old oid.ID
+	// New is the value to store; the null id deletes the reference.
+	New oid.ID
+}
+
+// lockFile is a held "<path>.lock".
+type lockFile struct {
+	path string   // the file the lock protects
+	f    *os.File // open until written
+	dirs []string // directories created for the lock, outermost first
+	held bool     // the lock file is ours
+	done bool     // renamed or removed
+}
+
+func (l *lockFile) lockPath() string { return l.path + ".lock" }
+
+// release removes the lock file, if it was taken, and any directories
+// created for it that are still empty. It is a no-op once the lock was
+// committed.
+func (l *lockFile) release() {
+	if l.done {
+		return
+	}
+	l.done = true
+	if l.f != nil {
+		l.f.Close()
+		l.f = nil
+	}
+	if l.held {
+		os.Remove(l.lockPath())
+	}
+	for i := len(l.dirs) - 1; i >= 0; i-- {
+		if os.Remove(l.dirs[i]) != nil {
+			break
+		}
+	}
+}
+
+// write stores data in the lock file, syncs and closes it.
+func (l *lockFile) write(data []byte) error {
+	if _, err := l.f.Write(data); err != nil {
+		return err
+	}
+	if err := l.f.Sync(); err != nil {
+		return err
+	}
+	err := l.f.Close()
+	l.f = nil
+	return err
+}
+
+// commit renames the written lock file over the locked path.
+func (l *lockFile) commit() error {
+	if err := os.Rename(l.lockPath(), l.path); err != nil {
+		return err
+	}
+	l.done = true
+	return nil
+}
+
+// errLockHeld reports that a lock file stayed in place until the timeout.
+var errLockHeld = errors.New("lock file held by another writer")
+
+// errDirConflict reports that a lock could not be created because a path
+// component is a file: another reference is a prefix of this name.
+type errDirConflict struct{ at string }
+
+func (e *errDirConflict) Error() string { return e.at + " is a file" }
+
+// lock creates path+".lock" with O_EXCL, first creating missing
+// directories below base (which must exist). While the lock is held by
+// someone else it retries with growing random back-off until timeout.
+func lock(base, path string, timeout time.Duration) (*lockFile, error) {
+	l := &lockFile{path: path}
+	deadline := time.Now().Add(timeout)
+	backoff := time.Millisecond
+	for tries := 0; ; tries++ {
+		f, err := os.OpenFile(l.lockPath(), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
+		if err == nil {
+			l.f, l.held = f, true
+			return l, nil
+		}
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			// A parent directory is missing, or was removed by a
+			// concurrent deletion tidying empty directories.
+			if tries > 10 {
+				l.release()
+				return nil, err
+			}
+			if err := l.mkdirs(base); err != nil {
+				l.release()
+				return nil, err
+			}
+			continue
+		case errors.Is(err, syscall.ENOTDIR):
+			l.release()
+			return nil, l.fileInPath(base)
+		case !errors.Is(err, fs.ErrExist):
+			l.release()
+			return nil, err
+		}
+		if time.Now().After(deadline) {
+			l.release()
+			return nil, errLockHeld
+		}
+		time.Sleep(backoff/2 + rand.N(backoff))
+		backoff *= 2
+	}
+}
+
+// mkdirs creates the directories between base and the lock file,
+// remembering which ones it made.
+func (l *lockFile) mkdirs(base string) error {
+	rel, err := filepath.Rel(base, filepath.Dir(l.path))
+	if err != nil || rel == "." {
+		return fmt.Errorf("create lock for %s: parent directory missing", l.path)
+	}
+	dir := base
+	for _, comp := range strings.Split(rel, string(filepath.Separator)) {
+		dir = filepath.Join(dir, comp)
+		err := os.Mkdir(dir, 0o777)
+		switch {
+		case err == nil:
+			l.dirs = append(l.dirs, dir)
+		case errors.Is(err, fs.ErrExist):
+			if st, err := os.Stat(dir); err == nil && !st.IsDir() {
+				return &errDirConflict{at: dir}
+			}
+		case errors.Is(err, syscall.ENOTDIR):
+			return l.fileInPath(base)
+		default:
+			return err
+		}
+	}
+	return nil
+}
+
+// fileInPath finds the file that stands where a directory of the lock's
+// path should be.
+func (l *lockFile) fileInPath(base string) error {
+	rel, _ := filepath.Rel(base, filepath.Dir(l.path))
+	dir := base
+	for _, comp := range strings.Split(rel, string(filepath.Separator)) {
+		dir = filepath.Join(dir, comp)
+		if st, err := os.Stat(dir); err == nil && !st.IsDir() {
+			return &errDirConflict{at: dir}
+		}
+	}
+	return fmt.Errorf("%s: not a directory", filepath.Dir(l.path))
+}
+
+// txnRef is the state of one update while a transaction runs.
+type txnRef struct {
+	Update
+	lock   *lockFile
+	exists bool // the reference exists (loose or packed) when locked
+	loose  bool // it has a loose file
+	packed bool // it has a packed-refs record
+}
+
+func (t *txnRef) deleting(f oid.Format) bool { return t.New == oid.Zero(f) }
+
+// Update applies updates as one transaction: either all references
+// change or none does.
+//
+// Every name is checked (HEAD or CheckName) and may appear once. The
+// references are locked in name order with C Git's lock files, waiting
+// up to 100ms for a lock held by another writer; if any deletion is
+// among the updates, packed-refs.lock is taken too (waiting up to 1s)
+// and held until the deletions are done, so a concurrent pack-refs
+// cannot resurrect a deleted reference. With the locks held, each Old
+// is checked against the current value, loose or packed; a symbolic
+// reference never matches an Old other than "do not check", and is
+// replaced (not followed) by the update. Creating a reference whose
+// name is a directory prefix of an existing reference, or has an
+// existing reference as a prefix ("refs/heads/a" against
+// "refs/heads/a/b"), is refused, as are two names in one transaction in
+// that relation.
+//
+// New values are written into the lock files and synced before any is
+// renamed into place; deletions then rewrite packed-refs (through
+// packed-refs.lock, synced and renamed) if the reference was packed,
+// and remove the loose file, its reflog and the directories that became
+// empty (never a directory directly under refs/). Directories holding
+// renamed files are synced.
+//
+// A mismatching Old, a lock held by someone else or a name conflict is
+// an error wrapping ErrConflict that names the reference. On any error
+// before the first rename nothing is changed and all lock files are
+// removed; an error after that (an I/O failure) may leave some updates
+// applied, as with C Git.
+func (s *Store) Update(updates []Update) error {
+	if len(updates) == 0 {
+		return nil
+	}
+	txn, err := s.checkUpdates(updates)
+	if err != nil {
+		return err
+	}
+	var packedLock *lockFile
+	defer func() {
+		for _, t := range txn {
+			if t.lock != nil {
+				t.lock.release()
+			}
+		}
+		if packedLock != nil {
+			packedLock.release()
+		}
+	}()
+	for _, t := range txn {
+		l, err := lock(s.gitDir, s.path(t.Name), refLockTimeout)
+		if err != nil {
+			return s.lockError(t.Name, err)
+		}
+		t.lock = l
+	}
+	zero := oid.Zero(s.format)
+	deletes := false
+	for _, t := range txn {
+		deletes = deletes || t.New == zero
+	}
+	if deletes {
+		if packedLock, err = lock(s.gitDir, filepath.Join(s.gitDir, "packed-refs"), packedLockTimeout); err != nil {
+			if errors.Is(err, errLockHeld) {
+				return fmt.Errorf("%w: cannot lock packed-refs: %v", ErrConflict, err)
+			}
+			return fmt.Errorf("refs: lock packed-refs: %w", err)
+		}
+	}
+	snap, err := s.openPacked()
+	if err != nil {
+		return err
+	}
+	defer snap.close()
+	var buf [maxLooseSize]byte
+	for _, t := range txn {
+		if err := s.verify(t, snap, buf[:]); err != nil {
+			return err
+		}
+	}
+	// Write everything before the first rename.
+	rewritePacked := false
+	for _, t := range txn {
+		if t.New == zero {
+			rewritePacked = rewritePacked || t.packed
+			continue
+		}
+		if err := t.lock.write(append(t.New.AppendHex(buf[:0]), '\n')); err != nil {
+			return fmt.Errorf("refs: write %s: %w", t.lock.lockPath(), err)
+		}
+	}
+	if rewritePacked {
+		if err := writePackedWithout(packedLock, snap, txn, s.format); err != nil {
+			return err
+		}
+	}
+
+	syncDirs := map[string]bool{}
+	for _, t := range txn {
+		if t.New == zero {
+			continue
+		}
+		if err := t.lock.commit(); err != nil {
+			return fmt.Errorf("refs: update %s: %w", t.Name, err)
+		}
+		for _, d := range t.lock.dirs {
+			syncDirs[filepath.Dir(d)] = true
+		}
+		syncDirs[filepath.Dir(t.lock.path)] = true
+	}
+	var errs []error
+	if rewritePacked {
+		if err := packedLock.commit(); err != nil {
+			errs = append(errs, fmt.Errorf("refs: rename packed-refs.lock: %w", err))
+		}
+		syncDirs[s.gitDir] = true
+	}
+	for _, t := range txn {
+		if t.New != zero || !t.loose {
+			continue
+		}
+		if err := os.Remove(t.lock.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("refs: delete %s: %w", t.Name, err))
+		}
+		os.Remove(filepath.Join(s.gitDir, "logs", filepath.FromSlash(t.Name)))
+	}
+	// Lock files go before empty directories are tidied, as they may be
+	// what keeps a directory from being empty.
+	for _, t := range txn {
+		t.lock.release()
+	}
+	for _, t := range txn {
+		if t.New == zero {
+			s.removeEmptyParents(t.Name)
+		}
+	}
+	for d := range syncDirs {
+		if err := syncDir(d); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// checkUpdates validates a transaction and returns it in name order.
+func (s *Store) checkUpdates(updates []Update) ([]*txnRef, error) {
+	txn := make([]*txnRef, len(updates))
+	names := make(map[string]bool, len(updates))
+	for i, u := range updates {
+		if err := checkReadName(u.Name); err != nil {
+			return nil, err
+		}
+		if u.New.Format() != s.format {
+			return nil, fmt.Errorf("refs: update %s: new value is not a %s id", u.Name, s.format)
+		}
+		if u.Old.Valid() && u.Old.Format() != s.format {
+			return nil, fmt.Errorf("refs: update %s: old value is not a %s id", u.Name, s.format)
+		}
+		if names[u.Name] {
+			return nil, fmt.Errorf("refs: %s updated twice in one transaction", u.Name)
+		}
+		names[u.Name] = true
+		txn[i] = &txnRef{Update: u}
+	}
+	for _, t := range txn {
+		for i := 0; i < len(t.Name); i++ {
+			if t.Name[i] == '/' && names[t.Name[:i]] {
+				return nil, fmt.Errorf("%w: %s and %s cannot both exist", ErrConflict, t.Name[:i], t.Name)
+			}
+		}
+	}
+	slices.SortFunc(txn, func(a, b *txnRef) int { return strings.Compare(a.Name, b.Name) })
+	return txn, nil
+}
+
+// lockError turns a lock failure into the error Update reports.
+func (s *Store) lockError(name string, err error) error {
+	var dc *errDirConflict
+	if errors.As(err, &dc) {
+		rel, _ := filepath.Rel(s.gitDir, dc.at)
+		return fmt.Errorf("%w: cannot lock %s: %s exists", ErrConflict, name, filepath.ToSlash(rel))
+	}
+	if errors.Is(err, errLockHeld) {
+		return fmt.Errorf("%w: cannot lock %s: %v", ErrConflict, name, err)
+	}
+	return fmt.Errorf("refs: cannot lock %s: %w", name, err)
+}
+
+// verify reads the current state of a locked reference, checks it
+// against Old and, for a creation, against the names of existing
+// references.
+func (s *Store) verify(t *txnRef, snap *packed, buf []byte) error {
+	cur, found, err := s.readLoose(t.Name, buf)
+	broken := errors.Is(err, ErrBroken)
+	if err != nil && !broken {
+		return err
+	}
+	t.loose = found
+	pref, perr := snap.read(t.Name)
+	switch {
+	case perr == nil:
+		t.packed = true
+		if !found {
+			cur = pref
+		}
+	case !errors.Is(perr, ErrNotFound):
+		return perr
+	}
+	t.exists = t.loose || t.packed
+	zero := oid.Zero(s.format)
+	if t.Old.Valid() {
+		switch {
+		case t.Old == zero:
+			if t.exists {
+				return fmt.Errorf("%w: %s already exists", ErrConflict, t.Name)
+			}
+		case !t.exists:
+			return fmt.Errorf("%w: %s does not exist", ErrConflict, t.Name)
+		case broken:
+			return fmt.Errorf("%w: %s is broken", ErrConflict, t.Name)
+		case cur.Target != "":
+			return fmt.Errorf("%w: %s is a symbolic reference", ErrConflict, t.Name)
+		case cur.ID != t.Old:
+			return fmt.Errorf("%w: %s is at %s, not %s", ErrConflict, t.Name, cur.ID, t.Old)
+		}
+	}
+	if t.New == zero || t.exists {
+		return nil
+	}
+	return s.checkAvailable(t.Name, snap)
+}
+
+// checkAvailable refuses to create name when an existing reference is a
+// directory prefix of it or has it as a directory prefix. Ancestors with
+// loose files were already refused when the lock was taken.
+func (s *Store) checkAvailable(name string, snap *packed) error {
+	for i := 0; i < len(name); i++ {
+		if name[i] != '/' {
+			continue
+		}
+		if _, err := snap.read(name[:i]); err == nil {
+			return fmt.Errorf("%w: cannot create %s: %s exists", ErrConflict, name, name[:i])
+		}
+	}
+	if ok, err := snap.has(name + "/"); err != nil {
+		return err
+	} else if ok {
+		return fmt.Errorf("%w: cannot create %s: references exist under %s/", ErrConflict, name, name)
+	}
+	// A directory at the reference's own path either holds loose
+	// references, or is left over and empty (then it is removed).
+	dir := s.path(name)
+	st, err := os.Lstat(dir)
+	if err != nil || !st.IsDir() {
+		return nil
+	}
+	var inside []string
+	if err := s.collectLoose(name+"/", name+"/", &inside); err != nil {
+		return err
+	}
+	if len(inside) > 0 {
+		return fmt.Errorf("%w: cannot create %s: %s exists", ErrConflict, name, inside[0])
+	}
+	if err := removeEmptyDirs(dir); err != nil {
+		return fmt.Errorf("%w: cannot create %s: directory in the way: %v", ErrConflict, name, err)
+	}
+	return nil
+}
+
+// removeEmptyDirs removes dir and the directories below it, failing if
+// any holds a file.
+func removeEmptyDirs(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if !e.IsDir() {
+			return fmt.Errorf("%s holds %s", filepath.Base(dir), e.Name())
+		}
+		if err := removeEmptyDirs(filepath.Join(dir, e.Name())); err != nil {
+			return err
+		}
+	}
+	return os.Remove(dir)
+}
+
+// removeEmptyParents removes the directories of a deleted reference that
+// became empty, keeping the first two levels (refs/ and refs/heads/), as
+// C Git does; the same for its reflog directory.
+func (s *Store) removeEmptyParents(name string) {
+	for _, root := range []string{s.gitDir, filepath.Join(s.gitDir, "logs")} {
+		n := name
+		for {
+			i := strings.LastIndexByte(n, '/')
+			if i < 0 || strings.Count(n[:i], "/") < 2 {
+				break
+			}
+			n = n[:i]
+			if os.Remove(filepath.Join(root, filepath.FromSlash(n))) != nil {
+				break
+			}
+		}
+	}
+}
+
+// writePackedWithout writes into the packed-refs lock the current
+// packed-refs minus the references the transaction deletes.
+func writePackedWithout(l *lockFile, snap *packed, txn []*txnRef, f oid.Format) error {
+	zero := oid.Zero(f)
+	w := bufio.NewWriterSize(l.f, 64<<10)
+	buf := appendHeader(nil, snap.trait)
+	it, err := snap.iter("")
+	if err != nil {
+		return err
+	}
+	di := 0 // next deletion in txn, which is sorted like the file
+	for {
+		r, ok, err := it.next()
+		if err != nil {
+			return err
+		}
+		if !ok {
+			break
+		}
+		for di < len(txn) && (txn[di].New != zero || compareBytesString(r.name, txn[di].Name) > 0) {
+			di++
+		}
+		if di < len(txn) && compareBytesString(r.name, txn[di].Name) == 0 {
+			continue
+		}
+		buf = appendRecord(buf, r.name, r.id, r.peeled, r.hasPeeled)
+		if len(buf) >= 32<<10 {
+			if _, err := w.Write(buf); err != nil {
+				return fmt.Errorf("refs: write packed-refs.lock: %w", err)
+			}
+			buf = buf[:0]
+		}
+	}
+	if _, err := w.Write(buf); err != nil {
+		return fmt.Errorf("refs: write packed-refs.lock: %w", err)
+	}
+	if err := w.Flush(); err != nil {
+		return fmt.Errorf("refs: write packed-refs.lock: %w", err)
+	}
+	if err := l.write(nil); err != nil {
+		return fmt.Errorf("refs: write packed-refs.lock: %w", err)
+	}
+	return nil
+}
+
+// syncDir makes renames and creations in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("refs: sync %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("refs: sync %s: %w", dir, err)
+	}
+	return nil
+}
+
+// SetSymbolic makes name (HEAD or a name CheckName accepts) a symbolic
+// reference to target (a name CheckName accepts), replacing whatever
+// name held, under name's lock file as Update does. Creating name is
+// refused, wrapping ErrConflict, if it conflicts with existing names as
+// described for Update, and so is a lock held by someone else.
+func (s *Store) SetSymbolic(name, target string) error {
+	if err := checkReadName(name); err != nil {
+		return err
+	}
+	if err := CheckName(target); err != nil {
+		return err
+	}
+	l, err := lock(s.gitDir, s.path(name), refLockTimeout)
+	if err != nil {
+		return s.lockError(name, err)
+	}
+	defer l.release()
+	snap, err := s.openPacked()
+	if err != nil {
+		return err
+	}
+	defer snap.close()
+	var buf [maxLooseSize]byte
+	exists := false
+	if _, found, err := s.readLoose(name, buf[:]); found || errors.Is(err, ErrBroken) {
+		exists = true
+	} else if err != nil {
+		return err
+	} else if _, err := snap.read(name); err == nil {
+		exists = true
+	}
+	if !exists {
+		if err := s.checkAvailable(name, snap); err != nil {
+			return err
+		}
+	}
+	if err := l.write([]byte("ref: " + target + "\n")); err != nil {
+		return fmt.Errorf("refs: write %s: %w", l.lockPath(), err)
+	}
+	if err := l.commit(); err != nil {
+		return fmt.Errorf("refs: update %s: %w", name, err)
+	}
+	for _, d := range l.dirs {
+		if err := syncDir(filepath.Dir(d)); err != nil {
+			return err
+		}
+	}
+	return syncDir(filepath.Dir(l.path))
+}

@@ -1,0 +1,211 @@
+package repo
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+
+	"gotd/internal/git/object"
+	"gotd/internal/git/oid"
+	"gotd/internal/git/refs"
+	"gotd/internal/git/walk"
+	"gotd/internal/gittest"
+)
+
+// layouts are the ways C Git stores a repository that gotd must read.
+var layouts = []struct {
+	name  string
+	setup func(t *testing.T, dir string)
+}{
+	{"fast-import pack", func(t *testing.T, dir string) {}},
+	{"loose objects", func(t *testing.T, dir string) {
+		// Explode the pack into loose objects in a fresh repository and
+		// swap it in.
+		packs, _ := filepath.Glob(filepath.Join(dir, "objects", "pack", "*.pack"))
+		for _, p := range packs {
+			data, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			base := strings.TrimSuffix(p, ".pack")
+			for _, ext := range []string{".pack", ".idx", ".rev"} {
+				os.Remove(base + ext)
+			}
+			gittest.GitInput(t, dir, data, "unpack-objects", "-q")
+		}
+	}},
+	{"several packs and packed-refs", func(t *testing.T, dir string) {
+		gittest.Git(t, dir, "repack", "-adf", "-q")
+		blob := gittest.GitInput(t, dir, []byte("loose after repack\n"), "hash-object", "-w", "--stdin")
+		gittest.Git(t, dir, "update-ref", "refs/heads/extra", strings.TrimSpace(commitOf(t, dir, blob)))
+		gittest.Git(t, dir, "repack", "-d", "-q")
+		gittest.Git(t, dir, "pack-refs", "--all")
+		gittest.GitInput(t, dir, []byte("left loose\n"), "hash-object", "-w", "--stdin")
+	}},
+	{"bitmap, commit-graph, rev index", func(t *testing.T, dir string) {
+		gittest.Git(t, dir, "-c", "pack.writeReverseIndex=true", "-c", "pack.writeBitmapHashCache=true",
+			"repack", "-adb", "-q")
+		gittest.Git(t, dir, "commit-graph", "write", "--reachable")
+	}},
+	{"multi-pack-index and split commit-graph", func(t *testing.T, dir string) {
+		gittest.Git(t, dir, "repack", "-adf", "-q")
+		blob := gittest.GitInput(t, dir, []byte("second pack\n"), "hash-object", "-w", "--stdin")
+		gittest.Git(t, dir, "update-ref", "refs/heads/extra", strings.TrimSpace(commitOf(t, dir, blob)))
+		gittest.Git(t, dir, "repack", "-d", "-q")
+		gittest.Git(t, dir, "multi-pack-index", "write")
+		gittest.Git(t, dir, "commit-graph", "write", "--reachable", "--split")
+	}},
+}
+
+// commitOf makes a commit whose tree holds blob and whose parent is main.
+func commitOf(t *testing.T, dir, blob string) string {
+	tree := gittest.GitInput(t, dir, []byte("100644 blob "+strings.TrimSpace(blob)+"\textra.txt\n"), "mktree")
+	return gittest.Git(t, dir, "commit-tree", strings.TrimSpace(tree), "-p", "main", "-m", "extra")
+}
+
+func TestReadWhatCGitWrote(t *testing.T) {
+	for _, format := range []string{"sha1", "sha256"} {
+		for _, layout := range layouts {
+			t.Run(format+"/"+layout.name, func(t *testing.T) {
+				dir := gittest.InitBare(t, format)
+				gittest.Generate(t, dir, gittest.History{Commits: 30, Branches: 2, Files: 10})
+				layout.setup(t, dir)
+
+				r, err := Open(dir, Options{})
+				if err != nil {
+					t.Fatalf("Open: %v", err)
+				}
+				defer r.Close()
+				if got := r.Format.String(); got != format {
+					t.Errorf("Format = %s; want %s", got, format)
+				}
+				checkObjects(t, r, dir)
+				checkRefs(t, r, dir)
+				checkWalk(t, r, dir)
+			})
+		}
+	}
+}
+
+// checkObjects compares every object with what git cat-file prints.
+func checkObjects(t *testing.T, r *Repo, dir string) {
+	t.Helper()
+	ids := gittest.Objects(t, dir)
+	out := gittest.GitInput(t, dir, []byte(strings.Join(ids, "\n")+"\n"), "cat-file", "--batch")
+	br := bufio.NewReader(strings.NewReader(out))
+	for range ids {
+		hdr, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("reading cat-file output: %v", err)
+		}
+		f := strings.Fields(hdr)
+		size, _ := strconv.Atoi(f[2])
+		want := make([]byte, size+1)
+		if _, err := io.ReadFull(br, want); err != nil {
+			t.Fatal(err)
+		}
+		want = want[:size]
+		id, err := oid.ParseHex(r.Format, f[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		typ, data, err := r.ReadObject(id)
+		if err != nil {
+			t.Errorf("ReadObject(%s): %v", id, err)
+			continue
+		}
+		if typ.String() != f[1] || !bytes.Equal(data, want) {
+			t.Errorf("ReadObject(%s) = %s, %d bytes; want %s, %d bytes", id, typ, len(data), f[1], size)
+		}
+		st, n, err := r.StatObject(id)
+		if err != nil || st != typ || n != int64(size) {
+			t.Errorf("StatObject(%s) = %s, %d, %v; want %s, %d", id, st, n, err, f[1], size)
+		}
+		if !r.HasObject(id) {
+			t.Errorf("HasObject(%s) = false", id)
+		}
+	}
+	missing := oid.Zero(r.Format)
+	if _, _, err := r.ReadObject(missing); !errors.Is(err, object.ErrNotFound) {
+		t.Errorf("ReadObject(null id) err = %v; want object.ErrNotFound", err)
+	}
+}
+
+// checkRefs compares the references with git show-ref, peeled tags
+// included.
+func checkRefs(t *testing.T, r *Repo, dir string) {
+	t.Helper()
+	want := gittest.Git(t, dir, "show-ref", "--head", "-d")
+	var got strings.Builder
+	if head, err := r.Refs.Resolve("HEAD"); err == nil {
+		fmt.Fprintf(&got, "%s HEAD\n", head.ID)
+	}
+	err := r.Refs.List("refs/", func(ref refs.Ref) error {
+		fmt.Fprintf(&got, "%s %s\n", ref.ID, ref.Name)
+		peeled := ref.Peeled
+		if !peeled.Valid() {
+			// Peel by reading: a loose tag ref carries no peeled value.
+			id := ref.ID
+			for {
+				typ, data, err := r.ReadObject(id)
+				if err != nil || typ != object.Tag {
+					break
+				}
+				tag, err := object.ParseTag(r.Format, data)
+				if err != nil {
+					return err
+				}
+				id = tag.Object
+				peeled = id
+			}
+		}
+		if peeled.Valid() && peeled != ref.ID {
+			fmt.Fprintf(&got, "%s %s^{}\n", peeled, ref.Name)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("List: %v", err)
+	}
+	if got.String() != want {
+		t.Errorf("refs:\n%s\nwant (git show-ref --head -d):\n%s", got.String(), want)
+	}
+}
+
+// checkWalk compares the objects reachable from all refs with git
+// rev-list --objects --all.
+func checkWalk(t *testing.T, r *Repo, dir string) {
+	t.Helper()
+	var tips []oid.ID
+	r.Refs.List("refs/", func(ref refs.Ref) error {
+		tips = append(tips, ref.ID)
+		return nil
+	})
+	w := &walk.Walker{Store: r, Format: r.Format}
+	var got []string
+	err := w.Objects(context.Background(), tips, nil, func(id oid.ID, t object.Type, path []byte) error {
+		got = append(got, id.String())
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("walk: %v", err)
+	}
+	var want []string
+	for _, line := range strings.Split(strings.TrimSpace(gittest.Git(t, dir, "rev-list", "--objects", "--all")), "\n") {
+		want = append(want, strings.Fields(line)[0])
+	}
+	sort.Strings(got)
+	sort.Strings(want)
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("walk found %d objects; git rev-list --objects --all lists %d", len(got), len(want))
+	}
+}

@@ -1,0 +1,493 @@
+// Package walk finds what a fetch must send: the commits, trees, blobs
+// and tags reachable from the objects a client wants and not from those
+// it has. It reads commits from the commit-graph when there is one and
+// uses the reachability bitmaps of a pack when given them.
+//
+// Memory is proportional to the number of objects visited (a set of
+// ids, or one bit per object of the bitmapped pack), never to their
+// contents: trees are read one at a time and dropped once iterated.
+package walk
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"gotd/internal/git/bitmap"
+	"gotd/internal/git/commitgraph"
+	"gotd/internal/git/object"
+	"gotd/internal/git/oid"
+)
+
+// Store is where the walk reads objects from. ReadObject returns an
+// error wrapping object.ErrNotFound for an absent object. The returned
+// data is owned by the walk until the next call returns: a Store must
+// not reuse it for the following object while the walk holds it (a
+// fresh slice per call satisfies this).
+//
+// A Store may also implement HasObject(oid.ID) bool; the walk then
+// checks that blobs, which it never reads, exist.
+type Store interface {
+	ReadObject(id oid.ID) (object.Type, []byte, error)
+}
+
+// hasObjecter is the optional existence check of a Store.
+type hasObjecter interface {
+	HasObject(id oid.ID) bool
+}
+
+// Walker walks the history of one repository. Store and Format are
+// required; Graph and Bitmap speed the walk up when set. A Walker holds
+// no state between calls and may be used by several goroutines at once
+// if its Store, Graph and Bitmap may.
+type Walker struct {
+	Store  Store
+	Format oid.Format
+	// Graph, if not nil, supplies commit parents, trees and times without
+	// reading commit objects.
+	Graph *commitgraph.Graph
+	// Bitmap, if not nil, is the reachability bitmap of the repository's
+	// bitmapped pack, opened with that pack as its IndexLookup. Objects
+	// then computes the set to send as bitsets and reports it in pack
+	// order, walking only from tips the bitmaps do not cover.
+	Bitmap *bitmap.Index
+}
+
+// maxTagDepth bounds a chain of tags pointing at tags.
+const maxTagDepth = 64
+
+// checkEvery is how many steps pass between checks of the context.
+const checkEvery = 1024
+
+// Objects calls fn once for every object reachable from wants and not
+// from haves: annotated tags and commits first (commits newest first),
+// then the trees and blobs in the order a depth-first walk of each
+// commit's tree finds them, then trees and blobs named directly by
+// tags. path is the path the tree or blob was found under ("" for a
+// root tree), nil for commits and tags and for everything when the
+// walk used bitmaps (which report objects in pack order); fn must not
+// retain path. Gitlinks (submodule commits) are never followed.
+//
+// Haves that are not in the repository are ignored. A want, or an object
+// reachable from a want, that is missing is an error wrapping
+// object.ErrNotFound and naming the id. Without bitmaps the haves side
+// is walked as C Git's rev-list does: only as far back as the wants'
+// history needs, so an object reachable from an old have may still be
+// listed; with bitmaps the difference is exact. An error from fn stops
+// the walk and is returned.
+func (w *Walker) Objects(ctx context.Context, wants, haves []oid.ID, fn func(id oid.ID, t object.Type, path []byte) error) error {
+	if w.Bitmap != nil {
+		return w.bitmapObjects(ctx, wants, haves, func(id oid.ID, t object.Type, _ uint32) error {
+			return fn(id, t, nil)
+		})
+	}
+	return w.plainObjects(ctx, wants, haves, fn)
+}
+
+// ObjectsWithHash is Objects reporting, instead of a path, the name-hash
+// C Git's pack-objects sorts delta candidates by: computed from the path
+// by NameHash on a plain walk, read from the bitmap's name-hash cache
+// (0 if it has none, or for objects outside the bitmapped pack that
+// have no path) on a bitmap walk.
+func (w *Walker) ObjectsWithHash(ctx context.Context, wants, haves []oid.ID, fn func(id oid.ID, t object.Type, nameHash uint32) error) error {
+	if w.Bitmap != nil {
+		return w.bitmapObjects(ctx, wants, haves, fn)
+	}
+	return w.plainObjects(ctx, wants, haves, func(id oid.ID, t object.Type, path []byte) error {
+		var h uint32
+		if path != nil {
+			h = NameHash(path)
+		}
+		return fn(id, t, h)
+	})
+}
+
+// NameHash is C Git's pack_name_hash: a hash of a path that sorts paths
+// ending alike next to each other, whitespace ignored.
+func NameHash(path []byte) uint32 {
+	var h uint32
+	for _, c := range path {
+		if c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v' {
+			continue
+		}
+		h = h>>2 + uint32(c)<<24
+	}
+	return h
+}
+
+// Commits calls fn for every commit reachable from wants and not from
+// haves, newest first. Tags among wants and haves are peeled; a want
+// peeling to a tree or blob contributes nothing. Missing objects are
+// handled as by Objects.
+func (w *Walker) Commits(ctx context.Context, wants, haves []oid.ID, fn func(id oid.ID) error) error {
+	s := w.newState(ctx)
+	if err := s.addTips(haves, true); err != nil {
+		return err
+	}
+	if err := s.addTips(wants, false); err != nil {
+		return err
+	}
+	if err := s.limit(); err != nil {
+		return err
+	}
+	for _, n := range s.out {
+		if s.nodes[n].flags&uninteresting != 0 {
+			continue
+		}
+		if err := fn(s.nodes[n].id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// notFound wraps object.ErrNotFound for id.
+func notFound(what string, id oid.ID) error {
+	return fmt.Errorf("walk: %s %v: %w", what, id, object.ErrNotFound)
+}
+
+// read reads id, which must be of type want (Invalid: any).
+func (w *Walker) read(id oid.ID, want object.Type, what string) (object.Type, []byte, error) {
+	t, data, err := w.Store.ReadObject(id)
+	if err != nil {
+		if errors.Is(err, object.ErrNotFound) {
+			return 0, nil, notFound(what, id)
+		}
+		return 0, nil, fmt.Errorf("walk: read %s %v: %w", what, id, err)
+	}
+	if want != object.Invalid && t != want {
+		return 0, nil, fmt.Errorf("walk: %s %v is a %v", what, id, t)
+	}
+	return t, data, nil
+}
+
+// Node flags of the commit walk.
+const (
+	queued        = 1 << iota // in the queue or already popped
+	uninteresting             // reachable from a have
+	parsed                    // parents known
+	inQueue                   // in the queue now
+	missing                   // an uninteresting commit we do not have
+)
+
+// node is one commit of the walk. Its parents are arena[pOff:pOff+pN].
+type node struct {
+	id    oid.ID
+	tree  oid.ID
+	time  int64
+	pOff  int32
+	pN    int32
+	flags uint8
+}
+
+// state is one commit walk.
+type state struct {
+	ctx   context.Context
+	w     *Walker
+	nodes []node
+	byID  map[oid.ID]int32
+	arena []int32
+	queue nodeHeap
+	// nInteresting counts interesting nodes in the queue: the walk ends
+	// when it drops to zero (everything left is reachable from haves).
+	nInteresting int
+	out          []int32 // popped interesting commits, newest first
+
+	// Non-commit tips: annotated tags to list (with whether a have
+	// reached them) and trees and blobs they point at.
+	tags      []oid.ID
+	haveTags  map[oid.ID]bool
+	tipTrees  []tipObject
+	haveTrees []tipObject
+
+	steps     int
+	parentBuf []oid.ID
+	graphBuf  []uint32
+	gc        commitgraph.Commit
+}
+
+type tipObject struct {
+	id oid.ID
+	t  object.Type
+}
+
+func (w *Walker) newState(ctx context.Context) *state {
+	s := &state{ctx: ctx, w: w, byID: make(map[oid.ID]int32), haveTags: make(map[oid.ID]bool)}
+	s.queue.s = s
+	return s
+}
+
+// tick checks the context every checkEvery steps.
+func (s *state) tick() error {
+	s.steps++
+	if s.steps%checkEvery == 0 {
+		return s.ctx.Err()
+	}
+	return nil
+}
+
+// node returns the index of id's node, creating it.
+func (s *state) node(id oid.ID) int32 {
+	if n, ok := s.byID[id]; ok {
+		return n
+	}
+	n := int32(len(s.nodes))
+	s.nodes = append(s.nodes, node{id: id})
+	s.byID[id] = n
+	return n
+}
+
+// addTips peels tips to commits and queues them. Tags are recorded for
+// Objects; trees and blobs that tags point at are kept as tips of the
+// object walk.
+func (s *state) addTips(tips []oid.ID, have bool) error {
+	for _, id := range tips {
+		if err := s.addTip(id, have); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *state) addTip(id oid.ID, have bool) error {
+	if n, ok := s.byID[id]; ok {
+		// A commit already queued: a have overrides a want.
+		if have {
+			s.markUninteresting(n)
+		}
+		return nil
+	}
+	for depth := 0; ; depth++ {
+		var t object.Type
+		var data []byte
+		var err error
+		if s.w.Graph != nil {
+			if _, ok := s.w.Graph.Lookup(id); ok {
+				t = object.Commit
+			}
+		}
+		if t == object.Invalid {
+			t, data, err = s.w.read(id, object.Invalid, "object")
+			if err != nil {
+				if have && errors.Is(err, object.ErrNotFound) {
+					return nil // a have we do not know: the client is ahead
+				}
+				return err
+			}
+		}
+		switch t {
+		case object.Commit:
+			n := s.node(id)
+			if have {
+				s.markUninteresting(n)
+			}
+			s.push(n)
+			return nil
+		case object.Tag:
+			if depth >= maxTagDepth {
+				return fmt.Errorf("walk: tag chain at %v longer than %d", id, maxTagDepth)
+			}
+			tag, err := object.ParseTag(s.w.Format, data)
+			if err != nil {
+				return fmt.Errorf("walk: tag %v: %w", id, err)
+			}
+			if have {
+				s.haveTags[id] = true
+			} else {
+				s.tags = append(s.tags, id)
+			}
+			id = tag.Object
+		case object.Tree, object.Blob:
+			if have {
+				s.haveTrees = append(s.haveTrees, tipObject{id, t})
+			} else {
+				s.tipTrees = append(s.tipTrees, tipObject{id, t})
+			}
+			return nil
+		default:
+			return fmt.Errorf("walk: %v has type %v", id, t)
+		}
+	}
+}
+
+// push queues node n if it is not queued yet.
+func (s *state) push(n int32) {
+	nd := &s.nodes[n]
+	if nd.flags&queued != 0 {
+		return
+	}
+	nd.flags |= queued | inQueue
+	if nd.flags&uninteresting == 0 {
+		s.nInteresting++
+	}
+	if nd.flags&parsed == 0 {
+		// The time orders the queue; load it now (cheap with a graph).
+		if err := s.load(n); err != nil {
+			// Remember the error by leaving the node unparsed; limit
+			// reports it when the node is popped.
+			nd = &s.nodes[n]
+			nd.time = 1<<63 - 1 // pop it first so the error surfaces early
+		}
+	}
+	s.queue.push(n)
+}
+
+// load reads the tree, time and parents of node n.
+func (s *state) load(n int32) error {
+	nd := &s.nodes[n]
+	if nd.flags&(parsed|missing) != 0 {
+		return nil
+	}
+	id := nd.id
+	if g := s.w.Graph; g != nil {
+		if pos, ok := g.Lookup(id); ok {
+			if err := g.ReadCommit(pos, &s.gc); err != nil {
+				return fmt.Errorf("walk: commit %v: %w", id, err)
+			}
+			off := int32(len(s.arena))
+			for _, p := range s.gc.Parents {
+				pid, err := g.ID(p)
+				if err != nil {
+					return fmt.Errorf("walk: commit %v: %w", id, err)
+				}
+				s.arena = append(s.arena, s.node(pid))
+			}
+			nd = &s.nodes[n]
+			nd.tree, nd.time = s.gc.Tree, s.gc.Time
+			nd.pOff, nd.pN = off, int32(len(s.arena))-off
+			nd.flags |= parsed
+			return nil
+		}
+	}
+	_, data, err := s.w.read(id, object.Commit, "commit")
+	if err != nil {
+		if errors.Is(err, object.ErrNotFound) && nd.flags&uninteresting != 0 {
+			nd.flags |= missing
+			return nil
+		}
+		return err
+	}
+	tree, ps, when, err := object.CommitLinks(s.w.Format, data, s.parentBuf)
+	s.parentBuf = ps
+	if err != nil {
+		return fmt.Errorf("walk: commit %v: %w", id, err)
+	}
+	off := int32(len(s.arena))
+	for _, p := range ps {
+		s.arena = append(s.arena, s.node(p))
+	}
+	nd = &s.nodes[n]
+	nd.tree, nd.time = tree, when
+	nd.pOff, nd.pN = off, int32(len(s.arena))-off
+	nd.flags |= parsed
+	return nil
+}
+
+// markUninteresting marks n and, through the nodes already parsed, its
+// ancestors as reachable from a have.
+func (s *state) markUninteresting(n int32) {
+	stack := []int32{n}
+	for len(stack) > 0 {
+		m := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		nd := &s.nodes[m]
+		if nd.flags&uninteresting != 0 {
+			continue
+		}
+		nd.flags |= uninteresting
+		if nd.flags&inQueue != 0 {
+			s.nInteresting--
+		}
+		if nd.flags&parsed != 0 && nd.flags&inQueue == 0 {
+			// Already popped: its parents were queued as interesting.
+			stack = append(stack, s.arena[nd.pOff:nd.pOff+nd.pN]...)
+		}
+	}
+}
+
+// limit runs the commit walk: newest commit first, until every queued
+// commit is uninteresting. Popped interesting commits are collected in
+// s.out; some may turn uninteresting later, so users check the flag.
+func (s *state) limit() error {
+	for s.queue.Len() > 0 && s.nInteresting > 0 {
+		if err := s.tick(); err != nil {
+			return err
+		}
+		n := s.queue.pop()
+		nd := &s.nodes[n]
+		nd.flags &^= inQueue
+		if nd.flags&uninteresting == 0 {
+			s.nInteresting--
+		}
+		if err := s.load(n); err != nil {
+			return err
+		}
+		nd = &s.nodes[n]
+		if nd.flags&missing != 0 {
+			continue
+		}
+		un := nd.flags&uninteresting != 0
+		if !un {
+			s.out = append(s.out, n)
+		}
+		for _, p := range s.arena[nd.pOff : nd.pOff+nd.pN] {
+			if un {
+				s.markUninteresting(p)
+			}
+			s.push(p)
+		}
+	}
+	return nil
+}
+
+// nodeHeap is a binary max-heap of node indices, newest commit first
+// (ties broken by id, so the order is deterministic). It is written out
+// rather than built on container/heap to avoid boxing every index.
+type nodeHeap struct {
+	s *state
+	h []int32
+}
+
+func (q *nodeHeap) Len() int { return len(q.h) }
+
+func (q *nodeHeap) less(i, j int) bool {
+	a, b := &q.s.nodes[q.h[i]], &q.s.nodes[q.h[j]]
+	if a.time != b.time {
+		return a.time > b.time
+	}
+	return a.id.Compare(b.id) < 0
+}
+
+func (q *nodeHeap) push(n int32) {
+	q.h = append(q.h, n)
+	for i := len(q.h) - 1; i > 0; {
+		p := (i - 1) / 2
+		if !q.less(i, p) {
+			break
+		}
+		q.h[i], q.h[p] = q.h[p], q.h[i]
+		i = p
+	}
+}
+
+func (q *nodeHeap) pop() int32 {
+	top := q.h[0]
+	last := len(q.h) - 1
+	q.h[0] = q.h[last]
+	q.h = q.h[:last]
+	for i := 0; ; {
+		l, r, m := 2*i+1, 2*i+2, i
+		if l < last && q.less(l, m) {
+			m = l
+		}
+		if r < last && q.less(r, m) {
+			m = r
+		}
+		if m == i {
+			break
+		}
+		q.h[i], q.h[m] = q.h[m], q.h[i]
+		i = m
+	}
+	return top
+}

@@ -1,0 +1,499 @@
+package walk
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"gotd/internal/git/bitmap"
+	"gotd/internal/git/commitgraph"
+	"gotd/internal/git/object"
+	"gotd/internal/git/oid"
+	"gotd/internal/git/walk/walktest"
+	"gotd/internal/gittest"
+)
+
+// extraHistory adds to main: an octopus merge of three new branches, a
+// commit copying a directory (identical subtrees), and a commit bringing
+// back an old file content (a blob reachable from an old and a new tree).
+func extraHistory(t testing.TB, dir string) {
+	t.Helper()
+	var b bytes.Buffer
+	when := 1800000000
+	mark := 0
+	c := func(ref, from, msg string, merges []string, body string) string {
+		when += 60
+		mark++
+		fmt.Fprintf(&b, "commit %s\nmark :%d\ncommitter C <c@example.com> %d +0000\ndata %d\n%s\nfrom %s\n", ref, mark, when, len(msg), msg, from)
+		for _, m := range merges {
+			fmt.Fprintf(&b, "merge %s\n", m)
+		}
+		b.WriteString(body + "\n")
+		return ":" + strconv.Itoa(mark)
+	}
+	var octs []string
+	for i := 0; i < 3; i++ {
+		octs = append(octs, c(fmt.Sprintf("refs/heads/oct%d", i), "refs/heads/main^0", fmt.Sprintf("oct %d", i),
+			nil, fmt.Sprintf("M 100644 inline oct%d.txt\ndata 4\noct%d\n", i, i)))
+	}
+	m := c("refs/heads/main", "refs/heads/main^0", "octopus", octs, "")
+	c("refs/heads/main", m, "copy", nil, "C dir0 copy-of-dir0\n")
+	gittest.GitInput(t, dir, b.Bytes(), "fast-import", "--quiet")
+	old := strings.TrimSpace(gittest.Git(t, dir, "rev-parse", "main~3:dir1/sub1/file1.txt"))
+	b.Reset()
+	mark = 0
+	c("refs/heads/main", "refs/heads/main^0", "revert a file", nil, fmt.Sprintf("M 100644 %s dir1/sub1/file1.txt\n", old))
+	gittest.GitInput(t, dir, b.Bytes(), "fast-import", "--quiet")
+}
+
+// repo is a generated repository and what the tests need of it.
+type repo struct {
+	dir    string
+	f      oid.Format
+	store  *walktest.Store
+	graph  *commitgraph.Graph
+	bitmap *bitmap.Index
+}
+
+func newRepo(t *testing.T, format string, commits int) *repo {
+	t.Helper()
+	dir := gittest.InitBare(t, format)
+	gittest.Generate(t, dir, gittest.History{Commits: commits, Branches: 4, Files: 24})
+	extraHistory(t, dir)
+	f, _ := oid.ParseFormat(format)
+	return &repo{dir: dir, f: f}
+}
+
+func (r *repo) rev(t *testing.T, name string) oid.ID {
+	t.Helper()
+	id, err := oid.ParseHex(r.f, strings.TrimSpace(gittest.Git(t, r.dir, "rev-parse", name)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// revList returns the ids git rev-list --objects prints for args.
+func (r *repo) revList(t *testing.T, args ...string) map[string]bool {
+	t.Helper()
+	out := gittest.Git(t, r.dir, append([]string{"rev-list", "--objects"}, args...)...)
+	m := map[string]bool{}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if line != "" {
+			m[strings.Fields(line)[0]] = true
+		}
+	}
+	return m
+}
+
+type walkCase struct {
+	name         string
+	wants, haves []string // rev-parse names; "unknown" is an id no one has
+}
+
+var walkCases = []walkCase{
+	{"all refs", []string{"main", "topic0", "topic1", "topic2", "topic3", "oct0", "v1.0", "light", "blob-tag", "tree-tag", "nested"}, nil},
+	{"main since main~50", []string{"main"}, []string{"main~50"}},
+	{"tags over topic1", []string{"main", "v1.0", "blob-tag", "tree-tag", "nested"}, []string{"topic1"}},
+	{"topic over main", []string{"topic2"}, []string{"main"}},
+	{"unknown have", []string{"main~3"}, []string{"main~5", "unknown"}},
+	{"want is have", []string{"main"}, []string{"main"}},
+	{"want below have", []string{"main~10"}, []string{"main"}},
+	{"tag of tree only", []string{"tree-tag"}, nil},
+	{"tag of blob over its tree", []string{"blob-tag", "main"}, []string{"main~1"}},
+	{"have is a tag", []string{"main"}, []string{"nested", "main~2"}},
+	{"have is a tree", []string{"main"}, []string{"tree-tag", "main~3"}},
+}
+
+func (r *repo) resolve(t *testing.T, names []string) ([]oid.ID, []string) {
+	var ids []oid.ID
+	var args []string
+	for _, n := range names {
+		if n == "unknown" {
+			id, _ := oid.ParseHex(r.f, strings.Repeat("ab", r.f.Size()))
+			ids = append(ids, id)
+			continue
+		}
+		ids = append(ids, r.rev(t, n))
+		args = append(args, n)
+	}
+	return ids, args
+}
+
+// gotObject is one object reported by the walk.
+type gotObject struct {
+	id   oid.ID
+	t    object.Type
+	path string
+	nilp bool
+}
+
+func (r *repo) check(t *testing.T, w *Walker, tc walkCase, exact bool) {
+	t.Helper()
+	wants, wantArgs := r.resolve(t, tc.wants)
+	haves, haveArgs := r.resolve(t, tc.haves)
+	var got []gotObject
+	err := w.Objects(context.Background(), wants, haves, func(id oid.ID, typ object.Type, path []byte) error {
+		got = append(got, gotObject{id, typ, string(path), path == nil})
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("Objects: %v", err)
+	}
+	// Bounds: everything reachable from wants and not from haves must be
+	// listed; nothing git rev-list would leave out may be.
+	reachW := r.revList(t, wantArgs...)
+	reachH := map[string]bool{}
+	if len(haveArgs) > 0 {
+		reachH = r.revList(t, haveArgs...)
+	}
+	upper := reachW
+	if len(haveArgs) > 0 {
+		upper = r.revList(t, append(wantArgs, append([]string{"--not"}, haveArgs...)...)...)
+	}
+	gotSet := map[string]bool{}
+	for _, o := range got {
+		s := o.id.String()
+		if gotSet[s] {
+			t.Errorf("%v listed twice", o.id)
+		}
+		gotSet[s] = true
+		if !upper[s] {
+			t.Errorf("%v %v %q listed; git rev-list leaves it out", o.t, o.id, o.path)
+		}
+		if exact && reachH[s] {
+			t.Errorf("%v %v listed; a have reaches it", o.t, o.id)
+		}
+		if so := r.store.Objs[o.id]; so.Type != o.t {
+			t.Errorf("%v listed as %v; it is a %v", o.id, o.t, so.Type)
+		}
+	}
+	missed := 0
+	for s := range reachW {
+		if !reachH[s] && !gotSet[s] {
+			if missed++; missed < 5 {
+				t.Errorf("%s reachable from wants and not haves; not listed", s)
+			}
+		}
+	}
+	if t.Failed() {
+		t.Logf("got %d objects; exact difference %d; git rev-list %d", len(got), len(reachW)-len(reachH), len(upper))
+	}
+	if w.Bitmap != nil {
+		return
+	}
+	// Order: tags and commits, then trees and blobs; each tree after the
+	// commit that reaches it; paths nil only for commits and tags.
+	seenTree := false
+	for _, o := range got {
+		switch o.t {
+		case object.Commit, object.Tag:
+			if seenTree {
+				t.Errorf("%v %v after trees and blobs", o.t, o.id)
+			}
+			if !o.nilp {
+				t.Errorf("%v %v has path %q; want nil", o.t, o.id, o.path)
+			}
+		default:
+			seenTree = true
+			if o.nilp {
+				t.Errorf("%v %v has a nil path", o.t, o.id)
+			}
+		}
+	}
+	pos := map[oid.ID]int{}
+	for i, o := range got {
+		pos[o.id] = i
+	}
+	for _, o := range got {
+		if o.t != object.Commit {
+			continue
+		}
+		tree, _, _, err := object.CommitLinks(r.f, r.store.Objs[o.id].Data, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p, ok := pos[tree]; ok && p < pos[o.id] {
+			t.Errorf("tree %v listed before its commit %v", tree, o.id)
+		}
+	}
+}
+
+func (r *repo) withGraph(t *testing.T) {
+	gittest.Git(t, r.dir, "commit-graph", "write", "--reachable")
+	g, err := commitgraph.Open(filepath.Join(r.dir, "objects"), r.f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close() })
+	r.graph = g
+}
+
+func (r *repo) withBitmap(t *testing.T) {
+	gittest.Git(t, r.dir, "-c", "pack.writeBitmapHashCache=true", "repack", "-adb", "-q")
+	lk := walktest.LoadPack(t, r.dir, r.f, walktest.HasBitmap)
+	x, err := bitmap.Open(lk.Base+".bitmap", r.f, lk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { x.Close() })
+	r.bitmap = x
+}
+
+func TestObjects(t *testing.T) {
+	for _, format := range []string{"sha1", "sha256"} {
+		for _, mode := range []string{"plain", "graph", "bitmap", "bitmap+outside", "bitmap+graph"} {
+			t.Run(format+"/"+mode, func(t *testing.T) {
+				r := newRepo(t, format, 120)
+				if strings.HasPrefix(mode, "bitmap") {
+					r.withBitmap(t)
+				}
+				if mode == "bitmap+outside" {
+					// Commits added after the repack live outside the
+					// bitmapped pack.
+					extraHistory(t, r.dir)
+				}
+				if strings.HasSuffix(mode, "graph") {
+					r.withGraph(t)
+				}
+				r.store = walktest.LoadStore(t, r.dir, r.f)
+				w := &Walker{Store: r.store, Format: r.f, Graph: r.graph, Bitmap: r.bitmap}
+				for _, tc := range walkCases {
+					t.Run(tc.name, func(t *testing.T) {
+						r.check(t, w, tc, r.bitmap != nil)
+					})
+				}
+			})
+		}
+	}
+}
+
+func TestObjectsWithHash(t *testing.T) {
+	r := newRepo(t, "sha1", 30)
+	r.store = walktest.LoadStore(t, r.dir, r.f)
+	w := &Walker{Store: r.store, Format: r.f}
+	main := r.rev(t, "main")
+	paths := map[oid.ID]string{}
+	w.Objects(context.Background(), []oid.ID{main}, nil, func(id oid.ID, _ object.Type, path []byte) error {
+		paths[id] = string(path)
+		return nil
+	})
+	n := 0
+	err := w.ObjectsWithHash(context.Background(), []oid.ID{main}, nil, func(id oid.ID, typ object.Type, h uint32) error {
+		n++
+		if want := NameHash([]byte(paths[id])); h != want {
+			t.Errorf("%v: name hash %#x; want %#x (path %q)", id, h, want, paths[id])
+		}
+		return nil
+	})
+	if err != nil || n != len(paths) {
+		t.Errorf("ObjectsWithHash: %d objects, %v; want %d", n, err, len(paths))
+	}
+
+	// With bitmaps and the name-hash cache, the hashes are C Git's.
+	r.withBitmap(t)
+	w.Bitmap = r.bitmap
+	err = w.ObjectsWithHash(context.Background(), []oid.ID{main}, nil, func(id oid.ID, typ object.Type, h uint32) error {
+		if p, ok := paths[id]; ok && typ == object.Blob && h != NameHash([]byte(p)) {
+			t.Errorf("%v: cached name hash %#x; want %#x (path %q)", id, h, NameHash([]byte(p)), p)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Errorf("ObjectsWithHash with bitmaps: %v", err)
+	}
+}
+
+func TestNameHash(t *testing.T) {
+	for _, tc := range []struct {
+		path string
+		want uint32
+	}{
+		{"", 0},
+		{"a", 'a' << 24},
+		{"ab", ('a'<<24)>>2 + 'b'<<24},
+		{"a b", ('a'<<24)>>2 + 'b'<<24},
+	} {
+		if got := NameHash([]byte(tc.path)); got != tc.want {
+			t.Errorf("NameHash(%q) = %#x; want %#x", tc.path, got, tc.want)
+		}
+	}
+}
+
+func TestMissingObjects(t *testing.T) {
+	r := newRepo(t, "sha1", 20)
+	r.store = walktest.LoadStore(t, r.dir, r.f)
+	main := r.rev(t, "main")
+	for _, tc := range []struct {
+		name   string
+		remove string
+	}{
+		{"commit", "main~3"},
+		{"tree", "main~2^{tree}"},
+		{"subtree", "main:dir0"},
+		{"blob", "main:dir1/sub1/file1.txt"},
+		{"want", "main"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			id := r.rev(t, tc.remove)
+			saved := r.store.Objs[id]
+			delete(r.store.Objs, id)
+			defer func() { r.store.Objs[id] = saved }()
+			for _, graph := range []bool{false, true} {
+				w := &Walker{Store: r.store, Format: r.f}
+				if graph {
+					if r.graph == nil {
+						r.withGraph(t)
+					}
+					w.Graph = r.graph
+				}
+				err := w.Objects(context.Background(), []oid.ID{main}, nil, func(oid.ID, object.Type, []byte) error { return nil })
+				if tc.name == "commit" && graph {
+					// The graph has the commit: only its tree is read.
+					if err != nil {
+						t.Errorf("graph walk: %v; want nil (commits come from the graph)", err)
+					}
+					continue
+				}
+				if !errors.Is(err, object.ErrNotFound) || !strings.Contains(fmt.Sprint(err), id.String()) {
+					t.Errorf("graph=%v: got %v; want ErrNotFound naming %v", graph, err, id)
+				}
+			}
+		})
+	}
+}
+
+func TestCallbackError(t *testing.T) {
+	r := newRepo(t, "sha1", 10)
+	r.store = walktest.LoadStore(t, r.dir, r.f)
+	w := &Walker{Store: r.store, Format: r.f}
+	stop := errors.New("stop")
+	n := 0
+	err := w.Objects(context.Background(), []oid.ID{r.rev(t, "main")}, nil, func(oid.ID, object.Type, []byte) error {
+		n++
+		if n == 5 {
+			return stop
+		}
+		return nil
+	})
+	if !errors.Is(err, stop) || n != 5 {
+		t.Errorf("got %v after %d calls; want stop after 5", err, n)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	r2 := newRepo(t, "sha1", 1200)
+	r2.store = walktest.LoadStore(t, r2.dir, r2.f)
+	w2 := &Walker{Store: r2.store, Format: r2.f}
+	err = w2.Objects(ctx, []oid.ID{r2.rev(t, "main")}, nil, func(oid.ID, object.Type, []byte) error { return nil })
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("canceled walk: got %v; want context.Canceled", err)
+	}
+}
+
+func TestCommits(t *testing.T) {
+	for _, graph := range []bool{false, true} {
+		r := newRepo(t, "sha1", 80)
+		if graph {
+			r.withGraph(t)
+		}
+		r.store = walktest.LoadStore(t, r.dir, r.f)
+		w := &Walker{Store: r.store, Format: r.f, Graph: r.graph}
+		for _, tc := range walkCases {
+			wants, wantArgs := r.resolve(t, tc.wants)
+			haves, haveArgs := r.resolve(t, tc.haves)
+			var got []string
+			err := w.Commits(context.Background(), wants, haves, func(id oid.ID) error {
+				got = append(got, id.String())
+				return nil
+			})
+			if err != nil {
+				t.Fatalf("%s: %v", tc.name, err)
+			}
+			args := append([]string{"rev-list"}, wantArgs...)
+			if len(haveArgs) > 0 {
+				args = append(append(args, "--not"), haveArgs...)
+			}
+			want := strings.Fields(gittest.Git(t, r.dir, args...))
+			// Same set; newest first (git rev-list's default order is by
+			// date too, and the generated dates are distinct).
+			if strings.Join(got, " ") != strings.Join(want, " ") {
+				t.Errorf("graph=%v %s: got %d commits\n%v\nwant %d (git rev-list)\n%v", graph, tc.name, len(got), got, len(want), want)
+			}
+		}
+	}
+}
+
+func TestIsAncestor(t *testing.T) {
+	r := newRepo(t, "sha1", 60)
+	r.store = walktest.LoadStore(t, r.dir, r.f)
+	names := []string{"main", "main~1", "main~10", "main~59", "topic0", "topic1", "topic0~1", "oct1", "main^", "main~3^2", "light"}
+	for _, mode := range []string{"plain", "graph", "bitmap"} {
+		switch mode {
+		case "graph":
+			r.withGraph(t)
+		case "bitmap":
+			r.graph = nil
+			r.withBitmap(t)
+		}
+		w := &Walker{Store: r.store, Format: r.f, Graph: r.graph, Bitmap: r.bitmap}
+		for _, a := range names {
+			for _, b := range names {
+				_, err := gittest.Run(t, r.dir, nil, "merge-base", "--is-ancestor", a, b)
+				want := err == nil
+				got, gerr := w.IsAncestor(context.Background(), r.rev(t, a+"^{commit}"), r.rev(t, b+"^{commit}"))
+				if gerr != nil || got != want {
+					t.Errorf("%s: IsAncestor(%s, %s) = %v, %v; want %v", mode, a, b, got, gerr, want)
+				}
+			}
+		}
+	}
+}
+
+func BenchmarkObjects(b *testing.B) {
+	for _, mode := range []string{"plain", "graph", "bitmap"} {
+		b.Run(mode, func(b *testing.B) {
+			dir := gittest.InitBare(b, "sha1")
+			gittest.Generate(b, dir, gittest.History{Commits: 3000, Branches: 10, Files: 200})
+			f := oid.SHA1
+			w := &Walker{Format: f}
+			if mode == "graph" {
+				gittest.Git(b, dir, "commit-graph", "write", "--reachable")
+				g, err := commitgraph.Open(filepath.Join(dir, "objects"), f)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer g.Close()
+				w.Graph = g
+			}
+			if mode == "bitmap" {
+				gittest.Git(b, dir, "repack", "-adb", "-q")
+				lk := walktest.LoadPack(b, dir, f, walktest.HasBitmap)
+				x, err := bitmap.Open(lk.Base+".bitmap", f, lk)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer x.Close()
+				w.Bitmap = x
+			}
+			w.Store = walktest.LoadStore(b, dir, f)
+			out := strings.TrimSpace(gittest.Git(b, dir, "rev-parse", "main"))
+			main, _ := oid.ParseHex(f, out)
+			b.ResetTimer()
+			b.ReportAllocs()
+			n := 0
+			for i := 0; i < b.N; i++ {
+				n = 0
+				w.Objects(context.Background(), []oid.ID{main}, nil, func(oid.ID, object.Type, []byte) error {
+					n++
+					return nil
+				})
+			}
+			b.ReportMetric(float64(n), "objects")
+		})
+	}
+}
