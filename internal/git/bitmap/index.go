@@ -86,9 +86,9 @@ type Index struct {
 	types   [4]Bitmap // commits, trees, blobs, tags
 	entries []entry
 	byID    map[oid.ID]int
-	hashes  []byte // name-hash cache, 4 bytes per pack position, or nil
+	hashes  []byte // name-hash cache, 4 bytes per index position, or nil
 
-	mapped  bool   // data is a mapping to release on Close
+	mapped bool // data is a mapping to release on Close
 
 	mu    sync.Mutex
 	cache map[int]Bitmap
@@ -359,18 +359,41 @@ func (x *Index) NameHash(i int) (uint32, bool) {
 // HasNameHashes reports whether the file has a name-hash cache.
 func (x *Index) HasNameHashes() bool { return x.hashes != nil }
 
-// IDAtPackPos returns the id and index position of the object at pack
-// position pos.
-func (x *Index) IDAtPackPos(pos int) (oid.ID, int, error) {
+// IDAtPackPos returns the id of the object at pack position pos. If the
+// IndexLookup has a method IDAtPackPos(int) (oid.ID, error) it is used;
+// otherwise the id is found through the index position.
+func (x *Index) IDAtPackPos(pos int) (oid.ID, error) {
+	if l, ok := x.lookup.(interface {
+		IDAtPackPos(int) (oid.ID, error)
+	}); ok {
+		id, err := l.IDAtPackPos(pos)
+		if err != nil {
+			return oid.ID{}, fmt.Errorf("bitmap: %w", err)
+		}
+		return id, nil
+	}
 	i, err := x.lookup.IndexAtPackPos(pos)
 	if err != nil {
-		return oid.ID{}, 0, fmt.Errorf("bitmap: %w", err)
+		return oid.ID{}, fmt.Errorf("bitmap: %w", err)
 	}
 	id, err := x.lookup.IDAtIndex(i)
 	if err != nil {
-		return oid.ID{}, 0, fmt.Errorf("bitmap: %w", err)
+		return oid.ID{}, fmt.Errorf("bitmap: %w", err)
 	}
-	return id, i, nil
+	return id, nil
+}
+
+// NameHashAtPackPos returns the cached name-hash of the object at pack
+// position pos, if the file has a name-hash cache.
+func (x *Index) NameHashAtPackPos(pos int) (uint32, bool) {
+	if x.hashes == nil {
+		return 0, false
+	}
+	i, err := x.lookup.IndexAtPackPos(pos)
+	if err != nil {
+		return 0, false
+	}
+	return x.NameHash(i)
 }
 
 // Has reports whether commit has a stored bitmap.

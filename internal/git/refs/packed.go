@@ -289,8 +289,12 @@ func (p *packed) buildOrder() error {
 	return nil
 }
 
-// read returns the packed reference name.
+// read returns the packed reference name: a binary search in a sorted
+// file, a scan of an unsorted one (sorting it would cost more).
 func (p *packed) read(name string) (Ref, error) {
+	if !p.sorted && p.order == nil {
+		return p.scan(name)
+	}
 	it, err := p.iter(name)
 	if err != nil {
 		return Ref{}, err
@@ -303,6 +307,41 @@ func (p *packed) read(name string) (Ref, error) {
 		return Ref{}, fmt.Errorf("%w: %s", ErrNotFound, name)
 	}
 	return p.ref(&r), nil
+}
+
+// scan looks name up by reading every record of the file.
+func (p *packed) scan(name string) (Ref, error) {
+	var found record
+	ok := false
+	hs := p.format.HexSize()
+	for off := p.body; off < len(p.data); {
+		// Only a line that names the reference is parsed in full;
+		// the others are only checked for shape.
+		eol := bytes.IndexByte(p.data[off:], '\n')
+		if eol < hs+2 || p.data[off] == '^' || string(p.data[off+hs+1:off+eol]) != name {
+			if eol < 0 {
+				return Ref{}, fmt.Errorf("%w: unterminated line at offset %d", ErrCorruptPacked, off)
+			}
+			if p.data[off] == '^' && eol != hs+1 || p.data[off] != '^' && (eol < hs+2 || p.data[off+hs] != ' ') {
+				return Ref{}, fmt.Errorf("%w: bad line %q", ErrCorruptPacked, clip(p.data[off:off+eol]))
+			}
+			off += eol + 1
+			continue
+		}
+		r, next, err := p.parseRecord(off)
+		if err != nil {
+			return Ref{}, err
+		}
+		if ok {
+			return Ref{}, fmt.Errorf("%w: %q duplicated", ErrCorruptPacked, clip(r.name))
+		}
+		found, ok = r, true
+		off = next
+	}
+	if !ok {
+		return Ref{}, fmt.Errorf("%w: %s", ErrNotFound, name)
+	}
+	return p.ref(&found), nil
 }
 
 // has reports whether some record's name starts with prefix.

@@ -180,16 +180,37 @@ func parseLoose(f oid.Format, data []byte) (Ref, error) {
 // parseHexLower parses a full id in lower-case hexadecimal, the only form
 // C Git writes in reference files.
 func parseHexLower(f oid.Format, b []byte) (oid.ID, error) {
-	if len(b) != f.HexSize() {
+	var raw [oid.MaxSize]byte
+	n := f.Size()
+	if n == 0 || len(b) != 2*n {
 		return oid.ID{}, fmt.Errorf("not a %s id", f)
 	}
-	for _, c := range b {
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return oid.ID{}, fmt.Errorf("not a %s id", f)
-		}
+	bad := byte(0)
+	for i := 0; i < n; i++ {
+		hi, lo := lowerHex[b[2*i]], lowerHex[b[2*i+1]]
+		bad |= hi | lo
+		raw[i] = hi<<4 | lo&0x0f
 	}
-	return oid.ParseHexBytes(f, b)
+	if bad&0xf0 != 0 {
+		return oid.ID{}, fmt.Errorf("not a %s id", f)
+	}
+	return oid.FromBytes(f, raw[:n])
 }
+
+// lowerHex maps a lower-case hexadecimal digit to its value and every
+// other byte to 0xff.
+var lowerHex = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 0xff
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = byte(c - '0')
+	}
+	for c := 'a'; c <= 'f'; c++ {
+		t[c] = byte(c-'a') + 10
+	}
+	return t
+}()
 
 // Resolve reads name and follows symbolic references, reading at most
 // five references in all, as C Git does. The result has Name set to name, ID set to the

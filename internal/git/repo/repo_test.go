@@ -3,10 +3,10 @@ package repo
 import (
 	"bufio"
 	"bytes"
-	"errors"
-	"io"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"

@@ -119,7 +119,7 @@ type reach struct {
 
 	bits    bitmap.Bitmap
 	extra   map[oid.ID]struct{}
-	outside []outsideObject // objects not in the pack, in walk order
+	outside []outsideObject   // objects not in the pack, in walk order
 	types   *[4]bitmap.Bitmap // if not nil, filled by type
 	hashes  []uint32          // if not nil, name-hashes by pack position
 
@@ -309,12 +309,29 @@ func (r *reach) tree(root oid.ID) error {
 			r.path = append(r.path, '/')
 		}
 		r.path = append(r.path, e.Name...)
+		if et == object.Blob && !r.have {
+			if err := r.checkBlob(e.ID); err != nil {
+				return err
+			}
+		}
 		r.mark(e.ID, et, r.path)
 		if et == object.Tree {
 			if err := r.push(e.ID, len(r.path)); err != nil {
 				return err
 			}
 		}
+	}
+	return nil
+}
+
+// checkBlob fails if blob id, which the walk does not read, is in
+// neither the pack nor (when it can tell) the store.
+func (r *reach) checkBlob(id oid.ID) error {
+	if _, ok := r.lk.PackPos(id); ok {
+		return nil
+	}
+	if h, ok := r.w.Store.(hasObjecter); ok && !h.HasObject(id) {
+		return notFound("blob", id)
 	}
 	return nil
 }
@@ -337,8 +354,9 @@ func (r *reach) push(id oid.ID, plen int) error {
 // bitmapObjects is Objects with the walker's bitmap index: the haves'
 // closure, then the wants' closure stopping at it, then the difference
 // in pack order followed by the objects outside the pack.
-func (w *Walker) bitmapObjects(ctx context.Context, wants, haves []oid.ID, fn func(id oid.ID, t object.Type, nameHash uint32) error) error {
+func (w *Walker) bitmapObjects(ctx context.Context, wants, haves []oid.ID, wantHash bool, fn func(id oid.ID, t object.Type, nameHash uint32) error) error {
 	x := w.Bitmap
+	wantHash = wantHash && x.HasNameHashes()
 	lk := x.Lookup()
 	hv := w.newReach(ctx, lk, x.Bitmap)
 	hv.have = true
@@ -363,12 +381,15 @@ func (w *Walker) bitmapObjects(ctx context.Context, wants, haves []oid.ID, fn fu
 	wt.bits.AndNot(hv.bits)
 	var ferr error
 	wt.bits.ForEach(func(pos int) bool {
-		id, ipos, err := x.IDAtPackPos(pos)
+		id, err := x.IDAtPackPos(pos)
 		if err != nil {
 			ferr = fmt.Errorf("walk: %w", err)
 			return false
 		}
-		h, _ := x.NameHash(ipos)
+		var h uint32
+		if wantHash {
+			h, _ = x.NameHashAtPackPos(pos)
+		}
 		t := x.TypeAt(pos)
 		if t == object.Invalid {
 			ferr = fmt.Errorf("walk: bitmap gives no type for %v", id)

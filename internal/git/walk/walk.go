@@ -64,9 +64,12 @@ const checkEvery = 1024
 // then the trees and blobs in the order a depth-first walk of each
 // commit's tree finds them, then trees and blobs named directly by
 // tags. path is the path the tree or blob was found under ("" for a
-// root tree), nil for commits and tags and for everything when the
-// walk used bitmaps (which report objects in pack order); fn must not
-// retain path. Gitlinks (submodule commits) are never followed.
+// root tree) and nil for commits and tags; fn must not retain it.
+// Gitlinks (submodule commits) are never followed.
+//
+// With w.Bitmap set the order differs: the objects of the bitmapped pack
+// come first in pack order (good for reusing its deltas), then those
+// outside it in walk order, and every path is nil.
 //
 // Haves that are not in the repository are ignored. A want, or an object
 // reachable from a want, that is missing is an error wrapping
@@ -77,7 +80,7 @@ const checkEvery = 1024
 // the walk and is returned.
 func (w *Walker) Objects(ctx context.Context, wants, haves []oid.ID, fn func(id oid.ID, t object.Type, path []byte) error) error {
 	if w.Bitmap != nil {
-		return w.bitmapObjects(ctx, wants, haves, func(id oid.ID, t object.Type, _ uint32) error {
+		return w.bitmapObjects(ctx, wants, haves, false, func(id oid.ID, t object.Type, _ uint32) error {
 			return fn(id, t, nil)
 		})
 	}
@@ -91,7 +94,7 @@ func (w *Walker) Objects(ctx context.Context, wants, haves []oid.ID, fn func(id 
 // have no path) on a bitmap walk.
 func (w *Walker) ObjectsWithHash(ctx context.Context, wants, haves []oid.ID, fn func(id oid.ID, t object.Type, nameHash uint32) error) error {
 	if w.Bitmap != nil {
-		return w.bitmapObjects(ctx, wants, haves, fn)
+		return w.bitmapObjects(ctx, wants, haves, true, fn)
 	}
 	return w.plainObjects(ctx, wants, haves, func(id oid.ID, t object.Type, path []byte) error {
 		var h uint32

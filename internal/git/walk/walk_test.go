@@ -14,6 +14,7 @@ import (
 	"gotd/internal/git/commitgraph"
 	"gotd/internal/git/object"
 	"gotd/internal/git/oid"
+	"gotd/internal/git/pack"
 	"gotd/internal/git/walk/walktest"
 	"gotd/internal/gittest"
 )
@@ -496,4 +497,94 @@ func BenchmarkObjects(b *testing.B) {
 			b.ReportMetric(float64(n), "objects")
 		})
 	}
+}
+
+// TestPackLookup runs the bitmap walk over a pack opened by gotd's pack
+// reader and checks it lists what the walk over C Git's view of the same
+// pack lists, in the same order with the same name-hashes.
+func TestPackLookup(t *testing.T) {
+	for _, format := range []string{"sha1", "sha256"} {
+		t.Run(format, func(t *testing.T) {
+			r := newRepo(t, format, 60)
+			r.withBitmap(t)
+			r.store = walktest.LoadStore(t, r.dir, r.f)
+			lk := walktest.LoadPack(t, r.dir, r.f, walktest.HasBitmap)
+			p, err := pack.Open(lk.Base+".pack", r.f, pack.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			x, err := bitmap.Open(lk.Base+".bitmap", r.f, PackLookup(p))
+			if err != nil {
+				t.Fatalf("bitmap.Open with PackLookup: %v", err)
+			}
+			defer x.Close()
+			list := func(w *Walker) []string {
+				var out []string
+				err := w.ObjectsWithHash(context.Background(), []oid.ID{r.rev(t, "main"), r.rev(t, "nested")}, []oid.ID{r.rev(t, "main~7")},
+					func(id oid.ID, typ object.Type, h uint32) error {
+						out = append(out, fmt.Sprintf("%v %v %#x", id, typ, h))
+						return nil
+					})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return out
+			}
+			got := list(&Walker{Store: p, Format: r.f, Bitmap: x})
+			want := list(&Walker{Store: r.store, Format: r.f, Bitmap: r.bitmap})
+			if len(got) == 0 || strings.Join(got, "\n") != strings.Join(want, "\n") {
+				t.Errorf("with gotd's pack reader:\n%s\nwith git show-index:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
+		})
+	}
+}
+
+// TestGraphAvoidsCommitReads checks that with a commit-graph no commit
+// object is read: not by Commits, not by IsAncestor, not by the commit
+// part of Objects.
+func TestGraphAvoidsCommitReads(t *testing.T) {
+	r := newRepo(t, "sha1", 80)
+	r.withGraph(t)
+	r.store = walktest.LoadStore(t, r.dir, r.f)
+	w := &Walker{Store: r.store, Format: r.f, Graph: r.graph}
+	ctx := context.Background()
+	main, old := r.rev(t, "main"), r.rev(t, "main~40")
+	n := 0
+	if err := w.Commits(ctx, []oid.ID{main}, []oid.ID{old}, func(oid.ID) error { n++; return nil }); err != nil || n == 0 {
+		t.Fatalf("Commits: %d, %v", n, err)
+	}
+	if ok, err := w.IsAncestor(ctx, old, main); !ok || err != nil {
+		t.Fatalf("IsAncestor(main~40, main) = %v, %v", ok, err)
+	}
+	if ok, err := w.IsAncestor(ctx, main, old); ok || err != nil {
+		t.Fatalf("IsAncestor(main, main~40) = %v, %v", ok, err)
+	}
+	if err := w.Objects(ctx, []oid.ID{main}, []oid.ID{old}, func(oid.ID, object.Type, []byte) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.store.Reads[object.Commit]; got != 0 {
+		t.Errorf("%d commit objects read; want 0 with a commit-graph", got)
+	}
+	if r.store.Reads[object.Tree] == 0 {
+		t.Errorf("no tree read by Objects; the counter is broken")
+	}
+}
+
+// TestObjectsAllocs bounds the allocations of a plain walk: a few per
+// map growth, not one per object.
+func TestObjectsAllocs(t *testing.T) {
+	r := newRepo(t, "sha1", 200)
+	r.store = walktest.LoadStore(t, r.dir, r.f)
+	w := &Walker{Store: r.store, Format: r.f}
+	main := r.rev(t, "main")
+	n := 0
+	allocs := testing.AllocsPerRun(3, func() {
+		n = 0
+		w.Objects(context.Background(), []oid.ID{main}, nil, func(oid.ID, object.Type, []byte) error { n++; return nil })
+	})
+	if allocs > float64(n)/20 {
+		t.Errorf("walk of %d objects: %v allocations; want at most %d", n, allocs, n/20)
+	}
+	t.Logf("%d objects, %v allocations", n, allocs)
 }

@@ -23,6 +23,8 @@ import (
 // cat-file --batch-all-objects. It satisfies walk.Store.
 type Store struct {
 	Objs map[oid.ID]Object
+	// Reads counts the calls of ReadObject, by type of the object read.
+	Reads map[object.Type]int
 }
 
 // Object is one object of a Store.
@@ -35,7 +37,7 @@ type Object struct {
 func LoadStore(t testing.TB, dir string, f oid.Format) *Store {
 	t.Helper()
 	out := gittest.Git(t, dir, "cat-file", "--batch-all-objects", "--batch", "--unordered")
-	s := &Store{Objs: make(map[oid.ID]Object)}
+	s := &Store{Objs: make(map[oid.ID]Object), Reads: make(map[object.Type]int)}
 	r := bufio.NewReader(strings.NewReader(out))
 	for {
 		line, err := r.ReadString('\n')
@@ -65,12 +67,14 @@ func LoadStore(t testing.TB, dir string, f oid.Format) *Store {
 }
 
 // ReadObject returns the object's type and content; the content is
-// shared, so callers must not modify it.
+// shared, so callers must not modify it. It is not safe for concurrent
+// use (it counts reads).
 func (s *Store) ReadObject(id oid.ID) (object.Type, []byte, error) {
 	o, ok := s.Objs[id]
 	if !ok {
 		return 0, nil, fmt.Errorf("walktest: %v: %w", id, object.ErrNotFound)
 	}
+	s.Reads[o.Type]++
 	return o.Type, o.Data, nil
 }
 

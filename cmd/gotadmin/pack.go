@@ -1,0 +1,309 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"gotd/internal/engine/indexer"
+	"gotd/internal/engine/packer"
+	"gotd/internal/git/bitmap"
+	"gotd/internal/git/object"
+	"gotd/internal/git/oid"
+	"gotd/internal/git/pack"
+	"gotd/internal/git/refs"
+	"gotd/internal/git/repo"
+	"gotd/internal/git/walk"
+)
+
+// cmdPack packs objects: gotadmin pack [-a] [-q] [-r repository-path].
+// Without -a it packs the loose objects into a new pack. With -a it
+// writes every object reachable from the references into one pack with
+// a reachability bitmap, then removes the packs and loose objects the
+// new pack makes redundant.
+func cmdPack(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := newFlags("pack")
+	all := fs.Bool("a", false, "pack all reachable objects into one pack, with a bitmap")
+	quiet := fs.Bool("q", false, "suppress progress output")
+	rflag := fs.String("r", "", "repository path")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		return errUsage
+	}
+	path, err := repoPath(*rflag)
+	if err != nil {
+		return err
+	}
+	r, err := repo.Open(path, repo.Options{})
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+
+	progress := func(stage string, done, total int) {}
+	if !*quiet {
+		progress = func(stage string, done, total int) {
+			if done == total {
+				fmt.Fprintf(os.Stderr, "\r%s: 100%% (%d/%d), done.\n", stage, done, total)
+			} else if total > 0 && done%1000 == 0 {
+				fmt.Fprintf(os.Stderr, "\r%s: %3d%% (%d/%d)", stage, done*100/total, done, total)
+			}
+		}
+	}
+
+	oldPacks := r.Packs()
+	var objs []packer.Object
+	if *all {
+		objs, err = reachableObjects(ctx, r)
+	} else {
+		objs, err = looseObjects(r)
+	}
+	if err != nil {
+		return err
+	}
+	if !*all && len(objs) == 0 {
+		fmt.Fprintln(stdout, "no loose objects to pack")
+		return nil
+	}
+	res, err := writePack(ctx, r, objs, packer.Options{
+		Format:      r.Format,
+		OfsDelta:    true,
+		ReuseDeltas: true,
+		Progress:    progress,
+	})
+	if err != nil {
+		return err
+	}
+	if *all {
+		if err := writeBitmap(ctx, r, res); err != nil {
+			return err
+		}
+		if err := r.Rescan(); err != nil {
+			return err
+		}
+		if err := pruneRedundant(r, res, oldPacks); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(stdout, "wrote %s (%d objects)\n", filepath.Base(res.packPath), len(objs))
+	return nil
+}
+
+// reachableObjects lists every object reachable from HEAD and the
+// references, in the order the walk finds them.
+func reachableObjects(ctx context.Context, r *repo.Repo) ([]packer.Object, error) {
+	tips, err := refTips(r)
+	if err != nil {
+		return nil, err
+	}
+	w := &walk.Walker{Store: r, Format: r.Format}
+	var objs []packer.Object
+	err = w.Objects(ctx, tips, nil, func(id oid.ID, t object.Type, path []byte) error {
+		objs = append(objs, packer.Object{ID: id, Type: t, NameHash: packer.NameHash(path)})
+		return nil
+	})
+	return objs, err
+}
+
+// refTips returns the distinct ids HEAD and the references point at.
+func refTips(r *repo.Repo) ([]oid.ID, error) {
+	var tips []oid.ID
+	seen := make(map[oid.ID]bool)
+	add := func(id oid.ID) {
+		if !seen[id] {
+			seen[id] = true
+			tips = append(tips, id)
+		}
+	}
+	if head, err := r.Refs.Resolve("HEAD"); err == nil {
+		add(head.ID)
+	}
+	err := r.Refs.List("refs/", func(ref refs.Ref) error {
+		add(ref.ID)
+		return nil
+	})
+	return tips, err
+}
+
+// looseObjects lists the loose objects, whatever reaches them.
+func looseObjects(r *repo.Repo) ([]packer.Object, error) {
+	var objs []packer.Object
+	err := r.Loose.ForEach(func(id oid.ID) error {
+		t, _, err := r.Loose.StatObject(id)
+		if err != nil {
+			return err
+		}
+		objs = append(objs, packer.Object{ID: id, Type: t})
+		return nil
+	})
+	return objs, err
+}
+
+// packResult names the files of a pack written into the repository.
+type packResult struct {
+	packPath string
+	checksum []byte
+}
+
+// writePack writes objs into a new pack in the repository's pack
+// directory and indexes it. The pack becomes visible to readers only
+// once its index exists, so a reader never sees half a pack.
+func writePack(ctx context.Context, r *repo.Repo, objs []packer.Object, opts packer.Options) (*packResult, error) {
+	tmp, err := os.CreateTemp(r.PackDir(), "tmp_pack_")
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if tmp != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	sum, err := packer.Write(ctx, tmp, r, objs, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := tmp.Sync(); err != nil {
+		return nil, err
+	}
+	if err := tmp.Close(); err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(tmp.Name(), 0o444); err != nil {
+		return nil, err
+	}
+	final := filepath.Join(r.PackDir(), fmt.Sprintf("pack-%x.pack", sum))
+	if err := os.Rename(tmp.Name(), final); err != nil {
+		return nil, err
+	}
+	tmp = nil
+	res, err := indexer.IndexFile(ctx, final, indexer.Options{
+		Format:   r.Format,
+		WriteRev: true,
+	})
+	if err != nil {
+		os.Remove(final)
+		return nil, err
+	}
+	if err := syncDir(r.PackDir()); err != nil {
+		return nil, err
+	}
+	return &packResult{packPath: final, checksum: res.Checksum}, nil
+}
+
+// pruneRedundant removes the packs that existed before the new pack was
+// written and whose every object the new pack holds, and the loose
+// objects it holds. Packs that arrived meanwhile (a push) are kept.
+func pruneRedundant(r *repo.Repo, res *packResult, old []*pack.Pack) error {
+	var np *pack.Pack
+	for _, p := range r.Packs() {
+		if p.Path() == res.packPath {
+			np = p
+		}
+	}
+	if np == nil {
+		return fmt.Errorf("new pack %s not found after writing it", res.packPath)
+	}
+	for _, p := range old {
+		if p.Path() == res.packPath {
+			continue
+		}
+		idx := p.Index()
+		redundant := true
+		for i := 0; i < idx.Count() && redundant; i++ {
+			redundant = np.HasObject(idx.ID(i))
+		}
+		if !redundant {
+			continue
+		}
+		base := strings.TrimSuffix(p.Path(), ".pack")
+		if _, err := os.Stat(base + ".keep"); err == nil {
+			continue
+		}
+		// The .idx goes first so that readers stop using the pack before
+		// its data disappears.
+		for _, ext := range []string{".idx", ".pack", ".rev", ".bitmap"} {
+			if err := os.Remove(base + ext); err != nil && !os.IsNotExist(err) {
+				return err
+			}
+		}
+	}
+	var packed []oid.ID
+	err := r.Loose.ForEach(func(id oid.ID) error {
+		if np.HasObject(id) {
+			packed = append(packed, id)
+		}
+		return nil
+	})
+	for _, id := range packed {
+		if err == nil {
+			err = r.Loose.Remove(id)
+		}
+	}
+	return err
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// writeBitmap writes the reachability bitmap of the pack just written,
+// which holds every object reachable from the references.
+func writeBitmap(ctx context.Context, r *repo.Repo, res *packResult) error {
+	if err := r.Rescan(); err != nil {
+		return err
+	}
+	var np *pack.Pack
+	for _, p := range r.Packs() {
+		if p.Path() == res.packPath {
+			np = p
+		}
+	}
+	if np == nil {
+		return fmt.Errorf("new pack %s not found after writing it", res.packPath)
+	}
+	tips, err := refTips(r)
+	if err != nil {
+		return err
+	}
+	w := &walk.Walker{Store: r, Format: r.Format}
+	bms, err := w.BuildBitmaps(ctx, tips, np)
+	if err != nil {
+		return fmt.Errorf("build bitmaps: %w", err)
+	}
+	tmp, err := os.CreateTemp(r.PackDir(), "tmp_bitmap_")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	err = bitmap.Write(tmp, r.Format, &bitmap.WriteOptions{
+		Pack:        np,
+		Types:       bms.Types,
+		NameHashes:  bms.NameHashes,
+		LookupTable: true,
+		XORWindow:   10,
+	}, bms.Entries)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp.Name(), 0o444)
+	}
+	if err != nil {
+		return fmt.Errorf("write bitmap: %w", err)
+	}
+	return os.Rename(tmp.Name(), strings.TrimSuffix(res.packPath, ".pack")+".bitmap")
+}

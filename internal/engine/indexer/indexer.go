@@ -1,0 +1,372 @@
+package indexer
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+
+	"gotd/internal/git/object"
+	"gotd/internal/git/oid"
+	"gotd/internal/git/pack"
+)
+
+// DefaultMaxObjectSize is the limit on an inflated object or delta result
+// when Options.MaxObjectSize is 0.
+const DefaultMaxObjectSize = 1 << 30
+
+// MaxCheckBlobSize is the largest blob whose content Options.Check
+// receives when the blob is stored whole in the pack (it is hashed while
+// streaming, never held in memory); a larger blob is passed with nil
+// data. Blobs rebuilt from deltas are in memory anyway and always passed.
+const MaxCheckBlobSize = 1 << 20
+
+// maxDeltaDepth bounds delta chains; `git pack-objects` never writes
+// chains deeper than 4095.
+const maxDeltaDepth = 10000
+
+// deltaBaseBudget is the memory all workers together may use to keep the
+// bases of the delta chains they are walking (C Git's index-pack uses
+// core.deltaBaseCacheLimit, 96 MiB by default). The current base and
+// delta result are held regardless, so the true peak is this plus about
+// 2*Threads*MaxObjectSize in the worst case.
+const deltaBaseBudget = 96 << 20
+
+// ErrThin is wrapped by the error for a pack whose ref-deltas name bases
+// that are neither in the pack nor available from Options.Bases.
+var ErrThin = errors.New("indexer: delta base not found")
+
+// BaseSource supplies objects from the repository to complete thin packs.
+// ReadObject returns an error wrapping object.ErrNotFound for an object it
+// does not have. It is called from one goroutine at a time.
+type BaseSource interface {
+	ReadObject(id oid.ID) (object.Type, []byte, error)
+}
+
+// Options control Index and IndexFile. The zero value of every field but
+// Format and Dir is usable.
+type Options struct {
+	// Format is the object format of the pack; required.
+	Format oid.Format
+	// Dir is the directory for the output files (objects/pack or a
+	// quarantine directory). Index creates its temporary files there too.
+	// The files are created mode 0444. IndexFile ignores Dir.
+	Dir string
+	// Bases completes thin packs; nil refuses them (ErrThin).
+	Bases BaseSource
+	// Check, if not nil, validates every object of the pack (fsck). It
+	// is called concurrently from several goroutines,
+	// must not retain data, and receives nil data for a blob larger than
+	// MaxCheckBlobSize stored whole. Objects taken from Bases to complete
+	// a thin pack are not checked. An error from Check fails the index.
+	Check func(t object.Type, id oid.ID, data []byte) error
+	// MaxPackSize bounds the pack read from the stream, trailer included;
+	// 0 means unlimited.
+	MaxPackSize int64
+	// MaxObjectSize bounds every inflated object, delta and delta result;
+	// 0 means DefaultMaxObjectSize.
+	MaxObjectSize int64
+	// MaxObjects bounds the object count in the pack header; 0 means
+	// unlimited.
+	MaxObjects uint32
+	// Threads is the number of goroutines resolving deltas; 0 means
+	// runtime.NumCPU().
+	Threads int
+	// WriteRev also writes the .rev file (gitformat-pack(5), "pack-*.rev
+	// files have the format").
+	WriteRev bool
+	// Progress, if not nil, is called now and then with the stage
+	// ("receiving objects", "resolving deltas"), the objects done and the
+	// total. It is called from one goroutine at a time and must be quick.
+	Progress func(stage string, done, total uint32)
+}
+
+// Result describes an indexed pack.
+type Result struct {
+	Checksum  []byte // the pack trailer (after completing a thin pack)
+	Count     uint32 // objects in the pack, completed bases included
+	PackPath  string
+	IndexPath string
+	RevPath   string // empty unless Options.WriteRev
+	ThinBases int    // objects appended to complete a thin pack
+}
+
+// Index reads a pack stream from r up to and including its trailer,
+// writes it to a temporary file in opts.Dir while hashing it, verifies
+// every object, resolves every delta, completes a thin pack from
+// opts.Bases, writes the .idx (and .rev) and renames the files to
+// pack-<checksum>.{pack,idx,rev} in opts.Dir.
+//
+// Index never asks r for a byte after the pack's trailer, so r may be a
+// connection that carries more data afterwards; it reads in chunks that
+// the pack is known to still contain and only near a zlib stream's or the
+// pack's end falls back to small reads. When Index fails, bytes after the
+// point of failure may have been consumed. Index does not set deadlines:
+// a caller reading from a network must. Cancelling ctx stops the work
+// between objects (a blocked read on r is not interrupted).
+//
+// On any error the temporary files are removed and nothing is renamed.
+func Index(ctx context.Context, r io.Reader, opts Options) (*Result, error) {
+	ix, err := newIndexer(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.CreateTemp(opts.Dir, "tmp_pack_")
+	if err != nil {
+		return nil, fmt.Errorf("indexer: create temporary pack: %w", err)
+	}
+	ix.file = f
+	ix.tmpPack = f.Name()
+	defer ix.cleanup()
+
+	bw := bufio.NewWriterSize(f, 256<<10)
+	max := uint64(math.MaxUint64)
+	if opts.MaxPackSize > 0 {
+		max = uint64(opts.MaxPackSize)
+	}
+	if err := ix.scan(newStreamReader(r, opts.Format.New(), bw, max, true), false); err != nil {
+		return nil, err
+	}
+	if err := bw.Flush(); err != nil {
+		return nil, fmt.Errorf("indexer: write pack: %w", err)
+	}
+	if err := ix.resolveAll(); err != nil {
+		return nil, err
+	}
+	base := filepath.Join(opts.Dir, "pack-"+hexString(ix.checksum))
+	return ix.finish(base, true)
+}
+
+// IndexFile indexes an existing pack file in place, like `git index-pack
+// <file>`: it verifies the pack and writes <file minus .pack>.idx (and
+// .rev) beside it. The pack is never modified, so a thin pack is refused
+// whatever opts.Bases is; opts.Dir and opts.MaxPackSize are ignored. Bytes
+// after the trailer are an error.
+func IndexFile(ctx context.Context, packPath string, opts Options) (*Result, error) {
+	if !strings.HasSuffix(packPath, ".pack") {
+		return nil, fmt.Errorf("indexer: %s: pack file name must end in .pack", packPath)
+	}
+	opts.Bases = nil
+	opts.Dir = filepath.Dir(packPath)
+	ix, err := newIndexer(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(packPath)
+	if err != nil {
+		return nil, fmt.Errorf("indexer: %w", err)
+	}
+	ix.file = f
+	defer ix.cleanup()
+	if err := ix.scan(newStreamReader(f, opts.Format.New(), nil, math.MaxUint64, false), true); err != nil {
+		return nil, err
+	}
+	if err := ix.resolveAll(); err != nil {
+		return nil, err
+	}
+	return ix.finish(strings.TrimSuffix(packPath, ".pack"), false)
+}
+
+// indexer holds the state of one Index or IndexFile call.
+type indexer struct {
+	ctx       context.Context
+	opts      Options
+	f         oid.Format
+	hashSize  int
+	maxObject uint64
+	threads   int
+
+	file     *os.File // the pack being indexed
+	tmpPack  string   // temporary pack to remove on failure ("" once renamed)
+	tmpFiles []string // other temporary files to remove on failure
+	data     []byte   // the pack mapped read-only after the scan
+	packLen  uint64   // bytes of pack, trailer included
+	checksum []byte
+
+	entries []entry
+	refBase []oid.ID // bases of the ref-deltas, indexed by entry.base
+	ofsBase []uint64 // base offsets of the ofs-deltas until link
+	nScanned int     // entries read from the input (the rest complete a thin pack)
+	nDeltas int
+
+	// Delta children. ofsStart[i]:ofsStart[i+1] indexes ofsKids for the
+	// ofs-delta children of entry i (entries of the scanned pack only);
+	// refKids lists ref-deltas sorted by base id.
+	ofsStart []uint32
+	ofsKids  []uint32
+	refKids  []refKid
+	claimed  []uint32 // 1 once a delta has been taken by a worker
+
+	progMu sync.Mutex
+}
+
+// entry is what the indexer knows about one pack entry.
+type entry struct {
+	id     oid.ID
+	off    uint64
+	size   uint64 // declared inflated size of the entry's data
+	crc    uint32
+	base   uint32      // ofs-delta: index of the base entry; ref-delta: index in refBase
+	hdrLen uint8       // entry header and base reference; data starts at off+hdrLen
+	ptype  object.Type // type in the pack (may be a delta type)
+	typ    object.Type // object type once resolved
+	depth  uint16      // delta chain length
+}
+
+type refKid struct {
+	base  oid.ID
+	child uint32
+}
+
+func newIndexer(ctx context.Context, opts Options) (*indexer, error) {
+	if !opts.Format.Valid() {
+		return nil, fmt.Errorf("indexer: invalid object format %d", opts.Format)
+	}
+	ix := &indexer{ctx: ctx, opts: opts, f: opts.Format, hashSize: opts.Format.Size()}
+	ix.maxObject = DefaultMaxObjectSize
+	if opts.MaxObjectSize > 0 {
+		ix.maxObject = uint64(opts.MaxObjectSize)
+	}
+	if ix.maxObject > math.MaxInt32 && math.MaxInt == math.MaxInt32 {
+		ix.maxObject = math.MaxInt32
+	}
+	ix.threads = opts.Threads
+	if ix.threads <= 0 {
+		ix.threads = runtime.NumCPU()
+	}
+	return ix, nil
+}
+
+// cleanup releases the mapping and file and removes temporary files
+// that were not renamed.
+func (ix *indexer) cleanup() {
+	if ix.data != nil {
+		unmap(ix.data)
+		ix.data = nil
+	}
+	if ix.file != nil {
+		ix.file.Close()
+		ix.file = nil
+	}
+	if ix.tmpPack != "" {
+		os.Remove(ix.tmpPack)
+	}
+	for _, name := range ix.tmpFiles {
+		os.Remove(name)
+	}
+}
+
+func (ix *indexer) progress(stage string, done, total uint32) {
+	if ix.opts.Progress == nil {
+		return
+	}
+	ix.progMu.Lock()
+	ix.opts.Progress(stage, done, total)
+	ix.progMu.Unlock()
+}
+
+// finish writes the index files next to base (a path without extension)
+// and renames the temporary files into place.
+func (ix *indexer) finish(base string, renamePack bool) (*Result, error) {
+	res := &Result{Checksum: ix.checksum, Count: uint32(len(ix.entries)), ThinBases: len(ix.entries) - ix.nScanned}
+	ents := make([]pack.IndexEntry, len(ix.entries))
+	for i := range ix.entries {
+		e := &ix.entries[i]
+		ents[i] = pack.IndexEntry{ID: e.id, Offset: e.off, CRC32: e.crc}
+	}
+	// An object twice in one pack is refused, as `git index-pack
+	// --strict` (what receive-pack runs with fsck) refuses it; plain git
+	// index-pack would list both copies.
+	slices.SortFunc(ents, func(a, b pack.IndexEntry) int { return a.ID.Compare(b.ID) })
+	for i := 1; i < len(ents); i++ {
+		if ents[i].ID == ents[i-1].ID {
+			return nil, fmt.Errorf("indexer: object %s appears twice in the pack", ents[i].ID)
+		}
+	}
+	idxTmp, err := ix.writeTemp(func(w io.Writer) error {
+		_, err := pack.WriteIndex(w, ix.f, ents, ix.checksum)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("indexer: write index: %w", err)
+	}
+	var revTmp string
+	if ix.opts.WriteRev {
+		revTmp, err = ix.writeTemp(func(w io.Writer) error {
+			_, err := pack.WriteRev(w, ix.f, ents, ix.checksum)
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("indexer: write reverse index: %w", err)
+		}
+	}
+
+	res.PackPath = base + ".pack"
+	res.IndexPath = base + ".idx"
+	if renamePack {
+		if err := ix.file.Sync(); err != nil {
+			return nil, fmt.Errorf("indexer: sync pack: %w", err)
+		}
+		if err := os.Chmod(ix.tmpPack, 0o444); err != nil {
+			return nil, fmt.Errorf("indexer: %w", err)
+		}
+		if err := os.Rename(ix.tmpPack, res.PackPath); err != nil {
+			return nil, fmt.Errorf("indexer: install pack: %w", err)
+		}
+		ix.tmpPack = ""
+	}
+	if revTmp != "" {
+		res.RevPath = base + ".rev"
+		if err := os.Rename(revTmp, res.RevPath); err != nil {
+			return nil, fmt.Errorf("indexer: install reverse index: %w", err)
+		}
+	}
+	if err := os.Rename(idxTmp, res.IndexPath); err != nil {
+		return nil, fmt.Errorf("indexer: install index: %w", err)
+	}
+	ix.tmpFiles = nil
+	return res, nil
+}
+
+// writeTemp writes a temporary file in the output directory with write,
+// syncs it and makes it read-only.
+func (ix *indexer) writeTemp(write func(io.Writer) error) (string, error) {
+	f, err := os.CreateTemp(ix.opts.Dir, "tmp_idx_")
+	if err != nil {
+		return "", err
+	}
+	ix.tmpFiles = append(ix.tmpFiles, f.Name())
+	bw := bufio.NewWriterSize(f, 64<<10)
+	err = write(bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if err == nil {
+		err = f.Chmod(0o444)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return f.Name(), err
+}
+
+const hexDigits = "0123456789abcdef"
+
+func hexString(b []byte) string {
+	s := make([]byte, 2*len(b))
+	for i, c := range b {
+		s[2*i], s[2*i+1] = hexDigits[c>>4], hexDigits[c&15]
+	}
+	return string(s)
+}

@@ -1,0 +1,401 @@
+package indexer
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"gotd/internal/git/object"
+	"gotd/internal/git/oid"
+	"gotd/internal/git/pack"
+)
+
+// resolver is the state the delta-resolving workers share.
+type resolver struct {
+	ix     *indexer
+	next   atomic.Uint64 // next entry to consider as the root of a delta tree
+	done   atomic.Uint32 // deltas resolved
+	failed atomic.Bool
+	errMu  sync.Mutex
+	err    error
+}
+
+func (r *resolver) fail(err error) {
+	if err == nil {
+		return
+	}
+	r.errMu.Lock()
+	if r.err == nil {
+		r.err = err
+	}
+	r.errMu.Unlock()
+	r.failed.Store(true)
+}
+
+// resolveAll is the second phase: it maps the pack, resolves every delta
+// on ix.threads goroutines, and completes a thin pack.
+func (ix *indexer) resolveAll() error {
+	data, err := mapFile(ix.file, ix.packLen)
+	if err != nil {
+		return fmt.Errorf("indexer: %w", err)
+	}
+	ix.data = data
+	if ix.nDeltas == 0 {
+		return nil
+	}
+	r := &resolver{ix: ix}
+	threads := min(ix.threads, ix.nDeltas)
+	budget := deltaBaseBudget / threads
+	var wg sync.WaitGroup
+	for range threads {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r.fail(newWorker(r, budget).roots())
+		}()
+	}
+	wg.Wait()
+	if r.err != nil {
+		return r.err
+	}
+	if err := ix.completeThin(r); err != nil {
+		return err
+	}
+	ix.progress("resolving deltas", r.done.Load(), uint32(ix.nDeltas))
+	return nil
+}
+
+// worker resolves delta trees depth-first. Its buffers are reused from
+// object to object, so resolving a delta without children allocates
+// nothing once the buffers have grown.
+type worker struct {
+	r      *resolver
+	ix     *indexer
+	z      *inflater
+	br     bytes.Reader
+	h      *oid.Hasher
+	delta  []byte   // inflated delta being applied
+	free   [][]byte // buffers for results
+	stack  []frame  // the path from the root to the current base
+	used   int      // bytes of base data held by the stack
+	budget int
+	steps  int
+}
+
+// frame is one base on the current path and the state of the walk over
+// its children.
+type frame struct {
+	idx     uint32
+	data    []byte // nil when evicted
+	pinned  bool   // data cannot be read back from the pack (a thin base)
+	ofsNext uint32
+	ofsEnd  uint32
+	refNext int
+	refEnd  int
+}
+
+const maxFree = 8
+
+func newWorker(r *resolver, budget int) *worker {
+	return &worker{
+		r:      r,
+		ix:     r.ix,
+		z:      newInflater(),
+		h:      oid.NewHasher(r.ix.f),
+		budget: budget,
+	}
+}
+
+// roots walks the delta trees of the non-delta entries handed out by the
+// shared counter.
+func (w *worker) roots() error {
+	ix := w.ix
+	n := uint64(ix.nScanned)
+	for !w.r.failed.Load() {
+		i := w.r.next.Add(1) - 1
+		if i >= n {
+			return nil
+		}
+		if !ix.entries[i].ptype.IsBase() {
+			continue
+		}
+		if err := w.walk(uint32(i), nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// children returns a frame for entry i with the ranges of its delta
+// children set; ok is false when it has none.
+func (w *worker) children(i uint32) (f frame, ok bool) {
+	ix := w.ix
+	f.idx = i
+	if int(i) < ix.nScanned {
+		f.ofsNext, f.ofsEnd = ix.ofsStart[i], ix.ofsStart[i+1]
+	}
+	if len(ix.refKids) > 0 {
+		id := ix.entries[i].id
+		lo, _ := slices.BinarySearchFunc(ix.refKids, id, func(k refKid, id oid.ID) int {
+			return k.base.Compare(id)
+		})
+		hi := lo
+		for hi < len(ix.refKids) && ix.refKids[hi].base == id {
+			hi++
+		}
+		f.refNext, f.refEnd = lo, hi
+	}
+	return f, f.ofsNext < f.ofsEnd || f.refNext < f.refEnd
+}
+
+// next claims the next unresolved child of f.
+func (w *worker) next(f *frame) (uint32, bool) {
+	claimed := w.ix.claimed
+	for f.ofsNext < f.ofsEnd {
+		c := w.ix.ofsKids[f.ofsNext]
+		f.ofsNext++
+		if atomic.CompareAndSwapUint32(&claimed[c], 0, 1) {
+			return c, true
+		}
+	}
+	for f.refNext < f.refEnd {
+		c := w.ix.refKids[f.refNext].child
+		f.refNext++
+		if atomic.CompareAndSwapUint32(&claimed[c], 0, 1) {
+			return c, true
+		}
+	}
+	return 0, false
+}
+
+// walk resolves the delta tree under root. data is root's content when it
+// cannot be read from the pack (a thin base), else nil.
+func (w *worker) walk(root uint32, data []byte) error {
+	ix := w.ix
+	f, ok := w.children(root)
+	if !ok {
+		return nil
+	}
+	if data == nil {
+		var err error
+		if data, err = w.inflate(root, w.get(ix.entries[root].size)); err != nil {
+			return err
+		}
+	} else {
+		f.pinned = true
+	}
+	f.data = data
+	w.used = cap(data)
+	w.stack = append(w.stack[:0], f)
+	for len(w.stack) > 0 {
+		if w.steps++; w.steps%256 == 0 {
+			if w.r.failed.Load() {
+				return nil
+			}
+			if err := ix.ctx.Err(); err != nil {
+				return fmt.Errorf("indexer: %w", err)
+			}
+		}
+		k := len(w.stack) - 1
+		c, ok := w.next(&w.stack[k])
+		if !ok {
+			w.drop(&w.stack[k])
+			w.stack = w.stack[:k]
+			continue
+		}
+		base, err := w.base(k)
+		if err != nil {
+			return err
+		}
+		parent := &ix.entries[w.stack[k].idx]
+		e := &ix.entries[c]
+		if parent.depth >= maxDeltaDepth {
+			return fmt.Errorf("indexer: %w: delta chain at offset %d is deeper than %d", pack.ErrCorrupt, e.off, maxDeltaDepth)
+		}
+		res, err := w.apply(c, base)
+		if err != nil {
+			return err
+		}
+		e.typ, e.depth = parent.typ, parent.depth+1
+		if err := w.identify(e, res); err != nil {
+			w.put(res)
+			return err
+		}
+		if n := w.r.done.Add(1); n%1024 == 0 {
+			ix.progress("resolving deltas", n, uint32(ix.nDeltas))
+		}
+		nf, ok := w.children(c)
+		if !ok {
+			w.put(res)
+			continue
+		}
+		nf.data = res
+		w.used += cap(res)
+		w.stack = append(w.stack, nf)
+		w.evict()
+	}
+	return nil
+}
+
+// identify hashes and checks a resolved object.
+func (w *worker) identify(e *entry, data []byte) error {
+	h := w.h
+	h.Reset()
+	var hdr [32]byte
+	h.Write(object.AppendHeader(hdr[:0], e.typ, int64(len(data))))
+	h.Write(data)
+	id, err := h.ID()
+	if err != nil {
+		return fmt.Errorf("indexer: %s %s at offset %d: %w", e.typ, id, e.off, err)
+	}
+	e.id = id
+	if check := w.ix.opts.Check; check != nil {
+		if err := check(e.typ, id, data); err != nil {
+			return fmt.Errorf("indexer: %s %s: %w", e.typ, id, err)
+		}
+	}
+	return nil
+}
+
+// base returns the content of w.stack[k], rebuilding it (and evicted
+// frames below it) when it was evicted.
+func (w *worker) base(k int) ([]byte, error) {
+	if w.stack[k].data != nil {
+		return w.stack[k].data, nil
+	}
+	j := k - 1
+	for j >= 0 && w.stack[j].data == nil {
+		j--
+	}
+	if j < 0 {
+		j = 0
+		root := w.stack[0].idx
+		data, err := w.inflate(root, w.get(w.ix.entries[root].size))
+		if err != nil {
+			return nil, err
+		}
+		w.stack[0].data = data
+		w.used += cap(data)
+	}
+	for m := j + 1; m <= k; m++ {
+		data, err := w.apply(w.stack[m].idx, w.stack[m-1].data)
+		if err != nil {
+			return nil, err
+		}
+		w.stack[m].data = data
+		w.used += cap(data)
+	}
+	data := w.stack[k].data
+	w.evict()
+	return data, nil
+}
+
+// evict drops the data of the bases nearest the root until the stack
+// fits its budget again; the top of the stack is always kept.
+func (w *worker) evict() {
+	for j := 0; w.used > w.budget && j < len(w.stack)-1; j++ {
+		if !w.stack[j].pinned {
+			w.drop(&w.stack[j])
+		}
+	}
+}
+
+func (w *worker) drop(f *frame) {
+	if f.data == nil {
+		return
+	}
+	w.used -= cap(f.data)
+	if !f.pinned {
+		w.put(f.data)
+	}
+	f.data = nil
+}
+
+// get returns an empty buffer with room for n bytes.
+func (w *worker) get(n uint64) []byte {
+	for i, b := range w.free {
+		if uint64(cap(b)) >= n {
+			last := len(w.free) - 1
+			w.free[i] = w.free[last]
+			w.free[last] = nil
+			w.free = w.free[:last]
+			return b[:0]
+		}
+	}
+	return make([]byte, 0, n)
+}
+
+// put returns a buffer for reuse.
+func (w *worker) put(b []byte) {
+	if cap(b) == 0 {
+		return
+	}
+	if len(w.free) < maxFree {
+		w.free = append(w.free, b)
+		return
+	}
+	// Keep the larger buffers.
+	for i, f := range w.free {
+		if cap(f) < cap(b) {
+			w.free[i] = b
+			return
+		}
+	}
+}
+
+// compressed returns the zlib stream of entry i in the mapped pack.
+func (w *worker) compressed(i uint32) []byte {
+	ix := w.ix
+	e := &ix.entries[i]
+	end := ix.packLen - uint64(ix.hashSize)
+	if int(i)+1 < ix.nScanned {
+		end = ix.entries[i+1].off
+	}
+	return ix.data[e.off+uint64(e.hdrLen) : end]
+}
+
+// inflate appends the inflated data of entry i to dst; the scan checked
+// the stream already, this only guards against a changed file.
+func (w *worker) inflate(i uint32, dst []byte) ([]byte, error) {
+	e := &w.ix.entries[i]
+	size := int(e.size)
+	if cap(dst)-len(dst) < size {
+		dst = slices.Grow(dst, size)
+	}
+	w.br.Reset(w.compressed(i))
+	if err := w.z.reset(&w.br, false); err != nil {
+		return dst, fmt.Errorf("indexer: object at offset %d: %w", e.off, err)
+	}
+	start := len(dst)
+	if _, err := io.ReadFull(w.z, dst[start:start+size]); err != nil {
+		return dst, fmt.Errorf("indexer: object at offset %d: %w", e.off, eofIsUnexpected(err))
+	}
+	return dst[:start+size], nil
+}
+
+// apply resolves delta entry c against base and returns the result in a
+// buffer from w.get.
+func (w *worker) apply(c uint32, base []byte) ([]byte, error) {
+	e := &w.ix.entries[c]
+	d, err := w.inflate(c, w.delta[:0])
+	w.delta = d
+	if err != nil {
+		return nil, err
+	}
+	_, size, _, err := pack.DeltaSizes(d)
+	if err != nil {
+		return nil, fmt.Errorf("indexer: delta at offset %d: %w", e.off, err)
+	}
+	if size > w.ix.maxObject {
+		return nil, fmt.Errorf("indexer: delta at offset %d: result of %d bytes exceeds the limit of %d bytes", e.off, size, w.ix.maxObject)
+	}
+	res, err := pack.ApplyDelta(w.get(size), base, d, w.ix.maxObject)
+	if err != nil {
+		w.put(res)
+		return nil, fmt.Errorf("indexer: delta at offset %d: %w", e.off, err)
+	}
+	return res, nil
+}

@@ -1,0 +1,365 @@
+package indexer
+
+import (
+	"bytes"
+	"cmp"
+	"fmt"
+	"io"
+	"slices"
+
+	"gotd/internal/git/object"
+	"gotd/internal/git/oid"
+	"gotd/internal/git/pack"
+)
+
+// maxPrealloc bounds the entries allocated up front from the count in the
+// pack header, which the sender chooses.
+const maxPrealloc = 1 << 16
+
+// scan is the first phase: it reads the whole pack from s, recording and
+// verifying every entry, hashing non-delta objects, and checking the
+// trailer. atEOF says the input must end with the trailer (a file).
+func (ix *indexer) scan(s *streamReader, atEOF bool) error {
+	hs := uint64(ix.hashSize)
+	s.atLeast(pack.HeaderSize + hs)
+	var hdr [pack.HeaderSize]byte
+	if _, err := io.ReadFull(s, hdr[:]); err != nil {
+		return fmt.Errorf("indexer: read pack header: %w", eofIsUnexpected(err))
+	}
+	count, err := pack.ParseHeader(hdr[:])
+	if err != nil {
+		return fmt.Errorf("indexer: %w", err)
+	}
+	if ix.opts.MaxObjects > 0 && count > ix.opts.MaxObjects {
+		return fmt.Errorf("indexer: pack has %d objects, more than the limit of %d", count, ix.opts.MaxObjects)
+	}
+	ix.entries = make([]entry, 0, min(count, maxPrealloc))
+
+	sc := scanner{
+		ix:  ix,
+		s:   s,
+		z:   newInflater(),
+		h:   oid.NewHasher(ix.f),
+		buf: make([]byte, 16<<10),
+	}
+	for i := uint32(0); i < count; i++ {
+		if i%256 == 0 {
+			if err := ix.ctx.Err(); err != nil {
+				return fmt.Errorf("indexer: %w", err)
+			}
+			if i%4096 == 0 {
+				ix.progress("receiving objects", i, count)
+			}
+		}
+		// Every entry after this one takes minEntrySize bytes at least.
+		sc.after = uint64(count-i-1)*minEntrySize + hs
+		if err := sc.entry(); err != nil {
+			return fmt.Errorf("indexer: object %d at offset %d: %w", i, s.off, err)
+		}
+	}
+	ix.progress("receiving objects", count, count)
+
+	// The trailer: the hash of everything before it.
+	if err := s.flush(); err != nil {
+		return fmt.Errorf("indexer: %w", err)
+	}
+	want := s.sum.Sum(nil)
+	s.sum = nil
+	s.limit = s.off + hs
+	ix.checksum = make([]byte, hs)
+	if _, err := io.ReadFull(s, ix.checksum); err != nil {
+		return fmt.Errorf("indexer: read pack trailer: %w", eofIsUnexpected(err))
+	}
+	if err := s.flush(); err != nil {
+		return fmt.Errorf("indexer: %w", err)
+	}
+	if !bytes.Equal(want, ix.checksum) {
+		return fmt.Errorf("indexer: %w: pack checksum mismatch", pack.ErrCorrupt)
+	}
+	ix.packLen = s.off
+	if atEOF {
+		var b [1]byte
+		if s.buffered() > 0 {
+			return fmt.Errorf("indexer: %w: junk after the pack trailer", pack.ErrCorrupt)
+		}
+		if n, _ := s.r.Read(b[:]); n > 0 {
+			return fmt.Errorf("indexer: %w: junk after the pack trailer", pack.ErrCorrupt)
+		}
+	}
+	return ix.link()
+}
+
+// scanner reads the entries of the pack in the first phase.
+type scanner struct {
+	ix    *indexer
+	s     *streamReader
+	z     *inflater
+	h     *oid.Hasher
+	buf   []byte // inflate output
+	keep  []byte // content kept for Check
+	raw   []byte // entry header bytes
+	after uint64 // bytes that must follow the current entry
+}
+
+// entry reads one entry.
+func (sc *scanner) entry() error {
+	ix, s := sc.ix, sc.s
+	if err := s.startEntry(); err != nil {
+		return err
+	}
+	off := s.off
+	s.atLeast(minEntrySize + sc.after)
+	t, size, raw, err := pack.ReadEntryHeader(s, sc.raw[:0])
+	sc.raw = raw
+	if err != nil {
+		return err
+	}
+	e := entry{off: off, size: size, ptype: t, typ: t}
+	switch t {
+	case object.OfsDelta:
+		ofs, raw, err := pack.ReadOfs(s, sc.raw[:0])
+		sc.raw = raw
+		if err != nil {
+			return err
+		}
+		switch {
+		case ofs == 0:
+			return fmt.Errorf("%w: ofs-delta refers to itself", pack.ErrCorrupt)
+		case ofs > off-pack.HeaderSize:
+			return fmt.Errorf("%w: ofs-delta base offset before the pack header", pack.ErrCorrupt)
+		}
+		// link turns this into the index of the base entry.
+		e.base = uint32(len(ix.ofsBase))
+		ix.ofsBase = append(ix.ofsBase, off-ofs)
+	case object.RefDelta:
+		s.atLeast(uint64(ix.hashSize) + sc.after)
+		var b [oid.MaxSize]byte
+		if _, err := io.ReadFull(s, b[:ix.hashSize]); err != nil {
+			return fmt.Errorf("read delta base: %w", eofIsUnexpected(err))
+		}
+		e.base = uint32(len(ix.refBase))
+		ix.refBase = append(ix.refBase, oid.MustFromBytes(ix.f, b[:ix.hashSize]))
+	}
+	e.hdrLen = uint8(s.off - off)
+	if t.IsBase() {
+		if err := sc.object(&e); err != nil {
+			return err
+		}
+	} else {
+		ix.nDeltas++
+		if err := sc.delta(e.size); err != nil {
+			return err
+		}
+	}
+	if e.crc, err = s.entryCRC(); err != nil {
+		return err
+	}
+	ix.entries = append(ix.entries, e)
+	return nil
+}
+
+// deflateBound is how many more bytes of deflate data a stream must still
+// hold when rem bytes of its declared output have not been produced yet.
+func deflateBound(rem uint64) uint64 {
+	if rem <= inflateSlack {
+		return 0
+	}
+	return (rem - inflateSlack) / maxDeflateRatio
+}
+
+// object inflates a non-delta entry, hashing it as it streams.
+func (sc *scanner) object(e *entry) error {
+	ix, s := sc.ix, sc.s
+	if e.size > ix.maxObject {
+		return fmt.Errorf("%s of %d bytes exceeds the limit of %d bytes", e.typ, e.size, ix.maxObject)
+	}
+	s.atLeast(8 + sc.after)
+	if err := sc.z.reset(s, true); err != nil {
+		return err
+	}
+	s.tail = 4 + sc.after
+	h := sc.h
+	h.Reset()
+	var hdr [32]byte
+	h.Write(object.AppendHeader(hdr[:0], e.typ, int64(e.size)))
+	keep := ix.opts.Check != nil && (e.typ != object.Blob || e.size <= MaxCheckBlobSize)
+	sc.keep = sc.keep[:0]
+	var n uint64
+	for {
+		// Ask for one byte more than declared, to notice a longer stream
+		// without inflating it any further.
+		p := sc.buf
+		if want := e.size + 1 - n; uint64(len(p)) > want {
+			p = p[:want]
+		}
+		m, err := sc.z.Read(p)
+		n += uint64(m)
+		if n > e.size {
+			return fmt.Errorf("%w: %s inflates to more than its declared %d bytes", pack.ErrCorrupt, e.typ, e.size)
+		}
+		h.Write(p[:m])
+		if keep {
+			sc.keep = append(sc.keep, p[:m]...)
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("inflate %s: %w", e.typ, err)
+		}
+		s.atLeast(4 + deflateBound(e.size-n) + sc.after)
+	}
+	if n != e.size {
+		return fmt.Errorf("%w: %s inflates to %d bytes, declared %d", pack.ErrCorrupt, e.typ, n, e.size)
+	}
+	id, err := h.ID()
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", e.typ, id, err)
+	}
+	e.id = id
+	if ix.opts.Check != nil {
+		var data []byte
+		if keep {
+			data = sc.keep
+			if data == nil {
+				data = []byte{}
+			}
+		}
+		if err := ix.opts.Check(e.typ, id, data); err != nil {
+			return fmt.Errorf("%s %s: %w", e.typ, id, err)
+		}
+	}
+	return nil
+}
+
+// maxDeltaSize is the largest delta accepted for results of at most max
+// bytes: inserting every byte literally costs one opcode per 127 bytes,
+// and the header up to 20 bytes.
+func maxDeltaSize(max uint64) uint64 { return max + max/100 + 64 }
+
+// delta inflates a delta entry only to verify it and find its end; its
+// data is read again from the pack when deltas are resolved. The sizes in
+// its header are checked at once, so a delta declaring a huge result
+// fails here.
+func (sc *scanner) delta(size uint64) error {
+	ix, s := sc.ix, sc.s
+	if size > maxDeltaSize(ix.maxObject) {
+		return fmt.Errorf("delta of %d bytes exceeds the limit", size)
+	}
+	s.atLeast(8 + sc.after)
+	if err := sc.z.reset(s, true); err != nil {
+		return err
+	}
+	s.tail = 4 + sc.after
+	var head [2 * pack.MaxDeltaSizeVarint]byte
+	var nhead int
+	var n uint64
+	for {
+		p := sc.buf
+		if want := size + 1 - n; uint64(len(p)) > want {
+			p = p[:want]
+		}
+		m, err := sc.z.Read(p)
+		n += uint64(m)
+		if n > size {
+			return fmt.Errorf("%w: delta inflates to more than its declared %d bytes", pack.ErrCorrupt, size)
+		}
+		if nhead < len(head) {
+			c := copy(head[nhead:], p[:m])
+			nhead += c
+			if nhead == len(head) {
+				if err := sc.deltaHeader(head[:]); err != nil {
+					return err
+				}
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("inflate delta: %w", err)
+		}
+		s.atLeast(4 + deflateBound(size-n) + sc.after)
+	}
+	if n != size {
+		return fmt.Errorf("%w: delta inflates to %d bytes, declared %d", pack.ErrCorrupt, n, size)
+	}
+	if nhead < len(head) {
+		return sc.deltaHeader(head[:nhead])
+	}
+	return nil
+}
+
+// deltaHeader checks the base and result sizes at the start of a delta.
+func (sc *scanner) deltaHeader(b []byte) error {
+	baseSize, resultSize, _, err := pack.DeltaSizes(b)
+	if err != nil {
+		return err
+	}
+	if baseSize > sc.ix.maxObject {
+		return fmt.Errorf("delta base of %d bytes exceeds the limit of %d bytes", baseSize, sc.ix.maxObject)
+	}
+	if resultSize > sc.ix.maxObject {
+		return fmt.Errorf("delta result of %d bytes exceeds the limit of %d bytes", resultSize, sc.ix.maxObject)
+	}
+	return nil
+}
+
+// link finds the base entry of every ofs-delta and builds the tables of
+// delta children.
+func (ix *indexer) link() error {
+	n := len(ix.entries)
+	ix.nScanned = n
+	ix.ofsStart = make([]uint32, n+1)
+	nOfs := 0
+	for i := range ix.entries {
+		e := &ix.entries[i]
+		if e.ptype != object.OfsDelta {
+			continue
+		}
+		off := ix.ofsBase[e.base]
+		j, found := slices.BinarySearchFunc(ix.entries[:i], off, func(e entry, off uint64) int {
+			switch {
+			case e.off < off:
+				return -1
+			case e.off > off:
+				return 1
+			}
+			return 0
+		})
+		if !found {
+			return fmt.Errorf("indexer: %w: ofs-delta at offset %d refers to offset %d, not the start of an object", pack.ErrCorrupt, e.off, off)
+		}
+		e.base = uint32(j)
+		ix.ofsStart[j+1]++
+		nOfs++
+	}
+	ix.ofsBase = nil
+	for i := 1; i <= n; i++ {
+		ix.ofsStart[i] += ix.ofsStart[i-1]
+	}
+	ix.ofsKids = make([]uint32, nOfs)
+	fill := make([]uint32, n)
+	for i := range ix.entries {
+		e := &ix.entries[i]
+		if e.ptype == object.OfsDelta {
+			ix.ofsKids[ix.ofsStart[e.base]+fill[e.base]] = uint32(i)
+			fill[e.base]++
+		}
+	}
+	ix.refKids = make([]refKid, 0, len(ix.refBase))
+	for i := range ix.entries {
+		e := &ix.entries[i]
+		if e.ptype == object.RefDelta {
+			ix.refKids = append(ix.refKids, refKid{ix.refBase[e.base], uint32(i)})
+		}
+	}
+	slices.SortFunc(ix.refKids, func(a, b refKid) int {
+		if c := a.base.Compare(b.base); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.child, b.child)
+	})
+	ix.claimed = make([]uint32, n)
+	return nil
+}
