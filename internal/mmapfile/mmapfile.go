@@ -1,6 +1,6 @@
 // Package mmapfile maps files read-only into memory, for the index and
 // pack files that gotd reads by random access. A mapping stays valid
-// after the file is renamed or removed, until Close.
+// after the file is renamed or removed, until it is released.
 package mmapfile
 
 import (
@@ -13,17 +13,10 @@ import (
 // MaxSize bounds the size of a file this package maps (64 GiB).
 const MaxSize = 1 << 36
 
-// File is a read-only mapping of a whole file.
-type File struct {
-	// Data is the file's content. The caller must not write to it and
-	// must not use it after Close.
-	Data []byte
-
-	mapped bool
-}
-
-// Open maps the file at path. An empty file yields an empty mapping.
-func Open(path string) (*File, error) {
+// Map maps the whole file at path read-only. The file must not be empty.
+// The caller must not write to the slice and must release it with Unmap,
+// after which it must not be used.
+func Map(path string) ([]byte, error) {
 	fd, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -34,25 +27,59 @@ func Open(path string) (*File, error) {
 		return nil, err
 	}
 	size := st.Size()
-	switch {
-	case size == 0:
-		return &File{Data: []byte{}}, nil
-	case size < 0 || size > MaxSize:
+	if size <= 0 || size > MaxSize {
 		return nil, fmt.Errorf("mmapfile: %s: size %d out of range", path, size)
 	}
 	data, err := unix.Mmap(int(fd.Fd()), 0, int(size), unix.PROT_READ, unix.MAP_SHARED)
 	if err != nil {
-		// Some filesystems cannot map; read the file instead.
-		data, rerr := os.ReadFile(path)
-		if rerr != nil {
-			return nil, fmt.Errorf("mmapfile: map %s: %w", path, err)
-		}
-		return &File{Data: data}, nil
+		return nil, fmt.Errorf("mmapfile: map %s: %w", path, err)
 	}
-	return &File{Data: data, mapped: true}, nil
+	return data, nil
 }
 
-// Close releases the mapping.
+// Unmap releases a slice returned by Map. Unmap(nil) does nothing.
+func Unmap(data []byte) error {
+	if data == nil {
+		return nil
+	}
+	return unix.Munmap(data)
+}
+
+// File is a read-only view of a whole file: a mapping where the file
+// system allows one, else the file read into memory.
+type File struct {
+	// Data is the file's content. The caller must not write to it and
+	// must not use it after Close.
+	Data []byte
+
+	mapped bool
+}
+
+// Open maps the file at path, or reads it when it cannot be mapped. An
+// empty file yields an empty Data.
+func Open(path string) (*File, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if st.Size() == 0 {
+		return &File{Data: []byte{}}, nil
+	}
+	data, err := Map(path)
+	if err == nil {
+		return &File{Data: data, mapped: true}, nil
+	}
+	if st.Size() > MaxSize {
+		return nil, err
+	}
+	data, rerr := os.ReadFile(path)
+	if rerr != nil {
+		return nil, err
+	}
+	return &File{Data: data}, nil
+}
+
+// Close releases the view. Closing a nil File does nothing.
 func (f *File) Close() error {
 	if f == nil || f.Data == nil {
 		return nil
@@ -62,5 +89,5 @@ func (f *File) Close() error {
 	if !f.mapped {
 		return nil
 	}
-	return unix.Munmap(data)
+	return Unmap(data)
 }

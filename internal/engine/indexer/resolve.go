@@ -77,6 +77,7 @@ type worker struct {
 	z      *inflater
 	br     bytes.Reader
 	h      *oid.Hasher
+	hdr    [32]byte // object header to hash
 	delta  []byte   // inflated delta being applied
 	free   [][]byte // buffers for results
 	stack  []frame  // the path from the root to the current base
@@ -97,13 +98,15 @@ type frame struct {
 	refEnd  int
 }
 
-const maxFree = 8
+// maxFree is how many result buffers a worker keeps for reuse: enough
+// for the bases of a typical delta chain (git's default depth is 50).
+const maxFree = 64
 
 func newWorker(r *resolver, budget int) *worker {
 	return &worker{
 		r:      r,
 		ix:     r.ix,
-		z:      newInflater(),
+		z:      newFastInflater(),
 		h:      oid.NewHasher(r.ix.f),
 		budget: budget,
 	}
@@ -244,8 +247,7 @@ func (w *worker) walk(root uint32, data []byte) error {
 func (w *worker) identify(e *entry, data []byte) error {
 	h := w.h
 	h.Reset()
-	var hdr [32]byte
-	h.Write(object.AppendHeader(hdr[:0], e.typ, int64(len(data))))
+	h.Write(object.AppendHeader(w.hdr[:0], e.typ, int64(len(data))))
 	h.Write(data)
 	id, err := h.ID()
 	if err != nil {

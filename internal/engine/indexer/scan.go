@@ -98,6 +98,7 @@ type scanner struct {
 	buf   []byte // inflate output
 	keep  []byte // content kept for Check
 	raw   []byte // entry header bytes
+	hdr   [32]byte // object header to hash
 	after uint64 // bytes that must follow the current entry
 }
 
@@ -180,8 +181,7 @@ func (sc *scanner) object(e *entry) error {
 	s.tail = 4 + sc.after
 	h := sc.h
 	h.Reset()
-	var hdr [32]byte
-	h.Write(object.AppendHeader(hdr[:0], e.typ, int64(e.size)))
+	h.Write(object.AppendHeader(sc.hdr[:0], e.typ, int64(e.size)))
 	keep := ix.opts.Check != nil && (e.typ != object.Blob || e.size <= MaxCheckBlobSize)
 	sc.keep = sc.keep[:0]
 	var n uint64

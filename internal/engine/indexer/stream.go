@@ -10,6 +10,8 @@ import (
 	"io"
 	"math"
 
+	kflate "github.com/klauspost/compress/flate"
+
 	"gotd/internal/git/pack"
 )
 
@@ -220,15 +222,34 @@ func (s *streamReader) buffered() int { return s.end - s.pos }
 // reads the zlib header and Adler-32 itself, so it can be reset without
 // allocating and never reads past the stream's end.
 type inflater struct {
-	fr    io.ReadCloser // flate decompressor, also a flate.Resetter
+	fr    io.ReadCloser // flate decompressor
+	rs    resetter      // fr
 	adler hash.Hash32
 	src   flate.Reader
 	check bool // verify the Adler-32; off when re-reading verified data
 	done  bool
 }
 
+// resetter is the Reset method of compress/flate's and klauspost's
+// decompressors.
+type resetter interface {
+	Reset(r io.Reader, dict []byte) error
+}
+
+// newInflater returns an inflater built on compress/flate, for streams:
+// it reads one byte at a time from an io.ByteReader and never past the
+// end of the deflate data.
 func newInflater() *inflater {
-	return &inflater{fr: flate.NewReader(eofReader{}), adler: adler32.New()}
+	fr := flate.NewReader(eofReader{})
+	return &inflater{fr: fr, rs: fr.(resetter), adler: adler32.New()}
+}
+
+// newFastInflater returns an inflater for data in memory, built on
+// klauspost/compress/flate, which decodes from a *bytes.Reader faster
+// than compress/flate.
+func newFastInflater() *inflater {
+	fr := kflate.NewReader(eofReader{})
+	return &inflater{fr: fr, rs: fr.(resetter), adler: adler32.New()}
 }
 
 type eofReader struct{}
@@ -251,7 +272,7 @@ func (z *inflater) reset(src flate.Reader, check bool) error {
 	if cmf&0x0f != 8 || cmf>>4 > 7 || (uint16(cmf)<<8|uint16(flg))%31 != 0 || flg&0x20 != 0 {
 		return fmt.Errorf("%w: bad zlib header", pack.ErrCorrupt)
 	}
-	z.fr.(flate.Resetter).Reset(src, nil)
+	z.rs.Reset(src, nil)
 	z.adler.Reset()
 	z.src, z.check, z.done = src, check, false
 	return nil

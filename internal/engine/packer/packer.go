@@ -50,21 +50,8 @@ type Object struct {
 	NameHash uint32
 }
 
-// NameHash returns the sort key C Git's pack_name_hash computes for a
-// path: its last sixteen non-space bytes, the last weighing most, so
-// files with the same suffix sort together. The value is the one C Git
-// stores in the name-hash cache of reachability bitmaps.
-func NameHash(path []byte) uint32 {
-	var h uint32
-	for _, c := range path {
-		switch c {
-		case ' ', '\t', '\n', '\r': // C Git's isspace
-			continue
-		}
-		h = h>>2 + uint32(c)<<24
-	}
-	return h
-}
+// NameHash is pack.NameHash, the key deltas are searched by.
+func NameHash(path []byte) uint32 { return pack.NameHash(path) }
 
 // NoCompression is the Options.Compression value that stores new
 // entries uncompressed (zlib level 0).

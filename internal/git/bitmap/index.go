@@ -18,6 +18,7 @@ import (
 
 	"gotd/internal/git/object"
 	"gotd/internal/git/oid"
+	"gotd/internal/mmapfile"
 )
 
 // Header flags (bitmap-format.adoc, "Bitmap options").
@@ -103,13 +104,13 @@ type Index struct {
 // of the name-hash cache and lookup table, and the lookup table's
 // agreement with the entries. The trailing checksum is not recomputed.
 func Open(path string, f oid.Format, idx IndexLookup) (*Index, error) {
-	data, err := mapFile(path)
+	data, err := mmapfile.Map(path)
 	if err != nil {
 		return nil, fmt.Errorf("bitmap: %w", err)
 	}
 	x, err := Parse(data, f, idx)
 	if err != nil {
-		unmap(data)
+		mmapfile.Unmap(data)
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	x.mapped = true
@@ -131,7 +132,7 @@ func (x *Index) Close() error {
 	x.entries = nil
 	x.byID = nil
 	x.hashes = nil
-	if err := unmap(data); err != nil {
+	if err := mmapfile.Unmap(data); err != nil {
 		return fmt.Errorf("bitmap: %w", err)
 	}
 	return nil

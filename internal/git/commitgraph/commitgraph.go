@@ -26,6 +26,7 @@ import (
 	"path/filepath"
 
 	"gotd/internal/git/oid"
+	"gotd/internal/mmapfile"
 )
 
 // Chunk identifiers (gitformat-commit-graph(5), "CHUNK DATA").
@@ -117,15 +118,15 @@ func Open(objectsDir string, f oid.Format) (*Graph, error) {
 		return nil, fmt.Errorf("commitgraph: invalid object format %v", f)
 	}
 	single := filepath.Join(objectsDir, "info", "commit-graph")
-	data, err := mapFile(single)
+	data, err := mmapfile.Map(single)
 	if err == nil {
 		l, err := parseLayer(data, f)
 		if err != nil {
-			unmap(data)
+			mmapfile.Unmap(data)
 			return nil, fmt.Errorf("commitgraph: %s: %w", single, err)
 		}
 		if l.nbase != 0 {
-			unmap(data)
+			mmapfile.Unmap(data)
 			return nil, fmt.Errorf("commitgraph: %s: %w", single, corruptf("single file names %d base graphs", l.nbase))
 		}
 		return newGraph(f, []*layer{l}), nil
@@ -150,13 +151,13 @@ func openChain(dir string, f oid.Format) (*Graph, error) {
 	var layers []*layer
 	fail := func(err error) (*Graph, error) {
 		for _, l := range layers {
-			unmap(l.data)
+			mmapfile.Unmap(l.data)
 		}
 		return nil, err
 	}
 	for i, name := range names {
 		path := filepath.Join(dir, "graph-"+name.String()+".graph")
-		data, err := mapFile(path)
+		data, err := mmapfile.Map(path)
 		if err != nil {
 			// A chain naming a missing layer is broken, not absent:
 			// do not let the caller mistake it for "no graph".
@@ -164,7 +165,7 @@ func openChain(dir string, f oid.Format) (*Graph, error) {
 		}
 		l, err := parseLayer(data, f)
 		if err != nil {
-			unmap(data)
+			mmapfile.Unmap(data)
 			return fail(fmt.Errorf("%s: %w", path, err))
 		}
 		layers = append(layers, l)
@@ -364,7 +365,7 @@ func parseLayer(data []byte, f oid.Format) (*layer, error) {
 func (g *Graph) Close() error {
 	var first error
 	for _, l := range g.layers {
-		if err := unmap(l.data); err != nil && first == nil {
+		if err := mmapfile.Unmap(l.data); err != nil && first == nil {
 			first = fmt.Errorf("commitgraph: %w", err)
 		}
 		l.data = nil

@@ -145,21 +145,31 @@ func (x *Index) Verify() error {
 	if !bytes.Equal(h.Sum(sum[:0]), x.Checksum()) {
 		return corruptf("index checksum mismatch")
 	}
+	return x.checkOrder()
+}
+
+// checkOrder checks that the ids are strictly increasing and that the
+// fan-out counts them.
+func (x *Index) checkOrder() error { return checkIDs("index", x.ids, x.hs, x.n, x.fanout) }
+
+// checkIDs checks that the n hs-byte ids are strictly increasing and
+// that fanout counts them; what names the file in errors.
+func checkIDs(what string, ids []byte, hs, n int, fanout []byte) error {
 	first := 0
-	for i := 0; i < x.n; i++ {
-		id := x.ids[i*x.hs : (i+1)*x.hs]
-		if i > 0 && bytes.Compare(x.ids[(i-1)*x.hs:i*x.hs], id) >= 0 {
-			return corruptf("index ids are not strictly increasing at %d", i)
+	for i := 0; i < n; i++ {
+		id := ids[i*hs : (i+1)*hs]
+		if i > 0 && bytes.Compare(ids[(i-1)*hs:i*hs], id) >= 0 {
+			return corruptf("%s ids are not strictly increasing at %d", what, i)
 		}
 		for ; first < int(id[0]); first++ {
-			if int(be32(x.fanout[4*first:])) != i {
-				return corruptf("index fan-out is wrong at byte %#02x", first)
+			if int(be32(fanout[4*first:])) != i {
+				return corruptf("%s fan-out is wrong at byte %#02x", what, first)
 			}
 		}
 	}
 	for ; first < 256; first++ {
-		if int(be32(x.fanout[4*first:])) != x.n {
-			return corruptf("index fan-out is wrong at byte %#02x", first)
+		if int(be32(fanout[4*first:])) != n {
+			return corruptf("%s fan-out is wrong at byte %#02x", what, first)
 		}
 	}
 	return nil

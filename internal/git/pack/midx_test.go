@@ -30,7 +30,7 @@ func multiPackRepo(t testing.TB, format string, args ...string) (string, oid.For
 	return dir, f
 }
 
-func TestMultiPackIndexMatchesGit(t *testing.T) {
+func TestMidxMatchesGit(t *testing.T) {
 	for _, format := range formats {
 		for _, args := range [][]string{nil, {"--bitmap"}} {
 			t.Run(format+strings.Join(args, ""), func(t *testing.T) {

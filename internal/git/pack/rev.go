@@ -110,6 +110,12 @@ func (r *RevIndex) Verify() error {
 	if !bytes.Equal(h.Sum(sum[:0]), r.data[len(r.data)-r.hs:]) {
 		return corruptf("reverse index checksum mismatch")
 	}
+	return r.checkOrder()
+}
+
+// checkOrder checks that the positions list objects in strictly
+// increasing offsets.
+func (r *RevIndex) checkOrder() error {
 	var prev uint64
 	for k := 0; k < r.n; k++ {
 		off := r.idx.Offset(r.IndexPos(k))

@@ -9,6 +9,7 @@ import (
 	"gotd/internal/git/commitgraph"
 	"gotd/internal/git/object"
 	"gotd/internal/git/oid"
+	"gotd/internal/git/pack"
 )
 
 // links reads what a walk needs of commit id: its tree, its parents
@@ -170,14 +171,14 @@ func (r *reach) mark(id oid.ID, t object.Type, path []byte) {
 			r.types[t-object.Commit].Set(pos)
 		}
 		if r.hashes != nil && path != nil {
-			r.hashes[pos] = NameHash(path)
+			r.hashes[pos] = pack.NameHash(path)
 		}
 		return
 	}
 	r.extra[id] = struct{}{}
 	var h uint32
 	if path != nil {
-		h = NameHash(path)
+		h = pack.NameHash(path)
 	}
 	r.outside = append(r.outside, outsideObject{id, t, h})
 }

@@ -17,6 +17,7 @@ import (
 	"gotd/internal/git/commitgraph"
 	"gotd/internal/git/object"
 	"gotd/internal/git/oid"
+	"gotd/internal/git/pack"
 )
 
 // Store is where the walk reads objects from. ReadObject returns an
@@ -99,23 +100,10 @@ func (w *Walker) ObjectsWithHash(ctx context.Context, wants, haves []oid.ID, fn 
 	return w.plainObjects(ctx, wants, haves, func(id oid.ID, t object.Type, path []byte) error {
 		var h uint32
 		if path != nil {
-			h = NameHash(path)
+			h = pack.NameHash(path)
 		}
 		return fn(id, t, h)
 	})
-}
-
-// NameHash is C Git's pack_name_hash: a hash of a path that sorts paths
-// ending alike next to each other, whitespace ignored.
-func NameHash(path []byte) uint32 {
-	var h uint32
-	for _, c := range path {
-		if c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v' {
-			continue
-		}
-		h = h>>2 + uint32(c)<<24
-	}
-	return h
 }
 
 // Commits calls fn for every commit reachable from wants and not from

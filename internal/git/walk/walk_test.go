@@ -287,7 +287,7 @@ func TestObjectsWithHash(t *testing.T) {
 	n := 0
 	err := w.ObjectsWithHash(context.Background(), []oid.ID{main}, nil, func(id oid.ID, typ object.Type, h uint32) error {
 		n++
-		if want := NameHash([]byte(paths[id])); h != want {
+		if want := pack.NameHash([]byte(paths[id])); h != want {
 			t.Errorf("%v: name hash %#x; want %#x (path %q)", id, h, want, paths[id])
 		}
 		return nil
@@ -300,8 +300,8 @@ func TestObjectsWithHash(t *testing.T) {
 	r.withBitmap(t)
 	w.Bitmap = r.bitmap
 	err = w.ObjectsWithHash(context.Background(), []oid.ID{main}, nil, func(id oid.ID, typ object.Type, h uint32) error {
-		if p, ok := paths[id]; ok && typ == object.Blob && h != NameHash([]byte(p)) {
-			t.Errorf("%v: cached name hash %#x; want %#x (path %q)", id, h, NameHash([]byte(p)), p)
+		if p, ok := paths[id]; ok && typ == object.Blob && h != pack.NameHash([]byte(p)) {
+			t.Errorf("%v: cached name hash %#x; want %#x (path %q)", id, h, pack.NameHash([]byte(p)), p)
 		}
 		return nil
 	})
@@ -320,8 +320,8 @@ func TestNameHash(t *testing.T) {
 		{"ab", ('a'<<24)>>2 + 'b'<<24},
 		{"a b", ('a'<<24)>>2 + 'b'<<24},
 	} {
-		if got := NameHash([]byte(tc.path)); got != tc.want {
-			t.Errorf("NameHash(%q) = %#x; want %#x", tc.path, got, tc.want)
+		if got := pack.NameHash([]byte(tc.path)); got != tc.want {
+			t.Errorf("pack.NameHash(%q) = %#x; want %#x", tc.path, got, tc.want)
 		}
 	}
 }
