@@ -119,6 +119,17 @@ func TestPackAll(t *testing.T) {
 			}
 			gittest.Git(t, dir, "fsck", "--full", "--strict")
 			gittest.Git(t, dir, "verify-pack", "-v", strings.TrimSuffix(packs[0], ".pack")+".idx")
+			// The .idx and .rev, written from what the pack writer
+			// reported, are what git index-pack makes of the pack.
+			gitIdx := filepath.Join(t.TempDir(), "git.idx")
+			gittest.Git(t, dir, "index-pack", "--rev-index", "-o", gitIdx, packs[0])
+			for _, ext := range []string{".idx", ".rev"} {
+				got, _ := os.ReadFile(strings.TrimSuffix(packs[0], ".pack") + ext)
+				want, _ := os.ReadFile(strings.TrimSuffix(gitIdx, ".idx") + ext)
+				if len(want) == 0 || !bytes.Equal(got, want) {
+					t.Errorf("%s written by pack -a (%d bytes) differs from git index-pack's (%d bytes)", ext, len(got), len(want))
+				}
+			}
 			if got := gittest.Git(t, dir, "count-objects", "-v"); !strings.Contains(got, "count: 0\n") {
 				t.Errorf("loose objects remain after pack -a:\n%s", got)
 			}

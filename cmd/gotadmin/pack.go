@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"gotd/internal/engine/indexer"
 	"gotd/internal/engine/packer"
 	"gotd/internal/git/bitmap"
 	"gotd/internal/git/object"
@@ -151,49 +150,90 @@ type packResult struct {
 }
 
 // writePack writes objs into a new pack in the repository's pack
-// directory and indexes it. The pack becomes visible to readers only
-// once its index exists, so a reader never sees half a pack.
+// directory, with its .idx and .rev made from what the writer reports
+// of each entry (no second pass over the pack). The .idx is renamed
+// into place last: readers use a pack only once its index exists, so
+// they never see half of one.
 func writePack(ctx context.Context, r *repo.Repo, objs []packer.Object, opts packer.Options) (*packResult, error) {
-	tmp, err := os.CreateTemp(r.PackDir(), "tmp_pack_")
-	if err != nil {
-		return nil, err
-	}
+	var tmps []string
 	defer func() {
-		if tmp != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
+		for _, t := range tmps {
+			os.Remove(t)
 		}
 	}()
-	sum, err := packer.Write(ctx, tmp, r, objs, opts)
+	create := func(prefix string) (*os.File, error) {
+		f, err := os.CreateTemp(r.PackDir(), prefix)
+		if err == nil {
+			tmps = append(tmps, f.Name())
+		}
+		return f, err
+	}
+	entries := make([]pack.IndexEntry, 0, len(objs))
+	opts.OnEntry = func(e pack.IndexEntry) { entries = append(entries, e) }
+	packFile, err := create("tmp_pack_")
 	if err != nil {
 		return nil, err
 	}
-	if err := tmp.Sync(); err != nil {
-		return nil, err
+	sum, err := packer.Write(ctx, packFile, r, objs, opts)
+	if err == nil {
+		err = finish(packFile)
+	} else {
+		packFile.Close()
 	}
-	if err := tmp.Close(); err != nil {
-		return nil, err
-	}
-	if err := os.Chmod(tmp.Name(), 0o444); err != nil {
-		return nil, err
-	}
-	final := filepath.Join(r.PackDir(), fmt.Sprintf("pack-%x.pack", sum))
-	if err := os.Rename(tmp.Name(), final); err != nil {
-		return nil, err
-	}
-	tmp = nil
-	res, err := indexer.IndexFile(ctx, final, indexer.Options{
-		Format:   r.Format,
-		WriteRev: true,
-	})
 	if err != nil {
-		os.Remove(final)
 		return nil, err
 	}
+	idxFile, err := create("tmp_idx_")
+	if err != nil {
+		return nil, err
+	}
+	if _, err = pack.WriteIndex(idxFile, r.Format, entries, sum); err == nil {
+		err = finish(idxFile)
+	} else {
+		idxFile.Close()
+	}
+	if err != nil {
+		return nil, err
+	}
+	revFile, err := create("tmp_rev_")
+	if err != nil {
+		return nil, err
+	}
+	if _, err = pack.WriteRev(revFile, r.Format, entries, sum); err == nil {
+		err = finish(revFile)
+	} else {
+		revFile.Close()
+	}
+	if err != nil {
+		return nil, err
+	}
+	base := filepath.Join(r.PackDir(), fmt.Sprintf("pack-%x", sum))
+	for _, mv := range []struct{ from, to string }{
+		{packFile.Name(), base + ".pack"},
+		{revFile.Name(), base + ".rev"},
+		{idxFile.Name(), base + ".idx"},
+	} {
+		if err := os.Rename(mv.from, mv.to); err != nil {
+			return nil, err
+		}
+	}
+	tmps = nil
 	if err := syncDir(r.PackDir()); err != nil {
 		return nil, err
 	}
-	return &packResult{packPath: final, checksum: res.Checksum}, nil
+	return &packResult{packPath: base + ".pack", checksum: sum}, nil
+}
+
+// finish makes a written file durable and read-only, and closes it.
+func finish(f *os.File) error {
+	err := f.Sync()
+	if err == nil {
+		err = f.Chmod(0o444)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // pruneRedundant removes the packs that existed before the new pack was
@@ -294,13 +334,9 @@ func writeBitmap(ctx context.Context, r *repo.Repo, res *packResult) error {
 		XORWindow:   10,
 	}, bms.Entries)
 	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp.Name(), 0o444)
+		err = finish(tmp)
+	} else {
+		tmp.Close()
 	}
 	if err != nil {
 		return fmt.Errorf("write bitmap: %w", err)

@@ -47,6 +47,8 @@ func FuzzIndex(f *testing.F) {
 	f.Add(append(smallPack(oid.SHA1), "trailing"...), false, false)
 	gittest.Env(f) // git must be usable for the seeds above
 
+	noSync = true // thousands of runs; durability is not what is tested
+	defer func() { noSync = false }()
 	f.Fuzz(func(t *testing.T, data []byte, sha256, fixTrailer bool) {
 		format := oid.SHA1
 		if sha256 {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"hash/crc32"
 	"io"
 	"runtime"
 	"sync"
@@ -103,6 +104,12 @@ type Options struct {
 	// the search's goroutines, and made only when the percentage
 	// changes; the function must not block for long.
 	Progress func(stage string, done, total int)
+	// OnEntry, if not nil, is called after each entry is written with
+	// its id, offset and the CRC-32 of its bytes: what the pack's .idx
+	// records, so a caller writing the pack to disk can write the index
+	// without reading the pack back. The CRC is computed only when
+	// OnEntry is set.
+	OnEntry func(pack.IndexEntry)
 }
 
 const (
@@ -448,13 +455,18 @@ func trailerHash(f oid.Format) hash.Hash {
 // hashWriter writes through a buffer, hashing and counting what it
 // writes.
 type hashWriter struct {
-	bw *bufio.Writer
-	h  hash.Hash
-	n  uint64
+	bw    *bufio.Writer
+	h     hash.Hash
+	n     uint64
+	crcOn bool   // accumulate crc over what is written
+	crc   uint32 // CRC-32 (IEEE, as zlib computes it) of the current entry
 }
 
 func (hw *hashWriter) Write(b []byte) (int, error) {
 	hw.h.Write(b)
+	if hw.crcOn {
+		hw.crc = crc32.Update(hw.crc, crc32.IEEETable, b)
+	}
 	n, err := hw.bw.Write(b)
 	hw.n += uint64(n)
 	return n, err

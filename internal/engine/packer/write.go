@@ -30,7 +30,11 @@ type packWriter struct {
 
 // write streams the pack: header, entries, trailer.
 func (wr *writer) write(w io.Writer) ([]byte, error) {
-	pw := &packWriter{wr: wr, hw: hashWriter{bw: bufio.NewWriterSize(w, writeBuffer), h: trailerHash(wr.opts.Format)}}
+	pw := &packWriter{wr: wr, hw: hashWriter{
+		bw:    bufio.NewWriterSize(w, writeBuffer),
+		h:     trailerHash(wr.opts.Format),
+		crcOn: wr.opts.OnEntry != nil,
+	}}
 	zw, err := zlib.NewWriterLevel(&pw.hw, wr.opts.Compression)
 	if err != nil {
 		return nil, err
@@ -77,8 +81,21 @@ func (wr *writer) write(w io.Writer) ([]byte, error) {
 	return sum, nil
 }
 
-// entry writes one entry.
+// entry writes one entry and reports it to Options.OnEntry.
 func (pw *packWriter) entry(e *entry) error {
+	start := pw.hw.n
+	pw.hw.crc = 0
+	if err := pw.writeEntry(e); err != nil {
+		return err
+	}
+	if on := pw.wr.opts.OnEntry; on != nil {
+		on(pack.IndexEntry{ID: e.id, Offset: start, CRC32: pw.hw.crc})
+	}
+	return nil
+}
+
+// writeEntry writes the bytes of one entry.
+func (pw *packWriter) writeEntry(e *entry) error {
 	wr := pw.wr
 	e.out = pw.hw.n + 1
 	switch e.kind {

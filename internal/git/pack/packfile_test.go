@@ -446,3 +446,29 @@ func TestOpenMismatch(t *testing.T) {
 	}
 	comparePack(t, dir, p, catAll(t, dir, f))
 }
+
+// BenchmarkReadObjects reads every object of a pack C Git wrote with
+// deep deltas, with a delta cache as the repository layer uses one.
+func BenchmarkReadObjects(b *testing.B) {
+	dir := gittest.InitBare(b, "sha1")
+	gittest.Generate(b, dir, gittest.History{Commits: 200, Branches: 4, Files: 40})
+	gittest.Git(b, dir, "repack", "-q", "-adf", "--depth=50")
+	p, err := Open(onePack(b, dir), oid.SHA1, Options{Cache: NewDeltaCache(16 << 20)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Close()
+	offs := make([]uint64, p.Count())
+	for i := range offs {
+		offs[i] = p.Index().Offset(i)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		for _, off := range offs {
+			if _, _, err := p.ReadAt(off); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
