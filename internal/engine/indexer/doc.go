@@ -8,9 +8,11 @@
 //     have the following format"): every byte is hashed for the pack
 //     trailer and copied to a temporary file in Options.Dir, every entry
 //     is inflated once to find where its zlib stream ends and to verify
-//     it, and every non-delta object is hashed while it inflates, so a
-//     large blob is never held in memory. Of a delta only its position
-//     and its base (an offset or an object id) are remembered.
+//     it. A non-delta object larger than MaxCheckBlobSize is hashed while
+//     it inflates, so a large blob is never held in memory; smaller ones
+//     are hashed and checked on other goroutines while the scan goes on
+//     (pipe.go). Of a delta only its position and its base (an offset or
+//     an object id) are remembered.
 //  2. Delta resolution, on Options.Threads goroutines: each worker takes
 //     the next non-delta object that has delta children, inflates it
 //     from the temporary file and walks its delta tree depth-first,

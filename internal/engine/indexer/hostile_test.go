@@ -308,3 +308,58 @@ func TestIndexThinFromMemory(t *testing.T) {
 		}
 	}
 }
+
+// TestIndexLargeBlobStreamed: a blob stored whole is hashed while it
+// inflates and never held in memory, with or without Check.
+func TestIndexLargeBlobStreamed(t *testing.T) {
+	f := oid.SHA1
+	big := make([]byte, 64<<20)
+	for i := range big {
+		big[i] = byte(i / 4096)
+	}
+	p := craft(f, -1, rawEntry{typ: object.Blob, size: -1, data: big})
+	want := mustID(f, object.Blob, big)
+	big = nil
+	runtime.GC()
+	for _, check := range []bool{false, true} {
+		opts := Options{Format: f, Threads: 2}
+		if check {
+			opts.Check = func(object.Type, oid.ID, []byte) error { return nil }
+		}
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		res, err := indexBytes(t, p, opts)
+		runtime.ReadMemStats(&after)
+		if err != nil {
+			t.Fatalf("Index: %v", err)
+		}
+		if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 8<<20 {
+			t.Errorf("check=%v: allocated %d bytes for a 64 MiB blob; want at most 8 MiB", check, alloc)
+		}
+		if got := parseIdx(t, f, readFile(t, res.IndexPath)); len(got) != 1 || got[want] != pack.HeaderSize {
+			t.Errorf("check=%v: got idx %v; want %s at offset 12", check, got, want)
+		}
+	}
+}
+
+// TestIndexLimitsAtTheBoundary: limits equal to what the pack needs pass.
+func TestIndexLimitsAtTheBoundary(t *testing.T) {
+	f := oid.SHA1
+	p := smallPack(f)
+	var stages []string
+	var last uint32
+	_, err := indexBytes(t, p, Options{Format: f, MaxPackSize: int64(len(p)), MaxObjects: 5, MaxObjectSize: int64(len(childBlob) + 6),
+		Progress: func(stage string, done, total uint32) {
+			if done > total {
+				t.Errorf("progress %s: done %d > total %d", stage, done, total)
+			}
+			stages = append(stages, stage)
+			last = done
+		}})
+	if err != nil {
+		t.Fatalf("Index with limits at the boundary: %v", err)
+	}
+	if len(stages) == 0 || stages[len(stages)-1] != "resolving deltas" || last != 2 {
+		t.Errorf("got progress stages %q ending at %d; want them to end with resolving deltas at 2", stages, last)
+	}
+}

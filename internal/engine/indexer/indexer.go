@@ -107,9 +107,13 @@ type Result struct {
 //
 // Index never asks r for a byte after the pack's trailer, so r may be a
 // connection that carries more data afterwards; it reads in chunks that
-// the pack is known to still contain and only near a zlib stream's or the
-// pack's end falls back to small reads. When Index fails, bytes after the
-// point of failure may have been consumed. Index does not set deadlines:
+// the pack is known to still contain and only near the end of a long
+// Huffman-coded zlib stream, or of the pack, falls back to small reads (no
+// smaller than the bytes that must still follow). A caller that will go
+// on reading r afterwards and wants fewer system calls can pass a
+// *bufio.Reader and keep reading from it: what Index leaves unread stays
+// in its buffer. When Index fails, bytes after the point of failure may
+// have been consumed. Index does not set deadlines:
 // a caller reading from a network must. Cancelling ctx stops the work
 // between objects (a blocked read on r is not interrupted).
 //
@@ -191,11 +195,11 @@ type indexer struct {
 	packLen  uint64   // bytes of pack, trailer included
 	checksum []byte
 
-	entries []entry
-	refBase []oid.ID // bases of the ref-deltas, indexed by entry.base
-	ofsBase []uint64 // base offsets of the ofs-deltas until link
-	nScanned int     // entries read from the input (the rest complete a thin pack)
-	nDeltas int
+	entries  []entry
+	refBase  []oid.ID // bases of the ref-deltas, indexed by entry.base
+	ofsBase  []uint64 // base offsets of the ofs-deltas until link
+	nScanned int      // entries read from the input (the rest complete a thin pack)
+	nDeltas  int
 
 	// Delta children. ofsStart[i]:ofsStart[i+1] indexes ofsKids for the
 	// ofs-delta children of entry i (entries of the scanned pack only);

@@ -42,7 +42,14 @@ func (ix *indexer) scan(s *streamReader, atEOF bool) error {
 		h:   oid.NewHasher(ix.f),
 		buf: make([]byte, 16<<10),
 	}
+	if ix.threads > 1 {
+		sc.pipe = newHashPipe(ix, ix.threads-1)
+		defer sc.pipe.stop()
+	}
 	for i := uint32(0); i < count; i++ {
+		if sc.pipe != nil && sc.pipe.failed.Load() {
+			break
+		}
 		if i%256 == 0 {
 			if err := ix.ctx.Err(); err != nil {
 				return fmt.Errorf("indexer: %w", err)
@@ -56,6 +63,12 @@ func (ix *indexer) scan(s *streamReader, atEOF bool) error {
 		if err := sc.entry(); err != nil {
 			return fmt.Errorf("indexer: object %d at offset %d: %w", i, s.off, err)
 		}
+	}
+	if sc.pipe != nil {
+		if err := sc.pipe.stop(); err != nil {
+			return err
+		}
+		sc.pipe.collect(ix.entries)
 	}
 	ix.progress("receiving objects", count, count)
 
@@ -95,11 +108,12 @@ type scanner struct {
 	s     *streamReader
 	z     *inflater
 	h     *oid.Hasher
-	buf   []byte // inflate output
-	keep  []byte // content kept for Check
-	raw   []byte // entry header bytes
-	hdr   [32]byte // object header to hash
-	after uint64 // bytes that must follow the current entry
+	buf   []byte    // inflate output
+	keep  []byte    // content kept for Check
+	raw   []byte    // entry header bytes
+	hdr   [32]byte  // object header to hash
+	after uint64    // bytes that must follow the current entry
+	pipe  *hashPipe // hashes small objects in parallel; nil with one thread
 }
 
 // entry reads one entry.
@@ -179,6 +193,9 @@ func (sc *scanner) object(e *entry) error {
 		return err
 	}
 	s.tail = 4 + sc.after
+	if sc.pipe != nil && e.size <= maxPipedSize {
+		return sc.piped(e)
+	}
 	h := sc.h
 	h.Reset()
 	h.Write(object.AppendHeader(sc.hdr[:0], e.typ, int64(e.size)))
@@ -229,6 +246,42 @@ func (sc *scanner) object(e *entry) error {
 			return fmt.Errorf("%s %s: %w", e.typ, id, err)
 		}
 	}
+	return nil
+}
+
+// piped inflates a small non-delta object into a buffer and hands it to
+// the pipe for hashing and checking.
+func (sc *scanner) piped(e *entry) error {
+	s := sc.s
+	buf := sc.pipe.buffer()
+	if uint64(cap(buf)) < e.size+1 {
+		buf = make([]byte, 0, e.size+1) // e.size <= maxPipedSize
+	}
+	buf = buf[:e.size+1]
+	var n uint64
+	for {
+		// As in object: one byte more than declared is an error.
+		end := min(n+uint64(len(sc.buf)), e.size+1)
+		m, err := sc.z.Read(buf[n:end])
+		n += uint64(m)
+		if n > e.size {
+			sc.pipe.free <- buf
+			return fmt.Errorf("%w: %s inflates to more than its declared %d bytes", pack.ErrCorrupt, e.typ, e.size)
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			sc.pipe.free <- buf
+			return fmt.Errorf("inflate %s: %w", e.typ, err)
+		}
+		s.atLeast(4 + deflateBound(e.size-n) + sc.after)
+	}
+	if n != e.size {
+		sc.pipe.free <- buf
+		return fmt.Errorf("%w: %s inflates to %d bytes, declared %d", pack.ErrCorrupt, e.typ, n, e.size)
+	}
+	sc.pipe.jobs <- hashJob{dst: sc.pipe.slot(len(sc.ix.entries)), typ: e.typ, off: e.off, data: buf[:n]}
 	return nil
 }
 

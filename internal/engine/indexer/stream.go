@@ -102,10 +102,8 @@ func newStreamReader(r io.Reader, sum hash.Hash, out io.Writer, max uint64, boun
 // atLeast records that at least n more bytes of pack follow the current
 // position.
 func (s *streamReader) atLeast(n uint64) {
-	if end := s.off + n; end > s.off && end > s.limit {
+	if end := s.off + n; end >= s.off && end > s.limit {
 		s.limit = end
-	} else if end < s.off {
-		s.limit = math.MaxUint64
 	}
 }
 

@@ -97,7 +97,8 @@ func (f Format) New() hash.Hash {
 // Hasher computes ids of one format over streamed data.
 type Hasher struct {
 	hash.Hash
-	f Format
+	f   Format
+	sum [MaxSize]byte // scratch for Sum, so that ID does not allocate
 }
 
 // NewHasher returns a Hasher for f.
@@ -112,14 +113,14 @@ func (h *Hasher) ID() (ID, error) {
 	if cr, ok := h.Hash.(interface {
 		CollisionResistantSum([]byte) ([]byte, bool)
 	}); ok {
-		sum, collision := cr.CollisionResistantSum(id.b[:0])
+		sum, collision := cr.CollisionResistantSum(h.sum[:0])
 		copy(id.b[:], sum)
 		if collision {
 			return id, ErrCollision
 		}
 		return id, nil
 	}
-	h.Hash.Sum(id.b[:0])
+	copy(id.b[:], h.Hash.Sum(h.sum[:0]))
 	return id, nil
 }
 

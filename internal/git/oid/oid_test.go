@@ -71,3 +71,15 @@ func TestCollisionDetected(t *testing.T) {
 		t.Errorf("ordinary input: err = %v; want nil", err)
 	}
 }
+
+// TestHasherIDAllocs guards the hot path of indexing: taking the id of
+// a hashed object allocates nothing.
+func TestHasherIDAllocs(t *testing.T) {
+	for _, f := range []Format{SHA1, SHA256} {
+		h := NewHasher(f)
+		h.Write([]byte("blob 0\x00"))
+		if n := testing.AllocsPerRun(100, func() { h.ID() }); n != 0 {
+			t.Errorf("%v: Hasher.ID allocates %v times; want 0", f, n)
+		}
+	}
+}

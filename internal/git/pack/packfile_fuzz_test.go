@@ -3,7 +3,6 @@ package pack
 import (
 	"bytes"
 	"errors"
-	"os"
 	"slices"
 	"testing"
 
@@ -27,40 +26,43 @@ type packTemplate struct {
 // a delta cache; an unmutated pack must read back every object under its
 // id.
 func FuzzPackRead(f *testing.F) {
+	templates := fuzzTemplates(f)
+	for i, tp := range templates {
+		f.Add(tp.pack, uint8(i))
+	}
+	f.Fuzz(func(t *testing.T, data []byte, which uint8) {
+		checkPackRead(t, templates[int(which)%len(templates)], data)
+	})
+}
+
+// fuzzTemplates returns the packs FuzzPackRead mutates: the stored seeds
+// and a crafted pack with a ref-delta.
+func fuzzTemplates(f testing.TB) []packTemplate {
 	var templates []packTemplate
-	addGit := func(format string, repack ...string) {
-		path, idx, _ := fuzzSeedPack(f, format, repack...)
-		fo, _ := oid.ParseFormat(format)
-		data, err := os.ReadFile(path)
+	for _, spec := range seedSpecs {
+		fo, _ := oid.ParseFormat(spec.format)
+		x, err := ParseIndex(readSeed(f, spec.name+".idx"), fo)
 		if err != nil {
 			f.Fatal(err)
 		}
-		x, err := ParseIndex(idx, fo)
-		if err != nil {
-			f.Fatal(err)
-		}
-		tp := packTemplate{f: fo, pack: data}
+		tp := packTemplate{f: fo, pack: readSeed(f, spec.name+".pack")}
 		for i := 0; i < x.Count(); i++ {
 			tp.ents = append(tp.ents, IndexEntry{ID: x.ID(i), Offset: x.Offset(i)})
 		}
 		templates = append(templates, tp)
 	}
-	addGit("sha1")
-	addGit("sha256", "--depth=3")
-	addGit("sha1", "--window=0") // no deltas
-	c := craftPack(f, oid.SHA1, validEntries(oid.SHA1)) // a ref-delta
+	c := craftPack(f, oid.SHA1, validEntries(oid.SHA1))
 	tp := packTemplate{f: oid.SHA1, pack: c.pack}
 	for i := range c.ids {
 		tp.ents = append(tp.ents, IndexEntry{ID: c.ids[i], Offset: c.offs[i]})
 	}
 	slices.SortFunc(tp.ents, func(a, b IndexEntry) int { return a.ID.Compare(b.ID) })
-	templates = append(templates, tp)
-	for i, tp := range templates {
-		f.Add(tp.pack, uint8(i))
-	}
+	return append(templates, tp)
+}
 
-	f.Fuzz(func(t *testing.T, data []byte, which uint8) {
-		tp := templates[int(which)%len(templates)]
+// checkPackRead is the body of FuzzPackRead: data is tp's pack, mutated.
+func checkPackRead(t *testing.T, tp packTemplate, data []byte) {
+	{
 		hs := tp.f.Size()
 		if len(data) < hs {
 			return
@@ -129,5 +131,5 @@ func FuzzPackRead(f *testing.F) {
 				t.Fatalf("Bytes(%d, %d): %v", en.Offset, en.End, err)
 			}
 		}
-	})
+	}
 }
