@@ -26,13 +26,18 @@ func Map(path string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	size := st.Size()
+	return MapFile(fd, st.Size())
+}
+
+// MapFile maps the first size bytes of the open file f read-only, as Map
+// does; the mapping stays valid after f is closed.
+func MapFile(f *os.File, size int64) ([]byte, error) {
 	if size <= 0 || size > MaxSize {
-		return nil, fmt.Errorf("mmapfile: %s: size %d out of range", path, size)
+		return nil, fmt.Errorf("mmapfile: %s: size %d out of range", f.Name(), size)
 	}
-	data, err := unix.Mmap(int(fd.Fd()), 0, int(size), unix.PROT_READ, unix.MAP_SHARED)
+	data, err := unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ, unix.MAP_SHARED)
 	if err != nil {
-		return nil, fmt.Errorf("mmapfile: map %s: %w", path, err)
+		return nil, fmt.Errorf("mmapfile: map %s: %w", f.Name(), err)
 	}
 	return data, nil
 }

@@ -17,6 +17,7 @@ import (
 	"gotd/internal/git/object"
 	"gotd/internal/git/oid"
 	"gotd/internal/git/pack"
+	"gotd/internal/mmapfile"
 )
 
 // DefaultMaxObjectSize is the limit on an inflated object or delta result
@@ -253,7 +254,7 @@ func newIndexer(ctx context.Context, opts Options) (*indexer, error) {
 // that were not renamed.
 func (ix *indexer) cleanup() {
 	if ix.data != nil {
-		unmap(ix.data)
+		mmapfile.Unmap(ix.data)
 		ix.data = nil
 	}
 	if ix.file != nil {

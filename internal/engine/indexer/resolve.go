@@ -11,6 +11,7 @@ import (
 	"gotd/internal/git/object"
 	"gotd/internal/git/oid"
 	"gotd/internal/git/pack"
+	"gotd/internal/mmapfile"
 )
 
 // resolver is the state the delta-resolving workers share.
@@ -38,7 +39,7 @@ func (r *resolver) fail(err error) {
 // resolveAll is the second phase: it maps the pack, resolves every delta
 // on ix.threads goroutines, and completes a thin pack.
 func (ix *indexer) resolveAll() error {
-	data, err := mapFile(ix.file, ix.packLen)
+	data, err := mmapfile.MapFile(ix.file, int64(ix.packLen))
 	if err != nil {
 		return fmt.Errorf("indexer: %w", err)
 	}
