@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"gotd/internal/git/config"
 	"gotd/internal/git/loose"
@@ -64,6 +65,13 @@ type Repo struct {
 	byDir map[string]*pack.Pack // base name → pack, to rescan cheaply
 	midx  *pack.MultiPackIndex  // nil when the repository has none
 	mpack []*pack.Pack          // midx pack number → open pack (nil if gone)
+	// retired holds packs another writer removed; readers may still be
+	// using them, so they are closed only with the Repo.
+	retired []*pack.Pack
+	// scanned is the pack directory's modification time at the last
+	// scan: a missing object triggers a new scan only when it changed,
+	// so a fetch naming many unknown objects does not rescan each time.
+	scanned time.Time
 }
 
 // knownExtensions are the repository extensions (gitrepository-layout(5),
@@ -172,6 +180,19 @@ func (r *Repo) ObjectsDir() string { return filepath.Join(r.GitDir, "objects") }
 // rescan opens pack files that appeared since the last scan and forgets
 // those that disappeared. Packs are kept newest first.
 func (r *Repo) rescan() error {
+	var mtime time.Time
+	if st, err := os.Stat(r.PackDir()); err == nil {
+		mtime = st.ModTime()
+	}
+	r.mu.RLock()
+	// Directory times are coarse (a clock tick): a change in the same
+	// tick as the last scan would look like none, so a directory
+	// modified in the last two seconds is always read again.
+	unchanged := r.scanned.Equal(mtime) && !mtime.IsZero() && time.Since(mtime) > 2*time.Second
+	r.mu.RUnlock()
+	if unchanged {
+		return nil
+	}
 	entries, err := os.ReadDir(r.PackDir())
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("repo: scan packs: %w", err)
@@ -229,13 +250,14 @@ func (r *Repo) rescan() error {
 	}
 	for name, p := range r.byDir {
 		if !seen[name] {
-			// Another writer removed it (repack); objects now live elsewhere.
-			// Readers holding it keep their mmap until Close.
+			// Another writer removed it (a repack): its objects live
+			// elsewhere now. Readers may still hold it.
 			delete(r.byDir, name)
-			_ = p
+			r.retired = append(r.retired, p)
 		}
 	}
 	r.packs = packs
+	r.scanned = mtime
 	r.openMultiPackIndex()
 	if len(packs) == 0 && firstErr != nil {
 		return firstErr
@@ -365,7 +387,12 @@ func (r *Repo) Close() error {
 		}
 		delete(r.byDir, name)
 	}
-	r.packs = nil
+	for _, p := range r.retired {
+		if err := p.Close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	r.packs, r.retired = nil, nil
 	if r.midx != nil {
 		r.midx.Close()
 		r.midx, r.mpack = nil, nil

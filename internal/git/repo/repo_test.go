@@ -209,3 +209,44 @@ func checkWalk(t *testing.T, r *Repo, dir string) {
 		t.Errorf("walk found %d objects; git rev-list --objects --all lists %d", len(got), len(want))
 	}
 }
+
+// TestSeesPacksOfOtherWriters opens a repository, then lets C Git add a
+// pack and later replace every pack: objects stay readable throughout.
+func TestSeesPacksOfOtherWriters(t *testing.T) {
+	dir := gittest.InitBare(t, "sha1")
+	gittest.Generate(t, dir, gittest.History{Commits: 5, Files: 4})
+	r, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	before := len(r.Packs())
+
+	blob := strings.TrimSpace(gittest.GitInput(t, dir, []byte("added later\n"), "hash-object", "-w", "--stdin"))
+	gittest.Git(t, dir, "tag", "later", blob)
+	gittest.Git(t, dir, "repack", "-dq") // a new pack beside the old one
+	id, _ := oid.ParseHex(oid.SHA1, blob)
+	if _, data, err := r.ReadObject(id); err != nil || string(data) != "added later\n" {
+		t.Fatalf("ReadObject of an object in a new pack = %q, %v", data, err)
+	}
+	if got := len(r.Packs()); got != before+1 {
+		t.Errorf("packs after git repack -d: %d; want %d", got, before+1)
+	}
+
+	gittest.Git(t, dir, "repack", "-adfq") // every old pack removed
+	head, err := r.Refs.Resolve("HEAD")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Rescan(); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(r.Packs()); got != 1 {
+		t.Errorf("packs after git repack -adf: %d; want 1", got)
+	}
+	for _, want := range []oid.ID{id, head.ID} {
+		if !r.HasObject(want) {
+			t.Errorf("HasObject(%s) = false after the repack", want)
+		}
+	}
+}
