@@ -10,8 +10,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// MaxSize bounds the size of a file this package maps (64 GiB).
-const MaxSize = 1 << 36
+// MaxSize bounds the size of a file this package maps (1 TiB).
+const MaxSize = 1 << 40
 
 // Map maps the whole file at path read-only. The file must not be empty.
 // The caller must not write to the slice and must release it with Unmap,

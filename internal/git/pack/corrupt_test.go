@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/zlib"
 	"errors"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -41,6 +42,16 @@ type crafted struct {
 	idx  []byte
 	offs []uint64
 	ids  []oid.ID
+}
+
+// noise returns n incompressible bytes.
+func noise(n int) []byte {
+	b := make([]byte, n)
+	r := rand.New(rand.NewPCG(uint64(n), 1))
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
 }
 
 func deflate(data []byte) []byte {
@@ -246,6 +257,9 @@ func TestReadCorrupt(t *testing.T) {
 			{typ: object.Blob, data: []byte(blobText), size: 1 << 40}}},
 		{name: "object declaring 2 GiB", read: 0, entries: []craftEntry{
 			{typ: object.Blob, data: []byte(blobText), size: 2 << 30}}},
+		{name: "object declaring 64 MiB before 100 KiB of data", read: 0, entries: []craftEntry{
+			{typ: object.Blob, data: []byte(blobText), size: 64 << 20},
+			{typ: object.Blob, data: noise(100 << 10)}}},
 		{name: "zlib inflating past the declared size", read: 0, entries: []craftEntry{
 			{typ: object.Blob, data: []byte(blobText), size: 5}}},
 		{name: "zlib bomb", read: 0, entries: []craftEntry{

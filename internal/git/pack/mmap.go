@@ -1,31 +1,36 @@
 package pack
 
-import "sync"
+import (
+	"sync"
 
-// maxMapSize bounds the files this package maps (1 TiB): larger sizes
-// come from a broken stat, not from a repository.
-const maxMapSize = 1 << 40
+	"gotd/internal/mmapfile"
+)
 
-// mapping is a read-only view of a whole file, mapped or read. Its data
-// must not be written to, nor used after close.
+// mapping is a read-only view of a whole file (see mmapfile), closed at
+// most once however many readers share it.
 type mapping struct {
-	data   []byte
-	mapped bool
+	data []byte
+	file *mmapfile.File // nil for views made from memory (tests)
 
 	once sync.Once
 	err  error
 }
 
-// close releases the mapping; later calls do nothing. A nil mapping is
-// fine to close.
+// mapFile maps the file at path, or reads it where it cannot be mapped.
+func mapFile(path string) (*mapping, error) {
+	f, err := mmapfile.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	return &mapping{data: f.Data, file: f}, nil
+}
+
 func (m *mapping) close() error {
 	if m == nil {
 		return nil
 	}
 	m.once.Do(func() {
-		if m.mapped {
-			m.err = unmap(m.data)
-		}
+		m.err = m.file.Close()
 		m.data = nil
 	})
 	return m.err

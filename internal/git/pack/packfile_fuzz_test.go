@@ -75,7 +75,7 @@ func checkPackRead(t *testing.T, tp packTemplate, data []byte) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		opts := Options{MaxObjectSize: 1 << 20, MaxDeltaDepth: 64}
+		opts := Options{MaxObjectSize: 1 << 16, MaxDeltaDepth: 64}
 		p, err := newPack("fuzz.pack", &mapping{data: data}, x, opts)
 		if err != nil {
 			if !errors.Is(err, ErrCorrupt) {
@@ -102,7 +102,7 @@ func checkPackRead(t *testing.T, tp packTemplate, data []byte) {
 					}
 					continue
 				}
-				if len(obj) > 1<<20 || !typ.IsBase() {
+				if len(obj) > 1<<16 || !typ.IsBase() {
 					t.Fatalf("ReadAt(%d) = %v, %d bytes", e.Offset, typ, len(obj))
 				}
 				st, size, err := p.statAt(e.Offset)
