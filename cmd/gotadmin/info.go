@@ -11,7 +11,6 @@ import (
 
 	"gotd/internal/git/oid"
 	"gotd/internal/git/refs"
-	"gotd/internal/git/repo"
 )
 
 // cmdInfo describes a repository: gotadmin info [-r repository-path].
@@ -24,11 +23,7 @@ func cmdInfo(ctx context.Context, args []string, stdout io.Writer) error {
 	if fs.NArg() != 0 {
 		return errUsage
 	}
-	path, err := repoPath(*rflag)
-	if err != nil {
-		return err
-	}
-	r, err := repo.Open(path, repo.Options{})
+	r, err := openRepo(*rflag)
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"gotd/internal/git/repo"
 )
 
 // command is one gotadmin sub-command.
@@ -111,13 +113,17 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
-// repoPath returns the -r argument, or the current directory as
-// gotadmin(1) does when -r is not given.
-func repoPath(r string) (string, error) {
-	if r != "" {
-		return r, nil
+// openRepo opens the repository named by -r, or the one in the current
+// directory as gotadmin(1) does when -r is not given.
+func openRepo(path string) (*repo.Repo, error) {
+	if path == "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			return nil, err
+		}
+		path = wd
 	}
-	return os.Getwd()
+	return repo.Open(path, repo.Options{})
 }
 
 // humanSize formats n bytes with a binary unit, as -h asks.

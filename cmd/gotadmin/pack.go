@@ -34,11 +34,7 @@ func cmdPack(ctx context.Context, args []string, stdout io.Writer) error {
 	if fs.NArg() != 0 {
 		return errUsage
 	}
-	path, err := repoPath(*rflag)
-	if err != nil {
-		return err
-	}
-	r, err := repo.Open(path, repo.Options{})
+	r, err := openRepo(*rflag)
 	if err != nil {
 		return err
 	}
@@ -161,57 +157,49 @@ func writePack(ctx context.Context, r *repo.Repo, objs []packer.Object, opts pac
 			os.Remove(t)
 		}
 	}()
-	create := func(prefix string) (*os.File, error) {
+	// write fills a new temporary file in the pack directory, makes it
+	// durable and read-only, and returns its name.
+	write := func(prefix string, fill func(io.Writer) error) (string, error) {
 		f, err := os.CreateTemp(r.PackDir(), prefix)
-		if err == nil {
-			tmps = append(tmps, f.Name())
+		if err != nil {
+			return "", err
 		}
-		return f, err
+		tmps = append(tmps, f.Name())
+		if err := fill(f); err != nil {
+			f.Close()
+			return "", err
+		}
+		return f.Name(), finish(f)
 	}
 	entries := make([]pack.IndexEntry, 0, len(objs))
 	opts.OnEntry = func(e pack.IndexEntry) { entries = append(entries, e) }
-	packFile, err := create("tmp_pack_")
+	var sum []byte
+	packTmp, err := write("tmp_pack_", func(w io.Writer) (err error) {
+		sum, err = packer.Write(ctx, w, r, objs, opts)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
-	sum, err := packer.Write(ctx, packFile, r, objs, opts)
-	if err == nil {
-		err = finish(packFile)
-	} else {
-		packFile.Close()
-	}
+	idxTmp, err := write("tmp_idx_", func(w io.Writer) error {
+		_, err := pack.WriteIndex(w, r.Format, entries, sum)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
-	idxFile, err := create("tmp_idx_")
-	if err != nil {
-		return nil, err
-	}
-	if _, err = pack.WriteIndex(idxFile, r.Format, entries, sum); err == nil {
-		err = finish(idxFile)
-	} else {
-		idxFile.Close()
-	}
-	if err != nil {
-		return nil, err
-	}
-	revFile, err := create("tmp_rev_")
-	if err != nil {
-		return nil, err
-	}
-	if _, err = pack.WriteRev(revFile, r.Format, entries, sum); err == nil {
-		err = finish(revFile)
-	} else {
-		revFile.Close()
-	}
+	revTmp, err := write("tmp_rev_", func(w io.Writer) error {
+		_, err := pack.WriteRev(w, r.Format, entries, sum)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
 	base := filepath.Join(r.PackDir(), fmt.Sprintf("pack-%x", sum))
 	for _, mv := range []struct{ from, to string }{
-		{packFile.Name(), base + ".pack"},
-		{revFile.Name(), base + ".rev"},
-		{idxFile.Name(), base + ".idx"},
+		{packTmp, base + ".pack"},
+		{revTmp, base + ".rev"},
+		{idxTmp, base + ".idx"},
 	} {
 		if err := os.Rename(mv.from, mv.to); err != nil {
 			return nil, err
