@@ -344,24 +344,10 @@ func hexLine(f oid.Format, b []byte) (rest []byte, ok bool) {
 	if len(b) <= n || b[n] != '\n' {
 		return nil, false
 	}
-	for _, c := range b[:n] {
-		if _, ok := unhex(c); !ok {
-			return nil, false
-		}
+	if _, err := oid.ParseHexBytes(f, b[:n]); err != nil {
+		return nil, false
 	}
 	return b[n+1:], true
-}
-
-func unhex(c byte) (byte, bool) {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0', true
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10, true
-	case 'A' <= c && c <= 'F':
-		return c - 'A' + 10, true
-	}
-	return 0, false
 }
 
 // checkIdent checks the identity at the start of b, after its header
