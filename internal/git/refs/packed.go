@@ -1,6 +1,7 @@
 package refs
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -459,4 +460,43 @@ func appendRecord(b []byte, name []byte, id, peeled oid.ID, hasPeeled bool) []by
 		b = append(b, '\n')
 	}
 	return b
+}
+
+// packedWriter streams a packed-refs file into a lock file: the header,
+// then records gathered in batches of 32 KiB.
+type packedWriter struct {
+	l   *lockFile
+	w   *bufio.Writer
+	buf []byte
+}
+
+func newPackedWriter(l *lockFile, trait peelTrait) *packedWriter {
+	return &packedWriter{l: l, w: bufio.NewWriterSize(l.f, 64<<10), buf: appendHeader(nil, trait)}
+}
+
+// add appends one record.
+func (pw *packedWriter) add(name []byte, id, peeled oid.ID, hasPeeled bool) error {
+	pw.buf = appendRecord(pw.buf, name, id, peeled, hasPeeled)
+	if len(pw.buf) >= 32<<10 {
+		if _, err := pw.w.Write(pw.buf); err != nil {
+			return fmt.Errorf("refs: write packed-refs.lock: %w", err)
+		}
+		pw.buf = pw.buf[:0]
+	}
+	return nil
+}
+
+// finish writes what is left, syncs and closes the lock file; the caller
+// commits it.
+func (pw *packedWriter) finish() error {
+	if _, err := pw.w.Write(pw.buf); err != nil {
+		return fmt.Errorf("refs: write packed-refs.lock: %w", err)
+	}
+	if err := pw.w.Flush(); err != nil {
+		return fmt.Errorf("refs: write packed-refs.lock: %w", err)
+	}
+	if err := pw.l.write(nil); err != nil {
+		return fmt.Errorf("refs: write packed-refs.lock: %w", err)
+	}
+	return nil
 }

@@ -1,7 +1,6 @@
 package refs
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
@@ -58,19 +57,8 @@ func (s *Store) PackRefs(peel func(oid.ID) (oid.ID, bool)) error {
 	if peel != nil {
 		trait = peelFull
 	}
-	w := bufio.NewWriterSize(l.f, 64<<10)
-	buf := appendHeader(nil, trait)
+	pw := newPackedWriter(l, trait)
 	var lbuf [maxLooseSize]byte
-	emit := func(name []byte, id, peeled oid.ID, hasPeeled bool) error {
-		buf = appendRecord(buf, name, id, peeled, hasPeeled)
-		if len(buf) >= 32<<10 {
-			if _, err := w.Write(buf); err != nil {
-				return err
-			}
-			buf = buf[:0]
-		}
-		return nil
-	}
 	rec, pok, err := it.next()
 	if err != nil {
 		return err
@@ -92,8 +80,8 @@ func (s *Store) PackRefs(peel func(oid.ID) (oid.ID, bool)) error {
 				if peel != nil {
 					peeled, hasPeeled = peel(ref.ID)
 				}
-				if err := emit([]byte(name), ref.ID, peeled, hasPeeled); err != nil {
-					return fmt.Errorf("refs: write packed-refs.lock: %w", err)
+				if err := pw.add([]byte(name), ref.ID, peeled, hasPeeled); err != nil {
+					return err
 				}
 				prune = append(prune, pruned{name, ref.ID})
 			} else if err != nil && !errors.Is(err, ErrBroken) {
@@ -107,21 +95,15 @@ func (s *Store) PackRefs(peel func(oid.ID) (oid.ID, bool)) error {
 		if peel != nil && !hasPeeled && !snap.knowsPeeled(&rec) {
 			peeled, hasPeeled = peel(rec.id)
 		}
-		if err := emit(rec.name, rec.id, peeled, hasPeeled); err != nil {
-			return fmt.Errorf("refs: write packed-refs.lock: %w", err)
+		if err := pw.add(rec.name, rec.id, peeled, hasPeeled); err != nil {
+			return err
 		}
 		if rec, pok, err = it.next(); err != nil {
 			return err
 		}
 	}
-	if _, err := w.Write(buf); err != nil {
-		return fmt.Errorf("refs: write packed-refs.lock: %w", err)
-	}
-	if err := w.Flush(); err != nil {
-		return fmt.Errorf("refs: write packed-refs.lock: %w", err)
-	}
-	if err := l.write(nil); err != nil {
-		return fmt.Errorf("refs: write packed-refs.lock: %w", err)
+	if err := pw.finish(); err != nil {
+		return err
 	}
 	if err := l.commit(); err != nil {
 		return fmt.Errorf("refs: rename packed-refs.lock: %w", err)

@@ -1,7 +1,6 @@
 package refs
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -504,8 +503,7 @@ func (s *Store) removeEmptyParents(name string) {
 // packed-refs minus the references the transaction deletes.
 func writePackedWithout(l *lockFile, snap *packed, txn []*txnRef, f oid.Format) error {
 	zero := oid.Zero(f)
-	w := bufio.NewWriterSize(l.f, 64<<10)
-	buf := appendHeader(nil, snap.trait)
+	pw := newPackedWriter(l, snap.trait)
 	it, err := snap.iter("")
 	if err != nil {
 		return err
@@ -525,24 +523,11 @@ func writePackedWithout(l *lockFile, snap *packed, txn []*txnRef, f oid.Format) 
 		if di < len(txn) && compareBytesString(r.name, txn[di].Name) == 0 {
 			continue
 		}
-		buf = appendRecord(buf, r.name, r.id, r.peeled, r.hasPeeled)
-		if len(buf) >= 32<<10 {
-			if _, err := w.Write(buf); err != nil {
-				return fmt.Errorf("refs: write packed-refs.lock: %w", err)
-			}
-			buf = buf[:0]
+		if err := pw.add(r.name, r.id, r.peeled, r.hasPeeled); err != nil {
+			return err
 		}
 	}
-	if _, err := w.Write(buf); err != nil {
-		return fmt.Errorf("refs: write packed-refs.lock: %w", err)
-	}
-	if err := w.Flush(); err != nil {
-		return fmt.Errorf("refs: write packed-refs.lock: %w", err)
-	}
-	if err := l.write(nil); err != nil {
-		return fmt.Errorf("refs: write packed-refs.lock: %w", err)
-	}
-	return nil
+	return pw.finish()
 }
 
 // syncDir makes renames and creations in dir durable.
