@@ -65,7 +65,7 @@ func cmdPack(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintln(stdout, "no loose objects to pack")
 		return nil
 	}
-	res, err := writePack(ctx, r, objs, packer.Options{
+	packPath, err := writePack(ctx, r, objs, packer.Options{
 		Format:      r.Format,
 		OfsDelta:    true,
 		ReuseDeltas: true,
@@ -75,17 +75,18 @@ func cmdPack(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	if *all {
-		if err := writeBitmap(ctx, r, res); err != nil {
+		np, err := openedPack(r, packPath)
+		if err != nil {
 			return err
 		}
-		if err := r.Rescan(); err != nil {
+		if err := writeBitmap(ctx, r, np); err != nil {
 			return err
 		}
-		if err := pruneRedundant(r, res, oldPacks); err != nil {
+		if err := pruneRedundant(r, np, oldPacks); err != nil {
 			return err
 		}
 	}
-	fmt.Fprintf(stdout, "wrote %s (%d objects)\n", filepath.Base(res.packPath), len(objs))
+	fmt.Fprintf(stdout, "wrote %s (%d objects)\n", filepath.Base(packPath), len(objs))
 	return nil
 }
 
@@ -139,18 +140,12 @@ func looseObjects(r *repo.Repo) ([]packer.Object, error) {
 	return objs, err
 }
 
-// packResult names the files of a pack written into the repository.
-type packResult struct {
-	packPath string
-	checksum []byte
-}
-
 // writePack writes objs into a new pack in the repository's pack
 // directory, with its .idx and .rev made from what the writer reports
 // of each entry (no second pass over the pack). The .idx is renamed
 // into place last: readers use a pack only once its index exists, so
 // they never see half of one.
-func writePack(ctx context.Context, r *repo.Repo, objs []packer.Object, opts packer.Options) (*packResult, error) {
+func writePack(ctx context.Context, r *repo.Repo, objs []packer.Object, opts packer.Options) (string, error) {
 	var tmps []string
 	defer func() {
 		for _, t := range tmps {
@@ -179,21 +174,21 @@ func writePack(ctx context.Context, r *repo.Repo, objs []packer.Object, opts pac
 		return err
 	})
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	idxTmp, err := write("tmp_idx_", func(w io.Writer) error {
 		_, err := pack.WriteIndex(w, r.Format, entries, sum)
 		return err
 	})
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	revTmp, err := write("tmp_rev_", func(w io.Writer) error {
 		_, err := pack.WriteRev(w, r.Format, entries, sum)
 		return err
 	})
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	base := filepath.Join(r.PackDir(), fmt.Sprintf("pack-%x", sum))
 	for _, mv := range []struct{ from, to string }{
@@ -202,14 +197,14 @@ func writePack(ctx context.Context, r *repo.Repo, objs []packer.Object, opts pac
 		{idxTmp, base + ".idx"},
 	} {
 		if err := os.Rename(mv.from, mv.to); err != nil {
-			return nil, err
+			return "", err
 		}
 	}
 	tmps = nil
 	if err := syncDir(r.PackDir()); err != nil {
-		return nil, err
+		return "", err
 	}
-	return &packResult{packPath: base + ".pack", checksum: sum}, nil
+	return base + ".pack", nil
 }
 
 // finish makes a written file durable and read-only, and closes it.
@@ -227,18 +222,9 @@ func finish(f *os.File) error {
 // pruneRedundant removes the packs that existed before the new pack was
 // written and whose every object the new pack holds, and the loose
 // objects it holds. Packs that arrived meanwhile (a push) are kept.
-func pruneRedundant(r *repo.Repo, res *packResult, old []*pack.Pack) error {
-	var np *pack.Pack
-	for _, p := range r.Packs() {
-		if p.Path() == res.packPath {
-			np = p
-		}
-	}
-	if np == nil {
-		return fmt.Errorf("new pack %s not found after writing it", res.packPath)
-	}
+func pruneRedundant(r *repo.Repo, np *pack.Pack, old []*pack.Pack) error {
 	for _, p := range old {
-		if p.Path() == res.packPath {
+		if p.Path() == np.Path() {
 			continue
 		}
 		idx := p.Index()
@@ -285,21 +271,23 @@ func syncDir(dir string) error {
 	return d.Sync()
 }
 
-// writeBitmap writes the reachability bitmap of the pack just written,
-// which holds every object reachable from the references.
-func writeBitmap(ctx context.Context, r *repo.Repo, res *packResult) error {
+// openedPack rescans the repository's packs and returns the one at path,
+// just written.
+func openedPack(r *repo.Repo, path string) (*pack.Pack, error) {
 	if err := r.Rescan(); err != nil {
-		return err
+		return nil, err
 	}
-	var np *pack.Pack
 	for _, p := range r.Packs() {
-		if p.Path() == res.packPath {
-			np = p
+		if p.Path() == path {
+			return p, nil
 		}
 	}
-	if np == nil {
-		return fmt.Errorf("new pack %s not found after writing it", res.packPath)
-	}
+	return nil, fmt.Errorf("new pack %s not found after writing it", path)
+}
+
+// writeBitmap writes the reachability bitmap of np, just written, which
+// holds every object reachable from the references.
+func writeBitmap(ctx context.Context, r *repo.Repo, np *pack.Pack) error {
 	tips, err := refTips(r)
 	if err != nil {
 		return err
@@ -329,5 +317,5 @@ func writeBitmap(ctx context.Context, r *repo.Repo, res *packResult) error {
 	if err != nil {
 		return fmt.Errorf("write bitmap: %w", err)
 	}
-	return os.Rename(tmp.Name(), strings.TrimSuffix(res.packPath, ".pack")+".bitmap")
+	return os.Rename(tmp.Name(), strings.TrimSuffix(np.Path(), ".pack")+".bitmap")
 }
