@@ -222,19 +222,7 @@ func (p *Pack) buildOrder() error {
 				order[k] = uint32(key)
 			}
 		} else {
-			for i := range order {
-				order[i] = uint32(i)
-			}
-			slices.SortFunc(order, func(a, b uint32) int {
-				oa, ob := p.idx.Offset(int(a)), p.idx.Offset(int(b))
-				switch {
-				case oa < ob:
-					return -1
-				case oa > ob:
-					return 1
-				}
-				return 0
-			})
+			orderByOffset(order, p.idx.Offset)
 		}
 		prev := uint64(0)
 		for k, pos := range order {

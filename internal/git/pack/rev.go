@@ -2,6 +2,7 @@ package pack
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"io"
 	"slices"
@@ -147,19 +148,7 @@ func WriteRev(w io.Writer, f oid.Format, entries []IndexEntry, packChecksum []by
 		}
 	}
 	pos := make([]uint32, len(entries))
-	for i := range pos {
-		pos[i] = uint32(i)
-	}
-	slices.SortFunc(pos, func(a, b uint32) int {
-		oa, ob := entries[a].Offset, entries[b].Offset
-		switch {
-		case oa < ob:
-			return -1
-		case oa > ob:
-			return 1
-		}
-		return 0
-	})
+	orderByOffset(pos, func(i int) uint64 { return entries[i].Offset })
 	for k := 1; k < len(pos); k++ {
 		if entries[pos[k-1]].Offset == entries[pos[k]].Offset {
 			return nil, fmt.Errorf("pack: write reverse index: two objects at offset %d", entries[pos[k]].Offset)
@@ -178,4 +167,13 @@ func WriteRev(w io.Writer, f oid.Format, entries []IndexEntry, packChecksum []by
 		return nil, fmt.Errorf("pack: write reverse index: %w", err)
 	}
 	return sum, nil
+}
+
+// orderByOffset fills pos with the positions 0..len(pos)-1 sorted by the
+// pack offset of the object at each: pack order, as a .rev file lists it.
+func orderByOffset(pos []uint32, offset func(i int) uint64) {
+	for i := range pos {
+		pos[i] = uint32(i)
+	}
+	slices.SortFunc(pos, func(a, b uint32) int { return cmp.Compare(offset(int(a)), offset(int(b))) })
 }
