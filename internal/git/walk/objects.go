@@ -13,14 +13,8 @@ import (
 // then the trees of the uninteresting commits it reached are marked,
 // then the wanted objects listed.
 func (w *Walker) plainObjects(ctx context.Context, wants, haves []oid.ID, fn func(id oid.ID, t object.Type, path []byte) error) error {
-	s := w.newState(ctx)
-	if err := s.addTips(haves, true); err != nil {
-		return err
-	}
-	if err := s.addTips(wants, false); err != nil {
-		return err
-	}
-	if err := s.limit(); err != nil {
+	s, err := w.limited(ctx, wants, haves)
+	if err != nil {
 		return err
 	}
 	o := &treeWalk{w: w, ctx: ctx, skip: make(map[oid.ID]struct{}), path: make([]byte, 0, 256)}

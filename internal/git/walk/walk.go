@@ -111,14 +111,8 @@ func (w *Walker) ObjectsWithHash(ctx context.Context, wants, haves []oid.ID, fn 
 // peeling to a tree or blob contributes nothing. Missing objects are
 // handled as by Objects.
 func (w *Walker) Commits(ctx context.Context, wants, haves []oid.ID, fn func(id oid.ID) error) error {
-	s := w.newState(ctx)
-	if err := s.addTips(haves, true); err != nil {
-		return err
-	}
-	if err := s.addTips(wants, false); err != nil {
-		return err
-	}
-	if err := s.limit(); err != nil {
+	s, err := w.limited(ctx, wants, haves)
+	if err != nil {
 		return err
 	}
 	for _, n := range s.out {
@@ -206,6 +200,22 @@ func (w *Walker) newState(ctx context.Context) *state {
 	s := &state{ctx: ctx, w: w, byID: make(map[oid.ID]int32), haveTags: make(map[oid.ID]bool)}
 	s.queue.s = s
 	return s
+}
+
+// limited runs the commit walk from wants, stopping where haves make
+// every queued commit uninteresting.
+func (w *Walker) limited(ctx context.Context, wants, haves []oid.ID) (*state, error) {
+	s := w.newState(ctx)
+	if err := s.addTips(haves, true); err != nil {
+		return nil, err
+	}
+	if err := s.addTips(wants, false); err != nil {
+		return nil, err
+	}
+	if err := s.limit(); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // tick checks the context every checkEvery steps.
