@@ -11,9 +11,9 @@ import (
 
 // plainObjects is Objects without bitmaps: the commit walk of limit,
 // then the trees of the uninteresting commits it reached are marked,
-// then the wanted objects listed.
-func (w *Walker) plainObjects(ctx context.Context, wants, haves []oid.ID, fn func(id oid.ID, t object.Type, path []byte) error) error {
-	s, err := w.limited(ctx, wants, haves)
+// then the wanted objects listed, as spec's filter allows.
+func (w *Walker) plainObjects(ctx context.Context, spec Spec, fn func(id oid.ID, t object.Type, path []byte) error) error {
+	s, err := w.limited(ctx, spec)
 	if err != nil {
 		return err
 	}
@@ -35,21 +35,53 @@ func (w *Walker) plainObjects(ctx context.Context, wants, haves []oid.ID, fn fun
 			return err
 		}
 	}
+	if spec.Edges != nil {
+		for id := range o.skip {
+			spec.Edges(id)
+		}
+	}
+	f := spec.Filter
+	o.filter = f
+	if f.Kind != FilterNone {
+		o.omitted = make(map[oid.ID]struct{})
+		o.stat, _ = w.Store.(statObjecter)
+		o.depthSeen = make(map[oid.ID]int)
+	}
+	// Objects the wants name are listed whatever the filter, and so are
+	// the commits and blobs tags among them lead to (not trees: C Git
+	// filters a tree named by a tag like a root tree).
+	var tips map[oid.ID]bool
+	if f.Kind == FilterObjectType {
+		tips = make(map[oid.ID]bool, len(spec.Wants))
+		for _, id := range spec.Wants {
+			tips[id] = true
+			if c, ok := w.peelCommitOK(id); ok {
+				tips[c] = true
+			}
+		}
+	}
+	typeOK := func(id oid.ID, t object.Type) bool {
+		return f.Kind != FilterObjectType || f.Type == t || tips[id]
+	}
 
 	for _, id := range s.tags {
 		if _, done := o.skip[id]; done || s.haveTags[id] {
 			continue
 		}
 		o.skip[id] = struct{}{}
+		if !typeOK(id, object.Tag) {
+			continue
+		}
 		if err := fn(id, object.Tag, nil); err != nil {
 			return err
 		}
 	}
 	for _, n := range s.out {
-		if s.nodes[n].flags&uninteresting != 0 {
+		nd := &s.nodes[n]
+		if nd.flags&uninteresting != 0 || !typeOK(nd.id, object.Commit) {
 			continue
 		}
-		if err := fn(s.nodes[n].id, object.Commit, nil); err != nil {
+		if err := fn(nd.id, object.Commit, nil); err != nil {
 			return err
 		}
 	}
@@ -58,12 +90,12 @@ func (w *Walker) plainObjects(ctx context.Context, wants, haves []oid.ID, fn fun
 		if nd.flags&uninteresting != 0 {
 			continue
 		}
-		if err := o.walk(nd.tree, object.Tree, fn); err != nil {
+		if err := o.walkRoot(nd.tree, object.Tree, false, fn); err != nil {
 			return err
 		}
 	}
 	for _, tip := range s.tipTrees {
-		if err := o.walk(tip.id, tip.t, fn); err != nil {
+		if err := o.walkRoot(tip.id, tip.t, tip.t == object.Blob, fn); err != nil {
 			return err
 		}
 	}
@@ -79,12 +111,19 @@ type treeWalk struct {
 	path  []byte
 	stack []frame
 	steps int
+
+	// Set only when a filter applies to the listing.
+	filter    Filter
+	omitted   map[oid.ID]struct{}
+	stat      statObjecter
+	depthSeen map[oid.ID]int // trees expanded, at their smallest depth
 }
 
 type frame struct {
-	id   oid.ID
-	it   object.TreeIter
-	plen int // length of this tree's path in treeWalk.path
+	id    oid.ID
+	it    object.TreeIter
+	plen  int // length of this tree's path in treeWalk.path
+	depth int // of the tree; its entries are one deeper
 }
 
 // walk visits root (a tree or a blob) and, for a tree, everything below
@@ -177,4 +216,162 @@ func (o *treeWalk) blob(id oid.ID, fn func(id oid.ID, t object.Type, path []byte
 		return notFound("blob", id)
 	}
 	return fn(id, object.Blob, o.path)
+}
+
+// walkRoot lists root, a commit's tree or an object a want names (tip),
+// and what it reaches, as the filter allows.
+func (o *treeWalk) walkRoot(root oid.ID, t object.Type, tip bool, fn func(id oid.ID, t object.Type, path []byte) error) error {
+	if o.filter.Kind == FilterNone {
+		return o.walk(root, t, fn)
+	}
+	o.path = o.path[:0]
+	_, listed := o.skip[root]
+	if t == object.Blob {
+		if listed || !(tip || o.keepBlob(root, 0)) {
+			return nil
+		}
+		o.skip[root] = struct{}{}
+		return o.blob(root, fn)
+	}
+	if !listed && (tip || o.keepTree(0)) {
+		o.skip[root] = struct{}{}
+		if err := fn(root, object.Tree, o.path); err != nil {
+			return err
+		}
+	}
+	if listed && !o.reexpand(root, 0) || !listed && !o.expand(root, 0) {
+		return nil
+	}
+	if err := o.pushDepth(root, 0, 0); err != nil {
+		return err
+	}
+	for len(o.stack) > 0 {
+		top := &o.stack[len(o.stack)-1]
+		e, ok := top.it.Next()
+		if !ok {
+			if err := top.it.Err(); err != nil {
+				return fmt.Errorf("walk: tree %v: %w", top.id, err)
+			}
+			o.stack = o.stack[:len(o.stack)-1]
+			continue
+		}
+		et, d := e.Type(), top.depth+1
+		if et == object.Commit {
+			continue
+		}
+		_, listed := o.skip[e.ID]
+		if listed && (et == object.Blob || !o.reexpand(e.ID, d)) {
+			continue
+		}
+		o.path = o.path[:top.plen]
+		if top.plen > 0 {
+			o.path = append(o.path, '/')
+		}
+		o.path = append(o.path, e.Name...)
+		if et == object.Blob {
+			if o.keepBlob(e.ID, d) {
+				o.skip[e.ID] = struct{}{}
+				if err := o.blob(e.ID, fn); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		if o.filter.Kind == FilterTreeDepth && d >= o.filter.Depth {
+			continue
+		}
+		if !listed {
+			if o.keepTree(d) {
+				o.skip[e.ID] = struct{}{}
+				if err := fn(e.ID, object.Tree, o.path); err != nil {
+					return err
+				}
+			}
+			if !o.expand(e.ID, d) {
+				continue
+			}
+		}
+		if err := o.pushDepth(e.ID, len(o.path), d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// expand reports whether a tree met at depth d must be read: not if it
+// was already expanded at a depth no greater (any depth, unless the
+// filter is by depth).
+func (o *treeWalk) expand(id oid.ID, d int) bool {
+	if o.filter.Kind != FilterTreeDepth {
+		d = 0
+	}
+	if prev, ok := o.depthSeen[id]; ok && prev <= d {
+		return false
+	}
+	o.depthSeen[id] = d
+	return true
+}
+
+// reexpand is expand for a tree already listed or had: only a tree this
+// listing expanded before may be expanded again, at a smaller depth.
+func (o *treeWalk) reexpand(id oid.ID, d int) bool {
+	if _, ok := o.depthSeen[id]; !ok {
+		return false
+	}
+	return o.expand(id, d)
+}
+
+// keepTree reports whether the filter lists a tree at depth d.
+func (o *treeWalk) keepTree(d int) bool {
+	switch o.filter.Kind {
+	case FilterTreeDepth:
+		return d < o.filter.Depth
+	case FilterObjectType:
+		return o.filter.Type == object.Tree
+	}
+	return true
+}
+
+// keepBlob reports whether the filter lists blob id at depth d.
+func (o *treeWalk) keepBlob(id oid.ID, d int) bool {
+	switch o.filter.Kind {
+	case FilterBlobNone:
+		return false
+	case FilterTreeDepth:
+		return d < o.filter.Depth
+	case FilterObjectType:
+		return o.filter.Type == object.Blob
+	case FilterBlobLimit:
+		if _, ok := o.omitted[id]; ok {
+			return false
+		}
+		var size int64
+		if o.stat != nil {
+			_, n, err := o.stat.StatObject(id)
+			if err != nil {
+				return true // o.blob reports it missing
+			}
+			size = n
+		} else {
+			_, data, err := o.w.Store.ReadObject(id)
+			if err != nil {
+				return true
+			}
+			size = int64(len(data))
+		}
+		if size >= o.filter.Limit {
+			o.omitted[id] = struct{}{}
+			return false
+		}
+	}
+	return true
+}
+
+// pushDepth is push for a tree at depth d.
+func (o *treeWalk) pushDepth(id oid.ID, plen, d int) error {
+	if err := o.push(id, plen, false); err != nil {
+		return err
+	}
+	o.stack[len(o.stack)-1].depth = d
+	return nil
 }

@@ -37,6 +37,12 @@ type hasObjecter interface {
 	HasObject(id oid.ID) bool
 }
 
+// statObjecter is the optional type and size lookup of a Store, which
+// filters by blob size and negotiation use when the Store has it.
+type statObjecter interface {
+	StatObject(id oid.ID) (object.Type, int64, error)
+}
+
 // Walker walks the history of one repository. Store and Format are
 // required; Graph and Bitmap speed the walk up when set. A Walker holds
 // no state between calls and may be used by several goroutines at once
@@ -85,7 +91,7 @@ func (w *Walker) Objects(ctx context.Context, wants, haves []oid.ID, fn func(id 
 			return fn(id, t, nil)
 		})
 	}
-	return w.plainObjects(ctx, wants, haves, fn)
+	return w.plainObjects(ctx, Spec{Wants: wants, Haves: haves}, fn)
 }
 
 // ObjectsWithHash is Objects reporting, instead of a path, the name-hash
@@ -97,13 +103,68 @@ func (w *Walker) ObjectsWithHash(ctx context.Context, wants, haves []oid.ID, fn 
 	if w.Bitmap != nil {
 		return w.bitmapObjects(ctx, wants, haves, true, fn)
 	}
-	return w.plainObjects(ctx, wants, haves, func(id oid.ID, t object.Type, path []byte) error {
+	return w.plainObjects(ctx, Spec{Wants: wants, Haves: haves}, withHash(fn))
+}
+
+// withHash adapts a name-hash callback to a walk reporting paths.
+func withHash(fn func(id oid.ID, t object.Type, nameHash uint32) error) func(id oid.ID, t object.Type, path []byte) error {
+	return func(id oid.ID, t object.Type, path []byte) error {
 		var h uint32
 		if path != nil {
 			h = pack.NameHash(path)
 		}
 		return fn(id, t, h)
-	})
+	}
+}
+
+// Spec describes the objects of one fetch for ObjectsFor.
+type Spec struct {
+	Wants, Haves []oid.ID
+	// Shallow holds commits whose parents the wants side does not
+	// follow: the client's shallow boundary after the fetch
+	// (Shallow.Boundary, or its shallow list when it does not deepen).
+	Shallow []oid.ID
+	// ClientShallow holds the client's shallow commits before the
+	// fetch: the haves side does not follow their parents, which the
+	// client lacks. Those not in Shallow are being unshallowed: their
+	// parents are wanted.
+	ClientShallow []oid.ID
+	Filter        Filter
+	// Edges, if set, is called for each object the walk found the client
+	// to have on the way (trees and blobs of the commits it has next to
+	// those sent): bases for a thin pack. Only the plain walk reports
+	// them.
+	Edges func(id oid.ID)
+}
+
+// ObjectsFor is ObjectsWithHash for a fetch described by spec: with a
+// shallow boundary or a filter it walks without bitmaps.
+func (w *Walker) ObjectsFor(ctx context.Context, spec Spec, fn func(id oid.ID, t object.Type, nameHash uint32) error) error {
+	if w.Bitmap != nil && len(spec.Shallow) == 0 && len(spec.ClientShallow) == 0 && spec.Filter.Kind == FilterNone {
+		return w.bitmapObjects(ctx, spec.Wants, spec.Haves, true, fn)
+	}
+	if len(spec.ClientShallow) > 0 {
+		// Unshallowed commits: the client has them, their parents are
+		// wanted.
+		cut := make(map[oid.ID]bool, len(spec.Shallow))
+		for _, id := range spec.Shallow {
+			cut[id] = true
+		}
+		cc := newCommitCache(w)
+		wants := append([]oid.ID(nil), spec.Wants...)
+		for _, c := range spec.ClientShallow {
+			if cut[c] {
+				continue
+			}
+			ci, err := cc.get(c)
+			if err != nil {
+				return err
+			}
+			wants = append(wants, ci.parents...)
+		}
+		spec.Wants = wants
+	}
+	return w.plainObjects(ctx, spec, withHash(fn))
 }
 
 // Commits calls fn for every commit reachable from wants and not from
@@ -111,7 +172,7 @@ func (w *Walker) ObjectsWithHash(ctx context.Context, wants, haves []oid.ID, fn 
 // peeling to a tree or blob contributes nothing. Missing objects are
 // handled as by Objects.
 func (w *Walker) Commits(ctx context.Context, wants, haves []oid.ID, fn func(id oid.ID) error) error {
-	s, err := w.limited(ctx, wants, haves)
+	s, err := w.limited(ctx, Spec{Wants: wants, Haves: haves})
 	if err != nil {
 		return err
 	}
@@ -185,6 +246,10 @@ type state struct {
 	tipTrees  []tipObject
 	haveTrees []tipObject
 
+	// Shallow boundaries (Spec): interesting commits in wantCut and
+	// uninteresting ones in haveCut do not lead to their parents.
+	wantCut, haveCut map[oid.ID]bool
+
 	steps     int
 	parentBuf []oid.ID
 	graphBuf  []uint32
@@ -204,12 +269,24 @@ func (w *Walker) newState(ctx context.Context) *state {
 
 // limited runs the commit walk from wants, stopping where haves make
 // every queued commit uninteresting.
-func (w *Walker) limited(ctx context.Context, wants, haves []oid.ID) (*state, error) {
+func (w *Walker) limited(ctx context.Context, spec Spec) (*state, error) {
 	s := w.newState(ctx)
-	if err := s.addTips(haves, true); err != nil {
+	if len(spec.Shallow) > 0 {
+		s.wantCut = make(map[oid.ID]bool, len(spec.Shallow))
+		for _, id := range spec.Shallow {
+			s.wantCut[id] = true
+		}
+	}
+	if len(spec.ClientShallow) > 0 {
+		s.haveCut = make(map[oid.ID]bool, len(spec.ClientShallow))
+		for _, id := range spec.ClientShallow {
+			s.haveCut[id] = true
+		}
+	}
+	if err := s.addTips(spec.Haves, true); err != nil {
 		return nil, err
 	}
-	if err := s.addTips(wants, false); err != nil {
+	if err := s.addTips(spec.Wants, false); err != nil {
 		return nil, err
 	}
 	if err := s.limit(); err != nil {
@@ -252,10 +329,12 @@ func (s *state) addTips(tips []oid.ID, have bool) error {
 
 func (s *state) addTip(id oid.ID, have bool) error {
 	if n, ok := s.byID[id]; ok {
-		// A commit already queued: a have overrides a want.
+		// A commit already known (a tip, or a parent loaded with its
+		// child): a have overrides a want; queue it if it is not yet.
 		if have {
 			s.markUninteresting(n)
 		}
+		s.push(n)
 		return nil
 	}
 	for depth := 0; ; depth++ {
@@ -399,7 +478,7 @@ func (s *state) markUninteresting(n int32) {
 		if nd.flags&inQueue != 0 {
 			s.nInteresting--
 		}
-		if nd.flags&parsed != 0 && nd.flags&inQueue == 0 {
+		if nd.flags&parsed != 0 && nd.flags&inQueue == 0 && !s.haveCut[nd.id] {
 			// Already popped: its parents were queued as interesting.
 			stack = append(stack, s.arena[nd.pOff:nd.pOff+nd.pN]...)
 		}
@@ -430,6 +509,9 @@ func (s *state) limit() error {
 		un := nd.flags&uninteresting != 0
 		if !un {
 			s.out = append(s.out, n)
+		}
+		if un && s.haveCut[nd.id] || !un && s.wantCut[nd.id] {
+			continue
 		}
 		for _, p := range s.arena[nd.pOff : nd.pOff+nd.pN] {
 			if un {

@@ -1,0 +1,145 @@
+package upload
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"gotd/internal/engine/packer"
+	"gotd/internal/git/commitgraph"
+	"gotd/internal/git/object"
+	"gotd/internal/git/oid"
+	"gotd/internal/git/refs"
+	"gotd/internal/git/repo"
+	"gotd/internal/git/walk"
+)
+
+// PackRequest is everything needed to build the pack of one fetch once
+// negotiation is over: it is what the session hands the process that
+// writes the pack.
+type PackRequest struct {
+	Wants []oid.ID
+	// Common are the objects the client has (its acknowledged haves).
+	Common []oid.ID
+	// Shallow is the client's shallow boundary after this fetch and
+	// ClientShallow the one before it (walk.Spec).
+	Shallow, ClientShallow []oid.ID
+	Filter                 walk.Filter
+	// Thin allows deltas against objects the client has; OfsDelta
+	// allows offset deltas; IncludeTag adds annotated tags pointing at
+	// sent objects.
+	Thin, OfsDelta, IncludeTag bool
+}
+
+// newWalker returns a walker over r using its commit-graph when it has
+// one, and the function that releases it.
+func newWalker(r *repo.Repo) (*walk.Walker, func()) {
+	w := &walk.Walker{Store: r, Format: r.Format}
+	if g, err := commitgraph.Open(r.ObjectsDir(), r.Format); err == nil {
+		w.Graph = g
+		return w, func() { g.Close() }
+	}
+	return w, func() {}
+}
+
+// WritePack builds the pack req describes from r and writes it to w,
+// with human-readable progress to progress (nil: none). It returns the
+// number of objects sent.
+func WritePack(ctx context.Context, r *repo.Repo, req *PackRequest, w io.Writer, progress io.Writer) (int, error) {
+	wk, done := newWalker(r)
+	defer done()
+	spec := walk.Spec{
+		Wants:         req.Wants,
+		Haves:         req.Common,
+		Shallow:       req.Shallow,
+		ClientShallow: req.ClientShallow,
+		Filter:        req.Filter,
+	}
+	// For a thin pack, what the client has next to what is sent may
+	// serve as delta bases: stored deltas against them are kept.
+	bases := req.Common
+	if req.Thin {
+		bases = append([]oid.ID(nil), req.Common...)
+		spec.Edges = func(id oid.ID) { bases = append(bases, id) }
+	}
+	// Tags whose targets may be sent, for include-tag: target -> tags.
+	var tagsOf map[oid.ID][]oid.ID
+	if req.IncludeTag {
+		tagsOf = make(map[oid.ID][]oid.ID)
+		r.Refs.List("refs/tags/", func(ref refs.Ref) error {
+			t, data, err := r.ReadObject(ref.ID)
+			if err != nil || t != object.Tag {
+				return nil
+			}
+			tag, err := object.ParseTag(r.Format, data)
+			if err == nil {
+				tagsOf[tag.Object] = append(tagsOf[tag.Object], ref.ID)
+			}
+			return nil
+		})
+	}
+	var objs []packer.Object
+	seen := make(map[oid.ID]bool) // tags already listed
+	var included []oid.ID
+	err := wk.ObjectsFor(ctx, spec, func(id oid.ID, t object.Type, h uint32) error {
+		objs = append(objs, packer.Object{ID: id, Type: t, NameHash: h})
+		if t == object.Tag {
+			seen[id] = true
+		}
+		if tags, ok := tagsOf[id]; ok {
+			included = append(included, tags...)
+		}
+		if progress != nil && len(objs)%10000 == 0 {
+			fmt.Fprintf(progress, "Enumerating objects: %d\r", len(objs))
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("upload: list objects: %w", err)
+	}
+	// Include tags (and tags they point at in a chain) whose targets
+	// are in the pack.
+	for len(included) > 0 {
+		id := included[0]
+		included = included[1:]
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		objs = append(objs, packer.Object{ID: id, Type: object.Tag})
+		included = append(included, tagsOf[id]...)
+	}
+	if progress != nil {
+		fmt.Fprintf(progress, "Enumerating objects: %d, done.\n", len(objs))
+	}
+	opts := packer.Options{
+		Format:      r.Format,
+		OfsDelta:    req.OfsDelta,
+		Thin:        req.Thin,
+		Bases:       bases,
+		ReuseDeltas: true,
+	}
+	if progress != nil {
+		opts.Progress = func(stage string, done, total int) {
+			if stage != "Compressing objects" {
+				return
+			}
+			pct := 100
+			if total > 0 {
+				pct = done * 100 / total
+			}
+			if done == total {
+				fmt.Fprintf(progress, "%s: %3d%% (%d/%d), done.\n", stage, pct, done, total)
+			} else {
+				fmt.Fprintf(progress, "%s: %3d%% (%d/%d)\r", stage, pct, done, total)
+			}
+		}
+	}
+	if _, err := packer.Write(ctx, w, r, objs, opts); err != nil {
+		return 0, err
+	}
+	if progress != nil {
+		fmt.Fprintf(progress, "Total %d\n", len(objs))
+	}
+	return len(objs), nil
+}

@@ -1,0 +1,141 @@
+package upload
+
+import (
+	"bytes"
+	"strconv"
+
+	"gotd/internal/git/object"
+	"gotd/internal/git/oid"
+	"gotd/internal/git/walk"
+	"gotd/internal/protocol/wire"
+)
+
+// request is one fetch request as the client stated it, in either
+// protocol version.
+type request struct {
+	wants     []oid.ID
+	wantSeen  map[oid.ID]bool
+	wantRefs  []wire.Ref // version 2 want-ref, in request order
+	haves     []oid.ID   // this round's (version 2)
+	shallows  []oid.ID   // the client's shallow commits that we have
+	depth     int
+	relative  bool
+	since     int64
+	deepenNot []oid.ID
+	filter    walk.Filter
+	hasFilter bool
+
+	thin, ofs, noProgress, includeTag  bool
+	sideband, sideband64k, sidebandAll bool
+	multiAck, multiAckDetailed, noDone bool
+	waitForDone, done, packfileURIs    bool
+}
+
+// deepening reports whether the client asked for a new shallow boundary.
+func (q *request) deepening() bool {
+	return q.depth > 0 || q.since != 0 || len(q.deepenNot) > 0
+}
+
+// shallowInfo reports whether shallow lines must be answered.
+func (q *request) shallowInfo() bool { return q.deepening() || len(q.shallows) > 0 }
+
+// addWant records a want, once.
+func (q *request) addWant(id oid.ID) {
+	if q.wantSeen == nil {
+		q.wantSeen = make(map[oid.ID]bool)
+	}
+	if !q.wantSeen[id] {
+		q.wantSeen[id] = true
+		q.wants = append(q.wants, id)
+	}
+}
+
+// parseShallowLine handles the lines both versions share: shallow,
+// deepen, deepen-since, deepen-not and filter. It reports whether the
+// line was one of them.
+func (s *session) parseShallowLine(q *request, line []byte) (bool, error) {
+	cmd, arg, _ := bytes.Cut(line, []byte{' '})
+	switch string(cmd) {
+	case "shallow":
+		id, err := s.parseID(arg)
+		if err != nil {
+			return true, err
+		}
+		t, _, err := s.repo.StatObject(id)
+		if err != nil {
+			return true, nil // a commit we do not have cannot bound what we send
+		}
+		if t != object.Commit {
+			return true, wire.Errorf("upload-pack: invalid shallow object %v", id)
+		}
+		q.shallows = append(q.shallows, id)
+	case "deepen":
+		n, err := strconv.Atoi(string(arg))
+		if err != nil || n <= 0 {
+			return true, wire.Errorf("upload-pack: invalid deepen")
+		}
+		q.depth = n
+	case "deepen-since":
+		t, err := strconv.ParseInt(string(arg), 10, 64)
+		if err != nil || t <= 0 {
+			return true, wire.Errorf("upload-pack: invalid deepen-since")
+		}
+		q.since = t
+	case "deepen-not":
+		id, err := s.resolveDeepenNot(string(arg))
+		if err != nil {
+			return true, err
+		}
+		q.deepenNot = append(q.deepenNot, id)
+	case "filter":
+		if !s.opts.Filter {
+			return true, wire.Errorf("upload-pack: filtering is not enabled")
+		}
+		f, err := walk.ParseFilter(string(arg))
+		if err != nil {
+			return true, wire.Wrap("upload-pack: unsupported filter", err)
+		}
+		q.filter, q.hasFilter = f, true
+	default:
+		return false, nil
+	}
+	if q.depth > 0 && (q.since != 0 || len(q.deepenNot) > 0) {
+		return true, wire.Errorf("upload-pack: deepen and deepen-since (or deepen-not) cannot be used together")
+	}
+	return true, nil
+}
+
+// shallowList computes the shallow and unshallow lines for q and the
+// boundaries of the object walk.
+func (s *session) shallowList(q *request) (*walk.Shallow, error) {
+	if !q.deepening() {
+		return &walk.Shallow{Boundary: q.shallows}, nil
+	}
+	sh, err := s.walkerOf().Deepen(s.ctx, walk.Deepen{
+		Wants:         q.wants,
+		ClientShallow: q.shallows,
+		Depth:         q.depth,
+		Relative:      q.relative,
+		Since:         q.since,
+		Not:           q.deepenNot,
+	})
+	if err != nil {
+		return nil, wire.Wrap("upload-pack: cannot compute shallow boundary", err)
+	}
+	return sh, nil
+}
+
+// writeShallow writes the shallow and unshallow lines.
+func (s *session) writeShallow(sh *walk.Shallow) error {
+	for _, id := range sh.Shallow {
+		if err := s.pw.Writef("shallow %v\n", id); err != nil {
+			return err
+		}
+	}
+	for _, id := range sh.Unshallow {
+		if err := s.pw.Writef("unshallow %v\n", id); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,242 @@
+package upload
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"gotd/internal/git/object"
+	"gotd/internal/git/oid"
+	"gotd/internal/git/refs"
+	"gotd/internal/git/repo"
+	"gotd/internal/git/walk"
+	"gotd/internal/protocol/pktline"
+	"gotd/internal/protocol/wire"
+)
+
+// session is one client's upload-pack conversation.
+type session struct {
+	ctx  context.Context
+	opts Options
+	repo *repo.Repo
+	in   *pktline.Reader
+	bw   *bufio.Writer
+	pw   *pktline.Writer
+	res  *Result
+
+	refs    []wire.Ref // advertised, HEAD first when it resolves
+	head    string     // HEAD's target when symbolic
+	tips    map[oid.ID]bool
+	haves   int // have lines read, all rounds
+	walker  *walk.Walker
+	release func()
+	reached map[oid.ID]bool // memo of reachability checks
+}
+
+// readPacket reads the next packet; a malformed one is a client error.
+func (s *session) readPacket() (pktline.Kind, []byte, error) {
+	k, p, err := s.in.Read()
+	if err != nil {
+		return 0, nil, readError(err)
+	}
+	return k, p, nil
+}
+
+// readError turns an error reading a request into one for the client.
+func readError(err error) error {
+	switch {
+	case errors.Is(err, pktline.ErrMalformed):
+		return wire.Wrap("protocol error: bad pkt-line", err)
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		return wire.Wrap("protocol error: unexpected end of input", err)
+	}
+	return fmt.Errorf("upload: read: %w", err)
+}
+
+// flush sends what is buffered.
+func (s *session) flush() error {
+	if err := s.bw.Flush(); err != nil {
+		return fmt.Errorf("upload: write: %w", err)
+	}
+	return nil
+}
+
+// fail sends err to the client as an ERR packet and returns it.
+func (s *session) fail(err error) error {
+	wire.SendErr(s.pw, err)
+	s.flush()
+	return err
+}
+
+// loadRefs reads the references to advertise: HEAD when it resolves,
+// then every reference in name order, each with what it peels to when
+// it is an annotated tag.
+func (s *session) loadRefs() error {
+	if s.tips != nil {
+		return nil
+	}
+	s.tips = make(map[oid.ID]bool)
+	rs := s.repo.Refs
+	if head, err := rs.Read("HEAD"); err == nil {
+		s.head = head.Target
+		if r, err := rs.Resolve("HEAD"); err == nil {
+			s.addRef(refs.Ref{Name: "HEAD", ID: r.ID})
+		}
+	}
+	return rs.List("refs/", func(r refs.Ref) error {
+		s.addRef(r)
+		return nil
+	})
+}
+
+func (s *session) addRef(r refs.Ref) {
+	w := wire.Ref{Name: r.Name, ID: r.ID}
+	peeled := r.Peeled
+	if !peeled.Valid() {
+		peeled = s.peel(r.ID)
+	}
+	if peeled.Valid() && peeled != r.ID {
+		w.Peeled = peeled
+		s.tips[peeled] = true
+	}
+	s.tips[r.ID] = true
+	s.refs = append(s.refs, w)
+}
+
+// peel returns what id peels to through annotated tags, or id itself;
+// the zero ID if a tag in the chain cannot be read.
+func (s *session) peel(id oid.ID) oid.ID {
+	for i := 0; i < 64; i++ {
+		t, data, err := s.repo.ReadObject(id)
+		if err != nil {
+			return oid.ID{}
+		}
+		if t != object.Tag {
+			return id
+		}
+		tag, err := object.ParseTag(s.repo.Format, data)
+		if err != nil {
+			return oid.ID{}
+		}
+		id = tag.Object
+	}
+	return oid.ID{}
+}
+
+// walkerOf returns the session's walker over the repository.
+func (s *session) walkerOf() *walk.Walker {
+	if s.walker == nil {
+		s.walker, s.release = newWalker(s.repo)
+	}
+	return s.walker
+}
+
+// parseID parses a hex object id of the repository's format.
+func (s *session) parseID(hex []byte) (oid.ID, error) {
+	id, err := oid.ParseHexBytes(s.repo.Format, hex)
+	if err != nil {
+		return id, wire.Errorf("protocol error: malformed object id")
+	}
+	return id, nil
+}
+
+// checkWant refuses a want the policy does not allow. v2 says the
+// request came through protocol version 2.
+func (s *session) checkWant(id oid.ID, v2 bool) error {
+	notOurs := wire.Errorf("upload-pack: not our ref %v", id)
+	if !s.repo.HasObject(id) {
+		return notOurs
+	}
+	if s.tips[id] || s.opts.Wants == WantAny {
+		return nil
+	}
+	if s.opts.Wants != WantReachable && !v2 {
+		return notOurs
+	}
+	ok, err := s.reachable(id)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return notOurs
+	}
+	return nil
+}
+
+// errFound stops a walk early.
+var errFound = errors.New("found")
+
+// reachable reports whether id is reachable from an advertised
+// reference. A commit is looked for in the commit walk; another object
+// needs the object walk.
+func (s *session) reachable(id oid.ID) (bool, error) {
+	if r, ok := s.reached[id]; ok {
+		return r, nil
+	}
+	var tips []oid.ID
+	for t := range s.tips {
+		tips = append(tips, t)
+	}
+	w := s.walkerOf()
+	t, _, err := s.repo.StatObject(id)
+	if err != nil {
+		return false, fmt.Errorf("upload: stat %v: %w", id, err)
+	}
+	var found bool
+	if t == object.Commit {
+		err = w.Commits(s.ctx, tips, nil, func(c oid.ID) error {
+			if c == id {
+				found = true
+				return errFound
+			}
+			return nil
+		})
+	} else {
+		err = w.Objects(s.ctx, tips, nil, func(o oid.ID, _ object.Type, _ []byte) error {
+			if o == id {
+				found = true
+				return errFound
+			}
+			return nil
+		})
+	}
+	if err != nil && !errors.Is(err, errFound) {
+		return false, fmt.Errorf("upload: reachability of %v: %w", id, err)
+	}
+	if s.reached == nil {
+		s.reached = make(map[oid.ID]bool)
+	}
+	s.reached[id] = found
+	return found, nil
+}
+
+// resolveDeepenNot turns a deepen-not argument, a reference name in the
+// forms rev-parse accepts for refs ("main", "heads/main",
+// "refs/heads/main", "v1.0"), into the commit it peels to.
+func (s *session) resolveDeepenNot(name string) (oid.ID, error) {
+	bad := wire.Errorf("upload-pack: deepen-not is not a reference")
+	if name == "" || strings.ContainsAny(name, " \x00") {
+		return oid.ID{}, bad
+	}
+	var found []oid.ID
+	for _, full := range []string{name, "refs/" + name, "refs/tags/" + name, "refs/heads/" + name, "refs/remotes/" + name, "refs/remotes/" + name + "/HEAD"} {
+		if full != "HEAD" && refs.CheckName(full) != nil {
+			continue
+		}
+		r, err := s.repo.Refs.Resolve(full)
+		if err != nil {
+			continue
+		}
+		found = append(found, r.ID)
+	}
+	if len(found) == 0 {
+		return oid.ID{}, bad
+	}
+	if len(found) > 1 {
+		return oid.ID{}, wire.Errorf("upload-pack: ambiguous deepen-not")
+	}
+	return found[0], nil
+}

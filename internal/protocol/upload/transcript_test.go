@@ -1,0 +1,142 @@
+package upload
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"gotd/internal/git/repo"
+	"gotd/internal/gittest"
+	"gotd/internal/protocol/wire"
+)
+
+// pkt encodes lines as pkt-lines; "0000", "0001" and "0002" stand for
+// themselves, anything else is a data packet.
+func pkt(lines ...string) string {
+	var b strings.Builder
+	for _, l := range lines {
+		switch l {
+		case "0000", "0001", "0002":
+			b.WriteString(l)
+		default:
+			fmt.Fprintf(&b, "%04x%s", len(l)+4, l)
+		}
+	}
+	return b.String()
+}
+
+// serveBytes runs a session on in and returns what it wrote after the
+// advertisement (the first flush in versions 0 and 1, the capability
+// flush in version 2) and the session's error.
+func serveBytes(t *testing.T, r *repo.Repo, version int, in string) (string, error) {
+	t.Helper()
+	var out bytes.Buffer
+	_, err := Serve(context.Background(), strings.NewReader(in), &out, Options{Repo: r, Version: version})
+	s := out.String()
+	if i := strings.Index(s, "0000"); i >= 0 {
+		s = s[i+4:]
+	}
+	return s, err
+}
+
+// TestProtocolViolations feeds malformed and disallowed requests and
+// checks the exact error sent back.
+func TestProtocolViolations(t *testing.T) {
+	src := source(t, "sha1")
+	r, err := repo.Open(src, repo.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	main := strings.TrimSpace(gittest.Git(t, src, "rev-parse", "main"))
+	blob := strings.TrimSpace(gittest.Git(t, src, "rev-parse", "main:dir0/sub0/file0.txt"))
+	unknown := strings.Repeat("ab", 20)
+	errPkt := func(msg string) string { return pkt("ERR " + msg + "\n") }
+	cases := []struct {
+		name    string
+		version int
+		in      string
+		want    string
+	}{
+		{"bad length digits", 0, "zzzz", errPkt("protocol error: bad pkt-line")},
+		{"length 3", 0, "0003", errPkt("protocol error: bad pkt-line")},
+		{"truncated packet", 0, "0010want", errPkt("protocol error: unexpected end of input")},
+		{"unknown object", 0, pkt("want "+unknown+" ofs-delta\n", "0000"), errPkt("upload-pack: not our ref " + unknown)},
+		{"unadvertised object", 0, pkt("want "+blob+" ofs-delta\n", "0000"), errPkt("upload-pack: not our ref " + blob)},
+		{"malformed id", 0, pkt("want 1234 ofs-delta\n", "0000"), errPkt("protocol error: malformed object id")},
+		{"capability not advertised", 0, pkt("want "+main+" ofs-delta frobnicate\n", "0000"), errPkt("protocol error: capability not advertised")},
+		{"filter not advertised", 0, pkt("want "+main+" ofs-delta\n", "filter blob:none\n", "0000"), errPkt("upload-pack: filtering is not enabled")},
+		{"have before want", 0, pkt("have "+main+"\n", "0000"), errPkt("protocol error: expected want")},
+		{"invalid deepen", 0, pkt("want "+main+" shallow\n", "deepen 0\n", "0000"), errPkt("upload-pack: invalid deepen")},
+		{"deepen with deepen-since", 0, pkt("want "+main+" shallow\n", "deepen 1\n", "deepen-since 1700000000\n", "0000"),
+			errPkt("upload-pack: deepen and deepen-since (or deepen-not) cannot be used together")},
+		{"want after haves", 0, pkt("want "+main+"\n", "0000", "want "+main+"\n"), errPkt("protocol error: expected have or done")},
+		{"end of input in negotiation", 0, pkt("want "+main+"\n", "0000"), errPkt("protocol error: unexpected end of input")},
+		{"wrong object format", 0, pkt("want "+main+" object-format=sha256\n", "0000"), errPkt("upload-pack: object format mismatch (repository is sha1)")},
+		{"v2 unknown command", 2, pkt("command=frobnicate\n", "0000"), errPkt("protocol error: unknown command")},
+		{"v2 not a command", 2, pkt("want "+main+"\n", "0000"), errPkt("protocol error: expected a command")},
+		{"v2 unknown capability", 2, pkt("command=ls-refs\n", "frob=1\n", "0001", "0000"), errPkt("protocol error: capability not advertised")},
+		{"v2 unknown fetch argument", 2, pkt("command=fetch\n", "0001", "want "+main+"\n", "frobnicate\n", "0000"), errPkt("protocol error: unexpected fetch argument")},
+		{"v2 unknown ls-refs argument", 2, pkt("command=ls-refs\n", "0001", "frobnicate\n", "0000"), errPkt("protocol error: unexpected ls-refs argument")},
+		{"v2 want of a blob nobody reaches", 2, pkt("command=fetch\n", "0001", "want "+unknown+"\n", "done\n", "0000"), errPkt("upload-pack: not our ref " + unknown)},
+		{"v2 delim in arguments", 2, pkt("command=fetch\n", "0001", "want "+main+"\n", "0001", "0000"), errPkt("protocol error: unexpected delim packet")},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := serveBytes(t, r, c.version, c.in)
+			var werr *wire.Error
+			if !errors.As(err, &werr) {
+				t.Errorf("error %v is not a client error", err)
+			}
+			if got != c.want {
+				t.Errorf("sent %q\nwant %q", got, c.want)
+			}
+		})
+	}
+}
+
+// TestNegotiationTranscript checks the acknowledgements of each mode
+// against what gitprotocol-pack(5) prescribes.
+func TestNegotiationTranscript(t *testing.T) {
+	src := source(t, "sha1")
+	r, err := repo.Open(src, repo.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	rev := func(s string) string { return strings.TrimSpace(gittest.Git(t, src, "rev-parse", s)) }
+	main, old := rev("main"), rev("main~5")
+	unknown := strings.Repeat("cd", 20)
+	cases := []struct {
+		name string
+		caps string
+		want string
+	}{
+		// Plain: ACK only the first common have, NAK at a flush without one.
+		{"plain", "ofs-delta", pkt("ACK " + old + "\n")},
+		// Once every want reaches a common commit, an unknown have is
+		// answered with "continue" (multi_ack) or "ready".
+		{"multi_ack", "multi_ack ofs-delta", pkt("ACK "+old+" continue\n", "ACK "+unknown+" continue\n", "NAK\n", "ACK "+old+"\n")},
+		{"multi_ack_detailed", "multi_ack_detailed ofs-delta", pkt("ACK "+old+" common\n", "ACK "+unknown+" ready\n", "NAK\n", "ACK "+old+"\n")},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			in := pkt("want "+main+" "+c.caps+"\n", "0000", "have "+old+"\n", "have "+unknown+"\n", "0000", "done\n")
+			got, err := serveBytes(t, r, 0, in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// What follows the acknowledgements is the raw pack.
+			i := strings.Index(got, "PACK")
+			if i < 0 {
+				t.Fatalf("no pack in %q", got)
+			}
+			if got[:i] != c.want {
+				t.Errorf("acknowledgements %q\nwant %q", got[:i], c.want)
+			}
+		})
+	}
+}

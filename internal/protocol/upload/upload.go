@@ -1,0 +1,137 @@
+// Package upload is the server side of fetches and clones: Git's
+// upload-pack service in protocol versions 0, 1 and 2
+// (gitprotocol-pack(5), gitprotocol-v2(5)).
+//
+// A session reads requests from an io.Reader and answers on an
+// io.Writer. It advertises references, checks what the client wants,
+// negotiates what it has (so that an incremental fetch sends only what
+// is new), computes shallow boundaries, and sends the pack with
+// progress on a side-band. Building the pack is the one step that needs
+// more than a read-only view of the client's requests: Options.SendPack
+// lets the daemon run it in another process.
+//
+// Errors meant for the client are *wire.Error values; every other error
+// reaches the client as a generic message and is returned for the log.
+package upload
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"time"
+
+	"gotd/internal/git/repo"
+	"gotd/internal/protocol/pktline"
+	"gotd/internal/protocol/wire"
+)
+
+// WantPolicy says which objects a client may ask for by id.
+type WantPolicy int
+
+const (
+	// WantAdvertised allows the advertised references' objects and what
+	// annotated tags among them peel to (C Git's default for versions 0
+	// and 1; in version 2, where references are listed separately,
+	// anything reachable from them is allowed, as WantReachable).
+	WantAdvertised WantPolicy = iota
+	// WantReachable also allows any object reachable from them
+	// (uploadpack.allowReachableSHA1InWant).
+	WantReachable
+	// WantAny allows any object in the repository
+	// (uploadpack.allowAnySHA1InWant).
+	WantAny
+)
+
+// Options configure a session. Repo is required.
+type Options struct {
+	Repo *repo.Repo
+	// Version is the protocol version the client asked for
+	// (wire.ParseVersion of GIT_PROTOCOL).
+	Version int
+	Limits  wire.Limits
+	// Log receives what the client is not told; nil discards it.
+	Log *slog.Logger
+
+	// AdvertiseOnly writes the advertisement (versions 0 and 1: the
+	// references; version 2: the capabilities) and returns: the first
+	// leg of smart HTTP. StatelessRPC serves one request without an
+	// advertisement and returns after answering it, as smart HTTP's
+	// POST does.
+	AdvertiseOnly, StatelessRPC bool
+
+	// Wants is what clients may ask for by id.
+	Wants WantPolicy
+	// Filter enables partial clone (the filter capability).
+	Filter bool
+	// RefInWant and SidebandAll enable those version 2 fetch features.
+	RefInWant, SidebandAll bool
+
+	// SendPack, if set, builds and writes the pack for req to w (the
+	// daemon's repo_read process); nil builds it here with WritePack.
+	SendPack func(ctx context.Context, req *PackRequest, w io.Writer, progress io.Writer) error
+}
+
+// Result tells the caller what a session did, for logs and
+// notifications.
+type Result struct {
+	Fetches       int      // packs sent
+	Objects       int      // objects in them
+	ServerOptions []string // version 2 server-option values
+	Agent         string   // the client's agent capability, if sent
+}
+
+// Serve runs one upload-pack session on r and w, answering in the
+// version opts.Version selects. It returns when the client is done, or
+// with the error that ended the session; an error meant for the client
+// has been sent to it.
+func Serve(ctx context.Context, r io.Reader, w io.Writer, opts Options) (*Result, error) {
+	if opts.Repo == nil {
+		return nil, errors.New("upload: no repository")
+	}
+	opts.Limits = opts.Limits.WithDefaults()
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	bw := bufio.NewWriterSize(w, 64<<10)
+	s := &session{
+		ctx:  ctx,
+		opts: opts,
+		repo: opts.Repo,
+		in:   pktline.NewReader(&deadlineReader{r: r, timeout: opts.Limits.RequestTimeout}),
+		bw:   bw,
+		pw:   pktline.NewWriter(bw),
+		res:  &Result{},
+	}
+	defer func() {
+		if s.release != nil {
+			s.release()
+		}
+	}()
+	var err error
+	if opts.Version == wire.V2 {
+		err = s.serveV2()
+	} else {
+		err = s.serveV0()
+	}
+	if ferr := bw.Flush(); err == nil && ferr != nil {
+		err = ferr
+	}
+	return s.res, err
+}
+
+// deadlineReader sets a read deadline before each read when the reader
+// supports one (a socket or pipe), so a silent client cannot hold a
+// session open for ever.
+type deadlineReader struct {
+	r       io.Reader
+	timeout time.Duration
+}
+
+func (d *deadlineReader) Read(p []byte) (int, error) {
+	if dl, ok := d.r.(interface{ SetReadDeadline(time.Time) error }); ok && d.timeout > 0 {
+		dl.SetReadDeadline(time.Now().Add(d.timeout)) // not every file supports it
+	}
+	return d.r.Read(p)
+}

@@ -1,0 +1,373 @@
+package upload
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+
+	"gotd/internal/git/oid"
+	"gotd/internal/git/walk"
+	"gotd/internal/protocol/pktline"
+	"gotd/internal/protocol/sideband"
+	"gotd/internal/protocol/wire"
+)
+
+// capsV0 returns the capabilities advertised in versions 0 and 1.
+func (s *session) capsV0() string {
+	c := []string{"multi_ack", "thin-pack", "side-band", "side-band-64k", "ofs-delta",
+		"shallow", "deepen-since", "deepen-not", "deepen-relative", "no-progress",
+		"include-tag", "multi_ack_detailed"}
+	if s.opts.AdvertiseOnly {
+		c = append(c, "no-done")
+	}
+	if s.opts.Wants != WantAdvertised {
+		c = append(c, "allow-tip-sha1-in-want", "allow-reachable-sha1-in-want")
+	}
+	if s.opts.Filter {
+		c = append(c, "filter")
+	}
+	if s.head != "" && len(s.refs) > 0 && s.refs[0].Name == "HEAD" {
+		c = append(c, "symref=HEAD:"+s.head)
+	}
+	c = append(c, "object-format="+s.repo.Format.String(), "agent="+wire.Agent)
+	return strings.Join(c, " ")
+}
+
+// clientCapsV0 are the capability names a client may send back: what we
+// advertise, by name.
+func (s *session) clientCapsV0() []string {
+	var names []string
+	for _, w := range strings.Fields(s.capsV0()) {
+		name, _, _ := strings.Cut(w, "=")
+		if name != "symref" {
+			names = append(names, name)
+		}
+	}
+	return append(names, "session-id")
+}
+
+// serveV0 runs a version 0 or 1 session.
+func (s *session) serveV0() error {
+	if err := s.loadRefs(); err != nil {
+		return s.fail(fmt.Errorf("upload: list references: %w", err))
+	}
+	if !s.opts.StatelessRPC {
+		if err := wire.Advertise(s.pw, s.repo.Format, s.refs, s.capsV0(), s.opts.Version == wire.V1); err != nil {
+			return err
+		}
+		if err := s.flush(); err != nil || s.opts.AdvertiseOnly {
+			return err
+		}
+	}
+	q, err := s.readWantsV0()
+	if err != nil {
+		return s.fail(err)
+	}
+	if q == nil {
+		return nil // the client needs nothing
+	}
+	sh, err := s.shallowList(q)
+	if err != nil {
+		return s.fail(err)
+	}
+	if q.deepening() {
+		if err := s.writeShallow(sh); err != nil {
+			return err
+		}
+		if err := s.pw.Flush(); err != nil {
+			return err
+		}
+	}
+	if err := s.flush(); err != nil {
+		return err
+	}
+	common, done, err := s.negotiateV0(q)
+	if err != nil {
+		return s.fail(err)
+	}
+	if !done {
+		return nil // a stateless round ends here
+	}
+	pr := s.packRequest(q, sh, common)
+	var out io.Writer = s.bw
+	var sb *sideband.Writer
+	if q.sideband || q.sideband64k {
+		sb = sideband.NewWriter(s.pw, q.sideband64k)
+		out = sb
+	}
+	if err := s.sendPack(pr, out, sb, !q.noProgress); err != nil {
+		return err
+	}
+	if sb != nil {
+		return s.pw.Flush()
+	}
+	return nil
+}
+
+// readWantsV0 reads the want, shallow, deepen and filter lines up to the
+// flush. It returns nil if the client sent only a flush.
+func (s *session) readWantsV0() (*request, error) {
+	q := &request{}
+	first := true
+	for {
+		k, line, err := s.readPacket()
+		if err != nil {
+			return nil, err
+		}
+		if k == pktline.Flush {
+			break
+		}
+		if k != pktline.Data {
+			return nil, wire.Errorf("protocol error: unexpected %v packet", k)
+		}
+		line = bytes.TrimSuffix(line, []byte{'\n'})
+		if rest, ok := bytes.CutPrefix(line, []byte("want ")); ok {
+			hex, caps := rest, []byte(nil)
+			if i := bytes.IndexAny(rest, " \x00"); i >= 0 {
+				hex, caps = rest[:i], rest[i+1:]
+			}
+			if first {
+				if err := s.setCapsV0(q, wire.ParseCaps(string(caps))); err != nil {
+					return nil, err
+				}
+			} else if len(caps) > 0 {
+				return nil, wire.Errorf("protocol error: capabilities after the first want")
+			}
+			first = false
+			id, err := s.parseID(hex)
+			if err != nil {
+				return nil, err
+			}
+			if err := s.checkWant(id, false); err != nil {
+				return nil, err
+			}
+			q.addWant(id)
+			if wire.Exceeds(len(q.wants), s.opts.Limits.MaxWants) {
+				return nil, wire.Errorf("upload-pack: too many wants (limit %d)", s.opts.Limits.MaxWants)
+			}
+			continue
+		}
+		if first {
+			return nil, wire.Errorf("protocol error: expected want")
+		}
+		ok, err := s.parseShallowLine(q, line)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, wire.Errorf("protocol error: expected want, shallow, deepen or filter")
+		}
+	}
+	if first {
+		return nil, nil
+	}
+	return q, nil
+}
+
+// setCapsV0 applies the first want line's capabilities.
+func (s *session) setCapsV0(q *request, caps wire.Caps) error {
+	if u := caps.Unknown(s.clientCapsV0()); u != "" {
+		return wire.Errorf("protocol error: capability not advertised")
+	}
+	if f, ok := caps.Value("object-format"); ok && f != s.repo.Format.String() {
+		return wire.Errorf("upload-pack: object format mismatch (repository is %v)", s.repo.Format)
+	}
+	if a, ok := caps.Value("agent"); ok {
+		s.res.Agent = a
+	}
+	q.multiAck = caps.Has("multi_ack")
+	q.multiAckDetailed = caps.Has("multi_ack_detailed")
+	q.noDone = caps.Has("no-done")
+	q.thin = caps.Has("thin-pack")
+	q.sideband = caps.Has("side-band")
+	q.sideband64k = caps.Has("side-band-64k")
+	q.ofs = caps.Has("ofs-delta")
+	q.noProgress = caps.Has("no-progress")
+	q.includeTag = caps.Has("include-tag")
+	q.relative = caps.Has("deepen-relative")
+	return nil
+}
+
+// negotiateV0 reads have lines and answers them as gitprotocol-pack(5)
+// and C Git's upload-pack do, in the acknowledgement mode the client
+// chose. It returns the objects both sides have and whether the pack is
+// to be sent now (false at the end of a stateless round).
+func (s *session) negotiateV0(q *request) ([]oid.ID, bool, error) {
+	c := s.walkerOf().NewCommon(s.ctx, q.wants)
+	var common []oid.ID
+	seen := make(map[oid.ID]bool)
+	var last oid.ID
+	gotCommon, gotOther, sentReady := false, false, false
+	multi := q.multiAck || q.multiAckDetailed
+	for {
+		k, line, err := s.readPacket()
+		if err != nil {
+			return nil, false, err
+		}
+		if k == pktline.Flush {
+			if q.multiAckDetailed && gotCommon && !gotOther {
+				ready, err := c.Ready()
+				if err != nil {
+					return nil, false, err
+				}
+				if ready {
+					sentReady = true
+					s.pw.Writef("ACK %v ready\n", last)
+				}
+			}
+			if c.Count() == 0 || multi {
+				s.pw.WriteString("NAK\n")
+			}
+			if q.noDone && sentReady {
+				s.pw.Writef("ACK %v\n", last)
+				return common, true, s.flush()
+			}
+			if err := s.flush(); err != nil {
+				return nil, false, err
+			}
+			if s.opts.StatelessRPC {
+				return nil, false, nil
+			}
+			gotCommon, gotOther = false, false
+			continue
+		}
+		if k != pktline.Data {
+			return nil, false, wire.Errorf("protocol error: unexpected %v packet", k)
+		}
+		line = bytes.TrimSuffix(line, []byte{'\n'})
+		if hex, ok := bytes.CutPrefix(line, []byte("have ")); ok {
+			id, err := s.parseID(hex)
+			if err != nil {
+				return nil, false, err
+			}
+			if s.haves++; wire.Exceeds(s.haves, s.opts.Limits.MaxHaves) {
+				return nil, false, wire.Errorf("upload-pack: too many haves (limit %d)", s.opts.Limits.MaxHaves)
+			}
+			has, err := c.Have(id)
+			if err != nil {
+				return nil, false, err
+			}
+			if !has {
+				gotOther = true
+				if multi {
+					ready, err := c.Ready()
+					if err != nil {
+						return nil, false, err
+					}
+					if ready && q.multiAckDetailed {
+						sentReady = true
+						s.pw.Writef("ACK %v ready\n", id)
+					} else if ready {
+						s.pw.Writef("ACK %v continue\n", id)
+					}
+				}
+				continue
+			}
+			gotCommon = true
+			last = id
+			if !seen[id] {
+				seen[id] = true
+				common = append(common, id)
+			}
+			switch {
+			case q.multiAckDetailed:
+				s.pw.Writef("ACK %v common\n", id)
+			case q.multiAck:
+				s.pw.Writef("ACK %v continue\n", id)
+			case c.Count() == 1:
+				s.pw.Writef("ACK %v\n", id)
+			}
+			continue
+		}
+		if string(line) == "done" {
+			if c.Count() > 0 {
+				if multi {
+					s.pw.Writef("ACK %v\n", last)
+				}
+			} else {
+				s.pw.WriteString("NAK\n")
+			}
+			return common, true, nil
+		}
+		return nil, false, wire.Errorf("protocol error: expected have or done")
+	}
+}
+
+// packRequest turns a negotiated request into what the pack is built
+// from.
+func (s *session) packRequest(q *request, sh *walk.Shallow, common []oid.ID) *PackRequest {
+	return &PackRequest{
+		Wants:         q.wants,
+		Common:        common,
+		Shallow:       sh.Boundary,
+		ClientShallow: q.shallows,
+		Filter:        q.filter,
+		Thin:          q.thin,
+		OfsDelta:      q.ofs,
+		IncludeTag:    q.includeTag,
+	}
+}
+
+// sendPack builds and sends the pack on out. With a side-band, progress
+// goes to band 2 (when wanted) and an error to band 3.
+func (s *session) sendPack(pr *PackRequest, out io.Writer, sb *sideband.Writer, progress bool) error {
+	var mu sync.Mutex
+	lock := func(w io.Writer) io.Writer { return &lockedWriter{mu: &mu, w: w} }
+	out = lock(out)
+	var prog io.Writer
+	if sb != nil && progress {
+		prog = lock(progressWriter{sb, s.bw})
+	}
+	var n int
+	var err error
+	if s.opts.SendPack != nil {
+		err = s.opts.SendPack(s.ctx, pr, out, prog)
+	} else {
+		n, err = WritePack(s.ctx, s.repo, pr, out, prog)
+	}
+	if err != nil {
+		s.opts.Log.Error("upload-pack: pack failed", "err", err)
+		if sb != nil {
+			mu.Lock()
+			sb.Errorf("upload-pack: %s\n", wire.ClientMessage(err))
+			mu.Unlock()
+		}
+		s.flush()
+		return err
+	}
+	s.res.Fetches++
+	s.res.Objects += n
+	return nil
+}
+
+// lockedWriter serialises writes of the pack and of progress messages,
+// which may come from different goroutines.
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// progressWriter sends what is written on the progress band, at once.
+type progressWriter struct {
+	sb *sideband.Writer
+	bw *bufio.Writer
+}
+
+func (p progressWriter) Write(b []byte) (int, error) {
+	if err := p.sb.Progress(string(b)); err != nil {
+		return 0, err
+	}
+	if err := p.bw.Flush(); err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}
