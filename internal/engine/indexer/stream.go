@@ -66,8 +66,8 @@ const (
 	inflateSlack = 64 << 10
 )
 
-// errTooLarge is wrapped when the pack exceeds Options.MaxPackSize.
-var errTooLarge = errors.New("pack exceeds the size limit")
+// ErrTooLarge is wrapped by the error for a pack over Options.MaxPackSize.
+var ErrTooLarge = errors.New("pack exceeds the size limit")
 
 // streamReader reads a pack from r, hashing and copying every consumed
 // byte and computing the CRC-32 of each entry. It implements
@@ -137,7 +137,7 @@ func (s *streamReader) fill() error {
 		return s.rerr
 	}
 	if s.got >= s.max {
-		return errTooLarge
+		return ErrTooLarge
 	}
 	limit := max(s.limit, s.off+s.tail, s.off+1) // the byte demanded must be there
 	n := min(uint64(len(s.buf)), limit-s.got)

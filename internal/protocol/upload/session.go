@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 
 	"gotd/internal/git/object"
@@ -40,20 +39,9 @@ type session struct {
 func (s *session) readPacket() (pktline.Kind, []byte, error) {
 	k, p, err := s.in.Read()
 	if err != nil {
-		return 0, nil, readError(err)
+		return 0, nil, wire.ReadError(err)
 	}
 	return k, p, nil
-}
-
-// readError turns an error reading a request into one for the client.
-func readError(err error) error {
-	switch {
-	case errors.Is(err, pktline.ErrMalformed):
-		return wire.Wrap("protocol error: bad pkt-line", err)
-	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
-		return wire.Wrap("protocol error: unexpected end of input", err)
-	}
-	return fmt.Errorf("upload: read: %w", err)
 }
 
 // flush sends what is buffered.

@@ -20,7 +20,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"time"
 
 	"gotd/internal/git/repo"
 	"gotd/internal/protocol/pktline"
@@ -99,7 +98,7 @@ func Serve(ctx context.Context, r io.Reader, w io.Writer, opts Options) (*Result
 		ctx:  ctx,
 		opts: opts,
 		repo: opts.Repo,
-		in:   pktline.NewReader(&deadlineReader{r: r, timeout: opts.Limits.RequestTimeout}),
+		in:   pktline.NewReader(wire.DeadlineReader(r, opts.Limits.RequestTimeout)),
 		bw:   bw,
 		pw:   pktline.NewWriter(bw),
 		res:  &Result{},
@@ -119,19 +118,4 @@ func Serve(ctx context.Context, r io.Reader, w io.Writer, opts Options) (*Result
 		err = ferr
 	}
 	return s.res, err
-}
-
-// deadlineReader sets a read deadline before each read when the reader
-// supports one (a socket or pipe), so a silent client cannot hold a
-// session open for ever.
-type deadlineReader struct {
-	r       io.Reader
-	timeout time.Duration
-}
-
-func (d *deadlineReader) Read(p []byte) (int, error) {
-	if dl, ok := d.r.(interface{ SetReadDeadline(time.Time) error }); ok && d.timeout > 0 {
-		dl.SetReadDeadline(time.Now().Add(d.timeout)) // not every file supports it
-	}
-	return d.r.Read(p)
 }

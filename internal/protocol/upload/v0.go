@@ -113,17 +113,13 @@ func (s *session) readWantsV0() (*request, error) {
 	q := &request{}
 	first := true
 	for {
-		k, line, err := s.readPacket()
+		line, flush, err := wire.ReadLine(s.in)
 		if err != nil {
 			return nil, err
 		}
-		if k == pktline.Flush {
+		if flush {
 			break
 		}
-		if k != pktline.Data {
-			return nil, wire.Errorf("protocol error: unexpected %v packet", k)
-		}
-		line = bytes.TrimSuffix(line, []byte{'\n'})
 		if rest, ok := bytes.CutPrefix(line, []byte("want ")); ok {
 			hex, caps := rest, []byte(nil)
 			if i := bytes.IndexAny(rest, " \x00"); i >= 0 {

@@ -74,7 +74,7 @@ func (s *session) commandV2() (bool, error) {
 		return true, nil
 	}
 	if err != nil {
-		return true, readError(err)
+		return true, wire.ReadError(err)
 	}
 	if k == pktline.Flush {
 		return true, nil

@@ -8,6 +8,7 @@ package wire
 import (
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -140,3 +141,65 @@ func (l Limits) WithDefaults() Limits {
 
 // Exceeds reports whether n is over a limit (negative: unlimited).
 func Exceeds[T int | int64](n, limit T) bool { return limit >= 0 && n > limit }
+
+// DeadlineReader returns a reader of r that, when r has
+// SetReadDeadline (a socket or a pipe), sets a deadline of timeout
+// before each read, so a silent client cannot hold a session open for
+// ever. A zero timeout returns r.
+func DeadlineReader(r io.Reader, timeout time.Duration) io.Reader {
+	if timeout <= 0 {
+		return r
+	}
+	if dl, ok := r.(readDeadliner); ok {
+		return &deadlineReader{r: dl, timeout: timeout}
+	}
+	return r
+}
+
+type readDeadliner interface {
+	io.Reader
+	SetReadDeadline(time.Time) error
+}
+
+type deadlineReader struct {
+	r       readDeadliner
+	timeout time.Duration
+}
+
+func (d *deadlineReader) Read(p []byte) (int, error) {
+	d.r.SetReadDeadline(time.Now().Add(d.timeout)) // an error means no deadlines: read anyway
+	return d.r.Read(p)
+}
+
+// ReadError turns an error reading a client's request into an error for
+// the client: a malformed pkt-line or an early end of input is the
+// client's fault; anything else is an I/O failure.
+func ReadError(err error) error {
+	switch {
+	case errors.Is(err, pktline.ErrMalformed):
+		return Wrap("protocol error: bad pkt-line", err)
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		return Wrap("protocol error: unexpected end of input", err)
+	}
+	return fmt.Errorf("read request: %w", err)
+}
+
+// ReadLine reads the next line of a section that ends with a flush:
+// a data packet without its trailing newline, or flush true at the
+// flush. Any other packet, and any read error, is an error for the
+// client. The line is valid until the next read.
+func ReadLine(pr *pktline.Reader) (line []byte, flush bool, err error) {
+	k, p, err := pr.Read()
+	switch {
+	case err != nil:
+		return nil, false, ReadError(err)
+	case k == pktline.Flush:
+		return nil, true, nil
+	case k != pktline.Data:
+		return nil, false, Errorf("protocol error: unexpected %v packet", k)
+	}
+	if n := len(p); n > 0 && p[n-1] == '\n' {
+		p = p[:n-1]
+	}
+	return p, false, nil
+}
