@@ -142,7 +142,7 @@ func TestIndexHostile(t *testing.T) {
 		{"zlib dictionary", craft(f, -1, rawEntry{typ: object.Blob, size: -1, data: baseBlob, zdata: fdict}), nil, "zlib header"},
 		{"bad adler", craft(f, -1, rawEntry{typ: object.Blob, size: -1, data: baseBlob, zdata: badAdler}), nil, "zlib checksum"},
 		{"bad deflate", craft(f, -1, rawEntry{typ: object.Blob, size: -1, data: baseBlob, zdata: []byte{0x78, 0x9c, 0xff, 0xff, 0xff, 0xff}}), nil, "corrupt"},
-		{"object too large", craft(f, -1, rawEntry{typ: object.Blob, size: -1, data: baseBlob}), func(o *Options) { o.MaxObjectSize = 10 }, "exceeds the limit"},
+		{"object too large", craft(f, -1, rawEntry{typ: object.Blob, size: -1, data: baseBlob}), func(o *Options) { o.MaxObjectSize = 10 }, "exceeds the size limit"},
 		{"ofs-delta to itself", craft(f, -1, blob, rawEntry{typ: object.OfsDelta, size: -1, ofs: 0, data: delta(baseBlob, childBlob)}), nil, "itself"},
 		{"ofs-delta before header", craft(f, -1, blob, rawEntry{typ: object.OfsDelta, size: -1, ofs: blobLen + 1, data: delta(baseBlob, childBlob)}), nil, "before the pack header"},
 		{"ofs-delta far before header", craft(f, -1, blob, rawEntry{typ: object.OfsDelta, size: -1, ofs: 1 << 40, data: delta(baseBlob, childBlob)}), nil, "before the pack header"},
@@ -160,7 +160,7 @@ func TestIndexHostile(t *testing.T) {
 			data: append(pack.AppendDeltaSize(pack.AppendDeltaSize(nil, uint64(len(baseBlob))), 5), 2, 'a', 'b')}), nil, "declared"},
 		{"delta opcode 0", craft(f, -1, blob, rawEntry{typ: object.OfsDelta, size: -1, ofs: blobLen,
 			data: append(pack.AppendDeltaSize(pack.AppendDeltaSize(nil, uint64(len(baseBlob))), 1), 0, 1, 'a')}), nil, "reserved"},
-		{"delta result 2^40", craft(f, -1, blob, rawEntry{typ: object.OfsDelta, size: -1, ofs: blobLen, data: hugeDelta}), nil, "delta result of 1099511627776 bytes exceeds"},
+		{"delta result 2^40", craft(f, -1, blob, rawEntry{typ: object.OfsDelta, size: -1, ofs: blobLen, data: hugeDelta}), nil, "delta result of 1099511627776 bytes"},
 		{"delta header truncated", craft(f, -1, blob, rawEntry{typ: object.OfsDelta, size: -1, ofs: blobLen, data: []byte{0x80}}), nil, "truncated delta header"},
 		{"delta chain too deep", craft(f, -1, deep...), nil, "deeper than"},
 		{"entry size overflows", craft(f, -1, rawEntry{typ: object.Blob, data: baseBlob,
@@ -210,7 +210,7 @@ func TestIndexHugeDeclaredObject(t *testing.T) {
 		typ  object.Type
 		want string
 	}{
-		{"default limit", 0, object.Blob, "exceeds the limit"},
+		{"default limit", 0, object.Blob, "exceeds the size limit"},
 		{"limit above", 8 << 30, object.Blob, "declared"},
 		{"tree, limit above", 8 << 30, object.Tree, "declared"},
 		{"delta, limit above", 8 << 30, object.RefDelta, "declared"},

@@ -45,6 +45,10 @@ const deltaBaseBudget = 96 << 20
 // that are neither in the pack nor available from Options.Bases.
 var ErrThin = errors.New("indexer: delta base not found")
 
+// ErrObjectTooLarge is wrapped by the error for an object, delta or
+// delta result over Options.MaxObjectSize.
+var ErrObjectTooLarge = errors.New("object exceeds the size limit")
+
 // BaseSource supplies objects from the repository to complete thin packs.
 // ReadObject returns an error wrapping object.ErrNotFound for an object it
 // does not have. It is called from one goroutine at a time.

@@ -393,7 +393,7 @@ func (w *worker) apply(c uint32, base []byte) ([]byte, error) {
 		return nil, fmt.Errorf("indexer: delta at offset %d: %w", e.off, err)
 	}
 	if size > w.ix.maxObject {
-		return nil, fmt.Errorf("indexer: delta at offset %d: result of %d bytes exceeds the limit of %d bytes", e.off, size, w.ix.maxObject)
+		return nil, fmt.Errorf("indexer: delta at offset %d: %w: result of %d bytes, limit %d", e.off, ErrObjectTooLarge, size, w.ix.maxObject)
 	}
 	res, err := pack.ApplyDelta(w.get(size), base, d, w.ix.maxObject)
 	if err != nil {

@@ -186,7 +186,7 @@ func deflateBound(rem uint64) uint64 {
 func (sc *scanner) object(e *entry) error {
 	ix, s := sc.ix, sc.s
 	if e.size > ix.maxObject {
-		return fmt.Errorf("%s of %d bytes exceeds the limit of %d bytes", e.typ, e.size, ix.maxObject)
+		return fmt.Errorf("%w: %s of %d bytes, limit %d", ErrObjectTooLarge, e.typ, e.size, ix.maxObject)
 	}
 	s.atLeast(8 + sc.after)
 	if err := sc.z.reset(s, true); err != nil {
@@ -297,7 +297,7 @@ func maxDeltaSize(max uint64) uint64 { return max + max/100 + 64 }
 func (sc *scanner) delta(size uint64) error {
 	ix, s := sc.ix, sc.s
 	if size > maxDeltaSize(ix.maxObject) {
-		return fmt.Errorf("delta of %d bytes exceeds the limit", size)
+		return fmt.Errorf("%w: delta of %d bytes", ErrObjectTooLarge, size)
 	}
 	s.atLeast(8 + sc.after)
 	if err := sc.z.reset(s, true); err != nil {
@@ -350,10 +350,10 @@ func (sc *scanner) deltaHeader(b []byte) error {
 		return err
 	}
 	if baseSize > sc.ix.maxObject {
-		return fmt.Errorf("delta base of %d bytes exceeds the limit of %d bytes", baseSize, sc.ix.maxObject)
+		return fmt.Errorf("%w: delta base of %d bytes, limit %d", ErrObjectTooLarge, baseSize, sc.ix.maxObject)
 	}
 	if resultSize > sc.ix.maxObject {
-		return fmt.Errorf("delta result of %d bytes exceeds the limit of %d bytes", resultSize, sc.ix.maxObject)
+		return fmt.Errorf("%w: delta result of %d bytes, limit %d", ErrObjectTooLarge, resultSize, sc.ix.maxObject)
 	}
 	return nil
 }

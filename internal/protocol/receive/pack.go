@@ -102,6 +102,8 @@ func packError(err error, l wire.Limits) error {
 		return err
 	case errors.Is(err, indexer.ErrTooLarge):
 		return wire.Wrap(fmt.Sprintf("pack exceeds the maximum size of %d bytes", l.MaxPackSize), err)
+	case errors.Is(err, indexer.ErrObjectTooLarge):
+		return wire.Wrap(fmt.Sprintf("pack has an object over the maximum size of %d bytes", l.MaxObjectSize), err)
 	case errors.Is(err, indexer.ErrThin):
 		return wire.Wrap("pack has a delta against an object the repository lacks", err)
 	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):

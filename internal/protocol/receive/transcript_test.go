@@ -83,6 +83,8 @@ func TestProtocolViolations(t *testing.T) {
 			pkt("unpack pack is truncated\n", "ng refs/heads/x unpacker error\n", "0000")},
 		{"pack too large", pkt(cmd(zero, orphan, "refs/heads/x", "report-status"), "0000") + orphanPack, wire.Limits{MaxPackSize: 20},
 			pkt("unpack pack exceeds the maximum size of 20 bytes\n", "ng refs/heads/x unpacker error\n", "0000")},
+		{"object too large", pkt(cmd(zero, orphan, "refs/heads/x", "report-status"), "0000") + orphanPack, wire.Limits{MaxObjectSize: 10},
+			pkt("unpack pack has an object over the maximum size of 10 bytes\n", "ng refs/heads/x unpacker error\n", "0000")},
 		{"missing object", pkt(cmd(zero, orphan, "refs/heads/x", "report-status"), "0000") + orphanPack, wire.Limits{},
 			pkt("unpack ok\n", "ng refs/heads/x missing necessary objects\n", "0000")},
 		{"object fails fsck", pkt(cmd(zero, bad, "refs/heads/x", "report-status"), "0000") + badPack, wire.Limits{},

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"gotd/internal/git/object"
@@ -32,7 +33,6 @@ type session struct {
 	haves   int // have lines read, all rounds
 	walker  *walk.Walker
 	release func()
-	reached map[oid.ID]bool // memo of reachability checks
 }
 
 // readPacket reads the next packet; a malformed one is a client error.
@@ -131,75 +131,71 @@ func (s *session) parseID(hex []byte) (oid.ID, error) {
 	return id, nil
 }
 
-// checkWant refuses a want the policy does not allow. v2 says the
-// request came through protocol version 2.
-func (s *session) checkWant(id oid.ID, v2 bool) error {
-	notOurs := wire.Errorf("upload-pack: not our ref %v", id)
-	if !s.repo.HasObject(id) {
-		return notOurs
+// checkWants refuses wants the policy does not allow: every want must
+// exist; unless any object may be asked for, it must be advertised, or
+// (with WantReachable, and always in version 2) reachable from what is.
+// The reachability of all non-advertised wants is decided by one walk.
+func (s *session) checkWants(ids []oid.ID, v2 bool) error {
+	var pending map[oid.ID]bool
+	for _, id := range ids {
+		if !s.repo.HasObject(id) {
+			return wire.Errorf("upload-pack: not our ref %v", id)
+		}
+		if s.tips[id] || s.opts.Wants == WantAny {
+			continue
+		}
+		if s.opts.Wants != WantReachable && !v2 {
+			return wire.Errorf("upload-pack: not our ref %v", id)
+		}
+		if pending == nil {
+			pending = make(map[oid.ID]bool)
+		}
+		pending[id] = true
 	}
-	if s.tips[id] || s.opts.Wants == WantAny {
+	if len(pending) == 0 {
 		return nil
 	}
-	if s.opts.Wants != WantReachable && !v2 {
-		return notOurs
+	var tips []oid.ID
+	for t := range s.tips {
+		tips = append(tips, t)
 	}
-	ok, err := s.reachable(id)
-	if err != nil {
-		return err
+	slices.SortFunc(tips, oid.ID.Compare)
+	commitsOnly := true
+	for id := range pending {
+		if t, _, err := s.repo.StatObject(id); err != nil || t != object.Commit {
+			commitsOnly = false
+		}
 	}
-	if !ok {
-		return notOurs
+	w := s.walkerOf()
+	found := func(id oid.ID) error {
+		delete(pending, id)
+		if len(pending) == 0 {
+			return errFound
+		}
+		return nil
+	}
+	var err error
+	if commitsOnly {
+		err = w.Commits(s.ctx, tips, nil, found)
+	} else {
+		err = w.Objects(s.ctx, tips, nil, func(id oid.ID, _ object.Type, _ []byte) error {
+			if pending[id] {
+				return found(id)
+			}
+			return nil
+		})
+	}
+	if err != nil && !errors.Is(err, errFound) {
+		return fmt.Errorf("upload: reachability of wants: %w", err)
+	}
+	for id := range pending {
+		return wire.Errorf("upload-pack: not our ref %v", id)
 	}
 	return nil
 }
 
 // errFound stops a walk early.
 var errFound = errors.New("found")
-
-// reachable reports whether id is reachable from an advertised
-// reference. A commit is looked for in the commit walk; another object
-// needs the object walk.
-func (s *session) reachable(id oid.ID) (bool, error) {
-	if r, ok := s.reached[id]; ok {
-		return r, nil
-	}
-	var tips []oid.ID
-	for t := range s.tips {
-		tips = append(tips, t)
-	}
-	w := s.walkerOf()
-	t, _, err := s.repo.StatObject(id)
-	if err != nil {
-		return false, fmt.Errorf("upload: stat %v: %w", id, err)
-	}
-	var found bool
-	if t == object.Commit {
-		err = w.Commits(s.ctx, tips, nil, func(c oid.ID) error {
-			if c == id {
-				found = true
-				return errFound
-			}
-			return nil
-		})
-	} else {
-		err = w.Objects(s.ctx, tips, nil, func(o oid.ID, _ object.Type, _ []byte) error {
-			if o == id {
-				found = true
-				return errFound
-			}
-			return nil
-		})
-	}
-	if err != nil && !errors.Is(err, errFound) {
-		return false, fmt.Errorf("upload: reachability of %v: %w", id, err)
-	}
-	if s.reached == nil {
-		s.reached = make(map[oid.ID]bool)
-	}
-	s.reached[id] = found
-	return found, nil
-}
 
 // resolveDeepenNot turns a deepen-not argument, a reference name in the
 // forms rev-parse accepts for refs ("main", "heads/main",

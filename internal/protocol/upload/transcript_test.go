@@ -45,12 +45,7 @@ func serveBytes(t *testing.T, r *repo.Repo, version int, in string) (string, err
 // TestProtocolViolations feeds malformed and disallowed requests and
 // checks the exact error sent back.
 func TestProtocolViolations(t *testing.T) {
-	src := source(t, "sha1")
-	r, err := repo.Open(src, repo.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	src, r := openSource(t)
 	main := strings.TrimSpace(gittest.Git(t, src, "rev-parse", "main"))
 	blob := strings.TrimSpace(gittest.Git(t, src, "rev-parse", "main:dir0/sub0/file0.txt"))
 	unknown := strings.Repeat("ab", 20)
@@ -101,12 +96,7 @@ func TestProtocolViolations(t *testing.T) {
 // TestNegotiationTranscript checks the acknowledgements of each mode
 // against what gitprotocol-pack(5) prescribes.
 func TestNegotiationTranscript(t *testing.T) {
-	src := source(t, "sha1")
-	r, err := repo.Open(src, repo.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	src, r := openSource(t)
 	rev := func(s string) string { return strings.TrimSpace(gittest.Git(t, src, "rev-parse", s)) }
 	main, old := rev("main"), rev("main~5")
 	unknown := strings.Repeat("cd", 20)
@@ -139,4 +129,17 @@ func TestNegotiationTranscript(t *testing.T) {
 			}
 		})
 	}
+}
+
+// openSource returns a generated source repository and the repository
+// opened on it, closed when the test ends.
+func openSource(t *testing.T) (string, *repo.Repo) {
+	t.Helper()
+	src := source(t, "sha1")
+	r, err := repo.Open(src, repo.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return src, r
 }

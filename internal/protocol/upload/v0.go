@@ -20,7 +20,8 @@ func (s *session) capsV0() string {
 	c := []string{"multi_ack", "thin-pack", "side-band", "side-band-64k", "ofs-delta",
 		"shallow", "deepen-since", "deepen-not", "deepen-relative", "no-progress",
 		"include-tag", "multi_ack_detailed"}
-	if s.opts.AdvertiseOnly {
+	if s.opts.AdvertiseOnly || s.opts.StatelessRPC {
+		// Only stateless clients (smart HTTP) use no-done.
 		c = append(c, "no-done")
 	}
 	if s.opts.Wants != WantAdvertised {
@@ -137,9 +138,6 @@ func (s *session) readWantsV0() (*request, error) {
 			if err != nil {
 				return nil, err
 			}
-			if err := s.checkWant(id, false); err != nil {
-				return nil, err
-			}
 			q.addWant(id)
 			if wire.Exceeds(len(q.wants), s.opts.Limits.MaxWants) {
 				return nil, wire.Errorf("upload-pack: too many wants (limit %d)", s.opts.Limits.MaxWants)
@@ -159,6 +157,9 @@ func (s *session) readWantsV0() (*request, error) {
 	}
 	if first {
 		return nil, nil
+	}
+	if err := s.checkWants(q.wants, false); err != nil {
+		return nil, err
 	}
 	return q, nil
 }
@@ -199,9 +200,14 @@ func (s *session) negotiateV0(q *request) ([]oid.ID, bool, error) {
 	gotCommon, gotOther, sentReady := false, false, false
 	multi := q.multiAck || q.multiAckDetailed
 	for {
-		k, line, err := s.readPacket()
+		k, line, err := s.in.Read()
+		if err == io.EOF && s.opts.StatelessRPC && c.Count() == 0 {
+			// A stateless shallow request ends after its deepen lines:
+			// the client only wanted the shallow list.
+			return nil, false, nil
+		}
 		if err != nil {
-			return nil, false, err
+			return nil, false, wire.ReadError(err)
 		}
 		if k == pktline.Flush {
 			if q.multiAckDetailed && gotCommon && !gotOther {

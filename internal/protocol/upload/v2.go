@@ -286,9 +286,6 @@ func (s *session) fetchV2(args []string) error {
 			if err != nil {
 				return err
 			}
-			if err := s.checkWant(id, true); err != nil {
-				return err
-			}
 			q.addWant(id)
 			if wire.Exceeds(len(q.wants), s.opts.Limits.MaxWants) {
 				return wire.Errorf("upload-pack: too many wants (limit %d)", s.opts.Limits.MaxWants)
@@ -345,6 +342,9 @@ func (s *session) fetchV2(args []string) error {
 				return wire.Errorf("protocol error: unexpected fetch argument")
 			}
 		}
+	}
+	if err := s.checkWants(q.wants, true); err != nil {
+		return err
 	}
 	if len(q.wants) == 0 && !q.waitForDone {
 		return nil // nothing wanted: no response at all, as C Git
