@@ -295,3 +295,21 @@ func TestPartialClone(t *testing.T) {
 		})
 	}
 }
+
+// TestV2Options exercises the version 2 fetch features C Git's client
+// uses when the server offers them: want-ref and sideband-all.
+func TestV2Options(t *testing.T) {
+	src := source(t, "sha1")
+	for _, mode := range []string{"refinwant", "sidebandall", "refinwant,sidebandall,filter"} {
+		t.Run(mode, func(t *testing.T) {
+			dst := clone(t, "2", mode, src)
+			fsck(t, dst)
+			commitTo(t, src, "topic2", 2, "")
+			git(t, "2", dst, "fetch", "-q", "origin", "topic2:refs/heads/topic2")
+			if a, b := gittest.Git(t, dst, "rev-parse", "topic2"), gittest.Git(t, src, "rev-parse", "topic2"); a != b {
+				t.Errorf("fetched topic2 %s, want %s", a, b)
+			}
+			fsck(t, dst)
+		})
+	}
+}

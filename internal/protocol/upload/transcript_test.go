@@ -143,3 +143,32 @@ func openSource(t *testing.T) (string, *repo.Repo) {
 	t.Cleanup(func() { r.Close() })
 	return src, r
 }
+
+// TestV2Commands checks ls-refs, object-info and server options at the
+// byte level.
+func TestV2Commands(t *testing.T) {
+	src, r := openSource(t)
+	rev := func(s string) string { return strings.TrimSpace(gittest.Git(t, src, "rev-parse", s)) }
+	main, v1, v1c := rev("main"), rev("refs/tags/v1.0"), rev("v1.0^{}")
+	blob := rev("main:dir0/sub0/file0.txt")
+	size := strings.TrimSpace(gittest.Git(t, src, "cat-file", "-s", blob))
+	unknown := strings.Repeat("ef", 20)
+	in := pkt("command=ls-refs\n", "server-option=first\n", "agent=test/1\n", "0001",
+		"symrefs\n", "peel\n", "ref-prefix HEAD\n", "ref-prefix refs/tags/v1\n", "0000",
+		"command=object-info\n", "server-option=second\n", "0001", "size\n", "oid "+blob+"\n", "oid "+unknown+"\n", "0000")
+	var out bytes.Buffer
+	res, err := Serve(context.Background(), strings.NewReader(in), &out, Options{Repo: r, Version: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := out.String()
+	got = got[strings.Index(got, "0000")+4:]
+	want := pkt(main+" HEAD symref-target:refs/heads/main\n", v1+" refs/tags/v1.0 peeled:"+v1c+"\n", "0000",
+		"size\n", blob+" "+size+"\n", unknown+" \n", "0000")
+	if got != want {
+		t.Errorf("sent %q\nwant %q", got, want)
+	}
+	if strings.Join(res.ServerOptions, ",") != "first,second" || res.Agent != "test/1" {
+		t.Errorf("result %+v", res)
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"gotd/internal/git/oid"
-	"gotd/internal/git/refs"
 	"gotd/internal/protocol/pktline"
 	"gotd/internal/protocol/sideband"
 	"gotd/internal/protocol/wire"
@@ -427,11 +426,9 @@ func (s *session) fetchV2(args []string) error {
 
 // wantRef resolves a want-ref argument to an advertised reference.
 func (s *session) wantRef(name string) (wire.Ref, error) {
-	if refs.CheckName(name) == nil {
-		for _, r := range s.refs {
-			if r.Name == name {
-				return r, nil
-			}
+	for _, r := range s.refs {
+		if r.Name == name {
+			return r, nil
 		}
 	}
 	return wire.Ref{}, wire.Errorf("upload-pack: unknown ref in want-ref")
