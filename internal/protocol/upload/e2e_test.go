@@ -55,8 +55,11 @@ func fsck(t *testing.T, dir string) {
 }
 
 func TestClone(t *testing.T) {
-	for _, format := range []string{"sha1", "sha256"} {
-		src := source(t, format)
+	for _, format := range []string{"sha1", "sha256", "sha1+bitmap"} {
+		src := source(t, strings.TrimSuffix(format, "+bitmap"))
+		if strings.HasSuffix(format, "+bitmap") {
+			gittest.Git(t, src, "repack", "-adbq")
+		}
 		for _, v := range versions {
 			t.Run(format+"/v"+v, func(t *testing.T) {
 				dst := clone(t, v, "", src)
@@ -157,9 +160,14 @@ func copyRepo(t *testing.T, dir string) string {
 }
 
 func TestIncrementalFetch(t *testing.T) {
-	for _, v := range versions {
-		t.Run("v"+v, func(t *testing.T) {
+	for _, mode := range []string{"v0", "v2", "v0+bitmap", "v2+bitmap"} {
+		v := mode[1:2]
+		t.Run(mode, func(t *testing.T) {
 			src := source(t, "sha1")
+			if strings.HasSuffix(mode, "+bitmap") {
+				// The new commits then live outside the bitmapped pack.
+				gittest.Git(t, src, "repack", "-adbq")
+			}
 			ours := clone(t, v, "", src, "--mirror")
 			theirs := copyRepo(t, ours)
 			gittest.Git(t, theirs, "config", "--unset", "remote.origin.uploadpack")
@@ -168,7 +176,7 @@ func TestIncrementalFetch(t *testing.T) {
 
 			got := newPackSize(t, v, ours)
 			want := newPackSize(t, v, theirs)
-			t.Logf("incremental fetch v%s: gotd pack %d bytes, C Git pack %d bytes (%.2fx)", v, got, want, float64(got)/float64(want))
+			t.Logf("incremental fetch %s: gotd pack %d bytes, C Git pack %d bytes (%.2fx)", mode, got, want, float64(got)/float64(want))
 			fsck(t, ours)
 			if r, w := refsOf(t, ours), refsOf(t, src); r != w {
 				t.Errorf("after fetch refs differ:\n%s\nwant\n%s", r, w)

@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"strings"
 
 	"gotd/internal/engine/packer"
+	"gotd/internal/git/bitmap"
 	"gotd/internal/git/commitgraph"
 	"gotd/internal/git/object"
 	"gotd/internal/git/oid"
@@ -35,11 +38,29 @@ type PackRequest struct {
 // one, and the function that releases it.
 func newWalker(r *repo.Repo) (*walk.Walker, func()) {
 	w := &walk.Walker{Store: r, Format: r.Format}
+	var closers []func() error
 	if g, err := commitgraph.Open(r.ObjectsDir(), r.Format); err == nil {
 		w.Graph = g
-		return w, func() { g.Close() }
+		closers = append(closers, g.Close)
 	}
-	return w, func() {}
+	// The reachability bitmap of a pack, when one has it (C Git writes
+	// at most one per repository, `gotadmin pack -a` likewise).
+	for _, p := range r.Packs() {
+		path := strings.TrimSuffix(p.Path(), ".pack") + ".bitmap"
+		if _, err := os.Stat(path); err != nil {
+			continue
+		}
+		if x, err := bitmap.Open(path, r.Format, walk.PackLookup(p)); err == nil {
+			w.Bitmap = x
+			closers = append(closers, x.Close)
+			break
+		}
+	}
+	return w, func() {
+		for _, c := range closers {
+			c()
+		}
+	}
 }
 
 // WritePack builds the pack req describes from r and writes it to w,
