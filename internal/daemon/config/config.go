@@ -1,0 +1,277 @@
+// Package config reads gotd.conf, the daemon's configuration, in the
+// grammar of OpenBSD gotd.conf(5) so that files written for it work
+// unchanged, and gotd-secrets.conf, the credentials notifications use.
+//
+// Parse collects every error with its file and line, as `gotd -n`
+// reports them. The result also answers the questions the daemon asks
+// of it: which repository a client names, and what a user may do there
+// (the last matching permit or deny rule wins; with none the repository
+// is as good as absent).
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Defaults of gotd.conf(5).
+const (
+	DefaultFile      = "/etc/gotd.conf"
+	DefaultSecrets   = "/etc/gotd-secrets.conf"
+	DefaultSocket    = "/var/run/gotd.sock"
+	DefaultUser      = "_gotd"
+	DefaultTimeout   = time.Hour
+	DefaultUserLimit = 4
+	MaxClients       = 1024
+)
+
+// Config is a parsed gotd.conf.
+type Config struct {
+	File string
+	// ListenOn is the unix socket gotd listens on for gotsh.
+	ListenOn string
+	// User is the account the daemon's children run as.
+	User string
+	// RequestTimeout bounds the wait for each request of a client.
+	RequestTimeout time.Duration
+	// UserLimits holds per-user connection limits by user name (or
+	// numeric uid as written); others get DefaultUserLimit.
+	UserLimits   map[string]int
+	Repositories []*Repository
+	// Warnings are problems that do not stop the daemon (a repository
+	// path that does not exist yet, an unused macro).
+	Warnings []string
+}
+
+// Repository is a repository block.
+type Repository struct {
+	Name string
+	Path string
+	Line int
+	// Rules in file order; the last one matching a user decides.
+	Rules   []Rule
+	Protect Protect
+	Notify  Notify
+}
+
+// Rule is a permit or deny line.
+type Rule struct {
+	Deny  bool
+	Write bool // permit rw (false: permit ro)
+	// Ident is a user name, a numeric uid, ":group", ":gid" or
+	// "anonymous" (clients of the unauthenticated front-ends).
+	Ident string
+}
+
+// Protect holds a repository's protected references.
+type Protect struct {
+	Branches         []string // full names, refs/heads/…
+	BranchNamespaces []string // ending in "/"
+	TagNamespaces    []string // ending in "/"
+}
+
+// Notify is a repository's notification settings (all its notify
+// blocks together).
+type Notify struct {
+	// Branches and Namespaces filter the references notified about;
+	// both empty means every reference.
+	Branches   []string
+	Namespaces []string
+	Emails     []Email
+	URLs       []URL
+}
+
+// Email is an "email" notification target.
+type Email struct {
+	From, To, ReplyTo string
+	Relay, Port       string
+}
+
+// URL is a "url" notification target.
+type URL struct {
+	URL      string
+	Auth     string // label of an auth entry in the secrets file
+	Insecure bool   // allow auth over plain http
+	HMAC     string // label of an hmac entry
+}
+
+// Error is every problem Parse found, one "file:line: message" each.
+type Error struct{ Problems []string }
+
+func (e *Error) Error() string { return strings.Join(e.Problems, "\n") }
+
+// Options control Parse.
+type Options struct {
+	// Secrets, if not nil, is the parsed secrets file that auth and
+	// hmac labels must name.
+	Secrets *Secrets
+	// UserExists, if set, tells whether a user named in "connection
+	// limit user" exists; nil skips the check.
+	UserExists func(name string) bool
+}
+
+// ParseFile reads and parses the file at path. The file must not be a
+// symbolic link.
+func ParseFile(path string, opts Options) (*Config, error) {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if fi.Mode()&os.ModeSymlink != 0 {
+		return nil, fmt.Errorf("%s: is a symbolic link", path)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return Parse(path, data, opts)
+}
+
+// Parse parses the configuration data read from file (the name is used
+// in messages).
+func Parse(file string, data []byte, opts Options) (*Config, error) {
+	p := &parser{
+		file: file,
+		cfg: &Config{File: file, ListenOn: DefaultSocket, User: DefaultUser,
+			RequestTimeout: DefaultTimeout, UserLimits: map[string]int{}},
+		opts:   opts,
+		macros: map[string]string{},
+		used:   map[string]bool{},
+		defs:   map[string]int{},
+	}
+	p.lex = &lexer{src: data, line: 1, macros: p.macros, used: p.used, errf: p.errorf}
+	p.advance()
+	p.file_()
+	p.check()
+	if len(p.errs) > 0 {
+		return nil, &Error{Problems: p.errs}
+	}
+	return p.cfg, nil
+}
+
+// FindRepository returns the repository a client's name selects: name
+// itself, or name with ".git" added or removed.
+func (c *Config) FindRepository(name string) *Repository {
+	name = strings.TrimPrefix(name, "/")
+	for _, r := range c.Repositories {
+		if r.Name == name || r.Name == name+".git" || r.Name+".git" == name {
+			return r
+		}
+	}
+	return nil
+}
+
+// UserLimit returns the connection limit of a user.
+func (c *Config) UserLimit(name string, uid int) int {
+	if n, ok := c.UserLimits[name]; ok {
+		return n
+	}
+	if n, ok := c.UserLimits[fmt.Sprint(uid)]; ok {
+		return n
+	}
+	return DefaultUserLimit
+}
+
+// Access is what a user may do in a repository.
+type Access int
+
+const (
+	// NoAccess: no rule matches; the client is told the repository
+	// does not exist.
+	NoAccess Access = iota
+	// Denied: a deny rule matched.
+	Denied
+	Read
+	ReadWrite
+)
+
+// Identity is who a client is, as the rules match it.
+type Identity struct {
+	User      string // "" for an anonymous client
+	UID       int
+	Groups    []string // names
+	GIDs      []int
+	Anonymous bool
+}
+
+// Access evaluates the repository's rules for id: the last matching
+// rule wins.
+func (r *Repository) Access(id Identity) Access {
+	a := NoAccess
+	for _, rule := range r.Rules {
+		if !rule.matches(id) {
+			continue
+		}
+		switch {
+		case rule.Deny:
+			a = Denied
+		case rule.Write:
+			a = ReadWrite
+		default:
+			a = Read
+		}
+	}
+	return a
+}
+
+func (rule Rule) matches(id Identity) bool {
+	if id.Anonymous {
+		return rule.Ident == "anonymous"
+	}
+	if g, ok := strings.CutPrefix(rule.Ident, ":"); ok {
+		for _, n := range id.Groups {
+			if n == g {
+				return true
+			}
+		}
+		for _, gid := range id.GIDs {
+			if fmt.Sprint(gid) == g {
+				return true
+			}
+		}
+		return false
+	}
+	return rule.Ident == id.User || rule.Ident == fmt.Sprint(id.UID)
+}
+
+// check runs the checks that need the whole file.
+func (p *parser) check() {
+	c := p.cfg
+	if len(c.Repositories) == 0 {
+		p.errorf(0, "no repository defined in configuration file")
+	}
+	seen := map[string]bool{}
+	for _, r := range c.Repositories {
+		if seen[r.Name] {
+			p.errorf(r.Line, "duplicate repository '%s'", r.Name)
+		}
+		seen[r.Name] = true
+		if r.Path == "" {
+			p.errorf(r.Line, "repository \"%s\": no path provided", r.Name)
+		} else if _, err := os.Stat(r.Path); errors.Is(err, os.ErrNotExist) {
+			c.Warnings = append(c.Warnings, fmt.Sprintf("%s:%d: repository \"%s\": %s does not exist", p.file, r.Line, r.Name, r.Path))
+		}
+	}
+	var unused []string
+	for name, line := range p.defs {
+		if !p.used[name] {
+			unused = append(unused, fmt.Sprintf("%s:%d: macro '%s' not used", p.file, line, name))
+		}
+	}
+	sort.Strings(unused)
+	c.Warnings = append(c.Warnings, unused...)
+}
+
+// cleanPath checks that path is absolute and cleans it.
+func (p *parser) cleanPath(line int, what, path string) string {
+	if !filepath.IsAbs(path) {
+		p.errorf(line, "%s must be an absolute path: %s", what, path)
+		return path
+	}
+	return filepath.Clean(path)
+}

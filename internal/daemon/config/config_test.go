@@ -1,0 +1,282 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A file in the style of OpenBSD gotd.conf(5)'s examples, which must
+// parse unchanged.
+const example = `# Run as the default user _gotd
+user _gotd
+listen on "/var/run/gotd.sock"
+
+# This repository can be accessed via ssh://user@example.com/src
+repository "src" {
+	path "/var/git/src.git"
+	permit rw flan_hacker
+	permit rw :developers
+	permit ro anonymous
+
+	protect branch "main"
+	protect tag namespace "refs/tags/"
+}
+
+# This repository can be accessed via
+# ssh://user@example.com/openbsd/ports
+repository "openbsd/ports" {
+	path "/var/git/openbsd/ports.git"
+	permit rw :porters
+	permit ro anonymous
+	deny flan_hacker
+
+	protect {
+		branch "main"
+		tag namespace "refs/tags/"
+		branch namespace "refs/heads/rel/"
+	}
+
+	notify {
+		branch "main"
+		reference namespace "refs/tags/"
+		email to openbsd-ports-changes@example.com
+		email from gotd@example.com to "ports@example.com" reply to "ports@example.com" relay "mail.example.com" port 2525
+		url "https://ci.example.com/hook" auth ci hmac ci
+	}
+}
+
+# Use a larger request timeout value:
+connection request timeout 2h
+
+# Some users are granted a higher concurrent connection limit:
+connection {
+	limit user "flan_hacker" 16
+	limit user "anonymous" 32
+}
+`
+
+func secrets(t *testing.T) *Secrets {
+	s, err := ParseSecrets("secrets", []byte("# comment\nauth ci user \"bot\" password 's3 cret'\nhmac ci abc\\ def\n\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestParseExample(t *testing.T) {
+	c, err := Parse("gotd.conf", []byte(example), Options{Secrets: secrets(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.User != "_gotd" || c.ListenOn != "/var/run/gotd.sock" || c.RequestTimeout != 2*time.Hour {
+		t.Errorf("globals: %+v", c)
+	}
+	if c.UserLimit("flan_hacker", 1000) != 16 || c.UserLimit("anonymous", 1) != 32 || c.UserLimit("other", 1001) != DefaultUserLimit {
+		t.Errorf("limits: %v", c.UserLimits)
+	}
+	if len(c.Repositories) != 2 {
+		t.Fatalf("%d repositories", len(c.Repositories))
+	}
+	ports := c.FindRepository("openbsd/ports.git")
+	if ports == nil || ports.Path != "/var/git/openbsd/ports.git" || c.FindRepository("/src") == nil || c.FindRepository("nope") != nil {
+		t.Fatalf("FindRepository: %+v", ports)
+	}
+	wantProtect := Protect{Branches: []string{"refs/heads/main"}, TagNamespaces: []string{"refs/tags/"}, BranchNamespaces: []string{"refs/heads/rel/"}}
+	if !reflect.DeepEqual(ports.Protect, wantProtect) {
+		t.Errorf("protect: %+v", ports.Protect)
+	}
+	n := ports.Notify
+	if !reflect.DeepEqual(n.Branches, []string{"refs/heads/main"}) || !reflect.DeepEqual(n.Namespaces, []string{"refs/tags/"}) ||
+		len(n.Emails) != 2 || n.Emails[1] != (Email{From: "gotd@example.com", To: "ports@example.com", ReplyTo: "ports@example.com", Relay: "mail.example.com", Port: "2525"}) ||
+		len(n.URLs) != 1 || n.URLs[0] != (URL{URL: "https://ci.example.com/hook", Auth: "ci", HMAC: "ci"}) {
+		t.Errorf("notify: %+v", n)
+	}
+	// The paths do not exist here: warnings, not errors.
+	if len(c.Warnings) != 2 {
+		t.Errorf("warnings: %q", c.Warnings)
+	}
+}
+
+func TestAccess(t *testing.T) {
+	c, err := Parse("gotd.conf", []byte(example), Options{Secrets: secrets(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, ports := c.FindRepository("src"), c.FindRepository("openbsd/ports")
+	flan := Identity{User: "flan_hacker", UID: 1000, Groups: []string{"porters"}}
+	dev := Identity{User: "dev", UID: 1001, GIDs: []int{50}, Groups: []string{"developers"}}
+	nobody := Identity{User: "nobody", UID: 1002}
+	anon := Identity{Anonymous: true}
+	for _, tc := range []struct {
+		r    *Repository
+		id   Identity
+		want Access
+	}{
+		{src, flan, ReadWrite}, {src, dev, ReadWrite}, {src, nobody, NoAccess}, {src, anon, Read},
+		// Last matching rule wins: flan is a porter but denied after.
+		{ports, flan, Denied}, {ports, dev, NoAccess}, {ports, anon, Read},
+		{ports, Identity{User: "x", UID: 7, Groups: []string{"porters"}}, ReadWrite},
+	} {
+		if got := tc.r.Access(tc.id); got != tc.want {
+			t.Errorf("%s: %+v: access %v, want %v", tc.r.Name, tc.id, got, tc.want)
+		}
+	}
+	byGID, _ := Parse("x", []byte("repository r {\npath \"/r\"\npermit ro \":50\"\npermit rw 1001\n}\n"), Options{})
+	r := byGID.Repositories[0]
+	if r.Access(Identity{User: "a", UID: 9, GIDs: []int{50}}) != Read || r.Access(dev) != ReadWrite {
+		t.Error("numeric uid or gid rules do not match")
+	}
+}
+
+func TestMacros(t *testing.T) {
+	src := `sock = "/run/gotd.sock"
+who = flan
+max = 8
+listen on $sock
+repository "r" {
+	path "/r"
+	permit rw $who
+}
+connection limit user $who $max
+unused = 1
+`
+	c, err := Parse("m.conf", []byte(src), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ListenOn != "/run/gotd.sock" || c.Repositories[0].Rules[0].Ident != "flan" || c.UserLimits["flan"] != 8 {
+		t.Errorf("macros not expanded: %+v %+v", c, c.Repositories[0])
+	}
+	if !strings.Contains(strings.Join(c.Warnings, "\n"), "m.conf:10: macro 'unused' not used") {
+		t.Errorf("warnings: %q", c.Warnings)
+	}
+}
+
+func TestErrors(t *testing.T) {
+	src := `listen on relative.sock
+user root
+connection request timeout 0
+connection limit user flan 5000
+repository "a" {
+	path "/a"
+	permit maybe flan
+	frobnicate
+	protect tag namespace "refs/tags"
+	protect branch namespace "refs/tags/"
+	notify {
+		url "ftp://x/y"
+		url "http://h/p" auth x
+		email to a@example.com
+		email to a@example.com
+	}
+}
+repository "a" {
+	path "/b"
+}
+repository "nopath" {
+}
+$undefined
+`
+	_, err := Parse("bad.conf", []byte(src), Options{Secrets: &Secrets{}, UserExists: func(string) bool { return true }})
+	var cerr *Error
+	if !errors.As(err, &cerr) {
+		t.Fatalf("error %v", err)
+	}
+	want := []string{
+		"bad.conf:1: listen on must be an absolute path: relative.sock",
+		"bad.conf:2: cannot run gotd as the superuser",
+		"bad.conf:3: invalid timeout: 0",
+		"bad.conf:4: connection limit 5000 for user flan out of range 1-1024",
+		"bad.conf:7: syntax error: expected 'ro' or 'rw', found 'maybe'",
+		"bad.conf:8: syntax error: unexpected 'frobnicate' in repository options",
+		"bad.conf:10: duplicate protected namespace refs/tags/",
+		"bad.conf:12: invalid notification URL (http:// or https:// only): ftp://x/y",
+		"bad.conf:13: refusing to send credentials over plain http without 'insecure': http://h/p",
+		"bad.conf:13: no auth secret 'x' defined",
+		"bad.conf:15: duplicate email notification recipient a@example.com",
+		"bad.conf:23: macro 'undefined' not defined",
+		"bad.conf:18: duplicate repository 'a'",
+		"bad.conf:21: repository \"nopath\": no path provided",
+	}
+	if !reflect.DeepEqual(cerr.Problems, want) {
+		t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(cerr.Problems, "\n"), strings.Join(want, "\n"))
+	}
+	if _, err := Parse("ns.conf", []byte("repository r {\npath \"/r\"\nprotect branch namespace heads/\n}\n"), Options{}); err == nil ||
+		err.Error() != "ns.conf:3: reference namespace must begin with \"refs/\": heads/" {
+		t.Errorf("namespace error: %v", err)
+	}
+	if _, err := Parse("empty.conf", []byte("# nothing\n"), Options{}); err == nil || !strings.Contains(err.Error(), "no repository defined") {
+		t.Errorf("empty file: %v", err)
+	}
+}
+
+func TestParseFile(t *testing.T) {
+	dir := t.TempDir()
+	repoDir := filepath.Join(dir, "r.git")
+	os.Mkdir(repoDir, 0o755)
+	path := filepath.Join(dir, "gotd.conf")
+	os.WriteFile(path, []byte("repository r {\n\tpath \""+repoDir+"\"\n}\n"), 0o644)
+	c, err := ParseFile(path, Options{})
+	if err != nil || len(c.Warnings) != 0 {
+		t.Fatalf("%v %q", err, c.Warnings)
+	}
+	link := filepath.Join(dir, "link.conf")
+	os.Symlink(path, link)
+	if _, err := ParseFile(link, Options{}); err == nil {
+		t.Error("a symbolic link was accepted")
+	}
+}
+
+func TestSecrets(t *testing.T) {
+	s := secrets(t)
+	if *s.Auth["ci"] != (AuthSecret{User: "bot", Password: "s3 cret"}) || s.HMAC["ci"] != "abc def" {
+		t.Errorf("%+v %+v", s.Auth["ci"], s.HMAC)
+	}
+	_, err := ParseSecrets("s", []byte("hmac a b\nhmac a c\nauth x user y\nauth 'open\n"))
+	if err == nil || err.Error() != "s:2: duplicate hmac entry a\ns:3: syntax error\ns:4: unterminated quoted string" {
+		t.Errorf("error: %v", err)
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "secrets")
+	os.WriteFile(path, []byte("hmac a b\n"), 0o644)
+	if _, err := ParseSecretsFile(path, true); err == nil && os.Getuid() != 0 {
+		t.Error("a file not owned by root was accepted")
+	}
+	if os.Getuid() == 0 {
+		if _, err := ParseSecretsFile(path, true); err == nil {
+			t.Error("a world-readable secrets file was accepted")
+		}
+		os.Chmod(path, 0o600)
+		if _, err := ParseSecretsFile(path, true); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(example))
+	f.Add([]byte("a = \"b\"\nlisten on $a\nrepository \"x\" { path \"/x\"\n}\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := Parse("fuzz.conf", data, Options{Secrets: &Secrets{}})
+		if err != nil {
+			var cerr *Error
+			if !errors.As(err, &cerr) || len(cerr.Problems) == 0 {
+				t.Fatalf("error %v has no problems listed", err)
+			}
+			return
+		}
+		if len(c.Repositories) == 0 || c.RequestTimeout <= 0 || !filepath.IsAbs(c.ListenOn) {
+			t.Fatalf("accepted an invalid configuration: %+v", c)
+		}
+		for _, r := range c.Repositories {
+			if r.Path == "" || !filepath.IsAbs(r.Path) {
+				t.Fatalf("repository %q with path %q", r.Name, r.Path)
+			}
+		}
+	})
+}

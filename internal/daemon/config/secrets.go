@@ -1,0 +1,123 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"syscall"
+)
+
+// Secrets is a parsed gotd-secrets.conf: credentials for HTTP
+// notifications, by label.
+type Secrets struct {
+	Auth map[string]*AuthSecret
+	HMAC map[string]string
+}
+
+// AuthSecret is an "auth" entry.
+type AuthSecret struct{ User, Password string }
+
+// ParseSecretsFile reads a secrets file, which must be owned by root
+// (user and group) and not writable by its group nor accessible to
+// others, as gotd-secrets.conf(5) requires. checkOwner false skips the
+// ownership check (tests, and gotd run by an ordinary user).
+func ParseSecretsFile(path string, checkOwner bool) (*Secrets, error) {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", path)
+	}
+	if checkOwner {
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok || st.Uid != 0 || st.Gid != 0 {
+			return nil, fmt.Errorf("%s: must be owned by root:root", path)
+		}
+		if fi.Mode().Perm()&0o037 != 0 {
+			return nil, fmt.Errorf("%s: must not be writable by its group or accessible to others", path)
+		}
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return ParseSecrets(path, data)
+}
+
+// ParseSecrets parses secrets: one entry per line, "auth LABEL user
+// USER password PASSWORD" or "hmac LABEL SECRET"; blank lines and lines
+// starting with '#' are ignored; words may be quoted with ' or " and
+// use backslash escapes.
+func ParseSecrets(file string, data []byte) (*Secrets, error) {
+	s := &Secrets{Auth: map[string]*AuthSecret{}, HMAC: map[string]string{}}
+	var errs []string
+	for i, line := range strings.Split(string(data), "\n") {
+		n := i + 1
+		words, err := splitWords(line)
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("%s:%d: %v", file, n, err))
+			continue
+		}
+		if len(words) == 0 || strings.HasPrefix(words[0], "#") {
+			continue
+		}
+		switch {
+		case words[0] == "auth" && len(words) == 6 && words[2] == "user" && words[4] == "password":
+			if _, dup := s.Auth[words[1]]; dup {
+				errs = append(errs, fmt.Sprintf("%s:%d: duplicate auth entry %s", file, n, words[1]))
+			}
+			s.Auth[words[1]] = &AuthSecret{User: words[3], Password: words[5]}
+		case words[0] == "hmac" && len(words) == 3:
+			if _, dup := s.HMAC[words[1]]; dup {
+				errs = append(errs, fmt.Sprintf("%s:%d: duplicate hmac entry %s", file, n, words[1]))
+			}
+			s.HMAC[words[1]] = words[2]
+		default:
+			errs = append(errs, fmt.Sprintf("%s:%d: syntax error", file, n))
+		}
+	}
+	if len(errs) > 0 {
+		return nil, &Error{Problems: errs}
+	}
+	return s, nil
+}
+
+// splitWords splits a line into blank-separated words with quoting.
+func splitWords(line string) ([]string, error) {
+	var words []string
+	var b strings.Builder
+	inWord := false
+	var quote byte
+	for i := 0; i < len(line); i++ {
+		c := line[i]
+		switch {
+		case quote != 0 && c == quote:
+			quote = 0
+		case c == '\\' && i+1 < len(line) && quote != '\'':
+			i++
+			b.WriteByte(line[i])
+			inWord = true
+		case quote != 0:
+			b.WriteByte(c)
+		case c == '"' || c == '\'':
+			quote, inWord = c, true
+		case c == ' ' || c == '\t' || c == '\r':
+			if inWord {
+				words = append(words, b.String())
+				b.Reset()
+				inWord = false
+			}
+		default:
+			b.WriteByte(c)
+			inWord = true
+		}
+	}
+	if quote != 0 {
+		return nil, fmt.Errorf("unterminated quoted string")
+	}
+	if inWord {
+		words = append(words, b.String())
+	}
+	return words, nil
+}
