@@ -12,6 +12,7 @@ build:
 
 vet:
 	$(GO) vet ./...
+	GOOS=openbsd $(GO) build ./...
 
 # The whole suite, with the race detector: unit tests, fuzz seed corpora
 # and the end-to-end tests that drive the real git client.

@@ -1,0 +1,164 @@
+// Package msg carries typed messages between gotd's processes: one
+// message per datagram on a SOCK_SEQPACKET unix socket pair, so message
+// boundaries and the file descriptor sent with a message (SCM_RIGHTS)
+// stay together. Every message has a type and a length bounded by the
+// receiver; what a message may contain, and which process may send it
+// in which state, is checked by the roles with Decoder, which refuses
+// short, long and trailing bytes.
+package msg
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// Type identifies a message.
+type Type uint16
+
+// MaxSize bounds the payload of one message.
+const MaxSize = 64 << 10
+
+// headerSize is the bytes before the payload: type, reserved, length.
+const headerSize = 8
+
+// Msg is one message. File, if not nil, is a descriptor sent with it;
+// the receiver owns a received File and must close it.
+type Msg struct {
+	Type Type
+	Data []byte
+	File *os.File
+}
+
+// Errors of Recv.
+var (
+	ErrMalformed = errors.New("msg: malformed message")
+	ErrTooLarge  = errors.New("msg: message too large")
+)
+
+// Conn is one end of a message channel. Send and Recv may be used from
+// different goroutines; each from one goroutine at a time.
+type Conn struct {
+	f   *os.File // the socket
+	fd  int
+	buf []byte
+	oob []byte
+}
+
+// Pair returns the two connected ends of a new channel.
+func Pair() (*Conn, *Conn, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("msg: socketpair: %w", err)
+	}
+	return newConn(fds[0]), newConn(fds[1]), nil
+}
+
+// FromFile makes a Conn of an inherited socket (a child's end, passed
+// as an extra file descriptor). The Conn takes ownership of f.
+func FromFile(f *os.File) *Conn {
+	return &Conn{f: f, fd: int(f.Fd()), buf: make([]byte, headerSize+MaxSize+1), oob: make([]byte, unix.CmsgSpace(4*4))}
+}
+
+func newConn(fd int) *Conn { return FromFile(os.NewFile(uintptr(fd), "msg")) }
+
+// File returns the socket, to hand to a child process.
+func (c *Conn) File() *os.File { return c.f }
+
+// Close closes the socket.
+func (c *Conn) Close() error { return c.f.Close() }
+
+// Send sends m as one datagram.
+func (c *Conn) Send(m Msg) error {
+	if len(m.Data) > MaxSize {
+		return ErrTooLarge
+	}
+	b := make([]byte, headerSize+len(m.Data))
+	binary.BigEndian.PutUint16(b[0:], uint16(m.Type))
+	binary.BigEndian.PutUint32(b[4:], uint32(len(m.Data)))
+	copy(b[headerSize:], m.Data)
+	var oob []byte
+	if m.File != nil {
+		oob = unix.UnixRights(int(m.File.Fd()))
+	}
+	for {
+		err := unix.Sendmsg(c.fd, b, oob, nil, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("msg: send: %w", err)
+		}
+		return nil
+	}
+}
+
+// Recv receives one message. A message whose header does not match its
+// size, that was truncated, or that carries more than one descriptor is
+// ErrMalformed (descriptors received with it are closed). At the end of
+// the channel Recv returns io.EOF-like os.ErrClosed.
+func (c *Conn) Recv() (Msg, error) {
+	var n, oobn, flags int
+	var err error
+	for {
+		n, oobn, flags, _, err = unix.Recvmsg(c.fd, c.buf, c.oob, unix.MSG_CMSG_CLOEXEC)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		return Msg{}, fmt.Errorf("msg: receive: %w", err)
+	}
+	files, ferr := parseRights(c.oob[:oobn])
+	closeAll := func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}
+	if n == 0 && oobn == 0 {
+		return Msg{}, os.ErrClosed
+	}
+	switch {
+	case ferr != nil || flags&(unix.MSG_TRUNC|unix.MSG_CTRUNC) != 0 || len(files) > 1:
+		closeAll()
+		return Msg{}, ErrMalformed
+	case n > headerSize+MaxSize:
+		closeAll()
+		return Msg{}, ErrTooLarge
+	case n < headerSize || int(binary.BigEndian.Uint32(c.buf[4:])) != n-headerSize || binary.BigEndian.Uint16(c.buf[2:]) != 0:
+		closeAll()
+		return Msg{}, ErrMalformed
+	}
+	m := Msg{Type: Type(binary.BigEndian.Uint16(c.buf)), Data: append([]byte(nil), c.buf[headerSize:n]...)}
+	if len(files) == 1 {
+		m.File = files[0]
+	}
+	return m, nil
+}
+
+// parseRights returns the descriptors of SCM_RIGHTS messages in oob.
+func parseRights(oob []byte) ([]*os.File, error) {
+	if len(oob) == 0 {
+		return nil, nil
+	}
+	cmsgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return nil, err
+	}
+	var files []*os.File
+	var bad error
+	for _, cm := range cmsgs {
+		fds, err := unix.ParseUnixRights(&cm)
+		if err != nil {
+			bad = err
+			continue
+		}
+		for _, fd := range fds {
+			files = append(files, os.NewFile(uintptr(fd), "received"))
+		}
+	}
+	return files, bad
+}
