@@ -3,13 +3,15 @@ package walk
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 
 	"gotd/internal/git/object"
 )
 
-// FilterKind is a kind of partial-clone filter.
+// FilterKind is a kind of partial-clone filter (git-rev-list(1),
+// "--filter").
 type FilterKind uint8
 
 const (
@@ -20,45 +22,68 @@ const (
 	FilterObjectType            // object:type=<type>
 )
 
-// Filter limits the trees and blobs a fetch lists, as the filter-spec
-// of a partial clone asks (git-rev-list(1), "--filter"). Objects the
-// wants name directly are listed whatever the filter.
+// Filter limits the objects a fetch lists, as the filter-spec of a
+// partial clone asks; gitprotocol-v2(5), "fetch", names the "filter"
+// argument. The zero Filter lists everything.
+//
+// As in C Git's list-objects-filter with its default options, objects
+// the wants name directly, and the objects tags among them lead to, are
+// listed whatever the filter (but a tree that is also the root tree of
+// a commit listed is filtered as that root tree), and the entries of
+// such a tree count as at depth 0; other commits and tags are filtered
+// only by FilterObjectType.
 type Filter struct {
 	Kind FilterKind
 	// Limit: with FilterBlobLimit, blobs of at least Limit bytes are
 	// omitted.
 	Limit int64
 	// Depth: with FilterTreeDepth, trees and blobs at depth Depth or
-	// more are omitted; a commit's root tree is at depth 0.
+	// more are omitted; a commit's root tree is at depth 0, its entries
+	// at depth 1. A tree or blob found at several depths is listed if
+	// one of them is below Depth.
 	Depth int
-	// Type: with FilterObjectType, only objects of this type are listed.
+	// Type: with FilterObjectType, only objects of this type are
+	// listed. Trees are still walked to find blobs.
 	Type object.Type
 }
 
-// ErrFilter is wrapped by ParseFilter's errors.
+// ErrFilter is wrapped by the errors of ParseFilter.
 var ErrFilter = errors.New("unsupported or malformed filter")
 
-// ParseFilter parses a filter-spec: "blob:none", "blob:limit=<n>"
-// (with an optional k, m or g suffix), "tree:<depth>" or
-// "object:type=<type>". Its errors do not quote the spec.
+// Bounds of the numbers in a filter-spec. C Git takes any unsigned
+// long; no blob or tree comes near these, so larger values are clamped
+// to them without changing what is listed.
+const (
+	maxFilterLimit = math.MaxInt64
+	maxFilterDepth = math.MaxInt32
+)
+
+// ParseFilter parses a filter-spec as a client sends it in a "filter"
+// line: "blob:none", "blob:limit=<n>" (n in bytes, or with a k, m or g
+// suffix in either case for powers of 1024), "tree:<depth>" or
+// "object:type=<blob|tree|commit|tag>". Numbers are plain decimal: C
+// Git would read "010" as octal and "0x10" as hex, so those are
+// refused rather than read differently. Other filters ("combine:",
+// "sparse:oid=") and anything malformed are errors wrapping ErrFilter;
+// their text never quotes spec, so it may be sent to the client.
 func ParseFilter(spec string) (Filter, error) {
 	switch {
 	case spec == "blob:none":
 		return Filter{Kind: FilterBlobNone}, nil
 	case strings.HasPrefix(spec, "blob:limit="):
-		n, err := parseSize(strings.TrimPrefix(spec, "blob:limit="))
+		n, err := parseFilterNumber(strings.TrimPrefix(spec, "blob:limit="), maxFilterLimit)
 		if err != nil {
 			return Filter{}, err
 		}
 		return Filter{Kind: FilterBlobLimit, Limit: n}, nil
 	case strings.HasPrefix(spec, "tree:"):
-		n, err := parseSize(strings.TrimPrefix(spec, "tree:"))
-		if err != nil || n > 1<<30 {
-			return Filter{}, fmt.Errorf("walk: tree depth: %w", ErrFilter)
+		n, err := parseFilterNumber(strings.TrimPrefix(spec, "tree:"), maxFilterDepth)
+		if err != nil {
+			return Filter{}, err
 		}
 		return Filter{Kind: FilterTreeDepth, Depth: int(n)}, nil
 	case strings.HasPrefix(spec, "object:type="):
-		t := object.Invalid
+		var t object.Type
 		switch strings.TrimPrefix(spec, "object:type=") {
 		case "blob":
 			t = object.Blob
@@ -69,41 +94,55 @@ func ParseFilter(spec string) (Filter, error) {
 		case "tag":
 			t = object.Tag
 		default:
-			return Filter{}, fmt.Errorf("walk: object type: %w", ErrFilter)
+			return Filter{}, fmt.Errorf("walk: malformed filter: %w", ErrFilter)
 		}
 		return Filter{Kind: FilterObjectType, Type: t}, nil
 	}
-	return Filter{}, fmt.Errorf("walk: %w", ErrFilter)
+	return Filter{}, fmt.Errorf("walk: unsupported filter: %w", ErrFilter)
 }
 
-// parseSize parses a decimal size with an optional k, m or g suffix
-// (powers of 1024), as C Git's git_parse_ulong does.
-func parseSize(s string) (int64, error) {
-	mult := int64(1)
+// parseFilterNumber parses a decimal number with an optional k, m or g
+// suffix (powers of 1024), as C Git's git_parse_ulong does for decimal
+// input, and clamps it to max. A number that does not fit 64 bits
+// before clamping is an error, as in C Git.
+func parseFilterNumber(s string, max int64) (int64, error) {
+	bad := fmt.Errorf("walk: malformed filter: %w", ErrFilter)
+	shift := 0
 	if s != "" {
 		switch s[len(s)-1] {
 		case 'k', 'K':
-			mult = 1 << 10
+			shift = 10
 		case 'm', 'M':
-			mult = 1 << 20
+			shift = 20
 		case 'g', 'G':
-			mult = 1 << 30
+			shift = 30
 		}
-		if mult != 1 {
+		if shift != 0 {
 			s = s[:len(s)-1]
 		}
 	}
-	if s == "" || s[0] == '+' || s[0] == '-' {
-		return 0, fmt.Errorf("walk: size: %w", ErrFilter)
+	if s == "" || len(s) > 1 && s[0] == '0' {
+		return 0, bad
 	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n > (1<<62)/mult {
-		return 0, fmt.Errorf("walk: size: %w", ErrFilter)
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, bad
+		}
 	}
-	return n * mult, nil
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil || n > math.MaxUint64>>shift {
+		return 0, bad
+	}
+	n <<= shift
+	if n > uint64(max) {
+		return max, nil
+	}
+	return int64(n), nil
 }
 
-// String returns the filter-spec of f, "" for FilterNone.
+// String returns the canonical filter-spec of f, which ParseFilter
+// reads back to f: sizes in bytes, "" for FilterNone. It quotes nothing
+// a client sent beyond the numbers, so it is safe to log.
 func (f Filter) String() string {
 	switch f.Kind {
 	case FilterBlobNone:

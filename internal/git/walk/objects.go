@@ -47,55 +47,61 @@ func (w *Walker) plainObjects(ctx context.Context, spec Spec, fn func(id oid.ID,
 		o.stat, _ = w.Store.(statObjecter)
 		o.depthSeen = make(map[oid.ID]int)
 	}
-	// Objects the wants name are listed whatever the filter, and so are
-	// the commits and blobs tags among them lead to (not trees: C Git
-	// filters a tree named by a tag like a root tree).
-	var tips map[oid.ID]bool
+	// As in C Git's list-objects with a filter, the objects the wants
+	// name, directly or through tags (the "provided" objects), are
+	// listed whatever the filter: the commits among them here, the
+	// tags because all of s.tags are such, the trees and blobs below.
+	var given map[oid.ID]bool
 	if f.Kind == FilterObjectType {
-		tips = make(map[oid.ID]bool, len(spec.Wants))
+		given = make(map[oid.ID]bool, len(spec.Wants))
 		for _, id := range spec.Wants {
-			tips[id] = true
+			given[id] = true
 			if c, ok := w.peelCommitOK(id); ok {
-				tips[c] = true
+				given[c] = true
 			}
 		}
 	}
-	typeOK := func(id oid.ID, t object.Type) bool {
-		return f.Kind != FilterObjectType || f.Type == t || tips[id]
-	}
+	commitOK := f.Kind != FilterObjectType || f.Type == object.Commit
 
 	for _, id := range s.tags {
 		if _, done := o.skip[id]; done || s.haveTags[id] {
 			continue
 		}
 		o.skip[id] = struct{}{}
-		if !typeOK(id, object.Tag) {
-			continue
-		}
 		if err := fn(id, object.Tag, nil); err != nil {
 			return err
 		}
 	}
 	for _, n := range s.out {
 		nd := &s.nodes[n]
-		if nd.flags&uninteresting != 0 || !typeOK(nd.id, object.Commit) {
+		if nd.flags&uninteresting != 0 || !commitOK && !given[nd.id] {
 			continue
 		}
 		if err := fn(nd.id, object.Commit, nil); err != nil {
 			return err
 		}
 	}
+	var roots map[oid.ID]bool
+	if f.Kind != FilterNone && len(s.tipTrees) > 0 {
+		roots = make(map[oid.ID]bool)
+	}
 	for _, n := range s.out {
 		nd := &s.nodes[n]
 		if nd.flags&uninteresting != 0 {
 			continue
+		}
+		if roots != nil {
+			roots[nd.tree] = true
 		}
 		if err := o.walkRoot(nd.tree, object.Tree, false, fn); err != nil {
 			return err
 		}
 	}
 	for _, tip := range s.tipTrees {
-		if err := o.walkRoot(tip.id, tip.t, tip.t == object.Blob, fn); err != nil {
+		// A tree a want names that is also the root tree of a commit
+		// listed is filtered as that root tree: C Git's commit walk
+		// marks it NOT_USER_GIVEN before it lists the wanted trees.
+		if err := o.walkRoot(tip.id, tip.t, !roots[tip.id], fn); err != nil {
 			return err
 		}
 	}
@@ -218,31 +224,40 @@ func (o *treeWalk) blob(id oid.ID, fn func(id oid.ID, t object.Type, path []byte
 	return fn(id, object.Blob, o.path)
 }
 
-// walkRoot lists root, a commit's tree or an object a want names (tip),
-// and what it reaches, as the filter allows.
-func (o *treeWalk) walkRoot(root oid.ID, t object.Type, tip bool, fn func(id oid.ID, t object.Type, path []byte) error) error {
+// walkRoot lists root, a commit's tree or a tree or blob a want names,
+// and what it reaches, as the filter allows. A root the wants name
+// (given) is listed whatever the filter; as C Git's filter never saw
+// it, the entries of such a tree are at depth 0, not 1.
+func (o *treeWalk) walkRoot(root oid.ID, t object.Type, given bool, fn func(id oid.ID, t object.Type, path []byte) error) error {
 	if o.filter.Kind == FilterNone {
 		return o.walk(root, t, fn)
 	}
 	o.path = o.path[:0]
 	_, listed := o.skip[root]
 	if t == object.Blob {
-		if listed || !(tip || o.keepBlob(root, 0)) {
+		if listed || !(given || o.keepBlob(root, 0)) {
 			return nil
 		}
 		o.skip[root] = struct{}{}
 		return o.blob(root, fn)
 	}
-	if !listed && (tip || o.keepTree(0)) {
+	depth := 0
+	if given {
+		depth = -1
+	}
+	if !listed && (given || o.keepTree(depth)) {
 		o.skip[root] = struct{}{}
 		if err := fn(root, object.Tree, o.path); err != nil {
 			return err
 		}
 	}
-	if listed && !o.reexpand(root, 0) || !listed && !o.expand(root, 0) {
+	if o.filter.Kind == FilterObjectType && o.filter.Type != object.Tree && o.filter.Type != object.Blob {
+		return nil // nothing below a tree is listed
+	}
+	if listed && !o.reexpand(root, depth) || !listed && !o.expand(root, depth) {
 		return nil
 	}
-	if err := o.pushDepth(root, 0, 0); err != nil {
+	if err := o.pushDepth(root, 0, depth); err != nil {
 		return err
 	}
 	for len(o.stack) > 0 {

@@ -11,29 +11,34 @@ import (
 	"gotd/internal/git/oid"
 )
 
-// InfiniteDepth is the depth "git fetch --unshallow" asks for.
+// InfiniteDepth is the depth "git fetch --unshallow" asks for ("deepen
+// 2147483647"): everything, which unshallows the client.
 const InfiniteDepth = 0x7fffffff
 
-// Deepen is a shallow request: the deepen family of a fetch.
+// Deepen is a shallow request: the "shallow" and deepen lines of a
+// fetch (gitprotocol-v2(5), "fetch"; gitprotocol-pack(5), "Packfile
+// Negotiation"), already parsed and resolved by the caller.
 type Deepen struct {
 	// Wants as the client sent them; tags are peeled and wants that do
 	// not peel to commits are ignored.
 	Wants []oid.ID
-	// ClientShallow holds the client's shallow commits that the
-	// repository has.
+	// ClientShallow holds the client's shallow commits ("shallow"
+	// lines); the caller drops those the repository lacks, as C Git
+	// does, and refuses those that are not commits.
 	ClientShallow []oid.ID
 	// Depth is "deepen N" (0: unset); Relative counts it from
 	// ClientShallow instead of from Wants ("deepen-relative").
 	Depth    int
 	Relative bool
 	// Since ("deepen-since", a Unix time, 0: unset) cuts off commits
-	// older than it; Not ("deepen-not", resolved commits) cuts off
-	// commits reachable from them.
+	// whose committer time is older; Not ("deepen-not", the commits or
+	// tags the named references resolve to) cuts off commits reachable
+	// from them.
 	Since int64
 	Not   []oid.ID
 }
 
-// Shallow is the answer to a shallow request.
+// Shallow is the answer to a shallow request, its lists sorted by id.
 type Shallow struct {
 	// Shallow lists new shallow commits ("shallow" lines); Unshallow the
 	// client's shallow commits that no longer are ("unshallow" lines).
@@ -97,8 +102,8 @@ func (c *commitCache) get(id oid.ID) (*commitInfo, error) {
 	return ci, nil
 }
 
-// peelCommit peels id through tags; ok is false when it does not end at
-// a commit (or is missing).
+// peelCommitOK peels id through tags; ok is false when it does not end
+// at a commit (or something on the way is missing or unreadable).
 func (w *Walker) peelCommitOK(id oid.ID) (oid.ID, bool) {
 	for i := 0; i < maxTagDepth; i++ {
 		if w.Graph != nil {
@@ -126,10 +131,28 @@ func (w *Walker) peelCommitOK(id oid.ID) (oid.ID, bool) {
 	return id, false
 }
 
-// Deepen computes the new shallow boundary of a fetch as C Git's
-// upload-pack does: by depth from the wants (or from the client's
-// shallow commits), or by date and excluded references.
+// Deepen computes the shallow boundary of a fetch as C Git's upload-pack
+// does (deepen, get_shallow_commits and get_shallow_commits_by_rev_list)
+// for a repository that is not itself shallow; gitprotocol-v2(5),
+// "fetch", describes the arguments and the "shallow-info" section.
+//
+// By depth (d.Depth > 0) the boundary is the commits at distance
+// d.Depth-1 from the nearest want, counted in parent links; with
+// d.Relative, at distance d.Depth from the nearest client shallow
+// commit. InfiniteDepth unshallows every client shallow commit and adds
+// none. By date and exclusion (d.Since, d.Not) the commits kept are
+// those reachable from the wants as rev-list --max-age=<since> --not
+// <not> walks them, and the boundary is those of them with a parent not
+// kept. Client shallow commits the walk passes through are unshallowed.
+//
+// Depth together with Since or Not, and a negative Depth, are errors; so
+// is a date and exclusion walk that keeps no commit. A missing commit
+// on the walk is an error wrapping object.ErrNotFound. The lists of the
+// result are sorted by id.
 func (w *Walker) Deepen(ctx context.Context, d Deepen) (*Shallow, error) {
+	if d.Depth < 0 {
+		return nil, errors.New("walk: negative deepen depth")
+	}
 	if d.Depth > 0 && (d.Since != 0 || len(d.Not) > 0) {
 		return nil, errors.New("walk: deepen and deepen-since (or deepen-not) cannot be used together")
 	}
@@ -243,39 +266,59 @@ func shallowByDepth(ctx context.Context, cc *commitCache, heads []oid.ID, depth 
 	return result, nil
 }
 
-// shallowByRevList is C Git's get_shallow_commits_by_rev_list: the
-// commits reachable from the wants, not from d.Not and not older than
-// d.Since, are kept; those with a parent not kept form the boundary.
+// shallowByRevList is C Git's get_shallow_commits_by_rev_list over
+// "rev-list --max-age=<since> --not <not> --not <wants>": the commits
+// reachable from the wants, not from d.Not and not older than d.Since,
+// are kept; those with a parent not kept form the boundary.
+//
+// The two ways rev-list walks differ where committer times are not in
+// order along the history. With d.Not set the walk is limited: a commit
+// older than d.Since is excluded with all its ancestors (limit_list
+// marks it uninteresting). Otherwise only the commit is excluded, and
+// its parents are kept if a newer path reaches them (get_revision_1
+// skips it without walking its parents).
 func (w *Walker) shallowByRevList(ctx context.Context, cc *commitCache, d Deepen, notShallow map[oid.ID]bool) ([]oid.ID, error) {
 	excluded := map[oid.ID]bool{}
 	var queue []oid.ID
+	steps := 0
+	tick := func() error {
+		if steps++; steps%checkEvery == 0 {
+			return ctx.Err()
+		}
+		return nil
+	}
+	// exclude marks the ancestors of queue, and queue itself, excluded.
+	exclude := func() error {
+		for len(queue) > 0 {
+			if err := tick(); err != nil {
+				return err
+			}
+			c := queue[len(queue)-1]
+			queue = queue[:len(queue)-1]
+			ci, err := cc.get(c)
+			if err != nil {
+				return err
+			}
+			for _, p := range ci.parents {
+				if !excluded[p] {
+					excluded[p] = true
+					queue = append(queue, p)
+				}
+			}
+		}
+		return nil
+	}
 	for _, id := range d.Not {
 		if c, ok := w.peelCommitOK(id); ok && !excluded[c] {
 			excluded[c] = true
 			queue = append(queue, c)
 		}
 	}
-	for steps := 0; len(queue) > 0; steps++ {
-		if steps%checkEvery == checkEvery-1 {
-			if err := ctx.Err(); err != nil {
-				return nil, err
-			}
-		}
-		c := queue[len(queue)-1]
-		queue = queue[:len(queue)-1]
-		ci, err := cc.get(c)
-		if err != nil {
-			return nil, err
-		}
-		for _, p := range ci.parents {
-			if !excluded[p] {
-				excluded[p] = true
-				queue = append(queue, p)
-			}
-		}
+	if err := exclude(); err != nil {
+		return nil, err
 	}
-	kept := map[oid.ID]bool{}
-	var order []oid.ID
+	limited := len(d.Not) > 0
+	var order, old []oid.ID
 	seen := map[oid.ID]bool{}
 	for _, id := range d.Wants {
 		if c, ok := w.peelCommitOK(id); ok && !seen[c] {
@@ -283,11 +326,9 @@ func (w *Walker) shallowByRevList(ctx context.Context, cc *commitCache, d Deepen
 			queue = append(queue, c)
 		}
 	}
-	for steps := 0; len(queue) > 0; steps++ {
-		if steps%checkEvery == checkEvery-1 {
-			if err := ctx.Err(); err != nil {
-				return nil, err
-			}
+	for len(queue) > 0 {
+		if err := tick(); err != nil {
+			return nil, err
 		}
 		c := queue[len(queue)-1]
 		queue = queue[:len(queue)-1]
@@ -299,9 +340,11 @@ func (w *Walker) shallowByRevList(ctx context.Context, cc *commitCache, d Deepen
 			return nil, err
 		}
 		if d.Since != 0 && ci.time < d.Since {
+			if limited {
+				old = append(old, c)
+			}
 			continue
 		}
-		kept[c] = true
 		order = append(order, c)
 		for _, p := range ci.parents {
 			if !seen[p] {
@@ -310,12 +353,33 @@ func (w *Walker) shallowByRevList(ctx context.Context, cc *commitCache, d Deepen
 			}
 		}
 	}
-	if len(order) == 0 {
+	for _, c := range old {
+		if !excluded[c] {
+			excluded[c] = true
+			queue = append(queue, c)
+		}
+	}
+	if err := exclude(); err != nil {
+		return nil, err
+	}
+	kept := make(map[oid.ID]bool, len(order))
+	for _, c := range order {
+		if !excluded[c] {
+			kept[c] = true
+		}
+	}
+	if len(kept) == 0 {
 		return nil, errors.New("walk: no commits selected for shallow requests")
 	}
 	var result []oid.ID
 	for _, c := range order {
-		ci, _ := cc.get(c)
+		if !kept[c] {
+			continue
+		}
+		ci, err := cc.get(c)
+		if err != nil {
+			return nil, err
+		}
 		border := false
 		for _, p := range ci.parents {
 			if !kept[p] {

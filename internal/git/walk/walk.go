@@ -3,6 +3,12 @@
 // it has. It reads commits from the commit-graph when there is one and
 // uses the reachability bitmaps of a pack when given them.
 //
+// For the upload-pack side of a fetch it also answers, as C Git does,
+// the other questions of the protocol: where a shallow clone's history
+// is cut (Deepen), which objects a shallow or partial fetch sends
+// (ObjectsFor with a Spec and a Filter), and when negotiation may stop
+// (Common).
+//
 // Memory is proportional to the number of objects visited (a set of
 // ids, or one bit per object of the bitmapped pack), never to their
 // contents: trees are read one at a time and dropped once iterated.
@@ -12,6 +18,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"gotd/internal/git/bitmap"
 	"gotd/internal/git/commitgraph"
@@ -126,8 +133,9 @@ type Spec struct {
 	Shallow []oid.ID
 	// ClientShallow holds the client's shallow commits before the
 	// fetch: the haves side does not follow their parents, which the
-	// client lacks. Those not in Shallow are being unshallowed: their
-	// parents are wanted.
+	// client lacks. Those not in Shallow are being unshallowed: the
+	// client has them and their trees, and their parents are wanted (C
+	// Git's extra edge objects).
 	ClientShallow []oid.ID
 	Filter        Filter
 	// Edges, if set, is called for each object the walk found the client
@@ -137,21 +145,27 @@ type Spec struct {
 	Edges func(id oid.ID)
 }
 
-// ObjectsFor is ObjectsWithHash for a fetch described by spec: with a
-// shallow boundary or a filter it walks without bitmaps.
+// ObjectsFor is ObjectsWithHash for a fetch described by spec. Without
+// Shallow, ClientShallow and a filter it is exactly ObjectsWithHash,
+// bitmaps included. Otherwise it walks without bitmaps, as C Git's
+// pack-objects does for a shallow or filtered fetch: the wants side
+// stops at the commits in Shallow; the haves side stops at those in
+// ClientShallow; the parents of the commits being unshallowed are added
+// to the wants and the commits themselves to the haves; then spec.Filter
+// decides which trees and blobs are listed. Errors are as for Objects;
+// a missing unshallowed commit is one.
 func (w *Walker) ObjectsFor(ctx context.Context, spec Spec, fn func(id oid.ID, t object.Type, nameHash uint32) error) error {
 	if w.Bitmap != nil && len(spec.Shallow) == 0 && len(spec.ClientShallow) == 0 && spec.Filter.Kind == FilterNone {
 		return w.bitmapObjects(ctx, spec.Wants, spec.Haves, true, fn)
 	}
 	if len(spec.ClientShallow) > 0 {
-		// Unshallowed commits: the client has them, their parents are
-		// wanted.
 		cut := make(map[oid.ID]bool, len(spec.Shallow))
 		for _, id := range spec.Shallow {
 			cut[id] = true
 		}
 		cc := newCommitCache(w)
-		wants := append([]oid.ID(nil), spec.Wants...)
+		wants := slices.Clone(spec.Wants)
+		haves := slices.Clone(spec.Haves)
 		for _, c := range spec.ClientShallow {
 			if cut[c] {
 				continue
@@ -161,8 +175,9 @@ func (w *Walker) ObjectsFor(ctx context.Context, spec Spec, fn func(id oid.ID, t
 				return err
 			}
 			wants = append(wants, ci.parents...)
+			haves = append(haves, c)
 		}
-		spec.Wants = wants
+		spec.Wants, spec.Haves = wants, haves
 	}
 	return w.plainObjects(ctx, spec, withHash(fn))
 }

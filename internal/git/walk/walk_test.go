@@ -59,6 +59,24 @@ type repo struct {
 	store  *walktest.Store
 	graph  *commitgraph.Graph
 	bitmap *bitmap.Index
+	// oracle, if not nil, keeps the answers of rev and revList. Repos
+	// generated alike share one to ask C Git once; a test that changes
+	// the history after asking must not set it.
+	oracle map[string]string
+}
+
+// query runs a read-only git command in r.dir, through r.oracle.
+func (r *repo) query(t *testing.T, args ...string) string {
+	t.Helper()
+	key := strings.Join(args, "\x00")
+	if out, ok := r.oracle[key]; ok {
+		return out
+	}
+	out := gittest.Git(t, r.dir, args...)
+	if r.oracle != nil {
+		r.oracle[key] = out
+	}
+	return out
 }
 
 func newRepo(t *testing.T, format string, commits int) *repo {
@@ -72,7 +90,7 @@ func newRepo(t *testing.T, format string, commits int) *repo {
 
 func (r *repo) rev(t *testing.T, name string) oid.ID {
 	t.Helper()
-	id, err := oid.ParseHex(r.f, strings.TrimSpace(gittest.Git(t, r.dir, "rev-parse", name)))
+	id, err := oid.ParseHex(r.f, strings.TrimSpace(r.query(t, "rev-parse", name)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +100,7 @@ func (r *repo) rev(t *testing.T, name string) oid.ID {
 // revList returns the ids git rev-list --objects prints for args.
 func (r *repo) revList(t *testing.T, args ...string) map[string]bool {
 	t.Helper()
-	out := gittest.Git(t, r.dir, append([]string{"rev-list", "--objects"}, args...)...)
+	out := r.query(t, append([]string{"rev-list", "--objects"}, args...)...)
 	m := map[string]bool{}
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
 		if line != "" {
@@ -247,10 +265,21 @@ func (r *repo) withBitmap(t *testing.T) {
 }
 
 func TestObjects(t *testing.T) {
+	// The generated histories are the same in every mode but one: ask C
+	// Git about each once.
+	oracles := map[string]map[string]string{}
 	for _, format := range []string{"sha1", "sha256"} {
 		for _, mode := range []string{"plain", "graph", "bitmap", "bitmap+outside", "bitmap+graph"} {
 			t.Run(format+"/"+mode, func(t *testing.T) {
 				r := newRepo(t, format, 120)
+				history := format
+				if mode == "bitmap+outside" {
+					history += "+outside"
+				}
+				if oracles[history] == nil {
+					oracles[history] = map[string]string{}
+				}
+				r.oracle = oracles[history]
 				if strings.HasPrefix(mode, "bitmap") {
 					r.withBitmap(t)
 				}
@@ -385,15 +414,49 @@ func TestCallbackError(t *testing.T) {
 	if !errors.Is(err, stop) || n != 5 {
 		t.Errorf("got %v after %d calls; want stop after 5", err, n)
 	}
+	// Walks long enough to check the context see it canceled.
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	r2 := newRepo(t, "sha1", 1200)
-	r2.store = walktest.LoadStore(t, r2.dir, r2.f)
+	r2 := linearRepo(t, 1200)
 	w2 := &Walker{Store: r2.store, Format: r2.f}
-	err = w2.Objects(ctx, []oid.ID{r2.rev(t, "main")}, nil, func(oid.ID, object.Type, []byte) error { return nil })
+	tip := []oid.ID{r2.rev(t, "main")}
+	err = w2.Objects(ctx, tip, nil, func(oid.ID, object.Type, []byte) error { return nil })
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("canceled walk: got %v; want context.Canceled", err)
 	}
+	if _, err := w2.Deepen(ctx, Deepen{Wants: tip, Depth: 2000}); !errors.Is(err, context.Canceled) {
+		t.Errorf("canceled Deepen by depth: got %v; want context.Canceled", err)
+	}
+	if _, err := w2.Deepen(ctx, Deepen{Wants: tip, Since: 1}); !errors.Is(err, context.Canceled) {
+		t.Errorf("canceled Deepen by date: got %v; want context.Canceled", err)
+	}
+	c := w2.NewCommon(ctx, tip)
+	if ok, err := c.Have(r2.rev(t, "main~1199")); !ok || err != nil {
+		t.Fatalf("Have: %v, %v", ok, err)
+	}
+	if _, err := c.Ready(); !errors.Is(err, context.Canceled) {
+		t.Errorf("canceled Ready: got %v; want context.Canceled", err)
+	}
+}
+
+// linearRepo returns a repository whose main is n commits, each
+// changing one small file, with committer times 1000+100*i; its store
+// is loaded.
+func linearRepo(t *testing.T, n int) *repo {
+	t.Helper()
+	dir := gittest.InitBare(t, "sha1")
+	var b strings.Builder
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&b, "commit refs/heads/main\nmark :%d\ncommitter C <c@example.com> %d +0000\ndata 0\n", i+1, 1000+100*i)
+		if i > 0 {
+			fmt.Fprintf(&b, "from :%d\n", i)
+		}
+		fmt.Fprintf(&b, "M 100644 inline f\ndata %d\n%d\n\n", len(strconv.Itoa(i)), i)
+	}
+	gittest.GitInput(t, dir, []byte(b.String()), "fast-import", "--quiet")
+	r := &repo{dir: dir, f: oid.SHA1}
+	r.store = walktest.LoadStore(t, dir, r.f)
+	return r
 }
 
 func TestCommits(t *testing.T) {
@@ -433,6 +496,16 @@ func TestIsAncestor(t *testing.T) {
 	r := newRepo(t, "sha1", 60)
 	r.store = walktest.LoadStore(t, r.dir, r.f)
 	names := []string{"main", "main~1", "main~10", "main~59", "topic0", "topic1", "topic0~1", "oct1", "main^", "main~3^2", "light"}
+	// C Git's answers and the ids, asked once for all modes.
+	want := map[[2]string]bool{}
+	ids := map[string]oid.ID{}
+	for _, a := range names {
+		ids[a] = r.rev(t, a+"^{commit}")
+		for _, b := range names {
+			_, err := gittest.Run(t, r.dir, nil, "merge-base", "--is-ancestor", a, b)
+			want[[2]string{a, b}] = err == nil
+		}
+	}
 	for _, mode := range []string{"plain", "graph", "bitmap"} {
 		switch mode {
 		case "graph":
@@ -444,9 +517,8 @@ func TestIsAncestor(t *testing.T) {
 		w := &Walker{Store: r.store, Format: r.f, Graph: r.graph, Bitmap: r.bitmap}
 		for _, a := range names {
 			for _, b := range names {
-				_, err := gittest.Run(t, r.dir, nil, "merge-base", "--is-ancestor", a, b)
-				want := err == nil
-				got, gerr := w.IsAncestor(context.Background(), r.rev(t, a+"^{commit}"), r.rev(t, b+"^{commit}"))
+				want := want[[2]string{a, b}]
+				got, gerr := w.IsAncestor(context.Background(), ids[a], ids[b])
 				if gerr != nil || got != want {
 					t.Errorf("%s: IsAncestor(%s, %s) = %v, %v; want %v", mode, a, b, got, gerr, want)
 				}

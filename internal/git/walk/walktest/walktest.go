@@ -20,11 +20,14 @@ import (
 )
 
 // Store holds every object of a repository in memory, as read by git
-// cat-file --batch-all-objects. It satisfies walk.Store.
+// cat-file --batch-all-objects. It satisfies walk.Store, with the
+// optional HasObject and StatObject.
 type Store struct {
 	Objs map[oid.ID]Object
 	// Reads counts the calls of ReadObject, by type of the object read.
 	Reads map[object.Type]int
+	// Stats counts the calls of StatObject that found the object.
+	Stats int
 }
 
 // Object is one object of a Store.
@@ -76,6 +79,17 @@ func (s *Store) ReadObject(id oid.ID) (object.Type, []byte, error) {
 	}
 	s.Reads[o.Type]++
 	return o.Type, o.Data, nil
+}
+
+// StatObject returns the object's type and size. Like ReadObject it
+// counts, so it is not safe for concurrent use.
+func (s *Store) StatObject(id oid.ID) (object.Type, int64, error) {
+	o, ok := s.Objs[id]
+	if !ok {
+		return 0, 0, fmt.Errorf("walktest: %v: %w", id, object.ErrNotFound)
+	}
+	s.Stats++
+	return o.Type, int64(len(o.Data)), nil
 }
 
 // HasObject reports whether the store has id.
