@@ -1,65 +1,97 @@
 package receive
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"fmt"
 	"io/fs"
-	"math/rand"
+	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
-	"sort"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
 	"gotd/internal/gittest"
 )
 
-// versions are the protocol versions every case runs in (version 2
-// falls back to version 0 for pushes).
-var versions = []string{"0", "2"}
+// End-to-end tests: the real git client pushes to this package's
+// Serve (the test binary, run by git through --receive-pack), and C
+// Git checks the result on disk: `git fsck --full` for the objects,
+// rev-parse and show-ref for the references.
 
-// fixture is a server repository and a client work tree cloned from it
-// by C Git.
+// versions are the protocol versions pushes run in; version 2 falls
+// back to version 0 for pushes.
+var versions = []string{"0", "1", "2"}
+
+// fixture is a server repository and a client repository that pushes
+// to it.
 type fixture struct {
 	server, work string
-	rp, result   string
-	v            string
+	result       string // where the served pushes record their Result
+	v            string // protocol.version
 }
 
+// newFixture makes a server repository of the given format, with a
+// generated history unless empty, and a client work tree: a clone of
+// it, or a new repository for an empty server.
 func newFixture(t *testing.T, v, format string, empty bool) *fixture {
 	t.Helper()
 	server := gittest.InitBare(t, format)
 	work := filepath.Join(t.TempDir(), "work")
-	if !empty {
+	if empty {
+		gittest.Git(t, "", "-c", "init.defaultBranch=main", "init", "-q", "--object-format="+format, work)
+		gittest.Git(t, work, "remote", "add", "origin", server)
+	} else {
 		gittest.Generate(t, server, gittest.History{Commits: 10, Branches: 2, Files: 6})
 		gittest.Git(t, "", "clone", "-q", server, work)
-	} else {
-		gittest.Git(t, "", "-c", "init.defaultBranch=main", "init", "-q", "--object-format="+format, work)
 	}
-	rp, result := receivePack(t)
-	return &fixture{server: server, work: work, rp: rp, result: result, v: v}
+	return &fixture{server: server, work: work, result: filepath.Join(t.TempDir(), "result"), v: v}
 }
 
-// push runs git push from the work tree to the server and returns its
-// error and standard error.
-func (f *fixture) push(t *testing.T, args ...string) (string, error) {
+// push runs git push in the work tree against the test server, with
+// env set for the server, and returns git's standard error and its
+// error.
+func (f *fixture) push(t *testing.T, env []string, args ...string) (string, error) {
 	t.Helper()
-	a := append([]string{"-c", "protocol.version=" + f.v, "push", "--receive-pack=" + f.rp, "--porcelain"}, args...)
-	return gittest.Run(t, f.work, nil, a...)
+	a := append([]string{"-c", "protocol.version=" + f.v, "push", "--receive-pack=" + receivePackCmd(t, f.result, env...)}, args...)
+	_, stderr, err := runGit(t, f.work, nil, a...)
+	return stderr, err
 }
 
 func (f *fixture) mustPush(t *testing.T, args ...string) string {
 	t.Helper()
-	out, err := f.push(t, args...)
+	stderr, err := f.push(t, nil, args...)
 	if err != nil {
-		t.Fatalf("push %v: %v\n%s", args, err, out)
+		t.Fatalf("push %v: %v\n%s", args, err, stderr)
 	}
-	return out
+	return stderr
 }
 
+// results returns what the served pushes since the last call
+// recorded.
+func (f *fixture) results(t *testing.T) []*result { return readResults(t, f.result) }
+
+// lastResult returns the one push served since the last call.
+func (f *fixture) lastResult(t *testing.T) *result {
+	t.Helper()
+	rs := f.results(t)
+	if len(rs) != 1 {
+		t.Fatalf("%d pushes served, want 1", len(rs))
+	}
+	return rs[0]
+}
+
+// commit writes content to name in the work tree and commits it.
 func (f *fixture) commit(t *testing.T, name, content string) string {
 	t.Helper()
-	if err := os.WriteFile(filepath.Join(f.work, name), []byte(content), 0o644); err != nil {
+	path := filepath.Join(f.work, name)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	gittest.Git(t, f.work, "add", name)
@@ -67,6 +99,8 @@ func (f *fixture) commit(t *testing.T, name, content string) string {
 	return strings.TrimSpace(gittest.Git(t, f.work, "rev-parse", "HEAD"))
 }
 
+// ref returns what name resolves to in the server repository, "" if
+// nothing.
 func (f *fixture) ref(t *testing.T, name string) string {
 	t.Helper()
 	out, err := gittest.Run(t, f.server, nil, "rev-parse", "-q", "--verify", name)
@@ -76,12 +110,39 @@ func (f *fixture) ref(t *testing.T, name string) string {
 	return strings.TrimSpace(out)
 }
 
-func (f *fixture) fsck(t *testing.T) {
+// wantRef fails the test unless the server's name resolves to want.
+func (f *fixture) wantRef(t *testing.T, name, want string) {
 	t.Helper()
-	gittest.Git(t, f.server, "fsck", "--full", "--no-dangling")
+	if got := f.ref(t, name); got != want {
+		t.Errorf("server %s = %q, want %q", name, got, want)
+	}
 }
 
-// snapshot hashes every file of a directory tree.
+// verify checks the server repository with C Git and that no
+// quarantine directory is left.
+func (f *fixture) verify(t *testing.T) {
+	t.Helper()
+	gittest.Git(t, f.server, "fsck", "--full", "--strict", "--no-dangling")
+	if q := quarantines(t, f.server); len(q) > 0 {
+		t.Errorf("quarantine left behind: %v", q)
+	}
+}
+
+// runGit runs git with the test environment plus env, returning its
+// standard output and standard error.
+func runGit(t testing.TB, dir string, env []string, args ...string) (string, string, error) {
+	t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	cmd.Env = append(gittest.Env(t), env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	return stdout.String(), stderr.String(), err
+}
+
+// snapshot lists every file and directory of a tree with a hash of
+// each file's content.
 func snapshot(t testing.TB, dir string) string {
 	t.Helper()
 	var lines []string
@@ -104,147 +165,351 @@ func snapshot(t testing.TB, dir string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sort.Strings(lines)
+	slices.Sort(lines)
 	return strings.Join(lines, "\n")
+}
+
+// diffLines lists the lines only one of a and b has.
+func diffLines(a, b string) string {
+	in := map[string]int{}
+	for _, l := range strings.Split(a, "\n") {
+		in[l]--
+	}
+	for _, l := range strings.Split(b, "\n") {
+		in[l]++
+	}
+	var out []string
+	for l, n := range in {
+		if n < 0 {
+			out = append(out, "- "+l)
+		} else if n > 0 {
+			out = append(out, "+ "+l)
+		}
+	}
+	slices.Sort(out)
+	return strings.Join(out, "\n")
 }
 
 func TestPush(t *testing.T) {
 	for _, v := range versions {
 		t.Run("v"+v, func(t *testing.T) {
+			t.Parallel()
 			f := newFixture(t, v, "sha1", false)
-			// New branch.
+
+			// A new branch.
 			id := f.commit(t, "a.txt", "a\n")
 			f.mustPush(t, "origin", "HEAD:refs/heads/new")
-			if f.ref(t, "refs/heads/new") != id {
-				t.Fatal("new branch not created")
+			f.wantRef(t, "refs/heads/new", id)
+			if r := f.lastResult(t); r.Commands["refs/heads/new"] != "" || !r.Pack || r.Err != "" {
+				t.Errorf("new branch: served %+v", r)
 			}
-			// Fast-forward.
+
+			// A fast-forward.
 			id2 := f.commit(t, "b.txt", "b\n")
 			f.mustPush(t, "origin", "HEAD:refs/heads/new")
-			if f.ref(t, "refs/heads/new") != id2 {
-				t.Fatal("fast-forward not applied")
-			}
-			// Non-fast-forward: the client refuses, --force goes through.
+			f.wantRef(t, "refs/heads/new", id2)
+			f.results(t)
+
+			// A non-fast-forward: git refuses it before sending any
+			// command; --force sends it and the server takes it.
 			gittest.Git(t, f.work, "reset", "-q", "--hard", "HEAD~2")
 			id3 := f.commit(t, "c.txt", "c\n")
-			if out, err := f.push(t, "origin", "HEAD:refs/heads/new"); err == nil {
-				t.Fatalf("non-fast-forward push accepted: %s", out)
+			if stderr, err := f.push(t, nil, "origin", "HEAD:refs/heads/new"); err == nil || !strings.Contains(stderr, "[rejected]") {
+				t.Errorf("non-fast-forward push: err %v\n%s", err, stderr)
 			}
-			if f.ref(t, "refs/heads/new") != id2 {
-				t.Fatal("rejected push moved the branch")
+			f.wantRef(t, "refs/heads/new", id2)
+			if r := f.lastResult(t); len(r.Commands) != 0 || r.Err != "" {
+				t.Errorf("non-fast-forward push: served %+v, want no command", r)
 			}
 			f.mustPush(t, "--force", "origin", "HEAD:refs/heads/new")
-			if f.ref(t, "refs/heads/new") != id3 {
-				t.Fatal("forced update not applied")
-			}
-			// Delete, loose and packed.
+			f.wantRef(t, "refs/heads/new", id3)
+			f.results(t)
+
+			// Deletions: a loose reference, then a packed one. No pack
+			// follows deletions.
 			f.mustPush(t, "origin", ":refs/heads/new")
+			f.wantRef(t, "refs/heads/new", "")
 			gittest.Git(t, f.server, "pack-refs", "--all")
 			f.mustPush(t, "origin", ":refs/heads/topic0")
-			if f.ref(t, "refs/heads/new") != "" || f.ref(t, "refs/heads/topic0") != "" {
-				t.Fatal("deleted branches remain")
+			f.wantRef(t, "refs/heads/topic0", "")
+			packed, _ := os.ReadFile(filepath.Join(f.server, "packed-refs"))
+			if bytes.Contains(packed, []byte("refs/heads/topic0")) {
+				t.Error("deleted reference still in packed-refs")
 			}
-			// A tag and a branch in one push, with push options.
+			for _, r := range f.results(t) {
+				if r.Pack || len(r.Commands) != 1 || r.Err != "" {
+					t.Errorf("deletion: served %+v", r)
+				}
+			}
+
+			// An annotated tag and a branch in one push, with push
+			// options.
 			gittest.Git(t, f.work, "tag", "-a", "-m", "tag", "v9", id3)
-			f.mustPush(t, "-o", "ci.skip", "-o", "reviewer=someone", "origin", "refs/tags/v9", "HEAD:refs/heads/two")
-			res, _ := os.ReadFile(f.result)
-			if !strings.Contains(string(res), "option ci.skip\noption reviewer=someone\n") {
-				t.Errorf("push options not received:\n%s", res)
+			f.mustPush(t, "-o", "ci.skip", "-o", "reviewer=someone else", "origin", "refs/tags/v9", "HEAD:refs/heads/two")
+			f.wantRef(t, "refs/heads/two", id3)
+			f.wantRef(t, "refs/tags/v9", strings.TrimSpace(gittest.Git(t, f.work, "rev-parse", "v9")))
+			if r := f.lastResult(t); !slices.Equal(r.Options, []string{"ci.skip", "reviewer=someone else"}) {
+				t.Errorf("push options = %q", r.Options)
 			}
-			f.fsck(t)
+
+			// Deleting the branch HEAD names is refused, as C Git's
+			// receive.denyDeleteCurrent does by default.
+			main := f.ref(t, "refs/heads/main")
+			stderr, err := f.push(t, nil, "origin", ":refs/heads/main")
+			if err == nil || !strings.Contains(stderr, "deletion of the current branch prohibited") {
+				t.Errorf("deleting main: err %v\n%s", err, stderr)
+			}
+			f.wantRef(t, "refs/heads/main", main)
+			f.verify(t)
 		})
 	}
 }
 
-func TestAtomicPush(t *testing.T) {
+// TestAdvertisement checks the advertisement git receives, in its
+// packet trace: every reference, no HEAD and no peeled lines, the
+// capabilities, "version 1" first in version 1 only.
+func TestAdvertisement(t *testing.T) {
+	f := newFixture(t, "0", "sha1", false)
+	var refs []string
+	for _, l := range strings.Split(strings.TrimSpace(gittest.Git(t, f.server, "for-each-ref", "--format=%(objectname) %(refname)")), "\n") {
+		refs = append(refs, l)
+	}
+	caps := "report-status report-status-v2 delete-refs side-band-64k quiet atomic ofs-delta push-options object-format=sha1 agent=gotd/0.1"
 	for _, v := range versions {
 		t.Run("v"+v, func(t *testing.T) {
-			f := newFixture(t, v, "sha1", false)
-			f.commit(t, "a.txt", "a\n")
-			before := snapshot(t, filepath.Join(f.server, "refs"))
-			main := f.ref(t, "refs/heads/main")
-			wrong := f.ref(t, "refs/heads/topic1")
-			// topic0's expected old value is stale: nothing may move.
-			out, err := f.push(t, "--atomic", "--force-with-lease=topic0:"+wrong, "origin", "HEAD:refs/heads/main", "HEAD:refs/heads/topic0")
-			if err == nil {
-				t.Fatalf("atomic push with a stale lease accepted:\n%s", out)
+
+			_, stderr, err := runGit(t, f.work, []string{"GIT_TRACE_PACKET=1"}, "-c", "protocol.version="+v, "push", "--dry-run",
+				"--receive-pack="+receivePackCmd(t, f.result), "origin", "HEAD:refs/heads/dry")
+			if err != nil {
+				t.Fatalf("push --dry-run: %v\n%s", err, stderr)
 			}
-			if f.ref(t, "refs/heads/main") != main || snapshot(t, filepath.Join(f.server, "refs")) != before {
-				t.Error("a reference moved in a failed atomic push")
+			var got []string
+			re := regexp.MustCompile(`packet: +push< (.*)$`)
+			for _, l := range strings.Split(stderr, "\n") {
+				if m := re.FindStringSubmatch(l); m != nil {
+					got = append(got, m[1])
+				}
 			}
-			// Without --atomic the good update lands on its own.
-			f.push(t, "--force-with-lease=topic0:"+wrong, "origin", "HEAD:refs/heads/main", "HEAD:refs/heads/topic0")
-			if f.ref(t, "refs/heads/main") == main {
-				t.Error("non-atomic push did not apply its valid update")
+			var want []string
+			if v == "1" {
+				want = append(want, "version 1")
 			}
-			f.fsck(t)
+			want = append(want, refs[0]+`\0`+caps)
+			want = append(want, refs[1:]...)
+			want = append(want, "0000")
+			if !slices.Equal(got, want) {
+				t.Errorf("advertisement:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
 		})
 	}
 }
 
+// TestAtomicPush pushes two updates atomically, one of which fails
+// because its old value is stale, and checks that nothing moves.
+func TestAtomicPush(t *testing.T) {
+	for _, v := range []string{"0", "2"} {
+		t.Run("v"+v, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t, v, "sha1", false)
+			id := f.commit(t, "a.txt", "a\n")
+			main := f.ref(t, "refs/heads/main")
+			topic0 := f.ref(t, "refs/heads/topic0")
+			wrong := f.ref(t, "refs/heads/topic1")
+			packs := snapshot(t, filepath.Join(f.server, "objects", "pack"))
+
+			// The lease names a value topic0 does not have: git sees
+			// it in the advertisement and, atomic, sends no command.
+			stderr, err := f.push(t, nil, "--atomic", "--force-with-lease=topic0:"+wrong, "origin", "HEAD:refs/heads/main", "HEAD:refs/heads/topic0")
+			if err == nil {
+				t.Fatalf("atomic push with a stale lease accepted:\n%s", stderr)
+			}
+			if r := f.lastResult(t); len(r.Commands) != 0 {
+				t.Errorf("stale lease: served %+v, want no command", r)
+			}
+
+			// topic0 moves on the server after the advertisement, as
+			// if another push came first: the server finds the stale
+			// old value and fails both.
+			moved := f.ref(t, "refs/tags/v1.0^{commit}")
+			race := []string{"GOTD_TEST_MOVE=refs/heads/topic0 " + moved}
+			stderr, err = f.push(t, race, "--atomic", "--force", "origin", "HEAD:refs/heads/main", "HEAD:refs/heads/topic0")
+			if err == nil {
+				t.Fatalf("atomic push with a stale old value accepted:\n%s", stderr)
+			}
+			r := f.lastResult(t)
+			if r.Commands["refs/heads/main"] != ngAtomic || r.Commands["refs/heads/topic0"] != ngStale || r.Pack {
+				t.Errorf("atomic push: served %+v", r)
+			}
+			if !strings.Contains(stderr, "main ("+ngAtomic+")") || !strings.Contains(stderr, "topic0 ("+ngStale+")") {
+				t.Errorf("atomic push: git says\n%s", stderr)
+			}
+			f.wantRef(t, "refs/heads/main", main)
+			f.wantRef(t, "refs/heads/topic0", moved)
+			if got := snapshot(t, filepath.Join(f.server, "objects", "pack")); got != packs {
+				t.Errorf("failed atomic push installed a pack:\n%s", diffLines(packs, got))
+			}
+
+			// The same without --atomic: main moves, topic0 does not.
+			gittest.Git(t, f.server, "update-ref", "refs/heads/topic0", topic0)
+			stderr, err = f.push(t, race, "--force", "origin", "HEAD:refs/heads/main", "HEAD:refs/heads/topic0")
+			if err == nil {
+				t.Fatalf("push with a stale old value accepted:\n%s", stderr)
+			}
+			r = f.lastResult(t)
+			if r.Commands["refs/heads/main"] != "" || r.Commands["refs/heads/topic0"] != ngStale || !r.Pack {
+				t.Errorf("non-atomic push: served %+v", r)
+			}
+			f.wantRef(t, "refs/heads/main", id)
+			f.wantRef(t, "refs/heads/topic0", moved)
+			f.verify(t)
+		})
+	}
+}
+
+// TestPushCheck refuses one update through Options.Check.
+func TestPushCheck(t *testing.T) {
+	f := newFixture(t, "0", "sha1", false)
+	id := f.commit(t, "a.txt", "a\n")
+	stderr, err := f.push(t, []string{"GOTD_TEST_REFUSE=refs/heads/no"}, "origin", "HEAD:refs/heads/yes", "HEAD:refs/heads/no")
+	if err == nil || !strings.Contains(stderr, "no (refused by test)") {
+		t.Errorf("refused push: err %v\n%s", err, stderr)
+	}
+	f.wantRef(t, "refs/heads/yes", id)
+	f.wantRef(t, "refs/heads/no", "")
+	f.verify(t)
+}
+
+// TestFirstPush pushes into an empty repository whose HEAD names main:
+// HEAD resolves afterwards, to main when main was pushed, else to the
+// first branch pushed.
 func TestFirstPush(t *testing.T) {
-	for _, v := range versions {
-		for _, branch := range []string{"main", "other"} {
-			t.Run("v"+v+"/"+branch, func(t *testing.T) {
+	cases := []struct {
+		name     string
+		refspecs []string
+		head     string
+	}{
+		{"main", []string{"HEAD:refs/heads/main"}, "refs/heads/main"},
+		{"other", []string{"HEAD:refs/heads/other"}, "refs/heads/other"},
+		{"tag and other", []string{"HEAD:refs/tags/t", "HEAD:refs/heads/other"}, "refs/heads/other"},
+		{"other and main", []string{"HEAD:refs/heads/other", "HEAD:refs/heads/main"}, "refs/heads/main"},
+	}
+	for _, v := range []string{"0", "2"} {
+		for _, c := range cases {
+			t.Run("v"+v+"/"+c.name, func(t *testing.T) {
+				t.Parallel()
 				f := newFixture(t, v, "sha1", true)
 				id := f.commit(t, "a.txt", "a\n")
-				f.mustPush(t, f.server, "HEAD:refs/heads/"+branch)
-				if got := f.ref(t, "HEAD"); got != id {
-					t.Errorf("HEAD resolves to %q, want %s", got, id)
+				f.mustPush(t, append([]string{"origin"}, c.refspecs...)...)
+				if got := strings.TrimSpace(gittest.Git(t, f.server, "symbolic-ref", "HEAD")); got != c.head {
+					t.Errorf("HEAD -> %s, want %s", got, c.head)
 				}
-				f.fsck(t)
+				f.wantRef(t, "HEAD", id)
+				f.verify(t)
 			})
 		}
 	}
 }
 
 func TestPushSHA256(t *testing.T) {
-	f := newFixture(t, "0", "sha256", false)
-	id := f.commit(t, "a.txt", "a\n")
-	f.mustPush(t, "origin", "HEAD:refs/heads/sha256")
-	if f.ref(t, "refs/heads/sha256") != id {
-		t.Fatal("SHA-256 push not applied")
+	for _, v := range []string{"0", "2"} {
+		t.Run("v"+v, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t, v, "sha256", false)
+			id := f.commit(t, "a.txt", "a\n")
+			f.mustPush(t, "origin", "HEAD:refs/heads/sha256", ":refs/heads/topic1")
+			f.wantRef(t, "refs/heads/sha256", id)
+			f.wantRef(t, "refs/heads/topic1", "")
+			f.verify(t)
+		})
 	}
-	f.fsck(t)
 }
 
+// TestPushFromShallowClone pushes from a clone of depth 1: to its
+// origin, which has the history, and to an empty repository, which
+// lacks the parents the client cannot send and so must refuse.
 func TestPushFromShallowClone(t *testing.T) {
 	server := gittest.InitBare(t, "sha1")
 	gittest.Generate(t, server, gittest.History{Commits: 10, Files: 6})
 	work := filepath.Join(t.TempDir(), "work")
 	gittest.Git(t, "", "clone", "-q", "--depth", "1", "file://"+server, work)
-	rp, _ := receivePack(t)
-	f := &fixture{server: server, work: work, rp: rp, v: "0"}
-	id := f.commit(t, "shallow.txt", "from a shallow clone\n")
-	f.mustPush(t, "origin", "HEAD:refs/heads/from-shallow")
-	if f.ref(t, "refs/heads/from-shallow") != id {
-		t.Fatal("push from a shallow clone not applied")
+	for _, v := range []string{"0", "2"} {
+		f := &fixture{server: server, work: work, result: filepath.Join(t.TempDir(), "result"), v: v}
+		id := f.commit(t, "shallow-"+v+".txt", "from a shallow clone\n")
+		f.mustPush(t, "origin", "HEAD:refs/heads/from-shallow-"+v)
+		f.wantRef(t, "refs/heads/from-shallow-"+v, id)
+		f.verify(t)
+
+		empty := &fixture{server: gittest.InitBare(t, "sha1"), work: work, result: f.result, v: v}
+		before := snapshot(t, empty.server)
+		stderr, err := empty.push(t, nil, empty.server, "HEAD:refs/heads/main")
+		if err == nil || !strings.Contains(stderr, ngMissing) {
+			t.Errorf("v%s: incomplete push from a shallow clone: err %v\n%s", v, err, stderr)
+		}
+		if after := snapshot(t, empty.server); after != before {
+			t.Errorf("v%s: refused push changed the repository:\n%s", v, diffLines(before, after))
+		}
+		empty.verify(t)
 	}
-	f.fsck(t)
 }
 
+// TestPushProgress checks the "Resolving deltas" lines on band 2, and
+// that quiet silences them.
+func TestPushProgress(t *testing.T) {
+	f := newFixture(t, "0", "sha1", false)
+	big := strings.Repeat("a line of text that deltas well\n", 400)
+	f.commit(t, "big.txt", big)
+	f.mustPush(t, "origin", "HEAD:refs/heads/p")
+	// Small changes to the big file: the pack holds deltas.
+	f.commit(t, "big.txt", big+"one more\n")
+	f.commit(t, "big.txt", "first\n"+big+"one more\n")
+	stderr := f.mustPush(t, "--progress", "origin", "HEAD:refs/heads/p")
+	if !regexp.MustCompile(`remote: Resolving deltas: 100% \((\d+)/(\d+)\), done\.`).MatchString(stderr) {
+		t.Errorf("no progress from the server:\n%s", stderr)
+	}
+	f.commit(t, "big.txt", "second\n"+big+"one more\n")
+	stderr = f.mustPush(t, "--progress", "--quiet", "origin", "HEAD:refs/heads/p")
+	if strings.Contains(stderr, "remote:") {
+		t.Errorf("quiet push got server messages:\n%s", stderr)
+	}
+	f.verify(t)
+}
+
+// TestPushLargeFile pushes a 100 MB file of pseudo-random bytes and
+// checks that the server never held it in memory.
 func TestPushLargeFile(t *testing.T) {
 	if testing.Short() {
 		t.Skip("pushes 100 MB")
 	}
+	const size = 100 << 20
 	f := newFixture(t, "0", "sha1", false)
-	big, err := os.Create(filepath.Join(f.work, "big.bin"))
+	// Random bytes do not compress: store them so, to save time.
+	gittest.Git(t, f.work, "config", "core.compression", "0")
+	w, err := os.Create(filepath.Join(f.work, "big.bin"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	rnd := rand.New(rand.NewSource(1))
+	rnd := rand.NewChaCha8([32]byte{1})
 	buf := make([]byte, 1<<20)
-	for i := 0; i < 100; i++ {
+	for i := 0; i < size/len(buf); i++ {
 		rnd.Read(buf)
-		big.Write(buf)
+		if _, err := w.Write(buf); err != nil {
+			t.Fatal(err)
+		}
 	}
-	big.Close()
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
 	gittest.Git(t, f.work, "add", "big.bin")
 	gittest.Git(t, f.work, "commit", "-q", "-m", "big")
 	id := strings.TrimSpace(gittest.Git(t, f.work, "rev-parse", "HEAD"))
 	f.mustPush(t, "origin", "HEAD:refs/heads/big")
-	if f.ref(t, "refs/heads/big") != id {
-		t.Fatal("large push not applied")
+	f.wantRef(t, "refs/heads/big", id)
+	r := f.lastResult(t)
+	t.Logf("server peak RSS %d MiB", r.MaxRSSKB>>10)
+	// The race detector's shadow memory multiplies the heap: holding the
+	// blob would cost several times its size.
+	if limit := int64(size>>10) * 3 / 4; r.MaxRSSKB > limit {
+		t.Errorf("server peak RSS %d KiB, over %d KiB: the blob was held in memory", r.MaxRSSKB, limit)
 	}
-	f.fsck(t)
+	f.verify(t)
 }

@@ -11,87 +11,69 @@ import (
 	"gotd/internal/engine/indexer"
 	"gotd/internal/git/object"
 	"gotd/internal/git/oid"
-	"gotd/internal/git/pack"
-	"gotd/internal/git/repo"
 	"gotd/internal/protocol/wire"
 )
 
-// PackOptions control ReceivePack.
-type PackOptions struct {
-	Limits wire.Limits
-	// Fsck, if not nil, sets message severities; nil uses C Git's.
-	Fsck *object.Checker
-	// Progress, if set, is called as the indexer advances.
-	Progress func(stage string, done, total uint32)
+// packOptions configure receivePack.
+type packOptions struct {
+	format oid.Format
+	// bases completes thin packs: the repository, read only.
+	bases  indexer.BaseSource
+	limits wire.Limits
+	// fsck sets message severities; nil applies C Git's defaults.
+	fsck *object.Checker
+	// progress, if set, is called as the indexer advances.
+	progress func(stage string, done, total uint32)
 }
 
-// Received is a pushed pack, indexed and checked, in its quarantine
-// directory inside the repository's objects directory.
-type Received struct {
-	Dir   string // the quarantine directory
-	Index *indexer.Result
-	Pack  *pack.Pack // the quarantined pack, open for reading
-}
-
-// Remove closes the quarantined pack and removes its directory (after
-// Install, only the empty directory is left to remove).
-func (rp *Received) Remove() {
-	if rp.Pack != nil {
-		rp.Pack.Close()
-		rp.Pack = nil
-	}
-	os.RemoveAll(rp.Dir)
-}
-
-// ReceivePack reads a pack from r into a new quarantine directory under
-// the repository's objects directory, completing a thin pack from the
-// repository and checking every object. It reads nothing past the pack.
-// On error nothing is left behind; the error's client message says what
-// was wrong with the pack.
-func ReceivePack(ctx context.Context, r io.Reader, rep *repo.Repo, opts PackOptions) (*Received, error) {
-	dir, err := os.MkdirTemp(rep.ObjectsDir(), "incoming-")
-	if err != nil {
-		return nil, wire.Wrap("cannot store the pack", err)
-	}
-	checker := opts.Fsck
+// receivePack reads one pack from r, up to and including its trailer
+// and not a byte further, and indexes it into dir, the push's
+// quarantine directory: a thin pack is completed from o.bases, every
+// object is checked as C Git's receive.fsckObjects does, and the pack
+// and object sizes are bounded by o.limits. It writes nothing outside
+// dir and reads the repository only through o.bases, so that it can
+// run in a process that may write only into dir. On error nothing it
+// wrote is left in dir, and the error's wire.ClientMessage says what is
+// wrong with the pack.
+func receivePack(ctx context.Context, r io.Reader, dir string, o packOptions) (*indexer.Result, error) {
+	checker := o.fsck
 	if checker == nil {
 		checker = &object.Checker{}
 	}
-	f := rep.Format
 	iopts := indexer.Options{
-		Format:   f,
+		Format:   o.format,
 		Dir:      dir,
-		Bases:    rep,
+		Bases:    o.bases,
 		WriteRev: true,
-		Progress: opts.Progress,
+		Progress: o.progress,
 		Check: func(t object.Type, id oid.ID, data []byte) error {
 			if data == nil {
-				return nil // a blob too large to check: blobs have no syntax
+				return nil // a blob too large to hold: blobs have no syntax
 			}
-			if err := checker.Check(f, t, data); err != nil {
-				msg := strings.TrimPrefix(err.Error(), "object: ")
-				return wire.Wrap(fmt.Sprintf("object %v is invalid: %s", id, msg), err)
+			if err := checker.Check(o.format, t, data); err != nil {
+				var p *object.Problem
+				if !errors.As(err, &p) {
+					return wire.Wrap(fmt.Sprintf("object %v is invalid", id), err)
+				}
+				// The problem's text is fixed (type, message id,
+				// header name); the id is the hash the indexer
+				// computed.
+				return wire.Wrap(fmt.Sprintf("object %v is invalid: %s", id, strings.TrimPrefix(p.Error(), "object: ")), err)
 			}
 			return nil
 		},
 	}
-	if opts.Limits.MaxPackSize > 0 {
-		iopts.MaxPackSize = opts.Limits.MaxPackSize
+	if o.limits.MaxPackSize > 0 {
+		iopts.MaxPackSize = o.limits.MaxPackSize
 	}
-	if opts.Limits.MaxObjectSize > 0 {
-		iopts.MaxObjectSize = opts.Limits.MaxObjectSize
+	if o.limits.MaxObjectSize > 0 {
+		iopts.MaxObjectSize = o.limits.MaxObjectSize
 	}
 	res, err := indexer.Index(ctx, r, iopts)
 	if err != nil {
-		os.RemoveAll(dir)
-		return nil, packError(err, opts.Limits)
+		return nil, packError(err, o.limits)
 	}
-	p, err := pack.Open(res.PackPath, f, pack.Options{})
-	if err != nil {
-		os.RemoveAll(dir)
-		return nil, wire.Wrap("cannot read the pack", err)
-	}
-	return &Received{Dir: dir, Index: res, Pack: p}, nil
+	return res, nil
 }
 
 // packError gives an indexing error its client message.
@@ -108,6 +90,60 @@ func packError(err error, l wire.Limits) error {
 		return wire.Wrap("pack has a delta against an object the repository lacks", err)
 	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
 		return wire.Wrap("pack is truncated", err)
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return wire.Wrap("push cancelled", err)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return wire.Wrap("timeout reading the pack", err)
 	}
 	return wire.Wrap("pack is invalid", err)
+}
+
+// receive creates the quarantine directory and receives the pack into
+// it, with progress on the side-band unless the client asked for quiet.
+func (s *session) receive() (*indexer.Result, error) {
+	dir, err := os.MkdirTemp(s.repo.ObjectsDir(), "incoming-")
+	if err != nil {
+		return nil, wire.Wrap("unable to create temporary object directory", err)
+	}
+	s.quarantine = dir
+	p := &progress{s: s}
+	return receivePack(s.ctx, s.br, dir, packOptions{
+		format:   s.repo.Format,
+		bases:    s.repo,
+		limits:   s.opts.Limits,
+		fsck:     s.opts.Fsck,
+		progress: p.update,
+	})
+}
+
+// progress relays the indexer's progress to the client on band 2 as C
+// Git's receive-pack does: only "Resolving deltas" (the client shows
+// its own "Writing objects"), a line per percent, "\r" until the last.
+type progress struct {
+	s       *session
+	pct     uint32
+	started bool
+	done    bool
+}
+
+func (p *progress) update(stage string, done, total uint32) {
+	s := p.s
+	if stage == "receiving objects" && done == total {
+		// The whole pack has been read: the client now waits.
+		s.startKeepalive()
+	}
+	if s.sb == nil || s.req.quiet || stage != "resolving deltas" || total == 0 || p.done {
+		return
+	}
+	pct := uint32(uint64(done) * 100 / uint64(total))
+	if p.started && pct == p.pct && done != total {
+		return
+	}
+	p.started, p.pct = true, pct
+	end := "\r"
+	if done == total {
+		end, p.done = ", done.\n", true
+	}
+	s.sb.Progress(fmt.Sprintf("Resolving deltas: %3d%% (%d/%d)%s", pct, done, total, end))
+	s.out.Flush()
 }

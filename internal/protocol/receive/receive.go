@@ -1,16 +1,33 @@
 // Package receive is the server side of pushes: Git's receive-pack
-// service (gitprotocol-pack(5), "Pushing Data To a Server"). Protocol
-// version 2 has no receive-pack; a client asking for it is answered in
-// version 0, as C Git does.
+// service in protocol versions 0 and 1 (gitprotocol-pack(5), "Pushing
+// Data To a Server"; gitprotocol-capabilities(5)). Receive-pack has no
+// version 2: a client asking for it is answered in version 0, as C Git
+// does.
 //
-// A push is taken in two steps that the daemon may run in different
-// processes: ReceivePack reads the pack into a quarantine directory,
-// indexing and checking every object (fsck), without touching the
-// repository; Apply then checks that every new reference tip is
-// connected, moves the pack into the repository and updates the
-// references, all at once when the client asked for an atomic push,
-// else each with a compare-and-swap on its old value. A push that fails
-// leaves the repository as it was.
+// A push goes through these steps, each a state of the session:
+//
+//  1. advertise every reference under refs/ and the capabilities;
+//  2. read the commands ("<old> <new> <ref>") and push options, all
+//     validated before anything is written;
+//  3. receive the pack into a quarantine directory under objects/,
+//     completing a thin pack from the repository and checking every
+//     object as receive.fsckObjects does (receivePack: the daemon's
+//     repo_write process, which may write only there);
+//  4. check each command: its new object exists and everything it
+//     reaches is in the pack or the repository, branches point at
+//     commits, the old value is still current, Options.Check agrees;
+//  5. if any command may proceed, move the pack into objects/pack and
+//     update the references, in one transaction with the atomic
+//     capability, else each with its own compare-and-swap on the old
+//     value (installPack and updateRefs: the session_write process);
+//  6. report the outcome of each command.
+//
+// A push that fails leaves the repository as it was: the quarantine
+// directory is removed whatever happens.
+//
+// Errors meant for the client are *wire.Error values with fixed texts
+// that never echo client bytes or name server paths; the full cause of
+// every failure goes to Options.Log.
 package receive
 
 import (
@@ -20,8 +37,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
+	"os"
+	"sync"
+	"time"
 
+	"gotd/internal/engine/indexer"
 	"gotd/internal/git/object"
 	"gotd/internal/git/oid"
 	"gotd/internal/git/refs"
@@ -31,45 +51,62 @@ import (
 	"gotd/internal/protocol/wire"
 )
 
-// Options configure a session. Repo is required.
+// Options configure a session. Repo is required; the zero value of
+// every other field is usable.
 type Options struct {
 	Repo *repo.Repo
-	// Version is the protocol version the client asked for; version 2
-	// is served as version 0.
+	// Version is the protocol version the client asked for
+	// (wire.ParseVersion of GIT_PROTOCOL): wire.V1 adds a "version 1"
+	// line before the advertisement; wire.V2 is served as wire.V0.
 	Version int
-	Limits  wire.Limits
-	// Log receives what the client is not told; nil discards it.
+	// Limits bound the request and the pack; zero fields take
+	// wire.DefaultLimits. RequestTimeout applies to every read when r
+	// has SetReadDeadline.
+	Limits wire.Limits
+	// Log receives every failure with the detail the client is not
+	// told; nil discards it.
 	Log *slog.Logger
-	// AdvertiseOnly writes only the advertisement; StatelessRPC reads
-	// the request without one (the two legs of smart HTTP).
+	// AdvertiseOnly writes only the advertisement and returns;
+	// StatelessRPC skips the advertisement and reads the request at
+	// once. They are the two legs of smart HTTP.
 	AdvertiseOnly, StatelessRPC bool
-	// Fsck overrides message severities as receive.fsck.<id> does; nil
-	// uses C Git's defaults.
+	// Fsck overrides the severity of fsck messages as
+	// receive.fsck.<msg-id> does; nil applies C Git's defaults.
 	Fsck *object.Checker
-	// Check, if set, is asked about each command once the pack is
-	// verified and connected, before any reference moves; an error
-	// rejects that command with its client message.
+	// Check, if set, is asked about each command that passed every
+	// other check (the pack is verified and the new value connected),
+	// before any reference moves. An error rejects that command: its
+	// wire.ClientMessage becomes the "ng" reason, so it must be a
+	// *wire.Error to say more than "internal server error". Check must
+	// not keep cmd.
 	Check func(ctx context.Context, cmd *Command) error
 }
 
 // Command is one reference update of a push.
 type Command struct {
-	Name     string
-	Old, New oid.ID
-	// Status is "" for an update that was made, else why not (the text
-	// of the "ng" line).
+	Old, New oid.ID // the null id of the format for "none"
+	Name     string // a full name under refs/, checked with refs.CheckName
+	// Status is "" for an update that was made (or, in Options.Check,
+	// that may still be), else why not: the reason of its "ng" line.
 	Status string
 }
 
 // IsDelete reports whether the command deletes its reference.
 func (c *Command) IsDelete() bool { return c.New.IsNull() }
 
-// Result is what a push did.
+// Result is what a push did, for logs and notifications.
 type Result struct {
-	Commands    []Command
+	// Commands are the client's commands in request order, each with its
+	// outcome; empty when the client sent none or the request was
+	// malformed.
+	Commands []Command
+	// PushOptions are the client's push options ("git push -o").
 	PushOptions []string
-	Agent       string
-	// Pack is the path of the installed pack, "" if none was.
+	// Agent is the client's agent capability, unchecked client text:
+	// only for logs.
+	Agent string
+	// Pack is the path of the pack installed in objects/pack, "" if
+	// none was (deletions only, an empty pack, or nothing to update).
 	Pack string
 }
 
@@ -84,15 +121,36 @@ func (r *Result) Updated() []Command {
 	return out
 }
 
-// caps are the capabilities advertised (object-format and agent are
-// added with their values).
-var caps = []string{"report-status", "report-status-v2", "delete-refs", "side-band-64k",
-	"quiet", "atomic", "ofs-delta", "push-options"}
-
-// Limits on push options.
+// Reasons sent on "ng" lines and as unpack status. They are fixed
+// texts: a client reads them, a log has the detail.
 const (
-	maxPushOptions   = 100
-	maxPushOptionLen = 4096
+	ngUnpack        = "unpacker error"
+	ngMissing       = "missing necessary objects"
+	ngNotCommit     = "branch must point at a commit"
+	ngStale         = "failed to update ref: old value is not current"
+	ngUpdate        = "failed to update ref"
+	ngAtomic        = "atomic push failure"
+	ngAtomicTx      = "atomic transaction failed"
+	ngInstall       = "unable to migrate objects to permanent storage"
+	ngDeleteCurrent = "deletion of the current branch prohibited"
+	ngInternal      = "internal server error"
+)
+
+// keepaliveInterval is how often an empty side-band packet is sent
+// while the client waits for the server, as C Git's receive.keepAlive
+// (5 seconds) does, so that proxies do not drop a quiet connection.
+var keepaliveInterval = 5 * time.Second
+
+// state is a step of a push; see the package comment.
+type state int
+
+const (
+	stateAdvertise state = iota
+	stateRequest
+	statePack
+	stateCheck
+	stateInstall
+	stateReport
 )
 
 // session is one push.
@@ -100,111 +158,188 @@ type session struct {
 	ctx  context.Context
 	opts Options
 	repo *repo.Repo
-	br   *bufio.Reader
-	in   *pktline.Reader
-	bw   *bufio.Writer
-	pw   *pktline.Writer
-	res  *Result
-	req  *request
-	sb   *sideband.Writer // when side-band-64k was asked
+	log  *slog.Logger
+
+	br  *bufio.Reader // kept for the pack: the pkt-line reader reads no further than a packet
+	in  *pktline.Reader
+	out *syncWriter
+	pw  *pktline.Writer
+	sb  *sideband.Writer // with side-band-64k
+
+	req        *request
+	res        *Result
+	quarantine string          // objects/incoming-*, removed when the session ends
+	pack       *indexer.Result // the received pack, nil if none was read
+	unpackErr  error
+	hadBranch  bool // the repository had a branch before the push
+
+	keepalive struct {
+		once       sync.Once
+		stop, done chan struct{}
+	}
 }
 
-// Serve runs one receive-pack session on r and w. It returns what the
-// push did, and the error that ended the session (an error meant for
-// the client has been sent to it).
+// Serve runs one receive-pack session: it reads the client's request
+// from r and answers on w. It returns what the push did, and the error
+// that ended the session, if any: a malformed request (answered with an
+// "ERR" packet), a pack that could not be received (answered with
+// "unpack <reason>"), or an I/O failure. Commands refused one by one
+// are not errors; they are in the Result. Serve reads r through a
+// buffer, so it may read past the end of the push; it does not close r
+// or w.
 func Serve(ctx context.Context, r io.Reader, w io.Writer, opts Options) (*Result, error) {
 	if opts.Repo == nil {
 		return nil, errors.New("receive: no repository")
 	}
 	opts.Limits = opts.Limits.WithDefaults()
-	if opts.Log == nil {
-		opts.Log = slog.New(slog.DiscardHandler)
+	log := opts.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
 	}
 	br := bufio.NewReaderSize(wire.DeadlineReader(r, opts.Limits.RequestTimeout), 64<<10)
-	bw := bufio.NewWriterSize(w, 16<<10)
-	s := &session{ctx: ctx, opts: opts, repo: opts.Repo, br: br, in: pktline.NewReader(br),
-		bw: bw, pw: pktline.NewWriter(bw), res: &Result{}}
-	err := s.serve()
-	if ferr := bw.Flush(); err == nil && ferr != nil {
+	out := &syncWriter{bw: bufio.NewWriterSize(w, 16<<10)}
+	s := &session{
+		ctx: ctx, opts: opts, repo: opts.Repo,
+		log: log.With("service", "receive-pack", "repo", opts.Repo.GitDir),
+		br:  br, in: pktline.NewReader(br), out: out, pw: pktline.NewWriter(out),
+		res: &Result{},
+	}
+	defer s.cleanup()
+	err := s.run()
+	if ferr := s.out.Flush(); err == nil && ferr != nil {
 		err = fmt.Errorf("receive: write: %w", ferr)
 	}
 	if err != nil {
-		opts.Log.Warn("receive-pack failed", "repo", opts.Repo.GitDir, "err", err)
+		s.log.Warn("push failed", "agent", s.res.Agent, "err", err)
 	}
 	return s.res, err
 }
 
-func (s *session) serve() error {
-	if !s.opts.StatelessRPC {
-		if err := s.advertise(); err != nil {
-			return err
+// run is the session's state machine.
+func (s *session) run() error {
+	st := stateAdvertise
+	if s.opts.StatelessRPC {
+		st = stateRequest // the advertisement was the previous HTTP request
+	}
+	for {
+		switch st {
+		case stateAdvertise:
+			if err := s.advertise(); err != nil {
+				return err
+			}
+			if err := s.out.Flush(); err != nil {
+				return fmt.Errorf("receive: write: %w", err)
+			}
+			if s.opts.AdvertiseOnly {
+				return nil // the first leg of smart HTTP
+			}
+			st = stateRequest
+
+		case stateRequest:
+			req, err := readRequest(s.in, s.repo.Format, s.opts.Limits)
+			if err != nil {
+				return s.fail(err)
+			}
+			if req == nil {
+				return nil // a flush alone: the client has nothing to push
+			}
+			s.req = req
+			s.res.Commands = req.commands
+			s.res.PushOptions = req.options
+			s.res.Agent = req.agent
+			if req.sideBand {
+				s.sb = sideband.NewWriter(s.pw, true)
+			}
+			s.log.Info("push", "agent", req.agent, "commands", len(req.commands), "atomic", req.atomic)
+			st = statePack
+			if req.deleteOnly() {
+				st = stateCheck // no pack follows deletions
+			}
+
+		case statePack:
+			s.pack, s.unpackErr = s.receive()
+			st = stateCheck
+			if s.unpackErr != nil {
+				s.setAll(ngUnpack) // Serve logs the error
+				st = stateReport
+			}
+
+		case stateCheck:
+			s.startKeepalive()
+			if err := s.check(); err != nil {
+				s.log.Error("cannot check the push", "err", err)
+				s.setAll(ngInternal)
+			}
+			st = stateReport
+			if s.anyOK() {
+				st = stateInstall
+			}
+
+		case stateInstall:
+			s.install()
+			st = stateReport
+
+		case stateReport:
+			s.stopKeepalive()
+			s.logOutcome()
+			if err := s.report(); err != nil {
+				return err
+			}
+			return s.unpackErr
 		}
-		if err := s.bw.Flush(); err != nil || s.opts.AdvertiseOnly {
-			return err
-		}
 	}
-	req, err := s.readRequest()
-	if err != nil {
-		wire.SendErr(s.pw, err)
-		return err
-	}
-	if req == nil {
-		return nil // nothing to do
-	}
-	s.req = req
-	s.res.Commands = req.commands
-	s.res.PushOptions = req.options
-	if req.caps.Has("side-band-64k") {
-		s.sb = sideband.NewWriter(s.pw, true)
-	}
-	var rp *Received
-	unpackErr := error(nil)
-	if req.needsPack() {
-		rp, unpackErr = ReceivePack(s.ctx, s.br, s.repo, s.packOptions())
-	}
-	if rp != nil {
-		defer rp.Remove()
-	}
-	if unpackErr == nil {
-		unpackErr = s.apply(rp)
-	} else {
-		s.opts.Log.Warn("receive-pack: unpack failed", "err", unpackErr)
-		for i := range req.commands {
-			req.commands[i].Status = "unpacker error"
-		}
-	}
-	s.res.Commands = req.commands
-	if err := s.report(unpackErr); err != nil {
-		return err
-	}
-	return unpackErr
 }
 
-// packOptions are the ReceivePack options of this session.
-func (s *session) packOptions() PackOptions {
-	po := PackOptions{Limits: s.opts.Limits, Fsck: s.opts.Fsck}
-	if s.sb != nil && !s.req.caps.Has("quiet") {
-		po.Progress = s.progress
+// cleanup stops the keepalive and removes the quarantine directory,
+// whatever state the session ended in.
+func (s *session) cleanup() {
+	s.stopKeepalive()
+	if s.quarantine != "" {
+		if err := os.RemoveAll(s.quarantine); err != nil {
+			s.log.Error("cannot remove the quarantine directory", "err", err)
+		}
 	}
-	return po
 }
 
-// progress sends an indexing progress line on band 2.
-func (s *session) progress(stage string, done, total uint32) {
-	pct := uint32(100)
-	if total > 0 {
-		pct = uint32(uint64(done) * 100 / uint64(total))
-	}
-	end := "\r"
-	if done == total {
-		end = ", done.\n"
-	}
-	name := strings.ToUpper(stage[:1]) + stage[1:]
-	s.sb.Progress(fmt.Sprintf("%s: %3d%% (%d/%d)%s", name, pct, done, total, end))
-	s.bw.Flush()
+// fail sends err to the client as an ERR packet and returns it.
+func (s *session) fail(err error) error {
+	wire.SendErr(s.pw, err)
+	s.out.Flush()
+	return err
 }
 
-// advertise writes the references and capabilities.
+// setAll gives every command still OK the status reason.
+func (s *session) setAll(reason string) {
+	for i := range s.req.commands {
+		if s.req.commands[i].Status == "" {
+			s.req.commands[i].Status = reason
+		}
+	}
+}
+
+// anyOK reports whether some command may still proceed.
+func (s *session) anyOK() bool {
+	for i := range s.req.commands {
+		if s.req.commands[i].Status == "" {
+			return true
+		}
+	}
+	return false
+}
+
+// logOutcome logs each command's outcome.
+func (s *session) logOutcome() {
+	for _, c := range s.req.commands {
+		if c.Status == "" {
+			s.log.Info("ref updated", "ref", c.Name, "old", c.Old, "new", c.New)
+		} else {
+			s.log.Info("ref not updated", "ref", c.Name, "old", c.Old, "new", c.New, "reason", c.Status)
+		}
+	}
+}
+
+// advertise writes every reference under refs/ with the capabilities
+// (no HEAD line and no peeled lines, as C Git's receive-pack).
 func (s *session) advertise() error {
 	var adv []wire.Ref
 	err := s.repo.Refs.List("refs/", func(r refs.Ref) error {
@@ -212,9 +347,74 @@ func (s *session) advertise() error {
 		return nil
 	})
 	if err != nil {
-		wire.SendErr(s.pw, wire.Wrap("cannot list references", err))
-		return err
+		return s.fail(wire.Wrap("cannot list references", err))
 	}
-	c := strings.Join(caps, " ") + " object-format=" + s.repo.Format.String() + " agent=" + wire.Agent
-	return wire.Advertise(s.pw, s.repo.Format, adv, c, s.opts.Version == wire.V1)
+	if err := wire.Advertise(s.pw, s.repo.Format, adv, advertisedCaps(s.repo.Format), s.opts.Version == wire.V1); err != nil {
+		return fmt.Errorf("receive: write: %w", err)
+	}
+	return nil
+}
+
+// syncWriter buffers the session's output and serialises it: the
+// keepalive goroutine and the indexer's progress callback write next
+// to the session. Each pkt-line Writer writes a packet with one Write,
+// so packets never interleave.
+type syncWriter struct {
+	mu sync.Mutex
+	bw *bufio.Writer
+}
+
+func (w *syncWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.bw.Write(p)
+}
+
+// Flush sends what is buffered.
+func (w *syncWriter) Flush() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.bw.Flush()
+}
+
+// startKeepalive starts sending empty data-band packets every
+// keepaliveInterval, once the client has sent everything and waits
+// (C Git's receive-pack waits for index-pack's end-of-input likewise:
+// an HTTP client may not read the response before its request is
+// sent). Only with side-band-64k: the packets must not reach the
+// report-status parser.
+func (s *session) startKeepalive() {
+	if s.sb == nil {
+		return
+	}
+	s.keepalive.once.Do(func() {
+		stop, done := make(chan struct{}), make(chan struct{})
+		s.keepalive.stop, s.keepalive.done = stop, done
+		pw := pktline.NewWriter(s.out) // its own: pktline Writers are not shared between goroutines
+		go func() {
+			defer close(done)
+			t := time.NewTicker(keepaliveInterval)
+			defer t.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-t.C:
+					if pw.Write([]byte{sideband.Data}) != nil || s.out.Flush() != nil {
+						return // the session sees the broken connection itself
+					}
+				}
+			}
+		}()
+	})
+}
+
+// stopKeepalive stops the keepalive goroutine and waits for it.
+func (s *session) stopKeepalive() {
+	s.keepalive.once.Do(func() {}) // none may start afterwards
+	if s.keepalive.stop != nil {
+		close(s.keepalive.stop)
+		<-s.keepalive.done
+		s.keepalive.stop = nil
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -180,6 +181,8 @@ func ReadError(err error) error {
 		return Wrap("protocol error: bad pkt-line", err)
 	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
 		return Wrap("protocol error: unexpected end of input", err)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return Wrap("timeout reading the request", err)
 	}
 	return fmt.Errorf("read request: %w", err)
 }

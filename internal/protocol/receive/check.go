@@ -1,0 +1,219 @@
+package receive
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"gotd/internal/git/object"
+	"gotd/internal/git/oid"
+	"gotd/internal/git/pack"
+	"gotd/internal/git/refs"
+	"gotd/internal/git/repo"
+	"gotd/internal/git/walk"
+	"gotd/internal/protocol/wire"
+)
+
+// overlay reads the quarantined pack, then the repository: what the
+// repository will hold once the pack is installed.
+type overlay struct {
+	pack *pack.Pack // nil without a pack
+	repo *repo.Repo
+}
+
+func (o overlay) ReadObject(id oid.ID) (object.Type, []byte, error) {
+	if o.pack != nil && o.pack.HasObject(id) {
+		return o.pack.ReadObject(id)
+	}
+	return o.repo.ReadObject(id)
+}
+
+func (o overlay) HasObject(id oid.ID) bool {
+	return o.pack != nil && o.pack.HasObject(id) || o.repo.HasObject(id)
+}
+
+func (o overlay) StatObject(id oid.ID) (object.Type, int64, error) {
+	if o.pack != nil && o.pack.HasObject(id) {
+		return o.pack.StatObject(id)
+	}
+	return o.repo.StatObject(id)
+}
+
+// current is what the repository's references were when the push was
+// checked.
+type current struct {
+	tips      []oid.ID          // every reference's value
+	values    map[string]oid.ID // by name; symbolic references are absent
+	symbolic  map[string]bool
+	head      string // HEAD's target, "" if HEAD is not symbolic
+	hadBranch bool   // some reference under refs/heads/ exists
+}
+
+// readCurrent lists the references.
+func readCurrent(rs *refs.Store) (*current, error) {
+	cur := &current{values: map[string]oid.ID{}, symbolic: map[string]bool{}}
+	err := rs.List("refs/", func(r refs.Ref) error {
+		cur.tips = append(cur.tips, r.ID)
+		if r.Target != "" {
+			cur.symbolic[r.Name] = true
+		} else {
+			cur.values[r.Name] = r.ID
+		}
+		if strings.HasPrefix(r.Name, "refs/heads/") {
+			cur.hadBranch = true
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("receive: list references: %w", err)
+	}
+	if head, err := rs.Read("HEAD"); err == nil {
+		cur.head = head.Target
+	}
+	return cur, nil
+}
+
+// check sets the Status of every command that cannot proceed, cheapest
+// test first: a stale old value, deleting HEAD's branch, a new value
+// that is missing, not a commit on a branch, or not connected, and
+// last Options.Check. With the atomic capability one failure fails all.
+// The old values are checked again, under lock, by the update itself;
+// checking them here tells which command of an atomic push was stale
+// and keeps a push whose updates all fail from installing its pack.
+// An error is an internal failure: nothing may proceed.
+func (s *session) check() error {
+	cmds := s.req.commands
+	cur, err := readCurrent(s.repo.Refs)
+	if err != nil {
+		return err
+	}
+	s.hadBranch = cur.hadBranch
+	for i := range cmds {
+		c := &cmds[i]
+		old, exists := cur.values[c.Name]
+		switch {
+		case cur.symbolic[c.Name]:
+			// Update replaces a symbolic reference rather than
+			// follow it, and no old value matches one.
+			c.Status = ngStale
+		case exists && old != c.Old, !exists && !c.Old.IsNull():
+			c.Status = ngStale
+		case c.IsDelete() && c.Name == cur.head:
+			// A clone of a repository whose HEAD names no branch
+			// checks nothing out (C Git's receive.denyDeleteCurrent).
+			c.Status = ngDeleteCurrent
+		}
+	}
+	if err := s.checkObjects(cmds, cur.tips); err != nil {
+		return err
+	}
+	if s.opts.Check != nil && (!s.req.atomic || s.allOK()) {
+		for i := range cmds {
+			if cmds[i].Status != "" {
+				continue
+			}
+			if err := s.opts.Check(s.ctx, &cmds[i]); err != nil {
+				s.log.Info("update refused", "ref", cmds[i].Name, "err", err)
+				cmds[i].Status = reason(wire.ClientMessage(err)) // never "": that would mean OK
+			}
+		}
+	}
+	if s.req.atomic && !s.allOK() {
+		s.setAll(ngAtomic)
+	}
+	return nil
+}
+
+// allOK reports whether every command may still proceed.
+func (s *session) allOK() bool {
+	for i := range s.req.commands {
+		if s.req.commands[i].Status != "" {
+			return false
+		}
+	}
+	return true
+}
+
+// checkObjects checks the new value of every command still OK that
+// does not delete: it must exist in the pack or the repository, be a
+// commit for a branch, and everything it reaches and no reference did
+// must be there too (C Git's check_connected).
+func (s *session) checkObjects(cmds []Command, tips []oid.ID) error {
+	store := overlay{repo: s.repo}
+	if s.pack != nil && s.pack.Count > 0 {
+		p, err := pack.Open(s.pack.PackPath, s.repo.Format, pack.Options{
+			MaxObjectSize: s.opts.Limits.MaxObjectSize,
+			Cache:         pack.NewDeltaCache(16 << 20),
+		})
+		if err != nil {
+			return fmt.Errorf("receive: open the received pack: %w", err)
+		}
+		defer p.Close()
+		store.pack = p
+	}
+	var wants []oid.ID
+	seen := map[oid.ID]bool{}
+	for i := range cmds {
+		c := &cmds[i]
+		if c.Status != "" || c.IsDelete() {
+			continue
+		}
+		t, _, err := store.StatObject(c.New)
+		switch {
+		case errors.Is(err, object.ErrNotFound):
+			s.log.Warn("new value missing", "ref", c.Name, "new", c.New)
+			c.Status = ngMissing
+			continue
+		case err != nil:
+			return fmt.Errorf("receive: read %v for %s: %w", c.New, c.Name, err)
+		case t != object.Commit && strings.HasPrefix(c.Name, "refs/heads/"):
+			s.log.Warn("branch would not point at a commit", "ref", c.Name, "new", c.New, "type", t)
+			c.Status = ngNotCommit
+			continue
+		}
+		if !seen[c.New] {
+			seen[c.New] = true
+			wants = append(wants, c.New)
+		}
+	}
+	if len(wants) == 0 {
+		return nil
+	}
+	w := &walk.Walker{Store: store, Format: s.repo.Format}
+	connected := func(wants []oid.ID) (bool, error) {
+		err := w.Objects(s.ctx, wants, tips, func(oid.ID, object.Type, []byte) error { return nil })
+		if errors.Is(err, object.ErrNotFound) {
+			s.log.Warn("push not connected", "err", err)
+			return false, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("receive: connectivity: %w", err)
+		}
+		return true, nil
+	}
+	// One walk for all; only when it fails, one per command to tell
+	// which (C Git's iterate_receive_command_list, then
+	// set_connectivity_errors).
+	ok, err := connected(wants)
+	if ok || err != nil {
+		return err
+	}
+	verdict := map[oid.ID]bool{}
+	for i := range cmds {
+		c := &cmds[i]
+		if c.Status != "" || c.IsDelete() {
+			continue
+		}
+		ok, known := verdict[c.New]
+		if !known {
+			if ok, err = connected([]oid.ID{c.New}); err != nil {
+				return err
+			}
+			verdict[c.New] = ok
+		}
+		if !ok {
+			c.Status = ngMissing
+		}
+	}
+	return nil
+}

@@ -1,0 +1,153 @@
+package receive
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"gotd/internal/engine/indexer"
+	"gotd/internal/git/refs"
+)
+
+// install moves the received pack into the repository, updates the
+// references of the commands still OK and, after the first push into a
+// repository without branches, points HEAD at a branch that exists.
+func (s *session) install() {
+	if s.pack != nil && s.pack.Count > 0 {
+		path, err := installPack(s.pack, s.repo.PackDir())
+		if err != nil {
+			s.log.Error("cannot install the pack", "err", err)
+			s.setAll(ngInstall)
+			return
+		}
+		s.res.Pack = path
+		s.log.Info("pack installed", "pack", path, "objects", s.pack.Count, "thin-bases", s.pack.ThinBases)
+		if err := s.repo.Rescan(); err != nil {
+			s.log.Error("cannot rescan the packs", "err", err)
+		}
+	}
+	s.updateRefs()
+	if !s.hadBranch {
+		s.fixHead()
+	}
+}
+
+// installPack moves the files of a pack indexed into a quarantine
+// directory into packDir: the .pack, then the .rev, then the .idx,
+// because readers find packs by their .idx; then it syncs packDir. A
+// file already there is left alone: files are named by the pack's
+// checksum, so it holds the same pack. On error the files it moved are
+// removed again. It returns the installed pack's path.
+func installPack(res *indexer.Result, packDir string) (string, error) {
+	var moved []string
+	for _, src := range []string{res.PackPath, res.RevPath, res.IndexPath} {
+		if src == "" {
+			continue
+		}
+		dst := filepath.Join(packDir, filepath.Base(src))
+		if _, err := os.Lstat(dst); err == nil {
+			continue
+		}
+		if err := os.Rename(src, dst); err != nil {
+			for _, m := range moved {
+				os.Remove(m)
+			}
+			return "", fmt.Errorf("receive: install %s: %w", filepath.Base(src), err)
+		}
+		moved = append(moved, dst)
+	}
+	d, err := os.Open(packDir)
+	if err == nil {
+		err = d.Sync()
+		d.Close()
+	}
+	if err != nil {
+		return "", fmt.Errorf("receive: sync the pack directory: %w", err)
+	}
+	return filepath.Join(packDir, filepath.Base(res.PackPath)), nil
+}
+
+// updateRefs applies the commands still OK: with atomic as one
+// transaction, else each as its own, every one a compare-and-swap on
+// the client's old value.
+func (s *session) updateRefs() {
+	cmds := s.req.commands
+	update := func(c *Command) refs.Update {
+		// A null Old is oid.Zero of the format: "must not exist".
+		return refs.Update{Name: c.Name, Old: c.Old, New: c.New}
+	}
+	if s.req.atomic {
+		ups := make([]refs.Update, len(cmds))
+		for i := range cmds {
+			ups[i] = update(&cmds[i])
+		}
+		if err := s.repo.Refs.Update(ups); err != nil {
+			s.log.Warn("atomic update failed", "err", err)
+			stale := false
+			for i := range cmds {
+				if s.staleNow(&cmds[i]) {
+					cmds[i].Status, stale = ngStale, true
+				}
+			}
+			if stale {
+				s.setAll(ngAtomic)
+			} else {
+				s.setAll(ngAtomicTx)
+			}
+		}
+		return
+	}
+	for i := range cmds {
+		c := &cmds[i]
+		if c.Status != "" {
+			continue
+		}
+		if err := s.repo.Refs.Update([]refs.Update{update(c)}); err != nil {
+			s.log.Warn("update failed", "ref", c.Name, "err", err)
+			c.Status = ngUpdate
+			if s.staleNow(c) {
+				c.Status = ngStale
+			}
+		}
+	}
+}
+
+// staleNow reports whether c's reference no longer has c's old value.
+// The refs package's errors name references and paths; which of them
+// failed is learnt by reading the reference again instead.
+func (s *session) staleNow(c *Command) bool {
+	r, err := s.repo.Refs.Read(c.Name)
+	switch {
+	case errors.Is(err, refs.ErrNotFound):
+		return !c.Old.IsNull()
+	case err != nil:
+		return false
+	}
+	return r.Target != "" || r.ID != c.Old
+}
+
+// fixHead makes HEAD resolve after the first push into a repository
+// that had no branch: if HEAD names a branch that does not exist, it
+// is pointed at the first branch the push created, in command order.
+func (s *session) fixHead() {
+	rs := s.repo.Refs
+	head, err := rs.Read("HEAD")
+	if err != nil || head.Target == "" {
+		return // no HEAD, or detached: nothing to follow
+	}
+	if _, err := rs.Resolve("HEAD"); !errors.Is(err, refs.ErrNotFound) {
+		return // it resolves (HEAD's branch was pushed), or is broken otherwise
+	}
+	for _, c := range s.req.commands {
+		if c.Status == "" && !c.IsDelete() && strings.HasPrefix(c.Name, "refs/heads/") {
+			if err := rs.SetSymbolic("HEAD", c.Name); err != nil {
+				s.log.Error("cannot point HEAD at the pushed branch", "ref", c.Name, "err", err)
+				return
+			}
+			s.log.Info("HEAD points at the first pushed branch", "ref", c.Name, "was", head.Target)
+			return
+		}
+	}
+}
