@@ -13,34 +13,34 @@ import (
 )
 
 // links reads what a walk needs of commit id: its tree, its parents
-// (appended to ps[:0]) and, with a commit-graph, its generation (0 when
-// unknown). gc is scratch space for graph reads.
-func (w *Walker) links(id oid.ID, ps []oid.ID, gc *commitgraph.Commit) (tree oid.ID, parents []oid.ID, gen uint64, err error) {
+// (appended to ps[:0]), its committer time and, with a commit-graph, its
+// generation (0 when unknown). gc is scratch space for graph reads.
+func (w *Walker) links(id oid.ID, ps []oid.ID, gc *commitgraph.Commit) (tree oid.ID, parents []oid.ID, gen uint64, when int64, err error) {
 	ps = ps[:0]
 	if g := w.Graph; g != nil {
 		if pos, ok := g.Lookup(id); ok {
 			if err := g.ReadCommit(pos, gc); err != nil {
-				return tree, ps, 0, fmt.Errorf("walk: commit %v: %w", id, err)
+				return tree, ps, 0, 0, fmt.Errorf("walk: commit %v: %w", id, err)
 			}
 			for _, p := range gc.Parents {
 				pid, err := g.ID(p)
 				if err != nil {
-					return tree, ps, 0, fmt.Errorf("walk: commit %v: %w", id, err)
+					return tree, ps, 0, 0, fmt.Errorf("walk: commit %v: %w", id, err)
 				}
 				ps = append(ps, pid)
 			}
-			return gc.Tree, ps, gc.Generation, nil
+			return gc.Tree, ps, gc.Generation, gc.Time, nil
 		}
 	}
 	_, data, err := w.read(id, object.Commit, "commit")
 	if err != nil {
-		return tree, ps, 0, err
+		return tree, ps, 0, 0, err
 	}
-	tree, ps, _, err = object.CommitLinks(w.Format, data, ps)
+	tree, ps, when, err = object.CommitLinks(w.Format, data, ps)
 	if err != nil {
-		return tree, ps, 0, fmt.Errorf("walk: commit %v: %w", id, err)
+		return tree, ps, 0, 0, fmt.Errorf("walk: commit %v: %w", id, err)
 	}
-	return tree, ps, 0, nil
+	return tree, ps, 0, when, nil
 }
 
 // IsAncestor reports whether commit a is reachable from commit b (a == b
@@ -82,7 +82,7 @@ func (w *Walker) IsAncestor(ctx context.Context, a, b oid.ID) (bool, error) {
 		}
 		c := queue[len(queue)-1]
 		queue = queue[:len(queue)-1]
-		_, parents, gen, err := w.links(c, ps, &gc)
+		_, parents, gen, _, err := w.links(c, ps, &gc)
 		ps = parents
 		if err != nil {
 			return false, err
@@ -245,7 +245,7 @@ func (r *reach) run() error {
 			}
 			continue
 		}
-		tree, ps, _, err := r.w.links(c, r.ps, &r.gc)
+		tree, ps, _, _, err := r.w.links(c, r.ps, &r.gc)
 		r.ps = ps
 		if err != nil {
 			if r.have && errors.Is(err, object.ErrNotFound) {

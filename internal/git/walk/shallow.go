@@ -3,7 +3,6 @@ package walk
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 
 	"gotd/internal/git/commitgraph"
@@ -71,33 +70,11 @@ func (c *commitCache) get(id oid.ID) (*commitInfo, error) {
 	if ci, ok := c.m[id]; ok {
 		return ci, nil
 	}
-	ci := &commitInfo{}
-	if g := c.w.Graph; g != nil {
-		if pos, ok := g.Lookup(id); ok {
-			if err := g.ReadCommit(pos, &c.gc); err != nil {
-				return nil, fmt.Errorf("walk: commit %v: %w", id, err)
-			}
-			for _, p := range c.gc.Parents {
-				pid, err := g.ID(p)
-				if err != nil {
-					return nil, fmt.Errorf("walk: commit %v: %w", id, err)
-				}
-				ci.parents = append(ci.parents, pid)
-			}
-			ci.time = c.gc.Time
-			c.m[id] = ci
-			return ci, nil
-		}
-	}
-	_, data, err := c.w.read(id, object.Commit, "commit")
+	_, ps, _, when, err := c.w.links(id, nil, &c.gc)
 	if err != nil {
 		return nil, err
 	}
-	_, ps, when, err := object.CommitLinks(c.w.Format, data, nil)
-	if err != nil {
-		return nil, fmt.Errorf("walk: commit %v: %w", id, err)
-	}
-	ci.parents, ci.time = ps, when
+	ci := &commitInfo{parents: ps, time: when}
 	c.m[id] = ci
 	return ci, nil
 }

@@ -267,7 +267,6 @@ type state struct {
 
 	steps     int
 	parentBuf []oid.ID
-	graphBuf  []uint32
 	gc        commitgraph.Commit
 }
 
@@ -433,39 +432,14 @@ func (s *state) load(n int32) error {
 	if nd.flags&(parsed|missing) != 0 {
 		return nil
 	}
-	id := nd.id
-	if g := s.w.Graph; g != nil {
-		if pos, ok := g.Lookup(id); ok {
-			if err := g.ReadCommit(pos, &s.gc); err != nil {
-				return fmt.Errorf("walk: commit %v: %w", id, err)
-			}
-			off := int32(len(s.arena))
-			for _, p := range s.gc.Parents {
-				pid, err := g.ID(p)
-				if err != nil {
-					return fmt.Errorf("walk: commit %v: %w", id, err)
-				}
-				s.arena = append(s.arena, s.node(pid))
-			}
-			nd = &s.nodes[n]
-			nd.tree, nd.time = s.gc.Tree, s.gc.Time
-			nd.pOff, nd.pN = off, int32(len(s.arena))-off
-			nd.flags |= parsed
-			return nil
-		}
-	}
-	_, data, err := s.w.read(id, object.Commit, "commit")
+	tree, ps, _, when, err := s.w.links(nd.id, s.parentBuf, &s.gc)
+	s.parentBuf = ps
 	if err != nil {
 		if errors.Is(err, object.ErrNotFound) && nd.flags&uninteresting != 0 {
 			nd.flags |= missing
 			return nil
 		}
 		return err
-	}
-	tree, ps, when, err := object.CommitLinks(s.w.Format, data, s.parentBuf)
-	s.parentBuf = ps
-	if err != nil {
-		return fmt.Errorf("walk: commit %v: %w", id, err)
 	}
 	off := int32(len(s.arena))
 	for _, p := range ps {
