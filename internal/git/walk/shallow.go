@@ -6,7 +6,6 @@ import (
 	"slices"
 
 	"gotd/internal/git/commitgraph"
-	"gotd/internal/git/object"
 	"gotd/internal/git/oid"
 )
 
@@ -82,30 +81,8 @@ func (c *commitCache) get(id oid.ID) (*commitInfo, error) {
 // peelCommitOK peels id through tags; ok is false when it does not end
 // at a commit (or something on the way is missing or unreadable).
 func (w *Walker) peelCommitOK(id oid.ID) (oid.ID, bool) {
-	for i := 0; i < maxTagDepth; i++ {
-		if w.Graph != nil {
-			if _, ok := w.Graph.Lookup(id); ok {
-				return id, true
-			}
-		}
-		t, data, err := w.Store.ReadObject(id)
-		if err != nil {
-			return id, false
-		}
-		switch t {
-		case object.Commit:
-			return id, true
-		case object.Tag:
-			tag, err := object.ParseTag(w.Format, data)
-			if err != nil {
-				return id, false
-			}
-			id = tag.Object
-		default:
-			return id, false
-		}
-	}
-	return id, false
+	c, err := w.peelToCommit(id)
+	return c, err == nil && c.Valid()
 }
 
 // Deepen computes the shallow boundary of a fetch as C Git's upload-pack
