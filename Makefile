@@ -7,8 +7,10 @@ GOFLAGS ?=
 
 all: build
 
+# Static binaries: gotd re-executes itself inside its sandbox, where
+# the C library's loader has nothing to gain.
 build:
-	$(GO) build $(GOFLAGS) -o $(BIN)/ ./cmd/...
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS) -o $(BIN)/ ./cmd/...
 
 vet:
 	$(GO) vet ./...
@@ -36,8 +38,9 @@ bench:
 man:
 	@for m in cmd/*/*.[1-8]; do mandoc -Tlint -Wwarning $$m || exit 1; done
 
+# Start gotd in the foreground on a demo repository under ./run.
 run: build
-	@echo "gotd's daemon is not built yet; the repository tools are:" && ls $(BIN)
+	@sh scripts/demo.sh
 
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) run

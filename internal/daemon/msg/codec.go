@@ -39,6 +39,15 @@ func (e *Encoder) Strings(l []string) *Encoder {
 	return e
 }
 
+// Uint32s appends a counted list of uint32 values.
+func (e *Encoder) Uint32s(v []uint32) *Encoder {
+	e.Uint32(uint32(len(v)))
+	for _, x := range v {
+		e.Uint32(x)
+	}
+	return e
+}
+
 // Data returns the payload built so far.
 func (e *Encoder) Data() []byte { return e.b }
 
@@ -58,6 +67,28 @@ func (d *Decoder) fail(format string, args ...any) {
 		d.err = fmt.Errorf("%w: "+format, append([]any{ErrMalformed}, args...)...)
 	}
 	d.b = nil
+}
+
+// Fail records a field that is out of its bounds in a way only the
+// caller can tell (a count, an enumeration), unless an error is
+// already recorded.
+func (d *Decoder) Fail(reason string) { d.fail("%s", reason) }
+
+// Uint32s reads a counted list of at most n uint32 values.
+func (d *Decoder) Uint32s(n int) []uint32 {
+	c := d.Uint32()
+	if d.err != nil {
+		return nil
+	}
+	if int64(c) > int64(n) || int64(c)*4 > int64(len(d.b)) {
+		d.fail("list of %d numbers (bound %d)", c, n)
+		return nil
+	}
+	v := make([]uint32, c)
+	for i := range v {
+		v[i] = d.Uint32()
+	}
+	return v
 }
 
 // Uint32 reads a uint32.

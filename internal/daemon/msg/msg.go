@@ -80,10 +80,23 @@ func (c *Conn) Send(m Msg) error {
 	binary.BigEndian.PutUint16(b[0:], uint16(m.Type))
 	binary.BigEndian.PutUint32(b[4:], uint32(len(m.Data)))
 	copy(b[headerSize:], m.Data)
-	var oob []byte
-	if m.File != nil {
-		oob = unix.UnixRights(int(m.File.Fd()))
+	if m.File == nil {
+		return c.sendmsg(b, nil)
 	}
+	// Not m.File.Fd(): that would make a non-blocking descriptor
+	// blocking, for its other holders too.
+	rc, err := m.File.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("msg: send: %w", err)
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) { serr = c.sendmsg(b, unix.UnixRights(int(fd))) }); err != nil {
+		return fmt.Errorf("msg: send: %w", err)
+	}
+	return serr
+}
+
+func (c *Conn) sendmsg(b, oob []byte) error {
 	for {
 		err := unix.Sendmsg(c.fd, b, oob, nil, 0)
 		if err == unix.EINTR {
@@ -161,4 +174,18 @@ func parseRights(oob []byte) ([]*os.File, error) {
 		}
 	}
 	return files, bad
+}
+
+// Dial connects to the message socket at path (gotd's, for gotsh and
+// gotctl).
+func Dial(path string) (*Conn, error) {
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("msg: socket: %w", err)
+	}
+	if err := unix.Connect(fd, &unix.SockaddrUnix{Name: path}); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("msg: connect to %s: %w", path, err)
+	}
+	return newConn(fd), nil
 }

@@ -13,9 +13,20 @@ type Policy struct {
 	// ReadDirs and WriteDirs are directory trees the role may read, and
 	// read and write. ReadFiles are single files it may read.
 	ReadDirs, WriteDirs, ReadFiles []string
-	// Exec allows executing programs (only the parent re-executes
-	// itself).
+	// Exec allows executing programs and changing credentials (only
+	// the parent re-executes itself), and what a child needs to
+	// sandbox itself in turn: filters are inherited across exec, so
+	// the parent's must let its children apply theirs.
 	Exec bool
+	// ExecFiles are the only files that may be executed (the parent's
+	// own binary, and its ELF interpreter if it has one).
+	ExecFiles []string
+	// AnyPath allows reading and writing any path the process's Unix
+	// permissions allow, but no execution outside ExecFiles: the
+	// parent's rule, which its children inherit (Landlock domains
+	// cross exec) and narrow, and which must leave room for
+	// repositories a reloaded configuration adds.
+	AnyPath bool
 	// Sockets allows creating and connecting sockets. Without it a role
 	// can use only the descriptors it was given (accepting connections
 	// on a listening socket it holds included).

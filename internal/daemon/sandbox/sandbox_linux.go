@@ -6,7 +6,14 @@ import (
 	"fmt"
 
 	"github.com/landlock-lsm/go-landlock/landlock"
+	ll "github.com/landlock-lsm/go-landlock/landlock/syscall"
 )
+
+// anyPathAccess is every filesystem right but execution.
+const anyPathAccess = ll.AccessFSWriteFile | ll.AccessFSReadFile | ll.AccessFSReadDir |
+	ll.AccessFSRemoveDir | ll.AccessFSRemoveFile | ll.AccessFSMakeChar | ll.AccessFSMakeDir |
+	ll.AccessFSMakeReg | ll.AccessFSMakeSock | ll.AccessFSMakeFifo | ll.AccessFSMakeBlock |
+	ll.AccessFSMakeSym | ll.AccessFSRefer | ll.AccessFSTruncate | ll.AccessFSIoctlDev
 
 // Apply confines the calling process (all its threads) by p. Facilities
 // the kernel lacks are listed in the Report; an error means a facility
@@ -22,6 +29,12 @@ func Apply(p Policy) (Report, error) {
 	}
 	if len(p.ReadFiles) > 0 {
 		rules = append(rules, landlock.ROFiles(p.ReadFiles...).IgnoreIfMissing())
+	}
+	if p.AnyPath {
+		rules = append(rules, landlock.PathAccess(anyPathAccess, "/"))
+	}
+	if len(p.ExecFiles) > 0 {
+		rules = append(rules, landlock.PathAccess(ll.AccessFSExecute|ll.AccessFSReadFile, p.ExecFiles...))
 	}
 	if p.Sockets {
 		for _, port := range p.ConnectTCP {

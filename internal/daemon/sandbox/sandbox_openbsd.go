@@ -26,14 +26,24 @@ func Apply(p Policy) (Report, error) {
 			return Report{}, fmt.Errorf("sandbox %s: unveil %s: %w", p.Role, d, err)
 		}
 	}
+	if p.AnyPath {
+		if err := unix.Unveil("/", "rwc"); err != nil {
+			return Report{}, fmt.Errorf("sandbox %s: unveil /: %w", p.Role, err)
+		}
+	}
+	for _, f := range p.ExecFiles {
+		if err := unix.Unveil(f, "rx"); err != nil {
+			return Report{}, fmt.Errorf("sandbox %s: unveil %s: %w", p.Role, f, err)
+		}
+	}
 	if err := unix.UnveilBlock(); err != nil {
 		return Report{}, fmt.Errorf("sandbox %s: unveil: %w", p.Role, err)
 	}
 	promises := []string{"stdio", "recvfd", "sendfd"}
-	if len(p.ReadDirs)+len(p.ReadFiles)+len(p.WriteDirs) > 0 {
+	if len(p.ReadDirs)+len(p.ReadFiles)+len(p.WriteDirs) > 0 || p.AnyPath {
 		promises = append(promises, "rpath")
 	}
-	if len(p.WriteDirs) > 0 {
+	if len(p.WriteDirs) > 0 || p.AnyPath {
 		promises = append(promises, "wpath", "cpath", "fattr", "flock")
 	}
 	if p.Sockets {

@@ -20,7 +20,10 @@ var allowed = []string{
 	"mmap", "munmap", "mprotect", "mremap", "madvise", "brk", "mincore",
 	"rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "sigaltstack", "rt_sigsuspend",
 	"futex", "set_robust_list", "get_robust_list", "set_tid_address", "rseq", "restart_syscall",
-	"clone", "exit", "exit_group", "gettid", "getpid", "getppid", "tgkill", "tkill", "sched_yield",
+	// clone3: the C library creates threads with it (a cgo build),
+	// and seccomp cannot look into its argument to tell a thread from
+	// a process; without exec a process is only another of the role.
+	"clone", "clone3", "exit", "exit_group", "gettid", "getpid", "getppid", "tgkill", "tkill", "sched_yield",
 	"sched_getaffinity", "nanosleep", "clock_nanosleep", "clock_gettime", "clock_getres", "gettimeofday", "time",
 	"getrlimit", "prlimit64", "getrusage", "uname", "getrandom", "arch_prctl", "prctl", "membarrier",
 	"getuid", "geteuid", "getgid", "getegid", "getgroups", "getresuid", "getresgid",
@@ -38,7 +41,8 @@ var (
 )
 
 // execs may be made only by roles with Policy.Exec.
-var execs = []string{"execve", "execveat", "vfork", "fork", "pidfd_open", "pidfd_send_signal", "pidfd_getfd", "setuid", "setgid", "setgroups", "setresuid", "setresgid"}
+var execs = []string{"execve", "execveat", "vfork", "fork", "setsid",
+	"seccomp", "landlock_create_ruleset", "landlock_add_rule", "landlock_restrict_self", "pidfd_open", "pidfd_send_signal", "pidfd_getfd", "setuid", "setgid", "setgroups", "setresuid", "setresgid"}
 
 // applySeccomp loads the allow-list filter for p; denied calls fail
 // with EPERM rather than killing the process, so a role reports what

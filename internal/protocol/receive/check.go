@@ -104,7 +104,12 @@ func (s *session) check() error {
 			c.Status = ngDeleteCurrent
 		}
 	}
-	if err := s.checkObjects(cmds, cur.tips); err != nil {
+	store, done, err := s.objects()
+	if err != nil {
+		return err
+	}
+	defer done()
+	if err := s.checkObjects(store, cmds, cur.tips); err != nil {
 		return err
 	}
 	if s.opts.Check != nil && (!s.req.atomic || s.allOK()) {
@@ -112,7 +117,7 @@ func (s *session) check() error {
 			if cmds[i].Status != "" {
 				continue
 			}
-			if err := s.opts.Check(s.ctx, &cmds[i]); err != nil {
+			if err := s.opts.Check(s.ctx, &cmds[i], store); err != nil {
 				s.log.Info("update refused", "ref", cmds[i].Name, "err", err)
 				cmds[i].Status = reason(wire.ClientMessage(err)) // never "": that would mean OK
 			}
@@ -134,23 +139,29 @@ func (s *session) allOK() bool {
 	return true
 }
 
+// objects returns what the repository holds with the received pack,
+// and a function that closes the pack.
+func (s *session) objects() (overlay, func(), error) {
+	store := overlay{repo: s.repo}
+	if s.pack == nil || s.pack.Count == 0 {
+		return store, func() {}, nil
+	}
+	p, err := pack.Open(s.pack.PackPath, s.repo.Format, pack.Options{
+		MaxObjectSize: s.opts.Limits.MaxObjectSize,
+		Cache:         pack.NewDeltaCache(16 << 20),
+	})
+	if err != nil {
+		return store, nil, fmt.Errorf("receive: open the received pack: %w", err)
+	}
+	store.pack = p
+	return store, func() { p.Close() }, nil
+}
+
 // checkObjects checks the new value of every command still OK that
 // does not delete: it must exist in the pack or the repository, be a
 // commit for a branch, and everything it reaches and no reference did
 // must be there too (C Git's check_connected).
-func (s *session) checkObjects(cmds []Command, tips []oid.ID) error {
-	store := overlay{repo: s.repo}
-	if s.pack != nil && s.pack.Count > 0 {
-		p, err := pack.Open(s.pack.PackPath, s.repo.Format, pack.Options{
-			MaxObjectSize: s.opts.Limits.MaxObjectSize,
-			Cache:         pack.NewDeltaCache(16 << 20),
-		})
-		if err != nil {
-			return fmt.Errorf("receive: open the received pack: %w", err)
-		}
-		defer p.Close()
-		store.pack = p
-	}
+func (s *session) checkObjects(store overlay, cmds []Command, tips []oid.ID) error {
 	var wants []oid.ID
 	seen := map[oid.ID]bool{}
 	for i := range cmds {

@@ -17,6 +17,7 @@ import (
 	"gotd/internal/git/oid"
 	"gotd/internal/git/refs"
 	"gotd/internal/git/repo"
+	"gotd/internal/git/walk"
 	"gotd/internal/protocol/wire"
 )
 
@@ -47,7 +48,7 @@ func serveForGit() int {
 	defer r.Close()
 	opts := Options{Repo: r, Version: wire.ParseVersion(os.Getenv("GIT_PROTOCOL")), Log: log}
 	if ref := os.Getenv("GOTD_TEST_REFUSE"); ref != "" {
-		opts.Check = func(_ context.Context, c *Command) error {
+		opts.Check = func(_ context.Context, c *Command, _ walk.Store) error {
 			if c.Name == ref {
 				return wire.Errorf("refused by test")
 			}

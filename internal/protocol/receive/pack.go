@@ -11,46 +11,58 @@ import (
 	"gotd/internal/engine/indexer"
 	"gotd/internal/git/object"
 	"gotd/internal/git/oid"
+	"gotd/internal/git/repo"
 	"gotd/internal/protocol/wire"
 )
 
-// packOptions configure receivePack.
-type packOptions struct {
-	format oid.Format
-	// bases completes thin packs: the repository, read only.
-	bases  indexer.BaseSource
-	limits wire.Limits
-	// fsck sets message severities; nil applies C Git's defaults.
-	fsck *object.Checker
-	// progress, if set, is called as the indexer advances.
-	progress func(stage string, done, total uint32)
+// PackOptions configure IndexPack.
+type PackOptions struct {
+	Format oid.Format
+	// Bases completes thin packs: the repository, read only.
+	Bases  indexer.BaseSource
+	Limits wire.Limits
+	// Fsck sets message severities; nil applies C Git's defaults.
+	Fsck *object.Checker
+	// Progress, if set, is called as the indexer advances.
+	Progress func(stage string, done, total uint32)
 }
 
-// receivePack reads one pack from r, up to and including its trailer
+// NewQuarantine creates a push's quarantine directory in the
+// repository's objects directory: where IndexPack writes, and what is
+// removed, pack and all, unless the pack is installed.
+func NewQuarantine(r *repo.Repo) (string, error) {
+	dir, err := os.MkdirTemp(r.ObjectsDir(), "incoming-")
+	if err != nil {
+		return "", wire.Wrap("unable to create temporary object directory", err)
+	}
+	return dir, nil
+}
+
+// IndexPack reads one pack from r, up to and including its trailer
 // and not a byte further, and indexes it into dir, the push's
 // quarantine directory: a thin pack is completed from o.bases, every
 // object is checked as C Git's receive.fsckObjects does, and the pack
-// and object sizes are bounded by o.limits. It writes nothing outside
+// and object sizes are bounded by o.Limits. It writes nothing outside
 // dir and reads the repository only through o.bases, so that it can
 // run in a process that may write only into dir. On error nothing it
 // wrote is left in dir, and the error's wire.ClientMessage says what is
 // wrong with the pack.
-func receivePack(ctx context.Context, r io.Reader, dir string, o packOptions) (*indexer.Result, error) {
-	checker := o.fsck
+func IndexPack(ctx context.Context, r io.Reader, dir string, o PackOptions) (*indexer.Result, error) {
+	checker := o.Fsck
 	if checker == nil {
 		checker = &object.Checker{}
 	}
 	iopts := indexer.Options{
-		Format:   o.format,
+		Format:   o.Format,
 		Dir:      dir,
-		Bases:    o.bases,
+		Bases:    o.Bases,
 		WriteRev: true,
-		Progress: o.progress,
+		Progress: o.Progress,
 		Check: func(t object.Type, id oid.ID, data []byte) error {
 			if data == nil {
 				return nil // a blob too large to hold: blobs have no syntax
 			}
-			if err := checker.Check(o.format, t, data); err != nil {
+			if err := checker.Check(o.Format, t, data); err != nil {
 				var p *object.Problem
 				if !errors.As(err, &p) {
 					return wire.Wrap(fmt.Sprintf("object %v is invalid", id), err)
@@ -63,15 +75,15 @@ func receivePack(ctx context.Context, r io.Reader, dir string, o packOptions) (*
 			return nil
 		},
 	}
-	if o.limits.MaxPackSize > 0 {
-		iopts.MaxPackSize = o.limits.MaxPackSize
+	if o.Limits.MaxPackSize > 0 {
+		iopts.MaxPackSize = o.Limits.MaxPackSize
 	}
-	if o.limits.MaxObjectSize > 0 {
-		iopts.MaxObjectSize = o.limits.MaxObjectSize
+	if o.Limits.MaxObjectSize > 0 {
+		iopts.MaxObjectSize = o.Limits.MaxObjectSize
 	}
 	res, err := indexer.Index(ctx, r, iopts)
 	if err != nil {
-		return nil, packError(err, o.limits)
+		return nil, packError(err, o.Limits)
 	}
 	return res, nil
 }
@@ -101,18 +113,23 @@ func packError(err error, l wire.Limits) error {
 // receive creates the quarantine directory and receives the pack into
 // it, with progress on the side-band unless the client asked for quiet.
 func (s *session) receive() (*indexer.Result, error) {
-	dir, err := os.MkdirTemp(s.repo.ObjectsDir(), "incoming-")
+	p := &progress{s: s}
+	if s.opts.ReceivePack != nil {
+		dir, res, err := s.opts.ReceivePack(s.ctx, p.update)
+		s.quarantine = dir
+		return res, err
+	}
+	dir, err := NewQuarantine(s.repo)
 	if err != nil {
-		return nil, wire.Wrap("unable to create temporary object directory", err)
+		return nil, err
 	}
 	s.quarantine = dir
-	p := &progress{s: s}
-	return receivePack(s.ctx, s.br, dir, packOptions{
-		format:   s.repo.Format,
-		bases:    s.repo,
-		limits:   s.opts.Limits,
-		fsck:     s.opts.Fsck,
-		progress: p.update,
+	return IndexPack(s.ctx, s.br, dir, PackOptions{
+		Format:   s.repo.Format,
+		Bases:    s.repo,
+		Limits:   s.opts.Limits,
+		Fsck:     s.opts.Fsck,
+		Progress: p.update,
 	})
 }
 

@@ -11,7 +11,7 @@
 //     validated before anything is written;
 //  3. receive the pack into a quarantine directory under objects/,
 //     completing a thin pack from the repository and checking every
-//     object as receive.fsckObjects does (receivePack: the daemon's
+//     object as receive.fsckObjects does (IndexPack: the daemon's
 //     repo_write process, which may write only there);
 //  4. check each command: its new object exists and everything it
 //     reaches is in the pack or the repository, branches point at
@@ -46,6 +46,7 @@ import (
 	"gotd/internal/git/oid"
 	"gotd/internal/git/refs"
 	"gotd/internal/git/repo"
+	"gotd/internal/git/walk"
 	"gotd/internal/protocol/pktline"
 	"gotd/internal/protocol/sideband"
 	"gotd/internal/protocol/wire"
@@ -75,11 +76,20 @@ type Options struct {
 	Fsck *object.Checker
 	// Check, if set, is asked about each command that passed every
 	// other check (the pack is verified and the new value connected),
-	// before any reference moves. An error rejects that command: its
-	// wire.ClientMessage becomes the "ng" reason, so it must be a
-	// *wire.Error to say more than "internal server error". Check must
-	// not keep cmd.
-	Check func(ctx context.Context, cmd *Command) error
+	// before any reference moves; objects reads the repository as it
+	// will be with the pushed objects (for ancestry checks). An error
+	// rejects that command: its wire.ClientMessage becomes the "ng"
+	// reason, so it must be a *wire.Error to say more than "internal
+	// server error". Check must not keep cmd or objects.
+	Check func(ctx context.Context, cmd *Command, objects walk.Store) error
+	// ReceivePack, if set, has another process (the daemon's
+	// repo_write) receive the pack: it creates a quarantine directory
+	// with NewQuarantine, reads the pack from the client's stream with
+	// IndexPack, relaying progress, and returns the directory (the
+	// session removes it when done) and the indexed pack. The session
+	// then reads no byte of the stream past the commands. An error's
+	// wire.ClientMessage is the unpack status the client reads.
+	ReceivePack func(ctx context.Context, progress func(stage string, done, total uint32)) (quarantine string, pack *indexer.Result, err error)
 }
 
 // Command is one reference update of a push.
@@ -160,7 +170,7 @@ type session struct {
 	repo *repo.Repo
 	log  *slog.Logger
 
-	br  *bufio.Reader // kept for the pack: the pkt-line reader reads no further than a packet
+	br  *bufio.Reader // kept for the pack (nil with Options.ReceivePack): the pkt-line reader reads no further than a packet
 	in  *pktline.Reader
 	out *syncWriter
 	pw  *pktline.Writer
@@ -196,12 +206,17 @@ func Serve(ctx context.Context, r io.Reader, w io.Writer, opts Options) (*Result
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	br := bufio.NewReaderSize(wire.DeadlineReader(r, opts.Limits.RequestTimeout), 64<<10)
+	var in io.Reader = wire.DeadlineReader(r, opts.Limits.RequestTimeout)
+	var br *bufio.Reader
+	if opts.ReceivePack == nil {
+		br = bufio.NewReaderSize(in, 64<<10)
+		in = br
+	}
 	out := &syncWriter{bw: bufio.NewWriterSize(w, 16<<10)}
 	s := &session{
 		ctx: ctx, opts: opts, repo: opts.Repo,
 		log: log.With("service", "receive-pack", "repo", opts.Repo.GitDir),
-		br:  br, in: pktline.NewReader(br), out: out, pw: pktline.NewWriter(out),
+		br:  br, in: pktline.NewReader(in), out: out, pw: pktline.NewWriter(out),
 		res: &Result{},
 	}
 	defer s.cleanup()

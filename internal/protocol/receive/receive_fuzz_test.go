@@ -12,6 +12,7 @@ import (
 	"gotd/internal/git/oid"
 	"gotd/internal/git/refs"
 	"gotd/internal/git/repo"
+	"gotd/internal/git/walk"
 	"gotd/internal/gittest"
 	"gotd/internal/protocol/pktline"
 	"gotd/internal/protocol/wire"
@@ -249,4 +250,4 @@ func FuzzServe(f *testing.F) {
 	})
 }
 
-func refuseAll(context.Context, *Command) error { return wire.Errorf("refused") }
+func refuseAll(context.Context, *Command, walk.Store) error { return wire.Errorf("refused") }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"gotd/internal/git/repo"
+	"gotd/internal/git/walk"
 	"gotd/internal/gittest"
 	"gotd/internal/protocol/wire"
 )
@@ -172,14 +173,14 @@ func TestProtocolViolations(t *testing.T) {
 	saved := maxRequestBytes
 	t.Cleanup(func() { maxRequestBytes = saved })
 	maxRequestBytes = 300
-	refuse := func(context.Context, *Command) error { return wire.Errorf("refused by policy") }
-	internal := func(context.Context, *Command) error { return errors.New("/secret/path: boom") }
+	refuse := func(context.Context, *Command, walk.Store) error { return wire.Errorf("refused by policy") }
+	internal := func(context.Context, *Command, walk.Store) error { return errors.New("/secret/path: boom") }
 
 	cases := []struct {
 		name   string
 		in     string
 		limits wire.Limits
-		check  func(context.Context, *Command) error
+		check  func(context.Context, *Command, walk.Store) error
 		want   string // after the advertisement
 		err    bool   // Serve returns an error
 	}{
@@ -429,7 +430,7 @@ func TestKeepalive(t *testing.T) {
 	adv := advertisement(t, server, "sha1")
 	out := &watchWriter{want: []byte("0005\x01"), seen: make(chan struct{})}
 	in := pkt(cmd(zero, main, "refs/heads/x", "report-status side-band-64k"), "0000") + packOf(t, server)
-	check := func(context.Context, *Command) error {
+	check := func(context.Context, *Command, walk.Store) error {
 		select {
 		case <-out.seen:
 			return nil
@@ -529,11 +530,11 @@ func TestLogDetail(t *testing.T) {
 	gittest.Generate(t, template, gittest.History{Commits: 2, Files: 2})
 	main := strings.TrimSpace(gittest.Git(t, template, "rev-parse", "main"))
 	zero := strings.Repeat("0", 40)
-	secret := func(context.Context, *Command) error { return errors.New("open /secret/path: boom") }
+	secret := func(context.Context, *Command, walk.Store) error { return errors.New("open /secret/path: boom") }
 	for _, c := range []struct {
 		name   string
 		in     string
-		check  func(context.Context, *Command) error
+		check  func(context.Context, *Command, walk.Store) error
 		client string // in what the client gets
 		log    string // in the log
 	}{

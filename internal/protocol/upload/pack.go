@@ -1,11 +1,13 @@
 package upload
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"os"
 	"strings"
+	"sync"
 
 	"gotd/internal/engine/packer"
 	"gotd/internal/git/bitmap"
@@ -15,6 +17,9 @@ import (
 	"gotd/internal/git/refs"
 	"gotd/internal/git/repo"
 	"gotd/internal/git/walk"
+	"gotd/internal/protocol/pktline"
+	"gotd/internal/protocol/sideband"
+	"gotd/internal/protocol/wire"
 )
 
 // PackRequest is everything needed to build the pack of one fetch once
@@ -163,4 +168,76 @@ func WritePack(ctx context.Context, r *repo.Repo, req *PackRequest, w io.Writer,
 		fmt.Fprintf(progress, "Total %d\n", len(objs))
 	}
 	return len(objs), nil
+}
+
+// SendPack builds the pack req describes from r and writes it to w
+// framed as f, with progress on band 2 when f asks for it, and an
+// error on band 3 when a side-band is in use. It is the last step of
+// a fetch: the daemon's repo_read process runs it on the client's
+// stream. It returns the number of objects sent, and flushes w if it
+// is a *bufio.Writer.
+func SendPack(ctx context.Context, r *repo.Repo, req *PackRequest, f Framing, w io.Writer) (int, error) {
+	bw, ok := w.(*bufio.Writer)
+	if !ok {
+		bw = bufio.NewWriterSize(w, 64<<10)
+	}
+	var out io.Writer = bw
+	var sb *sideband.Writer
+	var mu sync.Mutex
+	var prog io.Writer
+	if f.Sideband != 0 {
+		sb = sideband.NewWriter(pktline.NewWriter(bw), f.Sideband == sideband.MaxPacket64)
+		out = &lockedWriter{mu: &mu, w: sb}
+		if f.Progress {
+			prog = &lockedWriter{mu: &mu, w: progressWriter{sb, bw}}
+		}
+	}
+	n, err := WritePack(ctx, r, req, out, prog)
+	if err != nil && sb != nil {
+		mu.Lock()
+		sb.Errorf("upload-pack: %s\n", wire.ClientMessage(err))
+		mu.Unlock()
+	}
+	if ferr := bw.Flush(); err == nil && ferr != nil {
+		err = fmt.Errorf("upload: write: %w", ferr)
+	}
+	return n, err
+}
+
+// Framing is how a pack is carried on the client's stream.
+type Framing struct {
+	// Sideband is 0 for a bare pack, else the largest side-band
+	// packet: sideband.MaxPacket or sideband.MaxPacket64.
+	Sideband int
+	// Progress sends progress messages (only with a side-band).
+	Progress bool
+}
+
+// lockedWriter serialises writes of the pack and of progress messages,
+// which may come from different goroutines.
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// progressWriter sends what is written on the progress band, at once.
+type progressWriter struct {
+	sb *sideband.Writer
+	bw *bufio.Writer
+}
+
+func (p progressWriter) Write(b []byte) (int, error) {
+	if err := p.sb.Progress(string(b)); err != nil {
+		return 0, err
+	}
+	if err := p.bw.Flush(); err != nil {
+		return 0, err
+	}
+	return len(b), nil
 }

@@ -67,9 +67,12 @@ type Options struct {
 	// RefInWant and SidebandAll enable those version 2 fetch features.
 	RefInWant, SidebandAll bool
 
-	// SendPack, if set, builds and writes the pack for req to w (the
-	// daemon's repo_read process); nil builds it here with WritePack.
-	SendPack func(ctx context.Context, req *PackRequest, w io.Writer, progress io.Writer) error
+	// SendPack, if set, has another process (the daemon's repo_read)
+	// write the pack for req on the client's stream, framed as f, as
+	// the package's SendPack does, and returns the objects it sent.
+	// The session has flushed what it wrote before, and writes nothing
+	// until SendPack returns. Nil sends the pack from here.
+	SendPack func(ctx context.Context, req *PackRequest, f Framing) (int, error)
 }
 
 // Result tells the caller what a session did, for logs and

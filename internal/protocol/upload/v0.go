@@ -1,12 +1,10 @@
 package upload
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"io"
 	"strings"
-	"sync"
 
 	"gotd/internal/git/oid"
 	"gotd/internal/git/walk"
@@ -92,17 +90,17 @@ func (s *session) serveV0() error {
 	if !done {
 		return nil // a stateless round ends here
 	}
-	pr := s.packRequest(q, sh, common)
-	var out io.Writer = s.bw
-	var sb *sideband.Writer
-	if q.sideband || q.sideband64k {
-		sb = sideband.NewWriter(s.pw, q.sideband64k)
-		out = sb
+	f := Framing{Progress: !q.noProgress}
+	switch {
+	case q.sideband64k:
+		f.Sideband = sideband.MaxPacket64
+	case q.sideband:
+		f.Sideband = sideband.MaxPacket
 	}
-	if err := s.sendPack(pr, out, sb, !q.noProgress); err != nil {
+	if err := s.sendPack(s.packRequest(q, sh, common), f); err != nil {
 		return err
 	}
-	if sb != nil {
+	if f.Sideband != 0 {
 		return s.pw.Flush()
 	}
 	return nil
@@ -313,63 +311,25 @@ func (s *session) packRequest(q *request, sh *walk.Shallow, common []oid.ID) *Pa
 	}
 }
 
-// sendPack builds and sends the pack on out. With a side-band, progress
-// goes to band 2 (when wanted) and an error to band 3.
-func (s *session) sendPack(pr *PackRequest, out io.Writer, sb *sideband.Writer, progress bool) error {
-	var mu sync.Mutex
-	lock := func(w io.Writer) io.Writer { return &lockedWriter{mu: &mu, w: w} }
-	out = lock(out)
-	var prog io.Writer
-	if sb != nil && progress {
-		prog = lock(progressWriter{sb, s.bw})
-	}
+// sendPack sends the pack of pr framed as f, here or, with
+// Options.SendPack, from another process writing to the same stream:
+// everything buffered goes out first.
+func (s *session) sendPack(pr *PackRequest, f Framing) error {
 	var n int
 	var err error
 	if s.opts.SendPack != nil {
-		err = s.opts.SendPack(s.ctx, pr, out, prog)
+		if err := s.flush(); err != nil {
+			return err
+		}
+		n, err = s.opts.SendPack(s.ctx, pr, f)
 	} else {
-		n, err = WritePack(s.ctx, s.repo, pr, out, prog)
+		n, err = SendPack(s.ctx, s.repo, pr, f, s.bw)
 	}
 	if err != nil {
 		s.opts.Log.Error("upload-pack: pack failed", "err", err)
-		if sb != nil {
-			mu.Lock()
-			sb.Errorf("upload-pack: %s\n", wire.ClientMessage(err))
-			mu.Unlock()
-		}
-		s.flush()
 		return err
 	}
 	s.res.Fetches++
 	s.res.Objects += n
 	return nil
-}
-
-// lockedWriter serialises writes of the pack and of progress messages,
-// which may come from different goroutines.
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
-
-// progressWriter sends what is written on the progress band, at once.
-type progressWriter struct {
-	sb *sideband.Writer
-	bw *bufio.Writer
-}
-
-func (p progressWriter) Write(b []byte) (int, error) {
-	if err := p.sb.Progress(string(b)); err != nil {
-		return 0, err
-	}
-	if err := p.bw.Flush(); err != nil {
-		return 0, err
-	}
-	return len(b), nil
 }

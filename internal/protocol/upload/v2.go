@@ -415,10 +415,9 @@ func (s *session) fetchV2(args []string) error {
 	if err := section("packfile\n"); err != nil {
 		return err
 	}
-	sb := sideband.NewWriter(s.pw, true)
 	// The haves of earlier rounds are resent by the client in the round
 	// that ends with done, so this round's common objects are all.
-	if err := s.sendPack(s.packRequest(q, sh, common), sb, sb, !q.noProgress); err != nil {
+	if err := s.sendPack(s.packRequest(q, sh, common), Framing{Sideband: sideband.MaxPacket64, Progress: !q.noProgress}); err != nil {
 		return err
 	}
 	return s.pw.Flush()

@@ -1,0 +1,285 @@
+// Command gotd is the Git repository server daemon (gotd(8)). Started
+// by an operator it is the parent process; it executes itself again
+// with -T role for each of its other processes. The role switch and
+// each role's sandbox are in roles.go.
+package main
+
+import (
+	"context"
+	"debug/elf"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"gotd/internal/daemon/config"
+	"gotd/internal/daemon/ipc"
+	"gotd/internal/daemon/logs"
+	"gotd/internal/daemon/parent"
+	"gotd/internal/daemon/sandbox"
+	"gotd/internal/daemon/users"
+)
+
+const version = "0.1"
+
+// verbosity counts -v flags.
+type verbosity int
+
+func (v *verbosity) String() string   { return strconv.Itoa(int(*v)) }
+func (v *verbosity) Set(string) error { *v++; return nil }
+func (v *verbosity) IsBoolFlag() bool { return true }
+
+func main() {
+	fs := flag.NewFlagSet("gotd", flag.ContinueOnError)
+	foreground := fs.Bool("d", false, "stay in the foreground and log to stderr")
+	confPath := fs.String("f", config.DefaultFile, "configuration `file`")
+	check := fs.Bool("n", false, "check the configuration and exit")
+	secretsPath := fs.String("s", config.DefaultSecrets, "secrets `file`")
+	showVersion := fs.Bool("V", false, "print the version and exit")
+	role := fs.String("T", "", "internal: run as a child process of this role")
+	var v verbosity
+	fs.Var(&v, "v", "more verbose logs (repeat for debug)")
+	fs.Usage = func() {
+		fmt.Fprintln(os.Stderr, "usage: gotd [-dnvV] [-f config] [-s secrets]")
+	}
+	if err := fs.Parse(splitFlags(os.Args[1:])); err != nil || fs.NArg() > 0 {
+		fs.Usage()
+		os.Exit(1)
+	}
+	if *showVersion {
+		fmt.Println("gotd", version)
+		return
+	}
+	lo := logs.Options{Foreground: *foreground, Verbosity: int(v)}
+	if *role != "" {
+		if err := runRole(*role, lo); err != nil {
+			logs.New(*role, lo).Error("exiting", "err", err)
+			os.Exit(1)
+		}
+		return
+	}
+	load := func() (*config.Config, error) { return loadConfig(*confPath, *secretsPath) }
+	cfg, err := load()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	if *check {
+		for _, w := range cfg.Warnings {
+			fmt.Fprintln(os.Stderr, "warning:", w)
+		}
+		fmt.Fprintln(os.Stderr, "configuration OK")
+		return
+	}
+	if !*foreground && os.Getenv("GOTD_DAEMON") == "" {
+		if err := daemonize(); err != nil {
+			fmt.Fprintln(os.Stderr, "gotd:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	log := logs.New("parent", lo)
+	for _, w := range cfg.Warnings {
+		log.Warn(w)
+	}
+	if err := runParent(cfg, lo, load); err != nil {
+		log.Error("exiting", "err", err)
+		if *foreground {
+			fmt.Fprintln(os.Stderr, "gotd:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+// splitFlags turns combined boolean flags ("-dvv") into single ones,
+// as getopt accepts them.
+func splitFlags(args []string) []string {
+	var out []string
+	for i, a := range args {
+		if a == "--" || !strings.HasPrefix(a, "-") || len(a) < 3 || strings.Trim(a[1:], "dnvV") != "" {
+			if a == "--" {
+				return append(out, args[i:]...)
+			}
+			out = append(out, a)
+			continue
+		}
+		for _, c := range a[1:] {
+			out = append(out, "-"+string(c))
+		}
+	}
+	return out
+}
+
+// loadConfig parses the configuration with its secrets file, if there
+// is one.
+func loadConfig(path, secretsPath string) (*config.Config, error) {
+	var opts config.Options
+	if _, err := os.Stat(secretsPath); err == nil {
+		s, err := config.ParseSecretsFile(secretsPath, os.Geteuid() == 0)
+		if err != nil {
+			return nil, err
+		}
+		opts.Secrets = s
+	}
+	opts.UserExists = func(name string) bool {
+		u, err := users.ByName(name)
+		return err == nil && u != nil
+	}
+	return config.ParseFile(path, opts)
+}
+
+// daemonize starts gotd again in a new session, detached from the
+// terminal, and returns.
+func daemonize() error {
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(exe, os.Args[1:]...)
+	cmd.Env = append(os.Environ(), "GOTD_DAEMON=1")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	return cmd.Start() // standard streams are /dev/null
+}
+
+// runParent binds the socket, gives up root, sandboxes the parent and
+// runs the daemon.
+func runParent(cfg *config.Config, lo logs.Options, load func() (*config.Config, error)) error {
+	log := logs.New("parent", lo)
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	if exe, err = filepath.EvalSymlinks(exe); err != nil {
+		return err
+	}
+	l, err := listenSocket(cfg.ListenOn)
+	if err != nil {
+		return err
+	}
+	self := uint32(os.Geteuid())
+	if self == 0 {
+		u, err := users.ByName(cfg.User)
+		if err != nil {
+			return err
+		}
+		if u == nil {
+			return fmt.Errorf("user %q does not exist (gotd.conf 'user')", cfg.User)
+		}
+		// Everything from here on, children included, runs as the
+		// configured user. Go changes every thread's credentials.
+		if err := syscall.Setgroups([]int{u.GID}); err != nil {
+			return fmt.Errorf("setgroups: %w", err)
+		}
+		if err := syscall.Setgid(u.GID); err != nil {
+			return fmt.Errorf("setgid: %w", err)
+		}
+		if err := syscall.Setuid(u.UID); err != nil {
+			return fmt.Errorf("setuid: %w", err)
+		}
+		log.Info("running as the configured user", "user", u.Name, "uid", u.UID)
+	} else {
+		name := strconv.Itoa(int(self))
+		if u, _ := users.ByUID(int(self)); u != nil {
+			name = u.Name
+		}
+		log.Warn("started by an ordinary user: every process runs as that user, 'user' in gotd.conf is not used", "user", name)
+	}
+	control := []uint32{0}
+	if uid := uint32(os.Geteuid()); uid != 0 {
+		control = append(control, uid)
+	}
+	// The parent may execute only its own binary (and its ELF
+	// interpreter); files it may reach with its Unix permissions, so
+	// that a reload can add repositories. Its children inherit both
+	// and narrow them; socket creation stays for notify.
+	pol := sandbox.Policy{Role: "parent", Exec: true, ExecFiles: execFiles(exe), AnyPath: true, Sockets: true}
+	rep, err := sandbox.Apply(pol)
+	if err != nil {
+		return err
+	}
+	if len(rep.Missing) > 0 {
+		log.Warn("the kernel lacks sandboxing facilities: running without them", "missing", rep.Missing)
+	}
+	return parent.Main(context.Background(), log, parent.Options{
+		Config:      cfg,
+		Foreground:  lo.Foreground,
+		Verbosity:   lo.Verbosity,
+		Exe:         exe,
+		Listener:    l,
+		Reload:      load,
+		ControlUIDs: control,
+		Limits:      limits,
+	})
+}
+
+// execFiles is the binary and its ELF interpreter, if it has one.
+func execFiles(exe string) []string {
+	files := []string{exe}
+	f, err := elf.Open(exe)
+	if err != nil {
+		return files
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			b := make([]byte, p.Filesz)
+			if _, err := p.ReadAt(b, 0); err == nil && len(b) > 1 {
+				interp := string(b[:len(b)-1]) // NUL-terminated
+				if real, err := filepath.EvalSymlinks(interp); err == nil {
+					files = append(files, interp, real)
+				}
+			}
+		}
+	}
+	return files
+}
+
+// listenSocket binds the unix socket that gotsh and gotctl reach, after
+// removing a stale one (a socket nobody listens on).
+func listenSocket(path string) (*net.UnixListener, error) {
+	if c, err := net.Dial("unixpacket", path); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("%s: gotd is already running", path)
+	}
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&os.ModeSocket == 0 {
+			return nil, fmt.Errorf("%s exists and is not a socket", path)
+		}
+		os.Remove(path)
+	}
+	l, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: path, Net: "unixpacket"})
+	if err != nil {
+		return nil, err
+	}
+	l.SetUnlinkOnClose(false) // the listen process holds it; the parent's copy closes early
+	// Anyone may connect: who they are comes from the kernel, and what
+	// they may do from the rules.
+	if err := os.Chmod(path, 0o666); err != nil {
+		l.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+// limits resolves the configuration's connection limits to uids.
+func limits(cfg *config.Config) *ipc.Limits {
+	l := &ipc.Limits{Default: config.DefaultUserLimit, Total: config.MaxClients}
+	for name, n := range cfg.UserLimits {
+		uid, err := strconv.Atoi(name)
+		if err != nil {
+			u, _ := users.ByName(name)
+			if u == nil {
+				continue
+			}
+			uid = u.UID
+		}
+		l.UIDs = append(l.UIDs, uint32(uid))
+		l.PerUID = append(l.PerUID, uint32(n))
+	}
+	return l
+}

@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"gotd/internal/daemon/auth"
+	"gotd/internal/daemon/ipc"
+	"gotd/internal/daemon/listen"
+	"gotd/internal/daemon/logs"
+	"gotd/internal/daemon/msg"
+	"gotd/internal/daemon/notify"
+	"gotd/internal/daemon/parent"
+	"gotd/internal/daemon/reporead"
+	"gotd/internal/daemon/repowrite"
+	"gotd/internal/daemon/sandbox"
+	"gotd/internal/daemon/sessionread"
+	"gotd/internal/daemon/sessionwrite"
+	"gotd/internal/daemon/users"
+	"gotd/internal/git/repo"
+)
+
+// runRole is the role switch: each child opens what it needs from the
+// descriptors the parent passed, confines itself to its role, and only
+// then runs the role, which is when client bytes start to arrive.
+func runRole(role string, lo logs.Options) error {
+	if os.Geteuid() == 0 {
+		return errors.New("a gotd child must not run as root")
+	}
+	log := logs.New(role, lo)
+	ctx := context.Background()
+	parentCh := ipc.Inherited(ipc.FDParent, "parent")
+	switch role {
+	case parent.RoleListen:
+		l, err := listen.Listener(os.NewFile(ipc.FDPeer, "listener"))
+		if err != nil {
+			return err
+		}
+		// Accepting on the socket it was given and passing descriptors
+		// on: no files, no new sockets.
+		if err := confine(log, sandbox.Policy{Role: role}); err != nil {
+			return err
+		}
+		return listen.Main(ctx, log, parentCh, l)
+
+	case parent.RoleAuth:
+		// The user and group databases, to name the client and its
+		// groups; nothing else.
+		if err := confine(log, sandbox.Policy{Role: role, ReadFiles: []string{users.PasswdFile, users.GroupFile}}); err != nil {
+			return err
+		}
+		return auth.Main(ctx, log, parentCh)
+
+	case parent.RoleNotify:
+		// Network only: notifications go out by SMTP and HTTP(S). Until
+		// delivery exists it may connect nowhere.
+		if err := confine(log, sandbox.Policy{Role: role, Sockets: true, ConnectTCP: []uint16{}}); err != nil {
+			return err
+		}
+		return notify.Main(ctx, log, parentCh)
+
+	case parent.RoleSessionRead, parent.RoleSessionWrite:
+		start, r, err := startRepo(parentCh, role == parent.RoleSessionWrite)
+		if err != nil {
+			return err
+		}
+		peer := ipc.Inherited(ipc.FDPeer, "repo")
+		in, out := ipc.ClientFile(ipc.FDInput, "client input"), ipc.ClientFile(ipc.FDOutput, "client output")
+		if role == parent.RoleSessionRead {
+			// Negotiation reads the repository; nothing else.
+			if err := confine(log, sandbox.Policy{Role: role, ReadDirs: []string{start.Path}}); err != nil {
+				return err
+			}
+			return sessionread.Main(ctx, log, &sessionread.Session{Start: *start, Parent: parentCh, RepoRead: peer, In: in, Out: out, Repo: r})
+		}
+		// The one role that writes a repository: it installs the pack
+		// and moves references (lock files, renames).
+		if err := confine(log, sandbox.Policy{Role: role, ReadDirs: []string{start.Path}, WriteDirs: []string{start.Path}}); err != nil {
+			return err
+		}
+		return sessionwrite.Main(ctx, log, &sessionwrite.Session{Start: *start, Parent: parentCh, RepoWrite: peer, In: in, Out: out, Repo: r})
+
+	case parent.RoleRepoRead:
+		start, r, err := startRepo(parentCh, false)
+		if err != nil {
+			return err
+		}
+		// Builds packs from the repository and writes them to the
+		// client's stream it is handed: read-only repository.
+		if err := confine(log, sandbox.Policy{Role: role, ReadDirs: []string{start.Path}}); err != nil {
+			return err
+		}
+		return reporead.Main(ctx, log, start, ipc.Inherited(ipc.FDPeer, "session"), r)
+
+	case parent.RoleRepoWrite:
+		start, r, err := startRepo(parentCh, true)
+		if err != nil {
+			return err
+		}
+		// Reads the repository to complete thin packs; writes only the
+		// push's quarantine directory.
+		if err := confine(log, sandbox.Policy{Role: role, ReadDirs: []string{start.Path}, WriteDirs: []string{start.Quarantine}}); err != nil {
+			return err
+		}
+		return repowrite.Main(ctx, log, start, ipc.Inherited(ipc.FDPeer, "session"), r)
+	}
+	return fmt.Errorf("unknown role %q", role)
+}
+
+// confine applies a role's sandbox, logging what the kernel lacks.
+func confine(log *slog.Logger, p sandbox.Policy) error {
+	rep, err := sandbox.Apply(p)
+	if err != nil {
+		return err
+	}
+	if len(rep.Missing) > 0 {
+		log.Debug("sandbox incomplete", "missing", rep.Missing)
+	}
+	return nil
+}
+
+// startRepo reads the parent's Start message and opens its repository.
+// A write role's quarantine must be a directory of the repository's
+// objects directory.
+func startRepo(parentCh *msg.Conn, write bool) (*ipc.Start, *repo.Repo, error) {
+	var start ipc.Start
+	if _, err := ipc.Recv(parentCh, &start, false); err != nil {
+		return nil, nil, fmt.Errorf("start: %w", err)
+	}
+	if !filepath.IsAbs(start.Path) {
+		return nil, nil, fmt.Errorf("start: repository path %q is not absolute", start.Path)
+	}
+	if write {
+		q := start.Quarantine
+		if filepath.Dir(q) != filepath.Join(start.Path, "objects") || !strings.HasPrefix(filepath.Base(q), "incoming-") {
+			return nil, nil, fmt.Errorf("start: bad quarantine %q", q)
+		}
+	}
+	r, err := repo.Open(start.Path, repo.Options{})
+	if err != nil {
+		return nil, nil, err
+	}
+	return &start, r, nil
+}

@@ -1,0 +1,76 @@
+// Package auth is gotd's auth process, one per connection: it checks
+// that the connection's peer is the user the parent names, looks the
+// user and its groups up, evaluates the repository's permit and deny
+// rules (the last match wins, no match means no access) and answers
+// once. It reads only the user and group databases.
+package auth
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+
+	"gotd/internal/daemon/config"
+	"gotd/internal/daemon/ipc"
+	"gotd/internal/daemon/msg"
+	"gotd/internal/daemon/users"
+)
+
+// Main answers the parent's one request.
+func Main(ctx context.Context, log *slog.Logger, parent *msg.Conn) error {
+	var req ipc.AuthRequest
+	f, err := ipc.Recv(parent, &req, true)
+	if err != nil {
+		return fmt.Errorf("auth: %w", err)
+	}
+	conn := msg.FromFile(f)
+	defer conn.Close()
+	// The parent has this from listen; the kernel says it again, so
+	// that neither of them can make a client someone else.
+	uid, _, _, err := conn.PeerCred()
+	if err != nil {
+		return fmt.Errorf("auth: %w", err)
+	}
+	if uid != req.UID {
+		return fmt.Errorf("auth: peer is uid %d, not %d", uid, req.UID)
+	}
+	id, err := identity(int(req.UID))
+	if err != nil {
+		return err
+	}
+	repo := &config.Repository{Name: req.Repo}
+	for _, r := range req.Rules {
+		repo.Rules = append(repo.Rules, config.Rule{Deny: r.Deny, Write: r.Write, Ident: r.Ident})
+	}
+	access := repo.Access(id)
+	log.Debug("access", "user", id.User, "uid", id.UID, "repo", req.Repo, "access", access)
+	return ipc.Send(parent, &ipc.AuthResult{Access: uint32(access), User: id.User}, nil)
+}
+
+// identity is who uid is: its name and its groups. A uid without an
+// account matches only rules naming it by number.
+func identity(uid int) (config.Identity, error) {
+	id := config.Identity{UID: uid}
+	u, err := users.ByUID(uid)
+	if err != nil {
+		return id, fmt.Errorf("auth: %w", err)
+	}
+	if u == nil {
+		id.User = strconv.Itoa(uid)
+		return id, nil
+	}
+	id.User = u.Name
+	gs, err := users.Groups(u)
+	if err != nil {
+		return id, fmt.Errorf("auth: %w", err)
+	}
+	for _, g := range gs {
+		id.Groups = append(id.Groups, g.Name)
+		id.GIDs = append(id.GIDs, g.GID)
+	}
+	if len(gs) == 0 {
+		id.GIDs = []int{u.GID}
+	}
+	return id, nil
+}

@@ -1,0 +1,557 @@
+// Package ipc defines every message gotd's processes exchange, and the
+// clients of its socket (gotsh, gotctl) with it: one Go type per
+// message, each documented with its sender, its receiver and the file
+// descriptor it carries, every variable-length field with its bound.
+// Messages travel on msg channels; Recv decodes one and refuses a
+// message of another type, of the wrong size, with a field over its
+// bound, or with a descriptor where none belongs (or none where one
+// must be). What a process does on such a message is its role's
+// business: drop that client, log why, go on serving the others.
+package ipc
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"golang.org/x/sys/unix"
+
+	"gotd/internal/daemon/msg"
+	"gotd/internal/git/oid"
+)
+
+// Bounds of variable-length fields.
+const (
+	MaxService  = 32   // "git-upload-pack", "git-receive-pack"
+	MaxRepoName = 1024 // a repository's name as the client gave it
+	MaxPath     = 4096 // a path on the server
+	MaxProtocol = 256  // GIT_PROTOCOL
+	MaxUser     = 256  // a user or group name
+	MaxMessage  = 1024 // a message for a client or operator
+	MaxRules    = 4096 // permit and deny rules of one repository
+	MaxRefs     = 4096 // protected references and namespaces, of each kind
+	MaxText     = 32 << 10
+	MaxChecksum = 64
+)
+
+// Message types. The numbering is private to one build: gotsh, gotctl
+// and gotd must come from the same release.
+const (
+	TypeHello msg.Type = iota + 1
+	TypeStream
+	TypeControl
+	TypeDone
+	TypeText
+	TypeConnect
+	TypeControlConnect
+	TypeDisconnect
+	TypeHalt
+	TypeLimits
+	TypeAuthRequest
+	TypeAuthResult
+	TypeStart
+	TypeIDs
+	TypePackRequest
+	TypePackSent
+	TypeFailed
+	TypeRecvPack
+	TypeProgress
+	TypePackIndexed
+	TypeSessionEnd
+	TypeNotification
+)
+
+// Message is one of the types below.
+type Message interface {
+	Type() msg.Type
+	encode(e *msg.Encoder)
+	decode(d *msg.Decoder)
+}
+
+// Errors of Recv.
+var (
+	ErrUnexpected = errors.New("ipc: unexpected message")
+	ErrNoFile     = errors.New("ipc: descriptor missing")
+	ErrFile       = errors.New("ipc: descriptor not allowed")
+)
+
+// Send sends m, with f if not nil.
+func Send(c *msg.Conn, m Message, f *os.File) error {
+	var e msg.Encoder
+	m.encode(&e)
+	return c.Send(msg.Msg{Type: m.Type(), Data: e.Data(), File: f})
+}
+
+// Decode decodes raw into m, which must be of raw's type. The caller
+// keeps raw.File.
+func Decode(raw msg.Msg, m Message) error {
+	if raw.Type != m.Type() {
+		return fmt.Errorf("%w: type %d, want %d", ErrUnexpected, raw.Type, m.Type())
+	}
+	d := msg.NewDecoder(raw.Data)
+	m.decode(d)
+	if err := d.Finish(); err != nil {
+		return fmt.Errorf("ipc: message type %d: %w", raw.Type, err)
+	}
+	return nil
+}
+
+// Recv receives a message of m's type into m. withFile says whether it
+// must carry a descriptor (returned) or must not; on any error a
+// received descriptor is closed.
+func Recv(c *msg.Conn, m Message, withFile bool) (*os.File, error) {
+	raw, err := c.Recv()
+	if err != nil {
+		return nil, err
+	}
+	return Check(raw, m, withFile)
+}
+
+// Check decodes a received message into m as Recv does.
+func Check(raw msg.Msg, m Message, withFile bool) (*os.File, error) {
+	err := Decode(raw, m)
+	switch {
+	case err != nil:
+	case withFile && raw.File == nil:
+		err = ErrNoFile
+	case !withFile && raw.File != nil:
+		err = ErrFile
+	}
+	if err != nil {
+		if raw.File != nil {
+			raw.File.Close()
+		}
+		return nil, err
+	}
+	return raw.File, nil
+}
+
+func boolU32(b bool) uint32 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// Hello: gotsh → listen, first message on a new connection. Then two
+// Stream messages carry gotsh's standard input and output.
+type Hello struct {
+	Service  string // MaxService
+	Repo     string // MaxRepoName
+	Protocol string // MaxProtocol: GIT_PROTOCOL as sshd passed it
+}
+
+func (*Hello) Type() msg.Type { return TypeHello }
+func (m *Hello) encode(e *msg.Encoder) {
+	e.String(m.Service).String(m.Repo).String(m.Protocol)
+}
+func (m *Hello) decode(d *msg.Decoder) {
+	m.Service, m.Repo, m.Protocol = d.String(MaxService), d.String(MaxRepoName), d.String(MaxProtocol)
+}
+
+// Stream: gotsh → listen → parent; fd: one direction of the client's
+// Git stream (gotsh's standard input, then its standard output).
+// Client is 0 from gotsh, the client's id from listen.
+type Stream struct {
+	Client uint32
+	Output bool
+}
+
+func (*Stream) Type() msg.Type { return TypeStream }
+func (m *Stream) encode(e *msg.Encoder) {
+	e.Uint32(m.Client).Uint32(boolU32(m.Output))
+}
+func (m *Stream) decode(d *msg.Decoder) {
+	m.Client = d.Uint32()
+	m.Output = getBool(d)
+}
+
+// Control: gotctl → listen, the only message of a control connection.
+type Control struct {
+	Command string // MaxService: "info", "stop", "reload"
+}
+
+func (*Control) Type() msg.Type          { return TypeControl }
+func (m *Control) encode(e *msg.Encoder) { e.String(m.Command) }
+func (m *Control) decode(d *msg.Decoder) { m.Command = d.String(MaxService) }
+
+// Status of Done.
+const (
+	StatusOK      = 0
+	StatusFailed  = 1 // the session failed; the client was told in the protocol if it could be
+	StatusRefused = 2 // refused before any Git data: Message is for the client
+)
+
+// Done: parent → gotsh or gotctl, the last message of a connection.
+type Done struct {
+	Status  uint32
+	Message string // MaxMessage; fixed texts, never client bytes
+}
+
+func (*Done) Type() msg.Type          { return TypeDone }
+func (m *Done) encode(e *msg.Encoder) { e.Uint32(m.Status).String(m.Message) }
+func (m *Done) decode(d *msg.Decoder) { m.Status, m.Message = d.Uint32(), d.String(MaxMessage) }
+
+// Text: parent → gotctl, output of a command, in pieces.
+type Text struct {
+	Text string // MaxText
+}
+
+func (*Text) Type() msg.Type          { return TypeText }
+func (m *Text) encode(e *msg.Encoder) { e.String(m.Text) }
+func (m *Text) decode(d *msg.Decoder) { m.Text = d.String(MaxText) }
+
+// Connect: listen → parent; fd: the connection to gotsh. Two Stream
+// messages for the same client follow.
+type Connect struct {
+	Client        uint32
+	UID, GID, PID uint32 // the peer's credentials (SO_PEERCRED)
+	Hello
+}
+
+func (*Connect) Type() msg.Type { return TypeConnect }
+func (m *Connect) encode(e *msg.Encoder) {
+	e.Uint32(m.Client).Uint32(m.UID).Uint32(m.GID).Uint32(m.PID)
+	m.Hello.encode(e)
+}
+func (m *Connect) decode(d *msg.Decoder) {
+	m.Client, m.UID, m.GID, m.PID = d.Uint32(), d.Uint32(), d.Uint32(), d.Uint32()
+	m.Hello.decode(d)
+}
+
+// ControlConnect: listen → parent; fd: the connection to gotctl.
+type ControlConnect struct {
+	Client uint32
+	UID    uint32
+	Control
+}
+
+func (*ControlConnect) Type() msg.Type { return TypeControlConnect }
+func (m *ControlConnect) encode(e *msg.Encoder) {
+	e.Uint32(m.Client).Uint32(m.UID)
+	m.Control.encode(e)
+}
+func (m *ControlConnect) decode(d *msg.Decoder) {
+	m.Client, m.UID = d.Uint32(), d.Uint32()
+	m.Control.decode(d)
+}
+
+// Disconnect: parent → listen: a client is gone; its connection no
+// longer counts against the limits.
+type Disconnect struct {
+	Client uint32
+}
+
+func (*Disconnect) Type() msg.Type          { return TypeDisconnect }
+func (m *Disconnect) encode(e *msg.Encoder) { e.Uint32(m.Client) }
+func (m *Disconnect) decode(d *msg.Decoder) { m.Client = d.Uint32() }
+
+// Halt: parent → listen: stop accepting connections (gotctl stop).
+type Halt struct{}
+
+func (*Halt) Type() msg.Type        { return TypeHalt }
+func (*Halt) encode(*msg.Encoder)   {}
+func (*Halt) decode(d *msg.Decoder) {}
+
+// Limits: parent → listen, at start and after a reload: connections
+// allowed per user and in all.
+type Limits struct {
+	Default, Total uint32
+	// UIDs and PerUID are parallel, at most MaxRules long.
+	UIDs, PerUID []uint32
+	// Control lists the uids allowed to use gotctl (root and the
+	// daemon's user), at most 2.
+	Control []uint32
+}
+
+func (*Limits) Type() msg.Type { return TypeLimits }
+func (m *Limits) encode(e *msg.Encoder) {
+	e.Uint32(m.Default).Uint32(m.Total).Uint32s(m.UIDs).Uint32s(m.PerUID).Uint32s(m.Control)
+}
+func (m *Limits) decode(d *msg.Decoder) {
+	m.Default, m.Total = d.Uint32(), d.Uint32()
+	m.UIDs, m.PerUID, m.Control = d.Uint32s(MaxRules), d.Uint32s(MaxRules), d.Uint32s(2)
+	if len(m.UIDs) != len(m.PerUID) {
+		d.Fail("limits of different lengths")
+	}
+}
+
+// Rule is a permit or deny line, as config.Rule.
+type Rule struct {
+	Deny, Write bool
+	Ident       string // MaxUser
+}
+
+// AuthRequest: parent → auth; fd: the client's connection, whose peer
+// auth checks again against UID.
+type AuthRequest struct {
+	UID, GID uint32
+	Repo     string // MaxRepoName, for the log
+	Rules    []Rule // MaxRules
+}
+
+func (*AuthRequest) Type() msg.Type { return TypeAuthRequest }
+func (m *AuthRequest) encode(e *msg.Encoder) {
+	e.Uint32(m.UID).Uint32(m.GID).String(m.Repo).Uint32(uint32(len(m.Rules)))
+	for _, r := range m.Rules {
+		e.Uint32(boolU32(r.Deny)).Uint32(boolU32(r.Write)).String(r.Ident)
+	}
+}
+func (m *AuthRequest) decode(d *msg.Decoder) {
+	m.UID, m.GID, m.Repo = d.Uint32(), d.Uint32(), d.String(MaxRepoName)
+	n := d.Uint32()
+	if n > MaxRules {
+		d.Fail("too many rules")
+		return
+	}
+	for i := uint32(0); i < n; i++ {
+		m.Rules = append(m.Rules, Rule{Deny: getBool(d), Write: getBool(d), Ident: d.String(MaxUser)})
+	}
+}
+
+// AuthResult: auth → parent, the only message of an auth process.
+type AuthResult struct {
+	Access uint32 // config.Access
+	User   string // MaxUser: the name of UID
+}
+
+func (*AuthResult) Type() msg.Type          { return TypeAuthResult }
+func (m *AuthResult) encode(e *msg.Encoder) { e.Uint32(m.Access).String(m.User) }
+func (m *AuthResult) decode(d *msg.Decoder) { m.Access, m.User = d.Uint32(), d.String(MaxUser) }
+
+// Start: parent → session_read, session_write, repo_read or
+// repo_write, the first message on its channel: the client and
+// repository it serves.
+type Start struct {
+	Client   uint32
+	Repo     string // MaxRepoName: the configured name
+	Path     string // MaxPath
+	Protocol string // MaxProtocol
+	User     string // MaxUser
+	// Timeout bounds the wait for each request of the client, in
+	// seconds.
+	Timeout uint32
+	// Quarantine is the push's quarantine directory, which the parent
+	// created in objects/ and removes when the client is gone
+	// (session_write, repo_write: the only place it may write).
+	Quarantine string // MaxPath
+	// Protected references (session_write), each list MaxRefs long.
+	Branches, BranchNamespaces, TagNamespaces []string
+}
+
+func (*Start) Type() msg.Type { return TypeStart }
+func (m *Start) encode(e *msg.Encoder) {
+	e.Uint32(m.Client).String(m.Repo).String(m.Path).String(m.Protocol).String(m.User).Uint32(m.Timeout).String(m.Quarantine)
+	e.Strings(m.Branches).Strings(m.BranchNamespaces).Strings(m.TagNamespaces)
+}
+func (m *Start) decode(d *msg.Decoder) {
+	m.Client, m.Repo, m.Path, m.Protocol, m.User = d.Uint32(), d.String(MaxRepoName), d.String(MaxPath), d.String(MaxProtocol), d.String(MaxUser)
+	m.Timeout, m.Quarantine = d.Uint32(), d.String(MaxPath)
+	m.Branches, m.BranchNamespaces, m.TagNamespaces = d.Strings(MaxRefs, MaxPath), d.Strings(MaxRefs, MaxPath), d.Strings(MaxRefs, MaxPath)
+}
+
+// Kinds of IDs.
+const (
+	IDsWants = iota
+	IDsCommon
+	IDsShallow
+	IDsClientShallow
+	numIDKinds
+)
+
+// IDs: session_read → repo_read, object ids of the next PackRequest,
+// in pieces: IDs holds whole ids of the repository's format, at most
+// msg.MaxSize-64 bytes.
+type IDs struct {
+	Kind uint32
+	IDs  []byte
+}
+
+func (*IDs) Type() msg.Type          { return TypeIDs }
+func (m *IDs) encode(e *msg.Encoder) { e.Uint32(m.Kind).Bytes(m.IDs) }
+func (m *IDs) decode(d *msg.Decoder) {
+	m.Kind, m.IDs = d.Uint32(), d.Bytes(msg.MaxSize-64)
+	if m.Kind >= numIDKinds {
+		d.Fail("unknown id kind")
+	}
+}
+
+// PackRequest: session_read → repo_read; fd: the client's output. The
+// ids were sent before it as IDs messages.
+type PackRequest struct {
+	Filter                     string // MaxService*2: a filter spec
+	Thin, OfsDelta, IncludeTag bool
+	Sideband                   uint32 // upload.Framing
+	Progress                   bool
+}
+
+func (*PackRequest) Type() msg.Type { return TypePackRequest }
+func (m *PackRequest) encode(e *msg.Encoder) {
+	e.String(m.Filter).Uint32(boolU32(m.Thin)).Uint32(boolU32(m.OfsDelta)).Uint32(boolU32(m.IncludeTag))
+	e.Uint32(m.Sideband).Uint32(boolU32(m.Progress))
+}
+func (m *PackRequest) decode(d *msg.Decoder) {
+	m.Filter = d.String(2 * MaxService)
+	m.Thin, m.OfsDelta, m.IncludeTag = getBool(d), getBool(d), getBool(d)
+	m.Sideband, m.Progress = d.Uint32(), getBool(d)
+}
+
+// PackSent: repo_read → session_read: the pack is written.
+type PackSent struct {
+	Objects uint32
+}
+
+func (*PackSent) Type() msg.Type          { return TypePackSent }
+func (m *PackSent) encode(e *msg.Encoder) { e.Uint32(m.Objects) }
+func (m *PackSent) decode(d *msg.Decoder) { m.Objects = d.Uint32() }
+
+// Failed: repo_read or repo_write → its session: the request failed;
+// Message is what the client may be told.
+type Failed struct {
+	Message string // MaxMessage
+}
+
+func (*Failed) Type() msg.Type          { return TypeFailed }
+func (m *Failed) encode(e *msg.Encoder) { e.String(m.Message) }
+func (m *Failed) decode(d *msg.Decoder) { m.Message = d.String(MaxMessage) }
+
+// RecvPack: session_write → repo_write; fd: the client's input, at the
+// first byte of the pack.
+type RecvPack struct{}
+
+func (*RecvPack) Type() msg.Type      { return TypeRecvPack }
+func (*RecvPack) encode(*msg.Encoder) {}
+func (*RecvPack) decode(*msg.Decoder) {}
+
+// Progress: repo_write → session_write, while indexing.
+type Progress struct {
+	Stage       string // MaxService
+	Done, Total uint32
+}
+
+func (*Progress) Type() msg.Type { return TypeProgress }
+func (m *Progress) encode(e *msg.Encoder) {
+	e.String(m.Stage).Uint32(m.Done).Uint32(m.Total)
+}
+func (m *Progress) decode(d *msg.Decoder) {
+	m.Stage, m.Done, m.Total = d.String(MaxService), d.Uint32(), d.Uint32()
+}
+
+// PackIndexed: repo_write → session_write: the pack is verified and
+// indexed in the quarantine directory.
+type PackIndexed struct {
+	Pack, Index, Rev string // MaxPath each
+	Count, ThinBases uint32
+	Checksum         []byte // MaxChecksum
+}
+
+func (*PackIndexed) Type() msg.Type { return TypePackIndexed }
+func (m *PackIndexed) encode(e *msg.Encoder) {
+	e.String(m.Pack).String(m.Index).String(m.Rev).Uint32(m.Count).Uint32(m.ThinBases).Bytes(m.Checksum)
+}
+func (m *PackIndexed) decode(d *msg.Decoder) {
+	m.Pack, m.Index, m.Rev = d.String(MaxPath), d.String(MaxPath), d.String(MaxPath)
+	m.Count, m.ThinBases, m.Checksum = d.Uint32(), d.Uint32(), d.Bytes(MaxChecksum)
+}
+
+// SessionEnd: session_read or session_write → parent, its last
+// message.
+type SessionEnd struct {
+	Status uint32 // StatusOK or StatusFailed
+	// Updated lists the references a push moved, "old new name" each,
+	// at most MaxRefs.
+	Updated []string
+}
+
+func (*SessionEnd) Type() msg.Type          { return TypeSessionEnd }
+func (m *SessionEnd) encode(e *msg.Encoder) { e.Uint32(m.Status).Strings(m.Updated) }
+func (m *SessionEnd) decode(d *msg.Decoder) {
+	m.Status, m.Updated = d.Uint32(), d.Strings(MaxRefs, MaxPath)
+}
+
+// Notification: parent → notify: a push moved references.
+type Notification struct {
+	Repo, User string   // MaxRepoName, MaxUser
+	Updated    []string // as SessionEnd
+}
+
+func (*Notification) Type() msg.Type { return TypeNotification }
+func (m *Notification) encode(e *msg.Encoder) {
+	e.String(m.Repo).String(m.User).Strings(m.Updated)
+}
+func (m *Notification) decode(d *msg.Decoder) {
+	m.Repo, m.User, m.Updated = d.String(MaxRepoName), d.String(MaxUser), d.Strings(MaxRefs, MaxPath)
+}
+
+// Descriptors a child process finds open when it starts, passed by the
+// parent as it executes the child.
+const (
+	FDParent = 3 // the channel to the parent (every child)
+	FDPeer   = 4 // session ⇄ repo channel; listen: the listening socket
+	FDInput  = 5 // session roles: the client's input
+	FDOutput = 6 // session roles: the client's output
+)
+
+// Inherited returns the channel the child found open at fd.
+func Inherited(fd int, name string) *msg.Conn {
+	return msg.FromFile(os.NewFile(uintptr(fd), name))
+}
+
+// ClientFile returns the client's stream found at fd, made
+// non-blocking so that reads can have deadlines (a pipe from sshd, a
+// socket from a front-end).
+func ClientFile(fd int, name string) *os.File {
+	unix.SetNonblock(fd, true)
+	return os.NewFile(uintptr(fd), name)
+}
+
+// MaxIDs bounds the ids of one kind collected for a PackRequest.
+const MaxIDs = 4 << 20
+
+// SendIDs sends lists (indexed by kind: IDsWants…) as IDs messages.
+func SendIDs(c *msg.Conn, format oid.Format, lists [][]oid.ID) error {
+	per := (msg.MaxSize - 64) / format.Size()
+	for kind, ids := range lists {
+		for len(ids) > 0 {
+			n := min(per, len(ids))
+			b := make([]byte, 0, n*format.Size())
+			for _, id := range ids[:n] {
+				b = append(b, id.Bytes()...)
+			}
+			if err := Send(c, &IDs{Kind: uint32(kind), IDs: b}, nil); err != nil {
+				return err
+			}
+			ids = ids[n:]
+		}
+	}
+	return nil
+}
+
+// AddIDs appends the ids of m to lists (indexed by kind), refusing
+// partial ids and lists over MaxIDs.
+func AddIDs(lists *IDLists, format oid.Format, m *IDs) error {
+	size := format.Size()
+	if len(m.IDs)%size != 0 || len(lists[m.Kind])+len(m.IDs)/size > MaxIDs {
+		return fmt.Errorf("%w: bad id list", ErrUnexpected)
+	}
+	for b := m.IDs; len(b) > 0; b = b[size:] {
+		id, err := oid.FromBytes(format, b[:size])
+		if err != nil {
+			return err
+		}
+		lists[m.Kind] = append(lists[m.Kind], id)
+	}
+	return nil
+}
+
+// IDLists holds ids by kind.
+type IDLists = [numIDKinds][]oid.ID
+
+// getBool reads a boolean: 0 or 1, nothing else.
+func getBool(d *msg.Decoder) bool {
+	v := d.Uint32()
+	if v > 1 {
+		d.Fail("bad boolean")
+	}
+	return v == 1
+}

@@ -1,0 +1,48 @@
+// Package logs sets up the logger of a gotd process: text lines on
+// standard error in the foreground (gotd -d), else syslog's daemon
+// facility. Every line names the process's role, as gotd's do. A role
+// opens its logger before it sandboxes itself: the syslog socket
+// cannot be reached afterwards.
+package logs
+
+import (
+	"io"
+	"log/slog"
+	"os"
+)
+
+// Options say where and how much to log.
+type Options struct {
+	Foreground bool // stderr, else syslog
+	Verbosity  int  // 0: warnings and errors, 1: info (-v), 2: debug (-vv)
+}
+
+// Level is the lowest level logged at verbosity v.
+func Level(v int) slog.Level {
+	switch {
+	case v >= 2:
+		return slog.LevelDebug
+	case v == 1:
+		return slog.LevelInfo
+	}
+	return slog.LevelWarn
+}
+
+// New returns the logger of role. A syslog message is one record: the
+// text handler writes each with one Write.
+func New(role string, o Options) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: Level(o.Verbosity)}
+	var w io.Writer = os.Stderr
+	if !o.Foreground {
+		if sw, err := openSyslog(role); err == nil {
+			w = sw
+			opts.ReplaceAttr = func(_ []string, a slog.Attr) slog.Attr {
+				if a.Key == slog.TimeKey {
+					return slog.Attr{} // syslog stamps lines itself
+				}
+				return a
+			}
+		}
+	}
+	return slog.New(slog.NewTextHandler(w, opts)).With("role", role)
+}

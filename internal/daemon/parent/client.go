@@ -1,0 +1,308 @@
+package parent
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"gotd/internal/daemon/config"
+	"gotd/internal/daemon/gitcmd"
+	"gotd/internal/daemon/ipc"
+	"gotd/internal/daemon/msg"
+)
+
+// state is where a client is in its life.
+type state int
+
+const (
+	// stateConnecting: listen has passed the connection, the streams
+	// follow.
+	stateConnecting state = iota
+	// stateAuth: auth is deciding.
+	stateAuth
+	// stateServing: the session and repo processes run.
+	stateServing
+	// stateEnding: the outcome is known; waiting for processes to exit.
+	stateEnding
+)
+
+func (s state) String() string {
+	return [...]string{"connecting", "authenticating", "serving", "ending"}[s]
+}
+
+// client is one connection of gotsh.
+type client struct {
+	id      uint32
+	connect ipc.Connect
+	conn    *msg.Conn
+	in, out *os.File
+	since   time.Time
+	state   state
+	write   bool
+	repoCfg *config.Repository
+	user    string
+
+	auth, session, repo *child
+	quarantine          string
+
+	end     *ipc.SessionEnd // the session's report
+	refusal string          // told the client before any Git data
+	failure string          // why the client's service failed, for gotsh
+}
+
+// fromListen handles a new client's messages.
+func (d *daemon) fromListen(raw msg.Msg) {
+	switch raw.Type {
+	case ipc.TypeConnect:
+		var m ipc.Connect
+		f, err := ipc.Check(raw, &m, true)
+		if err != nil {
+			d.log.Error("bad message from listen", "err", err)
+			return
+		}
+		c := &client{id: m.Client, connect: m, conn: msg.FromFile(f), since: time.Now()}
+		if m.Client == 0 || d.clients[m.Client] != nil {
+			d.log.Error("listen reused a client id", "client", m.Client)
+			c.conn.Close()
+			return
+		}
+		d.clients[c.id] = c
+	case ipc.TypeStream:
+		var m ipc.Stream
+		f, err := ipc.Check(raw, &m, true)
+		if err != nil {
+			d.log.Error("bad message from listen", "err", err)
+			return
+		}
+		c := d.clients[m.Client]
+		switch {
+		case c == nil || c.state != stateConnecting:
+			f.Close()
+			d.log.Error("stream for no new client", "client", m.Client)
+		case !m.Output && c.in == nil:
+			c.in = f
+		case m.Output && c.in != nil && c.out == nil:
+			c.out = f
+			d.start(c)
+		default:
+			f.Close()
+			d.fail(c, "internal server error")
+			d.maybeDone(c)
+		}
+	case ipc.TypeControlConnect:
+		var m ipc.ControlConnect
+		f, err := ipc.Check(raw, &m, true)
+		if err != nil {
+			d.log.Error("bad message from listen", "err", err)
+			return
+		}
+		d.controlCommand(msg.FromFile(f), &m)
+	default:
+		closeFile(raw)
+		d.log.Error("unexpected message from listen", "type", raw.Type)
+	}
+}
+
+// start looks the repository up and starts auth.
+func (d *daemon) start(c *client) {
+	h := &c.connect.Hello
+	log := d.log.With("client", c.id, "uid", c.connect.UID, "repo", h.Repo)
+	switch h.Service {
+	case gitcmd.UploadPack:
+	case gitcmd.ReceivePack:
+		c.write = true
+	default:
+		log.Warn("unknown service")
+		d.refuse(c, gitcmd.ErrRefused.Error(), "unknown service")
+		return
+	}
+	c.repoCfg = d.cfg.FindRepository(h.Repo)
+	if c.repoCfg == nil {
+		d.refuse(c, "no such repository", "no such repository")
+		return
+	}
+	auth, err := d.spawn(RoleAuth, c.id, nil)
+	if err != nil {
+		log.Error("cannot start auth", "err", err)
+		d.refuse(c, "internal server error", err.Error())
+		return
+	}
+	c.auth, c.state = auth, stateAuth
+	req := &ipc.AuthRequest{UID: c.connect.UID, GID: c.connect.GID, Repo: c.repoCfg.Name}
+	for _, r := range c.repoCfg.Rules {
+		req.Rules = append(req.Rules, ipc.Rule{Deny: r.Deny, Write: r.Write, Ident: r.Ident})
+	}
+	if err := ipc.Send(auth.ch, req, c.conn.File()); err != nil {
+		log.Error("cannot ask auth", "err", err)
+		d.refuse(c, "internal server error", err.Error())
+		return
+	}
+	id := c.id
+	time.AfterFunc(authTimeout, func() { d.events <- event{authTimeout: id} })
+}
+
+// authResult starts the session if the user may do what it asks.
+func (d *daemon) authResult(c *client, raw msg.Msg) error {
+	if c.state != stateAuth {
+		return errors.New("auth answered twice")
+	}
+	var m ipc.AuthResult
+	if _, err := ipc.Check(raw, &m, false); err != nil {
+		return err
+	}
+	c.user = m.User
+	c.auth.kill() // its work is done
+	log := d.log.With("client", c.id, "user", m.User, "repo", c.repoCfg.Name, "service", service(c.write))
+	switch a := config.Access(m.Access); {
+	case a == config.NoAccess:
+		// Not told apart from a repository that does not exist.
+		d.refuse(c, "no such repository", "no rule permits the user")
+		return nil
+	case a == config.Denied:
+		d.refuse(c, "permission denied", "denied by rule")
+		return nil
+	case a == config.Read && c.write:
+		d.refuse(c, "permission denied: read-only access", "read-only user pushing")
+		return nil
+	case a != config.Read && a != config.ReadWrite:
+		return fmt.Errorf("auth answered access %d", m.Access)
+	}
+	log.Info("access granted")
+	if err := d.startSession(c); err != nil {
+		log.Error("cannot start the session", "err", err)
+		d.fail(c, "internal server error")
+		d.maybeDone(c)
+	}
+	return nil
+}
+
+// startSession starts the session and repo processes of c and gives
+// the session the client's streams.
+func (d *daemon) startSession(c *client) error {
+	sessionRole, repoRole := RoleSessionRead, RoleRepoRead
+	start := &ipc.Start{
+		Client:   c.id,
+		Repo:     c.repoCfg.Name,
+		Path:     c.repoCfg.Path,
+		Protocol: c.connect.Protocol,
+		User:     c.user,
+		Timeout:  uint32(d.cfg.RequestTimeout / time.Second),
+	}
+	if c.write {
+		sessionRole, repoRole = RoleSessionWrite, RoleRepoWrite
+		p := &c.repoCfg.Protect
+		start.Branches, start.BranchNamespaces, start.TagNamespaces = p.Branches, p.BranchNamespaces, p.TagNamespaces
+		q, err := os.MkdirTemp(objectsDir(c.repoCfg.Path), "incoming-")
+		if err != nil {
+			return fmt.Errorf("parent: quarantine: %w", err)
+		}
+		c.quarantine, start.Quarantine = q, q
+	}
+	sp, rp, err := msg.Pair()
+	if err != nil {
+		return fmt.Errorf("parent: %w", err)
+	}
+	defer sp.Close()
+	defer rp.Close()
+	if c.session, err = d.spawn(sessionRole, c.id, []*os.File{sp.File(), c.in, c.out}); err != nil {
+		return err
+	}
+	c.state = stateServing
+	c.in.Close()
+	c.out.Close()
+	c.in, c.out = nil, nil
+	if c.repo, err = d.spawn(repoRole, c.id, []*os.File{rp.File()}); err != nil {
+		return err
+	}
+	if err := ipc.Send(c.session.ch, start, nil); err != nil {
+		return fmt.Errorf("parent: %w", err)
+	}
+	if err := ipc.Send(c.repo.ch, start, nil); err != nil {
+		return fmt.Errorf("parent: %w", err)
+	}
+	return nil
+}
+
+// sessionEnd records the session's outcome.
+func (d *daemon) sessionEnd(c *client, raw msg.Msg) error {
+	if c.state != stateServing || c.end != nil {
+		return errors.New("session ended twice")
+	}
+	var m ipc.SessionEnd
+	if _, err := ipc.Check(raw, &m, false); err != nil {
+		return err
+	}
+	c.end = &m
+	c.state = stateEnding
+	if len(m.Updated) > 0 && d.notify != nil && !d.notify.exited {
+		n := &ipc.Notification{Repo: c.repoCfg.Name, User: c.user, Updated: m.Updated}
+		if err := ipc.Send(d.notify.ch, n, nil); err != nil {
+			d.log.Error("cannot queue a notification", "err", err)
+		}
+	}
+	return nil
+}
+
+// refuse ends c before any Git data with a message for the client.
+func (d *daemon) refuse(c *client, clientMsg, why string) {
+	d.log.Warn("client refused", "client", c.id, "uid", c.connect.UID, "user", c.user,
+		"repo", c.connect.Repo, "service", c.connect.Service, "reason", why)
+	if c.refusal == "" {
+		c.refusal = clientMsg
+	}
+	d.fail(c, "")
+	d.maybeDone(c)
+}
+
+// fail stops every process of c.
+func (d *daemon) fail(c *client, why string) {
+	if c.failure == "" {
+		c.failure = why
+	}
+	if c.state != stateEnding {
+		c.state = stateEnding
+	}
+	c.auth.kill()
+	c.session.kill()
+	c.repo.kill()
+}
+
+// maybeDone finishes c once all its processes have exited: it tells
+// gotsh the outcome, removes the quarantine and frees the client's
+// place in listen's count.
+func (d *daemon) maybeDone(c *client) {
+	for _, ch := range []*child{c.auth, c.session, c.repo} {
+		if ch != nil && !ch.exited {
+			return
+		}
+	}
+	if c.state != stateEnding {
+		return
+	}
+	done := &ipc.Done{Status: ipc.StatusOK}
+	switch {
+	case c.refusal != "":
+		done.Status, done.Message = ipc.StatusRefused, c.refusal
+	case c.failure != "" || c.end == nil || c.end.Status != ipc.StatusOK:
+		done.Status, done.Message = ipc.StatusFailed, c.failure
+	}
+	ipc.Send(c.conn, done, nil) // gotsh may be gone
+	c.conn.Close()
+	for _, f := range []*os.File{c.in, c.out} {
+		if f != nil {
+			f.Close()
+		}
+	}
+	if c.quarantine != "" {
+		if err := os.RemoveAll(c.quarantine); err != nil {
+			d.log.Error("cannot remove a quarantine directory", "client", c.id, "err", err)
+		}
+	}
+	delete(d.clients, c.id)
+	if !d.listen.exited {
+		ipc.Send(d.listen.ch, &ipc.Disconnect{Client: c.id}, nil)
+	}
+	d.log.Info("client done", "client", c.id, "user", c.user, "status", done.Status,
+		"duration", time.Since(c.since).Round(time.Millisecond))
+}

@@ -1,0 +1,381 @@
+// Package parent is gotd's parent process: it owns the configuration,
+// the listening socket and the table of clients; it starts every other
+// process by executing its own binary with a role flag, passes each
+// the descriptors and messages it needs, and routes between them. It
+// never reads a byte of the Git protocol: clients reach it only as
+// typed messages from listen, and their streams go from listen to the
+// session and repo processes without being read here.
+//
+// One goroutine (run) owns all state; every channel and child has a
+// goroutine that turns what happens on it into an event for run.
+package parent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"gotd/internal/daemon/config"
+	"gotd/internal/daemon/gitcmd"
+	"gotd/internal/daemon/ipc"
+	"gotd/internal/daemon/msg"
+)
+
+// Roles, the values of the -T flag.
+const (
+	RoleListen       = "listen"
+	RoleAuth         = "auth"
+	RoleSessionRead  = "session_read"
+	RoleSessionWrite = "session_write"
+	RoleRepoRead     = "repo_read"
+	RoleRepoWrite    = "repo_write"
+	RoleNotify       = "notify"
+)
+
+// Time limits of the parent.
+const (
+	authTimeout = 5 * time.Second // for auth's answer
+	killGrace   = 5 * time.Second // from SIGTERM to SIGKILL
+)
+
+// Options configure the daemon.
+type Options struct {
+	Config     *config.Config
+	Foreground bool
+	Verbosity  int
+	// Exe is the daemon's binary, executed for every child.
+	Exe string
+	// Listener is the bound socket.
+	Listener *net.UnixListener
+	// Reload re-reads the configuration (gotctl reload, SIGHUP).
+	Reload func() (*config.Config, error)
+	// ControlUIDs may use gotctl: root and the daemon's user.
+	ControlUIDs []uint32
+	// Limits resolves the configuration's per-user limits to uids.
+	Limits func(*config.Config) *ipc.Limits
+}
+
+// child is a process started for a role.
+type child struct {
+	role   string
+	cmd    *exec.Cmd
+	ch     *msg.Conn
+	client uint32 // 0 for listen and notify
+	exited bool
+	status error // of Wait
+}
+
+func (c *child) pid() int {
+	if c == nil || c.cmd.Process == nil {
+		return 0
+	}
+	return c.cmd.Process.Pid
+}
+
+// kill stops c: SIGTERM, then SIGKILL after the grace period.
+func (c *child) kill() {
+	if c == nil || c.exited {
+		return
+	}
+	c.cmd.Process.Signal(syscall.SIGTERM)
+	p := c.cmd.Process
+	time.AfterFunc(killGrace, func() { p.Kill() }) // harmless once reaped: the pid is not reused before Wait
+}
+
+// event is something run must handle.
+type event struct {
+	from   *child
+	raw    msg.Msg
+	exit   *child
+	status error // of exit
+	sig    os.Signal
+	// authTimeout names a client whose auth took too long.
+	authTimeout uint32
+}
+
+// daemon is the parent's state, owned by run.
+type daemon struct {
+	opts    Options
+	log     *slog.Logger
+	cfg     *config.Config
+	events  chan event
+	listen  *child
+	notify  *child
+	clients map[uint32]*client
+	control []*msg.Conn // gotctl stop callers, answered on exit
+	halted  bool
+}
+
+// Main runs the daemon until it is stopped.
+func Main(ctx context.Context, log *slog.Logger, opts Options) error {
+	d := &daemon{opts: opts, log: log, cfg: opts.Config, events: make(chan event, 64), clients: map[uint32]*client{}}
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	go func() {
+		for s := range sigs {
+			d.events <- event{sig: s}
+		}
+	}()
+	lf, err := opts.Listener.File()
+	if err != nil {
+		return fmt.Errorf("parent: %w", err)
+	}
+	d.listen, err = d.spawn(RoleListen, 0, []*os.File{lf})
+	lf.Close()
+	opts.Listener.Close() // listen holds it now
+	if err != nil {
+		return err
+	}
+	if err := ipc.Send(d.listen.ch, d.limits(), nil); err != nil {
+		return fmt.Errorf("parent: %w", err)
+	}
+	if d.notify, err = d.spawn(RoleNotify, 0, nil); err != nil {
+		return err
+	}
+	log.Info("gotd started", "pid", os.Getpid(), "repositories", len(d.cfg.Repositories), "socket", d.cfg.ListenOn)
+	return d.run(ctx)
+}
+
+// limits is the Limits message of the current configuration.
+func (d *daemon) limits() *ipc.Limits {
+	l := d.opts.Limits(d.cfg)
+	l.Control = d.opts.ControlUIDs
+	return l
+}
+
+// spawn starts a child for role with its channel on fd 3 and extra on
+// the following descriptors.
+func (d *daemon) spawn(role string, client uint32, extra []*os.File) (*child, error) {
+	mine, theirs, err := msg.Pair()
+	if err != nil {
+		return nil, fmt.Errorf("parent: start %s: %w", role, err)
+	}
+	args := []string{"-T", role}
+	if d.opts.Foreground {
+		args = append(args, "-d")
+	}
+	for i := 0; i < d.opts.Verbosity; i++ {
+		args = append(args, "-v")
+	}
+	cmd := exec.Command(d.opts.Exe, args...)
+	cmd.Args[0] = "gotd: " + role // ps shows the role
+	cmd.Stderr = os.Stderr
+	cmd.ExtraFiles = append([]*os.File{theirs.File()}, extra...)
+	// A child outlives no parent: if the daemon dies, so do its clients'
+	// processes.
+	cmd.SysProcAttr = sysProcAttr()
+	err = cmd.Start()
+	theirs.Close()
+	if err != nil {
+		mine.Close()
+		return nil, fmt.Errorf("parent: start %s: %w", role, err)
+	}
+	c := &child{role: role, cmd: cmd, ch: mine, client: client}
+	// The exit event follows every message of the child: its channel
+	// reaches its end when the child is gone.
+	read := make(chan struct{})
+	go func() {
+		defer close(read)
+		for {
+			raw, err := mine.Recv()
+			if err != nil {
+				return
+			}
+			d.events <- event{from: c, raw: raw}
+		}
+	}()
+	go func() {
+		status := cmd.Wait()
+		<-read
+		d.events <- event{exit: c, status: status}
+	}()
+	d.log.Debug("started", "child", role, "pid", cmd.Process.Pid, "client", client)
+	return c, nil
+}
+
+// run handles events until the daemon stops.
+func (d *daemon) run(ctx context.Context) error {
+	for {
+		var ev event
+		select {
+		case ev = <-d.events:
+		case <-ctx.Done():
+			d.shutdown()
+			return nil
+		}
+		switch {
+		case ev.sig != nil:
+			if ev.sig == syscall.SIGHUP {
+				d.reload()
+				continue
+			}
+			d.log.Info("stopping on signal", "signal", ev.sig)
+			d.shutdown()
+			return nil
+		case ev.exit != nil:
+			ev.exit.status = ev.status
+			if err := d.exited(ev.exit); err != nil {
+				d.shutdown()
+				return err
+			}
+		case ev.authTimeout != 0:
+			if c := d.clients[ev.authTimeout]; c != nil && c.state == stateAuth {
+				d.refuse(c, "authentication timed out", "auth timed out")
+			}
+		default:
+			d.message(ev.from, ev.raw)
+		}
+		if d.halted && len(d.clients) == 0 {
+			d.log.Info("all clients are done: stopping")
+			d.shutdown()
+			return nil
+		}
+	}
+}
+
+// message handles a message from a child, checking that its role may
+// send it.
+func (d *daemon) message(from *child, raw msg.Msg) {
+	if from.exited {
+		closeFile(raw)
+		return
+	}
+	if from == d.listen {
+		d.fromListen(raw)
+		return
+	}
+	c := d.clients[from.client]
+	var err error
+	switch {
+	case c == nil:
+		err = errors.New("message for no client")
+	case from == c.auth && raw.Type == ipc.TypeAuthResult:
+		err = d.authResult(c, raw)
+	case from == c.session && raw.Type == ipc.TypeSessionEnd:
+		err = d.sessionEnd(c, raw)
+	default:
+		err = fmt.Errorf("unexpected message %d", raw.Type)
+	}
+	if err != nil {
+		closeFile(raw)
+		d.log.Error("bad message: dropping the client", "child", from.role, "pid", from.pid(), "client", from.client, "err", err)
+		if c != nil {
+			d.fail(c, "internal server error")
+		} else {
+			from.kill()
+		}
+	}
+}
+
+// exited handles the end of a child process.
+func (d *daemon) exited(ch *child) error {
+	ch.exited = true
+	ch.ch.Close()
+	switch ch {
+	case d.listen:
+		if d.halted {
+			return nil
+		}
+		return fmt.Errorf("parent: listen exited: %v", ch.status)
+	case d.notify:
+		d.log.Error("notify exited: notifications are off", "err", ch.status)
+		return nil
+	}
+	c := d.clients[ch.client]
+	if c == nil {
+		return nil
+	}
+	if ch.status != nil {
+		d.log.Warn("child failed", "child", ch.role, "pid", ch.pid(), "client", c.id, "err", ch.status)
+	}
+	switch {
+	case ch == c.auth:
+		if c.state == stateAuth {
+			d.refuse(c, "authentication failed", "auth exited without an answer")
+		}
+	case ch == c.session:
+		if c.end == nil || ch.status != nil {
+			d.fail(c, "the server's session failed")
+		}
+		// The repo process ends when its session's channel closes; one
+		// that does not is stopped.
+		if r := c.repo; r != nil && !r.exited {
+			time.AfterFunc(killGrace, func() { r.cmd.Process.Kill() })
+		}
+	case ch == c.repo:
+		if ch.status != nil && c.end == nil {
+			d.fail(c, "the server's repository process failed")
+		}
+	}
+	d.maybeDone(c)
+	return nil
+}
+
+// shutdown kills every child.
+func (d *daemon) shutdown() {
+	for _, c := range d.clients {
+		c.auth.kill()
+		c.session.kill()
+		c.repo.kill()
+		c.conn.Close()
+		if c.quarantine != "" {
+			os.RemoveAll(c.quarantine)
+		}
+	}
+	d.listen.kill()
+	d.notify.kill()
+	for _, ctl := range d.control {
+		ipc.Send(ctl, &ipc.Done{Status: ipc.StatusOK}, nil)
+		ctl.Close()
+	}
+}
+
+// reload replaces the configuration for new clients; running ones
+// keep the processes, and so the rules, they started with.
+func (d *daemon) reload() error {
+	cfg, err := d.opts.Reload()
+	if err != nil {
+		d.log.Error("reload failed: keeping the running configuration", "err", err)
+		return err
+	}
+	for _, w := range cfg.Warnings {
+		d.log.Warn(w)
+	}
+	if cfg.ListenOn != d.cfg.ListenOn || cfg.User != d.cfg.User {
+		d.log.Warn("reload: 'listen on' and 'user' take effect only when gotd restarts")
+	}
+	d.cfg = cfg
+	if err := ipc.Send(d.listen.ch, d.limits(), nil); err != nil {
+		d.log.Error("reload: cannot update listen's limits", "err", err)
+	}
+	d.log.Info("configuration reloaded", "repositories", len(cfg.Repositories))
+	return nil
+}
+
+func closeFile(raw msg.Msg) {
+	if raw.File != nil {
+		raw.File.Close()
+	}
+}
+
+// objectsDir is where a repository's quarantine directories go.
+func objectsDir(path string) string { return filepath.Join(path, "objects") }
+
+// service names a client's service for messages.
+func service(write bool) string {
+	if write {
+		return gitcmd.ReceivePack
+	}
+	return gitcmd.UploadPack
+}
+
+func itoa(v uint32) string { return strconv.FormatUint(uint64(v), 10) }

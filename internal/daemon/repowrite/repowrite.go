@@ -1,0 +1,60 @@
+// Package repowrite is gotd's repo_write process, one per push: on its
+// session's request it reads the pack from the client's stream, which
+// the session passed it, completes a thin pack from the repository,
+// checks every object and indexes the pack into the push's quarantine
+// directory. It reads the repository and writes only in that
+// directory; the session decides what becomes of the pack.
+package repowrite
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"gotd/internal/daemon/ipc"
+	"gotd/internal/daemon/msg"
+	"gotd/internal/git/repo"
+	"gotd/internal/protocol/receive"
+	"gotd/internal/protocol/wire"
+)
+
+// progressInterval spaces the progress messages sent to the session.
+const progressInterval = 100 * time.Millisecond
+
+// Main receives one pack, if the session asks for one.
+func Main(ctx context.Context, log *slog.Logger, start *ipc.Start, session *msg.Conn, r *repo.Repo) error {
+	log = log.With("client", start.Client, "repo", start.Repo)
+	var req ipc.RecvPack
+	in, err := ipc.Recv(session, &req, true)
+	if err != nil {
+		return nil // no pack: a push of deletions only, or the session ended
+	}
+	defer in.Close()
+	var last time.Time
+	progress := func(stage string, done, total uint32) {
+		if now := time.Now(); done == total || now.Sub(last) >= progressInterval {
+			last = now
+			ipc.Send(session, &ipc.Progress{Stage: stage, Done: done, Total: total}, nil)
+		}
+	}
+	timeout := time.Duration(start.Timeout) * time.Second
+	res, err := receive.IndexPack(ctx, wire.DeadlineReader(in, timeout), start.Quarantine, receive.PackOptions{
+		Format:   r.Format,
+		Bases:    r,
+		Limits:   wire.Limits{RequestTimeout: timeout}.WithDefaults(),
+		Progress: progress,
+	})
+	if err != nil {
+		log.Warn("pack refused", "err", err)
+		return ipc.Send(session, &ipc.Failed{Message: wire.ClientMessage(err)}, nil)
+	}
+	log.Info("pack received", "objects", res.Count, "thin-bases", res.ThinBases)
+	if err := ipc.Send(session, &ipc.PackIndexed{
+		Pack: res.PackPath, Index: res.IndexPath, Rev: res.RevPath,
+		Count: res.Count, ThinBases: uint32(res.ThinBases), Checksum: res.Checksum,
+	}, nil); err != nil {
+		return fmt.Errorf("repo_write: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,94 @@
+// Package sessionread is gotd's session_read process, one per fetch or
+// clone: it runs the upload-pack conversation with the client (the
+// reference advertisement, wants, negotiation, shallow boundaries) on
+// the client's stream, with a read-only view of the repository, and
+// has repo_read write the pack straight onto the client's stream.
+package sessionread
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"gotd/internal/daemon/ipc"
+	"gotd/internal/daemon/msg"
+	"gotd/internal/git/oid"
+	"gotd/internal/git/repo"
+	"gotd/internal/protocol/upload"
+	"gotd/internal/protocol/wire"
+)
+
+// Session is what the role switch prepares: the channels, the client's
+// stream and the opened repository, before the sandbox closes.
+type Session struct {
+	Start    ipc.Start
+	Parent   *msg.Conn
+	RepoRead *msg.Conn
+	In, Out  *os.File
+	Repo     *repo.Repo
+}
+
+// Main serves the client and tells the parent how it went.
+func Main(ctx context.Context, log *slog.Logger, s *Session) error {
+	log = log.With("client", s.Start.Client, "user", s.Start.User, "repo", s.Start.Repo)
+	opts := upload.Options{
+		Repo:    s.Repo,
+		Version: wire.ParseVersion(s.Start.Protocol),
+		Limits:  wire.Limits{RequestTimeout: time.Duration(s.Start.Timeout) * time.Second},
+		Log:     log,
+		SendPack: func(ctx context.Context, req *upload.PackRequest, f upload.Framing) (int, error) {
+			return sendPack(s.RepoRead, s.Repo.Format, req, f, s.Out)
+		},
+	}
+	res, err := upload.Serve(ctx, s.In, s.Out, opts)
+	end := &ipc.SessionEnd{Status: ipc.StatusOK}
+	if err != nil {
+		log.Warn("fetch failed", "err", err)
+		end.Status = ipc.StatusFailed
+	} else {
+		log.Info("fetch done", "packs", res.Fetches, "objects", res.Objects, "agent", res.Agent)
+	}
+	return ipc.Send(s.Parent, end, nil)
+}
+
+// sendPack hands the pack request to repo_read with the client's
+// output and waits for it to be written.
+func sendPack(c *msg.Conn, format oid.Format, req *upload.PackRequest, f upload.Framing, out *os.File) (int, error) {
+	lists := [][]oid.ID{ipc.IDsWants: req.Wants, ipc.IDsCommon: req.Common, ipc.IDsShallow: req.Shallow, ipc.IDsClientShallow: req.ClientShallow}
+	if err := ipc.SendIDs(c, format, lists); err != nil {
+		return 0, fmt.Errorf("session_read: %w", err)
+	}
+	pr := &ipc.PackRequest{
+		Filter: req.Filter.String(), Thin: req.Thin, OfsDelta: req.OfsDelta, IncludeTag: req.IncludeTag,
+		Sideband: uint32(f.Sideband), Progress: f.Progress,
+	}
+	if err := ipc.Send(c, pr, out); err != nil {
+		return 0, fmt.Errorf("session_read: %w", err)
+	}
+	raw, err := c.Recv()
+	if err != nil {
+		return 0, fmt.Errorf("session_read: repo_read: %w", err)
+	}
+	switch raw.Type {
+	case ipc.TypePackSent:
+		var m ipc.PackSent
+		if _, err := ipc.Check(raw, &m, false); err != nil {
+			return 0, fmt.Errorf("session_read: %w", err)
+		}
+		return int(m.Objects), nil
+	case ipc.TypeFailed:
+		var m ipc.Failed
+		if _, err := ipc.Check(raw, &m, false); err != nil {
+			return 0, fmt.Errorf("session_read: %w", err)
+		}
+		// repo_read has told the client on the error band already.
+		return 0, errors.New("session_read: repo_read: " + m.Message)
+	}
+	if raw.File != nil {
+		raw.File.Close()
+	}
+	return 0, fmt.Errorf("session_read: unexpected message %d from repo_read", raw.Type)
+}

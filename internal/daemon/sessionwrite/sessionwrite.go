@@ -1,0 +1,123 @@
+// Package sessionwrite is gotd's session_write process, one per push:
+// it runs the receive-pack conversation with the client, has
+// repo_write receive and verify the pack into the push's quarantine
+// directory, checks every update (connectivity, protected references),
+// installs the pack and moves the references. It is the only process
+// that writes to a repository.
+package sessionwrite
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"gotd/internal/daemon/ipc"
+	"gotd/internal/daemon/msg"
+	"gotd/internal/engine/indexer"
+	"gotd/internal/git/repo"
+	"gotd/internal/git/walk"
+	"gotd/internal/policy"
+	"gotd/internal/protocol/receive"
+	"gotd/internal/protocol/wire"
+)
+
+// Session is what the role switch prepares before the sandbox closes.
+type Session struct {
+	Start     ipc.Start
+	Parent    *msg.Conn
+	RepoWrite *msg.Conn
+	In, Out   *os.File
+	Repo      *repo.Repo
+}
+
+// Main serves the client and tells the parent what the push changed.
+func Main(ctx context.Context, log *slog.Logger, s *Session) error {
+	log = log.With("client", s.Start.Client, "user", s.Start.User, "repo", s.Start.Repo)
+	protect := &policy.Protection{
+		Branches:         s.Start.Branches,
+		BranchNamespaces: s.Start.BranchNamespaces,
+		TagNamespaces:    s.Start.TagNamespaces,
+	}
+	opts := receive.Options{
+		Repo:    s.Repo,
+		Version: wire.ParseVersion(s.Start.Protocol),
+		Limits:  wire.Limits{RequestTimeout: time.Duration(s.Start.Timeout) * time.Second},
+		Log:     log,
+		Check: func(ctx context.Context, cmd *receive.Command, objects walk.Store) error {
+			return protect.Check(ctx, cmd, objects, s.Repo.Format)
+		},
+		ReceivePack: func(ctx context.Context, progress func(string, uint32, uint32)) (string, *indexer.Result, error) {
+			res, err := receivePack(s.RepoWrite, s.Start.Quarantine, s.In, progress)
+			return s.Start.Quarantine, res, err
+		},
+	}
+	res, err := receive.Serve(ctx, s.In, s.Out, opts)
+	// Whatever happened, the quarantine goes (Serve removes it only if
+	// it asked for a pack).
+	os.RemoveAll(s.Start.Quarantine)
+	end := &ipc.SessionEnd{Status: ipc.StatusOK}
+	if err != nil {
+		end.Status = ipc.StatusFailed
+	}
+	if res != nil {
+		for _, c := range res.Updated() {
+			if len(end.Updated) < ipc.MaxRefs {
+				end.Updated = append(end.Updated, fmt.Sprintf("%v %v %s", c.Old, c.New, c.Name))
+			}
+		}
+		log.Info("push done", "updated", len(res.Updated()), "commands", len(res.Commands), "agent", res.Agent)
+	}
+	return ipc.Send(s.Parent, end, nil)
+}
+
+// receivePack has repo_write read the pack from the client's input
+// into the quarantine directory, relaying its progress.
+func receivePack(c *msg.Conn, quarantine string, in *os.File, progress func(string, uint32, uint32)) (*indexer.Result, error) {
+	if err := ipc.Send(c, &ipc.RecvPack{}, in); err != nil {
+		return nil, fmt.Errorf("session_write: %w", err)
+	}
+	for {
+		raw, err := c.Recv()
+		if err != nil {
+			return nil, fmt.Errorf("session_write: repo_write: %w", err)
+		}
+		switch raw.Type {
+		case ipc.TypeProgress:
+			var m ipc.Progress
+			if _, err := ipc.Check(raw, &m, false); err != nil {
+				return nil, fmt.Errorf("session_write: %w", err)
+			}
+			progress(m.Stage, m.Done, m.Total)
+		case ipc.TypeFailed:
+			var m ipc.Failed
+			if _, err := ipc.Check(raw, &m, false); err != nil {
+				return nil, fmt.Errorf("session_write: %w", err)
+			}
+			// A fixed text of the protocol layer, made in repo_write.
+			return nil, wire.Wrap(m.Message, errors.New("repo_write failed"))
+		case ipc.TypePackIndexed:
+			var m ipc.PackIndexed
+			if _, err := ipc.Check(raw, &m, false); err != nil {
+				return nil, fmt.Errorf("session_write: %w", err)
+			}
+			res := &indexer.Result{PackPath: m.Pack, IndexPath: m.Index, RevPath: m.Rev, Count: m.Count, ThinBases: int(m.ThinBases), Checksum: m.Checksum}
+			// repo_write may write only in the quarantine: the files
+			// it names must be there.
+			for _, p := range []string{m.Pack, m.Index, m.Rev} {
+				if p != "" && filepath.Dir(p) != quarantine {
+					return nil, fmt.Errorf("session_write: repo_write named %q outside the quarantine", p)
+				}
+			}
+			return res, nil
+		default:
+			if raw.File != nil {
+				raw.File.Close()
+			}
+			return nil, fmt.Errorf("session_write: unexpected message %d from repo_write", raw.Type)
+		}
+	}
+}
