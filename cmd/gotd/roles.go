@@ -23,6 +23,7 @@ import (
 	"gotd/internal/daemon/sessionwrite"
 	"gotd/internal/daemon/users"
 	"gotd/internal/git/repo"
+	"gotd/internal/protocol/receive"
 )
 
 // runRole is the role switch: each child opens what it needs from the
@@ -137,7 +138,7 @@ func startRepo(parentCh *msg.Conn, write bool) (*ipc.Start, *repo.Repo, error) {
 	}
 	if write {
 		q := start.Quarantine
-		if filepath.Dir(q) != filepath.Join(start.Path, "objects") || !strings.HasPrefix(filepath.Base(q), "incoming-") {
+		if filepath.Dir(q) != filepath.Join(start.Path, "objects") || !strings.HasPrefix(filepath.Base(q), receive.QuarantinePrefix) {
 			return nil, nil, fmt.Errorf("start: bad quarantine %q", q)
 		}
 	}

@@ -163,9 +163,9 @@ func TestSSH(t *testing.T) {
 			if len(procs[role]) == 0 {
 				t.Errorf("no %s process: %v", role, procs)
 			}
-			for _, uid := range procs[role] {
-				if uid != e.daemonUI {
-					t.Errorf("%s runs as uid %d, want %d", role, uid, e.daemonUI)
+			for _, p := range procs[role] {
+				if p.uid != e.daemonUI {
+					t.Errorf("%s runs as uid %d, want %d", role, p.uid, e.daemonUI)
 				}
 			}
 		}
@@ -196,7 +196,9 @@ func TestSSH(t *testing.T) {
 		}()
 		var pid int
 		waitFor(t, "repo_read", func() bool {
-			pid = rolePID("repo_read")
+			if p := processes(t)["repo_read"]; len(p) > 0 {
+				pid = p[0].pid
+			}
 			return pid != 0
 		})
 		if p, err := os.FindProcess(pid); err == nil {
@@ -229,19 +231,6 @@ func TestSSH(t *testing.T) {
 		}
 		waitFor(t, "gotd to exit", func() bool { return e.daemon.ProcessState != nil || exitedPID(e.daemon.Process.Pid) })
 	})
-}
-
-func rolePID(role string) int {
-	ents, _ := os.ReadDir("/proc")
-	for _, ent := range ents {
-		cmdline, err := os.ReadFile(filepath.Join("/proc", ent.Name(), "cmdline"))
-		if err == nil && strings.HasPrefix(string(cmdline), "gotd: "+role+"\x00") {
-			var pid int
-			fmt.Sscan(ent.Name(), &pid)
-			return pid
-		}
-	}
-	return 0
 }
 
 // exitedPID reports whether pid is gone or a zombie.

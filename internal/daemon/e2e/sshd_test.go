@@ -305,9 +305,13 @@ func (e *env) gotctl(args ...string) (string, error) {
 	return string(out), err
 }
 
-// processes lists the daemon's processes: role -> uids.
-func processes(t *testing.T) map[string][]int {
-	m := map[string][]int{}
+// proc is a process of the daemon, as ps sees it.
+type proc struct{ pid, uid int }
+
+// processes lists the daemon's processes by role, from the names the
+// parent gives them ("gotd: role").
+func processes(t *testing.T) map[string][]proc {
+	m := map[string][]proc{}
 	ents, _ := os.ReadDir("/proc")
 	for _, ent := range ents {
 		pid, err := strconv.Atoi(ent.Name())
@@ -327,7 +331,7 @@ func processes(t *testing.T) map[string][]int {
 		for _, line := range strings.Split(string(status), "\n") {
 			if f := strings.Fields(line); len(f) > 1 && f[0] == "Uid:" {
 				uid, _ := strconv.Atoi(f[1])
-				m[role] = append(m[role], uid)
+				m[role] = append(m[role], proc{pid: pid, uid: uid})
 			}
 		}
 	}

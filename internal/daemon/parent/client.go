@@ -4,12 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	"gotd/internal/daemon/config"
 	"gotd/internal/daemon/gitcmd"
 	"gotd/internal/daemon/ipc"
 	"gotd/internal/daemon/msg"
+	"gotd/internal/protocol/receive"
 )
 
 // state is where a client is in its life.
@@ -193,7 +195,7 @@ func (d *daemon) startSession(c *client) error {
 		sessionRole, repoRole = RoleSessionWrite, RoleRepoWrite
 		p := &c.repoCfg.Protect
 		start.Branches, start.BranchNamespaces, start.TagNamespaces = p.Branches, p.BranchNamespaces, p.TagNamespaces
-		q, err := os.MkdirTemp(objectsDir(c.repoCfg.Path), "incoming-")
+		q, err := receive.NewQuarantine(filepath.Join(c.repoCfg.Path, "objects"))
 		if err != nil {
 			return fmt.Errorf("parent: quarantine: %w", err)
 		}
@@ -260,9 +262,7 @@ func (d *daemon) fail(c *client, why string) {
 	if c.failure == "" {
 		c.failure = why
 	}
-	if c.state != stateEnding {
-		c.state = stateEnding
-	}
+	c.state = stateEnding
 	c.auth.kill()
 	c.session.kill()
 	c.repo.kill()

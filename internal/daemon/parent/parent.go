@@ -19,8 +19,6 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"path/filepath"
-	"strconv"
 	"syscall"
 	"time"
 
@@ -87,8 +85,14 @@ func (c *child) kill() {
 		return
 	}
 	c.cmd.Process.Signal(syscall.SIGTERM)
+	c.killAfter(killGrace)
+}
+
+// killAfter sends SIGKILL to c after d unless it has exited by then
+// (os.Process does not signal a process it has reaped).
+func (c *child) killAfter(d time.Duration) {
 	p := c.cmd.Process
-	time.AfterFunc(killGrace, func() { p.Kill() }) // harmless once reaped: the pid is not reused before Wait
+	time.AfterFunc(d, func() { p.Kill() })
 }
 
 // event is something run must handle.
@@ -308,8 +312,8 @@ func (d *daemon) exited(ch *child) error {
 		}
 		// The repo process ends when its session's channel closes; one
 		// that does not is stopped.
-		if r := c.repo; r != nil && !r.exited {
-			time.AfterFunc(killGrace, func() { r.cmd.Process.Kill() })
+		if c.repo != nil && !c.repo.exited {
+			c.repo.killAfter(killGrace)
 		}
 	case ch == c.repo:
 		if ch.status != nil && c.end == nil {
@@ -367,9 +371,6 @@ func closeFile(raw msg.Msg) {
 	}
 }
 
-// objectsDir is where a repository's quarantine directories go.
-func objectsDir(path string) string { return filepath.Join(path, "objects") }
-
 // service names a client's service for messages.
 func service(write bool) string {
 	if write {
@@ -377,5 +378,3 @@ func service(write bool) string {
 	}
 	return gitcmd.UploadPack
 }
-
-func itoa(v uint32) string { return strconv.FormatUint(uint64(v), 10) }

@@ -56,9 +56,6 @@ func Main(ctx context.Context, log *slog.Logger, s *Session) error {
 		},
 	}
 	res, err := receive.Serve(ctx, s.In, s.Out, opts)
-	// Whatever happened, the quarantine goes (Serve removes it only if
-	// it asked for a pack).
-	os.RemoveAll(s.Start.Quarantine)
 	end := &ipc.SessionEnd{Status: ipc.StatusOK}
 	if err != nil {
 		end.Status = ipc.StatusFailed

@@ -11,7 +11,6 @@ import (
 	"gotd/internal/engine/indexer"
 	"gotd/internal/git/object"
 	"gotd/internal/git/oid"
-	"gotd/internal/git/repo"
 	"gotd/internal/protocol/wire"
 )
 
@@ -27,11 +26,14 @@ type PackOptions struct {
 	Progress func(stage string, done, total uint32)
 }
 
-// NewQuarantine creates a push's quarantine directory in the
+// QuarantinePrefix begins the name of every quarantine directory.
+const QuarantinePrefix = "incoming-"
+
+// NewQuarantine creates a push's quarantine directory in a
 // repository's objects directory: where IndexPack writes, and what is
 // removed, pack and all, unless the pack is installed.
-func NewQuarantine(r *repo.Repo) (string, error) {
-	dir, err := os.MkdirTemp(r.ObjectsDir(), "incoming-")
+func NewQuarantine(objectsDir string) (string, error) {
+	dir, err := os.MkdirTemp(objectsDir, QuarantinePrefix)
 	if err != nil {
 		return "", wire.Wrap("unable to create temporary object directory", err)
 	}
@@ -119,7 +121,7 @@ func (s *session) receive() (*indexer.Result, error) {
 		s.quarantine = dir
 		return res, err
 	}
-	dir, err := NewQuarantine(s.repo)
+	dir, err := NewQuarantine(s.repo.ObjectsDir())
 	if err != nil {
 		return nil, err
 	}

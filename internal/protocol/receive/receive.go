@@ -83,9 +83,9 @@ type Options struct {
 	// server error". Check must not keep cmd or objects.
 	Check func(ctx context.Context, cmd *Command, objects walk.Store) error
 	// ReceivePack, if set, has another process (the daemon's
-	// repo_write) receive the pack: it creates a quarantine directory
-	// with NewQuarantine, reads the pack from the client's stream with
-	// IndexPack, relaying progress, and returns the directory (the
+	// repo_write) receive the pack: it reads the pack from the client's
+	// stream with IndexPack into a quarantine directory made with
+	// NewQuarantine, relaying progress, and returns the directory (the
 	// session removes it when done) and the indexed pack. The session
 	// then reads no byte of the stream past the commands. An error's
 	// wire.ClientMessage is the unpack status the client reads.
