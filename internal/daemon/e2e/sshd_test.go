@@ -8,6 +8,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -266,16 +267,43 @@ func (e *env) git(dir string, args ...string) (string, error) {
 	return e.gitWith(dir, "", args...)
 }
 
-// gitWith runs git whose ssh input passes through prefix (a shell
-// pipeline stage before ssh, to hold a client mid-request).
+// gitTimeout bounds every git run of the tests, held ones included.
+const gitTimeout = 2 * time.Minute
+
+// holdScript is ssh with its input held back until the file named by
+// the first argument exists. The feeder is stopped when ssh ends, so
+// that a server hanging up on a held client ends the client too.
+const holdScript = `#!/bin/sh
+hold=$1
+shift
+fifo=$(mktemp -u)
+mkfifo "$fifo"
+# A background job's standard input is /dev/null: git's goes by fd 3.
+exec 3<&0
+( while [ ! -e "$hold" ]; do sleep 0.05; done; exec cat <&3 ) > "$fifo" &
+feeder=$!
+%s "$@" < "$fifo" 3<&-
+status=$?
+kill $feeder 2>/dev/null
+rm -f "$fifo"
+exit $status
+`
+
+// gitWith runs git; with hold, what git sends the server waits until
+// the file hold exists (a client held mid-request).
 func (e *env) gitWith(dir, hold string, args ...string) (string, error) {
 	ssh := fmt.Sprintf("ssh -i %s -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR -o SendEnv=GIT_PROTOCOL", e.key)
 	if hold != "" {
-		script := filepath.Join(e.dir, fmt.Sprintf("ssh-hold-%d", time.Now().UnixNano()))
-		os.WriteFile(script, []byte(fmt.Sprintf("#!/bin/sh\n{ while [ ! -e %s ]; do sleep 0.05; done; exec cat; } | %s \"$@\"\n", hold, ssh)), 0o755)
-		ssh = script
+		script := filepath.Join(e.dir, "ssh-hold")
+		if err := os.WriteFile(script, []byte(fmt.Sprintf(holdScript, ssh)), 0o755); err != nil {
+			return "", err
+		}
+		ssh = script + " " + hold
 	}
-	cmd := exec.Command("git", args...)
+	ctx, cancel := context.WithTimeout(context.Background(), gitTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "git", args...)
+	cmd.WaitDelay = 5 * time.Second // a wrapper left holding git's pipes
 	cmd.Dir = dir
 	// GIT_SSH_VARIANT: the wrapper takes ssh's options (-p, -o SendEnv).
 	cmd.Env = append(gittest.Env(e.t), "GIT_SSH_COMMAND="+ssh, "GIT_SSH_VARIANT=ssh")
