@@ -161,6 +161,11 @@ func runParent(cfg *config.Config, lo logs.Options, load func() (*config.Config,
 	if err != nil {
 		return err
 	}
+	// Ports and keys may need root: taken before it is given up.
+	fes, err := frontends(cfg, log)
+	if err != nil {
+		return err
+	}
 	self := uint32(os.Geteuid())
 	if self == 0 {
 		u, err := users.ByName(cfg.User)
@@ -214,6 +219,7 @@ func runParent(cfg *config.Config, lo logs.Options, load func() (*config.Config,
 		Reload:      load,
 		ControlUIDs: control,
 		Limits:      limits,
+		Frontends:   fes,
 	})
 }
 

@@ -10,6 +10,9 @@ import (
 	"strings"
 
 	"gotd/internal/daemon/auth"
+	"gotd/internal/daemon/frontend"
+	"gotd/internal/daemon/gitd"
+	"gotd/internal/daemon/httpd"
 	"gotd/internal/daemon/ipc"
 	"gotd/internal/daemon/listen"
 	"gotd/internal/daemon/logs"
@@ -21,6 +24,7 @@ import (
 	"gotd/internal/daemon/sandbox"
 	"gotd/internal/daemon/sessionread"
 	"gotd/internal/daemon/sessionwrite"
+	"gotd/internal/daemon/sshd"
 	"gotd/internal/daemon/users"
 	"gotd/internal/git/repo"
 	"gotd/internal/protocol/receive"
@@ -64,6 +68,31 @@ func runRole(role string, lo logs.Options) error {
 			return err
 		}
 		return notify.Main(ctx, log, parentCh)
+
+	case parent.RoleSSHD, parent.RoleGitD, parent.RoleHTTPD:
+		ls, err := frontend.Listeners()
+		if err != nil {
+			return err
+		}
+		// Network-facing: accepts on the sockets it was given and relays
+		// client streams through socket pairs to the processes the
+		// parent starts. No files, no outgoing connections.
+		if err := confine(log, sandbox.Policy{Role: role, Pairs: true}); err != nil {
+			return err
+		}
+		via := map[string]uint32{parent.RoleSSHD: ipc.ViaSSH, parent.RoleGitD: ipc.ViaGit, parent.RoleHTTPD: ipc.ViaHTTP}[role]
+		s := frontend.New(log, via, parentCh)
+		creds, err := s.Start()
+		if err != nil {
+			return err
+		}
+		switch role {
+		case parent.RoleSSHD:
+			return sshd.Main(ctx, log, s, creds, ls)
+		case parent.RoleGitD:
+			return gitd.Main(ctx, log, s, ls)
+		}
+		return httpd.Main(ctx, log, s, creds, ls)
 
 	case parent.RoleSessionRead, parent.RoleSessionWrite:
 		start, r, err := startRepo(parentCh, role == parent.RoleSessionWrite)

@@ -43,6 +43,17 @@ type Config struct {
 	// numeric uid as written); others get DefaultUserLimit.
 	UserLimits   map[string]int
 	Repositories []*Repository
+	// SSH, Git and HTTP are the network front-ends' listeners.
+	SSH, Git, HTTP []Listen
+	// SSHHostKey is the SSH front-end's private host key file.
+	SSHHostKey string
+	// HandshakeTimeout bounds an SSH handshake, an HTTP request's
+	// header and a git:// request line.
+	HandshakeTimeout time.Duration
+	// BodyLimit bounds an HTTP request body, decompressed.
+	BodyLimit int64
+	// Accounts are the front-ends' users.
+	Accounts []*Account
 	// Warnings are problems that do not stop the daemon (a repository
 	// path that does not exist yet, an unused macro).
 	Warnings []string
@@ -111,7 +122,8 @@ type Options struct {
 	// hmac labels must name.
 	Secrets *Secrets
 	// UserExists, if set, tells whether a user named in "connection
-	// limit user" exists; nil skips the check.
+	// limit user" exists, when it is not an account or anonymous; nil
+	// skips the check.
 	UserExists func(name string) bool
 }
 
@@ -138,16 +150,19 @@ func Parse(file string, data []byte, opts Options) (*Config, error) {
 	p := &parser{
 		file: file,
 		cfg: &Config{File: file, ListenOn: DefaultSocket, User: DefaultUser,
-			RequestTimeout: DefaultTimeout, UserLimits: map[string]int{}},
-		opts:   opts,
-		macros: map[string]string{},
-		used:   map[string]bool{},
-		defs:   map[string]int{},
+			RequestTimeout: DefaultTimeout, UserLimits: map[string]int{},
+			SSHHostKey: DefaultHostKey, HandshakeTimeout: DefaultHandshakeTimeout, BodyLimit: DefaultBodyLimit},
+		opts:       opts,
+		macros:     map[string]string{},
+		used:       map[string]bool{},
+		defs:       map[string]int{},
+		limitLines: map[string]int{},
 	}
 	p.lex = &lexer{src: data, line: 1, macros: p.macros, used: p.used, errf: p.errorf}
 	p.advance()
 	p.file_()
 	p.check()
+	p.checkFrontends()
 	if len(p.errs) > 0 {
 		return nil, &Error{Problems: p.errs}
 	}

@@ -29,6 +29,9 @@ type parser struct {
 	macros map[string]string
 	used   map[string]bool
 	defs   map[string]int // macro -> line defined
+	// limitLines: user of a "limit user" line -> its line, checked at
+	// the end, when the accounts are known.
+	limitLines map[string]int
 }
 
 // errSyntax unwinds the parse of one line.
@@ -126,6 +129,10 @@ func (p *parser) topLevel() {
 	switch {
 	case p.is("listen"):
 		p.advance()
+		if p.is("ssh") || p.is("git") || p.is("http") {
+			p.listenFrontend()
+			break
+		}
 		p.expect("on")
 		line := p.tok.line
 		path := p.str("a socket path")
@@ -150,6 +157,13 @@ func (p *parser) topLevel() {
 	case p.is("repository"):
 		p.repository()
 		return
+	case p.is("account"):
+		p.account()
+	case p.is("ssh"):
+		p.advance()
+		p.expect("hostkey")
+		line := p.tok.line
+		p.cfg.SSHHostKey = p.cleanPath(line, "ssh hostkey", p.str("a key path"))
 	case p.tok.kind == tokWord && !reserved[p.tok.text]:
 		p.macro()
 	default:
@@ -215,10 +229,16 @@ func (p *parser) connOption() {
 		if n < 1 || n > MaxClients {
 			p.errorf(line, "connection limit %d for user %s out of range 1-%d", n, user, MaxClients)
 		}
-		if p.opts.UserExists != nil && !p.opts.UserExists(user) {
-			p.errorf(line, "user %s not found", user)
-		}
+		p.limitLines[user] = line
 		p.cfg.UserLimits[user] = int(n)
+	case p.is("handshake"):
+		p.advance()
+		p.expect("timeout")
+		p.cfg.HandshakeTimeout = p.timeout()
+	case p.is("body"):
+		p.advance()
+		p.expect("limit")
+		p.cfg.BodyLimit = p.size()
 	default:
 		p.fail("syntax error: unexpected %v in connection options", p.tok)
 	}

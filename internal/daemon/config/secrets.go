@@ -12,6 +12,10 @@ import (
 type Secrets struct {
 	Auth map[string]*AuthSecret
 	HMAC map[string]string
+	// Passwords (bcrypt hashes) and Tokens (SHA-256 hashes) of the
+	// front-ends' accounts, by account name.
+	Passwords map[string]string
+	Tokens    map[string][]string
 }
 
 // AuthSecret is an "auth" entry.
@@ -46,11 +50,13 @@ func ParseSecretsFile(path string, checkOwner bool) (*Secrets, error) {
 }
 
 // ParseSecrets parses secrets: one entry per line, "auth LABEL user
-// USER password PASSWORD" or "hmac LABEL SECRET"; blank lines and lines
+// USER password PASSWORD", "hmac LABEL SECRET", "password ACCOUNT
+// BCRYPT-HASH" or "token ACCOUNT sha256:HEX"; blank lines and lines
 // starting with '#' are ignored; words may be quoted with ' or " and
 // use backslash escapes.
 func ParseSecrets(file string, data []byte) (*Secrets, error) {
-	s := &Secrets{Auth: map[string]*AuthSecret{}, HMAC: map[string]string{}}
+	s := &Secrets{Auth: map[string]*AuthSecret{}, HMAC: map[string]string{},
+		Passwords: map[string]string{}, Tokens: map[string][]string{}}
 	var errs []string
 	for i, line := range strings.Split(string(data), "\n") {
 		n := i + 1
@@ -73,6 +79,19 @@ func ParseSecrets(file string, data []byte) (*Secrets, error) {
 				errs = append(errs, fmt.Sprintf("%s:%d: duplicate hmac entry %s", file, n, words[1]))
 			}
 			s.HMAC[words[1]] = words[2]
+		case words[0] == "password" && len(words) == 3:
+			if _, dup := s.Passwords[words[1]]; dup {
+				errs = append(errs, fmt.Sprintf("%s:%d: duplicate password for %s", file, n, words[1]))
+			}
+			if err := checkPasswordHash(words[2]); err != nil {
+				errs = append(errs, fmt.Sprintf("%s:%d: %v", file, n, err))
+			}
+			s.Passwords[words[1]] = words[2]
+		case words[0] == "token" && len(words) == 3:
+			if err := checkTokenHash(words[2]); err != nil {
+				errs = append(errs, fmt.Sprintf("%s:%d: %v", file, n, err))
+			}
+			s.Tokens[words[1]] = append(s.Tokens[words[1]], words[2])
 		default:
 			errs = append(errs, fmt.Sprintf("%s:%d: syntax error", file, n))
 		}

@@ -150,7 +150,7 @@ func TestSSH(t *testing.T) {
 		}()
 		// The clone waits after the advertisement: its processes run.
 		waitFor(t, "the session processes", func() bool {
-			p := processes(t)
+			p := processes(t, e.daemon.Process.Pid)
 			return len(p["session_read"]) > 0 && len(p["repo_read"]) > 0
 		})
 		info, err := e.gotctl("info")
@@ -158,7 +158,7 @@ func TestSSH(t *testing.T) {
 			t.Errorf("gotctl info: %v\n%s", err, info)
 		}
 		// Every process of the daemon runs as its user, each role apart.
-		procs := processes(t)
+		procs := processes(t, e.daemon.Process.Pid)
 		for _, role := range []string{"listen", "notify", "session_read", "repo_read"} {
 			if len(procs[role]) == 0 {
 				t.Errorf("no %s process: %v", role, procs)
@@ -196,7 +196,7 @@ func TestSSH(t *testing.T) {
 		}()
 		var pid int
 		waitFor(t, "repo_read", func() bool {
-			if p := processes(t)["repo_read"]; len(p) > 0 {
+			if p := processes(t, e.daemon.Process.Pid)["repo_read"]; len(p) > 0 {
 				pid = p[0].pid
 			}
 			return pid != 0
@@ -211,7 +211,7 @@ func TestSSH(t *testing.T) {
 		// The client's processes are gone, the daemon serves others,
 		// and nothing is left in the repository.
 		waitFor(t, "the killed client's processes to go", func() bool {
-			p := processes(t)
+			p := processes(t, e.daemon.Process.Pid)
 			return len(p["session_read"]) == 0 && len(p["repo_read"]) == 0
 		})
 		e.mustGit(work, "clone", "-q", e.url(rwUser, "test"), filepath.Join(work, "after-kill"))

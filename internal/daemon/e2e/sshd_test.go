@@ -338,7 +338,7 @@ type proc struct{ pid, uid int }
 
 // processes lists the daemon's processes by role, from the names the
 // parent gives them ("gotd: role").
-func processes(t *testing.T) map[string][]proc {
+func processes(t *testing.T, parent int) map[string][]proc {
 	m := map[string][]proc{}
 	ents, _ := os.ReadDir("/proc")
 	for _, ent := range ents {
@@ -356,11 +356,19 @@ func processes(t *testing.T) map[string][]proc {
 			continue
 		}
 		status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		ppid, uid := -1, -1
 		for _, line := range strings.Split(string(status), "\n") {
-			if f := strings.Fields(line); len(f) > 1 && f[0] == "Uid:" {
-				uid, _ := strconv.Atoi(f[1])
-				m[role] = append(m[role], proc{pid: pid, uid: uid})
+			f := strings.Fields(line)
+			switch {
+			case len(f) > 1 && f[0] == "Uid:":
+				uid, _ = strconv.Atoi(f[1])
+			case len(f) > 1 && f[0] == "PPid:":
+				ppid, _ = strconv.Atoi(f[1])
 			}
+		}
+		// Only this test's daemon: other tests may run one too.
+		if ppid == parent {
+			m[role] = append(m[role], proc{pid: pid, uid: uid})
 		}
 	}
 	return m

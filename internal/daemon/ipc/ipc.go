@@ -10,6 +10,8 @@
 package ipc
 
 import (
+	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -32,6 +34,10 @@ const (
 	MaxRefs     = 4096 // protected references and namespaces, of each kind
 	MaxText     = 32 << 10
 	MaxChecksum = 64
+	MaxRemote   = 128     // a peer's network address
+	MaxKeys     = 256     // SSH public keys of one account
+	MaxKey      = 8 << 10 // one authorized_keys line, or one password hash
+	MaxPEM      = 60 << 10
 )
 
 // Message types. The numbering is private to one build: gotsh, gotctl
@@ -59,6 +65,10 @@ const (
 	TypePackIndexed
 	TypeSessionEnd
 	TypeNotification
+	TypeFrontend
+	TypeAccount
+	TypeAccountsEnd
+	TypeCredential
 )
 
 // Message is one of the types below.
@@ -182,15 +192,36 @@ const (
 	StatusRefused = 2 // refused before any Git data: Message is for the client
 )
 
-// Done: parent → gotsh or gotctl, the last message of a connection.
+// Reasons of a refusal (Done.Reason), for front-ends that answer with
+// a status of their own (HTTP).
+const (
+	ReasonNone   = iota
+	ReasonNoRepo // no such repository, or no rule for the user
+	ReasonDenied // a deny rule, or a read-only user pushing
+	ReasonBusy   // over a connection limit
+	ReasonBadRequest
+	ReasonInternal
+	numReasons
+)
+
+// Done: parent → gotsh, a front-end or gotctl, the last message of a
+// connection.
 type Done struct {
 	Status  uint32
+	Reason  uint32 // with StatusRefused
 	Message string // MaxMessage; fixed texts, never client bytes
 }
 
-func (*Done) Type() msg.Type          { return TypeDone }
-func (m *Done) encode(e *msg.Encoder) { e.Uint32(m.Status).String(m.Message) }
-func (m *Done) decode(d *msg.Decoder) { m.Status, m.Message = d.Uint32(), d.String(MaxMessage) }
+func (*Done) Type() msg.Type { return TypeDone }
+func (m *Done) encode(e *msg.Encoder) {
+	e.Uint32(m.Status).Uint32(m.Reason).String(m.Message)
+}
+func (m *Done) decode(d *msg.Decoder) {
+	m.Status, m.Reason, m.Message = d.Uint32(), d.Uint32(), d.String(MaxMessage)
+	if m.Status > StatusRefused || m.Reason >= numReasons {
+		d.Fail("bad status")
+	}
+}
 
 // Text: parent → gotctl, output of a command, in pieces.
 type Text struct {
@@ -201,23 +232,71 @@ func (*Text) Type() msg.Type          { return TypeText }
 func (m *Text) encode(e *msg.Encoder) { e.String(m.Text) }
 func (m *Text) decode(d *msg.Decoder) { m.Text = d.String(MaxText) }
 
-// Connect: listen → parent; fd: the connection to gotsh. Two Stream
-// messages for the same client follow.
+// Where a client came from (Connect.Via): the unix socket (gotsh), or
+// one of the network front-ends.
+const (
+	ViaSocket = iota
+	ViaSSH
+	ViaGit
+	ViaHTTP
+	numVia
+)
+
+// How a session serves its client's stream (Connect.Mode, Start.Mode).
+const (
+	ModeFull      = iota // a whole conversation: gotsh, SSH, git://
+	ModeAdvertise        // smart HTTP info/refs: the advertisement only
+	ModeStateless        // smart HTTP POST: one request, no advertisement
+	numModes
+)
+
+// Connect: listen or a front-end → parent; fd: the connection to gotsh,
+// or the front-end's end of a channel on which the parent answers only
+// with Done. Two Stream messages for the same client follow.
 type Connect struct {
 	Client        uint32
-	UID, GID, PID uint32 // the peer's credentials (SO_PEERCRED)
+	UID, GID, PID uint32 // the peer's credentials (SO_PEERCRED); 0 from a front-end
+	Via           uint32
+	Mode          uint32
+	// Account is the account a front-end authenticated; "" from a
+	// front-end means anonymous.
+	Account string // MaxUser
+	Remote  string // MaxRemote: the peer's address, for logs
 	Hello
 }
 
 func (*Connect) Type() msg.Type { return TypeConnect }
 func (m *Connect) encode(e *msg.Encoder) {
-	e.Uint32(m.Client).Uint32(m.UID).Uint32(m.GID).Uint32(m.PID)
+	e.Uint32(m.Client).Uint32(m.UID).Uint32(m.GID).Uint32(m.PID).Uint32(m.Via).Uint32(m.Mode)
+	e.String(m.Account).String(m.Remote)
 	m.Hello.encode(e)
 }
 func (m *Connect) decode(d *msg.Decoder) {
 	m.Client, m.UID, m.GID, m.PID = d.Uint32(), d.Uint32(), d.Uint32(), d.Uint32()
+	m.Via, m.Mode = d.Uint32(), d.Uint32()
+	m.Account, m.Remote = d.String(MaxUser), d.String(MaxRemote)
 	m.Hello.decode(d)
+	if m.Via >= numVia || m.Mode >= numModes {
+		d.Fail("bad front-end or mode")
+	}
 }
+
+// ClientID makes a new client id for a connection that came via: the
+// top two bits name the source, so that listen and the front-ends never
+// choose the same id; taken says which ids the source still uses.
+func ClientID(via uint32, taken func(uint32) bool) uint32 {
+	for {
+		var b [4]byte
+		rand.Read(b[:])
+		id := via<<30 | binary.BigEndian.Uint32(b[:])>>2
+		if id != 0 && !taken(id) {
+			return id
+		}
+	}
+}
+
+// Via is the source of a client id made by ClientID.
+func Via(id uint32) uint32 { return id >> 30 }
 
 // ControlConnect: listen → parent; fd: the connection to gotctl.
 type ControlConnect struct {
@@ -246,7 +325,8 @@ func (*Disconnect) Type() msg.Type          { return TypeDisconnect }
 func (m *Disconnect) encode(e *msg.Encoder) { e.Uint32(m.Client) }
 func (m *Disconnect) decode(d *msg.Decoder) { m.Client = d.Uint32() }
 
-// Halt: parent → listen: stop accepting connections (gotctl stop).
+// Halt: parent → listen and the front-ends: stop accepting connections
+// (gotctl stop).
 type Halt struct{}
 
 func (*Halt) Type() msg.Type        { return TypeHalt }
@@ -331,6 +411,7 @@ type Start struct {
 	// Timeout bounds the wait for each request of the client, in
 	// seconds.
 	Timeout uint32
+	Mode    uint32 // ModeFull, ModeAdvertise or ModeStateless
 	// Quarantine is the push's quarantine directory, which the parent
 	// created in objects/ and removes when the client is gone
 	// (session_write, repo_write: the only place it may write).
@@ -341,12 +422,15 @@ type Start struct {
 
 func (*Start) Type() msg.Type { return TypeStart }
 func (m *Start) encode(e *msg.Encoder) {
-	e.Uint32(m.Client).String(m.Repo).String(m.Path).String(m.Protocol).String(m.User).Uint32(m.Timeout).String(m.Quarantine)
+	e.Uint32(m.Client).String(m.Repo).String(m.Path).String(m.Protocol).String(m.User).Uint32(m.Timeout).Uint32(m.Mode).String(m.Quarantine)
 	e.Strings(m.Branches).Strings(m.BranchNamespaces).Strings(m.TagNamespaces)
 }
 func (m *Start) decode(d *msg.Decoder) {
 	m.Client, m.Repo, m.Path, m.Protocol, m.User = d.Uint32(), d.String(MaxRepoName), d.String(MaxPath), d.String(MaxProtocol), d.String(MaxUser)
-	m.Timeout, m.Quarantine = d.Uint32(), d.String(MaxPath)
+	m.Timeout, m.Mode, m.Quarantine = d.Uint32(), d.Uint32(), d.String(MaxPath)
+	if m.Mode >= numModes {
+		d.Fail("bad mode")
+	}
 	m.Branches, m.BranchNamespaces, m.TagNamespaces = d.Strings(MaxRefs, MaxPath), d.Strings(MaxRefs, MaxPath), d.Strings(MaxRefs, MaxPath)
 }
 
@@ -483,11 +567,92 @@ func (m *Notification) decode(d *msg.Decoder) {
 	m.Repo, m.User, m.Updated = d.String(MaxRepoName), d.String(MaxUser), d.Strings(MaxRefs, MaxPath)
 }
 
+// Frontend: parent → sshd, gitd or httpd, at start and after a
+// reload, before any Account: how to treat connections. The front-end
+// uses the new settings once AccountsEnd arrives.
+type Frontend struct {
+	HandshakeTimeout, RequestTimeout uint32 // seconds
+	BodyLimit                        uint64 // bytes of an HTTP request body
+	// Default and Total are connection limits per identity and in all;
+	// Names and PerName (parallel, MaxRules) are the configured ones.
+	Default, Total uint32
+	Names          []string // MaxUser each
+	PerName        []uint32
+}
+
+func (*Frontend) Type() msg.Type { return TypeFrontend }
+func (m *Frontend) encode(e *msg.Encoder) {
+	e.Uint32(m.HandshakeTimeout).Uint32(m.RequestTimeout).Uint64(m.BodyLimit)
+	e.Uint32(m.Default).Uint32(m.Total).Strings(m.Names).Uint32s(m.PerName)
+}
+func (m *Frontend) decode(d *msg.Decoder) {
+	m.HandshakeTimeout, m.RequestTimeout, m.BodyLimit = d.Uint32(), d.Uint32(), d.Uint64()
+	m.Default, m.Total, m.Names, m.PerName = d.Uint32(), d.Uint32(), d.Strings(MaxRules, MaxUser), d.Uint32s(MaxRules)
+	if len(m.Names) != len(m.PerName) {
+		d.Fail("limits of different lengths")
+	}
+}
+
+// Account: parent → sshd, httpd, after Frontend: one account and its
+// credentials (public keys for SSH; a bcrypt password hash and token
+// hashes for HTTP).
+type Account struct {
+	Name     string   // MaxUser
+	Keys     []string // MaxKeys of MaxKey
+	Password string   // MaxKey
+	Tokens   []string // MaxKeys of MaxKey
+}
+
+func (*Account) Type() msg.Type { return TypeAccount }
+func (m *Account) encode(e *msg.Encoder) {
+	e.String(m.Name).Strings(m.Keys).String(m.Password).Strings(m.Tokens)
+}
+func (m *Account) decode(d *msg.Decoder) {
+	m.Name, m.Keys, m.Password, m.Tokens = d.String(MaxUser), d.Strings(MaxKeys, MaxKey), d.String(MaxKey), d.Strings(MaxKeys, MaxKey)
+}
+
+// AccountsEnd: parent → sshd, httpd, gitd: the settings are complete.
+type AccountsEnd struct{}
+
+func (*AccountsEnd) Type() msg.Type      { return TypeAccountsEnd }
+func (*AccountsEnd) encode(*msg.Encoder) {}
+func (*AccountsEnd) decode(*msg.Decoder) {}
+
+// Kinds of Credential.
+const (
+	CredHostKey = iota // sshd: the host's private key
+	CredTLS            // httpd: a listener's certificate chain and key
+	numCreds
+)
+
+// Credential: parent → sshd or httpd, at start and after a reload,
+// before Frontend: a private key, PEM-encoded, and for TLS the
+// certificate chain of the listener with index Listener (the order of
+// the listeners the front-end inherited).
+type Credential struct {
+	Kind     uint32
+	Listener uint32
+	Cert     []byte // MaxPEM together with Key
+	Key      []byte
+}
+
+func (*Credential) Type() msg.Type { return TypeCredential }
+func (m *Credential) encode(e *msg.Encoder) {
+	e.Uint32(m.Kind).Uint32(m.Listener).Bytes(m.Cert).Bytes(m.Key)
+}
+func (m *Credential) decode(d *msg.Decoder) {
+	m.Kind, m.Listener, m.Cert = d.Uint32(), d.Uint32(), d.Bytes(MaxPEM)
+	m.Key = d.Bytes(MaxPEM - len(m.Cert))
+	if m.Kind >= numCreds {
+		d.Fail("unknown credential")
+	}
+}
+
 // Descriptors a child process finds open when it starts, passed by the
 // parent as it executes the child.
 const (
 	FDParent = 3 // the channel to the parent (every child)
-	FDPeer   = 4 // session ⇄ repo channel; listen: the listening socket
+	FDPeer   = 4 // session ⇄ repo channel; listen: the listening socket; front-ends: the first listening socket, the others follow
 	FDInput  = 5 // session roles: the client's input
 	FDOutput = 6 // session roles: the client's output
 )

@@ -8,8 +8,6 @@ package listen
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -167,7 +165,7 @@ func (s *server) serve(c *msg.Conn) {
 	id, why := s.admit(uid)
 	if why != "" {
 		log.Warn("connection refused", "reason", why)
-		ipc.Send(c, &ipc.Done{Status: ipc.StatusRefused, Message: why}, nil)
+		ipc.Send(c, &ipc.Done{Status: ipc.StatusRefused, Reason: ipc.ReasonBusy, Message: why}, nil)
 		return
 	}
 	s.sendMu.Lock()
@@ -200,12 +198,7 @@ func (s *server) admit(uid uint32) (uint32, string) {
 	case uint32(s.perUID[uid]) >= limit:
 		return 0, "too many connections from this user"
 	}
-	var id uint32
-	for id == 0 || s.hasClient(id) {
-		var b [4]byte
-		rand.Read(b[:])
-		id = binary.BigEndian.Uint32(b[:])
-	}
+	id := ipc.ClientID(ipc.ViaSocket, s.hasClient)
 	s.clients[id] = uid
 	s.perUID[uid]++
 	return id, ""
@@ -226,7 +219,7 @@ func (s *server) control(c *msg.Conn, raw msg.Msg, uid uint32, log *slog.Logger)
 	s.mu.Unlock()
 	if !ok {
 		log.Warn("control request refused", "command", ctl.Command)
-		ipc.Send(c, &ipc.Done{Status: ipc.StatusRefused, Message: "permission denied"}, nil)
+		ipc.Send(c, &ipc.Done{Status: ipc.StatusRefused, Reason: ipc.ReasonDenied, Message: "permission denied"}, nil)
 		return
 	}
 	s.sendMu.Lock()

@@ -33,7 +33,7 @@ func (s state) String() string {
 	return [...]string{"connecting", "authenticating", "serving", "ending"}[s]
 }
 
-// client is one connection of gotsh.
+// client is one connection of gotsh, or one request of a front-end.
 type client struct {
 	id      uint32
 	connect ipc.Connect
@@ -50,22 +50,30 @@ type client struct {
 
 	end     *ipc.SessionEnd // the session's report
 	refusal string          // told the client before any Git data
+	reason  uint32          // of the refusal, ipc.Reason…
 	failure string          // why the client's service failed, for gotsh
 }
 
-// fromListen handles a new client's messages.
-func (d *daemon) fromListen(raw msg.Msg) {
+// fromSource handles a new client's messages from listen (via
+// ipc.ViaSocket) or a front-end.
+func (d *daemon) fromSource(from *child, via uint32, raw msg.Msg) {
 	switch raw.Type {
 	case ipc.TypeConnect:
 		var m ipc.Connect
 		f, err := ipc.Check(raw, &m, true)
 		if err != nil {
-			d.log.Error("bad message from listen", "err", err)
+			d.log.Error("bad message", "child", from.role, "err", err)
 			return
 		}
 		c := &client{id: m.Client, connect: m, conn: msg.FromFile(f), since: time.Now()}
-		if m.Client == 0 || d.clients[m.Client] != nil {
-			d.log.Error("listen reused a client id", "client", m.Client)
+		// A source names its own clients only, with ids of its own.
+		switch {
+		case m.Via != via || ipc.Via(m.Client) != via || (via != ipc.ViaSocket) != (m.UID == 0 && m.PID == 0):
+			d.log.Error("client of another source", "child", from.role, "client", m.Client, "via", m.Via)
+			c.conn.Close()
+			return
+		case m.Client == 0 || d.clients[m.Client] != nil:
+			d.log.Error("reused client id", "child", from.role, "client", m.Client)
 			c.conn.Close()
 			return
 		}
@@ -74,14 +82,14 @@ func (d *daemon) fromListen(raw msg.Msg) {
 		var m ipc.Stream
 		f, err := ipc.Check(raw, &m, true)
 		if err != nil {
-			d.log.Error("bad message from listen", "err", err)
+			d.log.Error("bad message", "child", from.role, "err", err)
 			return
 		}
 		c := d.clients[m.Client]
 		switch {
-		case c == nil || c.state != stateConnecting:
+		case c == nil || c.state != stateConnecting || c.connect.Via != via:
 			f.Close()
-			d.log.Error("stream for no new client", "client", m.Client)
+			d.log.Error("stream for no new client", "child", from.role, "client", m.Client)
 		case !m.Output && c.in == nil:
 			c.in = f
 		case m.Output && c.in != nil && c.out == nil:
@@ -93,6 +101,11 @@ func (d *daemon) fromListen(raw msg.Msg) {
 			d.maybeDone(c)
 		}
 	case ipc.TypeControlConnect:
+		if via != ipc.ViaSocket {
+			closeFile(raw)
+			d.log.Error("control connection from a front-end", "child", from.role)
+			return
+		}
 		var m ipc.ControlConnect
 		f, err := ipc.Check(raw, &m, true)
 		if err != nil {
@@ -102,11 +115,12 @@ func (d *daemon) fromListen(raw msg.Msg) {
 		d.controlCommand(msg.FromFile(f), &m)
 	default:
 		closeFile(raw)
-		d.log.Error("unexpected message from listen", "type", raw.Type)
+		d.log.Error("unexpected message", "child", from.role, "type", raw.Type)
 	}
 }
 
-// start looks the repository up and starts auth.
+// start looks the repository up and starts auth, or decides itself
+// for a front-end's client.
 func (d *daemon) start(c *client) {
 	h := &c.connect.Hello
 	log := d.log.With("client", c.id, "uid", c.connect.UID, "repo", h.Repo)
@@ -116,18 +130,26 @@ func (d *daemon) start(c *client) {
 		c.write = true
 	default:
 		log.Warn("unknown service")
-		d.refuse(c, gitcmd.ErrRefused.Error(), "unknown service")
+		d.refuse(c, ipc.ReasonBadRequest, gitcmd.ErrRefused.Error(), "unknown service")
+		return
+	}
+	if c.write && c.connect.Via == ipc.ViaGit {
+		d.refuse(c, ipc.ReasonDenied, "permission denied", "push over git://")
 		return
 	}
 	c.repoCfg = d.cfg.FindRepository(h.Repo)
 	if c.repoCfg == nil {
-		d.refuse(c, "no such repository", "no such repository")
+		d.refuse(c, ipc.ReasonNoRepo, "no such repository", "no such repository")
+		return
+	}
+	if c.connect.Via != ipc.ViaSocket {
+		d.decide(c)
 		return
 	}
 	auth, err := d.spawn(RoleAuth, c.id, nil)
 	if err != nil {
 		log.Error("cannot start auth", "err", err)
-		d.refuse(c, "internal server error", err.Error())
+		d.refuse(c, ipc.ReasonInternal, "internal server error", err.Error())
 		return
 	}
 	c.auth, c.state = auth, stateAuth
@@ -137,7 +159,7 @@ func (d *daemon) start(c *client) {
 	}
 	if err := ipc.Send(auth.ch, req, c.conn.File()); err != nil {
 		log.Error("cannot ask auth", "err", err)
-		d.refuse(c, "internal server error", err.Error())
+		d.refuse(c, ipc.ReasonInternal, "internal server error", err.Error())
 		return
 	}
 	id := c.id
@@ -153,30 +175,37 @@ func (d *daemon) authResult(c *client, raw msg.Msg) error {
 	if _, err := ipc.Check(raw, &m, false); err != nil {
 		return err
 	}
-	c.user = m.User
 	c.auth.kill() // its work is done
-	log := d.log.With("client", c.id, "user", m.User, "repo", c.repoCfg.Name, "service", service(c.write))
-	switch a := config.Access(m.Access); {
-	case a == config.NoAccess:
-		// Not told apart from a repository that does not exist.
-		d.refuse(c, "no such repository", "no rule permits the user")
-		return nil
-	case a == config.Denied:
-		d.refuse(c, "permission denied", "denied by rule")
-		return nil
-	case a == config.Read && c.write:
-		d.refuse(c, "permission denied: read-only access", "read-only user pushing")
-		return nil
-	case a != config.Read && a != config.ReadWrite:
+	if a := config.Access(m.Access); a < config.NoAccess || a > config.ReadWrite {
 		return fmt.Errorf("auth answered access %d", m.Access)
 	}
-	log.Info("access granted")
+	d.access(c, config.Access(m.Access), m.User)
+	return nil
+}
+
+// access starts the session of c if user may do what it asks, or
+// refuses it.
+func (d *daemon) access(c *client, a config.Access, user string) {
+	c.user = user
+	log := d.log.With("client", c.id, "user", user, "repo", c.repoCfg.Name, "service", service(c.write))
+	switch {
+	case a == config.NoAccess:
+		// Not told apart from a repository that does not exist.
+		d.refuse(c, ipc.ReasonNoRepo, "no such repository", "no rule permits the user")
+		return
+	case a == config.Denied:
+		d.refuse(c, ipc.ReasonDenied, "permission denied", "denied by rule")
+		return
+	case a == config.Read && c.write:
+		d.refuse(c, ipc.ReasonDenied, "permission denied: read-only access", "read-only user pushing")
+		return
+	}
+	log.Info("access granted", "via", c.connect.Via, "remote", c.connect.Remote)
 	if err := d.startSession(c); err != nil {
 		log.Error("cannot start the session", "err", err)
 		d.fail(c, "internal server error")
 		d.maybeDone(c)
 	}
-	return nil
 }
 
 // startSession starts the session and repo processes of c and gives
@@ -190,6 +219,7 @@ func (d *daemon) startSession(c *client) error {
 		Protocol: c.connect.Protocol,
 		User:     c.user,
 		Timeout:  uint32(d.cfg.RequestTimeout / time.Second),
+		Mode:     c.connect.Mode,
 	}
 	if c.write {
 		sessionRole, repoRole = RoleSessionWrite, RoleRepoWrite
@@ -247,11 +277,11 @@ func (d *daemon) sessionEnd(c *client, raw msg.Msg) error {
 }
 
 // refuse ends c before any Git data with a message for the client.
-func (d *daemon) refuse(c *client, clientMsg, why string) {
+func (d *daemon) refuse(c *client, reason uint32, clientMsg, why string) {
 	d.log.Warn("client refused", "client", c.id, "uid", c.connect.UID, "user", c.user,
-		"repo", c.connect.Repo, "service", c.connect.Service, "reason", why)
+		"remote", c.connect.Remote, "repo", c.connect.Repo, "service", c.connect.Service, "reason", why)
 	if c.refusal == "" {
-		c.refusal = clientMsg
+		c.refusal, c.reason = clientMsg, reason
 	}
 	d.fail(c, "")
 	d.maybeDone(c)
@@ -269,8 +299,8 @@ func (d *daemon) fail(c *client, why string) {
 }
 
 // maybeDone finishes c once all its processes have exited: it tells
-// gotsh the outcome, removes the quarantine and frees the client's
-// place in listen's count.
+// gotsh or the front-end the outcome, removes the quarantine and frees
+// the client's place in listen's count (a front-end counts its own).
 func (d *daemon) maybeDone(c *client) {
 	for _, ch := range []*child{c.auth, c.session, c.repo} {
 		if ch != nil && !ch.exited {
@@ -283,7 +313,7 @@ func (d *daemon) maybeDone(c *client) {
 	done := &ipc.Done{Status: ipc.StatusOK}
 	switch {
 	case c.refusal != "":
-		done.Status, done.Message = ipc.StatusRefused, c.refusal
+		done.Status, done.Reason, done.Message = ipc.StatusRefused, c.reason, c.refusal
 	case c.failure != "" || c.end == nil || c.end.Status != ipc.StatusOK:
 		done.Status, done.Message = ipc.StatusFailed, c.failure
 	}
@@ -300,7 +330,7 @@ func (d *daemon) maybeDone(c *client) {
 		}
 	}
 	delete(d.clients, c.id)
-	if !d.listen.exited {
+	if c.connect.Via == ipc.ViaSocket && !d.listen.exited {
 		ipc.Send(d.listen.ch, &ipc.Disconnect{Client: c.id}, nil)
 	}
 	d.log.Info("client done", "client", c.id, "user", c.user, "status", done.Status,

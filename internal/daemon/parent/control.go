@@ -47,11 +47,19 @@ func (d *daemon) controlCommand(conn *msg.Conn, m *ipc.ControlConnect) {
 			d.halted = true
 			d.log.Info("stopping once the clients are done", "clients", len(d.clients))
 			ipc.Send(d.listen.ch, &ipc.Halt{}, nil)
+			for _, f := range d.frontends {
+				if !f.proc.exited {
+					ipc.Send(f.proc.ch, &ipc.Halt{}, nil)
+				}
+			}
 		}
 	default:
 		reply(ipc.StatusRefused, "unknown command")
 	}
 }
+
+// viaNames name the sources of clients.
+var viaNames = [...]string{ipc.ViaSocket: "gotsh", ipc.ViaSSH: "ssh", ipc.ViaGit: "git", ipc.ViaHTTP: "http"}
 
 // info describes the daemon and its clients, for gotctl info.
 func (d *daemon) info() string {
@@ -81,8 +89,12 @@ func (d *daemon) info() string {
 		if user == "" {
 			user = "-"
 		}
-		fmt.Fprintf(&b, "client %d: user %s, UID %d, GID %d, %s repository %q, state %s, session PID %d, repo PID %d, since %s\n",
-			c.id, user, c.connect.UID, c.connect.GID, dir, name, c.state, c.session.pid(), c.repo.pid(),
+		from := fmt.Sprintf("UID %d, GID %d", c.connect.UID, c.connect.GID)
+		if c.connect.Via != ipc.ViaSocket {
+			from = fmt.Sprintf("via %s from %s", viaNames[c.connect.Via], c.connect.Remote)
+		}
+		fmt.Fprintf(&b, "client %d: user %s, %s, %s repository %q, state %s, session PID %d, repo PID %d, since %s\n",
+			c.id, user, from, dir, name, c.state, c.session.pid(), c.repo.pid(),
 			c.since.UTC().Format(time.RFC3339))
 	}
 	return b.String()

@@ -37,6 +37,9 @@ const (
 	RoleRepoRead     = "repo_read"
 	RoleRepoWrite    = "repo_write"
 	RoleNotify       = "notify"
+	RoleSSHD         = "sshd"  // the built-in SSH server
+	RoleGitD         = "gitd"  // the git:// daemon
+	RoleHTTPD        = "httpd" // smart HTTP
 )
 
 // Time limits of the parent.
@@ -60,6 +63,8 @@ type Options struct {
 	ControlUIDs []uint32
 	// Limits resolves the configuration's per-user limits to uids.
 	Limits func(*config.Config) *ipc.Limits
+	// Frontends are the network front-ends to run.
+	Frontends []Frontend
 }
 
 // child is a process started for a role.
@@ -104,19 +109,22 @@ type event struct {
 	sig    os.Signal
 	// authTimeout names a client whose auth took too long.
 	authTimeout uint32
+	// restart names a front-end to start again.
+	restart *frontend
 }
 
 // daemon is the parent's state, owned by run.
 type daemon struct {
-	opts    Options
-	log     *slog.Logger
-	cfg     *config.Config
-	events  chan event
-	listen  *child
-	notify  *child
-	clients map[uint32]*client
-	control []*msg.Conn // gotctl stop callers, answered on exit
-	halted  bool
+	opts      Options
+	log       *slog.Logger
+	cfg       *config.Config
+	events    chan event
+	listen    *child
+	notify    *child
+	frontends []*frontend
+	clients   map[uint32]*client
+	control   []*msg.Conn // gotctl stop callers, answered on exit
+	halted    bool
 }
 
 // Main runs the daemon until it is stopped.
@@ -144,6 +152,13 @@ func Main(ctx context.Context, log *slog.Logger, opts Options) error {
 	}
 	if d.notify, err = d.spawn(RoleNotify, 0, nil); err != nil {
 		return err
+	}
+	for _, f := range opts.Frontends {
+		fe := &frontend{Frontend: f}
+		d.frontends = append(d.frontends, fe)
+		if err := d.startFrontend(fe); err != nil {
+			return err
+		}
 	}
 	log.Info("gotd started", "pid", os.Getpid(), "repositories", len(d.cfg.Repositories), "socket", d.cfg.ListenOn)
 	return d.run(ctx)
@@ -233,7 +248,14 @@ func (d *daemon) run(ctx context.Context) error {
 			}
 		case ev.authTimeout != 0:
 			if c := d.clients[ev.authTimeout]; c != nil && c.state == stateAuth {
-				d.refuse(c, "authentication timed out", "auth timed out")
+				d.refuse(c, ipc.ReasonInternal, "authentication timed out", "auth timed out")
+			}
+		case ev.restart != nil:
+			if !d.halted {
+				if err := d.startFrontend(ev.restart); err != nil {
+					d.log.Error("cannot start a front-end", "child", ev.restart.Role, "err", err)
+					d.restartLater(ev.restart)
+				}
 			}
 		default:
 			d.message(ev.from, ev.raw)
@@ -254,7 +276,11 @@ func (d *daemon) message(from *child, raw msg.Msg) {
 		return
 	}
 	if from == d.listen {
-		d.fromListen(raw)
+		d.fromSource(from, ipc.ViaSocket, raw)
+		return
+	}
+	if f := d.frontendOf(from); f != nil {
+		d.fromSource(from, f.Via, raw)
 		return
 	}
 	c := d.clients[from.client]
@@ -294,6 +320,10 @@ func (d *daemon) exited(ch *child) error {
 		d.log.Error("notify exited: notifications are off", "err", ch.status)
 		return nil
 	}
+	if f := d.frontendOf(ch); f != nil {
+		d.frontendExited(f)
+		return nil
+	}
 	c := d.clients[ch.client]
 	if c == nil {
 		return nil
@@ -304,7 +334,7 @@ func (d *daemon) exited(ch *child) error {
 	switch {
 	case ch == c.auth:
 		if c.state == stateAuth {
-			d.refuse(c, "authentication failed", "auth exited without an answer")
+			d.refuse(c, ipc.ReasonInternal, "authentication failed", "auth exited without an answer")
 		}
 	case ch == c.session:
 		if c.end == nil || ch.status != nil {
@@ -337,6 +367,9 @@ func (d *daemon) shutdown() {
 	}
 	d.listen.kill()
 	d.notify.kill()
+	for _, f := range d.frontends {
+		f.proc.kill()
+	}
 	for _, ctl := range d.control {
 		ipc.Send(ctl, &ipc.Done{Status: ipc.StatusOK}, nil)
 		ctl.Close()
@@ -360,6 +393,13 @@ func (d *daemon) reload() error {
 	d.cfg = cfg
 	if err := ipc.Send(d.listen.ch, d.limits(), nil); err != nil {
 		d.log.Error("reload: cannot update listen's limits", "err", err)
+	}
+	for _, f := range d.frontends {
+		if !f.proc.exited {
+			if err := d.sendSettings(f); err != nil {
+				d.log.Error("reload: cannot update a front-end", "child", f.Role, "err", err)
+			}
+		}
 	}
 	d.log.Info("configuration reloaded", "repositories", len(cfg.Repositories))
 	return nil

@@ -31,6 +31,10 @@ type Policy struct {
 	// can use only the descriptors it was given (accepting connections
 	// on a listening socket it holds included).
 	Sockets bool
+	// Pairs allows creating connected socket pairs (socketpair), which
+	// the front-ends relay client streams through; without Sockets, no
+	// other socket can be made.
+	Pairs bool
 	// Bind allows binding and listening, which no sandboxed role needs:
 	// the parent binds before its children start.
 	Bind bool

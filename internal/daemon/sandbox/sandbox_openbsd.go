@@ -48,6 +48,8 @@ func Apply(p Policy) (Report, error) {
 	}
 	if p.Sockets {
 		promises = append(promises, "inet", "unix", "dns")
+	} else if p.Pairs {
+		promises = append(promises, "inet") // accept(2) on the sockets it holds
 	}
 	if p.Exec {
 		promises = append(promises, "proc", "exec", "id")

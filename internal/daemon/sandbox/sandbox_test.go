@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"gotd/internal/git/oid"
 	"gotd/internal/git/repo"
 	"gotd/internal/gittest"
@@ -38,6 +40,7 @@ func child(role, repoDir, port, otherPort string) int {
 		"session_write": {Role: role, ReadDirs: []string{repoDir}, WriteDirs: []string{repoDir}},
 		"auth":          {Role: role, ReadFiles: []string{"/etc/passwd", "/etc/group"}},
 		"listen":        {Role: role},
+		"frontend":      {Role: role, Pairs: true},
 		"notify":        {Role: role, Sockets: true, ConnectTCP: []uint16{p}},
 	}
 	// What the role is about to need, opened before the sandbox.
@@ -74,6 +77,12 @@ func child(role, repoDir, port, otherPort string) int {
 	try("listen", err)
 	_, err = net.Dial("unix", "/run/nonexistent.sock")
 	try("unix-socket", err)
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0)
+	if err == nil {
+		unix.Close(fds[0])
+		unix.Close(fds[1])
+	}
+	try("socketpair", err)
 	if repoDir != "" {
 		try("read-repo", readFile(filepath.Join(repoDir, "HEAD")))
 		try("write-repo", os.WriteFile(filepath.Join(repoDir, "sandbox-probe"), []byte("x"), 0o644))
@@ -124,7 +133,8 @@ func TestRoles(t *testing.T) {
 		"session_write": {"read-repo", "write-repo", "build-pack"},
 		"auth":          {"read-passwd"},
 		"listen":        {},
-		"notify":        {"connect-allowed"},
+		"frontend":      {"socketpair"},
+		"notify":        {"connect-allowed", "socketpair"},
 	}
 	for role, oks := range want {
 		t.Run(role, func(t *testing.T) {

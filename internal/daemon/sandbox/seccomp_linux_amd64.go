@@ -37,6 +37,7 @@ var allowed = []string{
 // only by roles with Policy.Bind.
 var (
 	sockets = []string{"socket", "socketpair", "connect"}
+	pairs   = []string{"socketpair"}
 	binds   = []string{"bind", "listen"}
 )
 
@@ -54,6 +55,9 @@ func applySeccomp(p Policy) (bool, error) {
 	names := append([]string(nil), allowed...)
 	if p.Sockets {
 		names = append(names, sockets...)
+	}
+	if p.Pairs && !p.Sockets {
+		names = append(names, pairs...)
 	}
 	if p.Bind {
 		names = append(names, binds...)

@@ -39,6 +39,10 @@ func Main(ctx context.Context, log *slog.Logger, s *Session) error {
 		Version: wire.ParseVersion(s.Start.Protocol),
 		Limits:  wire.Limits{RequestTimeout: time.Duration(s.Start.Timeout) * time.Second},
 		Log:     log,
+		// Smart HTTP: the advertisement and the request come in
+		// separate requests.
+		AdvertiseOnly: s.Start.Mode == ipc.ModeAdvertise,
+		StatelessRPC:  s.Start.Mode == ipc.ModeStateless,
 		SendPack: func(ctx context.Context, req *upload.PackRequest, f upload.Framing) (int, error) {
 			return sendPack(s.RepoRead, s.Repo.Format, req, f, s.Out)
 		},

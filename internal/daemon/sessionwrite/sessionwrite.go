@@ -47,6 +47,10 @@ func Main(ctx context.Context, log *slog.Logger, s *Session) error {
 		Version: wire.ParseVersion(s.Start.Protocol),
 		Limits:  wire.Limits{RequestTimeout: time.Duration(s.Start.Timeout) * time.Second},
 		Log:     log,
+		// Smart HTTP: the advertisement and the request come in
+		// separate requests.
+		AdvertiseOnly: s.Start.Mode == ipc.ModeAdvertise,
+		StatelessRPC:  s.Start.Mode == ipc.ModeStateless,
 		Check: func(ctx context.Context, cmd *receive.Command, objects walk.Store) error {
 			return protect.Check(ctx, cmd, objects, s.Repo.Format)
 		},

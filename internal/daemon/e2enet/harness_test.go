@@ -1,0 +1,422 @@
+// Package e2enet runs gotd's network front-ends end to end: gotd is
+// built and started with the built-in SSH server, git:// and smart HTTP
+// on loopback ports, and real clients (C Git, and independent ones)
+// clone, fetch and push through them. No system accounts are needed:
+// run by an ordinary user, every process runs as that user; run as
+// root, gotd drops to "nobody", which owns the test's repositories.
+package e2enet
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/crypto/ssh"
+
+	"gotd/internal/gittest"
+)
+
+// Accounts and credentials of the test configuration.
+const (
+	rwAccount   = "writer" // permit rw on every repository
+	roAccount   = "reader" // permit ro on "test"
+	password    = "correct horse battery staple"
+	token       = "gotd-test-token-0123456789"
+	rootDaemon  = "nobody" // the daemon's user when the test runs as root
+	gitTimeout  = 2 * time.Minute
+	bodyLimitKB = 512 // HTTP body limit of the test configuration
+)
+
+// server is a running gotd with all three front-ends.
+type server struct {
+	t                          testing.TB
+	dir, bin, conf, socket     string
+	sshPort, gitPort, httpPort int
+	httpsPort                  int
+	// keys: the writer's and the reader's SSH private keys, and one no
+	// account lists.
+	writerKey, readerKey, strangerKey string
+	knownHosts                        string
+	certFile                          string
+	daemon                            *exec.Cmd
+	log                               *lockedBuffer
+}
+
+// options vary the configuration.
+type options struct {
+	extraConn string // lines for the connection block
+}
+
+var buildOnce struct {
+	sync.Once
+	dir string
+	err error
+	out []byte
+}
+
+// buildBinaries builds gotd, gotctl and gotadmin once per test binary.
+func buildBinaries(t testing.TB) string {
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "gotd-e2enet-bin-")
+		if err != nil {
+			buildOnce.err = err
+			return
+		}
+		os.Chmod(dir, 0o755)
+		cmd := exec.Command("go", "build", "-o", dir+"/", "gotd/cmd/gotd", "gotd/cmd/gotctl", "gotd/cmd/gotadmin")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		buildOnce.out, buildOnce.err = cmd.CombinedOutput()
+		buildOnce.dir = dir
+	})
+	if buildOnce.err != nil {
+		t.Fatalf("build: %v\n%s", buildOnce.err, buildOnce.out)
+	}
+	return buildOnce.dir
+}
+
+// TestMain removes the built programs.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildOnce.dir != "" {
+		os.RemoveAll(buildOnce.dir)
+	}
+	os.Exit(code)
+}
+
+// start builds gotd, creates repositories "test" (some history, anonymous
+// read), "private" (accounts only) and "empty", and starts the daemon.
+func start(t testing.TB, o options) *server {
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("git is not installed")
+	}
+	dir, err := os.MkdirTemp("", "gotd-e2enet-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o755)
+	s := &server{t: t, dir: dir, bin: buildBinaries(t), socket: filepath.Join(dir, "gotd.sock"), log: &lockedBuffer{}}
+
+	test := filepath.Join(dir, "test.git")
+	run(t, "git", "init", "-q", "--bare", "-b", "main", test)
+	gittest.Generate(t, test, gittest.History{Commits: 20, Files: 8})
+	for _, name := range []string{"private", "empty"} {
+		run(t, "git", "init", "-q", "--bare", "-b", "main", filepath.Join(dir, name+".git"))
+	}
+	run(t, "git", "--git-dir", test, "push", "-q", filepath.Join(dir, "private.git"), "main")
+
+	s.writerKey = s.newKey("writer")
+	s.readerKey = s.newKey("reader")
+	s.strangerKey = s.newKey("stranger")
+	s.knownHosts = filepath.Join(dir, "known_hosts")
+	s.certFile = s.newCertificate()
+
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte(token))
+	secrets := filepath.Join(dir, "gotd-secrets.conf")
+	write(t, secrets, fmt.Sprintf("password %s '%s'\npassword %s '%s'\ntoken %s sha256:%s\n",
+		rwAccount, hash, roAccount, hash, rwAccount, hex.EncodeToString(sum[:])), 0o600)
+
+	s.sshPort, s.gitPort, s.httpPort, s.httpsPort = freePort(t), freePort(t), freePort(t), freePort(t)
+	daemonUser := currentUser(t)
+	if os.Geteuid() == 0 {
+		daemonUser = rootDaemon
+	}
+	s.conf = filepath.Join(dir, "gotd.conf")
+	write(t, s.conf, fmt.Sprintf(`# written by the network end-to-end tests
+dir = "%s"
+listen on "%s"
+user %s
+listen ssh on 127.0.0.1 port %d
+listen git on 127.0.0.1 port %d
+listen http on 127.0.0.1 port %d
+listen http on 127.0.0.1 port %d tls certificate "%s/cert.pem" key "%s/cert.key"
+ssh hostkey "%s/ssh_host_ed25519_key"
+connection {
+	handshake timeout 2
+	body limit %dK
+	limit user anonymous 300
+	limit user %s 64
+%s
+}
+account %s {
+	group developers
+	key "%s"
+}
+account %s {
+	key "%s"
+}
+repository "test" {
+	path "%s/test.git"
+	permit rw :developers
+	permit ro %s
+	permit ro anonymous
+}
+repository "private" {
+	path "%s/private.git"
+	permit rw %s
+}
+repository "empty" {
+	path "%s/empty.git"
+	permit rw %s
+	permit ro anonymous
+}
+`, dir, s.socket, daemonUser, s.sshPort, s.gitPort, s.httpPort, s.httpsPort, dir, dir, dir,
+		bodyLimitKB, rwAccount, o.extraConn,
+		rwAccount, s.publicKey(s.writerKey), roAccount, s.publicKey(s.readerKey),
+		dir, roAccount, dir, rwAccount, dir, rwAccount), 0o644)
+	if os.Geteuid() == 0 {
+		run(t, "chown", "-R", rootDaemon, filepath.Join(dir, "test.git"), filepath.Join(dir, "private.git"), filepath.Join(dir, "empty.git"))
+	}
+	if out, err := exec.Command(s.gotd(), "-n", "-f", s.conf, "-s", secrets).CombinedOutput(); err != nil {
+		t.Fatalf("gotd -n: %v\n%s", err, out)
+	}
+	s.daemon = exec.Command(s.gotd(), "-d", "-v", "-f", s.conf, "-s", secrets)
+	s.daemon.Stderr = s.log
+	if err := s.daemon.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		s.daemon.Process.Kill()
+		s.daemon.Wait()
+		if t.Failed() {
+			t.Logf("daemon log:\n%s", s.log.String())
+		}
+	})
+	for _, p := range []int{s.sshPort, s.gitPort, s.httpPort, s.httpsPort} {
+		waitPort(t, p, s.log)
+	}
+	pub, err := os.ReadFile(filepath.Join(dir, "ssh_host_ed25519_key.pub"))
+	if err != nil {
+		t.Fatalf("host key: %v", err)
+	}
+	write(t, s.knownHosts, fmt.Sprintf("[127.0.0.1]:%d %s", s.sshPort, pub), 0o644)
+	return s
+}
+
+func (s *server) gotd() string { return filepath.Join(s.bin, "gotd") }
+
+// URLs of a repository through each front-end.
+func (s *server) sshURL(account, repo string) string {
+	return fmt.Sprintf("ssh://%s@127.0.0.1:%d/%s", account, s.sshPort, repo)
+}
+func (s *server) gitURL(repo string) string {
+	return fmt.Sprintf("git://127.0.0.1:%d/%s", s.gitPort, repo)
+}
+func (s *server) httpURL(userinfo, repo string) string {
+	if userinfo != "" {
+		userinfo += "@"
+	}
+	return fmt.Sprintf("http://%s127.0.0.1:%d/%s", userinfo, s.httpPort, repo)
+}
+func (s *server) httpsURL(userinfo, repo string) string {
+	if userinfo != "" {
+		userinfo += "@"
+	}
+	return fmt.Sprintf("https://%s127.0.0.1:%d/%s", userinfo, s.httpsPort, repo)
+}
+
+// sshCommand is GIT_SSH_COMMAND for a key.
+func (s *server) sshCommand(key string) string {
+	return fmt.Sprintf("ssh -i %s -o IdentitiesOnly=yes -o BatchMode=yes -o UserKnownHostsFile=%s -o StrictHostKeyChecking=yes", key, s.knownHosts)
+}
+
+// git runs git in dir with env added, bounded in time; it returns the
+// combined output and the error.
+func (s *server) git(dir string, env []string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), gitTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "git", args...)
+	cmd.Dir = dir
+	cmd.Env = append(append(safeEnv(s.t), "GIT_TERMINAL_PROMPT=0", "GIT_SSL_CAINFO="+s.certFile), env...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return out.String(), err
+}
+
+// mustGit is git that must succeed.
+func (s *server) mustGit(dir string, env []string, args ...string) string {
+	s.t.Helper()
+	out, err := s.git(dir, env, args...)
+	if err != nil {
+		s.t.Fatalf("git %v: %v\n%s", args, err, out)
+	}
+	return out
+}
+
+// newKey makes an ed25519 key pair in the test directory.
+func (s *server) newKey(name string) string {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	block, err := ssh.MarshalPrivateKey(priv, name)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	path := filepath.Join(s.dir, name+".key")
+	write(s.t, path, string(pem.EncodeToMemory(block)), 0o600)
+	return path
+}
+
+// publicKey is the authorized_keys line of a private key file.
+func (s *server) publicKey(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	k, err := ssh.ParsePrivateKey(b)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(k.PublicKey())))
+}
+
+// newCertificate makes a self-signed certificate for 127.0.0.1 in
+// cert.pem and its key in cert.key, and returns the certificate's path.
+func (s *server) newCertificate() string {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "127.0.0.1"},
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(48 * time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	kb, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	cert := filepath.Join(s.dir, "cert.pem")
+	write(s.t, cert, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})), 0o644)
+	write(s.t, filepath.Join(s.dir, "cert.key"), string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb})), 0o600)
+	return cert
+}
+
+// clientDir is a new empty directory for a client's work.
+func (s *server) clientDir(name string) string {
+	d := filepath.Join(s.dir, "clients", name)
+	if err := os.MkdirAll(d, 0o755); err != nil {
+		s.t.Fatal(err)
+	}
+	return d
+}
+
+// fsck checks a repository with C Git.
+func fsck(t testing.TB, dir string) {
+	t.Helper()
+	run(t, "git", "-C", dir, "fsck", "--full", "--strict", "--no-progress")
+}
+
+// refs lists a repository's references.
+func refs(t testing.TB, gitDir string) string {
+	t.Helper()
+	return run(t, "git", "--git-dir", gitDir, "for-each-ref", "--format=%(objectname) %(refname)")
+}
+
+func currentUser(t testing.TB) string {
+	u, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Username
+}
+
+// safeEnv is git's environment for the tests: run as root, the
+// repositories belong to the daemon's user, which git must accept.
+func safeEnv(t testing.TB) []string {
+	return append(gittest.Env(t), "GIT_CONFIG_COUNT=1", "GIT_CONFIG_KEY_0=safe.directory", "GIT_CONFIG_VALUE_0=*")
+}
+
+func run(t testing.TB, name string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), gitTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = safeEnv(t)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+	}
+	return string(out)
+}
+
+func write(t testing.TB, path, data string, mode os.FileMode) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(data), mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func freePort(t testing.TB) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func waitPort(t testing.TB, port int, log *lockedBuffer) {
+	for i := 0; i < 200; i++ {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			c.Close()
+			return
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	t.Fatalf("nothing listens on port %d:\n%s", port, log.String())
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}

@@ -1,0 +1,358 @@
+// Package frontend is what gotd's network front-ends (sshd, gitd,
+// httpd) share: the settings the parent sends them, the connection
+// limits they enforce, and the hand-off of an authenticated client to
+// the parent, which then treats it as listen's clients: a Connect
+// message with the identity the front-end established, and the
+// client's two streams as descriptors. The parent answers on a channel
+// of the client's own with one Done message when the client's
+// processes are gone.
+package frontend
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"gotd/internal/daemon/ipc"
+	"gotd/internal/daemon/msg"
+)
+
+// Settings are the configuration a front-end works with, replaced as a
+// whole on a reload.
+type Settings struct {
+	ipc.Frontend
+	Accounts map[string]*ipc.Account
+}
+
+// HandshakeTimeout and RequestTimeout are the settings' timeouts.
+func (s *Settings) HandshakeTimeout() time.Duration {
+	return time.Duration(s.Frontend.HandshakeTimeout) * time.Second
+}
+func (s *Settings) RequestTimeout() time.Duration {
+	return time.Duration(s.Frontend.RequestTimeout) * time.Second
+}
+
+// Server is a front-end's link to the parent.
+type Server struct {
+	Log *slog.Logger
+	Via uint32
+
+	parent *msg.Conn
+	sendMu sync.Mutex // a client's three messages stay together
+
+	mu          sync.Mutex
+	settings    *Settings
+	pending     *Settings
+	ready       chan struct{} // closed when the first settings are complete
+	credentials []ipc.Credential
+	count       map[string]int // connections by limit key
+	total       int
+	ids         map[uint32]bool
+	halted      bool
+	onHalt      func()
+}
+
+// New returns the front-end's link on the parent's channel.
+func New(log *slog.Logger, via uint32, parent *msg.Conn) *Server {
+	return &Server{Log: log, Via: via, parent: parent, ready: make(chan struct{}),
+		count: map[string]int{}, ids: map[uint32]bool{}}
+}
+
+// Start reads the parent's messages until the first settings are
+// complete, and returns the credentials sent before them. Run reads the
+// rest.
+func (s *Server) Start() ([]ipc.Credential, error) {
+	for {
+		raw, err := s.parent.Recv()
+		if err != nil {
+			return nil, fmt.Errorf("frontend: settings: %w", err)
+		}
+		if err := s.fromParent(raw); err != nil {
+			return nil, err
+		}
+		select {
+		case <-s.ready:
+			return s.credentials, nil
+		default:
+		}
+	}
+}
+
+// Run handles the parent's messages (new settings after a reload, Halt,
+// which calls onHalt) until its channel closes.
+func (s *Server) Run(onHalt func()) error {
+	s.mu.Lock()
+	s.onHalt = onHalt
+	s.mu.Unlock()
+	for {
+		raw, err := s.parent.Recv()
+		if err != nil {
+			return nil // the parent is gone: so is the daemon
+		}
+		if err := s.fromParent(raw); err != nil {
+			return err
+		}
+	}
+}
+
+func (s *Server) fromParent(raw msg.Msg) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch raw.Type {
+	case ipc.TypeCredential:
+		var m ipc.Credential
+		if _, err := ipc.Check(raw, &m, false); err != nil {
+			return fmt.Errorf("frontend: %w", err)
+		}
+		s.credentials = append(s.credentials, m)
+	case ipc.TypeFrontend:
+		var m ipc.Frontend
+		if _, err := ipc.Check(raw, &m, false); err != nil {
+			return fmt.Errorf("frontend: %w", err)
+		}
+		s.pending = &Settings{Frontend: m, Accounts: map[string]*ipc.Account{}}
+	case ipc.TypeAccount:
+		var m ipc.Account
+		if _, err := ipc.Check(raw, &m, false); err != nil {
+			return fmt.Errorf("frontend: %w", err)
+		}
+		if s.pending == nil {
+			return errors.New("frontend: account before settings")
+		}
+		s.pending.Accounts[m.Name] = &m
+	case ipc.TypeAccountsEnd:
+		if _, err := ipc.Check(raw, &ipc.AccountsEnd{}, false); err != nil {
+			return fmt.Errorf("frontend: %w", err)
+		}
+		if s.pending == nil {
+			return errors.New("frontend: settings end before settings")
+		}
+		first := s.settings == nil
+		s.settings, s.pending = s.pending, nil
+		if first {
+			close(s.ready)
+		}
+	case ipc.TypeHalt:
+		if _, err := ipc.Check(raw, &ipc.Halt{}, false); err != nil {
+			return fmt.Errorf("frontend: %w", err)
+		}
+		if !s.halted && s.onHalt != nil {
+			s.halted = true
+			s.Log.Info("no longer accepting connections")
+			go s.onHalt()
+		}
+	default:
+		if raw.File != nil {
+			raw.File.Close()
+		}
+		return fmt.Errorf("frontend: unexpected message %d from the parent", raw.Type)
+	}
+	return nil
+}
+
+// Settings returns the current settings.
+func (s *Server) Settings() *Settings {
+	<-s.ready
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.settings
+}
+
+// Slot is a connection's place in the limits; Release gives it back.
+type Slot struct {
+	s        *Server
+	key      string
+	released sync.Once
+}
+
+// Release frees the slot.
+func (sl *Slot) Release() {
+	sl.released.Do(func() {
+		s := sl.s
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.total--
+		if s.count[sl.key]--; s.count[sl.key] <= 0 {
+			delete(s.count, sl.key)
+		}
+	})
+}
+
+// ErrBusy refuses a connection over a limit.
+var (
+	ErrBusy      = errors.New("too many connections to the server, try again later")
+	ErrUserLimit = errors.New("too many connections from this user")
+)
+
+// Admit counts a connection of account ("" for anonymous, which is
+// counted per remote address, "host:port") against the limits.
+func (s *Server) Admit(account, remote string) (*Slot, error) {
+	st := s.Settings()
+	name, key := account, account
+	if account == "" {
+		name, key = "anonymous", "anonymous@"+host(remote)
+	}
+	limit := st.Default
+	if i := slices.Index(st.Names, name); i >= 0 {
+		limit = st.PerName[i]
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case uint32(s.total) >= st.Total:
+		return nil, ErrBusy
+	case uint32(s.count[key]) >= limit:
+		return nil, ErrUserLimit
+	}
+	s.total++
+	s.count[key]++
+	return &Slot{s: s, key: key}, nil
+}
+
+// host is the address of remote without its port.
+func host(remote string) string {
+	h, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		return remote
+	}
+	return h
+}
+
+// Request is what a front-end learned of a client.
+type Request struct {
+	Service  string // gitcmd.UploadPack or gitcmd.ReceivePack
+	Repo     string
+	Protocol string // GIT_PROTOCOL
+	Account  string // "" for anonymous
+	Remote   string // "host:port"
+	Mode     uint32 // ipc.Mode…
+}
+
+// Client is a client handed to the parent.
+type Client struct {
+	conn *msg.Conn
+	id   uint32
+	s    *Server
+}
+
+// Handoff passes a client with its input and output (which may be the
+// same file) to the parent. The caller keeps in and out, and must Wait.
+func (s *Server) Handoff(req Request, in, out *os.File) (*Client, error) {
+	mine, theirs, err := msg.Pair()
+	if err != nil {
+		return nil, fmt.Errorf("frontend: %w", err)
+	}
+	defer theirs.Close()
+	s.mu.Lock()
+	id := ipc.ClientID(s.Via, func(id uint32) bool { return s.ids[id] })
+	s.ids[id] = true
+	s.mu.Unlock()
+	c := &ipc.Connect{Client: id, Via: s.Via, Mode: req.Mode, Account: req.Account, Remote: truncate(req.Remote, ipc.MaxRemote),
+		Hello: ipc.Hello{Service: req.Service, Repo: req.Repo, Protocol: req.Protocol}}
+	s.sendMu.Lock()
+	err = ipc.Send(s.parent, c, theirs.File())
+	if err == nil {
+		err = ipc.Send(s.parent, &ipc.Stream{Client: id}, in)
+	}
+	if err == nil {
+		err = ipc.Send(s.parent, &ipc.Stream{Client: id, Output: true}, out)
+	}
+	s.sendMu.Unlock()
+	if err != nil {
+		mine.Close()
+		s.forget(id)
+		return nil, fmt.Errorf("frontend: hand-off: %w", err)
+	}
+	return &Client{conn: mine, id: id, s: s}, nil
+}
+
+func (s *Server) forget(id uint32) {
+	s.mu.Lock()
+	delete(s.ids, id)
+	s.mu.Unlock()
+}
+
+// Wait returns the parent's verdict on the client: when it arrives the
+// client's processes are gone. A closed channel without one is an
+// internal error.
+func (c *Client) Wait() ipc.Done {
+	defer c.s.forget(c.id)
+	defer c.conn.Close()
+	var done ipc.Done
+	if _, err := ipc.Recv(c.conn, &done, false); err != nil {
+		return ipc.Done{Status: ipc.StatusFailed, Reason: ipc.ReasonInternal, Message: "internal server error"}
+	}
+	return done
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// StreamPair returns the two ends of a new stream socket: one for the
+// front-end, as a connection with deadlines and half-close, and the
+// other to hand to the parent as the client's input and output.
+func StreamPair() (*net.UnixConn, *os.File, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("frontend: socketpair: %w", err)
+	}
+	f := os.NewFile(uintptr(fds[0]), "stream")
+	c, err := net.FileConn(f)
+	f.Close()
+	if err != nil {
+		unix.Close(fds[1])
+		return nil, nil, fmt.Errorf("frontend: %w", err)
+	}
+	return c.(*net.UnixConn), os.NewFile(uintptr(fds[1]), "client stream"), nil
+}
+
+// Listeners returns the listening sockets the front-end inherited, in
+// order, from ipc.FDPeer on.
+func Listeners() ([]net.Listener, error) {
+	var ls []net.Listener
+	for i := 0; ; i++ {
+		fd := ipc.FDPeer + i
+		if v, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN); err != nil || v != 1 {
+			if i == 0 {
+				return nil, errors.New("frontend: no listening socket")
+			}
+			return ls, nil
+		}
+		f := os.NewFile(uintptr(fd), "listener")
+		l, err := net.FileListener(f)
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("frontend: listener %d: %w", i, err)
+		}
+		ls = append(ls, l)
+	}
+	return ls, nil
+}
+
+// Accept serves each connection of l with serve, in a goroutine of its
+// own, until l is closed.
+func Accept(log *slog.Logger, l net.Listener, serve func(net.Conn)) {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			log.Error("accept", "err", err)
+			time.Sleep(100 * time.Millisecond) // out of descriptors: let some close
+			continue
+		}
+		go serve(c)
+	}
+}

@@ -1,0 +1,108 @@
+// Package gitd is gotd's git:// front-end: anonymous, read-only. It
+// reads a connection's one request packet ("git-upload-pack /repo\0
+// host=…\0\0version=2\0"), refuses anything but a fetch, and hands the
+// connection itself to the parent as the client's stream: the session
+// and repo processes read and write the socket directly, and nothing
+// of the Git conversation passes through this process.
+package gitd
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"gotd/internal/daemon/frontend"
+	"gotd/internal/daemon/gitcmd"
+	"gotd/internal/daemon/ipc"
+	"gotd/internal/protocol/pktline"
+	"gotd/internal/protocol/wire"
+)
+
+// Main serves the listeners until the parent's channel closes.
+func Main(ctx context.Context, log *slog.Logger, s *frontend.Server, ls []net.Listener) error {
+	var once sync.Once
+	halt := func() {
+		once.Do(func() {
+			for _, l := range ls {
+				l.Close()
+			}
+		})
+	}
+	for _, l := range ls {
+		go frontend.Accept(log, l, func(c net.Conn) { serve(log, s, c) })
+	}
+	defer halt()
+	return s.Run(halt)
+}
+
+// serve reads one request and passes the connection on.
+func serve(log *slog.Logger, s *frontend.Server, c net.Conn) {
+	defer c.Close()
+	log = log.With("remote", c.RemoteAddr().String())
+	st := s.Settings()
+	c.SetDeadline(time.Now().Add(st.HandshakeTimeout()))
+	req, err := readRequest(c)
+	if err != nil {
+		log.Info("bad request", "err", err)
+		writeErr(c, "malformed git:// request")
+		return
+	}
+	if req.Service != gitcmd.UploadPack {
+		log.Info("refused", "service", req.Service, "path", req.Path)
+		writeErr(c, "git:// is read-only: push over ssh or https")
+		return
+	}
+	slot, err := s.Admit("", c.RemoteAddr().String())
+	if err != nil {
+		log.Warn("connection refused", "reason", err)
+		writeErr(c, err.Error())
+		return
+	}
+	defer slot.Release()
+	c.SetDeadline(time.Time{})
+	f, err := c.(interface{ File() (*os.File, error) }).File()
+	if err != nil {
+		log.Error("cannot pass the connection on", "err", err)
+		writeErr(c, "internal server error")
+		return
+	}
+	client, err := s.Handoff(frontend.Request{
+		Service:  req.Service,
+		Repo:     req.Path,
+		Protocol: strings.Join(req.Extra, ":"),
+		Remote:   c.RemoteAddr().String(),
+		Mode:     ipc.ModeFull,
+	}, f, f)
+	f.Close()
+	if err != nil {
+		log.Error("cannot pass the connection on", "err", err)
+		writeErr(c, "internal server error")
+		return
+	}
+	if done := client.Wait(); done.Status == ipc.StatusRefused {
+		writeErr(c, done.Message)
+	}
+}
+
+// readRequest reads and parses the request packet.
+func readRequest(c net.Conn) (wire.DaemonRequest, error) {
+	kind, payload, err := pktline.NewReader(c).Read()
+	if err != nil {
+		return wire.DaemonRequest{}, err
+	}
+	if kind != pktline.Data {
+		return wire.DaemonRequest{}, wire.ErrBadDaemonRequest
+	}
+	return wire.ParseDaemonRequest(payload)
+}
+
+// writeErr tells the client why, as an ERR packet, which Git prints as
+// "remote error".
+func writeErr(c net.Conn, why string) {
+	c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	pktline.NewWriter(c).WriteString("ERR " + why + "\n")
+}

@@ -1,0 +1,408 @@
+// Package httpd is gotd's smart HTTP front-end (gitprotocol-http(5)):
+// GET …/info/refs?service=git-upload-pack|git-receive-pack and POST
+// …/git-upload-pack|git-receive-pack, protocol version 2 through the
+// Git-Protocol header, gzip-encoded and chunked request bodies within a
+// size limit, and HTTPS on listeners given a certificate. Anonymous
+// clients may read what the rules let "anonymous" read; a push needs
+// HTTP basic authentication as an account, with its password (bcrypt
+// hash) or one of its tokens (SHA-256 hash) from the secrets file.
+//
+// Each request is one client of the parent (smart HTTP is stateless):
+// its body is relayed to a socket whose other end the session and repo
+// processes hold, and their answer is relayed back as the response.
+package httpd
+
+import (
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"gotd/internal/daemon/frontend"
+	"gotd/internal/daemon/gitcmd"
+	"gotd/internal/daemon/ipc"
+	"gotd/internal/protocol/pktline"
+	"gotd/internal/protocol/wire"
+)
+
+// Realm is the realm of the basic authentication challenge.
+const Realm = "gotd"
+
+// maxHeaderBytes bounds a request's header.
+const maxHeaderBytes = 64 << 10
+
+type server struct {
+	log *slog.Logger
+	s   *frontend.Server
+
+	mu    sync.Mutex
+	known map[[32]byte]time.Time // credentials checked lately, until when
+}
+
+// Main serves the listeners until the parent's channel closes. A
+// listener with a certificate among creds serves HTTPS.
+func Main(ctx context.Context, log *slog.Logger, s *frontend.Server, creds []ipc.Credential, ls []net.Listener) error {
+	srv := &server{log: log, s: s, known: map[[32]byte]time.Time{}}
+	st := s.Settings()
+	for _, c := range creds {
+		if c.Kind != ipc.CredTLS || int(c.Listener) >= len(ls) {
+			continue
+		}
+		cert, err := tls.X509KeyPair(c.Cert, c.Key)
+		if err != nil {
+			return fmt.Errorf("httpd: listener %d: %w", c.Listener, err)
+		}
+		ls[c.Listener] = tls.NewListener(ls[c.Listener], &tls.Config{
+			Certificates: []tls.Certificate{cert},
+			MinVersion:   tls.VersionTLS12,
+		})
+	}
+	hs := &http.Server{
+		Handler:           srv,
+		ReadHeaderTimeout: st.HandshakeTimeout(),
+		IdleTimeout:       st.HandshakeTimeout(),
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	for _, l := range ls {
+		go func() {
+			if err := hs.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("serve", "err", err)
+			}
+		}()
+	}
+	var once sync.Once
+	halt := func() {
+		// Running requests finish; no new ones are read.
+		once.Do(func() { go hs.Shutdown(context.Background()) })
+	}
+	defer hs.Close()
+	return s.Run(halt)
+}
+
+// route is what a request asks for.
+type route struct {
+	repo    string
+	service string
+	mode    uint32
+}
+
+// parseRoute maps a request to a repository and service.
+func parseRoute(r *http.Request) (route, int) {
+	p := r.URL.Path
+	var rt route
+	switch {
+	case strings.HasSuffix(p, "/info/refs"):
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			return rt, http.StatusMethodNotAllowed
+		}
+		rt.repo, rt.mode = strings.TrimSuffix(p, "/info/refs"), ipc.ModeAdvertise
+		rt.service = r.URL.Query().Get("service")
+		if rt.service == "" {
+			// The "dumb" protocol reads files: not served.
+			return rt, http.StatusForbidden
+		}
+	case strings.HasSuffix(p, "/"+gitcmd.UploadPack), strings.HasSuffix(p, "/"+gitcmd.ReceivePack):
+		if r.Method != http.MethodPost {
+			return rt, http.StatusMethodNotAllowed
+		}
+		i := strings.LastIndexByte(p, '/')
+		rt.repo, rt.service, rt.mode = p[:i], p[i+1:], ipc.ModeStateless
+	default:
+		return rt, http.StatusNotFound
+	}
+	rt.repo = strings.Trim(rt.repo, "/")
+	if rt.service != gitcmd.UploadPack && rt.service != gitcmd.ReceivePack {
+		return rt, http.StatusForbidden
+	}
+	if rt.repo == "" || len(rt.repo) > ipc.MaxRepoName {
+		return rt, http.StatusNotFound
+	}
+	return rt, 0
+}
+
+// ServeHTTP serves one request.
+func (srv *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	log := srv.log.With("remote", r.RemoteAddr, "method", r.Method, "path", r.URL.Path)
+	rt, code := parseRoute(r)
+	if code != 0 {
+		log.Info("refused", "status", code)
+		fail(w, code, http.StatusText(code))
+		return
+	}
+	st := srv.s.Settings()
+	account, ok := srv.authenticate(r, st)
+	if !ok {
+		log.Warn("authentication failed")
+		challenge(w, "authentication failed")
+		return
+	}
+	if account == "" && rt.service == gitcmd.ReceivePack {
+		challenge(w, "authentication required to push")
+		return
+	}
+	log = log.With("user", account)
+	slot, err := srv.s.Admit(account, r.RemoteAddr)
+	if err != nil {
+		log.Warn("connection refused", "reason", err)
+		w.Header().Set("Retry-After", "10")
+		fail(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
+	defer slot.Release()
+
+	limit := int64(st.BodyLimit)
+	if r.ContentLength > limit {
+		log.Warn("request body too large", "length", r.ContentLength)
+		fail(w, http.StatusRequestEntityTooLarge, "request body too large")
+		return
+	}
+	body := io.Reader(r.Body)
+	switch r.Header.Get("Content-Encoding") {
+	case "", "identity":
+	case "gzip", "x-gzip":
+		zr, err := gzip.NewReader(r.Body)
+		if err != nil {
+			fail(w, http.StatusBadRequest, "bad gzip body")
+			return
+		}
+		defer zr.Close()
+		body = zr
+	default:
+		fail(w, http.StatusUnsupportedMediaType, "unsupported content encoding")
+		return
+	}
+	// The limit counts the decompressed bytes, and the time between
+	// reads is bounded as for every other request.
+	lb := &limitedBody{r: body, left: limit, rc: http.NewResponseController(w), idle: st.RequestTimeout()}
+
+	protocol := r.Header.Get("Git-Protocol")
+	if len(protocol) > ipc.MaxProtocol {
+		protocol = ""
+	}
+	mine, theirs, err := frontend.StreamPair()
+	if err != nil {
+		log.Error("stream", "err", err)
+		fail(w, http.StatusInternalServerError, "internal server error")
+		return
+	}
+	defer mine.Close()
+	client, err := srv.s.Handoff(frontend.Request{
+		Service: rt.service, Repo: rt.repo, Protocol: protocol, Account: account, Remote: r.RemoteAddr, Mode: rt.mode,
+	}, theirs, theirs)
+	theirs.Close()
+	if err != nil {
+		log.Error("cannot pass the request on", "err", err)
+		fail(w, http.StatusInternalServerError, "internal server error")
+		return
+	}
+	go func() {
+		if rt.mode == ipc.ModeStateless {
+			if _, err := io.Copy(mine, lb); err != nil && !lb.over.Load() {
+				log.Info("request body", "err", err)
+			}
+		}
+		mine.CloseWrite()
+	}()
+
+	// Headers go once the server's processes have started to answer:
+	// until then the request may still be refused.
+	buf := make([]byte, 64<<10)
+	n, rerr := mine.Read(buf)
+	if n == 0 {
+		done := client.Wait()
+		srv.refused(w, log, rt, account, st, lb, done, rerr)
+		return
+	}
+	if lb.over.Load() {
+		mine.Close()
+		client.Wait()
+		log.Warn("request body too large")
+		fail(w, http.StatusRequestEntityTooLarge, "request body too large")
+		return
+	}
+	h := w.Header()
+	kind := "result"
+	if rt.mode == ipc.ModeAdvertise {
+		kind = "advertisement"
+	}
+	h.Set("Content-Type", "application/x-"+rt.service+"-"+kind)
+	h.Set("Cache-Control", "no-cache, max-age=0, must-revalidate")
+	h.Set("Pragma", "no-cache")
+	h.Set("Expires", "Fri, 01 Jan 1980 00:00:00 GMT")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	if rt.mode == ipc.ModeAdvertise && (rt.service == gitcmd.ReceivePack || wire.ParseVersion(protocol) != 2) {
+		// Versions 0 and 1 start with the service line; version 2 does
+		// not (git http-backend does the same).
+		pw := pktline.NewWriter(w)
+		pw.WriteString("# service=" + rt.service + "\n")
+		pw.Flush()
+	}
+	for n > 0 {
+		if _, err := w.Write(buf[:n]); err != nil {
+			break
+		}
+		rc.Flush() // progress and keepalives reach the client as they come
+		if rerr != nil {
+			break
+		}
+		n, rerr = mine.Read(buf)
+	}
+	mine.Close() // a client gone early stops the server's processes
+	if done := client.Wait(); done.Status != ipc.StatusOK {
+		log.Info("request failed", "service", rt.service, "repo", rt.repo, "message", done.Message)
+	}
+}
+
+// refused answers a request that produced no Git data.
+func (srv *server) refused(w http.ResponseWriter, log *slog.Logger, rt route, account string, st *frontend.Settings, lb *limitedBody, done ipc.Done, rerr error) {
+	if lb.over.Load() {
+		log.Warn("request body too large")
+		fail(w, http.StatusRequestEntityTooLarge, "request body too large")
+		return
+	}
+	if done.Status == ipc.StatusOK {
+		w.WriteHeader(http.StatusOK) // a request with nothing to answer
+		return
+	}
+	if done.Status != ipc.StatusRefused {
+		log.Warn("request failed", "message", done.Message, "err", rerr)
+		fail(w, http.StatusInternalServerError, "the server could not answer: "+done.Message)
+		return
+	}
+	switch done.Reason {
+	case ipc.ReasonNoRepo, ipc.ReasonDenied:
+		// An anonymous client may be one that has not yet sent its
+		// credentials: ask for them, whether or not the repository
+		// exists.
+		if account == "" && len(st.Accounts) > 0 {
+			challenge(w, "authentication required")
+			return
+		}
+		code := http.StatusNotFound
+		if done.Reason == ipc.ReasonDenied {
+			code = http.StatusForbidden
+		}
+		fail(w, code, done.Message)
+	case ipc.ReasonBusy:
+		w.Header().Set("Retry-After", "10")
+		fail(w, http.StatusServiceUnavailable, done.Message)
+	case ipc.ReasonBadRequest:
+		fail(w, http.StatusBadRequest, done.Message)
+	default:
+		fail(w, http.StatusInternalServerError, done.Message)
+	}
+}
+
+// fail answers with an error status and a message.
+func fail(w http.ResponseWriter, code int, message string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(code)
+	fmt.Fprintln(w, message)
+}
+
+// challenge asks for credentials.
+func challenge(w http.ResponseWriter, message string) {
+	w.Header().Set("WWW-Authenticate", `Basic realm="`+Realm+`", charset="UTF-8"`)
+	fail(w, http.StatusUnauthorized, message)
+}
+
+// credentialsTTL is how long a verified password is remembered, so
+// that the several requests of one clone or push pay for one bcrypt
+// comparison.
+const (
+	credentialsTTL = 5 * time.Minute
+	maxKnown       = 4096
+)
+
+// authenticate returns the account the request's credentials prove,
+// "" without credentials; ok is false for wrong credentials.
+func (srv *server) authenticate(r *http.Request, st *frontend.Settings) (account string, ok bool) {
+	user, password, present := r.BasicAuth()
+	if !present {
+		return "", true
+	}
+	a := st.Accounts[user]
+	if a == nil {
+		// As slow as a wrong password, so that names cannot be probed.
+		bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
+		return "", false
+	}
+	key := sha256.Sum256([]byte(user + "\x00" + password + "\x00" + a.Password + "\x00" + strings.Join(a.Tokens, " ")))
+	srv.mu.Lock()
+	until, known := srv.known[key]
+	srv.mu.Unlock()
+	if known && time.Now().Before(until) {
+		return a.Name, true
+	}
+	if !verify(a, password) {
+		return "", false
+	}
+	srv.mu.Lock()
+	if len(srv.known) >= maxKnown {
+		clear(srv.known)
+	}
+	srv.known[key] = time.Now().Add(credentialsTTL)
+	srv.mu.Unlock()
+	return a.Name, true
+}
+
+// dummyHash is compared against for unknown accounts.
+var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("gotd"), bcrypt.DefaultCost)
+
+// verify checks password against a's tokens, then its password.
+func verify(a *ipc.Account, password string) bool {
+	sum := sha256.Sum256([]byte(password))
+	token := "sha256:" + hex.EncodeToString(sum[:])
+	for _, t := range a.Tokens {
+		if subtle.ConstantTimeCompare([]byte(t), []byte(token)) == 1 {
+			return true
+		}
+	}
+	return a.Password != "" && bcrypt.CompareHashAndPassword([]byte(a.Password), []byte(password)) == nil
+}
+
+// limitedBody reads a request body up to left bytes, each read within
+// the idle time.
+type limitedBody struct {
+	r    io.Reader
+	left int64
+	rc   *http.ResponseController
+	idle time.Duration
+	over atomic.Bool
+}
+
+// errTooLarge ends a body over the limit.
+var errTooLarge = errors.New("request body too large")
+
+func (b *limitedBody) Read(p []byte) (int, error) {
+	if b.idle > 0 {
+		b.rc.SetReadDeadline(time.Now().Add(b.idle))
+	}
+	if int64(len(p)) > b.left+1 {
+		p = p[:b.left+1]
+	}
+	n, err := b.r.Read(p)
+	if int64(n) > b.left {
+		b.over.Store(true)
+		return int(b.left), errTooLarge
+	}
+	b.left -= int64(n)
+	return n, err
+}

@@ -1,0 +1,131 @@
+package parent
+
+import (
+	"fmt"
+	"os"
+	"sort"
+	"time"
+
+	"gotd/internal/daemon/config"
+	"gotd/internal/daemon/ipc"
+)
+
+// Frontend is a network front-end the daemon runs: its role, the
+// source its clients are marked with, the listening sockets it
+// inherits (the parent keeps them, to start the role again should it
+// die) and the private keys it needs, read before root was given up.
+type Frontend struct {
+	Role        string
+	Via         uint32
+	Listeners   []*os.File
+	Credentials []ipc.Credential
+}
+
+// frontend is a running front-end.
+type frontend struct {
+	Frontend
+	proc *child
+}
+
+// restartDelay spaces out the starts of a front-end that keeps dying.
+const restartDelay = time.Second
+
+// startFrontend starts f's process and sends it its keys and settings.
+func (d *daemon) startFrontend(f *frontend) error {
+	p, err := d.spawn(f.Role, 0, f.Listeners)
+	if err != nil {
+		return err
+	}
+	f.proc = p
+	for i := range f.Credentials {
+		if err := ipc.Send(p.ch, &f.Credentials[i], nil); err != nil {
+			return fmt.Errorf("parent: %s: %w", f.Role, err)
+		}
+	}
+	return d.sendSettings(f)
+}
+
+// sendSettings sends the configuration's settings for f: timeouts,
+// limits and, to the front-ends that authenticate, the accounts with
+// only the credentials each checks.
+func (d *daemon) sendSettings(f *frontend) error {
+	cfg := d.cfg
+	s := &ipc.Frontend{
+		HandshakeTimeout: uint32(cfg.HandshakeTimeout / time.Second),
+		RequestTimeout:   uint32(cfg.RequestTimeout / time.Second),
+		BodyLimit:        uint64(cfg.BodyLimit),
+		Default:          config.DefaultUserLimit,
+		Total:            config.MaxClients,
+	}
+	names := make([]string, 0, len(cfg.UserLimits))
+	for name := range cfg.UserLimits {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		s.Names = append(s.Names, name)
+		s.PerName = append(s.PerName, uint32(cfg.UserLimits[name]))
+	}
+	msgs := []ipc.Message{s}
+	if f.Via != ipc.ViaGit {
+		for _, a := range cfg.Accounts {
+			m := &ipc.Account{Name: a.Name}
+			if f.Via == ipc.ViaSSH {
+				m.Keys = a.Keys
+			} else {
+				m.Password, m.Tokens = a.Password, a.Tokens
+			}
+			msgs = append(msgs, m)
+		}
+	}
+	msgs = append(msgs, &ipc.AccountsEnd{})
+	for _, m := range msgs {
+		if err := ipc.Send(f.proc.ch, m, nil); err != nil {
+			return fmt.Errorf("parent: %s settings: %w", f.Role, err)
+		}
+	}
+	return nil
+}
+
+// frontendOf returns the front-end whose process ch is, or nil.
+func (d *daemon) frontendOf(ch *child) *frontend {
+	for _, f := range d.frontends {
+		if f.proc == ch {
+			return f
+		}
+	}
+	return nil
+}
+
+// frontendExited starts a front-end again after its process died: its
+// clients are gone with it, the daemon and other clients go on.
+func (d *daemon) frontendExited(f *frontend) {
+	if d.halted {
+		return
+	}
+	d.log.Error("front-end exited: starting it again", "child", f.Role, "err", f.proc.status)
+	d.restartLater(f)
+}
+
+// restartLater has run start f again after restartDelay.
+func (d *daemon) restartLater(f *frontend) {
+	time.AfterFunc(restartDelay, func() { d.events <- event{restart: f} })
+}
+
+// decide grants or refuses c the access its identity has in the
+// repository: what auth answers for system users, the parent works out
+// itself for the front-ends' accounts and anonymous clients, whose
+// groups come from the configuration and not from a user database.
+func (d *daemon) decide(c *client) {
+	id := config.Identity{User: "anonymous", Anonymous: true}
+	if name := c.connect.Account; name != "" {
+		a := d.cfg.FindAccount(name)
+		if a == nil {
+			// Removed by a reload since the front-end checked it.
+			d.refuse(c, ipc.ReasonDenied, "permission denied", "account no longer exists")
+			return
+		}
+		id = a.Identity()
+	}
+	d.access(c, c.repoCfg.Access(id), id.User)
+}
