@@ -207,8 +207,9 @@ const (
 
 // Identity is who a client is, as the rules match it.
 type Identity struct {
-	User      string // "" for an anonymous client
-	UID       int
+	User string // "" for an anonymous client
+	UID  int    // -1 for a front-end's account
+
 	Groups    []string // names
 	GIDs      []int
 	Anonymous bool
@@ -251,7 +252,7 @@ func (rule Rule) matches(id Identity) bool {
 		}
 		return false
 	}
-	return rule.Ident == id.User || rule.Ident == fmt.Sprint(id.UID)
+	return rule.Ident == id.User || id.UID >= 0 && rule.Ident == fmt.Sprint(id.UID)
 }
 
 // check runs the checks that need the whole file.

@@ -261,6 +261,7 @@ func TestSecrets(t *testing.T) {
 func FuzzParse(f *testing.F) {
 	f.Add([]byte(example))
 	f.Add([]byte("a = \"b\"\nlisten on $a\nrepository \"x\" { path \"/x\"\n}\n"))
+	f.Add([]byte(frontendExample))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := Parse("fuzz.conf", data, Options{Secrets: &Secrets{}})
 		if err != nil {
@@ -272,6 +273,16 @@ func FuzzParse(f *testing.F) {
 		}
 		if len(c.Repositories) == 0 || c.RequestTimeout <= 0 || !filepath.IsAbs(c.ListenOn) {
 			t.Fatalf("accepted an invalid configuration: %+v", c)
+		}
+		for _, ls := range [][]Listen{c.SSH, c.Git, c.HTTP} {
+			for _, l := range ls {
+				if l.Port < 1 || l.Port > 65535 {
+					t.Fatalf("listener %+v", l)
+				}
+			}
+		}
+		if c.HandshakeTimeout <= 0 || c.BodyLimit <= 0 {
+			t.Fatalf("settings %v %d", c.HandshakeTimeout, c.BodyLimit)
 		}
 		for _, r := range c.Repositories {
 			if r.Path == "" || !filepath.IsAbs(r.Path) {

@@ -89,7 +89,7 @@ func (l *lexer) next() token {
 			l.pos++
 			l.line++
 			return token{kind: tokNewline, line: l.line - 1}
-		case c == '{' || c == '}' || c == '=':
+		case c == '{' || c == '}' || c == '=' || c == '*': // '*': every address
 			l.pos++
 			return token{kind: tokPunct, text: string(c), line: l.line}
 		case c == '"' || c == '\'':

@@ -1,0 +1,157 @@
+package config
+
+import (
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+const edKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDlI8YxJv+NQicVjrUlhHo0AsIAbIALZT+EGp+ClHYYS flan@laptop"
+
+// bcryptHash is bcrypt("secret") at cost 4.
+const bcryptHash = "$2a$04$HDxVclLxMl0grVrsOuA6rO6jD9iYLPoJUQnVdsw48qu3rNPV0s9GS"
+
+const frontendExample = `listen on "/var/run/gotd.sock"
+listen ssh on 127.0.0.1 port 2222
+listen ssh on "::1" port 2222
+listen git on * port 9418
+listen http on "*" port 80
+listen http on 192.0.2.1 port 443 tls certificate "/etc/ssl/gotd.crt" key "/etc/ssl/private/gotd.key"
+ssh hostkey "/var/lib/gotd/key"
+connection {
+	handshake timeout 10s
+	body limit 64M
+	limit user flan 8
+	limit user anonymous 100
+}
+account flan {
+	group developers
+	group ":porters"
+	key "` + edKey + `"
+}
+account "ci-bot" {
+}
+repository "src" {
+	path "/var/git/src.git"
+	permit rw :developers
+	permit ro anonymous
+}
+`
+
+func TestFrontends(t *testing.T) {
+	sec, err := ParseSecrets("secrets", []byte("password flan '"+bcryptHash+"'\ntoken flan sha256:"+strings.Repeat("ab", 32)+
+		"\ntoken ghost sha256:"+strings.Repeat("cd", 32)+"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Parse("fe.conf", []byte(frontendExample), Options{Secrets: sec, UserExists: func(string) bool { return false }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantSSH := []Listen{{Address: "127.0.0.1", Port: 2222, Line: 2}, {Address: "::1", Port: 2222, Line: 3}}
+	wantGit := []Listen{{Port: 9418, Line: 4}}
+	wantHTTP := []Listen{{Port: 80, Line: 5}, {Address: "192.0.2.1", Port: 443, Certificate: "/etc/ssl/gotd.crt", Key: "/etc/ssl/private/gotd.key", Line: 6}}
+	if !reflect.DeepEqual(c.SSH, wantSSH) || !reflect.DeepEqual(c.Git, wantGit) || !reflect.DeepEqual(c.HTTP, wantHTTP) {
+		t.Errorf("listeners:\n%+v\n%+v\n%+v", c.SSH, c.Git, c.HTTP)
+	}
+	if c.SSH[1].Addr() != "[::1]:2222" || c.Git[0].Addr() != ":9418" {
+		t.Errorf("addresses %s %s", c.SSH[1].Addr(), c.Git[0].Addr())
+	}
+	if c.SSHHostKey != "/var/lib/gotd/key" || c.HandshakeTimeout != 10*time.Second || c.BodyLimit != 64<<20 {
+		t.Errorf("settings %s %v %d", c.SSHHostKey, c.HandshakeTimeout, c.BodyLimit)
+	}
+	flan := c.FindAccount("flan")
+	want := &Account{Name: "flan", Groups: []string{"developers", "porters"}, Keys: []string{edKey}, Line: 14,
+		Password: bcryptHash, Tokens: []string{"sha256:" + strings.Repeat("ab", 32)}}
+	if !reflect.DeepEqual(flan, want) {
+		t.Errorf("account:\n%+v\nwant\n%+v", flan, want)
+	}
+	if c.FindAccount("ci-bot") == nil || c.FindAccount("nobody") != nil {
+		t.Error("FindAccount")
+	}
+	if c.UserLimits["flan"] != 8 || c.UserLimits["anonymous"] != 100 {
+		t.Errorf("limits %v", c.UserLimits)
+	}
+	if !strings.Contains(strings.Join(c.Warnings, "\n"), "token for unknown account ghost") {
+		t.Errorf("warnings %q", c.Warnings)
+	}
+	// The rules see an account by name and groups, never by number.
+	r := c.Repositories[0]
+	if a := r.Access(flan.Identity()); a != ReadWrite {
+		t.Errorf("flan: %v", a)
+	}
+	byNumber := &Repository{Rules: []Rule{{Write: true, Ident: "-1"}}}
+	if a := byNumber.Access(c.FindAccount("ci-bot").Identity()); a != NoAccess {
+		t.Errorf("account matched by number: %v", a)
+	}
+
+	// Defaults, and an OpenBSD file parses as before.
+	c, err = Parse("ex.conf", []byte(example), Options{Secrets: secrets(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.SSH)+len(c.Git)+len(c.HTTP)+len(c.Accounts) != 0 || c.SSHHostKey != DefaultHostKey ||
+		c.HandshakeTimeout != DefaultHandshakeTimeout || c.BodyLimit != DefaultBodyLimit {
+		t.Errorf("defaults: %+v", c)
+	}
+}
+
+func TestFrontendErrors(t *testing.T) {
+	src := `listen ssh on 127.0.0.1 port 70000
+listen git on 127.0.0.1 port 9418
+listen http on 127.0.0.1 port 9418
+listen git on 127.0.0.1 port 9419 tls certificate "/c" key "/k"
+listen http on 127.0.0.1 port 443 tls certificate "c.pem" key "/k"
+account "bad name" {
+}
+account 1234 {
+}
+account anonymous {
+}
+account flan {
+	key "ssh-ed25519 AAAAnot-a-key"
+}
+account flan {
+}
+connection body limit 12X
+connection limit user nosuchuser 2
+repository "r" {
+	path "/r"
+}
+`
+	_, err := Parse("fe.conf", []byte(src), Options{UserExists: func(string) bool { return false }})
+	var cerr *Error
+	if !errors.As(err, &cerr) {
+		t.Fatalf("error %v", err)
+	}
+	want := []string{
+		"fe.conf:1: invalid port 70000",
+		"fe.conf:3: duplicate listener 127.0.0.1:9418",
+		"fe.conf:4: tls is only for http listeners",
+		"fe.conf:5: certificate must be an absolute path: c.pem",
+		"fe.conf:6: invalid account name: bad name",
+		"fe.conf:8: account name cannot be a number: 1234",
+		"fe.conf:10: account name 'anonymous' is reserved for unauthenticated clients",
+		"fe.conf:13: invalid public key for account flan",
+		"fe.conf:15: duplicate account 'flan'",
+		"fe.conf:17: invalid size: 12X",
+		"fe.conf:18: user nosuchuser not found",
+	}
+	if !reflect.DeepEqual(cerr.Problems, want) {
+		t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(cerr.Problems, "\n"), strings.Join(want, "\n"))
+	}
+
+	for _, bad := range []string{
+		"password flan plain\n",
+		"password flan '$2a$04$short'\n",
+		"password flan '" + bcryptHash + "'\npassword flan '" + bcryptHash + "'\n",
+		"token flan sha256:" + strings.Repeat("AB", 32) + "\n",
+		"token flan md5:00\n",
+	} {
+		if _, err := ParseSecrets("s", []byte(bad)); err == nil {
+			t.Errorf("secrets accepted: %q", bad)
+		}
+	}
+}
