@@ -7,6 +7,7 @@ package main
 import (
 	"context"
 	"debug/elf"
+	"errors"
 	"flag"
 	"fmt"
 	"net"
@@ -63,7 +64,16 @@ func main() {
 		}
 		return
 	}
-	load := func() (*config.Config, error) { return loadConfig(*confPath, *secretsPath) }
+	// The secrets file is root's: once the daemon runs as its user, a
+	// reload keeps the secrets read at start.
+	var secrets *config.Secrets
+	load := func() (*config.Config, error) {
+		cfg, s, err := loadConfig(*confPath, *secretsPath, secrets)
+		if err == nil {
+			secrets = s
+		}
+		return cfg, err
+	}
 	cfg, err := load()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -116,13 +126,17 @@ func splitFlags(args []string) []string {
 }
 
 // loadConfig parses the configuration with its secrets file, if there
-// is one.
-func loadConfig(path, secretsPath string) (*config.Config, error) {
+// is one; prev, the secrets read before, stand in for a file the
+// process may no longer read.
+func loadConfig(path, secretsPath string, prev *config.Secrets) (*config.Config, *config.Secrets, error) {
 	var opts config.Options
 	if _, err := os.Stat(secretsPath); err == nil {
 		s, err := config.ParseSecretsFile(secretsPath, os.Geteuid() == 0)
-		if err != nil {
-			return nil, err
+		switch {
+		case errors.Is(err, os.ErrPermission) && prev != nil:
+			s = prev
+		case err != nil:
+			return nil, nil, err
 		}
 		opts.Secrets = s
 	}
@@ -130,7 +144,8 @@ func loadConfig(path, secretsPath string) (*config.Config, error) {
 		u, err := users.ByName(name)
 		return err == nil && u != nil
 	}
-	return config.ParseFile(path, opts)
+	cfg, err := config.ParseFile(path, opts)
+	return cfg, opts.Secrets, err
 }
 
 // daemonize starts gotd again in a new session, detached from the
