@@ -337,7 +337,6 @@ func Listeners() ([]net.Listener, error) {
 		}
 		ls = append(ls, l)
 	}
-	return ls, nil
 }
 
 // Accept serves each connection of l with serve, in a goroutine of its
