@@ -355,3 +355,22 @@ func Accept(log *slog.Logger, l net.Listener, serve func(net.Conn)) {
 		go serve(c)
 	}
 }
+
+// Serve accepts on every listener, serving each connection with serve,
+// and handles the parent's messages until its channel closes; Halt
+// closes the listeners.
+func (s *Server) Serve(ls []net.Listener, serve func(net.Conn)) error {
+	var once sync.Once
+	halt := func() {
+		once.Do(func() {
+			for _, l := range ls {
+				l.Close()
+			}
+		})
+	}
+	for _, l := range ls {
+		go Accept(s.Log, l, serve)
+	}
+	defer halt()
+	return s.Run(halt)
+}

@@ -12,7 +12,6 @@ import (
 	"net"
 	"os"
 	"strings"
-	"sync"
 	"time"
 
 	"gotd/internal/daemon/frontend"
@@ -24,19 +23,7 @@ import (
 
 // Main serves the listeners until the parent's channel closes.
 func Main(ctx context.Context, log *slog.Logger, s *frontend.Server, ls []net.Listener) error {
-	var once sync.Once
-	halt := func() {
-		once.Do(func() {
-			for _, l := range ls {
-				l.Close()
-			}
-		})
-	}
-	for _, l := range ls {
-		go frontend.Accept(log, l, func(c net.Conn) { serve(log, s, c) })
-	}
-	defer halt()
-	return s.Run(halt)
+	return s.Serve(ls, func(c net.Conn) { serve(log, s, c) })
 }
 
 // serve reads one request and passes the connection on.

@@ -63,19 +63,7 @@ func Main(ctx context.Context, log *slog.Logger, s *frontend.Server, creds []ipc
 		},
 	}
 	srv.config.AddHostKey(signer)
-	var once sync.Once
-	halt := func() {
-		once.Do(func() {
-			for _, l := range ls {
-				l.Close()
-			}
-		})
-	}
-	for _, l := range ls {
-		go frontend.Accept(log, l, srv.serve)
-	}
-	defer halt()
-	return s.Run(halt)
+	return s.Serve(ls, srv.serve)
 }
 
 // errUnauthorized is every public key refusal: the client learns
