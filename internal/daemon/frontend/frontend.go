@@ -16,6 +16,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -368,8 +369,20 @@ func (s *Server) Serve(ls []net.Listener, serve func(net.Conn)) error {
 			}
 		})
 	}
+	// Connections still authenticating count too: at most twice the
+	// clients allowed in all are open at once.
+	var open atomic.Int64
+	bounded := func(c net.Conn) {
+		defer open.Add(-1)
+		if open.Add(1) > 2*int64(s.Settings().Total) {
+			s.Log.Warn("too many open connections: closing a new one", "remote", c.RemoteAddr().String())
+			c.Close()
+			return
+		}
+		serve(c)
+	}
 	for _, l := range ls {
-		go Accept(s.Log, l, serve)
+		go Accept(s.Log, l, bounded)
 	}
 	defer halt()
 	return s.Run(halt)

@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/net/netutil"
 
 	"gotd/internal/daemon/frontend"
 	"gotd/internal/daemon/gitcmd"
@@ -79,6 +80,9 @@ func Main(ctx context.Context, log *slog.Logger, s *frontend.Server, creds []ipc
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 	for _, l := range ls {
+		// Connections in their handshake or idle between requests
+		// count too: at most twice the clients allowed in all.
+		l := netutil.LimitListener(l, 2*int(st.Total))
 		go func() {
 			if err := hs.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error("serve", "err", err)
