@@ -165,7 +165,7 @@ func startRepo(parentCh *msg.Conn, write bool) (*ipc.Start, *repo.Repo, error) {
 	if !filepath.IsAbs(start.Path) {
 		return nil, nil, fmt.Errorf("start: repository path %q is not absolute", start.Path)
 	}
-	if write {
+	if write && start.Mode != ipc.ModeAdvertise {
 		q := start.Quarantine
 		if filepath.Dir(q) != filepath.Join(start.Path, "objects") || !strings.HasPrefix(filepath.Base(q), receive.QuarantinePrefix) {
 			return nil, nil, fmt.Errorf("start: bad quarantine %q", q)

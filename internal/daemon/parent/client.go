@@ -221,10 +221,15 @@ func (d *daemon) startSession(c *client) error {
 		Timeout:  uint32(d.cfg.RequestTimeout / time.Second),
 		Mode:     c.connect.Mode,
 	}
+	// The advertisement of smart HTTP needs no pack: no repo process,
+	// no quarantine.
+	advertise := c.connect.Mode == ipc.ModeAdvertise
 	if c.write {
 		sessionRole, repoRole = RoleSessionWrite, RoleRepoWrite
 		p := &c.repoCfg.Protect
 		start.Branches, start.BranchNamespaces, start.TagNamespaces = p.Branches, p.BranchNamespaces, p.TagNamespaces
+	}
+	if c.write && !advertise {
 		q, err := receive.NewQuarantine(filepath.Join(c.repoCfg.Path, "objects"))
 		if err != nil {
 			return fmt.Errorf("parent: quarantine: %w", err)
@@ -244,11 +249,14 @@ func (d *daemon) startSession(c *client) error {
 	c.in.Close()
 	c.out.Close()
 	c.in, c.out = nil, nil
-	if c.repo, err = d.spawn(repoRole, c.id, []*os.File{rp.File()}); err != nil {
-		return err
-	}
 	if err := ipc.Send(c.session.ch, start, nil); err != nil {
 		return fmt.Errorf("parent: %w", err)
+	}
+	if advertise {
+		return nil
+	}
+	if c.repo, err = d.spawn(repoRole, c.id, []*os.File{rp.File()}); err != nil {
+		return err
 	}
 	if err := ipc.Send(c.repo.ch, start, nil); err != nil {
 		return fmt.Errorf("parent: %w", err)
