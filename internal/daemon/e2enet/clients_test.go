@@ -206,10 +206,3 @@ func TestPygit2(t *testing.T) {
 	}
 	fsck(t, src)
 }
-
-func TestDulwichDebugServe(t *testing.T) {
-	s := start(t, options{})
-	os.WriteFile("/tmp/gotd-debug-urls", []byte(s.gitURL("test")+"\n"+s.httpURL("", "test")+"\n"+s.httpsURL("", "test")+"\n"+s.certFile+"\n"+s.dir+"\n"), 0o644)
-	time.Sleep(240 * time.Second)
-	t.Log(s.log.String())
-}

@@ -27,7 +27,7 @@ func TestAdmit(t *testing.T) {
 	admit("alice", "10.0.0.3:1", ErrUserLimit)
 	anon := admit("", "10.0.0.1:1", nil)
 	admit("", "10.0.0.1:2", ErrUserLimit) // same address
-	admit("", "[::1]:3", nil)              // another address
+	admit("", "[::1]:3", nil)             // another address
 	admit("bob", "10.0.0.9:1", nil)
 	admit("bob", "10.0.0.9:2", ErrBusy) // five in all
 	a1.Release()
