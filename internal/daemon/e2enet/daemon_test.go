@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -83,19 +82,13 @@ func (s *server) gotctl(args ...string) (string, error) {
 // children lists the pids of parent's children by role ("gotd: role").
 func children(t testing.TB, parent int) map[string][]int {
 	m := map[string][]int{}
-	ents, _ := os.ReadDir("/proc")
-	for _, ent := range ents {
-		pid, err := strconv.Atoi(ent.Name())
-		if err != nil {
-			continue
-		}
-		status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-		if err != nil || !strings.Contains(string(status), fmt.Sprintf("\nPPid:\t%d\n", parent)) {
+	for _, pid := range pids() {
+		if ppid, ok := parentOf(pid); !ok || ppid != parent {
 			continue
 		}
 		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 		argv0, _, _ := strings.Cut(string(cmdline), "\x00")
-		if role, ok := strings.CutPrefix(argv0, "gotd: "); ok && !strings.Contains(string(status), "\nState:\tZ") {
+		if role, ok := strings.CutPrefix(argv0, "gotd: "); ok {
 			m[role] = append(m[role], pid)
 		}
 	}

@@ -115,18 +115,8 @@ func sample(root int, stop chan struct{}) [2]int {
 // descendants lists the processes below root.
 func descendants(root int) []int {
 	parents := map[int][]int{}
-	ents, _ := os.ReadDir("/proc")
-	for _, ent := range ents {
-		pid, err := strconv.Atoi(ent.Name())
-		if err != nil {
-			continue
-		}
-		status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-		if err != nil || strings.Contains(string(status), "\nState:\tZ") {
-			continue
-		}
-		if _, after, ok := strings.Cut(string(status), "\nPPid:\t"); ok {
-			ppid, _ := strconv.Atoi(strings.SplitN(after, "\n", 2)[0])
+	for _, pid := range pids() {
+		if ppid, ok := parentOf(pid); ok {
 			parents[ppid] = append(parents[ppid], pid)
 		}
 	}
@@ -140,6 +130,32 @@ func descendants(root int) []int {
 	}
 	walk(root)
 	return out
+}
+
+// pids lists the processes of the machine.
+func pids() []int {
+	var out []int
+	ents, _ := os.ReadDir("/proc")
+	for _, ent := range ents {
+		if pid, err := strconv.Atoi(ent.Name()); err == nil {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// parentOf is the parent of a live (not zombie) process.
+func parentOf(pid int) (int, bool) {
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil || strings.Contains(string(status), "\nState:\tZ") {
+		return 0, false
+	}
+	_, after, ok := strings.Cut(string(status), "\nPPid:\t")
+	if !ok {
+		return 0, false
+	}
+	ppid, err := strconv.Atoi(strings.SplitN(after, "\n", 2)[0])
+	return ppid, err == nil
 }
 
 // vmRSS is a process's resident memory in KiB.
