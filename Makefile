@@ -3,7 +3,7 @@ GO      ?= go
 BIN     ?= bin
 GOFLAGS ?=
 
-.PHONY: all build test vet fuzz bench run man clean
+.PHONY: all build test vet fuzz bench gobench run man clean
 
 all: build
 
@@ -31,7 +31,13 @@ fuzz:
 	  done; \
 	done
 
+# gotd against C Git on the same machine: make bench [BENCHFLAGS="-repo PATH -runs 5"].
+BENCHFLAGS ?=
 bench:
+	$(GO) run ./bench $(BENCHFLAGS)
+
+# The packages' Go benchmarks.
+gobench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 # Check the manual pages with mandoc's linter when it is installed.

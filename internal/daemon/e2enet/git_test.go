@@ -254,3 +254,24 @@ func TestSlowClients(t *testing.T) {
 		})
 	}
 }
+
+// TestPartialClone clones with --filter=blob:none over git:// (partial
+// clones are on unless a repository's config turns them off) and
+// checks that blobs are fetched on demand at checkout.
+func TestPartialClone(t *testing.T) {
+	s := start(t, options{})
+	dir := s.clientDir("partial")
+	s.mustGit(dir, nil, "clone", "-q", "--filter=blob:none", "--no-checkout", s.gitURL("test"), "p")
+	p := filepath.Join(dir, "p")
+	missing := s.mustGit(p, nil, "rev-list", "--objects", "--all", "--missing=print")
+	if !strings.Contains(missing, "\n?") && !strings.HasPrefix(missing, "?") {
+		t.Fatalf("no blob left out of the partial clone:\n%s", missing)
+	}
+	s.mustGit(p, nil, "checkout", "-q", "main")
+	s.mustGit(p, nil, "fsck", "--connectivity-only")
+	run(t, "git", "--git-dir", filepath.Join(s.dir, "test.git"), "config", "uploadpack.allowFilter", "false")
+	out := s.mustGit(dir, nil, "clone", "-q", "--filter=blob:none", s.gitURL("test"), "full")
+	if !strings.Contains(out, "filtering not recognized by server") {
+		t.Errorf("filter still offered after uploadpack.allowFilter=false:\n%s", out)
+	}
+}

@@ -74,7 +74,8 @@ type child struct {
 	ch     *msg.Conn
 	client uint32 // 0 for listen and notify
 	exited bool
-	status error // of Wait
+	status error         // of Wait
+	done   chan struct{} // closed when the process has been reaped
 }
 
 func (c *child) pid() int {
@@ -198,7 +199,7 @@ func (d *daemon) spawn(role string, client uint32, extra []*os.File) (*child, er
 		mine.Close()
 		return nil, fmt.Errorf("parent: start %s: %w", role, err)
 	}
-	c := &child{role: role, cmd: cmd, ch: mine, client: client}
+	c := &child{role: role, cmd: cmd, ch: mine, client: client, done: make(chan struct{})}
 	// The exit event follows every message of the child: its channel
 	// reaches its end when the child is gone.
 	read := make(chan struct{})
@@ -214,6 +215,7 @@ func (d *daemon) spawn(role string, client uint32, extra []*os.File) (*child, er
 	}()
 	go func() {
 		status := cmd.Wait()
+		close(c.done)
 		<-read
 		d.events <- event{exit: c, status: status}
 	}()
@@ -354,21 +356,35 @@ func (d *daemon) exited(ch *child) error {
 	return nil
 }
 
-// shutdown kills every child.
+// shutdown kills every child and waits for them to be gone, so that
+// the daemon's ports and socket are free when it exits.
 func (d *daemon) shutdown() {
+	all := []*child{d.listen, d.notify}
+	for _, f := range d.frontends {
+		all = append(all, f.proc)
+	}
 	for _, c := range d.clients {
-		c.auth.kill()
-		c.session.kill()
-		c.repo.kill()
+		all = append(all, c.auth, c.session, c.repo)
 		c.conn.Close()
 		if c.quarantine != "" {
-			os.RemoveAll(c.quarantine)
+			defer os.RemoveAll(c.quarantine)
 		}
 	}
-	d.listen.kill()
-	d.notify.kill()
-	for _, f := range d.frontends {
-		f.proc.kill()
+	for _, c := range all {
+		c.kill()
+	}
+	deadline := time.After(killGrace + time.Second)
+wait:
+	for _, c := range all {
+		if c == nil {
+			continue
+		}
+		select {
+		case <-c.done:
+		case <-deadline:
+			d.log.Warn("a child outlived the daemon", "child", c.role, "pid", c.pid())
+			break wait
+		}
 	}
 	for _, ctl := range d.control {
 		ipc.Send(ctl, &ipc.Done{Status: ipc.StatusOK}, nil)

@@ -34,7 +34,16 @@ type Session struct {
 // Main serves the client and tells the parent how it went.
 func Main(ctx context.Context, log *slog.Logger, s *Session) error {
 	log = log.With("client", s.Start.Client, "user", s.Start.User, "repo", s.Start.Repo)
+	// Partial clones are served unless the repository's own config
+	// turns them off (C Git has them off unless it turns them on).
+	filter := true
+	if s.Repo.Config != nil {
+		if v, err := s.Repo.Config.Bool("uploadpack", "", "allowfilter", true); err == nil {
+			filter = v
+		}
+	}
 	opts := upload.Options{
+		Filter:  filter,
 		Repo:    s.Repo,
 		Version: wire.ParseVersion(s.Start.Protocol),
 		Limits:  wire.Limits{RequestTimeout: time.Duration(s.Start.Timeout) * time.Second},
