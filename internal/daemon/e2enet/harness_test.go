@@ -147,7 +147,6 @@ func start(t testing.TB, o options) *server {
 	}
 	s.conf = filepath.Join(dir, "gotd.conf")
 	write(t, s.conf, fmt.Sprintf(`# written by the network end-to-end tests
-dir = "%s"
 listen on "%s"
 user %s
 listen ssh on 127.0.0.1 port %d
@@ -184,7 +183,7 @@ repository "empty" {
 	permit rw %s
 	permit ro anonymous
 }
-`, dir, s.socket, daemonUser, s.sshPort, s.gitPort, s.httpPort, s.httpsPort, dir, dir, dir,
+`, s.socket, daemonUser, s.sshPort, s.gitPort, s.httpPort, s.httpsPort, dir, dir, dir,
 		bodyLimitKB, rwAccount, o.extraConn,
 		rwAccount, s.publicKey(s.writerKey), roAccount, s.publicKey(s.readerKey),
 		dir, roAccount, dir, rwAccount, dir, rwAccount), 0o644)

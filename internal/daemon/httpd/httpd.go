@@ -345,7 +345,7 @@ func (srv *server) authenticate(r *http.Request, st *frontend.Settings) (account
 	a := st.Accounts[user]
 	if a == nil {
 		// As slow as a wrong password, so that names cannot be probed.
-		bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
+		bcrypt.CompareHashAndPassword(dummyHash(), []byte(password))
 		return "", false
 	}
 	key := sha256.Sum256([]byte(user + "\x00" + password + "\x00" + a.Password + "\x00" + strings.Join(a.Tokens, " ")))
@@ -367,8 +367,13 @@ func (srv *server) authenticate(r *http.Request, st *frontend.Settings) (account
 	return a.Name, true
 }
 
-// dummyHash is compared against for unknown accounts.
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("gotd"), bcrypt.DefaultCost)
+// dummyHash is compared against for unknown accounts. Made on first
+// use: every role is this binary, and a package-level bcrypt would cost
+// each process start some 70 ms of CPU.
+var dummyHash = sync.OnceValue(func() []byte {
+	h, _ := bcrypt.GenerateFromPassword([]byte("gotd"), bcrypt.DefaultCost)
+	return h
+})
 
 // verify checks password against a's tokens, then its password.
 func verify(a *ipc.Account, password string) bool {
