@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"crypto/rand"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -148,10 +149,10 @@ func TestSSH(t *testing.T) {
 			out, err = e.gitWith(work, hold, "clone", "-q", e.url(rwUser, "test"), filepath.Join(work, "held"))
 			done <- err
 		}()
-		// The clone waits after the advertisement: its processes run.
-		waitFor(t, "the session processes", func() bool {
-			p := processes(t, e.daemon.Process.Pid)
-			return len(p["session_read"]) > 0 && len(p["repo_read"]) > 0
+		// The clone waits after the advertisement: its session runs;
+		// repo_read starts only when there is a pack to send.
+		waitFor(t, "the session process", func() bool {
+			return len(processes(t, e.daemon.Process.Pid)["session_read"]) > 0
 		})
 		info, err := e.gotctl("info")
 		if err != nil || !strings.Contains(info, "user "+rwUser) || !strings.Contains(info, `reading from repository "test"`) {
@@ -159,7 +160,7 @@ func TestSSH(t *testing.T) {
 		}
 		// Every process of the daemon runs as its user, each role apart.
 		procs := processes(t, e.daemon.Process.Pid)
-		for _, role := range []string{"listen", "notify", "session_read", "repo_read"} {
+		for _, role := range []string{"listen", "notify", "session_read"} {
 			if len(procs[role]) == 0 {
 				t.Errorf("no %s process: %v", role, procs)
 			}
@@ -186,18 +187,33 @@ func TestSSH(t *testing.T) {
 
 	t.Run("killed child", func(t *testing.T) {
 		e.t = t
+		// A pack larger than what the pipes and sshd's channel window
+		// hold, so that repo_read is still writing it when the client
+		// stops reading.
+		big := filepath.Join(work, "big")
+		e.mustGit(work, "clone", "-q", e.url(rwUser, "test"), big)
+		noise := make([]byte, 8<<20)
+		rand.Read(noise)
+		os.WriteFile(filepath.Join(big, "noise"), noise, 0o644)
+		e.mustGit(big, "add", "noise")
+		e.mustGit(big, "commit", "-q", "-m", "incompressible")
+		e.mustGit(big, "push", "-q", "origin", "HEAD:main")
+
 		hold := filepath.Join(e.dir, "go-kill")
 		done := make(chan error, 1)
 		var out string
 		go func() {
 			var err error
-			out, err = e.gitWith(work, hold, "clone", "-q", e.url(rwUser, "test"), filepath.Join(work, "killed"))
+			out, err = e.gitHeldAtPack(work, hold, "clone", "-q", e.url(rwUser, "test"), filepath.Join(work, "killed"))
 			done <- err
 		}()
 		var pid int
 		waitFor(t, "repo_read", func() bool {
 			if p := processes(t, e.daemon.Process.Pid)["repo_read"]; len(p) > 0 {
 				pid = p[0].pid
+				if p[0].uid != e.daemonUI {
+					t.Errorf("repo_read runs as uid %d, want %d", p[0].uid, e.daemonUI)
+				}
 			}
 			return pid != 0
 		})

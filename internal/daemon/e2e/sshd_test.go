@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -309,6 +310,73 @@ func (e *env) gitWith(dir, hold string, args ...string) (string, error) {
 	cmd.Env = append(gittest.Env(e.t), "GIT_SSH_COMMAND="+ssh, "GIT_SSH_VARIANT=ssh")
 	out, err := cmd.CombinedOutput()
 	return string(out), err
+}
+
+// gitHeldAtPack runs git with what the server sends held back, once
+// the pack has begun, until the file hold exists: a client that stops
+// reading in the middle of a pack. The test binary itself stands
+// between git and ssh (holdPack).
+func (e *env) gitHeldAtPack(dir, hold string, args ...string) (string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return "", err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), gitTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "git", args...)
+	cmd.WaitDelay = 5 * time.Second
+	cmd.Dir = dir
+	ssh := fmt.Sprintf("%s -i %s -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR", exe, e.key)
+	cmd.Env = append(gittest.Env(e.t), "GIT_SSH_COMMAND="+ssh, "GIT_SSH_VARIANT=ssh", holdPackEnv+"="+hold)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// holdPackEnv names the file holdPack waits for.
+const holdPackEnv = "GOTD_E2E_HOLD_PACK"
+
+func TestMain(m *testing.M) {
+	if hold := os.Getenv(holdPackEnv); hold != "" {
+		os.Exit(holdPack(hold, os.Args[1:]))
+	}
+	os.Exit(m.Run())
+}
+
+// holdPack runs ssh with args, passing its output on until the pack's
+// signature has gone by, then nothing more until the file hold exists
+// (two minutes at most), then the rest.
+func holdPack(hold string, args []string) int {
+	cmd := exec.Command("ssh", args...)
+	cmd.Stdin, cmd.Stderr = os.Stdin, os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err == nil {
+		err = cmd.Start()
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "holdPack:", err)
+		return 1
+	}
+	buf := make([]byte, 4096)
+	var seen []byte
+	for !bytes.Contains(seen, []byte("PACK")) {
+		n, err := out.Read(buf)
+		os.Stdout.Write(buf[:n])
+		seen = append(seen[max(0, len(seen)-3):], buf[:n]...)
+		if err != nil {
+			break
+		}
+	}
+	for i := 0; i < 2400; i++ {
+		if _, err := os.Stat(hold); err == nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	io.Copy(os.Stdout, out)
+	if err := cmd.Wait(); err != nil {
+		return 1
+	}
+	return 0
 }
 
 func (e *env) mustGit(dir string, args ...string) string {

@@ -69,6 +69,7 @@ const (
 	TypeAccount
 	TypeAccountsEnd
 	TypeCredential
+	TypeRepoWanted
 )
 
 // Message is one of the types below.
@@ -552,6 +553,16 @@ func (m *SessionEnd) encode(e *msg.Encoder) { e.Uint32(m.Status).Strings(m.Updat
 func (m *SessionEnd) decode(d *msg.Decoder) {
 	m.Status, m.Updated = d.Uint32(), d.Strings(MaxRefs, MaxPath)
 }
+
+// RepoWanted: session_read → parent: the negotiation is over and a
+// pack is to be sent; start the repo process (its channel is the one
+// the session holds since its start). A fetch that ends before, like
+// ls-remote or an HTTP advertisement, never starts one.
+type RepoWanted struct{}
+
+func (*RepoWanted) Type() msg.Type        { return TypeRepoWanted }
+func (*RepoWanted) encode(*msg.Encoder)   {}
+func (*RepoWanted) decode(d *msg.Decoder) {}
 
 // Notification: parent → notify: a push moved references.
 type Notification struct {

@@ -33,6 +33,7 @@ func messages() []Message {
 		&Progress{Stage: "resolving deltas", Done: 1, Total: 2},
 		&PackIndexed{Pack: "/q/p.pack", Index: "/q/p.idx", Rev: "/q/p.rev", Count: 3, Checksum: make([]byte, 20)},
 		&SessionEnd{Status: StatusOK, Updated: []string{"a b refs/heads/main"}},
+		&RepoWanted{},
 		&Notification{Repo: "r", User: "alice", Updated: []string{"a b refs/heads/main"}},
 		&Frontend{HandshakeTimeout: 30, RequestTimeout: 3600, BodyLimit: 1 << 30, Default: 4, Total: 1024,
 			Names: []string{"anonymous"}, PerName: []uint32{64}},

@@ -47,6 +47,11 @@ type client struct {
 
 	auth, session, repo *child
 	quarantine          string
+	// repoEnd is the repo process's end of its channel to the session
+	// and repoStart its Start message, kept until a fetch's session
+	// asks for it (RepoWanted).
+	repoEnd   *msg.Conn
+	repoStart *ipc.Start
 
 	end     *ipc.SessionEnd // the session's report
 	refusal string          // told the client before any Git data
@@ -241,8 +246,8 @@ func (d *daemon) startSession(c *client) error {
 		return fmt.Errorf("parent: %w", err)
 	}
 	defer sp.Close()
-	defer rp.Close()
 	if c.session, err = d.spawn(sessionRole, c.id, []*os.File{sp.File(), c.in, c.out}); err != nil {
+		rp.Close()
 		return err
 	}
 	c.state = stateServing
@@ -250,16 +255,58 @@ func (d *daemon) startSession(c *client) error {
 	c.out.Close()
 	c.in, c.out = nil, nil
 	if err := ipc.Send(c.session.ch, start, nil); err != nil {
+		rp.Close()
 		return fmt.Errorf("parent: %w", err)
 	}
-	if advertise {
+	switch {
+	case advertise:
+		rp.Close()
 		return nil
+	case c.write:
+		c.repoEnd, c.repoStart = rp, start
+		return d.startRepo(c, repoRole)
 	}
-	if c.repo, err = d.spawn(repoRole, c.id, []*os.File{rp.File()}); err != nil {
+	// A fetch's repo process starts when the session has a pack to
+	// send: most ls-remote and many fetches never need one.
+	c.repoEnd, c.repoStart = rp, start
+	return nil
+}
+
+// startRepo starts the repo process of c on the channel kept for it.
+func (d *daemon) startRepo(c *client, role string) error {
+	if c.repoEnd == nil || c.repo != nil {
+		return errors.New("repo process asked for twice")
+	}
+	defer func() {
+		c.repoEnd.Close()
+		c.repoEnd = nil
+	}()
+	var err error
+	if c.repo, err = d.spawn(role, c.id, []*os.File{c.repoEnd.File()}); err != nil {
 		return err
 	}
-	if err := ipc.Send(c.repo.ch, start, nil); err != nil {
+	if err := ipc.Send(c.repo.ch, c.repoStart, nil); err != nil {
 		return fmt.Errorf("parent: %w", err)
+	}
+	return nil
+}
+
+// repoWanted starts the repo process of a fetch on its session's
+// request.
+func (d *daemon) repoWanted(c *client, raw msg.Msg) error {
+	var m ipc.RepoWanted
+	if _, err := ipc.Check(raw, &m, false); err != nil {
+		return err
+	}
+	switch {
+	case c.state == stateEnding:
+		return nil // the client is being stopped anyway
+	case c.state != stateServing || c.write:
+		return errors.New("repo process asked for out of turn")
+	}
+	if err := d.startRepo(c, RoleRepoRead); err != nil {
+		d.log.Error("cannot start the repo process", "client", c.id, "err", err)
+		d.fail(c, "internal server error")
 	}
 	return nil
 }
@@ -327,6 +374,10 @@ func (d *daemon) maybeDone(c *client) {
 	}
 	ipc.Send(c.conn, done, nil) // gotsh may be gone
 	c.conn.Close()
+	if c.repoEnd != nil {
+		c.repoEnd.Close()
+		c.repoEnd = nil
+	}
 	for _, f := range []*os.File{c.in, c.out} {
 		if f != nil {
 			f.Close()

@@ -294,6 +294,8 @@ func (d *daemon) message(from *child, raw msg.Msg) {
 		err = d.authResult(c, raw)
 	case from == c.session && raw.Type == ipc.TypeSessionEnd:
 		err = d.sessionEnd(c, raw)
+	case from == c.session && raw.Type == ipc.TypeRepoWanted:
+		err = d.repoWanted(c, raw)
 	default:
 		err = fmt.Errorf("unexpected message %d", raw.Type)
 	}
@@ -325,6 +327,10 @@ func (d *daemon) exited(ch *child) error {
 	if f := d.frontendOf(ch); f != nil {
 		d.frontendExited(f)
 		return nil
+	}
+	if ru, ok := ch.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		d.log.Debug("exited", "child", ch.role, "pid", ch.pid(), "client", ch.client,
+			"user", time.Duration(ru.Utime.Nano()), "sys", time.Duration(ru.Stime.Nano()), "maxrss_kib", ru.Maxrss)
 	}
 	c := d.clients[ch.client]
 	if c == nil {

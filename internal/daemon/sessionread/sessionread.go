@@ -2,7 +2,8 @@
 // clone: it runs the upload-pack conversation with the client (the
 // reference advertisement, wants, negotiation, shallow boundaries) on
 // the client's stream, with a read-only view of the repository, and
-// has repo_read write the pack straight onto the client's stream.
+// has repo_read, which the parent starts when the session asks for it,
+// write the pack straight onto the client's stream.
 package sessionread
 
 import (
@@ -15,6 +16,7 @@ import (
 
 	"gotd/internal/daemon/ipc"
 	"gotd/internal/daemon/msg"
+	"gotd/internal/daemon/stream"
 	"gotd/internal/git/oid"
 	"gotd/internal/git/repo"
 	"gotd/internal/protocol/upload"
@@ -42,6 +44,7 @@ func Main(ctx context.Context, log *slog.Logger, s *Session) error {
 			filter = v
 		}
 	}
+	repoStarted := false
 	opts := upload.Options{
 		Filter:  filter,
 		Repo:    s.Repo,
@@ -53,10 +56,18 @@ func Main(ctx context.Context, log *slog.Logger, s *Session) error {
 		AdvertiseOnly: s.Start.Mode == ipc.ModeAdvertise,
 		StatelessRPC:  s.Start.Mode == ipc.ModeStateless,
 		SendPack: func(ctx context.Context, req *upload.PackRequest, f upload.Framing) (int, error) {
+			if !repoStarted {
+				// The parent starts repo_read on the channel this
+				// process holds; what is sent on it waits there.
+				if err := ipc.Send(s.Parent, &ipc.RepoWanted{}, nil); err != nil {
+					return 0, fmt.Errorf("session_read: %w", err)
+				}
+				repoStarted = true
+			}
 			return sendPack(s.RepoRead, s.Repo.Format, req, f, s.Out)
 		},
 	}
-	res, err := upload.Serve(ctx, s.In, s.Out, opts)
+	res, err := upload.Serve(ctx, stream.QuickAck(s.In), s.Out, opts)
 	end := &ipc.SessionEnd{Status: ipc.StatusOK}
 	if err != nil {
 		log.Warn("fetch failed", "err", err)

@@ -17,6 +17,7 @@ import (
 
 	"gotd/internal/daemon/ipc"
 	"gotd/internal/daemon/msg"
+	"gotd/internal/daemon/stream"
 	"gotd/internal/engine/indexer"
 	"gotd/internal/git/repo"
 	"gotd/internal/git/walk"
@@ -59,7 +60,7 @@ func Main(ctx context.Context, log *slog.Logger, s *Session) error {
 			return s.Start.Quarantine, res, err
 		},
 	}
-	res, err := receive.Serve(ctx, s.In, s.Out, opts)
+	res, err := receive.Serve(ctx, stream.QuickAck(s.In), s.Out, opts)
 	end := &ipc.SessionEnd{Status: ipc.StatusOK}
 	if err != nil {
 		end.Status = ipc.StatusFailed

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -23,6 +24,7 @@ import (
 	"gotd/internal/daemon/frontend"
 	"gotd/internal/daemon/gitcmd"
 	"gotd/internal/daemon/ipc"
+	"gotd/internal/daemon/stream"
 	"gotd/internal/protocol/pktline"
 )
 
@@ -236,5 +238,11 @@ func (c *idleConn) Read(p []byte) (int, error) {
 	if idle > 0 {
 		c.Conn.SetReadDeadline(time.Now().Add(idle))
 	}
-	return c.Conn.Read(p)
+	n, err := c.Conn.Read(p)
+	// OpenSSH's client leaves Nagle's algorithm on without a terminal:
+	// acknowledge at once, or each request waits on the delayed ACK.
+	if sc, ok := c.Conn.(syscall.Conn); ok {
+		stream.AckNow(sc)
+	}
+	return n, err
 }

@@ -222,6 +222,17 @@ func (r *reach) addTip(id oid.ID) error {
 
 // run covers everything reachable from the queued commits and trees.
 func (r *reach) run() error {
+	// The stored bitmaps of the tips first: they usually cover the
+	// other tips (old tags below a branch), which then need no walk.
+	kept := r.commits[:0]
+	for _, c := range r.commits {
+		if b, ok := r.stored(c); ok {
+			r.cover(b)
+		} else {
+			kept = append(kept, c)
+		}
+	}
+	r.commits = kept
 	for len(r.commits) > 0 {
 		c := r.commits[len(r.commits)-1]
 		r.commits = r.commits[:len(r.commits)-1]
@@ -232,17 +243,7 @@ func (r *reach) run() error {
 			return err
 		}
 		if b, ok := r.stored(c); ok {
-			r.bits.Or(b)
-			if r.types != nil {
-				// Objects a stored bitmap covers have their types in
-				// the index's type bitmaps.
-				for t := range r.types {
-					tb := r.typeBitmap(object.Commit + object.Type(t))
-					x := b.Clone()
-					x.And(tb)
-					r.types[t].Or(x)
-				}
-			}
+			r.cover(b)
 			continue
 		}
 		tree, ps, _, _, err := r.w.links(c, r.ps, &r.gc)
@@ -264,6 +265,21 @@ func (r *reach) run() error {
 	}
 	r.trees = r.trees[:0]
 	return nil
+}
+
+// cover adds the objects of a stored bitmap.
+func (r *reach) cover(b bitmap.Bitmap) {
+	r.bits.Or(b)
+	if r.types != nil {
+		// Objects a stored bitmap covers have their types in the
+		// index's type bitmaps.
+		for t := range r.types {
+			tb := r.typeBitmap(object.Commit + object.Type(t))
+			x := b.Clone()
+			x.And(tb)
+			r.types[t].Or(x)
+		}
+	}
 }
 
 func (r *reach) typeBitmap(t object.Type) bitmap.Bitmap {
@@ -411,4 +427,25 @@ func (w *Walker) bitmapObjects(ctx context.Context, wants, haves []oid.ID, wantH
 		}
 	}
 	return nil
+}
+
+// WholePack reports whether the objects reachable from wants are
+// exactly the objects of the walker's bitmapped pack, so that the pack
+// as stored is the whole answer to a fetch of wants with no haves. It
+// is false without a bitmap.
+func (w *Walker) WholePack(ctx context.Context, wants []oid.ID) (bool, error) {
+	x := w.Bitmap
+	if x == nil {
+		return false, nil
+	}
+	r := w.newReach(ctx, x.Lookup(), x.Bitmap)
+	for _, id := range wants {
+		if err := r.addTip(id); err != nil {
+			return false, err
+		}
+	}
+	if err := r.run(); err != nil {
+		return false, err
+	}
+	return len(r.outside) == 0 && r.bits.Count() == x.Lookup().Count(), nil
 }

@@ -14,6 +14,7 @@ import (
 	"gotd/internal/git/commitgraph"
 	"gotd/internal/git/object"
 	"gotd/internal/git/oid"
+	"gotd/internal/git/pack"
 	"gotd/internal/git/refs"
 	"gotd/internal/git/repo"
 	"gotd/internal/git/walk"
@@ -39,9 +40,11 @@ type PackRequest struct {
 	Thin, OfsDelta, IncludeTag bool
 }
 
-// newWalker returns a walker over r using its commit-graph when it has
-// one, and the function that releases it.
-func newWalker(r *repo.Repo) (*walk.Walker, func()) {
+// newWalker returns a walker over r using its commit-graph and bitmap
+// when it has them, the bitmapped pack (nil without a bitmap), and the
+// function that releases them.
+func newWalker(r *repo.Repo) (*walk.Walker, *pack.Pack, func()) {
+	var bitmapped *pack.Pack
 	w := &walk.Walker{Store: r, Format: r.Format}
 	var closers []func() error
 	if g, err := commitgraph.Open(r.ObjectsDir(), r.Format); err == nil {
@@ -57,11 +60,12 @@ func newWalker(r *repo.Repo) (*walk.Walker, func()) {
 		}
 		if x, err := bitmap.Open(path, r.Format, walk.PackLookup(p)); err == nil {
 			w.Bitmap = x
+			bitmapped = p
 			closers = append(closers, x.Close)
 			break
 		}
 	}
-	return w, func() {
+	return w, bitmapped, func() {
 		for _, c := range closers {
 			c()
 		}
@@ -72,8 +76,13 @@ func newWalker(r *repo.Repo) (*walk.Walker, func()) {
 // with human-readable progress to progress (nil: none). It returns the
 // number of objects sent.
 func WritePack(ctx context.Context, r *repo.Repo, req *PackRequest, w io.Writer, progress io.Writer) (int, error) {
-	wk, done := newWalker(r)
+	wk, _, done := newWalker(r)
 	defer done()
+	return writePack(ctx, r, wk, req, w, progress)
+}
+
+// writePack is WritePack with the walker to list objects with.
+func writePack(ctx context.Context, r *repo.Repo, wk *walk.Walker, req *PackRequest, w io.Writer, progress io.Writer) (int, error) {
 	spec := walk.Spec{
 		Wants:         req.Wants,
 		Haves:         req.Common,
@@ -178,6 +187,7 @@ func WritePack(ctx context.Context, r *repo.Repo, req *PackRequest, w io.Writer,
 // is a *bufio.Writer.
 func SendPack(ctx context.Context, r *repo.Repo, req *PackRequest, f Framing, w io.Writer) (int, error) {
 	bw, ok := w.(*bufio.Writer)
+	raw := w // what bw writes to, when known
 	if !ok {
 		bw = bufio.NewWriterSize(w, 64<<10)
 	}
@@ -192,7 +202,15 @@ func SendPack(ctx context.Context, r *repo.Repo, req *PackRequest, f Framing, w 
 			prog = &lockedWriter{mu: &mu, w: progressWriter{sb, bw}}
 		}
 	}
-	n, err := WritePack(ctx, r, req, out, prog)
+	wk, bitmapped, done := newWalker(r)
+	defer done()
+	var n int
+	whole, err := isWholePack(ctx, r, wk, bitmapped, req)
+	if whole {
+		n, err = bitmapped.Count(), sendWholePack(ctx, bitmapped, f, bw, raw, sb, prog)
+	} else if err == nil {
+		n, err = writePack(ctx, r, wk, req, out, prog)
+	}
 	if err != nil && sb != nil {
 		mu.Lock()
 		sb.Errorf("upload-pack: %s\n", wire.ClientMessage(err))

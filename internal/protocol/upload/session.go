@@ -27,8 +27,10 @@ type session struct {
 	pw   *pktline.Writer
 	res  *Result
 
-	refs    []wire.Ref // advertised, HEAD first when it resolves
-	head    string     // HEAD's target when symbolic
+	refs []wire.Ref // advertised, HEAD first when it resolves
+	head string     // HEAD's target when symbolic
+	// symrefs holds the targets of the other symbolic references.
+	symrefs map[string]string
 	tips    map[oid.ID]bool
 	haves   int // have lines read, all rounds
 	walker  *walk.Walker
@@ -82,6 +84,12 @@ func (s *session) loadRefs() error {
 
 func (s *session) addRef(r refs.Ref) {
 	w := wire.Ref{Name: r.Name, ID: r.ID}
+	if r.Target != "" && r.Name != "HEAD" {
+		if s.symrefs == nil {
+			s.symrefs = make(map[string]string)
+		}
+		s.symrefs[r.Name] = r.Target
+	}
 	peeled := r.Peeled
 	if !peeled.Valid() {
 		peeled = s.peel(r.ID)
@@ -117,7 +125,7 @@ func (s *session) peel(id oid.ID) oid.ID {
 // walkerOf returns the session's walker over the repository.
 func (s *session) walkerOf() *walk.Walker {
 	if s.walker == nil {
-		s.walker, s.release = newWalker(s.repo)
+		s.walker, _, s.release = newWalker(s.repo)
 	}
 	return s.walker
 }

@@ -148,13 +148,14 @@ func openSource(t *testing.T) (string, *repo.Repo) {
 // byte level.
 func TestV2Commands(t *testing.T) {
 	src, r := openSource(t)
+	gittest.Git(t, src, "symbolic-ref", "refs/heads/alias", "refs/heads/main")
 	rev := func(s string) string { return strings.TrimSpace(gittest.Git(t, src, "rev-parse", s)) }
 	main, v1, v1c := rev("main"), rev("refs/tags/v1.0"), rev("v1.0^{}")
 	blob := rev("main:dir0/sub0/file0.txt")
 	size := strings.TrimSpace(gittest.Git(t, src, "cat-file", "-s", blob))
 	unknown := strings.Repeat("ef", 20)
 	in := pkt("command=ls-refs\n", "server-option=first\n", "agent=test/1\n", "0001",
-		"symrefs\n", "peel\n", "ref-prefix HEAD\n", "ref-prefix refs/tags/v1\n", "0000",
+		"symrefs\n", "peel\n", "ref-prefix HEAD\n", "ref-prefix refs/heads/alias\n", "ref-prefix refs/tags/v1\n", "0000",
 		"command=object-info\n", "server-option=second\n", "0001", "size\n", "oid "+blob+"\n", "oid "+unknown+"\n", "0000")
 	var out bytes.Buffer
 	res, err := Serve(context.Background(), strings.NewReader(in), &out, Options{Repo: r, Version: 2})
@@ -163,7 +164,8 @@ func TestV2Commands(t *testing.T) {
 	}
 	got := out.String()
 	got = got[strings.Index(got, "0000")+4:]
-	want := pkt(main+" HEAD symref-target:refs/heads/main\n", v1+" refs/tags/v1.0 peeled:"+v1c+"\n", "0000",
+	want := pkt(main+" HEAD symref-target:refs/heads/main\n", main+" refs/heads/alias symref-target:refs/heads/main\n",
+		v1+" refs/tags/v1.0 peeled:"+v1c+"\n", "0000",
 		"size\n", blob+" "+size+"\n", unknown+" \n", "0000")
 	if got != want {
 		t.Errorf("sent %q\nwant %q", got, want)

@@ -189,6 +189,7 @@ func (s *session) lsRefs(args []string) error {
 	}
 	s.tips = nil
 	s.refs = nil
+	s.symrefs = nil
 	if err := s.loadRefs(); err != nil {
 		return fmt.Errorf("upload: list references: %w", err)
 	}
@@ -228,11 +229,7 @@ func (s *session) symrefTarget(name string) string {
 	if name == "HEAD" {
 		return s.head
 	}
-	r, err := s.repo.Refs.Read(name)
-	if err != nil {
-		return ""
-	}
-	return r.Target
+	return s.symrefs[name]
 }
 
 // objectInfo answers object-info: the size of each object asked for.

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// server is a Git server the benchmark starts and stops for each run.
+type server struct {
+	name  string
+	start func() *exec.Cmd
+	stop  func(*exec.Cmd)
+	// url is where repository repo is fetched from; pushURL where it
+	// is pushed to; sshURL, if not empty, fetches over SSH (sshEnv is
+	// the client's environment for it).
+	url, pushURL, sshURL func(repo string) string
+	sshEnv               []string
+	// user owns repositories pushed to.
+	user string
+	idle time.Duration // CPU of starting and stopping with no client
+}
+
+// benchToken is the HTTP token gotd's push account uses.
+const benchToken = "gotd-bench-token"
+
+// newGotd is gotd serving the repositories over git://, pushes over
+// smart HTTP with a token, and over SSH with a generated key when
+// ssh-keygen is there.
+func newGotd(work, bin, repos string, names []string) *server {
+	gitPort, httpPort, sshPort := freePort(), freePort(), freePort()
+	user := os.Getenv("USER")
+	if os.Geteuid() == 0 {
+		user = "nobody"
+	} else if user == "" {
+		out, _ := exec.Command("id", "-un").Output()
+		user = strings.TrimSpace(string(out))
+	}
+	conf := filepath.Join(work, "gotd.conf")
+	sock := filepath.Join(work, "gotd.sock")
+	secrets := filepath.Join(work, "gotd-secrets.conf")
+	sum := sha256.Sum256([]byte(benchToken))
+	check(os.WriteFile(secrets, []byte("token bench sha256:"+hex.EncodeToString(sum[:])+"\n"), 0o600))
+
+	var b strings.Builder
+	fmt.Fprintf(&b, "listen on %q\nuser %s\nlisten git on 127.0.0.1 port %d\nlisten http on 127.0.0.1 port %d\n", sock, user, gitPort, httpPort)
+	fmt.Fprintf(&b, "connection {\n\tlimit user anonymous 1024\n\tlimit user bench 1024\n}\n")
+	s := &server{name: "gotd", user: user}
+	key := filepath.Join(work, "bench-key")
+	if _, err := exec.LookPath("ssh"); err == nil && exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key).Run() == nil {
+		pub, err := os.ReadFile(key + ".pub")
+		check(err)
+		fmt.Fprintf(&b, "listen ssh on 127.0.0.1 port %d\nssh hostkey %q\naccount bench {\n\tkey %q\n}\n",
+			sshPort, filepath.Join(work, "ssh_host_key"), strings.TrimSpace(string(pub)))
+		s.sshURL = func(repo string) string { return fmt.Sprintf("ssh://bench@127.0.0.1:%d/%s", sshPort, repo) }
+		s.sshEnv = []string{"GIT_SSH_COMMAND=ssh -i " + key + " -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR"}
+	} else {
+		fmt.Fprintf(&b, "account bench {\n}\n")
+	}
+	for _, name := range names {
+		fmt.Fprintf(&b, "repository %q {\n\tpath %q\n\tpermit ro anonymous\n\tpermit rw bench\n}\n", name, filepath.Join(repos, name+".git"))
+	}
+	check(os.WriteFile(conf, []byte(b.String()), 0o644))
+	if out, err := exec.Command(filepath.Join(bin, "gotd"), "-n", "-f", conf, "-s", secrets).CombinedOutput(); err != nil {
+		fatalf("gotd -n: %v\n%s", err, out)
+	}
+	s.start = func() *exec.Cmd {
+		cmd := exec.Command(filepath.Join(bin, "gotd"), "-d", "-f", conf, "-s", secrets)
+		check(cmd.Start())
+		waitPort(gitPort)
+		waitPort(httpPort)
+		return cmd
+	}
+	s.stop = func(cmd *exec.Cmd) {
+		exec.Command(filepath.Join(bin, "gotctl"), "-f", sock, "stop").Run()
+		cmd.Wait()
+	}
+	s.url = func(repo string) string { return fmt.Sprintf("git://127.0.0.1:%d/%s", gitPort, repo) }
+	s.pushURL = func(repo string) string {
+		return fmt.Sprintf("http://bench:%s@127.0.0.1:%d/%s", benchToken, httpPort, repo)
+	}
+	return s
+}
+
+// newGitDaemon is C Git's git daemon serving the same repositories,
+// pushes included (receive-pack enabled; the repositories pushed to
+// have receive.fsckObjects set).
+func newGitDaemon(repos string) *server {
+	port := freePort()
+	s := &server{name: "git daemon", user: currentUser()}
+	s.start = func() *exec.Cmd {
+		cmd := exec.Command("git", "daemon", "--export-all", "--reuseaddr", "--enable=receive-pack", "--base-path="+repos,
+			"--listen=127.0.0.1", fmt.Sprintf("--port=%d", port), "--max-connections=1024", repos)
+		cmd.Env = gitEnv()
+		check(cmd.Start())
+		waitPort(port)
+		return cmd
+	}
+	s.stop = func(cmd *exec.Cmd) {
+		time.Sleep(100 * time.Millisecond) // let it reap the finished upload-pack
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+	}
+	s.url = func(repo string) string { return fmt.Sprintf("git://127.0.0.1:%d/%s", port, repo) }
+	s.pushURL = s.url
+	return s
+}
+
+func currentUser() string {
+	out, _ := exec.Command("id", "-un").Output()
+	return strings.TrimSpace(string(out))
+}

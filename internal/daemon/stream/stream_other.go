@@ -1,0 +1,12 @@
+//go:build !linux
+
+package stream
+
+import (
+	"os"
+	"syscall"
+)
+
+func isTCP(*os.File) bool { return false }
+
+func ackNow(syscall.Conn) {}
