@@ -148,8 +148,8 @@ func scenarios(r *repos, work string) []scenario {
 			},
 			client: func(s *server, dir string) int {
 				git(dir, "-c", "fetch.unpackLimit=1", "fetch", "-q", s.url("fetch"), "+refs/heads/*:refs/heads/*")
-				if got := strings.TrimSpace(git(dir, "rev-parse", "main")); got != r.tips[newCommits-1] {
-					fatalf("%s: main is %s after the fetch, want %s", name, got, r.tips[newCommits-1])
+				if got := strings.TrimSpace(git(dir, "rev-parse", r.branch)); got != r.tips[newCommits-1] {
+					fatalf("%s: %s is %s after the fetch, want %s", name, r.branch, got, r.tips[newCommits-1])
 				}
 				return 0
 			},
@@ -177,13 +177,13 @@ func scenarios(r *repos, work string) []scenario {
 		clone("clone v2, bitmap", "bitmap", "-c", "protocol.version=2", "clone"),
 		clone("clone v0, no bitmap", "nobitmap", "-c", "protocol.version=0", "clone"),
 		clone("clone v2, no bitmap", "nobitmap", "-c", "protocol.version=2", "clone"),
-		clone("clone of one branch", "nobitmap", "clone", "--single-branch", "--branch", "main"),
+		clone("clone of one branch", "nobitmap", "clone", "--single-branch"),
 		clone("shallow clone --depth 1", "nobitmap", "clone", "--depth", "1"),
 		clone("partial clone blob:none", "nobitmap", "clone", "--filter=blob:none"),
 		fetch("fetch of 1 commit", "client-99"),
 		fetch("fetch of 100 commits", "client-0"),
 		push("push of the whole history", "bitmap", "push-empty", "", "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"),
-		push("push of 1 commit", "fetch", "push-one", "bitmap", r.tips[0]+":refs/heads/main"),
+		push("push of 1 commit", "fetch", "push-one", "bitmap", r.tips[0]+":"+r.branch),
 		{
 			name:   fmt.Sprintf("%d clones at once", *clients),
 			before: clean,

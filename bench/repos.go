@@ -14,9 +14,10 @@ import (
 // and what the clients start from.
 type repos struct {
 	dir string
-	// base is main's commit in the source; tips[i] is main after i+1
-	// commits made on top of it in fetch.git (newCommits of them).
-	base string
+	// branch is the branch HEAD names (refs/heads/…); base is its
+	// commit in the source, and tips[i] the branch after i+1 commits
+	// made on top of it in fetch.git (newCommits of them).
+	branch, base string
 	tips []string
 }
 
@@ -45,7 +46,8 @@ func prepare(dir, src string) *repos {
 			}
 		}
 	}
-	r.base = strings.TrimSpace(git(r.path("bitmap"), "rev-parse", "refs/heads/main"))
+	r.branch = strings.TrimSpace(git(r.path("bitmap"), "symbolic-ref", "HEAD"))
+	r.base = strings.TrimSpace(git(r.path("bitmap"), "rev-parse", r.branch))
 
 	// The served history plus commits pushed since its last repack:
 	// loose objects next to the bitmapped pack.
@@ -55,7 +57,7 @@ func prepare(dir, src string) *repos {
 	rng := rand.New(rand.NewSource(2))
 	var lines []string
 	for i := 1; i <= newCommits; i++ {
-		fmt.Fprintf(&in, "commit refs/heads/main\nmark :%d\ncommitter Bench <bench@example.com> %d +0000\n", i, 1800000000+i*60)
+		fmt.Fprintf(&in, "commit %s\nmark :%d\ncommitter Bench <bench@example.com> %d +0000\n", r.branch, i, 1800000000+i*60)
 		msg := fmt.Sprintf("new %d", i)
 		fmt.Fprintf(&in, "data %d\n%s\n", len(msg), msg)
 		if i == 1 {
@@ -68,14 +70,14 @@ func prepare(dir, src string) *repos {
 	fmt.Fprintf(&in, "done\n")
 	gitIn(fetch, nil, "-c", "fastimport.unpackLimit=1000", "fast-import", "--quiet", "--done").stdin(in.Bytes())
 	for i := newCommits - 1; i >= 0; i-- {
-		r.tips = append(r.tips, strings.TrimSpace(git(fetch, "rev-parse", fmt.Sprintf("main~%d", i))))
+		r.tips = append(r.tips, strings.TrimSpace(git(fetch, "rev-parse", fmt.Sprintf("%s~%d", r.branch, i))))
 	}
 
 	// Clients of the fetches: the served history, and that plus all
 	// but the last new commit.
 	git("", "clone", "-q", "--bare", r.path("bitmap"), r.path("client-0"))
 	git("", "clone", "-q", "--bare", r.path("bitmap"), r.path("client-99"))
-	git(r.path("client-99"), "fetch", "-q", fetch, r.tips[newCommits-2]+":refs/heads/main")
+	git(r.path("client-99"), "fetch", "-q", fetch, r.tips[newCommits-2]+":"+r.branch)
 	return r
 }
 

@@ -33,6 +33,7 @@ type Common struct {
 	had    map[oid.ID]bool // C Git's THEY_HAVE: haves and their parents
 	marked []oid.ID        // had since the last Ready
 
+	raw      []oid.ID // the wants as sent, until peelWants
 	wants    []oid.ID // the wants that peel to commits, peeled
 	started  bool     // the want nodes exist
 	left     int      // want nodes that do not reach a had commit yet
@@ -63,16 +64,25 @@ const (
 )
 
 // NewCommon starts a negotiation for wants, as the client sent them.
-// Tags among them are peeled now; wants that do not peel to a commit
+// Tags among them are peeled when first needed; wants that do not peel to a commit
 // (or that cannot be read) take no part in Ready, as in C Git.
 func (w *Walker) NewCommon(ctx context.Context, wants []oid.ID) *Common {
-	c := &Common{w: w, ctx: ctx, cc: newCommitCache(w), had: make(map[oid.ID]bool), byID: make(map[oid.ID]int32)}
-	for _, id := range wants {
-		if p, ok := w.peelCommitOK(id); ok {
+	return &Common{w: w, ctx: ctx, cc: newCommitCache(w), had: make(map[oid.ID]bool), byID: make(map[oid.ID]int32),
+		raw: wants}
+}
+
+// peelWants peels the wants the first time Ready needs them: a fetch
+// without haves (a clone) never does.
+func (c *Common) peelWants() {
+	if c.raw == nil {
+		return
+	}
+	for _, id := range c.raw {
+		if p, ok := c.w.peelCommitOK(id); ok {
 			c.wants = append(c.wants, p)
 		}
 	}
-	return c
+	c.raw = nil
 }
 
 // Have records a "have" line. It returns false, and changes nothing, if
@@ -165,6 +175,7 @@ func (c *Common) Ready() (bool, error) {
 	if c.count == 0 {
 		return false, nil // ok_to_give_up: nothing in have_obj
 	}
+	c.peelWants()
 	if len(c.had) == 0 {
 		// Only trees, blobs and tags had: no commit reaches one.
 		return len(c.wants) == 0, nil

@@ -44,6 +44,13 @@ type PackRequest struct {
 // when it has them, the bitmapped pack (nil without a bitmap), and the
 // function that releases them.
 func newWalker(r *repo.Repo) (*walk.Walker, *pack.Pack, func()) {
+	return openWalker(r, true)
+}
+
+// openWalker is newWalker, without the bitmap unless bitmaps is set:
+// negotiation needs only commits, and opening a bitmap may cost the
+// ordering of a whole pack.
+func openWalker(r *repo.Repo, bitmaps bool) (*walk.Walker, *pack.Pack, func()) {
 	var bitmapped *pack.Pack
 	w := &walk.Walker{Store: r, Format: r.Format}
 	var closers []func() error
@@ -54,6 +61,9 @@ func newWalker(r *repo.Repo) (*walk.Walker, *pack.Pack, func()) {
 	// The reachability bitmap of a pack, when one has it (C Git writes
 	// at most one per repository, `gotadmin pack -a` likewise).
 	for _, p := range r.Packs() {
+		if !bitmaps {
+			break
+		}
 		path := strings.TrimSuffix(p.Path(), ".pack") + ".bitmap"
 		if _, err := os.Stat(path); err != nil {
 			continue

@@ -34,7 +34,9 @@ type session struct {
 	tips    map[oid.ID]bool
 	haves   int // have lines read, all rounds
 	walker  *walk.Walker
-	release func()
+	// negWalker negotiates: it has no bitmap.
+	negWalker *walk.Walker
+	release   func()
 }
 
 // readPacket reads the next packet; a malformed one is a client error.
@@ -122,10 +124,35 @@ func (s *session) peel(id oid.ID) oid.ID {
 	return oid.ID{}
 }
 
+// negotiator returns a negotiation for wants, on a walker without the
+// bitmap.
+func (s *session) negotiator(wants []oid.ID) *walk.Common {
+	if s.negWalker == nil {
+		var release func()
+		s.negWalker, _, release = openWalker(s.repo, false)
+		prev := s.release
+		s.release = func() {
+			release()
+			if prev != nil {
+				prev()
+			}
+		}
+	}
+	return s.negWalker.NewCommon(s.ctx, wants)
+}
+
 // walkerOf returns the session's walker over the repository.
 func (s *session) walkerOf() *walk.Walker {
 	if s.walker == nil {
-		s.walker, _, s.release = newWalker(s.repo)
+		var release func()
+		s.walker, _, release = newWalker(s.repo)
+		prev := s.release
+		s.release = func() {
+			release()
+			if prev != nil {
+				prev()
+			}
+		}
 	}
 	return s.walker
 }

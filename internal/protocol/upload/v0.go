@@ -191,7 +191,7 @@ func (s *session) setCapsV0(q *request, caps wire.Caps) error {
 // chose. It returns the objects both sides have and whether the pack is
 // to be sent now (false at the end of a stateless round).
 func (s *session) negotiateV0(q *request) ([]oid.ID, bool, error) {
-	c := s.walkerOf().NewCommon(s.ctx, q.wants)
+	c := s.negotiator(q.wants)
 	var common []oid.ID
 	seen := make(map[oid.ID]bool)
 	var last oid.ID

@@ -346,7 +346,7 @@ func (s *session) fetchV2(args []string) error {
 		return nil // nothing wanted: no response at all, as C Git
 	}
 	// Acknowledgments, unless the client is done or sent no haves.
-	c := s.walkerOf().NewCommon(s.ctx, q.wants)
+	c := s.negotiator(q.wants)
 	var common []oid.ID
 	for _, id := range q.haves {
 		ok, err := c.Have(id)
