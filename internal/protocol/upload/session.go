@@ -130,15 +130,20 @@ func (s *session) negotiator(wants []oid.ID) *walk.Common {
 	if s.negWalker == nil {
 		var release func()
 		s.negWalker, _, release = openWalker(s.repo, false)
-		prev := s.release
-		s.release = func() {
-			release()
-			if prev != nil {
-				prev()
-			}
-		}
+		s.onRelease(release)
 	}
 	return s.negWalker.NewCommon(s.ctx, wants)
+}
+
+// onRelease adds f to what the session releases when it ends.
+func (s *session) onRelease(f func()) {
+	prev := s.release
+	s.release = func() {
+		f()
+		if prev != nil {
+			prev()
+		}
+	}
 }
 
 // walkerOf returns the session's walker over the repository.
@@ -146,13 +151,7 @@ func (s *session) walkerOf() *walk.Walker {
 	if s.walker == nil {
 		var release func()
 		s.walker, _, release = newWalker(s.repo)
-		prev := s.release
-		s.release = func() {
-			release()
-			if prev != nil {
-				prev()
-			}
-		}
+		s.onRelease(release)
 	}
 	return s.walker
 }
