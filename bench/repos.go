@@ -18,7 +18,7 @@ type repos struct {
 	// commit in the source, and tips[i] the branch after i+1 commits
 	// made on top of it in fetch.git (newCommits of them).
 	branch, base string
-	tips []string
+	tips         []string
 }
 
 // newCommits is how many commits the incremental fetches and pushes

@@ -35,12 +35,10 @@ const benchToken = "gotd-bench-token"
 // ssh-keygen is there.
 func newGotd(work, bin, repos string, names []string) *server {
 	gitPort, httpPort, sshPort := freePort(), freePort(), freePort()
-	user := os.Getenv("USER")
+	// gotd refuses to run its roles as root.
+	user := currentUser()
 	if os.Geteuid() == 0 {
 		user = "nobody"
-	} else if user == "" {
-		out, _ := exec.Command("id", "-un").Output()
-		user = strings.TrimSpace(string(out))
 	}
 	conf := filepath.Join(work, "gotd.conf")
 	sock := filepath.Join(work, "gotd.sock")

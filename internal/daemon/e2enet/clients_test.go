@@ -210,19 +210,28 @@ func TestDulwich(t *testing.T) {
 		want := serverRefs(t, src)
 		work := filepath.Join(s.clientDir("dulwich"), name)
 		out := runPython(t, dulwichScript, url, work, s.httpURL("", "test"), rwAccount, token, branch)
-		if head := scriptValue(t, out, "head"); head != main {
-			t.Errorf("%s: clone HEAD %s, want %s", name, head, main)
-		}
-		if got := cloneRefs(t, filepath.Join(work, ".git"), branch); got != want {
-			t.Errorf("%s: clone's branches and tags:\n%s\nwant the server's:\n%s", name, got, want)
-		}
-		fsck(t, work)
-		pushed := scriptValue(t, out, "pushed")
-		if got := strings.TrimSpace(run(t, "git", "--git-dir", src, "rev-parse", branch)); got != pushed {
-			t.Errorf("%s: pushed %s, server has %s", name, pushed, got)
-		}
+		checkScriptClient(t, name, src, work, out, main, branch, want)
 	}
 	fsck(t, src)
+}
+
+// checkScriptClient checks what a client script did: its clone's HEAD
+// is main and its branches and tags are want (the server's before the
+// push, plus branch), the clone is sound, and the commit it reported
+// pushing is the server's branch.
+func checkScriptClient(t *testing.T, name, src, work, out, main, branch, want string) {
+	t.Helper()
+	if head := scriptValue(t, out, "head"); head != main {
+		t.Errorf("%s: clone HEAD %s, want %s", name, head, main)
+	}
+	if got := cloneRefs(t, filepath.Join(work, ".git"), branch); got != want {
+		t.Errorf("%s: clone's branches and tags:\n%s\nwant the server's:\n%s", name, got, want)
+	}
+	fsck(t, work)
+	pushed := scriptValue(t, out, "pushed")
+	if got := strings.TrimSpace(run(t, "git", "--git-dir", src, "rev-parse", branch)); got != pushed {
+		t.Errorf("%s: pushed %s, server has %s", name, pushed, got)
+	}
 }
 
 const pygit2Script = `
@@ -259,17 +268,7 @@ func TestPygit2(t *testing.T) {
 		want := serverRefs(t, src)
 		work := filepath.Join(s.clientDir("pygit2"), name)
 		out := runPython(t, pygit2Script, url, work, rwAccount, password, branch)
-		if head := scriptValue(t, out, "head"); head != main {
-			t.Errorf("%s: clone HEAD %s, want %s", name, head, main)
-		}
-		if got := cloneRefs(t, filepath.Join(work, ".git"), branch); got != want {
-			t.Errorf("%s: clone's branches and tags:\n%s\nwant the server's:\n%s", name, got, want)
-		}
-		fsck(t, work)
-		pushed := scriptValue(t, out, "pushed")
-		if got := strings.TrimSpace(run(t, "git", "--git-dir", src, "rev-parse", branch)); got != pushed {
-			t.Errorf("%s: pushed %s, server has %s", name, pushed, got)
-		}
+		checkScriptClient(t, name, src, work, out, main, branch, want)
 	}
 	fsck(t, src)
 }
