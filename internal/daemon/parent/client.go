@@ -258,17 +258,16 @@ func (d *daemon) startSession(c *client) error {
 		rp.Close()
 		return fmt.Errorf("parent: %w", err)
 	}
-	switch {
-	case advertise:
+	if advertise {
 		rp.Close()
 		return nil
-	case c.write:
-		c.repoEnd, c.repoStart = rp, start
+	}
+	c.repoEnd, c.repoStart = rp, start
+	if c.write {
 		return d.startRepo(c, repoRole)
 	}
 	// A fetch's repo process starts when the session has a pack to
 	// send: most ls-remote and many fetches never need one.
-	c.repoEnd, c.repoStart = rp, start
 	return nil
 }
 

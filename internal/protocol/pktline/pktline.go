@@ -126,7 +126,7 @@ func (w *Writer) Write(payload []byte) error {
 		return ErrTooLong
 	}
 	n := len(payload) + 4
-	putLen(w.buf[:4], n)
+	PutLen(w.buf[:4], n)
 	copy(w.buf[4:], payload)
 	_, err := w.w.Write(w.buf[:n])
 	return err
@@ -138,7 +138,7 @@ func (w *Writer) WriteString(s string) error {
 		return ErrTooLong
 	}
 	n := len(s) + 4
-	putLen(w.buf[:4], n)
+	PutLen(w.buf[:4], n)
 	copy(w.buf[4:], s)
 	_, err := w.w.Write(w.buf[:n])
 	return err
@@ -164,7 +164,10 @@ func (w *Writer) special(s string) error {
 	return err
 }
 
-func putLen(b []byte, n int) {
+// PutLen writes into b[:4] the length header of a packet of n bytes in
+// all (the header's four included), for a caller that writes the
+// payload itself.
+func PutLen(b []byte, n int) {
 	const hex = "0123456789abcdef"
 	b[0] = hex[n>>12&15]
 	b[1] = hex[n>>8&15]

@@ -12,15 +12,15 @@ import (
 // copyFile copies n bytes of src from off to dst. When dst is a
 // descriptor (a socket or pipe) the kernel moves the bytes itself with
 // sendfile(2), from the page cache to the stream; otherwise, or where
-// the kernel refuses, through a buffer.
-func copyFile(dst io.Writer, src *os.File, off, n int64) error {
+// the kernel refuses, through *buf (copyFileBuffered).
+func copyFile(dst io.Writer, src *os.File, off, n int64, buf *[]byte) error {
 	sc, ok := dst.(syscall.Conn)
 	if !ok {
-		return copyFileBuffered(dst, src, off, n)
+		return copyFileBuffered(dst, src, off, n, buf)
 	}
 	rc, err := sc.SyscallConn()
 	if err != nil {
-		return copyFileBuffered(dst, src, off, n)
+		return copyFileBuffered(dst, src, off, n, buf)
 	}
 	in := int(src.Fd())
 	var serr error
@@ -51,7 +51,7 @@ func copyFile(dst io.Writer, src *os.File, off, n int64) error {
 		err = serr
 	}
 	if sent == 0 && (errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS)) {
-		return copyFileBuffered(dst, src, off, n)
+		return copyFileBuffered(dst, src, off, n, buf)
 	}
 	return err
 }

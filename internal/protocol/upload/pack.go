@@ -217,7 +217,7 @@ func SendPack(ctx context.Context, r *repo.Repo, req *PackRequest, f Framing, w 
 	var n int
 	whole, err := isWholePack(ctx, r, wk, bitmapped, req)
 	if whole {
-		n, err = bitmapped.Count(), sendWholePack(ctx, bitmapped, f, bw, raw, sb, prog)
+		n, err = bitmapped.Count(), sendWholePack(ctx, bitmapped, f, bw, raw, prog)
 	} else if err == nil {
 		n, err = writePack(ctx, r, wk, req, out, prog)
 	}

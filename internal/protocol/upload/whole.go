@@ -13,6 +13,7 @@ import (
 	"gotd/internal/git/refs"
 	"gotd/internal/git/repo"
 	"gotd/internal/git/walk"
+	"gotd/internal/protocol/pktline"
 	"gotd/internal/protocol/sideband"
 )
 
@@ -49,12 +50,11 @@ func isWholePack(ctx context.Context, r *repo.Repo, wk *walk.Walker, p *pack.Pac
 }
 
 // sendWholePack writes the stored pack p unchanged to raw, the writer
-// under bw, framed as f (sb is the side-band writer when f has one),
-// with a line of
+// under bw, framed as f, with a line of
 // progress to prog when not nil. The file's bytes go from the page
 // cache to the client's stream without passing through this process
 // where the system allows (copyFile).
-func sendWholePack(ctx context.Context, p *pack.Pack, f Framing, bw *bufio.Writer, raw io.Writer, sb *sideband.Writer, prog io.Writer) error {
+func sendWholePack(ctx context.Context, p *pack.Pack, f Framing, bw *bufio.Writer, raw io.Writer, prog io.Writer) error {
 	file, err := os.Open(p.Path())
 	if err != nil {
 		return fmt.Errorf("upload: %w", err)
@@ -80,26 +80,24 @@ func sendWholePack(ctx context.Context, p *pack.Pack, f Framing, bw *bufio.Write
 	cork(out, true)
 	defer cork(out, false)
 	chunk := size
-	if sb != nil {
+	if f.Sideband != 0 {
 		chunk = int64(f.Sideband - 5) // length and band byte
 	}
 	var hdr [5]byte
+	var buf []byte // copyFile's, if it needs one
 	for off := int64(0); off < size; off += chunk {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		n := min(chunk, size-off)
-		if sb != nil {
-			const hex = "0123456789abcdef"
-			for i := range 4 {
-				hdr[i] = hex[(n+5)>>(12-4*i)&0xf]
-			}
+		if f.Sideband != 0 {
+			pktline.PutLen(hdr[:4], int(n)+5)
 			hdr[4] = sideband.Data
 			if _, err := out.Write(hdr[:]); err != nil {
 				return fmt.Errorf("upload: write: %w", err)
 			}
 		}
-		if err := copyFile(out, file, off, n); err != nil {
+		if err := copyFile(out, file, off, n, &buf); err != nil {
 			return fmt.Errorf("upload: write: %w", err)
 		}
 	}
@@ -110,9 +108,13 @@ func sendWholePack(ctx context.Context, p *pack.Pack, f Framing, bw *bufio.Write
 	return nil
 }
 
-// copyFileBuffered copies n bytes of src from off to dst through a
-// buffer: copyFile where the system offers nothing better.
-func copyFileBuffered(dst io.Writer, src *os.File, off, n int64) error {
-	_, err := io.CopyBuffer(dst, io.NewSectionReader(src, off, n), make([]byte, min(n, 64<<10)))
+// copyFileBuffered copies n bytes of src from off to dst through *buf,
+// made on first use and kept for the next call: copyFile where the
+// system offers nothing better.
+func copyFileBuffered(dst io.Writer, src *os.File, off, n int64, buf *[]byte) error {
+	if *buf == nil {
+		*buf = make([]byte, 64<<10)
+	}
+	_, err := io.CopyBuffer(dst, io.NewSectionReader(src, off, n), *buf)
 	return err
 }
