@@ -50,7 +50,8 @@ func Main(ctx context.Context, log *slog.Logger, start *ipc.Start, session *msg.
 			if err != nil {
 				log.Error("pack failed", "err", err)
 			} else {
-				log.Info("pack sent", "objects", reply.(*ipc.PackSent).Objects)
+				log.Info("pack sent", "objects", reply.(*ipc.PackSent).Objects,
+					"wants", len(ids[ipc.IDsWants]), "haves", len(ids[ipc.IDsCommon]))
 			}
 			if err := ipc.Send(session, reply, nil); err != nil {
 				return fmt.Errorf("repo_read: %w", err)

@@ -35,8 +35,11 @@ type TreeEntry struct {
 // Type returns the type of object the entry names: Tree for directories,
 // Commit for gitlinks (submodules), Blob for everything else, as C Git
 // derives it (object_type in cache.h).
-func (e TreeEntry) Type() Type {
-	switch e.Mode & modeTypeMask {
+func (e TreeEntry) Type() Type { return ModeType(e.Mode) }
+
+// ModeType is TreeEntry.Type for a bare mode.
+func ModeType(mode uint32) Type {
+	switch mode & modeTypeMask {
 	case ModeTree:
 		return Tree
 	case ModeGitlink:
@@ -70,16 +73,27 @@ func NewTreeIter(f oid.Format, data []byte) TreeIter {
 // Next returns the next entry and true, or false at the end of the tree
 // or at the first malformed entry; Err tells which.
 func (it *TreeIter) Next() (TreeEntry, bool) {
-	if it.err != nil || it.off >= len(it.data) {
+	mode, name, id, ok := it.NextRaw()
+	if !ok {
 		return TreeEntry{}, false
 	}
-	e, n, err := parseTreeEntry(it.f, it.data[it.off:])
+	return TreeEntry{Mode: mode, Name: name, ID: oid.MustFromBytes(it.f, id)}, true
+}
+
+// NextRaw is Next for walks that test most entries' ids against a set
+// and make an ID only of the few they keep: name and id alias the tree
+// data.
+func (it *TreeIter) NextRaw() (mode uint32, name, id []byte, ok bool) {
+	if it.err != nil || it.off >= len(it.data) {
+		return 0, nil, nil, false
+	}
+	mode, name, id, n, err := parseTreeEntry(it.f, it.data[it.off:])
 	if err != nil {
 		it.err = fmt.Errorf("object: tree: %s at offset %d", err, it.off)
-		return TreeEntry{}, false
+		return 0, nil, nil, false
 	}
 	it.off += n
-	return e, true
+	return mode, name, id, true
 }
 
 // Err returns the error that stopped the iteration, nil at a clean end.
@@ -95,42 +109,39 @@ type treeEntryError string
 
 func (e treeEntryError) Error() string { return string(e) }
 
-// parseTreeEntry parses the entry at the start of b and returns it and its
-// length.
-func parseTreeEntry(f oid.Format, b []byte) (TreeEntry, int, error) {
-	var e TreeEntry
+// parseTreeEntry parses the entry at the start of b and returns its
+// parts and its length.
+func parseTreeEntry(f oid.Format, b []byte) (mode uint32, name, id []byte, n int, err error) {
 	i := 0
-	var mode uint64
+	var m uint64
 	for ; i < len(b) && b[i] != ' '; i++ {
 		c := b[i]
 		if c < '0' || c > '7' {
-			return e, 0, treeEntryError("malformed mode")
+			return 0, nil, nil, 0, treeEntryError("malformed mode")
 		}
-		mode = mode<<3 | uint64(c-'0')
-		if mode > 0xffffffff {
-			return e, 0, treeEntryError("mode overflows 32 bits")
+		m = m<<3 | uint64(c-'0')
+		if m > 0xffffffff {
+			return 0, nil, nil, 0, treeEntryError("mode overflows 32 bits")
 		}
 	}
 	if i == 0 || i >= len(b) {
-		return e, 0, treeEntryError("malformed mode")
+		return 0, nil, nil, 0, treeEntryError("malformed mode")
 	}
-	e.Mode = uint32(mode)
 	i++
 	nul := bytes.IndexByte(b[i:], 0)
 	if nul < 0 {
-		return e, 0, treeEntryError("unterminated name")
+		return 0, nil, nil, 0, treeEntryError("unterminated name")
 	}
 	if nul == 0 {
-		return e, 0, treeEntryError("empty name")
+		return 0, nil, nil, 0, treeEntryError("empty name")
 	}
-	e.Name = b[i : i+nul : i+nul]
+	name = b[i : i+nul : i+nul]
 	i += nul + 1
 	size := f.Size()
 	if len(b)-i < size {
-		return e, 0, treeEntryError("truncated object id")
+		return 0, nil, nil, 0, treeEntryError("truncated object id")
 	}
-	e.ID = oid.MustFromBytes(f, b[i:i+size])
-	return e, i + size, nil
+	return uint32(m), name, b[i : i+size : i+size], i + size, nil
 }
 
 // AppendTreeEntry appends the encoding of one tree entry to dst. The

@@ -2,11 +2,14 @@ package pack
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha1"
 	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
 	"hash"
 	"io"
+	"math/bits"
 	"slices"
 
 	"gotd/internal/git/oid"
@@ -223,12 +226,33 @@ func fanoutRange(fanout []byte, b byte) (lo, hi int) {
 	return lo, int(be32(fanout[4*int(b):]))
 }
 
-// searchIDs binary-searches key among the hs-byte ids in positions
-// [lo, hi) of ids.
+// searchIDs finds key among the hs-byte ids in positions [lo, hi) of
+// ids, which share key's first byte (a fan-out range). Ids are hash
+// values, spread evenly, so the bits after the first byte say about
+// where key falls: when the range is large, a window of about √n ids
+// around that guess is tried first (two probes say whether key is in
+// it; it is, nineteen times in twenty), which saves the binary search
+// half its steps and most of its cache misses. Ids made to cluster
+// only lose the two probes. The ids' first eight bytes, compared as one
+// number, decide almost every comparison.
 func searchIDs(ids []byte, hs, lo, hi int, key []byte) (int, bool) {
+	k := binary.BigEndian.Uint64(key)
+	if n := hi - lo; n >= 64 {
+		w := 1 << ((bits.Len(uint(n)) + 1) / 2) // ≥ √n
+		guess := lo + int(uint64(n)*(k<<8>>32)>>32)
+		wlo, whi := max(lo, guess-w), min(hi, guess+w)
+		switch {
+		case wlo > lo && compareID(ids, hs, wlo, k, key) > 0:
+			hi = wlo
+		case whi < hi && compareID(ids, hs, whi-1, k, key) < 0:
+			lo = whi
+		default:
+			lo, hi = wlo, whi
+		}
+	}
 	for lo < hi {
 		mid := int(uint(lo+hi) >> 1)
-		switch c := bytes.Compare(ids[mid*hs:(mid+1)*hs], key); {
+		switch c := compareID(ids, hs, mid, k, key); {
 		case c == 0:
 			return mid, true
 		case c < 0:
@@ -238,6 +262,16 @@ func searchIDs(ids []byte, hs, lo, hi int, key []byte) (int, bool) {
 		}
 	}
 	return 0, false
+}
+
+// compareID compares the id at position i of ids with key, whose first
+// eight bytes are k.
+func compareID(ids []byte, hs, i int, k uint64, key []byte) int {
+	id := ids[i*hs : (i+1)*hs]
+	if c := cmp.Compare(binary.BigEndian.Uint64(id), k); c != 0 {
+		return c
+	}
+	return bytes.Compare(id[8:], key[8:])
 }
 
 // PackChecksum returns the checksum of the pack the index describes. The

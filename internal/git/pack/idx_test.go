@@ -343,3 +343,41 @@ func TestIndexFindNoAlloc(t *testing.T) {
 		t.Errorf("Find(sha256 id) in a sha1 index succeeded")
 	}
 }
+
+// TestSearchIDs checks the guessed-window search against every member
+// and non-member of large ranges: evenly spread ids, where the window
+// is usually right, and ids crowded at one end, where it is wrong.
+func TestSearchIDs(t *testing.T) {
+	const hs = 20
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, crowd := range []bool{false, true} {
+		for _, n := range []int{1, 63, 64, 65, 1000, 5000} {
+			keys := make([][]byte, 0, 2*n)
+			for range 2 * n {
+				k := make([]byte, hs)
+				for i := range k {
+					k[i] = byte(rng.Uint32())
+				}
+				k[0] = 0x5a // one fan-out range
+				if crowd {
+					k[1], k[2] = 0xff, 0xff
+				}
+				keys = append(keys, k)
+			}
+			slices.SortFunc(keys, bytes.Compare)
+			keys = slices.CompactFunc(keys, bytes.Equal)
+			// Every other key is a member.
+			var ids []byte
+			for i := 0; i < len(keys); i += 2 {
+				ids = append(ids, keys[i]...)
+			}
+			m := len(ids) / hs
+			for i, k := range keys {
+				pos, ok := searchIDs(ids, hs, 0, m, k)
+				if member := i%2 == 0; ok != member || ok && pos != i/2 {
+					t.Fatalf("crowd %v n %d: key %d: got %d, %v; want member %v at %d", crowd, n, i, pos, ok, member, i/2)
+				}
+			}
+		}
+	}
+}

@@ -86,12 +86,20 @@ func checkPackRead(t *testing.T, tp packTemplate, data []byte) {
 		opts.Cache = NewDeltaCache(1 << 20)
 		cached, _ := newPack("fuzz.pack", &mapping{data: data}, x, opts)
 		original := bytes.Equal(data, tp.pack)
+		var into []byte // reused by ReadAtInto across all reads
 		for round := 0; round < 2; round++ {
 			for _, e := range tp.ents {
 				typ, obj, err := p.ReadAt(e.Offset)
 				ctyp, cobj, cerr := cached.ReadAt(e.Offset)
 				if (err == nil) != (cerr == nil) || typ != ctyp || !bytes.Equal(obj, cobj) {
 					t.Fatalf("ReadAt(%d) = %v, %d bytes, %v; with a cache %v, %d bytes, %v", e.Offset, typ, len(obj), err, ctyp, len(cobj), cerr)
+				}
+				ityp, iobj, ierr := cached.ReadAtInto(e.Offset, into)
+				if (err == nil) != (ierr == nil) || typ != ityp || !bytes.Equal(obj, iobj) {
+					t.Fatalf("ReadAtInto(%d) = %v, %d bytes, %v; ReadAt %v, %d bytes, %v", e.Offset, ityp, len(iobj), ierr, typ, len(obj), err)
+				}
+				if ierr == nil {
+					into = iobj
 				}
 				if err != nil {
 					if !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrTooLarge) {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -253,6 +254,25 @@ func comparePack(t *testing.T, dir string, p *Pack, want map[oid.ID]gitObject) m
 			t.Errorf("HasObject(%s) = false", id)
 		}
 	}
+	// ReadAtInto with one buffer for all: each result must be whole
+	// and right although the buffer held the previous one, and reading
+	// into it must not have spoilt the cached bases of later reads.
+	var buf []byte
+	reused := 0
+	for _, e := range ents {
+		typ, data, err := p.ReadAtInto(e.Offset, buf)
+		w := want[e.ID]
+		if err != nil || typ != w.t || !bytes.Equal(data, w.data) {
+			t.Fatalf("ReadAtInto(%d) of %s = %v, %d bytes, %v; want %v, %d bytes", e.Offset, e.ID, typ, len(data), err, w.t, len(w.data))
+		}
+		if len(data) > 0 && cap(buf) >= len(data) && &data[:1][0] == &buf[:1][0] {
+			reused++
+		}
+		buf = data
+	}
+	if reused == 0 {
+		t.Errorf("ReadAtInto never used the buffer it was given")
+	}
 	missing := oid.Zero(f)
 	if _, _, err := p.ReadObject(missing); !errors.Is(err, object.ErrNotFound) {
 		t.Errorf("ReadObject(null) err = %v; want ErrNotFound", err)
@@ -469,6 +489,22 @@ func BenchmarkReadObjects(b *testing.B) {
 			if _, _, err := p.ReadAt(off); err != nil {
 				b.Fatal(err)
 			}
+		}
+	}
+}
+
+func TestSortByHigh32(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, n := range []int{0, 1, 255, 256, 257, 10000} {
+		keys := make([]uint64, n)
+		for i := range keys {
+			keys[i] = uint64(rng.Uint32())<<32 | uint64(i)
+		}
+		want := slices.Clone(keys)
+		slices.Sort(want)
+		sortByHigh32(keys)
+		if !slices.Equal(keys, want) {
+			t.Fatalf("n %d: sorted wrong", n)
 		}
 	}
 }

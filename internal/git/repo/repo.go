@@ -353,6 +353,17 @@ func (r *Repo) ReadObject(id oid.ID) (object.Type, []byte, error) {
 	return 0, nil, err
 }
 
+// ReadObjectInto is ReadObject that may put the content in dst's array
+// (pack.Pack.ReadAtInto), for walks that read many objects and keep none.
+func (r *Repo) ReadObjectInto(id oid.ID, dst []byte) (object.Type, []byte, error) {
+	if id.Format() == r.Format {
+		if p, off, ok := r.LocateObject(id); ok {
+			return p.ReadAtInto(off, dst)
+		}
+	}
+	return r.ReadObject(id)
+}
+
 // StatObject returns the type and size of id without reading it whole
 // where the storage allows.
 func (r *Repo) StatObject(id oid.ID) (object.Type, int64, error) {

@@ -17,18 +17,30 @@ func (w *Walker) plainObjects(ctx context.Context, spec Spec, fn func(id oid.ID,
 	if err != nil {
 		return err
 	}
-	o := &treeWalk{w: w, ctx: ctx, skip: make(map[oid.ID]struct{}), path: make([]byte, 0, 256)}
+	o := &treeWalk{w: w, ctx: ctx, skip: oid.NewSet(w.Format, 0), path: make([]byte, 0, 256)}
 	o.has, _ = w.Store.(hasObjecter)
+	o.into, _ = w.Store.(readIntoer)
 
-	// Everything reachable from the trees of the uninteresting commits the
-	// walk met, and from trees and blobs haves name, is not sent.
-	for i := range s.nodes {
-		nd := &s.nodes[i]
-		if nd.flags&(uninteresting|parsed) == uninteresting|parsed && nd.flags&missing == 0 {
-			if err := o.walk(nd.tree, object.Tree, nil); err != nil {
-				return err
+	// Everything reachable from the trees of the edges (the
+	// uninteresting parents of the commits listed, as C Git's
+	// mark_edges_uninteresting) and from trees and blobs haves name is
+	// not sent. The trees of other uninteresting commits are not read
+	// (a push checked against a thousand tags would otherwise walk the
+	// trees of a thousand releases to check one commit), except for a
+	// shallow fetch, where, as C Git's pack-objects --shallow does
+	// (--objects-edge-aggressive), those of all uninteresting commits
+	// met are, since the client may lack the edges' history.
+	if len(spec.Shallow) > 0 || len(spec.ClientShallow) > 0 {
+		for i := range s.nodes {
+			nd := &s.nodes[i]
+			if nd.flags&(uninteresting|parsed) == uninteresting|parsed && nd.flags&missing == 0 {
+				if err := o.walk(nd.tree, object.Tree, nil); err != nil {
+					return err
+				}
 			}
 		}
+	} else if err := s.edgeTrees(o); err != nil {
+		return err
 	}
 	for _, tip := range s.haveTrees {
 		if err := o.walk(tip.id, tip.t, nil); err != nil {
@@ -36,14 +48,14 @@ func (w *Walker) plainObjects(ctx context.Context, spec Spec, fn func(id oid.ID,
 		}
 	}
 	if spec.Edges != nil {
-		for id := range o.skip {
+		for id := range o.skip.All() {
 			spec.Edges(id)
 		}
 	}
 	f := spec.Filter
 	o.filter = f
 	if f.Kind != FilterNone {
-		o.omitted = make(map[oid.ID]struct{})
+		o.omitted = oid.NewSet(w.Format, 0)
 		o.stat, _ = w.Store.(statObjecter)
 		o.depthSeen = make(map[oid.ID]int)
 	}
@@ -64,10 +76,9 @@ func (w *Walker) plainObjects(ctx context.Context, spec Spec, fn func(id oid.ID,
 	commitOK := f.Kind != FilterObjectType || f.Type == object.Commit
 
 	for _, id := range s.tags {
-		if _, done := o.skip[id]; done || s.haveTags[id] {
+		if s.haveTags[id] || !o.skip.Add(id) {
 			continue
 		}
-		o.skip[id] = struct{}{}
 		if err := fn(id, object.Tag, nil); err != nil {
 			return err
 		}
@@ -108,19 +119,50 @@ func (w *Walker) plainObjects(ctx context.Context, spec Spec, fn func(id oid.ID,
 	return nil
 }
 
+// edgeTrees marks, in o, what the trees of the walk's edges reach.
+func (s *state) edgeTrees(o *treeWalk) error {
+	for _, n := range s.out {
+		nd := &s.nodes[n]
+		if nd.flags&uninteresting != 0 || s.wantCut[nd.id] {
+			continue // not listed, or its parents are cut off
+		}
+		for k := nd.pOff; k < nd.pOff+nd.pN; k++ {
+			p := s.arena[k]
+			pd := &s.nodes[p]
+			if pd.flags&uninteresting == 0 || pd.flags&edge != 0 {
+				continue
+			}
+			pd.flags |= edge
+			if err := s.load(p); err != nil {
+				return err
+			}
+			pd = &s.nodes[p]
+			if pd.flags&missing != 0 {
+				continue
+			}
+			if err := o.walk(pd.tree, object.Tree, nil); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // treeWalk lists trees and blobs depth first, each once.
 type treeWalk struct {
 	w     *Walker
 	ctx   context.Context
-	skip  map[oid.ID]struct{} // listed, or reachable from a have
-	has   hasObjecter         // nil: blobs are not checked
+	skip  *oid.Set    // listed, or reachable from a have
+	has   hasObjecter // nil: blobs are not checked
 	path  []byte
 	stack []frame
 	steps int
+	into  readIntoer // nil: trees are read with Store.ReadObject
+	bufs  [][]byte   // readTree's buffer for each depth of the stack
 
 	// Set only when a filter applies to the listing.
 	filter    Filter
-	omitted   map[oid.ID]struct{}
+	omitted   *oid.Set
 	stat      statObjecter
 	depthSeen map[oid.ID]int // trees expanded, at their smallest depth
 }
@@ -137,10 +179,9 @@ type frame struct {
 // objects are only marked (the haves side): objects missing there are
 // ignored, as a client may have what we lack.
 func (o *treeWalk) walk(root oid.ID, t object.Type, fn func(id oid.ID, t object.Type, path []byte) error) error {
-	if _, ok := o.skip[root]; ok {
+	if !o.skip.Add(root) {
 		return nil
 	}
-	o.skip[root] = struct{}{}
 	o.path = o.path[:0]
 	if t == object.Blob {
 		return o.blob(root, fn)
@@ -155,7 +196,7 @@ func (o *treeWalk) walk(root oid.ID, t object.Type, fn func(id oid.ID, t object.
 	}
 	for len(o.stack) > 0 {
 		top := &o.stack[len(o.stack)-1]
-		e, ok := top.it.Next()
+		mode, name, raw, ok := top.it.NextRaw()
 		if !ok {
 			if err := top.it.Err(); err != nil {
 				return fmt.Errorf("walk: tree %v: %w", top.id, err)
@@ -163,31 +204,31 @@ func (o *treeWalk) walk(root oid.ID, t object.Type, fn func(id oid.ID, t object.
 			o.stack = o.stack[:len(o.stack)-1]
 			continue
 		}
-		et := e.Type()
+		et := object.ModeType(mode)
 		if et == object.Commit {
 			continue // a gitlink: the submodule's history is not ours
 		}
-		if _, ok := o.skip[e.ID]; ok {
+		if !o.skip.AddBytes(raw) {
 			continue
 		}
-		o.skip[e.ID] = struct{}{}
+		id := oid.MustFromBytes(o.w.Format, raw)
 		o.path = o.path[:top.plen]
 		if top.plen > 0 {
 			o.path = append(o.path, '/')
 		}
-		o.path = append(o.path, e.Name...)
+		o.path = append(o.path, name...)
 		if et == object.Blob {
-			if err := o.blob(e.ID, fn); err != nil {
+			if err := o.blob(id, fn); err != nil {
 				return err
 			}
 			continue
 		}
 		if fn != nil {
-			if err := fn(e.ID, object.Tree, o.path); err != nil {
+			if err := fn(id, object.Tree, o.path); err != nil {
 				return err
 			}
 		}
-		if err := o.push(e.ID, len(o.path), fn == nil); err != nil {
+		if err := o.push(id, len(o.path), fn == nil); err != nil {
 			return err
 		}
 	}
@@ -202,7 +243,7 @@ func (o *treeWalk) push(id oid.ID, plen int, lenient bool) error {
 			return err
 		}
 	}
-	_, data, err := o.w.read(id, object.Tree, "tree")
+	data, err := o.readTree(id)
 	if err != nil {
 		if lenient && errors.Is(err, object.ErrNotFound) {
 			return nil
@@ -212,6 +253,38 @@ func (o *treeWalk) push(id oid.ID, plen int, lenient bool) error {
 	o.stack = append(o.stack, frame{id: id, it: object.NewTreeIter(o.w.Format, data), plen: plen})
 	return nil
 }
+
+// readTree reads tree id for the frame about to be pushed, into the
+// buffer of that depth: the tree that had it before was popped (a walk
+// reads every tree once and, on a large history, would otherwise
+// allocate gigabytes for them).
+func (o *treeWalk) readTree(id oid.ID) ([]byte, error) {
+	if o.into == nil {
+		_, data, err := o.w.read(id, object.Tree, "tree")
+		return data, err
+	}
+	d := len(o.stack)
+	for len(o.bufs) <= d {
+		o.bufs = append(o.bufs, nil)
+	}
+	t, data, err := o.into.ReadObjectInto(id, o.bufs[d])
+	if err != nil {
+		if errors.Is(err, object.ErrNotFound) {
+			return nil, notFound("tree", id)
+		}
+		return nil, fmt.Errorf("walk: read tree %v: %w", id, err)
+	}
+	if t != object.Tree {
+		return nil, fmt.Errorf("walk: tree %v is a %v", id, t)
+	}
+	if cap(data) <= maxKeptTreeBuf {
+		o.bufs[d] = data
+	}
+	return data, nil
+}
+
+// maxKeptTreeBuf bounds the buffers readTree keeps for reuse.
+const maxKeptTreeBuf = 1 << 20
 
 // blob lists blob id under the current path.
 func (o *treeWalk) blob(id oid.ID, fn func(id oid.ID, t object.Type, path []byte) error) error {
@@ -233,12 +306,12 @@ func (o *treeWalk) walkRoot(root oid.ID, t object.Type, given bool, fn func(id o
 		return o.walk(root, t, fn)
 	}
 	o.path = o.path[:0]
-	_, listed := o.skip[root]
+	listed := o.skip.Has(root)
 	if t == object.Blob {
 		if listed || !(given || o.keepBlob(root, 0)) {
 			return nil
 		}
-		o.skip[root] = struct{}{}
+		o.skip.Add(root)
 		return o.blob(root, fn)
 	}
 	depth := 0
@@ -246,7 +319,7 @@ func (o *treeWalk) walkRoot(root oid.ID, t object.Type, given bool, fn func(id o
 		depth = -1
 	}
 	if !listed && (given || o.keepTree(depth)) {
-		o.skip[root] = struct{}{}
+		o.skip.Add(root)
 		if err := fn(root, object.Tree, o.path); err != nil {
 			return err
 		}
@@ -274,7 +347,7 @@ func (o *treeWalk) walkRoot(root oid.ID, t object.Type, given bool, fn func(id o
 		if et == object.Commit {
 			continue
 		}
-		_, listed := o.skip[e.ID]
+		listed := o.skip.Has(e.ID)
 		if listed && (et == object.Blob || !o.reexpand(e.ID, d)) {
 			continue
 		}
@@ -285,7 +358,7 @@ func (o *treeWalk) walkRoot(root oid.ID, t object.Type, given bool, fn func(id o
 		o.path = append(o.path, e.Name...)
 		if et == object.Blob {
 			if o.keepBlob(e.ID, d) {
-				o.skip[e.ID] = struct{}{}
+				o.skip.Add(e.ID)
 				if err := o.blob(e.ID, fn); err != nil {
 					return err
 				}
@@ -297,7 +370,7 @@ func (o *treeWalk) walkRoot(root oid.ID, t object.Type, given bool, fn func(id o
 		}
 		if !listed {
 			if o.keepTree(d) {
-				o.skip[e.ID] = struct{}{}
+				o.skip.Add(e.ID)
 				if err := fn(e.ID, object.Tree, o.path); err != nil {
 					return err
 				}
@@ -357,7 +430,7 @@ func (o *treeWalk) keepBlob(id oid.ID, d int) bool {
 	case FilterObjectType:
 		return o.filter.Type == object.Blob
 	case FilterBlobLimit:
-		if _, ok := o.omitted[id]; ok {
+		if o.omitted.Has(id) {
 			return false
 		}
 		var size int64
@@ -375,7 +448,7 @@ func (o *treeWalk) keepBlob(id oid.ID, d int) bool {
 			size = int64(len(data))
 		}
 		if size >= o.filter.Limit {
-			o.omitted[id] = struct{}{}
+			o.omitted.Add(id)
 			return false
 		}
 	}

@@ -131,6 +131,11 @@ type reach struct {
 	stack   []frame
 	path    []byte
 	steps   int
+
+	// known holds tree entries found covered: the trees of nearby
+	// commits share most entries, and a set this small answers from the
+	// processor's cache where a pack lookup searches the whole index.
+	known *oid.Set
 }
 
 type outsideObject struct {
@@ -145,12 +150,26 @@ func (w *Walker) newReach(ctx context.Context, lk bitmap.IndexLookup, stored fun
 		bits:  bitmap.New(lk.Count()),
 		extra: make(map[oid.ID]struct{}),
 		path:  make([]byte, 0, 256),
+		known: oid.NewSet(w.Format, 0),
 	}
 }
 
 // marked reports whether id is already covered.
-func (r *reach) marked(id oid.ID) bool {
+func (r *reach) marked(id oid.ID) bool { return r.markedAt(id, r.pos(id)) }
+
+// pos returns id's position in the bitmapped pack, or -1 when it is not
+// there. The tree walk looks each entry up once and passes the position
+// on, as the lookup is most of its cost.
+func (r *reach) pos(id oid.ID) int {
 	if pos, ok := r.lk.PackPos(id); ok {
+		return pos
+	}
+	return -1
+}
+
+// markedAt is marked for id at pack position pos.
+func (r *reach) markedAt(id oid.ID, pos int) bool {
+	if pos >= 0 {
 		return r.bits.Has(pos) || (r.stop != nil && r.stop.bits.Has(pos))
 	}
 	if _, ok := r.extra[id]; ok {
@@ -164,8 +183,11 @@ func (r *reach) marked(id oid.ID) bool {
 }
 
 // mark covers id, of type t found under path.
-func (r *reach) mark(id oid.ID, t object.Type, path []byte) {
-	if pos, ok := r.lk.PackPos(id); ok {
+func (r *reach) mark(id oid.ID, t object.Type, path []byte) { r.markAt(id, r.pos(id), t, path) }
+
+// markAt is mark for id at pack position pos.
+func (r *reach) markAt(id oid.ID, pos int, t object.Type, path []byte) {
+	if pos >= 0 {
 		r.bits.Set(pos)
 		if r.types != nil {
 			r.types[t-object.Commit].Set(pos)
@@ -309,7 +331,7 @@ func (r *reach) tree(root oid.ID) error {
 	}
 	for len(r.stack) > 0 {
 		top := &r.stack[len(r.stack)-1]
-		e, ok := top.it.Next()
+		mode, name, raw, ok := top.it.NextRaw()
 		if !ok {
 			if err := top.it.Err(); err != nil {
 				return fmt.Errorf("walk: tree %v: %w", top.id, err)
@@ -317,23 +339,30 @@ func (r *reach) tree(root oid.ID) error {
 			r.stack = r.stack[:len(r.stack)-1]
 			continue
 		}
-		et := e.Type()
-		if et == object.Commit || r.marked(e.ID) {
+		et := object.ModeType(mode)
+		if et == object.Commit || r.known.HasBytes(raw) {
+			continue
+		}
+		id := oid.MustFromBytes(r.w.Format, raw)
+		pos := r.pos(id)
+		if r.markedAt(id, pos) {
+			r.known.Add(id)
 			continue
 		}
 		r.path = r.path[:top.plen]
 		if top.plen > 0 {
 			r.path = append(r.path, '/')
 		}
-		r.path = append(r.path, e.Name...)
-		if et == object.Blob && !r.have {
-			if err := r.checkBlob(e.ID); err != nil {
+		r.path = append(r.path, name...)
+		if et == object.Blob && !r.have && pos < 0 {
+			if err := r.checkBlob(id); err != nil {
 				return err
 			}
 		}
-		r.mark(e.ID, et, r.path)
+		r.markAt(id, pos, et, r.path)
+		r.known.Add(id)
 		if et == object.Tree {
-			if err := r.push(e.ID, len(r.path)); err != nil {
+			if err := r.push(id, len(r.path)); err != nil {
 				return err
 			}
 		}
@@ -341,12 +370,10 @@ func (r *reach) tree(root oid.ID) error {
 	return nil
 }
 
-// checkBlob fails if blob id, which the walk does not read, is in
-// neither the pack nor (when it can tell) the store.
+// checkBlob fails if blob id, which the walk does not read and which is
+// not in the bitmapped pack, is not in the store either (when it can
+// tell).
 func (r *reach) checkBlob(id oid.ID) error {
-	if _, ok := r.lk.PackPos(id); ok {
-		return nil
-	}
 	if h, ok := r.w.Store.(hasObjecter); ok && !h.HasObject(id) {
 		return notFound("blob", id)
 	}

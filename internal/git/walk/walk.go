@@ -50,6 +50,13 @@ type statObjecter interface {
 	StatObject(id oid.ID) (object.Type, int64, error)
 }
 
+// readIntoer is the optional buffer-reusing read of a Store
+// (repo.Repo.ReadObjectInto): the tree walk reads every tree once and
+// keeps none.
+type readIntoer interface {
+	ReadObjectInto(id oid.ID, dst []byte) (object.Type, []byte, error)
+}
+
 // Walker walks the history of one repository. Store and Format are
 // required; Graph and Bitmap speed the walk up when set. A Walker holds
 // no state between calls and may be used by several goroutines at once
@@ -229,6 +236,7 @@ const (
 	parsed                    // parents known
 	inQueue                   // in the queue now
 	missing                   // an uninteresting commit we do not have
+	edge                      // uninteresting parent of a listed commit, its tree marked
 )
 
 // node is one commit of the walk. Its parents are arena[pOff:pOff+pN].
