@@ -58,6 +58,7 @@ func (w *Walker) plainObjects(ctx context.Context, spec Spec, fn func(id oid.ID,
 		o.omitted = oid.NewSet(w.Format, 0)
 		o.stat, _ = w.Store.(statObjecter)
 		o.depthSeen = make(map[oid.ID]int)
+		o.expanded = oid.NewSet(w.Format, 0)
 	}
 	// As in C Git's list-objects with a filter, the objects the wants
 	// name, directly or through tags (the "provided" objects), are
@@ -164,7 +165,8 @@ type treeWalk struct {
 	filter    Filter
 	omitted   *oid.Set
 	stat      statObjecter
-	depthSeen map[oid.ID]int // trees expanded, at their smallest depth
+	depthSeen map[oid.ID]int // trees expanded, at their smallest depth (a depth filter)
+	expanded  *oid.Set       // trees expanded (other filters)
 }
 
 type frame struct {
@@ -335,7 +337,7 @@ func (o *treeWalk) walkRoot(root oid.ID, t object.Type, given bool, fn func(id o
 	}
 	for len(o.stack) > 0 {
 		top := &o.stack[len(o.stack)-1]
-		e, ok := top.it.Next()
+		mode, name, raw, ok := top.it.NextRaw()
 		if !ok {
 			if err := top.it.Err(); err != nil {
 				return fmt.Errorf("walk: tree %v: %w", top.id, err)
@@ -343,23 +345,27 @@ func (o *treeWalk) walkRoot(root oid.ID, t object.Type, given bool, fn func(id o
 			o.stack = o.stack[:len(o.stack)-1]
 			continue
 		}
-		et, d := e.Type(), top.depth+1
-		if et == object.Commit {
+		et, d := object.ModeType(mode), top.depth+1
+		if et == object.Commit || et == object.Blob && o.noBlobs(d) {
 			continue
 		}
-		listed := o.skip.Has(e.ID)
-		if listed && (et == object.Blob || !o.reexpand(e.ID, d)) {
+		listed := o.skip.HasBytes(raw)
+		if listed && (et == object.Blob || o.filter.Kind != FilterTreeDepth) {
+			continue // only a depth filter may expand a listed tree again
+		}
+		id := oid.MustFromBytes(o.w.Format, raw)
+		if listed && !o.reexpand(id, d) {
 			continue
 		}
 		o.path = o.path[:top.plen]
 		if top.plen > 0 {
 			o.path = append(o.path, '/')
 		}
-		o.path = append(o.path, e.Name...)
+		o.path = append(o.path, name...)
 		if et == object.Blob {
-			if o.keepBlob(e.ID, d) {
-				o.skip.Add(e.ID)
-				if err := o.blob(e.ID, fn); err != nil {
+			if o.keepBlob(id, d) {
+				o.skip.Add(id)
+				if err := o.blob(id, fn); err != nil {
 					return err
 				}
 			}
@@ -370,16 +376,16 @@ func (o *treeWalk) walkRoot(root oid.ID, t object.Type, given bool, fn func(id o
 		}
 		if !listed {
 			if o.keepTree(d) {
-				o.skip.Add(e.ID)
-				if err := fn(e.ID, object.Tree, o.path); err != nil {
+				o.skip.Add(id)
+				if err := fn(id, object.Tree, o.path); err != nil {
 					return err
 				}
 			}
-			if !o.expand(e.ID, d) {
+			if !o.expand(id, d) {
 				continue
 			}
 		}
-		if err := o.pushDepth(e.ID, len(o.path), d); err != nil {
+		if err := o.pushDepth(id, len(o.path), d); err != nil {
 			return err
 		}
 	}
@@ -387,11 +393,11 @@ func (o *treeWalk) walkRoot(root oid.ID, t object.Type, given bool, fn func(id o
 }
 
 // expand reports whether a tree met at depth d must be read: not if it
-// was already expanded at a depth no greater (any depth, unless the
-// filter is by depth).
+// was already expanded (at a depth no greater, when the filter is by
+// depth).
 func (o *treeWalk) expand(id oid.ID, d int) bool {
 	if o.filter.Kind != FilterTreeDepth {
-		d = 0
+		return o.expanded.Add(id)
 	}
 	if prev, ok := o.depthSeen[id]; ok && prev <= d {
 		return false
@@ -401,12 +407,30 @@ func (o *treeWalk) expand(id oid.ID, d int) bool {
 }
 
 // reexpand is expand for a tree already listed or had: only a tree this
-// listing expanded before may be expanded again, at a smaller depth.
+// listing expanded before may be expanded again, at a smaller depth,
+// which only a depth filter makes a difference.
 func (o *treeWalk) reexpand(id oid.ID, d int) bool {
+	if o.filter.Kind != FilterTreeDepth {
+		return false
+	}
 	if _, ok := o.depthSeen[id]; !ok {
 		return false
 	}
 	return o.expand(id, d)
+}
+
+// noBlobs reports whether the filter leaves out every blob at depth d,
+// whatever its id.
+func (o *treeWalk) noBlobs(d int) bool {
+	switch o.filter.Kind {
+	case FilterBlobNone:
+		return true
+	case FilterTreeDepth:
+		return d >= o.filter.Depth
+	case FilterObjectType:
+		return o.filter.Type != object.Blob
+	}
+	return false
 }
 
 // keepTree reports whether the filter lists a tree at depth d.
