@@ -13,11 +13,19 @@ import (
 // then the trees of the uninteresting commits it reached are marked,
 // then the wanted objects listed, as spec's filter allows.
 func (w *Walker) plainObjects(ctx context.Context, spec Spec, fn func(id oid.ID, t object.Type, path []byte) error) error {
-	s, err := w.limited(ctx, spec)
+	return w.plainObjectsWithin(ctx, spec, 0, fn)
+}
+
+// plainObjectsWithin is plainObjects that gives up with errOverBudget,
+// before it calls fn, if the commit walk reads more than budget commits
+// or the marking of what the haves reach more than budget trees (0: no
+// limit).
+func (w *Walker) plainObjectsWithin(ctx context.Context, spec Spec, budget int, fn func(id oid.ID, t object.Type, path []byte) error) error {
+	s, err := w.limitedWithin(ctx, spec, budget)
 	if err != nil {
 		return err
 	}
-	o := &treeWalk{w: w, ctx: ctx, skip: oid.NewSet(w.Format, 0), path: make([]byte, 0, 256)}
+	o := &treeWalk{w: w, ctx: ctx, skip: oid.NewSet(w.Format, 0), path: make([]byte, 0, 256), budget: budget}
 	o.has, _ = w.Store.(hasObjecter)
 	o.into, _ = w.Store.(readIntoer)
 
@@ -47,6 +55,7 @@ func (w *Walker) plainObjects(ctx context.Context, spec Spec, fn func(id oid.ID,
 			return err
 		}
 	}
+	o.budget = 0 // the listing is as long as the answer
 	if spec.Edges != nil {
 		for id := range o.skip.All() {
 			spec.Edges(id)
@@ -151,15 +160,16 @@ func (s *state) edgeTrees(o *treeWalk) error {
 
 // treeWalk lists trees and blobs depth first, each once.
 type treeWalk struct {
-	w     *Walker
-	ctx   context.Context
-	skip  *oid.Set    // listed, or reachable from a have
-	has   hasObjecter // nil: blobs are not checked
-	path  []byte
-	stack []frame
-	steps int
-	into  readIntoer // nil: trees are read with Store.ReadObject
-	bufs  [][]byte   // readTree's buffer for each depth of the stack
+	w      *Walker
+	ctx    context.Context
+	skip   *oid.Set    // listed, or reachable from a have
+	has    hasObjecter // nil: blobs are not checked
+	path   []byte
+	stack  []frame
+	steps  int
+	budget int        // trees push may read; 0: no limit
+	into   readIntoer // nil: trees are read with Store.ReadObject
+	bufs   [][]byte   // readTree's buffer for each depth of the stack
 
 	// Set only when a filter applies to the listing.
 	filter    Filter
@@ -240,6 +250,9 @@ func (o *treeWalk) walk(root oid.ID, t object.Type, fn func(id oid.ID, t object.
 // push reads tree id and stacks an iterator over it.
 func (o *treeWalk) push(id oid.ID, plen int, lenient bool) error {
 	o.steps++
+	if o.budget > 0 && o.steps > o.budget {
+		return errOverBudget
+	}
 	if o.steps%checkEvery == 0 {
 		if err := o.ctx.Err(); err != nil {
 			return err

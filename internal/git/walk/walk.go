@@ -153,8 +153,10 @@ type Spec struct {
 }
 
 // ObjectsFor is ObjectsWithHash for a fetch described by spec. Without
-// Shallow, ClientShallow and a filter it is exactly ObjectsWithHash,
-// bitmaps included. Otherwise it walks without bitmaps, as C Git's
+// Shallow, ClientShallow and a filter it is ObjectsWithHash, bitmaps
+// included, except that with haves the plain walk is tried first, within
+// a budget (see nearBudget), which may list a few objects the client
+// has that the bitmaps would have left out. Otherwise it walks without bitmaps, as C Git's
 // pack-objects does for a shallow or filtered fetch: the wants side
 // stops at the commits in Shallow; the haves side stops at those in
 // ClientShallow; the parents of the commits being unshallowed are added
@@ -163,6 +165,19 @@ type Spec struct {
 // a missing unshallowed commit is one.
 func (w *Walker) ObjectsFor(ctx context.Context, spec Spec, fn func(id oid.ID, t object.Type, nameHash uint32) error) error {
 	if w.Bitmap != nil && len(spec.Shallow) == 0 && len(spec.ClientShallow) == 0 && spec.Filter.Kind == FilterNone {
+		// A fetch whose haves are near its wants (the usual fetch of
+		// what was pushed since) is answered sooner by the plain walk,
+		// which reads a few commits and the trees of the edges, than by
+		// the bitmaps, whose haves side must cover every have's whole
+		// history (walking the trees of commits no stored bitmap
+		// covers). The plain walk is tried within a budget, before it
+		// lists anything; past it, the bitmaps answer.
+		if len(spec.Haves) > 0 {
+			err := w.plainObjectsWithin(ctx, spec, nearBudget, withHash(fn))
+			if !errors.Is(err, errOverBudget) {
+				return err
+			}
+		}
 		return w.bitmapObjects(ctx, spec.Wants, spec.Haves, true, fn)
 	}
 	if len(spec.ClientShallow) > 0 {
@@ -208,6 +223,16 @@ func (w *Walker) Commits(ctx context.Context, wants, haves []oid.ID, fn func(id 
 	}
 	return nil
 }
+
+// errOverBudget stops a walk that went past its budget before it listed
+// anything.
+var errOverBudget = errors.New("walk: over budget")
+
+// nearBudget is how many commits, and separately how many trees, the
+// plain walk may read before it lists anything when bitmaps could answer
+// instead: a fetch of the week's pushes to a large repository takes a
+// few hundred of each.
+var nearBudget = 4000
 
 // notFound wraps object.ErrNotFound for id.
 func notFound(what string, id oid.ID) error {
@@ -274,6 +299,7 @@ type state struct {
 	wantCut, haveCut map[oid.ID]bool
 
 	steps     int
+	budget    int // commits tick may count; 0: no limit
 	parentBuf []oid.ID
 	gc        commitgraph.Commit
 }
@@ -292,7 +318,14 @@ func (w *Walker) newState(ctx context.Context) *state {
 // limited runs the commit walk from wants, stopping where haves make
 // every queued commit uninteresting.
 func (w *Walker) limited(ctx context.Context, spec Spec) (*state, error) {
+	return w.limitedWithin(ctx, spec, 0)
+}
+
+// limitedWithin is limited that gives up with errOverBudget after
+// budget commits (0: no limit).
+func (w *Walker) limitedWithin(ctx context.Context, spec Spec, budget int) (*state, error) {
 	s := w.newState(ctx)
+	s.budget = budget
 	if len(spec.Shallow) > 0 {
 		s.wantCut = make(map[oid.ID]bool, len(spec.Shallow))
 		for _, id := range spec.Shallow {
@@ -320,6 +353,9 @@ func (w *Walker) limited(ctx context.Context, spec Spec) (*state, error) {
 // tick checks the context every checkEvery steps.
 func (s *state) tick() error {
 	s.steps++
+	if s.budget > 0 && s.steps > s.budget {
+		return errOverBudget
+	}
 	if s.steps%checkEvery == 0 {
 		return s.ctx.Err()
 	}

@@ -660,3 +660,49 @@ func TestObjectsAllocs(t *testing.T) {
 	}
 	t.Logf("%d objects, %v allocations", n, allocs)
 }
+
+// TestObjectsForNearHaves checks both ways ObjectsFor answers a fetch
+// with haves on a bitmapped repository: the plain walk when it stays
+// within its budget, the bitmaps past it. Each must list everything
+// reachable from the wants and not the haves, and nothing C Git's
+// rev-list would leave out.
+func TestObjectsForNearHaves(t *testing.T) {
+	r := newRepo(t, "sha1", 120)
+	r.oracle = map[string]string{}
+	r.withBitmap(t)
+	extraHistory(t, r.dir) // commits outside the bitmapped pack too
+	r.store = walktest.LoadStore(t, r.dir, r.f)
+	w := &Walker{Store: r.store, Format: r.f, Bitmap: r.bitmap}
+	saved := nearBudget
+	t.Cleanup(func() { nearBudget = saved })
+	for _, budget := range []int{saved, 1} {
+		nearBudget = budget
+		for _, tc := range walkCases {
+			if len(tc.haves) == 0 {
+				continue
+			}
+			wants, wantArgs := r.resolve(t, tc.wants)
+			haves, haveArgs := r.resolve(t, tc.haves)
+			got := map[string]bool{}
+			err := w.ObjectsFor(context.Background(), Spec{Wants: wants, Haves: haves}, func(id oid.ID, _ object.Type, _ uint32) error {
+				got[id.String()] = true
+				return nil
+			})
+			if err != nil {
+				t.Fatalf("budget %d, %s: %v", budget, tc.name, err)
+			}
+			upper := r.revList(t, append(wantArgs, append([]string{"--not"}, haveArgs...)...)...)
+			reachW, reachH := r.revList(t, wantArgs...), r.revList(t, haveArgs...)
+			for s := range got {
+				if !upper[s] {
+					t.Errorf("budget %d, %s: %s listed; git rev-list leaves it out", budget, tc.name, s)
+				}
+			}
+			for s := range reachW {
+				if !reachH[s] && !got[s] {
+					t.Errorf("budget %d, %s: %s reachable from wants and not haves; not listed", budget, tc.name, s)
+				}
+			}
+		}
+	}
+}
