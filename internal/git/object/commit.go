@@ -94,6 +94,16 @@ func CommitLinks(f oid.Format, data []byte, parents []oid.ID) (tree oid.ID, ps [
 	if err != nil {
 		return tree, ps, 0, err
 	}
+	when, _, _ = committerTime(rest)
+	return tree, ps, when, nil
+}
+
+// committerTime finds the committer among the headers at the start of
+// rest and returns its time and true, or false and what is left of rest
+// where the headers or rest end. Only the committer line's first line is
+// read, with ParseCommit's lenient reading, so that both agree on every
+// commit.
+func committerTime(rest []byte) (when int64, found bool, left []byte) {
 	for len(rest) > 0 && rest[0] != '\n' {
 		var h []byte
 		h, rest = nextHeader(rest)
@@ -102,13 +112,32 @@ func CommitLinks(f oid.Format, data []byte, parents []oid.ID) (tree oid.ID, ps [
 			if i := bytes.IndexByte(line, '\n'); i >= 0 {
 				line = line[:i]
 			}
-			// The same lenient reading as ParseCommit's, so both
-			// agree on every commit.
-			when = parseIdentLenient(line).When
-			break
+			return parseIdentLenient(line).When, true, rest
 		}
 	}
-	return tree, ps, when, nil
+	return 0, false, rest
+}
+
+// CommitLinksPrefix is CommitLinks for the first bytes of a commit: ok
+// is false when they do not settle the answer (the committer line, or
+// the end of the headers without one, is beyond them; or they do not
+// parse, which the whole commit will tell). When ok, the answer is
+// CommitLinks' on the whole commit.
+func CommitLinksPrefix(f oid.Format, prefix []byte, parents []oid.ID) (tree oid.ID, ps []oid.ID, when int64, ok bool) {
+	// Only whole lines count.
+	end := bytes.LastIndexByte(prefix, '\n')
+	if end < 0 {
+		return tree, parents[:0], 0, false
+	}
+	tree, ps, rest, err := commitHead(f, prefix[:end+1], parents[:0])
+	if err != nil {
+		return tree, ps, 0, false
+	}
+	// A committer line found is whole (its first line is all that is
+	// read). Without one: the blank line ending the headers is here, so
+	// there is none; or the prefix ended first, and the rest may hold it.
+	when, found, left := committerTime(rest)
+	return tree, ps, when, found || len(left) > 0
 }
 
 // commitHead parses the "tree" line and the "parent" lines that follow

@@ -148,3 +148,35 @@ func TestCommitLinksAllocs(t *testing.T) {
 		t.Errorf("CommitLinks: got %v allocations; want 0", allocs)
 	}
 }
+
+// TestCommitLinksPrefix checks which prefixes of some commits settle
+// their links: those holding the committer line whole, and those
+// holding the end of headers that have none.
+func TestCommitLinksPrefix(t *testing.T) {
+	tree := strings.Repeat("a", 40)
+	parent := strings.Repeat("b", 40)
+	for _, tc := range []struct {
+		name, commit string
+		settleAt     string // the shortest prefix that settles ends with this
+		when         int64
+	}{
+		{"plain", "tree " + tree + "\nparent " + parent + "\nauthor A <a> 1 +0000\ncommitter C <c> 7 +0000\n\nmsg\n", "committer C <c> 7 +0000\n", 7},
+		{"signed first", "tree " + tree + "\ngpgsig -----BEGIN\n x\n -----END\nauthor A <a> 1 +0000\ncommitter C <c> 8 +0000\n\nmsg\n", "committer C <c> 8 +0000\n", 8},
+		{"no committer", "tree " + tree + "\nauthor A <a> 1 +0000\n\ncommitter C <c> 9 +0000\n", "+0000\n\n", 0},
+	} {
+		data := []byte(tc.commit)
+		first := strings.Index(tc.commit, tc.settleAt) + len(tc.settleAt)
+		for n := range len(data) + 1 {
+			_, ps, when, ok := CommitLinksPrefix(oid.SHA1, data[:n], nil)
+			if ok != (n >= first) {
+				t.Errorf("%s: prefix of %d bytes settles: %v; want %v (from %d)", tc.name, n, ok, n >= first, first)
+			}
+			if ok && when != tc.when {
+				t.Errorf("%s: prefix of %d bytes: time %d; want %d", tc.name, n, when, tc.when)
+			}
+			if ok && tc.name == "plain" && (len(ps) != 1 || ps[0].String() != parent) {
+				t.Errorf("%s: parents %v", tc.name, ps)
+			}
+		}
+	}
+}

@@ -129,6 +129,14 @@ func FuzzParseCommit(f *testing.F) {
 		if (err == nil) != (lerr == nil) {
 			t.Fatalf("ParseCommit error %v, CommitLinks error %v", err, lerr)
 		}
+		// Every prefix that settles the links settles them as the
+		// whole commit does.
+		for n := range len(data) {
+			ptree, pparents, pwhen, ok := CommitLinksPrefix(format, data[:n], nil)
+			if ok && (lerr != nil || ptree != tree || !slices.Equal(pparents, parents) || pwhen != when) {
+				t.Fatalf("CommitLinksPrefix of %d bytes = %v %v %d; CommitLinks = %v %v %d, %v", n, ptree, pparents, pwhen, tree, parents, when, lerr)
+			}
+		}
 		if err != nil {
 			return
 		}

@@ -591,6 +591,37 @@ func (p *Pack) ReadAtInto(offset uint64, dst []byte) (object.Type, []byte, error
 	return t, base, nil
 }
 
+// ReadPrefixAt returns the type of the object whose entry starts at
+// offset and the first n bytes of its content, for readers that need
+// only an object's start (a commit's headers): whole reports that the
+// content is all there, as when the object is no longer than n or is a
+// delta (resolved whole, as ReadAtInto, into dst when it fits). The
+// stream of a prefix is not read to its end, so its checksum is not
+// checked.
+func (p *Pack) ReadPrefixAt(offset uint64, dst []byte, n int) (t object.Type, data []byte, whole bool, err error) {
+	e, err := p.entryHeader(offset)
+	if err != nil {
+		return 0, nil, false, err
+	}
+	if !e.Type.IsBase() || e.Size <= uint64(n) {
+		t, data, err := p.ReadAtInto(offset, dst)
+		return t, data, true, err
+	}
+	z, err := p.newInflater(offset + uint64(e.HeaderLen))
+	if err != nil {
+		return 0, nil, false, fmt.Errorf("entry at %d: %w", offset, err)
+	}
+	defer z.release()
+	if cap(dst) < n {
+		dst = make([]byte, n)
+	}
+	data = dst[:n]
+	if _, err := io.ReadFull(z.zr, data); err != nil {
+		return 0, nil, false, corruptf("entry at %d: inflate: %v", offset, err)
+	}
+	return e.Type, data, false, nil
+}
+
 // maxDeltaExpansion bounds how many result bytes one byte of delta can
 // make: a copy instruction of 4 bytes copies at most 2^24-1 bytes.
 const maxDeltaExpansion = 1 << 22

@@ -273,6 +273,17 @@ func comparePack(t *testing.T, dir string, p *Pack, want map[oid.ID]gitObject) m
 	if reused == 0 {
 		t.Errorf("ReadAtInto never used the buffer it was given")
 	}
+	// ReadPrefixAt gives the start of every object, whole when short.
+	for _, e := range ents {
+		w := want[e.ID]
+		for _, n := range []int{0, 1, 100} {
+			typ, data, whole, err := p.ReadPrefixAt(e.Offset, nil, n)
+			if err != nil || typ != w.t || !bytes.HasPrefix(w.data, data) ||
+				whole != (len(data) == len(w.data)) || !whole && len(data) != n || len(w.data) <= n && !whole {
+				t.Fatalf("ReadPrefixAt(%d, %d) of %s = %v, %d bytes, whole %v, %v; want %v, %d bytes", e.Offset, n, e.ID, typ, len(data), whole, err, w.t, len(w.data))
+			}
+		}
+	}
 	missing := oid.Zero(f)
 	if _, _, err := p.ReadObject(missing); !errors.Is(err, object.ErrNotFound) {
 		t.Errorf("ReadObject(null) err = %v; want ErrNotFound", err)

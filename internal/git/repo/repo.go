@@ -364,6 +364,19 @@ func (r *Repo) ReadObjectInto(id oid.ID, dst []byte) (object.Type, []byte, error
 	return r.ReadObject(id)
 }
 
+// ReadObjectPrefix returns the type of id and the first n bytes of its
+// content, or all of it (whole) where the storage gives no less
+// (pack.Pack.ReadPrefixAt).
+func (r *Repo) ReadObjectPrefix(id oid.ID, dst []byte, n int) (object.Type, []byte, bool, error) {
+	if id.Format() == r.Format {
+		if p, off, ok := r.LocateObject(id); ok {
+			return p.ReadPrefixAt(off, dst, n)
+		}
+	}
+	t, data, err := r.ReadObject(id)
+	return t, data, true, err
+}
+
 // StatObject returns the type and size of id without reading it whole
 // where the storage allows.
 func (r *Repo) StatObject(id oid.ID) (object.Type, int64, error) {

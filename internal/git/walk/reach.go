@@ -32,6 +32,23 @@ func (w *Walker) links(id oid.ID, ps []oid.ID, gc *commitgraph.Commit) (tree oid
 			return gc.Tree, ps, gc.Generation, gc.Time, nil
 		}
 	}
+	if pr, ok := w.Store.(prefixReader); ok {
+		// The headers are at the start: most commits need no more.
+		t, data, whole, err := pr.ReadObjectPrefix(id, nil, commitPrefix)
+		switch {
+		case errors.Is(err, object.ErrNotFound):
+			return tree, ps, 0, 0, notFound("commit", id)
+		case err != nil:
+			return tree, ps, 0, 0, fmt.Errorf("walk: read commit %v: %w", id, err)
+		case t != object.Commit:
+			return tree, ps, 0, 0, fmt.Errorf("walk: commit %v is a %v", id, t)
+		}
+		if !whole {
+			if tree, ps, when, ok := object.CommitLinksPrefix(w.Format, data, ps); ok {
+				return tree, ps, 0, when, nil
+			}
+		}
+	}
 	_, data, err := w.read(id, object.Commit, "commit")
 	if err != nil {
 		return tree, ps, 0, 0, err

@@ -57,6 +57,17 @@ type readIntoer interface {
 	ReadObjectInto(id oid.ID, dst []byte) (object.Type, []byte, error)
 }
 
+// prefixReader is the optional reading of an object's start
+// (repo.Repo.ReadObjectPrefix): the commit walk needs only the headers.
+type prefixReader interface {
+	ReadObjectPrefix(id oid.ID, dst []byte, n int) (object.Type, []byte, bool, error)
+}
+
+// commitPrefix is how much of a commit the walk reads first: enough for
+// the headers up to the committer of all but octopus merges and
+// unusual commits, which are then read whole.
+const commitPrefix = 512
+
 // Walker walks the history of one repository. Store and Format are
 // required; Graph and Bitmap speed the walk up when set. A Walker holds
 // no state between calls and may be used by several goroutines at once
