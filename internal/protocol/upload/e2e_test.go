@@ -1,6 +1,7 @@
 package upload
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -8,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"gotd/internal/git/oid"
+	"gotd/internal/git/repo"
 	"gotd/internal/gittest"
 )
 
@@ -197,10 +200,17 @@ func TestTagFollowing(t *testing.T) {
 			git(t, v, "", "clone", "-q", "--upload-pack="+uploadPack(t, ""), "file://"+src, dst)
 			gittest.Git(t, dst, "config", "remote.origin.uploadpack", uploadPack(t, ""))
 			commitTo(t, src, "main", 2, "v3.0")
-			// A plain fetch of the branch follows the new tag pointing at it.
+			// Tags of tags: one packed (its peeled value in
+			// packed-refs), one loose on top of it.
+			gittest.Git(t, src, "-c", "advice.nestedTag=false", "tag", "-a", "-m", "outer", "v3.0-outer", "v3.0")
+			gittest.Git(t, src, "pack-refs", "--all")
+			gittest.Git(t, src, "-c", "advice.nestedTag=false", "tag", "-a", "-m", "loose", "v3.0-loose", "v3.0-outer")
+			// A plain fetch of the branch follows the new tags pointing at it.
 			git(t, v, dst, "fetch", "-q", "origin", "main:refs/remotes/origin/main")
-			if out := gittest.Git(t, dst, "tag", "-l", "v3.0"); strings.TrimSpace(out) != "v3.0" {
-				t.Errorf("tag v3.0 was not followed; tags: %q", gittest.Git(t, dst, "tag", "-l"))
+			for _, tag := range []string{"v3.0", "v3.0-outer", "v3.0-loose"} {
+				if out := gittest.Git(t, dst, "tag", "-l", tag); strings.TrimSpace(out) != tag {
+					t.Errorf("tag %s was not followed; tags: %q", tag, gittest.Git(t, dst, "tag", "-l"))
+				}
 			}
 			gittest.Git(t, dst, "fsck", "--full")
 		})
@@ -319,5 +329,53 @@ func TestV2Options(t *testing.T) {
 			}
 			fsck(t, dst)
 		})
+	}
+}
+
+// TestIncludeTag checks the tags a fetch with include-tag adds: those
+// peeling to a commit sent, with the tags between (packed with a peeled
+// value or loose), and not a tag of a commit the client has. C Git's
+// verify-pack lists what the pack holds.
+func TestIncludeTag(t *testing.T) {
+	src := source(t, "sha1")
+	old := strings.TrimSpace(gittest.Git(t, src, "rev-parse", "main"))
+	gittest.Git(t, src, "tag", "-a", "-m", "old", "old-tag", "main")
+	commitTo(t, src, "main", 2, "v3.0")
+	gittest.Git(t, src, "-c", "advice.nestedTag=false", "tag", "-a", "-m", "outer", "v3.0-outer", "v3.0")
+	gittest.Git(t, src, "pack-refs", "--all")
+	gittest.Git(t, src, "-c", "advice.nestedTag=false", "tag", "-a", "-m", "loose", "v3.0-loose", "v3.0-outer")
+	r, err := repo.Open(src, repo.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	id := func(name string) oid.ID {
+		x, err := oid.ParseHex(oid.SHA1, strings.TrimSpace(gittest.Git(t, src, "rev-parse", name)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return x
+	}
+	for _, include := range []bool{true, false} {
+		dir := t.TempDir()
+		f, err := os.Create(filepath.Join(dir, "p.pack"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := &PackRequest{Wants: []oid.ID{id("main")}, Common: []oid.ID{id(old)}, OfsDelta: true, IncludeTag: include}
+		if _, err := WritePack(context.Background(), r, req, f, nil); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		gittest.Git(t, src, "index-pack", "-o", filepath.Join(dir, "p.idx"), filepath.Join(dir, "p.pack"))
+		listed := gittest.Git(t, src, "verify-pack", "-v", filepath.Join(dir, "p.idx"))
+		for _, tag := range []string{"v3.0", "v3.0-outer", "v3.0-loose"} {
+			if has := strings.Contains(listed, id(tag).String()+" tag "); has != include {
+				t.Errorf("include-tag %v: tag %s in the pack: %v", include, tag, has)
+			}
+		}
+		if strings.Contains(listed, id("old-tag").String()) {
+			t.Errorf("include-tag %v: the tag of a commit the client has was sent", include)
+		}
 	}
 }

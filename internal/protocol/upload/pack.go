@@ -107,18 +107,19 @@ func writePack(ctx context.Context, r *repo.Repo, wk *walk.Walker, req *PackRequ
 		bases = append([]oid.ID(nil), req.Common...)
 		spec.Edges = func(id oid.ID) { bases = append(bases, id) }
 	}
-	// Tags whose targets may be sent, for include-tag: target -> tags.
+	// For include-tag, the annotated tags under refs/tags/ by the object
+	// they peel to (as C Git's pack-objects): packed-refs knows that of
+	// most without reading the tag.
 	var tagsOf map[oid.ID][]oid.ID
 	if req.IncludeTag {
 		tagsOf = make(map[oid.ID][]oid.ID)
 		r.Refs.List("refs/tags/", func(ref refs.Ref) error {
-			t, data, err := r.ReadObject(ref.ID)
-			if err != nil || t != object.Tag {
-				return nil
+			peeled := ref.Peeled
+			if peeled == (oid.ID{}) {
+				peeled = peelTag(r, ref.ID)
 			}
-			tag, err := object.ParseTag(r.Format, data)
-			if err == nil {
-				tagsOf[tag.Object] = append(tagsOf[tag.Object], ref.ID)
+			if peeled != (oid.ID{}) && peeled != ref.ID {
+				tagsOf[peeled] = append(tagsOf[peeled], ref.ID)
 			}
 			return nil
 		})
@@ -142,17 +143,22 @@ func writePack(ctx context.Context, r *repo.Repo, wk *walk.Walker, req *PackRequ
 	if err != nil {
 		return 0, fmt.Errorf("upload: list objects: %w", err)
 	}
-	// Include tags (and tags they point at in a chain) whose targets
-	// are in the pack.
-	for len(included) > 0 {
-		id := included[0]
-		included = included[1:]
-		if seen[id] {
-			continue
+	// Include the tags that peel to an object in the pack, and the
+	// tags they point at on the way.
+	for _, id := range included {
+		for depth := 0; depth < maxTagChain && !seen[id]; depth++ {
+			t, data, err := r.ReadObject(id)
+			if err != nil || t != object.Tag {
+				break
+			}
+			tag, err := object.ParseTag(r.Format, data)
+			if err != nil {
+				break
+			}
+			seen[id] = true
+			objs = append(objs, packer.Object{ID: id, Type: object.Tag})
+			id = tag.Object
 		}
-		seen[id] = true
-		objs = append(objs, packer.Object{ID: id, Type: object.Tag})
-		included = append(included, tagsOf[id]...)
 	}
 	if progress != nil {
 		fmt.Fprintf(progress, "Enumerating objects: %d, done.\n", len(objs))
@@ -187,6 +193,30 @@ func writePack(ctx context.Context, r *repo.Repo, wk *walk.Walker, req *PackRequ
 		fmt.Fprintf(progress, "Total %d\n", len(objs))
 	}
 	return len(objs), nil
+}
+
+// maxTagChain bounds the tags followed from a tag to the object it peels
+// to.
+const maxTagChain = 16
+
+// peelTag returns the non-tag object the tag id finally points at; id
+// itself if it is not a tag; the zero ID if it cannot be read.
+func peelTag(r *repo.Repo, id oid.ID) oid.ID {
+	for range maxTagChain {
+		t, data, err := r.ReadObject(id)
+		if err != nil {
+			return oid.ID{}
+		}
+		if t != object.Tag {
+			return id
+		}
+		tag, err := object.ParseTag(r.Format, data)
+		if err != nil {
+			return oid.ID{}
+		}
+		id = tag.Object
+	}
+	return oid.ID{}
 }
 
 // SendPack builds the pack req describes from r and writes it to w
