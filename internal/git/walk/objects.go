@@ -16,7 +16,7 @@ func (w *Walker) plainObjects(ctx context.Context, spec Spec, fn func(id oid.ID,
 	return w.plainObjectsWithin(ctx, spec, 0, fn)
 }
 
-// plainObjectsWithin is plainObjects that gives up with errOverBudget,
+// plainObjectsWithin is plainObjects that gives up with ErrFar,
 // before it calls fn, if the commit walk reads more than budget commits
 // or the marking of what the haves reach more than budget trees (0: no
 // limit).
@@ -251,7 +251,7 @@ func (o *treeWalk) walk(root oid.ID, t object.Type, fn func(id oid.ID, t object.
 func (o *treeWalk) push(id oid.ID, plen int, lenient bool) error {
 	o.steps++
 	if o.budget > 0 && o.steps > o.budget {
-		return errOverBudget
+		return ErrFar
 	}
 	if o.steps%checkEvery == 0 {
 		if err := o.ctx.Err(); err != nil {

@@ -163,11 +163,21 @@ type Spec struct {
 	Edges func(id oid.ID)
 }
 
+// ObjectsNear is ObjectsFor by the plain walk, without bitmaps, for a
+// fetch whose haves are near its wants (the usual fetch of what was
+// pushed since): it reads a few commits and the trees of the edges,
+// where the bitmaps' haves side must cover every have's whole history,
+// and bitmaps must be opened first. If the commit walk reads more than
+// nearBudget commits, or the marking of what the haves reach more than
+// nearBudget trees, it returns ErrFar before it calls fn or spec.Edges,
+// and the caller may ask the bitmaps (ObjectsFor) instead.
+func (w *Walker) ObjectsNear(ctx context.Context, spec Spec, fn func(id oid.ID, t object.Type, nameHash uint32) error) error {
+	return w.plainObjectsWithin(ctx, spec, nearBudget, withHash(fn))
+}
+
 // ObjectsFor is ObjectsWithHash for a fetch described by spec. Without
-// Shallow, ClientShallow and a filter it is ObjectsWithHash, bitmaps
-// included, except that with haves the plain walk is tried first, within
-// a budget (see nearBudget), which may list a few objects the client
-// has that the bitmaps would have left out. Otherwise it walks without bitmaps, as C Git's
+// Shallow, ClientShallow and a filter it is exactly ObjectsWithHash,
+// bitmaps included. Otherwise it walks without bitmaps, as C Git's
 // pack-objects does for a shallow or filtered fetch: the wants side
 // stops at the commits in Shallow; the haves side stops at those in
 // ClientShallow; the parents of the commits being unshallowed are added
@@ -176,19 +186,6 @@ type Spec struct {
 // a missing unshallowed commit is one.
 func (w *Walker) ObjectsFor(ctx context.Context, spec Spec, fn func(id oid.ID, t object.Type, nameHash uint32) error) error {
 	if w.Bitmap != nil && len(spec.Shallow) == 0 && len(spec.ClientShallow) == 0 && spec.Filter.Kind == FilterNone {
-		// A fetch whose haves are near its wants (the usual fetch of
-		// what was pushed since) is answered sooner by the plain walk,
-		// which reads a few commits and the trees of the edges, than by
-		// the bitmaps, whose haves side must cover every have's whole
-		// history (walking the trees of commits no stored bitmap
-		// covers). The plain walk is tried within a budget, before it
-		// lists anything; past it, the bitmaps answer.
-		if len(spec.Haves) > 0 {
-			err := w.plainObjectsWithin(ctx, spec, nearBudget, withHash(fn))
-			if !errors.Is(err, errOverBudget) {
-				return err
-			}
-		}
 		return w.bitmapObjects(ctx, spec.Wants, spec.Haves, true, fn)
 	}
 	if len(spec.ClientShallow) > 0 {
@@ -235,14 +232,13 @@ func (w *Walker) Commits(ctx context.Context, wants, haves []oid.ID, fn func(id 
 	return nil
 }
 
-// errOverBudget stops a walk that went past its budget before it listed
-// anything.
-var errOverBudget = errors.New("walk: over budget")
+// ErrFar is ObjectsNear's answer when the haves are too far from the
+// wants for the plain walk's budget.
+var ErrFar = errors.New("walk: haves too far from wants for a plain walk")
 
-// nearBudget is how many commits, and separately how many trees, the
-// plain walk may read before it lists anything when bitmaps could answer
-// instead: a fetch of the week's pushes to a large repository takes a
-// few hundred of each.
+// nearBudget is how many commits, and separately how many trees,
+// ObjectsNear may read before it lists anything: a fetch of the week's
+// pushes to a large repository takes a few hundred of each.
 var nearBudget = 4000
 
 // notFound wraps object.ErrNotFound for id.
@@ -332,7 +328,7 @@ func (w *Walker) limited(ctx context.Context, spec Spec) (*state, error) {
 	return w.limitedWithin(ctx, spec, 0)
 }
 
-// limitedWithin is limited that gives up with errOverBudget after
+// limitedWithin is limited that gives up with ErrFar after
 // budget commits (0: no limit).
 func (w *Walker) limitedWithin(ctx context.Context, spec Spec, budget int) (*state, error) {
 	s := w.newState(ctx)
@@ -365,7 +361,7 @@ func (w *Walker) limitedWithin(ctx context.Context, spec Spec, budget int) (*sta
 func (s *state) tick() error {
 	s.steps++
 	if s.budget > 0 && s.steps > s.budget {
-		return errOverBudget
+		return ErrFar
 	}
 	if s.steps%checkEvery == 0 {
 		return s.ctx.Err()

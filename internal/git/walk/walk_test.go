@@ -661,12 +661,10 @@ func TestObjectsAllocs(t *testing.T) {
 	t.Logf("%d objects, %v allocations", n, allocs)
 }
 
-// TestObjectsForNearHaves checks both ways ObjectsFor answers a fetch
-// with haves on a bitmapped repository: the plain walk when it stays
-// within its budget, the bitmaps past it. Each must list everything
-// reachable from the wants and not the haves, and nothing C Git's
-// rev-list would leave out.
-func TestObjectsForNearHaves(t *testing.T) {
+// TestObjectsNear checks ObjectsNear against C Git's rev-list on a
+// bitmapped repository, and that past its budget it says so before
+// listing anything, where ObjectsFor's bitmaps answer.
+func TestObjectsNear(t *testing.T) {
 	r := newRepo(t, "sha1", 120)
 	r.oracle = map[string]string{}
 	r.withBitmap(t)
@@ -677,6 +675,12 @@ func TestObjectsForNearHaves(t *testing.T) {
 	t.Cleanup(func() { nearBudget = saved })
 	for _, budget := range []int{saved, 1} {
 		nearBudget = budget
+		far := 0
+		t.Cleanup(func() {
+			if budget == saved && far > 0 || budget == 1 && far == 0 {
+				t.Errorf("budget %d: %d walks too far", budget, far)
+			}
+		})
 		for _, tc := range walkCases {
 			if len(tc.haves) == 0 {
 				continue
@@ -684,10 +688,20 @@ func TestObjectsForNearHaves(t *testing.T) {
 			wants, wantArgs := r.resolve(t, tc.wants)
 			haves, haveArgs := r.resolve(t, tc.haves)
 			got := map[string]bool{}
-			err := w.ObjectsFor(context.Background(), Spec{Wants: wants, Haves: haves}, func(id oid.ID, _ object.Type, _ uint32) error {
+			edges := 0
+			list := func(id oid.ID, _ object.Type, _ uint32) error {
 				got[id.String()] = true
 				return nil
-			})
+			}
+			spec := Spec{Wants: wants, Haves: haves, Edges: func(oid.ID) { edges++ }}
+			err := w.ObjectsNear(context.Background(), spec, list)
+			if errors.Is(err, ErrFar) {
+				far++
+				if len(got) > 0 || edges > 0 {
+					t.Fatalf("%s: budget %d: %d listed, %d edges before ErrFar", tc.name, budget, len(got), edges)
+				}
+				err = w.ObjectsFor(context.Background(), spec, list)
+			}
 			if err != nil {
 				t.Fatalf("budget %d, %s: %v", budget, tc.name, err)
 			}

@@ -3,6 +3,7 @@ package upload
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -127,7 +128,7 @@ func writePack(ctx context.Context, r *repo.Repo, wk *walk.Walker, req *PackRequ
 	var objs []packer.Object
 	seen := make(map[oid.ID]bool) // tags already listed
 	var included []oid.ID
-	err := wk.ObjectsFor(ctx, spec, func(id oid.ID, t object.Type, h uint32) error {
+	list := func(id oid.ID, t object.Type, h uint32) error {
 		objs = append(objs, packer.Object{ID: id, Type: t, NameHash: h})
 		if t == object.Tag {
 			seen[id] = true
@@ -139,7 +140,20 @@ func writePack(ctx context.Context, r *repo.Repo, wk *walk.Walker, req *PackRequ
 			fmt.Fprintf(progress, "Enumerating objects: %d\r", len(objs))
 		}
 		return nil
-	})
+	}
+	err := walk.ErrFar
+	if isNear(req) {
+		err = wk.ObjectsNear(ctx, spec, list)
+	}
+	if errors.Is(err, walk.ErrFar) {
+		if wk.Bitmap == nil {
+			// The walker of a near fetch has none open yet.
+			var done func()
+			wk, _, done = openWalker(r, true)
+			defer done()
+		}
+		err = wk.ObjectsFor(ctx, spec, list)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("upload: list objects: %w", err)
 	}
@@ -195,6 +209,13 @@ func writePack(ctx context.Context, r *repo.Repo, wk *walk.Walker, req *PackRequ
 	return len(objs), nil
 }
 
+// isNear reports whether req may be answered by walk.ObjectsNear: a
+// fetch with haves, not shallow, not filtered.
+func isNear(req *PackRequest) bool {
+	return len(req.Common) > 0 && len(req.Shallow) == 0 && len(req.ClientShallow) == 0 &&
+		req.Filter.Kind == walk.FilterNone
+}
+
 // maxTagChain bounds the tags followed from a tag to the object it peels
 // to.
 const maxTagChain = 16
@@ -242,7 +263,10 @@ func SendPack(ctx context.Context, r *repo.Repo, req *PackRequest, f Framing, w 
 			prog = &lockedWriter{mu: &mu, w: progressWriter{sb, bw}}
 		}
 	}
-	wk, bitmapped, done := newWalker(r)
+	// A fetch the plain walk may answer (near) opens no bitmap unless
+	// the walk finds its haves far from its wants; a whole pack is only
+	// for requests without haves, which are never near.
+	wk, bitmapped, done := openWalker(r, !isNear(req))
 	defer done()
 	var n int
 	whole, err := isWholePack(ctx, r, wk, bitmapped, req)
