@@ -47,13 +47,22 @@ func run(s *server, sc scenario) result {
 	stop := make(chan struct{})
 	peak := make(chan int)
 	go func() { peak <- sampleRSS(cmd.Process.Pid, stop) }()
-	begin := time.Now()
-	failures := sc.client(s, dir)
-	wall := time.Since(begin)
+	n := max(sc.repeat, 1)
+	var wall time.Duration
+	failures := 0
+	for i := range n {
+		if i > 0 {
+			dir = sc.before(s) // the server keeps running
+		}
+		begin := time.Now()
+		failures += sc.client(s, dir)
+		wall += time.Since(begin)
+	}
 	close(stop)
 	rss := <-peak
 	s.stop(cmd)
-	return result{wall: wall, cpu: max(cpuOf(cmd)-s.idle, 0), rss: rss, bytes: sc.bytes(dir), failures: failures}
+	cpu := max(cpuOf(cmd)-s.idle, 0) / time.Duration(n)
+	return result{wall: wall / time.Duration(n), cpu: cpu, rss: rss, bytes: sc.bytes(dir), failures: failures}
 }
 
 // median runs a scenario n times and returns the median of each
