@@ -36,7 +36,7 @@ type Source interface {
 // of its inflated header). When the Source has it, Write learns the size
 // of loose delta candidates without reading them whole twice.
 type ObjectSizer interface {
-	ObjectSize(id oid.ID) (object.Type, uint64, error)
+	StatObject(id oid.ID) (object.Type, int64, error)
 }
 
 // Object is one object to send.

@@ -19,6 +19,7 @@ import (
 	"gotd/internal/git/object"
 	"gotd/internal/git/oid"
 	"gotd/internal/git/pack"
+	"gotd/internal/git/repo"
 	"gotd/internal/gittest"
 )
 
@@ -122,7 +123,7 @@ type sizedSource struct {
 	sizes atomic.Int64
 }
 
-func (s *sizedSource) ObjectSize(id oid.ID) (object.Type, uint64, error) {
+func (s *sizedSource) StatObject(id oid.ID) (object.Type, int64, error) {
 	s.sizes.Add(1)
 	out, err := gittest.Run(s.t, s.dir, []byte(id.String()+"\n"), "cat-file", "--batch-check")
 	if err != nil {
@@ -136,9 +137,13 @@ func (s *sizedSource) ObjectSize(id oid.ID) (object.Type, uint64, error) {
 	if err != nil {
 		return 0, 0, err
 	}
-	size, err := strconv.ParseUint(f[2], 10, 64)
+	size, err := strconv.ParseInt(f[2], 10, 64)
 	return t, size, err
 }
+
+// The repository, the packer's Source in the daemon, gives sizes without
+// reading loose objects whole.
+var _ ObjectSizer = (*repo.Repo)(nil)
 
 // listObjects returns the objects `git rev-list --objects` lists for
 // revs, with their types and the name hashes of their paths, in

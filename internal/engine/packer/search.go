@@ -136,7 +136,9 @@ func (wr *writer) searchList() (list []int32, targets int, err error) {
 		default:
 			var t object.Type
 			if sz, ok := wr.src.(ObjectSizer); ok {
-				t, e.size, err = sz.ObjectSize(e.id)
+				var n int64
+				t, n, err = sz.StatObject(e.id)
+				e.size = uint64(n)
 			} else {
 				var data []byte
 				t, data, err = wr.src.ReadObject(e.id)

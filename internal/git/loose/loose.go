@@ -12,7 +12,6 @@ package loose
 import (
 	"bufio"
 	"bytes"
-	"compress/zlib"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +20,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/klauspost/compress/zlib"
 
 	"gotd/internal/git/object"
 	"gotd/internal/git/oid"
