@@ -116,10 +116,10 @@ func writePack(ctx context.Context, r *repo.Repo, wk *walk.Walker, req *PackRequ
 		tagsOf = make(map[oid.ID][]oid.ID)
 		r.Refs.List("refs/tags/", func(ref refs.Ref) error {
 			peeled := ref.Peeled
-			if peeled == (oid.ID{}) {
+			if !peeled.Valid() {
 				peeled = peelTag(r, ref.ID)
 			}
-			if peeled != (oid.ID{}) && peeled != ref.ID {
+			if peeled.Valid() && peeled != ref.ID {
 				tagsOf[peeled] = append(tagsOf[peeled], ref.ID)
 			}
 			return nil
@@ -218,10 +218,10 @@ func isNear(req *PackRequest) bool {
 
 // maxTagChain bounds the tags followed from a tag to the object it peels
 // to.
-const maxTagChain = 16
+const maxTagChain = 64
 
-// peelTag returns the non-tag object the tag id finally points at; id
-// itself if it is not a tag; the zero ID if it cannot be read.
+// peelTag returns what id peels to through annotated tags, or id itself;
+// the zero ID if a tag in the chain cannot be read.
 func peelTag(r *repo.Repo, id oid.ID) oid.ID {
 	for range maxTagChain {
 		t, data, err := r.ReadObject(id)

@@ -94,7 +94,7 @@ func (s *session) addRef(r refs.Ref) {
 	}
 	peeled := r.Peeled
 	if !peeled.Valid() {
-		peeled = s.peel(r.ID)
+		peeled = peelTag(s.repo, r.ID)
 	}
 	if peeled.Valid() && peeled != r.ID {
 		w.Peeled = peeled
@@ -102,26 +102,6 @@ func (s *session) addRef(r refs.Ref) {
 	}
 	s.tips[r.ID] = true
 	s.refs = append(s.refs, w)
-}
-
-// peel returns what id peels to through annotated tags, or id itself;
-// the zero ID if a tag in the chain cannot be read.
-func (s *session) peel(id oid.ID) oid.ID {
-	for i := 0; i < 64; i++ {
-		t, data, err := s.repo.ReadObject(id)
-		if err != nil {
-			return oid.ID{}
-		}
-		if t != object.Tag {
-			return id
-		}
-		tag, err := object.ParseTag(s.repo.Format, data)
-		if err != nil {
-			return oid.ID{}
-		}
-		id = tag.Object
-	}
-	return oid.ID{}
 }
 
 // negotiator returns a negotiation for wants, on a walker without the
