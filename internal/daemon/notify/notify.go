@@ -3,7 +3,8 @@
 // repository's notify blocks ask for. It has network access and no
 // repository access. Delivery (email and HTTP) is not built yet: each
 // push is logged, so that the daemon's shape, channel and sandbox are
-// in place for it.
+// in place for it, and Queue is the persistent queue (a spool
+// directory) deliveries are to go through.
 package notify
 
 import (
