@@ -1,0 +1,148 @@
+package notify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fakeReceiver records deliveries and fails those it is told to.
+type fakeReceiver struct {
+	mu   sync.Mutex
+	got  []string // targets, in the order sent
+	fail map[string]error
+}
+
+func (f *fakeReceiver) send(_ context.Context, d *Delivery) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.fail[d.Target]; err != nil {
+		return err
+	}
+	f.got = append(f.got, d.Target)
+	return nil
+}
+
+func (f *fakeReceiver) sent() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.got...)
+}
+
+func TestWorkerRetries(t *testing.T) {
+	dir := t.TempDir()
+	q, err := OpenQueue(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	rx := &fakeReceiver{fail: map[string]error{
+		"url:down":    errors.New("connection refused"),
+		"url:refuses": &PermanentError{errors.New("404 Not Found")},
+	}}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	w := NewWorker(q, rx.send, log)
+	w.Now = func() time.Time { return now }
+	for _, target := range []string{"url:a", "url:down", "url:refuses", "url:b"} {
+		if err := q.Add(&Delivery{Repo: "r", Target: target, Queued: now}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	next, err := w.RunDue(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(rx.sent()); got != "[url:a url:b]" {
+		t.Fatalf("sent %s; want [url:a url:b]", got)
+	}
+	if n, _ := q.Len(); n != 1 || !next.Equal(now.Add(retryFirst)) {
+		t.Fatalf("left %d queued, next at %v; want the one to retry at %v", n, next, now.Add(retryFirst))
+	}
+
+	// Before its time nothing is tried; the receiver is back when it is.
+	now = now.Add(retryFirst / 2)
+	w.RunDue(context.Background())
+	if len(rx.sent()) != 2 {
+		t.Fatal("retried before its time")
+	}
+	// A restart: a new queue and worker on the same spool find it.
+	q2, err := OpenQueue(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w2 := NewWorker(q2, rx.send, log)
+	w2.Now = func() time.Time { return now }
+	delete(rx.fail, "url:down")
+	now = now.Add(retryFirst)
+	if _, err := w2.RunDue(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(rx.sent()); got != "[url:a url:b url:down]" {
+		t.Fatalf("sent %s after the receiver came back", got)
+	}
+	if n, _ := q2.Len(); n != 0 {
+		t.Fatalf("%d left queued", n)
+	}
+
+	// A receiver down for good is given up after the bound.
+	rx.fail["url:gone"] = errors.New("no route to host")
+	q2.Add(&Delivery{Repo: "r", Target: "url:gone", Queued: now})
+	for range 1000 {
+		next, err := w2.RunDue(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if next.IsZero() {
+			break
+		}
+		now = next
+	}
+	if n, _ := q2.Len(); n != 0 {
+		t.Fatalf("a failing delivery never given up")
+	}
+}
+
+// TestWorkerRun checks the loop: deliveries queued while it runs are
+// sent once woken, each once.
+func TestWorkerRun(t *testing.T) {
+	q, err := OpenQueue(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rx := &fakeReceiver{}
+	w := NewWorker(q, rx.send, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- w.Run(ctx) }()
+	const n = 100
+	for i := range n {
+		if err := q.Add(&Delivery{Repo: "r", Target: fmt.Sprintf("url:%d", i), Queued: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		w.Wake()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(rx.sent()) < n && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	got := rx.sent()
+	seen := map[string]bool{}
+	for _, g := range got {
+		if seen[g] {
+			t.Fatalf("%s sent twice", g)
+		}
+		seen[g] = true
+	}
+	if len(got) != n {
+		t.Fatalf("%d of %d sent", len(got), n)
+	}
+}
