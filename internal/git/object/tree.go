@@ -2,6 +2,7 @@ package object
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"strconv"
 
@@ -46,6 +47,35 @@ func ModeType(mode uint32) Type {
 		return Commit
 	}
 	return Blob
+}
+
+// CompareTreeNames orders two names as Git sorts tree entries: bytewise,
+// the name of a tree (aTree, bTree) compared as if it ended in '/', so
+// that a file "foo" sorts before "foo.c" and the directory "foo" after
+// it. (Reference listings order directories the same way.)
+func CompareTreeNames[S ~string | ~[]byte](a S, aTree bool, b S, bTree bool) int {
+	n := min(len(a), len(b))
+	for i := range n {
+		if a[i] != b[i] {
+			if a[i] < b[i] {
+				return -1
+			}
+			return 1
+		}
+	}
+	return cmp.Compare(sortByte(a, aTree, n), sortByte(b, bTree, n))
+}
+
+// sortByte is byte n of name's sort key, n at most the name's length:
+// past the name, '/' for a tree and -1 (nothing) for another entry.
+func sortByte[S ~string | ~[]byte](name S, tree bool, n int) int {
+	switch {
+	case n < len(name):
+		return int(name[n])
+	case tree:
+		return '/'
+	}
+	return -1
 }
 
 // TreeIter iterates over the entries of a tree object's content,

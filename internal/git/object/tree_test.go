@@ -2,6 +2,7 @@ package object
 
 import (
 	"bytes"
+	"cmp"
 	"strings"
 	"testing"
 
@@ -110,5 +111,26 @@ func TestTreeIterAllocs(t *testing.T) {
 	}
 	if !bytes.HasPrefix(data, []byte("100644 a\x00")) {
 		t.Errorf("AppendTreeEntry wrote %q", data[:10])
+	}
+}
+
+func TestCompareTreeNames(t *testing.T) {
+	type name struct {
+		s    string
+		tree bool
+	}
+	// Git's order: the file "foo", then "foo-bar" and "foo.c" (bytes
+	// below '/'), then the directory "foo", then "foo0" (after '/').
+	sorted := []name{{"fo", false}, {"foo", false}, {"foo-bar", false}, {"foo.c", true}, {"foo", true}, {"foo0", false}, {"g", true}}
+	for i, a := range sorted {
+		for j, b := range sorted {
+			want := cmp.Compare(i, j)
+			if got := CompareTreeNames(a.s, a.tree, b.s, b.tree); got != want {
+				t.Errorf("CompareTreeNames(%q %v, %q %v) = %d; want %d", a.s, a.tree, b.s, b.tree, got, want)
+			}
+			if got := CompareTreeNames([]byte(a.s), a.tree, []byte(b.s), b.tree); got != want {
+				t.Errorf("bytes: CompareTreeNames(%q, %q) = %d; want %d", a.s, b.s, got, want)
+			}
+		}
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+
+	"gotd/internal/git/object"
 )
 
 // List calls fn for every reference whose full name starts with prefix
@@ -137,29 +139,7 @@ type dirEntry struct {
 
 // compareEntries orders a and b as if directory names ended in "/".
 func compareEntries(a, b dirEntry) int {
-	n := min(len(a.name), len(b.name))
-	if c := strings.Compare(a.name[:n], b.name[:n]); c != 0 {
-		return c
-	}
-	ca, cb := entryByte(a, n), entryByte(b, n)
-	switch {
-	case ca < cb:
-		return -1
-	case ca > cb:
-		return 1
-	}
-	return 0
-}
-
-// entryByte returns byte i of e's sort key, -1 past its end.
-func entryByte(e dirEntry, i int) int {
-	switch {
-	case i < len(e.name):
-		return int(e.name[i])
-	case i == len(e.name) && e.isDir:
-		return '/'
-	}
-	return -1
+	return object.CompareTreeNames(a.name, a.isDir, b.name, b.isDir)
 }
 
 var errNotDir = syscall.ENOTDIR
