@@ -32,9 +32,13 @@ func (w *Walker) links(id oid.ID, ps []oid.ID, gc *commitgraph.Commit) (tree oid
 			return gc.Tree, ps, gc.Generation, gc.Time, nil
 		}
 	}
+	var data []byte
+	whole := false
 	if pr, ok := w.Store.(prefixReader); ok {
 		// The headers are at the start: most commits need no more.
-		t, data, whole, err := pr.ReadObjectPrefix(id, nil, commitPrefix)
+		var t object.Type
+		var err error
+		t, data, whole, err = pr.ReadObjectPrefix(id, nil, commitPrefix)
 		switch {
 		case errors.Is(err, object.ErrNotFound):
 			return tree, ps, 0, 0, notFound("commit", id)
@@ -49,9 +53,11 @@ func (w *Walker) links(id oid.ID, ps []oid.ID, gc *commitgraph.Commit) (tree oid
 			}
 		}
 	}
-	_, data, err := w.read(id, object.Commit, "commit")
-	if err != nil {
-		return tree, ps, 0, 0, err
+	if !whole {
+		var err error
+		if _, data, err = w.read(id, object.Commit, "commit"); err != nil {
+			return tree, ps, 0, 0, err
+		}
 	}
 	tree, ps, when, err = object.CommitLinks(w.Format, data, ps)
 	if err != nil {
