@@ -525,11 +525,30 @@ func (s *state) markUninteresting(n int32) {
 	}
 }
 
+// slop is how many uninteresting commits older than the last
+// interesting one the walk goes on popping once no interesting commit is
+// queued (C Git's SLOP, revision.c).
+const slop = 5
+
 // limit runs the commit walk: newest commit first, until every queued
-// commit is uninteresting. Popped interesting commits are collected in
-// s.out; some may turn uninteresting later, so users check the flag.
+// commit is uninteresting and older than the last interesting commit
+// popped, give or take slop commits: an uninteresting commit of the same
+// time may still reach one already popped (C Git's limit_list and
+// still_interesting; equal commit times are common in scripted
+// histories). Popped interesting commits are collected in s.out; some
+// may turn uninteresting later, so users check the flag.
 func (s *state) limit() error {
-	for s.queue.Len() > 0 && s.nInteresting > 0 {
+	left, date := slop, int64(1<<63-1)
+	for s.queue.Len() > 0 {
+		if s.nInteresting == 0 {
+			if s.nodes[s.queue.h[0]].time < date {
+				if left--; left == 0 {
+					break
+				}
+			} else {
+				left = slop
+			}
+		}
 		if err := s.tick(); err != nil {
 			return err
 		}
@@ -549,6 +568,7 @@ func (s *state) limit() error {
 		un := nd.flags&uninteresting != 0
 		if !un {
 			s.out = append(s.out, n)
+			date = nd.time
 		}
 		if un && s.haveCut[nd.id] || !un && s.wantCut[nd.id] {
 			continue

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -488,6 +489,43 @@ func TestCommits(t *testing.T) {
 			if strings.Join(got, " ") != strings.Join(want, " ") {
 				t.Errorf("graph=%v %s: got %d commits\n%v\nwant %d (git rev-list)\n%v", graph, tc.name, len(got), got, len(want), want)
 			}
+		}
+	}
+}
+
+// TestCommitsEqualTimes walks a history whose commits all have the same
+// time, as scripted histories do: an uninteresting commit popped after
+// an interesting one of the same time must still mark the ancestors they
+// share (C Git's slop).
+func TestCommitsEqualTimes(t *testing.T) {
+	dir := gittest.InitBare(t, "sha1")
+	var b strings.Builder
+	commit := func(mark int, branch string, from int) {
+		fmt.Fprintf(&b, "commit refs/heads/%s\nmark :%d\ncommitter C <c@example.com> 1000 +0000\ndata 0\n", branch, mark)
+		if from > 0 {
+			fmt.Fprintf(&b, "from :%d\n", from)
+		}
+		fmt.Fprintf(&b, "M 100644 inline f%d\ndata 2\n%d\n\n", mark, mark%10)
+	}
+	commit(1, "main", 0)
+	commit(2, "main", 1)
+	commit(3, "main", 2)
+	commit(4, "side", 1)
+	gittest.GitInput(t, dir, []byte(b.String()), "fast-import", "--quiet")
+	r := &repo{dir: dir, f: oid.SHA1}
+	r.store = walktest.LoadStore(t, dir, r.f)
+	w := &Walker{Store: r.store, Format: r.f}
+	for _, c := range [][2]string{{"side", "main"}, {"main", "side"}, {"main", "main~1"}, {"side", "main~2"}} {
+		var got []string
+		err := w.Commits(context.Background(), []oid.ID{r.rev(t, c[0])}, []oid.ID{r.rev(t, c[1])}, func(id oid.ID) error {
+			got = append(got, id.String())
+			return nil
+		})
+		want := strings.Fields(gittest.Git(t, dir, "rev-list", c[0], "^"+c[1]))
+		slices.Sort(got)
+		slices.Sort(want)
+		if err != nil || !slices.Equal(got, want) {
+			t.Errorf("%s ^%s: %v %v, git rev-list %v", c[0], c[1], got, err, want)
 		}
 	}
 }
