@@ -21,6 +21,7 @@ import (
 	"gotd/internal/daemon/config"
 	"gotd/internal/daemon/ipc"
 	"gotd/internal/daemon/logs"
+	"gotd/internal/daemon/notify"
 	"gotd/internal/daemon/parent"
 	"gotd/internal/daemon/sandbox"
 	"gotd/internal/daemon/users"
@@ -189,6 +190,12 @@ func runParent(cfg *config.Config, lo logs.Options, load func() (*config.Config,
 		}
 		if u == nil {
 			return fmt.Errorf("user %q does not exist (gotd.conf 'user')", cfg.User)
+		}
+		// The notification spool is the daemon's user's.
+		if cfg.NotifyTargets() {
+			if err := notify.PrepareSpool(cfg.NotifySpool, u.UID, u.GID); err != nil {
+				return err
+			}
 		}
 		// Everything from here on, children included, runs as the
 		// configured user. Go changes every thread's credentials.

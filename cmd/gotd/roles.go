@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -62,12 +63,25 @@ func runRole(role string, lo logs.Options) error {
 		return auth.Main(ctx, log, parentCh)
 
 	case parent.RoleNotify:
-		// Network only: notifications go out by SMTP and HTTP(S). Until
-		// delivery exists it may connect nowhere.
-		if err := confine(log, sandbox.Policy{Role: role, Sockets: true, ConnectTCP: []uint16{}}); err != nil {
+		s, err := notify.ReadSettings(parentCh)
+		if err != nil {
 			return err
 		}
-		return notify.Main(ctx, log, parentCh)
+		// The system's certificate roots are read now, once: HTTPS and
+		// STARTTLS verify against them.
+		x509.SystemCertPool()
+		// Network: SMTP and HTTP(S) to the configured targets' ports
+		// only, and name resolution; its spool; nothing else. The
+		// parent restarts it when a reload changes either.
+		pol := sandbox.Policy{Role: role, Sockets: true, ConnectTCP: s.Ports()}
+		pol.ReadFiles = []string{"/etc/resolv.conf", "/etc/hosts", "/etc/nsswitch.conf", "/etc/services"}
+		if s.Spool != "" {
+			pol.WriteDirs = []string{s.Spool}
+		}
+		if err := confine(log, pol); err != nil {
+			return err
+		}
+		return notify.Main(ctx, log, parentCh, s)
 
 	case parent.RoleSSHD, parent.RoleGitD, parent.RoleHTTPD:
 		ls, err := frontend.Listeners()

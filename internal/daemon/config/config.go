@@ -21,13 +21,15 @@ import (
 
 // Defaults of gotd.conf(5).
 const (
-	DefaultFile      = "/etc/gotd.conf"
-	DefaultSecrets   = "/etc/gotd-secrets.conf"
-	DefaultSocket    = "/var/run/gotd.sock"
-	DefaultUser      = "_gotd"
-	DefaultTimeout   = time.Hour
-	DefaultUserLimit = 4
-	MaxClients       = 1024
+	DefaultFile          = "/etc/gotd.conf"
+	DefaultSecrets       = "/etc/gotd-secrets.conf"
+	DefaultSocket        = "/var/run/gotd.sock"
+	DefaultUser          = "_gotd"
+	DefaultTimeout       = time.Hour
+	DefaultUserLimit     = 4
+	DefaultSpool         = "/var/db/gotd/notify"
+	DefaultNotifyTimeout = time.Minute
+	MaxClients           = 1024
 )
 
 // Config is a parsed gotd.conf.
@@ -54,6 +56,10 @@ type Config struct {
 	BodyLimit int64
 	// Accounts are the front-ends' users.
 	Accounts []*Account
+	// NotifySpool is the directory of the notification queue;
+	// NotifyTimeout bounds one attempt to deliver a notification.
+	NotifySpool   string
+	NotifyTimeout time.Duration
 	// Warnings are problems that do not stop the daemon (a repository
 	// path that does not exist yet, an unused macro).
 	Warnings []string
@@ -97,6 +103,29 @@ type Notify struct {
 	URLs       []URL
 }
 
+// HasTargets reports whether n sends anything.
+func (n *Notify) HasTargets() bool { return len(n.Emails)+len(n.URLs) > 0 }
+
+// Wants reports whether a change of reference ref is to be notified: it
+// is one of the branches or in one of the namespaces, or neither is
+// given.
+func (n *Notify) Wants(ref string) bool {
+	if len(n.Branches)+len(n.Namespaces) == 0 {
+		return true
+	}
+	for _, b := range n.Branches {
+		if ref == b {
+			return true
+		}
+	}
+	for _, ns := range n.Namespaces {
+		if strings.HasPrefix(ref, ns) {
+			return true
+		}
+	}
+	return false
+}
+
 // Email is an "email" notification target.
 type Email struct {
 	From, To, ReplyTo string
@@ -109,6 +138,19 @@ type URL struct {
 	Auth     string // label of an auth entry in the secrets file
 	Insecure bool   // allow auth over plain http
 	HMAC     string // label of an hmac entry
+	// AuthUser, AuthPassword and HMACKey are the labels' secrets.
+	AuthUser, AuthPassword, HMACKey string
+}
+
+// NotifyTargets reports whether any repository has notification
+// targets: only then is the notification queue needed.
+func (c *Config) NotifyTargets() bool {
+	for _, r := range c.Repositories {
+		if r.Notify.HasTargets() {
+			return true
+		}
+	}
+	return false
 }
 
 // Error is every problem Parse found, one "file:line: message" each.
@@ -151,7 +193,7 @@ func Parse(file string, data []byte, opts Options) (*Config, error) {
 		file: file,
 		cfg: &Config{File: file, ListenOn: DefaultSocket, User: DefaultUser,
 			RequestTimeout: DefaultTimeout, UserLimits: map[string]int{},
-			SSHHostKey: DefaultHostKey, HandshakeTimeout: DefaultHandshakeTimeout, BodyLimit: DefaultBodyLimit},
+			SSHHostKey: DefaultHostKey, NotifySpool: DefaultSpool, NotifyTimeout: DefaultNotifyTimeout, HandshakeTimeout: DefaultHandshakeTimeout, BodyLimit: DefaultBodyLimit},
 		opts:       opts,
 		macros:     map[string]string{},
 		used:       map[string]bool{},

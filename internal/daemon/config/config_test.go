@@ -52,6 +52,8 @@ repository "openbsd/ports" {
 
 # Use a larger request timeout value:
 connection request timeout 2h
+notify spool "/var/spool/gotd"
+notify timeout 10s
 
 # Some users are granted a higher concurrent connection limit:
 connection {
@@ -93,8 +95,19 @@ func TestParseExample(t *testing.T) {
 	n := ports.Notify
 	if !reflect.DeepEqual(n.Branches, []string{"refs/heads/main"}) || !reflect.DeepEqual(n.Namespaces, []string{"refs/tags/"}) ||
 		len(n.Emails) != 2 || n.Emails[1] != (Email{From: "gotd@example.com", To: "ports@example.com", ReplyTo: "ports@example.com", Relay: "mail.example.com", Port: "2525"}) ||
-		len(n.URLs) != 1 || n.URLs[0] != (URL{URL: "https://ci.example.com/hook", Auth: "ci", HMAC: "ci"}) {
+		len(n.URLs) != 1 || n.URLs[0] != (URL{URL: "https://ci.example.com/hook", Auth: "ci", HMAC: "ci", AuthUser: "bot", AuthPassword: "s3 cret", HMACKey: "abc def"}) {
 		t.Errorf("notify: %+v", n)
+	}
+	if c.NotifySpool != "/var/spool/gotd" || c.NotifyTimeout != 10*time.Second || !c.NotifyTargets() {
+		t.Errorf("notify settings: %q %v %v", c.NotifySpool, c.NotifyTimeout, c.NotifyTargets())
+	}
+	for ref, want := range map[string]bool{"refs/heads/main": true, "refs/heads/mainline": false, "refs/tags/v1": true, "refs/notes/x": false} {
+		if n.Wants(ref) != want {
+			t.Errorf("Wants(%s) = %v", ref, !want)
+		}
+	}
+	if all := (&Notify{}); !all.Wants("refs/notes/x") || all.HasTargets() {
+		t.Errorf("a notify block without filters or targets")
 	}
 	// The paths do not exist here: warnings, not errors.
 	if len(c.Warnings) != 2 {
@@ -173,6 +186,7 @@ repository "a" {
 		url "http://h/p" auth x
 		email to a@example.com
 		email to a@example.com
+		url "https://h/xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
 	}
 }
 repository "a" {
@@ -199,9 +213,10 @@ $undefined
 		"bad.conf:13: refusing to send credentials over plain http without 'insecure': http://h/p",
 		"bad.conf:13: no auth secret 'x' defined",
 		"bad.conf:15: duplicate email notification recipient a@example.com",
-		"bad.conf:23: macro 'undefined' not defined",
-		"bad.conf:18: duplicate repository 'a'",
-		"bad.conf:21: repository \"nopath\": no path provided",
+		"bad.conf:16: notification URL longer than 2048 bytes",
+		"bad.conf:24: macro 'undefined' not defined",
+		"bad.conf:19: duplicate repository 'a'",
+		"bad.conf:22: repository \"nopath\": no path provided",
 	}
 	if !reflect.DeepEqual(cerr.Problems, want) {
 		t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(cerr.Problems, "\n"), strings.Join(want, "\n"))

@@ -159,6 +159,16 @@ func (p *parser) topLevel() {
 		return
 	case p.is("account"):
 		p.account()
+	case p.is("notify"):
+		p.advance()
+		if p.is("timeout") {
+			p.advance()
+			p.cfg.NotifyTimeout = p.timeout()
+			break
+		}
+		p.expect("spool")
+		line := p.tok.line
+		p.cfg.NotifySpool = p.cleanPath(line, "notify spool", p.str("a directory"))
 	case p.is("ssh"):
 		p.advance()
 		p.expect("hostkey")
@@ -413,6 +423,9 @@ func (p *parser) notifyOption(n *Notify) {
 				e.Port = p.strOrNumber("a port")
 			}
 		}
+		if max(len(e.From), len(e.To), len(e.ReplyTo), len(e.Relay), len(e.Port)) > maxNotifyField {
+			p.errorf(line, "email notification field longer than %d bytes", maxNotifyField)
+		}
 		for _, have := range n.Emails {
 			if have.To == e.To {
 				p.errorf(line, "duplicate email notification recipient %s", e.To)
@@ -441,6 +454,12 @@ func (p *parser) notifyOption(n *Notify) {
 	}
 }
 
+// Bounds of notification settings (ipc.MaxURL, ipc.MaxSecret).
+const (
+	maxNotifyField = 2048
+	maxSecret      = 1024
+)
+
 // checkURL checks a url notification target.
 func (p *parser) checkURL(n *Notify, line int, u *URL) {
 	rest, tls := strings.CutPrefix(u.URL, "https://")
@@ -456,6 +475,8 @@ func (p *parser) checkURL(n *Notify, line int, u *URL) {
 		p.errorf(line, "notification URL needs a host and a path: %s", u.URL)
 	case u.Auth != "" && !tls && !u.Insecure:
 		p.errorf(line, "refusing to send credentials over plain http without 'insecure': %s", u.URL)
+	case len(u.URL) > maxNotifyField:
+		p.errorf(line, "notification URL longer than %d bytes", maxNotifyField)
 	}
 	for _, have := range n.URLs {
 		if have.URL == u.URL {
@@ -463,11 +484,18 @@ func (p *parser) checkURL(n *Notify, line int, u *URL) {
 		}
 	}
 	if s := p.opts.Secrets; s != nil {
-		if _, ok := s.Auth[u.Auth]; u.Auth != "" && !ok {
+		if a, ok := s.Auth[u.Auth]; u.Auth != "" && !ok {
 			p.errorf(line, "no auth secret '%s' defined", u.Auth)
+		} else if ok {
+			u.AuthUser, u.AuthPassword = a.User, a.Password
 		}
-		if _, ok := s.HMAC[u.HMAC]; u.HMAC != "" && !ok {
+		if k, ok := s.HMAC[u.HMAC]; u.HMAC != "" && !ok {
 			p.errorf(line, "no hmac secret '%s' defined", u.HMAC)
+		} else if ok {
+			u.HMACKey = k
+		}
+		if max(len(u.AuthUser), len(u.AuthPassword), len(u.HMACKey)) > maxSecret {
+			p.errorf(line, "notification secrets longer than %d bytes", maxSecret)
 		}
 	} else if u.Auth != "" || u.HMAC != "" {
 		p.errorf(line, "notification credentials need a secrets file")

@@ -27,6 +27,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -58,13 +59,17 @@ type server struct {
 	writerKey, readerKey, strangerKey string
 	knownHosts                        string
 	certFile                          string
+	secrets                           string
 	daemon                            *exec.Cmd
 	log                               *lockedBuffer
 }
 
 // options vary the configuration.
 type options struct {
-	extraConn string // lines for the connection block
+	extraConn    string // lines for the connection block
+	extraTop     string // top-level lines
+	extraTest    string // lines for the "test" repository's block
+	extraSecrets string // lines for the secrets file
 }
 
 var buildOnce struct {
@@ -136,9 +141,9 @@ func start(t testing.TB, o options) *server {
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256([]byte(token))
-	secrets := filepath.Join(dir, "gotd-secrets.conf")
-	write(t, secrets, fmt.Sprintf("password %s '%s'\npassword %s '%s'\ntoken %s sha256:%s\n",
-		rwAccount, hash, roAccount, hash, rwAccount, hex.EncodeToString(sum[:])), 0o600)
+	s.secrets = filepath.Join(dir, "gotd-secrets.conf")
+	write(t, s.secrets, fmt.Sprintf("password %s '%s'\npassword %s '%s'\ntoken %s sha256:%s\n%s",
+		rwAccount, hash, roAccount, hash, rwAccount, hex.EncodeToString(sum[:]), o.extraSecrets), 0o600)
 
 	s.sshPort, s.gitPort, s.httpPort, s.httpsPort = freePort(t), freePort(t), freePort(t), freePort(t)
 	daemonUser := currentUser(t)
@@ -154,6 +159,7 @@ listen git on 127.0.0.1 port %d
 listen http on 127.0.0.1 port %d
 listen http on 127.0.0.1 port %d tls certificate "%s/cert.pem" key "%s/cert.key"
 ssh hostkey "%s/ssh_host_ed25519_key"
+%s
 connection {
 	handshake timeout 2
 	body limit %dK
@@ -173,6 +179,7 @@ repository "test" {
 	permit rw :developers
 	permit ro %s
 	permit ro anonymous
+%s
 }
 repository "private" {
 	path "%s/private.git"
@@ -183,37 +190,59 @@ repository "empty" {
 	permit rw %s
 	permit ro anonymous
 }
-`, s.socket, daemonUser, s.sshPort, s.gitPort, s.httpPort, s.httpsPort, dir, dir, dir,
+`, s.socket, daemonUser, s.sshPort, s.gitPort, s.httpPort, s.httpsPort, dir, dir, dir, o.extraTop,
 		bodyLimitKB, rwAccount, o.extraConn,
 		rwAccount, s.publicKey(s.writerKey), roAccount, s.publicKey(s.readerKey),
-		dir, roAccount, dir, rwAccount, dir, rwAccount), 0o644)
+		dir, roAccount, o.extraTest, dir, rwAccount, dir, rwAccount), 0o644)
 	if os.Geteuid() == 0 {
 		run(t, "chown", "-R", rootDaemon, filepath.Join(dir, "test.git"), filepath.Join(dir, "private.git"), filepath.Join(dir, "empty.git"))
 	}
-	if out, err := exec.Command(s.gotd(), "-n", "-f", s.conf, "-s", secrets).CombinedOutput(); err != nil {
+	if out, err := exec.Command(s.gotd(), "-n", "-f", s.conf, "-s", s.secrets).CombinedOutput(); err != nil {
 		t.Fatalf("gotd -n: %v\n%s", err, out)
 	}
-	s.daemon = exec.Command(s.gotd(), "-d", "-v", "-f", s.conf, "-s", secrets)
-	s.daemon.Stderr = s.log
-	if err := s.daemon.Start(); err != nil {
-		t.Fatal(err)
-	}
 	t.Cleanup(func() {
-		s.daemon.Process.Kill()
-		s.daemon.Wait()
+		if s.daemon != nil && s.daemon.Process != nil {
+			s.daemon.Process.Kill()
+			s.daemon.Wait()
+		}
 		if t.Failed() {
 			t.Logf("daemon log:\n%s", s.log.String())
 		}
 	})
-	for _, p := range []int{s.sshPort, s.gitPort, s.httpPort, s.httpsPort} {
-		waitPort(t, p, s.log)
-	}
+	s.launch()
 	pub, err := os.ReadFile(filepath.Join(dir, "ssh_host_ed25519_key.pub"))
 	if err != nil {
 		t.Fatalf("host key: %v", err)
 	}
 	write(t, s.knownHosts, fmt.Sprintf("[127.0.0.1]:%d %s", s.sshPort, pub), 0o644)
 	return s
+}
+
+// launch starts the daemon and waits for its ports.
+func (s *server) launch() {
+	s.daemon = exec.Command(s.gotd(), "-d", "-v", "-f", s.conf, "-s", s.secrets)
+	s.daemon.Stderr = s.log
+	if err := s.daemon.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	for _, p := range []int{s.sshPort, s.gitPort, s.httpPort, s.httpsPort} {
+		waitPort(s.t, p, s.log)
+	}
+}
+
+// restart stops the daemon with SIGTERM and starts it again.
+func (s *server) restart() {
+	s.t.Helper()
+	s.daemon.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- s.daemon.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		s.daemon.Process.Kill()
+		s.t.Fatalf("the daemon did not stop:\n%s", s.log.String())
+	}
+	s.launch()
 }
 
 func (s *server) gotd() string { return filepath.Join(s.bin, "gotd") }

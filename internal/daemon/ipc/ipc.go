@@ -38,6 +38,10 @@ const (
 	MaxKeys     = 256     // SSH public keys of one account
 	MaxKey      = 8 << 10 // one authorized_keys line, or one password hash
 	MaxPEM      = 60 << 10
+	MaxNote     = 60 << 10 // a push note's JSON document (pushnote.MaxSize)
+	MaxURL      = 2048     // a notification URL
+	MaxSecret   = 1024     // a notification credential
+	MaxHost     = 255      // a host name
 )
 
 // Message types. The numbering is private to one build: gotsh, gotctl
@@ -70,6 +74,11 @@ const (
 	TypeAccountsEnd
 	TypeCredential
 	TypeRepoWanted
+	TypePushNote
+	TypeNotifySettings
+	TypeNotifyRepo
+	TypeNotifyTarget
+	TypeNotifyStatus
 )
 
 // Message is one of the types below.
@@ -419,12 +428,18 @@ type Start struct {
 	Quarantine string // MaxPath
 	// Protected references (session_write), each list MaxRefs long.
 	Branches, BranchNamespaces, TagNamespaces []string
+	// Notify says whether the repository has notification targets
+	// (session_write); NotifyBranches and NotifyNamespaces (MaxRefs
+	// each) are the references they want told about, both empty: all.
+	Notify                           bool
+	NotifyBranches, NotifyNamespaces []string
 }
 
 func (*Start) Type() msg.Type { return TypeStart }
 func (m *Start) encode(e *msg.Encoder) {
 	e.Uint32(m.Client).String(m.Repo).String(m.Path).String(m.Protocol).String(m.User).Uint32(m.Timeout).Uint32(m.Mode).String(m.Quarantine)
 	e.Strings(m.Branches).Strings(m.BranchNamespaces).Strings(m.TagNamespaces)
+	e.Uint32(boolU32(m.Notify)).Strings(m.NotifyBranches).Strings(m.NotifyNamespaces)
 }
 func (m *Start) decode(d *msg.Decoder) {
 	m.Client, m.Repo, m.Path, m.Protocol, m.User = d.Uint32(), d.String(MaxRepoName), d.String(MaxPath), d.String(MaxProtocol), d.String(MaxUser)
@@ -433,6 +448,7 @@ func (m *Start) decode(d *msg.Decoder) {
 		d.Fail("bad mode")
 	}
 	m.Branches, m.BranchNamespaces, m.TagNamespaces = d.Strings(MaxRefs, MaxPath), d.Strings(MaxRefs, MaxPath), d.Strings(MaxRefs, MaxPath)
+	m.Notify, m.NotifyBranches, m.NotifyNamespaces = getBool(d), d.Strings(MaxRefs, MaxPath), d.Strings(MaxRefs, MaxPath)
 }
 
 // Kinds of IDs.
@@ -543,16 +559,22 @@ func (m *PackIndexed) decode(d *msg.Decoder) {
 // message.
 type SessionEnd struct {
 	Status uint32 // StatusOK or StatusFailed
-	// Updated lists the references a push moved, "old new name" each,
-	// at most MaxRefs.
-	Updated []string
 }
 
 func (*SessionEnd) Type() msg.Type          { return TypeSessionEnd }
-func (m *SessionEnd) encode(e *msg.Encoder) { e.Uint32(m.Status).Strings(m.Updated) }
-func (m *SessionEnd) decode(d *msg.Decoder) {
-	m.Status, m.Updated = d.Uint32(), d.Strings(MaxRefs, MaxPath)
+func (m *SessionEnd) encode(e *msg.Encoder) { e.Uint32(m.Status) }
+func (m *SessionEnd) decode(d *msg.Decoder) { m.Status = d.Uint32() }
+
+// PushNote: session_write → parent, after the references moved and
+// before SessionEnd, one per moved reference that the repository's
+// notify settings want told: the pushnote document (JSON).
+type PushNote struct {
+	Note []byte // MaxNote
 }
+
+func (*PushNote) Type() msg.Type          { return TypePushNote }
+func (m *PushNote) encode(e *msg.Encoder) { e.Bytes(m.Note) }
+func (m *PushNote) decode(d *msg.Decoder) { m.Note = d.Bytes(MaxNote) }
 
 // RepoWanted: session_read → parent: the negotiation is over and a
 // pack is to be sent; start the repo process (its channel is the one
@@ -564,19 +586,97 @@ func (*RepoWanted) Type() msg.Type        { return TypeRepoWanted }
 func (*RepoWanted) encode(*msg.Encoder)   {}
 func (*RepoWanted) decode(d *msg.Decoder) {}
 
-// Notification: parent → notify: a push moved references.
+// Notification: parent → notify: a push note of a session_write, with
+// the repository and user the parent knows the client by.
 type Notification struct {
-	Repo, User string   // MaxRepoName, MaxUser
-	Updated    []string // as SessionEnd
+	Repo, User string // MaxRepoName, MaxUser
+	Note       []byte // MaxNote
 }
 
 func (*Notification) Type() msg.Type { return TypeNotification }
 func (m *Notification) encode(e *msg.Encoder) {
-	e.String(m.Repo).String(m.User).Strings(m.Updated)
+	e.String(m.Repo).String(m.User).Bytes(m.Note)
 }
 func (m *Notification) decode(d *msg.Decoder) {
-	m.Repo, m.User, m.Updated = d.String(MaxRepoName), d.String(MaxUser), d.Strings(MaxRefs, MaxPath)
+	m.Repo, m.User, m.Note = d.String(MaxRepoName), d.String(MaxUser), d.Bytes(MaxNote)
 }
+
+// NotifySettings: parent → notify, when it starts and after a reload:
+// the spool directory of its queue ("" when no repository has targets)
+// and the host name mail is sent as. NotifyRepo and NotifyTarget
+// messages follow, then AccountsEnd.
+type NotifySettings struct {
+	Spool   string // MaxPath
+	Host    string // MaxHost
+	Timeout uint32 // seconds one delivery attempt may take
+}
+
+func (*NotifySettings) Type() msg.Type { return TypeNotifySettings }
+func (m *NotifySettings) encode(e *msg.Encoder) {
+	e.String(m.Spool).String(m.Host).Uint32(m.Timeout)
+}
+func (m *NotifySettings) decode(d *msg.Decoder) {
+	m.Spool, m.Host, m.Timeout = d.String(MaxPath), d.String(MaxHost), d.Uint32()
+}
+
+// NotifyRepo: parent → notify, after NotifySettings: a repository with
+// notification targets and the references it notifies about (branches
+// and namespaces, MaxRefs each; both empty: all).
+type NotifyRepo struct {
+	Name                 string // MaxRepoName
+	Branches, Namespaces []string
+}
+
+func (*NotifyRepo) Type() msg.Type { return TypeNotifyRepo }
+func (m *NotifyRepo) encode(e *msg.Encoder) {
+	e.String(m.Name).Strings(m.Branches).Strings(m.Namespaces)
+}
+func (m *NotifyRepo) decode(d *msg.Decoder) {
+	m.Name, m.Branches, m.Namespaces = d.String(MaxRepoName), d.Strings(MaxRefs, MaxPath), d.Strings(MaxRefs, MaxPath)
+}
+
+// Kinds of NotifyTarget.
+const (
+	TargetEmail = iota
+	TargetURL
+	numTargets
+)
+
+// NotifyTarget: parent → notify, after its repository's NotifyRepo: one
+// email or url target, with the credentials of the secrets file.
+type NotifyTarget struct {
+	Repo string // MaxRepoName
+	Kind uint32
+	// Email: sender (defaulted by the parent), recipient, reply-to,
+	// relay and port ("" for the defaults), each MaxURL.
+	From, To, ReplyTo, Relay, Port string
+	// URL: the URL (MaxURL), basic auth and HMAC key (MaxSecret each).
+	URL, User, Password, HMAC string
+}
+
+func (*NotifyTarget) Type() msg.Type { return TypeNotifyTarget }
+func (m *NotifyTarget) encode(e *msg.Encoder) {
+	e.String(m.Repo).Uint32(m.Kind).String(m.From).String(m.To).String(m.ReplyTo).String(m.Relay).String(m.Port)
+	e.String(m.URL).String(m.User).String(m.Password).String(m.HMAC)
+}
+func (m *NotifyTarget) decode(d *msg.Decoder) {
+	m.Repo, m.Kind = d.String(MaxRepoName), d.Uint32()
+	m.From, m.To, m.ReplyTo, m.Relay, m.Port = d.String(MaxURL), d.String(MaxURL), d.String(MaxURL), d.String(MaxURL), d.String(MaxURL)
+	m.URL, m.User, m.Password, m.HMAC = d.String(MaxURL), d.String(MaxSecret), d.String(MaxSecret), d.String(MaxSecret)
+	if m.Kind >= numTargets {
+		d.Fail("unknown notification target")
+	}
+}
+
+// NotifyStatus: notify → parent, whenever its queue changed: what
+// gotctl info reports.
+type NotifyStatus struct {
+	Queued uint32 // deliveries waiting in the queue
+}
+
+func (*NotifyStatus) Type() msg.Type          { return TypeNotifyStatus }
+func (m *NotifyStatus) encode(e *msg.Encoder) { e.Uint32(m.Queued) }
+func (m *NotifyStatus) decode(d *msg.Decoder) { m.Queued = d.Uint32() }
 
 // Frontend: parent → sshd, gitd or httpd, at start and after a
 // reload, before any Account: how to treat connections. The front-end
@@ -622,7 +722,8 @@ func (m *Account) decode(d *msg.Decoder) {
 	m.Name, m.Keys, m.Password, m.Tokens = d.String(MaxUser), d.Strings(MaxKeys, MaxKey), d.String(MaxKey), d.Strings(MaxKeys, MaxKey)
 }
 
-// AccountsEnd: parent → sshd, httpd, gitd: the settings are complete.
+// AccountsEnd: parent → sshd, httpd, gitd, notify: the settings are
+// complete.
 type AccountsEnd struct{}
 
 func (*AccountsEnd) Type() msg.Type      { return TypeAccountsEnd }

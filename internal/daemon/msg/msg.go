@@ -71,6 +71,10 @@ func (c *Conn) File() *os.File { return c.f }
 // Close closes the socket.
 func (c *Conn) Close() error { return c.f.Close() }
 
+// CloseWrite ends the channel's output: the peer reads what was sent,
+// then the end of the channel; this side can still receive.
+func (c *Conn) CloseWrite() error { return unix.Shutdown(c.fd, unix.SHUT_WR) }
+
 // Send sends m as one datagram.
 func (c *Conn) Send(m Msg) error {
 	if len(m.Data) > MaxSize {

@@ -34,9 +34,6 @@ func Sign(key, body []byte) string {
 	return "sha256=" + hex.EncodeToString(m.Sum(nil))
 }
 
-// httpTimeout bounds one attempt: connection, request and response.
-const httpTimeout = 60 * time.Second
-
 // errRedirect refuses a redirect elsewhere than the configured URL's
 // scheme and host.
 var errRedirect = errors.New("redirect to another scheme or host refused")

@@ -1,10 +1,11 @@
-// Package notify is gotd's notify process: the parent tells it about
-// every push that moved references, and it sends the notifications the
-// repository's notify blocks ask for. It has network access and no
-// repository access. Delivery (email and HTTP) is not built yet: each
-// push is logged, so that the daemon's shape, channel and sandbox are
-// in place for it, and Queue is the persistent queue (a spool
-// directory) deliveries are to go through.
+// Package notify is gotd's notify process: the parent hands it the
+// push notes of session_write (pushnote documents), and it sends each
+// to the targets of the repository's notify blocks, by mail and as HTTP
+// POSTs. Every delivery goes through a persistent queue (a spool
+// directory) first, so a push never waits for a mail server or a web
+// hook, and a target that is down gets its notifications once it is
+// back, across restarts of gotd. It has network access and its spool,
+// no repository access.
 package notify
 
 import (
@@ -13,21 +14,181 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
+	"sync"
+	"time"
 
 	"gotd/internal/daemon/ipc"
 	"gotd/internal/daemon/msg"
+	"gotd/internal/daemon/pushnote"
 )
 
-// Main handles notifications until the parent's channel closes.
-func Main(ctx context.Context, log *slog.Logger, parent *msg.Conn) error {
+// Target names in the queue.
+const (
+	emailPrefix = "email:"
+	urlPrefix   = "url:"
+)
+
+// notifier is the process's state.
+type notifier struct {
+	log      *slog.Logger
+	parent   *msg.Conn
+	queue    *Queue // nil without a spool
+	worker   *Worker
+	mu       sync.Mutex
+	settings *Settings
+}
+
+// Main queues and sends notifications until the parent's channel
+// closes, which it reads to its end first: what the parent handed over
+// is queued before the process exits.
+func Main(ctx context.Context, log *slog.Logger, parent *msg.Conn, s *Settings) error {
+	n := &notifier{log: log, parent: parent, settings: s}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	if s.Spool != "" {
+		q, err := OpenQueue(s.Spool)
+		if err != nil {
+			return err
+		}
+		n.queue = q
+		n.worker = NewWorker(q, n.send, log)
+		n.worker.Changed = n.status
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := n.worker.Run(ctx); err != nil {
+				log.Error("notification queue failed", "err", err)
+			}
+		}()
+		n.status()
+	}
+	err := n.serve()
+	cancel()
+	wg.Wait()
+	return err
+}
+
+// serve handles the parent's messages.
+func (n *notifier) serve() error {
 	for {
-		var n ipc.Notification
-		if _, err := ipc.Recv(parent, &n, false); err != nil {
-			if ctx.Err() != nil || errors.Is(err, os.ErrClosed) {
+		raw, err := n.parent.Recv()
+		if err != nil {
+			if errors.Is(err, os.ErrClosed) {
 				return nil // the daemon is stopping
 			}
 			return fmt.Errorf("notify: %w", err)
 		}
-		log.Info("push", "repo", n.Repo, "user", n.User, "updated", n.Updated)
+		switch raw.Type {
+		case ipc.TypeNotification:
+			var m ipc.Notification
+			if _, err := ipc.Check(raw, &m, false); err != nil {
+				return fmt.Errorf("notify: %w", err)
+			}
+			n.notification(&m)
+		case ipc.TypeNotifySettings:
+			var m ipc.NotifySettings
+			if _, err := ipc.Check(raw, &m, false); err != nil {
+				return fmt.Errorf("notify: %w", err)
+			}
+			s, err := readRest(n.parent, &m)
+			if err != nil {
+				return err
+			}
+			n.mu.Lock()
+			n.settings = s
+			n.mu.Unlock()
+		default:
+			if raw.File != nil {
+				raw.File.Close()
+			}
+			return fmt.Errorf("notify: unexpected message %d", raw.Type)
+		}
 	}
+}
+
+// notification queues one push note for each of its repository's
+// targets.
+func (n *notifier) notification(m *ipc.Notification) {
+	doc, err := pushnote.Decode(m.Note)
+	if err != nil {
+		n.log.Error("bad push note", "repo", m.Repo, "err", err)
+		return
+	}
+	doc.SetOrigin(m.Repo, m.User)
+	n.mu.Lock()
+	s := n.settings
+	n.mu.Unlock()
+	r := s.Repos[m.Repo]
+	if r == nil || !r.Wants(doc.Ref.Name) {
+		return
+	}
+	if n.queue == nil {
+		n.log.Error("notification dropped: no spool", "repo", m.Repo, "ref", doc.Ref.Name)
+		return
+	}
+	body, err := doc.Encode()
+	if err != nil {
+		n.log.Error("bad push note", "repo", m.Repo, "err", err)
+		return
+	}
+	now := time.Now()
+	var ds []*Delivery
+	for _, e := range r.Emails {
+		mail := Message(e, s.Host, doc.Subject(), doc.Text(), now)
+		ds = append(ds, &Delivery{Repo: m.Repo, Target: emailPrefix + e.To, Body: mail, Queued: now, Next: now})
+	}
+	for _, u := range r.URLs {
+		ds = append(ds, &Delivery{Repo: m.Repo, Target: urlPrefix + u.URL, Body: body, Queued: now, Next: now})
+	}
+	for _, d := range ds {
+		if err := n.queue.Add(d); err != nil {
+			n.log.Error("notification not queued", "repo", m.Repo, "ref", doc.Ref.Name, "target", d.Target, "err", err)
+			continue
+		}
+		n.log.Info("notification queued", "repo", m.Repo, "user", m.User, "ref", doc.Ref.Name, "action", doc.Ref.Action,
+			"target", d.Target, "seq", d.Seq)
+	}
+	n.worker.Wake()
+	n.status()
+}
+
+// send delivers d to its target as the current settings name it.
+func (n *notifier) send(ctx context.Context, d *Delivery) error {
+	n.mu.Lock()
+	s := n.settings
+	n.mu.Unlock()
+	r := s.Repos[d.Repo]
+	if r == nil {
+		return &PermanentError{fmt.Errorf("repository %q has no notifications any more", d.Repo)}
+	}
+	if to, ok := strings.CutPrefix(d.Target, emailPrefix); ok {
+		for _, e := range r.Emails {
+			if e.To == to {
+				return sendMail(ctx, e, s.Host, d.Body, s.timeout())
+			}
+		}
+	}
+	if u, ok := strings.CutPrefix(d.Target, urlPrefix); ok {
+		for _, t := range r.URLs {
+			if t.URL == u {
+				return postJSON(ctx, newHTTPClient(s.timeout()), t, d.Body)
+			}
+		}
+	}
+	return &PermanentError{fmt.Errorf("target %s is no longer configured", d.Target)}
+}
+
+// status tells the parent the queue's length.
+func (n *notifier) status() {
+	if n.queue == nil {
+		return
+	}
+	l, err := n.queue.Len()
+	if err != nil {
+		n.log.Error("notification queue", "err", err)
+		return
+	}
+	ipc.Send(n.parent, &ipc.NotifyStatus{Queued: uint32(l)}, nil)
 }

@@ -28,9 +28,6 @@ type EmailTarget struct {
 	TLS *tls.Config
 }
 
-// smtpTimeout bounds one attempt: connection and whole dialogue.
-const smtpTimeout = 60 * time.Second
-
 // Message returns a plain-text mail message: From, To, Reply-To when
 // set, Date, Message-ID (unique, at host), Subject (encoded when not
 // ASCII) and body, lines ending in CRLF.

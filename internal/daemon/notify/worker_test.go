@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -57,7 +58,8 @@ func TestWorkerRetries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := fmt.Sprint(rx.sent()); got != "[url:a url:b]" {
+	// Targets are served concurrently: order among them is free.
+	if got := rx.sent(); len(got) != 2 || !slices.Contains(got, "url:a") || !slices.Contains(got, "url:b") {
 		t.Fatalf("sent %s; want [url:a url:b]", got)
 	}
 	if n, _ := q.Len(); n != 1 || !next.Equal(now.Add(retryFirst)) {
@@ -82,7 +84,7 @@ func TestWorkerRetries(t *testing.T) {
 	if _, err := w2.RunDue(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if got := fmt.Sprint(rx.sent()); got != "[url:a url:b url:down]" {
+	if got := rx.sent(); len(got) != 3 || got[2] != "url:down" {
 		t.Fatalf("sent %s after the receiver came back", got)
 	}
 	if n, _ := q2.Len(); n != 0 {
@@ -144,5 +146,60 @@ func TestWorkerRun(t *testing.T) {
 	}
 	if len(got) != n {
 		t.Fatalf("%d of %d sent", len(got), n)
+	}
+}
+
+// TestWorkerHangingTarget checks that a receiver that does not answer
+// holds up only its own deliveries.
+func TestWorkerHangingTarget(t *testing.T) {
+	q, err := OpenQueue(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rx := &fakeReceiver{}
+	release := make(chan struct{})
+	send := func(ctx context.Context, d *Delivery) error {
+		if d.Target == "url:hang" {
+			select {
+			case <-release:
+				return errors.New("timeout")
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return rx.send(ctx, d)
+	}
+	w := NewWorker(q, send, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- w.Run(ctx) }()
+	q.Add(&Delivery{Repo: "r", Target: "url:hang", Queued: time.Now()})
+	w.Wake()
+	for i := range 5 {
+		q.Add(&Delivery{Repo: "r", Target: fmt.Sprintf("url:%d", i), Queued: time.Now()})
+		w.Wake()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(rx.sent()) < 5 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := len(rx.sent()); n != 5 {
+		t.Errorf("%d of 5 sent while another target hung", n)
+	}
+	close(release)
+	// The hung delivery failed and waits for its retry.
+	deadline = time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if ds, _, _ := q.Pending(); len(ds) == 1 && ds[0].Attempts == 1 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if ds, _, _ := q.Pending(); len(ds) != 1 || ds[0].Attempts != 1 || ds[0].LastError != "timeout" {
+		t.Errorf("after the hang: %+v", ds)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }

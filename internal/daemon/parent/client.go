@@ -233,6 +233,8 @@ func (d *daemon) startSession(c *client) error {
 		sessionRole, repoRole = RoleSessionWrite, RoleRepoWrite
 		p := &c.repoCfg.Protect
 		start.Branches, start.BranchNamespaces, start.TagNamespaces = p.Branches, p.BranchNamespaces, p.TagNamespaces
+		n := &c.repoCfg.Notify
+		start.Notify, start.NotifyBranches, start.NotifyNamespaces = n.HasTargets(), n.Branches, n.Namespaces
 	}
 	if c.write && !advertise {
 		q, err := receive.NewQuarantine(filepath.Join(c.repoCfg.Path, "objects"))
@@ -321,12 +323,6 @@ func (d *daemon) sessionEnd(c *client, raw msg.Msg) error {
 	}
 	c.end = &m
 	c.state = stateEnding
-	if len(m.Updated) > 0 && d.notify != nil && !d.notify.exited {
-		n := &ipc.Notification{Repo: c.repoCfg.Name, User: c.user, Updated: m.Updated}
-		if err := ipc.Send(d.notify.ch, n, nil); err != nil {
-			d.log.Error("cannot queue a notification", "err", err)
-		}
-	}
 	return nil
 }
 

@@ -68,6 +68,7 @@ func (d *daemon) info() string {
 	fmt.Fprintf(&b, "verbosity: %d\n", d.opts.Verbosity)
 	fmt.Fprintf(&b, "number of repositories: %d\n", len(d.cfg.Repositories))
 	fmt.Fprintf(&b, "number of connected clients: %d\n", len(d.clients))
+	b.WriteString(d.notifyInfo())
 	for _, r := range d.cfg.Repositories {
 		fmt.Fprintf(&b, "repository %q, path %s\n", r.Name, r.Path)
 	}

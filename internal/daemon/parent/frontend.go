@@ -109,7 +109,12 @@ func (d *daemon) frontendExited(f *frontend) {
 
 // restartLater has run start f again after restartDelay.
 func (d *daemon) restartLater(f *frontend) {
-	time.AfterFunc(restartDelay, func() { d.events <- event{restart: f} })
+	d.afterDelay(event{restart: f})
+}
+
+// afterDelay has run handle ev after restartDelay.
+func (d *daemon) afterDelay(ev event) {
+	time.AfterFunc(restartDelay, func() { d.events <- ev })
 }
 
 // decide grants or refuses c the access its identity has in the

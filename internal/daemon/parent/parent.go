@@ -112,6 +112,8 @@ type event struct {
 	authTimeout uint32
 	// restart names a front-end to start again.
 	restart *frontend
+	// restartNotify starts the notify process again.
+	restartNotify bool
 }
 
 // daemon is the parent's state, owned by run.
@@ -122,6 +124,7 @@ type daemon struct {
 	events    chan event
 	listen    *child
 	notify    *child
+	nstate    notifyState
 	frontends []*frontend
 	clients   map[uint32]*client
 	control   []*msg.Conn // gotctl stop callers, answered on exit
@@ -151,7 +154,7 @@ func Main(ctx context.Context, log *slog.Logger, opts Options) error {
 	if err := ipc.Send(d.listen.ch, d.limits(), nil); err != nil {
 		return fmt.Errorf("parent: %w", err)
 	}
-	if d.notify, err = d.spawn(RoleNotify, 0, nil); err != nil {
+	if err := d.startNotify(); err != nil {
 		return err
 	}
 	for _, f := range opts.Frontends {
@@ -252,6 +255,13 @@ func (d *daemon) run(ctx context.Context) error {
 			if c := d.clients[ev.authTimeout]; c != nil && c.state == stateAuth {
 				d.refuse(c, ipc.ReasonInternal, "authentication timed out", "auth timed out")
 			}
+		case ev.restartNotify:
+			if !d.halted && (d.notify == nil || d.notify.exited) {
+				if err := d.startNotify(); err != nil {
+					d.log.Error("cannot start notify", "err", err)
+					d.restartNotifyLater()
+				}
+			}
 		case ev.restart != nil:
 			if !d.halted {
 				if err := d.startFrontend(ev.restart); err != nil {
@@ -281,6 +291,14 @@ func (d *daemon) message(from *child, raw msg.Msg) {
 		d.fromSource(from, ipc.ViaSocket, raw)
 		return
 	}
+	if from == d.notify {
+		if err := d.fromNotify(raw); err != nil {
+			closeFile(raw)
+			d.log.Error("bad message from notify", "err", err)
+			from.kill()
+		}
+		return
+	}
 	if f := d.frontendOf(from); f != nil {
 		d.fromSource(from, f.Via, raw)
 		return
@@ -294,6 +312,8 @@ func (d *daemon) message(from *child, raw msg.Msg) {
 		err = d.authResult(c, raw)
 	case from == c.session && raw.Type == ipc.TypeSessionEnd:
 		err = d.sessionEnd(c, raw)
+	case from == c.session && raw.Type == ipc.TypePushNote:
+		err = d.pushNote(c, raw)
 	case from == c.session && raw.Type == ipc.TypeRepoWanted:
 		err = d.repoWanted(c, raw)
 	default:
@@ -321,7 +341,7 @@ func (d *daemon) exited(ch *child) error {
 		}
 		return fmt.Errorf("parent: listen exited: %v", ch.status)
 	case d.notify:
-		d.log.Error("notify exited: notifications are off", "err", ch.status)
+		d.notifyExited()
 		return nil
 	}
 	if f := d.frontendOf(ch); f != nil {
@@ -365,7 +385,9 @@ func (d *daemon) exited(ch *child) error {
 // shutdown kills every child and waits for them to be gone, so that
 // the daemon's ports and socket are free when it exits.
 func (d *daemon) shutdown() {
-	all := []*child{d.listen, d.notify}
+	// notify first queues what it was handed.
+	d.stopNotify()
+	all := []*child{d.listen}
 	for _, f := range d.frontends {
 		all = append(all, f.proc)
 	}
@@ -379,6 +401,7 @@ func (d *daemon) shutdown() {
 	for _, c := range all {
 		c.kill()
 	}
+	all = append(all, d.notify)
 	deadline := time.After(killGrace + time.Second)
 wait:
 	for _, c := range all {
@@ -423,6 +446,7 @@ func (d *daemon) reload() error {
 			}
 		}
 	}
+	d.reloadNotify()
 	d.log.Info("configuration reloaded", "repositories", len(cfg.Repositories))
 	return nil
 }

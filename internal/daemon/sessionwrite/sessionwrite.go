@@ -15,10 +15,14 @@ import (
 	"path/filepath"
 	"time"
 
+	"gotd/internal/daemon/config"
 	"gotd/internal/daemon/ipc"
 	"gotd/internal/daemon/msg"
+	"gotd/internal/daemon/pushnote"
 	"gotd/internal/daemon/stream"
 	"gotd/internal/engine/indexer"
+	"gotd/internal/git/oid"
+	"gotd/internal/git/refs"
 	"gotd/internal/git/repo"
 	"gotd/internal/git/walk"
 	"gotd/internal/policy"
@@ -66,14 +70,74 @@ func Main(ctx context.Context, log *slog.Logger, s *Session) error {
 		end.Status = ipc.StatusFailed
 	}
 	if res != nil {
-		for _, c := range res.Updated() {
-			if len(end.Updated) < ipc.MaxRefs {
-				end.Updated = append(end.Updated, fmt.Sprintf("%v %v %s", c.Old, c.New, c.Name))
+		log.Info("push done", "updated", len(res.Updated()), "commands", len(res.Commands), "agent", res.Agent)
+		if s.Start.Notify {
+			if err := sendNotes(ctx, log, s, res.Updated()); err != nil {
+				return err
 			}
 		}
-		log.Info("push done", "updated", len(res.Updated()), "commands", len(res.Commands), "agent", res.Agent)
 	}
 	return ipc.Send(s.Parent, end, nil)
+}
+
+// noteTime bounds the work of describing one push for notifications;
+// references past it are told without their commits.
+const noteTime = 10 * time.Second
+
+// sendNotes describes each moved reference the repository's notify
+// settings want told about and hands the documents to the parent.
+func sendNotes(ctx context.Context, log *slog.Logger, s *Session, updated []receive.Command) error {
+	want := &config.Notify{Branches: s.Start.NotifyBranches, Namespaces: s.Start.NotifyNamespaces}
+	ctx, cancel := context.WithTimeout(ctx, noteTime)
+	defer cancel()
+	origin := pushnote.Origin{Repo: s.Start.Repo, User: s.Start.User}
+	var others []oid.ID
+	othersListed := false
+	for _, c := range updated {
+		if !want.Wants(c.Name) {
+			continue
+		}
+		if c.Old.IsNull() && !othersListed {
+			others, othersListed = tipsBefore(s.Repo, updated), true
+		}
+		u := pushnote.Update{Name: c.Name, Old: c.Old, New: c.New}
+		doc, err := pushnote.Build(ctx, s.Repo, s.Repo.Format, origin, u, others, pushnote.DefaultLimits)
+		if err != nil {
+			// The reference is still told, without what could not be
+			// read.
+			log.Warn("push note incomplete", "ref", c.Name, "err", err)
+		}
+		note, err := doc.Encode()
+		if err != nil || len(note) > ipc.MaxNote {
+			log.Warn("push note too large: sending the reference only", "ref", c.Name, "size", len(note))
+			doc.Notifications, doc.MoreCommits = nil, 0
+			note, _ = doc.Encode()
+		}
+		if err := ipc.Send(s.Parent, &ipc.PushNote{Note: note}, nil); err != nil {
+			return fmt.Errorf("session_write: %w", err)
+		}
+	}
+	return nil
+}
+
+// tipsBefore lists the repository's references as they were before the
+// push: their ids now, with the old ids of those the push moved.
+func tipsBefore(r *repo.Repo, updated []receive.Command) []oid.ID {
+	moved := map[string]bool{}
+	var tips []oid.ID
+	for _, c := range updated {
+		moved[c.Name] = true
+		if !c.Old.IsNull() {
+			tips = append(tips, c.Old)
+		}
+	}
+	r.Refs.List("refs/", func(ref refs.Ref) error {
+		if !moved[ref.Name] && ref.Target == "" {
+			tips = append(tips, ref.ID)
+		}
+		return nil
+	})
+	return tips
 }
 
 // receivePack has repo_write read the pack from the client's input
