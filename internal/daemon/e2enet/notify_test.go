@@ -414,3 +414,35 @@ func waitInfo(t *testing.T, s *server, want string) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// TestNotifyReload adds a notify block with gotctl reload: the notify
+// process starts again with its new spool and ports, and the next push
+// is told.
+func TestNotifyReload(t *testing.T) {
+	h := newHook(t)
+	h.start()
+	dir := spoolParent(t)
+	if os.Geteuid() == 0 {
+		// The daemon, no longer root, makes the spool.
+		run(t, "chown", rootDaemon, dir)
+	}
+	o := notifyOptions(t, dir, h, nil, "")
+	s := start(t, options{extraSecrets: o.extraSecrets, extraTop: o.extraTop})
+	old := s.waitRole("notify", 0)
+	conf, err := os.ReadFile(s.conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	added := strings.Replace(string(conf), "\tpermit ro anonymous\n", "\tpermit ro anonymous\n"+o.extraTest+"\n", 1)
+	write(t, s.conf, added, 0o644)
+	if out, err := s.gotctl("reload"); err != nil {
+		t.Fatalf("gotctl reload: %v\n%s", err, out)
+	}
+	s.waitRole("notify", old)
+	p := newPusher(s, "reload")
+	id := p.commit("after the reload")
+	p.push("main")
+	if docs := h.wait(1, 30*time.Second); len(docs) != 1 || docs[0].Ref.New != id {
+		t.Fatalf("received %+v", docs)
+	}
+}
