@@ -35,8 +35,8 @@ func Sign(key, body []byte) string {
 }
 
 // errRedirect refuses a redirect elsewhere than the configured URL's
-// scheme and host.
-var errRedirect = errors.New("redirect to another scheme or host refused")
+// scheme and host, or one that would not repeat the POST.
+var errRedirect = errors.New("redirect refused")
 
 // newHTTPClient returns the client deliveries use: each attempt bounded
 // by timeout, and following a redirect only to the same scheme and
@@ -49,6 +49,13 @@ func newHTTPClient(timeout time.Duration) *http.Client {
 			first := via[0].URL
 			if req.URL.Scheme != first.Scheme || req.URL.Host != first.Host {
 				return fmt.Errorf("%w: %s://%s", errRedirect, req.URL.Scheme, req.URL.Host)
+			}
+			// 301, 302 and 303 would turn the POST into a GET without
+			// its body, which a 2xx answer would then count as
+			// delivered.
+			if req.Method != http.MethodPost || req.Response != nil && req.Response.StatusCode != http.StatusTemporaryRedirect &&
+				req.Response.StatusCode != http.StatusPermanentRedirect {
+				return fmt.Errorf("%w: only 307 and 308 keep the request", errRedirect)
 			}
 			if len(via) >= 5 {
 				return errors.New("too many redirects")

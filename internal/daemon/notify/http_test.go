@@ -77,6 +77,9 @@ func TestPostJSONRedirects(t *testing.T) {
 			http.Redirect(w, r, other.URL+"/x", http.StatusTemporaryRedirect)
 		case "/moved":
 			http.Redirect(w, r, same.URL+"/hook", http.StatusTemporaryRedirect)
+		case "/found":
+			// A 302 would have the client GET /hook without the body.
+			http.Redirect(w, r, same.URL+"/hook", http.StatusFound)
 		case "/hook":
 			if r.Header.Get(SignatureHeader) == "" {
 				t.Errorf("redirected request lost its signature")
@@ -92,6 +95,9 @@ func TestPostJSONRedirects(t *testing.T) {
 	}
 	if err := postJSON(context.Background(), c, HTTPTarget{URL: same.URL + "/moved", HMACKey: []byte("k")}, []byte("{}")); err != nil {
 		t.Errorf("redirect on the same host: %v", err)
+	}
+	if err := postJSON(context.Background(), c, HTTPTarget{URL: same.URL + "/found"}, []byte("{}")); !errors.As(err, &perm) {
+		t.Errorf("302 redirect: %v; want a permanent error", err)
 	}
 }
 
