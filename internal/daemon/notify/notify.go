@@ -37,13 +37,17 @@ type notifier struct {
 	worker   *Worker
 	mu       sync.Mutex
 	settings *Settings
+	// changed wakes the status reporter; a wake never blocks, so that
+	// neither serve nor a sender under the worker's lock waits on the
+	// parent.
+	changed chan struct{}
 }
 
 // Main queues and sends notifications until the parent's channel
 // closes, which it reads to its end first: what the parent handed over
 // is queued before the process exits.
 func Main(ctx context.Context, log *slog.Logger, parent *msg.Conn, s *Settings) error {
-	n := &notifier{log: log, parent: parent, settings: s}
+	n := &notifier{log: log, parent: parent, settings: s, changed: make(chan struct{}, 1)}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -55,12 +59,16 @@ func Main(ctx context.Context, log *slog.Logger, parent *msg.Conn, s *Settings) 
 		n.queue = q
 		n.worker = NewWorker(q, n.send, log)
 		n.worker.Changed = n.status
-		wg.Add(1)
+		wg.Add(2)
 		go func() {
 			defer wg.Done()
 			if err := n.worker.Run(ctx); err != nil {
 				log.Error("notification queue failed", "err", err)
 			}
+		}()
+		go func() {
+			defer wg.Done()
+			n.report(ctx)
 		}()
 		n.status()
 	}
@@ -180,15 +188,28 @@ func (n *notifier) send(ctx context.Context, d *Delivery) error {
 	return &PermanentError{fmt.Errorf("target %s is no longer configured", d.Target)}
 }
 
-// status tells the parent the queue's length.
+// status has the queue's length reported to the parent.
 func (n *notifier) status() {
-	if n.queue == nil {
-		return
+	select {
+	case n.changed <- struct{}{}:
+	default:
 	}
-	l, err := n.queue.Len()
-	if err != nil {
-		n.log.Error("notification queue", "err", err)
-		return
+}
+
+// report tells the parent the queue's length after each change, changes
+// that come meanwhile told together, until ctx is done.
+func (n *notifier) report(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-n.changed:
+		}
+		l, err := n.queue.Len()
+		if err != nil {
+			n.log.Error("notification queue", "err", err)
+			continue
+		}
+		ipc.Send(n.parent, &ipc.NotifyStatus{Queued: uint32(l)}, nil)
 	}
-	ipc.Send(n.parent, &ipc.NotifyStatus{Queued: uint32(l)}, nil)
 }
