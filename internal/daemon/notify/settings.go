@@ -178,7 +178,7 @@ func (s *Settings) Ports() []uint16 {
 	}
 	for _, r := range s.Repos {
 		for _, e := range r.Emails {
-			add(servicePort(e.Port, "25"))
+			add(servicePort(e.Port, smtpPort))
 		}
 		for _, t := range r.URLs {
 			u, err := url.Parse(t.URL)

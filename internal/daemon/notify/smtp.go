@@ -16,6 +16,9 @@ import (
 	"time"
 )
 
+// smtpPort is the relay's port when the target names none.
+const smtpPort = "25"
+
 // EmailTarget is an "email" notification target.
 type EmailTarget struct {
 	// Relay and Port are the SMTP server (default localhost, 25).
@@ -69,7 +72,7 @@ func sendMail(ctx context.Context, t EmailTarget, host string, msg []byte, timeo
 		relay = "localhost"
 	}
 	if port == "" {
-		port = "25"
+		port = smtpPort
 	}
 	addr := net.JoinHostPort(relay, port)
 	ctx, cancel := context.WithTimeout(ctx, timeout)

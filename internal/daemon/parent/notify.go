@@ -29,9 +29,9 @@ type notifyState struct {
 	queued uint32
 }
 
-// notifyMessages are the current configuration's notify settings, the
-// key of their sandbox, and whether they failed to prepare a spool
-// (then notifications are off until the spool is mended).
+// notifyMessages are the current configuration's notify settings and
+// the key of their sandbox. When the spool cannot be prepared they name
+// none: notifications are off until it is mended.
 func (d *daemon) notifyMessages() ([]ipc.Message, string) {
 	host, err := os.Hostname()
 	if err != nil {
