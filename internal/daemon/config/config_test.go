@@ -225,6 +225,17 @@ $undefined
 		err.Error() != "ns.conf:3: reference namespace must begin with \"refs/\": heads/" {
 		t.Errorf("namespace error: %v", err)
 	}
+	for u, want := range map[string]string{
+		"https://bob:pw@h/p": "credentials in a notification URL: give them in the secrets file with 'auth': h",
+		"https://h/p q":      "invalid notification URL: https://h/p q",
+		"https://h/%zz":      "invalid notification URL: https://h/%zz",
+		"https://h/p\x01":    "invalid notification URL: https://h/p\x01",
+	} {
+		src := "repository r {\npath \"/r\"\nnotify {\nurl \"" + u + "\"\n}\n}\n"
+		if _, err := Parse("u.conf", []byte(src), Options{}); err == nil || err.Error() != "u.conf:4: "+want {
+			t.Errorf("url %q: %v; want %s", u, err, want)
+		}
+	}
 	if _, err := Parse("empty.conf", []byte("# nothing\n"), Options{}); err == nil || !strings.Contains(err.Error(), "no repository defined") {
 		t.Errorf("empty file: %v", err)
 	}

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -460,6 +461,13 @@ const (
 	maxSecret      = 1024
 )
 
+// badURL reports whether s does not parse as a URL, or has spaces or
+// control characters.
+func badURL(s string) bool {
+	_, err := url.Parse(s)
+	return err != nil || strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r == 0x7f })
+}
+
 // checkURL checks a url notification target.
 func (p *parser) checkURL(n *Notify, line int, u *URL) {
 	rest, tls := strings.CutPrefix(u.URL, "https://")
@@ -473,6 +481,12 @@ func (p *parser) checkURL(n *Notify, line int, u *URL) {
 		p.errorf(line, "invalid notification URL (http:// or https:// only): %s", u.URL)
 	case host == "" || path == "":
 		p.errorf(line, "notification URL needs a host and a path: %s", u.URL)
+	case strings.Contains(host, "@"):
+		// They would go in clear over http and into the spool and
+		// the logs.
+		p.errorf(line, "credentials in a notification URL: give them in the secrets file with 'auth': %s", host[strings.LastIndexByte(host, '@')+1:])
+	case badURL(u.URL):
+		p.errorf(line, "invalid notification URL: %s", u.URL)
 	case u.Auth != "" && !tls && !u.Insecure:
 		p.errorf(line, "refusing to send credentials over plain http without 'insecure': %s", u.URL)
 	case len(u.URL) > maxNotifyField:

@@ -145,7 +145,8 @@ func start(t testing.TB, o options) *server {
 	write(t, s.secrets, fmt.Sprintf("password %s '%s'\npassword %s '%s'\ntoken %s sha256:%s\n%s",
 		rwAccount, hash, roAccount, hash, rwAccount, hex.EncodeToString(sum[:]), o.extraSecrets), 0o600)
 
-	s.sshPort, s.gitPort, s.httpPort, s.httpsPort = freePort(t), freePort(t), freePort(t), freePort(t)
+	ports := freePorts(t, 4)
+	s.sshPort, s.gitPort, s.httpPort, s.httpsPort = ports[0], ports[1], ports[2], ports[3]
 	daemonUser := currentUser(t)
 	if os.Geteuid() == 0 {
 		daemonUser = rootDaemon
@@ -411,13 +412,21 @@ func write(t testing.TB, path, data string, mode os.FileMode) {
 	}
 }
 
-func freePort(t testing.TB) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+func freePort(t testing.TB) int { return freePorts(t, 1)[0] }
+
+// freePorts returns n distinct free loopback ports: all are held until
+// the last is found, so that the kernel cannot hand one out twice.
+func freePorts(t testing.TB, n int) []int {
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return ports
 }
 
 func waitPort(t testing.TB, port int, log *lockedBuffer) {

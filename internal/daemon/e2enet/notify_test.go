@@ -3,6 +3,7 @@ package e2enet
 import (
 	"fmt"
 	"io"
+	"mime/quotedprintable"
 	"net"
 	"net/http"
 	"net/mail"
@@ -150,7 +151,11 @@ func (s *mailSession) Data(r io.Reader) error {
 	if err != nil {
 		return err
 	}
-	body, err := io.ReadAll(msg.Body)
+	var text io.Reader = msg.Body
+	if msg.Header.Get("Content-Transfer-Encoding") == "quoted-printable" {
+		text = quotedprintable.NewReader(msg.Body)
+	}
+	body, err := io.ReadAll(text)
 	if err != nil {
 		return err
 	}

@@ -51,10 +51,14 @@ func Main(ctx context.Context, log *slog.Logger, parent *msg.Conn, s *Settings) 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
+	failed := make(chan error, 1)
 	if s.Spool != "" {
-		q, err := OpenQueue(s.Spool)
+		q, bad, err := OpenQueue(s.Spool)
 		if err != nil {
 			return err
+		}
+		for _, err := range bad {
+			log.Error("notification dropped", "err", err)
 		}
 		n.queue = q
 		n.worker = NewWorker(q, n.send, log)
@@ -63,7 +67,10 @@ func Main(ctx context.Context, log *slog.Logger, parent *msg.Conn, s *Settings) 
 		go func() {
 			defer wg.Done()
 			if err := n.worker.Run(ctx); err != nil {
-				log.Error("notification queue failed", "err", err)
+				// Nothing more can be queued or sent: the process
+				// ends, and the parent starts another.
+				failed <- err
+				parent.Close()
 			}
 		}()
 		go func() {
@@ -75,6 +82,11 @@ func Main(ctx context.Context, log *slog.Logger, parent *msg.Conn, s *Settings) 
 	err := n.serve()
 	cancel()
 	wg.Wait()
+	select {
+	case qerr := <-failed:
+		return fmt.Errorf("notify: queue: %w", qerr)
+	default:
+	}
 	return err
 }
 
@@ -205,11 +217,6 @@ func (n *notifier) report(ctx context.Context) {
 			return
 		case <-n.changed:
 		}
-		l, err := n.queue.Len()
-		if err != nil {
-			n.log.Error("notification queue", "err", err)
-			continue
-		}
-		ipc.Send(n.parent, &ipc.NotifyStatus{Queued: uint32(l)}, nil)
+		ipc.Send(n.parent, &ipc.NotifyStatus{Queued: uint32(n.queue.Len())}, nil)
 	}
 }

@@ -1,6 +1,7 @@
 package notify
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -32,19 +33,39 @@ type Delivery struct {
 	Attempts  int       `json:"attempts"`
 	Next      time.Time `json:"next"`
 	LastError string    `json:"last_error,omitempty"`
+
+	size int64 // of its file, in the queue's index
 }
 
 // Queue is the notify process's persistent queue: one file per delivery
 // in a spool directory, written to a temporary name, synced and renamed,
 // so that a delivery is either wholly in the queue or not at all, and
-// the queue survives a crash or a restart of gotd. A Queue is safe for
-// concurrent use by the goroutines of one process; one process at a time
-// may own a spool directory.
+// the queue survives a crash or a restart of gotd. The deliveries'
+// histories are kept in memory as well (their bodies are read when
+// sent), so that looking for what is due reads no file. A Queue is
+// safe for concurrent use by the goroutines of one process; one process
+// at a time may own a spool directory.
 type Queue struct {
-	dir string
-	mu  sync.Mutex
-	seq uint64 // the last sequence number given
+	dir   string
+	mu    sync.Mutex
+	seq   uint64      // the last sequence number given
+	index []*Delivery // queued, in order, without bodies
+	bytes int64       // their files' sizes
 }
+
+// Bounds of the spool: a receiver down for a day behind a busy
+// repository must not fill the disk. Deliveries past them are refused
+// (ErrFull) and logged.
+var (
+	maxQueued      = 100_000
+	maxQueuedBytes = int64(1 << 30)
+)
+
+// ErrFull is Add's error when the spool is at its bounds.
+var ErrFull = errors.New("notify: spool full")
+
+// ErrBadFile is the error of a delivery whose file does not decode.
+var ErrBadFile = errors.New("damaged delivery")
 
 // spoolSuffix ends the name of every queued delivery; temporary files
 // start with tempPrefix.
@@ -55,40 +76,27 @@ const (
 )
 
 // OpenQueue opens the spool directory dir, creating it (mode 0700) if it
-// does not exist, and removes temporary files a crash left behind.
-func OpenQueue(dir string) (*Queue, error) {
+// does not exist, removes temporary files a crash left behind and reads
+// the queued deliveries. A file that does not decode (a damaged disk, a
+// hand edit) is renamed with a ".bad" suffix, out of the queue, and
+// reported in bad, so that one broken file does not stop the others.
+func OpenQueue(dir string) (q *Queue, bad []error, err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("notify: spool: %w", err)
-	}
-	q := &Queue{dir: dir}
-	names, err := q.names()
-	if err != nil {
-		return nil, err
-	}
-	if len(names) > 0 {
-		q.seq = names[len(names)-1]
+		return nil, nil, fmt.Errorf("notify: spool: %w", err)
 	}
 	ents, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, fmt.Errorf("notify: spool: %w", err)
+		return nil, nil, fmt.Errorf("notify: spool: %w", err)
 	}
-	for _, e := range ents {
-		if strings.HasPrefix(e.Name(), tempPrefix) {
-			os.Remove(filepath.Join(dir, e.Name()))
-		}
-	}
-	return q, nil
-}
-
-// names returns the sequence numbers of the queued deliveries, in order.
-func (q *Queue) names() ([]uint64, error) {
-	ents, err := os.ReadDir(q.dir)
-	if err != nil {
-		return nil, fmt.Errorf("notify: spool: %w", err)
-	}
+	q = &Queue{dir: dir}
 	var seqs []uint64
 	for _, e := range ents {
-		base, ok := strings.CutSuffix(e.Name(), spoolSuffix)
+		name := e.Name()
+		if strings.HasPrefix(name, tempPrefix) {
+			os.Remove(filepath.Join(dir, name))
+			continue
+		}
+		base, ok := strings.CutSuffix(name, spoolSuffix)
 		if !ok || !e.Type().IsRegular() {
 			continue
 		}
@@ -97,42 +105,101 @@ func (q *Queue) names() ([]uint64, error) {
 		}
 	}
 	slices.Sort(seqs)
-	return seqs, nil
+	for _, seq := range seqs {
+		q.seq = max(q.seq, seq)
+		d, size, err := q.read(seq)
+		if err != nil {
+			bad = append(bad, err)
+			continue
+		}
+		d.Body, d.size = nil, size
+		q.index = append(q.index, d)
+		q.bytes += size
+	}
+	return q, bad, nil
 }
 
 func (q *Queue) path(seq uint64) string {
 	return filepath.Join(q.dir, fmt.Sprintf("%020d%s", seq, spoolSuffix))
 }
 
+// read decodes the file of delivery seq, moving it aside if it does not
+// decode.
+func (q *Queue) read(seq uint64) (*Delivery, int64, error) {
+	p := q.path(seq)
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return nil, 0, fmt.Errorf("notify: spool: %w", err)
+	}
+	d := new(Delivery)
+	if err := json.Unmarshal(data, d); err != nil || d.Seq != seq {
+		if err == nil {
+			err = fmt.Errorf("sequence number %d in a file named %d", d.Seq, seq)
+		}
+		os.Rename(p, p+badSuffix)
+		return nil, 0, fmt.Errorf("notify: spool: %s: %v; moved aside: %w", p, err, ErrBadFile)
+	}
+	return d, int64(len(data)), nil
+}
+
+// find returns the position of delivery seq in the index.
+func (q *Queue) find(seq uint64) (int, bool) {
+	return slices.BinarySearchFunc(q.index, seq, func(d *Delivery, seq uint64) int { return cmp.Compare(d.Seq, seq) })
+}
+
 // Add gives d the next sequence number and queues it durably.
 func (q *Queue) Add(d *Delivery) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	if len(q.index) >= maxQueued || q.bytes >= maxQueuedBytes {
+		return ErrFull
+	}
 	q.seq++
 	d.Seq = q.seq
-	return q.write(d)
+	size, err := q.write(d)
+	if err != nil {
+		return err
+	}
+	q.index = append(q.index, d.entry(size))
+	q.bytes += size
+	return nil
 }
 
-// Update rewrites a queued delivery, after a failed attempt.
+// Update rewrites a queued delivery, after a failed attempt; d has its
+// body (Load).
 func (q *Queue) Update(d *Delivery) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if _, err := os.Stat(q.path(d.Seq)); err != nil {
-		return fmt.Errorf("notify: spool: delivery %d: %w", d.Seq, err)
+	i, ok := q.find(d.Seq)
+	if !ok {
+		return fmt.Errorf("notify: spool: delivery %d is not queued", d.Seq)
 	}
-	return q.write(d)
+	size, err := q.write(d)
+	if err != nil {
+		return err
+	}
+	q.bytes += size - q.index[i].size
+	q.index[i] = d.entry(size)
+	return nil
+}
+
+// entry is d as the index keeps it: without its body.
+func (d *Delivery) entry(size int64) *Delivery {
+	e := *d
+	e.Body, e.size = nil, size
+	return &e
 }
 
 // write stores d under its sequence number: temporary file, sync,
-// rename, sync of the directory.
-func (q *Queue) write(d *Delivery) error {
+// rename, sync of the directory. It returns the file's size.
+func (q *Queue) write(d *Delivery) (int64, error) {
 	data, err := json.Marshal(d)
 	if err != nil {
-		return fmt.Errorf("notify: spool: %w", err)
+		return 0, fmt.Errorf("notify: spool: %w", err)
 	}
 	f, err := os.CreateTemp(q.dir, tempPrefix)
 	if err != nil {
-		return fmt.Errorf("notify: spool: %w", err)
+		return 0, fmt.Errorf("notify: spool: %w", err)
 	}
 	tmp := f.Name()
 	_, err = f.Write(data)
@@ -147,9 +214,9 @@ func (q *Queue) write(d *Delivery) error {
 	}
 	if err != nil {
 		os.Remove(tmp)
-		return fmt.Errorf("notify: spool: %w", err)
+		return 0, fmt.Errorf("notify: spool: %w", err)
 	}
-	return q.syncDir()
+	return int64(len(data)), q.syncDir()
 }
 
 func (q *Queue) syncDir() error {
@@ -168,6 +235,10 @@ func (q *Queue) syncDir() error {
 func (q *Queue) Remove(d *Delivery) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	if i, ok := q.find(d.Seq); ok {
+		q.bytes -= q.index[i].size
+		q.index = slices.Delete(q.index, i, i+1)
+	}
 	if err := os.Remove(q.path(d.Seq)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("notify: spool: %w", err)
 	}
@@ -175,45 +246,46 @@ func (q *Queue) Remove(d *Delivery) error {
 }
 
 // Len returns how many deliveries are queued.
-func (q *Queue) Len() (int, error) {
+func (q *Queue) Len() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	seqs, err := q.names()
-	return len(seqs), err
+	return len(q.index)
 }
 
-// Pending returns the queued deliveries in order. A file that does not
-// decode (a damaged disk, a hand edit) is renamed with a ".bad" suffix,
-// out of the queue, and reported in bad, so that one broken file does
-// not stop the others.
-func (q *Queue) Pending() (ds []*Delivery, bad []error, err error) {
+// Pending returns the queued deliveries in order, without their bodies:
+// copies, which the caller may change.
+func (q *Queue) Pending() []*Delivery {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	seqs, err := q.names()
+	ds := make([]*Delivery, len(q.index))
+	for i, e := range q.index {
+		c := *e
+		ds[i] = &c
+	}
+	return ds
+}
+
+// Load returns queued delivery d with its body, read from its file. A
+// file that no longer decodes is moved aside and the delivery taken out
+// of the queue (ErrBadFile).
+func (q *Queue) Load(d *Delivery) (*Delivery, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	i, ok := q.find(d.Seq)
+	if !ok {
+		return nil, fmt.Errorf("notify: spool: delivery %d is not queued", d.Seq)
+	}
+	full, _, err := q.read(d.Seq)
+	if errors.Is(err, ErrBadFile) {
+		q.bytes -= q.index[i].size
+		q.index = slices.Delete(q.index, i, i+1)
+		return nil, err
+	}
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	for _, seq := range seqs {
-		p := q.path(seq)
-		data, err := os.ReadFile(p)
-		if errors.Is(err, os.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return nil, nil, fmt.Errorf("notify: spool: %w", err)
-		}
-		d := new(Delivery)
-		if err := json.Unmarshal(data, d); err != nil || d.Seq != seq {
-			if err == nil {
-				err = fmt.Errorf("sequence number %d in a file named %d", d.Seq, seq)
-			}
-			bad = append(bad, fmt.Errorf("notify: spool: %s: %v; moved aside", p, err))
-			os.Rename(p, p+badSuffix)
-			continue
-		}
-		ds = append(ds, d)
-	}
-	return ds, bad, nil
+	full.size = q.index[i].size
+	return full, nil
 }
 
 // Retry policy: the first retry after retryFirst, each next one after

@@ -12,7 +12,7 @@ import (
 
 func TestQueue(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "spool")
-	q, err := OpenQueue(dir)
+	q, _, err := OpenQueue(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,17 +29,20 @@ func TestQueue(t *testing.T) {
 			t.Fatalf("delivery %d has sequence number %d", i, d.Seq)
 		}
 	}
-	if n, err := q.Len(); n != 3 || err != nil {
-		t.Fatalf("Len = %d, %v; want 3", n, err)
+	if n := q.Len(); n != 3 {
+		t.Fatalf("Len = %d; want 3", n)
 	}
-	ds, bad, err := q.Pending()
-	if err != nil || len(bad) > 0 || len(ds) != 3 {
-		t.Fatalf("Pending = %d, %v, %v", len(ds), bad, err)
+	ds := q.Pending()
+	if len(ds) != 3 {
+		t.Fatalf("Pending = %d", len(ds))
 	}
 	for i, d := range ds {
-		if d.Seq != uint64(i+1) || !strings.HasSuffix(string(d.Body), d.Target) || !d.Queued.Equal(now.Add(time.Duration(i)*time.Second)) {
-			t.Fatalf("delivery %d read back as %+v", i, d)
+		full, err := q.Load(d)
+		if err != nil || d.Body != nil || d.Seq != uint64(i+1) || !strings.HasSuffix(string(full.Body), d.Target) ||
+			!d.Queued.Equal(now.Add(time.Duration(i)*time.Second)) {
+			t.Fatalf("delivery %d read back as %+v, %+v, %v", i, d, full, err)
 		}
+		ds[i] = full
 	}
 
 	// A failed attempt is kept with its history; a sent one is gone.
@@ -58,16 +61,16 @@ func TestQueue(t *testing.T) {
 	// a new gotd finds the rest as they were and numbers on.
 	os.WriteFile(filepath.Join(dir, tempPrefix+"123"), []byte("half"), 0o600)
 	os.WriteFile(filepath.Join(dir, "00000000000000000009.json"), []byte("{not json"), 0o600)
-	q2, err := OpenQueue(dir)
+	q2, bad, err := OpenQueue(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, tempPrefix+"123")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("temporary file left: %v", err)
 	}
-	ds, bad, err = q2.Pending()
-	if err != nil || len(bad) != 1 || len(ds) != 2 {
-		t.Fatalf("after reopening: %d pending, bad %v, %v", len(ds), bad, err)
+	ds = q2.Pending()
+	if len(bad) != 1 || len(ds) != 2 {
+		t.Fatalf("after reopening: %d pending, bad %v", len(ds), bad)
 	}
 	if ds[0].Seq != 1 || ds[0].Attempts != 1 || ds[0].LastError != "connection refused" || ds[1].Seq != 3 {
 		t.Fatalf("after reopening: %+v, %+v", ds[0], ds[1])
@@ -79,10 +82,44 @@ func TestQueue(t *testing.T) {
 	if err := q2.Add(d); err != nil || d.Seq != 10 {
 		t.Fatalf("next delivery: sequence number %d, %v; want 10 (after the 9 found)", d.Seq, err)
 	}
+
+	// A file damaged after it was queued is moved aside when loaded.
+	os.WriteFile(q2.path(3), []byte("{"), 0o600)
+	if _, err := q2.Load(ds[1]); err == nil || q2.Len() != 2 {
+		t.Fatalf("damaged file loaded: %v; %d left", err, q2.Len())
+	}
+}
+
+// TestQueueFull checks the spool's bounds.
+func TestQueueFull(t *testing.T) {
+	defer func(n int, b int64) { maxQueued, maxQueuedBytes = n, b }(maxQueued, maxQueuedBytes)
+	maxQueued, maxQueuedBytes = 3, 1<<20
+	q, _, err := OpenQueue(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	add := func() error { return q.Add(&Delivery{Repo: "r", Target: "url:x", Body: make([]byte, 1000)}) }
+	for range 3 {
+		if err := add(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := add(); !errors.Is(err, ErrFull) {
+		t.Fatalf("fourth delivery: %v; want ErrFull", err)
+	}
+	q.Remove(q.Pending()[0])
+	maxQueuedBytes = 2000 // two files of over 1000 bytes are there
+	if err := add(); !errors.Is(err, ErrFull) {
+		t.Fatalf("past the byte bound: %v; want ErrFull", err)
+	}
+	maxQueuedBytes = 1 << 20
+	if err := add(); err != nil {
+		t.Fatalf("after a removal: %v", err)
+	}
 }
 
 func TestQueueConcurrentAdds(t *testing.T) {
-	q, err := OpenQueue(t.TempDir())
+	q, _, err := OpenQueue(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,9 +134,9 @@ func TestQueueConcurrentAdds(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	ds, _, err := q.Pending()
-	if err != nil || len(ds) != 200 {
-		t.Fatalf("%d pending, %v; want 200", len(ds), err)
+	ds := q.Pending()
+	if len(ds) != 200 {
+		t.Fatalf("%d pending; want 200", len(ds))
 	}
 	for i, d := range ds {
 		if d.Seq != uint64(i+1) {

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"io"
+	"mime/quotedprintable"
 	"net"
 	"net/http/httptest"
 	"net/mail"
@@ -146,10 +147,48 @@ func TestSendMail(t *testing.T) {
 	if err := sendMail(context.Background(), down, "h", msg, 5*time.Second); err == nil || errors.As(err, &perm) {
 		t.Errorf("relay down: %v; want a temporary error", err)
 	}
-	// A relay whose certificate is not trusted gets nothing.
+	// A relay on loopback with its own certificate (a local MTA's
+	// self-signed one) is used without checking it.
+	local := target
+	local.TLS = nil
+	if err := sendMail(context.Background(), local, "h", msg, 5*time.Second); err != nil {
+		t.Errorf("loopback relay with a self-signed certificate: %v", err)
+	}
+	// Elsewhere, a relay whose certificate is not trusted gets nothing.
 	untrusted := target
 	untrusted.TLS = &tls.Config{RootCAs: x509.NewCertPool()}
 	if err := sendMail(context.Background(), untrusted, "h", msg, 5*time.Second); err == nil {
 		t.Error("delivered through a relay with an untrusted certificate")
+	}
+}
+
+// TestMessageLongLines checks that a body a relay could refuse (lines
+// over 998 bytes, bare carriage returns) is sent quoted-printable, and
+// decodes to the text with its line breaks.
+func TestMessageLongLines(t *testing.T) {
+	target := EmailTarget{From: "gotd@example.com", To: "dev@example.com"}
+	body := "short\r\nbare\rreturn\n" + strings.Repeat("x=", 1000) + "\nend\n"
+	msg := Message(target, "h", "s", body, time.Now())
+	for line := range strings.Lines(string(msg)) {
+		if len(line) > 1000 || !strings.HasSuffix(line, "\r\n") || strings.Count(line, "\r") != 1 {
+			t.Fatalf("line %q: over 998 bytes or not ending in CRLF", line[:min(len(line), 80)])
+		}
+	}
+	m, err := mail.ReadMessage(strings.NewReader(string(msg)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cte := m.Header.Get("Content-Transfer-Encoding"); cte != "quoted-printable" {
+		t.Fatalf("Content-Transfer-Encoding %q", cte)
+	}
+	text, err := io.ReadAll(quotedprintable.NewReader(m.Body))
+	want := "short\r\nbare\r\nreturn\r\n" + strings.Repeat("x=", 1000) + "\r\nend\r\n"
+	if err != nil || string(text) != want {
+		t.Errorf("decoded body %q, %v; want %q", text, err, want)
+	}
+	// A body with short lines goes as it is.
+	m, _ = mail.ReadMessage(strings.NewReader(string(Message(target, "h", "s", "one\ntwo\n", time.Now()))))
+	if text, _ := io.ReadAll(m.Body); string(text) != "one\r\ntwo\r\n" || m.Header.Get("Content-Transfer-Encoding") != "8bit" {
+		t.Errorf("short lines: %q, %q", text, m.Header.Get("Content-Transfer-Encoding"))
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"slices"
 	"sync"
 	"testing"
@@ -37,7 +38,7 @@ func (f *fakeReceiver) sent() []string {
 
 func TestWorkerRetries(t *testing.T) {
 	dir := t.TempDir()
-	q, err := OpenQueue(dir)
+	q, _, err := OpenQueue(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +63,7 @@ func TestWorkerRetries(t *testing.T) {
 	if got := rx.sent(); len(got) != 2 || !slices.Contains(got, "url:a") || !slices.Contains(got, "url:b") {
 		t.Fatalf("sent %s; want [url:a url:b]", got)
 	}
-	if n, _ := q.Len(); n != 1 || !next.Equal(now.Add(retryFirst)) {
+	if n := q.Len(); n != 1 || !next.Equal(now.Add(retryFirst)) {
 		t.Fatalf("left %d queued, next at %v; want the one to retry at %v", n, next, now.Add(retryFirst))
 	}
 
@@ -73,7 +74,7 @@ func TestWorkerRetries(t *testing.T) {
 		t.Fatal("retried before its time")
 	}
 	// A restart: a new queue and worker on the same spool find it.
-	q2, err := OpenQueue(dir)
+	q2, _, err := OpenQueue(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +88,7 @@ func TestWorkerRetries(t *testing.T) {
 	if got := rx.sent(); len(got) != 3 || got[2] != "url:down" {
 		t.Fatalf("sent %s after the receiver came back", got)
 	}
-	if n, _ := q2.Len(); n != 0 {
+	if n := q2.Len(); n != 0 {
 		t.Fatalf("%d left queued", n)
 	}
 
@@ -104,7 +105,7 @@ func TestWorkerRetries(t *testing.T) {
 		}
 		now = next
 	}
-	if n, _ := q2.Len(); n != 0 {
+	if n := q2.Len(); n != 0 {
 		t.Fatalf("a failing delivery never given up")
 	}
 }
@@ -112,7 +113,7 @@ func TestWorkerRetries(t *testing.T) {
 // TestWorkerRun checks the loop: deliveries queued while it runs are
 // sent once woken, each once.
 func TestWorkerRun(t *testing.T) {
-	q, err := OpenQueue(t.TempDir())
+	q, _, err := OpenQueue(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +153,7 @@ func TestWorkerRun(t *testing.T) {
 // TestWorkerHangingTarget checks that a receiver that does not answer
 // holds up only its own deliveries.
 func TestWorkerHangingTarget(t *testing.T) {
-	q, err := OpenQueue(t.TempDir())
+	q, _, err := OpenQueue(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,16 +191,108 @@ func TestWorkerHangingTarget(t *testing.T) {
 	// The hung delivery failed and waits for its retry.
 	deadline = time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		if ds, _, _ := q.Pending(); len(ds) == 1 && ds[0].Attempts == 1 {
+		if ds := q.Pending(); len(ds) == 1 && ds[0].Attempts == 1 {
 			break
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if ds, _, _ := q.Pending(); len(ds) != 1 || ds[0].Attempts != 1 || ds[0].LastError != "timeout" {
+	if ds := q.Pending(); len(ds) != 1 || ds[0].Attempts != 1 || ds[0].LastError != "timeout" {
 		t.Errorf("after the hang: %+v", ds)
 	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestWorkerOrderAfterRestart checks that a target's deliveries keep
+// their order when the one in front waits for its retry, also after a
+// restart, and that a repository's failing target does not hold back
+// another repository's deliveries to the same address.
+func TestWorkerOrderAfterRestart(t *testing.T) {
+	dir := t.TempDir()
+	q, _, err := OpenQueue(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	var got []string
+	down := true
+	send := func(_ context.Context, d *Delivery) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if d.Repo == "r1" && down {
+			return errors.New("connection refused")
+		}
+		got = append(got, d.Repo+":"+string(d.Body))
+		return nil
+	}
+	sent := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(got)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	w := NewWorker(q, send, log)
+	w.Now = func() time.Time { return now }
+	q.Add(&Delivery{Repo: "r1", Target: "url:x", Body: []byte("1"), Queued: now})
+	q.Add(&Delivery{Repo: "r2", Target: "url:x", Body: []byte("a"), Queued: now})
+	if _, err := w.RunDue(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if g := sent(); !slices.Equal(g, []string{"r2:a"}) {
+		t.Fatalf("sent %v; want r2's delivery only", g)
+	}
+	// Queued after the failure, before its retry.
+	q.Add(&Delivery{Repo: "r1", Target: "url:x", Body: []byte("2"), Queued: now, Next: now})
+
+	q2, _, err := OpenQueue(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w2 := NewWorker(q2, send, log)
+	w2.Now = func() time.Time { return now }
+	mu.Lock()
+	down = false
+	mu.Unlock()
+	now = now.Add(retryFirst / 2)
+	next, err := w2.RunDue(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := sent(); len(g) != 1 || !next.Equal(now.Add(retryFirst/2)) {
+		t.Fatalf("after a restart, before the retry: sent %v, next %v", g, next)
+	}
+	now = next
+	if _, err := w2.RunDue(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if g := sent(); !slices.Equal(g, []string{"r2:a", "r1:1", "r1:2"}) {
+		t.Fatalf("sent %v; want r1's in queue order", g)
+	}
+}
+
+// TestWorkerQueueFails checks that Run stops when the spool cannot be
+// written any more.
+func TestWorkerQueueFails(t *testing.T) {
+	dir := t.TempDir()
+	q, _, err := OpenQueue(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := NewWorker(q, func(context.Context, *Delivery) error { return errors.New("refused") },
+		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	q.Add(&Delivery{Repo: "r", Target: "url:x", Queued: time.Now()})
+	os.RemoveAll(dir)
+	done := make(chan error, 1)
+	go func() { done <- w.Run(context.Background()) }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("Run returned no error")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run went on without its spool")
 	}
 }

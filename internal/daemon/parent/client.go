@@ -57,6 +57,7 @@ type client struct {
 	refusal string          // told the client before any Git data
 	reason  uint32          // of the refusal, ipc.Reason…
 	failure string          // why the client's service failed, for gotsh
+	told    bool            // the outcome was sent (Done)
 }
 
 // fromSource handles a new client's messages from listen (via
@@ -323,6 +324,7 @@ func (d *daemon) sessionEnd(c *client, raw msg.Msg) error {
 	}
 	c.end = &m
 	c.state = stateEnding
+	d.maybeDone(c)
 	return nil
 }
 
@@ -351,24 +353,20 @@ func (d *daemon) fail(c *client, why string) {
 // maybeDone finishes c once all its processes have exited: it tells
 // gotsh or the front-end the outcome, removes the quarantine and frees
 // the client's place in listen's count (a front-end counts its own).
+// A session that reported its end may go on describing the push for
+// notifications: the outcome is told as soon as the others are gone.
 func (d *daemon) maybeDone(c *client) {
-	for _, ch := range []*child{c.auth, c.session, c.repo} {
-		if ch != nil && !ch.exited {
-			return
-		}
-	}
 	if c.state != stateEnding {
 		return
 	}
-	done := &ipc.Done{Status: ipc.StatusOK}
-	switch {
-	case c.refusal != "":
-		done.Status, done.Reason, done.Message = ipc.StatusRefused, c.reason, c.refusal
-	case c.failure != "" || c.end == nil || c.end.Status != ipc.StatusOK:
-		done.Status, done.Message = ipc.StatusFailed, c.failure
+	gone := func(ch *child) bool { return ch == nil || ch.exited }
+	if !c.told && gone(c.auth) && gone(c.repo) && (c.end != nil || gone(c.session)) {
+		c.told = true
+		d.tell(c)
 	}
-	ipc.Send(c.conn, done, nil) // gotsh may be gone
-	c.conn.Close()
+	if !gone(c.auth) || !gone(c.session) || !gone(c.repo) {
+		return
+	}
 	if c.repoEnd != nil {
 		c.repoEnd.Close()
 		c.repoEnd = nil
@@ -387,6 +385,20 @@ func (d *daemon) maybeDone(c *client) {
 	if c.connect.Via == ipc.ViaSocket && !d.listen.exited {
 		ipc.Send(d.listen.ch, &ipc.Disconnect{Client: c.id}, nil)
 	}
+}
+
+// tell sends c's outcome to gotsh or its front-end, which ends the
+// client's connection.
+func (d *daemon) tell(c *client) {
+	done := &ipc.Done{Status: ipc.StatusOK}
+	switch {
+	case c.refusal != "":
+		done.Status, done.Reason, done.Message = ipc.StatusRefused, c.reason, c.refusal
+	case c.failure != "" || c.end == nil || c.end.Status != ipc.StatusOK:
+		done.Status, done.Message = ipc.StatusFailed, c.failure
+	}
+	ipc.Send(c.conn, done, nil) // gotsh may be gone
+	c.conn.Close()
 	d.log.Info("client done", "client", c.id, "user", c.user, "status", done.Status,
 		"duration", time.Since(c.since).Round(time.Millisecond))
 }

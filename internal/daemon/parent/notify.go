@@ -21,8 +21,12 @@ type notifyState struct {
 	// spool and ports): a reload that changes it restarts the process.
 	key string
 	// restart: the process was asked to stop for new settings; start
-	// the next one at once.
+	// the next one at once. Notifications wait in the backlog
+	// meanwhile.
 	restart bool
+	// failed: the process could not be given its settings and was
+	// stopped; the next one starts after restartDelay.
+	failed bool
 	// backlog holds notifications while no process runs.
 	backlog []*ipc.Notification
 	// queued is the queue length the process last reported.
@@ -65,9 +69,11 @@ func (d *daemon) startNotify() error {
 	if err != nil {
 		return err
 	}
-	d.notify, d.nstate.key, d.nstate.restart = p, key, false
+	d.notify, d.nstate.key, d.nstate.restart, d.nstate.failed = p, key, false, false
 	for _, m := range ms {
 		if err := ipc.Send(p.ch, m, nil); err != nil {
+			p.kill()
+			d.nstate.restart, d.nstate.failed = true, true
 			return fmt.Errorf("parent: notify: %w", err)
 		}
 	}
@@ -116,6 +122,10 @@ func (d *daemon) notifyExited() {
 	if d.halted {
 		return
 	}
+	if d.nstate.failed {
+		d.restartNotifyLater() // not at once: it may fail again
+		return
+	}
 	if d.nstate.restart {
 		if err := d.startNotify(); err != nil {
 			d.log.Error("cannot start notify", "err", err)
@@ -139,7 +149,8 @@ func (d *daemon) pushNote(c *client, raw msg.Msg) error {
 	if _, err := ipc.Check(raw, &m, false); err != nil {
 		return err
 	}
-	if c.state != stateServing || !c.write {
+	// session_write describes the push after it reported its end.
+	if !c.write || c.end == nil || c.failure != "" {
 		return fmt.Errorf("push note out of turn")
 	}
 	d.notifyNote(&ipc.Notification{Repo: c.repoCfg.Name, User: c.user, Note: m.Note})

@@ -387,6 +387,9 @@ func (d *daemon) exited(ch *child) error {
 func (d *daemon) shutdown() {
 	// notify first queues what it was handed.
 	d.stopNotify()
+	if n := len(d.nstate.backlog); n > 0 {
+		d.log.Error("notifications lost: notify was not running at shutdown", "count", n)
+	}
 	all := []*child{d.listen}
 	for _, f := range d.frontends {
 		all = append(all, f.proc)

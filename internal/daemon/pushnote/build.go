@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -64,7 +65,7 @@ func Build(ctx context.Context, r Repo, f oid.Format, o Origin, u Update, others
 	if !none(u.New) {
 		d.Ref.New = u.New.String()
 	}
-	b := &builder{r: r, f: f, lim: lim, budget: lim.LineBytes}
+	b := &builder{ctx: ctx, r: r, f: f, lim: lim, budget: lim.LineBytes}
 	w := &walk.Walker{Store: r, Format: f}
 	var haves []oid.ID
 	switch {
@@ -75,10 +76,13 @@ func Build(ctx context.Context, r Repo, f oid.Format, o Origin, u Update, others
 	case none(u.Old):
 		d.Ref.Action, haves = Created, others
 	default:
-		d.Ref.Action, haves = Rewritten, []oid.ID{u.Old}
-		// Fast-forward: the new tip reaches the old one (neither being
-		// a commit, as tags of trees are, is not one).
-		if ff, err := w.IsAncestor(ctx, u.Old, u.New); err == nil && ff {
+		d.Ref.Action, haves = Moved, []oid.ID{u.Old}
+		ff, err := fastForward(ctx, r, f, w, u.Old, u.New)
+		if err != nil {
+			return d, fmt.Errorf("pushnote: %s: %w", u.Name, err)
+		}
+		d.Ref.Action = Rewritten
+		if ff {
 			d.Ref.Action = FastForward
 		}
 	}
@@ -122,6 +126,48 @@ func Build(ctx context.Context, r Repo, f oid.Format, o Origin, u Update, others
 	return d, nil
 }
 
+// maxPeel bounds a chain of tags.
+const maxPeel = 16
+
+// errFound stops a walk at its first commit.
+var errFound = errors.New("found")
+
+// fastForward reports whether new reaches old: whether no commit
+// reachable from old is left once those reachable from new are taken
+// away. The walk stops where the two histories meet, so its cost is that
+// of the commits between them, not of the whole history. Tags are peeled;
+// a tree or a blob is not a fast-forward of anything.
+func fastForward(ctx context.Context, r Repo, f oid.Format, w *walk.Walker, old, new oid.ID) (bool, error) {
+	if old == new {
+		return true, nil
+	}
+	for range maxPeel {
+		t, data, err := r.ReadObject(old)
+		if err != nil {
+			return false, err
+		}
+		if t == object.Commit {
+			break
+		}
+		if t != object.Tag {
+			return false, nil
+		}
+		tag, err := object.ParseTag(f, data)
+		if err != nil {
+			return false, fmt.Errorf("tag %v: %w", old, err)
+		}
+		old = tag.Object
+	}
+	err := w.Commits(ctx, []oid.ID{old}, []oid.ID{new}, func(oid.ID) error { return errFound })
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, errFound):
+		return false, nil
+	}
+	return false, err
+}
+
 // none reports whether id stands for no object: the null id of its
 // format, or the zero ID.
 func none(id oid.ID) bool { return id == oid.ID{} || id.IsNull() }
@@ -130,6 +176,7 @@ func none(id oid.ID) bool { return id == oid.ID{} || id.IsNull() }
 const maxSubject = 1000
 
 type builder struct {
+	ctx    context.Context
 	r      Repo
 	f      oid.Format
 	lim    Limits
@@ -147,11 +194,12 @@ func (b *builder) commit(id oid.ID, full bool) (Item, error) {
 		return Item{}, fmt.Errorf("commit %v: %w", id, err)
 	}
 	subject, _, _ := strings.Cut(strings.TrimLeft(string(c.Message), "\n"), "\n")
-	item := Item{Type: TypeCommit, ID: id.String(), Author: person(c.Author), Date: c.Committer.When, Subject: clip(subject, maxSubject)}
+	short := Item{Type: TypeCommit, Short: true, ID: id.String(), Author: person(c.Author), Date: c.Committer.When, Subject: clip(subject, maxSubject)}
 	if !full {
-		item.Short = true
-		return item, nil
+		return short, nil
 	}
+	item := short
+	item.Short = false
 	item.Committer = person(c.Committer)
 	item.Message = clip(string(c.Message), b.lim.Message)
 	var parentTree oid.ID
@@ -166,6 +214,9 @@ func (b *builder) commit(id oid.ID, full bool) (Item, error) {
 	}
 	ds := &Diffstat{Files: []FileStat{}}
 	err = treediff.Trees(b.r, b.f, parentTree, c.Tree, func(ch treediff.Change) error {
+		if err := b.ctx.Err(); err != nil {
+			return err
+		}
 		fs := b.fileStat(ch)
 		ds.Total.Files++
 		ds.Total.Added += fs.Added
@@ -175,6 +226,9 @@ func (b *builder) commit(id oid.ID, full bool) (Item, error) {
 		}
 		return nil
 	})
+	if b.ctx.Err() != nil {
+		return short, nil // out of time: the summary only
+	}
 	if err != nil {
 		return Item{}, fmt.Errorf("commit %v: %w", id, err)
 	}
@@ -284,9 +338,12 @@ func fit(d *Document, max int) {
 		}
 	}
 	for len(items) > 0 && total > max {
-		total -= sizes[len(items)-1]
-		items = items[:len(items)-1]
-		d.MoreCommits++
+		last := len(items) - 1
+		if items[last].Type == TypeCommit {
+			d.MoreCommits++
+		}
+		total -= sizes[last]
+		items = items[:last]
 	}
 	d.Notifications = items
 }

@@ -28,6 +28,9 @@ const (
 	FastForward = "fast-forward"
 	Rewritten   = "rewritten" // moved to a commit that does not contain the old one
 	Deleted     = "deleted"
+	// Moved is a reference moved where the work allowed to describe the
+	// push ran out before telling a fast-forward from a rewrite.
+	Moved = "moved"
 )
 
 // Item types, as OpenBSD gotd names them.
@@ -136,7 +139,7 @@ func Decode(b []byte) (*Document, error) {
 	switch {
 	case !strings.HasPrefix(d.Ref.Name, "refs/"):
 		return nil, fmt.Errorf("pushnote: bad reference name %q", d.Ref.Name)
-	case d.Ref.Action != Created && d.Ref.Action != FastForward && d.Ref.Action != Rewritten && d.Ref.Action != Deleted:
+	case d.Ref.Action != Created && d.Ref.Action != FastForward && d.Ref.Action != Rewritten && d.Ref.Action != Deleted && d.Ref.Action != Moved:
 		return nil, fmt.Errorf("pushnote: unknown action %q", d.Ref.Action)
 	}
 	return &d, nil

@@ -182,6 +182,28 @@ func TestBuild(t *testing.T) {
 		t.Errorf("rewritten mail: %q\n%s", d.Subject(), d.Text())
 	}
 
+	// The side branch merged: main's tip reaches it by the second
+	// parent. A tag of the old tip is peeled; a tree is no ancestor.
+	d = h.build(Update{Name: "refs/heads/side", Old: side, New: merge}, nil, DefaultLimits)
+	if d.Ref.Action != FastForward {
+		t.Errorf("fast-forward through a merge: %+v", d.Ref)
+	}
+	tree := h.id(base.String() + "^{tree}")
+	gittest.Git(t, h.dir, "tag", "-a", "-m", "old", "vbase", base.String())
+	if d = h.build(Update{Name: "refs/heads/x", Old: h.id("vbase"), New: merge}, nil, DefaultLimits); d.Ref.Action != FastForward {
+		t.Errorf("fast-forward from a tag: %+v", d.Ref)
+	}
+	if d = h.build(Update{Name: "refs/heads/x", Old: tree, New: merge}, nil, DefaultLimits); d.Ref.Action != Rewritten {
+		t.Errorf("from a tree: %+v", d.Ref)
+	}
+	// Out of time: the reference is told, moved, with an error.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	d, err := Build(ctx, h.open(), oid.SHA1, Origin{Repo: "r", User: "alice"}, Update{Name: "refs/heads/main", Old: third, New: side}, nil, DefaultLimits)
+	if err == nil || d.Ref.Action != Moved || d.Repo != "r" || !strings.Contains(d.Text(), "refs/heads/main moved by alice") {
+		t.Errorf("cancelled: %v, %+v", err, d.Ref)
+	}
+
 	d = h.build(Update{Name: "refs/heads/side", Old: side}, nil, DefaultLimits)
 	if d.Ref.Action != Deleted || len(d.Notifications) != 1 || d.Notifications[0].Type != TypeBranchDeleted ||
 		d.Notifications[0].ID != side.String() || d.Subject() != "r: alice removed refs/heads/side: "+side.String()[:12] {
@@ -224,11 +246,14 @@ func TestBuild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err != nil {
+		t.Fatal(err)
+	}
 	back, err := Decode(b)
 	if err != nil || back.Text() != d.Text() {
 		t.Errorf("decode: %v\n%s\n%s", err, back.Text(), d.Text())
 	}
-	for _, bad := range []string{`{}`, `{"ref":{"name":"refs/heads/x","action":"moved"}}`, `{"ref":{"name":"HEAD","action":"created"}}`, `[`} {
+	for _, bad := range []string{`{}`, `{"ref":{"name":"refs/heads/x","action":"bogus"}}`, `{"ref":{"name":"HEAD","action":"created"}}`, `[`} {
 		if _, err := Decode([]byte(bad)); err == nil {
 			t.Errorf("Decode(%s) accepted", bad)
 		}
@@ -252,6 +277,13 @@ func TestFit(t *testing.T) {
 	b, _ = d.Encode()
 	if len(b) > 5_000 || len(d.Notifications)+d.MoreCommits != 200 || d.Notifications[0].ID != "0" {
 		t.Errorf("size %d, %d items, more %d", len(b), len(d.Notifications), d.MoreCommits)
+	}
+	// A tag dropped to fit is not counted as a commit.
+	d = &Document{Ref: Ref{Name: "refs/tags/v1", Action: Created, New: "1"},
+		Notifications: []Item{{Type: TypeTag, Tag: "v1", Message: strings.Repeat("m", 1000)}}}
+	fit(d, 200)
+	if len(d.Notifications) != 0 || d.MoreCommits != 0 {
+		t.Errorf("dropped tag: %d items, more %d", len(d.Notifications), d.MoreCommits)
 	}
 }
 

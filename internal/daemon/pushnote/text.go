@@ -33,6 +33,8 @@ func (d *Document) Text() string {
 		fmt.Fprintf(&b, "%s fast-forwarded by %s\nfrom %s\nto   %s\n", r.Name, d.User, r.Old, r.New)
 	case Rewritten:
 		fmt.Fprintf(&b, "%s rewritten by %s (not a fast-forward)\nfrom %s\nto   %s\n", r.Name, d.User, r.Old, r.New)
+	case Moved:
+		fmt.Fprintf(&b, "%s moved by %s\nfrom %s\nto   %s\n", r.Name, d.User, r.Old, r.New)
 	case Deleted:
 		fmt.Fprintf(&b, "Removed %s: %s\n", r.Name, r.Old)
 	}

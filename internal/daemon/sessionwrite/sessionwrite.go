@@ -65,19 +65,27 @@ func Main(ctx context.Context, log *slog.Logger, s *Session) error {
 		},
 	}
 	res, err := receive.Serve(ctx, stream.QuickAck(s.In), s.Out, opts)
+	// The client has its answer and repo_write its pack: let go of
+	// both, so that the parent can tell the client the push is over
+	// while the push is described for notifications.
+	s.In.Close()
+	s.Out.Close()
+	s.RepoWrite.Close()
 	end := &ipc.SessionEnd{Status: ipc.StatusOK}
 	if err != nil {
 		end.Status = ipc.StatusFailed
 	}
-	if res != nil {
-		log.Info("push done", "updated", len(res.Updated()), "commands", len(res.Commands), "agent", res.Agent)
-		if s.Start.Notify {
-			if err := sendNotes(ctx, log, s, res.Updated()); err != nil {
-				return err
-			}
-		}
+	if err := ipc.Send(s.Parent, end, nil); err != nil {
+		return fmt.Errorf("session_write: %w", err)
 	}
-	return ipc.Send(s.Parent, end, nil)
+	if res == nil {
+		return nil
+	}
+	log.Info("push done", "updated", len(res.Updated()), "commands", len(res.Commands), "agent", res.Agent)
+	if !s.Start.Notify {
+		return nil
+	}
+	return sendNotes(ctx, log, s, res.Updated())
 }
 
 // noteTime bounds the work of describing one push for notifications;
@@ -85,7 +93,8 @@ func Main(ctx context.Context, log *slog.Logger, s *Session) error {
 const noteTime = 10 * time.Second
 
 // sendNotes describes each moved reference the repository's notify
-// settings want told about and hands the documents to the parent.
+// settings want told about and hands the documents to the parent,
+// after the session's end: the client does not wait for it.
 func sendNotes(ctx context.Context, log *slog.Logger, s *Session, updated []receive.Command) error {
 	want := &config.Notify{Branches: s.Start.NotifyBranches, Namespaces: s.Start.NotifyNamespaces}
 	ctx, cancel := context.WithTimeout(ctx, noteTime)

@@ -331,6 +331,9 @@ func (w *Walker) limited(ctx context.Context, spec Spec) (*state, error) {
 // limitedWithin is limited that gives up with ErrFar after
 // budget commits (0: no limit).
 func (w *Walker) limitedWithin(ctx context.Context, spec Spec, budget int) (*state, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	s := w.newState(ctx)
 	s.budget = budget
 	if len(spec.Shallow) > 0 {
@@ -539,14 +542,14 @@ const slop = 5
 // may turn uninteresting later, so users check the flag.
 func (s *state) limit() error {
 	left, date := slop, int64(1<<63-1)
+	lastUn := false
 	for s.queue.Len() > 0 {
-		if s.nInteresting == 0 {
-			if s.nodes[s.queue.h[0]].time < date {
-				if left--; left == 0 {
-					break
-				}
-			} else {
+		// As C Git, after an uninteresting commit only.
+		if lastUn {
+			if s.nInteresting > 0 || s.nodes[s.queue.h[0]].time >= date {
 				left = slop
+			} else if left--; left == 0 {
+				break
 			}
 		}
 		if err := s.tick(); err != nil {
@@ -563,9 +566,11 @@ func (s *state) limit() error {
 		}
 		nd = &s.nodes[n]
 		if nd.flags&missing != 0 {
+			lastUn = false
 			continue
 		}
 		un := nd.flags&uninteresting != 0
+		lastUn = un
 		if !un {
 			s.out = append(s.out, n)
 			date = nd.time
