@@ -45,7 +45,21 @@ func Main(ctx context.Context, log *slog.Logger, parent *msg.Conn) error {
 	}
 	access := repo.Access(id)
 	log.Debug("access", "user", id.User, "uid", id.UID, "repo", req.Repo, "access", access)
-	return ipc.Send(parent, &ipc.AuthResult{Access: uint32(access), User: id.User}, nil)
+	res := &ipc.AuthResult{Access: uint32(access), User: id.User}
+	if req.Groups && access >= config.Read {
+		if len(id.Groups) > ipc.MaxGroups || len(id.GIDs) > ipc.MaxGroups || ipc.GroupBytes(id.Groups) > ipc.MaxGroupBytes {
+			// The push policy could not be matched against them all:
+			// denied rather than let a rule naming one be missed.
+			log.Warn("access denied: the user's groups are too many for the push policy", "user", id.User, "groups", len(id.GIDs))
+			res.Access = uint32(config.Denied)
+		} else {
+			res.Groups = id.Groups
+			for _, gid := range id.GIDs {
+				res.GIDs = append(res.GIDs, uint32(gid))
+			}
+		}
+	}
+	return ipc.Send(parent, res, nil)
 }
 
 // identity is who uid is: its name and its groups. A uid without an

@@ -74,6 +74,10 @@ type Repository struct {
 	Rules   []Rule
 	Protect Protect
 	Notify  Notify
+	// Hidden are the reference namespaces of "hide namespace" lines,
+	// ending in "/".
+	Hidden []string
+	Push   Push
 }
 
 // Rule is a permit or deny line.
@@ -277,11 +281,15 @@ func (r *Repository) Access(id Identity) Access {
 	return a
 }
 
-func (rule Rule) matches(id Identity) bool {
+func (rule Rule) matches(id Identity) bool { return id.Is(rule.Ident) }
+
+// Is reports whether id is what ident names: a user name, a numeric
+// uid, ":group", ":gid" or "anonymous".
+func (id Identity) Is(ident string) bool {
 	if id.Anonymous {
-		return rule.Ident == "anonymous"
+		return ident == "anonymous"
 	}
-	if g, ok := strings.CutPrefix(rule.Ident, ":"); ok {
+	if g, ok := strings.CutPrefix(ident, ":"); ok {
 		for _, n := range id.Groups {
 			if n == g {
 				return true
@@ -294,7 +302,52 @@ func (rule Rule) matches(id Identity) bool {
 		}
 		return false
 	}
-	return rule.Ident == id.User || id.UID >= 0 && rule.Ident == fmt.Sprint(id.UID)
+	return ident == id.User || id.UID >= 0 && ident == fmt.Sprint(id.UID)
+}
+
+// IsAny reports whether id is one of idents.
+func (id Identity) IsAny(idents []string) bool {
+	for _, ident := range idents {
+		if id.Is(ident) {
+			return true
+		}
+	}
+	return false
+}
+
+// maxStartLists bounds the reference names and namespaces of a
+// repository, which its sessions receive in one message of at most
+// 64 KiB.
+const maxStartLists = 48 << 10
+
+// maxStartCount bounds each list of a repository's start message
+// (ipc.MaxRefs).
+const maxStartCount = 4096
+
+// startCount returns the length of the longest list of r's start
+// message.
+func (r *Repository) startCount() int {
+	return max(len(r.Protect.Branches), len(r.Protect.BranchNamespaces), len(r.Protect.TagNamespaces),
+		len(r.Notify.Branches), len(r.Notify.Namespaces), len(r.Hidden), len(r.Push.Refs), len(r.Push.Merges))
+}
+
+// startSize counts the bytes of r's reference names and namespaces as
+// a session's start message carries them.
+func (r *Repository) startSize() int {
+	n := 0
+	for _, l := range [][]string{r.Protect.Branches, r.Protect.BranchNamespaces, r.Protect.TagNamespaces,
+		r.Notify.Branches, r.Notify.Namespaces, r.Hidden} {
+		for _, s := range l {
+			n += len(s) + 4
+		}
+	}
+	for _, rule := range r.Push.Refs {
+		n += len(rule.Namespace) + 12
+	}
+	for _, m := range r.Push.Merges {
+		n += len(m.Ref) + 4
+	}
+	return n
 }
 
 // check runs the checks that need the whole file.
@@ -309,6 +362,12 @@ func (p *parser) check() {
 			p.errorf(r.Line, "duplicate repository '%s'", r.Name)
 		}
 		seen[r.Name] = true
+		if n := r.startCount(); n > maxStartCount {
+			p.errorf(r.Line, "repository \"%s\": more than %d lines of one kind among protect, notify, hide and push", r.Name, maxStartCount)
+		}
+		if n := r.startSize(); n > maxStartLists {
+			p.errorf(r.Line, "repository \"%s\": protect, notify, hide and push lines total %d bytes, more than %d", r.Name, n, maxStartLists)
+		}
 		if r.Path == "" {
 			p.errorf(r.Line, "repository \"%s\": no path provided", r.Name)
 		} else if _, err := os.Stat(r.Path); errors.Is(err, os.ErrNotExist) {

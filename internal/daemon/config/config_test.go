@@ -288,6 +288,8 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(example))
 	f.Add([]byte("a = \"b\"\nlisten on $a\nrepository \"x\" { path \"/x\"\n}\n"))
 	f.Add([]byte(frontendExample))
+	f.Add([]byte("repository \"r\" {\npath \"/r\"\nhide namespace refs/x\npush {\ndeny create namespace \"refs/tags/\" :a b 7\n" +
+		"max blob size 1K except c\ndeny binary\ndeny merge branch main except :m\nmax pack size 2G\nmax objects 9\nmin free space 3M\n}\n}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := Parse("fuzz.conf", data, Options{Secrets: &Secrets{}})
 		if err != nil {
@@ -307,6 +309,17 @@ func FuzzParse(f *testing.F) {
 				}
 			}
 		}
+		for _, r := range c.Repositories {
+			ps := &r.Push
+			if ps.MaxBlobSize < 0 || ps.MaxPackSize < 0 || ps.MaxObjects < 0 || ps.MaxObjects > 1<<32-1 || ps.MinFree < 0 || r.startSize() > maxStartLists {
+				t.Fatalf("push policy %+v", ps)
+			}
+			for _, ns := range r.Hidden {
+				if !strings.HasPrefix(ns, "refs/") || !strings.HasSuffix(ns, "/") || ns == "refs/" || ns == "refs/heads/" {
+					t.Fatalf("hidden namespace %q", ns)
+				}
+			}
+		}
 		if c.HandshakeTimeout <= 0 || c.BodyLimit <= 0 {
 			t.Fatalf("settings %v %d", c.HandshakeTimeout, c.BodyLimit)
 		}
@@ -316,4 +329,128 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestPushPolicy(t *testing.T) {
+	src := `repository "r" {
+	path "/r"
+	permit rw :developers
+	hide namespace "refs/internal"
+	hide namespace "refs/tags/secret/"
+	push {
+		deny create namespace "refs/tags/"
+		permit create namespace "refs/tags/" :maintainers root
+		deny delete namespace "refs/heads/"
+		deny delete namespace "refs/heads/" except alice
+		max blob size 10M except :artists
+		deny binary except :artists alice
+		deny merge branch main except :maintainers
+		deny merge namespace "refs/heads/release/"
+		max pack size 1G
+		max objects 100000
+		min free space 512M
+	}
+	push max blob size 20M
+}
+`
+	c, err := Parse("p.conf", []byte(src), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := c.Repositories[0]
+	if !reflect.DeepEqual(r.Hidden, []string{"refs/internal/", "refs/tags/secret/"}) {
+		t.Errorf("hidden: %q", r.Hidden)
+	}
+	p := &r.Push
+	want := Push{
+		Refs: []RefRule{{Deny: true, Namespace: "refs/tags/"}, {Namespace: "refs/tags/", Idents: []string{":maintainers", "root"}},
+			{Deny: true, Delete: true, Namespace: "refs/heads/"}, {Deny: true, Delete: true, Namespace: "refs/heads/", Except: []string{"alice"}}},
+		MaxBlobSize: 20 << 20, BlobExempt: nil, DenyBinary: true, BinaryExempt: []string{":artists", "alice"},
+		Merges:      []MergeRule{{Ref: "refs/heads/main", Exempt: []string{":maintainers"}}, {Ref: "refs/heads/release/"}},
+		MaxPackSize: 1 << 30, MaxObjects: 100000, MinFree: 512 << 20,
+	}
+	if !reflect.DeepEqual(*p, want) {
+		t.Errorf("push:\n%+v\nwant:\n%+v", *p, want)
+	}
+
+	// Resolved for a pusher: the rules naming others are left out,
+	// exemptions applied.
+	alice := Identity{User: "alice", UID: 1000, Groups: []string{"developers"}}
+	got := p.For(alice)
+	if len(got.Refs) != 2 || got.Refs[0].Namespace != "refs/tags/" || !got.Refs[0].Deny || !got.Refs[1].Delete ||
+		got.MaxBlobSize != 20<<20 || got.DenyBinary || !reflect.DeepEqual(got.NoMerges, []string{"refs/heads/main", "refs/heads/release/"}) {
+		t.Errorf("for alice: %+v", got)
+	}
+	boss := Identity{User: "boss", UID: 1001, Groups: []string{"maintainers", "artists"}}
+	got = p.For(boss)
+	if len(got.Refs) != 4 || got.Refs[1].Deny || got.DenyBinary ||
+		!reflect.DeepEqual(got.NoMerges, []string{"refs/heads/release/"}) {
+		t.Errorf("for boss: %+v", got)
+	}
+
+	bad := `repository "r" {
+	path "/r"
+	hide namespace "refs/heads/"
+	hide namespace "refs/x/"
+	hide namespace "refs/x"
+	push {
+		deny create "refs/tags/"
+		max blob size 10Q
+		max objects many
+		deny merge tag "v1"
+		min free 1G
+		deny binary except
+		frobnicate
+	}
+}
+`
+	_, err = Parse("bad.conf", []byte(bad), Options{})
+	var cerr *Error
+	if !errors.As(err, &cerr) {
+		t.Fatalf("error %v", err)
+	}
+	wantErrs := []string{
+		"bad.conf:3: cannot hide refs/heads/",
+		"bad.conf:5: duplicate hidden namespace refs/x/",
+		"bad.conf:7: syntax error: expected 'namespace', found \"refs/tags/\"",
+		"bad.conf:8: invalid size: 10Q",
+		"bad.conf:9: invalid object count: 'many'",
+		"bad.conf:10: syntax error: expected 'branch' or 'namespace', found 'tag'",
+		"bad.conf:11: syntax error: expected 'space', found '1G'",
+		"bad.conf:12: syntax error: expected a user or :group after 'except'",
+		"bad.conf:13: syntax error: unexpected 'frobnicate' in push options",
+	}
+	if !reflect.DeepEqual(cerr.Problems, wantErrs) {
+		t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(cerr.Problems, "\n"), strings.Join(wantErrs, "\n"))
+	}
+}
+
+// TestManualExamples parses the configurations of gotd.conf(5)'s
+// EXAMPLES section, with the secrets it shows.
+func TestManualExamples(t *testing.T) {
+	page, err := os.ReadFile("../../../cmd/gotd/gotd.conf.5")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, examples, ok := strings.Cut(string(page), "\n.Sh EXAMPLES\n")
+	if !ok {
+		t.Fatal("no EXAMPLES section")
+	}
+	var blocks []string
+	for _, part := range strings.Split(examples, ".Bd -literal -offset indent\n")[1:] {
+		block, _, _ := strings.Cut(part, ".Ed\n")
+		blocks = append(blocks, block)
+	}
+	if len(blocks) != 4 {
+		t.Fatalf("%d literal blocks in EXAMPLES; want 4 (two configurations and their secrets)", len(blocks))
+	}
+	for i := 0; i < len(blocks); i += 2 {
+		sec, err := ParseSecrets("secrets", []byte(blocks[i+1]))
+		if err != nil {
+			t.Fatalf("example %d secrets: %v", i/2+1, err)
+		}
+		if _, err := Parse("example", []byte(blocks[i]), Options{Secrets: sec}); err != nil {
+			t.Errorf("example %d: %v", i/2+1, err)
+		}
+	}
 }

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -12,7 +13,7 @@ import (
 var reserved = map[string]bool{}
 
 func init() {
-	for _, w := range strings.Fields(`auth branch connection deny email from hmac insecure limit listen
+	for _, w := range strings.Fields(`auth branch connection deny email except from hmac insecure limit listen
 		namespace notify on path permit port protect reference relay reply repository request ro rw
 		tag timeout to url user`) {
 		reserved[w] = true
@@ -334,6 +335,22 @@ func (p *parser) repoOption(r *Repository) {
 	case p.is("protect"):
 		p.advance()
 		p.block(func() { p.protectOption(r) })
+	case p.is("push"):
+		p.advance()
+		p.block(func() { p.pushOption(r) })
+	case p.is("hide"):
+		p.advance()
+		p.expect("namespace")
+		ns := p.namespace(line, p.str("a namespace"))
+		switch {
+		case slices.Contains(r.Hidden, ns):
+			p.errorf(line, "duplicate hidden namespace %s", ns)
+		case ns == "refs/" || ns == "refs/heads/":
+			// Nothing could be cloned.
+			p.errorf(line, "cannot hide %s", ns)
+		default:
+			r.Hidden = append(r.Hidden, ns)
+		}
 	case p.is("notify"):
 		p.advance()
 		p.block(func() { p.notifyOption(&r.Notify) })

@@ -89,6 +89,7 @@ func TestSSH(t *testing.T) {
 			{[]string{"push", "-f", "origin", "HEAD~1:release/1"}, "non-fast-forward"},
 			{[]string{"push", "-f", "origin", "HEAD:refs/tags/v1"}, "refusing to change a tag"},
 			{[]string{"push", "origin", ":refs/tags/v1"}, "refusing to delete a protected reference"},
+			{[]string{"push", "origin", "HEAD:blocked/x"}, "refusing to create this reference: not allowed for you"},
 		} {
 			out, err := e.git(dir, c.args...)
 			if err == nil || !strings.Contains(out, c.want) {

@@ -156,6 +156,11 @@ LogLevel ERROR
 	return e
 }
 
+// rwGroup is the name of rwUser's primary group.
+func rwGroup(t *testing.T) string {
+	return strings.TrimSpace(run(t, "id", "-gn", rwUser))
+}
+
 // writeConf writes gotd.conf, with extra rules for "other".
 func (e *env) writeConf(otherRules string) {
 	conf := fmt.Sprintf(`# written by the end-to-end test
@@ -180,13 +185,15 @@ repository "prot" {
 		branch namespace "refs/heads/release/"
 		tag namespace "refs/tags/"
 	}
+	# The user's own group (useradd's), as auth finds it.
+	push deny create namespace "refs/heads/blocked/" :%s
 }
 repository "other" {
 	path "%s/other.git"
 	permit rw %s
 	%s
 }
-`, e.dir, e.socket, daemonUser, rwUser, e.dir, rwUser, roUser, e.dir, rwUser, e.dir, rwUser, otherRules)
+`, e.dir, e.socket, daemonUser, rwUser, e.dir, rwUser, roUser, e.dir, rwUser, rwGroup(e.t), e.dir, rwUser, otherRules)
 	if err := os.WriteFile(e.conf, []byte(conf), 0o644); err != nil {
 		e.t.Fatal(err)
 	}

@@ -14,7 +14,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"gotd/internal/policy"
 	"os"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -378,17 +380,20 @@ type AuthRequest struct {
 	UID, GID uint32
 	Repo     string // MaxRepoName, for the log
 	Rules    []Rule // MaxRules
+	// Groups asks for the user's groups in the answer: the push
+	// policy has rules naming users or groups.
+	Groups bool
 }
 
 func (*AuthRequest) Type() msg.Type { return TypeAuthRequest }
 func (m *AuthRequest) encode(e *msg.Encoder) {
-	e.Uint32(m.UID).Uint32(m.GID).String(m.Repo).Uint32(uint32(len(m.Rules)))
+	e.Uint32(m.UID).Uint32(m.GID).String(m.Repo).Uint32(boolU32(m.Groups)).Uint32(uint32(len(m.Rules)))
 	for _, r := range m.Rules {
 		e.Uint32(boolU32(r.Deny)).Uint32(boolU32(r.Write)).String(r.Ident)
 	}
 }
 func (m *AuthRequest) decode(d *msg.Decoder) {
-	m.UID, m.GID, m.Repo = d.Uint32(), d.Uint32(), d.String(MaxRepoName)
+	m.UID, m.GID, m.Repo, m.Groups = d.Uint32(), d.Uint32(), d.String(MaxRepoName), getBool(d)
 	n := d.Uint32()
 	if n > MaxRules {
 		d.Fail("too many rules")
@@ -403,11 +408,39 @@ func (m *AuthRequest) decode(d *msg.Decoder) {
 type AuthResult struct {
 	Access uint32 // config.Access
 	User   string // MaxUser: the name of UID
+	// Groups and GIDs are the user's groups, when asked for, which the
+	// parent matches the push policy's identities against; at most
+	// MaxGroups each and MaxGroupBytes of names together.
+	Groups []string
+	GIDs   []uint32
 }
 
-func (*AuthResult) Type() msg.Type          { return TypeAuthResult }
-func (m *AuthResult) encode(e *msg.Encoder) { e.Uint32(m.Access).String(m.User) }
-func (m *AuthResult) decode(d *msg.Decoder) { m.Access, m.User = d.Uint32(), d.String(MaxUser) }
+// Bounds of the groups an AuthResult carries.
+const (
+	MaxGroups     = 1024
+	MaxGroupBytes = 32 << 10
+)
+
+func (*AuthResult) Type() msg.Type { return TypeAuthResult }
+func (m *AuthResult) encode(e *msg.Encoder) {
+	e.Uint32(m.Access).String(m.User).Strings(m.Groups).Uint32s(m.GIDs)
+}
+func (m *AuthResult) decode(d *msg.Decoder) {
+	m.Access, m.User, m.Groups, m.GIDs = d.Uint32(), d.String(MaxUser), d.Strings(MaxGroups, MaxUser), d.Uint32s(MaxGroups)
+	if GroupBytes(m.Groups) > MaxGroupBytes {
+		d.Fail("group names too long")
+	}
+}
+
+// GroupBytes counts the bytes of group names as an AuthResult bounds
+// them.
+func GroupBytes(groups []string) int {
+	n := 0
+	for _, g := range groups {
+		n += len(g) + 4
+	}
+	return n
+}
 
 // Start: parent → session_read, session_write, repo_read or
 // repo_write, the first message on its channel: the client and
@@ -433,6 +466,14 @@ type Start struct {
 	// each) are the references they want told about, both empty: all.
 	Notify                           bool
 	NotifyBranches, NotifyNamespaces []string
+	// Hidden are the repository's hidden reference namespaces
+	// (MaxRefs), ending in "/".
+	Hidden []string
+	// Push is the repository's push policy for this client
+	// (session_write; MaxRefs rules and namespaces); MaxPackSize,
+	// MaxObjects and MinFree bound the pack (repo_write; 0: none).
+	Push                             policy.Push
+	MaxPackSize, MaxObjects, MinFree uint64
 }
 
 func (*Start) Type() msg.Type { return TypeStart }
@@ -440,6 +481,13 @@ func (m *Start) encode(e *msg.Encoder) {
 	e.Uint32(m.Client).String(m.Repo).String(m.Path).String(m.Protocol).String(m.User).Uint32(m.Timeout).Uint32(m.Mode).String(m.Quarantine)
 	e.Strings(m.Branches).Strings(m.BranchNamespaces).Strings(m.TagNamespaces)
 	e.Uint32(boolU32(m.Notify)).Strings(m.NotifyBranches).Strings(m.NotifyNamespaces)
+	e.Strings(m.Hidden)
+	e.Uint32(uint32(len(m.Push.Refs)))
+	for _, r := range m.Push.Refs {
+		e.Uint32(boolU32(r.Deny)).Uint32(boolU32(r.Delete)).String(r.Namespace)
+	}
+	e.Uint64(uint64(m.Push.MaxBlobSize)).Uint32(boolU32(m.Push.DenyBinary)).Strings(m.Push.NoMerges)
+	e.Uint64(m.MaxPackSize).Uint64(m.MaxObjects).Uint64(m.MinFree)
 }
 func (m *Start) decode(d *msg.Decoder) {
 	m.Client, m.Repo, m.Path, m.Protocol, m.User = d.Uint32(), d.String(MaxRepoName), d.String(MaxPath), d.String(MaxProtocol), d.String(MaxUser)
@@ -449,6 +497,38 @@ func (m *Start) decode(d *msg.Decoder) {
 	}
 	m.Branches, m.BranchNamespaces, m.TagNamespaces = d.Strings(MaxRefs, MaxPath), d.Strings(MaxRefs, MaxPath), d.Strings(MaxRefs, MaxPath)
 	m.Notify, m.NotifyBranches, m.NotifyNamespaces = getBool(d), d.Strings(MaxRefs, MaxPath), d.Strings(MaxRefs, MaxPath)
+	m.Hidden = d.Strings(MaxRefs, MaxPath)
+	for _, ns := range m.Hidden {
+		if !strings.HasPrefix(ns, "refs/") || !strings.HasSuffix(ns, "/") {
+			d.Fail("bad hidden namespace")
+		}
+	}
+	n := d.Uint32()
+	if n > MaxRefs {
+		d.Fail("too many reference rules")
+		return
+	}
+	for range n {
+		r := policy.RefRule{Deny: getBool(d), Delete: getBool(d), Namespace: d.String(MaxPath)}
+		if !strings.HasPrefix(r.Namespace, "refs/") {
+			d.Fail("bad reference rule")
+		}
+		m.Push.Refs = append(m.Push.Refs, r)
+	}
+	blob := d.Uint64()
+	if blob > 1<<62 {
+		d.Fail("bad blob size")
+	}
+	m.Push.MaxBlobSize, m.Push.DenyBinary, m.Push.NoMerges = int64(blob), getBool(d), d.Strings(MaxRefs, MaxPath)
+	for _, ref := range m.Push.NoMerges {
+		if !strings.HasPrefix(ref, "refs/") {
+			d.Fail("bad merge rule")
+		}
+	}
+	m.MaxPackSize, m.MaxObjects, m.MinFree = d.Uint64(), d.Uint64(), d.Uint64()
+	if m.MaxPackSize > 1<<62 || m.MaxObjects > 1<<32-1 || m.MinFree > 1<<62 {
+		d.Fail("bad pack bounds")
+	}
 }
 
 // Kinds of IDs.

@@ -1,6 +1,7 @@
 package ipc
 
 import (
+	"gotd/internal/policy"
 	"reflect"
 	"testing"
 
@@ -21,11 +22,14 @@ func messages() []Message {
 		&Disconnect{Client: 3},
 		&Halt{},
 		&Limits{Default: 4, Total: 1024, UIDs: []uint32{1000}, PerUID: []uint32{16}, Control: []uint32{0}},
-		&AuthRequest{UID: 1000, GID: 100, Repo: "r", Rules: []Rule{{Write: true, Ident: "alice"}, {Deny: true, Ident: ":staff"}}},
-		&AuthResult{Access: 3, User: "alice"},
+		&AuthRequest{UID: 1000, GID: 100, Repo: "r", Groups: true, Rules: []Rule{{Write: true, Ident: "alice"}, {Deny: true, Ident: ":staff"}}},
+		&AuthResult{Access: 3, User: "alice", Groups: []string{"wheel", "dev"}, GIDs: []uint32{0, 1001}},
 		&Start{Client: 5, Repo: "r", Path: "/git/r.git", Protocol: "version=2", User: "alice", Timeout: 3600, Mode: ModeAdvertise,
 			Quarantine: "/git/r.git/objects/incoming-1", Branches: []string{"refs/heads/main"}, BranchNamespaces: []string{}, TagNamespaces: []string{"refs/tags/"},
-			Notify: true, NotifyBranches: []string{"refs/heads/main"}, NotifyNamespaces: []string{}},
+			Notify: true, NotifyBranches: []string{"refs/heads/main"}, NotifyNamespaces: []string{}, Hidden: []string{"refs/internal/"},
+			Push: policy.Push{Refs: []policy.RefRule{{Deny: true, Namespace: "refs/tags/"}, {Delete: true, Namespace: "refs/heads/"}},
+				MaxBlobSize: 10 << 20, DenyBinary: true, NoMerges: []string{"refs/heads/main"}},
+			MaxPackSize: 1 << 30, MaxObjects: 100000, MinFree: 1 << 30},
 		&IDs{Kind: IDsCommon, IDs: make([]byte, 40)},
 		&PackRequest{Filter: "blob:none", Thin: true, OfsDelta: true, Sideband: 65520, Progress: true},
 		&PackSent{Objects: 12},

@@ -58,6 +58,9 @@ type client struct {
 	reason  uint32          // of the refusal, ipc.Reason…
 	failure string          // why the client's service failed, for gotsh
 	told    bool            // the outcome was sent (Done)
+	// identity is who the client is, as the push policy's rules
+	// match it.
+	identity config.Identity
 }
 
 // fromSource handles a new client's messages from listen (via
@@ -159,7 +162,8 @@ func (d *daemon) start(c *client) {
 		return
 	}
 	c.auth, c.state = auth, stateAuth
-	req := &ipc.AuthRequest{UID: c.connect.UID, GID: c.connect.GID, Repo: c.repoCfg.Name}
+	req := &ipc.AuthRequest{UID: c.connect.UID, GID: c.connect.GID, Repo: c.repoCfg.Name,
+		Groups: c.write && c.repoCfg.Push.NamesIdentities()}
 	for _, r := range c.repoCfg.Rules {
 		req.Rules = append(req.Rules, ipc.Rule{Deny: r.Deny, Write: r.Write, Ident: r.Ident})
 	}
@@ -185,14 +189,19 @@ func (d *daemon) authResult(c *client, raw msg.Msg) error {
 	if a := config.Access(m.Access); a < config.NoAccess || a > config.ReadWrite {
 		return fmt.Errorf("auth answered access %d", m.Access)
 	}
-	d.access(c, config.Access(m.Access), m.User)
+	id := config.Identity{User: m.User, UID: int(c.connect.UID), Groups: m.Groups}
+	for _, gid := range m.GIDs {
+		id.GIDs = append(id.GIDs, int(gid))
+	}
+	d.access(c, config.Access(m.Access), id)
 	return nil
 }
 
 // access starts the session of c if user may do what it asks, or
 // refuses it.
-func (d *daemon) access(c *client, a config.Access, user string) {
-	c.user = user
+func (d *daemon) access(c *client, a config.Access, id config.Identity) {
+	user := id.User
+	c.user, c.identity = user, id
 	log := d.log.With("client", c.id, "user", user, "repo", c.repoCfg.Name, "service", service(c.write))
 	switch {
 	case a == config.NoAccess:
@@ -226,6 +235,7 @@ func (d *daemon) startSession(c *client) error {
 		User:     c.user,
 		Timeout:  uint32(d.cfg.RequestTimeout / time.Second),
 		Mode:     c.connect.Mode,
+		Hidden:   c.repoCfg.Hidden,
 	}
 	// The advertisement of smart HTTP needs no pack: no repo process,
 	// no quarantine.
@@ -236,6 +246,9 @@ func (d *daemon) startSession(c *client) error {
 		start.Branches, start.BranchNamespaces, start.TagNamespaces = p.Branches, p.BranchNamespaces, p.TagNamespaces
 		n := &c.repoCfg.Notify
 		start.Notify, start.NotifyBranches, start.NotifyNamespaces = n.HasTargets(), n.Branches, n.Namespaces
+		push := &c.repoCfg.Push
+		start.Push = push.For(c.identity)
+		start.MaxPackSize, start.MaxObjects, start.MinFree = uint64(push.MaxPackSize), uint64(push.MaxObjects), uint64(push.MinFree)
 	}
 	if c.write && !advertise {
 		q, err := receive.NewQuarantine(filepath.Join(c.repoCfg.Path, "objects"))

@@ -132,5 +132,5 @@ func (d *daemon) decide(c *client) {
 		}
 		id = a.Identity()
 	}
-	d.access(c, c.repoCfg.Access(id), id.User)
+	d.access(c, c.repoCfg.Access(id), id)
 }

@@ -16,6 +16,7 @@ import (
 	"gotd/internal/daemon/msg"
 	"gotd/internal/git/repo"
 	"gotd/internal/git/walk"
+	"gotd/internal/policy"
 	"gotd/internal/protocol/sideband"
 	"gotd/internal/protocol/upload"
 	"gotd/internal/protocol/wire"
@@ -45,7 +46,7 @@ func Main(ctx context.Context, log *slog.Logger, start *ipc.Start, session *msg.
 			if err != nil {
 				return fmt.Errorf("repo_read: %w", err)
 			}
-			reply, err := send(ctx, r, &m, &ids, out)
+			reply, err := send(ctx, r, &m, &ids, policy.Hidden(start.Hidden).Func(), out)
 			out.Close()
 			if err != nil {
 				log.Error("pack failed", "err", err)
@@ -68,7 +69,7 @@ func Main(ctx context.Context, log *slog.Logger, start *ipc.Start, session *msg.
 
 // send writes the pack of one request to out and returns the reply
 // for the session.
-func send(ctx context.Context, r *repo.Repo, m *ipc.PackRequest, ids *ipc.IDLists, out *os.File) (ipc.Message, error) {
+func send(ctx context.Context, r *repo.Repo, m *ipc.PackRequest, ids *ipc.IDLists, hidden func(string) bool, out *os.File) (ipc.Message, error) {
 	f := upload.Framing{Sideband: int(m.Sideband), Progress: m.Progress}
 	if f.Sideband != 0 && f.Sideband != sideband.MaxPacket && f.Sideband != sideband.MaxPacket64 {
 		return &ipc.Failed{Message: "internal server error"}, errors.New("repo_read: bad side-band size")
@@ -83,7 +84,7 @@ func send(ctx context.Context, r *repo.Repo, m *ipc.PackRequest, ids *ipc.IDList
 	req := &upload.PackRequest{
 		Wants: ids[ipc.IDsWants], Common: ids[ipc.IDsCommon],
 		Shallow: ids[ipc.IDsShallow], ClientShallow: ids[ipc.IDsClientShallow],
-		Filter: filter, Thin: m.Thin, OfsDelta: m.OfsDelta, IncludeTag: m.IncludeTag,
+		Filter: filter, Thin: m.Thin, OfsDelta: m.OfsDelta, IncludeTag: m.IncludeTag, Hidden: hidden,
 	}
 	n, err := upload.SendPack(ctx, r, req, f, out)
 	if err != nil {

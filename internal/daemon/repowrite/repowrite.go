@@ -14,7 +14,9 @@ import (
 
 	"gotd/internal/daemon/ipc"
 	"gotd/internal/daemon/msg"
+	"gotd/internal/git/oid"
 	"gotd/internal/git/repo"
+	"gotd/internal/policy"
 	"gotd/internal/protocol/receive"
 	"gotd/internal/protocol/wire"
 )
@@ -39,11 +41,14 @@ func Main(ctx context.Context, log *slog.Logger, start *ipc.Start, session *msg.
 		}
 	}
 	timeout := time.Duration(start.Timeout) * time.Second
+	limits := wire.Limits{RequestTimeout: timeout, MaxPackSize: int64(start.MaxPackSize), MaxObjects: uint32(start.MaxObjects)}
 	res, err := receive.IndexPack(ctx, wire.DeadlineReader(in, timeout), start.Quarantine, receive.PackOptions{
 		Format:   r.Format,
 		Bases:    r,
-		Limits:   wire.Limits{RequestTimeout: timeout}.WithDefaults(),
+		Limits:   limits.WithDefaults(),
 		Progress: progress,
+		MinFree:  int64(start.MinFree),
+		Visible:  visible(r, start.Hidden),
 	})
 	if err != nil {
 		log.Warn("pack refused", "err", err)
@@ -57,4 +62,14 @@ func Main(ctx context.Context, log *slog.Logger, start *ipc.Start, session *msg.
 		return fmt.Errorf("repo_write: %w", err)
 	}
 	return nil
+}
+
+// visible is PackOptions.Visible for a repository with the hidden
+// namespaces hidden: nil without any.
+func visible(r *repo.Repo, hidden []string) func() ([]oid.ID, error) {
+	h := policy.Hidden(hidden).Func()
+	if h == nil {
+		return nil
+	}
+	return func() ([]oid.ID, error) { return receive.VisibleTips(r.Refs, h) }
 }

@@ -19,6 +19,7 @@ import (
 	"gotd/internal/daemon/stream"
 	"gotd/internal/git/oid"
 	"gotd/internal/git/repo"
+	"gotd/internal/policy"
 	"gotd/internal/protocol/upload"
 	"gotd/internal/protocol/wire"
 )
@@ -47,6 +48,7 @@ func Main(ctx context.Context, log *slog.Logger, s *Session) error {
 	repoStarted := false
 	opts := upload.Options{
 		Filter:  filter,
+		Hidden:  policy.Hidden(s.Start.Hidden).Func(),
 		Repo:    s.Repo,
 		Version: wire.ParseVersion(s.Start.Protocol),
 		Limits:  wire.Limits{RequestTimeout: time.Duration(s.Start.Timeout) * time.Second},

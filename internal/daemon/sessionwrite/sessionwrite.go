@@ -47,6 +47,17 @@ func Main(ctx context.Context, log *slog.Logger, s *Session) error {
 		BranchNamespaces: s.Start.BranchNamespaces,
 		TagNamespaces:    s.Start.TagNamespaces,
 	}
+	push := &s.Start.Push
+	// The references before the push, read once: what they reach is
+	// not checked again as added content.
+	var before []oid.ID
+	listed := false
+	tips := func() []oid.ID {
+		if !listed {
+			before, listed = tipsBefore(s.Repo, nil), true
+		}
+		return before
+	}
 	opts := receive.Options{
 		Repo:    s.Repo,
 		Version: wire.ParseVersion(s.Start.Protocol),
@@ -56,8 +67,15 @@ func Main(ctx context.Context, log *slog.Logger, s *Session) error {
 		// separate requests.
 		AdvertiseOnly: s.Start.Mode == ipc.ModeAdvertise,
 		StatelessRPC:  s.Start.Mode == ipc.ModeStateless,
+		Hidden:        policy.Hidden(s.Start.Hidden).Func(),
 		Check: func(ctx context.Context, cmd *receive.Command, objects walk.Store) error {
-			return protect.Check(ctx, cmd, objects, s.Repo.Format)
+			if err := protect.Check(ctx, cmd, objects, s.Repo.Format); err != nil {
+				return err
+			}
+			if err := push.CheckRef(cmd); err != nil {
+				return err
+			}
+			return push.CheckContent(ctx, cmd, objects, s.Repo.Format, tips)
 		},
 		ReceivePack: func(ctx context.Context, progress func(string, uint32, uint32)) (string, *indexer.Result, error) {
 			res, err := receivePack(s.RepoWrite, s.Start.Quarantine, s.In, progress)

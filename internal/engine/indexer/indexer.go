@@ -56,6 +56,13 @@ type BaseSource interface {
 	ReadObject(id oid.ID) (object.Type, []byte, error)
 }
 
+// BasePreparer is what a BaseSource may add: PrepareBases is told every
+// base the thin pack needs before the first is read, so that a source
+// that must look each up (the bases it may give out) does it at once.
+type BasePreparer interface {
+	PrepareBases(ids []oid.ID) error
+}
+
 // Options control Index and IndexFile. The zero value of every field but
 // Format and Dir is usable.
 type Options struct {
@@ -82,6 +89,11 @@ type Options struct {
 	// MaxObjects bounds the object count in the pack header; 0 means
 	// unlimited.
 	MaxObjects uint32
+	// Room, if set, is asked before the pack is written and before
+	// each write to it, with the bytes about to be written (0 at
+	// first): an error, wrapped, stops Index. It guards the disk's
+	// free space.
+	Room func(next int64) error
 	// Threads is the number of goroutines resolving deltas; 0 means
 	// runtime.NumCPU().
 	Threads int
@@ -128,6 +140,11 @@ func Index(ctx context.Context, r io.Reader, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if opts.Room != nil {
+		if err := opts.Room(0); err != nil {
+			return nil, fmt.Errorf("indexer: %w", err)
+		}
+	}
 	f, err := os.CreateTemp(opts.Dir, "tmp_pack_")
 	if err != nil {
 		return nil, fmt.Errorf("indexer: create temporary pack: %w", err)
@@ -136,7 +153,11 @@ func Index(ctx context.Context, r io.Reader, opts Options) (*Result, error) {
 	ix.tmpPack = f.Name()
 	defer ix.cleanup()
 
-	bw := bufio.NewWriterSize(f, 256<<10)
+	var out io.Writer = f
+	if opts.Room != nil {
+		out = roomWriter{f, opts.Room}
+	}
+	bw := bufio.NewWriterSize(out, 256<<10)
 	max := uint64(math.MaxUint64)
 	if opts.MaxPackSize > 0 {
 		max = uint64(opts.MaxPackSize)
@@ -152,6 +173,19 @@ func Index(ctx context.Context, r io.Reader, opts Options) (*Result, error) {
 	}
 	base := filepath.Join(opts.Dir, "pack-"+hexString(ix.checksum))
 	return ix.finish(base, true)
+}
+
+// roomWriter asks room before each write.
+type roomWriter struct {
+	w    io.Writer
+	room func(int64) error
+}
+
+func (r roomWriter) Write(p []byte) (int, error) {
+	if err := r.room(int64(len(p))); err != nil {
+		return 0, err
+	}
+	return r.w.Write(p)
 }
 
 // IndexFile indexes an existing pack file in place, like `git index-pack
@@ -285,6 +319,14 @@ func (ix *indexer) progress(stage string, done, total uint32) {
 // finish writes the index files next to base (a path without extension)
 // and renames the temporary files into place.
 func (ix *indexer) finish(base string, renamePack bool) (*Result, error) {
+	if ix.opts.Room != nil {
+		// The index (names, CRCs, offsets, fan-out, checksums) and the
+		// reverse index, at most.
+		n := int64(len(ix.entries))
+		if err := ix.opts.Room(n*int64(ix.hashSize+4+8+4) + 1024 + 4*int64(ix.hashSize) + 64); err != nil {
+			return nil, fmt.Errorf("indexer: %w", err)
+		}
+	}
 	res := &Result{Checksum: ix.checksum, Count: uint32(len(ix.entries)), ThinBases: len(ix.entries) - ix.nScanned}
 	ents := make([]pack.IndexEntry, len(ix.entries))
 	for i := range ix.entries {

@@ -31,7 +31,7 @@ func (ix *indexer) scan(s *streamReader, atEOF bool) error {
 		return fmt.Errorf("indexer: %w", err)
 	}
 	if ix.opts.MaxObjects > 0 && count > ix.opts.MaxObjects {
-		return fmt.Errorf("indexer: pack has %d objects, more than the limit of %d", count, ix.opts.MaxObjects)
+		return fmt.Errorf("indexer: pack has %d objects, more than the limit of %d: %w", count, ix.opts.MaxObjects, ErrTooManyObjects)
 	}
 	ix.entries = make([]entry, 0, min(count, maxPrealloc))
 

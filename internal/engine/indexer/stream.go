@@ -69,6 +69,10 @@ const (
 // ErrTooLarge is wrapped by the error for a pack over Options.MaxPackSize.
 var ErrTooLarge = errors.New("pack exceeds the size limit")
 
+// ErrTooManyObjects is wrapped by the error for a pack whose header
+// counts more objects than Options.MaxObjects.
+var ErrTooManyObjects = errors.New("pack has too many objects")
+
 // streamReader reads a pack from r, hashing and copying every consumed
 // byte and computing the CRC-32 of each entry. It implements
 // io.ByteReader and io.Reader for the entry parsers and compress/flate.

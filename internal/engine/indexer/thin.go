@@ -11,6 +11,7 @@ import (
 	"math"
 
 	"gotd/internal/git/object"
+	"gotd/internal/git/oid"
 	"gotd/internal/git/pack"
 )
 
@@ -23,6 +24,21 @@ import (
 func (ix *indexer) completeThin(r *resolver) error {
 	if int(r.done.Load()) == ix.nDeltas {
 		return nil
+	}
+	if p, ok := ix.opts.Bases.(BasePreparer); ok {
+		var ids []oid.ID
+		seen := map[oid.ID]bool{}
+		for i := 0; i < ix.nScanned; i++ {
+			if ix.entries[i].ptype == object.RefDelta && ix.claimed[i] == 0 {
+				if id := ix.refBase[ix.entries[i].base]; !seen[id] {
+					seen[id] = true
+					ids = append(ids, id)
+				}
+			}
+		}
+		if err := p.PrepareBases(ids); err != nil {
+			return fmt.Errorf("indexer: delta bases: %w", err)
+		}
 	}
 	w := newWorker(r, deltaBaseBudget)
 	hs := uint64(ix.hashSize)
@@ -61,6 +77,11 @@ func (ix *indexer) completeThin(r *resolver) error {
 		zw.Write(data)
 		if err := zw.Close(); err != nil {
 			return fmt.Errorf("indexer: compress delta base: %w", err)
+		}
+		if ix.opts.Room != nil {
+			if err := ix.opts.Room(int64(buf.Len())); err != nil {
+				return fmt.Errorf("indexer: %w", err)
+			}
 		}
 		if _, err := ix.file.WriteAt(buf.Bytes(), int64(end)); err != nil {
 			return fmt.Errorf("indexer: append delta base: %w", err)

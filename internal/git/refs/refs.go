@@ -259,3 +259,25 @@ func (s *Store) resolve(name string, snap *packed) (Ref, error) {
 	}
 	return Ref{}, fmt.Errorf("refs: %s: symbolic references nested too deep or in a loop", name)
 }
+
+// ChainAny reports whether pred holds for r's name or for any name its
+// chain of symbolic references passes through, down to the reference
+// that holds an id. A chain that cannot be followed (a loop, a missing
+// or unreadable target) counts as holding: callers use it to keep
+// references out of sight, and err on that side.
+func (s *Store) ChainAny(r Ref, pred func(name string) bool) bool {
+	if pred(r.Name) {
+		return true
+	}
+	for depth := 0; r.Target != ""; depth++ {
+		if depth == maxSymrefDepth || pred(r.Target) {
+			return true
+		}
+		next, err := s.Read(r.Target)
+		if err != nil {
+			return true
+		}
+		r = next
+	}
+	return false
+}

@@ -401,3 +401,26 @@ func diffTrees(a, b map[string]string) []string {
 	sort.Strings(d)
 	return d
 }
+
+func TestChainAny(t *testing.T) {
+	r := newTestRepo(t, oid.SHA1)
+	r.populateT(t)
+	s := r.s
+	r.gitT(t, "update-ref", "refs/internal/x", "HEAD")
+	r.gitT(t, "symbolic-ref", "refs/heads/hb", "refs/internal/x")
+	r.gitT(t, "symbolic-ref", "refs/heads/ha", "refs/heads/hb")
+	r.gitT(t, "symbolic-ref", "refs/heads/dangling", "refs/heads/nothing")
+	hidden := func(name string) bool { return strings.HasPrefix(name, "refs/internal/") }
+	for name, want := range map[string]bool{
+		"refs/internal/x": true, "refs/heads/hb": true, "refs/heads/ha": true, "refs/heads/dangling": true,
+		"refs/heads/main": false, "HEAD": false,
+	} {
+		ref, err := s.Read(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := s.ChainAny(ref, hidden); got != want {
+			t.Errorf("ChainAny(%s) = %v, want %v", name, got, want)
+		}
+	}
+}

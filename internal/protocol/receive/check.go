@@ -39,6 +39,16 @@ func (o overlay) StatObject(id oid.ID) (object.Type, int64, error) {
 	return o.repo.StatObject(id)
 }
 
+// ReadObjectPrefix is repo.Repo.ReadObjectPrefix over the overlay.
+func (o overlay) ReadObjectPrefix(id oid.ID, dst []byte, n int) (object.Type, []byte, bool, error) {
+	if o.pack != nil {
+		if off, ok := o.pack.OffsetOf(id); ok {
+			return o.pack.ReadPrefixAt(off, dst, n)
+		}
+	}
+	return o.repo.ReadObjectPrefix(id, dst, n)
+}
+
 // current is what the repository's references were when the push was
 // checked.
 type current struct {
@@ -49,11 +59,14 @@ type current struct {
 	hadBranch bool   // some reference under refs/heads/ exists
 }
 
-// readCurrent lists the references.
-func readCurrent(rs *refs.Store) (*current, error) {
+// readCurrent lists the references; tips are those of the ones hidden
+// does not hide.
+func readCurrent(rs *refs.Store, hidden func(refs.Ref) bool) (*current, error) {
 	cur := &current{values: map[string]oid.ID{}, symbolic: map[string]bool{}}
 	err := rs.List("refs/", func(r refs.Ref) error {
-		cur.tips = append(cur.tips, r.ID)
+		if !hidden(r) {
+			cur.tips = append(cur.tips, r.ID)
+		}
 		if r.Target != "" {
 			cur.symbolic[r.Name] = true
 		} else {
@@ -83,7 +96,7 @@ func readCurrent(rs *refs.Store) (*current, error) {
 // An error is an internal failure: nothing may proceed.
 func (s *session) check() error {
 	cmds := s.req.commands
-	cur, err := readCurrent(s.repo.Refs)
+	cur, err := readCurrent(s.repo.Refs, s.hiddenRef)
 	if err != nil {
 		return err
 	}
@@ -92,6 +105,8 @@ func (s *session) check() error {
 		c := &cmds[i]
 		old, exists := cur.values[c.Name]
 		switch {
+		case s.hidden(c.Name):
+			c.Status = ngHidden
 		case cur.symbolic[c.Name]:
 			// Update replaces a symbolic reference rather than
 			// follow it, and no old value matches one.
@@ -157,6 +172,32 @@ func (s *session) objects() (overlay, func(), error) {
 	return store, func() { p.Close() }, nil
 }
 
+// brought returns a test of whether the client sent an object in its
+// pack (thin bases the indexer appended are not sent), and the thin
+// bases. The pack's own count is trusted, not repo_write's word.
+func (s *session) brought(store overlay) (func(oid.ID) bool, []oid.ID, error) {
+	if store.pack == nil {
+		return func(oid.ID) bool { return false }, nil, nil
+	}
+	count := store.pack.Count()
+	if s.pack.ThinBases < 0 || s.pack.ThinBases > count {
+		return nil, nil, fmt.Errorf("receive: %d thin bases in a pack of %d objects", s.pack.ThinBases, count)
+	}
+	sent := count - s.pack.ThinBases
+	var bases []oid.ID
+	for pos := sent; pos < count; pos++ {
+		id, err := store.pack.IDAtPackPos(pos)
+		if err != nil {
+			return nil, nil, fmt.Errorf("receive: thin bases: %w", err)
+		}
+		bases = append(bases, id)
+	}
+	return func(id oid.ID) bool {
+		pos, ok := store.pack.PackPos(id)
+		return ok && pos < sent
+	}, bases, nil
+}
+
 // checkObjects checks the new value of every command still OK that
 // does not delete: it must exist in the pack or the repository, be a
 // commit for a branch, and everything it reaches and no reference did
@@ -191,14 +232,50 @@ func (s *session) checkObjects(store overlay, cmds []Command, tips []oid.ID) err
 		return nil
 	}
 	w := &walk.Walker{Store: store, Format: s.repo.Format}
+	// With hidden references, what the pushed values reach must have
+	// come in the pack or be reached by the visible references: the
+	// repository's other objects are not the client's to point at, nor
+	// (thin bases, looked at as reached by the push) to build deltas
+	// on.
+	visit := func(oid.ID, object.Type, []byte) error { return nil }
+	var thinBases, notBrought []oid.ID
+	if s.opts.Hidden != nil {
+		brought, bases, err := s.brought(store)
+		if err != nil {
+			return err
+		}
+		thinBases = bases
+		visit = func(id oid.ID, _ object.Type, _ []byte) error {
+			if !brought(id) {
+				notBrought = append(notBrought, id)
+			}
+			return nil
+		}
+	}
 	connected := func(wants []oid.ID) (bool, error) {
-		err := w.Objects(s.ctx, wants, tips, func(oid.ID, object.Type, []byte) error { return nil })
+		notBrought = notBrought[:0]
+		err := w.Objects(s.ctx, append(wants, thinBases...), tips, visit)
 		if errors.Is(err, object.ErrNotFound) {
 			s.log.Warn("push not connected", "err", err)
 			return false, nil
 		}
 		if err != nil {
 			return false, fmt.Errorf("receive: connectivity: %w", err)
+		}
+		if len(notBrought) == 0 {
+			return true, nil
+		}
+		// The walk marks only the edges of the visible history as
+		// there: what it listed beyond them may still be in it.
+		reached, err := w.Reachable(s.ctx, tips, notBrought)
+		if err != nil {
+			return false, fmt.Errorf("receive: connectivity: %w", err)
+		}
+		for _, id := range notBrought {
+			if !reached[id] {
+				s.log.Warn("push not connected: it names an object hidden references alone reach", "id", id)
+				return false, nil
+			}
 		}
 		return true, nil
 	}

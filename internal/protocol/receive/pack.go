@@ -11,6 +11,8 @@ import (
 	"gotd/internal/engine/indexer"
 	"gotd/internal/git/object"
 	"gotd/internal/git/oid"
+	"gotd/internal/git/refs"
+	"gotd/internal/git/walk"
 	"gotd/internal/protocol/wire"
 )
 
@@ -24,6 +26,88 @@ type PackOptions struct {
 	Fsck *object.Checker
 	// Progress, if set, is called as the indexer advances.
 	Progress func(stage string, done, total uint32)
+	// MinFree, if positive, is the free space the pack must leave on
+	// the quarantine's file system: a push that would go below it is
+	// refused before the pack is written, or as soon as it would,
+	// and what was written is removed.
+	MinFree int64
+	// Visible, if set, returns the tips of the references the client
+	// may see (the repository has hidden ones): only objects they
+	// reach may complete a thin pack; others count as missing, so that
+	// deltas cannot be built on hidden objects nor tell they exist.
+	Visible func() ([]oid.ID, error)
+}
+
+// visibleBases gives out as thin-pack bases only the objects the
+// visible references reach, found by one walk for all the bases a pack
+// needs (PrepareBases).
+type visibleBases struct {
+	ctx     context.Context
+	repo    indexer.BaseSource
+	format  oid.Format
+	visible func() ([]oid.ID, error)
+	ok      map[oid.ID]bool
+}
+
+func (v *visibleBases) PrepareBases(ids []oid.ID) error {
+	tips, err := v.visible()
+	if err != nil {
+		return err
+	}
+	w := &walk.Walker{Store: v.repo, Format: v.format}
+	reached, err := w.Reachable(v.ctx, tips, ids)
+	if err != nil {
+		return err
+	}
+	v.ok = reached
+	return nil
+}
+
+func (v *visibleBases) ReadObject(id oid.ID) (object.Type, []byte, error) {
+	if v.ok == nil {
+		if err := v.PrepareBases([]oid.ID{id}); err != nil {
+			return 0, nil, err
+		}
+	}
+	if !v.ok[id] {
+		return 0, nil, fmt.Errorf("thin base %v: %w", id, object.ErrNotFound)
+	}
+	return v.repo.ReadObject(id)
+}
+
+// VisibleTips lists the ids of the references of rs that hidden does
+// not hide, by name or along a chain of symbolic references.
+func VisibleTips(rs *refs.Store, hidden func(string) bool) ([]oid.ID, error) {
+	var tips []oid.ID
+	err := rs.List("refs/", func(r refs.Ref) error {
+		if !rs.ChainAny(r, hidden) {
+			tips = append(tips, r.ID)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("receive: list references: %w", err)
+	}
+	return tips, nil
+}
+
+// ErrNoSpace is wrapped by IndexPack's error for a push that would
+// leave less than PackOptions.MinFree free.
+var ErrNoSpace = errors.New("the repository's file system is nearly full")
+
+// room returns the indexer's Room for a quarantine directory: the
+// space left once next bytes are written must stay at or above minFree.
+func room(dir string, minFree int64) func(next int64) error {
+	return func(next int64) error {
+		free, err := freeSpace(dir)
+		if err != nil {
+			return fmt.Errorf("free space of %s: %w", dir, err)
+		}
+		if free-next < minFree {
+			return fmt.Errorf("%w: %d bytes free, %d to write, %d to keep", ErrNoSpace, free, next, minFree)
+		}
+		return nil
+	}
 }
 
 // QuarantinePrefix begins the name of every quarantine directory.
@@ -54,10 +138,14 @@ func IndexPack(ctx context.Context, r io.Reader, dir string, o PackOptions) (*in
 	if checker == nil {
 		checker = &object.Checker{}
 	}
+	bases := o.Bases
+	if o.Visible != nil && bases != nil {
+		bases = &visibleBases{ctx: ctx, repo: o.Bases, format: o.Format, visible: o.Visible}
+	}
 	iopts := indexer.Options{
 		Format:   o.Format,
 		Dir:      dir,
-		Bases:    o.Bases,
+		Bases:    bases,
 		WriteRev: true,
 		Progress: o.Progress,
 		Check: func(t object.Type, id oid.ID, data []byte) error {
@@ -83,6 +171,10 @@ func IndexPack(ctx context.Context, r io.Reader, dir string, o PackOptions) (*in
 	if o.Limits.MaxObjectSize > 0 {
 		iopts.MaxObjectSize = o.Limits.MaxObjectSize
 	}
+	iopts.MaxObjects = o.Limits.MaxObjects
+	if o.MinFree > 0 {
+		iopts.Room = room(dir, o.MinFree)
+	}
 	res, err := indexer.Index(ctx, r, iopts)
 	if err != nil {
 		return nil, packError(err, o.Limits)
@@ -98,6 +190,10 @@ func packError(err error, l wire.Limits) error {
 		return err
 	case errors.Is(err, indexer.ErrTooLarge):
 		return wire.Wrap(fmt.Sprintf("pack exceeds the maximum size of %d bytes", l.MaxPackSize), err)
+	case errors.Is(err, indexer.ErrTooManyObjects):
+		return wire.Wrap(fmt.Sprintf("pack exceeds the maximum of %d objects", l.MaxObjects), err)
+	case errors.Is(err, ErrNoSpace):
+		return wire.Wrap("not enough disk space on the server for this push", err)
 	case errors.Is(err, indexer.ErrObjectTooLarge):
 		return wire.Wrap(fmt.Sprintf("pack has an object over the maximum size of %d bytes", l.MaxObjectSize), err)
 	case errors.Is(err, indexer.ErrThin):
@@ -110,6 +206,15 @@ func packError(err error, l wire.Limits) error {
 		return wire.Wrap("timeout reading the pack", err)
 	}
 	return wire.Wrap("pack is invalid", err)
+}
+
+// visibleTips is PackOptions.Visible for the session's repository: nil
+// without hidden references.
+func (s *session) visibleTips() func() ([]oid.ID, error) {
+	if s.opts.Hidden == nil {
+		return nil
+	}
+	return func() ([]oid.ID, error) { return VisibleTips(s.repo.Refs, s.opts.Hidden) }
 }
 
 // receive creates the quarantine directory and receives the pack into
@@ -132,6 +237,8 @@ func (s *session) receive() (*indexer.Result, error) {
 		Limits:   s.opts.Limits,
 		Fsck:     s.opts.Fsck,
 		Progress: p.update,
+		MinFree:  s.opts.MinFree,
+		Visible:  s.visibleTips(),
 	})
 }
 

@@ -82,6 +82,16 @@ type Options struct {
 	// reason, so it must be a *wire.Error to say more than "internal
 	// server error". Check must not keep cmd or objects.
 	Check func(ctx context.Context, cmd *Command, objects walk.Store) error
+	// Hidden, if set, names references the client never sees: they
+	// are left out of the advertisement, updates of them are refused,
+	// and a new value must be connected to the other references with
+	// objects the pack brought, not with what only hidden references
+	// reach (nor may a thin pack's deltas take it as a base).
+	Hidden func(name string) bool
+	// MinFree, if positive, is the free space a push must leave on the
+	// repository's file system (PackOptions.MinFree), when the pack is
+	// received here.
+	MinFree int64
 	// ReceivePack, if set, has another process (the daemon's
 	// repo_write) receive the pack: it reads the pack from the client's
 	// stream with IndexPack into a quarantine directory made with
@@ -143,6 +153,7 @@ const (
 	ngAtomicTx      = "atomic transaction failed"
 	ngInstall       = "unable to migrate objects to permanent storage"
 	ngDeleteCurrent = "deletion of the current branch prohibited"
+	ngHidden        = "deny updating a hidden ref"
 	ngInternal      = "internal server error"
 )
 
@@ -353,12 +364,25 @@ func (s *session) logOutcome() {
 	}
 }
 
+// hidden reports whether the reference name is hidden.
+func (s *session) hidden(name string) bool {
+	return s.opts.Hidden != nil && s.opts.Hidden(name)
+}
+
+// hiddenRef reports whether r is hidden: its name, or a name its chain
+// of symbolic references passes through.
+func (s *session) hiddenRef(r refs.Ref) bool {
+	return s.opts.Hidden != nil && s.repo.Refs.ChainAny(r, s.opts.Hidden)
+}
+
 // advertise writes every reference under refs/ with the capabilities
 // (no HEAD line and no peeled lines, as C Git's receive-pack).
 func (s *session) advertise() error {
 	var adv []wire.Ref
 	err := s.repo.Refs.List("refs/", func(r refs.Ref) error {
-		adv = append(adv, wire.Ref{Name: r.Name, ID: r.ID})
+		if !s.hiddenRef(r) {
+			adv = append(adv, wire.Ref{Name: r.Name, ID: r.ID})
+		}
 		return nil
 	})
 	if err != nil {

@@ -39,6 +39,9 @@ type PackRequest struct {
 	// allows offset deltas; IncludeTag adds annotated tags pointing at
 	// sent objects.
 	Thin, OfsDelta, IncludeTag bool
+	// Hidden, if set, names references whose tags include-tag leaves
+	// out (Options.Hidden).
+	Hidden func(name string) bool
 }
 
 // newWalker returns a walker over r using its commit-graph and bitmap
@@ -115,6 +118,9 @@ func writePack(ctx context.Context, r *repo.Repo, wk *walk.Walker, req *PackRequ
 	if req.IncludeTag {
 		tagsOf = make(map[oid.ID][]oid.ID)
 		r.Refs.List("refs/tags/", func(ref refs.Ref) error {
+			if req.Hidden != nil && req.Hidden(ref.Name) {
+				return nil
+			}
 			peeled := ref.Peeled
 			if !peeled.Valid() {
 				peeled = peelTag(r, ref.ID)

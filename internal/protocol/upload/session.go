@@ -3,12 +3,9 @@ package upload
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
-	"slices"
 	"strings"
 
-	"gotd/internal/git/object"
 	"gotd/internal/git/oid"
 	"gotd/internal/git/refs"
 	"gotd/internal/git/repo"
@@ -72,16 +69,24 @@ func (s *session) loadRefs() error {
 	}
 	s.tips = make(map[oid.ID]bool)
 	rs := s.repo.Refs
-	if head, err := rs.Read("HEAD"); err == nil {
+	if head, err := rs.Read("HEAD"); err == nil && !s.hidden(head) {
 		s.head = head.Target
 		if r, err := rs.Resolve("HEAD"); err == nil {
 			s.addRef(refs.Ref{Name: "HEAD", ID: r.ID})
 		}
 	}
 	return rs.List("refs/", func(r refs.Ref) error {
-		s.addRef(r)
+		if !s.hidden(r) {
+			s.addRef(r)
+		}
 		return nil
 	})
+}
+
+// hidden reports whether r is hidden: its name, or a name its chain of
+// symbolic references passes through.
+func (s *session) hidden(r refs.Ref) bool {
+	return s.opts.Hidden != nil && s.repo.Refs.ChainAny(r, s.opts.Hidden)
 }
 
 func (s *session) addRef(r refs.Ref) {
@@ -155,10 +160,10 @@ func (s *session) checkWants(ids []oid.ID, v2 bool) error {
 		if !s.repo.HasObject(id) {
 			return wire.Errorf("upload-pack: not our ref %v", id)
 		}
-		if s.tips[id] || s.opts.Wants == WantAny {
+		if s.tips[id] || s.opts.Wants == WantAny && s.opts.Hidden == nil {
 			continue
 		}
-		if s.opts.Wants != WantReachable && !v2 {
+		if s.opts.Wants == WantAdvertised && !v2 {
 			return wire.Errorf("upload-pack: not our ref %v", id)
 		}
 		if pending == nil {
@@ -169,47 +174,35 @@ func (s *session) checkWants(ids []oid.ID, v2 bool) error {
 	if len(pending) == 0 {
 		return nil
 	}
-	var tips []oid.ID
-	for t := range s.tips {
-		tips = append(tips, t)
-	}
-	slices.SortFunc(tips, oid.ID.Compare)
-	commitsOnly := true
+	var ask []oid.ID
 	for id := range pending {
-		if t, _, err := s.repo.StatObject(id); err != nil || t != object.Commit {
-			commitsOnly = false
+		ask = append(ask, id)
+	}
+	reached, err := s.reachable(ask)
+	if err != nil {
+		return err
+	}
+	for _, id := range ask {
+		if !reached[id] {
+			return wire.Errorf("upload-pack: not our ref %v", id)
 		}
-	}
-	w := s.walkerOf()
-	found := func(id oid.ID) error {
-		delete(pending, id)
-		if len(pending) == 0 {
-			return errFound
-		}
-		return nil
-	}
-	var err error
-	if commitsOnly {
-		err = w.Commits(s.ctx, tips, nil, found)
-	} else {
-		err = w.Objects(s.ctx, tips, nil, func(id oid.ID, _ object.Type, _ []byte) error {
-			if pending[id] {
-				return found(id)
-			}
-			return nil
-		})
-	}
-	if err != nil && !errors.Is(err, errFound) {
-		return fmt.Errorf("upload: reachability of wants: %w", err)
-	}
-	for id := range pending {
-		return wire.Errorf("upload-pack: not our ref %v", id)
 	}
 	return nil
 }
 
-// errFound stops a walk early.
-var errFound = errors.New("found")
+// reachable returns which of ids the advertised references reach, in
+// one walk.
+func (s *session) reachable(ids []oid.ID) (map[oid.ID]bool, error) {
+	tips := make([]oid.ID, 0, len(s.tips))
+	for t := range s.tips {
+		tips = append(tips, t)
+	}
+	reached, err := s.walkerOf().Reachable(s.ctx, tips, ids)
+	if err != nil {
+		return nil, fmt.Errorf("upload: reachability of wants: %w", err)
+	}
+	return reached, nil
+}
 
 // resolveDeepenNot turns a deepen-not argument, a reference name in the
 // forms rev-parse accepts for refs ("main", "heads/main",
@@ -223,6 +216,11 @@ func (s *session) resolveDeepenNot(name string) (oid.ID, error) {
 	for _, full := range []string{name, "refs/" + name, "refs/tags/" + name, "refs/heads/" + name, "refs/remotes/" + name, "refs/remotes/" + name + "/HEAD"} {
 		if full != "HEAD" && refs.CheckName(full) != nil {
 			continue
+		}
+		if s.opts.Hidden != nil {
+			if one, err := s.repo.Refs.Read(full); err != nil || s.hidden(one) {
+				continue
+			}
 		}
 		r, err := s.repo.Refs.Resolve(full)
 		if err != nil {

@@ -174,3 +174,85 @@ func TestV2Commands(t *testing.T) {
 		t.Errorf("result %+v", res)
 	}
 }
+
+// TestHidden checks that hidden references and what only they reach
+// are kept from every command: advertisement and ls-refs, object-info,
+// fetch by id and by want-ref, in versions 0 and 2.
+func TestHidden(t *testing.T) {
+	src, r := openSource(t)
+	git := func(in string, args ...string) string {
+		return strings.TrimSpace(gittest.GitInput(t, src, []byte(in), args...))
+	}
+	blob := git("hidden content\n", "hash-object", "-w", "--stdin")
+	commit := git("", "commit-tree", git("100644 blob "+blob+"\tsecret\n", "mktree"), "-p", git("", "rev-parse", "main"), "-m", "hidden")
+	git("", "update-ref", "refs/internal/x", commit)
+	git("", "symbolic-ref", "refs/heads/to-hidden", "refs/internal/x")
+	git("", "symbolic-ref", "refs/heads/hop", "refs/heads/to-hidden")
+	visible := git("", "rev-parse", "main:dir0/sub0/file0.txt")
+	size := git("", "cat-file", "-s", visible)
+	hide := func(name string) bool { return strings.HasPrefix(name, "refs/internal/") }
+	serveHidden := func(version int, in string) (string, error) {
+		var out bytes.Buffer
+		_, err := Serve(context.Background(), strings.NewReader(in), &out, Options{Repo: r, Version: version, Hidden: hide, RefInWant: true, Wants: WantAny})
+		return out.String(), err
+	}
+
+	// Version 0: the advertisement, a want of the hidden commit.
+	out, err := serveHidden(0, pkt("want "+commit+" side-band-64k\n", "0000", "done\n"))
+	adv, _, _ := strings.Cut(out, "0000")
+	if strings.Contains(adv, "internal") || strings.Contains(adv, "to-hidden") || strings.Contains(adv, "hop") || strings.Contains(adv, commit) ||
+		!strings.Contains(out, "ERR upload-pack: not our ref "+commit) || err == nil {
+		t.Errorf("v0: %v\n%q", err, out)
+	}
+	// Version 2.
+	out, err = serveHidden(2, pkt("command=ls-refs\n", "0001", "symrefs\n", "0000",
+		"command=object-info\n", "0001", "size\n", "oid "+blob+"\n", "oid "+visible+"\n", "0000"))
+	_, out, _ = strings.Cut(out, "0000") // the capabilities
+	if err != nil || strings.Contains(out, "internal") || strings.Contains(out, "to-hidden") || strings.Contains(out, "hop") || strings.Contains(out, commit) ||
+		!strings.HasSuffix(out, pkt("size\n", blob+" \n", visible+" "+size+"\n", "0000")) {
+		t.Errorf("v2 ls-refs and object-info: %v\n%q", err, out)
+	}
+	for _, want := range []string{"want " + commit + "\n", "want " + blob + "\n", "want-ref refs/internal/x\n", "want-ref refs/heads/to-hidden\n",
+		"want-ref refs/heads/hop\n"} {
+		out, err := serveHidden(2, pkt("command=fetch\n", "0001", want, "done\n", "0000"))
+		if err == nil || !strings.Contains(out, "ERR upload-pack: ") {
+			t.Errorf("v2 fetch %q: %v\n%q", want, err, out)
+		}
+	}
+}
+
+// TestHiddenHaves checks that a have the visible references do not
+// reach counts for nothing: the pack is what a client with no haves
+// gets, not one short of what the hidden commit reaches.
+func TestHiddenHaves(t *testing.T) {
+	src, r := openSource(t)
+	git := func(args ...string) string { return strings.TrimSpace(gittest.Git(t, src, args...)) }
+	main := git("rev-parse", "main")
+	// The hidden commit reaches all of main's history.
+	hidden := git("commit-tree", git("rev-parse", "main^{tree}"), "-p", main, "-m", "hidden")
+	git("update-ref", "refs/internal/x", hidden)
+	fetch := func(hide bool, haves ...string) int {
+		t.Helper()
+		in := []string{"want " + main + " ofs-delta thin-pack\n", "0000"}
+		for _, h := range haves {
+			in = append(in, "have "+h+"\n")
+		}
+		opts := Options{Repo: r, Version: 0}
+		if hide {
+			opts.Hidden = func(name string) bool { return strings.HasPrefix(name, "refs/internal/") }
+		}
+		var out bytes.Buffer
+		res, err := Serve(context.Background(), strings.NewReader(pkt(append(in, "done\n")...)), &out, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Objects
+	}
+	all := fetch(true)
+	if got := fetch(true, hidden); got != all {
+		t.Errorf("with a hidden have: %d objects sent, want %d (as with none)", got, all)
+	}
+	if got := fetch(false, hidden); got != 0 {
+		t.Errorf("without hidden references the have counts: %d objects sent, want 0", got)
+	}
+}

@@ -62,6 +62,12 @@ type Options struct {
 
 	// Wants is what clients may ask for by id.
 	Wants WantPolicy
+	// Hidden, if set, names the references never shown nor served:
+	// left out of the advertisements, of want-ref, deepen-not and
+	// include-tag, and what only they reach cannot be asked for by id
+	// (WantAny then counts as WantReachable; object-info answers only
+	// for objects the others reach).
+	Hidden func(name string) bool
 	// Filter enables partial clone (the filter capability).
 	Filter bool
 	// RefInWant and SidebandAll enable those version 2 fetch features.

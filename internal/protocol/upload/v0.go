@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"gotd/internal/git/oid"
@@ -308,6 +309,7 @@ func (s *session) packRequest(q *request, sh *walk.Shallow, common []oid.ID) *Pa
 		Thin:          q.thin,
 		OfsDelta:      q.ofs,
 		IncludeTag:    q.includeTag,
+		Hidden:        s.opts.Hidden,
 	}
 }
 
@@ -315,6 +317,20 @@ func (s *session) packRequest(q *request, sh *walk.Shallow, common []oid.ID) *Pa
 // Options.SendPack, from another process writing to the same stream:
 // everything buffered goes out first.
 func (s *session) sendPack(pr *PackRequest, f Framing) error {
+	// With hidden references, what the client says it has counts only
+	// where the advertised references reach it: a hidden object is
+	// neither left out because of it nor a delta base, whose
+	// instructions would tell what it holds.
+	if s.opts.Hidden != nil && len(pr.Common) > 0 {
+		if err := s.loadRefs(); err != nil {
+			return fmt.Errorf("upload: list references: %w", err)
+		}
+		reached, err := s.reachable(pr.Common)
+		if err != nil {
+			return err
+		}
+		pr.Common = slices.DeleteFunc(slices.Clone(pr.Common), func(id oid.ID) bool { return !reached[id] })
+	}
 	var n int
 	var err error
 	if s.opts.SendPack != nil {

@@ -253,11 +253,31 @@ func (s *session) objectInfo(args []string) error {
 	if size {
 		s.pw.WriteString("size\n")
 	}
+	// With hidden references, sizes are told of what the others reach
+	// only, as if the rest were missing.
+	told := func(oid.ID) bool { return true }
+	if s.opts.Hidden != nil && len(ids) > 0 {
+		if err := s.loadRefs(); err != nil {
+			return fmt.Errorf("upload: list references: %w", err)
+		}
+		// One walk for all (an unknown id is told nothing anyway).
+		var known []oid.ID
+		for _, id := range ids {
+			if s.repo.HasObject(id) {
+				known = append(known, id)
+			}
+		}
+		reached, err := s.reachable(known)
+		if err != nil {
+			return err
+		}
+		told = func(id oid.ID) bool { return reached[id] }
+	}
 	for _, id := range ids {
 		line := id.String()
 		if size {
 			line += " "
-			if _, n, err := s.repo.StatObject(id); err == nil {
+			if _, n, err := s.repo.StatObject(id); err == nil && told(id) {
 				line += fmt.Sprint(n)
 			}
 		}

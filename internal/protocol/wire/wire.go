@@ -94,6 +94,8 @@ type Limits struct {
 	MaxPackSize int64
 	// MaxObjectSize bounds every object of a pushed pack, inflated.
 	MaxObjectSize int64
+	// MaxObjects bounds the objects of a pushed pack (0: no bound).
+	MaxObjects uint32
 	// MaxRefUpdates bounds the commands of one push.
 	MaxRefUpdates int
 	// MaxWants bounds the want lines of one fetch.
