@@ -10,11 +10,12 @@ import "strings"
 type Hidden []string
 
 // Has reports whether the reference name is hidden: in a namespace, or
-// the namespace's own name (a reference there would keep any from
-// being made in it, and tell they exist).
+// the name of a namespace or of one holding it ("refs/internal" for
+// "refs/internal/x/"): a reference there would keep any from being made
+// in it, and pushing one would tell whether hidden ones exist.
 func (h Hidden) Has(name string) bool {
 	for _, ns := range h {
-		if strings.HasPrefix(name, ns) || name == strings.TrimSuffix(ns, "/") {
+		if strings.HasPrefix(name, ns) || strings.HasPrefix(ns, name+"/") {
 			return true
 		}
 	}

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"gotd/internal/git/object"
 	"gotd/internal/git/oid"
+	"gotd/internal/git/refs"
 	"gotd/internal/git/treediff"
 	"gotd/internal/git/walk"
 	"gotd/internal/protocol/receive"
@@ -73,33 +75,43 @@ func (p *Push) CheckRef(cmd *receive.Command) error {
 // errStop ends a content walk at its first refusal.
 var errStop = errors.New("refused")
 
-// CheckContent refuses cmd if what it adds breaks the content rules.
-// Files: those its new value reaches and tips (the repository's
-// references before the push, asked for only when there is something
-// to check) do not. Merges: the commits the reference gains, those its
-// new value reaches and its old one does not (for a new reference,
-// those tips do not reach), so that a merge pushed elsewhere first
-// cannot reach a branch by a fast-forward.
-func (p *Push) CheckContent(ctx context.Context, cmd *receive.Command, objects walk.Store, f oid.Format, tips func() []oid.ID) error {
+// CheckContent refuses cmd if what it adds breaks the content rules;
+// before lists the repository's references as they were before the
+// push (asked for only when there is something to check). Files: those
+// the new value reaches and no reference did. Merges: the commits the
+// reference gains, those its new value reaches and its old one does
+// not, so that a merge pushed elsewhere first cannot reach it by a
+// fast-forward; for a new reference, those no reference the same rule
+// covers had, so that creating it at such a merge is no way round
+// either.
+func (p *Push) CheckContent(ctx context.Context, cmd *receive.Command, objects walk.Store, f oid.Format, before func() []refs.Ref) error {
 	if cmd.IsDelete() {
 		return nil
 	}
 	w := &walk.Walker{Store: objects, Format: f}
 	if p.MaxBlobSize > 0 || p.DenyBinary {
-		if err := p.checkFiles(ctx, w, cmd, tips()); err != nil {
+		var tips []oid.ID
+		for _, r := range before() {
+			tips = append(tips, r.ID)
+		}
+		if err := p.checkFiles(ctx, w, cmd, tips); err != nil {
 			return err
 		}
 	}
-	for _, ns := range p.NoMerges {
-		if within(cmd.Name, ns) {
-			haves := []oid.ID{cmd.Old}
-			if cmd.Old.IsNull() {
-				haves = tips()
+	rule := slices.IndexFunc(p.NoMerges, func(ns string) bool { return within(cmd.Name, ns) })
+	if rule < 0 {
+		return nil
+	}
+	haves := []oid.ID{cmd.Old}
+	if cmd.Old.IsNull() {
+		haves = nil
+		for _, r := range before() {
+			if within(r.Name, p.NoMerges[rule]) {
+				haves = append(haves, r.ID)
 			}
-			return checkMerges(ctx, w, cmd, haves)
 		}
 	}
-	return nil
+	return checkMerges(ctx, w, cmd, haves)
 }
 
 // checkFiles refuses files over the size bound, or binary.

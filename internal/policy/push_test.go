@@ -2,12 +2,14 @@ package policy
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"gotd/internal/git/oid"
+	"gotd/internal/git/refs"
 	"gotd/internal/git/repo"
 	"gotd/internal/gittest"
 	"gotd/internal/protocol/receive"
@@ -83,24 +85,27 @@ func TestPushCheckContent(t *testing.T) {
 	for _, c := range []struct {
 		name     string
 		old, new oid.ID
-		tips     []oid.ID
+		before   []refs.Ref
 		refused  string
 	}{
-		{"refs/heads/main", base, big, []oid.ID{base}, "larger than 1000 bytes: dir/big.txt (2000 bytes)"},
-		{"refs/heads/side", base, bin, []oid.ID{base}, "binary file: img.png"},
+		{"refs/heads/main", base, big, heads(base), "larger than 1000 bytes: dir/big.txt (2000 bytes)"},
+		{"refs/heads/side", base, bin, heads(base), "binary file: img.png"},
 		// What the repository had is not checked again.
-		{"refs/heads/main", big, text, []oid.ID{big, bin}, "merge commit on this branch: " + merge.String()},
-		{"refs/heads/other", big, text, []oid.ID{big, bin}, ""},
-		{"refs/heads/release/2", null, text, []oid.ID{big, bin}, "merge commit"},
-		{"refs/heads/main", merge, text, []oid.ID{merge}, ""},
+		{"refs/heads/main", big, text, heads(big, bin), "merge commit on this branch: " + merge.String()},
+		{"refs/heads/other", big, text, heads(big, bin), ""},
+		{"refs/heads/release/2", null, text, heads(big, bin), "merge commit"},
+		{"refs/heads/main", merge, text, heads(merge), ""},
 		// A merge pushed to another branch first is still one main
-		// gains; a new branch gains what no reference had.
-		{"refs/heads/main", big, text, []oid.ID{big, text}, "merge commit on this branch: " + merge.String()},
-		{"refs/heads/release/3", null, text, []oid.ID{text}, ""},
-		{"refs/heads/side", bin, null, []oid.ID{bin}, ""},
+		// gains.
+		{"refs/heads/main", big, text, heads(big, text), "merge commit on this branch: " + merge.String()},
+		// refs/heads/t0 is no release branch: the new one gains its
+		// merge; beside a release branch that has it, it does not.
+		{"refs/heads/release/3", null, text, heads(text), "merge commit"},
+		{"refs/heads/release/3", null, text, []refs.Ref{{Name: "refs/heads/release/1", ID: text}}, ""},
+		{"refs/heads/side", bin, null, heads(bin), ""},
 	} {
 		cmd := &receive.Command{Name: c.name, Old: c.old, New: c.new}
-		err := p.CheckContent(context.Background(), cmd, r, r.Format, func() []oid.ID { return c.tips })
+		err := p.CheckContent(context.Background(), cmd, r, r.Format, func() []refs.Ref { return c.before })
 		switch {
 		case c.refused == "" && err != nil:
 			t.Errorf("%s %v..%v: refused: %v", c.name, c.old, c.new, err)
@@ -109,10 +114,19 @@ func TestPushCheckContent(t *testing.T) {
 		}
 	}
 	lax := &Push{MaxBlobSize: 4000}
-	if err := lax.CheckContent(context.Background(), &receive.Command{Name: "refs/heads/main", Old: base, New: text}, r, r.Format, func() []oid.ID { return []oid.ID{base} }); err != nil {
+	if err := lax.CheckContent(context.Background(), &receive.Command{Name: "refs/heads/main", Old: base, New: text}, r, r.Format, func() []refs.Ref { return heads(base) }); err != nil {
 		t.Errorf("within the bounds: %v", err)
 	}
 	if Size(10<<20) != "10M" || Size(1500) != "1500 bytes" || Size(2<<30) != "2G" {
 		t.Errorf("Size: %s %s %s", Size(10<<20), Size(1500), Size(2<<30))
 	}
+}
+
+// heads names ids as branches refs/heads/t0, t1, ...
+func heads(ids ...oid.ID) []refs.Ref {
+	var rs []refs.Ref
+	for i, id := range ids {
+		rs = append(rs, refs.Ref{Name: fmt.Sprintf("refs/heads/t%d", i), ID: id})
+	}
+	return rs
 }

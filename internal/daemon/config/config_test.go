@@ -373,6 +373,10 @@ func TestPushPolicy(t *testing.T) {
 		t.Errorf("push:\n%+v\nwant:\n%+v", *p, want)
 	}
 
+	if !p.NamesGroups() || (&Push{Refs: []RefRule{{Namespace: "refs/tags/", Idents: []string{"alice"}, Except: []string{"7"}}}}).NamesGroups() {
+		t.Error("NamesGroups: groups are named by the first, not by the second")
+	}
+
 	// Resolved for a pusher: the rules naming others are left out,
 	// exemptions applied.
 	alice := Identity{User: "alice", UID: 1000, Groups: []string{"developers"}}

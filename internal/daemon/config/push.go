@@ -63,20 +63,24 @@ func (p *Push) For(id Identity) policy.Push {
 	return r
 }
 
-// NamesIdentities reports whether some rule of p applies to some users
-// only: then a pusher's groups must be known.
-func (p *Push) NamesIdentities() bool {
+// NamesGroups reports whether some rule of p names a group: then a
+// pusher's groups must be known.
+func (p *Push) NamesGroups() bool {
+	lists := [][]string{p.BlobExempt, p.BinaryExempt}
 	for _, r := range p.Refs {
-		if len(r.Idents) > 0 || len(r.Except) > 0 {
-			return true
-		}
+		lists = append(lists, r.Idents, r.Except)
 	}
 	for _, m := range p.Merges {
-		if len(m.Exempt) > 0 {
-			return true
+		lists = append(lists, m.Exempt)
+	}
+	for _, l := range lists {
+		for _, ident := range l {
+			if strings.HasPrefix(ident, ":") {
+				return true
+			}
 		}
 	}
-	return len(p.BlobExempt) > 0 || len(p.BinaryExempt) > 0
+	return false
 }
 
 // maxIdents bounds the identities of one line.

@@ -381,7 +381,7 @@ type AuthRequest struct {
 	Repo     string // MaxRepoName, for the log
 	Rules    []Rule // MaxRules
 	// Groups asks for the user's groups in the answer: the push
-	// policy has rules naming users or groups.
+	// policy has rules naming groups.
 	Groups bool
 }
 

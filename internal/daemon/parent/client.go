@@ -163,7 +163,7 @@ func (d *daemon) start(c *client) {
 	}
 	c.auth, c.state = auth, stateAuth
 	req := &ipc.AuthRequest{UID: c.connect.UID, GID: c.connect.GID, Repo: c.repoCfg.Name,
-		Groups: c.write && c.repoCfg.Push.NamesIdentities()}
+		Groups: c.write && c.repoCfg.Push.NamesGroups()}
 	for _, r := range c.repoCfg.Rules {
 		req.Rules = append(req.Rules, ipc.Rule{Deny: r.Deny, Write: r.Write, Ident: r.Ident})
 	}

@@ -43,12 +43,13 @@ func Main(ctx context.Context, log *slog.Logger, start *ipc.Start, session *msg.
 	timeout := time.Duration(start.Timeout) * time.Second
 	limits := wire.Limits{RequestTimeout: timeout, MaxPackSize: int64(start.MaxPackSize), MaxObjects: uint32(start.MaxObjects)}
 	res, err := receive.IndexPack(ctx, wire.DeadlineReader(in, timeout), start.Quarantine, receive.PackOptions{
-		Format:   r.Format,
-		Bases:    r,
-		Limits:   limits.WithDefaults(),
-		Progress: progress,
-		MinFree:  int64(start.MinFree),
-		Visible:  visible(r, start.Hidden),
+		Format:     r.Format,
+		Bases:      r,
+		Limits:     limits.WithDefaults(),
+		Progress:   progress,
+		MinFree:    int64(start.MinFree),
+		Visible:    visible(r, start.Hidden),
+		ObjectsDir: r.ObjectsDir(),
 	})
 	if err != nil {
 		log.Warn("pack refused", "err", err)

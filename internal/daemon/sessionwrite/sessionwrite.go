@@ -48,13 +48,13 @@ func Main(ctx context.Context, log *slog.Logger, s *Session) error {
 		TagNamespaces:    s.Start.TagNamespaces,
 	}
 	push := &s.Start.Push
-	// The references before the push, read once: what they reach is
-	// not checked again as added content.
-	var before []oid.ID
+	// The references before the push, read once, for the content
+	// rules.
+	var before []refs.Ref
 	listed := false
-	tips := func() []oid.ID {
+	refsBefore := func() []refs.Ref {
 		if !listed {
-			before, listed = tipsBefore(s.Repo, nil), true
+			before, listed = listRefs(s.Repo), true
 		}
 		return before
 	}
@@ -75,7 +75,7 @@ func Main(ctx context.Context, log *slog.Logger, s *Session) error {
 			if err := push.CheckRef(cmd); err != nil {
 				return err
 			}
-			return push.CheckContent(ctx, cmd, objects, s.Repo.Format, tips)
+			return push.CheckContent(ctx, cmd, objects, s.Repo.Format, refsBefore)
 		},
 		ReceivePack: func(ctx context.Context, progress func(string, uint32, uint32)) (string, *indexer.Result, error) {
 			res, err := receivePack(s.RepoWrite, s.Start.Quarantine, s.In, progress)
@@ -158,13 +158,24 @@ func tipsBefore(r *repo.Repo, updated []receive.Command) []oid.ID {
 			tips = append(tips, c.Old)
 		}
 	}
-	r.Refs.List("refs/", func(ref refs.Ref) error {
-		if !moved[ref.Name] && ref.Target == "" {
+	for _, ref := range listRefs(r) {
+		if !moved[ref.Name] {
 			tips = append(tips, ref.ID)
+		}
+	}
+	return tips
+}
+
+// listRefs lists the repository's references that hold ids.
+func listRefs(r *repo.Repo) []refs.Ref {
+	var rs []refs.Ref
+	r.Refs.List("refs/", func(ref refs.Ref) error {
+		if ref.Target == "" {
+			rs = append(rs, ref)
 		}
 		return nil
 	})
-	return tips
+	return rs
 }
 
 // receivePack has repo_write read the pack from the client's input

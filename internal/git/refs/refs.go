@@ -262,9 +262,10 @@ func (s *Store) resolve(name string, snap *packed) (Ref, error) {
 
 // ChainAny reports whether pred holds for r's name or for any name its
 // chain of symbolic references passes through, down to the reference
-// that holds an id. A chain that cannot be followed (a loop, a missing
-// or unreadable target) counts as holding: callers use it to keep
-// references out of sight, and err on that side.
+// that holds an id or to a target that does not exist (an unborn
+// branch). A chain that cannot be followed (a loop, an unreadable
+// target) counts as holding: callers use it to keep references out of
+// sight, and err on that side.
 func (s *Store) ChainAny(r Ref, pred func(name string) bool) bool {
 	if pred(r.Name) {
 		return true
@@ -274,6 +275,9 @@ func (s *Store) ChainAny(r Ref, pred func(name string) bool) bool {
 			return true
 		}
 		next, err := s.Read(r.Target)
+		if errors.Is(err, ErrNotFound) {
+			return false
+		}
 		if err != nil {
 			return true
 		}

@@ -409,11 +409,12 @@ func TestChainAny(t *testing.T) {
 	r.gitT(t, "update-ref", "refs/internal/x", "HEAD")
 	r.gitT(t, "symbolic-ref", "refs/heads/hb", "refs/internal/x")
 	r.gitT(t, "symbolic-ref", "refs/heads/ha", "refs/heads/hb")
-	r.gitT(t, "symbolic-ref", "refs/heads/dangling", "refs/heads/nothing")
+	r.gitT(t, "symbolic-ref", "refs/heads/dangling", "refs/heads/nothing") // unborn
+	r.gitT(t, "symbolic-ref", "refs/heads/unborn-hidden", "refs/internal/nothing")
 	hidden := func(name string) bool { return strings.HasPrefix(name, "refs/internal/") }
 	for name, want := range map[string]bool{
-		"refs/internal/x": true, "refs/heads/hb": true, "refs/heads/ha": true, "refs/heads/dangling": true,
-		"refs/heads/main": false, "HEAD": false,
+		"refs/internal/x": true, "refs/heads/hb": true, "refs/heads/ha": true, "refs/heads/dangling": false,
+		"refs/heads/main": false, "HEAD": false, "refs/heads/unborn-hidden": true,
 	} {
 		ref, err := s.Read(name)
 		if err != nil {

@@ -9,59 +9,85 @@ import (
 	"gotd/internal/git/oid"
 )
 
-// errAllFound stops Reachable's walk.
+// errAllFound stops Reachable's object walk.
 var errAllFound = errors.New("walk: all found")
 
 // Reachable returns which of ids the objects reachable from tips
-// include. It is one walk, which stops as soon as every id is found;
-// it lists commits only when every id is a commit (by the Store's
-// StatObject, when it has one). The cost of an id that is not
-// reachable is a walk of all that tips reach.
+// include. Ids the Store lacks are not, at no cost. Commits are decided
+// by one limited walk from them that stops where their history meets
+// the tips' (as `git rev-list <ids> --not <tips>`): its cost is that of
+// the commits between, not of the whole history. Other objects take
+// one walk of what tips reach, stopped as soon as all are found: an
+// object they do not reach costs a walk of all of it.
 func (w *Walker) Reachable(ctx context.Context, tips, ids []oid.ID) (map[oid.ID]bool, error) {
 	found := make(map[oid.ID]bool, len(ids))
-	pending := make(map[oid.ID]bool, len(ids))
-	for _, id := range ids {
-		pending[id] = true
-	}
+	isTip := make(map[oid.ID]bool, len(tips))
 	for _, t := range tips {
-		if pending[t] {
-			delete(pending, t)
-			found[t] = true
-		}
+		isTip[t] = true
 	}
-	if len(pending) == 0 {
-		return found, nil
-	}
-	commitsOnly := true
-	st, ok := w.Store.(statObjecter)
-	for id := range pending {
-		if !ok {
-			commitsOnly = false
-			break
-		}
-		if t, _, err := st.StatObject(id); err != nil || t != object.Commit {
-			commitsOnly = false
-		}
-	}
-	mark := func(id oid.ID) error {
-		if pending[id] {
-			delete(pending, id)
+	has, _ := w.Store.(hasObjecter)
+	st, _ := w.Store.(statObjecter)
+	var commits []oid.ID
+	others := map[oid.ID]bool{}
+	for _, id := range ids {
+		switch {
+		case found[id] || others[id]:
+		case isTip[id]:
 			found[id] = true
-			if len(pending) == 0 {
-				return errAllFound
+		case has != nil && !has.HasObject(id):
+		default:
+			var t object.Type
+			var err error
+			if st != nil {
+				t, _, err = st.StatObject(id)
+			} else {
+				t, _, err = w.Store.ReadObject(id)
+			}
+			switch {
+			case errors.Is(err, object.ErrNotFound):
+			case err != nil:
+				return nil, err
+			case t == object.Commit:
+				if !slices.Contains(commits, id) {
+					commits = append(commits, id)
+				}
+			default:
+				others[id] = true
 			}
 		}
-		return nil
 	}
 	sorted := slices.Clone(tips)
 	slices.SortFunc(sorted, oid.ID.Compare)
 	sorted = slices.Compact(sorted)
-	var err error
-	if commitsOnly {
-		err = w.Commits(ctx, sorted, nil, mark)
-	} else {
-		err = w.Objects(ctx, sorted, nil, func(id oid.ID, _ object.Type, _ []byte) error { return mark(id) })
+	if len(commits) > 0 {
+		// What the walk lists, the tips do not reach.
+		listed := map[oid.ID]bool{}
+		err := w.Commits(ctx, commits, sorted, func(id oid.ID) error {
+			listed[id] = true
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		for _, id := range commits {
+			if !listed[id] {
+				found[id] = true
+			}
+		}
 	}
+	if len(others) == 0 {
+		return found, nil
+	}
+	err := w.Objects(ctx, sorted, nil, func(id oid.ID, _ object.Type, _ []byte) error {
+		if others[id] {
+			delete(others, id)
+			found[id] = true
+			if len(others) == 0 {
+				return errAllFound
+			}
+		}
+		return nil
+	})
 	if err != nil && !errors.Is(err, errAllFound) {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"gotd/internal/git/commitgraph"
 	"gotd/internal/git/object"
 	"gotd/internal/git/oid"
 	"gotd/internal/git/pack"
@@ -232,6 +233,10 @@ func (s *session) checkObjects(store overlay, cmds []Command, tips []oid.ID) err
 		return nil
 	}
 	w := &walk.Walker{Store: store, Format: s.repo.Format}
+	if g, err := commitgraph.Open(s.repo.ObjectsDir(), s.repo.Format); err == nil {
+		w.Graph = g
+		defer g.Close()
+	}
 	// With hidden references, what the pushed values reach must have
 	// come in the pack or be reached by the visible references: the
 	// repository's other objects are not the client's to point at, nor
@@ -239,6 +244,7 @@ func (s *session) checkObjects(store overlay, cmds []Command, tips []oid.ID) err
 	// on.
 	visit := func(oid.ID, object.Type, []byte) error { return nil }
 	var thinBases, notBrought []oid.ID
+	reached := map[oid.ID]bool{}
 	if s.opts.Hidden != nil {
 		brought, bases, err := s.brought(store)
 		if err != nil {
@@ -262,14 +268,23 @@ func (s *session) checkObjects(store overlay, cmds []Command, tips []oid.ID) err
 		if err != nil {
 			return false, fmt.Errorf("receive: connectivity: %w", err)
 		}
-		if len(notBrought) == 0 {
-			return true, nil
-		}
 		// The walk marks only the edges of the visible history as
-		// there: what it listed beyond them may still be in it.
-		reached, err := w.Reachable(s.ctx, tips, notBrought)
-		if err != nil {
-			return false, fmt.Errorf("receive: connectivity: %w", err)
+		// there: what it listed beyond them may still be in it. Each
+		// is decided once, for all the commands.
+		var ask []oid.ID
+		for _, id := range notBrought {
+			if _, known := reached[id]; !known {
+				ask = append(ask, id)
+			}
+		}
+		if len(ask) > 0 {
+			found, err := w.Reachable(s.ctx, tips, ask)
+			if err != nil {
+				return false, fmt.Errorf("receive: connectivity: %w", err)
+			}
+			for _, id := range ask {
+				reached[id] = found[id]
+			}
 		}
 		for _, id := range notBrought {
 			if !reached[id] {

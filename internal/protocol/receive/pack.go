@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"gotd/internal/engine/indexer"
+	"gotd/internal/git/commitgraph"
 	"gotd/internal/git/object"
 	"gotd/internal/git/oid"
 	"gotd/internal/git/refs"
@@ -36,6 +37,9 @@ type PackOptions struct {
 	// reach may complete a thin pack; others count as missing, so that
 	// deltas cannot be built on hidden objects nor tell they exist.
 	Visible func() ([]oid.ID, error)
+	// ObjectsDir, if set, is the repository's objects directory, whose
+	// commit-graph speeds up Visible's walk.
+	ObjectsDir string
 }
 
 // visibleBases gives out as thin-pack bases only the objects the
@@ -45,6 +49,7 @@ type visibleBases struct {
 	ctx     context.Context
 	repo    indexer.BaseSource
 	format  oid.Format
+	graph   *commitgraph.Graph // nil without one
 	visible func() ([]oid.ID, error)
 	ok      map[oid.ID]bool
 }
@@ -54,7 +59,7 @@ func (v *visibleBases) PrepareBases(ids []oid.ID) error {
 	if err != nil {
 		return err
 	}
-	w := &walk.Walker{Store: v.repo, Format: v.format}
+	w := &walk.Walker{Store: v.repo, Format: v.format, Graph: v.graph}
 	reached, err := w.Reachable(v.ctx, tips, ids)
 	if err != nil {
 		return err
@@ -140,7 +145,14 @@ func IndexPack(ctx context.Context, r io.Reader, dir string, o PackOptions) (*in
 	}
 	bases := o.Bases
 	if o.Visible != nil && bases != nil {
-		bases = &visibleBases{ctx: ctx, repo: o.Bases, format: o.Format, visible: o.Visible}
+		vb := &visibleBases{ctx: ctx, repo: o.Bases, format: o.Format, visible: o.Visible}
+		if o.ObjectsDir != "" {
+			if g, err := commitgraph.Open(o.ObjectsDir, o.Format); err == nil {
+				vb.graph = g
+				defer g.Close()
+			}
+		}
+		bases = vb
 	}
 	iopts := indexer.Options{
 		Format:   o.Format,
@@ -232,13 +244,14 @@ func (s *session) receive() (*indexer.Result, error) {
 	}
 	s.quarantine = dir
 	return IndexPack(s.ctx, s.br, dir, PackOptions{
-		Format:   s.repo.Format,
-		Bases:    s.repo,
-		Limits:   s.opts.Limits,
-		Fsck:     s.opts.Fsck,
-		Progress: p.update,
-		MinFree:  s.opts.MinFree,
-		Visible:  s.visibleTips(),
+		Format:     s.repo.Format,
+		Bases:      s.repo,
+		Limits:     s.opts.Limits,
+		Fsck:       s.opts.Fsck,
+		Progress:   p.update,
+		MinFree:    s.opts.MinFree,
+		Visible:    s.visibleTips(),
+		ObjectsDir: s.repo.ObjectsDir(),
 	})
 }
 

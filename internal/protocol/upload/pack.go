@@ -118,7 +118,7 @@ func writePack(ctx context.Context, r *repo.Repo, wk *walk.Walker, req *PackRequ
 	if req.IncludeTag {
 		tagsOf = make(map[oid.ID][]oid.ID)
 		r.Refs.List("refs/tags/", func(ref refs.Ref) error {
-			if req.Hidden != nil && req.Hidden(ref.Name) {
+			if req.Hidden != nil && r.Refs.ChainAny(ref, req.Hidden) {
 				return nil
 			}
 			peeled := ref.Peeled

@@ -2,6 +2,8 @@ package upload
 
 import (
 	"bytes"
+	"fmt"
+	"slices"
 	"strconv"
 
 	"gotd/internal/git/object"
@@ -66,6 +68,9 @@ func (s *session) parseShallowLine(q *request, line []byte) (bool, error) {
 			return true, nil // a commit we do not have cannot bound what we send
 		}
 		if t != object.Commit {
+			if s.opts.Hidden != nil {
+				return true, nil // told apart, it would tell a hidden object exists
+			}
 			return true, wire.Errorf("upload-pack: invalid shallow object %v", id)
 		}
 		q.shallows = append(q.shallows, id)
@@ -108,6 +113,19 @@ func (s *session) parseShallowLine(q *request, line []byte) (bool, error) {
 // shallowList computes the shallow and unshallow lines for q and the
 // boundaries of the object walk.
 func (s *session) shallowList(q *request) (*walk.Shallow, error) {
+	// With hidden references, a shallow commit the visible ones do not
+	// reach is one the client cannot have: it would be unshallowed
+	// (its parents sent) or count as had.
+	if s.opts.Hidden != nil && len(q.shallows) > 0 {
+		if err := s.loadRefs(); err != nil {
+			return nil, fmt.Errorf("upload: list references: %w", err)
+		}
+		reached, err := s.reachable(q.shallows)
+		if err != nil {
+			return nil, err
+		}
+		q.shallows = slices.DeleteFunc(q.shallows, func(id oid.ID) bool { return !reached[id] })
+	}
 	if !q.deepening() {
 		return &walk.Shallow{Boundary: q.shallows}, nil
 	}

@@ -221,38 +221,89 @@ func TestHidden(t *testing.T) {
 	}
 }
 
-// TestHiddenHaves checks that a have the visible references do not
-// reach counts for nothing: the pack is what a client with no haves
-// gets, not one short of what the hidden commit reaches.
+// TestHiddenHaves checks that a have or a shallow commit the visible
+// references do not reach counts for nothing (the pack is what a client
+// without it gets, not one short of or beyond what the hidden commit
+// reaches), and that include-tag sends no tag a symbolic reference in
+// sight names from a hidden one.
 func TestHiddenHaves(t *testing.T) {
 	src, r := openSource(t)
 	git := func(args ...string) string { return strings.TrimSpace(gittest.Git(t, src, args...)) }
 	main := git("rev-parse", "main")
-	// The hidden commit reaches all of main's history.
-	hidden := git("commit-tree", git("rev-parse", "main^{tree}"), "-p", main, "-m", "hidden")
-	git("update-ref", "refs/internal/x", hidden)
-	fetch := func(hide bool, haves ...string) int {
+	// The hidden commits reach all of main's history, and a file of
+	// their own.
+	secret := strings.TrimSpace(gittest.GitInput(t, src, []byte("secret\n"), "hash-object", "-w", "--stdin"))
+	h1 := git("commit-tree", strings.TrimSpace(gittest.GitInput(t, src, []byte("100644 blob "+secret+"\ts\n"), "mktree")), "-p", main, "-m", "h1")
+	h2 := git("commit-tree", git("rev-parse", "main^{tree}"), "-p", h1, "-m", "h2")
+	git("update-ref", "refs/internal/x", h2)
+	fetch := func(hide bool, lines ...string) int {
 		t.Helper()
-		in := []string{"want " + main + " ofs-delta thin-pack\n", "0000"}
-		for _, h := range haves {
-			in = append(in, "have "+h+"\n")
+		in := []string{"want " + main + " ofs-delta thin-pack include-tag shallow\n"}
+		var haves []string
+		for _, l := range lines {
+			if strings.HasPrefix(l, "have ") {
+				haves = append(haves, l)
+			} else {
+				in = append(in, l)
+			}
 		}
+		in = append(append(append(in, "0000"), haves...), "done\n")
 		opts := Options{Repo: r, Version: 0}
 		if hide {
 			opts.Hidden = func(name string) bool { return strings.HasPrefix(name, "refs/internal/") }
 		}
 		var out bytes.Buffer
-		res, err := Serve(context.Background(), strings.NewReader(pkt(append(in, "done\n")...)), &out, opts)
+		res, err := Serve(context.Background(), strings.NewReader(pkt(in...)), &out, opts)
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("%v\n%q", err, out.String())
 		}
 		return res.Objects
 	}
 	all := fetch(true)
-	if got := fetch(true, hidden); got != all {
+	if got := fetch(true, "have "+h2+"\n"); got != all {
 		t.Errorf("with a hidden have: %d objects sent, want %d (as with none)", got, all)
 	}
-	if got := fetch(false, hidden); got != 0 {
+	if got := fetch(false, "have "+h2+"\n"); got != 0 {
 		t.Errorf("without hidden references the have counts: %d objects sent, want 0", got)
+	}
+	deep := fetch(true, "deepen 2147483647\n")
+	if got := fetch(true, "shallow "+h2+"\n", "deepen 2147483647\n"); got != deep {
+		t.Errorf("with a hidden shallow commit: %d objects sent, want %d (as with none)", got, deep)
+	}
+	if got := fetch(false, "shallow "+h2+"\n", "deepen 2147483647\n"); got == deep {
+		t.Errorf("without hidden references the shallow commit counts not: %d objects", got)
+	}
+	// An annotated tag of main under a hidden name, and a symbolic
+	// reference to it among the tags.
+	tag := strings.TrimSpace(gittest.GitInput(t, src, []byte("object "+main+"\ntype commit\ntag t\ntagger T <t@example.com> 1 +0000\n\nhidden\n"),
+		"hash-object", "-t", "tag", "-w", "--stdin"))
+	git("update-ref", "refs/internal/t", tag)
+	git("symbolic-ref", "refs/tags/alias", "refs/internal/t")
+	if got := fetch(true); got != all {
+		t.Errorf("include-tag: %d objects sent, want %d (no hidden tag)", got, all)
+	}
+	if got := fetch(false); got != all+1 {
+		t.Errorf("include-tag without hidden references: %d objects sent, want %d", got, all+1)
+	}
+}
+
+// TestHiddenUnbornHead checks that hiding a namespace does not hide an
+// unborn HEAD: a clone of an empty repository learns its branch.
+func TestHiddenUnbornHead(t *testing.T) {
+	dir := gittest.InitBare(t, "sha1")
+	gittest.Git(t, dir, "symbolic-ref", "HEAD", "refs/heads/trunk")
+	r, err := repo.Open(dir, repo.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var out bytes.Buffer
+	hide := func(name string) bool { return strings.HasPrefix(name, "refs/internal/") }
+	if _, err := Serve(context.Background(), strings.NewReader(pkt("command=ls-refs\n", "0001", "unborn\n", "symrefs\n", "0000")), &out,
+		Options{Repo: r, Version: 2, Hidden: hide}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "unborn HEAD symref-target:refs/heads/trunk\n") {
+		t.Errorf("ls-refs: %q", out.String())
 	}
 }
