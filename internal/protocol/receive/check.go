@@ -57,7 +57,7 @@ type current struct {
 	values    map[string]oid.ID // by name; symbolic references are absent
 	symbolic  map[string]bool
 	head      string // HEAD's target, "" if HEAD is not symbolic
-	hadBranch bool   // some reference under refs/heads/ exists
+	hadBranch bool   // some visible reference under refs/heads/ exists
 }
 
 // readCurrent lists the references; tips are those of the ones hidden
@@ -73,7 +73,7 @@ func readCurrent(rs *refs.Store, hidden func(refs.Ref) bool) (*current, error) {
 		} else {
 			cur.values[r.Name] = r.ID
 		}
-		if strings.HasPrefix(r.Name, "refs/heads/") {
+		if strings.HasPrefix(r.Name, "refs/heads/") && !hidden(r) {
 			cur.hadBranch = true
 		}
 		return nil
@@ -206,6 +206,10 @@ func (s *session) brought(store overlay) (func(oid.ID) bool, []oid.ID, error) {
 func (s *session) checkObjects(store overlay, cmds []Command, tips []oid.ID) error {
 	var wants []oid.ID
 	seen := map[oid.ID]bool{}
+	// With hidden references, a branch at an object that is not a
+	// commit is told so only once the object is known visible: said
+	// at once, it would tell the type of a hidden object.
+	var notCommit []int
 	for i := range cmds {
 		c := &cmds[i]
 		if c.Status != "" || c.IsDelete() {
@@ -221,8 +225,11 @@ func (s *session) checkObjects(store overlay, cmds []Command, tips []oid.ID) err
 			return fmt.Errorf("receive: read %v for %s: %w", c.New, c.Name, err)
 		case t != object.Commit && strings.HasPrefix(c.Name, "refs/heads/"):
 			s.log.Warn("branch would not point at a commit", "ref", c.Name, "new", c.New, "type", t)
-			c.Status = ngNotCommit
-			continue
+			if s.opts.Hidden == nil {
+				c.Status = ngNotCommit
+				continue
+			}
+			notCommit = append(notCommit, i)
 		}
 		if !seen[c.New] {
 			seen[c.New] = true
@@ -298,24 +305,31 @@ func (s *session) checkObjects(store overlay, cmds []Command, tips []oid.ID) err
 	// which (C Git's iterate_receive_command_list, then
 	// set_connectivity_errors).
 	ok, err := connected(wants)
-	if ok || err != nil {
+	if err != nil {
 		return err
 	}
-	verdict := map[oid.ID]bool{}
-	for i := range cmds {
-		c := &cmds[i]
-		if c.Status != "" || c.IsDelete() {
-			continue
-		}
-		ok, known := verdict[c.New]
-		if !known {
-			if ok, err = connected([]oid.ID{c.New}); err != nil {
-				return err
+	if !ok {
+		verdict := map[oid.ID]bool{}
+		for i := range cmds {
+			c := &cmds[i]
+			if c.Status != "" || c.IsDelete() {
+				continue
 			}
-			verdict[c.New] = ok
+			ok, known := verdict[c.New]
+			if !known {
+				if ok, err = connected([]oid.ID{c.New}); err != nil {
+					return err
+				}
+				verdict[c.New] = ok
+			}
+			if !ok {
+				c.Status = ngMissing
+			}
 		}
-		if !ok {
-			c.Status = ngMissing
+	}
+	for _, i := range notCommit {
+		if cmds[i].Status == "" {
+			cmds[i].Status = ngNotCommit
 		}
 	}
 	return nil

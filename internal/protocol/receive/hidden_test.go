@@ -72,6 +72,9 @@ func TestHiddenHistory(t *testing.T) {
 			reportPkt("pack has a delta against an object the repository lacks", "ng refs/heads/x unpacker error"), reportPkt("ok", "ok refs/heads/x")},
 		{"a commit on visible history", pkt(cmd(visible, revert, "refs/heads/main", "report-status"), "0000") + revertPack,
 			reportPkt("ok", "ok refs/heads/main"), reportPkt("ok", "ok refs/heads/main")},
+		// Its type is not told either.
+		{"a branch at a hidden blob", pkt(cmd(zero, base, "refs/heads/x", "report-status"), "0000") + emptyPack,
+			reportPkt("ok", "ng refs/heads/x missing necessary objects"), reportPkt("ok", "ng refs/heads/x branch must point at a commit")},
 		{"an update of a hidden reference", pkt(cmd(hidden, visible, "refs/internal/h", "report-status"), "0000") + emptyPack,
 			reportPkt("ok", "ng refs/internal/h deny updating a hidden ref"), reportPkt("ok", "ok refs/internal/h")},
 	} {

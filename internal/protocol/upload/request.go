@@ -63,6 +63,9 @@ func (s *session) parseShallowLine(q *request, line []byte) (bool, error) {
 		if err != nil {
 			return true, err
 		}
+		if wire.Exceeds(len(q.shallows), s.opts.Limits.MaxWants) {
+			return true, wire.Errorf("upload-pack: too many shallow lines (limit %d)", s.opts.Limits.MaxWants)
+		}
 		t, _, err := s.repo.StatObject(id)
 		if err != nil {
 			return true, nil // a commit we do not have cannot bound what we send
