@@ -2,8 +2,6 @@ package upload
 
 import (
 	"bytes"
-	"fmt"
-	"slices"
 	"strconv"
 
 	"gotd/internal/git/object"
@@ -120,14 +118,11 @@ func (s *session) shallowList(q *request) (*walk.Shallow, error) {
 	// reach is one the client cannot have: it would be unshallowed
 	// (its parents sent) or count as had.
 	if s.opts.Hidden != nil && len(q.shallows) > 0 {
-		if err := s.loadRefs(); err != nil {
-			return nil, fmt.Errorf("upload: list references: %w", err)
-		}
-		reached, err := s.reachable(q.shallows)
+		shallows, err := s.visibleOnly(q.shallows)
 		if err != nil {
 			return nil, err
 		}
-		q.shallows = slices.DeleteFunc(q.shallows, func(id oid.ID) bool { return !reached[id] })
+		q.shallows = shallows
 	}
 	if !q.deepening() {
 		return &walk.Shallow{Boundary: q.shallows}, nil

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"gotd/internal/git/oid"
@@ -193,6 +194,9 @@ func (s *session) checkWants(ids []oid.ID, v2 bool) error {
 // reachable returns which of ids the advertised references reach, in
 // one walk.
 func (s *session) reachable(ids []oid.ID) (map[oid.ID]bool, error) {
+	if err := s.loadRefs(); err != nil {
+		return nil, fmt.Errorf("upload: list references: %w", err)
+	}
 	tips := make([]oid.ID, 0, len(s.tips))
 	for t := range s.tips {
 		tips = append(tips, t)
@@ -202,6 +206,16 @@ func (s *session) reachable(ids []oid.ID) (map[oid.ID]bool, error) {
 		return nil, fmt.Errorf("upload: reachability of wants: %w", err)
 	}
 	return reached, nil
+}
+
+// visibleOnly returns ids without those the advertised references do
+// not reach.
+func (s *session) visibleOnly(ids []oid.ID) ([]oid.ID, error) {
+	reached, err := s.reachable(ids)
+	if err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(slices.Clone(ids), func(id oid.ID) bool { return !reached[id] }), nil
 }
 
 // resolveDeepenNot turns a deepen-not argument, a reference name in the

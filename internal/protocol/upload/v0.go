@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 
 	"gotd/internal/git/oid"
@@ -322,14 +321,11 @@ func (s *session) sendPack(pr *PackRequest, f Framing) error {
 	// neither left out because of it nor a delta base, whose
 	// instructions would tell what it holds.
 	if s.opts.Hidden != nil && len(pr.Common) > 0 {
-		if err := s.loadRefs(); err != nil {
-			return fmt.Errorf("upload: list references: %w", err)
-		}
-		reached, err := s.reachable(pr.Common)
+		common, err := s.visibleOnly(pr.Common)
 		if err != nil {
 			return err
 		}
-		pr.Common = slices.DeleteFunc(slices.Clone(pr.Common), func(id oid.ID) bool { return !reached[id] })
+		pr.Common = common
 	}
 	var n int
 	var err error

@@ -257,17 +257,7 @@ func (s *session) objectInfo(args []string) error {
 	// only, as if the rest were missing.
 	told := func(oid.ID) bool { return true }
 	if s.opts.Hidden != nil && len(ids) > 0 {
-		if err := s.loadRefs(); err != nil {
-			return fmt.Errorf("upload: list references: %w", err)
-		}
-		// One walk for all (an unknown id is told nothing anyway).
-		var known []oid.ID
-		for _, id := range ids {
-			if s.repo.HasObject(id) {
-				known = append(known, id)
-			}
-		}
-		reached, err := s.reachable(known)
+		reached, err := s.reachable(ids) // one walk for all
 		if err != nil {
 			return err
 		}
