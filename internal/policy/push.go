@@ -41,11 +41,6 @@ type RefRule struct {
 	Namespace string
 }
 
-// IsZero reports whether p checks nothing.
-func (p *Push) IsZero() bool {
-	return len(p.Refs) == 0 && p.MaxBlobSize == 0 && !p.DenyBinary && len(p.NoMerges) == 0
-}
-
 // within reports whether name is ns or in it.
 func within(name, ns string) bool {
 	return name == ns || strings.HasSuffix(ns, "/") && strings.HasPrefix(name, ns)

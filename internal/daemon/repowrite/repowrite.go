@@ -14,7 +14,6 @@ import (
 
 	"gotd/internal/daemon/ipc"
 	"gotd/internal/daemon/msg"
-	"gotd/internal/git/oid"
 	"gotd/internal/git/repo"
 	"gotd/internal/policy"
 	"gotd/internal/protocol/receive"
@@ -48,7 +47,7 @@ func Main(ctx context.Context, log *slog.Logger, start *ipc.Start, session *msg.
 		Limits:     limits.WithDefaults(),
 		Progress:   progress,
 		MinFree:    int64(start.MinFree),
-		Visible:    visible(r, start.Hidden),
+		Visible:    receive.Visible(r.Refs, policy.Hidden(start.Hidden).Func()),
 		ObjectsDir: r.ObjectsDir(),
 	})
 	if err != nil {
@@ -63,14 +62,4 @@ func Main(ctx context.Context, log *slog.Logger, start *ipc.Start, session *msg.
 		return fmt.Errorf("repo_write: %w", err)
 	}
 	return nil
-}
-
-// visible is PackOptions.Visible for a repository with the hidden
-// namespaces hidden: nil without any.
-func visible(r *repo.Repo, hidden []string) func() ([]oid.ID, error) {
-	h := policy.Hidden(hidden).Func()
-	if h == nil {
-		return nil
-	}
-	return func() ([]oid.ID, error) { return receive.VisibleTips(r.Refs, h) }
 }

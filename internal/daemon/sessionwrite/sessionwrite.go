@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"gotd/internal/daemon/config"
@@ -50,14 +51,7 @@ func Main(ctx context.Context, log *slog.Logger, s *Session) error {
 	push := &s.Start.Push
 	// The references before the push, read once, for the content
 	// rules.
-	var before []refs.Ref
-	listed := false
-	refsBefore := func() []refs.Ref {
-		if !listed {
-			before, listed = listRefs(s.Repo), true
-		}
-		return before
-	}
+	refsBefore := sync.OnceValue(func() []refs.Ref { return listRefs(s.Repo) })
 	opts := receive.Options{
 		Repo:    s.Repo,
 		Version: wire.ParseVersion(s.Start.Protocol),
@@ -118,17 +112,17 @@ func sendNotes(ctx context.Context, log *slog.Logger, s *Session, updated []rece
 	ctx, cancel := context.WithTimeout(ctx, noteTime)
 	defer cancel()
 	origin := pushnote.Origin{Repo: s.Start.Repo, User: s.Start.User}
-	var others []oid.ID
-	othersListed := false
+	others := sync.OnceValue(func() []oid.ID { return tipsBefore(s.Repo, updated) })
 	for _, c := range updated {
 		if !want.Wants(c.Name) {
 			continue
 		}
-		if c.Old.IsNull() && !othersListed {
-			others, othersListed = tipsBefore(s.Repo, updated), true
+		var tips []oid.ID // for a created reference only
+		if c.Old.IsNull() {
+			tips = others()
 		}
 		u := pushnote.Update{Name: c.Name, Old: c.Old, New: c.New}
-		doc, err := pushnote.Build(ctx, s.Repo, s.Repo.Format, origin, u, others, pushnote.DefaultLimits)
+		doc, err := pushnote.Build(ctx, s.Repo, s.Repo.Format, origin, u, tips, pushnote.DefaultLimits)
 		if err != nil {
 			// The reference is still told, without what could not be
 			// read.

@@ -98,12 +98,8 @@ func (w *Walker) Reachable(ctx context.Context, tips, ids []oid.ID) (map[oid.ID]
 				pending[id] = true
 			}
 			err := w.Commits(ctx, sorted, nil, func(id oid.ID) error {
-				if pending[id] {
-					delete(pending, id)
-					found[id] = true
-					if len(pending) == 0 {
-						return errAllFound
-					}
+				if settle(pending, found, id) {
+					return errAllFound
 				}
 				return nil
 			})
@@ -124,12 +120,8 @@ func (w *Walker) Reachable(ctx context.Context, tips, ids []oid.ID) (map[oid.ID]
 		return found, nil
 	}
 	err := w.Objects(ctx, sorted, nil, func(id oid.ID, _ object.Type, _ []byte) error {
-		if others[id] {
-			delete(others, id)
-			found[id] = true
-			if len(others) == 0 {
-				return errAllFound
-			}
+		if settle(others, found, id) {
+			return errAllFound
 		}
 		return nil
 	})
@@ -139,6 +131,16 @@ func (w *Walker) Reachable(ctx context.Context, tips, ids []oid.ID) (map[oid.ID]
 	return found, nil
 }
 
+// settle moves id from pending to found if it is pending, and reports
+// whether nothing is pending any more.
+func settle(pending, found map[oid.ID]bool, id oid.ID) bool {
+	if pending[id] {
+		delete(pending, id)
+		found[id] = true
+	}
+	return len(pending) == 0
+}
+
 // tipTreeBudget bounds the trees searchTipTrees reads.
 const tipTreeBudget = 50000
 
@@ -146,13 +148,7 @@ const tipTreeBudget = 50000
 // or that their root trees (through tags and commits) hold, reading at
 // most tipTreeBudget trees.
 func (w *Walker) searchTipTrees(ctx context.Context, tips []oid.ID, pending, found map[oid.ID]bool) error {
-	hit := func(id oid.ID) bool {
-		if pending[id] {
-			delete(pending, id)
-			found[id] = true
-		}
-		return len(pending) == 0
-	}
+	hit := func(id oid.ID) bool { return settle(pending, found, id) }
 	var stack []oid.ID
 	for _, id := range tips {
 		for depth := 0; depth <= maxTagDepth; depth++ {

@@ -65,7 +65,8 @@ type current struct {
 func readCurrent(rs *refs.Store, hidden func(refs.Ref) bool) (*current, error) {
 	cur := &current{values: map[string]oid.ID{}, symbolic: map[string]bool{}}
 	err := rs.List("refs/", func(r refs.Ref) error {
-		if !hidden(r) {
+		visible := !hidden(r)
+		if visible {
 			cur.tips = append(cur.tips, r.ID)
 		}
 		if r.Target != "" {
@@ -73,7 +74,7 @@ func readCurrent(rs *refs.Store, hidden func(refs.Ref) bool) (*current, error) {
 		} else {
 			cur.values[r.Name] = r.ID
 		}
-		if strings.HasPrefix(r.Name, "refs/heads/") && !hidden(r) {
+		if visible && strings.HasPrefix(r.Name, "refs/heads/") {
 			cur.hadBranch = true
 		}
 		return nil

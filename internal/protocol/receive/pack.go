@@ -80,9 +80,18 @@ func (v *visibleBases) ReadObject(id oid.ID) (object.Type, []byte, error) {
 	return v.repo.ReadObject(id)
 }
 
-// VisibleTips lists the ids of the references of rs that hidden does
+// Visible returns PackOptions.Visible for rs with hidden hiding
+// references, nil when hidden is.
+func Visible(rs *refs.Store, hidden func(string) bool) func() ([]oid.ID, error) {
+	if hidden == nil {
+		return nil
+	}
+	return func() ([]oid.ID, error) { return visibleTips(rs, hidden) }
+}
+
+// visibleTips lists the ids of the references of rs that hidden does
 // not hide, by name or along a chain of symbolic references.
-func VisibleTips(rs *refs.Store, hidden func(string) bool) ([]oid.ID, error) {
+func visibleTips(rs *refs.Store, hidden func(string) bool) ([]oid.ID, error) {
 	var tips []oid.ID
 	err := rs.List("refs/", func(r refs.Ref) error {
 		if !rs.ChainAny(r, hidden) {
@@ -220,15 +229,6 @@ func packError(err error, l wire.Limits) error {
 	return wire.Wrap("pack is invalid", err)
 }
 
-// visibleTips is PackOptions.Visible for the session's repository: nil
-// without hidden references.
-func (s *session) visibleTips() func() ([]oid.ID, error) {
-	if s.opts.Hidden == nil {
-		return nil
-	}
-	return func() ([]oid.ID, error) { return VisibleTips(s.repo.Refs, s.opts.Hidden) }
-}
-
 // receive creates the quarantine directory and receives the pack into
 // it, with progress on the side-band unless the client asked for quiet.
 func (s *session) receive() (*indexer.Result, error) {
@@ -250,7 +250,7 @@ func (s *session) receive() (*indexer.Result, error) {
 		Fsck:       s.opts.Fsck,
 		Progress:   p.update,
 		MinFree:    s.opts.MinFree,
-		Visible:    s.visibleTips(),
+		Visible:    Visible(s.repo.Refs, s.opts.Hidden),
 		ObjectsDir: s.repo.ObjectsDir(),
 	})
 }
