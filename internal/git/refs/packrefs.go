@@ -26,10 +26,10 @@ import (
 // packed; one that changed meanwhile, or whose lock is held, is left
 // loose (it overrides the packed value, so nothing is lost).
 func (s *Store) PackRefs(peel func(oid.ID) (oid.ID, bool)) error {
-	l, err := lock(s.gitDir, filepath.Join(s.gitDir, "packed-refs"), packedLockTimeout)
+	l, err := s.lock(filepath.Join(s.gitDir, "packed-refs"), packedLockTimeout, nil)
 	if err != nil {
 		if errors.Is(err, errLockHeld) {
-			return fmt.Errorf("%w: cannot lock packed-refs: %v", ErrConflict, err)
+			return fmt.Errorf("%w: %w: cannot lock packed-refs", ErrConflict, ErrLocked)
 		}
 		return fmt.Errorf("refs: lock packed-refs: %w", err)
 	}
@@ -113,7 +113,7 @@ func (s *Store) PackRefs(peel func(oid.ID) (oid.ID, bool)) error {
 	}
 
 	for _, p := range prune {
-		rl, err := lock(s.gitDir, s.path(p.name), refLockTimeout)
+		rl, err := s.lock(s.path(p.name), refLockTimeout, []byte{})
 		if err != nil {
 			continue // busy: leave it loose
 		}

@@ -37,6 +37,10 @@ var (
 	// an old value that does not match, a lock held by another writer,
 	// or a directory/file conflict with another reference.
 	ErrConflict = errors.New("refs: reference update conflict")
+	// ErrLocked is wrapped, with ErrConflict, by Update and
+	// SetSymbolic errors for a lock file that another writer held
+	// until the wait for it ended.
+	ErrLocked = errors.New("refs: reference is locked by another update")
 	// ErrBroken is wrapped by errors for a reference file whose contents
 	// are not a reference.
 	ErrBroken = errors.New("refs: broken reference")
@@ -70,8 +74,9 @@ type Ref struct {
 
 // Store gives access to the references of one repository.
 type Store struct {
-	gitDir string
-	format oid.Format
+	gitDir  string
+	format  oid.Format
+	journal *Journal // records the locks taken, nil for none
 }
 
 // New returns a Store for the repository directory gitDir (the directory

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -487,5 +488,54 @@ func TestPackRefs(t *testing.T) {
 				t.Errorf("peeled after PackRefs(nil): %q; want %q", peeled, gitPeeled(t, r.dir))
 			}
 		})
+	}
+}
+
+// TestUpdateManyFewDescriptors: a transaction holds a lock per
+// reference but no descriptor for any once its value is written (issue
+// 19: an atomic push of 20,000 references failed with "too many open
+// files"). The descriptor limit is lowered far below the count.
+func TestUpdateManyFewDescriptors(t *testing.T) {
+	const n = 300
+	r := newTestRepo(t, oid.SHA1)
+	main := r.cur(t, "refs/heads/main")
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	low := lim
+	low.Cur = 64
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &low); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+	for _, journal := range []bool{false, true} {
+		s, prefix := r.s, "refs/heads/plain/"
+		if journal {
+			j, err := OpenJournal(r.dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer j.Close()
+			s, prefix = r.s.WithJournal(j), "refs/heads/journal/"
+		}
+		ups := make([]Update, n)
+		for i := range ups {
+			ups[i] = Update{Name: fmt.Sprintf("%sr%05d", prefix, i), Old: oid.Zero(oid.SHA1), New: main}
+		}
+		if err := s.Update(ups); err != nil {
+			t.Fatalf("journal %v: Update of %d references: %v", journal, n, err)
+		}
+		// And all deleted again, in one transaction with packed-refs.
+		r.gitT(t, "pack-refs", "--all")
+		for i := range ups {
+			ups[i].Old, ups[i].New = main, oid.Zero(oid.SHA1)
+		}
+		if err := s.Update(ups); err != nil {
+			t.Fatalf("journal %v: deletion of %d references: %v", journal, n, err)
+		}
+	}
+	if l := locks(t, r.dir); len(l) > 0 {
+		t.Errorf("lock files left: %q", l[:min(len(l), 5)])
 	}
 }
