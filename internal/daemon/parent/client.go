@@ -47,6 +47,7 @@ type client struct {
 
 	auth, session, repo *child
 	quarantine          string
+	quarantineHold      *os.File // tells gotd's next start the quarantine is in use
 	// repoEnd is the repo process's end of its channel to the session
 	// and repoStart its Start message, kept until a fetch's session
 	// asks for it (RepoWanted).
@@ -251,11 +252,11 @@ func (d *daemon) startSession(c *client) error {
 		start.MaxPackSize, start.MaxObjects, start.MinFree = uint64(push.MaxPackSize), uint64(push.MaxObjects), uint64(push.MinFree)
 	}
 	if c.write && !advertise {
-		q, err := receive.NewQuarantine(filepath.Join(c.repoCfg.Path, "objects"))
+		q, hold, err := receive.NewQuarantine(filepath.Join(c.repoCfg.Path, "objects"))
 		if err != nil {
 			return fmt.Errorf("parent: quarantine: %w", err)
 		}
-		c.quarantine, start.Quarantine = q, q
+		c.quarantine, c.quarantineHold, start.Quarantine = q, hold, q
 	}
 	sp, rp, err := msg.Pair()
 	if err != nil {
@@ -393,6 +394,7 @@ func (d *daemon) maybeDone(c *client) {
 		if err := os.RemoveAll(c.quarantine); err != nil {
 			d.log.Error("cannot remove a quarantine directory", "client", c.id, "err", err)
 		}
+		c.quarantineHold.Close()
 	}
 	delete(d.clients, c.id)
 	if c.connect.Via == ipc.ViaSocket && !d.listen.exited {

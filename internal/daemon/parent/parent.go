@@ -141,6 +141,7 @@ func Main(ctx context.Context, log *slog.Logger, opts Options) error {
 			d.events <- event{sig: s}
 		}
 	}()
+	d.removeLeftovers()
 	lf, err := opts.Listener.File()
 	if err != nil {
 		return fmt.Errorf("parent: %w", err)
@@ -368,6 +369,9 @@ func (d *daemon) exited(ch *child) error {
 		if c.end == nil || ch.status != nil {
 			d.fail(c, "the server's session failed")
 		}
+		if ch.status != nil && c.write {
+			d.removeDeadLocks(c.repoCfg)
+		}
 		// The repo process ends when its session's channel closes; one
 		// that does not is stopped.
 		if c.repo != nil && !c.repo.exited {
@@ -398,6 +402,7 @@ func (d *daemon) shutdown() {
 		all = append(all, c.auth, c.session, c.repo)
 		c.conn.Close()
 		if c.quarantine != "" {
+			defer c.quarantineHold.Close()
 			defer os.RemoveAll(c.quarantine)
 		}
 	}

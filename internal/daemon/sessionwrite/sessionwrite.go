@@ -49,6 +49,23 @@ func Main(ctx context.Context, log *slog.Logger, s *Session) error {
 		TagNamespaces:    s.Start.TagNamespaces,
 	}
 	push := &s.Start.Push
+	if s.Start.Mode != ipc.ModeAdvertise {
+		// The locks this push takes are recorded, so that if the
+		// process dies holding some, the parent removes them.
+		j, err := refs.OpenJournal(s.Repo.GitDir)
+		if err != nil {
+			return fmt.Errorf("session_write: %w", err)
+		}
+		defer j.Close()
+		s.Repo.Refs = s.Repo.Refs.WithJournal(j)
+		// The quarantine is in use while this process lives, even
+		// past the parent.
+		hold, err := receive.HoldQuarantine(s.Start.Quarantine)
+		if err != nil {
+			return fmt.Errorf("session_write: %w", err)
+		}
+		defer hold.Close()
+	}
 	// The references before the push, read once, for the content
 	// rules.
 	refsBefore := sync.OnceValue(func() []refs.Ref { return listRefs(s.Repo) })

@@ -513,3 +513,36 @@ func TestPushLargeFile(t *testing.T) {
 	}
 	f.verify(t)
 }
+
+// TestPushLocked: a reference whose lock another writer holds is
+// refused with a reason saying so, and the lock is left alone (issue
+// 19).
+func TestPushLocked(t *testing.T) {
+	f := newFixture(t, "0", "sha1", false)
+	f.commit(t, "a.txt", "a\n")
+	topic0 := f.ref(t, "refs/heads/topic0")
+	lock := filepath.Join(f.server, "refs", "heads", "topic0.lock")
+	if err := os.WriteFile(lock, []byte("held\n"), 0o666); err != nil {
+		t.Fatal(err)
+	}
+	for _, atomic := range []bool{false, true} {
+		args := []string{"--force", "origin", "HEAD:refs/heads/topic0"}
+		if atomic {
+			args = append([]string{"--atomic"}, args...)
+		}
+		stderr, err := f.push(t, nil, args...)
+		if err == nil {
+			t.Fatalf("atomic %v: push to a locked reference accepted:\n%s", atomic, stderr)
+		}
+		if r := f.lastResult(t); r.Commands["refs/heads/topic0"] != ngLocked {
+			t.Errorf("atomic %v: served %+v; want %q", atomic, r, ngLocked)
+		}
+		if !strings.Contains(stderr, "topic0 (reference is locked by another update)") {
+			t.Errorf("atomic %v: git says\n%s", atomic, stderr)
+		}
+		f.wantRef(t, "refs/heads/topic0", topic0)
+		if _, err := os.Stat(lock); err != nil {
+			t.Errorf("atomic %v: the other writer's lock: %v", atomic, err)
+		}
+	}
+}

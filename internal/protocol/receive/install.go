@@ -91,9 +91,12 @@ func (s *session) updateRefs() {
 					cmds[i].Status, stale = ngStale, true
 				}
 			}
-			if stale {
+			switch {
+			case stale:
 				s.setAll(ngAtomic)
-			} else {
+			case errors.Is(err, refs.ErrLocked):
+				s.setAll(ngLocked)
+			default:
 				s.setAll(ngAtomicTx)
 			}
 		}
@@ -106,9 +109,13 @@ func (s *session) updateRefs() {
 		}
 		if err := s.repo.Refs.Update([]refs.Update{update(c)}); err != nil {
 			s.log.Warn("update failed", "ref", c.Name, "err", err)
-			c.Status = ngUpdate
-			if s.staleNow(c) {
+			switch {
+			case s.staleNow(c):
 				c.Status = ngStale
+			case errors.Is(err, refs.ErrLocked):
+				c.Status = ngLocked
+			default:
+				c.Status = ngUpdate
 			}
 		}
 	}

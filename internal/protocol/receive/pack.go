@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
+
+	"golang.org/x/sys/unix"
 
 	"gotd/internal/engine/indexer"
 	"gotd/internal/git/commitgraph"
@@ -124,18 +127,86 @@ func room(dir string, minFree int64) func(next int64) error {
 	}
 }
 
-// QuarantinePrefix begins the name of every quarantine directory.
-const QuarantinePrefix = "incoming-"
+// QuarantinePrefix begins the name of every quarantine directory gotd
+// makes. C Git's own are "incoming-" and six characters: never this.
+const QuarantinePrefix = "incoming-gotd-"
 
 // NewQuarantine creates a push's quarantine directory in a
 // repository's objects directory: where IndexPack writes, and what is
-// removed, pack and all, unless the pack is installed.
-func NewQuarantine(objectsDir string) (string, error) {
-	dir, err := os.MkdirTemp(objectsDir, QuarantinePrefix)
-	if err != nil {
-		return "", wire.Wrap("unable to create temporary object directory", err)
+// removed, pack and all, unless the pack is installed. It returns the
+// directory and, open, the hold that tells RemoveDeadQuarantines that
+// a live process uses it: the caller closes it once the quarantine is
+// removed.
+func NewQuarantine(objectsDir string) (string, *os.File, error) {
+	for tries := 0; ; tries++ {
+		dir, err := os.MkdirTemp(objectsDir, QuarantinePrefix)
+		if err != nil {
+			return "", nil, wire.Wrap("unable to create temporary object directory", err)
+		}
+		hold, err := HoldQuarantine(dir)
+		if err == nil || tries == 3 {
+			return dir, hold, err
+		}
 	}
-	return dir, nil
+}
+
+// HoldQuarantine takes a shared flock(2) on a quarantine directory, so
+// that RemoveDeadQuarantines leaves it alone while the returned file is
+// open (the kernel lets go of it when its holders die, however they
+// die). It fails if the directory was removed meanwhile.
+func HoldQuarantine(dir string) (*os.File, error) {
+	d, err := os.Open(dir)
+	if err != nil {
+		return nil, wire.Wrap("unable to create temporary object directory", err)
+	}
+	if err := unix.Flock(int(d.Fd()), unix.LOCK_SH); err != nil {
+		d.Close()
+		return nil, wire.Wrap("unable to create temporary object directory", err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(d.Fd()), &st); err != nil || st.Nlink == 0 {
+		d.Close()
+		return nil, wire.Wrap("unable to create temporary object directory", fmt.Errorf("%s was removed as it was made", dir))
+	}
+	return d, nil
+}
+
+// RemoveDeadQuarantines removes the quarantine directories gotd made
+// in objectsDir that no live process holds (see HoldQuarantine): those
+// of pushes whose processes died, the parent included. C Git's
+// quarantines and anything else are left alone. It returns how many it
+// removed.
+func RemoveDeadQuarantines(objectsDir string) (int, error) {
+	ents, err := os.ReadDir(objectsDir)
+	if err != nil {
+		return 0, fmt.Errorf("receive: quarantines: %w", err)
+	}
+	removed := 0
+	var errs []error
+	for _, e := range ents {
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), QuarantinePrefix) {
+			continue
+		}
+		dir := filepath.Join(objectsDir, e.Name())
+		d, err := os.Open(dir)
+		if err != nil {
+			continue // removed meanwhile
+		}
+		switch err := unix.Flock(int(d.Fd()), unix.LOCK_EX|unix.LOCK_NB); {
+		case errors.Is(err, unix.EWOULDBLOCK):
+			// In use.
+		case err != nil:
+			errs = append(errs, fmt.Errorf("receive: quarantine %s: %w", dir, err))
+		default:
+			if err := os.RemoveAll(dir); err != nil {
+				errs = append(errs, fmt.Errorf("receive: remove quarantine: %w", err))
+			} else {
+				removed++
+			}
+		}
+		d.Close()
+	}
+	return removed, errors.Join(errs...)
 }
 
 // IndexPack reads one pack from r, up to and including its trailer
@@ -238,11 +309,11 @@ func (s *session) receive() (*indexer.Result, error) {
 		s.quarantine = dir
 		return res, err
 	}
-	dir, err := NewQuarantine(s.repo.ObjectsDir())
+	dir, hold, err := NewQuarantine(s.repo.ObjectsDir())
 	if err != nil {
 		return nil, err
 	}
-	s.quarantine = dir
+	s.quarantine, s.quarantineHold = dir, hold
 	return IndexPack(s.ctx, s.br, dir, PackOptions{
 		Format:     s.repo.Format,
 		Bases:      s.repo,

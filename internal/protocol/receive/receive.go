@@ -149,6 +149,7 @@ const (
 	ngNotCommit     = "branch must point at a commit"
 	ngStale         = "failed to update ref: old value is not current"
 	ngUpdate        = "failed to update ref"
+	ngLocked        = "reference is locked by another update"
 	ngAtomic        = "atomic push failure"
 	ngAtomicTx      = "atomic transaction failed"
 	ngInstall       = "unable to migrate objects to permanent storage"
@@ -187,12 +188,13 @@ type session struct {
 	pw  *pktline.Writer
 	sb  *sideband.Writer // with side-band-64k
 
-	req        *request
-	res        *Result
-	quarantine string          // objects/incoming-*, removed when the session ends
-	pack       *indexer.Result // the received pack, nil if none was read
-	unpackErr  error
-	hadBranch  bool // the repository had a branch before the push
+	req            *request
+	res            *Result
+	quarantine     string          // objects/incoming-gotd-*, removed when the session ends
+	quarantineHold *os.File        // made here: its hold (NewQuarantine), let go once removed
+	pack           *indexer.Result // the received pack, nil if none was read
+	unpackErr      error
+	hadBranch      bool // the repository had a branch before the push
 
 	keepalive struct {
 		once       sync.Once
@@ -324,6 +326,9 @@ func (s *session) cleanup() {
 		if err := os.RemoveAll(s.quarantine); err != nil {
 			s.log.Error("cannot remove the quarantine directory", "err", err)
 		}
+	}
+	if s.quarantineHold != nil {
+		s.quarantineHold.Close()
 	}
 }
 
