@@ -31,6 +31,12 @@ func CheckName(name string) error {
 	return nil
 }
 
+// ReservedName reports whether name, though CheckName accepts it, is
+// one C Git refuses to create: "refs/heads/HEAD", which `git branch`
+// and check_branch_ref (refs.c) refuse as a branch named like HEAD
+// itself. An existing one may still be read and deleted.
+func ReservedName(name string) bool { return name == "refs/heads/HEAD" }
+
 // checkFormat applies the git-check-ref-format rules and returns why name
 // breaks them, "" if it does not.
 func checkFormat(name string) string {

@@ -109,6 +109,8 @@ func (s *session) check() error {
 		switch {
 		case s.hidden(c.Name):
 			c.Status = ngHidden
+		case !c.IsDelete() && refs.ReservedName(c.Name):
+			c.Status = ngFunny
 		case cur.symbolic[c.Name]:
 			// Update replaces a symbolic reference rather than
 			// follow it, and no old value matches one.

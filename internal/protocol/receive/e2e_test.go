@@ -546,3 +546,24 @@ func TestPushLocked(t *testing.T) {
 		}
 	}
 }
+
+// TestPushBranchHEAD: refs/heads/HEAD is refused as C Git's `git
+// branch HEAD` refuses it (issue 19); one made before may be deleted.
+func TestPushBranchHEAD(t *testing.T) {
+	f := newFixture(t, "0", "sha1", false)
+	stderr, err := f.push(t, nil, "origin", "HEAD:refs/heads/HEAD")
+	if err == nil {
+		t.Fatalf("push of refs/heads/HEAD accepted:\n%s", stderr)
+	}
+	if !strings.Contains(stderr, "HEAD (funny refname)") {
+		t.Errorf("git says\n%s", stderr)
+	}
+	f.wantRef(t, "refs/heads/HEAD", "")
+	main := f.ref(t, "refs/heads/main")
+	gittest.Git(t, f.server, "update-ref", "refs/heads/HEAD", main)
+	f.mustPush(t, "origin", ":refs/heads/HEAD")
+	f.wantRef(t, "refs/heads/HEAD", "")
+	// refs/tags/HEAD and refs/heads/x/HEAD are names C Git makes.
+	f.mustPush(t, "origin", "HEAD:refs/heads/x/HEAD")
+	f.wantRef(t, "refs/heads/x/HEAD", main)
+}

@@ -155,6 +155,7 @@ const (
 	ngInstall       = "unable to migrate objects to permanent storage"
 	ngDeleteCurrent = "deletion of the current branch prohibited"
 	ngHidden        = "deny updating a hidden ref"
+	ngFunny         = "funny refname"
 	ngInternal      = "internal server error"
 )
 
