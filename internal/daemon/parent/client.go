@@ -219,7 +219,11 @@ func (d *daemon) access(c *client, a config.Access, id config.Identity) {
 	log.Info("access granted", "via", c.connect.Via, "remote", c.connect.Remote)
 	if err := d.startSession(c); err != nil {
 		log.Error("cannot start the session", "err", err)
-		d.fail(c, "internal server error")
+		if receive.NoSpace(err) {
+			d.fail(c, "no space left on the server")
+		} else {
+			d.fail(c, "internal server error")
+		}
 		d.maybeDone(c)
 	}
 }

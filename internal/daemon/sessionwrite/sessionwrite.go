@@ -52,12 +52,18 @@ func Main(ctx context.Context, log *slog.Logger, s *Session) error {
 	if s.Start.Mode != ipc.ModeAdvertise {
 		// The locks this push takes are recorded, so that if the
 		// process dies holding some, the parent removes them.
+		// On a full disk the push goes on without: it will meet the
+		// full disk itself and tell the client so.
 		j, err := refs.OpenJournal(s.Repo.GitDir)
-		if err != nil {
+		switch {
+		case err == nil:
+			defer j.Close()
+			s.Repo.Refs = s.Repo.Refs.WithJournal(j)
+		case receive.NoSpace(err):
+			log.Warn("no journal of the push's locks", "err", err)
+		default:
 			return fmt.Errorf("session_write: %w", err)
 		}
-		defer j.Close()
-		s.Repo.Refs = s.Repo.Refs.WithJournal(j)
 		// The quarantine is in use while this process lives, even
 		// past the parent.
 		hold, err := receive.HoldQuarantine(s.Start.Quarantine)

@@ -19,7 +19,11 @@ func (s *session) install() {
 		path, err := installPack(s.pack, s.repo.PackDir())
 		if err != nil {
 			s.log.Error("cannot install the pack", "err", err)
-			s.setAll(ngInstall)
+			if NoSpace(err) {
+				s.setAll(msgNoSpace)
+			} else {
+				s.setAll(ngInstall)
+			}
 			return
 		}
 		s.res.Pack = path
@@ -96,6 +100,8 @@ func (s *session) updateRefs() {
 				s.setAll(ngAtomic)
 			case errors.Is(err, refs.ErrLocked):
 				s.setAll(ngLocked)
+			case NoSpace(err):
+				s.setAll(msgNoSpace)
 			default:
 				s.setAll(ngAtomicTx)
 			}
@@ -114,6 +120,8 @@ func (s *session) updateRefs() {
 				c.Status = ngStale
 			case errors.Is(err, refs.ErrLocked):
 				c.Status = ngLocked
+			case NoSpace(err):
+				c.Status = msgNoSpace
 			default:
 				c.Status = ngUpdate
 			}

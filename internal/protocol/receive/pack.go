@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 
@@ -112,6 +113,16 @@ func visibleTips(rs *refs.Store, hidden func(string) bool) ([]oid.ID, error) {
 // leave less than PackOptions.MinFree free.
 var ErrNoSpace = errors.New("the repository's file system is nearly full")
 
+// msgNoSpace tells the client that the server's disk or the
+// repository owner's quota is full.
+const msgNoSpace = "no space left on the server"
+
+// NoSpace reports whether err comes from a full file system or quota
+// (ENOSPC, EDQUOT), wherever in a push's writes it happened.
+func NoSpace(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}
+
 // room returns the indexer's Room for a quarantine directory: the
 // space left once next bytes are written must stay at or above minFree.
 func room(dir string, minFree int64) func(next int64) error {
@@ -141,6 +152,9 @@ func NewQuarantine(objectsDir string) (string, *os.File, error) {
 	for tries := 0; ; tries++ {
 		dir, err := os.MkdirTemp(objectsDir, QuarantinePrefix)
 		if err != nil {
+			if NoSpace(err) {
+				return "", nil, wire.Wrap(msgNoSpace, err)
+			}
 			return "", nil, wire.Wrap("unable to create temporary object directory", err)
 		}
 		hold, err := HoldQuarantine(dir)
@@ -286,6 +300,8 @@ func packError(err error, l wire.Limits) error {
 		return wire.Wrap(fmt.Sprintf("pack exceeds the maximum of %d objects", l.MaxObjects), err)
 	case errors.Is(err, ErrNoSpace):
 		return wire.Wrap("not enough disk space on the server for this push", err)
+	case NoSpace(err):
+		return wire.Wrap(msgNoSpace, err)
 	case errors.Is(err, indexer.ErrObjectTooLarge):
 		return wire.Wrap(fmt.Sprintf("pack has an object over the maximum size of %d bytes", l.MaxObjectSize), err)
 	case errors.Is(err, indexer.ErrThin):
