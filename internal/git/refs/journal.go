@@ -87,9 +87,6 @@ func OpenJournal(gitDir string) (*Journal, error) {
 	}
 }
 
-// Dir returns the journal's directory.
-func (j *Journal) Dir() string { return j.dir }
-
 // create makes the next entry for the lock file lockPath (inside
 // gitDir) and returns its path and its open descriptor.
 func (j *Journal) create(gitDir, lockPath string) (string, *os.File, error) {

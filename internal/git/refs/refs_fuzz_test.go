@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"hash/crc32"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -182,4 +183,28 @@ func checkPacked(t *testing.T, format oid.Format, data []byte) {
 			}
 		}
 	}
+}
+
+// FuzzJournaledLock: a journal's names come from a process that may be
+// compromised; whatever it writes, a name accepted for removal is a
+// reference's or packed-refs' lock file inside the git directory.
+func FuzzJournaledLock(f *testing.F) {
+	for _, s := range []string{"refs/heads/a.lock", "packed-refs.lock", "HEAD.lock", "../x.lock", "/etc/x.lock",
+		"refs/heads/../../config.lock", "refs//a.lock", "refs/heads/a", "config", "refs/heads/a.lock.lock", "./refs/a.lock"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, rel string) {
+		if !journaledLock(rel) {
+			return
+		}
+		gitDir := "/repo.git"
+		p := filepath.Join(gitDir, filepath.FromSlash(rel))
+		if !strings.HasPrefix(p, gitDir+"/") || !strings.HasSuffix(p, ".lock") {
+			t.Fatalf("accepted %q: %s", rel, p)
+		}
+		name := strings.TrimSuffix(rel, ".lock")
+		if name != "HEAD" && name != "packed-refs" && !strings.HasPrefix(name, "refs/") {
+			t.Fatalf("accepted %q, not a reference's lock", rel)
+		}
+	})
 }
