@@ -78,22 +78,21 @@ func (l *lockFile) release() {
 	}
 }
 
-// write stores data in the lock file's open descriptor, syncs and
-// closes it.
+// write stores data in the lock file's open descriptor, after what
+// was written there already, syncs and closes it.
 func (l *lockFile) write(data []byte) error {
-	err := writeSync(l.f, data)
+	err := writeSync(l.f, data, true)
 	l.f = nil
 	return err
 }
 
-// writeSync writes data to f, syncs it if anything was written and
-// closes it.
-func writeSync(f *os.File, data []byte) error {
-	if len(data) > 0 {
-		if _, err := f.Write(data); err != nil {
-			f.Close()
-			return err
-		}
+// writeSync writes data to f, syncs it if sync is set and closes it.
+func writeSync(f *os.File, data []byte, sync bool) error {
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if sync {
 		if err := f.Sync(); err != nil {
 			f.Close()
 			return err
@@ -145,7 +144,7 @@ func (s *Store) lock(path string, timeout time.Duration, data []byte) (*lockFile
 		}
 		l.entry = entry
 		if data != nil {
-			err = writeSync(f, data)
+			err = writeSync(f, data, len(data) > 0)
 		} else {
 			l.f = f
 		}
@@ -169,7 +168,9 @@ func (s *Store) lock(path string, timeout time.Duration, data []byte) (*lockFile
 		if err == nil {
 			l.held = true
 			if data != nil && l.f != nil {
-				if err := l.write(data); err != nil {
+				err := writeSync(l.f, data, len(data) > 0)
+				l.f = nil
+				if err != nil {
 					l.release()
 					return nil, fmt.Errorf("refs: write %s: %w", l.lockPath(), err)
 				}
