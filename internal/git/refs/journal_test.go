@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -96,7 +97,9 @@ func TestJournalDeadLocks(t *testing.T) {
 		t.Errorf("RemoveDeadJournals = %d, %v; want 4, nil", n, err)
 	}
 	got := locks(t, r.dir)
-	if strings.Join(sorted(got), " ") != strings.Join(sorted(foreign), " ") {
+	slices.Sort(got)
+	slices.Sort(foreign)
+	if !slices.Equal(got, foreign) {
 		t.Errorf("lock files left: %q; want %q", got, foreign)
 	}
 	if _, err := os.Stat(filepath.Join(r.dir, "refs/heads/many")); err == nil {
@@ -112,18 +115,6 @@ func TestJournalDeadLocks(t *testing.T) {
 	if err := r.s.Update([]Update{{Name: "refs/heads/many/r01245", Old: oid.Zero(oid.SHA1), New: main}}); err != nil {
 		t.Errorf("update after the cleanup: %v", err)
 	}
-}
-
-func sorted(s []string) []string {
-	s = append([]string(nil), s...)
-	for i := range s {
-		for j := i + 1; j < len(s); j++ {
-			if s[j] < s[i] {
-				s[i], s[j] = s[j], s[i]
-			}
-		}
-	}
-	return s
 }
 
 // TestJournalHostileNames: a journal is written by a process that may
