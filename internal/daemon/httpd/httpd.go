@@ -59,6 +59,12 @@ type server struct {
 func Main(ctx context.Context, log *slog.Logger, s *frontend.Server, creds []ipc.Credential, ls []net.Listener) error {
 	srv := &server{log: log, s: s, known: map[[32]byte]time.Time{}}
 	st := s.Settings()
+	// A connection is pending from accept, before any TLS handshake,
+	// until a request's header has arrived, and again while it waits
+	// for the next request.
+	for i, l := range ls {
+		ls[i] = s.Listener(l)
+	}
 	for _, c := range creds {
 		if c.Kind != ipc.CredTLS || int(c.Listener) >= len(ls) {
 			continue
@@ -78,6 +84,19 @@ func Main(ctx context.Context, log *slog.Logger, s *frontend.Server, creds []ipc
 		IdleTimeout:       st.HandshakeTimeout(),
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return context.WithValue(ctx, connKey{}, c)
+		},
+		ConnState: func(c net.Conn, state http.ConnState) {
+			switch state {
+			case http.StateIdle:
+				if !s.Pending(rawConn(c)) {
+					c.Close()
+				}
+			case http.StateClosed, http.StateHijacked:
+				s.Handshaken(rawConn(c))
+			}
+		},
 	}
 	for _, l := range ls {
 		// Connections in their handshake or idle between requests
@@ -96,6 +115,18 @@ func Main(ctx context.Context, log *slog.Logger, s *frontend.Server, creds []ipc
 	}
 	defer hs.Close()
 	return s.Run(halt)
+}
+
+// connKey is the request context's key of its connection.
+type connKey struct{}
+
+// rawConn is the accepted connection under c, which the front-end's
+// pending count knows.
+func rawConn(c net.Conn) net.Conn {
+	if tc, ok := c.(*tls.Conn); ok {
+		return tc.NetConn()
+	}
+	return c
 }
 
 // route is what a request asks for.
@@ -141,17 +172,20 @@ func parseRoute(r *http.Request) (route, int) {
 
 // ServeHTTP serves one request.
 func (srv *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if c, ok := r.Context().Value(connKey{}).(net.Conn); ok {
+		srv.s.Handshaken(rawConn(c))
+	}
 	log := srv.log.With("remote", r.RemoteAddr, "method", r.Method, "path", r.URL.Path)
 	rt, code := parseRoute(r)
 	if code != 0 {
-		log.Info("refused", "status", code)
+		srv.s.Refused("request refused", r.RemoteAddr, "status", code)
 		fail(w, code, http.StatusText(code))
 		return
 	}
 	st := srv.s.Settings()
 	account, ok := srv.authenticate(r, st)
 	if !ok {
-		log.Warn("authentication failed")
+		srv.s.Refused("authentication failed", r.RemoteAddr)
 		challenge(w, "authentication failed")
 		return
 	}
@@ -162,7 +196,7 @@ func (srv *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	log = log.With("user", account)
 	slot, err := srv.s.Admit(account, r.RemoteAddr)
 	if err != nil {
-		log.Warn("connection refused", "reason", err)
+		srv.s.Refused("connection refused: "+err.Error(), r.RemoteAddr, "user", account)
 		w.Header().Set("Retry-After", "10")
 		fail(w, http.StatusServiceUnavailable, err.Error())
 		return
