@@ -38,6 +38,7 @@ const (
 	DefaultPendingPerUser    = 32
 	DefaultPendingPerAddress = 32
 	MaxPending               = 65536
+	DefaultShutdownTimeout   = 30 * time.Second
 )
 
 // Config is a parsed gotd.conf.
@@ -58,7 +59,10 @@ type Config struct {
 	// PendingPerAddress bound them per uid on the socket and per remote
 	// address (per /64 for IPv6) on the network.
 	PendingTotal, PendingPerUser, PendingPerAddress int
-	Repositories                                    []*Repository
+	// ShutdownTimeout bounds the wait for clients at gotctl stop; those
+	// still connected then are ended.
+	ShutdownTimeout time.Duration
+	Repositories    []*Repository
 	// SSH, Git and HTTP are the network front-ends' listeners.
 	SSH, Git, HTTP []Listen
 	// SSHHostKey is the SSH front-end's private host key file.
@@ -212,7 +216,8 @@ func Parse(file string, data []byte, opts Options) (*Config, error) {
 		cfg: &Config{File: file, ListenOn: DefaultSocket, User: DefaultUser,
 			RequestTimeout: DefaultTimeout, UserLimits: map[string]int{},
 			SSHHostKey: DefaultHostKey, NotifySpool: DefaultSpool, NotifyTimeout: DefaultNotifyTimeout, HandshakeTimeout: DefaultHandshakeTimeout, BodyLimit: DefaultBodyLimit,
-			PendingTotal: DefaultPendingTotal, PendingPerUser: DefaultPendingPerUser, PendingPerAddress: DefaultPendingPerAddress},
+			PendingTotal: DefaultPendingTotal, PendingPerUser: DefaultPendingPerUser, PendingPerAddress: DefaultPendingPerAddress,
+			ShutdownTimeout: DefaultShutdownTimeout},
 		opts:       opts,
 		macros:     map[string]string{},
 		used:       map[string]bool{},

@@ -459,30 +459,33 @@ func TestManualExamples(t *testing.T) {
 	}
 }
 
-// TestAdmission parses the connection options of admission: their
-// defaults, values, and values out of range.
+// TestAdmission parses the connection options of admission and
+// shutdown: their defaults, values, and values out of range.
 func TestAdmission(t *testing.T) {
 	const repo = "repository r {\npath \"/r\"\n}\n"
 	c, err := Parse("d.conf", []byte(repo), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.PendingTotal != DefaultPendingTotal || c.PendingPerUser != DefaultPendingPerUser || c.PendingPerAddress != DefaultPendingPerAddress {
-		t.Errorf("defaults: got %d %d %d; want %d %d %d", c.PendingTotal, c.PendingPerUser, c.PendingPerAddress,
-			DefaultPendingTotal, DefaultPendingPerUser, DefaultPendingPerAddress)
+	if c.PendingTotal != DefaultPendingTotal || c.PendingPerUser != DefaultPendingPerUser ||
+		c.PendingPerAddress != DefaultPendingPerAddress || c.ShutdownTimeout != DefaultShutdownTimeout {
+		t.Errorf("defaults: got %d %d %d %v; want %d %d %d %v", c.PendingTotal, c.PendingPerUser, c.PendingPerAddress, c.ShutdownTimeout,
+			DefaultPendingTotal, DefaultPendingPerUser, DefaultPendingPerAddress, DefaultShutdownTimeout)
 	}
-	src := "connection {\n\tlimit pending 100\n\tlimit pending user 5\n\tlimit pending address 7\n\tlimit user pending 3\n}\n" + repo
+	src := "connection {\n\tlimit pending 100\n\tlimit pending user 5\n\tlimit pending address 7\n\tshutdown timeout 2m\n\tlimit user pending 3\n}\n" + repo
 	c, err = Parse("a.conf", []byte(src), Options{UserExists: func(string) bool { return true }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.PendingTotal != 100 || c.PendingPerUser != 5 || c.PendingPerAddress != 7 || c.UserLimits["pending"] != 3 {
-		t.Errorf("got %d %d %d %v; want 100 5 7 and user pending's limit 3", c.PendingTotal, c.PendingPerUser, c.PendingPerAddress, c.UserLimits)
+	if c.PendingTotal != 100 || c.PendingPerUser != 5 || c.PendingPerAddress != 7 || c.ShutdownTimeout != 2*time.Minute || c.UserLimits["pending"] != 3 {
+		t.Errorf("got %d %d %d %v %v; want 100 5 7 2m0s and user pending's limit 3", c.PendingTotal, c.PendingPerUser, c.PendingPerAddress, c.ShutdownTimeout, c.UserLimits)
 	}
 	for _, c := range []struct{ line, want string }{
 		{"limit pending 0", "b.conf:2: pending connection limit 0 out of range 1-65536"},
 		{"limit pending address 70000", "b.conf:2: pending connection limit per address 70000 out of range 1-65536"},
 		{"limit pending user x", "b.conf:2: syntax error: expected a pending connection limit per user, found 'x'"},
+		{"shutdown timeout 0", "b.conf:2: invalid timeout: 0"},
+		{"shutdown 30", "b.conf:2: syntax error: expected 'timeout', found '30'"},
 	} {
 		_, err := Parse("b.conf", []byte("connection {\n"+c.line+"\n}\n"+repo), Options{})
 		if err == nil || err.Error() != c.want {

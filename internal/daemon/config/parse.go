@@ -255,6 +255,10 @@ func (p *parser) connOption() {
 		p.advance()
 		p.expect("limit")
 		p.cfg.BodyLimit = p.size()
+	case p.is("shutdown"):
+		p.advance()
+		p.expect("timeout")
+		p.cfg.ShutdownTimeout = p.timeout()
 	default:
 		p.fail("syntax error: unexpected %v in connection options", p.tok)
 	}

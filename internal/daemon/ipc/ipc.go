@@ -81,6 +81,7 @@ const (
 	TypeNotifyRepo
 	TypeNotifyTarget
 	TypeNotifyStatus
+	TypeHeld
 )
 
 // Message is one of the types below.
@@ -336,6 +337,22 @@ type Disconnect struct {
 func (*Disconnect) Type() msg.Type          { return TypeDisconnect }
 func (m *Disconnect) encode(e *msg.Encoder) { e.Uint32(m.Client) }
 func (m *Disconnect) decode(d *msg.Decoder) { m.Client = d.Uint32() }
+
+// Held: parent → listen, after Limits when listen is started again: a
+// client of the socket that is still connected, so that it counts
+// against its user's limit and its id is not given again.
+type Held struct {
+	Client, UID uint32
+}
+
+func (*Held) Type() msg.Type          { return TypeHeld }
+func (m *Held) encode(e *msg.Encoder) { e.Uint32(m.Client).Uint32(m.UID) }
+func (m *Held) decode(d *msg.Decoder) {
+	m.Client, m.UID = d.Uint32(), d.Uint32()
+	if Via(m.Client) != ViaSocket || m.Client == 0 {
+		d.Fail("not a client of the socket")
+	}
+}
 
 // Halt: parent → listen and the front-ends: stop accepting connections
 // (gotctl stop).

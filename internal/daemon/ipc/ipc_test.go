@@ -20,6 +20,7 @@ func messages() []Message {
 			Hello: Hello{Service: "git-receive-pack", Repo: "r"}},
 		&ControlConnect{Client: 1, UID: 0, Control: Control{Command: "stop"}},
 		&Disconnect{Client: 3},
+		&Held{Client: ClientID(ViaSocket, func(uint32) bool { return false }), UID: 1000},
 		&Halt{},
 		&Limits{Default: 4, Total: 1024, PendingTotal: 256, PendingPerUser: 32, UIDs: []uint32{1000}, PerUID: []uint32{16}, Control: []uint32{0}},
 		&AuthRequest{UID: 1000, GID: 100, Repo: "r", Groups: true, Rules: []Rule{{Write: true, Ident: "alice"}, {Deny: true, Ident: ":staff"}}},

@@ -81,6 +81,19 @@ func (s *server) fromParent(raw msg.Msg, l *net.UnixListener) error {
 		s.limits = lim
 		s.mu.Unlock()
 		s.pending.SetLimits(int(lim.PendingTotal), int(lim.PendingPerUser))
+	case ipc.TypeHeld:
+		// Started again while clients of the socket are connected:
+		// they count as if this process had admitted them.
+		var h ipc.Held
+		if _, err := ipc.Check(raw, &h, false); err != nil {
+			return fmt.Errorf("listen: %w", err)
+		}
+		s.mu.Lock()
+		if _, ok := s.clients[h.Client]; !ok {
+			s.clients[h.Client] = h.UID
+			s.perUID[h.UID]++
+		}
+		s.mu.Unlock()
 	case ipc.TypeDisconnect:
 		var d ipc.Disconnect
 		if _, err := ipc.Check(raw, &d, false); err != nil {
