@@ -290,6 +290,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(frontendExample))
 	f.Add([]byte("repository \"r\" {\npath \"/r\"\nhide namespace refs/x\npush {\ndeny create namespace \"refs/tags/\" :a b 7\n" +
 		"max blob size 1K except c\ndeny binary\ndeny merge branch main except :m\nmax pack size 2G\nmax objects 9\nmin free space 3M\n}\n}\n"))
+	f.Add([]byte("connection {\nlimit pending 9\nlimit pending user 2\nlimit pending address 3\nshutdown timeout 1m\n}\nrepository r {\npath \"/r\"\n}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := Parse("fuzz.conf", data, Options{Secrets: &Secrets{}})
 		if err != nil {
@@ -299,8 +300,13 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
-		if len(c.Repositories) == 0 || c.RequestTimeout <= 0 || !filepath.IsAbs(c.ListenOn) {
+		if len(c.Repositories) == 0 || c.RequestTimeout <= 0 || !filepath.IsAbs(c.ListenOn) || c.ShutdownTimeout <= 0 {
 			t.Fatalf("accepted an invalid configuration: %+v", c)
+		}
+		for _, n := range []int{c.PendingTotal, c.PendingPerUser, c.PendingPerAddress} {
+			if n < 1 || n > MaxPending {
+				t.Fatalf("pending limit %d out of range", n)
+			}
 		}
 		for _, ls := range [][]Listen{c.SSH, c.Git, c.HTTP} {
 			for _, l := range ls {
