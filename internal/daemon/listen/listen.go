@@ -3,7 +3,9 @@
 // calling from the kernel (SO_PEERCRED), reads the caller's one typed
 // request, enforces the connection limits, and hands the connection
 // with what it learned to the parent. It has no filesystem access and
-// creates no socket.
+// creates no socket. Callers that have not sent their request yet are
+// capped per uid and in all, and wait in the runtime's poller: a
+// flood of idle connections costs a goroutine each, not a thread.
 package listen
 
 import (

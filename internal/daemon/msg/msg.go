@@ -176,7 +176,9 @@ func (c *Conn) sendmsg(b, oob []byte) error {
 // Recv receives one message. A message whose header does not match its
 // size, that was truncated, or that carries more than one descriptor is
 // ErrMalformed (descriptors received with it are closed). At the end of
-// the channel Recv returns io.EOF-like os.ErrClosed.
+// the channel Recv returns io.EOF-like os.ErrClosed; for a Conn of
+// FromUnixConn, at the connection's read deadline an error that
+// wraps os.ErrDeadlineExceeded.
 func (c *Conn) Recv() (Msg, error) {
 	buf, n, oobn, flags, err := c.recvmsg()
 	if c.buf == nil && buf != nil {
