@@ -216,7 +216,8 @@ func closedConns(cs []net.Conn) int {
 // to each front-end, more than the 2,048 open connections a front-end
 // allows: each keeps only its per-address pending cap, closes the rest
 // at once and logs them in summary, and clients from 127.0.0.1 clone
-// over every front-end meanwhile (before, the limit counted only after
+// over every front-end meanwhile, while 127.0.0.3 opens and closes
+// connections (logged in summary too) (before, the limit counted only after
 // the request line: 2,060 idle sockets from one address locked
 // everyone out, with a log line each).
 func TestPendingPerAddress(t *testing.T) {
@@ -230,6 +231,14 @@ func TestPendingPerAddress(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 		if got := closedConns(cs); got != n-perAddress {
 			t.Errorf("%s: %d of %d idle connections from one address closed; want %d (all but the cap)", fe.role, got, n, n-perAddress)
+		}
+	}
+	// A flood of connections that close at once, from a third address:
+	// each is a bad request or a failed handshake, logged in summary.
+	const flood = 500
+	for _, port := range []int{s.gitPort, s.sshPort, s.httpPort} {
+		for _, c := range holdTCP(t, "127.0.0.3", port, flood) {
+			c.Close()
 		}
 	}
 	env := []string{"GIT_SSH_COMMAND=" + s.sshCommand(s.readerKey)}
@@ -250,8 +259,10 @@ func TestPendingPerAddress(t *testing.T) {
 	if got := countLines(log, "too many pending connections from one source"); got < 3 || got > 6 {
 		t.Errorf("%d log lines of refusals for %d connections over the caps; want 3 to 6 (a summary per front-end)", got, 3*(n-perAddress))
 	}
-	if got := countLines(log, "127.0.0.2"); got > 10 {
-		t.Errorf("%d log lines name 127.0.0.2; want at most 10:\n%s", got, log)
+	for _, addr := range []string{"127.0.0.2", "127.0.0.3"} {
+		if got := countLines(log, addr); got > 10 {
+			t.Errorf("%d log lines name %s; want at most 10:\n%s", got, addr, log)
+		}
 	}
 }
 
