@@ -115,7 +115,7 @@ func TestSocketFlood(t *testing.T) {
 	const held, over, maxThreads = 3000, 50, 32
 	s := start(t, options{extraConn: "limit pending 4000\n\tlimit pending user 3000", extraTest: "permit ro " + currentUser(t)})
 	listen := s.waitRole("listen", 0)
-	idle := threads(t, listen)
+	idle, idleRSS := threads(t, listen), vmRSS(listen)
 	base := openFDCount(listen)
 
 	began := time.Now()
@@ -127,7 +127,8 @@ func TestSocketFlood(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Logf("%d callers held in %v; listen's threads: %d idle, %d now", held, time.Since(began).Round(time.Millisecond), idle, threads(t, listen))
+	t.Logf("%d callers held in %v; listen's threads: %d idle, %d now; its memory: %d KiB idle, %d KiB now",
+		held, time.Since(began).Round(time.Millisecond), idle, threads(t, listen), idleRSS, vmRSS(listen))
 	if n := threads(t, listen); n > maxThreads {
 		t.Errorf("listen has %d threads with %d callers waiting; want at most %d", n, held, maxThreads)
 	}
