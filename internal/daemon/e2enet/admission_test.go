@@ -1,11 +1,13 @@
 package e2enet
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -234,6 +236,26 @@ func TestPendingPerAddress(t *testing.T) {
 			t.Errorf("%s: %d of %d idle connections from one address closed; want %d (all but the cap)", fe.role, got, n, n-perAddress)
 		}
 	}
+	// HTTP connections kept alive after a request are pending again:
+	// while one address keeps its cap of them, its next connection is
+	// closed at once.
+	served := 0
+	for range perAddress + 4 {
+		c := holdTCP(t, "127.0.0.4", s.httpPort, 1)[0]
+		fmt.Fprintf(c, "GET /nothing/here HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			continue
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		served++
+	}
+	if served != perAddress {
+		t.Errorf("%d of %d HTTP connections from one address served, each kept alive after its request; want %d (the cap)", served, perAddress+4, perAddress)
+	}
+
 	// A flood of connections that close at once, from a third address:
 	// each is a bad request or a failed handshake, logged in summary.
 	const flood = 500

@@ -59,12 +59,6 @@ type server struct {
 func Main(ctx context.Context, log *slog.Logger, s *frontend.Server, creds []ipc.Credential, ls []net.Listener) error {
 	srv := &server{log: log, s: s, known: map[[32]byte]time.Time{}}
 	st := s.Settings()
-	// A connection is pending from accept, before any TLS handshake,
-	// until a request's header has arrived, and again while it waits
-	// for the next request.
-	for i, l := range ls {
-		ls[i] = s.Listener(l)
-	}
 	for _, c := range creds {
 		if c.Kind != ipc.CredTLS || int(c.Listener) >= len(ls) {
 			continue
@@ -90,18 +84,22 @@ func Main(ctx context.Context, log *slog.Logger, s *frontend.Server, creds []ipc
 		ConnState: func(c net.Conn, state http.ConnState) {
 			switch state {
 			case http.StateIdle:
-				if !s.Pending(rawConn(c)) {
+				if !s.Pending(c) {
 					c.Close()
 				}
 			case http.StateClosed, http.StateHijacked:
-				s.Handshaken(rawConn(c))
+				s.Handshaken(c)
 			}
 		},
 	}
 	for _, l := range ls {
 		// Connections in their handshake or idle between requests
 		// count too: at most twice the clients allowed in all.
-		l := netutil.LimitListener(l, 2*int(st.Total))
+		// A connection is pending from accept (the TLS handshake comes
+		// with its first read) until a request's header has arrived,
+		// and again while it waits for the next request: the server
+		// sees the connections the pending count knows.
+		l := s.Listener(netutil.LimitListener(l, 2*int(st.Total)))
 		go func() {
 			if err := hs.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error("serve", "err", err)
@@ -119,15 +117,6 @@ func Main(ctx context.Context, log *slog.Logger, s *frontend.Server, creds []ipc
 
 // connKey is the request context's key of its connection.
 type connKey struct{}
-
-// rawConn is the accepted connection under c, which the front-end's
-// pending count knows.
-func rawConn(c net.Conn) net.Conn {
-	if tc, ok := c.(*tls.Conn); ok {
-		return tc.NetConn()
-	}
-	return c
-}
 
 // route is what a request asks for.
 type route struct {
@@ -173,7 +162,7 @@ func parseRoute(r *http.Request) (route, int) {
 // ServeHTTP serves one request.
 func (srv *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if c, ok := r.Context().Value(connKey{}).(net.Conn); ok {
-		srv.s.Handshaken(rawConn(c))
+		srv.s.Handshaken(c)
 	}
 	log := srv.log.With("remote", r.RemoteAddr, "method", r.Method, "path", r.URL.Path)
 	rt, code := parseRoute(r)
