@@ -256,6 +256,21 @@ func TestPendingPerAddress(t *testing.T) {
 		t.Errorf("%d of %d HTTP connections from one address served, each kept alive after its request; want %d (the cap)", served, perAddress+4, perAddress)
 	}
 
+	// Connections closed after their request give their place back:
+	// more of them than the cap, one after the other, are all served.
+	for i := range 2 * perAddress {
+		c := holdTCP(t, "127.0.0.5", s.httpPort, 1)[0]
+		fmt.Fprintf(c, "GET /nothing/here HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("HTTP connection %d closed after its request: %v", i, err)
+		}
+		resp.Body.Close()
+		io.Copy(io.Discard, c) // until the server has closed it
+		c.Close()
+	}
+
 	// A flood of connections that close at once, from a third address:
 	// each is a bad request or a failed handshake, logged in summary.
 	const flood = 500
