@@ -46,9 +46,11 @@ func (s *Settings) RequestTimeout() time.Duration {
 type Server struct {
 	Log *slog.Logger
 	Via uint32
-	// Refusals logs refused connections and failed handshakes in
-	// summary: a flood is a line per interval, not per connection.
-	Refusals *admit.Summary
+	// Refusals (warnings: connections refused over a limit) and
+	// Failures (information: bad requests, failed handshakes) are
+	// logged in summary: a flood is a line per interval and kind, not
+	// a line per connection.
+	Refusals, Failures *admit.Summary
 
 	// gate counts the connections accepted and not yet through their
 	// handshake (pending), per remote address and in all; waiting
@@ -75,7 +77,8 @@ type Server struct {
 func New(log *slog.Logger, via uint32, parent *msg.Conn) *Server {
 	return &Server{Log: log, Via: via, parent: parent, ready: make(chan struct{}),
 		count: map[string]int{}, ids: map[uint32]bool{},
-		Refusals: &admit.Summary{Log: log, Level: slog.LevelWarn}}
+		Refusals: &admit.Summary{Log: log, Level: slog.LevelWarn},
+		Failures: &admit.Summary{Log: log, Level: slog.LevelInfo}}
 }
 
 // Start reads the parent's messages until the first settings are
@@ -378,10 +381,16 @@ func (s *Server) Handshaken(c net.Conn) {
 	}
 }
 
-// Refused logs, in summary, a connection refused or failed for why
+// Refused logs, in summary, a connection refused over a limit for why
 // (a fixed text: the kind of the summary) from remote ("host:port").
 func (s *Server) Refused(why, remote string, attrs ...any) {
 	s.Refusals.Add(why, admit.AddressKey(addr(remote)), attrs...)
+}
+
+// Failed logs, in summary, a connection that failed for why (a fixed
+// text: a bad request, a failed handshake) from remote ("host:port").
+func (s *Server) Failed(why, remote string, attrs ...any) {
+	s.Failures.Add(why, admit.AddressKey(addr(remote)), attrs...)
 }
 
 // addr is a net.Addr of "host:port".

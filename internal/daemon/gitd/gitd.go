@@ -36,13 +36,13 @@ func serve(log *slog.Logger, s *frontend.Server, c net.Conn) {
 	c.SetDeadline(time.Now().Add(st.HandshakeTimeout()))
 	req, err := readRequest(c)
 	if err != nil {
-		s.Refused("bad request", remote, "err", err)
+		s.Failed("bad request", remote, "err", err)
 		writeErr(c, "malformed git:// request")
 		return
 	}
 	s.Handshaken(c)
 	if req.Service != gitcmd.UploadPack {
-		s.Refused("push refused", remote, "service", req.Service)
+		s.Failed("push refused", remote, "service", req.Service)
 		writeErr(c, "git:// is read-only: push over ssh or https")
 		return
 	}

@@ -167,14 +167,14 @@ func (srv *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	log := srv.log.With("remote", r.RemoteAddr, "method", r.Method, "path", r.URL.Path)
 	rt, code := parseRoute(r)
 	if code != 0 {
-		srv.s.Refused("request refused", r.RemoteAddr, "status", code)
+		srv.s.Failed("request refused", r.RemoteAddr, "status", code)
 		fail(w, code, http.StatusText(code))
 		return
 	}
 	st := srv.s.Settings()
 	account, ok := srv.authenticate(r, st)
 	if !ok {
-		srv.s.Refused("authentication failed", r.RemoteAddr)
+		srv.s.Failed("authentication failed", r.RemoteAddr)
 		challenge(w, "authentication failed")
 		return
 	}

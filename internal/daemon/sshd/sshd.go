@@ -60,7 +60,7 @@ func Main(ctx context.Context, log *slog.Logger, s *frontend.Server, creds []ipc
 		ServerVersion:     Version,
 		AuthLogCallback: func(meta ssh.ConnMetadata, method string, err error) {
 			if err != nil && method != "none" && !errors.Is(err, ssh.ErrNoAuth) {
-				s.Refused("authentication failed", meta.RemoteAddr().String(), "method", method)
+				s.Failed("authentication failed", meta.RemoteAddr().String(), "method", method)
 			}
 		},
 	}
@@ -100,7 +100,7 @@ func (srv *server) serve(c net.Conn) {
 	c.SetDeadline(time.Now().Add(st.HandshakeTimeout()))
 	conn, chans, reqs, err := ssh.NewServerConn(ic, srv.config)
 	if err != nil {
-		srv.s.Refused("handshake failed", c.RemoteAddr().String(), "err", err)
+		srv.s.Failed("handshake failed", c.RemoteAddr().String(), "err", err)
 		return
 	}
 	srv.s.Handshaken(c)
