@@ -1,12 +1,12 @@
 // Package frontend is what gotd's network front-ends (sshd, gitd,
 // httpd) share: the settings the parent sends them, the connection
 // limits they enforce (pending connections per remote address from
-// accept on, clients per identity once known), and the hand-off of an authenticated client to
-// the parent, which then treats it as listen's clients: a Connect
-// message with the identity the front-end established, and the
-// client's two streams as descriptors. The parent answers on a channel
-// of the client's own with one Done message when the client's
-// processes are gone.
+// accept on, clients per identity once known), and the hand-off of an
+// authenticated client to the parent, which then treats it as listen's
+// clients: a Connect message with the identity the front-end
+// established, and the client's two streams as descriptors. The parent
+// answers on a channel of the client's own with one Done message when
+// the client's processes are gone.
 package frontend
 
 import (
