@@ -191,17 +191,21 @@ func (s *server) serve(c *msg.Conn, uc *net.UnixConn, p peer, release func()) {
 	}
 	var in, out ipc.Stream
 	inFile, err := ipc.Recv(c, &in, true)
+	if inFile != nil {
+		defer inFile.Close()
+	}
 	if err != nil || in.Output {
 		s.summary.Add("bad request: no input stream", source, "err", err)
 		return
 	}
-	defer inFile.Close()
 	outFile, err := ipc.Recv(c, &out, true)
+	if outFile != nil {
+		defer outFile.Close()
+	}
 	if err != nil || !out.Output {
 		s.summary.Add("bad request: no output stream", source, "err", err)
 		return
 	}
-	defer outFile.Close()
 	release()
 	uc.SetReadDeadline(time.Time{})
 
