@@ -2,6 +2,7 @@ package admit
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
 	"net"
 	"strings"
@@ -164,5 +165,34 @@ func TestSummary(t *testing.T) {
 	s.Add("refused", "192.0.2.9")
 	if n := len(buf.lines()); n != 5 {
 		t.Errorf("after a quiet window: got %d lines; want 5", n)
+	}
+}
+
+// TestSummarySources floods a Summary from more sources than it names:
+// the first event keeps its attributes, the rest are counted, and the
+// sources it tells apart stay bounded.
+func TestSummarySources(t *testing.T) {
+	var buf syncBuffer
+	s := &Summary{Log: slog.New(slog.NewTextHandler(&buf, nil)), Interval: 2 * time.Second}
+	const n = maxSources + 1000
+	for i := range n {
+		s.Add("bad request", fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255), "err", "EOF")
+	}
+	s.mu.Lock()
+	named, others := len(s.kinds["bad request"].sources), s.kinds["bad request"].others
+	s.mu.Unlock()
+	if named != maxSources || others != n-1-maxSources {
+		t.Errorf("got %d sources named and %d events of others; want %d and %d", named, others, maxSources, n-1-maxSources)
+	}
+	time.Sleep(2500 * time.Millisecond)
+	lines := buf.lines()
+	if len(lines) != 2 {
+		t.Fatalf("got %d lines; want 2:\n%s", len(lines), strings.Join(lines, "\n"))
+	}
+	if !strings.Contains(lines[0], "source=10.0.0.0 err=EOF") || strings.Contains(lines[1], "err=") {
+		t.Errorf("attributes: got %q and %q; want them on the first line only", lines[0], lines[1])
+	}
+	if want := fmt.Sprintf("count=%d sources=%d", n-1, maxSources+1); !strings.Contains(lines[1], want) {
+		t.Errorf("summary %q; want it to hold %q", lines[1], want)
 	}
 }
