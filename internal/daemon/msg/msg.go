@@ -50,7 +50,8 @@ type Conn struct {
 	buf []byte
 	oob []byte
 	// uc and rc, for a Conn of FromUnixConn, wait in the runtime's
-	// poller; buf is then nil and taken from bufs for each message.
+	// poller; buf is then nil and taken from bufs for each message, and
+	// fd serves only for socket options.
 	uc *net.UnixConn
 	rc syscall.RawConn
 }
@@ -88,7 +89,13 @@ func FromUnixConn(c *net.UnixConn) (*Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("msg: %w", err)
 	}
-	return &Conn{fd: -1, oob: make([]byte, unix.CmsgSpace(4*4)), uc: c, rc: rc}, nil
+	conn := &Conn{oob: make([]byte, unix.CmsgSpace(4*4)), uc: c, rc: rc}
+	// The descriptor, for socket options (peer credentials) read
+	// without going through rc; reads and writes go through rc.
+	if err := rc.Control(func(fd uintptr) { conn.fd = int(fd) }); err != nil {
+		return nil, fmt.Errorf("msg: %w", err)
+	}
+	return conn, nil
 }
 
 // File returns the socket, to hand to a child process; nil for a Conn
