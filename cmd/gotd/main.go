@@ -296,7 +296,8 @@ func listenSocket(path string) (*net.UnixListener, error) {
 
 // limits resolves the configuration's connection limits to uids.
 func limits(cfg *config.Config) *ipc.Limits {
-	l := &ipc.Limits{Default: config.DefaultUserLimit, Total: config.MaxClients}
+	l := &ipc.Limits{Default: config.DefaultUserLimit, Total: config.MaxClients,
+		PendingTotal: uint32(cfg.PendingTotal), PendingPerUser: uint32(cfg.PendingPerUser)}
 	for name, n := range cfg.UserLimits {
 		uid, err := strconv.Atoi(name)
 		if err != nil {

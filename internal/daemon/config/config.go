@@ -30,6 +30,15 @@ const (
 	DefaultSpool         = "/var/db/gotd/notify"
 	DefaultNotifyTimeout = time.Minute
 	MaxClients           = 1024
+	// Connections waiting for their first message (a request, an SSH or
+	// TLS handshake), in all and per user or remote address; a public
+	// mirror's legitimate clients are through theirs in a round trip
+	// or two.
+	DefaultPendingTotal      = 512
+	DefaultPendingPerUser    = 32
+	DefaultPendingPerAddress = 32
+	MaxPending               = 65536
+	DefaultShutdownTimeout   = 30 * time.Second
 )
 
 // Config is a parsed gotd.conf.
@@ -43,8 +52,17 @@ type Config struct {
 	RequestTimeout time.Duration
 	// UserLimits holds per-user connection limits by user name (or
 	// numeric uid as written); others get DefaultUserLimit.
-	UserLimits   map[string]int
-	Repositories []*Repository
+	UserLimits map[string]int
+	// PendingTotal bounds the connections that have not yet sent their
+	// request (gotsh) or finished their handshake (network), for the
+	// socket and for each front-end; PendingPerUser and
+	// PendingPerAddress bound them per uid on the socket and per remote
+	// address (per /64 for IPv6) on the network.
+	PendingTotal, PendingPerUser, PendingPerAddress int
+	// ShutdownTimeout bounds the wait for clients at gotctl stop; those
+	// still connected then are ended.
+	ShutdownTimeout time.Duration
+	Repositories    []*Repository
 	// SSH, Git and HTTP are the network front-ends' listeners.
 	SSH, Git, HTTP []Listen
 	// SSHHostKey is the SSH front-end's private host key file.
@@ -197,7 +215,9 @@ func Parse(file string, data []byte, opts Options) (*Config, error) {
 		file: file,
 		cfg: &Config{File: file, ListenOn: DefaultSocket, User: DefaultUser,
 			RequestTimeout: DefaultTimeout, UserLimits: map[string]int{},
-			SSHHostKey: DefaultHostKey, NotifySpool: DefaultSpool, NotifyTimeout: DefaultNotifyTimeout, HandshakeTimeout: DefaultHandshakeTimeout, BodyLimit: DefaultBodyLimit},
+			SSHHostKey: DefaultHostKey, NotifySpool: DefaultSpool, NotifyTimeout: DefaultNotifyTimeout, HandshakeTimeout: DefaultHandshakeTimeout, BodyLimit: DefaultBodyLimit,
+			PendingTotal: DefaultPendingTotal, PendingPerUser: DefaultPendingPerUser, PendingPerAddress: DefaultPendingPerAddress,
+			ShutdownTimeout: DefaultShutdownTimeout},
 		opts:       opts,
 		macros:     map[string]string{},
 		used:       map[string]bool{},

@@ -290,6 +290,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(frontendExample))
 	f.Add([]byte("repository \"r\" {\npath \"/r\"\nhide namespace refs/x\npush {\ndeny create namespace \"refs/tags/\" :a b 7\n" +
 		"max blob size 1K except c\ndeny binary\ndeny merge branch main except :m\nmax pack size 2G\nmax objects 9\nmin free space 3M\n}\n}\n"))
+	f.Add([]byte("connection {\nlimit pending 9\nlimit pending user 2\nlimit pending address 3\nshutdown timeout 1m\n}\nrepository r {\npath \"/r\"\n}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := Parse("fuzz.conf", data, Options{Secrets: &Secrets{}})
 		if err != nil {
@@ -299,8 +300,13 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
-		if len(c.Repositories) == 0 || c.RequestTimeout <= 0 || !filepath.IsAbs(c.ListenOn) {
+		if len(c.Repositories) == 0 || c.RequestTimeout <= 0 || !filepath.IsAbs(c.ListenOn) || c.ShutdownTimeout <= 0 {
 			t.Fatalf("accepted an invalid configuration: %+v", c)
+		}
+		for _, n := range []int{c.PendingTotal, c.PendingPerUser, c.PendingPerAddress} {
+			if n < 1 || n > MaxPending {
+				t.Fatalf("pending limit %d out of range", n)
+			}
 		}
 		for _, ls := range [][]Listen{c.SSH, c.Git, c.HTTP} {
 			for _, l := range ls {
@@ -455,6 +461,41 @@ func TestManualExamples(t *testing.T) {
 		}
 		if _, err := Parse("example", []byte(blocks[i]), Options{Secrets: sec}); err != nil {
 			t.Errorf("example %d: %v", i/2+1, err)
+		}
+	}
+}
+
+// TestAdmission parses the connection options of admission and
+// shutdown: their defaults, values, and values out of range.
+func TestAdmission(t *testing.T) {
+	const repo = "repository r {\npath \"/r\"\n}\n"
+	c, err := Parse("d.conf", []byte(repo), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.PendingTotal != DefaultPendingTotal || c.PendingPerUser != DefaultPendingPerUser ||
+		c.PendingPerAddress != DefaultPendingPerAddress || c.ShutdownTimeout != DefaultShutdownTimeout {
+		t.Errorf("defaults: got %d %d %d %v; want %d %d %d %v", c.PendingTotal, c.PendingPerUser, c.PendingPerAddress, c.ShutdownTimeout,
+			DefaultPendingTotal, DefaultPendingPerUser, DefaultPendingPerAddress, DefaultShutdownTimeout)
+	}
+	src := "connection {\n\tlimit pending 100\n\tlimit pending user 5\n\tlimit pending address 7\n\tshutdown timeout 2m\n\tlimit user pending 3\n}\n" + repo
+	c, err = Parse("a.conf", []byte(src), Options{UserExists: func(string) bool { return true }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.PendingTotal != 100 || c.PendingPerUser != 5 || c.PendingPerAddress != 7 || c.ShutdownTimeout != 2*time.Minute || c.UserLimits["pending"] != 3 {
+		t.Errorf("got %d %d %d %v %v; want 100 5 7 2m0s and user pending's limit 3", c.PendingTotal, c.PendingPerUser, c.PendingPerAddress, c.ShutdownTimeout, c.UserLimits)
+	}
+	for _, c := range []struct{ line, want string }{
+		{"limit pending 0", "b.conf:2: pending connection limit 0 out of range 1-65536"},
+		{"limit pending address 70000", "b.conf:2: pending connection limit per address 70000 out of range 1-65536"},
+		{"limit pending user x", "b.conf:2: syntax error: expected a pending connection limit per user, found 'x'"},
+		{"shutdown timeout 0", "b.conf:2: invalid timeout: 0"},
+		{"shutdown 30", "b.conf:2: syntax error: expected 'timeout', found '30'"},
+	} {
+		_, err := Parse("b.conf", []byte("connection {\n"+c.line+"\n}\n"+repo), Options{})
+		if err == nil || err.Error() != c.want {
+			t.Errorf("%q: got %v; want %s", c.line, err, c.want)
 		}
 	}
 }

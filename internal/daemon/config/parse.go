@@ -230,6 +230,10 @@ func (p *parser) connOption() {
 		p.cfg.RequestTimeout = p.timeout()
 	case p.is("limit"):
 		p.advance()
+		if p.is("pending") {
+			p.pendingLimit()
+			return
+		}
 		p.expect("user")
 		line := p.tok.line
 		user := p.strOrNumber("a user name")
@@ -251,9 +255,38 @@ func (p *parser) connOption() {
 		p.advance()
 		p.expect("limit")
 		p.cfg.BodyLimit = p.size()
+	case p.is("shutdown"):
+		p.advance()
+		p.expect("timeout")
+		p.cfg.ShutdownTimeout = p.timeout()
 	default:
 		p.fail("syntax error: unexpected %v in connection options", p.tok)
 	}
+}
+
+// pendingLimit parses "limit pending [user | address] number".
+func (p *parser) pendingLimit() {
+	p.advance()
+	dst, what := &p.cfg.PendingTotal, "pending connection limit"
+	switch {
+	case p.is("user"):
+		dst, what = &p.cfg.PendingPerUser, "pending connection limit per user"
+		p.advance()
+	case p.is("address"):
+		dst, what = &p.cfg.PendingPerAddress, "pending connection limit per address"
+		p.advance()
+	}
+	line := p.tok.line
+	if p.tok.kind != tokNumber {
+		p.fail("syntax error: expected a %s, found %v", what, p.tok)
+	}
+	n := p.tok.num
+	p.advance()
+	if n < 1 || n > MaxPending {
+		p.errorf(line, "%s %d out of range 1-%d", what, n, MaxPending)
+		return
+	}
+	*dst = int(n)
 }
 
 // timeout parses seconds or a number with an s, m or h suffix.

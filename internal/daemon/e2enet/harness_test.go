@@ -79,7 +79,8 @@ var buildOnce struct {
 	out []byte
 }
 
-// buildBinaries builds gotd, gotctl and gotadmin once per test binary.
+// buildBinaries builds gotd, gotctl, gotadmin and gotsh once per test
+// binary.
 func buildBinaries(t testing.TB) string {
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "gotd-e2enet-bin-")
@@ -88,7 +89,7 @@ func buildBinaries(t testing.TB) string {
 			return
 		}
 		os.Chmod(dir, 0o755)
-		cmd := exec.Command("go", "build", "-o", dir+"/", "gotd/cmd/gotd", "gotd/cmd/gotctl", "gotd/cmd/gotadmin")
+		cmd := exec.Command("go", "build", "-o", dir+"/", "gotd/cmd/gotd", "gotd/cmd/gotctl", "gotd/cmd/gotadmin", "gotd/cmd/gotsh")
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		buildOnce.out, buildOnce.err = cmd.CombinedOutput()
 		buildOnce.dir = dir

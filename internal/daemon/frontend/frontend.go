@@ -1,11 +1,12 @@
 // Package frontend is what gotd's network front-ends (sshd, gitd,
 // httpd) share: the settings the parent sends them, the connection
-// limits they enforce, and the hand-off of an authenticated client to
-// the parent, which then treats it as listen's clients: a Connect
-// message with the identity the front-end established, and the
-// client's two streams as descriptors. The parent answers on a channel
-// of the client's own with one Done message when the client's
-// processes are gone.
+// limits they enforce (pending connections per remote address from
+// accept on, clients per identity once known), and the hand-off of an
+// authenticated client to the parent, which then treats it as listen's
+// clients: a Connect message with the identity the front-end
+// established, and the client's two streams as descriptors. The parent
+// answers on a channel of the client's own with one Done message when
+// the client's processes are gone.
 package frontend
 
 import (
@@ -21,6 +22,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"gotd/internal/daemon/admit"
 	"gotd/internal/daemon/ipc"
 	"gotd/internal/daemon/msg"
 )
@@ -44,6 +46,17 @@ func (s *Settings) RequestTimeout() time.Duration {
 type Server struct {
 	Log *slog.Logger
 	Via uint32
+	// Refusals (warnings: connections refused over a limit) and
+	// Failures (information: bad requests, failed handshakes) are
+	// logged in summary: a flood is a line per interval and kind, not
+	// a line per connection.
+	Refusals, Failures *admit.Summary
+
+	// gate counts the connections accepted and not yet through their
+	// handshake (pending), per remote address and in all; waiting
+	// holds their release functions.
+	gate    admit.Gate
+	waiting sync.Map // net.Conn -> func()
 
 	parent *msg.Conn
 	sendMu sync.Mutex // a client's three messages stay together
@@ -63,7 +76,9 @@ type Server struct {
 // New returns the front-end's link on the parent's channel.
 func New(log *slog.Logger, via uint32, parent *msg.Conn) *Server {
 	return &Server{Log: log, Via: via, parent: parent, ready: make(chan struct{}),
-		count: map[string]int{}, ids: map[uint32]bool{}}
+		count: map[string]int{}, ids: map[uint32]bool{},
+		Refusals: &admit.Summary{Log: log, Level: slog.LevelWarn},
+		Failures: &admit.Summary{Log: log, Level: slog.LevelInfo}}
 }
 
 // Start reads the parent's messages until the first settings are
@@ -137,6 +152,7 @@ func (s *Server) fromParent(raw msg.Msg) error {
 		}
 		first := s.settings == nil
 		s.settings, s.pending = s.pending, nil
+		s.gate.SetLimits(int(s.settings.PendingTotal), int(s.settings.PendingPerAddress))
 		if first {
 			close(s.ready)
 		}
@@ -340,26 +356,78 @@ func Listeners() ([]net.Listener, error) {
 	}
 }
 
-// Accept serves each connection of l with serve, in a goroutine of its
-// own, until l is closed.
-func Accept(log *slog.Logger, l net.Listener, serve func(net.Conn)) {
-	for {
-		c, err := l.Accept()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			log.Error("accept", "err", err)
-			time.Sleep(100 * time.Millisecond) // out of descriptors: let some close
-			continue
-		}
-		go serve(c)
+// Pending counts c as pending, from accept or from the end of a
+// request on a connection kept for the next one, until Handshaken. It
+// returns false if c's address or the front-end is over its pending
+// limit: the caller closes c at once. The refusal is logged in summary.
+func (s *Server) Pending(c net.Conn) bool {
+	key := admit.AddressKey(c.RemoteAddr())
+	release, why := s.gate.Enter(key)
+	if why != "" {
+		s.Refusals.Add("connection closed: "+why, key)
+		return false
+	}
+	if old, loaded := s.waiting.Swap(c, release); loaded {
+		old.(func())()
+	}
+	return true
+}
+
+// Handshaken ends c's pending count: its handshake is done (or it is
+// closed). Calling it for a connection not pending does nothing.
+func (s *Server) Handshaken(c net.Conn) {
+	if release, ok := s.waiting.LoadAndDelete(c); ok {
+		release.(func())()
 	}
 }
 
-// Serve accepts on every listener, serving each connection with serve,
-// and handles the parent's messages until its channel closes; Halt
-// closes the listeners.
+// Refused logs, in summary, a connection refused over a limit for why
+// (a fixed text: the kind of the summary) from remote ("host:port").
+func (s *Server) Refused(why, remote string, attrs ...any) {
+	s.Refusals.Add(why, admit.AddressKey(addr(remote)), attrs...)
+}
+
+// Failed logs, in summary, a connection that failed for why (a fixed
+// text: a bad request, a failed handshake) from remote ("host:port").
+func (s *Server) Failed(why, remote string, attrs ...any) {
+	s.Failures.Add(why, admit.AddressKey(addr(remote)), attrs...)
+}
+
+// addr is a net.Addr of "host:port".
+type addr string
+
+func (a addr) Network() string { return "tcp" }
+func (a addr) String() string  { return string(a) }
+
+// Listener returns l counting each accepted connection as pending
+// (Pending), and closing at once those over the limits; the caller
+// calls Handshaken.
+func (s *Server) Listener(l net.Listener) net.Listener { return &gateListener{Listener: l, s: s} }
+
+type gateListener struct {
+	net.Listener
+	s *Server
+}
+
+func (l *gateListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if l.s.Pending(c) {
+			return c, nil
+		}
+		c.Close()
+	}
+}
+
+// Serve accepts on every listener, serving each connection with serve
+// in a goroutine of its own, and handles the parent's messages until
+// its channel closes; Halt closes the listeners. A connection is
+// pending (Pending) from accept until serve calls Handshaken or
+// returns; over the pending limits it is closed at once, before any
+// goroutine is started for it.
 func (s *Server) Serve(ls []net.Listener, serve func(net.Conn)) error {
 	var once sync.Once
 	halt := func() {
@@ -369,20 +437,36 @@ func (s *Server) Serve(ls []net.Listener, serve func(net.Conn)) error {
 			}
 		})
 	}
-	// Connections still authenticating count too: at most twice the
+	// Connections past their handshake count too: at most twice the
 	// clients allowed in all are open at once.
 	var open atomic.Int64
-	bounded := func(c net.Conn) {
-		defer open.Add(-1)
-		if open.Add(1) > 2*int64(s.Settings().Total) {
-			s.Log.Warn("too many open connections: closing a new one", "remote", c.RemoteAddr().String())
-			c.Close()
-			return
-		}
-		serve(c)
-	}
 	for _, l := range ls {
-		go Accept(s.Log, l, bounded)
+		go func() {
+			gl := s.Listener(l)
+			for {
+				c, err := gl.Accept()
+				if err != nil {
+					if errors.Is(err, net.ErrClosed) {
+						return
+					}
+					s.Refusals.Add("accept failed", err.Error())
+					time.Sleep(100 * time.Millisecond) // out of descriptors: let some close
+					continue
+				}
+				if open.Add(1) > 2*int64(s.Settings().Total) {
+					open.Add(-1)
+					s.Handshaken(c)
+					s.Refusals.Add("connection closed: too many open connections", admit.AddressKey(c.RemoteAddr()))
+					c.Close()
+					continue
+				}
+				go func() {
+					defer open.Add(-1)
+					defer s.Handshaken(c)
+					serve(c)
+				}()
+			}
+		}()
 	}
 	defer halt()
 	return s.Run(halt)

@@ -2,8 +2,12 @@ package frontend
 
 import (
 	"errors"
+	"io"
 	"log/slog"
+	"net"
+	"syscall"
 	"testing"
+	"time"
 
 	"gotd/internal/daemon/ipc"
 )
@@ -37,5 +41,84 @@ func TestAdmit(t *testing.T) {
 	anon.Release()
 	if s.total != 4 || s.count["anonymous@10.0.0.1"] != 0 {
 		t.Errorf("counts %d %v", s.total, s.count)
+	}
+}
+
+// TestPending holds one address's pending connections: the next from
+// it is closed at once, one from another address is accepted, and a
+// handshake frees a place (issue 18: 2,060 idle sockets from one
+// address locked everyone out).
+func TestPending(t *testing.T) {
+	s := New(slog.Default(), ipc.ViaGit, nil)
+	s.settings = &Settings{Frontend: ipc.Frontend{Total: 1024, PendingTotal: 10, PendingPerAddress: 3}}
+	s.gate.SetLimits(10, 3)
+	close(s.ready)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	accepted := make(chan net.Conn, 16)
+	go func() {
+		gl := s.Listener(l)
+		for {
+			c, err := gl.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	dial := func(from string) net.Conn {
+		t.Helper()
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+		c, err := d.Dial("tcp", l.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	// closed tells whether the server closed c at once.
+	closed := func(c net.Conn) bool {
+		c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+		_, err := c.Read(make([]byte, 1))
+		return err == io.EOF || errors.Is(err, syscall.ECONNRESET)
+	}
+	next := func() net.Conn {
+		t.Helper()
+		select {
+		case c := <-accepted:
+			return c
+		case <-time.After(5 * time.Second):
+			t.Fatal("no connection accepted")
+			return nil
+		}
+	}
+	var held []net.Conn
+	for range 3 {
+		dial("127.0.0.2")
+		held = append(held, next())
+	}
+	for i := range 3 {
+		if c := dial("127.0.0.2"); !closed(c) {
+			t.Fatalf("connection %d over the address's cap: got open; want closed at once", 4+i)
+		}
+	}
+	if c := dial("127.0.0.1"); closed(c) {
+		t.Fatal("connection from another address: got closed; want accepted")
+	}
+	next()
+	if total, of := s.gate.Pending("127.0.0.2"); total != 4 || of != 3 {
+		t.Fatalf("pending: got %d in all, %d of 127.0.0.2; want 4, 3", total, of)
+	}
+	s.Handshaken(held[0])
+	s.Handshaken(held[0]) // once only
+	if c := dial("127.0.0.2"); closed(c) {
+		t.Fatal("after a handshake: got closed; want accepted")
+	}
+	next()
+	if total, of := s.gate.Pending("127.0.0.2"); total != 4 || of != 3 {
+		t.Fatalf("pending after a handshake: got %d in all, %d of 127.0.0.2; want 4, 3", total, of)
 	}
 }

@@ -26,26 +26,29 @@ func Main(ctx context.Context, log *slog.Logger, s *frontend.Server, ls []net.Li
 	return s.Serve(ls, func(c net.Conn) { serve(log, s, c) })
 }
 
-// serve reads one request and passes the connection on.
+// serve reads one request and passes the connection on. Refusals
+// are logged in summary: a flood of them is not a line each.
 func serve(log *slog.Logger, s *frontend.Server, c net.Conn) {
 	defer c.Close()
-	log = log.With("remote", c.RemoteAddr().String())
+	remote := c.RemoteAddr().String()
+	log = log.With("remote", remote)
 	st := s.Settings()
 	c.SetDeadline(time.Now().Add(st.HandshakeTimeout()))
 	req, err := readRequest(c)
 	if err != nil {
-		log.Info("bad request", "err", err)
+		s.Failed("bad request", remote, "err", err)
 		writeErr(c, "malformed git:// request")
 		return
 	}
+	s.Handshaken(c)
 	if req.Service != gitcmd.UploadPack {
-		log.Info("refused", "service", req.Service, "path", req.Path)
+		s.Failed("push refused", remote, "service", req.Service)
 		writeErr(c, "git:// is read-only: push over ssh or https")
 		return
 	}
-	slot, err := s.Admit("", c.RemoteAddr().String())
+	slot, err := s.Admit("", remote)
 	if err != nil {
-		log.Warn("connection refused", "reason", err)
+		s.Refused("connection refused: "+err.Error(), remote)
 		writeErr(c, err.Error())
 		return
 	}

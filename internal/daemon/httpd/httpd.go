@@ -78,11 +78,28 @@ func Main(ctx context.Context, log *slog.Logger, s *frontend.Server, creds []ipc
 		IdleTimeout:       st.HandshakeTimeout(),
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return context.WithValue(ctx, connKey{}, c)
+		},
+		ConnState: func(c net.Conn, state http.ConnState) {
+			switch state {
+			case http.StateIdle:
+				if !s.Pending(c) {
+					c.Close()
+				}
+			case http.StateClosed, http.StateHijacked:
+				s.Handshaken(c)
+			}
+		},
 	}
 	for _, l := range ls {
 		// Connections in their handshake or idle between requests
 		// count too: at most twice the clients allowed in all.
-		l := netutil.LimitListener(l, 2*int(st.Total))
+		// A connection is pending from accept (the TLS handshake comes
+		// with its first read) until a request's header has arrived,
+		// and again while it waits for the next request: the server
+		// sees the connections the pending count knows.
+		l := s.Listener(netutil.LimitListener(l, 2*int(st.Total)))
 		go func() {
 			if err := hs.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error("serve", "err", err)
@@ -97,6 +114,9 @@ func Main(ctx context.Context, log *slog.Logger, s *frontend.Server, creds []ipc
 	defer hs.Close()
 	return s.Run(halt)
 }
+
+// connKey is the request context's key of its connection.
+type connKey struct{}
 
 // route is what a request asks for.
 type route struct {
@@ -141,17 +161,20 @@ func parseRoute(r *http.Request) (route, int) {
 
 // ServeHTTP serves one request.
 func (srv *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if c, ok := r.Context().Value(connKey{}).(net.Conn); ok {
+		srv.s.Handshaken(c)
+	}
 	log := srv.log.With("remote", r.RemoteAddr, "method", r.Method, "path", r.URL.Path)
 	rt, code := parseRoute(r)
 	if code != 0 {
-		log.Info("refused", "status", code)
+		srv.s.Failed("request refused", r.RemoteAddr, "status", code)
 		fail(w, code, http.StatusText(code))
 		return
 	}
 	st := srv.s.Settings()
 	account, ok := srv.authenticate(r, st)
 	if !ok {
-		log.Warn("authentication failed")
+		srv.s.Failed("authentication failed", r.RemoteAddr)
 		challenge(w, "authentication failed")
 		return
 	}
@@ -162,7 +185,7 @@ func (srv *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	log = log.With("user", account)
 	slot, err := srv.s.Admit(account, r.RemoteAddr)
 	if err != nil {
-		log.Warn("connection refused", "reason", err)
+		srv.s.Refused("connection refused: "+err.Error(), r.RemoteAddr, "user", account)
 		w.Header().Set("Retry-After", "10")
 		fail(w, http.StatusServiceUnavailable, err.Error())
 		return

@@ -81,6 +81,7 @@ const (
 	TypeNotifyRepo
 	TypeNotifyTarget
 	TypeNotifyStatus
+	TypeHeld
 )
 
 // Message is one of the types below.
@@ -337,6 +338,22 @@ func (*Disconnect) Type() msg.Type          { return TypeDisconnect }
 func (m *Disconnect) encode(e *msg.Encoder) { e.Uint32(m.Client) }
 func (m *Disconnect) decode(d *msg.Decoder) { m.Client = d.Uint32() }
 
+// Held: parent → listen, after Limits when listen is started again: a
+// client of the socket that is still connected, so that it counts
+// against its user's limit and its id is not given again.
+type Held struct {
+	Client, UID uint32
+}
+
+func (*Held) Type() msg.Type          { return TypeHeld }
+func (m *Held) encode(e *msg.Encoder) { e.Uint32(m.Client).Uint32(m.UID) }
+func (m *Held) decode(d *msg.Decoder) {
+	m.Client, m.UID = d.Uint32(), d.Uint32()
+	if Via(m.Client) != ViaSocket || m.Client == 0 {
+		d.Fail("not a client of the socket")
+	}
+}
+
 // Halt: parent → listen and the front-ends: stop accepting connections
 // (gotctl stop).
 type Halt struct{}
@@ -346,9 +363,11 @@ func (*Halt) encode(*msg.Encoder)   {}
 func (*Halt) decode(d *msg.Decoder) {}
 
 // Limits: parent → listen, at start and after a reload: connections
-// allowed per user and in all.
+// allowed per user and in all, and connections allowed to wait for
+// their request (pending) per user and in all.
 type Limits struct {
-	Default, Total uint32
+	Default, Total               uint32
+	PendingTotal, PendingPerUser uint32
 	// UIDs and PerUID are parallel, at most MaxRules long.
 	UIDs, PerUID []uint32
 	// Control lists the uids allowed to use gotctl (root and the
@@ -358,10 +377,11 @@ type Limits struct {
 
 func (*Limits) Type() msg.Type { return TypeLimits }
 func (m *Limits) encode(e *msg.Encoder) {
-	e.Uint32(m.Default).Uint32(m.Total).Uint32s(m.UIDs).Uint32s(m.PerUID).Uint32s(m.Control)
+	e.Uint32(m.Default).Uint32(m.Total).Uint32(m.PendingTotal).Uint32(m.PendingPerUser)
+	e.Uint32s(m.UIDs).Uint32s(m.PerUID).Uint32s(m.Control)
 }
 func (m *Limits) decode(d *msg.Decoder) {
-	m.Default, m.Total = d.Uint32(), d.Uint32()
+	m.Default, m.Total, m.PendingTotal, m.PendingPerUser = d.Uint32(), d.Uint32(), d.Uint32(), d.Uint32()
 	m.UIDs, m.PerUID, m.Control = d.Uint32s(MaxRules), d.Uint32s(MaxRules), d.Uint32s(2)
 	if len(m.UIDs) != len(m.PerUID) {
 		d.Fail("limits of different lengths")
@@ -769,16 +789,22 @@ type Frontend struct {
 	Default, Total uint32
 	Names          []string // MaxUser each
 	PerName        []uint32
+	// PendingTotal and PendingPerAddress bound the connections not yet
+	// through their handshake, in all and per remote address (per /64
+	// for IPv6).
+	PendingTotal, PendingPerAddress uint32
 }
 
 func (*Frontend) Type() msg.Type { return TypeFrontend }
 func (m *Frontend) encode(e *msg.Encoder) {
 	e.Uint32(m.HandshakeTimeout).Uint32(m.RequestTimeout).Uint64(m.BodyLimit)
 	e.Uint32(m.Default).Uint32(m.Total).Strings(m.Names).Uint32s(m.PerName)
+	e.Uint32(m.PendingTotal).Uint32(m.PendingPerAddress)
 }
 func (m *Frontend) decode(d *msg.Decoder) {
 	m.HandshakeTimeout, m.RequestTimeout, m.BodyLimit = d.Uint32(), d.Uint32(), d.Uint64()
 	m.Default, m.Total, m.Names, m.PerName = d.Uint32(), d.Uint32(), d.Strings(MaxRules, MaxUser), d.Uint32s(MaxRules)
+	m.PendingTotal, m.PendingPerAddress = d.Uint32(), d.Uint32()
 	if len(m.Names) != len(m.PerName) {
 		d.Fail("limits of different lengths")
 	}

@@ -3,7 +3,9 @@
 // calling from the kernel (SO_PEERCRED), reads the caller's one typed
 // request, enforces the connection limits, and hands the connection
 // with what it learned to the parent. It has no filesystem access and
-// creates no socket.
+// creates no socket. Callers that have not sent their request yet are
+// capped per uid and in all, and wait in the runtime's poller: a
+// flood of idle connections costs a goroutine each, not a thread.
 package listen
 
 import (
@@ -14,11 +16,11 @@ import (
 	"net"
 	"os"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
-	"golang.org/x/sys/unix"
-
+	"gotd/internal/daemon/admit"
 	"gotd/internal/daemon/ipc"
 	"gotd/internal/daemon/msg"
 )
@@ -27,14 +29,19 @@ import (
 // send it at once.
 const helloTimeout = 10 * time.Second
 
+// writeTimeout bounds the sending of a refusal to a caller.
+const writeTimeout = 5 * time.Second
+
 // Main serves until the parent's channel closes. l is the daemon's
 // listening socket, sandboxing is the caller's (the role switch).
 func Main(ctx context.Context, log *slog.Logger, parent *msg.Conn, l *net.UnixListener) error {
-	s := &server{log: log, parent: parent, perUID: map[uint32]int{}, clients: map[uint32]uint32{}}
+	s := &server{log: log, parent: parent, perUID: map[uint32]int{}, clients: map[uint32]uint32{},
+		summary: &admit.Summary{Log: log, Level: slog.LevelWarn}, quiet: &admit.Summary{Log: log, Level: slog.LevelInfo}}
 	// The limits come first, before any connection is accepted.
 	if _, err := ipc.Recv(parent, &s.limits, false); err != nil {
 		return fmt.Errorf("listen: limits: %w", err)
 	}
+	s.pending.SetLimits(int(s.limits.PendingTotal), int(s.limits.PendingPerUser))
 	go s.accept(l)
 	for {
 		raw, err := parent.Recv()
@@ -50,6 +57,12 @@ func Main(ctx context.Context, log *slog.Logger, parent *msg.Conn, l *net.UnixLi
 type server struct {
 	log    *slog.Logger
 	parent *msg.Conn
+	// pending counts the connections waiting for their request, per
+	// uid and in all.
+	pending admit.Gate
+	// summary logs refusals, quiet callers that give up or are slow;
+	// neither logs a line per connection.
+	summary, quiet *admit.Summary
 
 	mu      sync.Mutex
 	limits  ipc.Limits
@@ -68,6 +81,20 @@ func (s *server) fromParent(raw msg.Msg, l *net.UnixListener) error {
 		}
 		s.mu.Lock()
 		s.limits = lim
+		s.mu.Unlock()
+		s.pending.SetLimits(int(lim.PendingTotal), int(lim.PendingPerUser))
+	case ipc.TypeHeld:
+		// Started again while clients of the socket are connected:
+		// they count as if this process had admitted them.
+		var h ipc.Held
+		if _, err := ipc.Check(raw, &h, false); err != nil {
+			return fmt.Errorf("listen: %w", err)
+		}
+		s.mu.Lock()
+		if _, ok := s.clients[h.Client]; !ok {
+			s.clients[h.Client] = h.UID
+			s.perUID[h.UID]++
+		}
 		s.mu.Unlock()
 	case ipc.TypeDisconnect:
 		var d ipc.Disconnect
@@ -97,81 +124,112 @@ func (s *server) fromParent(raw msg.Msg, l *net.UnixListener) error {
 	return nil
 }
 
-// accept accepts connections until the listener is closed.
+// accept accepts connections until the listener is closed. A caller
+// is counted as pending under its uid from here until its request has
+// arrived; over the caps its connection is closed at once. Nothing here
+// or in serve blocks a thread: the waits are in the runtime's poller,
+// so that idle callers cost a goroutine each and no more.
 func (s *server) accept(l *net.UnixListener) {
 	for {
-		c, err := l.AcceptUnix()
+		uc, err := l.AcceptUnix()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			s.log.Error("accept", "err", err)
+			s.summary.Add("accept failed", err.Error())
 			time.Sleep(100 * time.Millisecond) // out of descriptors: let some close
 			continue
 		}
-		f, err := c.File() // a blocking duplicate, for msg
-		c.Close()
+		c, err := msg.FromUnixConn(uc)
 		if err != nil {
-			s.log.Error("accept", "err", err)
+			s.summary.Add("accept failed", err.Error())
+			uc.Close()
 			continue
 		}
-		go s.serve(msg.FromFile(f))
+		uid, gid, pid, err := c.PeerCred()
+		if err != nil {
+			s.summary.Add("no peer credentials", err.Error())
+			c.Close()
+			continue
+		}
+		release, why := s.pending.Enter(strconv.FormatUint(uint64(uid), 10))
+		if why != "" {
+			s.summary.Add("connection refused: "+why, "uid "+strconv.FormatUint(uint64(uid), 10))
+			c.Close()
+			continue
+		}
+		go s.serve(c, uc, peer{uid, gid, pid}, release)
 	}
 }
 
+// peer is who called, as the kernel says (SO_PEERCRED).
+type peer struct{ uid, gid, pid uint32 }
+
 // serve reads one caller's request and passes the connection on, or
-// refuses it.
-func (s *server) serve(c *msg.Conn) {
+// refuses it. release ends the caller's pending count.
+func (s *server) serve(c *msg.Conn, uc *net.UnixConn, p peer, release func()) {
 	defer c.Close()
-	uid, gid, pid, err := c.PeerCred()
-	if err != nil {
-		s.log.Error("peer credentials", "err", err)
-		return
-	}
-	log := s.log.With("uid", uid, "pid", pid)
-	fd := int(c.File().Fd())
-	tv := unix.NsecToTimeval(helloTimeout.Nanoseconds())
-	unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+	defer release()
+	source := "uid " + strconv.FormatUint(uint64(p.uid), 10)
+	log := s.log.With("uid", p.uid, "pid", p.pid)
+	uc.SetReadDeadline(time.Now().Add(helloTimeout))
+	uc.SetWriteDeadline(time.Now().Add(helloTimeout + writeTimeout))
 	raw, err := c.Recv()
 	if err != nil {
-		log.Info("no request", "err", err)
+		s.quiet.Add("no request", source, "err", err)
 		return
 	}
 	if raw.Type == ipc.TypeControl {
-		s.control(c, raw, uid, log)
+		release()
+		s.control(c, uc, raw, p.uid, log)
 		return
 	}
 	var hello ipc.Hello
 	if _, err := ipc.Check(raw, &hello, false); err != nil {
-		log.Warn("bad request", "err", err)
+		s.summary.Add("bad request", source, "err", err)
 		return
 	}
 	var in, out ipc.Stream
 	inFile, err := ipc.Recv(c, &in, true)
+	if inFile != nil {
+		defer inFile.Close()
+	}
 	if err != nil || in.Output {
-		log.Warn("bad request: no input stream", "err", err)
+		s.summary.Add("bad request: no input stream", source, "err", err)
 		return
 	}
-	defer inFile.Close()
 	outFile, err := ipc.Recv(c, &out, true)
+	if outFile != nil {
+		defer outFile.Close()
+	}
 	if err != nil || !out.Output {
-		log.Warn("bad request: no output stream", "err", err)
+		s.summary.Add("bad request: no output stream", source, "err", err)
 		return
 	}
-	defer outFile.Close()
-	tv = unix.Timeval{}
-	unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+	release()
+	uc.SetReadDeadline(time.Time{})
 
-	id, why := s.admit(uid)
+	id, why := s.admit(p.uid)
 	if why != "" {
-		log.Warn("connection refused", "reason", why)
+		s.summary.Add("connection refused: "+why, source)
+		uc.SetWriteDeadline(time.Now().Add(writeTimeout))
 		ipc.Send(c, &ipc.Done{Status: ipc.StatusRefused, Reason: ipc.ReasonBusy, Message: why}, nil)
 		return
 	}
+	uc.SetWriteDeadline(time.Time{})
+	// A duplicate of the connection, for the parent: it answers the
+	// caller on it when the client is done.
+	f, err := uc.File()
+	if err != nil {
+		log.Error("cannot pass the connection on", "err", err)
+		s.disconnect(id)
+		return
+	}
+	defer f.Close()
 	s.sendMu.Lock()
 	defer s.sendMu.Unlock()
-	conn := &ipc.Connect{Client: id, UID: uid, GID: gid, PID: pid, Hello: hello}
-	err = ipc.Send(s.parent, conn, c.File())
+	conn := &ipc.Connect{Client: id, UID: p.uid, GID: p.gid, PID: p.pid, Hello: hello}
+	err = ipc.Send(s.parent, conn, f)
 	if err == nil {
 		err = ipc.Send(s.parent, &ipc.Stream{Client: id}, inFile)
 	}
@@ -180,6 +238,18 @@ func (s *server) serve(c *msg.Conn) {
 	}
 	if err != nil {
 		log.Error("cannot pass the connection on", "err", err)
+	}
+}
+
+// disconnect forgets a client the parent never heard of.
+func (s *server) disconnect(id uint32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if uid, ok := s.clients[id]; ok {
+		delete(s.clients, id)
+		if s.perUID[uid]--; s.perUID[uid] <= 0 {
+			delete(s.perUID, uid)
+		}
 	}
 }
 
@@ -208,23 +278,31 @@ func (s *server) hasClient(id uint32) bool { _, ok := s.clients[id]; return ok }
 
 // control passes a gotctl connection on if its user may control the
 // daemon.
-func (s *server) control(c *msg.Conn, raw msg.Msg, uid uint32, log *slog.Logger) {
+func (s *server) control(c *msg.Conn, uc *net.UnixConn, raw msg.Msg, uid uint32, log *slog.Logger) {
 	var ctl ipc.Control
 	if _, err := ipc.Check(raw, &ctl, false); err != nil {
-		log.Warn("bad control request", "err", err)
+		s.summary.Add("bad control request", "uid "+strconv.FormatUint(uint64(uid), 10), "err", err)
 		return
 	}
 	s.mu.Lock()
 	ok := slices.Contains(s.limits.Control, uid)
 	s.mu.Unlock()
 	if !ok {
-		log.Warn("control request refused", "command", ctl.Command)
+		s.summary.Add("control request refused", "uid "+strconv.FormatUint(uint64(uid), 10), "command", ctl.Command)
+		uc.SetWriteDeadline(time.Now().Add(writeTimeout))
 		ipc.Send(c, &ipc.Done{Status: ipc.StatusRefused, Reason: ipc.ReasonDenied, Message: "permission denied"}, nil)
 		return
 	}
+	uc.SetDeadline(time.Time{})
+	f, err := uc.File()
+	if err != nil {
+		log.Error("cannot pass the control connection on", "err", err)
+		return
+	}
+	defer f.Close()
 	s.sendMu.Lock()
 	defer s.sendMu.Unlock()
-	if err := ipc.Send(s.parent, &ipc.ControlConnect{UID: uid, Control: ctl}, c.File()); err != nil {
+	if err := ipc.Send(s.parent, &ipc.ControlConnect{UID: uid, Control: ctl}, f); err != nil {
 		log.Error("cannot pass the control connection on", "err", err)
 	}
 }

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"net"
 	"os"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -145,4 +147,76 @@ func FuzzDecoder(f *testing.F) {
 			t.Fatalf("%q re-encodes as %q", data, again)
 		}
 	})
+}
+
+// TestUnixConn exchanges messages, with a descriptor, over a Conn of
+// an accepted connection, which waits in the poller and keeps to its
+// deadline.
+func TestUnixConn(t *testing.T) {
+	path := t.TempDir() + "/s"
+	l, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: path, Net: "unixpacket"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	client, err := Dial(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	uc, err := l.AcceptUnix()
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, err := FromUnixConn(uc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	if server.File() != nil {
+		t.Errorf("File() of a poller Conn: got a file; want nil")
+	}
+	if uid, _, pid, err := server.PeerCred(); err != nil || uid != uint32(os.Getuid()) || pid != uint32(os.Getpid()) {
+		t.Errorf("PeerCred() = %d, %d, %v; want %d, %d", uid, pid, err, os.Getuid(), os.Getpid())
+	}
+
+	// Nothing sent: Recv ends at the deadline.
+	uc.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	if _, err := server.Recv(); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Recv with nothing sent: got %v; want %v", err, os.ErrDeadlineExceeded)
+	}
+	uc.SetReadDeadline(time.Time{})
+
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if err := client.Send(Msg{Type: 3, Data: []byte("hello"), File: w}); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	got, err := server.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Type != 3 || string(got.Data) != "hello" || got.File == nil {
+		t.Fatalf("got type %d, %q, file %v; want 3, hello, a file", got.Type, got.Data, got.File)
+	}
+	got.File.WriteString("through")
+	got.File.Close()
+	if b, _ := io.ReadAll(r); string(b) != "through" {
+		t.Errorf("through the passed descriptor: got %q; want %q", b, "through")
+	}
+
+	if err := server.Send(Msg{Type: 4, Data: []byte("back")}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := client.Recv(); err != nil || got.Type != 4 || string(got.Data) != "back" {
+		t.Fatalf("reply: got %d %q %v; want 4 back", got.Type, got.Data, err)
+	}
+	client.Close()
+	if _, err := server.Recv(); err != os.ErrClosed {
+		t.Errorf("after the peer closed: got %v; want %v", err, os.ErrClosed)
+	}
 }

@@ -45,8 +45,13 @@ func (d *daemon) controlCommand(conn *msg.Conn, m *ipc.ControlConnect) {
 		d.control = append(d.control, conn)
 		if !d.halted {
 			d.halted = true
-			d.log.Info("stopping once the clients are done", "clients", len(d.clients))
-			ipc.Send(d.listen.ch, &ipc.Halt{}, nil)
+			d.log.Info("stopping once the clients are done", "clients", len(d.clients), "timeout", d.cfg.ShutdownTimeout)
+			// Clients that take longer are ended: a slow one cannot hold
+			// the daemon.
+			time.AfterFunc(d.cfg.ShutdownTimeout, func() { d.events <- event{drained: true} })
+			if !d.listen.exited {
+				ipc.Send(d.listen.ch, &ipc.Halt{}, nil)
+			}
 			for _, f := range d.frontends {
 				if !f.proc.exited {
 					ipc.Send(f.proc.ch, &ipc.Halt{}, nil)

@@ -51,11 +51,13 @@ func (d *daemon) startFrontend(f *frontend) error {
 func (d *daemon) sendSettings(f *frontend) error {
 	cfg := d.cfg
 	s := &ipc.Frontend{
-		HandshakeTimeout: uint32(cfg.HandshakeTimeout / time.Second),
-		RequestTimeout:   uint32(cfg.RequestTimeout / time.Second),
-		BodyLimit:        uint64(cfg.BodyLimit),
-		Default:          config.DefaultUserLimit,
-		Total:            config.MaxClients,
+		HandshakeTimeout:  uint32(cfg.HandshakeTimeout / time.Second),
+		RequestTimeout:    uint32(cfg.RequestTimeout / time.Second),
+		BodyLimit:         uint64(cfg.BodyLimit),
+		Default:           config.DefaultUserLimit,
+		Total:             config.MaxClients,
+		PendingTotal:      uint32(cfg.PendingTotal),
+		PendingPerAddress: uint32(cfg.PendingPerAddress),
 	}
 	names := make([]string, 0, len(cfg.UserLimits))
 	for name := range cfg.UserLimits {

@@ -114,21 +114,26 @@ type event struct {
 	restart *frontend
 	// restartNotify starts the notify process again.
 	restartNotify bool
+	// restartListen starts listen again.
+	restartListen bool
+	// drained: the shutdown timeout of gotctl stop has passed.
+	drained bool
 }
 
 // daemon is the parent's state, owned by run.
 type daemon struct {
-	opts      Options
-	log       *slog.Logger
-	cfg       *config.Config
-	events    chan event
-	listen    *child
-	notify    *child
-	nstate    notifyState
-	frontends []*frontend
-	clients   map[uint32]*client
-	control   []*msg.Conn // gotctl stop callers, answered on exit
-	halted    bool
+	opts       Options
+	log        *slog.Logger
+	cfg        *config.Config
+	events     chan event
+	listen     *child
+	listenFile *os.File // the socket, kept to start listen again
+	notify     *child
+	nstate     notifyState
+	frontends  []*frontend
+	clients    map[uint32]*client
+	control    []*msg.Conn // gotctl stop callers, answered on exit
+	halted     bool
 }
 
 // Main runs the daemon until it is stopped.
@@ -143,17 +148,13 @@ func Main(ctx context.Context, log *slog.Logger, opts Options) error {
 	}()
 	d.removeLeftovers()
 	lf, err := opts.Listener.File()
+	opts.Listener.Close() // listen accepts; the parent keeps a copy
 	if err != nil {
 		return fmt.Errorf("parent: %w", err)
 	}
-	d.listen, err = d.spawn(RoleListen, 0, []*os.File{lf})
-	lf.Close()
-	opts.Listener.Close() // listen holds it now
-	if err != nil {
+	d.listenFile = lf
+	if err := d.startListen(); err != nil {
 		return err
-	}
-	if err := ipc.Send(d.listen.ch, d.limits(), nil); err != nil {
-		return fmt.Errorf("parent: %w", err)
 	}
 	if err := d.startNotify(); err != nil {
 		return err
@@ -167,6 +168,28 @@ func Main(ctx context.Context, log *slog.Logger, opts Options) error {
 	}
 	log.Info("gotd started", "pid", os.Getpid(), "repositories", len(d.cfg.Repositories), "socket", d.cfg.ListenOn)
 	return d.run(ctx)
+}
+
+// startListen starts listen with the socket and sends it the limits
+// and, when it is started again, the clients of the socket still
+// connected.
+func (d *daemon) startListen() error {
+	p, err := d.spawn(RoleListen, 0, []*os.File{d.listenFile})
+	if err != nil {
+		return err
+	}
+	d.listen = p
+	if err := ipc.Send(p.ch, d.limits(), nil); err != nil {
+		return fmt.Errorf("parent: listen: %w", err)
+	}
+	for _, c := range d.clients {
+		if c.connect.Via == ipc.ViaSocket {
+			if err := ipc.Send(p.ch, &ipc.Held{Client: c.id, UID: c.connect.UID}, nil); err != nil {
+				return fmt.Errorf("parent: listen: %w", err)
+			}
+		}
+	}
+	return nil
 }
 
 // limits is the Limits message of the current configuration.
@@ -256,6 +279,20 @@ func (d *daemon) run(ctx context.Context) error {
 			if c := d.clients[ev.authTimeout]; c != nil && c.state == stateAuth {
 				d.refuse(c, ipc.ReasonInternal, "authentication timed out", "auth timed out")
 			}
+		case ev.restartListen:
+			if !d.halted && d.listen.exited {
+				if err := d.startListen(); err != nil {
+					d.log.Error("cannot start listen", "err", err)
+					d.listen.kill()
+					d.afterDelay(event{restartListen: true})
+				}
+			}
+		case ev.drained:
+			if len(d.clients) > 0 {
+				d.log.Warn("shutdown timeout: ending the clients still connected", "clients", len(d.clients), "timeout", d.cfg.ShutdownTimeout)
+				d.shutdown()
+				return nil
+			}
 		case ev.restartNotify:
 			if !d.halted && (d.notify == nil || d.notify.exited) {
 				if err := d.startNotify(); err != nil {
@@ -337,10 +374,13 @@ func (d *daemon) exited(ch *child) error {
 	ch.ch.Close()
 	switch ch {
 	case d.listen:
-		if d.halted {
-			return nil
+		// Its clients are the parent's: they go on. Callers waiting for
+		// their request lost their connection, and call again.
+		if !d.halted {
+			d.log.Error("listen exited: starting it again", "err", ch.status)
+			d.afterDelay(event{restartListen: true})
 		}
-		return fmt.Errorf("parent: listen exited: %v", ch.status)
+		return nil
 	case d.notify:
 		d.notifyExited()
 		return nil
@@ -444,8 +484,10 @@ func (d *daemon) reload() error {
 		d.log.Warn("reload: 'listen on' and 'user' take effect only when gotd restarts")
 	}
 	d.cfg = cfg
-	if err := ipc.Send(d.listen.ch, d.limits(), nil); err != nil {
-		d.log.Error("reload: cannot update listen's limits", "err", err)
+	if !d.listen.exited {
+		if err := ipc.Send(d.listen.ch, d.limits(), nil); err != nil {
+			d.log.Error("reload: cannot update listen's limits", "err", err)
+		}
 	}
 	for _, f := range d.frontends {
 		if !f.proc.exited {

@@ -60,7 +60,7 @@ func Main(ctx context.Context, log *slog.Logger, s *frontend.Server, creds []ipc
 		ServerVersion:     Version,
 		AuthLogCallback: func(meta ssh.ConnMetadata, method string, err error) {
 			if err != nil && method != "none" && !errors.Is(err, ssh.ErrNoAuth) {
-				log.Info("authentication failed", "remote", meta.RemoteAddr().String(), "user", meta.User(), "method", method, "err", err)
+				s.Failed("authentication failed", meta.RemoteAddr().String(), "method", method)
 			}
 		},
 	}
@@ -100,9 +100,10 @@ func (srv *server) serve(c net.Conn) {
 	c.SetDeadline(time.Now().Add(st.HandshakeTimeout()))
 	conn, chans, reqs, err := ssh.NewServerConn(ic, srv.config)
 	if err != nil {
-		log.Info("handshake failed", "err", err)
+		srv.s.Failed("handshake failed", c.RemoteAddr().String(), "err", err)
 		return
 	}
+	srv.s.Handshaken(c)
 	defer conn.Close()
 	c.SetDeadline(time.Time{})
 	ic.setIdle(st.RequestTimeout())
@@ -171,7 +172,7 @@ func (srv *server) exec(log *slog.Logger, account string, remote string, command
 	}
 	slot, err := srv.s.Admit(account, remote)
 	if err != nil {
-		log.Warn("connection refused", "reason", err)
+		srv.s.Refused("connection refused: "+err.Error(), remote, "user", account)
 		return refuse(ch, err.Error())
 	}
 	defer slot.Release()
