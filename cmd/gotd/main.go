@@ -59,6 +59,7 @@ func main() {
 	}
 	lo := logs.Options{Foreground: *foreground, Verbosity: int(v)}
 	if *role != "" {
+		lo.Child = true
 		if err := runRole(*role, lo); err != nil {
 			logs.New(*role, lo).Error("exiting", "err", err)
 			os.Exit(1)

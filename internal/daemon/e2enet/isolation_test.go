@@ -1,0 +1,81 @@
+package e2enet
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestNoTerminal starts gotd -d from a terminal, as make run does: no
+// child has a controlling terminal or shares the parent's session,
+// and what a child writes to its standard error reaches the daemon's
+// log through the parent, named with the child's role (issue 19: a
+// role could type into the operator's shell with TIOCSTI).
+func TestNoTerminal(t *testing.T) {
+	s := start(t, options{terminal: true})
+	dir := s.clientDir("noterm")
+	// A clone, so that per-client roles have run and logged.
+	s.mustGit(dir, nil, "clone", "-q", "--bare", s.gitURL("test"), "r.git")
+	parent := s.daemon.Process.Pid
+	psid, ptty := sessionOf(t, parent)
+	if ptty == 0 {
+		t.Fatalf("the daemon has no controlling terminal (tty_nr 0): the test does not test")
+	}
+	roles := children(t, parent)
+	for _, role := range []string{"listen", "gitd", "httpd", "sshd"} {
+		if len(roles[role]) == 0 {
+			t.Errorf("no %s process: %v", role, roles)
+		}
+	}
+	for role, pids := range roles {
+		for _, pid := range pids {
+			sid, tty := sessionOf(t, pid)
+			if tty != 0 || sid == psid {
+				t.Errorf("%s (pid %d): session %d tty_nr %#x; parent's session %d: got a terminal or the parent's session", role, pid, sid, tty, psid)
+			}
+		}
+	}
+	// A record of a child's logger comes through the parent.
+	if !waitLog(s, `msg="fetch done" role=parent child=session_read`) {
+		t.Errorf("session_read's log line did not come through the parent:\n%s", s.log.String())
+	}
+	// A line the Go runtime writes itself: the trace on SIGQUIT.
+	gitd := s.waitRole("gitd", 0)
+	syscall.Kill(gitd, syscall.SIGQUIT)
+	if want := fmt.Sprintf(`msg="standard error" role=parent child=gitd pid=%d line="SIGQUIT: quit"`, gitd); !waitLog(s, want) {
+		t.Errorf("gitd's standard error did not come through the parent (want %s):\n%s", want, s.log.String())
+	}
+	s.waitRole("gitd", gitd)
+}
+
+// sessionOf returns the session id and controlling terminal (tty_nr,
+// 0 for none) of pid, from /proc/PID/stat (proc_pid_stat(5)).
+func sessionOf(t *testing.T, pid int) (sid, tty int) {
+	t.Helper()
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// "pid (comm) state ppid pgrp session tty_nr …"
+	f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+	if len(f) < 5 {
+		t.Fatalf("/proc/%d/stat: %q", pid, stat)
+	}
+	fmt.Sscan(f[3], &sid)
+	fmt.Sscan(f[4], &tty)
+	return sid, tty
+}
+
+// waitLog waits, up to 10 s, for the daemon's log to hold want.
+func waitLog(s *server, want string) bool {
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if strings.Contains(s.log.String(), want) {
+			return true
+		}
+	}
+	return false
+}
