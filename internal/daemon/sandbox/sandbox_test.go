@@ -39,7 +39,7 @@ func child(role, repoDir, port, otherPort string) int {
 	policies := map[string]Policy{
 		"repo_read":     {Role: role, ReadDirs: []string{repoDir}},
 		"session_write": {Role: role, ReadDirs: []string{repoDir}, WriteDirs: []string{repoDir}},
-		"auth":          {Role: role, ReadFiles: []string{"/etc/passwd", "/etc/group"}},
+		"auth":          {Role: role}, // it opens the user databases first
 		"listen":        {Role: role},
 		"frontend":      {Role: role, Pairs: true},
 		"notify":        {Role: role, Sockets: true, ConnectTCP: []uint16{p}},
@@ -187,7 +187,7 @@ func TestRoles(t *testing.T) {
 	want := map[string][]string{
 		"repo_read":     {"read-repo", "build-pack", "fionread"},
 		"session_write": {"read-repo", "write-repo", "build-pack", "fionread"},
-		"auth":          {"read-passwd", "fionread"},
+		"auth":          {"fionread"},
 		"listen":        {"fionread"},
 		"frontend":      {"socketpair", "fionread"},
 		"notify":        {"connect-allowed", "socketpair", "fionread"},
