@@ -39,6 +39,9 @@ type Config struct {
 	ListenOn string
 	// User is the account the daemon's children run as.
 	User string
+	// ControlGroup names the group (or gid, as written) whose members
+	// may use gotctl besides root; "" for none.
+	ControlGroup string
 	// RequestTimeout bounds the wait for each request of a client.
 	RequestTimeout time.Duration
 	// UserLimits holds per-user connection limits by user name (or
@@ -171,6 +174,9 @@ type Options struct {
 	// limit user" exists, when it is not an account or anonymous; nil
 	// skips the check.
 	UserExists func(name string) bool
+	// GroupExists, if set, tells whether the group named by "control
+	// group" exists; nil skips the check.
+	GroupExists func(name string) bool
 }
 
 // ParseFile reads and parses the file at path. The file must not be a
@@ -373,6 +379,12 @@ func (p *parser) check() {
 		} else if _, err := os.Stat(r.Path); errors.Is(err, os.ErrNotExist) {
 			c.Warnings = append(c.Warnings, fmt.Sprintf("%s:%d: repository \"%s\": %s does not exist", p.file, r.Line, r.Name, r.Path))
 		}
+	}
+	if c.User == "nobody" || c.User == "65534" {
+		// Every service running as nobody could read and write what
+		// gotd writes, signal its processes and, were it let, control
+		// it (issue 19).
+		c.Warnings = append(c.Warnings, fmt.Sprintf("%s: user %s is shared with other services: give gotd an account of its own", p.file, c.User))
 	}
 	var unused []string
 	for name, line := range p.defs {

@@ -458,3 +458,46 @@ func TestManualExamples(t *testing.T) {
 		}
 	}
 }
+
+// TestControlGroup: "control group" names the group allowed to use
+// gotctl, which must exist; "user nobody" is warned of (issue 19).
+func TestControlGroup(t *testing.T) {
+	exists := func(name string) bool { return name == "wheel" || name == "10" }
+	tests := []struct {
+		src, group, err, warning string
+	}{
+		{"control group wheel\n", "wheel", "", ""},
+		{"control group 10\n", "10", "", ""},
+		{"control group \"staff\"\n", "", "c.conf:1: group staff not found", ""},
+		{"control wheel\n", "", "c.conf:1: syntax error: expected 'group', found 'wheel'", ""},
+		{"user nobody\n", "", "", "c.conf: user nobody is shared with other services: give gotd an account of its own"},
+		{"user 65534\n", "", "", "c.conf: user 65534 is shared with other services: give gotd an account of its own"},
+		{"user _gotd\n", "", "", ""},
+	}
+	for _, tt := range tests {
+		src := tt.src + "repository \"r\" {\n\tpath \"/r\"\n}\n"
+		c, err := Parse("c.conf", []byte(src), Options{GroupExists: exists})
+		if tt.err != "" {
+			if err == nil || err.Error() != tt.err {
+				t.Errorf("%q: got error %v; want %s", tt.src, err, tt.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%q: %v", tt.src, err)
+			continue
+		}
+		if c.ControlGroup != tt.group {
+			t.Errorf("%q: got control group %q; want %q", tt.src, c.ControlGroup, tt.group)
+		}
+		got := ""
+		for _, w := range c.Warnings {
+			if strings.Contains(w, "shared") {
+				got = w
+			}
+		}
+		if got != tt.warning {
+			t.Errorf("%q: got warning %q; want %q", tt.src, got, tt.warning)
+		}
+	}
+}

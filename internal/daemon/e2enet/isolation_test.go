@@ -4,6 +4,10 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -78,4 +82,58 @@ func waitLog(s *server, want string) bool {
 		}
 	}
 	return false
+}
+
+// TestControlAccess: gotctl is for root and the members of the
+// "control group", not for any process of the daemon's user, which
+// other services may share (issue 19: nobody could stop the daemon);
+// gotd warns at start that nobody is such a user.
+func TestControlAccess(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: gotctl runs as other users")
+	}
+	g, err := user.LookupGroup("daemon")
+	if err != nil {
+		t.Skipf("no group to name: %v", err)
+	}
+	gid, _ := strconv.Atoi(g.Gid)
+	s := start(t, options{extraTop: "control group " + g.Name})
+	nobody := uint32(65534)
+	for _, c := range []struct {
+		name string
+		cred *syscall.Credential
+		ok   bool
+	}{
+		{"root", nil, true},
+		{"the daemon's user", &syscall.Credential{Uid: nobody, Gid: nobody}, false},
+		{"another group", &syscall.Credential{Uid: nobody, Gid: nobody, Groups: []uint32{nobody}}, false},
+		{"control group, primary", &syscall.Credential{Uid: nobody, Gid: uint32(gid)}, true},
+		{"control group, supplementary", &syscall.Credential{Uid: nobody, Gid: nobody, Groups: []uint32{uint32(gid)}}, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cmd := exec.Command(filepath.Join(s.bin, "gotctl"), "-f", s.socket, "info")
+			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred}
+			out, err := cmd.CombinedOutput()
+			if got := err == nil && strings.Contains(string(out), "gotd PID"); got != c.ok {
+				t.Errorf("got allowed %v (%v); want %v\n%s", got, err, c.ok, out)
+			}
+			if !c.ok && !strings.Contains(string(out), "permission denied") {
+				t.Errorf("refusal not told:\n%s", out)
+			}
+		})
+	}
+	if !strings.Contains(s.log.String(), "user nobody is shared with other services") {
+		t.Errorf("no warning about the user nobody:\n%s", s.log.String())
+	}
+	out, _ := exec.Command(s.gotd(), "-n", "-f", s.conf, "-s", s.secrets).CombinedOutput()
+	if !strings.Contains(string(out), "user nobody is shared with other services") {
+		t.Errorf("gotd -n: no warning about the user nobody:\n%s", out)
+	}
+	// A control group that does not exist is an error.
+	bad := filepath.Join(s.dir, "bad.conf")
+	conf, _ := os.ReadFile(s.conf)
+	write(t, bad, strings.Replace(string(conf), "control group "+g.Name, "control group no-such-group-here", 1), 0o644)
+	if out, err := exec.Command(s.gotd(), "-n", "-f", bad, "-s", s.secrets).CombinedOutput(); err == nil || !strings.Contains(string(out), "group no-such-group-here not found") {
+		t.Errorf("gotd -n with an unknown control group: %v\n%s", err, out)
+	}
 }

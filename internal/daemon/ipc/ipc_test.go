@@ -21,7 +21,7 @@ func messages() []Message {
 		&ControlConnect{Client: 1, UID: 0, Control: Control{Command: "stop"}},
 		&Disconnect{Client: 3},
 		&Halt{},
-		&Limits{Default: 4, Total: 1024, UIDs: []uint32{1000}, PerUID: []uint32{16}, Control: []uint32{0}},
+		&Limits{Default: 4, Total: 1024, UIDs: []uint32{1000}, PerUID: []uint32{16}, Control: []uint32{0}, ControlGIDs: []uint32{10}},
 		&AuthRequest{UID: 1000, GID: 100, Repo: "r", Groups: true, Rules: []Rule{{Write: true, Ident: "alice"}, {Deny: true, Ident: ":staff"}}},
 		&AuthResult{Access: 3, User: "alice", Groups: []string{"wheel", "dev"}, GIDs: []uint32{0, 1001}},
 		&Start{Client: 5, Repo: "r", Path: "/git/r.git", Protocol: "version=2", User: "alice", Timeout: 3600, Mode: ModeAdvertise,

@@ -148,6 +148,25 @@ func Groups(u *User) ([]Group, error) {
 	return withFile(GroupFile, func(f *os.File) ([]Group, error) { return groups(f, u) })
 }
 
+// GroupByName returns the group named name, or nil.
+func GroupByName(name string) (*Group, error) {
+	return withFile(GroupFile, func(f *os.File) (*Group, error) {
+		var g *Group
+		err := fields(f, 4, func(fs []string) bool {
+			gid, err := strconv.Atoi(fs[2])
+			if err != nil || fs[0] != name {
+				return true
+			}
+			g = &Group{Name: fs[0], GID: gid}
+			if fs[3] != "" {
+				g.Members = strings.Split(fs[3], ",")
+			}
+			return false
+		})
+		return g, err
+	})
+}
+
 func groups(group *os.File, u *User) ([]Group, error) {
 	var gs []Group
 	err := fields(group, 4, func(f []string) bool {
