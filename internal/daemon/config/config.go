@@ -378,6 +378,8 @@ func (p *parser) check() {
 			p.errorf(r.Line, "repository \"%s\": no path provided", r.Name)
 		} else if _, err := os.Stat(r.Path); errors.Is(err, os.ErrNotExist) {
 			c.Warnings = append(c.Warnings, fmt.Sprintf("%s:%d: repository \"%s\": %s does not exist", p.file, r.Line, r.Name, r.Path))
+		} else if r.Access(Identity{Anonymous: true}) < Read && openToOthers(r.Path) {
+			c.Warnings = append(c.Warnings, fmt.Sprintf("%s:%d: repository \"%s\": other local users can read %s, though no rule lets anonymous read it (chmod -R o-rwx)", p.file, r.Line, r.Name, r.Path))
 		}
 	}
 	if c.User == "nobody" || c.User == "65534" {
@@ -394,6 +396,28 @@ func (p *parser) check() {
 	}
 	sort.Strings(unused)
 	c.Warnings = append(c.Warnings, unused...)
+}
+
+// openToOthers reports whether users who are neither the owner nor in
+// the group of a repository can reach its objects: they may search
+// every directory down to its objects directory, and so open any file
+// there that grants them read (C Git writes objects 0444 under the
+// usual umask).
+func openToOthers(repo string) bool {
+	dirs := []string{filepath.Join(repo, "objects"), repo}
+	for d := filepath.Dir(repo); ; d = filepath.Dir(d) {
+		dirs = append(dirs, d)
+		if d == filepath.Dir(d) {
+			break
+		}
+	}
+	for _, d := range dirs {
+		fi, err := os.Stat(d)
+		if err != nil || fi.Mode()&0o001 == 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // cleanPath checks that path is absolute and cleans it.

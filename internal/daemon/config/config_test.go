@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -498,6 +499,48 @@ func TestControlGroup(t *testing.T) {
 		}
 		if got != tt.warning {
 			t.Errorf("%q: got warning %q; want %q", tt.src, got, tt.warning)
+		}
+	}
+}
+
+// TestOpenToOthers: gotd -n warns of a repository other local users can
+// read though no rule lets anonymous read it (issue 19).
+func TestOpenToOthers(t *testing.T) {
+	top, err := os.MkdirTemp("", "gotd-config-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(top)
+	repo := filepath.Join(top, "r.git")
+	if err := os.MkdirAll(filepath.Join(repo, "objects"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		topMode, repoMode os.FileMode
+		rules             string
+		warn              bool
+	}{
+		{0o755, 0o755, "permit rw alice", true},
+		{0o755, 0o755, "permit rw alice\n\tpermit ro anonymous", false},
+		{0o755, 0o755, "permit ro anonymous\n\tdeny anonymous", true},
+		{0o755, 0o750, "permit rw alice", false},
+		{0o700, 0o755, "permit rw alice", false},
+		{0o711, 0o711, "permit rw alice", true}, // search is enough to open a known name
+	}
+	for _, tt := range tests {
+		os.Chmod(top, tt.topMode)
+		os.Chmod(repo, tt.repoMode)
+		src := fmt.Sprintf("repository \"r\" {\n\tpath %q\n\t%s\n}\n", repo, tt.rules)
+		c, err := Parse("o.conf", []byte(src), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := false
+		for _, w := range c.Warnings {
+			got = got || strings.Contains(w, "other local users can read")
+		}
+		if got != tt.warn {
+			t.Errorf("top %#o repo %#o %q: got warning %v; want %v (%q)", tt.topMode, tt.repoMode, tt.rules, got, tt.warn, c.Warnings)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package e2enet
 import (
 	"bytes"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"os/user"
@@ -136,4 +137,110 @@ func TestControlAccess(t *testing.T) {
 	if out, err := exec.Command(s.gotd(), "-n", "-f", bad, "-s", s.secrets).CombinedOutput(); err == nil || !strings.Contains(string(out), "group no-such-group-here not found") {
 		t.Errorf("gotd -n with an unknown control group: %v\n%s", err, out)
 	}
+}
+
+// TestRepositoryPermissions pushes into a repository closed to other
+// users and into a group-shared one (core.sharedRepository=group):
+// everything the push writes (pack, index, reverse index, references,
+// their directories, packed-refs) grants others nothing in the first,
+// and keeps the group's access in the second (issue 19: objects were
+// written 0444 whatever the umask, references by the umask). gotd -n
+// warns of a repository others can read that no rule opens to
+// anonymous.
+func TestRepositoryPermissions(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the repositories belong to the daemon's user")
+	}
+	top, err := os.MkdirTemp("", "gotd-e2enet-shared-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(top)
+	os.Chmod(top, 0o755)
+	shared := filepath.Join(top, "shared.git")
+	s := start(t, options{extraTop: fmt.Sprintf("repository \"shared\" {\n\tpath %q\n\tpermit rw %s\n}\n", shared, rwAccount)})
+	private := filepath.Join(s.dir, "private.git")
+
+	// Made by git init --bare under umask 022: open to others, and no
+	// rule lets anonymous read it.
+	checkConf := func() string {
+		out, _ := exec.Command(s.gotd(), "-n", "-f", s.conf, "-s", s.secrets).CombinedOutput()
+		return string(out)
+	}
+	if out := checkConf(); !strings.Contains(out, `repository "private": other local users can read`) ||
+		strings.Contains(out, `repository "test": other local users`) {
+		t.Errorf("gotd -n: want a warning for private and none for test (anonymous may read it):\n%s", out)
+	}
+	// Closed to others; a packed branch, whose deletion rewrites
+	// packed-refs.
+	run(t, "git", "--git-dir", private, "branch", "packed", "main")
+	run(t, "git", "--git-dir", private, "pack-refs", "--all")
+	run(t, "chown", "-R", rootDaemon, private)
+	run(t, "chmod", "-R", "o-rwx", private)
+	if out := checkConf(); strings.Contains(out, `repository "private": other local users`) {
+		t.Errorf("gotd -n: warning for a closed repository:\n%s", out)
+	}
+	run(t, "git", "init", "-q", "--bare", "--shared=group", "-b", "main", shared)
+	// The daemon's user is in the repository's group, as sharing needs.
+	run(t, "chown", "-R", rootDaemon+":", shared)
+
+	work := s.clientDir("perm")
+	s.mustGit(work, nil, "clone", "-q", s.gitURL("test"), "w")
+	w := filepath.Join(work, "w")
+	os.WriteFile(filepath.Join(w, "new.txt"), []byte("new\n"), 0o644)
+	s.mustGit(w, nil, "add", ".")
+	s.mustGit(w, nil, "commit", "-q", "-m", "a commit of the push")
+	for _, repo := range []string{private, shared} {
+		before := modes(t, repo)
+		name := strings.TrimSuffix(filepath.Base(repo), ".git")
+		args := []string{"push", "-q", s.httpURL(rwAccount+":"+token, name), "HEAD:refs/heads/topic/new", "HEAD:main"}
+		if repo == private {
+			args = append(args, ":packed")
+		}
+		s.mustGit(w, nil, args...)
+		fsck(t, repo)
+		written := 0
+		for path, mode := range modes(t, repo) {
+			if old, ok := before[path]; ok && old == mode && !strings.Contains(path, "packed-refs") && !strings.HasPrefix(path, "refs/heads/main") {
+				continue
+			}
+			written++
+			switch {
+			case repo == private && mode&0o007 != 0:
+				t.Errorf("private: %s is %v: open to others", path, mode)
+			case repo == shared && mode.IsDir() && mode&(0o070|fs.ModeSetgid) != 0o070|fs.ModeSetgid:
+				t.Errorf("shared: directory %s is %v: want group rwx and set-group-ID", path, mode)
+			case repo == shared && !mode.IsDir() && mode&0o040 == 0:
+				t.Errorf("shared: %s is %v: the group cannot read it", path, mode)
+			case repo == shared && !mode.IsDir() && mode&0o200 != 0 && mode&0o020 == 0:
+				t.Errorf("shared: %s is %v: writable by its owner, not by the group", path, mode)
+			}
+		}
+		// The pack, its index and reverse index, two references and
+		// their directory, at least.
+		if written < 6 {
+			t.Errorf("%s: only %d files written or changed: %v", name, written, modes(t, repo))
+		}
+	}
+}
+
+// modes maps the paths under dir to their modes.
+func modes(t *testing.T, dir string) map[string]fs.FileMode {
+	m := map[string]fs.FileMode{}
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, path)
+		m[rel] = fi.Mode()
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }

@@ -26,7 +26,7 @@ import (
 // packed; one that changed meanwhile, or whose lock is held, is left
 // loose (it overrides the packed value, so nothing is lost).
 func (s *Store) PackRefs(peel func(oid.ID) (oid.ID, bool)) error {
-	l, err := lock(s.gitDir, filepath.Join(s.gitDir, "packed-refs"), packedLockTimeout)
+	l, err := lock(s.gitDir, filepath.Join(s.gitDir, "packed-refs"), packedLockTimeout, s.Shared)
 	if err != nil {
 		if errors.Is(err, errLockHeld) {
 			return fmt.Errorf("%w: cannot lock packed-refs: %v", ErrConflict, err)
@@ -113,7 +113,7 @@ func (s *Store) PackRefs(peel func(oid.ID) (oid.ID, bool)) error {
 	}
 
 	for _, p := range prune {
-		rl, err := lock(s.gitDir, s.path(p.name), refLockTimeout)
+		rl, err := lock(s.gitDir, s.path(p.name), refLockTimeout, s.Shared)
 		if err != nil {
 			continue // busy: leave it loose
 		}

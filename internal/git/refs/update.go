@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"gotd/internal/git/oid"
+	"gotd/internal/git/perm"
 )
 
 const (
@@ -38,11 +39,12 @@ type Update struct {
 
 // lockFile is a held "<path>.lock".
 type lockFile struct {
-	path string   // the file the lock protects
-	f    *os.File // open until written
-	dirs []string // directories created for the lock, outermost first
-	held bool     // the lock file is ours
-	done bool     // renamed or removed
+	path   string      // the file the lock protects
+	shared perm.Shared // permissions of the file and of directories made
+	f      *os.File    // open until written
+	dirs   []string    // directories created for the lock, outermost first
+	held   bool        // the lock file is ours
+	done   bool        // renamed or removed
 }
 
 func (l *lockFile) lockPath() string { return l.path + ".lock" }
@@ -100,17 +102,23 @@ type errDirConflict struct{ at string }
 
 func (e *errDirConflict) Error() string { return e.at + " is a file" }
 
-// lock creates path+".lock" with O_EXCL, first creating missing
-// directories below base (which must exist). While the lock is held by
-// someone else it retries with growing random back-off until timeout.
-func lock(base, path string, timeout time.Duration) (*lockFile, error) {
-	l := &lockFile{path: path}
+// lock creates path+".lock" with O_EXCL and sh's permissions, first
+// creating missing directories below base (which must exist). While
+// the lock is held by someone else it retries with growing random
+// back-off until timeout.
+func lock(base, path string, timeout time.Duration, sh perm.Shared) (*lockFile, error) {
+	l := &lockFile{path: path, shared: sh}
 	deadline := time.Now().Add(timeout)
 	backoff := time.Millisecond
 	for tries := 0; ; tries++ {
-		f, err := os.OpenFile(l.lockPath(), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
+		f, err := os.OpenFile(l.lockPath(), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		if err == nil {
 			l.f, l.held = f, true
+			// Renamed into place, the lock file is the reference.
+			if err := sh.Chmod(f, 0o666); err != nil {
+				l.release()
+				return nil, err
+			}
 			return l, nil
 		}
 		switch {
@@ -152,10 +160,13 @@ func (l *lockFile) mkdirs(base string) error {
 	dir := base
 	for _, comp := range strings.Split(rel, string(filepath.Separator)) {
 		dir = filepath.Join(dir, comp)
-		err := os.Mkdir(dir, 0o777)
+		err := os.Mkdir(dir, 0o700)
 		switch {
 		case err == nil:
 			l.dirs = append(l.dirs, dir)
+			if err := l.shared.FixDir(dir); err != nil {
+				return err
+			}
 		case errors.Is(err, fs.ErrExist):
 			if st, err := os.Stat(dir); err == nil && !st.IsDir() {
 				return &errDirConflict{at: dir}
@@ -243,7 +254,7 @@ func (s *Store) Update(updates []Update) error {
 		}
 	}()
 	for _, t := range txn {
-		l, err := lock(s.gitDir, s.path(t.Name), refLockTimeout)
+		l, err := lock(s.gitDir, s.path(t.Name), refLockTimeout, s.Shared)
 		if err != nil {
 			return s.lockError(t.Name, err)
 		}
@@ -255,7 +266,7 @@ func (s *Store) Update(updates []Update) error {
 		deletes = deletes || t.New == zero
 	}
 	if deletes {
-		if packedLock, err = lock(s.gitDir, filepath.Join(s.gitDir, "packed-refs"), packedLockTimeout); err != nil {
+		if packedLock, err = lock(s.gitDir, filepath.Join(s.gitDir, "packed-refs"), packedLockTimeout, s.Shared); err != nil {
 			if errors.Is(err, errLockHeld) {
 				return fmt.Errorf("%w: cannot lock packed-refs: %v", ErrConflict, err)
 			}
@@ -555,7 +566,7 @@ func (s *Store) SetSymbolic(name, target string) error {
 	if err := CheckName(target); err != nil {
 		return err
 	}
-	l, err := lock(s.gitDir, s.path(name), refLockTimeout)
+	l, err := lock(s.gitDir, s.path(name), refLockTimeout, s.Shared)
 	if err != nil {
 		return s.lockError(name, err)
 	}
