@@ -23,8 +23,9 @@ const MaxLine = 8192
 // any other line (a panic's trace, a runtime error) is logged as a
 // warning with the line as an attribute. log should name the child:
 // what the child says about itself, its role included, is not trusted
-// and so kept apart. The text handler quotes control characters, so a
-// child cannot write escape sequences to the operator's terminal.
+// and so kept apart. The text handler quotes control characters but
+// DEL, which clean replaces: a child cannot write escape sequences to
+// the operator's terminal.
 func Relay(log *slog.Logger, r io.Reader) {
 	br := bufio.NewReaderSize(r, MaxLine)
 	for {
@@ -66,15 +67,42 @@ func relayLine(log *slog.Logger, line []byte, truncated bool) {
 			slices.Sort(keys)
 			attrs := make([]slog.Attr, 0, len(keys))
 			for _, k := range keys {
-				attrs = append(attrs, slog.Any(k, rec[k]))
+				attrs = append(attrs, slog.Any(cleanString(k), clean(rec[k])))
 			}
-			log.LogAttrs(context.Background(), lv, msg, attrs...)
+			log.LogAttrs(context.Background(), lv, cleanString(msg), attrs...)
 			return
 		}
 	}
-	attrs := []slog.Attr{slog.String("line", strings.ToValidUTF8(string(line), "\uFFFD"))}
+	attrs := []slog.Attr{slog.String("line", cleanString(string(line)))}
 	if truncated {
 		attrs = append(attrs, slog.Bool("truncated", true))
 	}
 	log.LogAttrs(context.Background(), slog.LevelWarn, "standard error", attrs...)
+}
+
+// clean returns v, a decoded JSON value, with its strings cleaned.
+func clean(v any) any {
+	switch v := v.(type) {
+	case string:
+		return cleanString(v)
+	case []any:
+		out := make([]any, len(v))
+		for i, e := range v {
+			out[i] = clean(e)
+		}
+		return out
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, e := range v {
+			out[cleanString(k)] = clean(e)
+		}
+		return out
+	}
+	return v
+}
+
+// cleanString makes s valid UTF-8 without DEL, which slog's text
+// handler would leave unquoted.
+func cleanString(s string) string {
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x7f", "\uFFFD")
 }
