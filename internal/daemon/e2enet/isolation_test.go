@@ -98,8 +98,18 @@ func TestControlAccess(t *testing.T) {
 		t.Skipf("no group to name: %v", err)
 	}
 	gid, _ := strconv.Atoi(g.Gid)
-	s := start(t, options{extraTop: "control group " + g.Name})
 	nobody := uint32(65534)
+	// Another service running as the daemon's user.
+	other := exec.Command("sleep", "120")
+	other.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
+	if err := other.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		other.Process.Kill()
+		other.Wait()
+	}()
+	s := start(t, options{extraTop: "control group " + g.Name})
 	for _, c := range []struct {
 		name string
 		cred *syscall.Credential
@@ -125,6 +135,9 @@ func TestControlAccess(t *testing.T) {
 	}
 	if !strings.Contains(s.log.String(), "user nobody is shared with other services") {
 		t.Errorf("no warning about the user nobody:\n%s", s.log.String())
+	}
+	if !strings.Contains(s.log.String(), "the daemon's user is shared with other services") {
+		t.Errorf("no warning about another process of the daemon's user:\n%s", s.log.String())
 	}
 	out, _ := exec.Command(s.gotd(), "-n", "-f", s.conf, "-s", s.secrets).CombinedOutput()
 	if !strings.Contains(string(out), "user nobody is shared with other services") {
