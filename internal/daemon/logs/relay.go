@@ -8,7 +8,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"slices"
 	"strings"
 )
 
@@ -48,28 +47,9 @@ func relayLine(log *slog.Logger, line []byte, truncated bool) {
 	if len(line) == 0 {
 		return
 	}
-	var rec map[string]any
-	dec := json.NewDecoder(bytes.NewReader(line))
-	dec.UseNumber() // sizes stay exact
-	if !truncated && line[0] == '{' && dec.Decode(&rec) == nil && !dec.More() {
-		level, lok := rec[slog.LevelKey].(string)
-		msg, mok := rec[slog.MessageKey].(string)
-		var lv slog.Level
-		if lok && mok && lv.UnmarshalText([]byte(level)) == nil {
-			keys := make([]string, 0, len(rec))
-			for k := range rec {
-				switch k {
-				case slog.TimeKey, slog.LevelKey, slog.MessageKey, "role":
-				default:
-					keys = append(keys, k)
-				}
-			}
-			slices.Sort(keys)
-			attrs := make([]slog.Attr, 0, len(keys))
-			for _, k := range keys {
-				attrs = append(attrs, slog.Any(cleanString(k), clean(rec[k])))
-			}
-			log.LogAttrs(context.Background(), lv, cleanString(msg), attrs...)
+	if !truncated && line[0] == '{' {
+		if lv, msg, attrs, ok := decodeRecord(line); ok {
+			log.LogAttrs(context.Background(), lv, msg, attrs...)
 			return
 		}
 	}
@@ -78,6 +58,49 @@ func relayLine(log *slog.Logger, line []byte, truncated bool) {
 		attrs = append(attrs, slog.Bool("truncated", true))
 	}
 	log.LogAttrs(context.Background(), slog.LevelWarn, "standard error", attrs...)
+}
+
+// decodeRecord reads a record of slog's JSON handler: its level, its
+// message and its other attributes in their order, strings cleaned,
+// without its time and the role the child claims.
+func decodeRecord(line []byte) (lv slog.Level, msg string, attrs []slog.Attr, ok bool) {
+	dec := json.NewDecoder(bytes.NewReader(line))
+	dec.UseNumber() // sizes stay exact
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return 0, "", nil, false
+	}
+	var level string
+	var haveLevel, haveMsg bool
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return 0, "", nil, false
+		}
+		key, _ := t.(string)
+		var v any
+		if err := dec.Decode(&v); err != nil {
+			return 0, "", nil, false
+		}
+		switch key {
+		case slog.TimeKey, "role":
+		case slog.LevelKey:
+			level, haveLevel = v.(string)
+		case slog.MessageKey:
+			msg, haveMsg = v.(string)
+		default:
+			attrs = append(attrs, slog.Any(cleanString(key), clean(v)))
+		}
+	}
+	if t, err := dec.Token(); err != nil || t != json.Delim('}') || dec.More() {
+		return 0, "", nil, false
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return 0, "", nil, false // bytes after the record
+	}
+	if !haveLevel || !haveMsg || lv.UnmarshalText([]byte(level)) != nil {
+		return 0, "", nil, false
+	}
+	return lv, cleanString(msg), attrs, true
 }
 
 // clean returns v, a decoded JSON value, with its strings cleaned.

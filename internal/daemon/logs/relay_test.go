@@ -20,6 +20,8 @@ func TestRelay(t *testing.T) {
 	}{
 		{"record", `{"time":"2026-01-01T00:00:00Z","level":"INFO","msg":"fetch","role":"auth","client":7,"size":9007199254740993}` + "\n",
 			[]string{`level=INFO msg=fetch role=parent child=auth client=7 size=9007199254740993`}},
+		{"attributes keep their order", `{"level":"WARN","msg":"m","zone":1,"after":"x y"}` + "\n",
+			[]string{`level=WARN msg=m role=parent child=auth zone=1 after="x y"`}},
 		{"debug record under info", `{"level":"DEBUG","msg":"quiet"}` + "\n", nil},
 		{"claimed role dropped", `{"level":"ERROR","msg":"x","role":"parent"}` + "\n",
 			[]string{`level=ERROR msg=x role=parent child=auth`}},
