@@ -9,11 +9,13 @@ import (
 )
 
 // cmdInit creates an empty bare repository: gotadmin init [-A sha1|sha256]
-// [-b branch] repository-path.
+// [-b branch] [-s shared] repository-path. Without -s other users get
+// no access to it.
 func cmdInit(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := newFlags("init")
 	algo := fs.String("A", "sha1", "object format: sha1 or sha256")
 	branch := fs.String("b", "main", "branch HEAD points at")
+	shared := fs.String("s", "", "core.sharedRepository: group, all or an octal mode")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -24,7 +26,7 @@ func cmdInit(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	r, err := repo.Init(fs.Arg(0), repo.InitOptions{Format: format, Branch: *branch})
+	r, err := repo.Init(fs.Arg(0), repo.InitOptions{Format: format, Branch: *branch, Shared: *shared})
 	if err != nil {
 		return err
 	}

@@ -3,10 +3,13 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 
 	"gotd/internal/gittest"
@@ -52,6 +55,68 @@ func TestInit(t *testing.T) {
 			gittest.Git(t, dir, "fsck", "--full", "--strict")
 		})
 	}
+}
+
+// TestInitPermissions: a repository gotadmin makes grants other users
+// nothing whatever the umask (issue 19: directories were 0755); one
+// made with -s group is shared with the group as git init --shared
+// makes it, and C Git reads the setting.
+func TestInitPermissions(t *testing.T) {
+	old := syscall.Umask(0o022)
+	defer syscall.Umask(old)
+	tests := []struct {
+		shared     string
+		dir, file  os.FileMode
+		gitSetting string
+	}{
+		{"", 0o750, 0o640, ""},
+		{"group", 0o2770, 0o660, "group"},
+		{"0640", 0o2750, 0o640, "0640"},
+	}
+	for _, tt := range tests {
+		dir := filepath.Join(t.TempDir(), "new.git")
+		args := []string{"init", dir}
+		if tt.shared != "" {
+			args = []string{"init", "-s", tt.shared, dir}
+		}
+		mustGotadmin(t, args...)
+		err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			fi, err := d.Info()
+			if err != nil {
+				return err
+			}
+			want := tt.file
+			if d.IsDir() {
+				want = tt.dir
+			}
+			if got := fi.Mode() & (fs.ModePerm | fs.ModeSetgid); got != fsMode(want) {
+				t.Errorf("-s %q: %s is %v; want %v", tt.shared, path, got, fsMode(want))
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := exec.Command("git", "--git-dir", dir, "config", "core.sharedRepository").Output()
+		if strings.TrimSpace(string(got)) != tt.gitSetting {
+			t.Errorf("-s %q: core.sharedRepository = %q; want %q", tt.shared, got, tt.gitSetting)
+		}
+		gittest.Git(t, dir, "fsck", "--full", "--strict")
+	}
+	if _, errs, status := gotadmin(t, "init", "-s", "0440", filepath.Join(t.TempDir(), "x.git")); status == 0 || !strings.Contains(errs, "owner") {
+		t.Errorf("-s 0440: status %d, stderr %q; want a refusal", status, errs)
+	}
+}
+
+// fsMode turns a Unix mode with 02000 into an fs.FileMode.
+func fsMode(m os.FileMode) os.FileMode {
+	if m&0o2000 != 0 {
+		return m&^0o2000 | fs.ModeSetgid
+	}
+	return m
 }
 
 func TestInitRefuses(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 	"gotd/internal/git/object"
 	"gotd/internal/git/oid"
 	"gotd/internal/git/pack"
+	"gotd/internal/git/perm"
 	"gotd/internal/git/refs"
 	"gotd/internal/git/repo"
 	"gotd/internal/git/walk"
@@ -164,7 +165,7 @@ func writePack(ctx context.Context, r *repo.Repo, objs []packer.Object, opts pac
 			f.Close()
 			return "", err
 		}
-		return f.Name(), finish(f)
+		return f.Name(), finish(f, r.Shared)
 	}
 	entries := make([]pack.IndexEntry, 0, len(objs))
 	opts.OnEntry = func(e pack.IndexEntry) { entries = append(entries, e) }
@@ -207,11 +208,12 @@ func writePack(ctx context.Context, r *repo.Repo, objs []packer.Object, opts pac
 	return base + ".pack", nil
 }
 
-// finish makes a written file durable and read-only, and closes it.
-func finish(f *os.File) error {
+// finish makes a written file durable and read-only, with the
+// repository's permissions, and closes it.
+func finish(f *os.File, sh perm.Shared) error {
 	err := f.Sync()
 	if err == nil {
-		err = f.Chmod(0o444)
+		err = sh.Chmod(f, 0o444)
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
@@ -310,7 +312,7 @@ func writeBitmap(ctx context.Context, r *repo.Repo, np *pack.Pack) error {
 		XORWindow:   10,
 	}, bms.Entries)
 	if err == nil {
-		err = finish(tmp)
+		err = finish(tmp, r.Shared)
 	} else {
 		tmp.Close()
 	}

@@ -14,6 +14,7 @@ import (
 	"gotd/internal/git/object"
 	"gotd/internal/git/oid"
 	"gotd/internal/git/pack"
+	"gotd/internal/git/perm"
 	"gotd/internal/git/repo"
 )
 
@@ -41,6 +42,7 @@ func cmdIndexPack(ctx context.Context, args []string, stdout io.Writer) error {
 		Format:   format,
 		Check:    checkObject(format),
 		WriteRev: true,
+		Shared:   perm.Private(),
 	})
 	if err != nil {
 		return err

@@ -59,6 +59,7 @@ func main() {
 	}
 	lo := logs.Options{Foreground: *foreground, Verbosity: int(v)}
 	if *role != "" {
+		lo.Child = true
 		if err := runRole(*role, lo); err != nil {
 			logs.New(*role, lo).Error("exiting", "err", err)
 			os.Exit(1)
@@ -145,6 +146,13 @@ func loadConfig(path, secretsPath string, prev *config.Secrets) (*config.Config,
 		u, err := users.ByName(name)
 		return err == nil && u != nil
 	}
+	opts.GroupExists = func(name string) bool {
+		if _, err := strconv.ParseUint(name, 10, 32); err == nil {
+			return true
+		}
+		g, err := users.GroupByName(name)
+		return err == nil && g != nil
+	}
 	cfg, err := config.ParseFile(path, opts)
 	return cfg, opts.Secrets, err
 }
@@ -183,6 +191,13 @@ func runParent(cfg *config.Config, lo logs.Options, load func() (*config.Config,
 		return err
 	}
 	self := uint32(os.Geteuid())
+	// gotctl: root, and whoever started gotd; not the configured user,
+	// which other services may share (issue 19). The control group is
+	// resolved with the limits.
+	control := []uint32{0}
+	if self != 0 {
+		control = append(control, self)
+	}
 	if self == 0 {
 		u, err := users.ByName(cfg.User)
 		if err != nil {
@@ -190,6 +205,10 @@ func runParent(cfg *config.Config, lo logs.Options, load func() (*config.Config,
 		}
 		if u == nil {
 			return fmt.Errorf("user %q does not exist (gotd.conf 'user')", cfg.User)
+		}
+		if pid, comm := otherProcess(u.UID); pid != 0 {
+			log.Warn("the daemon's user is shared with other services: they could read and write what gotd writes and signal its processes; give gotd an account of its own",
+				"user", u.Name, "other-pid", pid, "other-command", comm)
 		}
 		// The notification spool is the daemon's user's.
 		if cfg.NotifyTargets() {
@@ -215,10 +234,6 @@ func runParent(cfg *config.Config, lo logs.Options, load func() (*config.Config,
 			name = u.Name
 		}
 		log.Warn("started by an ordinary user: every process runs as that user, 'user' in gotd.conf is not used", "user", name)
-	}
-	control := []uint32{0}
-	if uid := uint32(os.Geteuid()); uid != 0 {
-		control = append(control, uid)
 	}
 	// The parent may execute only its own binary (and its ELF
 	// interpreter); files it may reach with its Unix permissions, so
@@ -310,5 +325,44 @@ func limits(cfg *config.Config) *ipc.Limits {
 		l.UIDs = append(l.UIDs, uint32(uid))
 		l.PerUID = append(l.PerUID, uint32(n))
 	}
+	if name := cfg.ControlGroup; name != "" {
+		if gid, err := strconv.ParseUint(name, 10, 32); err == nil {
+			l.ControlGIDs = []uint32{uint32(gid)}
+		} else if g, _ := users.GroupByName(name); g != nil {
+			l.ControlGIDs = []uint32{uint32(g.GID)}
+		}
+	}
 	return l
+}
+
+// otherProcess returns a process running as uid (real or effective)
+// and its command name, or 0: a sign that the account is shared.
+func otherProcess(uid int) (int, string) {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, ""
+	}
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		status, err := os.ReadFile(filepath.Join("/proc", e.Name(), "status"))
+		if err != nil {
+			continue
+		}
+		var name string
+		for line := range strings.Lines(string(status)) {
+			f := strings.Fields(line)
+			switch {
+			case len(f) >= 2 && f[0] == "Name:":
+				name = f[1]
+			case len(f) >= 3 && f[0] == "Uid:":
+				if f[1] == strconv.Itoa(uid) || f[2] == strconv.Itoa(uid) {
+					return pid, name
+				}
+			}
+		}
+	}
+	return 0, ""
 }

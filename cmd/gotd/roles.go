@@ -56,11 +56,17 @@ func runRole(role string, lo logs.Options) error {
 
 	case parent.RoleAuth:
 		// The user and group databases, to name the client and its
-		// groups; nothing else.
-		if err := confine(log, sandbox.Policy{Role: role, ReadFiles: []string{users.PasswdFile, users.GroupFile}}); err != nil {
+		// groups, opened now: a file renamed over them later (useradd)
+		// is one the sandbox would refuse (issue 19). Nothing else.
+		db, err := users.Open()
+		if err != nil {
 			return err
 		}
-		return auth.Main(ctx, log, parentCh)
+		if err := confine(log, sandbox.Policy{Role: role}); err != nil {
+			db.Close()
+			return err
+		}
+		return auth.Main(ctx, log, parentCh, db)
 
 	case parent.RoleNotify:
 		s, err := notify.ReadSettings(parentCh)

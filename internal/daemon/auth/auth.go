@@ -2,7 +2,8 @@
 // that the connection's peer is the user the parent names, looks the
 // user and its groups up, evaluates the repository's permit and deny
 // rules (the last match wins, no match means no access) and answers
-// once. It reads only the user and group databases.
+// once. It reads only the user and group databases, opened before it
+// confined itself.
 package auth
 
 import (
@@ -17,8 +18,10 @@ import (
 	"gotd/internal/daemon/users"
 )
 
-// Main answers the parent's one request.
-func Main(ctx context.Context, log *slog.Logger, parent *msg.Conn) error {
+// Main answers the parent's one request, looking the user up in db,
+// which it closes.
+func Main(ctx context.Context, log *slog.Logger, parent *msg.Conn, db *users.DB) error {
+	defer db.Close()
 	var req ipc.AuthRequest
 	f, err := ipc.Recv(parent, &req, true)
 	if err != nil {
@@ -35,7 +38,7 @@ func Main(ctx context.Context, log *slog.Logger, parent *msg.Conn) error {
 	if uid != req.UID {
 		return fmt.Errorf("auth: peer is uid %d, not %d", uid, req.UID)
 	}
-	id, err := identity(int(req.UID))
+	id, err := identity(db, int(req.UID))
 	if err != nil {
 		return err
 	}
@@ -64,9 +67,9 @@ func Main(ctx context.Context, log *slog.Logger, parent *msg.Conn) error {
 
 // identity is who uid is: its name and its groups. A uid without an
 // account matches only rules naming it by number.
-func identity(uid int) (config.Identity, error) {
+func identity(db *users.DB, uid int) (config.Identity, error) {
 	id := config.Identity{UID: uid}
-	u, err := users.ByUID(uid)
+	u, err := db.ByUID(uid)
 	if err != nil {
 		return id, fmt.Errorf("auth: %w", err)
 	}
@@ -75,7 +78,7 @@ func identity(uid int) (config.Identity, error) {
 		return id, nil
 	}
 	id.User = u.Name
-	gs, err := users.Groups(u)
+	gs, err := db.Groups(u)
 	if err != nil {
 		return id, fmt.Errorf("auth: %w", err)
 	}

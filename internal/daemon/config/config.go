@@ -48,6 +48,9 @@ type Config struct {
 	ListenOn string
 	// User is the account the daemon's children run as.
 	User string
+	// ControlGroup names the group (or gid, as written) whose members
+	// may use gotctl besides root; "" for none.
+	ControlGroup string
 	// RequestTimeout bounds the wait for each request of a client.
 	RequestTimeout time.Duration
 	// UserLimits holds per-user connection limits by user name (or
@@ -189,6 +192,9 @@ type Options struct {
 	// limit user" exists, when it is not an account or anonymous; nil
 	// skips the check.
 	UserExists func(name string) bool
+	// GroupExists, if set, tells whether the group named by "control
+	// group" exists; nil skips the check.
+	GroupExists func(name string) bool
 }
 
 // ParseFile reads and parses the file at path. The file must not be a
@@ -392,7 +398,15 @@ func (p *parser) check() {
 			p.errorf(r.Line, "repository \"%s\": no path provided", r.Name)
 		} else if _, err := os.Stat(r.Path); errors.Is(err, os.ErrNotExist) {
 			c.Warnings = append(c.Warnings, fmt.Sprintf("%s:%d: repository \"%s\": %s does not exist", p.file, r.Line, r.Name, r.Path))
+		} else if r.Access(Identity{Anonymous: true}) < Read && openToOthers(r.Path) {
+			c.Warnings = append(c.Warnings, fmt.Sprintf("%s:%d: repository \"%s\": other local users can read %s, though no rule lets anonymous read it (chmod -R o-rwx)", p.file, r.Line, r.Name, r.Path))
 		}
+	}
+	if c.User == "nobody" || c.User == "65534" {
+		// Every service running as nobody could read and write what
+		// gotd writes, signal its processes and, were it let, control
+		// it (issue 19).
+		c.Warnings = append(c.Warnings, fmt.Sprintf("%s: user %s is shared with other services: give gotd an account of its own", p.file, c.User))
 	}
 	var unused []string
 	for name, line := range p.defs {
@@ -402,6 +416,28 @@ func (p *parser) check() {
 	}
 	sort.Strings(unused)
 	c.Warnings = append(c.Warnings, unused...)
+}
+
+// openToOthers reports whether users who are neither the owner nor in
+// the group of a repository can reach its objects: they may search
+// every directory down to its objects directory, and so open any file
+// there that grants them read (C Git writes objects 0444 under the
+// usual umask).
+func openToOthers(repo string) bool {
+	dirs := []string{filepath.Join(repo, "objects"), repo}
+	for d := filepath.Dir(repo); ; d = filepath.Dir(d) {
+		dirs = append(dirs, d)
+		if d == filepath.Dir(d) {
+			break
+		}
+	}
+	for _, d := range dirs {
+		fi, err := os.Stat(d)
+		if err != nil || fi.Mode()&0o001 == 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // cleanPath checks that path is absolute and cleans it.

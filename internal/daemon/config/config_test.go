@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -496,6 +497,91 @@ func TestAdmission(t *testing.T) {
 		_, err := Parse("b.conf", []byte("connection {\n"+c.line+"\n}\n"+repo), Options{})
 		if err == nil || err.Error() != c.want {
 			t.Errorf("%q: got %v; want %s", c.line, err, c.want)
+		}
+	}
+}
+
+// TestControlGroup: "control group" names the group allowed to use
+// gotctl, which must exist; "user nobody" is warned of (issue 19).
+func TestControlGroup(t *testing.T) {
+	exists := func(name string) bool { return name == "wheel" || name == "10" }
+	tests := []struct {
+		src, group, err, warning string
+	}{
+		{"control group wheel\n", "wheel", "", ""},
+		{"control group 10\n", "10", "", ""},
+		{"control group \"staff\"\n", "", "c.conf:1: group staff not found", ""},
+		{"control wheel\n", "", "c.conf:1: syntax error: expected 'group', found 'wheel'", ""},
+		{"user nobody\n", "", "", "c.conf: user nobody is shared with other services: give gotd an account of its own"},
+		{"user 65534\n", "", "", "c.conf: user 65534 is shared with other services: give gotd an account of its own"},
+		{"user _gotd\n", "", "", ""},
+	}
+	for _, tt := range tests {
+		src := tt.src + "repository \"r\" {\n\tpath \"/r\"\n}\n"
+		c, err := Parse("c.conf", []byte(src), Options{GroupExists: exists})
+		if tt.err != "" {
+			if err == nil || err.Error() != tt.err {
+				t.Errorf("%q: got error %v; want %s", tt.src, err, tt.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%q: %v", tt.src, err)
+			continue
+		}
+		if c.ControlGroup != tt.group {
+			t.Errorf("%q: got control group %q; want %q", tt.src, c.ControlGroup, tt.group)
+		}
+		got := ""
+		for _, w := range c.Warnings {
+			if strings.Contains(w, "shared") {
+				got = w
+			}
+		}
+		if got != tt.warning {
+			t.Errorf("%q: got warning %q; want %q", tt.src, got, tt.warning)
+		}
+	}
+}
+
+// TestOpenToOthers: gotd -n warns of a repository other local users can
+// read though no rule lets anonymous read it (issue 19).
+func TestOpenToOthers(t *testing.T) {
+	top, err := os.MkdirTemp("", "gotd-config-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(top)
+	repo := filepath.Join(top, "r.git")
+	if err := os.MkdirAll(filepath.Join(repo, "objects"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		topMode, repoMode os.FileMode
+		rules             string
+		warn              bool
+	}{
+		{0o755, 0o755, "permit rw alice", true},
+		{0o755, 0o755, "permit rw alice\n\tpermit ro anonymous", false},
+		{0o755, 0o755, "permit ro anonymous\n\tdeny anonymous", true},
+		{0o755, 0o750, "permit rw alice", false},
+		{0o700, 0o755, "permit rw alice", false},
+		{0o711, 0o711, "permit rw alice", true}, // search is enough to open a known name
+	}
+	for _, tt := range tests {
+		os.Chmod(top, tt.topMode)
+		os.Chmod(repo, tt.repoMode)
+		src := fmt.Sprintf("repository \"r\" {\n\tpath %q\n\t%s\n}\n", repo, tt.rules)
+		c, err := Parse("o.conf", []byte(src), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := false
+		for _, w := range c.Warnings {
+			got = got || strings.Contains(w, "other local users can read")
+		}
+		if got != tt.warn {
+			t.Errorf("top %#o repo %#o %q: got warning %v; want %v (%q)", tt.topMode, tt.repoMode, tt.rules, got, tt.warn, c.Warnings)
 		}
 	}
 }

@@ -153,6 +153,18 @@ func (p *parser) topLevel() {
 			p.errorf(line, "user name too long")
 		}
 		p.cfg.User = u
+	case p.is("control"):
+		p.advance()
+		p.expect("group")
+		line := p.tok.line
+		g := p.strOrNumber("a group name")
+		if len(g) >= 32 {
+			p.errorf(line, "group name too long")
+		}
+		if p.opts.GroupExists != nil && !p.opts.GroupExists(g) {
+			p.errorf(line, "group %s not found", g)
+		}
+		p.cfg.ControlGroup = g
 	case p.is("connection"):
 		p.advance()
 		p.block(p.connOption)

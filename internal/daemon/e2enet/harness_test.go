@@ -19,6 +19,7 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"os"
@@ -33,6 +34,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/crypto/ssh"
+	"golang.org/x/sys/unix"
 
 	"gotd/internal/gittest"
 )
@@ -62,6 +64,7 @@ type server struct {
 	secrets                           string
 	daemon                            *exec.Cmd
 	log                               *lockedBuffer
+	terminal                          bool // the daemon has a controlling terminal
 }
 
 // options vary the configuration.
@@ -70,6 +73,10 @@ type options struct {
 	extraTop     string // top-level lines
 	extraTest    string // lines for the "test" repository's block
 	extraSecrets string // lines for the secrets file
+	// terminal starts gotd as make run does from a shell: in a session
+	// whose controlling terminal (a pseudo-terminal the test reads into
+	// the log) is its standard streams.
+	terminal bool
 }
 
 var buildOnce struct {
@@ -121,7 +128,7 @@ func start(t testing.TB, o options) *server {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	os.Chmod(dir, 0o755)
-	s := &server{t: t, dir: dir, bin: buildBinaries(t), socket: filepath.Join(dir, "gotd.sock"), log: &lockedBuffer{}}
+	s := &server{t: t, dir: dir, bin: buildBinaries(t), socket: filepath.Join(dir, "gotd.sock"), log: &lockedBuffer{}, terminal: o.terminal}
 
 	test := filepath.Join(dir, "test.git")
 	run(t, "git", "init", "-q", "--bare", "-b", "main", test)
@@ -224,8 +231,23 @@ repository "empty" {
 func (s *server) launch() {
 	s.daemon = exec.Command(s.gotd(), "-d", "-v", "-f", s.conf, "-s", s.secrets)
 	s.daemon.Stderr = s.log
+	var ptm, pts *os.File
+	if s.terminal {
+		ptm, pts = openPTY(s.t)
+		s.daemon.Stdin, s.daemon.Stdout, s.daemon.Stderr = pts, pts, pts
+		s.daemon.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	}
 	if err := s.daemon.Start(); err != nil {
 		s.t.Fatal(err)
+	}
+	if s.terminal {
+		pts.Close()
+		// Until the daemon and every process holding the terminal are
+		// gone (EIO).
+		go func() {
+			io.Copy(s.log, ptm)
+			ptm.Close()
+		}()
 	}
 	for _, p := range []int{s.sshPort, s.gitPort, s.httpPort, s.httpsPort} {
 		waitPort(s.t, p, s.log)
@@ -245,6 +267,28 @@ func (s *server) restart() {
 		s.t.Fatalf("the daemon did not stop:\n%s", s.log.String())
 	}
 	s.launch()
+}
+
+// openPTY opens a pseudo-terminal: the master side, and the terminal.
+func openPTY(t testing.TB) (ptm, pts *os.File) {
+	t.Helper()
+	m, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Skipf("no pseudo-terminals: %v", err)
+	}
+	ptm = os.NewFile(uintptr(m), "ptmx")
+	if err := unix.IoctlSetPointerInt(m, unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetInt(m, unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pts, err = os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ptm, pts
 }
 
 func (s *server) gotd() string { return filepath.Join(s.bin, "gotd") }

@@ -370,19 +370,22 @@ type Limits struct {
 	PendingTotal, PendingPerUser uint32
 	// UIDs and PerUID are parallel, at most MaxRules long.
 	UIDs, PerUID []uint32
-	// Control lists the uids allowed to use gotctl (root and the
-	// daemon's user), at most 2.
-	Control []uint32
+	// Control lists the uids allowed to use gotctl, at most 2: root,
+	// and the daemon's user only when that user started it (no other
+	// could). ControlGIDs, at most 1, is the "control group": a caller
+	// with it as primary or supplementary group may use gotctl too.
+	Control     []uint32
+	ControlGIDs []uint32
 }
 
 func (*Limits) Type() msg.Type { return TypeLimits }
 func (m *Limits) encode(e *msg.Encoder) {
 	e.Uint32(m.Default).Uint32(m.Total).Uint32(m.PendingTotal).Uint32(m.PendingPerUser)
-	e.Uint32s(m.UIDs).Uint32s(m.PerUID).Uint32s(m.Control)
+	e.Uint32s(m.UIDs).Uint32s(m.PerUID).Uint32s(m.Control).Uint32s(m.ControlGIDs)
 }
 func (m *Limits) decode(d *msg.Decoder) {
 	m.Default, m.Total, m.PendingTotal, m.PendingPerUser = d.Uint32(), d.Uint32(), d.Uint32(), d.Uint32()
-	m.UIDs, m.PerUID, m.Control = d.Uint32s(MaxRules), d.Uint32s(MaxRules), d.Uint32s(2)
+	m.UIDs, m.PerUID, m.Control, m.ControlGIDs = d.Uint32s(MaxRules), d.Uint32s(MaxRules), d.Uint32s(2), d.Uint32s(1)
 	if len(m.UIDs) != len(m.PerUID) {
 		d.Fail("limits of different lengths")
 	}

@@ -22,7 +22,7 @@ func messages() []Message {
 		&Disconnect{Client: 3},
 		&Held{Client: ClientID(ViaSocket, func(uint32) bool { return false }), UID: 1000},
 		&Halt{},
-		&Limits{Default: 4, Total: 1024, PendingTotal: 256, PendingPerUser: 32, UIDs: []uint32{1000}, PerUID: []uint32{16}, Control: []uint32{0}},
+		&Limits{Default: 4, Total: 1024, PendingTotal: 256, PendingPerUser: 32, UIDs: []uint32{1000}, PerUID: []uint32{16}, Control: []uint32{0}, ControlGIDs: []uint32{10}},
 		&AuthRequest{UID: 1000, GID: 100, Repo: "r", Groups: true, Rules: []Rule{{Write: true, Ident: "alice"}, {Deny: true, Ident: ":staff"}}},
 		&AuthResult{Access: 3, User: "alice", Groups: []string{"wheel", "dev"}, GIDs: []uint32{0, 1001}},
 		&Start{Client: 5, Repo: "r", Path: "/git/r.git", Protocol: "version=2", User: "alice", Timeout: 3600, Mode: ModeAdvertise,

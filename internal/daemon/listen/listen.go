@@ -277,7 +277,10 @@ func (s *server) admit(uid uint32) (uint32, string) {
 func (s *server) hasClient(id uint32) bool { _, ok := s.clients[id]; return ok }
 
 // control passes a gotctl connection on if its user may control the
-// daemon.
+// daemon: root (and the user who started gotd, when not root), or a
+// member of the control group by the kernel's word on the caller's
+// groups. Running as gotd's user is not enough: that account may be
+// shared with other services (issue 19).
 func (s *server) control(c *msg.Conn, uc *net.UnixConn, raw msg.Msg, uid uint32, log *slog.Logger) {
 	var ctl ipc.Control
 	if _, err := ipc.Check(raw, &ctl, false); err != nil {
@@ -286,7 +289,19 @@ func (s *server) control(c *msg.Conn, uc *net.UnixConn, raw msg.Msg, uid uint32,
 	}
 	s.mu.Lock()
 	ok := slices.Contains(s.limits.Control, uid)
+	groups := s.limits.ControlGIDs
 	s.mu.Unlock()
+	if !ok && len(groups) > 0 {
+		_, gid, _, err := c.PeerCred()
+		var gids []uint32
+		if err == nil {
+			gids, err = c.PeerGroups()
+		}
+		if err != nil {
+			log.Error("control request: the caller's groups", "err", err)
+		}
+		ok = err == nil && (slices.Contains(groups, gid) || slices.ContainsFunc(gids, func(g uint32) bool { return slices.Contains(groups, g) }))
+	}
 	if !ok {
 		s.summary.Add("control request refused", "uid "+strconv.FormatUint(uint64(uid), 10), "command", ctl.Command)
 		uc.SetWriteDeadline(time.Now().Add(writeTimeout))

@@ -2,7 +2,9 @@
 // standard error in the foreground (gotd -d), else syslog's daemon
 // facility. Every line names the process's role, as gotd's do. A role
 // opens its logger before it sandboxes itself: the syslog socket
-// cannot be reached afterwards.
+// cannot be reached afterwards. A child in the foreground has no
+// terminal: its standard error is a pipe from the parent, which logs
+// what comes through it (Relay).
 package logs
 
 import (
@@ -15,6 +17,9 @@ import (
 type Options struct {
 	Foreground bool // stderr, else syslog
 	Verbosity  int  // 0: warnings and errors, 1: info (-v), 2: debug (-vv)
+	// Child is set in the parent's children: in the foreground they
+	// write JSON records to standard error, for the parent's Relay.
+	Child bool
 }
 
 // Level is the lowest level logged at verbosity v.
@@ -33,6 +38,9 @@ func Level(v int) slog.Level {
 func New(role string, o Options) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: Level(o.Verbosity)}
 	var w io.Writer = os.Stderr
+	if o.Foreground && o.Child {
+		return slog.New(slog.NewJSONHandler(w, opts)).With("role", role)
+	}
 	if !o.Foreground {
 		if sw, err := openSyslog(role); err == nil {
 			w = sw

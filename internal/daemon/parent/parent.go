@@ -25,6 +25,7 @@ import (
 	"gotd/internal/daemon/config"
 	"gotd/internal/daemon/gitcmd"
 	"gotd/internal/daemon/ipc"
+	"gotd/internal/daemon/logs"
 	"gotd/internal/daemon/msg"
 )
 
@@ -213,19 +214,33 @@ func (d *daemon) spawn(role string, client uint32, extra []*os.File) (*child, er
 	for i := 0; i < d.opts.Verbosity; i++ {
 		args = append(args, "-v")
 	}
+	// The child's standard error is a pipe the parent logs, never the
+	// operator's terminal; its other standard streams are /dev/null.
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		mine.Close()
+		theirs.Close()
+		return nil, fmt.Errorf("parent: start %s: %w", role, err)
+	}
 	cmd := exec.Command(d.opts.Exe, args...)
 	cmd.Args[0] = "gotd: " + role // ps shows the role
-	cmd.Stderr = os.Stderr
+	cmd.Stderr = errW
 	cmd.ExtraFiles = append([]*os.File{theirs.File()}, extra...)
 	// A child outlives no parent: if the daemon dies, so do its clients'
-	// processes.
+	// processes. It has no controlling terminal.
 	cmd.SysProcAttr = sysProcAttr()
 	err = cmd.Start()
 	theirs.Close()
+	errW.Close()
 	if err != nil {
 		mine.Close()
+		errR.Close()
 		return nil, fmt.Errorf("parent: start %s: %w", role, err)
 	}
+	go func() {
+		defer errR.Close()
+		logs.Relay(d.log.With("child", role, "pid", cmd.Process.Pid), errR)
+	}()
 	c := &child{role: role, cmd: cmd, ch: mine, client: client, done: make(chan struct{})}
 	// The exit event follows every message of the child: its channel
 	// reaches its end when the child is gone.

@@ -49,6 +49,7 @@ func Main(ctx context.Context, log *slog.Logger, start *ipc.Start, session *msg.
 		MinFree:    int64(start.MinFree),
 		Visible:    receive.Visible(r.Refs, policy.Hidden(start.Hidden).Func()),
 		ObjectsDir: r.ObjectsDir(),
+		Shared:     r.Shared,
 	})
 	if err != nil {
 		log.Warn("pack refused", "err", err)

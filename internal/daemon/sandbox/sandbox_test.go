@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -38,7 +39,7 @@ func child(role, repoDir, port, otherPort string) int {
 	policies := map[string]Policy{
 		"repo_read":     {Role: role, ReadDirs: []string{repoDir}},
 		"session_write": {Role: role, ReadDirs: []string{repoDir}, WriteDirs: []string{repoDir}},
-		"auth":          {Role: role, ReadFiles: []string{"/etc/passwd", "/etc/group"}},
+		"auth":          {Role: role}, // it opens the user databases first
 		"listen":        {Role: role},
 		"frontend":      {Role: role, Pairs: true},
 		"notify":        {Role: role, Sockets: true, ConnectTCP: []uint16{p}},
@@ -51,6 +52,18 @@ func child(role, repoDir, port, otherPort string) int {
 			fmt.Println("setup", err)
 			return 1
 		}
+	}
+	// A terminal, as the one an operator starts gotd -d from, and a
+	// pipe for the one request every role may make.
+	ptm, pts, err := openPTY()
+	if err != nil {
+		fmt.Println("setup", err)
+		return 1
+	}
+	var pipe [2]int
+	if err := unix.Pipe2(pipe[:], unix.O_CLOEXEC); err != nil {
+		fmt.Println("setup", err)
+		return 1
 	}
 	rep, err := Apply(policies[role])
 	if err != nil {
@@ -83,6 +96,31 @@ func child(role, repoDir, port, otherPort string) int {
 		unix.Close(fds[1])
 	}
 	try("socketpair", err)
+	// ioctl attempts count as denied only when seccomp refused them
+	// (EPERM): TIOCLINUX on a pseudo-terminal fails anyway.
+	ioctl := func(name string, fd int, req uint64, arg unsafe.Pointer) {
+		_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), uintptr(req), uintptr(arg))
+		if e == unix.EPERM {
+			try(name, e)
+		} else {
+			try(name, nil)
+		}
+	}
+	c := byte('\n') // a whole line: read at once in canonical mode
+	ioctl("tiocsti", pts, unix.TIOCSTI, unsafe.Pointer(&c))
+	// The kernel reads the request as 32 bits; the filter must not be
+	// passed by bits above them.
+	ioctl("tiocsti-high", pts, unix.TIOCSTI|1<<32, unsafe.Pointer(&c))
+	sub := [2]byte{12} // TIOCL_GETSHIFTSTATE
+	ioctl("tioclinux", pts, unix.TIOCLINUX, unsafe.Pointer(&sub[0]))
+	var n int32
+	ioctl("fionread", pipe[0], 0x541b, unsafe.Pointer(&n))
+	// What TIOCSTI typed, if it could, is read on the terminal's side.
+	unix.SetNonblock(pts, true)
+	if k, _ := unix.Read(pts, make([]byte, 8)); k > 0 {
+		fmt.Println("typed ok")
+	}
+	unix.Close(ptm)
 	if repoDir != "" {
 		try("read-repo", readFile(filepath.Join(repoDir, "HEAD")))
 		try("write-repo", os.WriteFile(filepath.Join(repoDir, "sandbox-probe"), []byte("x"), 0o644))
@@ -93,6 +131,23 @@ func child(role, repoDir, port, otherPort string) int {
 		try("build-pack", err)
 	}
 	return 0
+}
+
+// openPTY opens a pseudo-terminal pair, not as a controlling terminal.
+func openPTY() (ptm, pts int, err error) {
+	ptm, err = unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, -1, err
+	}
+	if err := unix.IoctlSetPointerInt(ptm, unix.TIOCSPTLCK, 0); err != nil {
+		return -1, -1, err
+	}
+	n, err := unix.IoctlGetInt(ptm, unix.TIOCGPTN)
+	if err != nil {
+		return -1, -1, err
+	}
+	pts, err = unix.Open(fmt.Sprintf("/dev/pts/%d", n), unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	return ptm, pts, err
 }
 
 // TestRoles runs each role's sandbox in a child process and checks what
@@ -127,14 +182,15 @@ func TestRoles(t *testing.T) {
 	port := fmt.Sprint(allowed.Addr().(*net.TCPAddr).Port)
 	otherPort := fmt.Sprint(other.Addr().(*net.TCPAddr).Port)
 	// Each role: the attempts that must succeed; every other attempt
-	// must be denied.
+	// must be denied. No role may type into a terminal (TIOCSTI) or
+	// reach the console (TIOCLINUX): issue 19.
 	want := map[string][]string{
-		"repo_read":     {"read-repo", "build-pack"},
-		"session_write": {"read-repo", "write-repo", "build-pack"},
-		"auth":          {"read-passwd"},
-		"listen":        {},
-		"frontend":      {"socketpair"},
-		"notify":        {"connect-allowed", "socketpair"},
+		"repo_read":     {"read-repo", "build-pack", "fionread"},
+		"session_write": {"read-repo", "write-repo", "build-pack", "fionread"},
+		"auth":          {"fionread"},
+		"listen":        {"fionread"},
+		"frontend":      {"socketpair", "fionread"},
+		"notify":        {"connect-allowed", "socketpair", "fionread"},
 	}
 	for role, oks := range want {
 		t.Run(role, func(t *testing.T) {

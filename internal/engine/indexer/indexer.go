@@ -17,6 +17,7 @@ import (
 	"gotd/internal/git/object"
 	"gotd/internal/git/oid"
 	"gotd/internal/git/pack"
+	"gotd/internal/git/perm"
 	"gotd/internal/mmapfile"
 )
 
@@ -70,8 +71,11 @@ type Options struct {
 	Format oid.Format
 	// Dir is the directory for the output files (objects/pack or a
 	// quarantine directory). Index creates its temporary files there too.
-	// The files are created mode 0444. IndexFile ignores Dir.
+	// IndexFile ignores Dir.
 	Dir string
+	// Shared gives the permissions of the files written, read-only
+	// ones: the repository's core.sharedRepository.
+	Shared perm.Shared
 	// Bases completes thin packs; nil refuses them (ErrThin).
 	Bases BaseSource
 	// Check, if not nil, validates every object of the pack (fsck). It
@@ -366,7 +370,7 @@ func (ix *indexer) finish(base string, renamePack bool) (*Result, error) {
 		if err := syncFile(ix.file); err != nil {
 			return nil, fmt.Errorf("indexer: sync pack: %w", err)
 		}
-		if err := os.Chmod(ix.tmpPack, 0o444); err != nil {
+		if err := os.Chmod(ix.tmpPack, ix.opts.Shared.File(0o444)); err != nil {
 			return nil, fmt.Errorf("indexer: %w", err)
 		}
 		if err := os.Rename(ix.tmpPack, res.PackPath); err != nil {
@@ -404,7 +408,7 @@ func (ix *indexer) writeTemp(write func(io.Writer) error) (string, error) {
 		err = syncFile(f)
 	}
 	if err == nil {
-		err = f.Chmod(0o444)
+		err = ix.opts.Shared.Chmod(f, 0o444)
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr

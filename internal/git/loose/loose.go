@@ -25,6 +25,7 @@ import (
 
 	"gotd/internal/git/object"
 	"gotd/internal/git/oid"
+	"gotd/internal/git/perm"
 )
 
 // Store is the loose objects of one repository. Its methods are safe for
@@ -41,6 +42,9 @@ type Store struct {
 	// loose objects only in fsck: ids name files, and a file that
 	// inflates cleanly to its declared size is trusted.
 	VerifyHash bool
+	// Shared gives the permissions of the objects and directories
+	// written: the repository's core.sharedRepository.
+	Shared perm.Shared
 
 	dir string
 	f   oid.Format
@@ -335,7 +339,7 @@ func (s *Store) WriteObject(t object.Type, data []byte) (oid.ID, error) {
 	if os.Chtimes(path, now, now) == nil {
 		return id, nil
 	}
-	if err := os.Mkdir(filepath.Dir(path), 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+	if err := s.Shared.Mkdir(filepath.Dir(path)); err != nil && !errors.Is(err, fs.ErrExist) {
 		return oid.ID{}, fmt.Errorf("loose: %w", err)
 	}
 	tmp, err := os.CreateTemp(s.dir, "tmp_obj_")
@@ -344,7 +348,7 @@ func (s *Store) WriteObject(t object.Type, data []byte) (oid.ID, error) {
 	}
 	tmpName := tmp.Name()
 	defer os.Remove(tmpName) // after a successful link the name is stale
-	if err := writeCompressed(tmp, t, data); err != nil {
+	if err := writeCompressed(tmp, t, data, s.Shared.File(0o444)); err != nil {
 		tmp.Close()
 		return oid.ID{}, fmt.Errorf("loose: write %s: %w", id, err)
 	}
@@ -362,9 +366,9 @@ func (s *Store) WriteObject(t object.Type, data []byte) (oid.ID, error) {
 	return id, nil
 }
 
-// writeCompressed writes the compressed object to f, makes it read-only
-// and syncs it.
-func writeCompressed(f *os.File, t object.Type, data []byte) error {
+// writeCompressed writes the compressed object to f, gives it mode (a
+// read-only one) and syncs it.
+func writeCompressed(f *os.File, t object.Type, data []byte, mode fs.FileMode) error {
 	zw := zWriters.Get().(*zlib.Writer)
 	defer zWriters.Put(zw)
 	zw.Reset(f)
@@ -378,7 +382,7 @@ func writeCompressed(f *os.File, t object.Type, data []byte) error {
 	if err := zw.Close(); err != nil {
 		return err
 	}
-	if err := f.Chmod(0o444); err != nil {
+	if err := f.Chmod(mode); err != nil {
 		return err
 	}
 	return f.Sync()

@@ -86,10 +86,12 @@ func TestWriteReadByGit(t *testing.T) {
 			}
 			gittest.Git(t, dir, "fsck", "--full", "--strict")
 
-			// Files are read-only, fan-out directories searchable.
+			// Files are read-only and, the store's zero perm.Shared
+			// being private, closed to others (issue 19: 0444 whatever
+			// the umask); fan-out directories searchable.
 			fi, err := os.Stat(s.path(blob))
-			if err != nil || fi.Mode().Perm() != 0o444 {
-				t.Errorf("object file mode: got %v, %v; want 0444", fi.Mode().Perm(), err)
+			if err != nil || fi.Mode().Perm() != 0o440 {
+				t.Errorf("object file mode: got %v, %v; want 0440", fi.Mode().Perm(), err)
 			}
 			di, err := os.Stat(filepath.Dir(s.path(blob)))
 			if err != nil || di.Mode().Perm()&0o700 != 0o700 {

@@ -26,6 +26,7 @@ import (
 	"syscall"
 
 	"gotd/internal/git/oid"
+	"gotd/internal/git/perm"
 )
 
 var (
@@ -74,6 +75,11 @@ type Ref struct {
 
 // Store gives access to the references of one repository.
 type Store struct {
+	// Shared gives the permissions of the files and directories
+	// written (references, packed-refs, their locks): the repository's
+	// core.sharedRepository. Set it before first use.
+	Shared perm.Shared
+
 	gitDir  string
 	format  oid.Format
 	journal *Journal // records the locks taken, nil for none

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"gotd/internal/git/oid"
+	"gotd/internal/git/perm"
 )
 
 const (
@@ -38,12 +39,13 @@ type Update struct {
 
 // lockFile is a held "<path>.lock".
 type lockFile struct {
-	path  string   // the file the lock protects
-	f     *os.File // open until written: only for a lock taken without its contents
-	dirs  []string // directories created for the lock, outermost first
-	entry string   // the lock's link in the store's journal, "" without one
-	held  bool     // the lock file is ours
-	done  bool     // renamed or removed
+	path   string      // the file the lock protects
+	shared perm.Shared // permissions of the file and of directories made
+	f      *os.File    // open until written: only for a lock taken without its contents
+	dirs   []string    // directories created for the lock, outermost first
+	entry  string      // the lock's link in the store's journal, "" without one
+	held   bool        // the lock file is ours
+	done   bool        // renamed or removed
 }
 
 func (l *lockFile) lockPath() string { return l.path + ".lock" }
@@ -119,7 +121,8 @@ type errDirConflict struct{ at string }
 
 func (e *errDirConflict) Error() string { return e.at + " is a file" }
 
-// lock creates path+".lock" with O_EXCL, first creating missing
+// lock creates path+".lock" with O_EXCL and the store's permissions
+// (renamed into place, the lock file is the reference), first creating missing
 // directories below the store's git directory. While the lock is held
 // by someone else it retries with growing random back-off until
 // timeout.
@@ -136,14 +139,16 @@ func (e *errDirConflict) Error() string { return e.at + " is a file" }
 // one inode, which is what lets RemoveDeadJournals tell this lock from
 // one another writer took since.
 func (s *Store) lock(path string, timeout time.Duration, data []byte) (*lockFile, error) {
-	l := &lockFile{path: path}
+	l := &lockFile{path: path, shared: s.Shared}
 	if s.journal != nil {
 		entry, f, err := s.journal.create(s.gitDir, l.lockPath())
 		if err != nil {
 			return nil, err
 		}
 		l.entry = entry
-		if data != nil {
+		if err = s.Shared.Chmod(f, 0o666); err != nil {
+			f.Close()
+		} else if data != nil {
 			err = writeSync(f, data, len(data) > 0)
 		} else {
 			l.f = f
@@ -161,8 +166,13 @@ func (s *Store) lock(path string, timeout time.Duration, data []byte) (*lockFile
 			err = os.Link(l.entry, l.lockPath())
 		} else {
 			var f *os.File
-			if f, err = os.OpenFile(l.lockPath(), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666); err == nil {
+			if f, err = os.OpenFile(l.lockPath(), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
 				l.f = f
+				if err = s.Shared.Chmod(f, 0o666); err != nil {
+					l.held = true
+					l.release()
+					return nil, err
+				}
 			}
 		}
 		if err == nil {
@@ -227,10 +237,13 @@ func (l *lockFile) mkdirs(base string) error {
 	dir := base
 	for _, comp := range strings.Split(rel, string(filepath.Separator)) {
 		dir = filepath.Join(dir, comp)
-		err := os.Mkdir(dir, 0o777)
+		err := os.Mkdir(dir, 0o700)
 		switch {
 		case err == nil:
 			l.dirs = append(l.dirs, dir)
+			if err := l.shared.FixDir(dir); err != nil {
+				return err
+			}
 		case errors.Is(err, fs.ErrExist):
 			if st, err := os.Stat(dir); err == nil && !st.IsDir() {
 				return &errDirConflict{at: dir}

@@ -6,8 +6,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"gotd/internal/git/oid"
+	"gotd/internal/git/perm"
 	"gotd/internal/git/refs"
 )
 
@@ -16,6 +18,11 @@ import (
 type InitOptions struct {
 	Format oid.Format // 0 means SHA-1
 	Branch string     // branch HEAD points at; "" means "main"
+	// Shared is the repository's core.sharedRepository (perm.Parse
+	// reads it): "" for a private repository, whose files and
+	// directories grant nothing to other users; "group" lets the
+	// group read and write it.
+	Shared string
 }
 
 // Init creates a new empty bare repository at path, which must not exist
@@ -35,6 +42,10 @@ func Init(path string, o InitOptions) (*Repo, error) {
 	if err := refs.CheckName(head); err != nil {
 		return nil, fmt.Errorf("repo: invalid branch name %q: %w", o.Branch, err)
 	}
+	sh, err := perm.Parse(o.Shared)
+	if err != nil {
+		return nil, fmt.Errorf("repo: %w", err)
+	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("repo: %w", err)
@@ -42,7 +53,12 @@ func Init(path string, o InitOptions) (*Repo, error) {
 	created := false
 	switch entries, err := os.ReadDir(abs); {
 	case errors.Is(err, fs.ErrNotExist):
-		if err := os.MkdirAll(abs, 0o755); err != nil {
+		// Missing parents as the umask has them; the repository as it
+		// is shared.
+		if err := os.MkdirAll(filepath.Dir(abs), 0o777); err != nil {
+			return nil, fmt.Errorf("repo: %w", err)
+		}
+		if err := sh.Mkdir(abs); err != nil {
 			return nil, fmt.Errorf("repo: %w", err)
 		}
 		created = true
@@ -51,7 +67,7 @@ func Init(path string, o InitOptions) (*Repo, error) {
 	case len(entries) > 0:
 		return nil, fmt.Errorf("repo: %s: directory exists and is not empty", path)
 	}
-	if err := populate(abs, o.Format, head); err != nil {
+	if err := populate(abs, o.Format, head, sh, o.Shared); err != nil {
 		if created {
 			os.RemoveAll(abs)
 		} else {
@@ -62,9 +78,12 @@ func Init(path string, o InitOptions) (*Repo, error) {
 	return Open(abs, Options{})
 }
 
-func populate(dir string, f oid.Format, head string) error {
-	for _, d := range []string{"objects/info", "objects/pack", "refs/heads", "refs/tags"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+func populate(dir string, f oid.Format, head string, sh perm.Shared, shared string) error {
+	if err := sh.FixDir(dir); err != nil {
+		return fmt.Errorf("repo: %w", err)
+	}
+	for _, d := range []string{"objects", "objects/info", "objects/pack", "refs", "refs/heads", "refs/tags"} {
+		if err := sh.Mkdir(filepath.Join(dir, d)); err != nil {
 			return fmt.Errorf("repo: %w", err)
 		}
 	}
@@ -76,22 +95,29 @@ func populate(dir string, f oid.Format, head string) error {
 		cfg = "[core]\n\trepositoryformatversion = 1\n\tfilemode = true\n\tbare = true\n" +
 			"[extensions]\n\tobjectformat = " + f.String() + "\n"
 	}
+	if sh.IsShared() {
+		cfg = strings.Replace(cfg, "\tbare = true\n", "\tbare = true\n\tsharedrepository = "+shared+"\n", 1)
+	}
 	files := []struct{ name, data string }{
 		{"config", cfg},
 		{"description", "Unnamed repository; edit this file 'description' to name the repository.\n"},
 		{"HEAD", "ref: " + head + "\n"},
 	}
 	for _, file := range files {
-		if err := writeFileSync(filepath.Join(dir, file.name), []byte(file.data)); err != nil {
+		if err := writeFileSync(filepath.Join(dir, file.name), []byte(file.data), sh); err != nil {
 			return fmt.Errorf("repo: %w", err)
 		}
 	}
 	return nil
 }
 
-func writeFileSync(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+func writeFileSync(path string, data []byte, sh perm.Shared) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
+		return err
+	}
+	if err := sh.Chmod(f, 0o666); err != nil {
+		f.Close()
 		return err
 	}
 	if _, err := f.Write(data); err != nil {

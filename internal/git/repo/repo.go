@@ -23,6 +23,7 @@ import (
 	"gotd/internal/git/object"
 	"gotd/internal/git/oid"
 	"gotd/internal/git/pack"
+	"gotd/internal/git/perm"
 	"gotd/internal/git/refs"
 )
 
@@ -56,6 +57,10 @@ type Repo struct {
 	Loose *loose.Store
 	// Config is the repository's parsed config file.
 	Config *config.Config
+	// Shared gives the permissions of what is written into the
+	// repository, from its core.sharedRepository; the process's umask
+	// was read when the repository was opened.
+	Shared perm.Shared
 
 	opts  Options
 	cache *pack.DeltaCache
@@ -110,6 +115,14 @@ func Open(path string, opts Options) (*Repo, error) {
 	if err != nil {
 		return nil, fmt.Errorf("repo: %s: %w", gitDir, err)
 	}
+	sharedValue, set := cfg.Get("core", "", "sharedRepository")
+	if set && sharedValue == "" {
+		sharedValue = "true" // a boolean written without a value
+	}
+	shared, err := perm.Parse(sharedValue)
+	if err != nil {
+		return nil, fmt.Errorf("repo: %s: %w", gitDir, err)
+	}
 	if opts.DeltaCacheSize == 0 {
 		opts.DeltaCacheSize = DefaultDeltaCacheSize
 	}
@@ -119,11 +132,13 @@ func Open(path string, opts Options) (*Repo, error) {
 		Refs:   refs.New(gitDir, format),
 		Loose:  loose.New(filepath.Join(gitDir, "objects"), format),
 		Config: cfg,
+		Shared: shared,
 		opts:   opts,
 		cache:  pack.NewDeltaCache(opts.DeltaCacheSize),
 		byDir:  make(map[string]*pack.Pack),
 	}
 	r.Loose.MaxObjectSize = opts.MaxObjectSize
+	r.Loose.Shared, r.Refs.Shared = shared, shared
 	if err := r.rescan(); err != nil {
 		r.Close()
 		return nil, err

@@ -16,6 +16,7 @@ import (
 	"gotd/internal/git/commitgraph"
 	"gotd/internal/git/object"
 	"gotd/internal/git/oid"
+	"gotd/internal/git/perm"
 	"gotd/internal/git/refs"
 	"gotd/internal/git/walk"
 	"gotd/internal/protocol/wire"
@@ -44,6 +45,9 @@ type PackOptions struct {
 	// ObjectsDir, if set, is the repository's objects directory, whose
 	// commit-graph speeds up Visible's walk.
 	ObjectsDir string
+	// Shared gives the permissions of the pack's files: the
+	// repository's core.sharedRepository.
+	Shared perm.Shared
 }
 
 // visibleBases gives out as thin-pack bases only the objects the
@@ -251,6 +255,7 @@ func IndexPack(ctx context.Context, r io.Reader, dir string, o PackOptions) (*in
 	iopts := indexer.Options{
 		Format:   o.Format,
 		Dir:      dir,
+		Shared:   o.Shared,
 		Bases:    bases,
 		WriteRev: true,
 		Progress: o.Progress,
@@ -339,6 +344,7 @@ func (s *session) receive() (*indexer.Result, error) {
 		MinFree:    s.opts.MinFree,
 		Visible:    Visible(s.repo.Refs, s.opts.Hidden),
 		ObjectsDir: s.repo.ObjectsDir(),
+		Shared:     s.repo.Shared,
 	})
 }
 
