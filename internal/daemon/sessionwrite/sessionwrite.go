@@ -54,7 +54,7 @@ func Main(ctx context.Context, log *slog.Logger, s *Session) error {
 		// process dies holding some, the parent removes them.
 		// On a full disk the push goes on without: it will meet the
 		// full disk itself and tell the client so.
-		j, err := refs.OpenJournal(s.Repo.GitDir)
+		j, err := refs.OpenJournal(s.Repo.GitDir, s.Repo.Shared)
 		switch {
 		case err == nil:
 			defer j.Close()

@@ -12,6 +12,8 @@ import (
 	"sync"
 
 	"golang.org/x/sys/unix"
+
+	"gotd/internal/git/perm"
 )
 
 // JournalDir is the directory of a repository's git directory that
@@ -48,14 +50,20 @@ type Journal struct {
 }
 
 // OpenJournal creates a journal in gitDir's JournalDir, which it
-// creates if missing.
-func OpenJournal(gitDir string) (*Journal, error) {
+// creates if missing; both get the directory permissions of sh, the
+// repository's sharing.
+func OpenJournal(gitDir string, sh perm.Shared) (*Journal, error) {
 	root := filepath.Join(gitDir, JournalDir)
-	if err := os.Mkdir(root, 0o777); err != nil && !errors.Is(err, fs.ErrExist) {
+	if err := sh.Mkdir(root); err != nil && !errors.Is(err, fs.ErrExist) {
 		return nil, fmt.Errorf("refs: journal: %w", err)
 	}
 	for tries := 0; ; tries++ {
 		dir, err := os.MkdirTemp(root, "j")
+		if err == nil {
+			if err = sh.FixDir(dir); err != nil {
+				os.Remove(dir)
+			}
+		}
 		if err != nil {
 			return nil, fmt.Errorf("refs: journal: %w", err)
 		}

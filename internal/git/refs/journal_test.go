@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"gotd/internal/git/oid"
+	"gotd/internal/git/perm"
 )
 
 // locks lists the lock files under dir, relative to it.
@@ -46,7 +47,7 @@ func TestJournalDeadLocks(t *testing.T) {
 	main := r.cur(t, "refs/heads/main")
 	data := []byte(main.String() + "\n")
 
-	dead, err := OpenJournal(r.dir)
+	dead, err := OpenJournal(r.dir, perm.Shared{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +75,7 @@ func TestJournalDeadLocks(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	live, err := OpenJournal(r.dir)
+	live, err := OpenJournal(r.dir, perm.Shared{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,24 +174,26 @@ func TestJournalConcurrent(t *testing.T) {
 	errs := make(chan error, 16)
 	for g := 0; g < 8; g++ {
 		go func() {
-			s := r.s
-			if g%2 == 0 {
-				j, err := OpenJournal(r.dir)
-				if err != nil {
-					errs <- err
-					return
+			// The journal is closed before the result is sent: the
+			// check below must not race a deferred Close.
+			errs <- func() error {
+				s := r.s
+				if g%2 == 0 {
+					j, err := OpenJournal(r.dir, perm.Shared{})
+					if err != nil {
+						return err
+					}
+					defer j.Close()
+					s = r.s.WithJournal(j)
 				}
-				defer j.Close()
-				s = r.s.WithJournal(j)
-			}
-			for i := 0; i < 20; i++ {
-				err := s.Update([]Update{{Name: name, New: [2]oid.ID{a, b}[i%2]}, {Name: fmt.Sprintf("refs/heads/g%d", g), New: a}})
-				if err != nil && !errors.Is(err, ErrLocked) {
-					errs <- err
-					return
+				for i := 0; i < 20; i++ {
+					err := s.Update([]Update{{Name: name, New: [2]oid.ID{a, b}[i%2]}, {Name: fmt.Sprintf("refs/heads/g%d", g), New: a}})
+					if err != nil && !errors.Is(err, ErrLocked) {
+						return err
+					}
 				}
-			}
-			errs <- nil
+				return nil
+			}()
 		}()
 	}
 	for g := 0; g < 8; g++ {
@@ -253,7 +256,7 @@ func TestJournalKilled(t *testing.T) {
 // journalHelper takes 100 reference locks and packed-refs.lock through
 // a journal and waits to be killed.
 func journalHelper(dir string) {
-	j, err := OpenJournal(dir)
+	j, err := OpenJournal(dir, perm.Shared{})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)

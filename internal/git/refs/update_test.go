@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"gotd/internal/git/oid"
+	"gotd/internal/git/perm"
 	"gotd/internal/gittest"
 )
 
@@ -512,7 +513,7 @@ func TestUpdateManyFewDescriptors(t *testing.T) {
 	for _, journal := range []bool{false, true} {
 		s, prefix := r.s, "refs/heads/plain/"
 		if journal {
-			j, err := OpenJournal(r.dir)
+			j, err := OpenJournal(r.dir, perm.Shared{})
 			if err != nil {
 				t.Fatal(err)
 			}
