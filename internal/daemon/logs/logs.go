@@ -8,6 +8,7 @@
 package logs
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -39,6 +40,7 @@ func New(role string, o Options) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: Level(o.Verbosity)}
 	var w io.Writer = os.Stderr
 	if o.Foreground && o.Child {
+		opts.ReplaceAttr = childValue
 		return slog.New(slog.NewJSONHandler(w, opts)).With("role", role)
 	}
 	if !o.Foreground {
@@ -53,4 +55,21 @@ func New(role string, o Options) *slog.Logger {
 		}
 	}
 	return slog.New(slog.NewTextHandler(w, opts)).With("role", role)
+}
+
+// childValue writes a child's attribute as the parent's text handler
+// would print it: JSON would give an object id as {} and a duration in
+// nanoseconds, and the parent relays what it reads.
+func childValue(_ []string, a slog.Attr) slog.Attr {
+	switch v := a.Value; v.Kind() {
+	case slog.KindDuration:
+		return slog.String(a.Key, v.Duration().String())
+	case slog.KindAny:
+		if _, isErr := v.Any().(error); !isErr {
+			if s, ok := v.Any().(fmt.Stringer); ok {
+				return slog.String(a.Key, s.String())
+			}
+		}
+	}
+	return a
 }

@@ -2,9 +2,12 @@ package logs
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestRelay checks how a child's standard error reaches the parent's
@@ -59,5 +62,32 @@ func TestRelay(t *testing.T) {
 				t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
 			}
 		})
+	}
+}
+
+// hexID prints as an object id does: a value with a String method and
+// no exported fields.
+type hexID struct{ b [2]byte }
+
+func (h hexID) String() string { return fmt.Sprintf("%x", h.b[:]) }
+
+// TestChildRecord: what a child logs reaches the parent's log as the
+// text handler prints it; object ids came through as map[] and
+// durations in nanoseconds.
+func TestChildRecord(t *testing.T) {
+	var rec bytes.Buffer
+	child := slog.New(slog.NewJSONHandler(&rec, &slog.HandlerOptions{ReplaceAttr: childValue}))
+	child.Info("ref updated", "old", hexID{[2]byte{0xab, 0xcd}}, "took", 1500*time.Millisecond, "err", errors.New("e"))
+	var out bytes.Buffer
+	h := slog.NewTextHandler(&out, &slog.HandlerOptions{ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+		if a.Key == slog.TimeKey {
+			return slog.Attr{}
+		}
+		return a
+	}})
+	Relay(slog.New(h).With("child", "session_write"), &rec)
+	want := "level=INFO msg=\"ref updated\" child=session_write old=abcd took=1.5s err=e\n"
+	if out.String() != want {
+		t.Errorf("got %q; want %q", out.String(), want)
 	}
 }
