@@ -275,3 +275,38 @@ func TestPartialClone(t *testing.T) {
 		t.Errorf("filter still offered after uploadpack.allowFilter=false:\n%s", out)
 	}
 }
+
+// TestHTTPv0Reachable checks that a version 0 fetch over smart HTTP
+// (stateless) may want a commit that is no longer a tip but that the
+// references reach, as C Git's http-backend allows since a reference
+// may move between the advertisement and the request (issue 18): a
+// fetch of main~1 by id, and the lazy fetch of the blobs of a version 0
+// partial clone, both refused before with "Server does not allow
+// request for unadvertised object".
+func TestHTTPv0Reachable(t *testing.T) {
+	s := start(t, options{})
+	env := protoEnv("0")
+	src := filepath.Join(s.dir, "test.git")
+	old := strings.TrimSpace(run(t, "git", "--git-dir", src, "rev-parse", "main~1"))
+	dir := s.clientDir("v0-reachable")
+
+	s.mustGit(dir, env, "clone", "-q", "--filter=blob:none", "--no-checkout", s.httpURL("", "test"), "p")
+	p := filepath.Join(dir, "p")
+	s.mustGit(p, env, "checkout", "-q", "main")
+	s.mustGit(p, nil, "fsck", "--connectivity-only")
+	if out := s.mustGit(p, nil, "rev-list", "--objects", "--missing=print", "HEAD^{tree}"); strings.Contains(out, "\n?") || strings.HasPrefix(out, "?") {
+		t.Errorf("blobs of HEAD still missing after checkout:\n%s", out)
+	}
+
+	s.mustGit(dir, nil, "init", "-q", "--bare", "f.git")
+	f := filepath.Join(dir, "f.git")
+	s.mustGit(f, append(env, "GIT_TRACE_PACKET="+filepath.Join(dir, "trace")), "fetch", "-q", s.httpURL("", "test"), old)
+	if out, err := s.git(f, nil, "cat-file", "-e", old+"^{tree}"); err != nil {
+		t.Errorf("main~1 not fetched: %v\n%s", err, out)
+	}
+	trace, err := os.ReadFile(filepath.Join(dir, "trace"))
+	if err != nil || !bytes.Contains(trace, []byte("want "+old)) || bytes.Contains(trace, []byte("version 2")) {
+		t.Errorf("not a version 0 fetch of main~1 by id (%v):\n%.2000s", err, trace)
+	}
+}
+

@@ -175,8 +175,12 @@ func (s *session) addWant(q *request, hex []byte, v2 bool) error {
 // advertisement and the request, and C Git's http-backend (check_non_tip
 // in upload-pack.c) accepts them for that reason.
 func (s *session) advertisedOnly(v2 bool) bool {
-	return s.opts.Wants == WantAdvertised && !v2 && !s.opts.StatelessRPC
+	return s.opts.Wants == WantAdvertised && !v2 && !s.stateless()
 }
+
+// stateless reports whether the session is one leg of smart HTTP: the
+// advertisement, or a request without one.
+func (s *session) stateless() bool { return s.opts.AdvertiseOnly || s.opts.StatelessRPC }
 
 // checkWants refuses wants the policy does not allow: every want must
 // exist; unless any object may be asked for, it must be advertised, or

@@ -244,6 +244,15 @@ func TestStatelessReachableWant(t *testing.T) {
 		{"stateful, reachable", old, false, false},
 		{"stateless, hidden", hidden, true, false},
 	}
+	// The advertisement of smart HTTP says so: C Git's client asks for
+	// an object by id only then.
+	for _, advertiseOnly := range []bool{true, false} {
+		var adv bytes.Buffer
+		Serve(context.Background(), strings.NewReader(""), &adv, Options{Repo: r, AdvertiseOnly: advertiseOnly})
+		if got := strings.Contains(adv.String(), " allow-reachable-sha1-in-want"); got != advertiseOnly {
+			t.Errorf("advertisement (AdvertiseOnly %v) offers allow-reachable-sha1-in-want: %v", advertiseOnly, got)
+		}
+	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			var out bytes.Buffer

@@ -18,11 +18,13 @@ func (s *session) capsV0() string {
 	c := []string{"multi_ack", "thin-pack", "side-band", "side-band-64k", "ofs-delta",
 		"shallow", "deepen-since", "deepen-not", "deepen-relative", "no-progress",
 		"include-tag", "multi_ack_detailed"}
-	if s.opts.AdvertiseOnly || s.opts.StatelessRPC {
+	if s.stateless() {
 		// Only stateless clients (smart HTTP) use no-done.
 		c = append(c, "no-done")
 	}
-	if s.opts.Wants != WantAdvertised {
+	if !s.advertisedOnly(false) {
+		// Over smart HTTP reachable wants are allowed (advertisedOnly):
+		// said so, a client asks for an object by id.
 		c = append(c, "allow-tip-sha1-in-want", "allow-reachable-sha1-in-want")
 	}
 	if s.opts.Filter {
