@@ -310,3 +310,36 @@ func TestHTTPv0Reachable(t *testing.T) {
 	}
 }
 
+// TestHTTPFetchBodyLimit checks that a fetch body is bounded after
+// decoding well below a body limit sized for pushes (issue 18: a 1 MB
+// gzip body that inflated within the 1 GiB default took session_read
+// to 954 MB): a gzip body of 70 MiB of have lines inflated is refused
+// with 413, while a body limit of 1G is configured.
+func TestHTTPFetchBodyLimit(t *testing.T) {
+	s := start(t, options{extraConn: "\tbody limit 1G"})
+	head := strings.TrimSpace(run(t, "git", "--git-dir", filepath.Join(s.dir, "test.git"), "rev-parse", "main"))
+	var body bytes.Buffer
+	zw := gzip.NewWriter(&body)
+	io.WriteString(zw, "0012command=fetch\n00010032want "+head+"\n")
+	have := []byte(strings.Repeat("0032have "+head+"\n", 1<<14))
+	for n := 0; n < 70<<20; n += len(have) {
+		zw.Write(have)
+	}
+	io.WriteString(zw, "0009done\n0000")
+	zw.Close()
+	req, _ := http.NewRequest("POST", s.httpURL("", "test")+"/git-upload-pack", &body)
+	req.Header.Set("Content-Type", "application/x-git-upload-pack-request")
+	req.Header.Set("Git-Protocol", "version=2")
+	req.Header.Set("Content-Encoding", "gzip")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("a fetch body of 70 MiB inflated: status %d, want 413", resp.StatusCode)
+	}
+	// Clones still work.
+	dir := s.clientDir("after")
+	s.mustGit(dir, protoEnv("0"), "clone", "-q", "--bare", s.httpURL("", "test"), "r.git")
+}
