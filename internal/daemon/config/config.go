@@ -30,6 +30,11 @@ const (
 	DefaultSpool         = "/var/db/gotd/notify"
 	DefaultNotifyTimeout = time.Minute
 	MaxClients           = 1024
+	// DefaultMemoryLimit is the memory budget of each process that
+	// serves one client; MinMemoryLimit the least a configuration may
+	// set (a process needs some 10 MiB to start).
+	DefaultMemoryLimit = 256 << 20
+	MinMemoryLimit     = 32 << 20
 )
 
 // Config is a parsed gotd.conf.
@@ -54,6 +59,9 @@ type Config struct {
 	HandshakeTimeout time.Duration
 	// BodyLimit bounds an HTTP request body, decompressed.
 	BodyLimit int64
+	// MemoryLimit is the memory budget of each process that serves
+	// one client (session and repo processes).
+	MemoryLimit int64
 	// Accounts are the front-ends' users.
 	Accounts []*Account
 	// NotifySpool is the directory of the notification queue;
@@ -197,7 +205,8 @@ func Parse(file string, data []byte, opts Options) (*Config, error) {
 		file: file,
 		cfg: &Config{File: file, ListenOn: DefaultSocket, User: DefaultUser,
 			RequestTimeout: DefaultTimeout, UserLimits: map[string]int{},
-			SSHHostKey: DefaultHostKey, NotifySpool: DefaultSpool, NotifyTimeout: DefaultNotifyTimeout, HandshakeTimeout: DefaultHandshakeTimeout, BodyLimit: DefaultBodyLimit},
+			SSHHostKey: DefaultHostKey, NotifySpool: DefaultSpool, NotifyTimeout: DefaultNotifyTimeout, HandshakeTimeout: DefaultHandshakeTimeout, BodyLimit: DefaultBodyLimit,
+			MemoryLimit: DefaultMemoryLimit},
 		opts:       opts,
 		macros:     map[string]string{},
 		used:       map[string]bool{},
