@@ -102,14 +102,15 @@ func TestBodyLimit(t *testing.T) {
 	}
 }
 
-// TestGzipBomb checks that a fetch body of 1 MB that inflates to 1 GiB
-// (issue 18: session_read reached 954 MB on one) is cut at the fetch
+// TestGzipBomb checks that a small gzip fetch body that inflates past
+// the fetch limit, within the default body limit (issue 18: a 1 MB one
+// inflating to 1 GiB took session_read to 954 MB) is cut at the fetch
 // limit, and that reading it holds no more than buffers.
 func TestGzipBomb(t *testing.T) {
 	var packed bytes.Buffer
 	zw, _ := gzip.NewWriterLevel(&packed, gzip.BestCompression)
 	zeros := make([]byte, 1<<20)
-	for range 1024 {
+	for range 96 {
 		zw.Write(zeros)
 	}
 	zw.Close()
