@@ -17,6 +17,7 @@ import (
 	"gotd/internal/daemon/ipc"
 	"gotd/internal/daemon/listen"
 	"gotd/internal/daemon/logs"
+	"gotd/internal/daemon/memlimit"
 	"gotd/internal/daemon/msg"
 	"gotd/internal/daemon/notify"
 	"gotd/internal/daemon/parent"
@@ -28,6 +29,7 @@ import (
 	"gotd/internal/daemon/sshd"
 	"gotd/internal/daemon/users"
 	"gotd/internal/git/repo"
+	"gotd/internal/protocol/pktline"
 	"gotd/internal/protocol/receive"
 )
 
@@ -115,12 +117,12 @@ func runRole(role string, lo logs.Options) error {
 		return httpd.Main(ctx, log, s, creds, ls)
 
 	case parent.RoleSessionRead, parent.RoleSessionWrite:
-		start, r, err := startRepo(parentCh, role == parent.RoleSessionWrite)
+		in, out := ipc.ClientFile(ipc.FDInput, "client input"), ipc.ClientFile(ipc.FDOutput, "client output")
+		start, r, err := startRepo(log, parentCh, role == parent.RoleSessionWrite, out)
 		if err != nil {
 			return err
 		}
 		peer := ipc.Inherited(ipc.FDPeer, "repo")
-		in, out := ipc.ClientFile(ipc.FDInput, "client input"), ipc.ClientFile(ipc.FDOutput, "client output")
 		if role == parent.RoleSessionRead {
 			// Negotiation reads the repository; nothing else.
 			if err := confine(log, sandbox.Policy{Role: role, ReadDirs: []string{start.Path}}); err != nil {
@@ -136,7 +138,7 @@ func runRole(role string, lo logs.Options) error {
 		return sessionwrite.Main(ctx, log, &sessionwrite.Session{Start: *start, Parent: parentCh, RepoWrite: peer, In: in, Out: out, Repo: r})
 
 	case parent.RoleRepoRead:
-		start, r, err := startRepo(parentCh, false)
+		start, r, err := startRepo(log, parentCh, false, nil)
 		if err != nil {
 			return err
 		}
@@ -148,7 +150,7 @@ func runRole(role string, lo logs.Options) error {
 		return reporead.Main(ctx, log, start, ipc.Inherited(ipc.FDPeer, "session"), r)
 
 	case parent.RoleRepoWrite:
-		start, r, err := startRepo(parentCh, true)
+		start, r, err := startRepo(log, parentCh, true, nil)
 		if err != nil {
 			return err
 		}
@@ -174,14 +176,16 @@ func confine(log *slog.Logger, p sandbox.Policy) error {
 	return nil
 }
 
-// startRepo reads the parent's Start message and opens its repository.
-// A write role's quarantine must be a directory of the repository's
-// objects directory.
-func startRepo(parentCh *msg.Conn, write bool) (*ipc.Start, *repo.Repo, error) {
+// startRepo reads the parent's Start message, gives the process its
+// memory budget, and opens its repository. A write role's quarantine
+// must be a directory of the repository's objects directory. out is
+// the client's stream of a session process (nil for a repo process).
+func startRepo(log *slog.Logger, parentCh *msg.Conn, write bool, out *os.File) (*ipc.Start, *repo.Repo, error) {
 	var start ipc.Start
 	if _, err := ipc.Recv(parentCh, &start, false); err != nil {
 		return nil, nil, fmt.Errorf("start: %w", err)
 	}
+	limitMemory(log, &start, out)
 	if !filepath.IsAbs(start.Path) {
 		return nil, nil, fmt.Errorf("start: repository path %q is not absolute", start.Path)
 	}
@@ -196,4 +200,18 @@ func startRepo(parentCh *msg.Conn, write bool) (*ipc.Start, *repo.Repo, error) {
 		return nil, nil, err
 	}
 	return &start, r, nil
+}
+
+// limitMemory gives a process that serves one client, a session or a
+// repo process, its memory budget: the one place roles set it. Past it
+// the process ends (memlimit), after a session process has told its
+// client on out, and a repo_read process, while it sends a pack on a
+// side-band, on the error band (memlimit.SetTell in reporead). Either
+// way only that client's processes end.
+func limitMemory(log *slog.Logger, start *ipc.Start, out *os.File) {
+	c := &memlimit.Ceiling{Limit: int64(start.MemoryLimit), Log: log}
+	if out != nil {
+		c.Tell = func() { pktline.NewWriter(out).WriteString("ERR " + memlimit.Message + "\n") }
+	}
+	c.Start()
 }

@@ -39,6 +39,11 @@ const (
 	DefaultPendingPerAddress = 32
 	MaxPending               = 65536
 	DefaultShutdownTimeout   = 30 * time.Second
+	// DefaultMemoryLimit is the memory budget of each process that
+	// serves one client; MinMemoryLimit the least a configuration may
+	// set (a process needs some 10 MiB to start).
+	DefaultMemoryLimit = 256 << 20
+	MinMemoryLimit     = 32 << 20
 )
 
 // Config is a parsed gotd.conf.
@@ -75,6 +80,9 @@ type Config struct {
 	HandshakeTimeout time.Duration
 	// BodyLimit bounds an HTTP request body, decompressed.
 	BodyLimit int64
+	// MemoryLimit is the memory budget of each process that serves
+	// one client (session and repo processes).
+	MemoryLimit int64
 	// Accounts are the front-ends' users.
 	Accounts []*Account
 	// NotifySpool is the directory of the notification queue;
@@ -223,7 +231,7 @@ func Parse(file string, data []byte, opts Options) (*Config, error) {
 			RequestTimeout: DefaultTimeout, UserLimits: map[string]int{},
 			SSHHostKey: DefaultHostKey, NotifySpool: DefaultSpool, NotifyTimeout: DefaultNotifyTimeout, HandshakeTimeout: DefaultHandshakeTimeout, BodyLimit: DefaultBodyLimit,
 			PendingTotal: DefaultPendingTotal, PendingPerUser: DefaultPendingPerUser, PendingPerAddress: DefaultPendingPerAddress,
-			ShutdownTimeout: DefaultShutdownTimeout},
+			ShutdownTimeout: DefaultShutdownTimeout, MemoryLimit: DefaultMemoryLimit},
 		opts:       opts,
 		macros:     map[string]string{},
 		used:       map[string]bool{},

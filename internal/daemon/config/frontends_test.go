@@ -23,6 +23,7 @@ ssh hostkey "/var/lib/gotd/key"
 connection {
 	handshake timeout 10s
 	body limit 64M
+	memory limit 1G
 	limit user flan 8
 	limit user anonymous 100
 }
@@ -59,11 +60,14 @@ func TestFrontends(t *testing.T) {
 	if c.SSH[1].Addr() != "[::1]:2222" || c.Git[0].Addr() != ":9418" {
 		t.Errorf("addresses %s %s", c.SSH[1].Addr(), c.Git[0].Addr())
 	}
-	if c.SSHHostKey != "/var/lib/gotd/key" || c.HandshakeTimeout != 10*time.Second || c.BodyLimit != 64<<20 {
-		t.Errorf("settings %s %v %d", c.SSHHostKey, c.HandshakeTimeout, c.BodyLimit)
+	if c.SSHHostKey != "/var/lib/gotd/key" || c.HandshakeTimeout != 10*time.Second || c.BodyLimit != 64<<20 || c.MemoryLimit != 1<<30 {
+		t.Errorf("settings %s %v %d %d", c.SSHHostKey, c.HandshakeTimeout, c.BodyLimit, c.MemoryLimit)
+	}
+	if d, _ := Parse("d.conf", []byte("repository \"r\" {\n\tpath \"/r\"\n}\n"), Options{}); d == nil || d.MemoryLimit != DefaultMemoryLimit {
+		t.Errorf("default memory limit: %+v", d)
 	}
 	flan := c.FindAccount("flan")
-	want := &Account{Name: "flan", Groups: []string{"developers", "porters"}, Keys: []string{edKey}, Line: 14,
+	want := &Account{Name: "flan", Groups: []string{"developers", "porters"}, Keys: []string{edKey}, Line: 15,
 		Password: bcryptHash, Tokens: []string{"sha256:" + strings.Repeat("ab", 32)}}
 	if !reflect.DeepEqual(flan, want) {
 		t.Errorf("account:\n%+v\nwant\n%+v", flan, want)
@@ -116,6 +120,7 @@ account flan {
 account flan {
 }
 connection body limit 12X
+connection memory limit 16M
 connection limit user nosuchuser 2
 repository "r" {
 	path "/r"
@@ -137,7 +142,8 @@ repository "r" {
 		"fe.conf:13: invalid public key for account flan",
 		"fe.conf:15: duplicate account 'flan'",
 		"fe.conf:17: invalid size: 12X",
-		"fe.conf:18: user nosuchuser not found",
+		"fe.conf:18: memory limit 16777216 below the minimum of 32M",
+		"fe.conf:19: user nosuchuser not found",
 	}
 	if !reflect.DeepEqual(cerr.Problems, want) {
 		t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(cerr.Problems, "\n"), strings.Join(want, "\n"))

@@ -271,6 +271,15 @@ func (p *parser) connOption() {
 		p.advance()
 		p.expect("timeout")
 		p.cfg.ShutdownTimeout = p.timeout()
+	case p.is("memory"):
+		line := p.tok.line
+		p.advance()
+		p.expect("limit")
+		if n := p.size(); n < MinMemoryLimit {
+			p.errorf(line, "memory limit %d below the minimum of 32M", n)
+		} else {
+			p.cfg.MemoryLimit = n
+		}
 	default:
 		p.fail("syntax error: unexpected %v in connection options", p.tok)
 	}

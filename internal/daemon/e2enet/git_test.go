@@ -275,3 +275,71 @@ func TestPartialClone(t *testing.T) {
 		t.Errorf("filter still offered after uploadpack.allowFilter=false:\n%s", out)
 	}
 }
+
+// TestHTTPv0Reachable checks that a version 0 fetch over smart HTTP
+// (stateless) may want a commit that is no longer a tip but that the
+// references reach, as C Git's http-backend allows since a reference
+// may move between the advertisement and the request (issue 18): a
+// fetch of main~1 by id, and the lazy fetch of the blobs of a version 0
+// partial clone, both refused before with "Server does not allow
+// request for unadvertised object".
+func TestHTTPv0Reachable(t *testing.T) {
+	s := start(t, options{})
+	env := protoEnv("0")
+	src := filepath.Join(s.dir, "test.git")
+	old := strings.TrimSpace(run(t, "git", "--git-dir", src, "rev-parse", "main~1"))
+	dir := s.clientDir("v0-reachable")
+
+	s.mustGit(dir, env, "clone", "-q", "--filter=blob:none", "--no-checkout", s.httpURL("", "test"), "p")
+	p := filepath.Join(dir, "p")
+	s.mustGit(p, env, "checkout", "-q", "main")
+	s.mustGit(p, nil, "fsck", "--connectivity-only")
+	if out := s.mustGit(p, nil, "rev-list", "--objects", "--missing=print", "HEAD^{tree}"); strings.Contains(out, "\n?") || strings.HasPrefix(out, "?") {
+		t.Errorf("blobs of HEAD still missing after checkout:\n%s", out)
+	}
+
+	s.mustGit(dir, nil, "init", "-q", "--bare", "f.git")
+	f := filepath.Join(dir, "f.git")
+	s.mustGit(f, append(env, "GIT_TRACE_PACKET="+filepath.Join(dir, "trace")), "fetch", "-q", s.httpURL("", "test"), old)
+	if out, err := s.git(f, nil, "cat-file", "-e", old+"^{tree}"); err != nil {
+		t.Errorf("main~1 not fetched: %v\n%s", err, out)
+	}
+	trace, err := os.ReadFile(filepath.Join(dir, "trace"))
+	if err != nil || !bytes.Contains(trace, []byte("want "+old)) || bytes.Contains(trace, []byte("version 2")) {
+		t.Errorf("not a version 0 fetch of main~1 by id (%v):\n%.2000s", err, trace)
+	}
+}
+
+// TestHTTPFetchBodyLimit checks that a fetch body is bounded after
+// decoding well below a body limit sized for pushes (issue 18: a 1 MB
+// gzip body that inflated within the 1 GiB default took session_read
+// to 954 MB): a gzip body of 70 MiB of have lines inflated is refused
+// with 413, while a body limit of 1G is configured.
+func TestHTTPFetchBodyLimit(t *testing.T) {
+	s := start(t, options{extraConn: "\tbody limit 1G"})
+	head := strings.TrimSpace(run(t, "git", "--git-dir", filepath.Join(s.dir, "test.git"), "rev-parse", "main"))
+	var body bytes.Buffer
+	zw := gzip.NewWriter(&body)
+	io.WriteString(zw, "0012command=fetch\n00010032want "+head+"\n")
+	have := []byte(strings.Repeat("0032have "+head+"\n", 1<<14))
+	for n := 0; n < 70<<20; n += len(have) {
+		zw.Write(have)
+	}
+	io.WriteString(zw, "0009done\n0000")
+	zw.Close()
+	req, _ := http.NewRequest("POST", s.httpURL("", "test")+"/git-upload-pack", &body)
+	req.Header.Set("Content-Type", "application/x-git-upload-pack-request")
+	req.Header.Set("Git-Protocol", "version=2")
+	req.Header.Set("Content-Encoding", "gzip")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("a fetch body of 70 MiB inflated: status %d, want 413", resp.StatusCode)
+	}
+	// Clones still work.
+	dir := s.clientDir("after")
+	s.mustGit(dir, protoEnv("0"), "clone", "-q", "--bare", s.httpURL("", "test"), "r.git")
+}

@@ -46,6 +46,23 @@ const Realm = "gotd"
 // maxHeaderBytes bounds a request's header.
 const maxHeaderBytes = 64 << 10
 
+// maxFetchBody bounds the body of a fetch (a POST to git-upload-pack)
+// after gzip decoding, below the configured body limit, which is sized
+// for pushed packs: a fetch sends negotiation lines only. 64 MiB hold
+// the want lines of some 900,000 references, or a round of over a
+// million haves (C Git sends at most tens of thousands per round).
+const maxFetchBody = 64 << 20
+
+// bodyLimit returns the bound of a request body to service, counted
+// decompressed: the configured limit, and for a fetch maxFetchBody if
+// lower.
+func bodyLimit(service string, configured int64) int64 {
+	if service == gitcmd.UploadPack {
+		return min(configured, maxFetchBody)
+	}
+	return configured
+}
+
 type server struct {
 	log *slog.Logger
 	s   *frontend.Server
@@ -192,7 +209,9 @@ func (srv *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer slot.Release()
 
-	limit := int64(st.BodyLimit)
+	// The body is relayed as it is read (and decoded), never held
+	// whole: the bound counts the decoded bytes.
+	limit := bodyLimit(rt.service, int64(st.BodyLimit))
 	if r.ContentLength > limit {
 		log.Warn("request body too large", "length", r.ContentLength)
 		fail(w, http.StatusRequestEntityTooLarge, "request body too large")

@@ -1,12 +1,15 @@
 package httpd
 
 import (
+	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -80,5 +83,52 @@ func TestLimitedBody(t *testing.T) {
 	b = &limitedBody{r: strings.NewReader(strings.Repeat("x", 101)), left: 100, rc: http.NewResponseController(rec)}
 	if n, err := io.Copy(io.Discard, b); n != 100 || !errors.Is(err, errTooLarge) || !b.over.Load() {
 		t.Errorf("over the limit: %d %v %v", n, err, b.over.Load())
+	}
+}
+
+func TestBodyLimit(t *testing.T) {
+	for _, c := range []struct {
+		service    string
+		configured int64
+		want       int64
+	}{
+		{"git-upload-pack", 1 << 30, maxFetchBody},
+		{"git-upload-pack", 512 << 10, 512 << 10},
+		{"git-receive-pack", 1 << 30, 1 << 30},
+	} {
+		if got := bodyLimit(c.service, c.configured); got != c.want {
+			t.Errorf("bodyLimit(%s, %d) = %d; want %d", c.service, c.configured, got, c.want)
+		}
+	}
+}
+
+// TestGzipBomb checks that a small gzip fetch body that inflates past
+// the fetch limit, within the default body limit (issue 18: a 1 MB one
+// inflating to 1 GiB took session_read to 954 MB) is cut at the fetch
+// limit, and that reading it holds no more than buffers.
+func TestGzipBomb(t *testing.T) {
+	var packed bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&packed, gzip.BestCompression)
+	zeros := make([]byte, 1<<20)
+	for range 96 {
+		zw.Write(zeros)
+	}
+	zw.Close()
+	size := packed.Len()
+	zr, err := gzip.NewReader(&packed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	b := &limitedBody{r: zr, left: bodyLimit("git-upload-pack", 1<<30), rc: http.NewResponseController(httptest.NewRecorder())}
+	n, err := io.Copy(io.Discard, b)
+	runtime.ReadMemStats(&after)
+	if n != maxFetchBody || !errors.Is(err, errTooLarge) || !b.over.Load() {
+		t.Errorf("read %d bytes of a %d-byte bomb (%v); want %d and errTooLarge", n, size, err, maxFetchBody)
+	}
+	if got := after.TotalAlloc - before.TotalAlloc; got > 4<<20 {
+		t.Errorf("reading the body allocated %d KiB; want buffers only", got>>10)
 	}
 }

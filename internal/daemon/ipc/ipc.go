@@ -497,7 +497,16 @@ type Start struct {
 	// MaxObjects and MinFree bound the pack (repo_write; 0: none).
 	Push                             policy.Push
 	MaxPackSize, MaxObjects, MinFree uint64
+	// MemoryLimit is the process's memory budget in bytes (0: none;
+	// else MinMemoryLimit to MaxMemoryLimit).
+	MemoryLimit uint64
 }
+
+// Bounds of Start.MemoryLimit.
+const (
+	MinMemoryLimit = 32 << 20
+	MaxMemoryLimit = 1 << 48
+)
 
 func (*Start) Type() msg.Type { return TypeStart }
 func (m *Start) encode(e *msg.Encoder) {
@@ -511,6 +520,7 @@ func (m *Start) encode(e *msg.Encoder) {
 	}
 	e.Uint64(uint64(m.Push.MaxBlobSize)).Uint32(boolU32(m.Push.DenyBinary)).Strings(m.Push.NoMerges)
 	e.Uint64(m.MaxPackSize).Uint64(m.MaxObjects).Uint64(m.MinFree)
+	e.Uint64(m.MemoryLimit)
 }
 func (m *Start) decode(d *msg.Decoder) {
 	m.Client, m.Repo, m.Path, m.Protocol, m.User = d.Uint32(), d.String(MaxRepoName), d.String(MaxPath), d.String(MaxProtocol), d.String(MaxUser)
@@ -551,6 +561,10 @@ func (m *Start) decode(d *msg.Decoder) {
 	m.MaxPackSize, m.MaxObjects, m.MinFree = d.Uint64(), d.Uint64(), d.Uint64()
 	if m.MaxPackSize > 1<<62 || m.MaxObjects > 1<<32-1 || m.MinFree > 1<<62 {
 		d.Fail("bad pack bounds")
+	}
+	m.MemoryLimit = d.Uint64()
+	if m.MemoryLimit != 0 && (m.MemoryLimit < MinMemoryLimit || m.MemoryLimit > MaxMemoryLimit) {
+		d.Fail("bad memory limit")
 	}
 }
 

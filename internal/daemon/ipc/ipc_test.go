@@ -30,7 +30,7 @@ func messages() []Message {
 			Notify: true, NotifyBranches: []string{"refs/heads/main"}, NotifyNamespaces: []string{}, Hidden: []string{"refs/internal/"},
 			Push: policy.Push{Refs: []policy.RefRule{{Deny: true, Namespace: "refs/tags/"}, {Delete: true, Namespace: "refs/heads/"}},
 				MaxBlobSize: 10 << 20, DenyBinary: true, NoMerges: []string{"refs/heads/main"}},
-			MaxPackSize: 1 << 30, MaxObjects: 100000, MinFree: 1 << 30},
+			MaxPackSize: 1 << 30, MaxObjects: 100000, MinFree: 1 << 30, MemoryLimit: 256 << 20},
 		&IDs{Kind: IDsCommon, IDs: make([]byte, 40)},
 		&PackRequest{Filter: "blob:none", Thin: true, OfsDelta: true, Sideband: 65520, Progress: true},
 		&PackSent{Objects: 12},
@@ -83,6 +83,19 @@ func TestRoundTrip(t *testing.T) {
 	}
 	if err := Decode(msg.Msg{Type: TypeHello}, &Done{}); err == nil {
 		t.Error("message of another type accepted")
+	}
+}
+
+// TestStartMemoryLimit checks that a memory budget out of its bounds
+// is refused on receipt.
+func TestStartMemoryLimit(t *testing.T) {
+	for limit, ok := range map[uint64]bool{0: true, MinMemoryLimit: true, 256 << 20: true, MaxMemoryLimit: true,
+		1: false, MinMemoryLimit - 1: false, MaxMemoryLimit + 1: false} {
+		var e msg.Encoder
+		(&Start{Path: "/r", MemoryLimit: limit}).encode(&e)
+		if err := Decode(msg.Msg{Type: TypeStart, Data: e.Data()}, &Start{}); (err == nil) != ok {
+			t.Errorf("memory limit %d: %v", limit, err)
+		}
 	}
 }
 

@@ -241,6 +241,8 @@ func (d *daemon) startSession(c *client) error {
 		Timeout:  uint32(d.cfg.RequestTimeout / time.Second),
 		Mode:     c.connect.Mode,
 		Hidden:   c.repoCfg.Hidden,
+		// Every session and repo process has the same budget.
+		MemoryLimit: uint64(d.cfg.MemoryLimit),
 	}
 	// The advertisement of smart HTTP needs no pack: no repo process,
 	// no quarantine.

@@ -13,10 +13,12 @@ import (
 	"os"
 
 	"gotd/internal/daemon/ipc"
+	"gotd/internal/daemon/memlimit"
 	"gotd/internal/daemon/msg"
 	"gotd/internal/git/repo"
 	"gotd/internal/git/walk"
 	"gotd/internal/policy"
+	"gotd/internal/protocol/pktline"
 	"gotd/internal/protocol/sideband"
 	"gotd/internal/protocol/upload"
 	"gotd/internal/protocol/wire"
@@ -46,7 +48,13 @@ func Main(ctx context.Context, log *slog.Logger, start *ipc.Start, session *msg.
 			if err != nil {
 				return fmt.Errorf("repo_read: %w", err)
 			}
+			// Past its memory budget the process ends; on a side-band
+			// the client is told first.
+			if m.Sideband != 0 {
+				memlimit.SetTell(func() { pktline.NewWriter(out).WriteString("\x03" + memlimit.Message + "\n") })
+			}
 			reply, err := send(ctx, r, &m, &ids, policy.Hidden(start.Hidden).Func(), out)
+			memlimit.SetTell(nil)
 			out.Close()
 			if err != nil {
 				log.Error("pack failed", "err", err)

@@ -52,12 +52,16 @@ func advertisedCaps(f oid.Format) string {
 	return b.String()
 }
 
-// Bounds of a request besides wire.Limits.
+// Bounds of a request besides wire.Limits. Each list is bounded in
+// lines and in bytes (wire.Budget).
 const (
-	maxPushOptions   = 100
-	maxPushOptionLen = 4096
+	// Push options are few and short (git push -o); 100 of the
+	// longest would take 400 KiB, the bytes bound a sixth of it.
+	maxPushOptions     = 100
+	maxPushOptionLen   = 4096
+	maxPushOptionBytes = 64 << 10
 	// maxShallow bounds the "shallow" lines of a client whose clone is
-	// shallow: one per boundary commit it has.
+	// shallow: one per boundary commit it has (counted, not kept).
 	maxShallow = 1 << 16
 	// maxRefNameLen bounds a reference name, so that a report line
 	// always fits a packet (C Git's limit is the file system's PATH_MAX).
@@ -66,7 +70,9 @@ const (
 
 // maxRequestBytes bounds the command lines of a request together, so
 // that Limits.MaxRefUpdates long names cannot take much memory: 32 MiB
-// hold 100,000 commands with names of 250 bytes.
+// hold 100,000 commands with names of 250 bytes; C Git sends a
+// 20,000-reference mirror push of names like refs/heads/many/r01245 in
+// some 2 MiB.
 var maxRequestBytes = 32 << 20
 
 // request is a push as the client stated it (gitprotocol-pack(5),
@@ -117,7 +123,8 @@ func (q *request) deleteOnly() bool {
 func readRequest(pr *pktline.Reader, f oid.Format, l wire.Limits) (*request, error) {
 	q := &request{}
 	names := map[string]bool{}
-	shallow, size := 0, 0
+	commands := wire.Budget{What: "reference updates", Lines: l.MaxRefUpdates, Bytes: maxRequestBytes}
+	shallow := wire.Budget{What: "shallow lines", Lines: maxShallow, Bytes: maxShallow * (len("shallow ") + f.HexSize())}
 	for first := true; ; first = false {
 		line, flush, err := wire.ReadLine(pr)
 		if err != nil {
@@ -132,15 +139,14 @@ func readRequest(pr *pktline.Reader, f oid.Format, l wire.Limits) (*request, err
 		if hex, ok := bytes.CutPrefix(line, []byte("shallow ")); ok && len(q.commands) == 0 {
 			// The connectivity check decides whether what a
 			// shallow client pushes is complete.
+			if err := shallow.Take(len(line)); err != nil {
+				return nil, err
+			}
 			if _, err := oid.ParseHexBytes(f, hex); err != nil {
 				return nil, wire.Errorf("protocol error: malformed object id")
 			}
-			if shallow++; shallow > maxShallow {
-				return nil, wire.Errorf("too many shallow lines (limit %d)", maxShallow)
-			}
 			continue
 		}
-		size += len(line)
 		cmd, caps, hasCaps := bytes.Cut(line, []byte{0})
 		if len(q.commands) == 0 {
 			if err := q.setCaps(string(caps), f); err != nil {
@@ -153,17 +159,16 @@ func readRequest(pr *pktline.Reader, f oid.Format, l wire.Limits) (*request, err
 		if err != nil {
 			return nil, err
 		}
+		// The first line's capabilities are bounded by the packet and
+		// not kept; the commands are, within their budget.
+		if err := commands.Take(len(cmd)); err != nil {
+			return nil, err
+		}
 		if names[c.Name] {
 			return nil, wire.Errorf("protocol error: reference named twice")
 		}
 		names[c.Name] = true
 		q.commands = append(q.commands, c)
-		if wire.Exceeds(len(q.commands), l.MaxRefUpdates) {
-			return nil, wire.Errorf("too many reference updates (limit %d)", l.MaxRefUpdates)
-		}
-		if size > maxRequestBytes {
-			return nil, wire.Errorf("request too large (limit %d bytes)", maxRequestBytes)
-		}
 	}
 	if len(q.commands) == 0 {
 		return nil, nil
@@ -178,6 +183,7 @@ func readRequest(pr *pktline.Reader, f oid.Format, l wire.Limits) (*request, err
 
 // readOptions reads push options up to their flush.
 func (q *request) readOptions(pr *pktline.Reader) error {
+	budget := wire.Budget{What: "push options", Lines: maxPushOptions, Bytes: maxPushOptionBytes}
 	for {
 		line, flush, err := wire.ReadLine(pr)
 		if err != nil {
@@ -186,9 +192,10 @@ func (q *request) readOptions(pr *pktline.Reader) error {
 		if flush {
 			return nil
 		}
+		if err := budget.Take(len(line)); err != nil {
+			return err
+		}
 		switch {
-		case len(q.options) >= maxPushOptions:
-			return wire.Errorf("too many push options (limit %d)", maxPushOptions)
 		case len(line) > maxPushOptionLen:
 			return wire.Errorf("push option too long (limit %d bytes)", maxPushOptionLen)
 		case bytes.IndexByte(line, 0) >= 0 || bytes.IndexByte(line, '\n') >= 0:

@@ -15,9 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"gotd/internal/git/oid"
 	"gotd/internal/git/repo"
 	"gotd/internal/git/walk"
 	"gotd/internal/gittest"
+	"gotd/internal/protocol/pktline"
 	"gotd/internal/protocol/wire"
 )
 
@@ -50,6 +52,15 @@ func cmd(old, new, name, caps string) string {
 
 // errPkt is the ERR packet a refused request gets.
 func errPkt(msg string) string { return pkt("ERR " + msg + "\n") }
+
+// rep returns n copies of line.
+func rep(n int, line string) []string {
+	l := make([]string, n)
+	for i := range l {
+		l[i] = line
+	}
+	return l
+}
 
 // reportPkt is a report-status: "unpack <status>" and the given lines,
 // then a flush.
@@ -202,9 +213,11 @@ func TestProtocolViolations(t *testing.T) {
 		{name: "ref name too long", in: pkt(cmd(zero, main, "refs/heads/"+strings.Repeat("n", maxRefNameLen), "report-status"), "0000"), want: errPkt("protocol error: invalid reference name"), err: true},
 		{name: "duplicate ref", in: pkt(cmd(zero, main, x, "report-status"), cmd(zero, main, x, ""), "0000"), want: errPkt("protocol error: reference named twice"), err: true},
 		{name: "too many commands", in: pkt(cmd(zero, main, x, "report-status"), cmd(zero, main, "refs/heads/y", ""), "0000"), limits: wire.Limits{MaxRefUpdates: 1},
-			want: errPkt("too many reference updates (limit 1)"), err: true},
+			want: errPkt("too many reference updates (limit 1 lines / 300 bytes)"), err: true},
 		{name: "request too large", in: pkt(cmd(zero, main, x, "report-status"), cmd(zero, main, "refs/heads/y", ""), cmd(zero, main, "refs/heads/z", ""), cmd(zero, main, "refs/heads/w", ""), "0000"),
-			want: errPkt("request too large (limit 300 bytes)"), err: true},
+			want: errPkt("too many reference updates (limit 100000 lines / 300 bytes)"), err: true},
+		{name: "too many shallow lines", in: pkt(rep(maxShallow+1, "shallow "+main+"\n")...) + "zzzz",
+			want: errPkt("too many shallow lines (limit 65536 lines / 3 MiB)"), err: true},
 		{name: "null to null", in: pkt(cmd(zero, zero, x, "report-status"), "0000"), want: errPkt("protocol error: command neither creates nor deletes"), err: true},
 		{name: "malformed shallow", in: pkt("shallow 123\n", cmd(zero, main, x, "report-status"), "0000"), want: errPkt("protocol error: malformed object id"), err: true},
 
@@ -220,7 +233,9 @@ func TestProtocolViolations(t *testing.T) {
 
 		// Push options.
 		{name: "too many push options", in: pkt(cmd(zero, main, x, "report-status push-options"), "0000") + pkt(append(manyOpts, "0000")...) + empty,
-			want: errPkt("too many push options (limit 100)"), err: true},
+			want: errPkt("too many push options (limit 100 lines / 64 KiB)"), err: true},
+		{name: "push options too large", in: pkt(cmd(zero, main, x, "report-status push-options"), "0000") + pkt(rep(17, longOpt[:maxPushOptionLen])...) + "zzzz",
+			want: errPkt("too many push options (limit 100 lines / 64 KiB)"), err: true},
 		{name: "push option too long", in: pkt(cmd(zero, main, x, "report-status push-options"), "0000", longOpt, "0000") + empty,
 			want: errPkt("push option too long (limit 4096 bytes)"), err: true},
 		{name: "push option with NUL", in: pkt(cmd(zero, main, x, "report-status push-options"), "0000", "a\x00b", "0000") + empty,
@@ -556,6 +571,49 @@ func TestLogDetail(t *testing.T) {
 			}
 			if !strings.Contains(log.String(), c.log) {
 				t.Errorf("log lacks %q:\n%s", c.log, log.String())
+			}
+		})
+	}
+}
+
+// TestRequestBudgets checks that the budgets of a push request hold
+// real pushes: 20,000 references in one push (a C Git client sends
+// "old new name" per reference, the capabilities on the first; pushed
+// end to end with git 2.x while writing this, receive-pack peaked at
+// 19 MiB RSS), and the 100,000 commands of the default limit with
+// names of 250 bytes; one more byte or line is refused.
+func TestRequestBudgets(t *testing.T) {
+	zero, id := strings.Repeat("0", 40), strings.Repeat("a", 40)
+	request := func(n int, name func(i int) string) string {
+		var b strings.Builder
+		for i := range n {
+			line := zero + " " + id + " " + name(i)
+			if i == 0 {
+				line += "\x00report-status side-band-64k quiet object-format=sha1 agent=git/2.43.0"
+			}
+			fmt.Fprintf(&b, "%04x%s\n", len(line)+5, line)
+		}
+		return b.String() + "0000"
+	}
+	long := func(i int) string { return fmt.Sprintf("refs/heads/%0239d", i) } // 250 bytes
+	cases := []struct {
+		name string
+		in   string
+		want string // the refusal, or "" for accepted
+	}{
+		{"20,000 references", request(20000, func(i int) string { return fmt.Sprintf("refs/heads/many/r%05d", i) }), ""},
+		{"100,000 long names", request(100000, long), ""},
+		{"100,001 commands", request(100001, func(i int) string { return fmt.Sprintf("refs/heads/r%06d", i) }), "too many reference updates (limit 100000 lines / 32 MiB)"},
+		{"longer names", request(100000, func(i int) string { return long(i) + "xxxxxxxxxxxx" }), "too many reference updates (limit 100000 lines / 32 MiB)"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			q, err := readRequest(pktline.NewReader(strings.NewReader(c.in)), oid.SHA1, wire.Limits{}.WithDefaults())
+			if got := wire.ClientMessage(err); c.want != "" && got != c.want || c.want == "" && err != nil {
+				t.Fatalf("error %v; want %q", err, c.want)
+			}
+			if c.want == "" && (q == nil || len(q.commands) != strings.Count(c.in, "\n")) {
+				t.Errorf("request %v; want every command", q != nil)
 			}
 		})
 	}

@@ -29,6 +29,48 @@ type request struct {
 	sideband, sideband64k, sidebandAll bool
 	multiAck, multiAckDetailed, noDone bool
 	waitForDone, done, packfileURIs    bool
+
+	budgets requestBudgets
+}
+
+// requestBudgets bound the lists of one request (wire.Budget): the
+// haves are the session's, all rounds together.
+type requestBudgets struct {
+	wants, shallows, deepenNot wire.Budget
+	// other counts the lines that set a flag or a value (done,
+	// thin-pack, deepen, filter …): kept or not, they are read.
+	other wire.Budget
+}
+
+// Bounds of the lists of a request besides wire.Limits'. Clients send
+// one deepen-not per --shallow-exclude and a few flags.
+const (
+	maxDeepenNot      = 1024
+	maxDeepenNotBytes = 256 << 10
+	maxOtherLines     = 1024
+	maxOtherBytes     = 16 << 10
+)
+
+// newRequest returns an empty request with its budgets.
+func (s *session) newRequest() *request {
+	l := s.opts.Limits
+	return &request{budgets: requestBudgets{
+		wants:     s.idBudget("wants", "want", l.MaxWants),
+		shallows:  s.idBudget("shallow lines", "shallow", l.MaxWants),
+		deepenNot: wire.Budget{Prefix: "upload-pack: ", What: "deepen-not lines", Lines: maxDeepenNot, Bytes: maxDeepenNotBytes},
+		other:     wire.Budget{Prefix: "upload-pack: ", What: "arguments", Lines: maxOtherLines, Bytes: maxOtherBytes},
+	}}
+}
+
+// idBudget returns the budget of a list of lines "keyword <id>": lines
+// of them, in bytes as many as such lines take (a longer line is
+// malformed anyway).
+func (s *session) idBudget(what, keyword string, lines int) wire.Budget {
+	b := wire.Budget{Prefix: "upload-pack: ", What: what, Lines: lines, Bytes: -1}
+	if lines >= 0 {
+		b.Bytes = lines * (len(keyword) + 2 + s.repo.Format.HexSize())
+	}
+	return b
 }
 
 // deepening reports whether the client asked for a new shallow boundary.
@@ -56,13 +98,19 @@ func (q *request) addWant(id oid.ID) {
 func (s *session) parseShallowLine(q *request, line []byte) (bool, error) {
 	cmd, arg, _ := bytes.Cut(line, []byte{' '})
 	switch string(cmd) {
+	case "deepen", "deepen-since", "filter":
+		if err := q.budgets.other.Take(len(line)); err != nil {
+			return true, err
+		}
+	}
+	switch string(cmd) {
 	case "shallow":
+		if err := q.budgets.shallows.Take(len(line)); err != nil {
+			return true, err
+		}
 		id, err := s.parseID(arg)
 		if err != nil {
 			return true, err
-		}
-		if wire.Exceeds(len(q.shallows), s.opts.Limits.MaxWants) {
-			return true, wire.Errorf("upload-pack: too many shallow lines (limit %d)", s.opts.Limits.MaxWants)
 		}
 		t, _, err := s.repo.StatObject(id)
 		if err != nil {
@@ -88,6 +136,9 @@ func (s *session) parseShallowLine(q *request, line []byte) (bool, error) {
 		}
 		q.since = t
 	case "deepen-not":
+		if err := q.budgets.deepenNot.Take(len(line)); err != nil {
+			return true, err
+		}
 		id, err := s.resolveDeepenNot(string(arg))
 		if err != nil {
 			return true, err

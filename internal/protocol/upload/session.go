@@ -30,8 +30,9 @@ type session struct {
 	// symrefs holds the targets of the other symbolic references.
 	symrefs map[string]string
 	tips    map[oid.ID]bool
-	haves   int // have lines read, all rounds
-	walker  *walk.Walker
+	// haveBudget bounds the have lines of all rounds.
+	haveBudget wire.Budget
+	walker     *walk.Walker
 	// negWalker negotiates: it has no bitmap.
 	negWalker *walk.Walker
 	release   func()
@@ -151,10 +152,41 @@ func (s *session) parseID(hex []byte) (oid.ID, error) {
 	return id, nil
 }
 
+// addWant parses a want's id and records it, refusing at once what
+// checkWants would refuse without a walk: an object the repository
+// lacks, and one not advertised where only advertised ones may be
+// asked for. So the wants kept are objects of the repository.
+func (s *session) addWant(q *request, hex []byte, v2 bool) error {
+	id, err := s.parseID(hex)
+	if err != nil {
+		return err
+	}
+	if !s.repo.HasObject(id) || !s.tips[id] && s.advertisedOnly(v2) {
+		return wire.Errorf("upload-pack: not our ref %v", id)
+	}
+	q.addWant(id)
+	return nil
+}
+
+// advertisedOnly reports whether wants must be advertised tips. In
+// version 2, where references are listed apart from the fetch, and in a
+// stateless version 0 or 1 request (smart HTTP), wants reachable from
+// the tips are allowed too: a reference may have moved between the
+// advertisement and the request, and C Git's http-backend (check_non_tip
+// in upload-pack.c) accepts them for that reason.
+func (s *session) advertisedOnly(v2 bool) bool {
+	return s.opts.Wants == WantAdvertised && !v2 && !s.stateless()
+}
+
+// stateless reports whether the session is one leg of smart HTTP: the
+// advertisement, or a request without one.
+func (s *session) stateless() bool { return s.opts.AdvertiseOnly || s.opts.StatelessRPC }
+
 // checkWants refuses wants the policy does not allow: every want must
 // exist; unless any object may be asked for, it must be advertised, or
-// (with WantReachable, and always in version 2) reachable from what is.
-// The reachability of all non-advertised wants is decided by one walk.
+// (with WantReachable, in version 2 and in stateless requests)
+// reachable from what is. The reachability of all non-advertised wants
+// is decided by one walk.
 func (s *session) checkWants(ids []oid.ID, v2 bool) error {
 	var pending map[oid.ID]bool
 	for _, id := range ids {
@@ -164,7 +196,7 @@ func (s *session) checkWants(ids []oid.ID, v2 bool) error {
 		if s.tips[id] || s.opts.Wants == WantAny && s.opts.Hidden == nil {
 			continue
 		}
-		if s.opts.Wants == WantAdvertised && !v2 {
+		if s.advertisedOnly(v2) {
 			return wire.Errorf("upload-pack: not our ref %v", id)
 		}
 		if pending == nil {

@@ -221,6 +221,81 @@ func TestHidden(t *testing.T) {
 	}
 }
 
+// TestStatelessReachableWant checks that a stateless version 0 request
+// (smart HTTP) may want a commit that is no longer a tip but that the
+// references reach, as C Git's http-backend allows because a reference
+// may move between the advertisement and the request (issue 18), while
+// a stateful session may not, and a hidden reference's commit stays
+// refused.
+func TestStatelessReachableWant(t *testing.T) {
+	src, r := openSource(t)
+	git := func(args ...string) string { return strings.TrimSpace(gittest.Git(t, src, args...)) }
+	old := git("rev-parse", "main~1")
+	hidden := git("commit-tree", git("rev-parse", "main^{tree}"), "-p", "main", "-m", "hidden")
+	git("update-ref", "refs/internal/x", hidden)
+	hide := func(name string) bool { return strings.HasPrefix(name, "refs/internal/") }
+	cases := []struct {
+		name      string
+		want      string
+		stateless bool
+		ok        bool
+	}{
+		{"stateless, reachable", old, true, true},
+		{"stateful, reachable", old, false, false},
+		{"stateless, hidden", hidden, true, false},
+	}
+	// The advertisement of smart HTTP says so: C Git's client asks for
+	// an object by id only then.
+	for _, advertiseOnly := range []bool{true, false} {
+		var adv bytes.Buffer
+		Serve(context.Background(), strings.NewReader(""), &adv, Options{Repo: r, AdvertiseOnly: advertiseOnly})
+		if got := strings.Contains(adv.String(), " allow-reachable-sha1-in-want"); got != advertiseOnly {
+			t.Errorf("advertisement (AdvertiseOnly %v) offers allow-reachable-sha1-in-want: %v", advertiseOnly, got)
+		}
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var out bytes.Buffer
+			in := pkt("want "+c.want+" ofs-delta\n", "0000", "done\n")
+			_, err := Serve(context.Background(), strings.NewReader(in), &out, Options{Repo: r, StatelessRPC: c.stateless, Hidden: hide})
+			got := out.String()
+			if c.ok && (err != nil || !strings.Contains(got, "PACK")) {
+				t.Errorf("error %v, sent %q; want a pack", err, tail(got))
+			}
+			if !c.ok && !strings.HasSuffix(got, pkt("ERR upload-pack: not our ref "+c.want+"\n")) {
+				t.Errorf("error %v, sent %q; want not our ref", err, tail(got))
+			}
+		})
+	}
+}
+
+// TestObjectInfoUnreachable checks that object-info tells no size of an
+// object the references do not reach, hidden references or not (issue
+// 19: the size of a deleted tag's blob was told), as a want of it is
+// refused; WantAny without hidden references tells it.
+func TestObjectInfoUnreachable(t *testing.T) {
+	src, r := openSource(t)
+	blob := strings.TrimSpace(gittest.GitInput(t, src, []byte("once tagged\n"), "hash-object", "-w", "--stdin"))
+	visible := strings.TrimSpace(gittest.Git(t, src, "rev-parse", "main:dir0/sub0/file0.txt"))
+	size := strings.TrimSpace(gittest.Git(t, src, "cat-file", "-s", visible))
+	in := pkt("command=object-info\n", "0001", "size\n", "oid "+blob+"\n", "oid "+visible+"\n", "0000")
+	for _, c := range []struct {
+		wants WantPolicy
+		told  string
+	}{{WantAdvertised, ""}, {WantReachable, ""}, {WantAny, "12"}} {
+		var out bytes.Buffer
+		_, err := Serve(context.Background(), strings.NewReader(in), &out, Options{Repo: r, Version: 2, Wants: c.wants})
+		if want := pkt("size\n", blob+" "+c.told+"\n", visible+" "+size+"\n", "0000"); err != nil || !strings.HasSuffix(out.String(), want) {
+			t.Errorf("wants %d: error %v, sent %q; want %q", c.wants, err, tail(out.String()), want)
+		}
+		var want bytes.Buffer
+		_, err = Serve(context.Background(), strings.NewReader(pkt("command=fetch\n", "0001", "want "+blob+"\n", "done\n", "0000")), &want, Options{Repo: r, Version: 2, Wants: c.wants})
+		if (c.told == "") != (err != nil) {
+			t.Errorf("wants %d: a want of the blob answered %v; object-info told %q", c.wants, err, c.told)
+		}
+	}
+}
+
 // TestHiddenHaves checks that a have or a shallow commit the visible
 // references do not reach counts for nothing (the pack is what a client
 // without it gets, not one short of or beyond what the hidden commit

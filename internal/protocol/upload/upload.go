@@ -112,6 +112,7 @@ func Serve(ctx context.Context, r io.Reader, w io.Writer, opts Options) (*Result
 		pw:   pktline.NewWriter(bw),
 		res:  &Result{},
 	}
+	s.haveBudget = s.idBudget("haves", "have", opts.Limits.MaxHaves)
 	defer func() {
 		if s.release != nil {
 			s.release()

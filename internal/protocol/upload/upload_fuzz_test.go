@@ -3,6 +3,7 @@ package upload
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"gotd/internal/git/repo"
 	"gotd/internal/gittest"
 	"gotd/internal/protocol/pktline"
+	"gotd/internal/protocol/wire"
 )
 
 var fuzzRepo struct {
@@ -21,8 +23,10 @@ var fuzzRepo struct {
 }
 
 // FuzzServe feeds arbitrary requests to both protocol versions of a
-// session over a small repository: whatever the bytes, the session must
-// end (no hang, no panic) and answer in well-formed pkt-lines.
+// session over a small repository, stateful or stateless, with small
+// bounds on wants and haves so that the budgets are reached: whatever
+// the bytes, the session must end (no hang, no panic), answer in
+// well-formed pkt-lines, and a refusal must end with its ERR packet.
 func FuzzServe(f *testing.F) {
 	fuzzRepo.once.Do(func() {
 		fuzzRepo.dir = gittest.InitBare(f, "sha1")
@@ -38,6 +42,9 @@ func FuzzServe(f *testing.F) {
 		pkt("command=fetch\n", "0001", "want "+main+"\n", "have "+main+"\n", "ofs-delta\n", "deepen-since 1700000100\n", "0000"),
 		pkt("command=fetch\n", "0001", "want "+main+"\n", "filter blob:none\n", "done\n", "0000"),
 		pkt("command=object-info\n", "0001", "size\n", "oid "+main+"\n", "0000"),
+		pkt(append(append([]string{"command=ls-refs\n", "server-option=a\n", "0001"}, rep(9, "ref-prefix refs/\n")...), "0000")...),
+		pkt(append(append([]string{"command=fetch\n", "0001", "want " + main + "\n"}, rep(9, "have "+main+"\n")...), "done\n", "0000")...),
+		pkt(append([]string{"want " + main + " shallow\n"}, rep(5, "shallow "+main+"\n")...)...),
 	} {
 		f.Add(byte(0), []byte(s))
 		f.Add(byte(2), []byte(s))
@@ -48,9 +55,16 @@ func FuzzServe(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, version byte, in []byte) {
 		var out bytes.Buffer
-		Serve(context.Background(), bytes.NewReader(in), &out, Options{Repo: r, Version: int(version % 3), Filter: true})
+		opts := Options{Repo: r, Version: int(version % 3), Filter: true, StatelessRPC: version&4 != 0,
+			Limits: wire.Limits{MaxWants: 4, MaxHaves: 8}}
+		_, err := Serve(context.Background(), bytes.NewReader(in), &out, opts)
 		if err := wellFormed(out.Bytes()); err != nil {
 			t.Fatalf("answer to %q: %v", in, err)
+		}
+		var werr *wire.Error
+		if errors.As(err, &werr) && !bytes.Contains(out.Bytes(), []byte("PACK")) &&
+			!bytes.HasSuffix(out.Bytes(), []byte(pkt("ERR "+wire.ClientMessage(err)+"\n"))) {
+			t.Fatalf("answer to %q: refused with %v but sent %q", in, err, tail(out.String()))
 		}
 	})
 }

@@ -18,11 +18,13 @@ func (s *session) capsV0() string {
 	c := []string{"multi_ack", "thin-pack", "side-band", "side-band-64k", "ofs-delta",
 		"shallow", "deepen-since", "deepen-not", "deepen-relative", "no-progress",
 		"include-tag", "multi_ack_detailed"}
-	if s.opts.AdvertiseOnly || s.opts.StatelessRPC {
+	if s.stateless() {
 		// Only stateless clients (smart HTTP) use no-done.
 		c = append(c, "no-done")
 	}
-	if s.opts.Wants != WantAdvertised {
+	if !s.advertisedOnly(false) {
+		// Over smart HTTP reachable wants are allowed (advertisedOnly):
+		// said so, a client asks for an object by id.
 		c = append(c, "allow-tip-sha1-in-want", "allow-reachable-sha1-in-want")
 	}
 	if s.opts.Filter {
@@ -109,7 +111,7 @@ func (s *session) serveV0() error {
 // readWantsV0 reads the want, shallow, deepen and filter lines up to the
 // flush. It returns nil if the client sent only a flush.
 func (s *session) readWantsV0() (*request, error) {
-	q := &request{}
+	q := s.newRequest()
 	first := true
 	for {
 		line, flush, err := wire.ReadLine(s.in)
@@ -132,13 +134,13 @@ func (s *session) readWantsV0() (*request, error) {
 				return nil, wire.Errorf("protocol error: capabilities after the first want")
 			}
 			first = false
-			id, err := s.parseID(hex)
-			if err != nil {
+			// The first line's capabilities are bounded by the
+			// packet, and not counted as the want's bytes.
+			if err := q.budgets.wants.Take(len("want ") + len(hex)); err != nil {
 				return nil, err
 			}
-			q.addWant(id)
-			if wire.Exceeds(len(q.wants), s.opts.Limits.MaxWants) {
-				return nil, wire.Errorf("upload-pack: too many wants (limit %d)", s.opts.Limits.MaxWants)
+			if err := s.addWant(q, hex, false); err != nil {
+				return nil, err
 			}
 			continue
 		}
@@ -239,12 +241,12 @@ func (s *session) negotiateV0(q *request) ([]oid.ID, bool, error) {
 		}
 		line = bytes.TrimSuffix(line, []byte{'\n'})
 		if hex, ok := bytes.CutPrefix(line, []byte("have ")); ok {
+			if err := s.haveBudget.Take(len(line)); err != nil {
+				return nil, false, err
+			}
 			id, err := s.parseID(hex)
 			if err != nil {
 				return nil, false, err
-			}
-			if s.haves++; wire.Exceeds(s.haves, s.opts.Limits.MaxHaves) {
-				return nil, false, wire.Errorf("upload-pack: too many haves (limit %d)", s.opts.Limits.MaxHaves)
 			}
 			has, err := c.Have(id)
 			if err != nil {

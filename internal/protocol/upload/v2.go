@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"strings"
 
 	"gotd/internal/git/oid"
 	"gotd/internal/protocol/pktline"
@@ -12,9 +11,19 @@ import (
 	"gotd/internal/protocol/wire"
 )
 
-// maxRefPrefixes is the number of ls-refs ref-prefix arguments past
-// which they are ignored (every reference is listed), as in C Git.
-const maxRefPrefixes = 65536
+// Bounds of the lists of a version 2 request besides wire.Limits'
+// (wants, haves and shallow lines). Real clients send far less: a few
+// capabilities, a handful of ref-prefix lines per refspec, one
+// deepen-not per --shallow-exclude.
+const (
+	maxCapLines      = 256
+	maxCapBytes      = 64 << 10 // one line of the longest packet fits
+	maxServerOptions = 100
+	// C Git ignores ref-prefix lines past 65536 (and lists every
+	// reference); here the request is refused.
+	maxRefPrefixes    = 65536
+	maxRefPrefixBytes = 4 << 20
+)
 
 // capsV2 returns the version 2 capability advertisement lines.
 func (s *session) capsV2() []string {
@@ -92,96 +101,125 @@ func (s *session) commandV2() (bool, error) {
 	default:
 		return true, wire.Errorf("protocol error: unknown command")
 	}
-	// Capability lines up to the delimiter (or a flush: no arguments).
-	k, args, err := s.readSection(true)
+	// Capability lines up to the delimiter (or a flush: no arguments),
+	// each checked as it comes and nothing of them kept but what they
+	// set.
+	caps := wire.Budget{Prefix: "upload-pack: ", What: "capabilities", Lines: maxCapLines, Bytes: maxCapBytes}
+	k, err = s.eachLine(true, func(line []byte) error {
+		if err := caps.Take(len(line)); err != nil {
+			return err
+		}
+		return s.capabilityV2(line)
+	})
 	if err != nil {
 		return true, err
 	}
-	for _, c := range args {
-		name, val, _ := strings.Cut(c, "=")
-		switch name {
-		case "agent":
-			s.res.Agent = val
-		case "object-format":
-			if val != s.repo.Format.String() {
-				return true, wire.Errorf("upload-pack: object format mismatch (repository is %v)", s.repo.Format)
-			}
-		case "server-option":
-			if len(s.res.ServerOptions) >= 100 {
-				return true, wire.Errorf("upload-pack: too many server options")
-			}
-			s.res.ServerOptions = append(s.res.ServerOptions, val)
-		case "session-id":
-		default:
-			return true, wire.Errorf("protocol error: capability not advertised")
-		}
-	}
-	var lines []string
-	if k == pktline.Delim {
-		if _, lines, err = s.readSection(false); err != nil {
-			return true, err
-		}
-	}
+	args := k == pktline.Delim
 	switch command {
 	case "ls-refs":
-		return false, s.lsRefs(lines)
+		return false, s.lsRefs(args)
 	case "object-info":
-		return false, s.objectInfo(lines)
+		return false, s.objectInfo(args)
 	}
-	return false, s.fetchV2(lines)
+	return false, s.fetchV2(args)
 }
 
-// readSection reads data lines up to a flush, or with delimOK up to a
-// delimiter too, and returns which ended it. Lines lose their newline.
-// Their number is bounded by the want and have limits together.
-func (s *session) readSection(delimOK bool) (pktline.Kind, []string, error) {
-	var lines []string
-	max := s.opts.Limits.MaxWants + s.opts.Limits.MaxHaves + 1024
+// capabilityV2 applies one capability line of a command.
+func (s *session) capabilityV2(line []byte) error {
+	name, val, _ := bytes.Cut(line, []byte{'='})
+	switch string(name) {
+	case "agent":
+		s.res.Agent = string(val)
+	case "object-format":
+		if string(val) != s.repo.Format.String() {
+			return wire.Errorf("upload-pack: object format mismatch (repository is %v)", s.repo.Format)
+		}
+	case "server-option":
+		if len(s.res.ServerOptions) >= maxServerOptions {
+			return wire.Errorf("upload-pack: too many server options (limit %d)", maxServerOptions)
+		}
+		s.res.ServerOptions = append(s.res.ServerOptions, string(val))
+	case "session-id":
+	default:
+		return wire.Errorf("protocol error: capability not advertised")
+	}
+	return nil
+}
+
+// eachLine reads data lines up to a flush, or with delimOK up to a
+// delimiter too, and returns which ended it. fn is called with each
+// line without its newline, valid only during the call; its first
+// error ends the reading (nothing more of the request is read) and is
+// returned.
+func (s *session) eachLine(delimOK bool, fn func(line []byte) error) (pktline.Kind, error) {
 	for {
 		k, p, err := s.readPacket()
 		if err != nil {
-			return 0, nil, err
+			return 0, err
 		}
 		switch {
 		case k == pktline.Flush, k == pktline.Delim && delimOK:
-			return k, lines, nil
+			return k, nil
 		case k != pktline.Data:
-			return 0, nil, wire.Errorf("protocol error: unexpected %v packet", k)
+			return 0, wire.Errorf("protocol error: unexpected %v packet", k)
 		}
-		if len(lines) >= max && max > 0 {
-			return 0, nil, wire.Errorf("upload-pack: request too long")
+		if err := fn(bytes.TrimSuffix(p, []byte{'\n'})); err != nil {
+			return 0, err
 		}
-		lines = append(lines, strings.TrimSuffix(string(p), "\n"))
 	}
 }
 
-// lsRefs answers ls-refs (gitprotocol-v2(5)).
-func (s *session) lsRefs(args []string) error {
+// arguments reads a command's arguments, if it has any (a delimiter
+// ended its capabilities), with fn as eachLine does.
+func (s *session) arguments(args bool, fn func(line []byte) error) error {
+	if !args {
+		return nil
+	}
+	_, err := s.eachLine(false, fn)
+	return err
+}
+
+// lsRefs answers ls-refs (gitprotocol-v2(5)). Its ref-prefix
+// arguments are kept in a set, bounded in number and bytes: C Git
+// ignores them all past 65536, here such a request is refused, so that
+// neither the list nor the matching of every reference against it grows
+// with what the client sends.
+func (s *session) lsRefs(args bool) error {
 	var symrefs, peel, unborn bool
-	var prefixes []string
-	for _, a := range args {
+	prefixes := make(map[string]bool)
+	lens := make(map[int]bool) // the lengths of the prefixes, to match by lookups
+	budget := wire.Budget{Prefix: "upload-pack: ", What: "ref-prefix lines", Lines: maxRefPrefixes, Bytes: maxRefPrefixBytes}
+	err := s.arguments(args, func(a []byte) error {
 		switch {
-		case a == "symrefs":
+		case string(a) == "symrefs":
 			symrefs = true
-		case a == "peel":
+		case string(a) == "peel":
 			peel = true
-		case a == "unborn":
+		case string(a) == "unborn":
 			unborn = true
-		case strings.HasPrefix(a, "ref-prefix "):
-			prefixes = append(prefixes, strings.TrimPrefix(a, "ref-prefix "))
+		case bytes.HasPrefix(a, []byte("ref-prefix ")):
+			if err := budget.Take(len(a)); err != nil {
+				return err
+			}
+			p := a[len("ref-prefix "):]
+			if !prefixes[string(p)] {
+				prefixes[string(p)] = true
+				lens[len(p)] = true
+			}
 		default:
 			return wire.Errorf("protocol error: unexpected ls-refs argument")
 		}
-	}
-	if len(prefixes) > maxRefPrefixes {
-		prefixes = nil
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	match := func(name string) bool {
 		if len(prefixes) == 0 {
 			return true
 		}
-		for _, p := range prefixes {
-			if strings.HasPrefix(name, p) {
+		for n := 0; n <= len(name); n++ {
+			if lens[n] && prefixes[name[:n]] {
 				return true
 			}
 		}
@@ -233,30 +271,41 @@ func (s *session) symrefTarget(name string) string {
 }
 
 // objectInfo answers object-info: the size of each object asked for.
-func (s *session) objectInfo(args []string) error {
+// Sizes are told only of objects the client could ask for as wants:
+// what the advertised references reach (anything, with WantAny and no
+// hidden references); of the others, as of missing objects, the size
+// is left empty. The ids are bounded as wants are.
+func (s *session) objectInfo(args bool) error {
 	size := false
 	var ids []oid.ID
-	for _, a := range args {
-		switch {
-		case a == "size":
+	budget := s.idBudget("object-info ids", "oid", s.opts.Limits.MaxWants)
+	err := s.arguments(args, func(a []byte) error {
+		if string(a) == "size" {
 			size = true
-		case strings.HasPrefix(a, "oid "):
-			id, err := s.parseID([]byte(strings.TrimPrefix(a, "oid ")))
-			if err != nil {
-				return err
-			}
-			ids = append(ids, id)
-		default:
+			return nil
+		}
+		hex, ok := bytes.CutPrefix(a, []byte("oid "))
+		if !ok {
 			return wire.Errorf("protocol error: unexpected object-info argument")
 		}
+		if err := budget.Take(len(a)); err != nil {
+			return err
+		}
+		id, err := s.parseID(hex)
+		if err != nil {
+			return err
+		}
+		ids = append(ids, id)
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	if size {
 		s.pw.WriteString("size\n")
 	}
-	// With hidden references, sizes are told of what the others reach
-	// only, as if the rest were missing.
 	told := func(oid.ID) bool { return true }
-	if s.opts.Hidden != nil && len(ids) > 0 {
+	if (s.opts.Wants != WantAny || s.opts.Hidden != nil) && len(ids) > 0 {
 		reached, err := s.reachable(ids) // one walk for all
 		if err != nil {
 			return err
@@ -267,8 +316,10 @@ func (s *session) objectInfo(args []string) error {
 		line := id.String()
 		if size {
 			line += " "
-			if _, n, err := s.repo.StatObject(id); err == nil && told(id) {
-				line += fmt.Sprint(n)
+			if told(id) {
+				if _, n, err := s.repo.StatObject(id); err == nil {
+					line += fmt.Sprint(n)
+				}
 			}
 		}
 		if err := s.pw.WriteString(line + "\n"); err != nil {
@@ -278,48 +329,60 @@ func (s *session) objectInfo(args []string) error {
 	return s.pw.Flush()
 }
 
-// fetchV2 runs one round of the version 2 fetch command.
-func (s *session) fetchV2(args []string) error {
+// fetchV2 runs one round of the version 2 fetch command. Each
+// argument is checked as it is read, and only what the answer needs is
+// kept: wants that exist, haves the repository has, within their
+// budgets.
+func (s *session) fetchV2(args bool) error {
 	if err := s.loadRefs(); err != nil {
 		return fmt.Errorf("upload: list references: %w", err)
 	}
-	q := &request{ofs: false}
+	q := s.newRequest()
 	seenHaves := false
-	for _, a := range args {
-		line := []byte(a)
+	haveSeen := make(map[oid.ID]bool)
+	err := s.arguments(args, func(line []byte) error {
 		if hex, ok := bytes.CutPrefix(line, []byte("want ")); ok {
-			id, err := s.parseID(hex)
-			if err != nil {
+			if err := q.budgets.wants.Take(len(line)); err != nil {
 				return err
 			}
-			q.addWant(id)
-			if wire.Exceeds(len(q.wants), s.opts.Limits.MaxWants) {
-				return wire.Errorf("upload-pack: too many wants (limit %d)", s.opts.Limits.MaxWants)
-			}
-			continue
+			return s.addWant(q, hex, true)
 		}
 		if name, ok := bytes.CutPrefix(line, []byte("want-ref ")); ok && s.opts.RefInWant {
+			if err := q.budgets.wants.Take(len(line)); err != nil {
+				return err
+			}
 			r, err := s.wantRef(string(name))
 			if err != nil {
 				return err
 			}
 			q.wantRefs = append(q.wantRefs, r)
 			q.addWant(r.ID)
-			continue
+			return nil
 		}
 		if hex, ok := bytes.CutPrefix(line, []byte("have ")); ok {
+			if err := s.haveBudget.Take(len(line)); err != nil {
+				return err
+			}
 			id, err := s.parseID(hex)
 			if err != nil {
 				return err
 			}
-			if s.haves++; wire.Exceeds(s.haves, s.opts.Limits.MaxHaves) {
-				return wire.Errorf("upload-pack: too many haves (limit %d)", s.opts.Limits.MaxHaves)
-			}
-			q.haves = append(q.haves, id)
 			seenHaves = true
-			continue
+			// A have the repository lacks changes nothing in the
+			// negotiation: it is not kept, nor is one sent twice.
+			if !haveSeen[id] && s.repo.HasObject(id) {
+				haveSeen[id] = true
+				q.haves = append(q.haves, id)
+			}
+			return nil
 		}
-		switch a {
+		if ok, err := s.parseShallowLine(q, line); ok || err != nil {
+			return err
+		}
+		if err := q.budgets.other.Take(len(line)); err != nil {
+			return err
+		}
+		switch string(line) {
 		case "done":
 			q.done = true
 		case "thin-pack":
@@ -340,14 +403,12 @@ func (s *session) fetchV2(args []string) error {
 			}
 			q.sidebandAll = true
 		default:
-			ok, err := s.parseShallowLine(q, line)
-			if err != nil {
-				return err
-			}
-			if !ok {
-				return wire.Errorf("protocol error: unexpected fetch argument")
-			}
+			return wire.Errorf("protocol error: unexpected fetch argument")
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	if err := s.checkWants(q.wants, true); err != nil {
 		return err
