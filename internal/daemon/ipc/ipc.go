@@ -471,9 +471,12 @@ type Start struct {
 	Hidden []string
 	// Push is the repository's push policy for this client
 	// (session_write; MaxRefs rules and namespaces); MaxPackSize,
-	// MaxObjects and MinFree bound the pack (repo_write; 0: none).
+	// MaxObjects and MinFree bound the pack (repo_write; 0: none),
+	// MaxObjectSize each of its objects and delta results (repo_write;
+	// 0: the protocol's default).
 	Push                             policy.Push
 	MaxPackSize, MaxObjects, MinFree uint64
+	MaxObjectSize                    uint64
 }
 
 func (*Start) Type() msg.Type { return TypeStart }
@@ -487,7 +490,7 @@ func (m *Start) encode(e *msg.Encoder) {
 		e.Uint32(boolU32(r.Deny)).Uint32(boolU32(r.Delete)).String(r.Namespace)
 	}
 	e.Uint64(uint64(m.Push.MaxBlobSize)).Uint32(boolU32(m.Push.DenyBinary)).Strings(m.Push.NoMerges)
-	e.Uint64(m.MaxPackSize).Uint64(m.MaxObjects).Uint64(m.MinFree)
+	e.Uint64(m.MaxPackSize).Uint64(m.MaxObjects).Uint64(m.MinFree).Uint64(m.MaxObjectSize)
 }
 func (m *Start) decode(d *msg.Decoder) {
 	m.Client, m.Repo, m.Path, m.Protocol, m.User = d.Uint32(), d.String(MaxRepoName), d.String(MaxPath), d.String(MaxProtocol), d.String(MaxUser)
@@ -525,8 +528,8 @@ func (m *Start) decode(d *msg.Decoder) {
 			d.Fail("bad merge rule")
 		}
 	}
-	m.MaxPackSize, m.MaxObjects, m.MinFree = d.Uint64(), d.Uint64(), d.Uint64()
-	if m.MaxPackSize > 1<<62 || m.MaxObjects > 1<<32-1 || m.MinFree > 1<<62 {
+	m.MaxPackSize, m.MaxObjects, m.MinFree, m.MaxObjectSize = d.Uint64(), d.Uint64(), d.Uint64(), d.Uint64()
+	if m.MaxPackSize > 1<<62 || m.MaxObjects > 1<<32-1 || m.MinFree > 1<<62 || m.MaxObjectSize > 1<<62 {
 		d.Fail("bad pack bounds")
 	}
 }
