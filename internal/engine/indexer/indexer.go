@@ -27,7 +27,10 @@ const DefaultMaxObjectSize = 1 << 30
 // MaxCheckBlobSize is the largest blob whose content Options.Check
 // receives when the blob is stored whole in the pack (it is hashed while
 // streaming, never held in memory); a larger blob is passed with nil
-// data. Blobs rebuilt from deltas are in memory anyway and always passed.
+// data. So is a blob rebuilt from a delta that is larger than
+// streamThreshold and on which no ofs-delta is based: it is hashed as
+// the delta produces it. Other blobs rebuilt from deltas are in memory
+// anyway and passed.
 const MaxCheckBlobSize = 1 << 20
 
 // maxDeltaDepth bounds delta chains; `git pack-objects` never writes
@@ -76,8 +79,8 @@ type Options struct {
 	Bases BaseSource
 	// Check, if not nil, validates every object of the pack (fsck). It
 	// is called concurrently from several goroutines,
-	// must not retain data, and receives nil data for a blob larger than
-	// MaxCheckBlobSize stored whole. Objects taken from Bases to complete
+	// must not retain data, and receives nil data for a large blob (see
+	// MaxCheckBlobSize). Objects taken from Bases to complete
 	// a thin pack are not checked. An error from Check fails the index.
 	Check func(t object.Type, id oid.ID, data []byte) error
 	// MaxPackSize bounds the pack read from the stream, trailer included;
