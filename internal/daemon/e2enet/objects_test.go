@@ -142,3 +142,127 @@ func TestObjectSizeLimit(t *testing.T) {
 	}
 	fsck(t, clone)
 }
+
+// rolePeaks samples the peak resident memory (VmHWM) of the daemon's
+// processes by role until stop is closed, then returns it in KiB.
+func rolePeaks(root int, stop chan struct{}) <-chan map[string]int {
+	out := make(chan map[string]int, 1)
+	go func() {
+		peaks := map[string]int{}
+		for {
+			for _, pid := range descendants(root) {
+				cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+				argv0, _, _ := strings.Cut(string(cmdline), "\x00")
+				role, ok := strings.CutPrefix(argv0, "gotd: ")
+				if !ok {
+					continue
+				}
+				status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+				if _, after, ok := strings.Cut(string(status), "\nVmHWM:"); ok {
+					if f := strings.Fields(after); len(f) > 0 {
+						var kb int
+						fmt.Sscan(f[0], &kb)
+						peaks[role] = max(peaks[role], kb)
+					}
+				}
+			}
+			select {
+			case <-stop:
+				out <- peaks
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}()
+	return out
+}
+
+// bombCommit returns a pack of a commit whose tree holds the delta bomb
+// of deltaBombPack (as "big"), with the commit's id.
+func bombCommit(size uint64) (p []byte, commit oid.ID) {
+	bomb, _ := deltaBombPack(size)
+	blob := bytes.Repeat([]byte("0123456789abcdef"), 1<<12)
+	h := oid.SHA1.New()
+	h.Write(object.AppendHeader(nil, object.Blob, int64(size)))
+	for n := uint64(0); n < size; n += uint64(len(blob)) {
+		h.Write(blob)
+	}
+	big := oid.MustFromBytes(oid.SHA1, h.Sum(nil))
+	tree := append([]byte("100644 big\x00"), big.Raw()...)
+	treeID, _ := object.ID(oid.SHA1, object.Tree, tree)
+	c := []byte(fmt.Sprintf("tree %s\nauthor A U Thor <author@example.com> 1700000000 +0000\ncommitter A U Thor <author@example.com> 1700000000 +0000\n\nbomb\n", treeID))
+	commit, _ = object.ID(oid.SHA1, object.Commit, c)
+	// The bomb's two entries, then the tree and the commit.
+	p = bomb[:len(bomb)-sha1.Size]
+	p[11] = 4 // object count
+	for _, o := range []struct {
+		t    object.Type
+		data []byte
+	}{{object.Tree, tree}, {object.Commit, c}} {
+		p = pack.AppendEntryHeader(p, o.t, uint64(len(o.data)))
+		var z bytes.Buffer
+		zw := zlib.NewWriter(&z)
+		zw.Write(o.data)
+		zw.Close()
+		p = append(p, z.Bytes()...)
+	}
+	sum := sha1.Sum(p)
+	return append(p, sum[:]...), commit
+}
+
+// TestLargeDeltaPushedAndFetched: under a raised "max object size", a
+// pack of a few KiB whose delta makes a 300 MiB file is accepted, and a
+// partial clone that leaves the file out then fetches it alone (its
+// base is not sent: the delta cannot be sent as stored). Both repo_write
+// and repo_read stay far below the file's size: the one hashes the
+// file as its delta produces it, the other compresses it so (issue
+// 18). The clone has the file, and both repositories pass git fsck.
+func TestLargeDeltaPushedAndFetched(t *testing.T) {
+	s := start(t, options{extraTest: "\tpush max object size 1G"})
+	src := filepath.Join(s.dir, "test.git")
+	const size = 300 << 20
+	p, commit := bombCommit(size)
+	body := pktLine(fmt.Sprintf("%s %s refs/heads/big\x00report-status\n", strings.Repeat("0", 40), commit)) + "0000" + string(p)
+	req, _ := http.NewRequest("POST", s.httpURL("", "test")+"/git-receive-pack", strings.NewReader(body))
+	req.SetBasicAuth(rwAccount, password)
+	req.Header.Set("Content-Type", "application/x-git-receive-pack-request")
+	stop := make(chan struct{})
+	peaks := rolePeaks(s.daemon.Process.Pid, stop)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	close(stop)
+	if !bytes.Contains(answer, []byte("unpack ok")) || !bytes.Contains(answer, []byte("ok refs/heads/big")) {
+		t.Fatalf("push of a %d-byte pack making a %d MiB file: %d %q", len(p), size>>20, resp.StatusCode, answer)
+	}
+	pushPeaks := <-peaks
+	fsck(t, src)
+
+	clone := filepath.Join(s.clientDir("lazy"), "c")
+	s.mustGit(filepath.Dir(clone), nil, "clone", "-q", "--no-checkout", "--filter=blob:limit=1k", "-b", "big", s.gitURL("test"), "c")
+	stop = make(chan struct{})
+	peaks = rolePeaks(s.daemon.Process.Pid, stop)
+	out := s.mustGit(clone, nil, "cat-file", "-s", "big:big")
+	close(stop)
+	fetchPeaks := <-peaks
+	if strings.TrimSpace(out) != fmt.Sprint(size) {
+		t.Errorf("lazily fetched file: size %q; want %d", out, size)
+	}
+	fsck(t, clone)
+	t.Logf("peak memory: push %v KiB, fetch %v KiB", pushPeaks, fetchPeaks)
+	for _, c := range []struct {
+		role  string
+		peaks map[string]int
+	}{{"repo_write", pushPeaks}, {"repo_read", fetchPeaks}, {"session_read", fetchPeaks}} {
+		kb, ok := c.peaks[c.role]
+		if !ok {
+			t.Errorf("no %s process seen", c.role)
+		}
+		if kb > 96<<10 {
+			t.Errorf("%s reached %d MiB for a %d MiB file; want at most 96", c.role, kb>>10, size>>20)
+		}
+	}
+}
