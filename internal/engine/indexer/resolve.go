@@ -281,8 +281,9 @@ func (w *worker) resolved() {
 // when no other delta is based on it, is hashed as the delta produces
 // it rather than built in memory: so a delta that makes a large blob
 // out of a small base (a delta bomb, when the object size bound allows
-// it) costs buffers, not its size.
-const streamThreshold = 4 << 20
+// it) costs buffers, not its size. FuzzIndex lowers it, to reach both
+// ways with small packs.
+var streamThreshold uint64 = 4 << 20
 
 // streamBlob hashes the blob delta d makes from base, through a
 // DeltaReader, and names e after it. Like a large blob stored whole,
