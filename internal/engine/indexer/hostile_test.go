@@ -213,7 +213,7 @@ func TestIndexHugeDeclaredObject(t *testing.T) {
 	}{
 		{"default limit", 0, object.Blob, "exceeds the size limit"},
 		{"limit above", 8 << 30, object.Blob, "declared"},
-		{"tree, limit above", 8 << 30, object.Tree, "declared"},
+		{"tree, limit above", 8 << 30, object.Tree, "tree, commit or tag exceeds the size limit"},
 		{"delta, limit above", 8 << 30, object.RefDelta, "declared"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -428,6 +428,52 @@ func TestIndexLargeDeltaResultStreamed(t *testing.T) {
 			t.Logf("allocated %d KiB for a %d MiB blob", alloc>>10, size>>20)
 			if tt.count == 2 && alloc > 16<<20 {
 				t.Errorf("allocated %d MiB for a %d MiB blob; want at most 16", alloc>>20, size>>20)
+			}
+		})
+	}
+}
+
+// TestIndexParsedSizeBound: trees, commits and tags, which are checked
+// whole, are refused over MaxParsedSize even when MaxObjectSize allows
+// more, on the size declared by their entry or by the delta that makes
+// them, before that size is allocated; a blob made the same way passes.
+func TestIndexParsedSizeBound(t *testing.T) {
+	f := oid.SHA1
+	const size = MaxParsedSize + 1<<16
+	// Check accepts anything here: the base need not parse.
+	base := bytes.Repeat([]byte("x"), 1<<16)
+	copies := pack.AppendDeltaSize(pack.AppendDeltaSize(nil, uint64(len(base))), size)
+	for n := 0; n < size; n += 1 << 16 {
+		copies = append(copies, 0x80) // copy the base's 64 KiB
+	}
+	on := func(typ object.Type) []rawEntry {
+		e := rawEntry{typ: typ, size: -1, data: base}
+		return []rawEntry{e, {typ: object.OfsDelta, size: -1, ofs: entryLen(e), data: copies}}
+	}
+	for _, tt := range []struct {
+		name    string
+		entries []rawEntry
+		want    error
+	}{
+		{"whole tree", []rawEntry{{typ: object.Tree, size: size, data: base}}, ErrParsedTooLarge},
+		{"whole commit", []rawEntry{{typ: object.Commit, size: size, data: base}}, ErrParsedTooLarge},
+		{"delta on a tree", on(object.Tree), ErrParsedTooLarge},
+		{"delta on a tag", on(object.Tag), ErrParsedTooLarge},
+		{"delta on a blob", on(object.Blob), nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := craft(f, -1, tt.entries...)
+			runtime.GC()
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			_, err := indexBytes(t, p, Options{Format: f, MaxObjectSize: 1 << 30, Threads: 1,
+				Check: func(object.Type, oid.ID, []byte) error { return nil }})
+			runtime.ReadMemStats(&after)
+			if tt.want == nil && err != nil || tt.want != nil && !errors.Is(err, tt.want) {
+				t.Errorf("got %v; want %v", err, tt.want)
+			}
+			if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 16<<20 {
+				t.Errorf("allocated %d MiB; want at most 16", alloc>>20)
 			}
 		})
 	}

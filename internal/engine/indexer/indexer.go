@@ -52,6 +52,16 @@ var ErrThin = errors.New("indexer: delta base not found")
 // delta result over Options.MaxObjectSize.
 var ErrObjectTooLarge = errors.New("object exceeds the size limit")
 
+// MaxParsedSize bounds the trees, commits and tags of a pack whatever
+// Options.MaxObjectSize allows: they are held whole to be checked,
+// while blobs are hashed as they stream, and none needs to be this
+// large (a tree of a million entries takes about 50 MiB).
+const MaxParsedSize = 100 << 20
+
+// ErrParsedTooLarge is wrapped by the error for a tree, commit or tag
+// over MaxParsedSize.
+var ErrParsedTooLarge = errors.New("tree, commit or tag exceeds the size limit")
+
 // BaseSource supplies objects from the repository to complete thin packs.
 // ReadObject returns an error wrapping object.ErrNotFound for an object it
 // does not have. It is called from one goroutine at a time.

@@ -231,6 +231,9 @@ func (w *worker) walk(root uint32, data []byte) error {
 			return err
 		}
 		e.typ, e.depth = parent.typ, parent.depth+1
+		if e.typ != object.Blob && size > MaxParsedSize {
+			return fmt.Errorf("indexer: delta at offset %d: %w: %s of %d bytes, limit %d", e.off, ErrParsedTooLarge, e.typ, size, MaxParsedSize)
+		}
 		var res []byte
 		if e.typ == object.Blob && size > streamThreshold && !w.hasOfsChildren(c) {
 			// A large blob no ofs-delta is based on: hashed as the

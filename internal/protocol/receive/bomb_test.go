@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha1"
+	"fmt"
 	"os"
 	"runtime"
 	"strings"
@@ -111,5 +112,28 @@ func TestIndexPackDeltaBomb(t *testing.T) {
 				t.Errorf("left %s in the quarantine", strings.Join(left, " "))
 			}
 		})
+	}
+}
+
+// TestIndexPackParsedSize: under a raised object size bound, a delta
+// making a tree over indexer.MaxParsedSize is refused with its own
+// message: the bound the client hit is not the one it raised.
+func TestIndexPackParsedSize(t *testing.T) {
+	var base []byte // a valid tree of at least 64 KiB
+	for i := 0; len(base) < 1<<16; i++ {
+		base = append(base, fmt.Sprintf("100644 f%05d\x00", i)...)
+		base = append(base, bytes.Repeat([]byte{1}, oid.SHA1.Size())...)
+	}
+	p := bombPack(
+		bombEntry{typ: object.Tree, data: base},
+		bombEntry{typ: object.OfsDelta, back: 1, data: copyDelta(uint64(len(base)), 200<<20)},
+	)
+	_, err := IndexPack(context.Background(), bytes.NewReader(p), t.TempDir(), PackOptions{
+		Format: oid.SHA1,
+		Limits: wire.Limits{MaxObjectSize: 1 << 30}.WithDefaults(),
+	})
+	want := "pack has a tree, commit or tag over the maximum size of 104857600 bytes"
+	if err == nil || wire.ClientMessage(err) != want {
+		t.Errorf("got %v; want the client told %q", err, want)
 	}
 }
