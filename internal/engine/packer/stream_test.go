@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha1"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/klauspost/compress/zlib"
 
+	"gotd/internal/git/loose"
 	"gotd/internal/git/object"
 	"gotd/internal/git/oid"
 	"gotd/internal/git/pack"
@@ -150,5 +152,79 @@ func TestWriteLargeDeltaStreamed(t *testing.T) {
 	}
 	if got := oid.MustFromBytes(oid.SHA1, h.Sum(nil)); got != bigID {
 		t.Errorf("sent blob hashes to %v; want %v", got, bigID)
+	}
+}
+
+// looseSource is a Source of loose objects only, which refuses to read
+// them whole.
+type looseSource struct {
+	t *testing.T
+	s *loose.Store
+}
+
+func (s looseSource) ReadObject(id oid.ID) (object.Type, []byte, error) {
+	s.t.Errorf("ReadObject(%v): the object was read whole", id)
+	return s.s.ReadObject(id)
+}
+
+func (s looseSource) LocateObject(oid.ID) (*pack.Pack, uint64, bool) { return nil, 0, false }
+
+func (s looseSource) StatObject(id oid.ID) (object.Type, int64, error) { return s.s.StatObject(id) }
+
+func (s looseSource) OpenObject(id oid.ID) (object.Type, int64, io.ReadCloser, error) {
+	return s.s.OpenObject(id)
+}
+
+// TestWriteLargeLooseStreamed: a large loose blob is compressed as it
+// is inflated from its file, not read whole, when the Source can open
+// objects (issue 18).
+func TestWriteLargeLooseStreamed(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "objects")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	store := loose.New(dir, oid.SHA1)
+	big := make([]byte, 64<<20)
+	for i := 0; i < len(big); i += 4096 {
+		copy(big[i:], fmt.Sprintf("block %12d\n", i))
+	}
+	id, err := store.WriteObject(object.Blob, big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := len(big)
+	big = nil
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	var out bytes.Buffer
+	_, err = Write(context.Background(), &out, looseSource{t, store}, []Object{{ID: id, Type: object.Blob}},
+		Options{Format: oid.SHA1, OfsDelta: true, ReuseDeltas: true})
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+	alloc := after.TotalAlloc - before.TotalAlloc - uint64(out.Cap())
+	t.Logf("wrote a pack of %d bytes for a %d MiB loose blob, allocating %d KiB besides it", out.Len(), want>>20, alloc>>10)
+	if alloc > 16<<20 {
+		t.Errorf("allocated %d MiB for a %d MiB blob; want at most 16", alloc>>20, want>>20)
+	}
+	// The pack holds the blob whole, under its id.
+	p := out.Bytes()
+	typ, size, hl, err := pack.ParseEntryHeader(p[pack.HeaderSize:])
+	if err != nil || typ != object.Blob || size != uint64(want) {
+		t.Fatalf("sent entry %v of %d bytes, %v; want a blob of %d", typ, size, err, want)
+	}
+	zr, err := zlib.NewReader(bytes.NewReader(p[pack.HeaderSize+hl:]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := oid.SHA1.New()
+	h.Write(object.AppendHeader(nil, object.Blob, int64(want)))
+	if n, err := io.Copy(h, zr); err != nil || n != int64(want) {
+		t.Fatalf("inflated %d bytes, %v; want %d", n, err, want)
+	}
+	if got := oid.MustFromBytes(oid.SHA1, h.Sum(nil)); got != id {
+		t.Errorf("sent blob hashes to %v; want %v", got, id)
 	}
 }

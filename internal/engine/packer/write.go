@@ -105,10 +105,19 @@ func (pw *packWriter) writeEntry(e *entry) error {
 			// Stored whole: copy the entry, header included.
 			return pw.copyStored(e, e.offset)
 		}
-		if e.pack >= 0 && (e.size == 0 || e.size > streamThreshold) {
-			// Stored as a delta against an object not sent, and large
-			// (or of a size not learnt): applied as it is compressed.
-			return pw.streamed(e)
+		if e.size == 0 || e.size > streamThreshold {
+			// Large, or of a size not learnt: stored as a delta
+			// against an object not sent, applied as it is
+			// compressed; loose, inflated so.
+			if e.pack >= 0 {
+				p := wr.packs[e.pack]
+				t, size, r, err := p.OpenObject(e.offset)
+				return pw.streamed(e, t, size, r, err)
+			}
+			if op, ok := wr.src.(ObjectOpener); ok {
+				t, size, r, err := op.OpenObject(e.id)
+				return pw.streamed(e, t, uint64(size), r, err)
+			}
 		}
 		t, data, err := wr.src.ReadObject(e.id)
 		if err != nil {
@@ -174,11 +183,10 @@ func (pw *packWriter) copyStored(e *entry, start uint64) error {
 // object out of a small base costs buffers, not the object's size.
 const streamThreshold = 4 << 20
 
-// streamed writes e, stored as a delta, whole: its header, then its
-// content compressed as OpenObject produces it.
-func (pw *packWriter) streamed(e *entry) error {
-	p := pw.wr.packs[e.pack]
-	t, size, r, err := p.OpenObject(e.offset)
+// streamed writes e whole from r, the reader of its content of type t
+// and size bytes that an OpenObject returned with err: its header, then
+// its content compressed as r produces it.
+func (pw *packWriter) streamed(e *entry, t object.Type, size uint64, r io.ReadCloser, err error) error {
 	if err != nil {
 		return fmt.Errorf("read %s: %w", e.id, err)
 	}
