@@ -290,7 +290,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("a = \"b\"\nlisten on $a\nrepository \"x\" { path \"/x\"\n}\n"))
 	f.Add([]byte(frontendExample))
 	f.Add([]byte("repository \"r\" {\npath \"/r\"\nhide namespace refs/x\npush {\ndeny create namespace \"refs/tags/\" :a b 7\n" +
-		"max blob size 1K except c\ndeny binary\ndeny merge branch main except :m\nmax pack size 2G\nmax objects 9\nmin free space 3M\n}\n}\n"))
+		"max blob size 1K except c\ndeny binary\ndeny merge branch main except :m\nmax pack size 2G\nmax objects 9\nmin free space 3M\nmax object size 1G\n}\n}\n"))
 	f.Add([]byte("connection {\nlimit pending 9\nlimit pending user 2\nlimit pending address 3\nshutdown timeout 1m\n}\nrepository r {\npath \"/r\"\n}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := Parse("fuzz.conf", data, Options{Secrets: &Secrets{}})
@@ -318,7 +318,7 @@ func FuzzParse(f *testing.F) {
 		}
 		for _, r := range c.Repositories {
 			ps := &r.Push
-			if ps.MaxBlobSize < 0 || ps.MaxPackSize < 0 || ps.MaxObjects < 0 || ps.MaxObjects > 1<<32-1 || ps.MinFree < 0 || r.startSize() > maxStartLists {
+			if ps.MaxBlobSize < 0 || ps.MaxPackSize < 0 || ps.MaxObjects < 0 || ps.MaxObjects > 1<<32-1 || ps.MinFree < 0 || ps.MaxObjectSize < 0 || r.startSize() > maxStartLists {
 				t.Fatalf("push policy %+v", ps)
 			}
 			for _, ns := range r.Hidden {
@@ -356,6 +356,7 @@ func TestPushPolicy(t *testing.T) {
 		max pack size 1G
 		max objects 100000
 		min free space 512M
+		max object size 300M
 	}
 	push max blob size 20M
 }
@@ -374,7 +375,7 @@ func TestPushPolicy(t *testing.T) {
 			{Deny: true, Delete: true, Namespace: "refs/heads/"}, {Deny: true, Delete: true, Namespace: "refs/heads/", Except: []string{"alice"}}},
 		MaxBlobSize: 20 << 20, BlobExempt: nil, DenyBinary: true, BinaryExempt: []string{":artists", "alice"},
 		Merges:      []MergeRule{{Ref: "refs/heads/main", Exempt: []string{":maintainers"}}, {Ref: "refs/heads/release/"}},
-		MaxPackSize: 1 << 30, MaxObjects: 100000, MinFree: 512 << 20,
+		MaxPackSize: 1 << 30, MaxObjects: 100000, MinFree: 512 << 20, MaxObjectSize: 300 << 20,
 	}
 	if !reflect.DeepEqual(*p, want) {
 		t.Errorf("push:\n%+v\nwant:\n%+v", *p, want)
@@ -411,6 +412,7 @@ func TestPushPolicy(t *testing.T) {
 		deny merge tag "v1"
 		min free 1G
 		deny binary except
+		max object size 0
 		frobnicate
 	}
 }
@@ -429,7 +431,8 @@ func TestPushPolicy(t *testing.T) {
 		"bad.conf:10: syntax error: expected 'branch' or 'namespace', found 'tag'",
 		"bad.conf:11: syntax error: expected 'space', found '1G'",
 		"bad.conf:12: syntax error: expected a user or :group after 'except'",
-		"bad.conf:13: syntax error: unexpected 'frobnicate' in push options",
+		"bad.conf:13: invalid size: 0",
+		"bad.conf:14: syntax error: unexpected 'frobnicate' in push options",
 	}
 	if !reflect.DeepEqual(cerr.Problems, wantErrs) {
 		t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(cerr.Problems, "\n"), strings.Join(wantErrs, "\n"))

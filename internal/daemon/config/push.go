@@ -23,6 +23,9 @@ type Push struct {
 	// MinFree is the free space a push must leave on the repository's
 	// file system (0: no guard).
 	MaxPackSize, MaxObjects, MinFree int64
+	// MaxObjectSize bounds every object of a pushed pack, inflated, and
+	// every delta result (0: wire.DefaultLimits's).
+	MaxObjectSize int64
 }
 
 // RefRule is a "permit|deny create|delete namespace NS [identity...]
@@ -145,6 +148,10 @@ func (p *parser) pushOption(r *Repository) {
 			p.advance()
 			p.expect("size")
 			ps.MaxPackSize = p.pushSize(line)
+		case p.is("object"):
+			p.advance()
+			p.expect("size")
+			ps.MaxObjectSize = p.pushSize(line)
 		case p.is("objects"):
 			p.advance()
 			if p.tok.kind != tokNumber || p.tok.num <= 0 || p.tok.num > 1<<32-1 {
@@ -153,7 +160,7 @@ func (p *parser) pushOption(r *Repository) {
 			ps.MaxObjects = p.tok.num
 			p.advance()
 		default:
-			p.fail("syntax error: expected 'blob', 'pack' or 'objects', found %v", p.tok)
+			p.fail("syntax error: expected 'blob', 'pack', 'object' or 'objects', found %v", p.tok)
 		}
 	case p.is("min"):
 		p.advance()

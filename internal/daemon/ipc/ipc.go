@@ -494,9 +494,12 @@ type Start struct {
 	Hidden []string
 	// Push is the repository's push policy for this client
 	// (session_write; MaxRefs rules and namespaces); MaxPackSize,
-	// MaxObjects and MinFree bound the pack (repo_write; 0: none).
+	// MaxObjects and MinFree bound the pack (repo_write; 0: none),
+	// MaxObjectSize each of its objects and delta results (repo_write;
+	// 0: the protocol's default).
 	Push                             policy.Push
 	MaxPackSize, MaxObjects, MinFree uint64
+	MaxObjectSize                    uint64
 	// MemoryLimit is the process's memory budget in bytes (0: none;
 	// else MinMemoryLimit to MaxMemoryLimit).
 	MemoryLimit uint64
@@ -519,7 +522,7 @@ func (m *Start) encode(e *msg.Encoder) {
 		e.Uint32(boolU32(r.Deny)).Uint32(boolU32(r.Delete)).String(r.Namespace)
 	}
 	e.Uint64(uint64(m.Push.MaxBlobSize)).Uint32(boolU32(m.Push.DenyBinary)).Strings(m.Push.NoMerges)
-	e.Uint64(m.MaxPackSize).Uint64(m.MaxObjects).Uint64(m.MinFree)
+	e.Uint64(m.MaxPackSize).Uint64(m.MaxObjects).Uint64(m.MinFree).Uint64(m.MaxObjectSize)
 	e.Uint64(m.MemoryLimit)
 }
 func (m *Start) decode(d *msg.Decoder) {
@@ -558,8 +561,8 @@ func (m *Start) decode(d *msg.Decoder) {
 			d.Fail("bad merge rule")
 		}
 	}
-	m.MaxPackSize, m.MaxObjects, m.MinFree = d.Uint64(), d.Uint64(), d.Uint64()
-	if m.MaxPackSize > 1<<62 || m.MaxObjects > 1<<32-1 || m.MinFree > 1<<62 {
+	m.MaxPackSize, m.MaxObjects, m.MinFree, m.MaxObjectSize = d.Uint64(), d.Uint64(), d.Uint64(), d.Uint64()
+	if m.MaxPackSize > 1<<62 || m.MaxObjects > 1<<32-1 || m.MinFree > 1<<62 || m.MaxObjectSize > 1<<62 {
 		d.Fail("bad pack bounds")
 	}
 	m.MemoryLimit = d.Uint64()

@@ -256,6 +256,7 @@ func (d *daemon) startSession(c *client) error {
 		push := &c.repoCfg.Push
 		start.Push = push.For(c.identity)
 		start.MaxPackSize, start.MaxObjects, start.MinFree = uint64(push.MaxPackSize), uint64(push.MaxObjects), uint64(push.MinFree)
+		start.MaxObjectSize = uint64(push.MaxObjectSize)
 	}
 	if c.write && !advertise {
 		q, hold, err := receive.NewQuarantine(filepath.Join(c.repoCfg.Path, "objects"))

@@ -40,7 +40,8 @@ func Main(ctx context.Context, log *slog.Logger, start *ipc.Start, session *msg.
 		}
 	}
 	timeout := time.Duration(start.Timeout) * time.Second
-	limits := wire.Limits{RequestTimeout: timeout, MaxPackSize: int64(start.MaxPackSize), MaxObjects: uint32(start.MaxObjects)}
+	limits := wire.Limits{RequestTimeout: timeout, MaxPackSize: int64(start.MaxPackSize), MaxObjects: uint32(start.MaxObjects),
+		MaxObjectSize: int64(start.MaxObjectSize)}
 	res, err := receive.IndexPack(ctx, wire.DeadlineReader(in, timeout), start.Quarantine, receive.PackOptions{
 		Format:     r.Format,
 		Bases:      r,

@@ -19,7 +19,9 @@
 //     applying each child's delta, hashing and checking the result. The
 //     bases on the current path are kept in memory within a budget
 //     (deltaBaseBudget); bases evicted to stay inside it are rebuilt when
-//     needed again.
+//     needed again. A large blob that is no ofs-delta's base is never
+//     built: it is hashed as a pack.DeltaReader produces it, so that a
+//     delta making gigabytes out of a small base costs buffers.
 //
 // A thin pack (ref-deltas against objects the pack does not carry) is
 // completed from Options.Bases: each missing base is appended to the pack,

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 
 	"gotd/internal/git/object"
@@ -212,7 +213,7 @@ func TestIndexHugeDeclaredObject(t *testing.T) {
 	}{
 		{"default limit", 0, object.Blob, "exceeds the size limit"},
 		{"limit above", 8 << 30, object.Blob, "declared"},
-		{"tree, limit above", 8 << 30, object.Tree, "declared"},
+		{"tree, limit above", 8 << 30, object.Tree, "tree, commit or tag exceeds the size limit"},
 		{"delta, limit above", 8 << 30, object.RefDelta, "declared"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -361,5 +362,119 @@ func TestIndexLimitsAtTheBoundary(t *testing.T) {
 	}
 	if len(stages) == 0 || stages[len(stages)-1] != "resolving deltas" || last != 2 {
 		t.Errorf("got progress stages %q ending at %d; want them to end with resolving deltas at 2", stages, last)
+	}
+}
+
+// TestIndexLargeDeltaResultStreamed: a delta that makes a 300 MiB blob
+// out of a 64 KiB base, in a pack of a few KiB, is resolved when the
+// object size bound allows it, and the blob is hashed as the delta
+// produces it: the index costs megabytes, not the blob's size (issue
+// 18). A delta based on such a blob (a ref-delta: only the blob's id
+// tells) still finds it.
+func TestIndexLargeDeltaResultStreamed(t *testing.T) {
+	f := oid.SHA1
+	base := bytes.Repeat([]byte("0123456789abcdef"), 1<<12)
+	const size = 300 << 20
+	d := pack.AppendDeltaSize(pack.AppendDeltaSize(nil, uint64(len(base))), size)
+	for n := 0; n < size; n += 1 << 16 {
+		d = append(d, 0x80) // copy the base's 64 KiB
+	}
+	// The id the blob must get, hashed independently.
+	h := f.New()
+	h.Write(object.AppendHeader(nil, object.Blob, size))
+	for n := 0; n < size; n += len(base) {
+		h.Write(base)
+	}
+	want := oid.MustFromBytes(f, h.Sum(nil))
+	baseEntry := rawEntry{typ: object.Blob, size: -1, data: base}
+	bomb := rawEntry{typ: object.OfsDelta, size: -1, ofs: entryLen(baseEntry), data: d}
+	// A small delta against the big blob, by id: "x" and the rest.
+	child := pack.AppendDeltaSize(pack.AppendDeltaSize(nil, size), 2)
+	child = append(child, 1, 'x', 0x90, 1)
+	for _, tt := range []struct {
+		name    string
+		entries []rawEntry
+		count   int
+	}{
+		{"leaf", []rawEntry{baseEntry, bomb}, 2},
+		{"with a ref-delta child", []rawEntry{baseEntry, bomb, {typ: object.RefDelta, size: -1, ref: want.Bytes(), data: child}}, 3},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := craft(f, -1, tt.entries...)
+			runtime.GC()
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			var checked []object.Type
+			var mu sync.Mutex
+			res, err := indexBytes(t, p, Options{Format: f, MaxObjectSize: 1 << 30, Threads: 2,
+				Check: func(typ object.Type, id oid.ID, data []byte) error {
+					mu.Lock()
+					defer mu.Unlock()
+					if id == want && data != nil {
+						t.Errorf("Check got %d bytes of the large blob; want nil", len(data))
+					}
+					checked = append(checked, typ)
+					return nil
+				}})
+			runtime.ReadMemStats(&after)
+			if err != nil {
+				t.Fatalf("Index: %v", err)
+			}
+			got := parseIdx(t, f, readFile(t, res.IndexPath))
+			if _, ok := got[want]; !ok || len(got) != tt.count || len(checked) != tt.count {
+				t.Errorf("got idx %v, %d checked; want %v among %d", got, len(checked), want, tt.count)
+			}
+			alloc := after.TotalAlloc - before.TotalAlloc
+			t.Logf("allocated %d KiB for a %d MiB blob", alloc>>10, size>>20)
+			if tt.count == 2 && alloc > 16<<20 {
+				t.Errorf("allocated %d MiB for a %d MiB blob; want at most 16", alloc>>20, size>>20)
+			}
+		})
+	}
+}
+
+// TestIndexParsedSizeBound: trees, commits and tags, which are checked
+// whole, are refused over MaxParsedSize even when MaxObjectSize allows
+// more, on the size declared by their entry or by the delta that makes
+// them, before that size is allocated; a blob made the same way passes.
+func TestIndexParsedSizeBound(t *testing.T) {
+	f := oid.SHA1
+	const size = MaxParsedSize + 1<<16
+	// Check accepts anything here: the base need not parse.
+	base := bytes.Repeat([]byte("x"), 1<<16)
+	copies := pack.AppendDeltaSize(pack.AppendDeltaSize(nil, uint64(len(base))), size)
+	for n := 0; n < size; n += 1 << 16 {
+		copies = append(copies, 0x80) // copy the base's 64 KiB
+	}
+	on := func(typ object.Type) []rawEntry {
+		e := rawEntry{typ: typ, size: -1, data: base}
+		return []rawEntry{e, {typ: object.OfsDelta, size: -1, ofs: entryLen(e), data: copies}}
+	}
+	for _, tt := range []struct {
+		name    string
+		entries []rawEntry
+		want    error
+	}{
+		{"whole tree", []rawEntry{{typ: object.Tree, size: size, data: base}}, ErrParsedTooLarge},
+		{"whole commit", []rawEntry{{typ: object.Commit, size: size, data: base}}, ErrParsedTooLarge},
+		{"delta on a tree", on(object.Tree), ErrParsedTooLarge},
+		{"delta on a tag", on(object.Tag), ErrParsedTooLarge},
+		{"delta on a blob", on(object.Blob), nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := craft(f, -1, tt.entries...)
+			runtime.GC()
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			_, err := indexBytes(t, p, Options{Format: f, MaxObjectSize: 1 << 30, Threads: 1,
+				Check: func(object.Type, oid.ID, []byte) error { return nil }})
+			runtime.ReadMemStats(&after)
+			if tt.want == nil && err != nil || tt.want != nil && !errors.Is(err, tt.want) {
+				t.Errorf("got %v; want %v", err, tt.want)
+			}
+			if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 16<<20 {
+				t.Errorf("allocated %d MiB; want at most 16", alloc>>20)
+			}
+		})
 	}
 }

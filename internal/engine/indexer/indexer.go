@@ -28,7 +28,10 @@ const DefaultMaxObjectSize = 1 << 30
 // MaxCheckBlobSize is the largest blob whose content Options.Check
 // receives when the blob is stored whole in the pack (it is hashed while
 // streaming, never held in memory); a larger blob is passed with nil
-// data. Blobs rebuilt from deltas are in memory anyway and always passed.
+// data. So is a blob rebuilt from a delta that is larger than
+// streamThreshold and on which no ofs-delta is based: it is hashed as
+// the delta produces it. Other blobs rebuilt from deltas are in memory
+// anyway and passed.
 const MaxCheckBlobSize = 1 << 20
 
 // maxDeltaDepth bounds delta chains; `git pack-objects` never writes
@@ -49,6 +52,16 @@ var ErrThin = errors.New("indexer: delta base not found")
 // ErrObjectTooLarge is wrapped by the error for an object, delta or
 // delta result over Options.MaxObjectSize.
 var ErrObjectTooLarge = errors.New("object exceeds the size limit")
+
+// MaxParsedSize bounds the trees, commits and tags of a pack whatever
+// Options.MaxObjectSize allows: they are held whole to be checked,
+// while blobs are hashed as they stream, and none needs to be this
+// large (a tree of a million entries takes about 50 MiB).
+const MaxParsedSize = 100 << 20
+
+// ErrParsedTooLarge is wrapped by the error for a tree, commit or tag
+// over MaxParsedSize.
+var ErrParsedTooLarge = errors.New("tree, commit or tag exceeds the size limit")
 
 // BaseSource supplies objects from the repository to complete thin packs.
 // ReadObject returns an error wrapping object.ErrNotFound for an object it
@@ -80,8 +93,8 @@ type Options struct {
 	Bases BaseSource
 	// Check, if not nil, validates every object of the pack (fsck). It
 	// is called concurrently from several goroutines,
-	// must not retain data, and receives nil data for a blob larger than
-	// MaxCheckBlobSize stored whole. Objects taken from Bases to complete
+	// must not retain data, and receives nil data for a large blob (see
+	// MaxCheckBlobSize). Objects taken from Bases to complete
 	// a thin pack are not checked. An error from Check fails the index.
 	Check func(t object.Type, id oid.ID, data []byte) error
 	// MaxPackSize bounds the pack read from the stream, trailer included;

@@ -73,18 +73,19 @@ func (ix *indexer) resolveAll() error {
 // object to object, so resolving a delta without children allocates
 // nothing once the buffers have grown.
 type worker struct {
-	r      *resolver
-	ix     *indexer
-	z      *inflater
-	br     bytes.Reader
-	h      *oid.Hasher
-	hdr    [32]byte // object header to hash
-	delta  []byte   // inflated delta being applied
-	free   [][]byte // buffers for results
-	stack  []frame  // the path from the root to the current base
-	used   int      // bytes of base data held by the stack
-	budget int
-	steps  int
+	r       *resolver
+	ix      *indexer
+	z       *inflater
+	br      bytes.Reader
+	h       *oid.Hasher
+	hdr     [32]byte // object header to hash
+	delta   []byte   // inflated delta being applied
+	copyBuf []byte   // buffer of streamBlob
+	free    [][]byte // buffers for results
+	stack   []frame  // the path from the root to the current base
+	used    int      // bytes of base data held by the stack
+	budget  int
+	steps   int
 }
 
 // frame is one base on the current path and the state of the walk over
@@ -155,6 +156,12 @@ func (w *worker) children(i uint32) (f frame, ok bool) {
 	return f, f.ofsNext < f.ofsEnd || f.refNext < f.refEnd
 }
 
+// hasOfsChildren reports whether an ofs-delta of the scanned pack is
+// based on entry i.
+func (w *worker) hasOfsChildren(i uint32) bool {
+	return int(i) < w.ix.nScanned && w.ix.ofsStart[i] < w.ix.ofsStart[i+1]
+}
+
 // next claims the next unresolved child of f.
 func (w *worker) next(f *frame) (uint32, bool) {
 	claimed := w.ix.claimed
@@ -219,17 +226,39 @@ func (w *worker) walk(root uint32, data []byte) error {
 		if parent.depth >= maxDeltaDepth {
 			return fmt.Errorf("indexer: %w: delta chain at offset %d is deeper than %d", pack.ErrCorrupt, e.off, maxDeltaDepth)
 		}
-		res, err := w.apply(c, base)
+		d, size, err := w.inflateDelta(c)
 		if err != nil {
 			return err
 		}
 		e.typ, e.depth = parent.typ, parent.depth+1
-		if err := w.identify(e, res); err != nil {
-			w.put(res)
-			return err
+		if e.typ != object.Blob && size > MaxParsedSize {
+			return fmt.Errorf("indexer: delta at offset %d: %w: %s of %d bytes, limit %d", e.off, ErrParsedTooLarge, e.typ, size, MaxParsedSize)
 		}
-		if n := w.r.done.Add(1); n%1024 == 0 {
-			ix.progress("resolving deltas", n, uint32(ix.nDeltas))
+		var res []byte
+		if e.typ == object.Blob && size > streamThreshold && !w.hasOfsChildren(c) {
+			// A large blob no ofs-delta is based on: hashed as the
+			// delta makes it, never held whole. Only its id tells
+			// whether a ref-delta is based on it; if one is, it is
+			// built again, in memory, to serve as a base.
+			if err := w.streamBlob(e, base, d); err != nil {
+				return err
+			}
+			w.resolved()
+			if _, ok := w.children(c); !ok {
+				continue
+			}
+			if res, err = w.apply(c, base); err != nil {
+				return err
+			}
+		} else {
+			if res, err = w.applyDelta(c, base, d, size); err != nil {
+				return err
+			}
+			if err := w.identify(e, res); err != nil {
+				w.put(res)
+				return err
+			}
+			w.resolved()
 		}
 		nf, ok := w.children(c)
 		if !ok {
@@ -240,6 +269,52 @@ func (w *worker) walk(root uint32, data []byte) error {
 		w.used += cap(res)
 		w.stack = append(w.stack, nf)
 		w.evict()
+	}
+	return nil
+}
+
+// resolved counts a delta resolved.
+func (w *worker) resolved() {
+	if n := w.r.done.Add(1); n%1024 == 0 {
+		w.ix.progress("resolving deltas", n, uint32(w.ix.nDeltas))
+	}
+}
+
+// streamThreshold is the size above which a blob rebuilt from a delta,
+// when no other delta is based on it, is hashed as the delta produces
+// it rather than built in memory: so a delta that makes a large blob
+// out of a small base (a delta bomb, when the object size bound allows
+// it) costs buffers, not its size. FuzzIndex lowers it, to reach both
+// ways with small packs.
+var streamThreshold uint64 = 4 << 20
+
+// streamBlob hashes the blob delta d makes from base, through a
+// DeltaReader, and names e after it. Like a large blob stored whole,
+// it is passed to Options.Check with nil data.
+func (w *worker) streamBlob(e *entry, base, d []byte) error {
+	w.br.Reset(base)
+	dr, err := pack.NewDeltaReader(&w.br, uint64(len(base)), bytes.NewReader(d), w.ix.maxObject)
+	if err != nil {
+		return fmt.Errorf("indexer: delta at offset %d: %w", e.off, err)
+	}
+	h := w.h
+	h.Reset()
+	h.Write(object.AppendHeader(w.hdr[:0], e.typ, int64(dr.Size())))
+	if w.copyBuf == nil {
+		w.copyBuf = make([]byte, 64<<10)
+	}
+	if _, err := io.CopyBuffer(h, dr, w.copyBuf); err != nil {
+		return fmt.Errorf("indexer: delta at offset %d: %w", e.off, err)
+	}
+	id, err := h.ID()
+	if err != nil {
+		return fmt.Errorf("indexer: %s %s at offset %d: %w", e.typ, id, e.off, err)
+	}
+	e.id = id
+	if check := w.ix.opts.Check; check != nil {
+		if err := check(e.typ, id, nil); err != nil {
+			return fmt.Errorf("indexer: %s %s: %w", e.typ, id, err)
+		}
 	}
 	return nil
 }
@@ -382,19 +457,36 @@ func (w *worker) inflate(i uint32, dst []byte) ([]byte, error) {
 // apply resolves delta entry c against base and returns the result in a
 // buffer from w.get.
 func (w *worker) apply(c uint32, base []byte) ([]byte, error) {
+	d, size, err := w.inflateDelta(c)
+	if err != nil {
+		return nil, err
+	}
+	return w.applyDelta(c, base, d, size)
+}
+
+// inflateDelta inflates delta entry c into w.delta and returns it with
+// the result size it declares, which it checks against the limit.
+func (w *worker) inflateDelta(c uint32) ([]byte, uint64, error) {
 	e := &w.ix.entries[c]
 	d, err := w.inflate(c, w.delta[:0])
 	w.delta = d
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	_, size, _, err := pack.DeltaSizes(d)
 	if err != nil {
-		return nil, fmt.Errorf("indexer: delta at offset %d: %w", e.off, err)
+		return nil, 0, fmt.Errorf("indexer: delta at offset %d: %w", e.off, err)
 	}
 	if size > w.ix.maxObject {
-		return nil, fmt.Errorf("indexer: delta at offset %d: %w: result of %d bytes, limit %d", e.off, ErrObjectTooLarge, size, w.ix.maxObject)
+		return nil, 0, fmt.Errorf("indexer: delta at offset %d: %w: result of %d bytes, limit %d", e.off, ErrObjectTooLarge, size, w.ix.maxObject)
 	}
+	return d, size, nil
+}
+
+// applyDelta applies d, the delta of entry c declaring a result of
+// size bytes, to base and returns the result in a buffer from w.get.
+func (w *worker) applyDelta(c uint32, base, d []byte, size uint64) ([]byte, error) {
+	e := &w.ix.entries[c]
 	res, err := pack.ApplyDelta(w.get(size), base, d, w.ix.maxObject)
 	if err != nil {
 		w.put(res)

@@ -188,6 +188,9 @@ func (sc *scanner) object(e *entry) error {
 	if e.size > ix.maxObject {
 		return fmt.Errorf("%w: %s of %d bytes, limit %d", ErrObjectTooLarge, e.typ, e.size, ix.maxObject)
 	}
+	if e.typ != object.Blob && e.size > MaxParsedSize {
+		return fmt.Errorf("%w: %s of %d bytes, limit %d", ErrParsedTooLarge, e.typ, e.size, MaxParsedSize)
+	}
 	s.atLeast(8 + sc.after)
 	if err := sc.z.reset(s, true); err != nil {
 		return err

@@ -39,6 +39,15 @@ type ObjectSizer interface {
 	StatObject(id oid.ID) (object.Type, int64, error)
 }
 
+// ObjectOpener is an optional interface of a Source: a reader of an
+// object's content (repo.Repo.OpenObject), which ends with io.EOF only
+// after exactly size bytes of sound data. When the Source has it, a
+// large loose object is compressed as it is read rather than read
+// whole.
+type ObjectOpener interface {
+	OpenObject(id oid.ID) (object.Type, int64, io.ReadCloser, error)
+}
+
 // Object is one object to send.
 type Object struct {
 	ID oid.ID

@@ -26,6 +26,7 @@ type packWriter struct {
 	// for deltas recomputed because they were not kept
 	index DeltaIndex
 	delta []byte
+	buf   []byte // buffer of streamed
 }
 
 // write streams the pack: header, entries, trailer.
@@ -104,6 +105,20 @@ func (pw *packWriter) writeEntry(e *entry) error {
 			// Stored whole: copy the entry, header included.
 			return pw.copyStored(e, e.offset)
 		}
+		if e.size == 0 || e.size > streamThreshold {
+			// Large, or of a size not learnt: stored as a delta
+			// against an object not sent, applied as it is
+			// compressed; loose, inflated so.
+			if e.pack >= 0 {
+				p := wr.packs[e.pack]
+				t, size, r, err := p.OpenObject(e.offset)
+				return pw.streamed(e, t, size, r, err)
+			}
+			if op, ok := wr.src.(ObjectOpener); ok {
+				t, size, r, err := op.OpenObject(e.id)
+				return pw.streamed(e, t, uint64(size), r, err)
+			}
+		}
 		t, data, err := wr.src.ReadObject(e.id)
 		if err != nil {
 			return fmt.Errorf("read %s: %w", e.id, err)
@@ -157,6 +172,43 @@ func (pw *packWriter) copyStored(e *entry, start uint64) error {
 		return fmt.Errorf("object %s in %s: %w", e.id, p.Path(), err)
 	}
 	if _, err := pw.hw.Write(b); err != nil {
+		return fmt.Errorf("write %s: %w", e.id, err)
+	}
+	return nil
+}
+
+// streamThreshold is the size above which an object stored as a delta
+// and sent whole is not read whole: its delta is applied as its result
+// is compressed (pack.Pack.OpenObject), so that a delta making a large
+// object out of a small base costs buffers, not the object's size.
+const streamThreshold = 4 << 20
+
+// streamed writes e whole from r, the reader of its content of type t
+// and size bytes that an OpenObject returned with err: its header, then
+// its content compressed as r produces it.
+func (pw *packWriter) streamed(e *entry, t object.Type, size uint64, r io.ReadCloser, err error) error {
+	if err != nil {
+		return fmt.Errorf("read %s: %w", e.id, err)
+	}
+	defer r.Close()
+	if t != e.typ {
+		return fmt.Errorf("object %s is a %s, not a %s", e.id, t, e.typ)
+	}
+	pw.hdr = pack.AppendEntryHeader(pw.hdr[:0], t, size)
+	if _, err := pw.hw.Write(pw.hdr); err != nil {
+		return fmt.Errorf("write %s: %w", e.id, err)
+	}
+	if pw.buf == nil {
+		pw.buf = make([]byte, 64<<10)
+	}
+	pw.zw.Reset(&pw.hw)
+	// r ends with io.EOF only after exactly size bytes of a sound
+	// stream; an error leaves a broken pack, which Write's caller
+	// discards.
+	if _, err := io.CopyBuffer(pw.zw, r, pw.buf); err != nil {
+		return fmt.Errorf("read %s: %w", e.id, err)
+	}
+	if err := pw.zw.Close(); err != nil {
 		return fmt.Errorf("write %s: %w", e.id, err)
 	}
 	return nil

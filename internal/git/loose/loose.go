@@ -458,3 +458,123 @@ func (s *Store) Remove(id oid.ID) error {
 	}
 	return nil
 }
+
+// OpenObject returns the type and declared size of the loose object id
+// and a reader of its content, for objects too large to read whole.
+// The declared size is checked against MaxObjectSize before anything is
+// read. The reader ends with io.EOF only after exactly the declared
+// size, at the end of an intact zlib stream with nothing after it;
+// otherwise it returns an error, and what was read must be discarded.
+// The caller must Close the reader. A missing object is an error
+// wrapping object.ErrNotFound.
+func (s *Store) OpenObject(id oid.ID) (object.Type, int64, io.ReadCloser, error) {
+	if err := s.checkID(id); err != nil {
+		return object.Invalid, 0, nil, err
+	}
+	f, err := s.open(id)
+	if err != nil {
+		return object.Invalid, 0, nil, err
+	}
+	br := getBufReader(f)
+	zr, err := getZReader(br)
+	if err != nil {
+		putBufReader(br)
+		f.Close()
+		return object.Invalid, 0, nil, fmt.Errorf("loose: object %s: %w", id, err)
+	}
+	r := &objectReader{id: id, f: f, br: br, zr: zr}
+	t, size, n, hn, err := readHeader(zr, r.hdr[:])
+	if err == nil && s.MaxObjectSize > 0 && size > s.MaxObjectSize {
+		err = fmt.Errorf("object of %d bytes exceeds the limit of %d", size, s.MaxObjectSize)
+	}
+	if err == nil && int64(n-hn) > size {
+		err = errors.New("content longer than its declared size")
+	}
+	if err != nil {
+		r.Close()
+		return object.Invalid, 0, nil, fmt.Errorf("loose: object %s: %w", id, err)
+	}
+	r.extra, r.left = r.hdr[hn:n], size
+	return t, size, r, nil
+}
+
+// objectReader is the reader OpenObject returns.
+type objectReader struct {
+	id    oid.ID
+	f     *os.File
+	br    *bufio.Reader
+	zr    io.ReadCloser
+	hdr   [maxHeader]byte
+	extra []byte // content inflated with the header
+	left  int64  // content not yet returned
+	err   error
+}
+
+func (r *objectReader) Read(p []byte) (int, error) {
+	if r.err != nil {
+		return 0, r.err
+	}
+	if r.left == 0 {
+		r.err = r.end()
+		return 0, r.err
+	}
+	if int64(len(p)) > r.left {
+		p = p[:r.left]
+	}
+	var n int
+	if len(r.extra) > 0 {
+		n = copy(p, r.extra)
+		r.extra = r.extra[n:]
+	} else {
+		var err error
+		n, err = r.zr.Read(p)
+		if err != nil && (err != io.EOF || int64(n) < r.left) {
+			if err == io.EOF {
+				err = errors.New("content shorter than its declared size")
+			}
+			r.err = fmt.Errorf("loose: object %s: %w", r.id, err)
+		}
+	}
+	r.left -= int64(n)
+	return n, r.err
+}
+
+// end checks what decodeStream checks after the content: the zlib
+// stream ends, with a good checksum, and nothing follows it.
+func (r *objectReader) end() error {
+	var one [1]byte
+	for {
+		m, err := r.zr.Read(one[:])
+		if m > 0 {
+			return fmt.Errorf("loose: object %s: content longer than its declared size", r.id)
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("loose: object %s: inflate: %w", r.id, err)
+		}
+	}
+	if _, err := r.br.Peek(1); err != io.EOF {
+		if err == nil {
+			return fmt.Errorf("loose: object %s: garbage after the zlib stream", r.id)
+		}
+		return fmt.Errorf("loose: object %s: read: %w", r.id, err)
+	}
+	return io.EOF
+}
+
+// Close releases the file and the pooled readers.
+func (r *objectReader) Close() error {
+	if r.f == nil {
+		return nil
+	}
+	zReaders.Put(r.zr)
+	putBufReader(r.br)
+	err := r.f.Close()
+	r.f, r.zr, r.br = nil, nil, nil
+	if r.err == nil {
+		r.err = errors.New("loose: read of a closed object")
+	}
+	return err
+}

@@ -5,6 +5,7 @@ import (
 	"compress/zlib"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -300,6 +301,53 @@ func TestMalformedFiles(t *testing.T) {
 		if _, _, err := decode(tc.file, 0); err == nil {
 			t.Errorf("%s: decode: got nil error", tc.name)
 		}
+		if typ, data, err := readOpened(s, id); err == nil {
+			t.Errorf("%s: OpenObject = %v %q; want error", tc.name, typ, data)
+		}
+	}
+}
+
+// readOpened reads id whole through OpenObject.
+func readOpened(s *Store, id oid.ID) (object.Type, []byte, error) {
+	typ, size, r, err := s.OpenObject(id)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer r.Close()
+	data, err := io.ReadAll(r)
+	if err == nil && int64(len(data)) != size {
+		err = fmt.Errorf("read %d bytes of %d", len(data), size)
+	}
+	return typ, data, err
+}
+
+// TestOpenObject: OpenObject reads what ReadObject reads, within
+// MaxObjectSize, without holding the object.
+func TestOpenObject(t *testing.T) {
+	s, _ := newStore(t, oid.SHA1)
+	for _, n := range []int{0, 1, maxHeader, 100 << 10, 3 << 20} {
+		data := make([]byte, n)
+		for i := range data {
+			data[i] = byte(i * 7 / 5)
+		}
+		id, err := s.WriteObject(object.Blob, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		typ, got, err := readOpened(s, id)
+		if err != nil || typ != object.Blob || !bytes.Equal(got, data) {
+			t.Errorf("%d bytes: OpenObject = %v, %d bytes, %v", n, typ, len(got), err)
+		}
+		if n > 1 {
+			s.MaxObjectSize = int64(n - 1)
+			if _, _, _, err := s.OpenObject(id); err == nil {
+				t.Errorf("%d bytes: OpenObject under a limit of %d: no error", n, n-1)
+			}
+			s.MaxObjectSize = 0
+		}
+	}
+	if _, _, _, err := s.OpenObject(oid.MustFromBytes(oid.SHA1, make([]byte, 20))); !errors.Is(err, object.ErrNotFound) {
+		t.Errorf("OpenObject of a missing object: %v; want ErrNotFound", err)
 	}
 }
 

@@ -2,12 +2,14 @@ package pack
 
 import (
 	"bytes"
+	"io"
 	"testing"
 )
 
 // FuzzApplyDelta feeds arbitrary deltas to ApplyDelta: it must never
 // panic or produce more than the limit, and a success must yield exactly
-// the declared size. It also checks that entry headers and ofs offsets
+// the declared size. DeltaReader, which applies deltas as a stream, must
+// agree with it: the same result, or an error from both. It also checks that entry headers and ofs offsets
 // decode and re-encode to the same value.
 func FuzzApplyDelta(f *testing.F) {
 	base := []byte("0123456789abcdefghijklmnopqrstuvwxyz")
@@ -20,6 +22,14 @@ func FuzzApplyDelta(f *testing.F) {
 	f.Fuzz(func(t *testing.T, base, delta []byte) {
 		const limit = 1 << 20
 		out, err := ApplyDelta(nil, base, delta, limit)
+		var streamed []byte
+		dr, serr := NewDeltaReader(bytes.NewReader(base), uint64(len(base)), bytes.NewReader(delta), limit)
+		if serr == nil {
+			streamed, serr = io.ReadAll(io.LimitReader(dr, limit+1))
+		}
+		if (err == nil) != (serr == nil) || err == nil && !bytes.Equal(out, streamed) {
+			t.Fatalf("ApplyDelta: %d bytes, %v; DeltaReader: %d bytes, %v", len(out), err, len(streamed), serr)
+		}
 		if err != nil {
 			if len(out) != 0 {
 				t.Fatalf("failed ApplyDelta returned %d bytes", len(out))

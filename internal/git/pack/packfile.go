@@ -595,13 +595,20 @@ func (p *Pack) ReadAtInto(offset uint64, dst []byte) (object.Type, []byte, error
 // offset and the first n bytes of its content, for readers that need
 // only an object's start (a commit's headers): whole reports that the
 // content is all there, as when the object is no longer than n or is a
-// delta (resolved whole, as ReadAtInto, into dst when it fits). The
-// stream of a prefix is not read to its end, so its checksum is not
-// checked.
+// delta (resolved whole, as ReadAtInto, into dst when it fits) of a
+// result no larger than largeDelta. The stream of a prefix is not read
+// to its end, so its checksum is not checked; nor is the rest of a
+// large delta applied.
 func (p *Pack) ReadPrefixAt(offset uint64, dst []byte, n int) (t object.Type, data []byte, whole bool, err error) {
 	e, err := p.entryHeader(offset)
 	if err != nil {
 		return 0, nil, false, err
+	}
+	if !e.Type.IsBase() {
+		// The result size, from the delta's header.
+		if _, size, err := p.statAt(offset); err == nil && size > largeDelta && size > int64(n) {
+			return p.readDeltaPrefix(offset, dst, n)
+		}
 	}
 	if !e.Type.IsBase() || e.Size <= uint64(n) {
 		t, data, err := p.ReadAtInto(offset, dst)
@@ -620,6 +627,28 @@ func (p *Pack) ReadPrefixAt(offset uint64, dst []byte, n int) (t object.Type, da
 		return 0, nil, false, corruptf("entry at %d: inflate: %v", offset, err)
 	}
 	return e.Type, data, false, nil
+}
+
+// largeDelta is the result size above which ReadPrefixAt applies only
+// the start of a delta instead of resolving it whole.
+const largeDelta = 4 << 20
+
+// readDeltaPrefix reads the first n bytes of the delta at offset through
+// OpenObject.
+func (p *Pack) readDeltaPrefix(offset uint64, dst []byte, n int) (object.Type, []byte, bool, error) {
+	t, _, r, err := p.OpenObject(offset)
+	if err != nil {
+		return 0, nil, false, err
+	}
+	defer r.Close()
+	if cap(dst) < n {
+		dst = make([]byte, n)
+	}
+	data := dst[:n]
+	if _, err := io.ReadFull(r, data); err != nil {
+		return 0, nil, false, fmt.Errorf("delta at %d: %w", offset, err)
+	}
+	return t, data, false, nil
 }
 
 // maxDeltaExpansion bounds how many result bytes one byte of delta can

@@ -3,6 +3,8 @@ package pack
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"io"
 	"slices"
 	"testing"
 
@@ -94,6 +96,13 @@ func checkPackRead(t *testing.T, tp packTemplate, data []byte) {
 				if (err == nil) != (cerr == nil) || typ != ctyp || !bytes.Equal(obj, cobj) {
 					t.Fatalf("ReadAt(%d) = %v, %d bytes, %v; with a cache %v, %d bytes, %v", e.Offset, typ, len(obj), err, ctyp, len(cobj), cerr)
 				}
+				styp, sobj, serr := readOpened(p, e.Offset)
+				if serr != nil && !errors.Is(serr, ErrCorrupt) && !errors.Is(serr, ErrTooLarge) {
+					t.Fatalf("OpenObject(%d) err = %v; want ErrCorrupt or ErrTooLarge", e.Offset, serr)
+				}
+				if err == nil && (serr != nil || styp != typ || !bytes.Equal(sobj, obj)) {
+					t.Fatalf("OpenObject(%d) = %v, %d bytes, %v; ReadAt %v, %d bytes", e.Offset, styp, len(sobj), serr, typ, len(obj))
+				}
 				ityp, iobj, ierr := cached.ReadAtInto(e.Offset, into)
 				if (err == nil) != (ierr == nil) || typ != ityp || !bytes.Equal(obj, iobj) {
 					t.Fatalf("ReadAtInto(%d) = %v, %d bytes, %v; ReadAt %v, %d bytes, %v", e.Offset, ityp, len(iobj), ierr, typ, len(obj), err)
@@ -140,4 +149,18 @@ func checkPackRead(t *testing.T, tp packTemplate, data []byte) {
 			}
 		}
 	}
+}
+
+// readOpened reads the object at off through OpenObject.
+func readOpened(p *Pack, off uint64) (object.Type, []byte, error) {
+	t, size, r, err := p.OpenObject(off)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer r.Close()
+	data, err := io.ReadAll(io.LimitReader(r, 1<<17))
+	if err == nil && uint64(len(data)) != size {
+		err = fmt.Errorf("OpenObject said %d bytes, read %d", size, len(data))
+	}
+	return t, data, err
 }

@@ -10,6 +10,7 @@ package repo
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -408,6 +409,37 @@ func (r *Repo) StatObject(id oid.ID) (object.Type, int64, error) {
 		}
 	}
 	return 0, 0, err
+}
+
+// OpenObject returns the type and size of id and a reader of its
+// content, for objects too large to read whole
+// (pack.Pack.OpenObject, loose.Store.OpenObject, whose contracts hold).
+// The caller must Close the reader. A missing object is an error
+// wrapping object.ErrNotFound.
+func (r *Repo) OpenObject(id oid.ID) (object.Type, int64, io.ReadCloser, error) {
+	if id.Format() != r.Format {
+		return 0, 0, nil, fmt.Errorf("repo: %s id in a %s repository", id.Format(), r.Format)
+	}
+	open := func(p *pack.Pack, off uint64) (object.Type, int64, io.ReadCloser, error) {
+		t, size, rc, err := p.OpenObject(off)
+		if err != nil {
+			return 0, 0, nil, fmt.Errorf("object %s: %w", id, err)
+		}
+		return t, int64(size), rc, nil
+	}
+	if p, off, ok := r.LocateObject(id); ok {
+		return open(p, off)
+	}
+	t, size, rc, err := r.Loose.OpenObject(id)
+	if err == nil || !errors.Is(err, object.ErrNotFound) {
+		return t, size, rc, err
+	}
+	if r.rescan() == nil {
+		if p, off, ok := r.LocateObject(id); ok {
+			return open(p, off)
+		}
+	}
+	return 0, 0, nil, err
 }
 
 // WriteObject stores an object as a loose object and returns its id.

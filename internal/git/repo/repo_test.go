@@ -133,6 +133,16 @@ func checkObjects(t *testing.T, r *Repo, dir string) {
 		if !r.HasObject(id) {
 			t.Errorf("HasObject(%s) = false", id)
 		}
+		ot, on, rc, err := r.OpenObject(id)
+		if err != nil {
+			t.Errorf("OpenObject(%s): %v", id, err)
+			continue
+		}
+		streamed, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil || ot != typ || on != int64(size) || !bytes.Equal(streamed, want) {
+			t.Errorf("OpenObject(%s) = %s, %d, %d bytes read, %v; want %s, %d bytes", id, ot, on, len(streamed), err, f[1], size)
+		}
 	}
 	missing := oid.Zero(r.Format)
 	if _, _, err := r.ReadObject(missing); !errors.Is(err, object.ErrNotFound) {

@@ -128,7 +128,7 @@ func (w *Walker) peelToCommit(id oid.ID) (oid.ID, error) {
 				return id, nil
 			}
 		}
-		t, data, err := w.read(id, object.Invalid, "object")
+		t, data, err := w.readTip(id, "object")
 		if err != nil {
 			return oid.ID{}, err
 		}

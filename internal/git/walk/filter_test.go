@@ -207,3 +207,54 @@ func TestBlobLimitSizes(t *testing.T) {
 		t.Errorf("blob:limit=2100 listed %d of %d objects; the limit should cut some blobs and keep others", len(withStat), len(all))
 	}
 }
+
+// TestWantedBlobNotRead: a walk that starts from a blob (a want naming
+// it, a tip of a reachability check, a shallow line) learns its type
+// from StatObject and never reads it: a blob may be gigabytes, and
+// reading one only to learn it is a blob cost a fetch that much memory
+// (issue 18).
+func TestWantedBlobNotRead(t *testing.T) {
+	r := newRepo(t, "sha1", 5)
+	r.store = walktest.LoadStore(t, r.dir, r.f)
+	first, _, _ := strings.Cut(r.query(t, "ls-tree", "-r", "--name-only", "main"), "\n")
+	blob := r.rev(t, "main:"+first)
+	if tp, _, _ := r.store.StatObject(blob); tp != object.Blob {
+		t.Fatalf("%v is a %v; want a blob", blob, tp)
+	}
+	w := &Walker{Store: r.store, Format: r.f}
+	ctx := context.Background()
+	main := r.rev(t, "main")
+	for _, tt := range []struct {
+		name string
+		run  func() error
+	}{
+		{"ObjectsFor", func() error {
+			return w.ObjectsFor(ctx, Spec{Wants: []oid.ID{blob}}, func(oid.ID, object.Type, uint32) error { return nil })
+		}},
+		{"ObjectsFor blob:limit", func() error {
+			spec := Spec{Wants: []oid.ID{blob}, Filter: Filter{Kind: FilterBlobLimit, Limit: 1}}
+			return w.ObjectsFor(ctx, spec, func(oid.ID, object.Type, uint32) error { return nil })
+		}},
+		{"Objects", func() error {
+			return w.Objects(ctx, []oid.ID{blob}, nil, func(oid.ID, object.Type, []byte) error { return nil })
+		}},
+		{"Reachable", func() error {
+			_, err := w.Reachable(ctx, []oid.ID{blob, main}, []oid.ID{r.rev(t, "main~1")})
+			return err
+		}},
+		{"peelCommitOK", func() error {
+			if _, ok := w.peelCommitOK(blob); ok {
+				t.Errorf("peelCommitOK of a blob: ok")
+			}
+			return nil
+		}},
+	} {
+		clear(r.store.Reads)
+		if err := tt.run(); err != nil {
+			t.Errorf("%s: %v", tt.name, err)
+		}
+		if n := r.store.Reads[object.Blob]; n != 0 {
+			t.Errorf("%s: read %d blobs; want 0", tt.name, n)
+		}
+	}
+}

@@ -234,7 +234,7 @@ func (r *reach) addTip(id oid.ID) error {
 		if r.marked(id) {
 			return nil
 		}
-		t, data, err := r.w.read(id, object.Invalid, "object")
+		t, data, err := r.w.readTip(id, "object")
 		if err != nil {
 			if r.have && errors.Is(err, object.ErrNotFound) {
 				return nil

@@ -155,7 +155,7 @@ func (w *Walker) searchTipTrees(ctx context.Context, tips []oid.ID, pending, fou
 			if hit(id) {
 				return nil
 			}
-			t, data, err := w.Store.ReadObject(id)
+			t, data, err := w.readTip(id, "object")
 			if errors.Is(err, object.ErrNotFound) {
 				break
 			}

@@ -261,6 +261,21 @@ func (w *Walker) read(id oid.ID, want object.Type, what string) (object.Type, []
 	return t, data, nil
 }
 
+// readTip is read for an object a walk starts from, of any type: the
+// walk needs the content of tags, commits and trees, never of a blob,
+// so when the Store tells types without reading (StatObject) a blob is
+// not read. A wanted blob may be gigabytes: reading it only to learn it
+// is a blob cost a fetch that much memory (issue 18).
+func (w *Walker) readTip(id oid.ID, what string) (object.Type, []byte, error) {
+	if st, ok := w.Store.(statObjecter); ok {
+		if t, _, err := st.StatObject(id); err == nil && t == object.Blob {
+			return t, nil, nil
+		}
+		// Other types and errors: read reports them as it does.
+	}
+	return w.read(id, object.Invalid, what)
+}
+
 // Node flags of the commit walk.
 const (
 	queued        = 1 << iota // in the queue or already popped
@@ -415,7 +430,7 @@ func (s *state) addTip(id oid.ID, have bool) error {
 			}
 		}
 		if t == object.Invalid {
-			t, data, err = s.w.read(id, object.Invalid, "object")
+			t, data, err = s.w.readTip(id, "object")
 			if err != nil {
 				if have && errors.Is(err, object.ErrNotFound) {
 					return nil // a have we do not know: the client is ahead

@@ -307,6 +307,8 @@ func packError(err error, l wire.Limits) error {
 		return wire.Wrap("not enough disk space on the server for this push", err)
 	case NoSpace(err):
 		return wire.Wrap(msgNoSpace, err)
+	case errors.Is(err, indexer.ErrParsedTooLarge):
+		return wire.Wrap(fmt.Sprintf("pack has a tree, commit or tag over the maximum size of %d bytes", indexer.MaxParsedSize), err)
 	case errors.Is(err, indexer.ErrObjectTooLarge):
 		return wire.Wrap(fmt.Sprintf("pack has an object over the maximum size of %d bytes", l.MaxObjectSize), err)
 	case errors.Is(err, indexer.ErrThin):

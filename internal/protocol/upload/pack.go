@@ -167,8 +167,11 @@ func writePack(ctx context.Context, r *repo.Repo, wk *walk.Walker, req *PackRequ
 	// tags they point at on the way.
 	for _, id := range included {
 		for depth := 0; depth < maxTagChain && !seen[id]; depth++ {
-			t, data, err := r.ReadObject(id)
-			if err != nil || t != object.Tag {
+			if t, _, err := r.StatObject(id); err != nil || t != object.Tag {
+				break
+			}
+			_, data, err := r.ReadObject(id)
+			if err != nil {
 				break
 			}
 			tag, err := object.ParseTag(r.Format, data)
@@ -230,12 +233,18 @@ const maxTagChain = 64
 // the zero ID if a tag in the chain cannot be read.
 func peelTag(r *repo.Repo, id oid.ID) oid.ID {
 	for range maxTagChain {
-		t, data, err := r.ReadObject(id)
+		// The type from the object's header: a reference may name a
+		// blob of any size, which only a tag is read for.
+		t, _, err := r.StatObject(id)
 		if err != nil {
 			return oid.ID{}
 		}
 		if t != object.Tag {
 			return id
+		}
+		_, data, err := r.ReadObject(id)
+		if err != nil {
+			return oid.ID{}
 		}
 		tag, err := object.ParseTag(r.Format, data)
 		if err != nil {

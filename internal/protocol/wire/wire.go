@@ -92,7 +92,9 @@ func SendErr(pw *pktline.Writer, err error) error {
 type Limits struct {
 	// MaxPackSize bounds a pushed pack in bytes.
 	MaxPackSize int64
-	// MaxObjectSize bounds every object of a pushed pack, inflated.
+	// MaxObjectSize bounds every object of a pushed pack, inflated, and
+	// every delta result, checked on the sizes the pack declares before
+	// anything of that size is allocated.
 	MaxObjectSize int64
 	// MaxObjects bounds the objects of a pushed pack (0: no bound).
 	MaxObjects uint32
@@ -108,10 +110,11 @@ type Limits struct {
 }
 
 // DefaultLimits are generous enough for the largest public
-// repositories and small enough to bound memory.
+// repositories and small enough to bound memory. MaxObjectSize is the
+// limit GitHub puts on files (gotd.conf's "max object size" raises it).
 var DefaultLimits = Limits{
 	MaxPackSize:    -1,
-	MaxObjectSize:  2 << 30,
+	MaxObjectSize:  100 << 20,
 	MaxRefUpdates:  100000,
 	MaxWants:       1000000,
 	MaxHaves:       4000000,
