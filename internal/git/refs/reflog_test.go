@@ -269,3 +269,44 @@ func FuzzReadLog(f *testing.F) {
 		}
 	})
 }
+
+// TestUpdateReflogLocked: a reference whose lock another writer holds
+// is neither updated nor logged.
+func TestUpdateReflogLocked(t *testing.T) {
+	r := newTestRepo(t, oid.SHA1)
+	who := Who{Name: "bob", Message: "push"}
+	if err := r.s.Update([]Update{{Name: "refs/heads/a", New: r.c(t, 0), Who: who}}); err != nil {
+		t.Fatal(err)
+	}
+	lock := filepath.Join(r.dir, "refs/heads/a.lock")
+	if err := os.WriteFile(lock, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err := r.s.Update([]Update{{Name: "refs/heads/a", Old: r.c(t, 0), New: r.c(t, 1), Who: who}})
+	if !errors.Is(err, ErrLocked) {
+		t.Fatalf("Update under a foreign lock: %v; want ErrLocked", err)
+	}
+	if got := readLogT(t, r.s, "refs/heads/a"); len(got) != 1 {
+		t.Errorf("reflog has %d entries; want 1", len(got))
+	}
+	// HEAD's lock held by another writer: the update of HEAD's branch
+	// waits for it like the branch's own.
+	os.Remove(lock)
+	if err := os.WriteFile(filepath.Join(r.dir, "HEAD.lock"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err = r.s.Update([]Update{{Name: "refs/heads/main", New: r.c(t, 1), Who: who}})
+	if !errors.Is(err, ErrLocked) {
+		t.Fatalf("Update of HEAD's branch under a foreign HEAD.lock: %v; want ErrLocked", err)
+	}
+	if r.s.LogExists("refs/heads/main") || r.s.LogExists("HEAD") {
+		t.Errorf("reflogs written without HEAD's lock")
+	}
+	os.Remove(filepath.Join(r.dir, "HEAD.lock"))
+	if err := r.s.Update([]Update{{Name: "refs/heads/main", New: r.c(t, 1), Who: who}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := readLogT(t, r.s, "HEAD"); len(got) != 1 || got[0].New != r.c(t, 1) {
+		t.Errorf("HEAD's reflog: %+v", got)
+	}
+}
