@@ -3,7 +3,9 @@ package refs
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -308,5 +310,33 @@ func TestUpdateReflogLocked(t *testing.T) {
 	}
 	if got := readLogT(t, r.s, "HEAD"); len(got) != 1 || got[0].New != r.c(t, 1) {
 		t.Errorf("HEAD's reflog: %+v", got)
+	}
+}
+
+// TestReadLogFromGit reads reflogs C Git wrote, with its identities,
+// time zones and messages (a tab in one), as git log -g shows them.
+func TestReadLogFromGit(t *testing.T) {
+	for _, f := range formats {
+		t.Run(f.String(), func(t *testing.T) {
+			r := newTestRepo(t, f)
+			for i, tz := range []string{"+0000", "-0130", "+1400"} {
+				cmd := exec.Command("git", "-c", "core.logAllRefUpdates=always", "update-ref", "--create-reflog",
+					"-m", "step "+tz+"\twith a tab", "refs/heads/g", r.commits[i])
+				cmd.Dir = r.dir
+				cmd.Env = append(gittest.Env(t), "GIT_COMMITTER_NAME=C. O. Mitter "+tz, "GIT_COMMITTER_EMAIL=c@example.org",
+					fmt.Sprintf("GIT_COMMITTER_DATE=%d %s", 1700000000+i, tz))
+				if out, err := cmd.CombinedOutput(); err != nil {
+					t.Fatalf("git update-ref: %v: %s", err, out)
+				}
+			}
+			var got []string
+			for _, e := range readLogT(t, r.s, "refs/heads/g") {
+				got = append([]string{fmt.Sprintf("%s %s <%s> g@{%d %s} %s", e.New, e.Name, e.Email, e.When.Unix(), e.When.Format("-0700"), e.Message)}, got...)
+			}
+			want := strings.TrimSpace(gittest.Git(t, r.dir, "log", "-g", "--date=raw", "--format=%H %gn <%ge> %gd %gs", "refs/heads/g"))
+			if g := strings.Join(got, "\n"); g != want {
+				t.Errorf("ReadLog:\n%s\ngit log -g:\n%s", g, want)
+			}
+		})
 	}
 }
