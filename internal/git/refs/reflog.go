@@ -406,3 +406,48 @@ func (s *Store) removeLogInPath(name string) {
 		}
 	}
 }
+
+// maxLogDepth bounds how deep ListLogs descends below logs/refs/.
+const maxLogDepth = 64
+
+// ListLogs calls fn with the name of every reflog in the store, those
+// of deleted references included: "HEAD" if it has one, then the
+// names under logs/refs/ in lexical order. Files whose names
+// CheckName refuses, symbolic links and anything deeper than 64
+// directories are skipped, so each name passed may be given to
+// ReadLog. It stops at fn's first error and returns it.
+func (s *Store) ListLogs(fn func(name string) error) error {
+	if s.LogExists("HEAD") {
+		if err := fn("HEAD"); err != nil {
+			return err
+		}
+	}
+	return s.listLogDir(filepath.Join(s.gitDir, "logs", "refs"), "refs", 0, fn)
+}
+
+func (s *Store) listLogDir(dir, prefix string, depth int, fn func(string) error) error {
+	if depth > maxLogDepth {
+		return nil
+	}
+	ents, err := os.ReadDir(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist) && depth == 0:
+		return nil
+	case err != nil:
+		return fmt.Errorf("refs: list reflogs: %w", err)
+	}
+	for _, e := range ents {
+		name := prefix + "/" + e.Name()
+		switch {
+		case e.IsDir():
+			if err := s.listLogDir(filepath.Join(dir, e.Name()), name, depth+1, fn); err != nil {
+				return err
+			}
+		case e.Type().IsRegular() && CheckName(name) == nil:
+			if err := fn(name); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

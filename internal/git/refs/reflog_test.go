@@ -340,3 +340,34 @@ func TestReadLogFromGit(t *testing.T) {
 		})
 	}
 }
+
+// TestListLogs lists the reflogs of existing and deleted references and
+// skips what is not one.
+func TestListLogs(t *testing.T) {
+	r := newTestRepo(t, oid.SHA1)
+	who := Who{Name: "bob", Message: "push"}
+	for _, u := range []Update{
+		{Name: "refs/heads/main", New: r.c(t, 1), Who: who},
+		{Name: "refs/heads/gone/x", New: r.c(t, 1), Who: who},
+		{Name: "refs/heads/gone/x", New: oid.Zero(oid.SHA1), Who: who},
+		{Name: "refs/tags/t", New: r.c(t, 2), Who: who},
+	} {
+		if err := r.s.Update([]Update{u}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, junk := range []string{"logs/refs/heads/bad..name", "logs/refs/heads/x.lock", "logs/other"} {
+		if err := os.WriteFile(filepath.Join(r.dir, junk), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.Symlink("/etc/passwd", filepath.Join(r.dir, "logs/refs/heads/link"))
+	var got []string
+	if err := r.s.ListLogs(func(name string) error { got = append(got, name); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"HEAD", "refs/heads/gone/x", "refs/heads/main", "refs/tags/t"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("ListLogs: %q; want %q", got, want)
+	}
+}
