@@ -1,7 +1,8 @@
 // Command gotadmin administers Git repositories on disk for gotd: it
 // creates them, reports on them, packs their objects and indexes and
-// lists pack files. It follows the commands of OpenBSD's gotadmin(1);
-// see gotadmin.1 beside this file.
+// lists pack files, and lists and restores references from their
+// reflogs. It follows the commands of OpenBSD's gotadmin(1); see
+// gotadmin.1 beside this file.
 package main
 
 import (
@@ -30,6 +31,7 @@ var commands = []command{
 	{"pack", "[-a] [-q] [-r repository-path]", cmdPack},
 	{"indexpack", "packfile-path", cmdIndexPack},
 	{"listpack", "[-hs] packfile-path", cmdListPack},
+	{"ref", "-l | -c @{N}|object-id [-r repository-path] name", cmdRef},
 }
 
 // errUsage asks main to print the command's usage and exit with status 1.

@@ -85,6 +85,7 @@ func Main(ctx context.Context, log *slog.Logger, s *Session) error {
 		AdvertiseOnly: s.Start.Mode == ipc.ModeAdvertise,
 		StatelessRPC:  s.Start.Mode == ipc.ModeStateless,
 		Hidden:        policy.Hidden(s.Start.Hidden).Func(),
+		Reflog:        reflogWho(&s.Start),
 		Check: func(ctx context.Context, cmd *receive.Command, objects walk.Store) error {
 			if err := protect.Check(ctx, cmd, objects, s.Repo.Format); err != nil {
 				return err
@@ -121,6 +122,22 @@ func Main(ctx context.Context, log *slog.Logger, s *Session) error {
 		return nil
 	}
 	return sendNotes(ctx, log, s, res.Updated())
+}
+
+// reflogVia names the transports in reflog messages: a client of gotsh
+// came through OpenSSH.
+var reflogVia = [...]string{ipc.ViaSocket: "ssh", ipc.ViaSSH: "ssh", ipc.ViaGit: "git", ipc.ViaHTTP: "http"}
+
+// reflogWho is the identity a push's reflog entries record: the
+// account or system user the client authenticated as ("anonymous" for
+// none; the refs package strips what could break the line and bounds
+// it), no email, and the transport.
+func reflogWho(st *ipc.Start) refs.Who {
+	who := refs.Who{Name: st.User, Message: "push"}
+	if via := ipc.Via(st.Client); int(via) < len(reflogVia) {
+		who.Message = "push via " + reflogVia[via]
+	}
+	return who
 }
 
 // noteTime bounds the work of describing one push for notifications;

@@ -35,6 +35,10 @@ type Update struct {
 	Old oid.ID
 	// New is the value to store; the null id deletes the reference.
 	New oid.ID
+	// Who, unless zero, is appended to the reference's reflog with
+	// the reference's value before and New, under the reference's
+	// lock; see Store.Update.
+	Who Who
 }
 
 // lockFile is a held "<path>.lock".
@@ -275,9 +279,10 @@ func (l *lockFile) fileInPath(base string) error {
 type txnRef struct {
 	Update
 	lock   *lockFile
-	exists bool // the reference exists (loose or packed) when locked
-	loose  bool // it has a loose file
-	packed bool // it has a packed-refs record
+	cur    oid.ID // its value when locked, the null id if none or symbolic
+	exists bool   // the reference exists (loose or packed) when locked
+	loose  bool   // it has a loose file
+	packed bool   // it has a packed-refs record
 }
 
 func (t *txnRef) deleting(f oid.Format) bool { return t.New == oid.Zero(f) }
@@ -303,9 +308,22 @@ func (t *txnRef) deleting(f oid.Format) bool { return t.New == oid.Zero(f) }
 // closed at once (no descriptor stays open per lock), and synced before
 // any is renamed into place; deletions then rewrite packed-refs (through
 // packed-refs.lock, synced and renamed) if the reference was packed,
-// and remove the loose file, its reflog and the directories that became
-// empty (never a directory directly under refs/). Directories holding
-// renamed files are synced.
+// and remove the loose file and the directories that became empty
+// (never a directory directly under refs/). Directories holding renamed
+// files are synced.
+//
+// Reflogs: for each update with a Who, a line is appended to
+// logs/<name> (created with its directories) with the value found
+// under the lock (the null id for a reference that did not exist or
+// was symbolic) and New, after the lock files are written and before
+// any is renamed; when the updated reference is the branch HEAD points
+// at, HEAD's lock is taken too (first, in name order) and the same line
+// is appended to logs/HEAD, as C Git's split_head_update does. Unlike
+// C Git, a deletion keeps the reflog and appends an entry whose new id
+// is null: the history of a deleted reference stays until a reference
+// whose name conflicts with it ("a" against "a/b") is logged. Deleting
+// a reference that does not exist logs nothing. If the transaction fails
+// before its first rename, the lines it appended are taken back.
 //
 // A mismatching Old, a lock held by someone else or a name conflict is
 // an error wrapping ErrConflict that names the reference; a lock held
@@ -321,8 +339,15 @@ func (s *Store) Update(updates []Update) error {
 	if err != nil {
 		return err
 	}
-	var packedLock *lockFile
+	var packedLock, headLock *lockFile
+	var appended []*logAppend
+	renamed := false
 	defer func() {
+		if !renamed {
+			for i := len(appended) - 1; i >= 0; i-- {
+				appended[i].undo()
+			}
+		}
 		for _, t := range txn {
 			if t.lock != nil {
 				t.lock.release()
@@ -331,9 +356,20 @@ func (s *Store) Update(updates []Update) error {
 		if packedLock != nil {
 			packedLock.release()
 		}
+		if headLock != nil {
+			headLock.release()
+		}
 	}()
 	zero := oid.Zero(s.format)
 	var buf [maxLooseSize]byte
+	head := s.headUpdate(txn)
+	if head != nil {
+		// HEAD's lock comes first in name order; it is only held,
+		// never renamed.
+		if headLock, err = s.lock(s.path("HEAD"), refLockTimeout, []byte{}); err != nil {
+			return s.lockError("HEAD", err)
+		}
+	}
 	for _, t := range txn {
 		// The new value is written as the lock is taken and its
 		// descriptor closed: a transaction of 20,000 references holds
@@ -381,6 +417,27 @@ func (s *Store) Update(updates []Update) error {
 		}
 	}
 
+	for _, t := range txn {
+		if t.Who.IsZero() || !t.exists && t.New == zero {
+			continue
+		}
+		line := appendLogLine(buf[:0], t.cur, t.New, t.Who)
+		a, err := s.appendLog(t.Name, line)
+		if err != nil {
+			return err
+		}
+		appended = append(appended, a)
+		if t == head {
+			if ref, err := s.Read("HEAD"); err == nil && ref.Target == t.Name {
+				a, err := s.appendLog("HEAD", line)
+				if err != nil {
+					return err
+				}
+				appended = append(appended, a)
+			}
+		}
+	}
+
 	syncDirs := map[string]bool{}
 	for _, t := range txn {
 		if t.New == zero {
@@ -389,11 +446,15 @@ func (s *Store) Update(updates []Update) error {
 		if err := t.lock.commit(); err != nil {
 			return fmt.Errorf("refs: update %s: %w", t.Name, err)
 		}
+		renamed = true
 		for _, d := range t.lock.dirs {
 			syncDirs[filepath.Dir(d)] = true
 		}
 		syncDirs[filepath.Dir(t.lock.path)] = true
 	}
+	// From here on the transaction changes the repository: its reflog
+	// lines stay.
+	renamed = true
 	var errs []error
 	if rewritePacked {
 		if err := packedLock.commit(); err != nil {
@@ -408,7 +469,6 @@ func (s *Store) Update(updates []Update) error {
 		if err := os.Remove(t.lock.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, fmt.Errorf("refs: delete %s: %w", t.Name, err))
 		}
-		os.Remove(filepath.Join(s.gitDir, "logs", filepath.FromSlash(t.Name)))
 	}
 	// Lock files go before empty directories are tidied, as they may be
 	// what keeps a directory from being empty.
@@ -426,6 +486,26 @@ func (s *Store) Update(updates []Update) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// headUpdate returns the update of txn that logs to HEAD's reflog too:
+// one with a Who that sets (not deletes) the branch HEAD points at,
+// unless HEAD itself is in txn. It is read again under HEAD's lock.
+func (s *Store) headUpdate(txn []*txnRef) *txnRef {
+	ref, err := s.Read("HEAD")
+	if err != nil || ref.Target == "" {
+		return nil
+	}
+	var found *txnRef
+	for _, t := range txn {
+		switch {
+		case t.Name == "HEAD":
+			return nil
+		case t.Name == ref.Target && !t.Who.IsZero() && !t.deleting(s.format):
+			found = t
+		}
+	}
+	return found
 }
 
 // checkUpdates validates a transaction and returns it in name order.
@@ -494,6 +574,10 @@ func (s *Store) verify(t *txnRef, snap *packed, buf []byte) error {
 	}
 	t.exists = t.loose || t.packed
 	zero := oid.Zero(s.format)
+	t.cur = zero
+	if t.exists && !broken && cur.Target == "" {
+		t.cur = cur.ID
+	}
 	if t.Old.Valid() {
 		switch {
 		case t.Old == zero:

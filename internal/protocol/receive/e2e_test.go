@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 
+	"gotd/internal/git/oid"
+	"gotd/internal/git/refs"
 	"gotd/internal/gittest"
 )
 
@@ -566,4 +568,58 @@ func TestPushBranchHEAD(t *testing.T) {
 	// refs/tags/HEAD and refs/heads/x/HEAD are names C Git makes.
 	f.mustPush(t, "origin", "HEAD:refs/heads/x/HEAD")
 	f.wantRef(t, "refs/heads/x/HEAD", main)
+}
+
+// TestPushReflog: every reference a push moves gets a reflog entry
+// saying who and how, HEAD's branch in HEAD's reflog too, in one
+// atomic push and in separate ones; a deleted branch keeps its reflog.
+func TestPushReflog(t *testing.T) {
+	f := newFixture(t, "0", "sha1", false)
+	env := []string{"GOTD_TEST_PUSHER=alice\n<evil>"}
+	push := func(args ...string) {
+		t.Helper()
+		if stderr, err := f.push(t, env, args...); err != nil {
+			t.Fatalf("push %v: %v\n%s", args, err, stderr)
+		}
+	}
+	old := f.ref(t, "main")
+	push("origin", "main:refs/heads/new")
+	c1 := f.commit(t, "a", "1")
+	push("--atomic", "origin", "main", "main:refs/heads/new")
+	gittest.Git(t, f.work, "reset", "-q", "--hard", "HEAD~2")
+	back := strings.TrimSpace(gittest.Git(t, f.work, "rev-parse", "HEAD"))
+	push("--force", "origin", "HEAD:main")
+	push("origin", ":refs/heads/new")
+
+	reflog := func(name string) string {
+		var b strings.Builder
+		s := refs.New(f.server, oid.SHA1)
+		err := s.ReadLog(name, func(e refs.LogEntry) error {
+			fmt.Fprintf(&b, "%s %s %s <%s> %s\n", e.Old, e.New, e.Name, e.Email, e.Message)
+			return nil
+		}, func(line int, err error) { t.Errorf("%s:%d: %v", name, line, err) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b.String()
+	}
+	z := strings.Repeat("0", 40)
+	if got, want := reflog("refs/heads/new"), z+" "+old+" aliceevil <> push via test: created\n"+
+		old+" "+c1+" aliceevil <> push via test: fast-forward\n"+
+		c1+" "+z+" aliceevil <> push via test: deleted\n"; got != want {
+		t.Errorf("reflog of new:\n%s\nwant\n%s", got, want)
+	}
+	mainLog := old + " " + c1 + " aliceevil <> push via test: fast-forward\n" +
+		c1 + " " + back + " aliceevil <> push via test: forced-update\n"
+	if got := reflog("refs/heads/main"); got != mainLog {
+		t.Errorf("reflog of main:\n%s\nwant\n%s", got, mainLog)
+	}
+	if got := reflog("HEAD"); got != mainLog {
+		t.Errorf("reflog of HEAD:\n%s\nwant\n%s", got, mainLog)
+	}
+	out := gittest.Git(t, f.server, "reflog", "show", "--format=%gn %gs", "main")
+	if want := "aliceevil push via test: forced-update\naliceevil push via test: fast-forward\n"; out != want {
+		t.Errorf("git reflog show main: %q; want %q", out, want)
+	}
+	f.verify(t)
 }

@@ -1,14 +1,17 @@
 package receive
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"gotd/internal/engine/indexer"
 	"gotd/internal/git/refs"
+	"gotd/internal/git/walk"
 )
 
 // install moves the received pack into the repository, updates the
@@ -78,9 +81,10 @@ func installPack(res *indexer.Result, packDir string) (string, error) {
 // the client's old value.
 func (s *session) updateRefs() {
 	cmds := s.req.commands
+	how := s.reflogHow()
 	update := func(c *Command) refs.Update {
 		// A null Old is oid.Zero of the format: "must not exist".
-		return refs.Update{Name: c.Name, Old: c.Old, New: c.New}
+		return refs.Update{Name: c.Name, Old: c.Old, New: c.New, Who: how(c)}
 	}
 	if s.req.atomic {
 		ups := make([]refs.Update, len(cmds))
@@ -126,6 +130,71 @@ func (s *session) updateRefs() {
 				c.Status = ngUpdate
 			}
 		}
+	}
+}
+
+// Moves of a reference, as a reflog entry's message tells them.
+const (
+	movedCreated     = "created"
+	movedDeleted     = "deleted"
+	movedFastForward = "fast-forward"
+	movedForced      = "forced-update"
+	movedUnknown     = "moved" // not decided in reflogTime
+)
+
+// reflogTime bounds the ancestry walks that tell a push's fast-forwards
+// from forced updates, for all its references together; those left
+// when it is over are logged as "moved".
+const reflogTime = 5 * time.Second
+
+// reflogHow returns the function that makes the reflog entry of each
+// command: Options.Reflog's identity and a message that ends in how the
+// reference moves. It is called before the references are locked, so
+// that no walk runs under a lock.
+func (s *session) reflogHow() func(c *Command) refs.Who {
+	who := s.opts.Reflog
+	who.When = time.Now()
+	if who.Name == "" {
+		who.Name = "anonymous"
+	}
+	prefix := who.Message
+	if prefix == "" {
+		prefix = "push"
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, reflogTime)
+	w := &walk.Walker{Store: s.repo, Format: s.repo.Format}
+	moves := make(map[*Command]string)
+	for i := range s.req.commands {
+		c := &s.req.commands[i]
+		if c.Status != "" {
+			continue
+		}
+		switch {
+		case c.Old.IsNull():
+			moves[c] = movedCreated
+		case c.IsDelete():
+			moves[c] = movedDeleted
+		case ctx.Err() != nil:
+			moves[c] = movedUnknown
+		default:
+			ff, err := w.IsAncestor(ctx, c.Old, c.New)
+			switch {
+			case err != nil:
+				// Out of time, or not commits (a tag moved): not
+				// told apart.
+				moves[c] = movedUnknown
+			case ff:
+				moves[c] = movedFastForward
+			default:
+				moves[c] = movedForced
+			}
+		}
+	}
+	cancel()
+	return func(c *Command) refs.Who {
+		w := who
+		w.Message = prefix + ": " + moves[c]
+		return w
 	}
 }
 

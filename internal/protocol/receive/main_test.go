@@ -47,6 +47,9 @@ func serveForGit() int {
 	}
 	defer r.Close()
 	opts := Options{Repo: r, Version: wire.ParseVersion(os.Getenv("GIT_PROTOCOL")), Log: log}
+	if who := os.Getenv("GOTD_TEST_PUSHER"); who != "" {
+		opts.Reflog = refs.Who{Name: who, Message: "push via test"}
+	}
 	if ref := os.Getenv("GOTD_TEST_REFUSE"); ref != "" {
 		opts.Check = func(_ context.Context, c *Command, _ walk.Store) error {
 			if c.Name == ref {

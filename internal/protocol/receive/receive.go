@@ -71,6 +71,13 @@ type Options struct {
 	// StatelessRPC skips the advertisement and reads the request at
 	// once. They are the two legs of smart HTTP.
 	AdvertiseOnly, StatelessRPC bool
+	// Reflog is the pusher's identity recorded in the reflog entry of
+	// every reference the push moves (refs.Update.Who) and the start
+	// of its message, such as "push via ssh"; the session adds how
+	// the reference moved: "push via ssh: forced-update". When is
+	// ignored. Zero Name and Message: the push logs as "anonymous"
+	// with the message "push".
+	Reflog refs.Who
 	// Fsck overrides the severity of fsck messages as
 	// receive.fsck.<msg-id> does; nil applies C Git's defaults.
 	Fsck *object.Checker
