@@ -62,6 +62,7 @@ type server struct {
 	secrets                           string
 	daemon                            *exec.Cmd
 	log                               *lockedBuffer
+	debug                             bool
 }
 
 // options vary the configuration.
@@ -70,6 +71,10 @@ type options struct {
 	extraTop     string // top-level lines
 	extraTest    string // lines for the "test" repository's block
 	extraSecrets string // lines for the secrets file
+	// testBuild runs a gotd built with the gotdtest tag, whose
+	// front-ends can be made to misbehave as if taken over.
+	testBuild bool
+	debug     bool // the daemon logs at debug level
 }
 
 var buildOnce struct {
@@ -100,11 +105,49 @@ func buildBinaries(t testing.TB) string {
 	return buildOnce.dir
 }
 
+var buildTestOnce struct {
+	sync.Once
+	dir string
+	err error
+	out []byte
+}
+
+// buildTestGotd builds gotd with the gotdtest tag, once per test
+// binary, into a directory with links to the other programs.
+func buildTestGotd(t testing.TB) string {
+	bin := buildBinaries(t)
+	buildTestOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "gotd-e2enet-testbin-")
+		if err != nil {
+			buildTestOnce.err = err
+			return
+		}
+		buildTestOnce.dir = dir
+		os.Chmod(dir, 0o755)
+		for _, p := range []string{"gotctl", "gotadmin", "gotsh"} {
+			if err := os.Symlink(filepath.Join(bin, p), filepath.Join(dir, p)); err != nil {
+				buildTestOnce.err = err
+				return
+			}
+		}
+		cmd := exec.Command("go", "build", "-tags", "gotdtest", "-o", dir+"/", "gotd/cmd/gotd")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		buildTestOnce.out, buildTestOnce.err = cmd.CombinedOutput()
+	})
+	if buildTestOnce.err != nil {
+		t.Fatalf("build: %v\n%s", buildTestOnce.err, buildTestOnce.out)
+	}
+	return buildTestOnce.dir
+}
+
 // TestMain removes the built programs.
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if buildOnce.dir != "" {
 		os.RemoveAll(buildOnce.dir)
+	}
+	if buildTestOnce.dir != "" {
+		os.RemoveAll(buildTestOnce.dir)
 	}
 	os.Exit(code)
 }
@@ -121,7 +164,11 @@ func start(t testing.TB, o options) *server {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	os.Chmod(dir, 0o755)
-	s := &server{t: t, dir: dir, bin: buildBinaries(t), socket: filepath.Join(dir, "gotd.sock"), log: &lockedBuffer{}}
+	bin := buildBinaries(t)
+	if o.testBuild {
+		bin = buildTestGotd(t)
+	}
+	s := &server{t: t, dir: dir, bin: bin, socket: filepath.Join(dir, "gotd.sock"), log: &lockedBuffer{}, debug: o.debug}
 
 	test := filepath.Join(dir, "test.git")
 	run(t, "git", "init", "-q", "--bare", "-b", "main", test)
@@ -222,7 +269,11 @@ repository "empty" {
 
 // launch starts the daemon and waits for its ports.
 func (s *server) launch() {
-	s.daemon = exec.Command(s.gotd(), "-d", "-v", "-f", s.conf, "-s", s.secrets)
+	args := []string{"-d", "-v", "-f", s.conf, "-s", s.secrets}
+	if s.debug {
+		args = append(args, "-v")
+	}
+	s.daemon = exec.Command(s.gotd(), args...)
 	s.daemon.Stderr = s.log
 	if err := s.daemon.Start(); err != nil {
 		s.t.Fatal(err)

@@ -1,0 +1,88 @@
+package e2enet
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestClaimedIdentity runs a gitd that claims the writer's account for
+// every client, as a gitd taken over would: the parent refuses its
+// clients (git:// establishes no account), logs it once per client,
+// and the other front-ends go on.
+func TestClaimedIdentity(t *testing.T) {
+	t.Setenv("GOTD_TEST_GITD_ACCOUNT", rwAccount)
+	s := start(t, options{testBuild: true})
+	dir := s.clientDir("claim")
+	for _, repo := range []string{"private", "test"} {
+		out, err := s.git(dir, nil, "ls-remote", s.gitURL(repo))
+		if err == nil {
+			t.Fatalf("git:// claiming %s read %s:\n%s", rwAccount, repo, out)
+		}
+		if !strings.Contains(out, "permission denied") {
+			t.Errorf("%s: got %q; want permission denied", repo, out)
+		}
+	}
+	if got := strings.Count(s.log.String(), "identity refused"); got != 2 {
+		t.Errorf("%d log lines of refused identities; want 2 (one per client)", got)
+	}
+	s.mustGit(dir, nil, "ls-remote", s.httpURL(rwAccount+":"+token, "private"))
+	s.mustGit(dir, []string{"GIT_SSH_COMMAND=" + s.sshCommand(s.writerKey)}, "ls-remote", s.sshURL(rwAccount, "private"))
+}
+
+// TestAuthFailures sends wrong passwords from 127.0.0.2 until its
+// failures are refused without a verification (no auth process
+// started), while 127.0.0.1 still authenticates.
+func TestAuthFailures(t *testing.T) {
+	s := start(t, options{debug: true}) // auth processes are logged as they start
+	get := func(from, user, secret string) int {
+		t.Helper()
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 5 * time.Second}
+		c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DialContext: d.DialContext, DisableKeepAlives: true}}
+		req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, s.httpURL("", "private")+"/info/refs?service=git-upload-pack", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.SetBasicAuth(user, secret)
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatalf("from %s: %v", from, err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	verifiers := func() int { return strings.Count(s.log.String(), "msg=started role=parent child=auth") }
+	const burst = 10 // parent.failureBurst
+	for i := 0; i < burst; i++ {
+		user := rwAccount
+		if i%2 == 1 {
+			user = "ghost" // no such account: failures count the same
+		}
+		if got := get("127.0.0.2", user, "wrong"); got != http.StatusUnauthorized {
+			t.Fatalf("failure %d: status %d; want 401", i, got)
+		}
+	}
+	if got := verifiers(); got != burst {
+		t.Errorf("%d auth processes for %d failures; want one each", got, burst)
+	}
+	for _, secret := range []string{"wrong", password} {
+		if got := get("127.0.0.2", rwAccount, secret); got != http.StatusTooManyRequests {
+			t.Errorf("over the limit, with %q: status %d; want 429", secret, got)
+		}
+	}
+	if got := verifiers(); got != burst {
+		t.Errorf("%d auth processes after the limit; want still %d: refused without verification", got, burst)
+	}
+	if got := get("127.0.0.1", rwAccount, password); got != http.StatusOK {
+		t.Errorf("from another address: status %d; want 200", got)
+	}
+	if got := get("127.0.0.1", rwAccount, token); got != http.StatusOK {
+		t.Errorf("from another address, token: status %d; want 200", got)
+	}
+	if !strings.Contains(s.log.String(), "too many failures") {
+		t.Error("no log line of the failures refused")
+	}
+}
