@@ -8,8 +8,11 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"runtime"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -147,5 +150,89 @@ func TestAuthCost(t *testing.T) {
 	lo, hi := slices.Min(slices.Collect(maps.Values(median))), slices.Max(slices.Collect(maps.Values(median)))
 	if hi > 3*lo {
 		t.Errorf("medians differ by more than 3x: %v", median)
+	}
+}
+
+// TestAuthConcurrency sends wrong passwords of an account at bcrypt's
+// default cost from 8 threads (an address each, below the failure
+// limit): at most half the CPUs verify at once, the others wait their
+// turn, and every request is answered 401, or 503 when it waited longer
+// than auth's time limit (on a loaded machine).
+func TestAuthConcurrency(t *testing.T) {
+	hash, err := bcrypt.GenerateFromPassword([]byte("another password"), bcrypt.DefaultCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := start(t, options{
+		debug:        true, // the parent logs each verification as it starts
+		extraTop:     "account slow {\n}",
+		extraConn:    "limit user slow 64", // httpd admits every request
+		extraSecrets: fmt.Sprintf("password slow '%s'\n", hash),
+	})
+	const threads, each = 8, 4
+	codes := make(chan int, threads*each)
+	var wg sync.WaitGroup
+	for i := 0; i < threads; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(fmt.Sprintf("127.0.3.%d", i+1))}, Timeout: 5 * time.Second}
+			c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DialContext: d.DialContext, DisableKeepAlives: true}}
+			for j := 0; j < each; j++ {
+				req, _ := http.NewRequest(http.MethodGet, s.httpURL("", "private")+"/info/refs?service=git-upload-pack", nil)
+				req.SetBasicAuth("slow", "wrong")
+				resp, err := c.Do(req)
+				if err != nil {
+					codes <- 0
+					continue
+				}
+				resp.Body.Close()
+				codes <- resp.StatusCode
+			}
+		}()
+	}
+	wg.Wait()
+	close(codes)
+	failed := 0
+	for code := range codes {
+		switch code {
+		case http.StatusUnauthorized:
+			failed++
+		case http.StatusServiceUnavailable:
+		default:
+			t.Errorf("status %d; want 401 or 503", code)
+		}
+	}
+	if failed == 0 {
+		t.Error("no request was verified")
+	}
+	bound := max(1, runtime.NumCPU()/2) // parent.maxVerifying
+	most, waited, n := 0, false, 0
+	for _, line := range strings.Split(s.log.String(), "\n") {
+		if !strings.Contains(line, "msg=verifying") {
+			continue
+		}
+		n++
+		var running, waiting int
+		for _, f := range strings.Fields(line) {
+			if v, ok := strings.CutPrefix(f, "running="); ok {
+				running, _ = strconv.Atoi(v)
+			}
+			if v, ok := strings.CutPrefix(f, "waiting="); ok {
+				waiting, _ = strconv.Atoi(v)
+			}
+		}
+		most = max(most, running)
+		waited = waited || waiting > 0
+	}
+	if n < failed {
+		t.Errorf("%d verifications for %d failures", n, failed)
+	}
+	t.Logf("%d requests: %d verified, %d verifications started, at most %d at once", threads*each, failed, n, most)
+	if most > bound {
+		t.Errorf("%d verifications at once; want at most %d", most, bound)
+	}
+	if !waited {
+		t.Error("no client waited for a verifier: the test did not load the server")
 	}
 }

@@ -277,7 +277,11 @@ func (d *daemon) run(ctx context.Context) error {
 				return err
 			}
 		case ev.authTimeout != 0:
-			if c := d.clients[ev.authTimeout]; c != nil && c.state == stateAuth {
+			if c := d.clients[ev.authTimeout]; c != nil && c.state == stateAuth && c.connect.Via == ipc.ViaHTTP {
+				// Waiting for a verifier, or verifying, too long: the
+				// server is busy.
+				d.refuse(c, ipc.ReasonBusy, "authentication timed out: the server is busy, try again later", "verification timed out")
+			} else if c != nil && c.state == stateAuth {
 				d.refuse(c, ipc.ReasonInternal, "authentication timed out", "auth timed out")
 			}
 		case ev.restartListen:

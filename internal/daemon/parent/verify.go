@@ -139,8 +139,12 @@ func (d *daemon) verify(c *client) {
 		d.deny(c, ipc.ReasonBusy, "too many connections to the server, try again later")
 		return
 	}
+	// The wait for a verifier counts in auth's time: a client waits
+	// at most authTimeout in all.
 	c.state = stateAuth
 	v.queue = append(v.queue, c.id)
+	id := c.id
+	time.AfterFunc(authTimeout, func() { d.events <- event{authTimeout: id} })
 	d.nextVerify()
 }
 
@@ -174,11 +178,10 @@ func (d *daemon) startVerify(c *client) error {
 	}
 	c.auth, c.verifying = auth, true
 	v.running++
+	d.log.Debug("verifying", "client", c.id, "running", v.running, "waiting", len(v.queue))
 	if err := ipc.Send(auth.ch, req, nil); err != nil {
 		return fmt.Errorf("parent: %w", err)
 	}
-	id := c.id
-	time.AfterFunc(authTimeout, func() { d.events <- event{authTimeout: id} })
 	return nil
 }
 
