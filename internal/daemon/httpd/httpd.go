@@ -178,7 +178,7 @@ func (srv *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	st := srv.s.Settings()
-	// The account is claimed, not proven: the parent has secret
+	// The account is claimed, not proven: the parent has the secret
 	// verified after admission, for this request only.
 	account, secret, present := r.BasicAuth()
 	if present && account == "" || len(account) > ipc.MaxUser || len(secret) > ipc.MaxSecret {
