@@ -4,13 +4,24 @@
 // rules (the last match wins, no match means no access) and answers
 // once. It reads only the user and group databases, opened before it
 // confined itself.
+//
+// For a client of httpd it is the verifier instead: the parent sends
+// it the password or token the client presented and the account's
+// hashes, and it answers whether they match. The hashes never reach
+// httpd, and auth has no network.
 package auth
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync/atomic"
+
+	"golang.org/x/crypto/bcrypt"
 
 	"gotd/internal/daemon/config"
 	"gotd/internal/daemon/ipc"
@@ -19,11 +30,22 @@ import (
 )
 
 // Main answers the parent's one request, looking the user up in db,
-// which it closes.
+// which it closes; or, for a client of httpd, checks its secret.
 func Main(ctx context.Context, log *slog.Logger, parent *msg.Conn, db *users.DB) error {
 	defer db.Close()
+	raw, err := parent.Recv()
+	if err != nil {
+		return fmt.Errorf("auth: %w", err)
+	}
+	if raw.Type == ipc.TypeVerify {
+		var v ipc.Verify
+		if _, err := ipc.Check(raw, &v, false); err != nil {
+			return fmt.Errorf("auth: %w", err)
+		}
+		return ipc.Send(parent, &ipc.Verdict{OK: Verify(&v)}, nil)
+	}
 	var req ipc.AuthRequest
-	f, err := ipc.Recv(parent, &req, true)
+	f, err := ipc.Check(raw, &req, true)
 	if err != nil {
 		return fmt.Errorf("auth: %w", err)
 	}
@@ -90,4 +112,24 @@ func identity(db *users.DB, uid int) (config.Identity, error) {
 		id.GIDs = []int{u.GID}
 	}
 	return id, nil
+}
+
+// hashes counts the bcrypt comparisons Verify made, for tests.
+var hashes atomic.Int64
+
+// Verify reports whether v.Secret is one of v.Tokens or, with
+// v.Password, the password of v.Hash. Every call makes exactly one
+// bcrypt comparison with v.Hash, matched or not, and compares against
+// every token: its cost does not tell whether the account exists, has
+// a password, or has tokens.
+func Verify(v *ipc.Verify) bool {
+	sum := sha256.Sum256([]byte(v.Secret))
+	presented := []byte("sha256:" + hex.EncodeToString(sum[:]))
+	token := 0
+	for _, t := range v.Tokens {
+		token |= subtle.ConstantTimeCompare([]byte(t), presented)
+	}
+	hashes.Add(1)
+	password := bcrypt.CompareHashAndPassword([]byte(v.Hash), []byte(v.Secret)) == nil
+	return token == 1 || (v.Password && password)
 }

@@ -236,6 +236,33 @@ func (p *parser) checkFrontends() {
 			c.Warnings = append(c.Warnings, fmt.Sprintf("%s: token for unknown account %s", p.file, name))
 		}
 	}
+	if w := mixedCosts(c.Accounts); w != "" {
+		c.Warnings = append(c.Warnings, p.file+": "+w)
+	}
+}
+
+// mixedCosts warns of password hashes of different bcrypt costs: every
+// HTTP authentication costs one comparison at the highest (unknown and
+// token-only accounts included), so that accounts cannot be told apart
+// by the time of a failure, except those whose hash is cheaper.
+func mixedCosts(accounts []*Account) string {
+	var low *Account
+	lowCost, high := 0, 0
+	for _, a := range accounts {
+		cost, err := bcrypt.Cost([]byte(a.Password))
+		if err != nil {
+			continue
+		}
+		if low == nil || cost < lowCost {
+			low, lowCost = a, cost
+		}
+		high = max(high, cost)
+	}
+	if low == nil || lowCost == high {
+		return ""
+	}
+	return fmt.Sprintf("password hashes of bcrypt costs %d to %d: a failed authentication of %s (cost %d) is faster than of other names, which tells it exists; hash the passwords at one cost",
+		lowCost, high, low.Name, lowCost)
 }
 
 // checkPasswordHash checks a bcrypt hash.

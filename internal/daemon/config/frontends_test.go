@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
 const edKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDlI8YxJv+NQicVjrUlhHo0AsIAbIALZT+EGp+ClHYYS flan@laptop"
@@ -158,6 +160,30 @@ repository "r" {
 	} {
 		if _, err := ParseSecrets("s", []byte(bad)); err == nil {
 			t.Errorf("secrets accepted: %q", bad)
+		}
+	}
+}
+
+func TestMixedCosts(t *testing.T) {
+	hash := func(cost int) string {
+		h, err := bcrypt.GenerateFromPassword([]byte("pw"), cost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(h)
+	}
+	four, five := hash(bcrypt.MinCost), hash(bcrypt.MinCost+1)
+	for _, c := range []struct {
+		accounts []*Account
+		want     string
+	}{
+		{nil, ""},
+		{[]*Account{{Name: "a", Password: four}, {Name: "b"}, {Name: "c", Password: four}}, ""},
+		{[]*Account{{Name: "a", Password: five}, {Name: "b", Password: four}}, "of b (cost 4)"},
+	} {
+		got := mixedCosts(c.accounts)
+		if (c.want == "") != (got == "") || !strings.Contains(got, c.want) {
+			t.Errorf("got %q; want %q", got, c.want)
 		}
 	}
 }

@@ -65,6 +65,7 @@ type server struct {
 	daemon                            *exec.Cmd
 	log                               *lockedBuffer
 	terminal                          bool // the daemon has a controlling terminal
+	debug                             bool
 }
 
 // options vary the configuration.
@@ -77,6 +78,10 @@ type options struct {
 	// whose controlling terminal (a pseudo-terminal the test reads into
 	// the log) is its standard streams.
 	terminal bool
+	// testBuild runs a gotd built with the gotdtest tag, whose
+	// front-ends can be made to misbehave as if taken over.
+	testBuild bool
+	debug     bool // the daemon logs at debug level
 }
 
 var buildOnce struct {
@@ -107,11 +112,49 @@ func buildBinaries(t testing.TB) string {
 	return buildOnce.dir
 }
 
+var buildTestOnce struct {
+	sync.Once
+	dir string
+	err error
+	out []byte
+}
+
+// buildTestGotd builds gotd with the gotdtest tag, once per test
+// binary, into a directory with links to the other programs.
+func buildTestGotd(t testing.TB) string {
+	bin := buildBinaries(t)
+	buildTestOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "gotd-e2enet-testbin-")
+		if err != nil {
+			buildTestOnce.err = err
+			return
+		}
+		buildTestOnce.dir = dir
+		os.Chmod(dir, 0o755)
+		for _, p := range []string{"gotctl", "gotadmin", "gotsh"} {
+			if err := os.Symlink(filepath.Join(bin, p), filepath.Join(dir, p)); err != nil {
+				buildTestOnce.err = err
+				return
+			}
+		}
+		cmd := exec.Command("go", "build", "-tags", "gotdtest", "-o", dir+"/", "gotd/cmd/gotd")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		buildTestOnce.out, buildTestOnce.err = cmd.CombinedOutput()
+	})
+	if buildTestOnce.err != nil {
+		t.Fatalf("build: %v\n%s", buildTestOnce.err, buildTestOnce.out)
+	}
+	return buildTestOnce.dir
+}
+
 // TestMain removes the built programs.
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if buildOnce.dir != "" {
 		os.RemoveAll(buildOnce.dir)
+	}
+	if buildTestOnce.dir != "" {
+		os.RemoveAll(buildTestOnce.dir)
 	}
 	os.Exit(code)
 }
@@ -128,7 +171,11 @@ func start(t testing.TB, o options) *server {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	os.Chmod(dir, 0o755)
-	s := &server{t: t, dir: dir, bin: buildBinaries(t), socket: filepath.Join(dir, "gotd.sock"), log: &lockedBuffer{}, terminal: o.terminal}
+	bin := buildBinaries(t)
+	if o.testBuild {
+		bin = buildTestGotd(t)
+	}
+	s := &server{t: t, dir: dir, bin: bin, socket: filepath.Join(dir, "gotd.sock"), log: &lockedBuffer{}, terminal: o.terminal, debug: o.debug}
 
 	test := filepath.Join(dir, "test.git")
 	run(t, "git", "init", "-q", "--bare", "-b", "main", test)
@@ -229,7 +276,11 @@ repository "empty" {
 
 // launch starts the daemon and waits for its ports.
 func (s *server) launch() {
-	s.daemon = exec.Command(s.gotd(), "-d", "-v", "-f", s.conf, "-s", s.secrets)
+	args := []string{"-d", "-v", "-f", s.conf, "-s", s.secrets}
+	if s.debug {
+		args = append(args, "-v")
+	}
+	s.daemon = exec.Command(s.gotd(), args...)
 	s.daemon.Stderr = s.log
 	var ptm, pts *os.File
 	if s.terminal {

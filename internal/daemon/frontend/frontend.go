@@ -247,7 +247,8 @@ type Request struct {
 	Service  string // gitcmd.UploadPack or gitcmd.ReceivePack
 	Repo     string
 	Protocol string // GIT_PROTOCOL
-	Account  string // "" for anonymous
+	Account  string // "" for anonymous: claimed, the parent checks it
+	Secret   string // the password or token presented for Account (HTTP)
 	Remote   string // "host:port"
 	Mode     uint32 // ipc.Mode…
 }
@@ -271,7 +272,7 @@ func (s *Server) Handoff(req Request, in, out *os.File) (*Client, error) {
 	id := ipc.ClientID(s.Via, func(id uint32) bool { return s.ids[id] })
 	s.ids[id] = true
 	s.mu.Unlock()
-	c := &ipc.Connect{Client: id, Via: s.Via, Mode: req.Mode, Account: req.Account, Remote: truncate(req.Remote, ipc.MaxRemote),
+	c := &ipc.Connect{Client: id, Via: s.Via, Mode: req.Mode, Account: req.Account, Secret: req.Secret, Remote: truncate(req.Remote, ipc.MaxRemote),
 		Hello: ipc.Hello{Service: req.Service, Repo: req.Repo, Protocol: req.Protocol}}
 	s.sendMu.Lock()
 	err = ipc.Send(s.parent, c, theirs.File())

@@ -64,6 +64,7 @@ func serve(log *slog.Logger, s *frontend.Server, c net.Conn) {
 		Service:  req.Service,
 		Repo:     req.Path,
 		Protocol: strings.Join(req.Extra, ":"),
+		Account:  claimedAccount(),
 		Remote:   c.RemoteAddr().String(),
 		Mode:     ipc.ModeFull,
 	}, f, f)

@@ -4,8 +4,10 @@
 // Git-Protocol header, gzip-encoded and chunked request bodies within a
 // size limit, and HTTPS on listeners given a certificate. Anonymous
 // clients may read what the rules let "anonymous" read; a push needs
-// HTTP basic authentication as an account, with its password (bcrypt
-// hash) or one of its tokens (SHA-256 hash) from the secrets file.
+// HTTP basic authentication as an account, with its password or one of
+// its tokens. httpd does not hold their hashes: it passes the pair a
+// client presents to the parent with the request, and an auth process
+// verifies it for that request only.
 //
 // Each request is one client of the parent (smart HTTP is stateless):
 // its body is relayed to a socket whose other end the session and repo
@@ -15,10 +17,7 @@ package httpd
 import (
 	"compress/gzip"
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"crypto/tls"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -30,7 +29,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/net/netutil"
 
 	"gotd/internal/daemon/frontend"
@@ -66,15 +64,12 @@ func bodyLimit(service string, configured int64) int64 {
 type server struct {
 	log *slog.Logger
 	s   *frontend.Server
-
-	mu    sync.Mutex
-	known map[[32]byte]time.Time // credentials checked lately, until when
 }
 
 // Main serves the listeners until the parent's channel closes. A
 // listener with a certificate among creds serves HTTPS.
 func Main(ctx context.Context, log *slog.Logger, s *frontend.Server, creds []ipc.Credential, ls []net.Listener) error {
-	srv := &server{log: log, s: s, known: map[[32]byte]time.Time{}}
+	srv := &server{log: log, s: s}
 	st := s.Settings()
 	for _, c := range creds {
 		if c.Kind != ipc.CredTLS || int(c.Listener) >= len(ls) {
@@ -189,8 +184,10 @@ func (srv *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	st := srv.s.Settings()
-	account, ok := srv.authenticate(r, st)
-	if !ok {
+	// The account is claimed, not proven: the parent has the secret
+	// verified after admission, for this request only.
+	account, secret, present := r.BasicAuth()
+	if present && account == "" || len(account) > ipc.MaxUser || len(secret) > ipc.MaxSecret {
 		srv.s.Failed("authentication failed", r.RemoteAddr)
 		challenge(w, "authentication failed")
 		return
@@ -248,7 +245,7 @@ func (srv *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer mine.Close()
 	client, err := srv.s.Handoff(frontend.Request{
-		Service: rt.service, Repo: rt.repo, Protocol: protocol, Account: account, Remote: r.RemoteAddr, Mode: rt.mode,
+		Service: rt.service, Repo: rt.repo, Protocol: protocol, Account: account, Secret: secret, Remote: r.RemoteAddr, Mode: rt.mode,
 	}, theirs, theirs)
 	theirs.Close()
 	if err != nil {
@@ -332,6 +329,11 @@ func (srv *server) refused(w http.ResponseWriter, log *slog.Logger, rt route, ac
 		return
 	}
 	switch done.Reason {
+	case ipc.ReasonUnauthenticated:
+		challenge(w, done.Message)
+	case ipc.ReasonRateLimited:
+		w.Header().Set("Retry-After", "60")
+		fail(w, http.StatusTooManyRequests, done.Message)
 	case ipc.ReasonNoRepo, ipc.ReasonDenied:
 		// An anonymous client may be one that has not yet sent its
 		// credentials: ask for them, whether or not the repository
@@ -367,66 +369,6 @@ func fail(w http.ResponseWriter, code int, message string) {
 func challenge(w http.ResponseWriter, message string) {
 	w.Header().Set("WWW-Authenticate", `Basic realm="`+Realm+`", charset="UTF-8"`)
 	fail(w, http.StatusUnauthorized, message)
-}
-
-// credentialsTTL is how long a verified password is remembered, so
-// that the several requests of one clone or push pay for one bcrypt
-// comparison.
-const (
-	credentialsTTL = 5 * time.Minute
-	maxKnown       = 4096
-)
-
-// authenticate returns the account the request's credentials prove,
-// "" without credentials; ok is false for wrong credentials.
-func (srv *server) authenticate(r *http.Request, st *frontend.Settings) (account string, ok bool) {
-	user, password, present := r.BasicAuth()
-	if !present {
-		return "", true
-	}
-	a := st.Accounts[user]
-	if a == nil {
-		// As slow as a wrong password, so that names cannot be probed.
-		bcrypt.CompareHashAndPassword(dummyHash(), []byte(password))
-		return "", false
-	}
-	key := sha256.Sum256([]byte(user + "\x00" + password + "\x00" + a.Password + "\x00" + strings.Join(a.Tokens, " ")))
-	srv.mu.Lock()
-	until, known := srv.known[key]
-	srv.mu.Unlock()
-	if known && time.Now().Before(until) {
-		return a.Name, true
-	}
-	if !verify(a, password) {
-		return "", false
-	}
-	srv.mu.Lock()
-	if len(srv.known) >= maxKnown {
-		clear(srv.known)
-	}
-	srv.known[key] = time.Now().Add(credentialsTTL)
-	srv.mu.Unlock()
-	return a.Name, true
-}
-
-// dummyHash is compared against for unknown accounts. Made on first
-// use: every role is this binary, and a package-level bcrypt would cost
-// each process start some 70 ms of CPU.
-var dummyHash = sync.OnceValue(func() []byte {
-	h, _ := bcrypt.GenerateFromPassword([]byte("gotd"), bcrypt.DefaultCost)
-	return h
-})
-
-// verify checks password against a's tokens, then its password.
-func verify(a *ipc.Account, password string) bool {
-	sum := sha256.Sum256([]byte(password))
-	token := "sha256:" + hex.EncodeToString(sum[:])
-	for _, t := range a.Tokens {
-		if subtle.ConstantTimeCompare([]byte(t), []byte(token)) == 1 {
-			return true
-		}
-	}
-	return a.Password != "" && bcrypt.CompareHashAndPassword([]byte(a.Password), []byte(password)) == nil
 }
 
 // limitedBody reads a request body up to left bytes, each read within

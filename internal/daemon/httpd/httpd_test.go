@@ -3,8 +3,6 @@ package httpd
 import (
 	"bytes"
 	"compress/gzip"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"io"
 	"net/http"
@@ -12,8 +10,6 @@ import (
 	"runtime"
 	"strings"
 	"testing"
-
-	"golang.org/x/crypto/bcrypt"
 
 	"gotd/internal/daemon/ipc"
 )
@@ -58,20 +54,6 @@ func FuzzParseRoute(f *testing.F) {
 			t.Fatalf("%s %q: accepted %+v", method, target, rt)
 		}
 	})
-}
-
-func TestVerify(t *testing.T) {
-	hash, _ := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
-	sum := sha256.Sum256([]byte("tok"))
-	a := &ipc.Account{Name: "a", Password: string(hash), Tokens: []string{"sha256:" + hex.EncodeToString(sum[:])}}
-	for pw, want := range map[string]bool{"pw": true, "tok": true, "": false, "PW": false, "tok ": false} {
-		if got := verify(a, pw); got != want {
-			t.Errorf("verify(%q) = %v", pw, got)
-		}
-	}
-	if verify(&ipc.Account{Name: "b"}, "") {
-		t.Error("an account without credentials accepted")
-	}
 }
 
 func TestLimitedBody(t *testing.T) {

@@ -42,7 +42,7 @@ const (
 	MaxPEM      = 60 << 10
 	MaxNote     = 60 << 10 // a push note's JSON document (pushnote.MaxSize)
 	MaxURL      = 2048     // a notification URL
-	MaxSecret   = 1024     // a notification credential
+	MaxSecret   = 1024     // a notification credential, or a password an HTTP client presented
 	MaxHost     = 255      // a host name
 )
 
@@ -82,6 +82,8 @@ const (
 	TypeNotifyTarget
 	TypeNotifyStatus
 	TypeHeld
+	TypeVerify
+	TypeVerdict
 )
 
 // Message is one of the types below.
@@ -214,6 +216,8 @@ const (
 	ReasonBusy   // over a connection limit
 	ReasonBadRequest
 	ReasonInternal
+	ReasonUnauthenticated // credentials that do not prove the account
+	ReasonRateLimited     // too many failed authentications from the address
 	numReasons
 )
 
@@ -271,23 +275,29 @@ type Connect struct {
 	UID, GID, PID uint32 // the peer's credentials (SO_PEERCRED); 0 from a front-end
 	Via           uint32
 	Mode          uint32
-	// Account is the account a front-end authenticated; "" from a
-	// front-end means anonymous.
+	// Account is the account a front-end claims for the client; "" is
+	// anonymous. The parent accepts only what the front-end can
+	// establish: nothing from gitd and listen, an account with a key
+	// from sshd, and from httpd an account whose Secret a verifier
+	// confirms for this client.
 	Account string // MaxUser
-	Remote  string // MaxRemote: the peer's address, for logs
+	// Secret is the password or token an HTTP client presented for
+	// Account; "" from the other sources.
+	Secret string // MaxSecret
+	Remote string // MaxRemote: the peer's address, for logs
 	Hello
 }
 
 func (*Connect) Type() msg.Type { return TypeConnect }
 func (m *Connect) encode(e *msg.Encoder) {
 	e.Uint32(m.Client).Uint32(m.UID).Uint32(m.GID).Uint32(m.PID).Uint32(m.Via).Uint32(m.Mode)
-	e.String(m.Account).String(m.Remote)
+	e.String(m.Account).String(m.Secret).String(m.Remote)
 	m.Hello.encode(e)
 }
 func (m *Connect) decode(d *msg.Decoder) {
 	m.Client, m.UID, m.GID, m.PID = d.Uint32(), d.Uint32(), d.Uint32(), d.Uint32()
 	m.Via, m.Mode = d.Uint32(), d.Uint32()
-	m.Account, m.Remote = d.String(MaxUser), d.String(MaxRemote)
+	m.Account, m.Secret, m.Remote = d.String(MaxUser), d.String(MaxSecret), d.String(MaxRemote)
 	m.Hello.decode(d)
 	if m.Via >= numVia || m.Mode >= numModes {
 		d.Fail("bad front-end or mode")
@@ -426,6 +436,38 @@ func (m *AuthRequest) decode(d *msg.Decoder) {
 		m.Rules = append(m.Rules, Rule{Deny: getBool(d), Write: getBool(d), Ident: d.String(MaxUser)})
 	}
 }
+
+// Verify: parent → auth, instead of AuthRequest, for a client of
+// httpd that presented Secret: auth compares it with Tokens (SHA-256
+// hashes, MaxKeys of MaxKey) and with Hash (a bcrypt hash, MaxKey),
+// which is the account's password hash when Password is set, and
+// otherwise a hash of nothing at the same cost, so that every answer
+// costs one bcrypt comparison whether or not the account exists or has
+// a password.
+type Verify struct {
+	Secret   string // MaxSecret
+	Hash     string // MaxKey
+	Password bool
+	Tokens   []string
+}
+
+func (*Verify) Type() msg.Type { return TypeVerify }
+func (m *Verify) encode(e *msg.Encoder) {
+	e.String(m.Secret).String(m.Hash).Uint32(boolU32(m.Password)).Strings(m.Tokens)
+}
+func (m *Verify) decode(d *msg.Decoder) {
+	m.Secret, m.Hash, m.Password, m.Tokens = d.String(MaxSecret), d.String(MaxKey), getBool(d), d.Strings(MaxKeys, MaxKey)
+}
+
+// Verdict: auth → parent, the only message of an auth process that was
+// sent Verify: whether the secret proves the account.
+type Verdict struct {
+	OK bool
+}
+
+func (*Verdict) Type() msg.Type          { return TypeVerdict }
+func (m *Verdict) encode(e *msg.Encoder) { e.Uint32(boolU32(m.OK)) }
+func (m *Verdict) decode(d *msg.Decoder) { m.OK = getBool(d) }
 
 // AuthResult: auth → parent, the only message of an auth process.
 type AuthResult struct {

@@ -46,6 +46,7 @@ type client struct {
 	user    string
 
 	auth, session, repo *child
+	verifying           bool // auth is verifying the client's credentials
 	quarantine          string
 	quarantineHold      *os.File // tells gotd's next start the quarantine is in use
 	// repoEnd is the repo process's end of its channel to the session
@@ -147,6 +148,16 @@ func (d *daemon) start(c *client) {
 		d.refuse(c, ipc.ReasonDenied, "permission denied", "push over git://")
 		return
 	}
+	if d.claimed(c) {
+		d.lookup(c)
+	}
+}
+
+// lookup looks the repository up and starts auth, or decides itself
+// for a front-end's client, whose identity is established.
+func (d *daemon) lookup(c *client) {
+	h := &c.connect.Hello
+	log := d.log.With("client", c.id, "uid", c.connect.UID, "repo", h.Repo)
 	c.repoCfg = d.cfg.FindRepository(h.Repo)
 	if c.repoCfg == nil {
 		d.refuse(c, ipc.ReasonNoRepo, "no such repository", "no such repository")

@@ -46,8 +46,8 @@ func (d *daemon) startFrontend(f *frontend) error {
 }
 
 // sendSettings sends the configuration's settings for f: timeouts,
-// limits and, to the front-ends that authenticate, the accounts with
-// only the credentials each checks.
+// limits and, to the front-ends that authenticate, the accounts they
+// may claim (frontendAccounts).
 func (d *daemon) sendSettings(f *frontend) error {
 	cfg := d.cfg
 	s := &ipc.Frontend{
@@ -69,16 +69,8 @@ func (d *daemon) sendSettings(f *frontend) error {
 		s.PerName = append(s.PerName, uint32(cfg.UserLimits[name]))
 	}
 	msgs := []ipc.Message{s}
-	if f.Via != ipc.ViaGit {
-		for _, a := range cfg.Accounts {
-			m := &ipc.Account{Name: a.Name}
-			if f.Via == ipc.ViaSSH {
-				m.Keys = a.Keys
-			} else {
-				m.Password, m.Tokens = a.Password, a.Tokens
-			}
-			msgs = append(msgs, m)
-		}
+	for _, m := range frontendAccounts(cfg, f.Via) {
+		msgs = append(msgs, m)
 	}
 	msgs = append(msgs, &ipc.AccountsEnd{})
 	for _, m := range msgs {
@@ -87,6 +79,23 @@ func (d *daemon) sendSettings(f *frontend) error {
 		}
 	}
 	return nil
+}
+
+// frontendAccounts are the accounts sent to the front-end of via: to
+// sshd those with a key, with their public keys; to httpd the names of
+// those with a password or a token, without them: an auth process
+// verifies what its clients present (verify.go); to gitd none.
+func frontendAccounts(cfg *config.Config, via uint32) []*ipc.Account {
+	var ms []*ipc.Account
+	for _, a := range cfg.Accounts {
+		switch {
+		case via == ipc.ViaSSH && len(a.Keys) > 0:
+			ms = append(ms, &ipc.Account{Name: a.Name, Keys: a.Keys})
+		case via == ipc.ViaHTTP && (a.Password != "" || len(a.Tokens) > 0):
+			ms = append(ms, &ipc.Account{Name: a.Name})
+		}
+	}
+	return ms
 }
 
 // frontendOf returns the front-end whose process ch is, or nil.

@@ -131,6 +131,7 @@ type daemon struct {
 	listenFile *os.File // the socket, kept to start listen again
 	notify     *child
 	nstate     notifyState
+	verifier   *verifier
 	frontends  []*frontend
 	clients    map[uint32]*client
 	control    []*msg.Conn // gotctl stop callers, answered on exit
@@ -140,6 +141,7 @@ type daemon struct {
 // Main runs the daemon until it is stopped.
 func Main(ctx context.Context, log *slog.Logger, opts Options) error {
 	d := &daemon{opts: opts, log: log, cfg: opts.Config, events: make(chan event, 64), clients: map[uint32]*client{}}
+	d.verifier = newVerifier(d)
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	go func() {
@@ -291,7 +293,11 @@ func (d *daemon) run(ctx context.Context) error {
 				return err
 			}
 		case ev.authTimeout != 0:
-			if c := d.clients[ev.authTimeout]; c != nil && c.state == stateAuth {
+			if c := d.clients[ev.authTimeout]; c != nil && c.state == stateAuth && c.connect.Via == ipc.ViaHTTP {
+				// Waiting for a verifier, or verifying, too long: the
+				// server is busy.
+				d.refuse(c, ipc.ReasonBusy, "authentication timed out: the server is busy, try again later", "verification timed out")
+			} else if c != nil && c.state == stateAuth {
 				d.refuse(c, ipc.ReasonInternal, "authentication timed out", "auth timed out")
 			}
 		case ev.restartListen:
@@ -361,7 +367,9 @@ func (d *daemon) message(from *child, raw msg.Msg) {
 	switch {
 	case c == nil:
 		err = errors.New("message for no client")
-	case from == c.auth && raw.Type == ipc.TypeAuthResult:
+	case from == c.auth && raw.Type == ipc.TypeVerdict:
+		err = d.verdict(c, raw)
+	case from == c.auth && raw.Type == ipc.TypeAuthResult && !c.verifying:
 		err = d.authResult(c, raw)
 	case from == c.session && raw.Type == ipc.TypeSessionEnd:
 		err = d.sessionEnd(c, raw)
@@ -417,6 +425,7 @@ func (d *daemon) exited(ch *child) error {
 	}
 	switch {
 	case ch == c.auth:
+		d.verifyDone(c)
 		if c.state == stateAuth {
 			d.refuse(c, ipc.ReasonInternal, "authentication failed", "auth exited without an answer")
 		}
