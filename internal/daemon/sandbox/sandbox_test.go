@@ -106,6 +106,11 @@ func child(role, repoDir, port, otherPort string) int {
 			try(name, nil)
 		}
 	}
+	// A signal to another process of the same user (signal 0 only
+	// asks whether it could be sent): the test process that started
+	// this one, as a taken-over role would the parent.
+	try("signal-other", unix.Kill(os.Getppid(), 0))
+	try("signal-self", unix.Kill(os.Getpid(), 0))
 	c := byte('\n') // a whole line: read at once in canonical mode
 	ioctl("tiocsti", pts, unix.TIOCSTI, unsafe.Pointer(&c))
 	// The kernel reads the request as 32 bits; the filter must not be
@@ -185,12 +190,12 @@ func TestRoles(t *testing.T) {
 	// must be denied. No role may type into a terminal (TIOCSTI) or
 	// reach the console (TIOCLINUX): issue 19.
 	want := map[string][]string{
-		"repo_read":     {"read-repo", "build-pack", "fionread"},
-		"session_write": {"read-repo", "write-repo", "build-pack", "fionread"},
-		"auth":          {"fionread"},
-		"listen":        {"fionread"},
-		"frontend":      {"socketpair", "fionread"},
-		"notify":        {"connect-allowed", "socketpair", "fionread"},
+		"repo_read":     {"read-repo", "build-pack", "fionread", "signal-self"},
+		"session_write": {"read-repo", "write-repo", "build-pack", "fionread", "signal-self"},
+		"auth":          {"fionread", "signal-self"},
+		"listen":        {"fionread", "signal-self"},
+		"frontend":      {"socketpair", "fionread", "signal-self"},
+		"notify":        {"connect-allowed", "socketpair", "fionread", "signal-self"},
 	}
 	for role, oks := range want {
 		t.Run(role, func(t *testing.T) {

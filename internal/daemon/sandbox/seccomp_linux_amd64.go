@@ -24,15 +24,23 @@ var allowed = []string{
 	// clone3: the C library creates threads with it (a cgo build),
 	// and seccomp cannot look into its argument to tell a thread from
 	// a process; without exec a process is only another of the role.
-	"clone", "clone3", "exit", "exit_group", "gettid", "getpid", "getppid", "tgkill", "tkill", "sched_yield",
+	"clone", "clone3", "exit", "exit_group", "gettid", "getpid", "getppid", "sched_yield",
 	"sched_getaffinity", "nanosleep", "clock_nanosleep", "clock_gettime", "clock_getres", "gettimeofday", "time",
 	"getrlimit", "prlimit64", "getrusage", "uname", "getrandom", "arch_prctl", "prctl", "membarrier",
 	"getuid", "geteuid", "getgid", "getegid", "getgroups", "getresuid", "getresgid",
 	"epoll_create1", "epoll_ctl", "epoll_wait", "epoll_pwait", "epoll_pwait2", "eventfd2", "pipe", "pipe2",
 	"poll", "ppoll", "select", "pselect6", "dup", "dup2", "dup3",
 	"sendmsg", "recvmsg", "sendto", "recvfrom", "shutdown", "getsockopt", "setsockopt",
-	"getsockname", "getpeername", "accept", "accept4", "wait4", "waitid", "kill",
+	"getsockname", "getpeername", "accept", "accept4", "wait4", "waitid",
 }
+
+// signals are the calls that send a signal. The Go runtime signals its
+// own process (kill(getpid()) on a crash, tgkill(getpid(), tid) to
+// preempt a goroutine); only a role with Policy.Exec (the parent, which
+// starts and ends the others) may signal another process. Every role
+// runs as one user: without this a taken-over front-end could kill the
+// parent, and with it the daemon (issue 19).
+var signals = []string{"kill", "tgkill"}
 
 // ioctls are the only ioctl(2) requests any role may make, compared
 // on the whole 64-bit argument. None of gotd's processes makes one
@@ -84,8 +92,19 @@ func applySeccomp(p Policy) (bool, error) {
 	}
 	if p.Exec {
 		names = append(names, execs...)
+		names = append(names, signals...)
+		names = append(names, "tkill")
 	}
 	group := seccomp.SyscallGroup{Action: seccomp.ActionAllow, Names: names}
+	if !p.Exec {
+		self := uint64(unix.Getpid())
+		for _, name := range signals {
+			group.NamesWithCondtions = append(group.NamesWithCondtions, seccomp.NameWithConditions{
+				Name:       name,
+				Conditions: seccomp.ArgumentConditions{{Argument: 0, Operation: seccomp.Equal, Value: self}},
+			})
+		}
+	}
 	for _, req := range ioctls {
 		group.NamesWithCondtions = append(group.NamesWithCondtions, seccomp.NameWithConditions{
 			Name:       "ioctl",
