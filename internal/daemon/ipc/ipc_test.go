@@ -29,7 +29,7 @@ func messages() []Message {
 			Notify: true, NotifyBranches: []string{"refs/heads/main"}, NotifyNamespaces: []string{}, Hidden: []string{"refs/internal/"},
 			Push: policy.Push{Refs: []policy.RefRule{{Deny: true, Namespace: "refs/tags/"}, {Delete: true, Namespace: "refs/heads/"}},
 				MaxBlobSize: 10 << 20, DenyBinary: true, NoMerges: []string{"refs/heads/main"}},
-			MaxPackSize: 1 << 30, MaxObjects: 100000, MinFree: 1 << 30},
+			MaxPackSize: 1 << 30, MaxObjects: 100000, MinFree: 1 << 30, Deadline: 1796000000123456789, MinRate: 1024, RateInterval: 30},
 		&IDs{Kind: IDsCommon, IDs: make([]byte, 40)},
 		&PackRequest{Filter: "blob:none", Thin: true, OfsDelta: true, Sideband: 65520, Progress: true},
 		&PackSent{Objects: 12},

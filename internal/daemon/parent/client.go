@@ -237,6 +237,7 @@ func (d *daemon) startSession(c *client) error {
 		Mode:     c.connect.Mode,
 		Hidden:   c.repoCfg.Hidden,
 	}
+	d.pace(c, start)
 	// The advertisement of smart HTTP needs no pack: no repo process,
 	// no quarantine.
 	advertise := c.connect.Mode == ipc.ModeAdvertise
@@ -285,6 +286,34 @@ func (d *daemon) startSession(c *client) error {
 	// A fetch's repo process starts when the session has a pack to
 	// send: most ls-remote and many fetches never need one.
 	return nil
+}
+
+// overdueGrace is how long the parent lets a client's processes run
+// past its deadline, by which they stop by themselves, before it ends
+// them.
+const overdueGrace = 10 * time.Second
+
+// pace gives start the configuration's pace, with a deadline counted
+// from when c connected, and has the processes of c ended if they
+// outlive it: a process busy with something else than the client's
+// stream cannot stretch the request either.
+func (d *daemon) pace(c *client, start *ipc.Start) {
+	p := d.cfg.Pace
+	deadline := c.since.Add(p.RequestDeadline)
+	start.Deadline = deadline.UnixNano()
+	start.MinRate, start.RateInterval = uint64(p.MinRate), uint32(p.RateInterval/time.Second)
+	time.AfterFunc(time.Until(deadline)+overdueGrace, func() { d.events <- event{overdue: c} })
+}
+
+// overdue ends the processes of c, if it is still served.
+func (d *daemon) overdue(c *client) {
+	if d.clients[c.id] != c || c.state != stateServing {
+		return
+	}
+	d.log.Warn("request deadline passed: ending the client's processes", "client", c.id, "user", c.user,
+		"remote", c.connect.Remote, "repo", c.connect.Repo)
+	d.fail(c, "request deadline passed")
+	d.maybeDone(c)
 }
 
 // startRepo starts the repo process of c on the channel kept for it.
