@@ -535,6 +535,34 @@ func TestHostileLoad(t *testing.T) {
 		}
 	})
 
+	part("slow-reader-http", func(t *testing.T) {
+		// The same over HTTP, by a client that reads nothing at all:
+		// once repo_read has let go, httpd must too, and not stay
+		// blocked writing to the client.
+		c, err := dialFrom(flooderIP, s.httpPort, 4096)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		body := pktLine("command=fetch\n") + "0001" + pktLine("no-progress\n") + pktLine("want "+bigTip+"\n") + pktLine("done\n") + "0000"
+		fmt.Fprintf(c, "POST /test/git-upload-pack HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-git-upload-pack-request\r\n"+
+			"Git-Protocol: version=2\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+		begin := time.Now()
+		local := c.LocalAddr().(*net.TCPAddr)
+		for {
+			st := tcpState(s.httpPort, local)
+			if st != "ESTABLISHED" {
+				t.Logf("the server's end of the connection is %s after %v", st, time.Since(begin).Round(time.Millisecond))
+				break
+			}
+			if time.Since(begin) > 5*hostileRateInterval+15*time.Second {
+				t.Errorf("httpd still holds a client that reads nothing after %v", time.Since(begin).Round(time.Millisecond))
+				break
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+	})
+
 	part("deadline", func(t *testing.T) {
 		// A client that keeps asking, fast enough, within one
 		// connection: ended at the request deadline.
@@ -956,4 +984,28 @@ func execGit(env []string, gitDir string, stdin io.Reader, args ...string) *exec
 	cmd := exec.Command("git", append([]string{"--git-dir", gitDir}, args...)...)
 	cmd.Env, cmd.Stdin = env, stdin
 	return cmd
+}
+
+// tcpState is the state (/proc/net/tcp) of the server's end of the
+// connection from client to 127.0.0.1:port: "ESTABLISHED", "FIN_WAIT1"
+// and so on, "gone" when there is none.
+func tcpState(port int, client *net.TCPAddr) string {
+	data, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		return "unknown"
+	}
+	addr := func(ip net.IP, port int) string {
+		v4 := ip.To4()
+		return fmt.Sprintf("%02X%02X%02X%02X:%04X", v4[3], v4[2], v4[1], v4[0], port)
+	}
+	local, remote := addr(net.IPv4(127, 0, 0, 1), port), addr(client.IP, client.Port)
+	states := map[string]string{"01": "ESTABLISHED", "02": "SYN_SENT", "03": "SYN_RECV", "04": "FIN_WAIT1", "05": "FIN_WAIT2",
+		"06": "TIME_WAIT", "07": "CLOSE", "08": "CLOSE_WAIT", "09": "LAST_ACK", "0A": "LISTEN", "0B": "CLOSING"}
+	for line := range strings.Lines(string(data)) {
+		f := strings.Fields(line)
+		if len(f) > 3 && f[1] == local && f[2] == remote {
+			return states[f[3]]
+		}
+	}
+	return "gone"
 }
