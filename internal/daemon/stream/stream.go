@@ -1,5 +1,6 @@
-// Package stream holds what the session processes do to the client's
-// stream itself, below the Git protocol.
+// Package stream holds what the session and repo processes do to the
+// client's stream itself, below the Git protocol: the limits of its
+// pace (Guard) and quick acknowledgements on TCP.
 package stream
 
 import "syscall"
