@@ -61,6 +61,10 @@ type client struct {
 	// identity is who the client is, as the push policy's rules
 	// match it.
 	identity config.Identity
+	// deadline ends the processes that outlive the client's request
+	// deadline; stopped when the client is done, so that the parent
+	// keeps no timer, nor the client, for hours after it.
+	deadline *time.Timer
 }
 
 // fromSource handles a new client's messages from listen (via
@@ -302,7 +306,7 @@ func (d *daemon) pace(c *client, start *ipc.Start) {
 	deadline := c.since.Add(p.RequestDeadline)
 	start.Deadline = deadline.UnixNano()
 	start.MinRate, start.RateInterval = uint64(p.MinRate), uint32(p.RateInterval/time.Second)
-	time.AfterFunc(time.Until(deadline)+overdueGrace, func() { d.events <- event{overdue: c} })
+	c.deadline = time.AfterFunc(time.Until(deadline)+overdueGrace, func() { d.events <- event{overdue: c} })
 }
 
 // overdue ends the processes of c, if it is still served.
@@ -424,6 +428,9 @@ func (d *daemon) maybeDone(c *client) {
 		}
 	}
 	delete(d.clients, c.id)
+	if c.deadline != nil {
+		c.deadline.Stop()
+	}
 	if c.connect.Via == ipc.ViaSocket && !d.listen.exited {
 		ipc.Send(d.listen.ch, &ipc.Disconnect{Client: c.id}, nil)
 	}
