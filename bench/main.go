@@ -7,6 +7,11 @@
 // from the kernel's accounting of the reaped process tree, start-up of
 // an idle server subtracted), the peak memory of all the server's
 // processes together, the bytes received, and gotd's ratios to C Git.
+// "load held" clones the repository while one address holds idle
+// connections to the git:// port and another floods it with oversized
+// requests (-held, -loadclones), and prints how many clones worked,
+// their p50 and p99 times against the unloaded p99, and the server's
+// peak memory.
 package main
 
 import (
@@ -27,7 +32,9 @@ var (
 	repoFlag = flag.String("repo", "", "bare repository to serve (default: generate one)")
 	runs     = flag.Int("runs", 3, "runs of each scenario per server; medians are printed")
 	commits  = flag.Int("commits", 3000, "commits of the generated repository")
-	clients  = flag.Int("clients", 50, "clones at once in the concurrent scenario")
+	clients  = flag.Int("clients", 0, "clones at once in the concurrent scenario (default 10 with -repo, whose clients alone may need gigabytes, 50 for the generated repository)")
+	held     = flag.Int("held", 1000, "idle connections held from one address in the load held scenario")
+	loadN    = flag.Int("loadclones", 40, "legitimate clones in the load held scenario, unloaded and loaded")
 	keep     = flag.Bool("keep", false, "keep the work directory")
 	only     = flag.String("only", "", "run only the scenarios whose names match this regular expression")
 )
@@ -35,6 +42,12 @@ var (
 func main() {
 	flag.Parse()
 	log.SetFlags(0)
+	if *clients == 0 {
+		*clients = 50
+		if *repoFlag != "" {
+			*clients = 10
+		}
+	}
 	pick, err := regexp.Compile(*only)
 	check(err)
 	work, err := os.MkdirTemp("", "gotd-bench-")
@@ -88,6 +101,9 @@ func main() {
 				fmt.Printf("%-26s %-10s %d failed\n", "", servers[i].name, x.failures)
 			}
 		}
+	}
+	if pick.MatchString("load held") {
+		printLoadHeld(servers, work, *loadN, *held)
 	}
 	// Connections per second: sequential ls-remote.
 	if !pick.MatchString("ls-remote") {

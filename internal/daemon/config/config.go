@@ -58,6 +58,9 @@ type Config struct {
 	ControlGroup string
 	// RequestTimeout bounds the wait for each request of a client.
 	RequestTimeout time.Duration
+	// Pace bounds a request as a whole: its deadline and the minimum
+	// transfer rate (pace.go).
+	Pace Pace
 	// UserLimits holds per-user connection limits by user name (or
 	// numeric uid as written); others get DefaultUserLimit.
 	UserLimits map[string]int
@@ -228,7 +231,7 @@ func Parse(file string, data []byte, opts Options) (*Config, error) {
 	p := &parser{
 		file: file,
 		cfg: &Config{File: file, ListenOn: DefaultSocket, User: DefaultUser,
-			RequestTimeout: DefaultTimeout, UserLimits: map[string]int{},
+			RequestTimeout: DefaultTimeout, Pace: DefaultPace, UserLimits: map[string]int{},
 			SSHHostKey: DefaultHostKey, NotifySpool: DefaultSpool, NotifyTimeout: DefaultNotifyTimeout, HandshakeTimeout: DefaultHandshakeTimeout, BodyLimit: DefaultBodyLimit,
 			PendingTotal: DefaultPendingTotal, PendingPerUser: DefaultPendingPerUser, PendingPerAddress: DefaultPendingPerAddress,
 			ShutdownTimeout: DefaultShutdownTimeout, MemoryLimit: DefaultMemoryLimit},

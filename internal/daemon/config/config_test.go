@@ -289,6 +289,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(example))
 	f.Add([]byte("a = \"b\"\nlisten on $a\nrepository \"x\" { path \"/x\"\n}\n"))
 	f.Add([]byte(frontendExample))
+	f.Add([]byte("connection {\nrequest timeout 5s\nrequest deadline 2h\nminimum rate 4K per 10s\n}\n"))
 	f.Add([]byte("repository \"r\" {\npath \"/r\"\nhide namespace refs/x\npush {\ndeny create namespace \"refs/tags/\" :a b 7\n" +
 		"max blob size 1K except c\ndeny binary\ndeny merge branch main except :m\nmax pack size 2G\nmax objects 9\nmin free space 3M\nmax object size 1G\n}\n}\n"))
 	f.Add([]byte("connection {\nlimit pending 9\nlimit pending user 2\nlimit pending address 3\nshutdown timeout 1m\n}\nrepository r {\npath \"/r\"\n}\n"))

@@ -238,8 +238,10 @@ func (p *parser) connOption() {
 	switch {
 	case p.is("request"):
 		p.advance()
-		p.expect("timeout")
-		p.cfg.RequestTimeout = p.timeout()
+		p.requestOption()
+	case p.is("minimum"):
+		p.advance()
+		p.minimumRate()
 	case p.is("limit"):
 		p.advance()
 		if p.is("pending") {

@@ -310,6 +310,30 @@ func (c *Client) Wait() ipc.Done {
 	return done
 }
 
+// drainGrace is how long a front-end goes on relaying the output of a
+// client's processes once they are gone.
+const drainGrace = 5 * time.Second
+
+// WaitWhile is Wait for a front-end that relays the processes' output
+// to the client meanwhile: copied is closed when that relay ends. Once
+// the processes are gone (they stop at the request's deadline, or when
+// the client reads too slowly), a relay still blocked on a client that
+// does not read is ended by abort after drainGrace, so that the client
+// holds the front-end no longer than it held its processes.
+func (c *Client) WaitWhile(copied <-chan struct{}, abort func()) ipc.Done {
+	done := make(chan ipc.Done, 1)
+	go func() { done <- c.Wait() }()
+	select {
+	case <-copied:
+		return <-done
+	case d := <-done:
+		t := time.AfterFunc(drainGrace, abort)
+		<-copied
+		t.Stop()
+		return d
+	}
+}
+
 func truncate(s string, n int) string {
 	if len(s) > n {
 		return s[:n]

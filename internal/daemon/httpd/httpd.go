@@ -296,18 +296,26 @@ func (srv *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		pw.WriteString("# service=" + rt.service + "\n")
 		pw.Flush()
 	}
-	for n > 0 {
-		if _, err := w.Write(buf[:n]); err != nil {
-			break
+	copied := make(chan struct{})
+	go func() {
+		defer close(copied)
+		for n > 0 {
+			if _, err := w.Write(buf[:n]); err != nil {
+				break
+			}
+			rc.Flush() // progress and keepalives reach the client as they come
+			if rerr != nil {
+				break
+			}
+			n, rerr = mine.Read(buf)
 		}
-		rc.Flush() // progress and keepalives reach the client as they come
-		if rerr != nil {
-			break
-		}
-		n, rerr = mine.Read(buf)
-	}
-	mine.Close() // a client gone early stops the server's processes
-	if done := client.Wait(); done.Status != ipc.StatusOK {
+		mine.Close() // a client gone early stops the server's processes
+	}()
+	// A client that does not read holds this request no longer than
+	// its processes, which stop at the deadline or when it reads too
+	// slowly.
+	done := client.WaitWhile(copied, func() { rc.SetWriteDeadline(time.Now()) })
+	if done.Status != ipc.StatusOK {
 		log.Info("request failed", "service", rt.service, "repo", rt.repo, "message", done.Message)
 	}
 }

@@ -545,6 +545,14 @@ type Start struct {
 	// MemoryLimit is the process's memory budget in bytes (0: none;
 	// else MinMemoryLimit to MaxMemoryLimit).
 	MemoryLimit uint64
+	// Deadline ends the client's request, in Unix nanoseconds (0:
+	// none); MinRate bytes must move each way in every RateInterval
+	// seconds the server waits on the client (0: no minimum). The
+	// parent fixes the deadline once, so that the session and repo
+	// processes of a client end at the same instant (stream.Limits).
+	Deadline     int64
+	MinRate      uint64
+	RateInterval uint32
 }
 
 // Bounds of Start.MemoryLimit.
@@ -566,6 +574,7 @@ func (m *Start) encode(e *msg.Encoder) {
 	e.Uint64(uint64(m.Push.MaxBlobSize)).Uint32(boolU32(m.Push.DenyBinary)).Strings(m.Push.NoMerges)
 	e.Uint64(m.MaxPackSize).Uint64(m.MaxObjects).Uint64(m.MinFree).Uint64(m.MaxObjectSize)
 	e.Uint64(m.MemoryLimit)
+	e.Uint64(uint64(m.Deadline)).Uint64(m.MinRate).Uint32(m.RateInterval)
 }
 func (m *Start) decode(d *msg.Decoder) {
 	m.Client, m.Repo, m.Path, m.Protocol, m.User = d.Uint32(), d.String(MaxRepoName), d.String(MaxPath), d.String(MaxProtocol), d.String(MaxUser)
@@ -611,6 +620,12 @@ func (m *Start) decode(d *msg.Decoder) {
 	if m.MemoryLimit != 0 && (m.MemoryLimit < MinMemoryLimit || m.MemoryLimit > MaxMemoryLimit) {
 		d.Fail("bad memory limit")
 	}
+	deadline := d.Uint64()
+	m.MinRate, m.RateInterval = d.Uint64(), d.Uint32()
+	if deadline > 1<<63-1 || m.MinRate > 1<<62 {
+		d.Fail("bad pace")
+	}
+	m.Deadline = int64(deadline)
 }
 
 // Kinds of IDs.

@@ -63,6 +63,10 @@ type client struct {
 	// identity is who the client is, as the push policy's rules
 	// match it.
 	identity config.Identity
+	// deadline ends the processes that outlive the client's request
+	// deadline; stopped when the client is done, so that the parent
+	// keeps no timer, nor the client, for hours after it.
+	deadline *time.Timer
 }
 
 // fromSource handles a new client's messages from listen (via
@@ -255,6 +259,7 @@ func (d *daemon) startSession(c *client) error {
 		// Every session and repo process has the same budget.
 		MemoryLimit: uint64(d.cfg.MemoryLimit),
 	}
+	d.pace(c, start)
 	// The advertisement of smart HTTP needs no pack: no repo process,
 	// no quarantine.
 	advertise := c.connect.Mode == ipc.ModeAdvertise
@@ -304,6 +309,34 @@ func (d *daemon) startSession(c *client) error {
 	// A fetch's repo process starts when the session has a pack to
 	// send: most ls-remote and many fetches never need one.
 	return nil
+}
+
+// overdueGrace is how long the parent lets a client's processes run
+// past its deadline, by which they stop by themselves, before it ends
+// them.
+const overdueGrace = 10 * time.Second
+
+// pace gives start the configuration's pace, with a deadline counted
+// from when c connected, and has the processes of c ended if they
+// outlive it: a process busy with something else than the client's
+// stream cannot stretch the request either.
+func (d *daemon) pace(c *client, start *ipc.Start) {
+	p := d.cfg.Pace
+	deadline := c.since.Add(p.RequestDeadline)
+	start.Deadline = deadline.UnixNano()
+	start.MinRate, start.RateInterval = uint64(p.MinRate), uint32(p.RateInterval/time.Second)
+	c.deadline = time.AfterFunc(time.Until(deadline)+overdueGrace, func() { d.events <- event{overdue: c} })
+}
+
+// overdue ends the processes of c, if it is still served.
+func (d *daemon) overdue(c *client) {
+	if d.clients[c.id] != c || c.state != stateServing {
+		return
+	}
+	d.log.Warn("request deadline passed: ending the client's processes", "client", c.id, "user", c.user,
+		"remote", c.connect.Remote, "repo", c.connect.Repo)
+	d.fail(c, "request deadline passed")
+	d.maybeDone(c)
 }
 
 // startRepo starts the repo process of c on the channel kept for it.
@@ -415,6 +448,9 @@ func (d *daemon) maybeDone(c *client) {
 		c.quarantineHold.Close()
 	}
 	delete(d.clients, c.id)
+	if c.deadline != nil {
+		c.deadline.Stop()
+	}
 	if c.connect.Via == ipc.ViaSocket && !d.listen.exited {
 		ipc.Send(d.listen.ch, &ipc.Disconnect{Client: c.id}, nil)
 	}

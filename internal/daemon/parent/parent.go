@@ -111,6 +111,8 @@ type event struct {
 	sig    os.Signal
 	// authTimeout names a client whose auth took too long.
 	authTimeout uint32
+	// overdue is a client whose processes outlived its deadline.
+	overdue *client
 	// restart names a front-end to start again.
 	restart *frontend
 	// restartNotify starts the notify process again.
@@ -314,6 +316,8 @@ func (d *daemon) run(ctx context.Context) error {
 				d.shutdown()
 				return nil
 			}
+		case ev.overdue != nil:
+			d.overdue(ev.overdue)
 		case ev.restartNotify:
 			if !d.halted && (d.notify == nil || d.notify.exited) {
 				if err := d.startNotify(); err != nil {

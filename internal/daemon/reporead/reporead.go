@@ -9,12 +9,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
-	"os"
 
 	"gotd/internal/daemon/ipc"
 	"gotd/internal/daemon/memlimit"
 	"gotd/internal/daemon/msg"
+	"gotd/internal/daemon/stream"
 	"gotd/internal/git/repo"
 	"gotd/internal/git/walk"
 	"gotd/internal/policy"
@@ -53,7 +54,11 @@ func Main(ctx context.Context, log *slog.Logger, start *ipc.Start, session *msg.
 			if m.Sideband != 0 {
 				memlimit.SetTell(func() { pktline.NewWriter(out).WriteString("\x03" + memlimit.Message + "\n") })
 			}
-			reply, err := send(ctx, r, &m, &ids, policy.Hidden(start.Hidden).Func(), out)
+			// The pack is written within the client's limits: a client
+			// that reads it too slowly holds this process no longer
+			// than one that sends too slowly holds its session.
+			_, w := stream.Guard(nil, out, stream.StartLimits(start))
+			reply, err := send(ctx, r, &m, &ids, policy.Hidden(start.Hidden).Func(), w)
 			memlimit.SetTell(nil)
 			out.Close()
 			if err != nil {
@@ -77,7 +82,7 @@ func Main(ctx context.Context, log *slog.Logger, start *ipc.Start, session *msg.
 
 // send writes the pack of one request to out and returns the reply
 // for the session.
-func send(ctx context.Context, r *repo.Repo, m *ipc.PackRequest, ids *ipc.IDLists, hidden func(string) bool, out *os.File) (ipc.Message, error) {
+func send(ctx context.Context, r *repo.Repo, m *ipc.PackRequest, ids *ipc.IDLists, hidden func(string) bool, out io.Writer) (ipc.Message, error) {
 	f := upload.Framing{Sideband: int(m.Sideband), Progress: m.Progress}
 	if f.Sideband != 0 && f.Sideband != sideband.MaxPacket && f.Sideband != sideband.MaxPacket64 {
 		return &ipc.Failed{Message: "internal server error"}, errors.New("repo_read: bad side-band size")

@@ -14,6 +14,7 @@ import (
 
 	"gotd/internal/daemon/ipc"
 	"gotd/internal/daemon/msg"
+	"gotd/internal/daemon/stream"
 	"gotd/internal/git/repo"
 	"gotd/internal/policy"
 	"gotd/internal/protocol/receive"
@@ -39,10 +40,12 @@ func Main(ctx context.Context, log *slog.Logger, start *ipc.Start, session *msg.
 			ipc.Send(session, &ipc.Progress{Stage: stage, Done: done, Total: total}, nil)
 		}
 	}
-	timeout := time.Duration(start.Timeout) * time.Second
-	limits := wire.Limits{RequestTimeout: timeout, MaxPackSize: int64(start.MaxPackSize), MaxObjects: uint32(start.MaxObjects),
+	limits := wire.Limits{MaxPackSize: int64(start.MaxPackSize), MaxObjects: uint32(start.MaxObjects),
 		MaxObjectSize: int64(start.MaxObjectSize)}
-	res, err := receive.IndexPack(ctx, wire.DeadlineReader(in, timeout), start.Quarantine, receive.PackOptions{
+	// The pack is read within the client's limits: the request's
+	// deadline, the wait for each read, the minimum rate.
+	pack, _ := stream.Guard(in, nil, stream.StartLimits(start))
+	res, err := receive.IndexPack(ctx, pack, start.Quarantine, receive.PackOptions{
 		Format:     r.Format,
 		Bases:      r,
 		Limits:     limits.WithDefaults(),

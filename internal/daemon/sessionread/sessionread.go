@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"time"
 
 	"gotd/internal/daemon/ipc"
 	"gotd/internal/daemon/msg"
@@ -46,12 +45,12 @@ func Main(ctx context.Context, log *slog.Logger, s *Session) error {
 		}
 	}
 	repoStarted := false
+	in, out := stream.Guard(s.In, s.Out, stream.StartLimits(&s.Start))
 	opts := upload.Options{
 		Filter:  filter,
 		Hidden:  policy.Hidden(s.Start.Hidden).Func(),
 		Repo:    s.Repo,
 		Version: wire.ParseVersion(s.Start.Protocol),
-		Limits:  wire.Limits{RequestTimeout: time.Duration(s.Start.Timeout) * time.Second},
 		Log:     log,
 		// Smart HTTP: the advertisement and the request come in
 		// separate requests.
@@ -69,7 +68,7 @@ func Main(ctx context.Context, log *slog.Logger, s *Session) error {
 			return sendPack(s.RepoRead, s.Repo.Format, req, f, s.Out)
 		},
 	}
-	res, err := upload.Serve(ctx, stream.QuickAck(s.In), s.Out, opts)
+	res, err := upload.Serve(ctx, in, out, opts)
 	end := &ipc.SessionEnd{Status: ipc.StatusOK}
 	if err != nil {
 		log.Warn("fetch failed", "err", err)

@@ -75,10 +75,10 @@ func Main(ctx context.Context, log *slog.Logger, s *Session) error {
 	// The references before the push, read once, for the content
 	// rules.
 	refsBefore := sync.OnceValue(func() []refs.Ref { return listRefs(s.Repo) })
+	in, out := stream.Guard(s.In, s.Out, stream.StartLimits(&s.Start))
 	opts := receive.Options{
 		Repo:    s.Repo,
 		Version: wire.ParseVersion(s.Start.Protocol),
-		Limits:  wire.Limits{RequestTimeout: time.Duration(s.Start.Timeout) * time.Second},
 		Log:     log,
 		// Smart HTTP: the advertisement and the request come in
 		// separate requests.
@@ -100,7 +100,7 @@ func Main(ctx context.Context, log *slog.Logger, s *Session) error {
 			return s.Start.Quarantine, res, err
 		},
 	}
-	res, err := receive.Serve(ctx, stream.QuickAck(s.In), s.Out, opts)
+	res, err := receive.Serve(ctx, in, out, opts)
 	// The client has its answer and repo_write its pack: let go of
 	// both, so that the parent can tell the client the push is over
 	// while the push is described for notifications.

@@ -125,7 +125,7 @@ func (srv *server) serve(c net.Conn) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			srv.session(log, account, c.RemoteAddr().String(), ch, creqs)
+			srv.session(log, account, c.RemoteAddr().String(), ch, creqs, func() { conn.Close() })
 		}()
 	}
 	wg.Wait()
@@ -133,7 +133,7 @@ func (srv *server) serve(c net.Conn) {
 
 // session runs one session channel: environment requests, then one
 // exec.
-func (srv *server) session(log *slog.Logger, account string, remote string, ch ssh.Channel, reqs <-chan *ssh.Request) {
+func (srv *server) session(log *slog.Logger, account string, remote string, ch ssh.Channel, reqs <-chan *ssh.Request, abort func()) {
 	defer ch.Close()
 	var protocol string
 	for req := range reqs {
@@ -153,7 +153,7 @@ func (srv *server) session(log *slog.Logger, account string, remote string, ch s
 			}
 			req.Reply(true, nil)
 			go ssh.DiscardRequests(reqs)
-			status := srv.exec(log, account, remote, cmd.Command, protocol, ch)
+			status := srv.exec(log, account, remote, cmd.Command, protocol, ch, abort)
 			ch.SendRequest("exit-status", false, ssh.Marshal(struct{ Status uint32 }{status}))
 			return
 		default:
@@ -163,8 +163,9 @@ func (srv *server) session(log *slog.Logger, account string, remote string, ch s
 	}
 }
 
-// exec serves one Git command on ch and returns its exit status.
-func (srv *server) exec(log *slog.Logger, account string, remote string, command, protocol string, ch ssh.Channel) uint32 {
+// exec serves one Git command on ch and returns its exit status;
+// abort ends the connection of a client that does not read.
+func (srv *server) exec(log *slog.Logger, account string, remote string, command, protocol string, ch ssh.Channel, abort func()) uint32 {
 	service, repo, err := gitcmd.Parse(command)
 	if err != nil {
 		log.Info("command refused", "err", err)
@@ -196,8 +197,12 @@ func (srv *server) exec(log *slog.Logger, account string, remote string, command
 		io.Copy(mine, ch)
 		mine.CloseWrite()
 	}()
-	io.Copy(ch, mine)
-	switch done := client.Wait(); done.Status {
+	copied := make(chan struct{})
+	go func() {
+		io.Copy(ch, mine)
+		close(copied)
+	}()
+	switch done := client.WaitWhile(copied, abort); done.Status {
 	case ipc.StatusOK:
 		return 0
 	case ipc.StatusRefused:

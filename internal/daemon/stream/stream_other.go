@@ -10,3 +10,5 @@ import (
 func isTCP(*os.File) bool { return false }
 
 func ackNow(syscall.Conn) {}
+
+func (w *Writer) sendFile(*os.File, int64, int64) (int64, error) { return 0, errNoSendfile }

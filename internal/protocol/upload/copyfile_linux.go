@@ -14,6 +14,9 @@ import (
 // sendfile(2), from the page cache to the stream; otherwise, or where
 // the kernel refuses, through *buf (copyFileBuffered).
 func copyFile(dst io.Writer, src *os.File, off, n int64, buf *[]byte) error {
+	if fs, ok := dst.(FileSender); ok {
+		return fs.SendFile(src, off, n)
+	}
 	sc, ok := dst.(syscall.Conn)
 	if !ok {
 		return copyFileBuffered(dst, src, off, n, buf)

@@ -108,6 +108,14 @@ func sendWholePack(ctx context.Context, p *pack.Pack, f Framing, bw *bufio.Write
 	return nil
 }
 
+// FileSender is a writer that sends a range of a file itself, with
+// sendfile(2) or otherwise: one that must see every byte written to it
+// (a stream with a minimum rate) rather than have copyFile write to
+// its descriptor behind its back.
+type FileSender interface {
+	SendFile(src *os.File, off, n int64) error
+}
+
 // copyFileBuffered copies n bytes of src from off to dst through *buf,
 // made on first use and kept for the next call: copyFile where the
 // system offers nothing better.
