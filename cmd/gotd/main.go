@@ -181,6 +181,10 @@ func runParent(cfg *config.Config, lo logs.Options, load func() (*config.Config,
 	if exe, err = filepath.EvalSymlinks(exe); err != nil {
 		return err
 	}
+	// Opened while still root: the daemon's user may not reach it.
+	if exe, err = selfExe(exe); err != nil {
+		return err
+	}
 	l, err := listenSocket(cfg.ListenOn)
 	if err != nil {
 		return err

@@ -103,3 +103,17 @@ func runErr(name string, args ...string) (string, error) {
 	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
 	return string(out), err
 }
+
+// TestPrivateBinary runs gotd as root from a directory the daemon's
+// user cannot enter (a checkout under /root): the parent re-executes
+// its roles from the binary it opened before giving up root, and a
+// clone over git:// succeeds (issue 20).
+func TestPrivateBinary(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the daemon's user must differ from the binary's directory's owner")
+	}
+	s := start(t, options{privateBin: true})
+	dir := s.clientDir("private-bin")
+	s.mustGit(dir, nil, "clone", "-q", "--bare", s.gitURL("test"), "r.git")
+	fsck(t, filepath.Join(dir, "r.git"))
+}

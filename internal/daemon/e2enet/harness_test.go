@@ -82,6 +82,9 @@ type options struct {
 	// front-ends can be made to misbehave as if taken over.
 	testBuild bool
 	debug     bool // the daemon logs at debug level
+	// privateBin runs copies of the programs from a directory only root
+	// may enter, as from a checkout under /root (issue 20).
+	privateBin bool
 }
 
 var buildOnce struct {
@@ -147,6 +150,23 @@ func buildTestGotd(t testing.TB) string {
 	return buildTestOnce.dir
 }
 
+// privateCopy copies the programs in bin into a directory under dir
+// that only its owner may enter, and returns it.
+func privateCopy(t testing.TB, dir, bin string) string {
+	priv := filepath.Join(dir, "private-bin")
+	if err := os.Mkdir(priv, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"gotd", "gotctl", "gotadmin", "gotsh"} {
+		b, err := os.ReadFile(filepath.Join(bin, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		write(t, filepath.Join(priv, p), string(b), 0o755)
+	}
+	return priv
+}
+
 // TestMain removes the built programs.
 func TestMain(m *testing.M) {
 	code := m.Run()
@@ -174,6 +194,9 @@ func start(t testing.TB, o options) *server {
 	bin := buildBinaries(t)
 	if o.testBuild {
 		bin = buildTestGotd(t)
+	}
+	if o.privateBin {
+		bin = privateCopy(t, dir, bin)
 	}
 	s := &server{t: t, dir: dir, bin: bin, socket: filepath.Join(dir, "gotd.sock"), log: &lockedBuffer{}, terminal: o.terminal, debug: o.debug}
 

@@ -1,10 +1,13 @@
 package notify
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"syscall"
@@ -212,11 +215,13 @@ func servicePort(p, def string) uint16 {
 }
 
 // PrepareSpool creates the spool directory dir (mode 0700) if it does
-// not exist, gives it to uid and gid when run as root, and checks that
-// it is a directory, not a symbolic link, owned by uid and only its
-// owner's.
+// not exist, with the parents it lacks (mode 0755, so that the daemon's
+// user can pass through them: root's when run as root), gives dir to
+// uid and gid when run as root, and checks that it is a directory, not
+// a symbolic link, owned by uid and only its owner's, and that uid and
+// gid can reach it.
 func PrepareSpool(dir string, uid, gid int) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := makeSpool(filepath.Clean(dir)); err != nil {
 		return fmt.Errorf("notify spool: %w", err)
 	}
 	if os.Geteuid() == 0 {
@@ -237,5 +242,70 @@ func PrepareSpool(dir string, uid, gid int) error {
 	case st != nil && int(st.Uid) != uid:
 		return fmt.Errorf("notify spool: %s is not owned by the daemon's user", dir)
 	}
+	return reachable(dir, uid, gid)
+}
+
+// makeSpool creates dir (0700) and the parents it lacks (0755, whatever
+// the umask); directories that exist are left as they are.
+func makeSpool(dir string) error {
+	var missing []string
+	for p := dir; ; p = filepath.Dir(p) {
+		_, err := os.Lstat(p)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, fs.ErrNotExist) || p == filepath.Dir(p) {
+			return err
+		}
+		missing = append(missing, p)
+	}
+	for i := len(missing) - 1; i >= 0; i-- {
+		p, mode := missing[i], os.FileMode(0o755)
+		if i == 0 {
+			mode = 0o700
+		}
+		if err := os.Mkdir(p, mode); err != nil {
+			if errors.Is(err, fs.ErrExist) {
+				continue // made meanwhile by someone else: theirs
+			}
+			return err
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// reachable checks, when run as root, that uid, with gid its only
+// group, may search every directory above dir, by their modes: the
+// daemon's processes run so.
+func reachable(dir string, uid, gid int) error {
+	if os.Geteuid() != 0 || uid == 0 {
+		return nil
+	}
+	for p := filepath.Dir(dir); ; p = filepath.Dir(p) {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return fmt.Errorf("notify spool: %w", err)
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok {
+			return nil
+		}
+		perm := fi.Mode().Perm()
+		search := perm&0o001 != 0
+		switch {
+		case int(st.Uid) == uid:
+			search = perm&0o100 != 0
+		case int(st.Gid) == gid:
+			search = perm&0o010 != 0
+		}
+		if !search {
+			return fmt.Errorf("notify spool: the daemon's user cannot enter %s (mode %v): chmod a+x %s", p, perm, p)
+		}
+		if p == filepath.Dir(p) {
+			return nil
+		}
+	}
 }

@@ -1,0 +1,7 @@
+//go:build !linux
+
+package main
+
+// selfExe returns the binary's path: it is re-executed, and unveiled,
+// by path.
+func selfExe(exe string) (string, error) { return exe, nil }
