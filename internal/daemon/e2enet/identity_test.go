@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"maps"
 	"net"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -234,5 +236,65 @@ func TestAuthConcurrency(t *testing.T) {
 	}
 	if !waited {
 		t.Error("no client waited for a verifier: the test did not load the server")
+	}
+}
+
+// TestAccountLockout: wrong passwords sent in an account's name from
+// other addresses do not take that account's places, so that its real
+// client is served meanwhile (issue 19: 73 addresses sending wrong
+// passwords for alice kept the real alice out with 503, since a claim
+// counted as the account's before its secret was checked).
+func TestAccountLockout(t *testing.T) {
+	s := start(t, options{extraConn: "limit user " + rwAccount + " 2"})
+	get := func(from, secret string) (int, error) {
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 5 * time.Second}
+		c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DialContext: d.DialContext, DisableKeepAlives: true}}
+		req, err := http.NewRequest(http.MethodGet, s.httpURL("", "private")+"/info/refs?service=git-upload-pack", nil)
+		if err != nil {
+			return 0, err
+		}
+		req.SetBasicAuth(rwAccount, secret)
+		resp, err := c.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	// The real client's secret is checked once (and remembered).
+	if code, err := get("127.0.0.1", password); code != http.StatusOK {
+		t.Fatalf("before: status %d, %v; want 200", code, err)
+	}
+	// Eight addresses, two requests at a time each, wrong passwords,
+	// for a few seconds.
+	stop := time.Now().Add(4 * time.Second)
+	var wg sync.WaitGroup
+	var sent atomic.Int64
+	for i := range 8 {
+		for range 2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for time.Now().Before(stop) {
+					get(fmt.Sprintf("127.0.5.%d", i+1), "wrong")
+					sent.Add(1)
+				}
+			}()
+		}
+	}
+	time.Sleep(500 * time.Millisecond)
+	refused := 0
+	for range 6 {
+		code, err := get("127.0.0.1", password)
+		if code != http.StatusOK {
+			refused++
+			t.Logf("real client: status %d, %v", code, err)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	wg.Wait()
+	if refused > 0 {
+		t.Errorf("the real client was refused %d of 6 times while %d wrong passwords were sent in its name; want 0", refused, sent.Load())
 	}
 }

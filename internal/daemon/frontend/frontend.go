@@ -216,10 +216,22 @@ func (s *Server) Admit(account, remote string) (*Slot, error) {
 	if account == "" {
 		name, key = "anonymous", "anonymous@"+host(remote)
 	}
-	limit := st.Default
-	if i := slices.Index(st.Names, name); i >= 0 {
-		limit = st.PerName[i]
-	}
+	return s.admit(st.limit(name), key)
+}
+
+// AdmitClaim counts a connection that claims account, not yet
+// verified, against that account's limit for its remote address alone:
+// wrong passwords sent in a name from elsewhere cannot use up the
+// places of the account's real clients (issue 19). Once the parent
+// has verified the claim, Slot.Become counts it as the account's.
+func (s *Server) AdmitClaim(account, remote string) (*Slot, error) {
+	st := s.Settings()
+	return s.admit(st.limit(account), "claim:"+account+"@"+host(remote))
+}
+
+// admit takes a place under key, whose limit is limit.
+func (s *Server) admit(limit uint32, key string) (*Slot, error) {
+	st := s.Settings()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
@@ -231,6 +243,33 @@ func (s *Server) Admit(account, remote string) (*Slot, error) {
 	s.total++
 	s.count[key]++
 	return &Slot{s: s, key: key}, nil
+}
+
+// limit is the number of connections name may have at once.
+func (st *Settings) limit(name string) uint32 {
+	if i := slices.Index(st.Names, name); i >= 0 {
+		return st.PerName[i]
+	}
+	return st.Default
+}
+
+// Become moves a slot taken by AdmitClaim to account, once the parent
+// has verified the claim. Over the account's limit it returns
+// ErrUserLimit and the slot stays as it was.
+func (sl *Slot) Become(account string) error {
+	s := sl.s
+	limit := s.Settings().limit(account)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if uint32(s.count[account]) >= limit {
+		return ErrUserLimit
+	}
+	if s.count[sl.key]--; s.count[sl.key] <= 0 {
+		delete(s.count, sl.key)
+	}
+	sl.key = account
+	s.count[account]++
+	return nil
 }
 
 // host is the address of remote without its port.

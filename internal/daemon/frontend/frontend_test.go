@@ -2,6 +2,7 @@ package frontend
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -120,5 +121,46 @@ func TestPending(t *testing.T) {
 	next()
 	if total, of := s.gate.Pending("127.0.0.2"); total != 4 || of != 3 {
 		t.Fatalf("pending after a handshake: got %d in all, %d of 127.0.0.2; want 4, 3", total, of)
+	}
+}
+
+// TestAdmitClaim: unverified claims to an account count per address,
+// so that claims from elsewhere (wrong passwords sent in its name)
+// leave the account's places to its real clients; a verified claim
+// takes one of those places (issue 19: 73 addresses sending wrong
+// passwords for alice kept alice out with 503).
+func TestAdmitClaim(t *testing.T) {
+	s := New(slog.Default(), ipc.ViaHTTP, nil)
+	s.settings = &Settings{Frontend: ipc.Frontend{Default: 2, Total: 100}}
+	close(s.ready)
+	var claims []*Slot
+	for i := range 5 {
+		sl, err := s.AdmitClaim("alice", fmt.Sprintf("10.0.1.%d:1", i))
+		if err != nil {
+			t.Fatalf("claim %d: %v", i, err)
+		}
+		claims = append(claims, sl)
+	}
+	if _, err := s.AdmitClaim("alice", "10.0.1.0:2"); err != nil {
+		t.Fatalf("second claim from one address: %v", err)
+	}
+	if _, err := s.AdmitClaim("alice", "10.0.1.0:3"); !errors.Is(err, ErrUserLimit) {
+		t.Errorf("third claim from one address: got %v; want %v", err, ErrUserLimit)
+	}
+	// The real alice, verified, still has both places.
+	real1, _ := s.AdmitClaim("alice", "10.0.2.1:1")
+	real2, _ := s.AdmitClaim("alice", "10.0.2.1:2")
+	for _, sl := range []*Slot{real1, real2} {
+		if err := sl.Become("alice"); err != nil {
+			t.Fatalf("Become: %v", err)
+		}
+	}
+	if err := claims[0].Become("alice"); !errors.Is(err, ErrUserLimit) {
+		t.Errorf("third verified client of alice: got %v; want %v", err, ErrUserLimit)
+	}
+	claims[0].Release()
+	real1.Release()
+	if s.count["alice"] != 1 || s.count["claim:alice@10.0.1.0"] != 1 || s.total != 6 {
+		t.Errorf("counts %d %v", s.total, s.count)
 	}
 }

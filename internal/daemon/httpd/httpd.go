@@ -197,7 +197,13 @@ func (srv *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	log = log.With("user", account)
-	slot, err := srv.s.Admit(account, r.RemoteAddr)
+	// A claimed account counts for the client's address alone until
+	// the parent has checked its secret (Slot.Become below).
+	admit := srv.s.Admit
+	if account != "" {
+		admit = srv.s.AdmitClaim
+	}
+	slot, err := admit(account, r.RemoteAddr)
 	if err != nil {
 		srv.s.Refused("connection refused: "+err.Error(), r.RemoteAddr, "user", account)
 		w.Header().Set("Retry-After", "10")
@@ -270,6 +276,18 @@ func (srv *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		done := client.Wait()
 		srv.refused(w, log, rt, account, st, lb, done, rerr)
 		return
+	}
+	// The server's processes answer: the parent has verified the
+	// account, whose place the request now takes.
+	if account != "" {
+		if err := slot.Become(account); err != nil {
+			mine.Close()
+			client.Wait()
+			srv.s.Refused("connection refused: "+err.Error(), r.RemoteAddr, "user", account)
+			w.Header().Set("Retry-After", "10")
+			fail(w, http.StatusServiceUnavailable, err.Error())
+			return
+		}
 	}
 	if lb.over.Load() {
 		mine.Close()
