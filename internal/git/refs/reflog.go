@@ -365,12 +365,12 @@ func (s *Store) createLog(a *logAppend) (*os.File, error) {
 		return nil, err
 	}
 	dir := logs
-	if err := os.Mkdir(dir, 0o777); err != nil && !errors.Is(err, fs.ErrExist) {
+	if err := s.Shared.Mkdir(dir); err != nil && !errors.Is(err, fs.ErrExist) {
 		return nil, err
 	}
 	for _, comp := range strings.Split(rel, string(filepath.Separator)) {
 		dir = filepath.Join(dir, comp)
-		err := os.Mkdir(dir, 0o777)
+		err := s.Shared.Mkdir(dir)
 		if errors.Is(err, fs.ErrExist) {
 			st, serr := os.Lstat(dir)
 			if serr == nil && st.Mode().IsRegular() {
@@ -378,7 +378,7 @@ func (s *Store) createLog(a *logAppend) (*os.File, error) {
 				if err := os.Remove(dir); err != nil {
 					return nil, err
 				}
-				err = os.Mkdir(dir, 0o777)
+				err = s.Shared.Mkdir(dir)
 			} else if serr == nil && !st.IsDir() {
 				return nil, fmt.Errorf("%s is not a directory", dir)
 			}
@@ -390,7 +390,18 @@ func (s *Store) createLog(a *logAppend) (*os.File, error) {
 			return nil, err
 		}
 	}
-	return os.OpenFile(a.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o666)
+	// Made private, then given the repository's permissions, which the
+	// umask does not narrow.
+	f, err := os.OpenFile(a.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Shared.Chmod(f, 0o666); err != nil {
+		f.Close()
+		os.Remove(a.path)
+		return nil, err
+	}
+	return f, nil
 }
 
 // removeLogInPath removes the reflog files standing where directories

@@ -195,10 +195,15 @@ func TestRequestMemory(t *testing.T) {
 		{"ref-prefix", []string{"command=ls-refs\n", "0001"}, []string{"0000"}, 1000000,
 			func(i int) string { return fmt.Sprintf("ref-prefix refs/heads/%040d\n", i) },
 			"upload-pack: too many ref-prefix lines (limit 65536 lines / 4 MiB)", 16 << 20},
-		// Each have costs a lookup of a loose object: fewer of them,
-		// which kept would take some 20 MiB.
-		{"haves", []string{"command=fetch\n", "0001", "want " + main + "\n"}, []string{"0000"}, 300000,
-			func(i int) string { return fmt.Sprintf("have %040x\n", i+1) }, "", 8 << 20},
+		// The haves of one request are kept until it is read whole,
+		// then looked up (at most 65,536 ids, some 10 MiB with their
+		// set); a million would be 150.
+		{"haves", []string{"command=fetch\n", "0001", "want " + main + "\n"}, []string{"0000"}, 60000,
+			func(i int) string { return fmt.Sprintf("have %040x\n", i+1) }, "", 16 << 20},
+		// More haves than one request may hold are refused at the first
+		// over (issue 18: a million took the server tens of seconds).
+		{"haves in one request", []string{"command=fetch\n", "0001", "want " + main + "\n"}, []string{"0000"}, 300000,
+			func(i int) string { return fmt.Sprintf("have %040x\n", i+1) }, "upload-pack: too many haves in one request (limit 65536 lines / 2944 KiB)", 16 << 20},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -34,9 +34,10 @@ type request struct {
 }
 
 // requestBudgets bound the lists of one request (wire.Budget): the
-// haves are the session's, all rounds together.
+// haves both per request (roundHaves) and for the session, all rounds
+// together (session.haveBudget).
 type requestBudgets struct {
-	wants, shallows, deepenNot wire.Budget
+	wants, shallows, deepenNot, roundHaves wire.Budget
 	// other counts the lines that set a flag or a value (done,
 	// thin-pack, deepen, filter …): kept or not, they are read.
 	other wire.Budget
@@ -49,16 +50,23 @@ const (
 	maxDeepenNotBytes = 256 << 10
 	maxOtherLines     = 1024
 	maxOtherBytes     = 16 << 10
+	// maxRoundHaves bounds the haves of one request (a round of
+	// negotiation): each costs a lookup, and a request of a million
+	// took the server tens of seconds (issue 18). C Git's client sends
+	// rounds of 16 growing to 16384 haves, then by a tenth each round:
+	// past 500,000 haves none of which the server had.
+	maxRoundHaves = 65536
 )
 
 // newRequest returns an empty request with its budgets.
 func (s *session) newRequest() *request {
 	l := s.opts.Limits
 	return &request{budgets: requestBudgets{
-		wants:     s.idBudget("wants", "want", l.MaxWants),
-		shallows:  s.idBudget("shallow lines", "shallow", l.MaxWants),
-		deepenNot: wire.Budget{Prefix: "upload-pack: ", What: "deepen-not lines", Lines: maxDeepenNot, Bytes: maxDeepenNotBytes},
-		other:     wire.Budget{Prefix: "upload-pack: ", What: "arguments", Lines: maxOtherLines, Bytes: maxOtherBytes},
+		wants:      s.idBudget("wants", "want", l.MaxWants),
+		shallows:   s.idBudget("shallow lines", "shallow", l.MaxWants),
+		deepenNot:  wire.Budget{Prefix: "upload-pack: ", What: "deepen-not lines", Lines: maxDeepenNot, Bytes: maxDeepenNotBytes},
+		roundHaves: s.idBudget("haves in one request", "have", maxRoundHaves),
+		other:      wire.Budget{Prefix: "upload-pack: ", What: "arguments", Lines: maxOtherLines, Bytes: maxOtherBytes},
 	}}
 }
 

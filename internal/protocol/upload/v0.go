@@ -234,6 +234,7 @@ func (s *session) negotiateV0(q *request) ([]oid.ID, bool, error) {
 				return nil, false, nil
 			}
 			gotCommon, gotOther = false, false
+			q.budgets.roundHaves = s.idBudget("haves in one request", "have", maxRoundHaves)
 			continue
 		}
 		if k != pktline.Data {
@@ -241,6 +242,9 @@ func (s *session) negotiateV0(q *request) ([]oid.ID, bool, error) {
 		}
 		line = bytes.TrimSuffix(line, []byte{'\n'})
 		if hex, ok := bytes.CutPrefix(line, []byte("have ")); ok {
+			if err := q.budgets.roundHaves.Take(len(line)); err != nil {
+				return nil, false, err
+			}
 			if err := s.haveBudget.Take(len(line)); err != nil {
 				return nil, false, err
 			}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"slices"
 
 	"gotd/internal/git/oid"
 	"gotd/internal/protocol/pktline"
@@ -360,6 +361,9 @@ func (s *session) fetchV2(args bool) error {
 			return nil
 		}
 		if hex, ok := bytes.CutPrefix(line, []byte("have ")); ok {
+			if err := q.budgets.roundHaves.Take(len(line)); err != nil {
+				return err
+			}
 			if err := s.haveBudget.Take(len(line)); err != nil {
 				return err
 			}
@@ -368,9 +372,11 @@ func (s *session) fetchV2(args bool) error {
 				return err
 			}
 			seenHaves = true
-			// A have the repository lacks changes nothing in the
-			// negotiation: it is not kept, nor is one sent twice.
-			if !haveSeen[id] && s.repo.HasObject(id) {
+			// Looked up once the request is read whole: a request over
+			// its bounds is refused before any of its haves costs a
+			// lookup (the ids kept meanwhile are bounded by
+			// maxRoundHaves).
+			if !haveSeen[id] {
 				haveSeen[id] = true
 				q.haves = append(q.haves, id)
 			}
@@ -410,6 +416,9 @@ func (s *session) fetchV2(args bool) error {
 	if err != nil {
 		return err
 	}
+	// A have the repository lacks changes nothing in the negotiation:
+	// it is not kept.
+	q.haves = slices.DeleteFunc(q.haves, func(id oid.ID) bool { return !s.repo.HasObject(id) })
 	if err := s.checkWants(q.wants, true); err != nil {
 		return err
 	}
