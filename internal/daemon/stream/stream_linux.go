@@ -2,11 +2,12 @@ package stream
 
 import (
 	"errors"
-	"io"
 	"os"
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"gotd/internal/protocol/upload"
 )
 
 func isTCP(f *os.File) bool {
@@ -52,26 +53,10 @@ func (w *Writer) sendFile(src *os.File, off, n int64) (int64, error) {
 		before := sent
 		var serr error
 		err := rc.Write(func(fd uintptr) bool {
-			for sent < n {
-				o := off + sent
-				k, err := unix.Sendfile(int(fd), in, &o, int(min(n-sent, 1<<30)))
-				if k > 0 {
-					sent += int64(k)
-				}
-				switch {
-				case err == unix.EAGAIN:
-					return false // wait until writable, or the deadline
-				case err == unix.EINTR:
-					continue
-				case err != nil:
-					serr = err
-					return true
-				case k == 0:
-					serr = io.ErrUnexpectedEOF
-					return true
-				}
-			}
-			return true
+			// false: wait until writable, or the deadline
+			done, err := upload.SendfileTo(fd, in, off, n, &sent)
+			serr = err
+			return done
 		})
 		if err == nil {
 			err = serr

@@ -29,26 +29,9 @@ func copyFile(dst io.Writer, src *os.File, off, n int64, buf *[]byte) error {
 	var serr error
 	sent := int64(0)
 	err = rc.Write(func(fd uintptr) bool {
-		for sent < n {
-			o := off + sent
-			k, err := unix.Sendfile(int(fd), in, &o, int(min(n-sent, 1<<30)))
-			if k > 0 {
-				sent += int64(k)
-			}
-			switch {
-			case err == unix.EAGAIN:
-				return false // wait until writable
-			case err == unix.EINTR:
-				continue
-			case err != nil:
-				serr = err
-				return true
-			case k == 0:
-				serr = io.ErrUnexpectedEOF
-				return true
-			}
-		}
-		return true
+		done, err := SendfileTo(fd, in, off, n, &sent)
+		serr = err
+		return done
 	})
 	if err == nil {
 		err = serr
@@ -57,6 +40,33 @@ func copyFile(dst io.Writer, src *os.File, off, n int64, buf *[]byte) error {
 		return copyFileBuffered(dst, src, off, n, buf)
 	}
 	return err
+}
+
+// SendfileTo sends the bytes of the file in between off+*sent and
+// off+n to the descriptor fd with sendfile(2), adding what it sent to
+// *sent: the body of a RawConn.Write callback. It returns false when
+// fd would block (the caller waits until it is writable), else true
+// with the kernel's refusal, or io.ErrUnexpectedEOF when the file ends
+// early, or nil once all is sent.
+func SendfileTo(fd uintptr, in int, off, n int64, sent *int64) (bool, error) {
+	for *sent < n {
+		o := off + *sent
+		k, err := unix.Sendfile(int(fd), in, &o, int(min(n-*sent, 1<<30)))
+		if k > 0 {
+			*sent += int64(k)
+		}
+		switch {
+		case err == unix.EAGAIN:
+			return false, nil
+		case err == unix.EINTR:
+			continue
+		case err != nil:
+			return true, err
+		case k == 0:
+			return true, io.ErrUnexpectedEOF
+		}
+	}
+	return true, nil
 }
 
 // cork holds back (on) or releases (off) partial TCP segments on dst
