@@ -313,17 +313,26 @@ func TestHTTPv0Reachable(t *testing.T) {
 // TestHTTPFetchBodyLimit checks that a fetch body is bounded after
 // decoding well below a body limit sized for pushes (issue 18: a 1 MB
 // gzip body that inflated within the 1 GiB default took session_read
-// to 954 MB): a gzip body of 70 MiB of have lines inflated is refused
-// with 413, while a body limit of 1G is configured.
+// to 954 MB): a gzip body of 70 MiB inflated is refused with 413,
+// while a body limit of 1G is configured. Each list of the request is
+// within its own bound (wants, shallow lines; 65,536 haves would be
+// refused first), so that only the body's size is over.
 func TestHTTPFetchBodyLimit(t *testing.T) {
 	s := start(t, options{extraConn: "\tbody limit 1G"})
 	head := strings.TrimSpace(run(t, "git", "--git-dir", filepath.Join(s.dir, "test.git"), "rev-parse", "main"))
 	var body bytes.Buffer
 	zw := gzip.NewWriter(&body)
 	io.WriteString(zw, "0012command=fetch\n00010032want "+head+"\n")
-	have := []byte(strings.Repeat("0032have "+head+"\n", 1<<14))
-	for n := 0; n < 70<<20; n += len(have) {
-		zw.Write(have)
+	want := []byte(strings.Repeat("0032want "+head+"\n", 1000))
+	shallow := []byte(strings.Repeat("0035shallow "+head+"\n", 1000))
+	n := 0
+	for range 900 { // 900,000 wants, 45 MB
+		zw.Write(want)
+		n += len(want)
+	}
+	for n < 70<<20 { // shallow lines up to 70 MiB
+		zw.Write(shallow)
+		n += len(shallow)
 	}
 	io.WriteString(zw, "0009done\n0000")
 	zw.Close()

@@ -175,7 +175,11 @@ func (w *Writer) attempts(attempt func() (int, error, bool)) error {
 // client and of the bytes moved meanwhile.
 type meter struct {
 	lim    Limits
-	idleOK bool // a whole interval without a byte is not judged
+	// idleOK: an interval whose second half passed without a byte is
+	// not judged (the client is thinking, which the per-read timeout
+	// bounds): a few bytes at its start, then silence, were judged
+	// too slow, depending on when the interval began.
+	idleOK bool
 	// mine and other count the bytes moved in this direction and in
 	// the other; seen is other when the measure started.
 	mine, other *atomic.Int64
@@ -241,7 +245,7 @@ func (m *meter) moved(t0, t1 time.Time, n int) error {
 	if l.MinBytes <= 0 || l.Interval <= 0 || m.clock-m.start < l.Interval {
 		return nil
 	}
-	if m.bytes < l.MinBytes && !(m.idleOK && m.clock-m.last >= l.Interval) {
+	if m.bytes < l.MinBytes && !(m.idleOK && m.clock-m.last >= l.Interval/2) {
 		return ErrTooSlow
 	}
 	m.start, m.last, m.bytes = m.clock, m.clock, 0
