@@ -174,7 +174,7 @@ func (w *Writer) attempts(attempt func() (int, error, bool)) error {
 // meter is one direction's account of the time spent waiting on the
 // client and of the bytes moved meanwhile.
 type meter struct {
-	lim    Limits
+	lim Limits
 	// idleOK: an interval whose second half passed without a byte is
 	// not judged (the client is thinking, which the per-read timeout
 	// bounds): a few bytes at its start, then silence, were judged
