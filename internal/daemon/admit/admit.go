@@ -1,9 +1,10 @@
 // Package admit is what listen and the network front-ends share to
 // admit connections they cannot yet tell from an attack: a Gate that
 // counts the connections waiting for their first message (pending:
-// accepted, not yet handshaken) per key (a uid, a remote address) and
-// in all, and a Summary that logs refusals and floods as counts per
-// interval instead of a line per connection.
+// accepted, not yet handshaken) in all and per key (a uid, a remote
+// address), making room for newcomers by evicting a source that holds
+// more than its share, and a Summary that logs refusals and floods as
+// counts per interval instead of a line per connection.
 package admit
 
 import (
@@ -16,67 +17,171 @@ import (
 	"time"
 )
 
-// Why a Gate refused a connection.
+// Why a Gate refused or closed a connection.
 const (
 	OverTotal = "too many pending connections"
 	OverKey   = "too many pending connections from one source"
 )
 
-// Gate counts pending connections. The zero Gate refuses everything
-// until SetLimits; its methods may be called from any goroutine.
+// Gate counts pending connections, in all and per key (a uid, a
+// remote address). The total is a hard cap; the cap per key is a fair
+// share that holds only when the Gate is full: while there is room, a
+// burst from one key (many clients behind one address, every OpenSSH
+// user through gotsh) is admitted whole, and once the Gate is full a
+// newcomer takes the place of the oldest pending connection of the key
+// that holds the most, if that key holds more than its share and more
+// than the newcomer's key. So one source cannot keep others out, and
+// cannot be kept out by a source that holds no more than it does.
+//
+// The zero Gate refuses everything until SetLimits; its methods may be
+// called from any goroutine.
 type Gate struct {
 	mu     sync.Mutex
 	total  int // limits
 	perKey int
 	n      int
-	count  map[string]int
+	keys   map[string]*holder
+}
+
+// holder is the pending connections of one key, oldest first.
+type holder struct {
+	key     string
+	entries []*entry
+}
+
+// entry is one pending connection.
+type entry struct {
+	evict func() // closes the connection; nil if it cannot be evicted
+	gone  bool   // released or evicted: no longer counted
 }
 
 // SetLimits sets the number of pending connections allowed in all and
-// per key; connections already admitted keep their place.
+// the share of each key when the Gate is full; connections already
+// admitted keep their place.
 func (g *Gate) SetLimits(total, perKey int) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.total, g.perKey = total, perKey
 }
 
-// Enter counts a new pending connection of key. It returns "" and a
-// release function, which the caller calls once when the connection is
-// no longer pending (handshaken or closed; a second call does nothing),
-// or why the connection is refused (OverTotal, OverKey): the caller
-// closes it at once.
-func (g *Gate) Enter(key string) (release func(), why string) {
+// Enter counts a new pending connection of key, which evict closes
+// (called at most once, from whichever goroutine made room, without
+// the Gate's lock held; nil if the connection may not be evicted). It
+// returns "" and a release function, which the caller calls once when
+// the connection is no longer pending (handshaken or closed; a second
+// call, or a call after an eviction, does nothing), or why the
+// connection is refused (OverTotal, OverKey): the caller closes it at
+// once. When Enter evicts another key's connection to make room, it
+// reports that key as evicted ("" if none), for the caller's log.
+func (g *Gate) Enter(key string, evict func()) (release func(), why, evicted string) {
 	g.mu.Lock()
-	defer g.mu.Unlock()
-	switch {
-	case g.n >= g.total:
-		return nil, OverTotal
-	case g.count[key] >= g.perKey:
-		return nil, OverKey
+	if g.total <= 0 {
+		g.mu.Unlock()
+		return nil, OverTotal, ""
 	}
-	if g.count == nil {
-		g.count = map[string]int{}
+	var victim *entry
+	if g.n >= g.total {
+		mine := 0
+		if h := g.keys[key]; h != nil {
+			mine = len(h.entries)
+		}
+		top := g.largest()
+		if top == nil || top.key == key || len(top.entries) <= g.perKey || len(top.entries) <= mine+1 {
+			g.mu.Unlock()
+			if mine >= g.perKey {
+				return nil, OverKey, ""
+			}
+			return nil, OverTotal, ""
+		}
+		victim = top.remove(nil)
+		if victim == nil {
+			g.mu.Unlock()
+			return nil, OverTotal, ""
+		}
+		g.n--
+		evicted = top.key
+		g.drop(top)
 	}
+	if g.keys == nil {
+		g.keys = map[string]*holder{}
+	}
+	h := g.keys[key]
+	if h == nil {
+		h = &holder{key: key}
+		g.keys[key] = h
+	}
+	e := &entry{evict: evict}
+	h.entries = append(h.entries, e)
 	g.n++
-	g.count[key]++
-	var once sync.Once
-	return func() { once.Do(func() { g.leave(key) }) }, ""
+	g.mu.Unlock()
+	if victim != nil {
+		victim.evict()
+	}
+	return func() { g.leave(h, e) }, "", evicted
 }
 
-func (g *Gate) leave(key string) {
+// largest returns the holder with the most pending connections that
+// can be evicted (nil if none); called with g.mu held.
+func (g *Gate) largest() *holder {
+	var top *holder
+	for _, h := range g.keys {
+		if top == nil || len(h.entries) > len(top.entries) || len(h.entries) == len(top.entries) && h.key < top.key {
+			if h.evictable() {
+				top = h
+			}
+		}
+	}
+	return top
+}
+
+func (h *holder) evictable() bool {
+	for _, e := range h.entries {
+		if e.evict != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// remove takes e out of h's entries, or if e is nil the oldest that
+// can be evicted, and returns it (nil if there is none), marked gone.
+func (h *holder) remove(e *entry) *entry {
+	for i, x := range h.entries {
+		if x == e || e == nil && x.evict != nil {
+			h.entries = append(h.entries[:i], h.entries[i+1:]...)
+			x.gone = true
+			return x
+		}
+	}
+	return nil
+}
+
+// drop forgets h once it holds nothing; called with g.mu held.
+func (g *Gate) drop(h *holder) {
+	if len(h.entries) == 0 && g.keys[h.key] == h {
+		delete(g.keys, h.key)
+	}
+}
+
+func (g *Gate) leave(h *holder, e *entry) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.n--
-	if g.count[key]--; g.count[key] <= 0 {
-		delete(g.count, key)
+	if e.gone {
+		return
 	}
+	h.remove(e)
+	g.n--
+	g.drop(h)
 }
 
 // Pending returns the number of pending connections in all and of key.
 func (g *Gate) Pending(key string) (total, ofKey int) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return g.n, g.count[key]
+	if h := g.keys[key]; h != nil {
+		ofKey = len(h.entries)
+	}
+	return g.n, ofKey
 }
 
 // AddressKey is the key a remote network address is counted under: an

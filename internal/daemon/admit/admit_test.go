@@ -11,45 +11,72 @@ import (
 	"time"
 )
 
-// TestGate checks the caps on pending connections: per key and in all,
-// a release frees the place once, and a refused connection takes none.
+// TestGate checks the caps on pending connections: the total is hard,
+// a key may hold more than its share while there is room, once full a
+// newcomer evicts the oldest connection of the key that holds the most
+// if it is over its share, a release frees the place once, and a
+// refused connection takes none.
 func TestGate(t *testing.T) {
 	var g Gate
-	if _, why := g.Enter("a"); why != OverTotal {
+	if _, why, _ := g.Enter("a", nil); why != OverTotal {
 		t.Fatalf("zero Gate: got %q; want %q", why, OverTotal)
 	}
-	g.SetLimits(4, 2)
-	enter := func(key, want string) func() {
+	g.SetLimits(4, 1)
+	closed, entered := map[string]int{}, map[string]int{}
+	enter := func(key, wantWhy, wantEvicted string) func() {
 		t.Helper()
-		release, why := g.Enter(key)
-		if why != want {
-			t.Fatalf("Enter(%q) = %q; want %q", key, why, want)
+		name := fmt.Sprintf("%s%d", key, entered[key])
+		entered[key]++
+		release, why, evicted := g.Enter(key, func() { closed[name]++ })
+		if why != wantWhy || evicted != wantEvicted {
+			t.Fatalf("Enter(%q) = %q, evicted %q; want %q, evicted %q", key, why, evicted, wantWhy, wantEvicted)
 		}
 		return release
 	}
-	a1 := enter("a", "")
-	enter("a", "")
-	enter("a", OverKey) // a holds its cap
-	enter("b", "")      // another key still gets in
-	b2 := enter("b", "")
-	enter("c", OverTotal) // four in all
-	a1()
-	a1() // once only
-	if total, a := g.Pending("a"); total != 3 || a != 1 {
-		t.Fatalf("after release: got %d in all, %d of a; want 3, 1", total, a)
+	pending := func(key string, wantTotal, wantKey int) {
+		t.Helper()
+		if total, n := g.Pending(key); total != wantTotal || n != wantKey {
+			t.Fatalf("Pending(%q) = %d, %d; want %d, %d", key, total, n, wantTotal, wantKey)
+		}
 	}
-	enter("c", "")
-	enter("c", OverTotal)
-	b2()
-	enter("a", "")
-	enter("a", OverTotal)
-	if total, c := g.Pending("c"); total != 4 || c != 1 {
-		t.Fatalf("got %d in all, %d of c; want 4, 1", total, c)
+	a0 := enter("a", "", "")
+	a0()
+	a0() // once only
+	pending("a", 0, 0)
+	a1 := enter("a", "", "") // a burst from a: admitted while there is room
+	enter("a", "", "")
+	enter("a", "", "")
+	enter("a", "", "")
+	pending("a", 4, 4)
+	enter("a", OverKey, "") // full, and a is the largest holder
+	enter("b", "", "a")     // b takes the place of a's oldest
+	if closed["a1"] != 1 {
+		t.Fatalf("evictions: %v; want a1 closed once", closed)
+	}
+	a1() // after its eviction: does nothing
+	pending("a", 4, 3)
+	enter("c", "", "a") // a still holds most, over its share
+	pending("b", 4, 1)
+	enter("d", "", "a")       // a holds 2, d none
+	enter("e", OverTotal, "") // every key holds its share
+	enter("b", OverKey, "")   // b holds its share
+	if closed["a2"] != 1 || closed["a3"] != 1 || closed["a4"] != 0 || closed["b0"] != 0 || len(closed) != 3 {
+		t.Errorf("evictions: %v; want a1, a2 and a3 only", closed)
+	}
+	pending("a", 4, 1)
+
+	// Connections that cannot be evicted keep their place.
+	var h Gate
+	h.SetLimits(2, 1)
+	h.Enter("x", nil)
+	h.Enter("x", nil)
+	if _, why, evicted := h.Enter("y", func() {}); why != OverTotal || evicted != "" {
+		t.Errorf("over connections that cannot be evicted: got %q, evicted %q; want %q", why, evicted, OverTotal)
 	}
 }
 
-// TestGateConcurrent enters and leaves from many goroutines: the count
-// never passes the caps and ends at zero.
+// TestGateConcurrent enters, leaves and evicts from many goroutines:
+// the count never passes the total and ends at zero.
 func TestGateConcurrent(t *testing.T) {
 	var g Gate
 	g.SetLimits(10, 3)
@@ -62,12 +89,11 @@ func TestGateConcurrent(t *testing.T) {
 			defer wg.Done()
 			key := string(rune('a' + i%5))
 			for range 200 {
-				release, why := g.Enter(key)
+				release, why, _ := g.Enter(key, func() {})
 				if why != "" {
 					continue
 				}
-				total, n := g.Pending(key)
-				if total > 10 || n > 3 {
+				if total, _ := g.Pending(key); total > 10 {
 					mu.Lock()
 					over++
 					mu.Unlock()
@@ -78,7 +104,7 @@ func TestGateConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 	if total, _ := g.Pending("a"); total != 0 || over != 0 {
-		t.Fatalf("got %d pending at the end and %d over the caps; want 0, 0", total, over)
+		t.Fatalf("got %d pending at the end and %d times over the total; want 0, 0", total, over)
 	}
 }
 

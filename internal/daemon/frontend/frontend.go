@@ -422,11 +422,17 @@ func Listeners() ([]net.Listener, error) {
 
 // Pending counts c as pending, from accept or from the end of a
 // request on a connection kept for the next one, until Handshaken. It
-// returns false if c's address or the front-end is over its pending
-// limit: the caller closes c at once. The refusal is logged in summary.
+// returns false if the front-end is full of pending connections and
+// c's address holds its share of them: the caller closes c at once.
+// Once the front-end is full, c may take the place of the oldest
+// pending connection of an address that holds more than its share,
+// which is closed. Refusals and evictions are logged in summary.
 func (s *Server) Pending(c net.Conn) bool {
 	key := admit.AddressKey(c.RemoteAddr())
-	release, why := s.gate.Enter(key)
+	release, why, evicted := s.gate.Enter(key, func() { c.Close() })
+	if evicted != "" {
+		s.Refusals.Add("connection closed: "+admit.OverKey, evicted)
+	}
 	if why != "" {
 		s.Refusals.Add("connection closed: "+why, key)
 		return false

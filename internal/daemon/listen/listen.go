@@ -152,7 +152,10 @@ func (s *server) accept(l *net.UnixListener) {
 			c.Close()
 			continue
 		}
-		release, why := s.pending.Enter(strconv.FormatUint(uint64(uid), 10))
+		release, why, evicted := s.pending.Enter(strconv.FormatUint(uint64(uid), 10), func() { c.Close() })
+		if evicted != "" {
+			s.summary.Add("connection closed: "+admit.OverKey, "uid "+evicted)
+		}
 		if why != "" {
 			s.summary.Add("connection refused: "+why, "uid "+strconv.FormatUint(uint64(uid), 10))
 			c.Close()
