@@ -31,6 +31,22 @@ type Push struct {
 	// NoMerges are branches (full names) and namespaces (ending in
 	// "/") that new merge commits may not reach.
 	NoMerges []string
+	// Rebase are branches (full names) and namespaces (ending in "/")
+	// whose stale updates are rebased onto their current value
+	// (receive.Options.Rebase); MaxRebase bounds the commits of one
+	// (0: receive.DefaultMaxRebase).
+	Rebase    []string
+	MaxRebase int
+}
+
+// Rebases reports whether name's stale updates are rebased.
+func (p *Push) Rebases(name string) bool {
+	for _, r := range p.Rebase {
+		if within(name, r) {
+			return true
+		}
+	}
+	return false
 }
 
 // RefRule is one "permit|deny create|delete namespace" line.

@@ -365,7 +365,7 @@ const maxStartCount = 4096
 // message.
 func (r *Repository) startCount() int {
 	return max(len(r.Protect.Branches), len(r.Protect.BranchNamespaces), len(r.Protect.TagNamespaces),
-		len(r.Notify.Branches), len(r.Notify.Namespaces), len(r.Hidden), len(r.Push.Refs), len(r.Push.Merges))
+		len(r.Notify.Branches), len(r.Notify.Namespaces), len(r.Hidden), len(r.Push.Refs), len(r.Push.Merges), len(r.Push.Rebases))
 }
 
 // startSize counts the bytes of r's reference names and namespaces as
@@ -381,7 +381,7 @@ func (r *Repository) startSize() int {
 	for _, rule := range r.Push.Refs {
 		n += len(rule.Namespace) + 12
 	}
-	for _, m := range r.Push.Merges {
+	for _, m := range append(r.Push.Merges, r.Push.Rebases...) {
 		n += len(m.Ref) + 4
 	}
 	return n

@@ -354,6 +354,9 @@ func TestPushPolicy(t *testing.T) {
 		deny binary except :artists alice
 		deny merge branch main except :maintainers
 		deny merge namespace "refs/heads/release/"
+		rebase branch main except :maintainers
+		rebase namespace "refs/heads/team/"
+		max rebase commits 20
 		max pack size 1G
 		max objects 100000
 		min free space 512M
@@ -376,6 +379,8 @@ func TestPushPolicy(t *testing.T) {
 			{Deny: true, Delete: true, Namespace: "refs/heads/"}, {Deny: true, Delete: true, Namespace: "refs/heads/", Except: []string{"alice"}}},
 		MaxBlobSize: 20 << 20, BlobExempt: nil, DenyBinary: true, BinaryExempt: []string{":artists", "alice"},
 		Merges:      []MergeRule{{Ref: "refs/heads/main", Exempt: []string{":maintainers"}}, {Ref: "refs/heads/release/"}},
+		Rebases:     []MergeRule{{Ref: "refs/heads/main", Exempt: []string{":maintainers"}}, {Ref: "refs/heads/team/"}},
+		MaxRebase:   20,
 		MaxPackSize: 1 << 30, MaxObjects: 100000, MinFree: 512 << 20, MaxObjectSize: 300 << 20,
 	}
 	if !reflect.DeepEqual(*p, want) {
@@ -391,13 +396,14 @@ func TestPushPolicy(t *testing.T) {
 	alice := Identity{User: "alice", UID: 1000, Groups: []string{"developers"}}
 	got := p.For(alice)
 	if len(got.Refs) != 2 || got.Refs[0].Namespace != "refs/tags/" || !got.Refs[0].Deny || !got.Refs[1].Delete ||
-		got.MaxBlobSize != 20<<20 || got.DenyBinary || !reflect.DeepEqual(got.NoMerges, []string{"refs/heads/main", "refs/heads/release/"}) {
+		got.MaxBlobSize != 20<<20 || got.DenyBinary || !reflect.DeepEqual(got.NoMerges, []string{"refs/heads/main", "refs/heads/release/"}) ||
+		!got.Rebases("refs/heads/main") || !got.Rebases("refs/heads/team/x") || got.Rebases("refs/heads/other") || got.MaxRebase != 20 {
 		t.Errorf("for alice: %+v", got)
 	}
 	boss := Identity{User: "boss", UID: 1001, Groups: []string{"maintainers", "artists"}}
 	got = p.For(boss)
 	if len(got.Refs) != 4 || got.Refs[1].Deny || got.DenyBinary ||
-		!reflect.DeepEqual(got.NoMerges, []string{"refs/heads/release/"}) {
+		!reflect.DeepEqual(got.NoMerges, []string{"refs/heads/release/"}) || got.Rebases("refs/heads/main") || !got.Rebases("refs/heads/team/y") {
 		t.Errorf("for boss: %+v", got)
 	}
 
@@ -415,6 +421,8 @@ func TestPushPolicy(t *testing.T) {
 		deny binary except
 		max object size 0
 		frobnicate
+		rebase namespace "refs/tags/"
+		max rebase commits 0
 	}
 }
 `
@@ -434,6 +442,8 @@ func TestPushPolicy(t *testing.T) {
 		"bad.conf:12: syntax error: expected a user or :group after 'except'",
 		"bad.conf:13: invalid size: 0",
 		"bad.conf:14: syntax error: unexpected 'frobnicate' in push options",
+		"bad.conf:15: rebase applies to branches: refs/tags/ is not under refs/heads/",
+		"bad.conf:16: rebase commit count '0' out of range 1-10000",
 	}
 	if !reflect.DeepEqual(cerr.Problems, wantErrs) {
 		t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(cerr.Problems, "\n"), strings.Join(wantErrs, "\n"))

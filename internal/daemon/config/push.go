@@ -19,6 +19,11 @@ type Push struct {
 	BinaryExempt []string
 	// Merges are the "deny merge" lines.
 	Merges []MergeRule
+	// Rebases are the "rebase branch|namespace" lines (server-side
+	// rebase); MaxRebase bounds the commits of one rebased update
+	// (0: the default).
+	Rebases   []MergeRule
+	MaxRebase int64
 	// MaxPackSize and MaxObjects bound a pushed pack (0: no bound);
 	// MinFree is the free space a push must leave on the repository's
 	// file system (0: no guard).
@@ -63,6 +68,12 @@ func (p *Push) For(id Identity) policy.Push {
 			r.NoMerges = append(r.NoMerges, m.Ref)
 		}
 	}
+	for _, m := range p.Rebases {
+		if !id.IsAny(m.Exempt) {
+			r.Rebase = append(r.Rebase, m.Ref)
+		}
+	}
+	r.MaxRebase = int(p.MaxRebase)
 	return r
 }
 
@@ -73,7 +84,7 @@ func (p *Push) NamesGroups() bool {
 	for _, r := range p.Refs {
 		lists = append(lists, r.Idents, r.Except)
 	}
-	for _, m := range p.Merges {
+	for _, m := range append(p.Merges, p.Rebases...) {
 		lists = append(lists, m.Exempt)
 	}
 	for _, l := range lists {
@@ -105,21 +116,7 @@ func (p *parser) pushOption(r *Repository) {
 		}
 		if deny && p.is("merge") {
 			p.advance()
-			var ref string
-			switch {
-			case p.is("branch"):
-				p.advance()
-				ref = p.str("a branch name")
-				if !strings.HasPrefix(ref, "refs/heads/") {
-					ref = "refs/heads/" + ref
-				}
-			case p.is("namespace"):
-				p.advance()
-				ref = p.namespace(line, p.str("a namespace"))
-			default:
-				p.fail("syntax error: expected 'branch' or 'namespace', found %v", p.tok)
-			}
-			ps.Merges = append(ps.Merges, MergeRule{Ref: ref, Exempt: p.except(line)})
+			ps.Merges = append(ps.Merges, p.branchRule(line))
 			return
 		}
 		rule := RefRule{Deny: deny}
@@ -136,9 +133,24 @@ func (p *parser) pushOption(r *Repository) {
 		rule.Idents = p.identities(line)
 		rule.Except = p.except(line)
 		ps.Refs = append(ps.Refs, rule)
+	case p.is("rebase"):
+		p.advance()
+		r := p.branchRule(line)
+		if !strings.HasPrefix(r.Ref, "refs/heads/") {
+			p.errorf(line, "rebase applies to branches: %s is not under refs/heads/", r.Ref)
+		}
+		ps.Rebases = append(ps.Rebases, r)
 	case p.is("max"):
 		p.advance()
 		switch {
+		case p.is("rebase"):
+			p.advance()
+			p.expect("commits")
+			if p.tok.kind != tokNumber || p.tok.num <= 0 || p.tok.num > maxRebase {
+				p.fail("rebase commit count %v out of range 1-%d", p.tok, maxRebase)
+			}
+			ps.MaxRebase = p.tok.num
+			p.advance()
 		case p.is("blob"):
 			p.advance()
 			p.expect("size")
@@ -160,7 +172,7 @@ func (p *parser) pushOption(r *Repository) {
 			ps.MaxObjects = p.tok.num
 			p.advance()
 		default:
-			p.fail("syntax error: expected 'blob', 'pack', 'object' or 'objects', found %v", p.tok)
+			p.fail("syntax error: expected 'blob', 'pack', 'object', 'objects' or 'rebase', found %v", p.tok)
 		}
 	case p.is("min"):
 		p.advance()
@@ -171,6 +183,29 @@ func (p *parser) pushOption(r *Repository) {
 		p.fail("syntax error: unexpected %v in push options", p.tok)
 	}
 }
+
+// branchRule parses "branch NAME | namespace NS [except identity...]"
+// (deny merge, rebase): a short branch name gets refs/heads/.
+func (p *parser) branchRule(line int) MergeRule {
+	var ref string
+	switch {
+	case p.is("branch"):
+		p.advance()
+		ref = p.str("a branch name")
+		if !strings.HasPrefix(ref, "refs/heads/") {
+			ref = "refs/heads/" + ref
+		}
+	case p.is("namespace"):
+		p.advance()
+		ref = p.namespace(line, p.str("a namespace"))
+	default:
+		p.fail("syntax error: expected 'branch' or 'namespace', found %v", p.tok)
+	}
+	return MergeRule{Ref: ref, Exempt: p.except(line)}
+}
+
+// maxRebase bounds "max rebase commits".
+const maxRebase = 10000
 
 // maxPushSize bounds the sizes of a push block (what a session's start
 // message carries).

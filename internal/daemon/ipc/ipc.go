@@ -575,6 +575,7 @@ func (m *Start) encode(e *msg.Encoder) {
 	e.Uint64(m.MaxPackSize).Uint64(m.MaxObjects).Uint64(m.MinFree).Uint64(m.MaxObjectSize)
 	e.Uint64(m.MemoryLimit)
 	e.Uint64(uint64(m.Deadline)).Uint64(m.MinRate).Uint32(m.RateInterval)
+	e.Strings(m.Push.Rebase).Uint32(uint32(m.Push.MaxRebase))
 }
 func (m *Start) decode(d *msg.Decoder) {
 	m.Client, m.Repo, m.Path, m.Protocol, m.User = d.Uint32(), d.String(MaxRepoName), d.String(MaxPath), d.String(MaxProtocol), d.String(MaxUser)
@@ -626,6 +627,17 @@ func (m *Start) decode(d *msg.Decoder) {
 		d.Fail("bad pace")
 	}
 	m.Deadline = int64(deadline)
+	m.Push.Rebase = d.Strings(MaxRefs, MaxPath)
+	for _, ref := range m.Push.Rebase {
+		if !strings.HasPrefix(ref, "refs/heads/") {
+			d.Fail("bad rebase rule")
+		}
+	}
+	maxRebase := d.Uint32()
+	if maxRebase > 1<<16 {
+		d.Fail("bad rebase bound")
+	}
+	m.Push.MaxRebase = int(maxRebase)
 }
 
 // Kinds of IDs.

@@ -31,7 +31,7 @@ func messages() []Message {
 			Quarantine: "/git/r.git/objects/incoming-1", Branches: []string{"refs/heads/main"}, BranchNamespaces: []string{}, TagNamespaces: []string{"refs/tags/"},
 			Notify: true, NotifyBranches: []string{"refs/heads/main"}, NotifyNamespaces: []string{}, Hidden: []string{"refs/internal/"},
 			Push: policy.Push{Refs: []policy.RefRule{{Deny: true, Namespace: "refs/tags/"}, {Delete: true, Namespace: "refs/heads/"}},
-				MaxBlobSize: 10 << 20, DenyBinary: true, NoMerges: []string{"refs/heads/main"}},
+				MaxBlobSize: 10 << 20, DenyBinary: true, NoMerges: []string{"refs/heads/main"}, Rebase: []string{"refs/heads/team/"}, MaxRebase: 7},
 			MaxPackSize: 1 << 30, MaxObjects: 100000, MinFree: 1 << 30, MaxObjectSize: 300 << 20, MemoryLimit: 256 << 20,
 			Deadline: 1796000000123456789, MinRate: 1024, RateInterval: 30},
 		&IDs{Kind: IDsCommon, IDs: make([]byte, 40)},

@@ -95,6 +95,8 @@ func Main(ctx context.Context, log *slog.Logger, s *Session) error {
 			}
 			return push.CheckContent(ctx, cmd, objects, s.Repo.Format, refsBefore)
 		},
+		Rebase:    push.Rebases,
+		MaxRebase: push.MaxRebase,
 		ReceivePack: func(ctx context.Context, progress func(string, uint32, uint32)) (string, *indexer.Result, error) {
 			res, err := receivePack(s.RepoWrite, s.Start.Quarantine, s.In, progress)
 			return s.Start.Quarantine, res, err

@@ -3,6 +3,8 @@ package receive
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"gotd/internal/git/commitgraph"
@@ -103,6 +105,7 @@ func (s *session) check() error {
 		return err
 	}
 	s.hadBranch = cur.hadBranch
+	onto := map[int]oid.ID{} // stale updates to rebase onto the current value
 	for i := range cmds {
 		c := &cmds[i]
 		old, exists := cur.values[c.Name]
@@ -115,6 +118,8 @@ func (s *session) check() error {
 			// Update replaces a symbolic reference rather than
 			// follow it, and no old value matches one.
 			c.Status = ngStale
+		case exists && old != c.Old && s.rebases(c):
+			onto[i] = old
 		case exists && old != c.Old, !exists && !c.Old.IsNull():
 			c.Status = ngStale
 		case c.IsDelete() && c.Name == cur.head:
@@ -131,12 +136,38 @@ func (s *session) check() error {
 	if err := s.checkObjects(store, cmds, cur.tips); err != nil {
 		return err
 	}
+	var m *made
+	for _, i := range slices.Sorted(maps.Keys(onto)) {
+		c, tip := &cmds[i], onto[i]
+		if c.Status != "" || s.req.atomic && !s.allOK() {
+			continue
+		}
+		if m == nil {
+			m = newMade(s.repo.Format)
+		}
+		var r refusal
+		mark := m.mark()
+		switch err := s.rebase(rebaseStore{store, m}, c, tip); {
+		case errors.As(err, &r):
+			s.log.Info("update not rebased", "ref", c.Name, "reason", string(r))
+			c.Status = string(r)
+			m.reset(mark)
+		case err != nil:
+			return err
+		default:
+			s.log.Info("update rebased", "ref", c.Name, "pushed", c.Pushed, "onto", c.Old, "new", c.New)
+		}
+	}
+	var objects walk.Store = store
+	if m != nil {
+		objects = rebaseStore{store, m}
+	}
 	if s.opts.Check != nil && (!s.req.atomic || s.allOK()) {
 		for i := range cmds {
 			if cmds[i].Status != "" {
 				continue
 			}
-			if err := s.opts.Check(s.ctx, &cmds[i], store); err != nil {
+			if err := s.opts.Check(s.ctx, &cmds[i], objects); err != nil {
 				s.log.Info("update refused", "ref", cmds[i].Name, "err", err)
 				cmds[i].Status = reason(wire.ClientMessage(err)) // never "": that would mean OK
 			}
@@ -144,6 +175,11 @@ func (s *session) check() error {
 	}
 	if s.req.atomic && !s.allOK() {
 		s.setAll(ngAtomic)
+	}
+	if m != nil && s.anyOK() {
+		if s.madePack, err = s.writeMade(m); err != nil {
+			return fmt.Errorf("receive: write the rebased commits: %w", err)
+		}
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"gotd/internal/engine/indexer"
 	"gotd/internal/git/refs"
 	"gotd/internal/git/walk"
+	"gotd/internal/protocol/wire"
 )
 
 // install moves the received pack into the repository, updates the
@@ -35,10 +36,38 @@ func (s *session) install() {
 			s.log.Error("cannot rescan the packs", "err", err)
 		}
 	}
+	if !s.installMade() {
+		return
+	}
 	s.updateRefs()
 	if !s.hadBranch {
 		s.fixHead()
 	}
+}
+
+// installMade installs the pack of the objects rebases made, if any;
+// on failure the commands fail as a pushed pack's failure fails them,
+// and it returns false.
+func (s *session) installMade() bool {
+	if s.madePack == nil {
+		return true
+	}
+	path, err := installPack(s.madePack, s.repo.PackDir())
+	s.madePack = nil
+	if err != nil {
+		s.log.Error("cannot install the rebased commits", "err", err)
+		if NoSpace(err) {
+			s.setAll(msgNoSpace)
+		} else {
+			s.setAll(ngInstall)
+		}
+		return false
+	}
+	s.log.Info("pack of rebased commits installed", "pack", path)
+	if err := s.repo.Rescan(); err != nil {
+		s.log.Error("cannot rescan the packs", "err", err)
+	}
+	return true
 }
 
 // installPack moves the files of a pack indexed into a quarantine
@@ -117,7 +146,19 @@ func (s *session) updateRefs() {
 		if c.Status != "" {
 			continue
 		}
-		if err := s.repo.Refs.Update([]refs.Update{update(c)}); err != nil {
+		err := s.repo.Refs.Update([]refs.Update{update(c)})
+		// A rebased update whose branch moved again meanwhile is
+		// rebased again onto the new value.
+		for try := 0; err != nil && try < rebaseRetries && c.Pushed.Valid() && s.staleNow(c); try++ {
+			if !s.rebaseAgain(c) {
+				break
+			}
+			err = s.repo.Refs.Update([]refs.Update{update(c)})
+		}
+		if c.Status != "" {
+			continue // refused by rebaseAgain
+		}
+		if err != nil {
 			s.log.Warn("update failed", "ref", c.Name, "err", err)
 			switch {
 			case s.staleNow(c):
@@ -133,8 +174,50 @@ func (s *session) updateRefs() {
 	}
 }
 
+// rebaseAgain rebases c, whose rebased update found its branch moved
+// again, onto the branch's new value: checked, its objects installed,
+// ready for another compare-and-swap. It returns false, with c's
+// Status set, if c may not proceed.
+func (s *session) rebaseAgain(c *Command) bool {
+	cur, err := s.repo.Refs.Read(c.Name)
+	if err != nil || cur.Target != "" {
+		c.Status = ngStale
+		return false
+	}
+	m := newMade(s.repo.Format)
+	store := rebaseStore{overlay{repo: s.repo}, m}
+	var r refusal
+	switch err := s.rebase(store, c, cur.ID); {
+	case errors.As(err, &r):
+		c.Status = string(r)
+		return false
+	case err != nil:
+		s.log.Error("cannot rebase again", "ref", c.Name, "err", err)
+		c.Status = ngInternal
+		return false
+	}
+	if s.opts.Check != nil {
+		if err := s.opts.Check(s.ctx, c, store); err != nil {
+			s.log.Info("update refused", "ref", c.Name, "err", err)
+			c.Status = reason(wire.ClientMessage(err))
+			return false
+		}
+	}
+	if s.madePack, err = s.writeMade(m); err != nil {
+		s.log.Error("cannot write the rebased commits", "ref", c.Name, "err", err)
+		c.Status = ngInternal
+		return false
+	}
+	if !s.installMade() {
+		return false
+	}
+	s.log.Info("update rebased again", "ref", c.Name, "pushed", c.Pushed, "onto", c.Old, "new", c.New)
+	return true
+}
+
 // Moves of a reference, as a reflog entry's message tells them.
 const (
+	movedRebased     = "rebased"
 	movedCreated     = "created"
 	movedDeleted     = "deleted"
 	movedFastForward = "fast-forward"
@@ -170,6 +253,8 @@ func (s *session) reflogHow() func(c *Command) refs.Who {
 			continue
 		}
 		switch {
+		case c.Pushed.Valid():
+			moves[c] = movedRebased
 		case c.Old.IsNull():
 			moves[c] = movedCreated
 		case c.IsDelete():

@@ -31,6 +31,8 @@ import (
 //	GOTD_TEST_REFUSE  Options.Check refuses updates of this reference
 //	GOTD_TEST_MOVE    "<ref> <id>": set ref to id once the advertisement
 //	                  is sent, as a concurrent push would
+//	GOTD_TEST_REBASE  Options.Rebase names the references with this prefix
+//	                  (at most 5 commits)
 func TestMain(m *testing.M) {
 	if _, ok := os.LookupEnv("GOTD_TEST_RECEIVE"); ok {
 		os.Exit(serveForGit())
@@ -57,6 +59,10 @@ func serveForGit() int {
 			}
 			return nil
 		}
+	}
+	if ns := os.Getenv("GOTD_TEST_REBASE"); ns != "" {
+		opts.Rebase = func(name string) bool { return strings.HasPrefix(name, ns) }
+		opts.MaxRebase = 5
 	}
 	var in io.Reader = os.Stdin
 	if mv := os.Getenv("GOTD_TEST_MOVE"); mv != "" {

@@ -107,6 +107,11 @@ type Options struct {
 	// then reads no byte of the stream past the commands. An error's
 	// wire.ClientMessage is the unpack status the client reads.
 	ReceivePack func(ctx context.Context, progress func(stage string, done, total uint32)) (quarantine string, pack *indexer.Result, err error)
+	// Rebase, if set, names the branches whose stale updates are
+	// rebased onto their current value (see rebase.go); MaxRebase
+	// bounds the commits of one rebased update (0: DefaultMaxRebase).
+	Rebase    func(name string) bool
+	MaxRebase int
 }
 
 // Command is one reference update of a push.
@@ -116,6 +121,13 @@ type Command struct {
 	// Status is "" for an update that was made (or, in Options.Check,
 	// that may still be), else why not: the reason of its "ng" line.
 	Status string
+	// Pushed is, for an update rebased onto the branch's current value
+	// (Options.Rebase), the value the client pushed: New is then the
+	// rebased tip and Old the value it was rebased onto. It is the
+	// zero ID otherwise.
+	Pushed oid.ID
+
+	clientOld oid.ID // the old value the client sent, once rebased
 }
 
 // IsDelete reports whether the command deletes its reference.
@@ -201,6 +213,7 @@ type session struct {
 	quarantine     string          // objects/incoming-gotd-*, removed when the session ends
 	quarantineHold *os.File        // made here: its hold (NewQuarantine), let go once removed
 	pack           *indexer.Result // the received pack, nil if none was read
+	madePack       *indexer.Result // the objects rebases made, nil if none
 	unpackErr      error
 	hadBranch      bool // the repository had a branch before the push
 

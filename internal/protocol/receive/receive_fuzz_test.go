@@ -166,7 +166,8 @@ func encodeRequest(q *request) []byte {
 		on   bool
 		name string
 	}{
-		{q.reportStatus, "report-status"}, {q.sideBand, "side-band-64k"}, {q.quiet, "quiet"},
+		{q.reportStatus && !q.reportV2, "report-status"}, {q.reportV2, "report-status-v2"},
+		{q.sideBand, "side-band-64k"}, {q.quiet, "quiet"},
 		{q.atomic, "atomic"}, {q.pushOptions, "push-options"},
 	} {
 		if c.on {

@@ -10,8 +10,8 @@ import (
 )
 
 // report sends the outcome of the push (gitprotocol-pack(5),
-// "Report Status"; report-status-v2 adds only the "option" lines of
-// rewritten references, which never happen here): "unpack ok" or
+// "Report Status"; report-status-v2 adds the "option" lines of a
+// rebased update: where the branch is, old-oid..new-oid): "unpack ok" or
 // "unpack <reason>", a line per command in request order, a flush.
 // With side-band-64k the report travels inside band 1, and a flush
 // outside ends the stream, as C Git's receive-pack ends it even
@@ -28,6 +28,10 @@ func (s *session) report() error {
 		for _, c := range s.req.commands {
 			if c.Status == "" {
 				pw.WriteString("ok " + c.Name + "\n")
+				if c.Pushed.Valid() && s.req.reportV2 {
+					pw.WriteString("option old-oid " + c.Old.String() + "\n")
+					pw.WriteString("option new-oid " + c.New.String() + "\n")
+				}
 			} else {
 				pw.WriteString("ng " + c.Name + " " + reason(c.Status) + "\n")
 			}
@@ -36,6 +40,14 @@ func (s *session) report() error {
 	}
 	var err error
 	if s.sb != nil {
+		for _, c := range s.req.commands {
+			if c.Status == "" && c.Pushed.Valid() {
+				// Told to every client, quiet or not (it is not
+				// progress): one with report-status alone learns no
+				// other way where its branch is.
+				s.sb.Progress(fmt.Sprintf("%s was behind: rebased onto %s, now at %s; run git pull --rebase\n", c.Name, c.Old, c.New))
+			}
+		}
 		if buf.Len() > 0 {
 			_, err = s.sb.Write(buf.Bytes())
 		}

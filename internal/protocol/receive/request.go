@@ -83,6 +83,7 @@ type request struct {
 	agent    string   // unchecked client text
 
 	reportStatus bool // report-status or report-status-v2
+	reportV2     bool // report-status-v2: rebased updates are told with "option" lines
 	sideBand     bool // side-band-64k
 	quiet        bool
 	atomic       bool
@@ -221,9 +222,11 @@ func (q *request) setCaps(list string, f oid.Format) error {
 		// anyway is not refused.
 		switch name {
 		case "report-status", "report-status-v2":
-			// The two differ only by the "option" lines of
-			// proc-receive rewrites, which this server never sends.
+			// The two differ only by the "option" lines that tell
+			// where a reference ended when it is not where the
+			// client pushed it: a rebased update.
 			q.reportStatus = true
+			q.reportV2 = q.reportV2 || name == "report-status-v2"
 		case "side-band-64k":
 			q.sideBand = true
 		case "quiet":
