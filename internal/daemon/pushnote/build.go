@@ -24,6 +24,9 @@ type Repo interface {
 type Update struct {
 	Name     string
 	Old, New oid.ID
+	// Pushed is, for an update the server rebased, what the client
+	// pushed (New is the rebased tip); the zero ID otherwise.
+	Pushed oid.ID
 }
 
 // Limits bound the work and the size of one document.
@@ -64,6 +67,9 @@ func Build(ctx context.Context, r Repo, f oid.Format, o Origin, u Update, others
 	}
 	if !none(u.New) {
 		d.Ref.New = u.New.String()
+	}
+	if u.Pushed.Valid() && !none(u.Pushed) {
+		d.Ref.RebasedFrom = u.Pushed.String()
 	}
 	b := &builder{ctx: ctx, r: r, f: f, lim: lim, budget: lim.LineBytes}
 	w := &walk.Walker{Store: r, Format: f}

@@ -59,6 +59,9 @@ type Ref struct {
 	Action string `json:"action"`
 	Old    string `json:"old,omitempty"`
 	New    string `json:"new,omitempty"`
+	// RebasedFrom is, for an update the server rebased onto the
+	// branch's current value, the tip the client pushed.
+	RebasedFrom string `json:"rebased_from,omitempty"`
 }
 
 // Item is one entry of Notifications; which fields are set depends on

@@ -173,6 +173,12 @@ func TestBuild(t *testing.T) {
 	}
 	checkCommits(d, merge.String(), "^"+second.String())
 
+	// Rebased on the server: a fast-forward that tells what was pushed.
+	d = h.build(Update{Name: "refs/heads/main", Old: second, New: merge, Pushed: side}, nil, DefaultLimits)
+	if d.Ref.Action != FastForward || d.Ref.RebasedFrom != side.String() || !strings.Contains(d.Text(), "rebased on the server: pushed as "+side.String()) {
+		t.Errorf("rebased: %+v\n%s", d.Ref, d.Text())
+	}
+
 	d = h.build(Update{Name: "refs/heads/main", Old: third, New: side}, nil, DefaultLimits)
 	if d.Ref.Action != Rewritten {
 		t.Errorf("rewritten: %+v", d.Ref)

@@ -31,6 +31,9 @@ func (d *Document) Text() string {
 		fmt.Fprintf(&b, "%s created at %s by %s\n", r.Name, r.New, d.User)
 	case FastForward:
 		fmt.Fprintf(&b, "%s fast-forwarded by %s\nfrom %s\nto   %s\n", r.Name, d.User, r.Old, r.New)
+		if r.RebasedFrom != "" {
+			fmt.Fprintf(&b, "rebased on the server: pushed as %s\n", r.RebasedFrom)
+		}
 	case Rewritten:
 		fmt.Fprintf(&b, "%s rewritten by %s (not a fast-forward)\nfrom %s\nto   %s\n", r.Name, d.User, r.Old, r.New)
 	case Moved:

@@ -163,7 +163,7 @@ func sendNotes(ctx context.Context, log *slog.Logger, s *Session, updated []rece
 		if c.Old.IsNull() {
 			tips = others()
 		}
-		u := pushnote.Update{Name: c.Name, Old: c.Old, New: c.New}
+		u := pushnote.Update{Name: c.Name, Old: c.Old, New: c.New, Pushed: c.Pushed}
 		doc, err := pushnote.Build(ctx, s.Repo, s.Repo.Format, origin, u, tips, pushnote.DefaultLimits)
 		if err != nil {
 			// The reference is still told, without what could not be
