@@ -5,15 +5,19 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"gotd/internal/daemon/config"
 	"gotd/internal/daemon/ipc"
 	"gotd/internal/daemon/pushnote"
+	"gotd/internal/daemon/webhook"
 )
 
 // seenRequest is what a test receiver saw of one request.
@@ -222,10 +226,81 @@ func TestRedirectGET(t *testing.T) {
 	if err := sendHTTP(context.Background(), c, target(t, &ipc.NotifyTarget{URL: self.URL + "/here", Method: "GET"}), note(t, "refs/heads/main", "x")); err != nil {
 		t.Errorf("GET redirected on the same host: %v", err)
 	}
-	if r := <-got; r.method != "GET" || r.requestURI != "/there" {
-		t.Errorf("after the redirect: %+v", r)
+	select {
+	case r := <-got:
+		if r.method != "GET" || r.requestURI != "/there" {
+			t.Errorf("after the redirect: %+v", r)
+		}
+	case <-time.After(5 * time.Second):
+		t.Errorf("nothing received after the redirect")
 	}
 	if err := sendHTTP(context.Background(), c, target(t, &ipc.NotifyTarget{URL: self.URL + "/here"}), note(t, "refs/heads/main", "x")); !errors.As(err, &perm) {
 		t.Errorf("POST redirected with 302: %v; want a permanent error", err)
+	}
+}
+
+// TestSettingsTemplates passes url targets with templates from a
+// configuration to the notify process's settings: method and templates
+// arrive, and the ports of templated URLs are those the process may
+// connect to.
+func TestSettingsTemplates(t *testing.T) {
+	cfg, err := config.Parse("t.conf", []byte(`repository r {
+path "/r"
+notify {
+url "http://ci.example.com:8080/job/${repo}?b=${branch}" method PUT body text "${subject}"
+url "https://chat.example.com/hook" body json '{"t": "${ref}"}'
+url "https://h/ping/${branch}" method GET
+}
+}
+`), config.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := SettingsOf(Messages(cfg, "host", "_gotd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	urls := s.Repos["r"].URLs
+	if len(urls) != 3 || urls[0].Method != "PUT" || urls[0].Body == nil || urls[0].Body.Kind() != webhook.Text ||
+		urls[1].Method != "" || urls[1].Body == nil || urls[1].Body.Kind() != webhook.JSON || urls[2].Body != nil ||
+		urls[0].URLTemplate.Placeholders() != 2 {
+		t.Fatalf("targets %+v", urls)
+	}
+	if got := s.Ports(); !slices.Equal(got, []uint16{53, 443, 8080}) {
+		t.Errorf("ports %v; want 53 443 8080", got)
+	}
+	// A message the parent would not send is refused, not sent blindly.
+	for _, m := range []*ipc.NotifyTarget{
+		{Repo: "r", Kind: ipc.TargetURL, URL: "https://${repo}/x"},
+		{Repo: "r", Kind: ipc.TargetURL, URL: "https://h/x", Method: "GET", BodyKind: "text", Body: "x"},
+		{Repo: "r", Kind: ipc.TargetURL, URL: "https://h/x", BodyKind: "yaml"},
+		{Repo: "r", Kind: ipc.TargetURL, URL: "https://h/x", BodyKind: "json", Body: "{"},
+	} {
+		if err := s.add(m); err == nil {
+			t.Errorf("target %+v accepted", m)
+		}
+	}
+}
+
+// TestQueueDropsTooLong: a notification whose request would be too long
+// is not queued for that target (logged), and is for the others.
+func TestQueueDropsTooLong(t *testing.T) {
+	q, _, err := OpenQueue(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logged strings.Builder
+	log := slog.New(slog.NewTextHandler(&logged, nil))
+	s := &Settings{Repos: map[string]*Repo{"r": {NotifyRepo: ipc.NotifyRepo{Name: "r"}, URLs: []HTTPTarget{
+		target(t, &ipc.NotifyTarget{URL: "https://h/x?" + strings.Repeat("s=${subject}&", 10)}),
+		target(t, &ipc.NotifyTarget{URL: "https://h/y?s=${subject}"}),
+	}}}}
+	n := &notifier{log: log, queue: q, worker: NewWorker(q, nil, log), settings: s, changed: make(chan struct{}, 1)}
+	n.notification(&ipc.Notification{Repo: "r", User: "alice", Note: note(t, "refs/heads/main", strings.Repeat("&", 1000))})
+	if ds := q.Pending(); len(ds) != 1 || ds[0].Target != "url:https://h/y?s=${subject}" {
+		t.Errorf("queued %+v; want the second target's only", ds)
+	}
+	if !strings.Contains(logged.String(), "notification dropped") || !strings.Contains(logged.String(), "expansion too long") {
+		t.Errorf("log:\n%s", logged.String())
 	}
 }
