@@ -14,6 +14,7 @@
 package webhook
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -151,14 +152,7 @@ func orZero(id, other string) string {
 	if id != "" {
 		return id
 	}
-	return strings.Repeat("0", cmpOr(len(other), 40))
-}
-
-func cmpOr(a, b int) int {
-	if a != 0 {
-		return a
-	}
-	return b
+	return strings.Repeat("0", cmp.Or(len(other), 40))
 }
 
 // escaping says how a placeholder's value is written.
