@@ -7,6 +7,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -136,5 +140,20 @@ func TestNotifyRequestTemplates(t *testing.T) {
 	}
 	if log := s.log.String(); strings.Contains(log, "notification refused") || strings.Contains(log, "notification dropped") {
 		t.Errorf("the log tells of a refused notification:\n%s", log)
+	}
+
+	// gotd -n reports a misspelt placeholder with its file and line.
+	conf, err := os.ReadFile(s.conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(conf), "\n")
+	n := slices.IndexFunc(lines, func(l string) bool { return strings.Contains(l, "${branch}") })
+	lines[n] = strings.Replace(lines[n], "${branch}", "${brnch}", 1)
+	bad := filepath.Join(s.dir, "bad.conf")
+	write(t, bad, strings.Join(lines, "\n"), 0o644)
+	out, err := exec.Command(s.gotd(), "-n", "-f", bad, "-s", s.secrets).CombinedOutput()
+	if want := fmt.Sprintf("%s:%d: notification url template: unknown placeholder ${brnch}", bad, n+1); err == nil || !strings.Contains(string(out), want) {
+		t.Errorf("gotd -n: %v\n%s\nwant %s", err, out, want)
 	}
 }
