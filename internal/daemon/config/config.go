@@ -176,6 +176,11 @@ type URL struct {
 	HMAC     string // label of an hmac entry
 	// AuthUser, AuthPassword and HMACKey are the labels' secrets.
 	AuthUser, AuthPassword, HMACKey string
+
+	// URL may have placeholders (webhook.Parse). Method is "" for
+	// POST; BodyKind ("json", "form" or "text") and Body are the body's
+	// template, "" for the JSON document.
+	Method, BodyKind, Body string
 }
 
 // NotifyTargets reports whether any repository has notification

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"gotd/internal/daemon/webhook"
 )
 
 // A file in the style of OpenBSD gotd.conf(5)'s examples, which must
@@ -293,6 +295,8 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("repository \"r\" {\npath \"/r\"\nhide namespace refs/x\npush {\ndeny create namespace \"refs/tags/\" :a b 7\n" +
 		"max blob size 1K except c\ndeny binary\ndeny merge branch main except :m\nmax pack size 2G\nmax objects 9\nmin free space 3M\nmax object size 1G\n}\n}\n"))
 	f.Add([]byte("connection {\nlimit pending 9\nlimit pending user 2\nlimit pending address 3\nshutdown timeout 1m\n}\nrepository r {\npath \"/r\"\n}\n"))
+	f.Add([]byte("repository r {\npath \"/r\"\nnotify {\nurl \"https://h/b/${repo}?r=${ref}\" method PUT body json '{\"t\": \"${subject}\", \"n\": ${commits}}'\n" +
+		"url \"http://h/g/${branch}\" method GET\nurl \"http://h/f\" body form \"a=${ref}&b=1\"\n}\n}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := Parse("fuzz.conf", data, Options{Secrets: &Secrets{}})
 		if err != nil {
@@ -304,6 +308,18 @@ func FuzzParse(f *testing.F) {
 		}
 		if len(c.Repositories) == 0 || c.RequestTimeout <= 0 || !filepath.IsAbs(c.ListenOn) || c.ShutdownTimeout <= 0 {
 			t.Fatalf("accepted an invalid configuration: %+v", c)
+		}
+		for _, r := range c.Repositories {
+			for _, u := range r.Notify.URLs {
+				// What the notify process parses again.
+				k, ok := webhook.BodyKind(u.BodyKind)
+				if _, err := webhook.Parse(webhook.URL, u.URL); err != nil || u.BodyKind != "" && !ok {
+					t.Fatalf("accepted url target %+v: %v", u, err)
+				}
+				if _, err := webhook.Parse(k, u.Body); u.BodyKind != "" && err != nil {
+					t.Fatalf("accepted url target %+v: %v", u, err)
+				}
+			}
 		}
 		for _, n := range []int{c.PendingTotal, c.PendingPerUser, c.PendingPerAddress} {
 			if n < 1 || n > MaxPending {
@@ -597,5 +613,88 @@ func TestOpenToOthers(t *testing.T) {
 		if got != tt.warn {
 			t.Errorf("top %#o repo %#o %q: got warning %v; want %v (%q)", tt.topMode, tt.repoMode, tt.rules, got, tt.warn, c.Warnings)
 		}
+	}
+}
+
+// TestNotifyRequests parses url targets with a method, a URL template
+// and a body template, and refuses bad ones with their line.
+func TestNotifyRequests(t *testing.T) {
+	conf := func(line string) string {
+		return "repository r {\npath \"/r\"\nnotify {\n" + line + "\n}\n}\n"
+	}
+	c, err := Parse("t.conf", []byte(conf(`url "https://ci.example.com/build?branch=${branch}&sha=${new}" method POST body form "token=x&ref=${ref}"
+url "https://chat.example.com/hook" body json '{"text": "${pusher} pushed to ${ref}: ${subject}", "n": ${commits}}'
+url "https://h/ping/${repo}" method GET`)), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := c.Repositories[0].Notify.URLs
+	want := []URL{
+		{URL: "https://ci.example.com/build?branch=${branch}&sha=${new}", Method: "POST", BodyKind: "form", Body: "token=x&ref=${ref}"},
+		{URL: "https://chat.example.com/hook", BodyKind: "json", Body: `{"text": "${pusher} pushed to ${ref}: ${subject}", "n": ${commits}}`},
+		{URL: "https://h/ping/${repo}", Method: "GET"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %+v\nwant %+v", got, want)
+	}
+	for line, want := range map[string]string{
+		`url "https://h/x/${nope}"`:                           "notification url template: unknown placeholder ${nope}",
+		`url "https://${repo}.example.com/x"`:                 "notification url template: placeholder in the URL's host",
+		`url "https://h/x/$ref"`:                              `notification url template: a "$" must begin a placeholder ${name} or be written "$$"`,
+		`url "https://h/x" method FETCH`:                      "notification method: unknown HTTP method (GET, POST, PUT, PATCH, DELETE)",
+		`url "https://h/x" method GET body text "hi"`:         "notification method: a GET request has no body",
+		`url "https://h/x" body yaml "a: 1"`:                  `unknown notification body kind "yaml" (json, form or text)`,
+		`url "https://h/x" body json '{"a": ${ref}'`:          "notification body: json template: not a JSON document",
+		`url "https://h/x" body json '{"a": "${subject}}'`:    "notification body: json template: not a JSON document",
+		`url "https://h/x" body text "${pusher} at ${time}"`:  "notification body: text template: unknown placeholder ${time}",
+		`url "https://h/x" body form "a=%zz&b=${ref}"`:        "notification body: form template: not form fields (name=value&...)",
+		`url "https://h/x#${ref}"`:                            "notification url template: placeholder in the URL's fragment, which is not sent",
+		`url "https://h/x" method POST auth ci body text "x"`: "notification credentials need a secrets file",
+	} {
+		_, err := Parse("t.conf", []byte(conf(line)), Options{})
+		var cerr *Error
+		if !errors.As(err, &cerr) || len(cerr.Problems) != 1 || !strings.HasPrefix(cerr.Problems[0], "t.conf:4: "+want) {
+			t.Errorf("%s: got %v; want t.conf:4: %s", line, err, want)
+		}
+	}
+}
+
+// TestRequestTemplateExamples parses the examples of Request templates
+// in gotd.conf(5) and expands the chat message as the page shows it.
+func TestRequestTemplateExamples(t *testing.T) {
+	page, err := os.ReadFile("../../../cmd/gotd/gotd.conf.5")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, _ := strings.Cut(string(page), "\n.Ss Request templates\n")
+	section, _, _ = strings.Cut(section, "\n.Sh ")
+	section += "\n"
+	var blocks []string
+	for _, part := range strings.Split(section, ".Bd -literal -offset indent\n")[1:] {
+		block, _, _ := strings.Cut(part, ".Ed\n")
+		blocks = append(blocks, strings.ReplaceAll(block, `\e`, `\`))
+	}
+	if len(blocks) != 3 {
+		t.Fatalf("%d literal blocks; want 3 (configuration, secrets, message)", len(blocks))
+	}
+	sec, err := ParseSecrets("secrets", []byte(blocks[1]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Parse("example", []byte(blocks[0]), Options{Secrets: sec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	urls := c.Repositories[0].Notify.URLs
+	if len(urls) != 2 || urls[1].BodyKind != "json" {
+		t.Fatalf("targets %+v", urls)
+	}
+	chat, err := webhook.Parse(webhook.JSON, urls[1].Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := chat.Expand(&webhook.Values{Repo: "project", Ref: "refs/heads/main", Pusher: "alice", Commits: 2, Subject: "Add notes"})
+	if err != nil || got+"\n" != blocks[2] {
+		t.Errorf("chat message %q, %v; the page shows %q", got, err, blocks[2])
 	}
 }

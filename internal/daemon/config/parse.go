@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"gotd/internal/daemon/webhook"
 )
 
 // reserved are gotd.conf's keywords: they must be quoted to be values.
@@ -509,6 +511,10 @@ func (p *parser) notifyOption(n *Notify) {
 	case p.is("url"):
 		p.advance()
 		u := &URL{URL: p.str("a URL")}
+		if p.is("method") {
+			p.advance()
+			u.Method = p.str("an HTTP method")
+		}
 		if p.is("auth") {
 			p.advance()
 			u.Auth = p.str("an auth label")
@@ -520,6 +526,11 @@ func (p *parser) notifyOption(n *Notify) {
 		if p.is("hmac") {
 			p.advance()
 			u.HMAC = p.str("an hmac label")
+		}
+		if p.is("body") {
+			p.advance()
+			u.BodyKind = p.str("a body kind (json, form or text)")
+			u.Body = p.str("a body template")
 		}
 		p.checkURL(n, line, u)
 		n.URLs = append(n.URLs, *u)
@@ -549,6 +560,7 @@ func (p *parser) checkURL(n *Notify, line int, u *URL) {
 		rest, ok = strings.CutPrefix(u.URL, "http://")
 	}
 	host, path, _ := strings.Cut(rest, "/")
+	_, terr := webhook.Parse(webhook.URL, u.URL)
 	switch {
 	case !ok:
 		p.errorf(line, "invalid notification URL (http:// or https:// only): %s", u.URL)
@@ -558,13 +570,18 @@ func (p *parser) checkURL(n *Notify, line int, u *URL) {
 		// They would go in clear over http and into the spool and
 		// the logs.
 		p.errorf(line, "credentials in a notification URL: give them in the secrets file with 'auth': %s", host[strings.LastIndexByte(host, '@')+1:])
+	case strings.Contains(u.URL, "$") && terr != nil:
+		p.errorf(line, "notification %v", terr)
 	case badURL(u.URL):
 		p.errorf(line, "invalid notification URL: %s", u.URL)
 	case u.Auth != "" && !tls && !u.Insecure:
 		p.errorf(line, "refusing to send credentials over plain http without 'insecure': %s", u.URL)
 	case len(u.URL) > maxNotifyField:
 		p.errorf(line, "notification URL longer than %d bytes", maxNotifyField)
+	case terr != nil:
+		p.errorf(line, "notification %v", terr)
 	}
+	p.checkRequest(line, u)
 	for _, have := range n.URLs {
 		if have.URL == u.URL {
 			p.errorf(line, "duplicate notification URL %s", u.URL)
@@ -587,4 +604,33 @@ func (p *parser) checkURL(n *Notify, line int, u *URL) {
 	} else if u.Auth != "" || u.HMAC != "" {
 		p.errorf(line, "notification credentials need a secrets file")
 	}
+}
+
+// checkRequest checks a url target's method and body template, as the
+// notify process will expand it (checkURL checks the URL's).
+func (p *parser) checkRequest(line int, u *URL) {
+	if u.Method != "" {
+		if err := webhook.CheckMethod(u.Method, u.BodyKind != ""); err != nil {
+			p.errorf(line, "notification method: %v", err)
+		}
+	}
+	if u.BodyKind == "" {
+		return
+	}
+	k, ok := webhook.BodyKind(u.BodyKind)
+	if !ok {
+		p.errorf(line, "unknown notification body kind %q (json, form or text)", clipText(u.BodyKind, 16))
+		return
+	}
+	if _, err := webhook.Parse(k, u.Body); err != nil {
+		p.errorf(line, "notification body: %v", err)
+	}
+}
+
+// clipText cuts s to n bytes for a message.
+func clipText(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
 }

@@ -42,6 +42,8 @@ const (
 	MaxPEM      = 60 << 10
 	MaxNote     = 60 << 10 // a push note's JSON document (pushnote.MaxSize)
 	MaxURL      = 2048     // a notification URL
+	MaxTemplate = 8 << 10  // a notification's body template (webhook.MaxTemplate)
+	MaxMethod   = 16       // an HTTP method, or a body kind
 	MaxSecret   = 1024     // a notification credential, or a password an HTTP client presented
 	MaxHost     = 255      // a host name
 )
@@ -841,17 +843,22 @@ type NotifyTarget struct {
 	From, To, ReplyTo, Relay, Port string
 	// URL: the URL (MaxURL), basic auth and HMAC key (MaxSecret each).
 	URL, User, Password, HMAC string
+	// URL: the method ("" for POST) and body kind ("" for the JSON
+	// document), MaxMethod each, and the body template (MaxTemplate).
+	Method, BodyKind, Body string
 }
 
 func (*NotifyTarget) Type() msg.Type { return TypeNotifyTarget }
 func (m *NotifyTarget) encode(e *msg.Encoder) {
 	e.String(m.Repo).Uint32(m.Kind).String(m.From).String(m.To).String(m.ReplyTo).String(m.Relay).String(m.Port)
 	e.String(m.URL).String(m.User).String(m.Password).String(m.HMAC)
+	e.String(m.Method).String(m.BodyKind).String(m.Body)
 }
 func (m *NotifyTarget) decode(d *msg.Decoder) {
 	m.Repo, m.Kind = d.String(MaxRepoName), d.Uint32()
 	m.From, m.To, m.ReplyTo, m.Relay, m.Port = d.String(MaxURL), d.String(MaxURL), d.String(MaxURL), d.String(MaxURL), d.String(MaxURL)
 	m.URL, m.User, m.Password, m.HMAC = d.String(MaxURL), d.String(MaxSecret), d.String(MaxSecret), d.String(MaxSecret)
+	m.Method, m.BodyKind, m.Body = d.String(MaxMethod), d.String(MaxMethod), d.String(MaxTemplate)
 	if m.Kind >= numTargets {
 		d.Fail("unknown notification target")
 	}

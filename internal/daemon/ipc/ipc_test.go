@@ -53,7 +53,7 @@ func messages() []Message {
 		&NotifySettings{Spool: "/var/db/gotd/notify", Host: "git.example.com", Timeout: 60},
 		&NotifyRepo{Name: "r", Branches: []string{"refs/heads/main"}, Namespaces: []string{"refs/tags/"}},
 		&NotifyTarget{Repo: "r", Kind: TargetURL, From: "f", To: "t", ReplyTo: "rt", Relay: "mx", Port: "25",
-			URL: "https://h/p", User: "u", Password: "p", HMAC: "k"},
+			URL: "https://h/p", User: "u", Password: "p", HMAC: "k", Method: "PUT", BodyKind: "json", Body: `{"ref": ${ref}}`},
 		&NotifyStatus{Queued: 3},
 	}
 }

@@ -34,7 +34,7 @@ func TestPostJSON(t *testing.T) {
 	ctx := context.Background()
 
 	target := HTTPTarget{URL: recv.URL + "/hook", User: "u", Password: "p", HMACKey: key}
-	if err := postJSON(ctx, c, target, body); err != nil {
+	if err := sendHTTP(ctx, c, target, body); err != nil {
 		t.Fatalf("post: %v", err)
 	}
 	s := <-got
@@ -44,7 +44,7 @@ func TestPostJSON(t *testing.T) {
 		!hmac.Equal([]byte(s.sig), []byte(Sign(key, s.body))) || string(s.body) != string(body) {
 		t.Fatalf("receiver saw %+v", s)
 	}
-	if err := postJSON(ctx, c, HTTPTarget{URL: recv.URL + "/hook"}, body); err != nil {
+	if err := sendHTTP(ctx, c, HTTPTarget{URL: recv.URL + "/hook"}, body); err != nil {
 		t.Fatal(err)
 	}
 	if s := <-got; s.auth || s.sig != "" {
@@ -56,7 +56,7 @@ func TestPostJSON(t *testing.T) {
 		permanent bool
 	}{{500, false}, {503, false}, {429, false}, {408, false}, {404, true}, {401, true}, {400, true}} {
 		status = tc.status
-		err := postJSON(ctx, c, target, body)
+		err := sendHTTP(ctx, c, target, body)
 		<-got
 		var perm *PermanentError
 		if err == nil || errors.As(err, &perm) != tc.permanent {
@@ -88,15 +88,15 @@ func TestPostJSONRedirects(t *testing.T) {
 	}))
 	defer same.Close()
 	c := newHTTPClient(2 * time.Second)
-	err := postJSON(context.Background(), c, HTTPTarget{URL: same.URL + "/away", HMACKey: []byte("k")}, []byte("{}"))
+	err := sendHTTP(context.Background(), c, HTTPTarget{URL: same.URL + "/away", HMACKey: []byte("k")}, []byte("{}"))
 	var perm *PermanentError
 	if !errors.As(err, &perm) {
 		t.Errorf("redirect to another host: %v; want a permanent error", err)
 	}
-	if err := postJSON(context.Background(), c, HTTPTarget{URL: same.URL + "/moved", HMACKey: []byte("k")}, []byte("{}")); err != nil {
+	if err := sendHTTP(context.Background(), c, HTTPTarget{URL: same.URL + "/moved", HMACKey: []byte("k")}, []byte("{}")); err != nil {
 		t.Errorf("redirect on the same host: %v", err)
 	}
-	if err := postJSON(context.Background(), c, HTTPTarget{URL: same.URL + "/found"}, []byte("{}")); !errors.As(err, &perm) {
+	if err := sendHTTP(context.Background(), c, HTTPTarget{URL: same.URL + "/found"}, []byte("{}")); !errors.As(err, &perm) {
 		t.Errorf("302 redirect: %v; want a permanent error", err)
 	}
 }
@@ -110,7 +110,7 @@ func TestPostJSONTimeout(t *testing.T) {
 	defer close(release)
 	c := newHTTPClient(200 * time.Millisecond)
 	start := time.Now()
-	err := postJSON(context.Background(), c, HTTPTarget{URL: hang.URL + "/hook"}, []byte("{}"))
+	err := sendHTTP(context.Background(), c, HTTPTarget{URL: hang.URL + "/hook"}, []byte("{}"))
 	var perm *PermanentError
 	if err == nil || errors.As(err, &perm) || time.Since(start) > 5*time.Second {
 		t.Fatalf("hanging receiver: %v after %v; want a temporary error at the time-out", err, time.Since(start))

@@ -1,7 +1,8 @@
 // Package notify is gotd's notify process: the parent hands it the
 // push notes of session_write (pushnote documents), and it sends each
 // to the targets of the repository's notify blocks, by mail and as HTTP
-// POSTs. Every delivery goes through a persistent queue (a spool
+// requests (POSTs of the document, or requests made from a target's
+// templates, package webhook). Every delivery goes through a persistent queue (a spool
 // directory) first, so a push never waits for a mail server or a web
 // hook, and a target that is down gets its notifications once it is
 // back, across restarts of gotd. It has network access and its spool,
@@ -160,6 +161,12 @@ func (n *notifier) notification(m *ipc.Notification) {
 		ds = append(ds, &Delivery{Repo: m.Repo, Target: emailPrefix + e.To, Body: mail, Queued: now, Next: now})
 	}
 	for _, u := range r.URLs {
+		// A request the target's templates cannot make now (an
+		// expansion too long) cannot be made later: it is not queued.
+		if _, err := u.expand(body); err != nil {
+			n.log.Error("notification dropped", "repo", m.Repo, "ref", doc.Ref.Name, "target", urlPrefix+u.URL, "err", err)
+			continue
+		}
 		ds = append(ds, &Delivery{Repo: m.Repo, Target: urlPrefix + u.URL, Body: body, Queued: now, Next: now})
 	}
 	for _, d := range ds {
@@ -193,7 +200,7 @@ func (n *notifier) send(ctx context.Context, d *Delivery) error {
 	if u, ok := strings.CutPrefix(d.Target, urlPrefix); ok {
 		for _, t := range r.URLs {
 			if t.URL == u {
-				return postJSON(ctx, newHTTPClient(s.timeout()), t, d.Body)
+				return sendHTTP(ctx, newHTTPClient(s.timeout()), t, d.Body)
 			}
 		}
 	}

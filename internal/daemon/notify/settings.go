@@ -75,7 +75,8 @@ func Messages(cfg *config.Config, host, user string) []ipc.Message {
 			ms = append(ms, &ipc.NotifyTarget{Repo: r.Name, Kind: ipc.TargetEmail, From: from, To: e.To, ReplyTo: e.ReplyTo, Relay: e.Relay, Port: e.Port})
 		}
 		for _, u := range n.URLs {
-			ms = append(ms, &ipc.NotifyTarget{Repo: r.Name, Kind: ipc.TargetURL, URL: u.URL, User: u.AuthUser, Password: u.AuthPassword, HMAC: u.HMACKey})
+			ms = append(ms, &ipc.NotifyTarget{Repo: r.Name, Kind: ipc.TargetURL, URL: u.URL, User: u.AuthUser, Password: u.AuthPassword, HMAC: u.HMACKey,
+				Method: u.Method, BodyKind: u.BodyKind, Body: u.Body})
 		}
 	}
 	return append(ms, &ipc.AccountsEnd{})
@@ -156,9 +157,9 @@ func (s *Settings) add(m ipc.Message) error {
 			r.Emails = append(r.Emails, EmailTarget{Relay: m.Relay, Port: m.Port, From: m.From, To: m.To, ReplyTo: m.ReplyTo})
 			break
 		}
-		h := HTTPTarget{URL: m.URL, User: m.User, Password: m.Password}
-		if m.HMAC != "" {
-			h.HMACKey = []byte(m.HMAC)
+		h, err := newHTTPTarget(m)
+		if err != nil {
+			return fmt.Errorf("notify: settings: target %s: %w", m.URL, err)
 		}
 		r.URLs = append(r.URLs, h)
 	default:
