@@ -102,6 +102,9 @@ func main() {
 			}
 		}
 	}
+	if pick.MatchString("rebase") {
+		printRebase(servers[0], r, work)
+	}
 	if pick.MatchString("load held") {
 		printLoadHeld(servers, work, *loadN, *held)
 	}

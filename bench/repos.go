@@ -26,7 +26,7 @@ type repos struct {
 const newCommits = 100
 
 // served lists the repositories the servers serve.
-var served = []string{"bitmap", "nobitmap", "fetch", "push-empty", "push-one"}
+var served = []string{"bitmap", "nobitmap", "fetch", "push-empty", "push-one", "rebase"}
 
 // prepare makes the repositories from src: copies with and without a
 // bitmap (one pack each), fetch.git with newCommits more commits on

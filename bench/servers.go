@@ -62,7 +62,11 @@ func newGotd(work, bin, repos string, names []string) *server {
 		fmt.Fprintf(&b, "account bench {\n}\n")
 	}
 	for _, name := range names {
-		fmt.Fprintf(&b, "repository %q {\n\tpath %q\n\tpermit ro anonymous\n\tpermit rw bench\n}\n", name, filepath.Join(repos, name+".git"))
+		policy := ""
+		if name == "rebase" {
+			policy = "\tpush {\n\t\trebase namespace \"refs/heads/\"\n\t}\n"
+		}
+		fmt.Fprintf(&b, "repository %q {\n\tpath %q\n\tpermit ro anonymous\n\tpermit rw bench\n%s}\n", name, filepath.Join(repos, name+".git"), policy)
 	}
 	check(os.WriteFile(conf, []byte(b.String()), 0o644))
 	if out, err := exec.Command(filepath.Join(bin, "gotd"), "-n", "-f", conf, "-s", secrets).CombinedOutput(); err != nil {
