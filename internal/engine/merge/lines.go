@@ -10,6 +10,16 @@ import (
 // as a conflict rather than spend unbounded time on it.
 var ErrTooDifferent = errors.New("merge: files too different to merge")
 
+// maxDiffWork bounds the steps of one diff (diagonals tried and common
+// lines followed), so that a pair of large files costs at most a
+// fraction of a second, and its trace at most 32 MB, before it is
+// called too different.
+const maxDiffWork = 4 << 20
+
+// maxLines bounds the lines of a file merged line by line (line
+// numbers must fit the diff's 32-bit trace).
+const maxLines = 1 << 24
+
 // hunk is one change of a line diff: lines [i, i+n) of the base are
 // replaced by lines [j, j+m) of the side.
 type hunk struct{ i, n, j, m int }
@@ -36,6 +46,9 @@ func Lines(base, ours, theirs []byte, maxEdits int) (merged []byte, clean bool, 
 	}
 	var t table
 	b, o, th := t.lines(base), t.lines(ours), t.lines(theirs)
+	if len(b.ids)+len(o.ids)+len(th.ids) > maxLines {
+		return nil, false, ErrTooDifferent
+	}
 	h1, err := diff(b.ids, o.ids, maxEdits)
 	if err != nil {
 		return nil, false, err
@@ -168,13 +181,14 @@ func diff(a, b []int, maxEdits int) ([]hunk, error) {
 		return []hunk{{pre, n, pre, m}}, nil
 	}
 	// v[k+off] is the furthest x reached on diagonal k = x - y; trace
-	// keeps v after each round d, the band [-d, d] of it, to walk back.
+	// keeps v after each round d, the band [-d, d] of it, to walk back:
+	// at most maxEdits² entries. work counts the steps, bounded too.
 	off := n + m
 	v := make([]int, 2*off+2)
-	var trace [][]int
-	d := 0
+	var trace [][]int32
+	d, work := 0, 0
 	for ; ; d++ {
-		if d > maxEdits {
+		if d > maxEdits || work > maxDiffWork {
 			return nil, ErrTooDifferent
 		}
 		done := false
@@ -186,16 +200,22 @@ func diff(a, b []int, maxEdits int) ([]hunk, error) {
 				x = v[k-1+off] + 1 // right: a deletion
 			}
 			y := x - k
+			x0 := x
 			for x < n && y < m && a[x] == b[y] {
 				x, y = x+1, y+1
 			}
+			work += 1 + x - x0
 			v[k+off] = x
 			if x >= n && y >= m {
 				done = true
 				break
 			}
 		}
-		trace = append(trace, append([]int(nil), v[off-d:off+d+1]...))
+		band := make([]int32, 2*d+1)
+		for i, x := range v[off-d : off+d+1] {
+			band[i] = int32(x)
+		}
+		trace = append(trace, band)
 		if done {
 			break
 		}
@@ -205,7 +225,7 @@ func diff(a, b []int, maxEdits int) ([]hunk, error) {
 	x, y := n, m
 	for ; d > 0; d-- {
 		prev := trace[d-1] // band [-(d-1), d-1]
-		at := func(k int) int { return prev[k+d-1] }
+		at := func(k int) int { return int(prev[k+d-1]) }
 		k := x - y
 		var pk int
 		if k == -d || k != d && at(k-1) < at(k+1) {

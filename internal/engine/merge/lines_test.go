@@ -135,6 +135,17 @@ func TestLinesCases(t *testing.T) {
 	if _, _, err := Lines([]byte("a\nb\nc\n"), []byte("x\ny\nz\n"), []byte("a\nb\nC\n"), 4); !errors.Is(err, ErrTooDifferent) {
 		t.Errorf("over the edit bound: got %v; want ErrTooDifferent", err)
 	}
+	// Large files that differ everywhere: refused within the work
+	// bound, whatever the edit bound.
+	var big [3]strings.Builder
+	for i := range 300000 {
+		for side := range big {
+			fmt.Fprintf(&big[side], "%d %d\n", side, i)
+		}
+	}
+	if _, _, err := Lines([]byte(big[0].String()), []byte(big[1].String()), []byte(big[2].String()), 1<<20); !errors.Is(err, ErrTooDifferent) {
+		t.Errorf("large files changed everywhere: got %v; want ErrTooDifferent", err)
+	}
 }
 
 // FuzzLines merges arbitrary texts: no panic, and a clean merge of a

@@ -23,7 +23,7 @@ type Limits struct {
 }
 
 // DefaultLimits are those of a server-side rebase.
-var DefaultLimits = Limits{MaxFileSize: 8 << 20, MaxEdits: 20000}
+var DefaultLimits = Limits{MaxFileSize: 8 << 20, MaxEdits: 2000}
 
 // Conflict is why a merge is refused: the first path found that both
 // sides changed in ways that do not combine.
