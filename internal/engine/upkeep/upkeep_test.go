@@ -1,0 +1,121 @@
+package upkeep
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"gotd/internal/git/oid"
+	"gotd/internal/git/repo"
+	"gotd/internal/gittest"
+)
+
+func open(t *testing.T, dir string) *repo.Repo {
+	t.Helper()
+	r, err := repo.Open(dir, repo.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+func has(t *testing.T, dir, id string) bool {
+	_, err := gittest.Run(t, dir, nil, "cat-file", "-e", id)
+	return err == nil
+}
+
+// TestQuarantineKeepsBases: a push in flight whose pack names an
+// unreachable, old commit as parent keeps it; with All, Repack refuses
+// to remove anything while the push lasts.
+func TestQuarantineKeepsBases(t *testing.T) {
+	dir := gittest.InitBare(t, "sha1")
+	gittest.Generate(t, dir, gittest.History{Commits: 5})
+	tree := strings.TrimSpace(gittest.Git(t, dir, "rev-parse", "main^{tree}"))
+	base := strings.TrimSpace(gittest.Git(t, dir, "commit-tree", tree, "-p", "main", "-m", "unreachable base"))
+	child := strings.TrimSpace(gittest.Git(t, dir, "commit-tree", tree, "-p", base, "-m", "pushed"))
+	junk := strings.TrimSpace(gittest.GitInput(t, dir, []byte("junk\n"), "hash-object", "-w", "--stdin"))
+	q := filepath.Join(dir, "objects", "incoming-gotd-test")
+	if err := os.Mkdir(q, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	gittest.GitInput(t, dir, []byte(child+"\n"), "pack-objects", "-q", filepath.Join(q, "pack"))
+	if err := os.Remove(filepath.Join(dir, "objects", child[:2], child[2:])); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-30 * 24 * time.Hour)
+	if err := os.Chtimes(filepath.Join(dir, "objects", base[:2], base[2:]), old, old); err != nil {
+		t.Fatal(err)
+	}
+
+	_, err := Repack(context.Background(), open(t, dir), Options{All: true, Settle: 200 * time.Millisecond})
+	if !errors.Is(err, ErrBusy) {
+		t.Errorf("Repack with All during a push: %v; want ErrBusy", err)
+	}
+	if !has(t, dir, base) || !has(t, dir, junk) {
+		t.Fatalf("Repack with All removed objects during a push")
+	}
+	rep, err := Repack(context.Background(), open(t, dir), Options{PruneLoose: true, Settle: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !has(t, dir, base) {
+		t.Fatalf("Repack removed %s, the base of a push in flight", base)
+	}
+	for _, id := range rep.Pruned {
+		if id.String() == base {
+			t.Errorf("report lists %s as pruned", base)
+		}
+	}
+	gittest.Git(t, dir, "fsck", "--full", "--strict", "--no-dangling")
+
+	// The push is over, and failed: the base goes.
+	if err := os.RemoveAll(q); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Repack(context.Background(), open(t, dir), Options{All: true}); err != nil {
+		t.Fatal(err)
+	}
+	if has(t, dir, base) || has(t, dir, junk) {
+		t.Errorf("Repack with All kept unreachable objects once the push was over")
+	}
+	gittest.Git(t, dir, "fsck", "--full", "--strict", "--no-dangling")
+}
+
+// TestReaderKeepsOpenPacks: a reader that opened the repository before
+// Repack removed its packs still reads every object afterwards.
+func TestReaderKeepsOpenPacks(t *testing.T) {
+	dir := gittest.InitBare(t, "sha1")
+	gittest.Generate(t, dir, gittest.History{Commits: 20, Branches: 2, Files: 8})
+	reader := open(t, dir)
+	ids := gittest.Objects(t, dir)
+	if _, err := Repack(context.Background(), open(t, dir), Options{}); err != nil {
+		t.Fatal(err)
+	}
+	packs, _ := filepath.Glob(filepath.Join(dir, "objects", "pack", "pack-*.pack"))
+	if len(packs) != 1 {
+		t.Fatalf("packs: %v; want one", packs)
+	}
+	for _, h := range ids {
+		id, err := oid.ParseHex(reader.Format, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := reader.ReadObject(id); err != nil {
+			t.Errorf("reader opened before the repack: %v", err)
+		}
+	}
+	// Again: the new pack holds the same objects and is kept.
+	rep, err := Repack(context.Background(), open(t, dir), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(rep.Pack); err != nil {
+		t.Errorf("second repack: %v", err)
+	}
+	gittest.Git(t, dir, "fsck", "--full", "--strict")
+}
