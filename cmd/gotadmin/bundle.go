@@ -237,6 +237,13 @@ func cmdLoad(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	if res.Count > 0 {
+		if own := owner(r.GitDir); own != nil {
+			for _, f := range []string{res.PackPath, res.RevPath, res.IndexPath} {
+				if f != "" {
+					own(f)
+				}
+			}
+		}
 		if _, err := receive.InstallPack(res, r.PackDir()); err != nil {
 			return err
 		}

@@ -58,6 +58,7 @@ func cmdCleanup(ctx context.Context, args []string, stdout io.Writer) error {
 		All:        *all,
 		DryRun:     *dry,
 		Pack:       packer.Options{Progress: packProgress(*quiet || *dry)},
+		Own:        owner(r.GitDir),
 	})
 	if err != nil {
 		return err

@@ -37,7 +37,7 @@ func cmdPack(ctx context.Context, args []string, stdout io.Writer) error {
 
 	po := packer.Options{Progress: packProgress(*quiet)}
 	if !*all {
-		path, n, err := upkeep.PackLoose(ctx, r, po)
+		path, n, err := upkeep.PackLoose(ctx, r, po, owner(r.GitDir))
 		if err != nil {
 			return err
 		}
@@ -48,7 +48,7 @@ func cmdPack(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "wrote %s (%d objects)\n", filepath.Base(path), n)
 		return nil
 	}
-	rep, err := upkeep.Repack(ctx, r, upkeep.Options{Pack: po})
+	rep, err := upkeep.Repack(ctx, r, upkeep.Options{Pack: po, Own: owner(r.GitDir)})
 	if err != nil {
 		return err
 	}

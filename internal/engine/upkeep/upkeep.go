@@ -32,6 +32,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"gotd/internal/engine/packer"
 	"gotd/internal/git/commitgraph"
 	"gotd/internal/git/object"
@@ -89,6 +91,12 @@ type Options struct {
 	// Pack tunes the pack writer; Format, OfsDelta and ReuseDeltas are
 	// set by Repack.
 	Pack packer.Options
+	// Own, if not nil, is called with every file and directory Repack
+	// creates in the repository: a pack's files before they are
+	// renamed into place, a loose object and its fan-out directory once
+	// written. gotadmin run as root gives them the repository's owner,
+	// so that gotd can read them.
+	Own func(path string)
 }
 
 // Report says what Repack did, or would do with DryRun.
@@ -248,7 +256,7 @@ func Repack(ctx context.Context, r *repo.Repo, o Options) (*Report, error) {
 	if len(objs) > 0 {
 		po := o.Pack
 		po.Format, po.OfsDelta, po.ReuseDeltas = r.Format, true, true
-		path, err := WritePack(ctx, r, objs, po)
+		path, err := WritePack(ctx, r, objs, po, o.Own)
 		if err != nil {
 			return nil, fmt.Errorf("upkeep: write pack: %w", err)
 		}
@@ -256,7 +264,7 @@ func Repack(ctx context.Context, r *repo.Repo, o Options) (*Report, error) {
 		if np, err = openedPack(r, path); err != nil {
 			return nil, fmt.Errorf("upkeep: %w", err)
 		}
-		if err := writeBitmap(ctx, r, np, tips); err != nil {
+		if err := writeBitmap(ctx, r, np, tips, o.Own); err != nil {
 			return nil, fmt.Errorf("upkeep: %w", err)
 		}
 	}
@@ -279,7 +287,7 @@ func Repack(ctx context.Context, r *repo.Repo, o Options) (*Report, error) {
 		if g.expire || g.loose || g.pack == nil {
 			continue
 		}
-		if err := loosen(r, g.pack, id, g.mtime); err != nil {
+		if err := loosen(r, g.pack, id, g.mtime, o.Own); err != nil {
 			return rep, fmt.Errorf("upkeep: keep unreachable %v: %w", id, err)
 		}
 		rep.Loosened++
@@ -424,10 +432,10 @@ func entrySizes(p *pack.Pack) (map[uint64]int64, error) {
 
 // PackLoose packs the loose objects, whatever reaches them, into a new
 // pack with its index, and leaves them in place: Repack removes them
-// once a pack holds them. It returns the new pack's path and how many
+// once a pack holds them. own is as Options.Own. It returns the new pack's path and how many
 // objects it holds; with no loose objects it writes nothing and
 // returns "" and 0.
-func PackLoose(ctx context.Context, r *repo.Repo, po packer.Options) (string, int, error) {
+func PackLoose(ctx context.Context, r *repo.Repo, po packer.Options, own func(path string)) (string, int, error) {
 	var objs []packer.Object
 	err := r.Loose.ForEach(func(id oid.ID) error {
 		t, _, err := r.Loose.StatObject(id)
@@ -441,7 +449,7 @@ func PackLoose(ctx context.Context, r *repo.Repo, po packer.Options) (string, in
 		return "", 0, err
 	}
 	po.Format, po.OfsDelta, po.ReuseDeltas = r.Format, true, true
-	path, err := WritePack(ctx, r, objs, po)
+	path, err := WritePack(ctx, r, objs, po, own)
 	if err != nil {
 		return "", 0, fmt.Errorf("upkeep: write pack: %w", err)
 	}
@@ -646,8 +654,21 @@ type quarantines struct {
 	packs []*pack.Pack
 }
 
-// quarantineDirs returns the incoming-* directories in the
-// repository's objects directory.
+// gotdQuarantine begins the name of gotd's quarantine directories
+// (receive.QuarantinePrefix, which this layer may not import); C Git's
+// begin "incoming-" too.
+const gotdQuarantine = "incoming-gotd-"
+
+// staleQuarantine is the age past which a C Git quarantine directory,
+// which has no lock to tell it is in use, is taken as left by a
+// process that died.
+const staleQuarantine = 24 * time.Hour
+
+// quarantineDirs returns the incoming-* directories of pushes in flight
+// in the repository's objects directory. One of gotd's is in flight
+// while a process holds its lock (receive.HoldQuarantine); one left by a
+// dead process is skipped (gotd removes those when it starts). One of C
+// Git's is taken as in flight for a day after it last changed.
 func quarantineDirs(r *repo.Repo) ([]string, error) {
 	ents, err := os.ReadDir(r.ObjectsDir())
 	if err != nil {
@@ -655,11 +676,37 @@ func quarantineDirs(r *repo.Repo) ([]string, error) {
 	}
 	var dirs []string
 	for _, e := range ents {
-		if e.IsDir() && strings.HasPrefix(e.Name(), "incoming-") {
-			dirs = append(dirs, filepath.Join(r.ObjectsDir(), e.Name()))
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), "incoming-") {
+			continue
 		}
+		dir := filepath.Join(r.ObjectsDir(), e.Name())
+		if strings.HasPrefix(e.Name(), gotdQuarantine) {
+			if !held(dir) {
+				continue
+			}
+		} else if info, err := e.Info(); err != nil || time.Since(info.ModTime()) > staleQuarantine {
+			continue
+		}
+		dirs = append(dirs, dir)
 	}
 	return dirs, nil
+}
+
+// held reports whether a live process holds the shared lock of one of
+// gotd's quarantine directories. A directory that cannot be opened is
+// gone (not held); one whose lock cannot be tested is taken as held.
+func held(dir string) bool {
+	d, err := os.Open(dir)
+	if err != nil {
+		return false
+	}
+	defer d.Close()
+	err = unix.Flock(int(d.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+	if err == nil {
+		unix.Flock(int(d.Fd()), unix.LOCK_UN)
+		return false
+	}
+	return true
 }
 
 // openQuarantines opens the indexed packs of the quarantines (those
@@ -704,7 +751,7 @@ func (q *quarantines) close() {
 
 // loosen writes the object id of p as a loose object whose
 // modification time is mtime.
-func loosen(r *repo.Repo, p *pack.Pack, id oid.ID, mtime time.Time) error {
+func loosen(r *repo.Repo, p *pack.Pack, id oid.ID, mtime time.Time, own func(string)) error {
 	t, data, err := p.ReadObject(id)
 	if err != nil {
 		return err
@@ -712,7 +759,12 @@ func loosen(r *repo.Repo, p *pack.Pack, id oid.ID, mtime time.Time) error {
 	if _, err := r.Loose.WriteObject(t, data); err != nil {
 		return err
 	}
-	return os.Chtimes(loosePath(r, id), mtime, mtime)
+	path := loosePath(r, id)
+	if own != nil {
+		own(filepath.Dir(path))
+		own(path)
+	}
+	return os.Chtimes(path, mtime, mtime)
 }
 
 // loosePath is the file of the loose object id.

@@ -22,8 +22,9 @@ import (
 // of each entry (no second pass over the pack). The .idx is renamed
 // into place last: readers use a pack only once its index exists, so
 // they never see half of one. It returns the new pack's path. On error
-// no file it wrote is left behind.
-func WritePack(ctx context.Context, r *repo.Repo, objs []packer.Object, opts packer.Options) (string, error) {
+// no file it wrote is left behind. own, if not nil, is called with each
+// file before it is renamed into place (see Options.Own).
+func WritePack(ctx context.Context, r *repo.Repo, objs []packer.Object, opts packer.Options, own func(path string)) (string, error) {
 	var tmps []string
 	defer func() {
 		for _, t := range tmps {
@@ -41,6 +42,9 @@ func WritePack(ctx context.Context, r *repo.Repo, objs []packer.Object, opts pac
 		if err := fill(f); err != nil {
 			f.Close()
 			return "", err
+		}
+		if own != nil {
+			own(f.Name())
 		}
 		return f.Name(), finish(f, r.Shared)
 	}
@@ -123,7 +127,7 @@ func openedPack(r *repo.Repo, path string) (*pack.Pack, error) {
 
 // writeBitmap writes the reachability bitmap of np, just written, which
 // holds every object reachable from tips.
-func writeBitmap(ctx context.Context, r *repo.Repo, np *pack.Pack, tips []oid.ID) error {
+func writeBitmap(ctx context.Context, r *repo.Repo, np *pack.Pack, tips []oid.ID, own func(string)) error {
 	w := &walk.Walker{Store: r, Format: r.Format}
 	bms, err := w.BuildBitmaps(ctx, tips, np)
 	if err != nil {
@@ -142,6 +146,9 @@ func writeBitmap(ctx context.Context, r *repo.Repo, np *pack.Pack, tips []oid.ID
 		XORWindow:   10,
 	}, bms.Entries)
 	if err == nil {
+		if own != nil {
+			own(tmp.Name())
+		}
 		err = finish(tmp, r.Shared)
 	} else {
 		tmp.Close()
