@@ -308,6 +308,9 @@ func Repack(ctx context.Context, r *repo.Repo, o Options) (*Report, error) {
 	if err := dropStaleMultiPackIndex(r, rep.RemovedPacks); err != nil {
 		return rep, err
 	}
+	if err := updateInfoPacks(r, o.Own); err != nil {
+		return rep, err
+	}
 
 	// Loose objects the new pack holds, and expired garbage.
 	var errs []error
@@ -844,6 +847,46 @@ func dropStaleMultiPackIndex(r *repo.Repo, removed []string) error {
 		if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("upkeep: %w", err)
 		}
+	}
+	return nil
+}
+
+// updateInfoPacks rewrites objects/info/packs, the list of packs C
+// Git's update-server-info keeps for clients of the dumb HTTP
+// protocol, if the repository has one: it named the removed packs.
+func updateInfoPacks(r *repo.Repo, own func(string)) error {
+	path := filepath.Join(r.ObjectsDir(), "info", "packs")
+	if _, err := os.Lstat(path); err != nil {
+		return nil
+	}
+	names, err := filepath.Glob(filepath.Join(r.PackDir(), "pack-*.pack"))
+	if err != nil {
+		return fmt.Errorf("upkeep: %w", err)
+	}
+	var b strings.Builder
+	for _, n := range names {
+		if _, err := os.Stat(strings.TrimSuffix(n, ".pack") + ".idx"); err == nil {
+			fmt.Fprintf(&b, "P %s\n", filepath.Base(n))
+		}
+	}
+	b.WriteString("\n")
+	tmp, err := os.CreateTemp(filepath.Dir(path), "tmp_packs_")
+	if err != nil {
+		return fmt.Errorf("upkeep: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.WriteString(b.String()); err != nil {
+		tmp.Close()
+		return fmt.Errorf("upkeep: %w", err)
+	}
+	if own != nil {
+		own(tmp.Name())
+	}
+	if err := finish(tmp, r.Shared); err != nil {
+		return fmt.Errorf("upkeep: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("upkeep: %w", err)
 	}
 	return nil
 }

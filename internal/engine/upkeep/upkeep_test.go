@@ -129,3 +129,36 @@ func TestReaderKeepsOpenPacks(t *testing.T) {
 	}
 	gittest.Git(t, dir, "fsck", "--full", "--strict")
 }
+
+// TestStaleFilesOfCGit: a multi-pack-index (with its bitmap) and a
+// commit-graph C Git wrote, which name what Repack removes, are
+// removed, and objects/info/packs is rewritten, so that C Git's checks
+// pass and a dumb-HTTP client finds the new pack.
+func TestStaleFilesOfCGit(t *testing.T) {
+	dir := gittest.InitBare(t, "sha1")
+	gittest.Generate(t, dir, gittest.History{Commits: 10, Branches: 2})
+	gittest.Git(t, dir, "repack", "-adq")
+	gittest.Git(t, dir, "commit-graph", "write", "--reachable")
+	gittest.Git(t, dir, "multi-pack-index", "write", "--bitmap")
+	gittest.Git(t, dir, "update-server-info")
+	topic := strings.TrimSpace(gittest.Git(t, dir, "rev-parse", "topic1"))
+	gittest.Git(t, dir, "update-ref", "-d", "refs/heads/topic1")
+
+	rep, err := Repack(context.Background(), open(t, dir), Options{All: true, PruneLoose: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if has(t, dir, topic) {
+		t.Errorf("Repack with All kept %s", topic)
+	}
+	gittest.Git(t, dir, "fsck", "--full", "--strict", "--no-dangling")
+	gittest.Git(t, dir, "commit-graph", "verify")
+	gittest.Git(t, dir, "multi-pack-index", "verify")
+	if bms, _ := filepath.Glob(filepath.Join(dir, "objects", "pack", "*.bitmap")); len(bms) != 1 {
+		t.Errorf("bitmaps: %v; want one", bms)
+	}
+	info, _ := os.ReadFile(filepath.Join(dir, "objects", "info", "packs"))
+	if want := "P " + filepath.Base(rep.Pack) + "\n\n"; string(info) != want {
+		t.Errorf("objects/info/packs: %q; want %q", info, want)
+	}
+}
