@@ -190,3 +190,25 @@ func TestLoadCorrupt(t *testing.T) {
 		})
 	}
 }
+
+// TestLoadStdin: without -l, load reads the bundle from standard input.
+func TestLoadStdin(t *testing.T) {
+	src := generated(t, "sha1")
+	b := dump(t, "-r", src, "main")
+	f, err := os.Open(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	stdin := os.Stdin
+	os.Stdin = f
+	defer func() { os.Stdin = stdin }()
+	dst := filepath.Join(t.TempDir(), "dst.git")
+	mustGotadmin(t, "init", dst)
+	out := mustGotadmin(t, "load", "-r", dst)
+	main := strings.TrimSpace(gittest.Git(t, src, "rev-parse", "main"))
+	if want := "refs/heads/main: - -> " + main + "\n"; out != want {
+		t.Errorf("load printed %q; want %q", out, want)
+	}
+	gittest.Git(t, dst, "fsck", "--full", "--strict")
+}
