@@ -30,6 +30,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -60,6 +61,15 @@ const DefaultSettle = 30 * time.Second
 // config sets extensions.preciousObjects: no object may be removed from
 // it.
 var ErrPrecious = errors.New("upkeep: the repository's objects are precious (extensions.preciousObjects)")
+
+// ErrRunning is returned by Repack when another Repack holds the
+// repository's upkeep lock.
+var ErrRunning = errors.New("upkeep: another cleanup or repack of the repository is running")
+
+// LockFile is the file, in the repository directory, whose flock(2)
+// lets one Repack at a time change a repository. It is left in place,
+// empty.
+const LockFile = "gotd-upkeep.lock"
 
 // ErrBusy is wrapped by Repack's error when pushes kept arriving and
 // moving references while it tried to settle: nothing was removed.
@@ -178,6 +188,13 @@ func Repack(ctx context.Context, r *repo.Repo, o Options) (*Report, error) {
 		return nil, ErrPrecious
 	}
 	rep := &Report{Precious: precious}
+	if !o.DryRun {
+		unlock, err := lock(r, o.Own)
+		if err != nil {
+			return nil, err
+		}
+		defer unlock()
+	}
 
 	// What exists now is what may be removed; anything that appears
 	// later is left alone.
@@ -345,6 +362,28 @@ func Repack(ctx context.Context, r *repo.Repo, o Options) (*Report, error) {
 		return rep, fmt.Errorf("upkeep: %w", errors.Join(errs...))
 	}
 	return rep, nil
+}
+
+// lock takes the repository's upkeep lock, or fails with ErrRunning if
+// another process holds it. The kernel lets go of it when the process
+// dies, however it dies.
+func lock(r *repo.Repo, own func(string)) (func(), error) {
+	path := filepath.Join(r.GitDir, LockFile)
+	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|syscall.O_NOFOLLOW, r.Shared.File(0o444))
+	if err != nil {
+		return nil, fmt.Errorf("upkeep: lock: %w", err)
+	}
+	if own != nil {
+		own(path)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, ErrRunning
+		}
+		return nil, fmt.Errorf("upkeep: lock: %w", err)
+	}
+	return func() { f.Close() }, nil
 }
 
 // findGarbage returns the objects of old and loose that reachable

@@ -162,3 +162,33 @@ func TestStaleFilesOfCGit(t *testing.T) {
 		t.Errorf("objects/info/packs: %q; want %q", info, want)
 	}
 }
+
+// TestOneAtATime: while one process holds the upkeep lock, Repack
+// refuses with ErrRunning and changes nothing; a dry run still reports.
+func TestOneAtATime(t *testing.T) {
+	dir := gittest.InitBare(t, "sha1")
+	gittest.Generate(t, dir, gittest.History{Commits: 5})
+	f, err := os.OpenFile(filepath.Join(dir, LockFile), os.O_RDONLY|os.O_CREATE, 0o444)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := filepath.Glob(filepath.Join(dir, "objects", "pack", "*"))
+	if _, err := Repack(context.Background(), open(t, dir), Options{}); !errors.Is(err, ErrRunning) {
+		t.Errorf("Repack while another runs: %v; want ErrRunning", err)
+	}
+	after, _ := filepath.Glob(filepath.Join(dir, "objects", "pack", "*"))
+	if strings.Join(after, " ") != strings.Join(before, " ") {
+		t.Errorf("pack directory changed: %v; was %v", after, before)
+	}
+	if _, err := Repack(context.Background(), open(t, dir), Options{DryRun: true}); err != nil {
+		t.Errorf("dry run while another runs: %v", err)
+	}
+	f.Close()
+	if _, err := Repack(context.Background(), open(t, dir), Options{}); err != nil {
+		t.Errorf("Repack once the lock is free: %v", err)
+	}
+}
