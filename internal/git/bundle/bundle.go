@@ -56,17 +56,22 @@ type Limits struct {
 	MaxLine int
 	// MaxLines bounds the lines of the header (default 1,000,000).
 	MaxLines int
+	// MaxBytes bounds the whole header in bytes (default 64 MiB): what
+	// Read keeps of it is no larger.
+	MaxBytes int
 }
 
 const (
 	defaultMaxLine  = 4096 + 2 + 2*oid.MaxSize
 	defaultMaxLines = 1000000
+	defaultMaxBytes = 64 << 20
 )
 
 // Read reads a bundle header from br, up to and including the empty
 // line that ends it, and leaves br at the first byte of the pack. It
-// reads at most one line past a bound: a line longer than l.MaxLine, or
-// a header of more than l.MaxLines lines, is an error wrapping
+// reads at most one line past a bound: a line longer than l.MaxLine, a
+// header of more than l.MaxLines lines or l.MaxBytes bytes, is an error
+// wrapping
 // ErrFormat, as is anything gitformat-bundle(5) does not allow: an
 // unknown signature, a capability in a v2 bundle, an unknown or
 // repeated capability (the filter capability, which makes a bundle
@@ -80,16 +85,27 @@ func Read(br *bufio.Reader, l Limits) (*Header, error) {
 	if l.MaxLines <= 0 {
 		l.MaxLines = defaultMaxLines
 	}
-	n := 0
+	if l.MaxBytes <= 0 {
+		l.MaxBytes = defaultMaxBytes
+	}
+	n, size := 0, 0
 	next := func() ([]byte, error) {
 		n++
 		if n > l.MaxLines {
 			return nil, fmt.Errorf("%w: more than %d lines", ErrFormat, l.MaxLines)
 		}
-		line, err := readLine(br, l.MaxLine)
+		max, whole := l.MaxLine, false
+		if left := l.MaxBytes - size; left < max {
+			max, whole = left, true
+		}
+		line, err := readLine(br, max)
+		if errors.Is(err, errLong) && whole {
+			return nil, fmt.Errorf("%w: longer than %d bytes", ErrFormat, l.MaxBytes)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%w: line %d: %w", ErrFormat, n, err)
 		}
+		size += len(line) + 1
 		return line, nil
 	}
 	line, err := next()
@@ -164,6 +180,9 @@ func Read(br *bufio.Reader, l Limits) (*Header, error) {
 	}
 }
 
+// errLong is readLine's error for a line over its bound.
+var errLong = errors.New("line too long")
+
 // readLine reads one line of at most max bytes with its newline and
 // returns it without the newline.
 func readLine(br *bufio.Reader, max int) ([]byte, error) {
@@ -171,7 +190,7 @@ func readLine(br *bufio.Reader, max int) ([]byte, error) {
 	for {
 		frag, err := br.ReadSlice('\n')
 		if len(line)+len(frag) > max {
-			return nil, fmt.Errorf("longer than %d bytes", max)
+			return nil, fmt.Errorf("%w: over %d bytes", errLong, max)
 		}
 		line = append(line, frag...)
 		switch {

@@ -26,7 +26,7 @@ func FuzzRead(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
-	lim := Limits{MaxLine: 512, MaxLines: 64}
+	lim := Limits{MaxLine: 512, MaxLines: 64, MaxBytes: 4096}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		br := bufio.NewReaderSize(bytes.NewReader(data), 16)
 		h, err := Read(br, lim)
@@ -34,7 +34,7 @@ func FuzzRead(f *testing.F) {
 			if !errors.Is(err, ErrFormat) {
 				t.Fatalf("error not ErrFormat: %v", err)
 			}
-			if consumed := len(data) - br.Buffered(); consumed > lim.MaxLine*(lim.MaxLines+1)+16 {
+			if consumed := len(data) - br.Buffered(); consumed > lim.MaxBytes+lim.MaxLine+16 {
 				t.Fatalf("read %d bytes past the bounds", consumed)
 			}
 			return

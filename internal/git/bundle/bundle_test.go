@@ -55,7 +55,7 @@ func TestRead(t *testing.T) {
 		{name: "bad name", in: "# v2 git bundle\n" + id1 + " refs/heads/a..b\n\n", wantError: "invalid reference name"},
 		{name: "name with space", in: "# v2 git bundle\n" + id1 + " refs/heads/a b\n\n", wantError: "invalid reference name"},
 		{name: "prerequisite after ref", in: "# v2 git bundle\n" + id1 + " refs/heads/main\n-" + id2 + "\n\n", wantError: "after a reference"},
-		{name: "long line", in: "# v2 git bundle\n" + id1 + " refs/heads/" + strings.Repeat("x", 5000) + "\n\n", wantError: "longer than"},
+		{name: "long line", in: "# v2 git bundle\n" + id1 + " refs/heads/" + strings.Repeat("x", 5000) + "\n\n", wantError: "line too long: over"},
 		{name: "CRLF", in: "# v2 git bundle\r\n\n", wantError: "not a v2 or v3"},
 	}
 	for _, tt := range tests {
@@ -94,6 +94,10 @@ func TestReadLimits(t *testing.T) {
 	_, err := Read(bufio.NewReader(strings.NewReader(in)), Limits{MaxLines: 5})
 	if !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), "more than 5 lines") {
 		t.Errorf("got %v; want more than 5 lines", err)
+	}
+	_, err = Read(bufio.NewReader(strings.NewReader(in)), Limits{MaxBytes: 200})
+	if !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), "longer than 200 bytes") {
+		t.Errorf("got %v; want longer than 200 bytes", err)
 	}
 }
 
