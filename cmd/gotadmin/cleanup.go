@@ -40,14 +40,14 @@ func cmdCleanup(ctx context.Context, args []string, stdout io.Writer) error {
 			fmt.Fprintf(stdout, format, a...)
 		}
 	}
-	would := ""
-	if *dry {
-		would = "would be "
-	}
 	if *lonely {
 		idxs, err := upkeep.RemoveLonelyIndexes(r, *dry)
 		for _, idx := range idxs {
-			fmt.Fprintf(stdout, "%sremoved %s\n", would, filepath.Base(idx))
+			if *dry {
+				fmt.Fprintf(stdout, "would be removed: %s\n", filepath.Base(idx))
+			} else {
+				say("removed %s\n", filepath.Base(idx))
+			}
 		}
 		if err != nil {
 			return err
