@@ -498,16 +498,23 @@ func PackLoose(ctx context.Context, r *repo.Repo, po packer.Options, own func(pa
 }
 
 // settle waits up to o.Settle for the quarantines of pushes in flight
-// to go, then walks from whatever the references, reflogs and
+// to go, if anything is to be removed, then walks from whatever the references, reflogs and
 // quarantines reach now that reachable lacks, and takes what it finds
 // out of junk. When pushes are still in flight after the wait, it
 // returns an error wrapping ErrBusy if o.All would remove anything,
 // since a push's pack may be installed with its references not yet
 // moved; with a grace period, such a pack is younger than it.
 func settle(ctx context.Context, r *repo.Repo, reachable *oid.Set, junk map[oid.ID]*garbage, o Options) error {
+	expired := false
+	for _, g := range junk {
+		if g.expire {
+			expired = true
+			break
+		}
+	}
 	deadline := time.Now().Add(o.Settle)
-	busy := true
-	for {
+	busy := expired // with nothing to remove, nothing to wait for
+	for busy {
 		names, err := quarantineDirs(r)
 		if err != nil {
 			return err
@@ -526,11 +533,7 @@ func settle(ctx context.Context, r *repo.Repo, reachable *oid.Set, junk map[oid.
 		}
 	}
 	if busy && o.All {
-		for _, g := range junk {
-			if g.expire {
-				return fmt.Errorf("%w: pushes still in flight after %v; nothing removed", ErrBusy, o.Settle)
-			}
-		}
+		return fmt.Errorf("%w: pushes still in flight after %v; nothing removed", ErrBusy, o.Settle)
 	}
 	if err := r.Rescan(); err != nil {
 		return fmt.Errorf("upkeep: %w", err)
