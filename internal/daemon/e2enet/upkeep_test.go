@@ -55,10 +55,14 @@ func TestCleanupLeakedSecret(t *testing.T) {
 }
 
 // TestCleanupWhileServing runs pushes (fast-forwards, branches created
-// and deleted), clones and fetches against gotd while gotadmin cleanup
-// -a and pack -a run on the repository, for a fixed number of rounds:
-// no fetch or push may fail, the repository must pass fsck after every
-// round, and every acknowledged push's commit must be there.
+// and deleted, commits pushed on a branch deleted at once), clones and
+// fetches against gotd while gotadmin cleanup -a and pack -a run on the
+// repository, for a fixed number of rounds; before each cleanup the
+// reflogs of the deleted throwaway branches are removed, as an operator
+// purging them would, so that cleanup removes objects while fetches may
+// be sending them. No fetch or push may fail, the repository must pass
+// fsck after every round, every acknowledged push's commit on main must
+// be there, and the throwaway commits must be gone at the end.
 func TestCleanupWhileServing(t *testing.T) {
 	const rounds = 4
 	const pushesPerRound = 3
@@ -70,18 +74,25 @@ func TestCleanupWhileServing(t *testing.T) {
 	s.mustGit(work, nil, "clone", "-q", s.gitURL("test"), "w")
 	w := filepath.Join(work, "w")
 
-	var acked []string
+	var acked, thrown []string
 	var ackedMu sync.Mutex
 	pushed := func(id string) bool {
 		ackedMu.Lock()
 		defer ackedMu.Unlock()
-		for _, a := range acked {
+		for _, a := range append(acked, thrown...) {
 			if a == id {
 				return true
 			}
 		}
 		return false
 	}
+	purgeLogs := func() {
+		logs, _ := filepath.Glob(filepath.Join(src, "logs", "refs", "heads", "junk-*"))
+		for _, l := range logs {
+			os.Remove(l)
+		}
+	}
+	removed := 0
 	for round := 0; round < rounds; round++ {
 		ctx, cancel := context.WithCancel(context.Background())
 		var wg sync.WaitGroup
@@ -131,15 +142,23 @@ func TestCleanupWhileServing(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for n := 0; n < 6 && ctx.Err() == nil; n++ {
-				args := []string{"cleanup", "-a", "-q", "-r", src}
+				args := []string{"cleanup", "-a", "-r", src}
 				if n%2 == 1 {
 					args = []string{"pack", "-a", "-q", "-r", src}
+				} else {
+					purgeLogs()
 				}
 				out, err := exec.Command(gotadmin, args...).CombinedOutput()
 				mu.Lock()
 				switch {
 				case err == nil:
 					cleanups++
+					for _, line := range strings.Split(string(out), "\n") {
+						var k int
+						if _, err := fmt.Sscanf(line, "removed %d unreachable objects", &k); err == nil {
+							removed += k
+						}
+					}
 				case strings.Contains(string(out), "kept changing"):
 					busy++
 				default:
@@ -162,6 +181,21 @@ func TestCleanupWhileServing(t *testing.T) {
 			ackedMu.Lock()
 			acked = append(acked, id)
 			ackedMu.Unlock()
+
+			// A throwaway commit, pushed and deleted at once.
+			junkFile := filepath.Join(work, name+".junk")
+			os.WriteFile(junkFile, []byte("throwaway "+name+"\n"), 0o644)
+			jblob := strings.TrimSpace(s.mustGit(w, nil, "hash-object", "-w", junkFile))
+			jtree := strings.TrimSpace(mktree(t, w, "100644 blob "+jblob+"\tjunk.txt\n"))
+			jcommit := strings.TrimSpace(s.mustGit(w, nil, "commit-tree", jtree, "-p", id, "-m", "junk "+name))
+			ackedMu.Lock()
+			thrown = append(thrown, jcommit)
+			ackedMu.Unlock()
+			if out, err := s.git(w, nil, "push", "-q", httpURL, jcommit+":refs/heads/junk-"+name); err != nil {
+				fail("push junk-%s: %v\n%s", name, err, out)
+			} else if out, err := s.git(w, nil, "push", "-q", httpURL, ":refs/heads/junk-"+name); err != nil {
+				fail("delete junk-%s: %v\n%s", name, err, out)
+			}
 			if p > 0 {
 				prev := fmt.Sprintf("r%dp%d", round, p-1)
 				if out, err := s.git(w, nil, "push", "-q", httpURL, ":refs/heads/"+prev); err != nil {
@@ -180,14 +214,37 @@ func TestCleanupWhileServing(t *testing.T) {
 				t.Errorf("round %d: acknowledged commit %s is gone", round, id)
 			}
 		}
-		t.Logf("round %d: %d fetches (%d raced a branch deletion), %d upkeep runs, %d refused as busy", round, fetches, raced, cleanups, busy)
+		t.Logf("round %d: %d fetches (%d raced a branch deletion), %d upkeep runs, %d refused as busy; %d unreachable objects removed so far", round, fetches, raced, cleanups, busy, removed)
 		if t.Failed() {
 			return
 		}
 	}
+	purgeLogs()
 	run(t, gotadmin, "cleanup", "-a", "-q", "-r", src)
 	fsck(t, src)
 	if packs, _ := filepath.Glob(filepath.Join(src, "objects", "pack", "pack-*.pack")); len(packs) != 1 {
 		t.Errorf("packs after a quiet cleanup: %d; want 1", len(packs))
 	}
+	for _, id := range thrown {
+		if _, err := exec.Command("git", "--git-dir", src, "-c", "safe.directory=*", "cat-file", "-e", id).CombinedOutput(); err == nil {
+			t.Errorf("throwaway commit %s survived cleanup -a", id)
+		}
+	}
+	if removed == 0 {
+		t.Errorf("no cleanup during the rounds removed anything: the test did not race removal with fetches")
+	}
+}
+
+// mktree writes a tree from its ls-tree listing with git mktree in dir.
+func mktree(t *testing.T, dir, listing string) string {
+	t.Helper()
+	cmd := exec.Command("git", "mktree")
+	cmd.Dir = dir
+	cmd.Env = safeEnv(t)
+	cmd.Stdin = strings.NewReader(listing)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("git mktree: %v", err)
+	}
+	return string(out)
 }
