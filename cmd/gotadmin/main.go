@@ -1,7 +1,8 @@
 // Command gotadmin administers Git repositories on disk for gotd: it
-// creates them, reports on them, packs their objects and indexes and
-// lists pack files, and lists and restores references from their
-// reflogs. It follows the commands of OpenBSD's gotadmin(1); see
+// creates them, reports on them, packs their objects and removes what
+// is redundant or unreachable, indexes and lists pack files, dumps
+// references into Git bundles and loads them, and lists and restores
+// references from their reflogs. It follows the commands of OpenBSD's gotadmin(1); see
 // gotadmin.1 beside this file.
 package main
 
@@ -29,6 +30,9 @@ var commands = []command{
 	{"init", "[-A sha1|sha256] [-b branch] repository-path", cmdInit},
 	{"info", "[-r repository-path]", cmdInfo},
 	{"pack", "[-a] [-q] [-r repository-path]", cmdPack},
+	{"cleanup", "[-anpq] [-r repository-path]", cmdCleanup},
+	{"dump", "[-q] [-r repository-path] [-x reference] [reference ...]", cmdDump},
+	{"load", "[-nq] [-l bundle-path] [-r repository-path] [reference ...]", cmdLoad},
 	{"indexpack", "packfile-path", cmdIndexPack},
 	{"listpack", "[-hs] packfile-path", cmdListPack},
 	{"ref", "-l | -c @{N}|object-id [-r repository-path] name", cmdRef},

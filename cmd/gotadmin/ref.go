@@ -227,6 +227,32 @@ func checkComplete(ctx context.Context, r *repo.Repo, name string, id oid.ID) er
 	return nil
 }
 
+// owner returns a function that gives a path gotadmin created the
+// repository's owner when gotadmin runs as root and the repository
+// belongs to another user (gotd runs as that user and must read and
+// write what gotadmin leaves), and nil otherwise.
+func owner(gitDir string) func(path string) {
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	st, err := os.Stat(gitDir)
+	if err != nil {
+		return nil
+	}
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if !ok || sys.Uid == 0 {
+		return nil
+	}
+	uid, gid := int(sys.Uid), int(sys.Gid)
+	return func(path string) {
+		if fi, err := os.Lstat(path); err == nil {
+			if s, ok := fi.Sys().(*syscall.Stat_t); ok && s.Uid == 0 {
+				os.Lchown(path, uid, gid)
+			}
+		}
+	}
+}
+
 // fixOwner gives the files and directories an update of name may have
 // made (the reference, its reflog, HEAD's reflog and their directories)
 // the owner of the repository when gotadmin runs as root, so that gotd,

@@ -320,3 +320,11 @@ func (s *session) fixHead() {
 		}
 	}
 }
+
+// InstallPack moves a pack IndexPack indexed into a quarantine
+// directory into packDir, as a push installs its pack (.pack, .rev,
+// then .idx, then a sync of packDir), and returns the installed pack's
+// path. gotadmin load installs a bundle's pack with it.
+func InstallPack(res *indexer.Result, packDir string) (string, error) {
+	return installPack(res, packDir)
+}

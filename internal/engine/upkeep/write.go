@@ -1,0 +1,160 @@
+package upkeep
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"gotd/internal/engine/packer"
+	"gotd/internal/git/bitmap"
+	"gotd/internal/git/oid"
+	"gotd/internal/git/pack"
+	"gotd/internal/git/perm"
+	"gotd/internal/git/repo"
+	"gotd/internal/git/walk"
+)
+
+// WritePack writes objs into a new pack in the repository's pack
+// directory, with its .idx and .rev made from what the writer reports
+// of each entry (no second pass over the pack). The .idx is renamed
+// into place last: readers use a pack only once its index exists, so
+// they never see half of one. It returns the new pack's path. On error
+// no file it wrote is left behind. own, if not nil, is called with each
+// file before it is renamed into place (see Options.Own).
+func WritePack(ctx context.Context, r *repo.Repo, objs []packer.Object, opts packer.Options, own func(path string)) (string, error) {
+	var tmps []string
+	defer func() {
+		for _, t := range tmps {
+			os.Remove(t)
+		}
+	}()
+	// write fills a new temporary file in the pack directory, makes it
+	// durable and read-only, and returns its name.
+	write := func(prefix string, fill func(io.Writer) error) (string, error) {
+		f, err := os.CreateTemp(r.PackDir(), prefix)
+		if err != nil {
+			return "", err
+		}
+		tmps = append(tmps, f.Name())
+		if err := fill(f); err != nil {
+			f.Close()
+			return "", err
+		}
+		if own != nil {
+			own(f.Name())
+		}
+		return f.Name(), finish(f, r.Shared)
+	}
+	entries := make([]pack.IndexEntry, 0, len(objs))
+	opts.OnEntry = func(e pack.IndexEntry) { entries = append(entries, e) }
+	var sum []byte
+	packTmp, err := write("tmp_pack_", func(w io.Writer) (err error) {
+		sum, err = packer.Write(ctx, w, r, objs, opts)
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	idxTmp, err := write("tmp_idx_", func(w io.Writer) error {
+		_, err := pack.WriteIndex(w, r.Format, entries, sum)
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	revTmp, err := write("tmp_rev_", func(w io.Writer) error {
+		_, err := pack.WriteRev(w, r.Format, entries, sum)
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	base := filepath.Join(r.PackDir(), fmt.Sprintf("pack-%x", sum))
+	for _, mv := range []struct{ from, to string }{
+		{packTmp, base + ".pack"},
+		{revTmp, base + ".rev"},
+		{idxTmp, base + ".idx"},
+	} {
+		if err := os.Rename(mv.from, mv.to); err != nil {
+			return "", err
+		}
+	}
+	tmps = nil
+	if err := syncDir(r.PackDir()); err != nil {
+		return "", err
+	}
+	return base + ".pack", nil
+}
+
+// finish makes a written file durable and read-only, with the
+// repository's permissions, and closes it.
+func finish(f *os.File, sh perm.Shared) error {
+	err := f.Sync()
+	if err == nil {
+		err = sh.Chmod(f, 0o444)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// openedPack rescans the repository's packs and returns the one at path,
+// just written.
+func openedPack(r *repo.Repo, path string) (*pack.Pack, error) {
+	if err := r.Rescan(); err != nil {
+		return nil, err
+	}
+	for _, p := range r.Packs() {
+		if p.Path() == path {
+			return p, nil
+		}
+	}
+	return nil, fmt.Errorf("new pack %s not found after writing it", path)
+}
+
+// writeBitmap writes the reachability bitmap of np, just written, which
+// holds every object reachable from tips.
+func writeBitmap(ctx context.Context, r *repo.Repo, np *pack.Pack, tips []oid.ID, own func(string)) error {
+	w := &walk.Walker{Store: r, Format: r.Format}
+	bms, err := w.BuildBitmaps(ctx, tips, np)
+	if err != nil {
+		return fmt.Errorf("build bitmaps: %w", err)
+	}
+	tmp, err := os.CreateTemp(r.PackDir(), "tmp_bitmap_")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	err = bitmap.Write(tmp, r.Format, &bitmap.WriteOptions{
+		Pack:        np,
+		Types:       bms.Types,
+		NameHashes:  bms.NameHashes,
+		LookupTable: true,
+		XORWindow:   10,
+	}, bms.Entries)
+	if err == nil {
+		if own != nil {
+			own(tmp.Name())
+		}
+		err = finish(tmp, r.Shared)
+	} else {
+		tmp.Close()
+	}
+	if err != nil {
+		return fmt.Errorf("write bitmap: %w", err)
+	}
+	return os.Rename(tmp.Name(), strings.TrimSuffix(np.Path(), ".pack")+".bitmap")
+}
