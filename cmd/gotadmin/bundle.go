@@ -15,9 +15,7 @@ import (
 	"gotd/internal/git/commitgraph"
 	"gotd/internal/git/object"
 	"gotd/internal/git/oid"
-	"gotd/internal/git/pack"
 	"gotd/internal/git/refs"
-	"gotd/internal/git/repo"
 	"gotd/internal/git/walk"
 	"gotd/internal/protocol/receive"
 	"gotd/internal/protocol/wire"
@@ -209,47 +207,18 @@ func cmdLoad(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 	}
 
-	dir, hold, err := receive.NewQuarantine(r.ObjectsDir())
-	if err != nil {
-		return err
-	}
-	defer func() {
-		os.RemoveAll(dir)
-		hold.Close()
-	}()
 	var progress func(stage string, done, total uint32)
 	if !*quiet {
 		pp := packProgress(false)
 		progress = func(stage string, done, total uint32) { pp(stage, int(done), int(total)) }
 	}
-	res, err := receive.IndexPack(ctx, br, dir, receive.PackOptions{
-		Format:     r.Format,
-		Bases:      r,
-		Limits:     wire.DefaultLimits,
-		Progress:   progress,
-		ObjectsDir: r.ObjectsDir(),
-		Shared:     r.Shared,
-	})
-	if err != nil {
+	ing := &receive.Ingest{Repo: r, Limits: wire.DefaultLimits, Progress: progress, BeforeInstall: ownFiles(r.GitDir)}
+	tips := make([]receive.Tip, len(load))
+	for i, ref := range load {
+		tips[i] = receive.Tip{Name: ref.Name, ID: ref.ID}
+	}
+	if _, err := ing.Take(ctx, br, tips); err != nil {
 		return fmt.Errorf("bundle's pack: %w", err)
-	}
-	if err := checkBundle(ctx, r, res.PackPath, load); err != nil {
-		return err
-	}
-	if res.Count > 0 {
-		if own := owner(r.GitDir); own != nil {
-			for _, f := range []string{res.PackPath, res.RevPath, res.IndexPath} {
-				if f != "" {
-					own(f)
-				}
-			}
-		}
-		if _, err := receive.InstallPack(res, r.PackDir()); err != nil {
-			return err
-		}
-		if err := r.Rescan(); err != nil {
-			return err
-		}
 	}
 
 	who := refs.Who{Name: "gotadmin", Message: "gotadmin load"}
@@ -282,66 +251,4 @@ func cmdLoad(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 	}
 	return nil
-}
-
-// checkBundle checks, as a push is checked, that every reference to
-// load names an object of the bundle's pack or the repository, a commit
-// for a branch, and that everything it reaches is there.
-func checkBundle(ctx context.Context, r *repo.Repo, packPath string, load []bundle.Ref) error {
-	st := bundleStore{r: r}
-	if packPath != "" {
-		p, err := pack.Open(packPath, r.Format, pack.Options{Cache: pack.NewDeltaCache(16 << 20)})
-		if err != nil {
-			return fmt.Errorf("open the bundle's pack: %w", err)
-		}
-		defer p.Close()
-		st.p = p
-	}
-	var wants []oid.ID
-	for _, ref := range load {
-		t, _, err := st.StatObject(ref.ID)
-		if err != nil {
-			return fmt.Errorf("%s: object %s: %w", ref.Name, ref.ID, err)
-		}
-		if strings.HasPrefix(ref.Name, "refs/heads/") && t != object.Commit {
-			return fmt.Errorf("%s: object %s is a %s, not a commit", ref.Name, ref.ID, t)
-		}
-		wants = append(wants, ref.ID)
-	}
-	var haves []oid.ID
-	r.Refs.List("refs/", func(ref refs.Ref) error {
-		if ref.Target == "" && r.HasObject(ref.ID) {
-			haves = append(haves, ref.ID)
-		}
-		return nil
-	})
-	w := &walk.Walker{Store: st, Format: r.Format}
-	if err := w.Objects(ctx, wants, haves, func(oid.ID, object.Type, []byte) error { return nil }); err != nil {
-		return fmt.Errorf("the bundle is incomplete: %w", err)
-	}
-	return nil
-}
-
-// bundleStore reads the bundle's pack, then the repository.
-type bundleStore struct {
-	p *pack.Pack
-	r *repo.Repo
-}
-
-func (s bundleStore) ReadObject(id oid.ID) (object.Type, []byte, error) {
-	if s.p != nil && s.p.HasObject(id) {
-		return s.p.ReadObject(id)
-	}
-	return s.r.ReadObject(id)
-}
-
-func (s bundleStore) HasObject(id oid.ID) bool {
-	return s.p != nil && s.p.HasObject(id) || s.r.HasObject(id)
-}
-
-func (s bundleStore) StatObject(id oid.ID) (object.Type, int64, error) {
-	if s.p != nil && s.p.HasObject(id) {
-		return s.p.StatObject(id)
-	}
-	return s.r.StatObject(id)
 }

@@ -33,6 +33,8 @@ var commands = []command{
 	{"cleanup", "[-anpq] [-r repository-path]", cmdCleanup},
 	{"dump", "[-q] [-r repository-path] [-x reference] [reference ...]", cmdDump},
 	{"load", "[-nq] [-l bundle-path] [-r repository-path] [reference ...]", cmdLoad},
+	{"clone", "[-q] URL repository-path", cmdClone},
+	{"fetch", "[-q] [-r repository-path] [URL]", cmdFetch},
 	{"indexpack", "packfile-path", cmdIndexPack},
 	{"listpack", "[-hs] packfile-path", cmdListPack},
 	{"ref", "-l | -c @{N}|object-id [-r repository-path] name", cmdRef},

@@ -253,6 +253,23 @@ func owner(gitDir string) func(path string) {
 	}
 }
 
+// ownFiles is, run as root, a receive.Ingest BeforeInstall that gives
+// a pack's files to the repository's owner; nil otherwise.
+func ownFiles(gitDir string) func(files []string) error {
+	own := owner(gitDir)
+	if own == nil {
+		return nil
+	}
+	return func(files []string) error {
+		for _, f := range files {
+			if f != "" {
+				own(f)
+			}
+		}
+		return nil
+	}
+}
+
 // fixOwner gives the files and directories an update of name may have
 // made (the reference, its reflog, HEAD's reflog and their directories)
 // the owner of the repository when gotadmin runs as root, so that gotd,

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strings"
+
+	"gotd/internal/git/refs"
+	"gotd/internal/git/repo"
+	"gotd/internal/protocol/fetch"
+)
+
+// cmdClone makes a bare repository whose refs/heads and refs/tags are
+// the upstream's: gotadmin clone [-q] URL repository-path. The URL is
+// recorded as the repository's upstream (remote.origin.url) for
+// gotadmin fetch.
+func cmdClone(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := newFlags("clone")
+	quiet := fs.Bool("q", false, "quiet")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 2 {
+		return errUsage
+	}
+	rawURL, path := fs.Arg(0), fs.Arg(1)
+	if strings.ContainsAny(rawURL, "\n\"\\") {
+		return fmt.Errorf("malformed URL %q", rawURL)
+	}
+	r, err := repo.Init(path, repo.InitOptions{})
+	if err != nil {
+		return err
+	}
+	ok := false
+	defer func() {
+		r.Close()
+		if !ok {
+			os.RemoveAll(path)
+		}
+	}()
+	res, err := fetchInto(ctx, r, rawURL, *quiet, stdout)
+	if err != nil {
+		return err
+	}
+	if res.Head != "" {
+		if _, err := r.Refs.Read(res.Head); err == nil {
+			if err := r.Refs.SetSymbolic("HEAD", res.Head); err != nil {
+				return err
+			}
+		}
+	}
+	f, err := os.OpenFile(filepath.Join(r.GitDir, "config"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(f, "[remote \"origin\"]\n\turl = \"%s\"\n", rawURL)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	ok = true
+	return nil
+}
+
+// cmdFetch brings a repository's refs/heads and refs/tags to the
+// upstream's: gotadmin fetch [-q] [-r repository-path] [URL], from URL
+// or the repository's recorded upstream.
+func cmdFetch(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := newFlags("fetch")
+	quiet := fs.Bool("q", false, "quiet")
+	rflag := fs.String("r", "", "repository path")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 1 {
+		return errUsage
+	}
+	r, err := openRepo(*rflag)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	rawURL := fs.Arg(0)
+	if rawURL == "" {
+		u, ok := r.Config.Get("remote", "origin", "url")
+		if !ok {
+			return errors.New("no URL given and no upstream recorded (remote.origin.url)")
+		}
+		rawURL = u
+	}
+	_, err = fetchInto(ctx, r, rawURL, *quiet, stdout)
+	return err
+}
+
+// fetchInto fetches rawURL into r, the references following the
+// upstream's (Prune), and tells what moved.
+func fetchInto(ctx context.Context, r *repo.Repo, rawURL string, quiet bool, stdout io.Writer) (*fetch.Result, error) {
+	who := refs.Who{Name: "gotadmin", Message: "gotadmin fetch"}
+	if u, err := user.Current(); err == nil {
+		who.Name = u.Username
+	}
+	opts := fetch.Options{URL: rawURL, Repo: r, Prune: true, Who: who, BeforeInstall: ownFiles(r.GitDir)}
+	if !quiet {
+		opts.Progress = func(msg string) { fmt.Fprintln(os.Stderr, msg) }
+	}
+	res, err := fetch.Fetch(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	for _, u := range res.Updates {
+		fixOwner(r.GitDir, u.Name)
+		if !quiet {
+			fmt.Fprintf(stdout, "%s: %s -> %s\n", u.Name, idOrDash(u.Old), idOrDash(u.New))
+		}
+	}
+	return res, nil
+}

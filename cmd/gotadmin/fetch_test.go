@@ -1,0 +1,49 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"gotd/internal/gittest"
+)
+
+// TestCloneFetch: gotadmin clone of a local repository gives the same
+// branches and tags, HEAD and a recorded upstream; after the upstream
+// moves, gotadmin fetch without a URL follows it, and git fsck passes.
+func TestCloneFetch(t *testing.T) {
+	up := gittest.InitBare(t, "sha1")
+	gittest.Generate(t, up, gittest.History{Commits: 8, Branches: 1, Files: 4})
+	dir := filepath.Join(t.TempDir(), "mirror.git")
+	mustGotadmin(t, "clone", "-q", up, dir)
+	list := func(d string) string {
+		return gittest.Git(t, d, "for-each-ref", "--format=%(objectname) %(refname)", "refs/heads/", "refs/tags/")
+	}
+	if got, want := list(dir), list(up); got != want {
+		t.Fatalf("clone's references\n%s\nwant\n%s", got, want)
+	}
+	if head := strings.TrimSpace(gittest.Git(t, dir, "symbolic-ref", "HEAD")); head != "refs/heads/main" {
+		t.Errorf("HEAD = %s; want refs/heads/main", head)
+	}
+	if url := strings.TrimSpace(gittest.Git(t, dir, "config", "remote.origin.url")); url != up {
+		t.Errorf("upstream %q; want %q", url, up)
+	}
+	work := filepath.Join(t.TempDir(), "work")
+	gittest.Git(t, "", "clone", "-q", up, work)
+	os.WriteFile(filepath.Join(work, "n.txt"), []byte("n\n"), 0o644)
+	gittest.Git(t, work, "add", "n.txt")
+	gittest.Git(t, work, "commit", "-q", "-m", "n")
+	gittest.Git(t, work, "push", "-q", "origin", "main")
+	out := mustGotadmin(t, "fetch", "-r", dir)
+	if !strings.Contains(out, "refs/heads/main: ") {
+		t.Errorf("fetch says %q; want main's move", out)
+	}
+	if got, want := list(dir), list(up); got != want {
+		t.Fatalf("after fetch\n%s\nwant\n%s", got, want)
+	}
+	gittest.Git(t, dir, "fsck", "--full", "--strict", "--no-dangling")
+	if _, errs, status := gotadmin(t, "clone", "-q", filepath.Join(t.TempDir(), "none.git"), filepath.Join(t.TempDir(), "x.git")); status == 0 {
+		t.Errorf("clone of a missing repository succeeded: %s", errs)
+	}
+}

@@ -1,0 +1,125 @@
+package receive
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"gotd/internal/git/object"
+	"gotd/internal/git/oid"
+	"gotd/internal/git/pack"
+	"gotd/internal/git/refs"
+	"gotd/internal/git/repo"
+	"gotd/internal/git/walk"
+	"gotd/internal/protocol/wire"
+)
+
+// Ingest takes a pack from elsewhere than a push into a repository as
+// a push's pack is taken (a bundle's, an upstream's): into a quarantine
+// directory, thin packs completed from the repository, every object
+// checked; then the tips the references will take must be in the pack
+// or the repository, commits for branches, with everything they reach;
+// only then is the pack installed. On any error nothing is installed and
+// the quarantine is removed.
+type Ingest struct {
+	Repo   *repo.Repo
+	Limits wire.Limits
+	Fsck   *object.Checker // nil: C Git's defaults
+	// Progress, if set, is called as the indexer advances.
+	Progress func(stage string, done, total uint32)
+	// BeforeInstall, if set, is given the pack's files before they are
+	// moved into place (to give them to the repository's owner).
+	BeforeInstall func(files []string) error
+}
+
+// Tip is a reference's value to be: Name decides whether it must be a
+// commit (a branch).
+type Tip struct {
+	Name string
+	ID   oid.ID
+}
+
+// Take reads a pack from r and installs it as Ingest says, and returns
+// the installed pack's path ("" for a pack without objects).
+func (in *Ingest) Take(ctx context.Context, r io.Reader, tips []Tip) (string, error) {
+	rp := in.Repo
+	dir, hold, err := NewQuarantine(rp.ObjectsDir())
+	if err != nil {
+		return "", err
+	}
+	defer func() {
+		os.RemoveAll(dir)
+		hold.Close()
+	}()
+	res, err := IndexPack(ctx, r, dir, PackOptions{
+		Format:     rp.Format,
+		Bases:      rp,
+		Limits:     in.Limits,
+		Fsck:       in.Fsck,
+		Progress:   in.Progress,
+		ObjectsDir: rp.ObjectsDir(),
+		Shared:     rp.Shared,
+	})
+	if err != nil {
+		return "", err
+	}
+	if err := in.connected(ctx, res.PackPath, res.Count, tips); err != nil {
+		return "", err
+	}
+	if res.Count == 0 {
+		return "", nil
+	}
+	if in.BeforeInstall != nil {
+		if err := in.BeforeInstall([]string{res.PackPath, res.RevPath, res.IndexPath}); err != nil {
+			return "", err
+		}
+	}
+	path, err := installPack(res, rp.PackDir())
+	if err != nil {
+		return "", err
+	}
+	return path, rp.Rescan()
+}
+
+// connected checks the tips against the quarantined pack and the
+// repository.
+func (in *Ingest) connected(ctx context.Context, packPath string, count uint32, tips []Tip) error {
+	rp := in.Repo
+	store := overlay{repo: rp}
+	if count > 0 {
+		p, err := pack.Open(packPath, rp.Format, pack.Options{MaxObjectSize: in.Limits.MaxObjectSize, Cache: pack.NewDeltaCache(16 << 20)})
+		if err != nil {
+			return fmt.Errorf("receive: open the pack: %w", err)
+		}
+		defer p.Close()
+		store.pack = p
+	}
+	var wants []oid.ID
+	for _, tip := range tips {
+		if tip.ID.IsNull() {
+			continue // a deletion
+		}
+		t, _, err := store.StatObject(tip.ID)
+		if err != nil {
+			return fmt.Errorf("%s: object %s: %w", tip.Name, tip.ID, err)
+		}
+		if strings.HasPrefix(tip.Name, "refs/heads/") && t != object.Commit {
+			return fmt.Errorf("%s: object %s is a %s, not a commit", tip.Name, tip.ID, t)
+		}
+		wants = append(wants, tip.ID)
+	}
+	var haves []oid.ID
+	rp.Refs.List("refs/", func(ref refs.Ref) error {
+		if ref.Target == "" && rp.HasObject(ref.ID) {
+			haves = append(haves, ref.ID)
+		}
+		return nil
+	})
+	w := &walk.Walker{Store: store, Format: rp.Format}
+	if err := w.Objects(ctx, wants, haves, func(oid.ID, object.Type, []byte) error { return nil }); err != nil {
+		return fmt.Errorf("the pack is incomplete: %w", err)
+	}
+	return nil
+}
