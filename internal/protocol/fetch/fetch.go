@@ -2,8 +2,11 @@
 // references of an upstream repository and the objects they need into
 // a local repository, as a mirror follows its upstream. It speaks
 // protocol version 2 (gitprotocol-v2(5): ls-refs, then one fetch
-// request that sends the local tips as haves and "done"), over git://,
-// smart HTTP(S) and local paths (served in-process by package upload).
+// request that sends the local tips as haves and "done"), and version
+// 0 with upstreams that answer in it (the references of the
+// advertisement, then one request of wants, haves and done), over
+// git://, smart HTTP(S) and local paths (served in-process by package
+// upload).
 //
 // Everything the upstream sends is hostile input: the reference list is
 // bounded in count and checked name by name, the pack goes through the
@@ -62,6 +65,9 @@ type Options struct {
 	Progress func(msg string)
 	// BeforeInstall is receive.Ingest's.
 	BeforeInstall func(files []string) error
+	// V0 asks the upstream for protocol version 0 instead of 2, as
+	// C Git's protocol.version=0 does.
+	V0 bool
 }
 
 // Update is a reference the fetch moved.
@@ -120,7 +126,7 @@ func Fetch(ctx context.Context, opts Options) (*Result, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
 	defer cancel()
-	t, err := dial(ctx, opts.URL, opts.Repo.Format, opts.IOTimeout)
+	t, err := dial(ctx, opts.URL, opts.IOTimeout, opts.V0)
 	if err != nil {
 		return nil, err
 	}
@@ -134,6 +140,7 @@ type fetcher struct {
 	t      transport
 	format oid.Format
 	caps   wire.Caps
+	v0     bool // the upstream speaks protocol version 0 (or 1)
 }
 
 func (f *fetcher) run(ctx context.Context) (*Result, error) {
@@ -141,12 +148,14 @@ func (f *fetcher) run(ctx context.Context) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := f.readCaps(adv); err != nil {
-		return nil, err
-	}
-	remote, head, err := f.lsRefs(ctx)
+	remote, head, err := f.readAdvertisement(adv)
 	if err != nil {
 		return nil, err
+	}
+	if !f.v0 {
+		if remote, head, err = f.lsRefs(ctx); err != nil {
+			return nil, err
+		}
 	}
 	res := &Result{Head: head}
 	rp := f.opts.Repo
@@ -238,56 +247,119 @@ func (f *fetcher) run(ctx context.Context) (*Result, error) {
 	return res, nil
 }
 
-// readCaps reads the version 2 capability advertisement.
-func (f *fetcher) readCaps(r io.Reader) error {
+// readAdvertisement reads the upstream's first answer: in protocol
+// version 2 the capabilities (the references come from ls-refs); in
+// version 0 or 1, which upstreams that do not know version 2 answer
+// with, the references and the capabilities of the first line, and
+// HEAD's target from its symref capability.
+func (f *fetcher) readAdvertisement(r io.Reader) ([]remoteRef, string, error) {
 	pr := pktline.NewReader(r)
+	var refsList []remoteRef
+	head := ""
+	seen := map[string]bool{}
 	first := true
 	for n := 0; ; n++ {
 		line, flush, err := wire.ReadLine(pr)
 		if err != nil {
-			return fmt.Errorf("%w: capability advertisement: %v", ErrProtocol, err)
+			return nil, "", fmt.Errorf("%w: advertisement: %v", ErrProtocol, err)
 		}
 		if flush {
 			break
 		}
-		if n > 1000 {
-			return fmt.Errorf("%w: endless capability advertisement", ErrProtocol)
-		}
 		s := string(line)
-		if first {
-			first = false
-			if strings.HasPrefix(s, "# service=") {
-				// Smart HTTP's header, then a flush.
-				if _, flush, err := wire.ReadLine(pr); err != nil || !flush {
-					return fmt.Errorf("%w: smart HTTP header", ErrProtocol)
-				}
-				first = true
-				continue
-			}
-			if s != "version 2" {
-				return fmt.Errorf("%w: the upstream does not speak protocol version 2", ErrProtocol)
+		switch {
+		case first && strings.HasPrefix(s, "# service="):
+			// Smart HTTP's header, then a flush.
+			if _, flush, err := wire.ReadLine(pr); err != nil || !flush {
+				return nil, "", fmt.Errorf("%w: smart HTTP header", ErrProtocol)
 			}
 			continue
+		case first && s == "version 2":
+			first = false
+			continue
+		case first && s == "version 1":
+			continue
+		case first:
+			f.v0 = true
 		}
-		f.caps = append(f.caps, s)
+		first = false
+		if !f.v0 {
+			if n > 1000 {
+				return nil, "", fmt.Errorf("%w: endless capability advertisement", ErrProtocol)
+			}
+			f.caps = append(f.caps, s)
+			continue
+		}
+		if len(refsList) >= f.opts.MaxRefs {
+			return nil, "", fmt.Errorf("%w: more than %d references", ErrUpstream, f.opts.MaxRefs)
+		}
+		if i := strings.IndexByte(s, 0); i >= 0 {
+			if f.caps != nil {
+				return nil, "", fmt.Errorf("%w: capabilities twice", ErrProtocol)
+			}
+			f.caps = wire.ParseCaps(s[i+1:])
+			s = s[:i]
+			for _, c := range f.caps {
+				if t, ok := strings.CutPrefix(c, "symref=HEAD:"); ok && refs.CheckName(t) == nil {
+					head = t
+				}
+			}
+		}
+		hex, name, ok := strings.Cut(s, " ")
+		if !ok {
+			return nil, "", fmt.Errorf("%w: advertisement: malformed line", ErrProtocol)
+		}
+		if name == "capabilities^{}" || name == "HEAD" || strings.HasSuffix(name, "^{}") || !f.opts.Take(name) {
+			continue
+		}
+		ref, err := f.checkRef(hex, name, seen)
+		if err != nil {
+			return nil, "", err
+		}
+		refsList = append(refsList, ref)
 	}
 	if first {
-		return fmt.Errorf("%w: empty capability advertisement", ErrProtocol)
+		return nil, "", fmt.Errorf("%w: empty advertisement", ErrProtocol)
+	}
+	if f.v0 {
+		if f.format != oid.SHA1 {
+			return nil, "", fmt.Errorf("%w: a %s repository needs an upstream speaking protocol version 2", ErrProtocol, f.format)
+		}
+		if !f.caps.Has("side-band-64k") {
+			return nil, "", fmt.Errorf("%w: the upstream does not offer side-band-64k", ErrProtocol)
+		}
+		return refsList, head, nil
 	}
 	if !f.caps.Has("ls-refs") {
-		return fmt.Errorf("%w: the upstream does not offer ls-refs", ErrProtocol)
+		return nil, "", fmt.Errorf("%w: the upstream does not offer ls-refs", ErrProtocol)
 	}
 	if _, ok := f.caps.Value("fetch"); !ok && !f.caps.Has("fetch") {
-		return fmt.Errorf("%w: the upstream does not offer fetch", ErrProtocol)
+		return nil, "", fmt.Errorf("%w: the upstream does not offer fetch", ErrProtocol)
 	}
 	format := "sha1"
 	if v, ok := f.caps.Value("object-format"); ok {
 		format = v
 	}
 	if format != f.format.String() {
-		return fmt.Errorf("%w: the upstream's object format is %.16q, the repository's %s", ErrProtocol, format, f.format)
+		return nil, "", fmt.Errorf("%w: the upstream's object format is %.16q, the repository's %s", ErrProtocol, format, f.format)
 	}
-	return nil
+	return nil, "", nil
+}
+
+// checkRef checks one reference the upstream listed.
+func (f *fetcher) checkRef(hex, name string, seen map[string]bool) (remoteRef, error) {
+	id, err := oid.ParseHex(f.format, hex)
+	if err != nil || id.IsNull() {
+		return remoteRef{}, fmt.Errorf("%w: malformed object id", ErrProtocol)
+	}
+	if err := refs.CheckName(name); err != nil || refs.ReservedName(name) {
+		return remoteRef{}, fmt.Errorf("%w: invalid reference name %.64q", ErrUpstream, name)
+	}
+	if seen[name] {
+		return remoteRef{}, fmt.Errorf("%w: %.64q listed twice", ErrUpstream, name)
+	}
+	seen[name] = true
+	return remoteRef{name, id}, nil
 }
 
 // request writes a version 2 command request.
@@ -353,18 +425,11 @@ func (f *fetcher) lsRefs(ctx context.Context) ([]remoteRef, string, error) {
 		if fields[0] == "unborn" || !f.opts.Take(name) {
 			continue
 		}
-		id, err := oid.ParseHex(f.format, fields[0])
-		if err != nil || id.IsNull() {
-			return nil, "", fmt.Errorf("%w: ls-refs: malformed object id", ErrProtocol)
+		ref, err := f.checkRef(fields[0], name, seen)
+		if err != nil {
+			return nil, "", err
 		}
-		if err := refs.CheckName(name); err != nil || refs.ReservedName(name) {
-			return nil, "", fmt.Errorf("%w: ls-refs: invalid reference name %.64q", ErrUpstream, name)
-		}
-		if seen[name] {
-			return nil, "", fmt.Errorf("%w: ls-refs: %.64q listed twice", ErrUpstream, name)
-		}
-		seen[name] = true
-		out = append(out, remoteRef{name, id})
+		out = append(out, ref)
 	}
 	return out, head, nil
 }
@@ -373,6 +438,9 @@ func (f *fetcher) lsRefs(ctx context.Context) ([]remoteRef, string, error) {
 // the packfile section, whose side-band stream the returned body then
 // holds.
 func (f *fetcher) fetchRequest(ctx context.Context, wants, haves []oid.ID) (io.ReadCloser, error) {
+	if f.v0 {
+		return f.fetchRequestV0(ctx, wants, haves)
+	}
 	args := []string{"thin-pack", "ofs-delta"}
 	if f.opts.Progress == nil {
 		args = append(args, "no-progress")
@@ -406,6 +474,56 @@ func (f *fetcher) fetchRequest(ctx context.Context, wants, haves []oid.ID) (io.R
 		}
 		// Sections before the pack (shallow-info, acknowledgments)
 		// carry nothing a full fetch with done needs: skipped, bounded.
+	}
+}
+
+// fetchRequestV0 is fetchRequest in protocol version 0: the wants with
+// the capabilities on the first, a flush, the haves and done; the
+// answer is one NAK or ACK line, then the side-band stream.
+func (f *fetcher) fetchRequestV0(ctx context.Context, wants, haves []oid.ID) (io.ReadCloser, error) {
+	var b strings.Builder
+	pw := pktline.NewWriter(&b)
+	caps := " side-band-64k agent=gotd"
+	for _, c := range []string{"ofs-delta", "thin-pack"} {
+		if f.caps.Has(c) {
+			caps += " " + c
+		}
+	}
+	if f.opts.Progress == nil && f.caps.Has("no-progress") {
+		caps += " no-progress"
+	}
+	for i, id := range wants {
+		if i == 0 {
+			pw.WriteString("want " + id.String() + caps + "\n")
+		} else {
+			pw.WriteString("want " + id.String() + "\n")
+		}
+	}
+	pw.Flush()
+	for _, id := range haves {
+		pw.WriteString("have " + id.String() + "\n")
+	}
+	pw.WriteString("done\n")
+	body, err := f.t.command(ctx, []byte(b.String()))
+	if err != nil {
+		return nil, err
+	}
+	pr := pktline.NewReader(body)
+	for n := 0; ; n++ {
+		line, flush, err := wire.ReadLine(pr)
+		switch {
+		case err != nil:
+			body.Close()
+			return nil, fmt.Errorf("%w: fetch: %v", ErrProtocol, err)
+		case flush || n > 100000:
+			body.Close()
+			return nil, fmt.Errorf("%w: fetch: no pack", ErrProtocol)
+		case string(line) == "NAK", strings.HasPrefix(string(line), "ACK ") && !strings.Contains(string(line), " continue") && !strings.Contains(string(line), " common") && !strings.Contains(string(line), " ready"):
+			return readCloser{pr, body}, nil
+		case strings.HasPrefix(string(line), "ERR "):
+			body.Close()
+			return nil, fmt.Errorf("%w: %.200q", ErrUpstream, strings.TrimPrefix(string(line), "ERR "))
+		}
 	}
 }
 

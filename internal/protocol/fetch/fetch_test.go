@@ -57,11 +57,46 @@ func upstreams(t *testing.T, root string) map[string]func(name string) string {
 	web := httptest.NewServer(&cgi.Handler{Path: git, Args: []string{"http-backend"},
 		Env: append(gittest.Env(t), "GIT_PROJECT_ROOT="+root, "GIT_HTTP_EXPORT_ALL=1")})
 	t.Cleanup(web.Close)
-	return map[string]func(string) string{
+	servers := map[string]func(string) string{
 		"git daemon":   func(name string) string { return fmt.Sprintf("git://127.0.0.1:%d/%s", port, name) },
 		"http-backend": func(name string) string { return web.URL + "/" + name },
 		"local path":   func(name string) string { return filepath.Join(root, name) },
 	}
+	// dulwich's git:// server (protocol version 0 only: asked for
+	// version 2, it answers in version 0), from Debian's python3.
+	if exec.Command("/usr/bin/python3", "-c", "import dulwich").Run() == nil {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		dport := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		script := `import sys
+from dulwich.repo import Repo
+from dulwich.server import DictBackend, TCPGitServer
+TCPGitServer(DictBackend({b"/up.git": Repo(sys.argv[1])}), "127.0.0.1", int(sys.argv[2])).serve_forever()
+`
+		py := exec.CommandContext(ctx, "/usr/bin/python3", "-c", script, filepath.Join(root, "up.git"), fmt.Sprint(dport))
+		if err := py.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cancel(); py.Wait() })
+		for i := 0; ; i++ {
+			c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", dport))
+			if err == nil {
+				c.Close()
+				break
+			}
+			if i == 200 {
+				t.Fatal("dulwich does not listen")
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		servers["dulwich"] = func(name string) string { return fmt.Sprintf("git://127.0.0.1:%d/%s", dport, name) }
+	} else {
+		t.Log("no dulwich for /usr/bin/python3: its server is not tried")
+	}
+	return servers
 }
 
 // mirrored lists a repository's branches and tags as C Git sees them.
@@ -70,7 +105,8 @@ func mirrored(t *testing.T, dir string) string {
 }
 
 // TestFetchFromCGit mirrors a repository from C Git's git daemon and
-// http-backend, and from a local path: the first fetch makes the
+// http-backend, dulwich's git:// server, and a local path, asking for
+// protocol version 2 and for version 0: the first fetch makes the
 // branches and tags equal to the upstream's, and after the upstream
 // gains commits, moves a branch backwards, deletes a tag and adds a
 // branch, the next fetch follows; a fetch with nothing new moves
@@ -81,15 +117,25 @@ func TestFetchFromCGit(t *testing.T) {
 	gittest.Git(t, "", "-c", "init.defaultBranch=main", "init", "-q", "--bare", up)
 	gittest.Generate(t, up, gittest.History{Commits: 15, Branches: 2, Files: 6})
 	servers := upstreams(t, root)
-	mirrors := map[string]*repo.Repo{}
+	type mirror struct {
+		r   *repo.Repo
+		url string
+		v0  bool
+	}
+	mirrors := map[string]mirror{}
 	for name, url := range servers {
+		for _, v0 := range []bool{false, true} {
+			mirrors[fmt.Sprintf("%s v0=%v", name, v0)] = mirror{url: url("up.git"), v0: v0}
+		}
+	}
+	for name, m := range mirrors {
 		dir := filepath.Join(t.TempDir(), "mirror.git")
 		r, err := repo.Init(dir, repo.InitOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { r.Close() })
-		res, err := Fetch(context.Background(), Options{URL: url("up.git"), Repo: r, Prune: true})
+		res, err := Fetch(context.Background(), Options{URL: m.url, Repo: r, Prune: true, V0: m.v0})
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -100,7 +146,8 @@ func TestFetchFromCGit(t *testing.T) {
 			t.Errorf("%s: result %+v; want HEAD refs/heads/main and a pack", name, res)
 		}
 		gittest.Git(t, dir, "fsck", "--full", "--strict", "--no-dangling")
-		mirrors[name] = r
+		m.r = r
+		mirrors[name] = m
 	}
 
 	work := filepath.Join(t.TempDir(), "work")
@@ -118,9 +165,9 @@ func TestFetchFromCGit(t *testing.T) {
 			break
 		}
 	}
-	for name, url := range servers {
-		r := mirrors[name]
-		res, err := Fetch(context.Background(), Options{URL: url("up.git"), Repo: r, Prune: true})
+	for name, m := range mirrors {
+		r := m.r
+		res, err := Fetch(context.Background(), Options{URL: m.url, Repo: r, Prune: true, V0: m.v0})
 		if err != nil {
 			t.Fatalf("%s: second fetch: %v", name, err)
 		}
@@ -131,7 +178,7 @@ func TestFetchFromCGit(t *testing.T) {
 			t.Errorf("%s: %d updates %+v; want 4 (main, added, the moved branch, the deleted tag)", name, len(res.Updates), res.Updates)
 		}
 		gittest.Git(t, r.GitDir, "fsck", "--full", "--strict", "--no-dangling")
-		res, err = Fetch(context.Background(), Options{URL: url("up.git"), Repo: r, Prune: true})
+		res, err = Fetch(context.Background(), Options{URL: m.url, Repo: r, Prune: true, V0: m.v0})
 		if err != nil || len(res.Updates) != 0 || res.Pack != "" {
 			t.Errorf("%s: fetch with nothing new: %+v, %v; want nothing done", name, res, err)
 		}

@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"gotd/internal/git/oid"
 	"gotd/internal/git/repo"
 	"gotd/internal/protocol/pktline"
 	"gotd/internal/protocol/upload"
@@ -32,24 +31,24 @@ type transport interface {
 const maxResponse = 1 << 20
 
 // dial returns the transport for rawURL.
-func dial(ctx context.Context, rawURL string, f oid.Format, ioTimeout time.Duration) (transport, error) {
+func dial(ctx context.Context, rawURL string, ioTimeout time.Duration, v0 bool) (transport, error) {
 	switch {
 	case strings.HasPrefix(rawURL, "git://"):
 		u, err := url.Parse(rawURL)
 		if err != nil || u.Host == "" || u.Path == "" || u.User != nil || u.RawQuery != "" {
 			return nil, fmt.Errorf("fetch: malformed URL %.200q", rawURL)
 		}
-		return dialGit(ctx, u, ioTimeout)
+		return dialGit(ctx, u, ioTimeout, v0)
 	case strings.HasPrefix(rawURL, "http://"), strings.HasPrefix(rawURL, "https://"):
 		u, err := url.Parse(rawURL)
 		if err != nil || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
 			return nil, fmt.Errorf("fetch: malformed URL %.200q", rawURL)
 		}
-		return &httpTransport{base: strings.TrimSuffix(u.String(), "/"), client: &http.Client{Timeout: 0}, ioTimeout: ioTimeout}, nil
+		return &httpTransport{base: strings.TrimSuffix(u.String(), "/"), client: &http.Client{}, v0: v0}, nil
 	case strings.HasPrefix(rawURL, "file://"):
-		return dialLocal(ctx, strings.TrimPrefix(rawURL, "file://"))
+		return dialLocal(ctx, strings.TrimPrefix(rawURL, "file://"), v0)
 	case strings.HasPrefix(rawURL, "/"):
-		return dialLocal(ctx, rawURL)
+		return dialLocal(ctx, rawURL, v0)
 	}
 	return nil, fmt.Errorf("fetch: unsupported URL %.200q (git://, http://, https:// or a local path)", rawURL)
 }
@@ -89,7 +88,7 @@ func (s *streamTransport) close() {
 
 // dialGit connects to a git:// daemon and asks for upload-pack in
 // version 2.
-func dialGit(ctx context.Context, u *url.URL, timeout time.Duration) (transport, error) {
+func dialGit(ctx context.Context, u *url.URL, timeout time.Duration, v0 bool) (transport, error) {
 	host := u.Host
 	if u.Port() == "" {
 		host = net.JoinHostPort(u.Hostname(), "9418")
@@ -102,7 +101,11 @@ func dialGit(ctx context.Context, u *url.URL, timeout time.Duration) (transport,
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	var b bytes.Buffer
 	pw := pktline.NewWriter(&b)
-	pw.WriteString("git-upload-pack " + u.Path + "\x00host=" + u.Hostname() + "\x00\x00version=2\x00")
+	req := "git-upload-pack " + u.Path + "\x00host=" + u.Hostname() + "\x00"
+	if !v0 {
+		req += "\x00version=2\x00"
+	}
+	pw.WriteString(req)
 	c.SetWriteDeadline(time.Now().Add(timeout))
 	if _, err := c.Write(b.Bytes()); err != nil {
 		c.Close()
@@ -113,7 +116,7 @@ func dialGit(ctx context.Context, u *url.URL, timeout time.Duration) (transport,
 
 // dialLocal serves a local repository's upload-pack in-process, over a
 // pipe: the same code that serves gotd's clients.
-func dialLocal(ctx context.Context, path string) (transport, error) {
+func dialLocal(ctx context.Context, path string, v0 bool) (transport, error) {
 	r, err := repo.Open(path, repo.Options{})
 	if err != nil {
 		return nil, fmt.Errorf("fetch: %w", err)
@@ -124,7 +127,11 @@ func dialLocal(ctx context.Context, path string) (transport, error) {
 	go func() {
 		defer close(done)
 		defer server.Close()
-		upload.Serve(ctx, server, server, upload.Options{Repo: r, Version: wire.V2})
+		version := wire.V2
+		if v0 {
+			version = wire.V0
+		}
+		upload.Serve(ctx, server, server, upload.Options{Repo: r, Version: version})
 	}()
 	return &streamTransport{c: client, timeout: time.Hour, done: func() {
 		cancel()
@@ -136,9 +143,9 @@ func dialLocal(ctx context.Context, path string) (transport, error) {
 // httpTransport is smart HTTP: a GET for the advertisement, a POST per
 // command, each a request of its own (stateless).
 type httpTransport struct {
-	base      string
-	client    *http.Client
-	ioTimeout time.Duration
+	base   string
+	client *http.Client
+	v0     bool
 }
 
 func (h *httpTransport) do(ctx context.Context, method, u, ctype string, body []byte) (*http.Response, error) {
@@ -150,7 +157,9 @@ func (h *httpTransport) do(ctx context.Context, method, u, ctype string, body []
 	if err != nil {
 		return nil, fmt.Errorf("fetch: %w", err)
 	}
-	req.Header.Set("Git-Protocol", "version=2")
+	if !h.v0 {
+		req.Header.Set("Git-Protocol", "version=2")
+	}
 	req.Header.Set("User-Agent", "git/gotd")
 	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)
