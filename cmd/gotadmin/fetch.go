@@ -12,7 +12,7 @@ import (
 
 	"gotd/internal/git/refs"
 	"gotd/internal/git/repo"
-	"gotd/internal/protocol/fetch"
+	"gotd/internal/protocol/remote"
 )
 
 // cmdClone makes a bare repository whose refs/heads and refs/tags are
@@ -101,16 +101,16 @@ func cmdFetch(ctx context.Context, args []string, stdout io.Writer) error {
 
 // fetchInto fetches rawURL into r, the references following the
 // upstream's (Prune), and tells what moved.
-func fetchInto(ctx context.Context, r *repo.Repo, rawURL string, quiet bool, stdout io.Writer) (*fetch.Result, error) {
+func fetchInto(ctx context.Context, r *repo.Repo, rawURL string, quiet bool, stdout io.Writer) (*remote.FetchResult, error) {
 	who := refs.Who{Name: "gotadmin", Message: "gotadmin fetch"}
 	if u, err := user.Current(); err == nil {
 		who.Name = u.Username
 	}
-	opts := fetch.Options{URL: rawURL, Repo: r, Prune: true, Who: who, BeforeInstall: ownFiles(r.GitDir)}
+	opts := remote.FetchOptions{URL: rawURL, Repo: r, Prune: true, Who: who, BeforeInstall: ownFiles(r.GitDir)}
 	if !quiet {
 		opts.Progress = func(msg string) { fmt.Fprintln(os.Stderr, msg) }
 	}
-	res, err := fetch.Fetch(ctx, opts)
+	res, err := remote.Fetch(ctx, opts)
 	if err != nil {
 		return nil, err
 	}

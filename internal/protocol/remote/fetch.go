@@ -15,7 +15,7 @@
 // is there with everything it reaches, in one transaction whose old
 // values are the ones the fetch started from. A fetch that fails leaves
 // the repository as it was.
-package fetch
+package remote
 
 import (
 	"bytes"
@@ -36,8 +36,8 @@ import (
 	"gotd/internal/protocol/wire"
 )
 
-// Options configure a fetch. URL and Repo are required.
-type Options struct {
+// FetchOptions configure a fetch. URL and Repo are required.
+type FetchOptions struct {
 	// URL is the upstream: git://host[:port]/path, http(s)://…, or a
 	// local path (or file:// URL) of a repository.
 	URL  string
@@ -76,8 +76,8 @@ type Update struct {
 	Old, New oid.ID // the null ID for "none"
 }
 
-// Result is what a fetch did.
-type Result struct {
+// FetchResult is what a fetch did.
+type FetchResult struct {
 	Updates []Update
 	Pack    string // the installed pack, "" if none was needed
 	// Head is the upstream HEAD's target ("refs/heads/main"), "" if it
@@ -87,8 +87,8 @@ type Result struct {
 
 // Errors a fetch may end with, wrapped with detail.
 var (
-	ErrProtocol = errors.New("fetch: upstream protocol error")
-	ErrUpstream = errors.New("fetch: upstream error")
+	ErrProtocol = errors.New("remote: upstream protocol error")
+	ErrUpstream = errors.New("remote: upstream error")
 )
 
 const (
@@ -102,9 +102,9 @@ const (
 )
 
 // Fetch fetches from opts.URL into opts.Repo.
-func Fetch(ctx context.Context, opts Options) (*Result, error) {
+func Fetch(ctx context.Context, opts FetchOptions) (*FetchResult, error) {
 	if opts.Repo == nil || opts.URL == "" {
-		return nil, errors.New("fetch: no repository or URL")
+		return nil, errors.New("remote: no repository or URL")
 	}
 	opts.Limits = opts.Limits.WithDefaults()
 	if opts.MaxRefs <= 0 {
@@ -126,7 +126,7 @@ func Fetch(ctx context.Context, opts Options) (*Result, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
 	defer cancel()
-	t, err := dial(ctx, opts.URL, opts.IOTimeout, opts.V0)
+	t, err := dial(ctx, opts.URL, uploadPack, opts.IOTimeout, opts.V0)
 	if err != nil {
 		return nil, err
 	}
@@ -136,14 +136,14 @@ func Fetch(ctx context.Context, opts Options) (*Result, error) {
 }
 
 type fetcher struct {
-	opts   Options
+	opts   FetchOptions
 	t      transport
 	format oid.Format
 	caps   wire.Caps
 	v0     bool // the upstream speaks protocol version 0 (or 1)
 }
 
-func (f *fetcher) run(ctx context.Context) (*Result, error) {
+func (f *fetcher) run(ctx context.Context) (*FetchResult, error) {
 	adv, err := f.t.advertisement(ctx)
 	if err != nil {
 		return nil, err
@@ -157,7 +157,7 @@ func (f *fetcher) run(ctx context.Context) (*Result, error) {
 			return nil, err
 		}
 	}
-	res := &Result{Head: head}
+	res := &FetchResult{Head: head}
 	rp := f.opts.Repo
 
 	// What the references will be: the upstream's, and for Prune none
@@ -230,16 +230,16 @@ func (f *fetcher) run(ctx context.Context) (*Result, error) {
 			err = rerr
 		}
 		if err != nil {
-			return nil, fmt.Errorf("fetch: %w", err)
+			return nil, fmt.Errorf("remote: %w", err)
 		}
 		res.Pack = path
 	} else if _, err := in.Take(ctx, emptyPack(f.format), tips); err != nil {
 		// Every object is here already (a reference moved to a known
 		// commit): still checked for connectivity.
-		return nil, fmt.Errorf("fetch: %w", err)
+		return nil, fmt.Errorf("remote: %w", err)
 	}
 	if err := rp.Refs.Update(ups); err != nil {
-		return nil, fmt.Errorf("fetch: update the references: %w", err)
+		return nil, fmt.Errorf("remote: update the references: %w", err)
 	}
 	for _, u := range ups {
 		res.Updates = append(res.Updates, Update{Name: u.Name, Old: u.Old, New: u.New})
@@ -389,7 +389,7 @@ type remoteRef struct {
 // refs/tags/ (and what Take selects), and HEAD's target.
 func (f *fetcher) lsRefs(ctx context.Context) ([]remoteRef, string, error) {
 	args := []string{"symrefs", "ref-prefix HEAD", "ref-prefix refs/"}
-	body, err := f.t.command(ctx, f.request("ls-refs", args))
+	body, err := f.t.command(ctx, bytes.NewReader(f.request("ls-refs", args)))
 	if err != nil {
 		return nil, "", err
 	}
@@ -452,7 +452,7 @@ func (f *fetcher) fetchRequest(ctx context.Context, wants, haves []oid.ID) (io.R
 		args = append(args, "have "+id.String())
 	}
 	args = append(args, "done")
-	body, err := f.t.command(ctx, f.request("fetch", args))
+	body, err := f.t.command(ctx, bytes.NewReader(f.request("fetch", args)))
 	if err != nil {
 		return nil, err
 	}
@@ -462,10 +462,10 @@ func (f *fetcher) fetchRequest(ctx context.Context, wants, haves []oid.ID) (io.R
 		switch {
 		case err != nil:
 			body.Close()
-			return nil, fmt.Errorf("%w: fetch: %v", ErrProtocol, err)
+			return nil, fmt.Errorf("%w: remote: %v", ErrProtocol, err)
 		case flush || n > 100000:
 			body.Close()
-			return nil, fmt.Errorf("%w: fetch: no pack", ErrProtocol)
+			return nil, fmt.Errorf("%w: remote: no pack", ErrProtocol)
 		case string(line) == "packfile":
 			return readCloser{pr, body}, nil
 		case strings.HasPrefix(string(line), "ERR "):
@@ -504,7 +504,7 @@ func (f *fetcher) fetchRequestV0(ctx context.Context, wants, haves []oid.ID) (io
 		pw.WriteString("have " + id.String() + "\n")
 	}
 	pw.WriteString("done\n")
-	body, err := f.t.command(ctx, []byte(b.String()))
+	body, err := f.t.command(ctx, strings.NewReader(b.String()))
 	if err != nil {
 		return nil, err
 	}
@@ -514,10 +514,10 @@ func (f *fetcher) fetchRequestV0(ctx context.Context, wants, haves []oid.ID) (io
 		switch {
 		case err != nil:
 			body.Close()
-			return nil, fmt.Errorf("%w: fetch: %v", ErrProtocol, err)
+			return nil, fmt.Errorf("%w: remote: %v", ErrProtocol, err)
 		case flush || n > 100000:
 			body.Close()
-			return nil, fmt.Errorf("%w: fetch: no pack", ErrProtocol)
+			return nil, fmt.Errorf("%w: remote: no pack", ErrProtocol)
 		case string(line) == "NAK", strings.HasPrefix(string(line), "ACK ") && !strings.Contains(string(line), " continue") && !strings.Contains(string(line), " common") && !strings.Contains(string(line), " ready"):
 			return readCloser{pr, body}, nil
 		case strings.HasPrefix(string(line), "ERR "):
@@ -533,7 +533,7 @@ type readCloser struct {
 	body io.Closer
 }
 
-func (r readCloser) Read([]byte) (int, error) { return 0, errors.New("fetch: read through packStream") }
+func (r readCloser) Read([]byte) (int, error) { return 0, errors.New("remote: read through packStream") }
 func (r readCloser) Close() error             { return r.body.Close() }
 
 // packStream demultiplexes the packfile section's side-band stream:

@@ -1,4 +1,4 @@
-package fetch
+package remote
 
 import (
 	"bytes"
@@ -135,7 +135,7 @@ func TestFetchFromCGit(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { r.Close() })
-		res, err := Fetch(context.Background(), Options{URL: m.url, Repo: r, Prune: true, V0: m.v0})
+		res, err := Fetch(context.Background(), FetchOptions{URL: m.url, Repo: r, Prune: true, V0: m.v0})
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -167,7 +167,7 @@ func TestFetchFromCGit(t *testing.T) {
 	}
 	for name, m := range mirrors {
 		r := m.r
-		res, err := Fetch(context.Background(), Options{URL: m.url, Repo: r, Prune: true, V0: m.v0})
+		res, err := Fetch(context.Background(), FetchOptions{URL: m.url, Repo: r, Prune: true, V0: m.v0})
 		if err != nil {
 			t.Fatalf("%s: second fetch: %v", name, err)
 		}
@@ -178,7 +178,7 @@ func TestFetchFromCGit(t *testing.T) {
 			t.Errorf("%s: %d updates %+v; want 4 (main, added, the moved branch, the deleted tag)", name, len(res.Updates), res.Updates)
 		}
 		gittest.Git(t, r.GitDir, "fsck", "--full", "--strict", "--no-dangling")
-		res, err = Fetch(context.Background(), Options{URL: m.url, Repo: r, Prune: true, V0: m.v0})
+		res, err = Fetch(context.Background(), FetchOptions{URL: m.url, Repo: r, Prune: true, V0: m.v0})
 		if err != nil || len(res.Updates) != 0 || res.Pack != "" {
 			t.Errorf("%s: fetch with nothing new: %+v, %v; want nothing done", name, res, err)
 		}
@@ -266,7 +266,7 @@ func TestFetchHostile(t *testing.T) {
 		want string
 	}{
 		{"missing objects", []string{commit + " refs/heads/main"}, empty.Bytes(), "refs/heads/main: object " + commit},
-		{"corrupt pack", []string{commit + " refs/heads/main"}, []byte("PACK\x00\x00\x00\x02\x00\x00\x00\x01garbage"), "fetch"},
+		{"corrupt pack", []string{commit + " refs/heads/main"}, []byte("PACK\x00\x00\x00\x02\x00\x00\x00\x01garbage"), "pack is invalid"},
 		{"bad name", []string{commit + " refs/heads/a..b"}, nil, "invalid reference name"},
 		{"bad id", []string{"xyz refs/heads/main"}, nil, "malformed object id"},
 		{"listed twice", []string{commit + " refs/heads/main", commit + " refs/heads/main"}, nil, "listed twice"},
@@ -279,7 +279,7 @@ func TestFetchHostile(t *testing.T) {
 			}
 			defer r.Close()
 			before := snapshot(t, dir)
-			_, err = Fetch(context.Background(), Options{URL: liar(t, c.refs, c.pack), Repo: r, Timeout: 20 * time.Second})
+			_, err = Fetch(context.Background(), FetchOptions{URL: liar(t, c.refs, c.pack), Repo: r, Timeout: 20 * time.Second})
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("got %v; want an error holding %q", err, c.want)
 			}
@@ -298,7 +298,7 @@ func TestFetchHostile(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	if _, err := Fetch(context.Background(), Options{URL: liar(t, many, nil), Repo: r, MaxRefs: 100}); !errors.Is(err, ErrUpstream) {
+	if _, err := Fetch(context.Background(), FetchOptions{URL: liar(t, many, nil), Repo: r, MaxRefs: 100}); !errors.Is(err, ErrUpstream) {
 		t.Errorf("200 references with MaxRefs 100: got %v; want ErrUpstream", err)
 	}
 }

@@ -1,4 +1,4 @@
-package fetch
+package remote
 
 import (
 	"bytes"
@@ -13,44 +13,51 @@ import (
 
 	"gotd/internal/git/repo"
 	"gotd/internal/protocol/pktline"
+	"gotd/internal/protocol/receive"
 	"gotd/internal/protocol/upload"
 	"gotd/internal/protocol/wire"
 )
 
-// transport reaches an upstream's upload-pack in protocol version 2.
+// transport reaches a remote's upload-pack or receive-pack.
 type transport interface {
-	// advertisement returns the capability advertisement.
+	// advertisement returns the service's advertisement.
 	advertisement(ctx context.Context) (io.Reader, error)
-	// command sends one command request and returns its response.
-	command(ctx context.Context, req []byte) (io.ReadCloser, error)
+	// command sends one request and returns its response.
+	command(ctx context.Context, req io.Reader) (io.ReadCloser, error)
 	close()
 }
+
+// Services a transport reaches.
+const (
+	uploadPack  = "git-upload-pack"
+	receivePack = "git-receive-pack"
+)
 
 // maxResponse bounds an HTTP response that is not a pack's: the
 // advertisement.
 const maxResponse = 1 << 20
 
 // dial returns the transport for rawURL.
-func dial(ctx context.Context, rawURL string, ioTimeout time.Duration, v0 bool) (transport, error) {
+func dial(ctx context.Context, rawURL, service string, ioTimeout time.Duration, v0 bool) (transport, error) {
 	switch {
 	case strings.HasPrefix(rawURL, "git://"):
 		u, err := url.Parse(rawURL)
 		if err != nil || u.Host == "" || u.Path == "" || u.User != nil || u.RawQuery != "" {
-			return nil, fmt.Errorf("fetch: malformed URL %.200q", rawURL)
+			return nil, fmt.Errorf("remote: malformed URL %.200q", rawURL)
 		}
-		return dialGit(ctx, u, ioTimeout, v0)
+		return dialGit(ctx, u, service, ioTimeout, v0)
 	case strings.HasPrefix(rawURL, "http://"), strings.HasPrefix(rawURL, "https://"):
 		u, err := url.Parse(rawURL)
 		if err != nil || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-			return nil, fmt.Errorf("fetch: malformed URL %.200q", rawURL)
+			return nil, fmt.Errorf("remote: malformed URL %.200q", rawURL)
 		}
-		return &httpTransport{base: strings.TrimSuffix(u.String(), "/"), client: &http.Client{}, v0: v0}, nil
+		return &httpTransport{base: strings.TrimSuffix(u.String(), "/"), service: service, client: &http.Client{}, v0: v0 || service == receivePack}, nil
 	case strings.HasPrefix(rawURL, "file://"):
-		return dialLocal(ctx, strings.TrimPrefix(rawURL, "file://"), v0)
+		return dialLocal(ctx, strings.TrimPrefix(rawURL, "file://"), service, v0)
 	case strings.HasPrefix(rawURL, "/"):
-		return dialLocal(ctx, rawURL, v0)
+		return dialLocal(ctx, rawURL, service, v0)
 	}
-	return nil, fmt.Errorf("fetch: unsupported URL %.200q (git://, http://, https:// or a local path)", rawURL)
+	return nil, fmt.Errorf("remote: unsupported URL %.200q (git://, http://, https:// or a local path)", rawURL)
 }
 
 // streamTransport is a connection that carries the advertisement and
@@ -65,12 +72,19 @@ func (s *streamTransport) advertisement(context.Context) (io.Reader, error) {
 	return s, nil
 }
 
-func (s *streamTransport) command(ctx context.Context, req []byte) (io.ReadCloser, error) {
-	s.c.SetWriteDeadline(time.Now().Add(s.timeout))
-	if _, err := s.c.Write(req); err != nil {
-		return nil, fmt.Errorf("fetch: send: %w", err)
+func (s *streamTransport) command(ctx context.Context, req io.Reader) (io.ReadCloser, error) {
+	if _, err := io.Copy(deadlineWriter{s}, req); err != nil {
+		return nil, fmt.Errorf("remote: send: %w", err)
 	}
 	return io.NopCloser(s), nil
+}
+
+// deadlineWriter writes the connection with a deadline per write.
+type deadlineWriter struct{ s *streamTransport }
+
+func (d deadlineWriter) Write(p []byte) (int, error) {
+	d.s.c.SetWriteDeadline(time.Now().Add(d.s.timeout))
+	return d.s.c.Write(p)
 }
 
 // Read reads the connection with a deadline per read.
@@ -88,7 +102,7 @@ func (s *streamTransport) close() {
 
 // dialGit connects to a git:// daemon and asks for upload-pack in
 // version 2.
-func dialGit(ctx context.Context, u *url.URL, timeout time.Duration, v0 bool) (transport, error) {
+func dialGit(ctx context.Context, u *url.URL, service string, timeout time.Duration, v0 bool) (transport, error) {
 	host := u.Host
 	if u.Port() == "" {
 		host = net.JoinHostPort(u.Hostname(), "9418")
@@ -96,30 +110,30 @@ func dialGit(ctx context.Context, u *url.URL, timeout time.Duration, v0 bool) (t
 	d := net.Dialer{Timeout: 30 * time.Second}
 	c, err := d.DialContext(ctx, "tcp", host)
 	if err != nil {
-		return nil, fmt.Errorf("fetch: %w", err)
+		return nil, fmt.Errorf("remote: %w", err)
 	}
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	var b bytes.Buffer
 	pw := pktline.NewWriter(&b)
-	req := "git-upload-pack " + u.Path + "\x00host=" + u.Hostname() + "\x00"
-	if !v0 {
+	req := service + " " + u.Path + "\x00host=" + u.Hostname() + "\x00"
+	if !v0 && service == uploadPack {
 		req += "\x00version=2\x00"
 	}
 	pw.WriteString(req)
 	c.SetWriteDeadline(time.Now().Add(timeout))
 	if _, err := c.Write(b.Bytes()); err != nil {
 		c.Close()
-		return nil, fmt.Errorf("fetch: %w", err)
+		return nil, fmt.Errorf("remote: %w", err)
 	}
 	return &streamTransport{c: c, timeout: timeout, done: func() { stop() }}, nil
 }
 
-// dialLocal serves a local repository's upload-pack in-process, over a
-// pipe: the same code that serves gotd's clients.
-func dialLocal(ctx context.Context, path string, v0 bool) (transport, error) {
+// dialLocal serves a local repository's upload-pack or receive-pack
+// in-process, over a pipe: the same code that serves gotd's clients.
+func dialLocal(ctx context.Context, path, service string, v0 bool) (transport, error) {
 	r, err := repo.Open(path, repo.Options{})
 	if err != nil {
-		return nil, fmt.Errorf("fetch: %w", err)
+		return nil, fmt.Errorf("remote: %w", err)
 	}
 	client, server := net.Pipe()
 	ctx, cancel := context.WithCancel(ctx)
@@ -127,6 +141,10 @@ func dialLocal(ctx context.Context, path string, v0 bool) (transport, error) {
 	go func() {
 		defer close(done)
 		defer server.Close()
+		if service == receivePack {
+			receive.Serve(ctx, server, server, receive.Options{Repo: r})
+			return
+		}
 		version := wire.V2
 		if v0 {
 			version = wire.V0
@@ -143,19 +161,15 @@ func dialLocal(ctx context.Context, path string, v0 bool) (transport, error) {
 // httpTransport is smart HTTP: a GET for the advertisement, a POST per
 // command, each a request of its own (stateless).
 type httpTransport struct {
-	base   string
-	client *http.Client
-	v0     bool
+	base, service string
+	client        *http.Client
+	v0            bool
 }
 
-func (h *httpTransport) do(ctx context.Context, method, u, ctype string, body []byte) (*http.Response, error) {
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, u, rd)
+func (h *httpTransport) do(ctx context.Context, method, u, ctype string, body io.Reader) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
 	if err != nil {
-		return nil, fmt.Errorf("fetch: %w", err)
+		return nil, fmt.Errorf("remote: %w", err)
 	}
 	if !h.v0 {
 		req.Header.Set("Git-Protocol", "version=2")
@@ -163,11 +177,11 @@ func (h *httpTransport) do(ctx context.Context, method, u, ctype string, body []
 	req.Header.Set("User-Agent", "git/gotd")
 	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)
-		req.Header.Set("Accept", "application/x-git-upload-pack-result")
+		req.Header.Set("Accept", "application/x-"+h.service+"-result")
 	}
 	resp, err := h.client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("fetch: %w", err)
+		return nil, fmt.Errorf("remote: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		resp.Body.Close()
@@ -177,17 +191,17 @@ func (h *httpTransport) do(ctx context.Context, method, u, ctype string, body []
 }
 
 func (h *httpTransport) advertisement(ctx context.Context) (io.Reader, error) {
-	resp, err := h.do(ctx, http.MethodGet, h.base+"/info/refs?service=git-upload-pack", "", nil)
+	resp, err := h.do(ctx, http.MethodGet, h.base+"/info/refs?service="+h.service, "", nil)
 	if err != nil {
 		return nil, err
 	}
 	defer resp.Body.Close()
-	if ct := resp.Header.Get("Content-Type"); ct != "application/x-git-upload-pack-advertisement" {
+	if ct := resp.Header.Get("Content-Type"); ct != "application/x-"+h.service+"-advertisement" {
 		return nil, fmt.Errorf("%w: the upstream is not a smart HTTP server (Content-Type %.64q)", ErrProtocol, ct)
 	}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse+1))
 	if err != nil {
-		return nil, fmt.Errorf("fetch: %w", err)
+		return nil, fmt.Errorf("remote: %w", err)
 	}
 	if len(b) > maxResponse {
 		return nil, fmt.Errorf("%w: advertisement over %d bytes", ErrUpstream, maxResponse)
@@ -195,8 +209,8 @@ func (h *httpTransport) advertisement(ctx context.Context) (io.Reader, error) {
 	return bytes.NewReader(b), nil
 }
 
-func (h *httpTransport) command(ctx context.Context, req []byte) (io.ReadCloser, error) {
-	resp, err := h.do(ctx, http.MethodPost, h.base+"/git-upload-pack", "application/x-git-upload-pack-request", req)
+func (h *httpTransport) command(ctx context.Context, req io.Reader) (io.ReadCloser, error) {
+	resp, err := h.do(ctx, http.MethodPost, h.base+"/"+h.service, "application/x-"+h.service+"-request", req)
 	if err != nil {
 		return nil, err
 	}

@@ -1,4 +1,4 @@
-package fetch
+package remote
 
 import (
 	"bytes"
@@ -18,7 +18,8 @@ func (c *canned) advertisement(context.Context) (io.Reader, error) {
 	return bytes.NewReader(c.adv), nil
 }
 
-func (c *canned) command(_ context.Context, req []byte) (io.ReadCloser, error) {
+func (c *canned) command(_ context.Context, r io.Reader) (io.ReadCloser, error) {
+	req, _ := io.ReadAll(r)
 	if bytes.Contains(req, []byte("command=ls-refs")) {
 		return io.NopCloser(bytes.NewReader(c.lsRefs)), nil
 	}
@@ -40,7 +41,7 @@ func FuzzUpstream(f *testing.F) {
 	}
 	defer r.Close()
 	f.Fuzz(func(t *testing.T, adv, lsRefs, pack []byte) {
-		fe := &fetcher{opts: Options{Repo: r, MaxRefs: 1000, Take: func(string) bool { return true }}, t: &canned{adv, lsRefs, pack}, format: r.Format}
+		fe := &fetcher{opts: FetchOptions{Repo: r, MaxRefs: 1000, Take: func(string) bool { return true }}, t: &canned{adv, lsRefs, pack}, format: r.Format}
 		fe.opts.Limits = fe.opts.Limits.WithDefaults()
 		fe.run(context.Background())
 	})
