@@ -1,0 +1,251 @@
+package e2enet
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"encoding/pem"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestReloadSecrets replaces the writer's token in the secrets file,
+// which only root may read, and reloads with gotctl: the new token
+// clones and pushes over HTTP, the old one is refused (issue 20: the
+// parent, no longer root, kept the secrets it read at start). A SIGHUP,
+// which reloads with the parent's own privileges, fails and says so
+// when the file is root's.
+func TestReloadSecrets(t *testing.T) {
+	s := start(t, options{})
+	const newToken = "gotd-test-token-after-reload"
+	dir := s.clientDir("reload-secrets")
+	if out, err := s.git(dir, nil, "ls-remote", s.httpURL(rwAccount+":"+newToken, "private")); err == nil {
+		t.Fatalf("a token not yet in the secrets file accepted:\n%s", out)
+	}
+	s.mustGit(dir, nil, "ls-remote", s.httpURL(rwAccount+":"+token, "private"))
+
+	old, err := os.ReadFile(s.secrets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte(newToken))
+	oldSum := sha256.Sum256([]byte(token))
+	replaced := strings.Replace(string(old), hex.EncodeToString(oldSum[:]), hex.EncodeToString(sum[:]), 1)
+	if replaced == string(old) {
+		t.Fatal("the test's token is not in the secrets file")
+	}
+	write(t, s.secrets, replaced, 0o600)
+	out, err := s.gotctl("reload")
+	if err != nil {
+		t.Fatalf("gotctl reload: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "account writer: password or tokens changed") {
+		t.Errorf("gotctl reload does not say the writer's tokens changed:\n%s", out)
+	}
+
+	// The new token clones and pushes; the old one is refused.
+	s.mustGit(dir, nil, "clone", "-q", s.httpURL(rwAccount+":"+newToken, "private"), "w")
+	w := filepath.Join(dir, "w")
+	write(t, filepath.Join(w, "reloaded.txt"), "pushed with the new token\n", 0o644)
+	s.mustGit(w, nil, "add", "reloaded.txt")
+	s.mustGit(w, nil, "commit", "-q", "-m", "after the reload")
+	s.mustGit(w, nil, "push", "-q", s.httpURL(rwAccount+":"+newToken, "private"), "HEAD:refs/heads/reloaded")
+	for _, args := range [][]string{
+		{"ls-remote", s.httpURL(rwAccount+":"+token, "private")},
+		{"push", "-q", s.httpURL(rwAccount+":"+token, "private"), "HEAD:refs/heads/revoked"},
+	} {
+		if out, err := s.git(w, nil, args...); err == nil || !strings.Contains(out, "Authentication failed") {
+			t.Errorf("git %s with the revoked token: %v; want Authentication failed\n%s", args[0], err, out)
+		}
+	}
+	if got := refs(t, filepath.Join(s.dir, "private.git")); strings.Contains(got, "revoked") || !strings.Contains(got, "refs/heads/reloaded") {
+		t.Errorf("private.git's references:\n%s", got)
+	}
+	fsck(t, filepath.Join(s.dir, "private.git"))
+
+	if os.Geteuid() != 0 {
+		return
+	}
+	// SIGHUP: the daemon's user may not read the secrets file.
+	s.daemon.Process.Signal(syscall.SIGHUP)
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(s.log.String(), "reload failed") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no failure logged for a SIGHUP that cannot read the secrets file")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if log := s.log.String(); !strings.Contains(log, "permission denied: run gotctl reload as root") {
+		t.Errorf("the failed SIGHUP does not say why")
+	}
+	s.mustGit(dir, nil, "ls-remote", s.httpURL(rwAccount+":"+newToken, "private"))
+}
+
+// TestReloadCertificate replaces the HTTPS certificate and its key and
+// reloads: the new certificate is served, and a clone over HTTPS that
+// trusts only it succeeds; the replaced httpd process ends.
+func TestReloadCertificate(t *testing.T) {
+	s := start(t, options{})
+	before := servedCertificate(t, s.httpsPort)
+	if !bytes.Equal(before, fileCertificate(t, s.certFile)) {
+		t.Fatal("the served certificate is not the configured one")
+	}
+	oldHTTPD := s.waitRole("httpd", 0)
+	s.newCertificate()
+	want := fileCertificate(t, s.certFile)
+	if bytes.Equal(before, want) {
+		t.Fatal("the new certificate is the old one")
+	}
+	out, err := s.gotctl("reload")
+	if err != nil {
+		t.Fatalf("gotctl reload: %v\n%s", err, out)
+	}
+	if name := fmt.Sprintf("listen http on 127.0.0.1 port %d: certificate read anew, changed", s.httpsPort); !strings.Contains(out, name) {
+		t.Errorf("gotctl reload does not say %q:\n%s", name, out)
+	}
+	if got := servedCertificate(t, s.httpsPort); !bytes.Equal(got, want) {
+		t.Fatal("after the reload the old certificate is served")
+	}
+	dir := s.clientDir("reload-cert")
+	s.mustGit(dir, nil, "clone", "-q", "--bare", s.httpsURL(rwAccount+":"+token, "test"), "r.git")
+	fsck(t, filepath.Join(dir, "r.git"))
+	// The old process closed its listeners and, without clients, ended.
+	s.waitRole("httpd", oldHTTPD)
+}
+
+// servedCertificate returns the certificate the server on port serves.
+func servedCertificate(t *testing.T, port int) []byte {
+	t.Helper()
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", fmt.Sprintf("127.0.0.1:%d", port), &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.ConnectionState().PeerCertificates[0].Raw
+}
+
+// fileCertificate returns the certificate in a PEM file.
+func fileCertificate(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(b)
+	if block == nil {
+		t.Fatalf("%s: no PEM block", path)
+	}
+	return block.Bytes
+}
+
+// TestReloadListen moves the git:// listener to another port: the new
+// port serves after gotctl reload and the old one is closed. A
+// listener whose port is taken, and a changed unix socket, are refused
+// by name, and gotctl exits non-zero.
+func TestReloadListen(t *testing.T) {
+	s := start(t, options{})
+	conf, err := os.ReadFile(s.conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldLine := fmt.Sprintf("listen git on 127.0.0.1 port %d", s.gitPort)
+	newPort := freePort(t)
+	newLine := fmt.Sprintf("listen git on 127.0.0.1 port %d", newPort)
+	if !strings.Contains(string(conf), oldLine) {
+		t.Fatalf("no %q in the configuration", oldLine)
+	}
+	write(t, s.conf, strings.Replace(string(conf), oldLine, newLine, 1), 0o644)
+	out, err := s.gotctl("reload")
+	if err != nil {
+		t.Fatalf("gotctl reload: %v\n%s", err, out)
+	}
+	for _, want := range []string{newLine + ": added", oldLine + ": removed"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("gotctl reload does not say %q:\n%s", want, out)
+		}
+	}
+	dir := s.clientDir("reload-listen")
+	s.mustGit(dir, nil, "clone", "-q", "--bare", fmt.Sprintf("git://127.0.0.1:%d/test", newPort), "r.git")
+	fsck(t, filepath.Join(dir, "r.git"))
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", s.gitPort), time.Second)
+		if err != nil {
+			break
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatalf("the removed port %d still accepts", s.gitPort)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	// A port another program holds, and a new unix socket.
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	takenLine := fmt.Sprintf("listen git on 127.0.0.1 port %d", taken.Addr().(*net.TCPAddr).Port)
+	conf, _ = os.ReadFile(s.conf)
+	changed := strings.Replace(string(conf), newLine, newLine+"\n"+takenLine, 1)
+	changed = strings.Replace(changed, fmt.Sprintf("listen on %q", s.socket), fmt.Sprintf("listen on %q", s.socket+".new"), 1)
+	write(t, s.conf, changed, 0o644)
+	out, err = s.gotctl("reload")
+	if err == nil {
+		t.Errorf("gotctl reload exits 0 with changes not applied:\n%s", out)
+	}
+	for _, want := range []string{
+		"not applied: " + takenLine + ": cannot bind: address already in use",
+		fmt.Sprintf("not applied: listen on %s: changed, needs a restart", s.socket+".new"),
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("gotctl reload does not say %q:\n%s", want, out)
+		}
+	}
+	// What could be applied was: the new port still serves.
+	s.mustGit(dir, nil, "ls-remote", fmt.Sprintf("git://127.0.0.1:%d/test", newPort))
+}
+
+// TestHostKeyTypes configures an ed25519, an ECDSA and an RSA host key
+// (made at start): OpenSSH's client connects asking for each type
+// alone, and finds the key of that type (JSch cannot use ed25519).
+func TestHostKeyTypes(t *testing.T) {
+	dir0, err := os.MkdirTemp("", "gotd-hostkeys-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir0) })
+	extra := fmt.Sprintf("ssh hostkey %q\nssh hostkey %q\n", filepath.Join(dir0, "ssh_host_ecdsa_key"), filepath.Join(dir0, "ssh_host_rsa_key"))
+	s := start(t, options{extraTop: extra})
+	var known []string
+	for _, path := range []string{filepath.Join(s.dir, "ssh_host_ed25519_key"), filepath.Join(dir0, "ssh_host_ecdsa_key"), filepath.Join(dir0, "ssh_host_rsa_key")} {
+		pub, err := os.ReadFile(path + ".pub")
+		if err != nil {
+			t.Fatalf("host key not made: %v", err)
+		}
+		known = append(known, fmt.Sprintf("[127.0.0.1]:%d %s", s.sshPort, strings.TrimSpace(string(pub))))
+	}
+	write(t, s.knownHosts, strings.Join(known, "\n")+"\n", 0o644)
+	for _, c := range []struct{ alg, keyType string }{
+		{"ssh-ed25519", "ssh-ed25519"},
+		{"ecdsa-sha2-nistp256", "ecdsa-sha2-nistp256"},
+		{"rsa-sha2-512", "ssh-rsa"},
+		{"rsa-sha2-256", "ssh-rsa"},
+	} {
+		if !strings.Contains(strings.Join(known, "\n"), " "+c.keyType+" ") {
+			t.Fatalf("no %s key among\n%s", c.keyType, strings.Join(known, "\n"))
+		}
+		env := []string{"GIT_SSH_COMMAND=" + s.sshCommand(s.readerKey) + " -o HostKeyAlgorithms=" + c.alg}
+		if out, err := s.git(s.dir, env, "ls-remote", s.sshURL(roAccount, "test")); err != nil {
+			t.Errorf("ssh with host key algorithm %s: %v\n%s", c.alg, err, out)
+		}
+	}
+}
