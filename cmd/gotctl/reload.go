@@ -159,7 +159,11 @@ func (r *reloader) bind(conn *msg.Conn, raw msg.Msg) error {
 
 // openFile opens path for reading; not a symbolic link.
 func openFile(path string) (*os.File, error) {
-	return os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if errors.Is(err, os.ErrPermission) && os.Geteuid() != 0 {
+		err = fmt.Errorf("%w: run gotctl as root", err)
+	}
+	return f, err
 }
 
 // owned checks that f is owned by root or by the caller and writable

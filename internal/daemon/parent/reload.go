@@ -123,8 +123,11 @@ type ctlSource struct {
 	others map[string]*os.File
 }
 
-// readCtl receives the files gotctl passes, up to ReloadEnd.
-func readCtl(conn *msg.Conn, uc *net.UnixConn) (*ctlSource, error) {
+// readCtl receives the files gotctl passes, up to ReloadEnd. Each must
+// be a regular file owned by one of owners and writable by no one else:
+// a member of the control group, who may reload the daemon, may not
+// make it read files of the member's own making.
+func readCtl(conn *msg.Conn, uc *net.UnixConn, owners []uint32) (*ctlSource, error) {
 	s := &ctlSource{conn: conn, uc: uc, others: map[string]*os.File{}}
 	uc.SetDeadline(time.Now().Add(reloadTimeout))
 	for n := 0; ; n++ {
@@ -149,6 +152,12 @@ func readCtl(conn *msg.Conn, uc *net.UnixConn) (*ctlSource, error) {
 			f.Close()
 			err = errors.New("too many files")
 		}
+		if err == nil {
+			if err = checkOwner(f, owners); err != nil {
+				f.Close()
+				err = fmt.Errorf("%s: %w", m.Path, err)
+			}
+		}
 		if err != nil {
 			s.close()
 			return nil, fmt.Errorf("gotctl: %w", err)
@@ -171,6 +180,25 @@ func readCtl(conn *msg.Conn, uc *net.UnixConn) (*ctlSource, error) {
 		return nil, errors.New("gotctl passed no configuration file")
 	}
 	return s, nil
+}
+
+// checkOwner checks that f is a regular file owned by one of owners
+// and writable by no one else.
+func checkOwner(f *os.File, owners []uint32) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	switch {
+	case !fi.Mode().IsRegular():
+		return errors.New("not a regular file")
+	case !ok || !slices.Contains(owners, st.Uid):
+		return errors.New("owned by neither root nor the user who started gotd")
+	case fi.Mode().Perm()&0o022 != 0:
+		return errors.New("writable by its group or others")
+	}
+	return nil
 }
 
 func (s *ctlSource) files() (ReloadFiles, error) { return s.rf, nil }
@@ -769,7 +797,7 @@ func (d *daemon) ctlReload(c *msg.Conn, uc *net.UnixConn) func() (reloadSource, 
 		if err := ipc.Send(c, paths, nil); err != nil {
 			return nil, fmt.Errorf("gotctl: %w", err)
 		}
-		return readCtl(c, uc)
+		return readCtl(c, uc, d.opts.ControlUIDs)
 	}
 }
 
