@@ -393,34 +393,55 @@ func (d *daemon) prepare(src reloadSource, base *reloadBase) (*reloadPlan, error
 		old, had := base.fes[r.role]
 		oldAddrs := old.addrs()
 		nf := &Frontend{Role: r.role, Via: r.via}
+		// The host keys first: without them nothing is bound for sshd.
+		if r.role == RoleSSHD && len(cfg.SSH) > 0 {
+			keys, err := HostKeys(cfg, src.open)
+			switch {
+			case err != nil && had:
+				p.failures = append(p.failures, err.Error()+": the keys read before are served")
+				keys = slices.DeleteFunc(slices.Clone(old.Credentials), func(c ipc.Credential) bool { return c.Kind != ipc.CredHostKey })
+			case err != nil:
+				p.failures = append(p.failures, err.Error()+": the SSH listeners are not started")
+				continue
+			case had && !sameCreds(old.Credentials, keys):
+				p.changes = append(p.changes, "ssh host keys: read anew, changed")
+			}
+			nf.Credentials = keys
+		}
 		for _, l := range r.listens(cfg) {
 			name, addr := ListenName(r.kind, l), l.Addr()
-			f := held[addr]
-			if f == nil {
-				if f, err = src.bind(addr); err != nil {
-					p.failures = append(p.failures, fmt.Sprintf("%s: cannot bind: %v", name, err))
-					continue
-				}
-				p.bound = append(p.bound, f)
-				p.changes = append(p.changes, name+": added")
-			}
+			// The certificate before the socket: a listener that
+			// cannot serve is not bound.
 			if l.Certificate != "" {
 				c, err := TLSCredential(l, len(nf.Listeners), src.open)
 				if err != nil {
-					p.failures = append(p.failures, fmt.Sprintf("%s: certificate: %v", name, err))
 					// Served on with the certificate it has, if it
 					// has one.
 					i := slices.Index(oldAddrs, addr)
 					k := slices.IndexFunc(old.Credentials, func(c ipc.Credential) bool { return c.Kind == ipc.CredTLS && int(c.Listener) == i })
 					if i < 0 || k < 0 {
+						p.failures = append(p.failures, fmt.Sprintf("%s: certificate: %v", name, err))
 						continue
 					}
+					p.failures = append(p.failures, fmt.Sprintf("%s: certificate: %v: the one read before is served", name, err))
 					c = old.Credentials[k]
 					c.Listener = uint32(len(nf.Listeners))
-				} else if !hasCert(old, addr, c) {
+				} else if held[addr] != nil && !hasCert(old, addr, c) {
 					p.changes = append(p.changes, name+": certificate read anew, changed")
 				}
 				nf.Credentials = append(nf.Credentials, c)
+			}
+			f := held[addr]
+			if f == nil {
+				if f, err = src.bind(addr); err != nil {
+					p.failures = append(p.failures, fmt.Sprintf("%s: cannot bind: %v", name, err))
+					if l.Certificate != "" {
+						nf.Credentials = nf.Credentials[:len(nf.Credentials)-1]
+					}
+					continue
+				}
+				p.bound = append(p.bound, f)
+				p.changes = append(p.changes, name+": added")
 			}
 			nf.Listeners = append(nf.Listeners, f)
 			nf.Listens = append(nf.Listens, l)
@@ -432,21 +453,6 @@ func (d *daemon) prepare(src reloadSource, base *reloadBase) (*reloadPlan, error
 		}
 		if len(nf.Listeners) == 0 {
 			continue
-		}
-		if r.role == RoleSSHD {
-			keys, err := HostKeys(cfg, src.open)
-			switch {
-			case err != nil && had:
-				p.failures = append(p.failures, err.Error()+": the keys read before are served")
-				keys = slices.DeleteFunc(slices.Clone(old.Credentials), func(c ipc.Credential) bool { return c.Kind != ipc.CredHostKey })
-			case err != nil:
-				p.failures = append(p.failures, err.Error())
-				closeNew(nf, held)
-				continue
-			case had && !sameCreds(old.Credentials, keys):
-				p.changes = append(p.changes, "ssh host keys: read anew, changed")
-			}
-			nf.Credentials = keys
 		}
 		p.fes[r.role] = nf
 		p.replace[r.role] = !had || !slices.Equal(oldAddrs, nf.addrs()) || !sameCreds(old.Credentials, nf.Credentials)
@@ -464,15 +470,6 @@ func listed(cfg *config.Config, addr string) bool {
 		}
 	}
 	return false
-}
-
-// closeNew closes the sockets of f that the daemon did not hold.
-func closeNew(f *Frontend, held map[string]*os.File) {
-	for i, a := range f.addrs() {
-		if held[a] == nil {
-			f.Listeners[i].Close()
-		}
-	}
 }
 
 // hasCert says whether old serves the certificate and key of c at addr.
@@ -611,18 +608,18 @@ func (d *daemon) finishReload(r *reloaded) {
 	}
 	var running []*frontend
 	var retire []*frontend
-	for _, r := range frontendRoles {
-		cur := d.frontendByRole(r.role)
-		nf := p.fes[r.role]
+	for _, fr := range frontendRoles {
+		cur := d.frontendByRole(fr.role)
+		nf := p.fes[fr.role]
 		switch {
 		case nf == nil && cur == nil:
 		case nf == nil:
 			retire = append(retire, cur)
-		case p.replace[r.role]:
+		case p.replace[fr.role]:
 			f := &frontend{Frontend: *nf}
 			if err := d.startFrontend(f); err != nil {
-				d.log.Error("reload: cannot start a front-end", "child", r.role, "err", err)
-				p.failures = append(p.failures, fmt.Sprintf("%s: cannot start its new process: %v", r.role, err))
+				d.log.Error("reload: cannot start a front-end", "child", fr.role, "err", err)
+				p.failures = append(p.failures, fmt.Sprintf("%s: cannot start its new process: %v", fr.role, err))
 				if f.proc != nil {
 					f.proc.kill()
 				}
@@ -754,10 +751,11 @@ func (d *daemon) frontendByRole(role string) *frontend {
 // retire halts f's process: it closes its listeners, serves its
 // clients to their end and exits; it is not started again.
 func (d *daemon) retire(f *frontend) {
-	d.retired = append(d.retired, f)
-	if f.proc != nil && !f.proc.exited {
-		ipc.Send(f.proc.ch, &ipc.Halt{}, nil)
+	if f.proc == nil || f.proc.exited {
+		return // its clients went with it; its restart is dropped
 	}
+	d.retired = append(d.retired, f)
+	ipc.Send(f.proc.ch, &ipc.Halt{}, nil)
 }
 
 // truncate cuts s to at most n bytes.
