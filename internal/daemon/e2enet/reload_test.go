@@ -221,12 +221,13 @@ func TestReloadListen(t *testing.T) {
 	for _, want := range []string{
 		"not applied: " + takenLine + ": cannot bind: address already in use",
 		fmt.Sprintf("not applied: listen on %s: changed, needs a restart", s.socket+".new"),
+		"not applied: listen git: listeners left as they were",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("gotctl reload does not say %q:\n%s", want, out)
 		}
 	}
-	// What could be applied was: the new port still serves.
+	// The git listeners stay as they were: the new port still serves.
 	s.mustGit(dir, nil, "ls-remote", fmt.Sprintf("git://127.0.0.1:%d/test", newPort))
 }
 

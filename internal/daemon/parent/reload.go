@@ -95,7 +95,11 @@ func (s *selfSource) open(path string) (*os.File, error) {
 }
 
 func (s *selfSource) bind(addr string) (*os.File, error) {
-	return bindTCP(addr)
+	f, err := bindTCP(addr)
+	if err != nil {
+		return nil, fmt.Errorf("%w (gotctl reload binds new listeners)", err)
+	}
+	return f, nil
 }
 
 func (s *selfSource) close() {
@@ -107,6 +111,10 @@ func (s *selfSource) close() {
 // bindTCP listens on addr and returns the socket as a file.
 func bindTCP(addr string) (*os.File, error) {
 	l, err := net.Listen("tcp", addr)
+	var se *os.SyscallError
+	if errors.As(err, &se) {
+		err = se.Err // the address is in the message already
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -408,6 +416,12 @@ func (d *daemon) prepare(src reloadSource, base *reloadBase) (*reloadPlan, error
 			}
 			nf.Credentials = keys
 		}
+		// A listener that cannot be bound leaves the front-end's
+		// listeners as they were: a port moved to one that is taken
+		// goes on being served where it was.
+		var changes []string
+		var bound []*os.File
+		bindFailed := false
 		for _, l := range r.listens(cfg) {
 			name, addr := ListenName(r.kind, l), l.Addr()
 			// The certificate before the socket: a listener that
@@ -427,7 +441,7 @@ func (d *daemon) prepare(src reloadSource, base *reloadBase) (*reloadPlan, error
 					c = old.Credentials[k]
 					c.Listener = uint32(len(nf.Listeners))
 				} else if held[addr] != nil && !hasCert(old, addr, c) {
-					p.changes = append(p.changes, name+": certificate read anew, changed")
+					changes = append(changes, name+": certificate read anew, changed")
 				}
 				nf.Credentials = append(nf.Credentials, c)
 			}
@@ -438,18 +452,37 @@ func (d *daemon) prepare(src reloadSource, base *reloadBase) (*reloadPlan, error
 					if l.Certificate != "" {
 						nf.Credentials = nf.Credentials[:len(nf.Credentials)-1]
 					}
+					bindFailed = true
 					continue
 				}
-				p.bound = append(p.bound, f)
-				p.changes = append(p.changes, name+": added")
+				bound = append(bound, f)
+				changes = append(changes, name+": added")
 			}
 			nf.Listeners = append(nf.Listeners, f)
 			nf.Listens = append(nf.Listens, l)
 		}
 		for i, a := range oldAddrs {
 			if !slices.Contains(nf.addrs(), a) && !listed(cfg, a) {
-				p.changes = append(p.changes, fmt.Sprintf("%s: removed, closed once its clients are done", ListenName(r.kind, old.Listens[i])))
+				changes = append(changes, fmt.Sprintf("%s: removed, closed once its clients are done", ListenName(r.kind, old.Listens[i])))
 			}
+		}
+		if bindFailed && had {
+			for _, f := range bound {
+				f.Close()
+			}
+			what := "listeners"
+			if r.role == RoleHTTPD {
+				what = "listeners and certificates"
+			}
+			p.failures = append(p.failures, fmt.Sprintf("listen %s: %s left as they were", r.kind, what))
+			keep := old
+			if r.role == RoleSSHD {
+				keep.Credentials = nf.Credentials
+			}
+			nf = &keep
+		} else {
+			p.changes = append(p.changes, changes...)
+			p.bound = append(p.bound, bound...)
 		}
 		if len(nf.Listeners) == 0 {
 			continue
