@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -162,7 +163,8 @@ func fileCertificate(t *testing.T, path string) []byte {
 }
 
 // TestReloadListen moves the git:// listener to another port: the new
-// port serves after gotctl reload and the old one is closed. A
+// port serves after gotctl reload and the old one is closed, a client
+// connected to it before is served to its end by the old process. A
 // listener whose port is taken, and a changed unix socket, are refused
 // by name, and gotctl exits non-zero.
 func TestReloadListen(t *testing.T) {
@@ -177,6 +179,22 @@ func TestReloadListen(t *testing.T) {
 	if !strings.Contains(string(conf), oldLine) {
 		t.Fatalf("no %q in the configuration", oldLine)
 	}
+	// A client of the old port, in the middle of its request: served
+	// to its end by the old git:// process after the reload.
+	oldGitd := s.waitRole("gitd", 0)
+	c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", s.gitPort), 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(gitTimeout))
+	req := "git-upload-pack /test\x00host=127.0.0.1\x00"
+	fmt.Fprintf(c, "%04x%s", len(req)+4, req)
+	adv := make([]byte, 4+40)
+	if _, err := io.ReadFull(c, adv); err != nil {
+		t.Fatalf("reference advertisement: %v", err)
+	}
+
 	write(t, s.conf, strings.Replace(string(conf), oldLine, newLine, 1), 0o644)
 	out, err := s.gotctl("reload")
 	if err != nil {
@@ -187,6 +205,16 @@ func TestReloadListen(t *testing.T) {
 			t.Errorf("gotctl reload does not say %q:\n%s", want, out)
 		}
 	}
+	// The client goes on: it asks for nothing, and the server ends the
+	// conversation; then the old process ends.
+	if syscall.Kill(oldGitd, 0) != nil {
+		t.Error("the old git:// process ended before its client")
+	}
+	io.WriteString(c, "0000")
+	if rest, err := io.ReadAll(c); err != nil || !bytes.HasSuffix(rest, []byte("0000")) {
+		t.Errorf("the client of the removed port: %v, advertisement ends %q", err, rest[max(0, len(rest)-8):])
+	}
+	s.waitRole("gitd", oldGitd)
 	dir := s.clientDir("reload-listen")
 	s.mustGit(dir, nil, "clone", "-q", "--bare", fmt.Sprintf("git://127.0.0.1:%d/test", newPort), "r.git")
 	fsck(t, filepath.Join(dir, "r.git"))
