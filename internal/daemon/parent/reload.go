@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"reflect"
 	"slices"
 	"syscall"
 	"time"
@@ -520,6 +521,14 @@ func sameCreds(a, b []ipc.Credential) bool {
 	})
 }
 
+// sameRepository says whether two repository blocks say the same,
+// wherever they are written.
+func sameRepository(a, b *config.Repository) bool {
+	x, y := *a, *b
+	x.Line, y.Line = 0, 0
+	return reflect.DeepEqual(x, y)
+}
+
 // configChanges describes what changed in repositories and accounts.
 func configChanges(old, cfg *config.Config) []string {
 	var out []string
@@ -529,8 +538,11 @@ func configChanges(old, cfg *config.Config) []string {
 		}
 	}
 	for _, r := range old.Repositories {
-		if cfg.FindRepository(r.Name) == nil {
+		switch n := cfg.FindRepository(r.Name); {
+		case n == nil:
 			out = append(out, fmt.Sprintf("repository %q: removed", r.Name))
+		case !sameRepository(r, n):
+			out = append(out, fmt.Sprintf("repository %q: changed", r.Name))
 		}
 	}
 	for _, a := range cfg.Accounts {

@@ -171,6 +171,8 @@ func TestPrepareReload(t *testing.T) {
 			changes: []string{"ssh host keys: read anew, changed"}, replace: []string{RoleSSHD}},
 		{name: "two keys of a type", files: with(map[string]string{"/k/ecdsa": ed}),
 			failures: []string{"ssh hostkey /k/ecdsa: a ssh-ed25519 key, as /k/ed25519 is: one key of each type: the keys read before are served"}},
+		{name: "repository changed", files: with(map[string]string{"/etc/gotd.conf": strings.Replace(testConf("/run/gotd.sock", 9418), "\tpath \"/r.git\"\n", "\tpath \"/r.git\"\n\tpermit ro anonymous\n", 1)}),
+			changes: []string{`repository "r": changed`}},
 		{name: "listen on", files: with(map[string]string{"/etc/gotd.conf": testConf("/run/other.sock", 9418)}),
 			failures: []string{"listen on /run/other.sock: changed, needs a restart"}},
 	} {
