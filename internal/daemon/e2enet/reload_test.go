@@ -2,6 +2,7 @@ package e2enet
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/hex"
@@ -262,7 +263,8 @@ func TestReloadListen(t *testing.T) {
 // TestHostKeyTypes configures an ed25519, an ECDSA and an RSA host key
 // (made at start): OpenSSH's client connects asking for each type
 // alone, and finds the key of that type (JSch cannot use ed25519). A
-// key replaced is served after gotctl reload.
+// key replaced is served after gotctl reload, and a client connected
+// before is relayed to its end by the old sshd.
 func TestHostKeyTypes(t *testing.T) {
 	dir0, err := os.MkdirTemp("", "gotd-hostkeys-")
 	if err != nil {
@@ -295,6 +297,25 @@ func TestHostKeyTypes(t *testing.T) {
 		}
 	}
 
+	// A client in the middle of its request, whose connection the old
+	// sshd relays: served to its end after the reload replaces sshd.
+	oldSSHD := s.waitRole("sshd", 0)
+	args := append(strings.Fields(s.sshCommand(s.readerKey)), "-p", fmt.Sprint(s.sshPort), "-o", "HostKeyAlgorithms=ssh-ed25519",
+		roAccount+"@127.0.0.1", "git-upload-pack 'test'")
+	ctx, cancel := context.WithTimeout(context.Background(), gitTimeout)
+	defer cancel()
+	held := exec.CommandContext(ctx, args[0], args[1:]...)
+	stdin, _ := held.StdinPipe()
+	stdout, _ := held.StdoutPipe()
+	var stderr bytes.Buffer
+	held.Stderr = &stderr
+	if err := held.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(stdout, make([]byte, 4+40)); err != nil {
+		t.Fatalf("reference advertisement over ssh: %v\n%s", err, stderr.String())
+	}
+
 	// The ECDSA key replaced: served after gotctl reload, and the old
 	// one no longer.
 	ecdsaKey := filepath.Join(dir0, "ssh_host_ecdsa_key")
@@ -316,4 +337,18 @@ func TestHostKeyTypes(t *testing.T) {
 	known[1] = fmt.Sprintf("[127.0.0.1]:%d %s", s.sshPort, strings.TrimSpace(string(pub)))
 	write(t, s.knownHosts, strings.Join(known, "\n")+"\n", 0o644)
 	s.mustGit(s.dir, env, "ls-remote", s.sshURL(roAccount, "test"))
+
+	if syscall.Kill(oldSSHD, 0) != nil {
+		t.Error("the old sshd ended before its client")
+	}
+	io.WriteString(stdin, "0000")
+	stdin.Close()
+	rest, err := io.ReadAll(stdout)
+	if err != nil || !bytes.HasSuffix(rest, []byte("0000")) {
+		t.Errorf("the held ssh client: %v, advertisement ends %q", err, rest[max(0, len(rest)-8):])
+	}
+	if err := held.Wait(); err != nil {
+		t.Errorf("the held ssh client: %v\n%s", err, stderr.String())
+	}
+	s.waitRole("sshd", oldSSHD)
 }
