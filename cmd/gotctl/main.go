@@ -19,7 +19,7 @@ func main() {
 }
 
 func usage() int {
-	fmt.Fprintln(os.Stderr, "usage: gotctl [-hV] [-f socket] info | stop | reload")
+	fmt.Fprintln(os.Stderr, "usage: gotctl [-hV] [-f socket] info | stop | reload [-c config] [-s secrets]")
 	return 1
 }
 
@@ -35,12 +35,25 @@ func run(args []string) int {
 		fmt.Println("gotctl", version)
 		return 0
 	}
-	if fs.NArg() != 1 {
+	if fs.NArg() < 1 {
 		return usage()
 	}
 	cmd := fs.Arg(0)
+	var rl *reloader
 	switch cmd {
-	case "info", "stop", "reload":
+	case "info", "stop":
+		if fs.NArg() != 1 {
+			return usage()
+		}
+	case "reload":
+		rs := flag.NewFlagSet("reload", flag.ContinueOnError)
+		rs.Usage = func() { usage() }
+		rl = &reloader{}
+		rs.StringVar(&rl.config, "c", "", "configuration `file` (default: the daemon's)")
+		rs.StringVar(&rl.secrets, "s", "", "secrets `file` (default: the daemon's)")
+		if err := rs.Parse(fs.Args()[1:]); err != nil || rs.NArg() > 0 {
+			return usage()
+		}
 	default:
 		fmt.Fprintf(os.Stderr, "gotctl: unknown command %q\n", cmd)
 		return usage()
@@ -55,11 +68,24 @@ func run(args []string) int {
 		fmt.Fprintf(os.Stderr, "gotctl: %v\n", err)
 		return 1
 	}
+	if rl != nil {
+		if err := rl.send(conn); err != nil {
+			fmt.Fprintf(os.Stderr, "gotctl: reload: %v\n", err)
+			return 1
+		}
+	}
 	for {
 		raw, err := conn.Recv()
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "gotctl: gotd closed the connection: %v\n", err)
 			return 1
+		}
+		if raw.Type == ipc.TypeReloadBind && rl != nil {
+			if err := rl.bind(conn, raw); err != nil {
+				fmt.Fprintf(os.Stderr, "gotctl: reload: %v\n", err)
+				return 1
+			}
+			continue
 		}
 		if raw.Type == ipc.TypeText {
 			var t ipc.Text

@@ -1,15 +1,20 @@
 package main
 
 import (
+	"crypto"
+	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"encoding/pem"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 
 	"golang.org/x/crypto/ssh"
 
@@ -19,51 +24,51 @@ import (
 )
 
 // frontends binds the listening sockets of the configured network
-// front-ends and reads the keys they need: the SSH host key (made on
+// front-ends and reads the keys they need: the SSH host keys (made on
 // first start) and the HTTPS certificates.
 func frontends(cfg *config.Config, log *slog.Logger) ([]parent.Frontend, error) {
 	var fes []parent.Frontend
+	open := func(path string) (*os.File, error) {
+		return os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	}
 	if len(cfg.SSH) > 0 {
 		files, err := bind(log, parent.RoleSSHD, cfg.SSH)
 		if err != nil {
 			return nil, err
 		}
-		key, err := hostKey(cfg.SSHHostKey, log)
+		for _, path := range cfg.SSHHostKeys {
+			if err := makeHostKey(path, log); err != nil {
+				return nil, err
+			}
+		}
+		keys, err := parent.HostKeys(cfg, open)
 		if err != nil {
 			return nil, err
 		}
-		fes = append(fes, parent.Frontend{Role: parent.RoleSSHD, Via: ipc.ViaSSH, Listeners: files,
-			Credentials: []ipc.Credential{{Kind: ipc.CredHostKey, Key: key}}})
+		fes = append(fes, parent.Frontend{Role: parent.RoleSSHD, Via: ipc.ViaSSH, Listeners: files, Listens: cfg.SSH, Credentials: keys})
 	}
 	if len(cfg.Git) > 0 {
 		files, err := bind(log, parent.RoleGitD, cfg.Git)
 		if err != nil {
 			return nil, err
 		}
-		fes = append(fes, parent.Frontend{Role: parent.RoleGitD, Via: ipc.ViaGit, Listeners: files})
+		fes = append(fes, parent.Frontend{Role: parent.RoleGitD, Via: ipc.ViaGit, Listeners: files, Listens: cfg.Git})
 	}
 	if len(cfg.HTTP) > 0 {
 		files, err := bind(log, parent.RoleHTTPD, cfg.HTTP)
 		if err != nil {
 			return nil, err
 		}
-		fe := parent.Frontend{Role: parent.RoleHTTPD, Via: ipc.ViaHTTP, Listeners: files}
+		fe := parent.Frontend{Role: parent.RoleHTTPD, Via: ipc.ViaHTTP, Listeners: files, Listens: cfg.HTTP}
 		for i, l := range cfg.HTTP {
 			if l.Certificate == "" {
 				continue
 			}
-			cert, err := os.ReadFile(l.Certificate)
+			c, err := parent.TLSCredential(l, i, open)
 			if err != nil {
 				return nil, err
 			}
-			key, err := os.ReadFile(l.Key)
-			if err != nil {
-				return nil, err
-			}
-			if len(cert)+len(key) > ipc.MaxPEM {
-				return nil, fmt.Errorf("%s, %s: certificate and key larger than %d bytes", l.Certificate, l.Key, ipc.MaxPEM)
-			}
-			fe.Credentials = append(fe.Credentials, ipc.Credential{Kind: ipc.CredTLS, Listener: uint32(i), Cert: cert, Key: key})
+			fe.Credentials = append(fe.Credentials, c)
 		}
 		fes = append(fes, fe)
 	}
@@ -90,58 +95,53 @@ func bind(log *slog.Logger, role string, ls []config.Listen) ([]*os.File, error)
 	return files, nil
 }
 
-// hostKey reads the SSH host key at path, or makes a new ed25519 key
-// there (and its public half in path.pub) when there is none.
-func hostKey(path string, log *slog.Logger) ([]byte, error) {
-	fi, err := os.Lstat(path)
-	switch {
-	case err == nil && !fi.Mode().IsRegular():
-		return nil, fmt.Errorf("%s: not a regular file", path)
-	case err == nil:
-		if fi.Mode().Perm()&0o077 != 0 {
-			return nil, fmt.Errorf("%s: SSH host key accessible to others", path)
-		}
-		key, err := os.ReadFile(path)
-		if err != nil {
-			return nil, err
-		}
-		if _, err := ssh.ParsePrivateKey(key); err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		return key, nil
-	case !errors.Is(err, os.ErrNotExist):
-		return nil, err
+// makeHostKey makes a new SSH host key at path (and its public half in
+// path.pub) when there is none, of the type its name says as
+// ssh-keygen -A names them: ECDSA (P-256) for a name with "ecdsa", RSA
+// (3072 bits) for "rsa", ed25519 otherwise.
+func makeHostKey(path string, log *slog.Logger) error {
+	if _, err := os.Lstat(path); !errors.Is(err, os.ErrNotExist) {
+		return err // there is one, checked as it is read
 	}
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	var priv crypto.Signer
+	var err error
+	switch base := filepath.Base(path); {
+	case strings.Contains(base, "ecdsa"):
+		priv, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	case strings.Contains(base, "rsa"):
+		priv, err = rsa.GenerateKey(rand.Reader, 3072)
+	default:
+		_, priv, err = ed25519.GenerateKey(rand.Reader)
+	}
 	if err != nil {
-		return nil, err
+		return err
 	}
 	block, err := ssh.MarshalPrivateKey(priv, "gotd host key")
 	if err != nil {
-		return nil, err
+		return err
 	}
 	key := pem.EncodeToMemory(block)
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, err
+		return err
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if _, err := f.Write(key); err != nil {
 		f.Close()
-		return nil, err
+		return err
 	}
 	if err := f.Close(); err != nil {
-		return nil, err
+		return err
 	}
-	sp, err := ssh.NewPublicKey(pub)
+	sp, err := ssh.NewPublicKey(priv.Public())
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if err := os.WriteFile(path+".pub", ssh.MarshalAuthorizedKey(sp), 0o644); err != nil {
-		return nil, err
+		return err
 	}
-	log.Info("made a new SSH host key", "path", path, "fingerprint", ssh.FingerprintSHA256(sp))
-	return key, nil
+	log.Info("made a new SSH host key", "path", path, "type", sp.Type(), "fingerprint", ssh.FingerprintSHA256(sp))
+	return nil
 }

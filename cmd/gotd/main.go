@@ -67,16 +67,12 @@ func main() {
 		return
 	}
 	// The secrets file is root's: once the daemon runs as its user, a
-	// reload keeps the secrets read at start.
-	var secrets *config.Secrets
-	load := func() (*config.Config, error) {
-		cfg, s, err := loadConfig(*confPath, *secretsPath, secrets)
-		if err == nil {
-			secrets = s
-		}
-		return cfg, err
+	// reload reads it from a descriptor gotctl, run as root, passes.
+	checkOwner := os.Geteuid() == 0
+	load := func(files parent.ReloadFiles) (*config.Config, error) {
+		return loadConfig(files, checkOwner)
 	}
-	cfg, err := load()
+	cfg, err := loadFiles(*confPath, *secretsPath, load)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -99,7 +95,7 @@ func main() {
 	for _, w := range cfg.Warnings {
 		log.Warn(w)
 	}
-	if err := runParent(cfg, lo, load); err != nil {
+	if err := runParent(cfg, lo, *confPath, *secretsPath, load); err != nil {
 		log.Error("exiting", "err", err)
 		if *foreground {
 			fmt.Fprintln(os.Stderr, "gotd:", err)
@@ -127,18 +123,36 @@ func splitFlags(args []string) []string {
 	return out
 }
 
-// loadConfig parses the configuration with its secrets file, if there
-// is one; prev, the secrets read before, stand in for a file the
-// process may no longer read.
-func loadConfig(path, secretsPath string, prev *config.Secrets) (*config.Config, *config.Secrets, error) {
+// loadFiles opens the configuration and secrets files and parses them
+// with load.
+func loadFiles(confPath, secretsPath string, load func(parent.ReloadFiles) (*config.Config, error)) (*config.Config, error) {
+	files := parent.ReloadFiles{ConfigPath: confPath, SecretsPath: secretsPath}
+	f, err := os.OpenFile(confPath, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	files.Config = f
+	s, err := os.OpenFile(secretsPath, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	switch {
+	case err == nil:
+		defer s.Close()
+		files.Secrets = s
+	case !errors.Is(err, os.ErrNotExist):
+		return nil, err
+	}
+	return load(files)
+}
+
+// loadConfig parses the configuration in files with its secrets file,
+// if there is one; checkOwner: the secrets file must be root's and
+// private (gotd was started as root).
+func loadConfig(files parent.ReloadFiles, checkOwner bool) (*config.Config, error) {
 	var opts config.Options
-	if _, err := os.Stat(secretsPath); err == nil {
-		s, err := config.ParseSecretsFile(secretsPath, os.Geteuid() == 0)
-		switch {
-		case errors.Is(err, os.ErrPermission) && prev != nil:
-			s = prev
-		case err != nil:
-			return nil, nil, err
+	if files.Secrets != nil {
+		s, err := config.ReadSecrets(files.Secrets, files.SecretsPath, checkOwner)
+		if err != nil {
+			return nil, err
 		}
 		opts.Secrets = s
 	}
@@ -153,8 +167,11 @@ func loadConfig(path, secretsPath string, prev *config.Secrets) (*config.Config,
 		g, err := users.GroupByName(name)
 		return err == nil && g != nil
 	}
-	cfg, err := config.ParseFile(path, opts)
-	return cfg, opts.Secrets, err
+	data, err := config.ReadAll(files.Config, config.MaxFile)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", files.ConfigPath, err)
+	}
+	return config.Parse(files.ConfigPath, data, opts)
 }
 
 // daemonize starts gotd again in a new session, detached from the
@@ -172,7 +189,7 @@ func daemonize() error {
 
 // runParent binds the socket, gives up root, sandboxes the parent and
 // runs the daemon.
-func runParent(cfg *config.Config, lo logs.Options, load func() (*config.Config, error)) error {
+func runParent(cfg *config.Config, lo logs.Options, confPath, secretsPath string, load func(parent.ReloadFiles) (*config.Config, error)) error {
 	log := logs.New("parent", lo)
 	exe, err := os.Executable()
 	if err != nil {
@@ -257,6 +274,8 @@ func runParent(cfg *config.Config, lo logs.Options, load func() (*config.Config,
 		Verbosity:   lo.Verbosity,
 		Exe:         exe,
 		Listener:    l,
+		ConfigPath:  confPath,
+		SecretsPath: secretsPath,
 		Reload:      load,
 		ControlUIDs: control,
 		Limits:      limits,

@@ -76,8 +76,11 @@ type Config struct {
 	Repositories    []*Repository
 	// SSH, Git and HTTP are the network front-ends' listeners.
 	SSH, Git, HTTP []Listen
-	// SSHHostKey is the SSH front-end's private host key file.
-	SSHHostKey string
+	// SSHHostKey is the SSH front-end's first private host key file;
+	// SSHHostKeys are all of them, one per key type, offered together
+	// (several "ssh hostkey" lines, or DefaultHostKeys).
+	SSHHostKey  string
+	SSHHostKeys []string
 	// HandshakeTimeout bounds an SSH handshake, an HTTP request's
 	// header and a git:// request line.
 	HandshakeTimeout time.Duration

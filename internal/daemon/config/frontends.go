@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -18,9 +19,14 @@ import (
 // Defaults of the front-ends' settings.
 const (
 	DefaultHostKey          = "/var/lib/gotd/ssh_host_ed25519_key"
+	DefaultECDSAHostKey     = "/var/lib/gotd/ssh_host_ecdsa_key"
 	DefaultHandshakeTimeout = 30 * time.Second
 	DefaultBodyLimit        = 1 << 30
 )
+
+// DefaultHostKeys are the SSH host keys without an "ssh hostkey" line:
+// ed25519, and ECDSA for clients without ed25519 (JSch).
+var DefaultHostKeys = []string{DefaultHostKey, DefaultECDSAHostKey}
 
 // Listen is a network front-end's listening address.
 type Listen struct {
@@ -210,6 +216,9 @@ func (p *parser) size() int64 {
 // and the secrets.
 func (p *parser) checkFrontends() {
 	c := p.cfg
+	if len(c.SSHHostKeys) == 0 {
+		c.SSHHostKeys = slices.Clone(DefaultHostKeys)
+	}
 	for name, line := range p.limitLines {
 		if name == "anonymous" || c.FindAccount(name) != nil {
 			continue

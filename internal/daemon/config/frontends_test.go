@@ -187,3 +187,35 @@ func TestMixedCosts(t *testing.T) {
 		}
 	}
 }
+
+// TestHostKeys checks that "ssh hostkey" may be given once per key
+// file, and that without it the keys are the defaults: ed25519 and
+// ECDSA (issue 20: JSch cannot connect to an ed25519-only server).
+func TestHostKeys(t *testing.T) {
+	const repo = "repository \"r\" {\n\tpath \"/r\"\n}\n"
+	for _, c := range []struct {
+		name, conf string
+		want       []string
+		err        string
+	}{
+		{"default", repo, DefaultHostKeys, ""},
+		{"one", "ssh hostkey \"/k/ed\"\n" + repo, []string{"/k/ed"}, ""},
+		{"several", "ssh hostkey \"/k/ed\"\nssh hostkey \"/k/ecdsa\"\nssh hostkey \"/k/rsa\"\n" + repo, []string{"/k/ed", "/k/ecdsa", "/k/rsa"}, ""},
+		{"twice", "ssh hostkey \"/k/ed\"\nssh hostkey \"/k/ed\"\n" + repo, nil, "t.conf:2: ssh hostkey /k/ed: given twice"},
+	} {
+		cfg, err := Parse("t.conf", []byte(c.conf), Options{})
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("%s: got error %v; want %q", c.name, err, c.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", c.name, err)
+			continue
+		}
+		if !reflect.DeepEqual(cfg.SSHHostKeys, c.want) || cfg.SSHHostKey != c.want[0] && c.name != "default" {
+			t.Errorf("%s: got %q (first %q); want %q", c.name, cfg.SSHHostKeys, cfg.SSHHostKey, c.want)
+		}
+	}
+}

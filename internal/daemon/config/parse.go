@@ -189,7 +189,14 @@ func (p *parser) topLevel() {
 		p.advance()
 		p.expect("hostkey")
 		line := p.tok.line
-		p.cfg.SSHHostKey = p.cleanPath(line, "ssh hostkey", p.str("a key path"))
+		path := p.cleanPath(line, "ssh hostkey", p.str("a key path"))
+		if slices.Contains(p.cfg.SSHHostKeys, path) {
+			p.errorf(line, "ssh hostkey %s: given twice", path)
+		}
+		if len(p.cfg.SSHHostKeys) == 0 {
+			p.cfg.SSHHostKey = path
+		}
+		p.cfg.SSHHostKeys = append(p.cfg.SSHHostKeys, path)
 	case p.tok.kind == tokWord && !reserved[p.tok.text]:
 		p.macro()
 	default:

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"syscall"
@@ -24,9 +25,24 @@ type AuthSecret struct{ User, Password string }
 // ParseSecretsFile reads a secrets file, which must be owned by root
 // (user and group) and not writable by its group nor accessible to
 // others, as gotd-secrets.conf(5) requires. checkOwner false skips the
-// ownership check (tests, and gotd run by an ordinary user).
+// ownership check (tests, and gotd run by an ordinary user). The file
+// must not be a symbolic link.
 func ParseSecretsFile(path string, checkOwner bool) (*Secrets, error) {
-	fi, err := os.Lstat(path)
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	defer f.Close()
+	return ReadSecrets(f, path, checkOwner)
+}
+
+// ReadSecrets reads and parses the secrets file open as f, named path
+// in messages, from its start, and checks its owner and mode as
+// ParseSecretsFile does. The caller closes f. A reload reads the file
+// from a descriptor gotctl opened as root (the daemon's user may not
+// open it).
+func ReadSecrets(f *os.File, path string, checkOwner bool) (*Secrets, error) {
+	fi, err := f.Stat()
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -42,11 +58,27 @@ func ParseSecretsFile(path string, checkOwner bool) (*Secrets, error) {
 			return nil, fmt.Errorf("%s: must not be writable by its group or accessible to others", path)
 		}
 	}
-	data, err := os.ReadFile(path)
+	data, err := ReadAll(f, MaxFile)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return ParseSecrets(path, data)
+}
+
+// MaxFile bounds the configuration and secrets files a reload reads.
+const MaxFile = 16 << 20
+
+// ReadAll reads f from its start (a descriptor passed by gotctl may
+// have been read by it), at most max bytes.
+func ReadAll(f *os.File, max int64) ([]byte, error) {
+	data, err := io.ReadAll(io.LimitReader(io.NewSectionReader(f, 0, max+1), max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > max {
+		return nil, fmt.Errorf("larger than %d bytes", max)
+	}
+	return data, nil
 }
 
 // ParseSecrets parses secrets: one entry per line, "auth LABEL user

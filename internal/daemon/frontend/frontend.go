@@ -71,11 +71,14 @@ type Server struct {
 	ids         map[uint32]bool
 	halted      bool
 	onHalt      func()
+	// finished, closed by Finish, ends Run.
+	finished   chan struct{}
+	finishOnce sync.Once
 }
 
 // New returns the front-end's link on the parent's channel.
 func New(log *slog.Logger, via uint32, parent *msg.Conn) *Server {
-	return &Server{Log: log, Via: via, parent: parent, ready: make(chan struct{}),
+	return &Server{Log: log, Via: via, parent: parent, ready: make(chan struct{}), finished: make(chan struct{}),
 		count: map[string]int{}, ids: map[uint32]bool{},
 		Refusals: &admit.Summary{Log: log, Level: slog.LevelWarn},
 		Failures: &admit.Summary{Log: log, Level: slog.LevelInfo}}
@@ -102,20 +105,42 @@ func (s *Server) Start() ([]ipc.Credential, error) {
 }
 
 // Run handles the parent's messages (new settings after a reload, Halt,
-// which calls onHalt) until its channel closes.
+// which calls onHalt, which must close the listeners before it returns)
+// until its channel closes or Finish is called.
 func (s *Server) Run(onHalt func()) error {
 	s.mu.Lock()
 	s.onHalt = onHalt
 	s.mu.Unlock()
-	for {
-		raw, err := s.parent.Recv()
-		if err != nil {
-			return nil // the parent is gone: so is the daemon
+	errc := make(chan error, 1)
+	go func() {
+		for {
+			raw, err := s.parent.Recv()
+			if err != nil {
+				errc <- nil // the parent is gone: so is the daemon
+				return
+			}
+			if err := s.fromParent(raw); err != nil {
+				errc <- err
+				return
+			}
 		}
-		if err := s.fromParent(raw); err != nil {
-			return err
-		}
+	}()
+	select {
+	case err := <-errc:
+		return err
+	case <-s.finished:
+		return nil
 	}
+}
+
+// Finish ends Run: the front-end has halted and its last connection is
+// done, so its process exits. A front-end replaced at a reload ends so
+// (its listeners closed at Halt, its clients served to their end).
+func (s *Server) Finish() {
+	s.finishOnce.Do(func() {
+		s.Log.Info("halted and every connection is done: exiting")
+		close(s.finished)
+	})
 }
 
 func (s *Server) fromParent(raw msg.Msg) error {
@@ -163,7 +188,16 @@ func (s *Server) fromParent(raw msg.Msg) error {
 		if !s.halted && s.onHalt != nil {
 			s.halted = true
 			s.Log.Info("no longer accepting connections")
-			go s.onHalt()
+			halt := s.onHalt
+			go func() {
+				// onHalt closes the listeners before it returns: the
+				// parent then knows that the front-end started in
+				// this one's place accepts every new connection.
+				halt()
+				s.sendMu.Lock()
+				defer s.sendMu.Unlock()
+				ipc.Send(s.parent, &ipc.Halt{}, nil)
+			}()
 		}
 	default:
 		if raw.File != nil {
@@ -492,6 +526,10 @@ func (l *gateListener) Accept() (net.Conn, error) {
 	}
 }
 
+// drainPoll is how often a halted front-end looks whether its last
+// connection is done.
+const drainPoll = 100 * time.Millisecond
+
 // Serve accepts on every listener, serving each connection with serve
 // in a goroutine of its own, and handles the parent's messages until
 // its channel closes; Halt closes the listeners. A connection is
@@ -500,16 +538,23 @@ func (l *gateListener) Accept() (net.Conn, error) {
 // goroutine is started for it.
 func (s *Server) Serve(ls []net.Listener, serve func(net.Conn)) error {
 	var once sync.Once
+	// Connections past their handshake count too: at most twice the
+	// clients allowed in all are open at once.
+	var open atomic.Int64
 	halt := func() {
 		once.Do(func() {
 			for _, l := range ls {
 				l.Close()
 			}
+			// The process ends once its connections are done.
+			go func() {
+				for open.Load() > 0 {
+					time.Sleep(drainPoll)
+				}
+				s.Finish()
+			}()
 		})
 	}
-	// Connections past their handshake count too: at most twice the
-	// clients allowed in all are open at once.
-	var open atomic.Int64
 	for _, l := range ls {
 		go func() {
 			gl := s.Listener(l)

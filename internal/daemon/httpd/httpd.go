@@ -121,7 +121,16 @@ func Main(ctx context.Context, log *slog.Logger, s *frontend.Server, creds []ipc
 	var once sync.Once
 	halt := func() {
 		// Running requests finish; no new ones are read.
-		once.Do(func() { go hs.Shutdown(context.Background()) })
+		// The process ends once they have.
+		once.Do(func() {
+			for _, l := range ls {
+				l.Close() // at once: Shutdown closes them in its time
+			}
+			go func() {
+				hs.Shutdown(context.Background())
+				s.Finish()
+			}()
+		})
 	}
 	defer hs.Close()
 	return s.Run(halt)

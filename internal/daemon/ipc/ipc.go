@@ -367,7 +367,8 @@ func (m *Held) decode(d *msg.Decoder) {
 }
 
 // Halt: parent → listen and the front-ends: stop accepting connections
-// (gotctl stop).
+// (gotctl stop, or a front-end replaced at a reload). A front-end
+// answers with Halt once its listeners are closed.
 type Halt struct{}
 
 func (*Halt) Type() msg.Type        { return TypeHalt }
@@ -1033,4 +1034,96 @@ func getBool(d *msg.Decoder) bool {
 		d.Fail("bad boolean")
 	}
 	return v == 1
+}
+
+// Message types of gotctl reload, numbered apart from the others.
+const (
+	TypeReloadPaths msg.Type = iota + 0x100
+	TypeReloadFile
+	TypeReloadEnd
+	TypeReloadBind
+	TypeReloadSocket
+)
+
+// MaxReloadFiles bounds the files one reload passes: the
+// configuration, the secrets file, certificates, keys and host keys.
+const MaxReloadFiles = 256
+
+// ReloadPaths: parent → gotctl, the first answer to a reload: the
+// files the daemon was started with, which gotctl opens unless its
+// caller named others.
+type ReloadPaths struct {
+	Config  string // MaxPath
+	Secrets string // MaxPath
+}
+
+func (*ReloadPaths) Type() msg.Type { return TypeReloadPaths }
+func (m *ReloadPaths) encode(e *msg.Encoder) {
+	e.String(m.Config).String(m.Secrets)
+}
+func (m *ReloadPaths) decode(d *msg.Decoder) {
+	m.Config, m.Secrets = d.String(MaxPath), d.String(MaxPath)
+}
+
+// Kinds of ReloadFile.
+const (
+	ReloadConfig  = iota // gotd.conf
+	ReloadSecrets        // gotd-secrets.conf
+	ReloadOther          // a file gotd.conf names: a certificate, a key, a host key
+	numReloadKinds
+)
+
+// ReloadFile: gotctl → parent, with the descriptor of a file the
+// reload reads, opened by gotctl with its caller's privileges (the
+// daemon's user may not read it), and the path it was opened at. At
+// most MaxReloadFiles, then ReloadEnd.
+type ReloadFile struct {
+	Kind uint32
+	Path string // MaxPath
+}
+
+func (*ReloadFile) Type() msg.Type { return TypeReloadFile }
+func (m *ReloadFile) encode(e *msg.Encoder) {
+	e.Uint32(m.Kind).String(m.Path)
+}
+func (m *ReloadFile) decode(d *msg.Decoder) {
+	m.Kind, m.Path = d.Uint32(), d.String(MaxPath)
+	if m.Kind >= numReloadKinds {
+		d.Fail("unknown kind of file")
+	}
+}
+
+// ReloadEnd: gotctl → parent, after the last ReloadFile.
+type ReloadEnd struct{}
+
+func (*ReloadEnd) Type() msg.Type        { return TypeReloadEnd }
+func (*ReloadEnd) encode(*msg.Encoder)   {}
+func (*ReloadEnd) decode(d *msg.Decoder) {}
+
+// ReloadBind: parent → gotctl, a listening address of the new
+// configuration that the daemon has no socket for ("host:port", as
+// config.Listen.Addr makes it). gotctl binds it only if the
+// configuration it read lists it, and answers with ReloadSocket.
+type ReloadBind struct {
+	Addr string // MaxRemote
+}
+
+func (*ReloadBind) Type() msg.Type          { return TypeReloadBind }
+func (m *ReloadBind) encode(e *msg.Encoder) { e.String(m.Addr) }
+func (m *ReloadBind) decode(d *msg.Decoder) { m.Addr = d.String(MaxRemote) }
+
+// ReloadSocket: gotctl → parent, the answer to ReloadBind: the bound
+// listening socket as its descriptor, or, without one, why it could
+// not be bound.
+type ReloadSocket struct {
+	Addr  string // MaxRemote
+	Error string // MaxMessage; "" when the descriptor is passed
+}
+
+func (*ReloadSocket) Type() msg.Type { return TypeReloadSocket }
+func (m *ReloadSocket) encode(e *msg.Encoder) {
+	e.String(m.Addr).String(m.Error)
+}
+func (m *ReloadSocket) decode(d *msg.Decoder) {
+	m.Addr, m.Error = d.String(MaxRemote), d.String(MaxMessage)
 }

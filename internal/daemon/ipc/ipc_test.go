@@ -55,6 +55,11 @@ func messages() []Message {
 		&NotifyTarget{Repo: "r", Kind: TargetURL, From: "f", To: "t", ReplyTo: "rt", Relay: "mx", Port: "25",
 			URL: "https://h/p", User: "u", Password: "p", HMAC: "k", Method: "PUT", BodyKind: "json", Body: `{"ref": ${ref}}`},
 		&NotifyStatus{Queued: 3},
+		&ReloadPaths{Config: "/etc/gotd.conf", Secrets: "/etc/gotd-secrets.conf"},
+		&ReloadFile{Kind: ReloadOther, Path: "/etc/ssl/git.pem"},
+		&ReloadEnd{},
+		&ReloadBind{Addr: "127.0.0.1:9419"},
+		&ReloadSocket{Addr: "127.0.0.1:9419", Error: "address already in use"},
 	}
 }
 

@@ -31,15 +31,14 @@ func (d *daemon) controlCommand(conn *msg.Conn, m *ipc.ControlConnect) {
 		}
 		reply(ipc.StatusOK, "")
 	case "reload":
-		if err := d.reload(); err != nil {
-			msg := err.Error()
-			if len(msg) > ipc.MaxMessage {
-				msg = msg[:ipc.MaxMessage]
-			}
-			reply(ipc.StatusFailed, msg)
+		// Answered once gotctl has passed the files and sockets the
+		// reload needs, and it is applied (reload.go).
+		c, uc, err := ctlConn(conn)
+		if err != nil {
+			d.log.Error("reload: the control connection", "err", err)
 			return
 		}
-		reply(ipc.StatusOK, "")
+		d.startReload(d.ctlReload(c, uc), c)
 	case "stop":
 		// Answered when the daemon exits, after its clients.
 		d.control = append(d.control, conn)

@@ -3,6 +3,7 @@ package parent
 import (
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"time"
 
@@ -13,12 +14,24 @@ import (
 // Frontend is a network front-end the daemon runs: its role, the
 // source its clients are marked with, the listening sockets it
 // inherits (the parent keeps them, to start the role again should it
-// die) and the private keys it needs, read before root was given up.
+// die) with the configuration's listeners they are bound for
+// (parallel), and the private keys it needs, read before root was given
+// up or passed by gotctl reload.
 type Frontend struct {
 	Role        string
 	Via         uint32
 	Listeners   []*os.File
+	Listens     []config.Listen
 	Credentials []ipc.Credential
+}
+
+// addrs are the addresses of f's listeners.
+func (f *Frontend) addrs() []string {
+	var a []string
+	for _, l := range f.Listens {
+		a = append(a, l.Addr())
+	}
+	return a
 }
 
 // frontend is a running front-end.
@@ -100,7 +113,7 @@ func frontendAccounts(cfg *config.Config, via uint32) []*ipc.Account {
 
 // frontendOf returns the front-end whose process ch is, or nil.
 func (d *daemon) frontendOf(ch *child) *frontend {
-	for _, f := range d.frontends {
+	for _, f := range slices.Concat(d.frontends, d.retired) {
 		if f.proc == ch {
 			return f
 		}

@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"slices"
 	"syscall"
 	"time"
 
@@ -58,8 +59,12 @@ type Options struct {
 	Exe string
 	// Listener is the bound socket.
 	Listener *net.UnixListener
-	// Reload re-reads the configuration (gotctl reload, SIGHUP).
-	Reload func() (*config.Config, error)
+	// ConfigPath and SecretsPath are the files the daemon started
+	// with: SIGHUP reads them again, gotctl reload is told them.
+	ConfigPath, SecretsPath string
+	// Reload parses the configuration from the files a reload opened
+	// (gotctl reload, SIGHUP); the caller closes them.
+	Reload func(ReloadFiles) (*config.Config, error)
 	// ControlUIDs may use gotctl: root and the daemon's user.
 	ControlUIDs []uint32
 	// Limits resolves the configuration's per-user limits to uids.
@@ -121,6 +126,10 @@ type event struct {
 	restartListen bool
 	// drained: the shutdown timeout of gotctl stop has passed.
 	drained bool
+	// reloaded is a reload prepared, to apply; haltWait, one whose
+	// answer waited too long for front-ends to halt.
+	reloaded *reloaded
+	haltWait *haltWait
 }
 
 // daemon is the parent's state, owned by run.
@@ -135,9 +144,14 @@ type daemon struct {
 	nstate     notifyState
 	verifier   *verifier
 	frontends  []*frontend
-	clients    map[uint32]*client
-	control    []*msg.Conn // gotctl stop callers, answered on exit
-	halted     bool
+	// retired are front-ends replaced at a reload, serving their last
+	// clients; reloading: a reload is being prepared.
+	retired   []*frontend
+	reloading bool
+	haltWaits []*haltWait
+	clients   map[uint32]*client
+	control   []*msg.Conn // gotctl stop callers, answered on exit
+	halted    bool
 }
 
 // Main runs the daemon until it is stopped.
@@ -282,7 +296,7 @@ func (d *daemon) run(ctx context.Context) error {
 		switch {
 		case ev.sig != nil:
 			if ev.sig == syscall.SIGHUP {
-				d.reload()
+				d.startReload(d.selfReload, nil)
 				continue
 			}
 			d.log.Info("stopping on signal", "signal", ev.sig)
@@ -325,8 +339,13 @@ func (d *daemon) run(ctx context.Context) error {
 					d.restartNotifyLater()
 				}
 			}
+		case ev.reloaded != nil:
+			d.finishReload(ev.reloaded)
+		case ev.haltWait != nil:
+			d.haltWaitDone(ev.haltWait)
 		case ev.restart != nil:
-			if !d.halted {
+			// Not one replaced by a reload since.
+			if !d.halted && slices.Contains(d.frontends, ev.restart) {
 				if err := d.startFrontend(ev.restart); err != nil {
 					d.log.Error("cannot start a front-end", "child", ev.restart.Role, "err", err)
 					d.restartLater(ev.restart)
@@ -363,6 +382,10 @@ func (d *daemon) message(from *child, raw msg.Msg) {
 		return
 	}
 	if f := d.frontendOf(from); f != nil {
+		if raw.Type == ipc.TypeHalt {
+			d.frontendHalted(f, raw)
+			return
+		}
 		d.fromSource(from, f.Via, raw)
 		return
 	}
@@ -410,6 +433,13 @@ func (d *daemon) exited(ch *child) error {
 		return nil
 	case d.notify:
 		d.notifyExited()
+		return nil
+	}
+	if i := slices.IndexFunc(d.retired, func(f *frontend) bool { return f.proc == ch }); i >= 0 {
+		d.log.Info("a front-end replaced at a reload is done", "child", ch.role, "pid", ch.pid(), "err", ch.status)
+		f := d.retired[i]
+		d.retired = slices.Delete(d.retired, i, i+1)
+		d.halted1(f)
 		return nil
 	}
 	if f := d.frontendOf(ch); f != nil {
@@ -463,7 +493,7 @@ func (d *daemon) shutdown() {
 		d.log.Error("notifications lost: notify was not running at shutdown", "count", n)
 	}
 	all := []*child{d.listen}
-	for _, f := range d.frontends {
+	for _, f := range slices.Concat(d.frontends, d.retired) {
 		all = append(all, f.proc)
 	}
 	for _, c := range d.clients {
@@ -495,38 +525,6 @@ wait:
 		ipc.Send(ctl, &ipc.Done{Status: ipc.StatusOK}, nil)
 		ctl.Close()
 	}
-}
-
-// reload replaces the configuration for new clients; running ones
-// keep the processes, and so the rules, they started with.
-func (d *daemon) reload() error {
-	cfg, err := d.opts.Reload()
-	if err != nil {
-		d.log.Error("reload failed: keeping the running configuration", "err", err)
-		return err
-	}
-	for _, w := range cfg.Warnings {
-		d.log.Warn(w)
-	}
-	if cfg.ListenOn != d.cfg.ListenOn || cfg.User != d.cfg.User {
-		d.log.Warn("reload: 'listen on' and 'user' take effect only when gotd restarts")
-	}
-	d.cfg = cfg
-	if !d.listen.exited {
-		if err := ipc.Send(d.listen.ch, d.limits(), nil); err != nil {
-			d.log.Error("reload: cannot update listen's limits", "err", err)
-		}
-	}
-	for _, f := range d.frontends {
-		if !f.proc.exited {
-			if err := d.sendSettings(f); err != nil {
-				d.log.Error("reload: cannot update a front-end", "child", f.Role, "err", err)
-			}
-		}
-	}
-	d.reloadNotify()
-	d.log.Info("configuration reloaded", "repositories", len(cfg.Repositories))
-	return nil
 }
 
 func closeFile(raw msg.Msg) {

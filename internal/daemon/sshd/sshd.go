@@ -37,20 +37,20 @@ type server struct {
 	config *ssh.ServerConfig
 }
 
-// Main serves the listeners with the host key among creds until the
-// parent's channel closes.
+// Main serves the listeners with the host keys among creds, all of
+// them offered (one per key type), until the parent's channel closes.
 func Main(ctx context.Context, log *slog.Logger, s *frontend.Server, creds []ipc.Credential, ls []net.Listener) error {
-	var signer ssh.Signer
+	var signers []ssh.Signer
 	for _, c := range creds {
 		if c.Kind == ipc.CredHostKey {
 			k, err := ssh.ParsePrivateKey(c.Key)
 			if err != nil {
 				return fmt.Errorf("sshd: host key: %w", err)
 			}
-			signer = k
+			signers = append(signers, k)
 		}
 	}
-	if signer == nil {
+	if len(signers) == 0 {
 		return errors.New("sshd: no host key")
 	}
 	srv := &server{log: log, s: s}
@@ -64,7 +64,11 @@ func Main(ctx context.Context, log *slog.Logger, s *frontend.Server, creds []ipc
 			}
 		},
 	}
-	srv.config.AddHostKey(signer)
+	// A second key of one type would replace the first: the parent
+	// sends one of each.
+	for _, k := range signers {
+		srv.config.AddHostKey(k)
+	}
 	return s.Serve(ls, srv.serve)
 }
 
