@@ -116,6 +116,10 @@ type Command struct {
 	// Status is "" for an update that was made (or, in Options.Check,
 	// that may still be), else why not: the reason of its "ng" line.
 	Status string
+	// Move is how the reference moved, as its reflog entry says it
+	// (MovedCreated…), once the push decided to make the update; ""
+	// before.
+	Move string
 }
 
 // IsDelete reports whether the command deletes its reference.
@@ -133,8 +137,10 @@ type Result struct {
 	// only for logs.
 	Agent string
 	// Pack is the path of the pack installed in objects/pack, "" if
-	// none was (deletions only, an empty pack, or nothing to update).
-	Pack string
+	// none was (deletions only, an empty pack, or nothing to update);
+	// Objects is how many objects it holds.
+	Pack    string
+	Objects int
 }
 
 // Updated returns the commands that moved their references.
@@ -236,7 +242,8 @@ func Serve(ctx context.Context, r io.Reader, w io.Writer, opts Options) (*Result
 	out := &syncWriter{bw: bufio.NewWriterSize(w, 16<<10)}
 	s := &session{
 		ctx: ctx, opts: opts, repo: opts.Repo,
-		log: log.With("service", "receive-pack", "repo", opts.Repo.GitDir),
+		// The caller's log names the repository: said once per line.
+		log: log.With("service", "receive-pack"),
 		br:  br, in: pktline.NewReader(in), out: out, pw: pktline.NewWriter(out),
 		res: &Result{},
 	}
