@@ -261,6 +261,7 @@ func (d *daemon) credentialsKey(m *ipc.Connect) [32]byte {
 func (d *daemon) deny(c *client, reason uint32, clientMsg string) {
 	if c.refusal == "" {
 		c.refusal, c.reason = clientMsg, reason
+		c.rec.logged = true
 	}
 	d.fail(c, "")
 	d.maybeDone(c)
