@@ -133,6 +133,8 @@ func (r *request) attrs() []any {
 			}
 		case !r.write && e.Fetches > 0:
 			a = append(a, "wants", e.Wants, "haves", e.Haves, "objects", e.Objects)
+		case !r.write && e.Haves > 0:
+			a = append(a, "haves", e.Haves)
 		}
 		a = append(a, "bytes", e.Bytes)
 	}
@@ -140,8 +142,10 @@ func (r *request) attrs() []any {
 }
 
 // action names what the request did: advertise (the first leg of
-// smart HTTP), ls-refs, fetch, clone (a fetch with no haves), push;
-// fetch or push when it was refused or failed before doing anything.
+// smart HTTP), ls-refs, fetch, clone (a fetch with no haves),
+// negotiate (a round of haves without a pack, as stateless HTTP
+// clients of versions 0 and 1 send), push; fetch or push when it was
+// refused or failed before doing anything.
 func (r *request) action() string {
 	e := r.end
 	switch {
@@ -153,6 +157,8 @@ func (r *request) action() string {
 		return "clone"
 	case e != nil && e.Fetches > 0:
 		return "fetch"
+	case e != nil && e.Haves > 0:
+		return "negotiate"
 	case e != nil && e.LsRefs > 0:
 		return "ls-refs"
 	}

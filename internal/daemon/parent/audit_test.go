@@ -47,6 +47,7 @@ func TestRecord(t *testing.T) {
 		{"fetch", client{end: &ipc.SessionEnd{LsRefs: 1, Fetches: 1, Wants: 1, Haves: 5, Objects: 2, Bytes: 100}},
 			[]string{"action=fetch outcome=ok wants=1 haves=5 objects=2 bytes=100"}},
 		{"ls-remote", client{end: &ipc.SessionEnd{LsRefs: 1, Bytes: 80}}, []string{"action=ls-refs outcome=ok bytes=80"}},
+		{"negotiation round", client{end: &ipc.SessionEnd{Haves: 32, Bytes: 90}}, []string{"action=negotiate outcome=ok haves=32 bytes=90"}},
 		{"forced push and deletion", client{write: true, end: push(forced, deleted)},
 			[]string{`action=push outcome=ok updated=2 commands=2 refs="refs/heads/main ` + strings.Repeat("01", 20) + "->" + strings.Repeat("02", 20) +
 				` forced, refs/heads/old ` + strings.Repeat("02", 20) + "->" + strings.Repeat("00", 20) + ` deleted" bytes=10`}},
