@@ -69,7 +69,7 @@ func TestSSH(t *testing.T) {
 	t.Run("audit trail", func(t *testing.T) {
 		e.t = t
 		e.mustGit(work, "clone", "-q", e.url(anonUser, "test"), filepath.Join(work, "audited"))
-		want := []string{" msg=request ", " user=" + anonUser + " ", " transport=gotsh ", " remote=127.0.0.1:", " repo=test ", " action=clone ", " outcome=ok "}
+		want := []string{" msg=request ", " user=" + anonUser + " ", " transport=gotsh ", " remote=127.0.0.1:", " repo=test ", " outcome=ok "}
 		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 			found := false
 			for _, line := range strings.Split(e.logText(), "\n") {
