@@ -87,7 +87,7 @@ func (d *daemon) fromSource(from *child, via uint32, raw msg.Msg) {
 		// A source names its own clients only, with ids of its own.
 		switch {
 		case m.Via != via || ipc.Via(m.Client) != via || (via != ipc.ViaSocket) != (m.UID == 0 && m.PID == 0):
-			d.log.Error("client of another source", "child", from.role, "client", m.Client, "via", m.Via)
+			d.log.Error("client of another source", "child", from.role, "client", m.Client, "transport", viaNames[m.Via])
 			c.conn.Close()
 			return
 		case m.Client == 0 || d.clients[m.Client] != nil:
