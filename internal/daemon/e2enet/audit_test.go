@@ -231,8 +231,10 @@ func TestAuditNoise(t *testing.T) {
 	s.mustGit(w, nil, "commit", "-q", "-m", "noise")
 	s.mustGit(w, nil, "push", "-q", s.httpURL(rwAccount+":"+strings.ReplaceAll(password, " ", "%20"), "test"), "HEAD:main")
 	s.mustGit(work, nil, "ls-remote", s.httpURL("", "test"))
-	if out, err := s.git(work, nil, "ls-remote", s.gitURL("private")); err == nil {
-		t.Fatalf("anonymous ls-remote of private succeeded:\n%s", out)
+	for _, repo := range []string{"private", "missing"} {
+		if out, err := s.git(work, nil, "ls-remote", s.gitURL(repo)); err == nil {
+			t.Fatalf("anonymous ls-remote of %s succeeded:\n%s", repo, out)
+		}
 	}
 	records := s.waitRequests(0, 9)
 	log := s.log.String()
