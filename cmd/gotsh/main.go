@@ -60,7 +60,9 @@ func run(args []string) int {
 	defer conn.Close()
 	// Nothing but the connection from here on.
 	sandbox.Apply(sandbox.Policy{Role: "gotsh"})
-	hello := &ipc.Hello{Service: service, Repo: repo, Protocol: os.Getenv("GIT_PROTOCOL")}
+	hello := &ipc.Hello{Service: service, Repo: repo, Protocol: os.Getenv("GIT_PROTOCOL"),
+		// Where the client is, for gotd's log.
+		SSHRemote: ipc.SSHConnectionRemote(os.Getenv("SSH_CONNECTION"))}
 	if len(hello.Protocol) > ipc.MaxProtocol {
 		hello.Protocol = ""
 	}

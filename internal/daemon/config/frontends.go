@@ -235,18 +235,19 @@ func (p *parser) checkFrontends() {
 		if a := c.FindAccount(name); a != nil {
 			a.Password = hash
 		} else {
-			c.Warnings = append(c.Warnings, fmt.Sprintf("%s: password for unknown account %s", p.file, name))
+			// Named where it is: the secrets file, not this one.
+			c.Warnings = append(c.Warnings, fmt.Sprintf("%s: password for unknown account %s", s.where("password", name), name))
 		}
 	}
 	for name, tokens := range s.Tokens {
 		if a := c.FindAccount(name); a != nil {
 			a.Tokens = tokens
 		} else {
-			c.Warnings = append(c.Warnings, fmt.Sprintf("%s: token for unknown account %s", p.file, name))
+			c.Warnings = append(c.Warnings, fmt.Sprintf("%s: token for unknown account %s", s.where("token", name), name))
 		}
 	}
 	if w := mixedCosts(c.Accounts); w != "" {
-		c.Warnings = append(c.Warnings, p.file+": "+w)
+		c.Warnings = append(c.Warnings, s.File+": "+w)
 	}
 }
 

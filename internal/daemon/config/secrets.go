@@ -17,6 +17,20 @@ type Secrets struct {
 	// front-ends' accounts, by account name.
 	Passwords map[string]string
 	Tokens    map[string][]string
+	// File is the file's name, and lines the line of each account's
+	// first "password" or "token" entry (keyed "password NAME",
+	// "token NAME"), for warnings about them.
+	File  string
+	lines map[string]int
+}
+
+// where is "file:line" of an account's entry of kind ("password",
+// "token"), or the file's name when the line is unknown.
+func (s *Secrets) where(kind, account string) string {
+	if n, ok := s.lines[kind+" "+account]; ok {
+		return fmt.Sprintf("%s:%d", s.File, n)
+	}
+	return s.File
 }
 
 // AuthSecret is an "auth" entry.
@@ -88,7 +102,7 @@ func ReadAll(f *os.File, max int64) ([]byte, error) {
 // use backslash escapes.
 func ParseSecrets(file string, data []byte) (*Secrets, error) {
 	s := &Secrets{Auth: map[string]*AuthSecret{}, HMAC: map[string]string{},
-		Passwords: map[string]string{}, Tokens: map[string][]string{}}
+		Passwords: map[string]string{}, Tokens: map[string][]string{}, File: file, lines: map[string]int{}}
 	var errs []string
 	for i, line := range strings.Split(string(data), "\n") {
 		n := i + 1
@@ -119,9 +133,13 @@ func ParseSecrets(file string, data []byte) (*Secrets, error) {
 				errs = append(errs, fmt.Sprintf("%s:%d: %v", file, n, err))
 			}
 			s.Passwords[words[1]] = words[2]
+			s.lines["password "+words[1]] = n
 		case words[0] == "token" && len(words) == 3:
 			if err := checkTokenHash(words[2]); err != nil {
 				errs = append(errs, fmt.Sprintf("%s:%d: %v", file, n, err))
+			}
+			if _, ok := s.lines["token "+words[1]]; !ok {
+				s.lines["token "+words[1]] = n
 			}
 			s.Tokens[words[1]] = append(s.Tokens[words[1]], words[2])
 		default:

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 func TestSSH(t *testing.T) {
@@ -60,6 +61,31 @@ func TestSSH(t *testing.T) {
 	t.Run("anonymous", func(t *testing.T) {
 		e.t = t
 		e.mustGit(work, "clone", "-q", e.url(anonUser, "test"), filepath.Join(work, "anon"))
+	})
+
+	// The record of a request through OpenSSH names the SSH client's
+	// address, which gotsh reads from SSH_CONNECTION (issue 20: OpenSSH
+	// users were logged with remote="").
+	t.Run("audit trail", func(t *testing.T) {
+		e.t = t
+		e.mustGit(work, "clone", "-q", e.url(anonUser, "test"), filepath.Join(work, "audited"))
+		want := []string{" msg=request ", " user=" + anonUser + " ", " transport=gotsh ", " remote=127.0.0.1:", " repo=test ", " outcome=ok "}
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			found := false
+			for _, line := range strings.Split(e.logText(), "\n") {
+				all := true
+				for _, w := range want {
+					all = all && strings.Contains(line, w)
+				}
+				found = found || all
+			}
+			if found {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no record with %q in the log:\n%s", want, e.logText())
+			}
+		}
 	})
 
 	t.Run("gotsh refuses other commands", func(t *testing.T) {

@@ -66,6 +66,7 @@ type server struct {
 	log                               *lockedBuffer
 	terminal                          bool // the daemon has a controlling terminal
 	debug                             bool
+	quiet                             bool // no -v
 }
 
 // options vary the configuration.
@@ -85,6 +86,8 @@ type options struct {
 	// privateBin runs copies of the programs from a directory only root
 	// may enter, as from a checkout under /root (issue 20).
 	privateBin bool
+	// quiet runs the daemon at its default verbosity, without -v.
+	quiet bool
 }
 
 var buildOnce struct {
@@ -202,7 +205,8 @@ func start(t testing.TB, o options) *server {
 	if o.privateBin {
 		bin = privateCopy(t, dir, bin)
 	}
-	s := &server{t: t, dir: dir, bin: bin, socket: filepath.Join(dir, "gotd.sock"), log: &lockedBuffer{}, terminal: o.terminal, debug: o.debug}
+	s := &server{t: t, dir: dir, bin: bin, socket: filepath.Join(dir, "gotd.sock"), log: &lockedBuffer{}, terminal: o.terminal, debug: o.debug,
+		quiet: o.quiet}
 
 	test := filepath.Join(dir, "test.git")
 	run(t, "git", "init", "-q", "--bare", "-b", "main", test)
@@ -303,7 +307,10 @@ repository "empty" {
 
 // launch starts the daemon and waits for its ports.
 func (s *server) launch() {
-	args := []string{"-d", "-v", "-f", s.conf, "-s", s.secrets}
+	args := []string{"-d", "-f", s.conf, "-s", s.secrets}
+	if !s.quiet {
+		args = append(args, "-v")
+	}
 	if s.debug {
 		args = append(args, "-v")
 	}

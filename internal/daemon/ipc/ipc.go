@@ -15,7 +15,9 @@ import (
 	"errors"
 	"fmt"
 	"gotd/internal/policy"
+	"net/netip"
 	"os"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -166,14 +168,58 @@ type Hello struct {
 	Service  string // MaxService
 	Repo     string // MaxRepoName
 	Protocol string // MaxProtocol: GIT_PROTOCOL as sshd passed it
+	// SSHRemote is the OpenSSH client's address as gotsh read it from
+	// SSH_CONNECTION (SSHConnectionRemote), "" when unknown: a
+	// "host:port" of MaxRemote bytes at most, refused on receipt if it
+	// is anything else. The local user that runs gotsh chooses it: it
+	// is for logs, never for a decision.
+	SSHRemote string
 }
 
 func (*Hello) Type() msg.Type { return TypeHello }
 func (m *Hello) encode(e *msg.Encoder) {
-	e.String(m.Service).String(m.Repo).String(m.Protocol)
+	e.String(m.Service).String(m.Repo).String(m.Protocol).String(m.SSHRemote)
 }
 func (m *Hello) decode(d *msg.Decoder) {
 	m.Service, m.Repo, m.Protocol = d.String(MaxService), d.String(MaxRepoName), d.String(MaxProtocol)
+	m.SSHRemote = d.String(MaxRemote)
+	if m.SSHRemote != "" {
+		if ap, err := netip.ParseAddrPort(m.SSHRemote); err != nil || ap.String() != m.SSHRemote {
+			d.Fail("bad remote address")
+		}
+	}
+}
+
+// maxSSHConnection bounds the SSH_CONNECTION value SSHConnectionRemote
+// reads: two addresses and two ports.
+const maxSSHConnection = 2*MaxRemote + 16
+
+// SSHConnectionRemote returns the client's address in an
+// SSH_CONNECTION value ("client-address client-port server-address
+// server-port", as OpenSSH sets it) as Hello.SSHRemote carries it
+// ("192.0.2.1:50000", "[2001:db8::1]:50000"), or "" when v is not of
+// that form.
+func SSHConnectionRemote(v string) string {
+	if len(v) > maxSSHConnection {
+		return ""
+	}
+	f := strings.Split(v, " ")
+	if len(f) != 4 {
+		return ""
+	}
+	addr, err := netip.ParseAddr(f[0])
+	if err != nil {
+		return ""
+	}
+	port, err := strconv.ParseUint(f[1], 10, 16)
+	if err != nil || port == 0 {
+		return ""
+	}
+	r := netip.AddrPortFrom(addr, uint16(port)).String()
+	if len(r) > MaxRemote {
+		return ""
+	}
+	return r
 }
 
 // Stream: gotsh → listen → parent; fd: one direction of the client's
@@ -689,14 +735,16 @@ func (m *PackRequest) decode(d *msg.Decoder) {
 	m.Sideband, m.Progress = d.Uint32(), getBool(d)
 }
 
-// PackSent: repo_read → session_read: the pack is written.
+// PackSent: repo_read → session_read: the pack is written, Objects
+// in Bytes (the side-band's framing included).
 type PackSent struct {
 	Objects uint32
+	Bytes   uint64
 }
 
 func (*PackSent) Type() msg.Type          { return TypePackSent }
-func (m *PackSent) encode(e *msg.Encoder) { e.Uint32(m.Objects) }
-func (m *PackSent) decode(d *msg.Decoder) { m.Objects = d.Uint32() }
+func (m *PackSent) encode(e *msg.Encoder) { e.Uint32(m.Objects).Uint64(m.Bytes) }
+func (m *PackSent) decode(d *msg.Decoder) { m.Objects, m.Bytes = d.Uint32(), d.Uint64() }
 
 // Failed: repo_read or repo_write → its session: the request failed;
 // Message is what the client may be told.
@@ -731,31 +779,92 @@ func (m *Progress) decode(d *msg.Decoder) {
 }
 
 // PackIndexed: repo_write → session_write: the pack is verified and
-// indexed in the quarantine directory.
+// indexed in the quarantine directory; Bytes were read from the
+// client.
 type PackIndexed struct {
 	Pack, Index, Rev string // MaxPath each
 	Count, ThinBases uint32
 	Checksum         []byte // MaxChecksum
+	Bytes            uint64
 }
 
 func (*PackIndexed) Type() msg.Type { return TypePackIndexed }
 func (m *PackIndexed) encode(e *msg.Encoder) {
-	e.String(m.Pack).String(m.Index).String(m.Rev).Uint32(m.Count).Uint32(m.ThinBases).Bytes(m.Checksum)
+	e.String(m.Pack).String(m.Index).String(m.Rev).Uint32(m.Count).Uint32(m.ThinBases).Bytes(m.Checksum).Uint64(m.Bytes)
 }
 func (m *PackIndexed) decode(d *msg.Decoder) {
 	m.Pack, m.Index, m.Rev = d.String(MaxPath), d.String(MaxPath), d.String(MaxPath)
-	m.Count, m.ThinBases, m.Checksum = d.Uint32(), d.Uint32(), d.Bytes(MaxChecksum)
+	m.Count, m.ThinBases, m.Checksum, m.Bytes = d.Uint32(), d.Uint32(), d.Bytes(MaxChecksum), d.Uint64()
 }
 
 // SessionEnd: session_read or session_write → parent, its last
-// message.
+// message: how the session ended and what the client's request did,
+// for the parent's record of the request.
 type SessionEnd struct {
 	Status uint32 // StatusOK or StatusFailed
+	// Error is what the client was told when the session failed: a
+	// fixed text of the server's (MaxMessage), never the client's bytes.
+	Error string
+	// A fetch: the reference listings sent (ls-refs commands, or the
+	// advertisement of versions 0 and 1), the packs sent, and the
+	// wants, haves and objects of those packs.
+	LsRefs, Fetches       uint32
+	Wants, Haves, Objects uint32
+	// Bytes were sent to the client (a fetch) or received from it (a
+	// push), the pack included.
+	Bytes uint64
+	// A push: its commands, how many moved their references, and the
+	// first MaxUpdates of them as the session chose to tell them.
+	Commands, Updated uint32
+	Updates           []Update
 }
 
-func (*SessionEnd) Type() msg.Type          { return TypeSessionEnd }
-func (m *SessionEnd) encode(e *msg.Encoder) { e.Uint32(m.Status) }
-func (m *SessionEnd) decode(d *msg.Decoder) { m.Status = d.Uint32() }
+// Bounds of SessionEnd's updates.
+const (
+	MaxUpdates    = 10
+	MaxUpdateName = 1024 // a longer reference is counted, not listed
+)
+
+// Update is one command of a push, for the log.
+type Update struct {
+	Name     string // MaxUpdateName
+	Old, New []byte // object ids, MaxChecksum each; all zeros for none
+	// Move is how the reference moved, "" when it did not (MaxService);
+	// Refused why not (MaxMessage), a fixed text of the server's.
+	Move    string
+	Refused string
+}
+
+func (*SessionEnd) Type() msg.Type { return TypeSessionEnd }
+func (m *SessionEnd) encode(e *msg.Encoder) {
+	e.Uint32(m.Status).String(m.Error).Uint32(m.LsRefs).Uint32(m.Fetches)
+	e.Uint32(m.Wants).Uint32(m.Haves).Uint32(m.Objects).Uint64(m.Bytes)
+	e.Uint32(m.Commands).Uint32(m.Updated).Uint32(uint32(len(m.Updates)))
+	for _, u := range m.Updates {
+		e.String(u.Name).Bytes(u.Old).Bytes(u.New).String(u.Move).String(u.Refused)
+	}
+}
+func (m *SessionEnd) decode(d *msg.Decoder) {
+	m.Status, m.Error, m.LsRefs, m.Fetches = d.Uint32(), d.String(MaxMessage), d.Uint32(), d.Uint32()
+	m.Wants, m.Haves, m.Objects, m.Bytes = d.Uint32(), d.Uint32(), d.Uint32(), d.Uint64()
+	m.Commands, m.Updated = d.Uint32(), d.Uint32()
+	if m.Status > StatusFailed || m.Updated > m.Commands {
+		d.Fail("bad session end")
+	}
+	n := d.Uint32()
+	if n > MaxUpdates || n > m.Commands {
+		d.Fail("too many updates")
+		return
+	}
+	for range n {
+		u := Update{Name: d.String(MaxUpdateName), Old: d.Bytes(MaxChecksum), New: d.Bytes(MaxChecksum),
+			Move: d.String(MaxService), Refused: d.String(MaxMessage)}
+		if !strings.HasPrefix(u.Name, "refs/") || len(u.Old) != len(u.New) || (len(u.Old) != 20 && len(u.Old) != 32) {
+			d.Fail("bad update")
+		}
+		m.Updates = append(m.Updates, u)
+	}
+}
 
 // PushNote: session_write → parent, after the references moved and
 // before SessionEnd, one per moved reference that the repository's

@@ -1,8 +1,10 @@
 package ipc
 
 import (
+	"bytes"
 	"gotd/internal/policy"
 	"reflect"
+	"strings"
 	"testing"
 
 	"gotd/internal/daemon/msg"
@@ -11,7 +13,7 @@ import (
 // messages has one value of every type, fields set.
 func messages() []Message {
 	return []Message{
-		&Hello{Service: "git-upload-pack", Repo: "project.git", Protocol: "version=2"},
+		&Hello{Service: "git-upload-pack", Repo: "project.git", Protocol: "version=2", SSHRemote: "[2001:db8::1]:50000"},
 		&Stream{Client: 7, Output: true},
 		&Control{Command: "info"},
 		&Done{Status: StatusRefused, Reason: ReasonNoRepo, Message: "no such repository"},
@@ -36,12 +38,15 @@ func messages() []Message {
 			Deadline: 1796000000123456789, MinRate: 1024, RateInterval: 30},
 		&IDs{Kind: IDsCommon, IDs: make([]byte, 40)},
 		&PackRequest{Filter: "blob:none", Thin: true, OfsDelta: true, Sideband: 65520, Progress: true},
-		&PackSent{Objects: 12},
+		&PackSent{Objects: 12, Bytes: 1 << 33},
 		&Failed{Message: "pack is truncated"},
 		&RecvPack{},
 		&Progress{Stage: "resolving deltas", Done: 1, Total: 2},
-		&PackIndexed{Pack: "/q/p.pack", Index: "/q/p.idx", Rev: "/q/p.rev", Count: 3, Checksum: make([]byte, 20)},
-		&SessionEnd{Status: StatusOK},
+		&PackIndexed{Pack: "/q/p.pack", Index: "/q/p.idx", Rev: "/q/p.rev", Count: 3, Checksum: make([]byte, 20), Bytes: 4096},
+		&SessionEnd{Status: StatusFailed, Error: "pack is truncated", LsRefs: 1, Fetches: 1, Wants: 2, Haves: 3, Objects: 4, Bytes: 5,
+			Commands: 12, Updated: 1, Updates: []Update{
+				{Name: "refs/heads/main", Old: make([]byte, 20), New: bytes.Repeat([]byte{1}, 20), Move: "created"},
+				{Name: "refs/heads/x", Old: bytes.Repeat([]byte{2}, 32), New: make([]byte, 32), Refused: "deletion prohibited"}}},
 		&RepoWanted{},
 		&Notification{Repo: "r", User: "alice", Note: []byte(`{"ref":{}}`)},
 		&Frontend{HandshakeTimeout: 30, RequestTimeout: 3600, BodyLimit: 1 << 30, Default: 4, Total: 1024, PendingTotal: 512, PendingPerAddress: 32,
@@ -132,4 +137,68 @@ func FuzzDecode(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestSSHRemote checks the client address gotsh reads from
+// SSH_CONNECTION and its check on receipt (issue 20: OpenSSH users were
+// logged with remote="").
+func TestSSHRemote(t *testing.T) {
+	for _, tc := range []struct{ env, want string }{
+		{"192.0.2.7 50123 127.0.0.1 22", "192.0.2.7:50123"},
+		{"2001:db8::1 50123 2001:db8::2 22", "[2001:db8::1]:50123"},
+		{"fe80::1%eth0 2222 fe80::2%eth0 22", "[fe80::1%eth0]:2222"},
+		{"", ""},
+		{"192.0.2.7 50123 127.0.0.1", ""},
+		{"192.0.2.7  50123 127.0.0.1 22", ""},
+		{"192.0.2.7 0 127.0.0.1 22", ""},
+		{"192.0.2.7 65536 127.0.0.1 22", ""},
+		{"192.0.2.7 -1 127.0.0.1 22", ""},
+		{"host.example 50123 127.0.0.1 22", ""},
+		{"192.0.2.7\n 50123 127.0.0.1 22", ""},
+		{"1.2.3.4 5 " + strings.Repeat("6", 300) + " 22", ""},
+	} {
+		if got := SSHConnectionRemote(tc.env); got != tc.want {
+			t.Errorf("SSHConnectionRemote(%q) = %q; want %q", tc.env, got, tc.want)
+		}
+	}
+	for remote, ok := range map[string]bool{"": true, "192.0.2.7:50123": true, "[2001:db8::1]:22": true,
+		"192.0.2.7": false, "192.0.2.7:x": false, "[::ffff:1.2.3.4]:1": true, "::1:22": false, "1.2.3.4:22 ": false,
+		"\x1b[31m:22": false, "[2001:db8:0::1]:22": false} {
+		var e msg.Encoder
+		(&Hello{Service: "git-upload-pack", Repo: "r", SSHRemote: remote}).encode(&e)
+		if err := Decode(msg.Msg{Type: TypeHello, Data: e.Data()}, &Hello{}); (err == nil) != ok {
+			t.Errorf("Hello with remote %q: got %v; want accepted %v", remote, err, ok)
+		}
+	}
+}
+
+// TestSessionEndBounds checks that a session's report is refused on
+// receipt when its updates are out of their bounds.
+func TestSessionEndBounds(t *testing.T) {
+	id := make([]byte, 20)
+	many := make([]Update, MaxUpdates+1)
+	for i := range many {
+		many[i] = Update{Name: "refs/heads/b", Old: id, New: id}
+	}
+	for _, tc := range []struct {
+		name string
+		m    SessionEnd
+		ok   bool
+	}{
+		{"none", SessionEnd{}, true},
+		{"listed", SessionEnd{Commands: 11, Updated: 11, Updates: many[:MaxUpdates]}, true},
+		{"too many", SessionEnd{Commands: 11, Updated: 11, Updates: many}, false},
+		{"more listed than sent", SessionEnd{Commands: 1, Updated: 1, Updates: many[:2]}, false},
+		{"more updated than sent", SessionEnd{Commands: 1, Updated: 2}, false},
+		{"not a reference", SessionEnd{Commands: 1, Updates: []Update{{Name: "HEAD", Old: id, New: id}}}, false},
+		{"ids of two formats", SessionEnd{Commands: 1, Updates: []Update{{Name: "refs/heads/b", Old: id, New: make([]byte, 32)}}}, false},
+		{"short id", SessionEnd{Commands: 1, Updates: []Update{{Name: "refs/heads/b", Old: id[:4], New: id[:4]}}}, false},
+		{"bad status", SessionEnd{Status: StatusRefused}, false},
+	} {
+		var e msg.Encoder
+		tc.m.encode(&e)
+		if err := Decode(msg.Msg{Type: TypeSessionEnd, Data: e.Data()}, &SessionEnd{}); (err == nil) != tc.ok {
+			t.Errorf("%s: got %v; want accepted %v", tc.name, err, tc.ok)
+		}
+	}
 }

@@ -231,7 +231,9 @@ func (s *server) serve(c *msg.Conn, uc *net.UnixConn, p peer, release func()) {
 	defer f.Close()
 	s.sendMu.Lock()
 	defer s.sendMu.Unlock()
-	conn := &ipc.Connect{Client: id, UID: p.uid, GID: p.gid, PID: p.pid, Hello: hello}
+	// The address gotsh says its OpenSSH client has is logged as the
+	// client's, as a front-end's is (Hello checked its form).
+	conn := &ipc.Connect{Client: id, UID: p.uid, GID: p.gid, PID: p.pid, Remote: hello.SSHRemote, Hello: hello}
 	err = ipc.Send(s.parent, conn, f)
 	if err == nil {
 		err = ipc.Send(s.parent, &ipc.Stream{Client: id}, inFile)

@@ -8,6 +8,7 @@
 package logs
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -73,3 +74,18 @@ func childValue(_ []string, a slog.Attr) slog.Attr {
 	}
 	return a
 }
+
+// Audit returns a logger that writes through l's handler whatever the
+// level l's verbosity lets through: the record of each request, the
+// audit trail, is kept at the default verbosity too, where l drops
+// what is not a warning. Its lines go out as l's do, interleaved whole.
+func Audit(l *slog.Logger) *slog.Logger { return slog.New(always{l.Handler()}) }
+
+// always is a handler that handles every record.
+type always struct{ slog.Handler }
+
+func (always) Enabled(context.Context, slog.Level) bool { return true }
+func (a always) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return always{a.Handler.WithAttrs(attrs)}
+}
+func (a always) WithGroup(name string) slog.Handler { return always{a.Handler.WithGroup(name)} }

@@ -67,6 +67,8 @@ type client struct {
 	// deadline; stopped when the client is done, so that the parent
 	// keeps no timer, nor the client, for hours after it.
 	deadline *time.Timer
+	// rec is the record of the request, logged when it ends.
+	rec request
 }
 
 // fromSource handles a new client's messages from listen (via
@@ -81,10 +83,11 @@ func (d *daemon) fromSource(from *child, via uint32, raw msg.Msg) {
 			return
 		}
 		c := &client{id: m.Client, connect: m, conn: msg.FromFile(f), since: time.Now()}
+		c.rec = newRequest(m.Client, &m, c.since)
 		// A source names its own clients only, with ids of its own.
 		switch {
 		case m.Via != via || ipc.Via(m.Client) != via || (via != ipc.ViaSocket) != (m.UID == 0 && m.PID == 0):
-			d.log.Error("client of another source", "child", from.role, "client", m.Client, "via", m.Via)
+			d.log.Error("client of another source", "child", from.role, "client", m.Client, "transport", viaNames[m.Via])
 			c.conn.Close()
 			return
 		case m.Client == 0 || d.clients[m.Client] != nil:
@@ -138,13 +141,11 @@ func (d *daemon) fromSource(from *child, via uint32, raw msg.Msg) {
 // for a front-end's client.
 func (d *daemon) start(c *client) {
 	h := &c.connect.Hello
-	log := d.log.With("client", c.id, "uid", c.connect.UID, "repo", h.Repo)
 	switch h.Service {
 	case gitcmd.UploadPack:
 	case gitcmd.ReceivePack:
 		c.write = true
 	default:
-		log.Warn("unknown service")
 		d.refuse(c, ipc.ReasonBadRequest, gitcmd.ErrRefused.Error(), "unknown service")
 		return
 	}
@@ -161,12 +162,16 @@ func (d *daemon) start(c *client) {
 // for a front-end's client, whose identity is established.
 func (d *daemon) lookup(c *client) {
 	h := &c.connect.Hello
-	log := d.log.With("client", c.id, "uid", c.connect.UID, "repo", h.Repo)
+	log := d.log.With("client", c.id)
+	// Past claimed, what a front-end's client claims is established:
+	// only anonymous clients remain unproven.
+	c.rec.unproven = c.connect.Via != ipc.ViaSocket && c.connect.Account == ""
 	c.repoCfg = d.cfg.FindRepository(h.Repo)
 	if c.repoCfg == nil {
 		d.refuse(c, ipc.ReasonNoRepo, "no such repository", "no such repository")
 		return
 	}
+	c.rec.repo = c.repoCfg.Name
 	if c.connect.Via != ipc.ViaSocket {
 		d.decide(c)
 		return
@@ -218,7 +223,8 @@ func (d *daemon) authResult(c *client, raw msg.Msg) error {
 func (d *daemon) access(c *client, a config.Access, id config.Identity) {
 	user := id.User
 	c.user, c.identity = user, id
-	log := d.log.With("client", c.id, "user", user, "repo", c.repoCfg.Name, "service", service(c.write))
+	c.rec.user = user
+	log := d.log.With("client", c.id)
 	switch {
 	case a == config.NoAccess:
 		// Not told apart from a repository that does not exist.
@@ -231,7 +237,7 @@ func (d *daemon) access(c *client, a config.Access, id config.Identity) {
 		d.refuse(c, ipc.ReasonDenied, "permission denied: read-only access", "read-only user pushing")
 		return
 	}
-	log.Info("access granted", "via", c.connect.Via, "remote", c.connect.Remote)
+	log.Debug("access granted", "user", user, "transport", c.rec.transport, "repo", c.rec.repo, "service", service(c.write))
 	if err := d.startSession(c); err != nil {
 		log.Error("cannot start the session", "err", err)
 		if receive.NoSpace(err) {
@@ -333,8 +339,8 @@ func (d *daemon) overdue(c *client) {
 	if d.clients[c.id] != c || c.state != stateServing {
 		return
 	}
-	d.log.Warn("request deadline passed: ending the client's processes", "client", c.id, "user", c.user,
-		"remote", c.connect.Remote, "repo", c.connect.Repo)
+	d.log.Warn("request deadline passed: ending the client's processes", "client", c.id, "user", c.rec.user,
+		"transport", c.rec.transport, "remote", c.rec.remote, "repo", c.rec.repo)
 	d.fail(c, "request deadline passed")
 	d.maybeDone(c)
 }
@@ -393,12 +399,12 @@ func (d *daemon) sessionEnd(c *client, raw msg.Msg) error {
 	return nil
 }
 
-// refuse ends c before any Git data with a message for the client.
+// refuse ends c before any Git data with a message for the client;
+// why is for the log, in the request's record.
 func (d *daemon) refuse(c *client, reason uint32, clientMsg, why string) {
-	d.log.Warn("client refused", "client", c.id, "uid", c.connect.UID, "user", c.user,
-		"remote", c.connect.Remote, "repo", c.connect.Repo, "service", c.connect.Service, "reason", why)
 	if c.refusal == "" {
 		c.refusal, c.reason = clientMsg, reason
+		c.rec.reason = why
 	}
 	d.fail(c, "")
 	d.maybeDone(c)
@@ -468,6 +474,5 @@ func (d *daemon) tell(c *client) {
 	}
 	ipc.Send(c.conn, done, nil) // gotsh may be gone
 	c.conn.Close()
-	d.log.Info("client done", "client", c.id, "user", c.user, "status", done.Status,
-		"duration", time.Since(c.since).Round(time.Millisecond))
+	d.requestDone(c.ended())
 }

@@ -23,6 +23,7 @@ import (
 	"syscall"
 	"time"
 
+	"gotd/internal/daemon/admit"
 	"gotd/internal/daemon/config"
 	"gotd/internal/daemon/gitcmd"
 	"gotd/internal/daemon/ipc"
@@ -80,6 +81,7 @@ type child struct {
 	ch     *msg.Conn
 	client uint32 // 0 for listen and notify
 	exited bool
+	killed bool          // the parent ended it: its status is no failure
 	status error         // of Wait
 	done   chan struct{} // closed when the process has been reaped
 }
@@ -96,6 +98,7 @@ func (c *child) kill() {
 	if c == nil || c.exited {
 		return
 	}
+	c.killed = true
 	c.cmd.Process.Signal(syscall.SIGTERM)
 	c.killAfter(killGrace)
 }
@@ -136,6 +139,8 @@ type event struct {
 type daemon struct {
 	opts       Options
 	log        *slog.Logger
+	audit      *slog.Logger   // the record of each request, at every verbosity
+	refused    *admit.Summary // refusals of unproven identities
 	cfg        *config.Config
 	events     chan event
 	listen     *child
@@ -157,6 +162,8 @@ type daemon struct {
 // Main runs the daemon until it is stopped.
 func Main(ctx context.Context, log *slog.Logger, opts Options) error {
 	d := &daemon{opts: opts, log: log, cfg: opts.Config, events: make(chan event, 64), clients: map[uint32]*client{}}
+	d.audit = logs.Audit(log)
+	d.refused = newRefusals(d.audit)
 	d.verifier = newVerifier(d)
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
@@ -454,7 +461,13 @@ func (d *daemon) exited(ch *child) error {
 	if c == nil {
 		return nil
 	}
-	if ch.status != nil {
+	switch {
+	case ch.status == nil:
+	case ch.killed:
+		// Ended by the parent: auth once it has answered, the others
+		// when their client failed, which its record says.
+		d.log.Debug("child ended", "child", ch.role, "pid", ch.pid(), "client", c.id, "err", ch.status)
+	default:
 		d.log.Warn("child failed", "child", ch.role, "pid", ch.pid(), "client", c.id, "err", ch.status)
 	}
 	switch {
@@ -498,6 +511,11 @@ func (d *daemon) shutdown() {
 	}
 	for _, c := range d.clients {
 		all = append(all, c.auth, c.session, c.repo)
+		if !c.told {
+			c.told = true
+			d.fail(c, "gotd stopped")
+			d.requestDone(c.ended())
+		}
 		c.conn.Close()
 		if c.quarantine != "" {
 			defer c.quarantineHold.Close()

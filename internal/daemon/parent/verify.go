@@ -92,7 +92,7 @@ func (d *daemon) claimed(c *client) bool {
 	}
 	// A front-end that claims what it cannot know has been taken over,
 	// or is broken: said once per client, which is refused.
-	d.log.Error("identity refused: the front-end claims "+why, "client", c.id, "via", m.Via,
+	d.log.Error("identity refused: the front-end claims "+why, "client", c.id, "transport", viaNames[m.Via],
 		"remote", m.Remote, "account", m.Account)
 	d.deny(c, ipc.ReasonDenied, "permission denied")
 	return false
@@ -261,6 +261,7 @@ func (d *daemon) credentialsKey(m *ipc.Connect) [32]byte {
 func (d *daemon) deny(c *client, reason uint32, clientMsg string) {
 	if c.refusal == "" {
 		c.refusal, c.reason = clientMsg, reason
+		c.rec.logged = true
 	}
 	d.fail(c, "")
 	d.maybeDone(c)

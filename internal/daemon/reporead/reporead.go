@@ -64,7 +64,9 @@ func Main(ctx context.Context, log *slog.Logger, start *ipc.Start, session *msg.
 			if err != nil {
 				log.Error("pack failed", "err", err)
 			} else {
-				log.Info("pack sent", "objects", reply.(*ipc.PackSent).Objects,
+				sent := reply.(*ipc.PackSent)
+				sent.Bytes = uint64(w.Written())
+				log.Info("pack sent", "objects", sent.Objects, "bytes", sent.Bytes,
 					"wants", len(ids[ipc.IDsWants]), "haves", len(ids[ipc.IDsCommon]))
 			}
 			if err := ipc.Send(session, reply, nil); err != nil {

@@ -59,10 +59,11 @@ func Main(ctx context.Context, log *slog.Logger, start *ipc.Start, session *msg.
 		log.Warn("pack refused", "err", err)
 		return ipc.Send(session, &ipc.Failed{Message: wire.ClientMessage(err)}, nil)
 	}
-	log.Info("pack received", "objects", res.Count, "thin-bases", res.ThinBases)
+	log.Info("pack received", "objects", res.Count, "thin-bases", res.ThinBases, "bytes", pack.Received())
 	if err := ipc.Send(session, &ipc.PackIndexed{
 		Pack: res.PackPath, Index: res.IndexPath, Rev: res.RevPath,
 		Count: res.Count, ThinBases: uint32(res.ThinBases), Checksum: res.Checksum,
+		Bytes: uint64(pack.Received()),
 	}, nil); err != nil {
 		return fmt.Errorf("repo_write: %w", err)
 	}

@@ -45,6 +45,7 @@ func Main(ctx context.Context, log *slog.Logger, s *Session) error {
 		}
 	}
 	repoStarted := false
+	var packBytes uint64 // written by repo_read
 	in, out := stream.Guard(s.In, s.Out, stream.StartLimits(&s.Start))
 	opts := upload.Options{
 		Filter:  filter,
@@ -65,55 +66,86 @@ func Main(ctx context.Context, log *slog.Logger, s *Session) error {
 				}
 				repoStarted = true
 			}
-			return sendPack(s.RepoRead, s.Repo.Format, req, f, s.Out)
+			sent, err := sendPack(s.RepoRead, s.Repo.Format, req, f, s.Out)
+			if sent != nil {
+				packBytes += sent.Bytes
+				return int(sent.Objects), nil
+			}
+			return 0, err
 		},
 	}
 	res, err := upload.Serve(ctx, in, out, opts)
-	end := &ipc.SessionEnd{Status: ipc.StatusOK}
+	end := report(res, err)
+	end.Bytes = uint64(out.Written()) + packBytes
 	if err != nil {
 		log.Warn("fetch failed", "err", err)
-		end.Status = ipc.StatusFailed
 	} else {
 		log.Info("fetch done", "packs", res.Fetches, "objects", res.Objects, "agent", res.Agent)
 	}
 	return ipc.Send(s.Parent, end, nil)
 }
 
+// report is what the session tells the parent of a fetch that ended
+// with res and err.
+func report(res *upload.Result, err error) *ipc.SessionEnd {
+	end := &ipc.SessionEnd{Status: ipc.StatusOK}
+	if err != nil {
+		end.Status = ipc.StatusFailed
+		end.Error = truncate(wire.ClientMessage(err), ipc.MaxMessage)
+	}
+	if res != nil {
+		end.LsRefs, end.Fetches = clamp(res.LsRefs), clamp(res.Fetches)
+		end.Wants, end.Haves, end.Objects = clamp(res.Wants), clamp(res.Haves), clamp(res.Objects)
+	}
+	return end
+}
+
+// clamp is n as a count of a message.
+func clamp(n int) uint32 { return uint32(min(max(n, 0), 1<<32-1)) }
+
+// truncate cuts s to at most n bytes.
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
 // sendPack hands the pack request to repo_read with the client's
 // output and waits for it to be written.
-func sendPack(c *msg.Conn, format oid.Format, req *upload.PackRequest, f upload.Framing, out *os.File) (int, error) {
+func sendPack(c *msg.Conn, format oid.Format, req *upload.PackRequest, f upload.Framing, out *os.File) (*ipc.PackSent, error) {
 	lists := [][]oid.ID{ipc.IDsWants: req.Wants, ipc.IDsCommon: req.Common, ipc.IDsShallow: req.Shallow, ipc.IDsClientShallow: req.ClientShallow}
 	if err := ipc.SendIDs(c, format, lists); err != nil {
-		return 0, fmt.Errorf("session_read: %w", err)
+		return nil, fmt.Errorf("session_read: %w", err)
 	}
 	pr := &ipc.PackRequest{
 		Filter: req.Filter.String(), Thin: req.Thin, OfsDelta: req.OfsDelta, IncludeTag: req.IncludeTag,
 		Sideband: uint32(f.Sideband), Progress: f.Progress,
 	}
 	if err := ipc.Send(c, pr, out); err != nil {
-		return 0, fmt.Errorf("session_read: %w", err)
+		return nil, fmt.Errorf("session_read: %w", err)
 	}
 	raw, err := c.Recv()
 	if err != nil {
-		return 0, fmt.Errorf("session_read: repo_read: %w", err)
+		return nil, fmt.Errorf("session_read: repo_read: %w", err)
 	}
 	switch raw.Type {
 	case ipc.TypePackSent:
 		var m ipc.PackSent
 		if _, err := ipc.Check(raw, &m, false); err != nil {
-			return 0, fmt.Errorf("session_read: %w", err)
+			return nil, fmt.Errorf("session_read: %w", err)
 		}
-		return int(m.Objects), nil
+		return &m, nil
 	case ipc.TypeFailed:
 		var m ipc.Failed
 		if _, err := ipc.Check(raw, &m, false); err != nil {
-			return 0, fmt.Errorf("session_read: %w", err)
+			return nil, fmt.Errorf("session_read: %w", err)
 		}
 		// repo_read has told the client on the error band already.
-		return 0, errors.New("session_read: repo_read: " + m.Message)
+		return nil, errors.New("session_read: repo_read: " + m.Message)
 	}
 	if raw.File != nil {
 		raw.File.Close()
 	}
-	return 0, fmt.Errorf("session_read: unexpected message %d from repo_read", raw.Type)
+	return nil, fmt.Errorf("session_read: unexpected message %d from repo_read", raw.Type)
 }

@@ -76,6 +76,7 @@ func Main(ctx context.Context, log *slog.Logger, s *Session) error {
 	// rules.
 	refsBefore := sync.OnceValue(func() []refs.Ref { return listRefs(s.Repo) })
 	in, out := stream.Guard(s.In, s.Out, stream.StartLimits(&s.Start))
+	var packBytes uint64 // read by repo_write
 	opts := receive.Options{
 		Repo:    s.Repo,
 		Version: wire.ParseVersion(s.Start.Protocol),
@@ -98,7 +99,8 @@ func Main(ctx context.Context, log *slog.Logger, s *Session) error {
 		Rebase:    push.Rebases,
 		MaxRebase: push.MaxRebase,
 		ReceivePack: func(ctx context.Context, progress func(string, uint32, uint32)) (string, *indexer.Result, error) {
-			res, err := receivePack(s.RepoWrite, s.Start.Quarantine, s.In, progress)
+			res, n, err := receivePack(s.RepoWrite, s.Start.Quarantine, s.In, progress)
+			packBytes += n
 			return s.Start.Quarantine, res, err
 		},
 	}
@@ -109,21 +111,71 @@ func Main(ctx context.Context, log *slog.Logger, s *Session) error {
 	s.In.Close()
 	s.Out.Close()
 	s.RepoWrite.Close()
-	end := &ipc.SessionEnd{Status: ipc.StatusOK}
-	if err != nil {
-		end.Status = ipc.StatusFailed
-	}
+	end := report(res, err)
+	end.Bytes = uint64(in.Received()) + packBytes
 	if err := ipc.Send(s.Parent, end, nil); err != nil {
 		return fmt.Errorf("session_write: %w", err)
 	}
-	if res == nil {
-		return nil
+	if res == nil || len(res.Commands) == 0 {
+		return nil // nothing pushed: an HTTP advertisement, or a client with nothing to push
 	}
 	log.Info("push done", "updated", len(res.Updated()), "commands", len(res.Commands), "agent", res.Agent)
 	if !s.Start.Notify {
 		return nil
 	}
 	return sendNotes(ctx, log, s, res.Updated())
+}
+
+// report is what the session tells the parent of a push that ended
+// with res and err: how many commands it had and how many moved their
+// references, and the first ipc.MaxUpdates of them in request order,
+// except that forced updates, deletions and refusals come before
+// creations and fast-forwards, so that a long push's log line names
+// those first.
+func report(res *receive.Result, err error) *ipc.SessionEnd {
+	end := &ipc.SessionEnd{Status: ipc.StatusOK}
+	if err != nil {
+		end.Status = ipc.StatusFailed
+		end.Error = truncate(wire.ClientMessage(err), ipc.MaxMessage)
+	}
+	if res == nil {
+		return end
+	}
+	end.Objects = uint32(min(res.Objects, 1<<32-1))
+	end.Commands = uint32(min(len(res.Commands), 1<<32-1))
+	for _, c := range res.Commands {
+		// Move is set once the push went as far as making updates:
+		// one that ended before made none.
+		if c.Status == "" && c.Move != "" {
+			end.Updated++
+		}
+	}
+	for _, first := range []bool{true, false} {
+		for i := range res.Commands {
+			c := &res.Commands[i]
+			notable := c.Status != "" || c.Move != receive.MovedCreated && c.Move != receive.MovedFastForward
+			if notable != first || len(c.Name) > ipc.MaxUpdateName {
+				continue
+			}
+			if len(end.Updates) == ipc.MaxUpdates {
+				return end
+			}
+			u := ipc.Update{Name: c.Name, Old: c.Old.Bytes(), New: c.New.Bytes(), Refused: truncate(c.Status, ipc.MaxMessage)}
+			if c.Status == "" {
+				u.Move = c.Move
+			}
+			end.Updates = append(end.Updates, u)
+		}
+	}
+	return end
+}
+
+// truncate cuts s to at most n bytes.
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
 }
 
 // reflogVia names the transports in reflog messages: a client of gotsh
@@ -215,49 +267,50 @@ func listRefs(r *repo.Repo) []refs.Ref {
 }
 
 // receivePack has repo_write read the pack from the client's input
-// into the quarantine directory, relaying its progress.
-func receivePack(c *msg.Conn, quarantine string, in *os.File, progress func(string, uint32, uint32)) (*indexer.Result, error) {
+// into the quarantine directory, relaying its progress; it returns
+// the bytes of the client's input repo_write read too.
+func receivePack(c *msg.Conn, quarantine string, in *os.File, progress func(string, uint32, uint32)) (*indexer.Result, uint64, error) {
 	if err := ipc.Send(c, &ipc.RecvPack{}, in); err != nil {
-		return nil, fmt.Errorf("session_write: %w", err)
+		return nil, 0, fmt.Errorf("session_write: %w", err)
 	}
 	for {
 		raw, err := c.Recv()
 		if err != nil {
-			return nil, fmt.Errorf("session_write: repo_write: %w", err)
+			return nil, 0, fmt.Errorf("session_write: repo_write: %w", err)
 		}
 		switch raw.Type {
 		case ipc.TypeProgress:
 			var m ipc.Progress
 			if _, err := ipc.Check(raw, &m, false); err != nil {
-				return nil, fmt.Errorf("session_write: %w", err)
+				return nil, 0, fmt.Errorf("session_write: %w", err)
 			}
 			progress(m.Stage, m.Done, m.Total)
 		case ipc.TypeFailed:
 			var m ipc.Failed
 			if _, err := ipc.Check(raw, &m, false); err != nil {
-				return nil, fmt.Errorf("session_write: %w", err)
+				return nil, 0, fmt.Errorf("session_write: %w", err)
 			}
 			// A fixed text of the protocol layer, made in repo_write.
-			return nil, wire.Wrap(m.Message, errors.New("repo_write failed"))
+			return nil, 0, wire.Wrap(m.Message, errors.New("repo_write failed"))
 		case ipc.TypePackIndexed:
 			var m ipc.PackIndexed
 			if _, err := ipc.Check(raw, &m, false); err != nil {
-				return nil, fmt.Errorf("session_write: %w", err)
+				return nil, 0, fmt.Errorf("session_write: %w", err)
 			}
 			res := &indexer.Result{PackPath: m.Pack, IndexPath: m.Index, RevPath: m.Rev, Count: m.Count, ThinBases: int(m.ThinBases), Checksum: m.Checksum}
 			// repo_write may write only in the quarantine: the files
 			// it names must be there.
 			for _, p := range []string{m.Pack, m.Index, m.Rev} {
 				if p != "" && filepath.Dir(p) != quarantine {
-					return nil, fmt.Errorf("session_write: repo_write named %q outside the quarantine", p)
+					return nil, 0, fmt.Errorf("session_write: repo_write named %q outside the quarantine", p)
 				}
 			}
-			return res, nil
+			return res, m.Bytes, nil
 		default:
 			if raw.File != nil {
 				raw.File.Close()
 			}
-			return nil, fmt.Errorf("session_write: unexpected message %d from repo_write", raw.Type)
+			return nil, 0, fmt.Errorf("session_write: unexpected message %d from repo_write", raw.Type)
 		}
 	}
 }

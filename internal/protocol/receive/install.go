@@ -30,7 +30,7 @@ func (s *session) install() {
 			}
 			return
 		}
-		s.res.Pack = path
+		s.res.Pack, s.res.Objects = path, int(s.pack.Count)
 		s.log.Info("pack installed", "pack", path, "objects", s.pack.Count, "thin-bases", s.pack.ThinBases)
 		if err := s.repo.Rescan(); err != nil {
 			s.log.Error("cannot rescan the packs", "err", err)
@@ -215,14 +215,15 @@ func (s *session) rebaseAgain(c *Command) bool {
 	return true
 }
 
-// Moves of a reference, as a reflog entry's message tells them.
+// Moves of a reference, as a reflog entry's message and
+// Command.Move tell them.
 const (
-	movedRebased     = "rebased"
-	movedCreated     = "created"
-	movedDeleted     = "deleted"
-	movedFastForward = "fast-forward"
-	movedForced      = "forced-update"
-	movedUnknown     = "moved" // not decided in reflogTime
+	MovedRebased     = "rebased"
+	MovedCreated     = "created"
+	MovedDeleted     = "deleted"
+	MovedFastForward = "fast-forward"
+	MovedForced      = "forced-update"
+	MovedUnknown     = "moved" // not decided in reflogTime
 )
 
 // reflogTime bounds the ancestry walks that tell a push's fast-forwards
@@ -254,28 +255,31 @@ func (s *session) reflogHow() func(c *Command) refs.Who {
 		}
 		switch {
 		case c.Pushed.Valid():
-			moves[c] = movedRebased
+			moves[c] = MovedRebased
 		case c.Old.IsNull():
-			moves[c] = movedCreated
+			moves[c] = MovedCreated
 		case c.IsDelete():
-			moves[c] = movedDeleted
+			moves[c] = MovedDeleted
 		case ctx.Err() != nil:
-			moves[c] = movedUnknown
+			moves[c] = MovedUnknown
 		default:
 			ff, err := w.IsAncestor(ctx, c.Old, c.New)
 			switch {
 			case err != nil:
 				// Out of time, or not commits (a tag moved): not
 				// told apart.
-				moves[c] = movedUnknown
+				moves[c] = MovedUnknown
 			case ff:
-				moves[c] = movedFastForward
+				moves[c] = MovedFastForward
 			default:
-				moves[c] = movedForced
+				moves[c] = MovedForced
 			}
 		}
 	}
 	cancel()
+	for c, m := range moves {
+		c.Move = m
+	}
 	return func(c *Command) refs.Who {
 		w := who
 		w.Message = prefix + ": " + moves[c]

@@ -126,6 +126,10 @@ type Command struct {
 	// rebased tip and Old the value it was rebased onto. It is the
 	// zero ID otherwise.
 	Pushed oid.ID
+	// Move is how the reference moved, as its reflog entry says it
+	// (MovedCreated…), once the push decided to make the update; ""
+	// before.
+	Move string
 
 	clientOld oid.ID // the old value the client sent, once rebased
 }
@@ -145,8 +149,10 @@ type Result struct {
 	// only for logs.
 	Agent string
 	// Pack is the path of the pack installed in objects/pack, "" if
-	// none was (deletions only, an empty pack, or nothing to update).
-	Pack string
+	// none was (deletions only, an empty pack, or nothing to update);
+	// Objects is how many objects it holds.
+	Pack    string
+	Objects int
 }
 
 // Updated returns the commands that moved their references.
@@ -249,7 +255,8 @@ func Serve(ctx context.Context, r io.Reader, w io.Writer, opts Options) (*Result
 	out := &syncWriter{bw: bufio.NewWriterSize(w, 16<<10)}
 	s := &session{
 		ctx: ctx, opts: opts, repo: opts.Repo,
-		log: log.With("service", "receive-pack", "repo", opts.Repo.GitDir),
+		// The caller's log names the repository: said once per line.
+		log: log.With("service", "receive-pack"),
 		br:  br, in: pktline.NewReader(in), out: out, pw: pktline.NewWriter(out),
 		res: &Result{},
 	}

@@ -84,7 +84,9 @@ type Options struct {
 // Result tells the caller what a session did, for logs and
 // notifications.
 type Result struct {
+	LsRefs        int      // reference listings sent: ls-refs, or the advertisement of versions 0 and 1
 	Fetches       int      // packs sent
+	Wants, Haves  int      // the wants of those packs, and the have lines read
 	Objects       int      // objects in them
 	ServerOptions []string // version 2 server-option values
 	Agent         string   // the client's agent capability, if sent

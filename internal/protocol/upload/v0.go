@@ -59,6 +59,7 @@ func (s *session) serveV0() error {
 		if err := wire.Advertise(s.pw, s.repo.Format, s.refs, s.capsV0(), s.opts.Version == wire.V1); err != nil {
 			return err
 		}
+		s.res.LsRefs++
 		if err := s.flush(); err != nil || s.opts.AdvertiseOnly {
 			return err
 		}
@@ -248,6 +249,7 @@ func (s *session) negotiateV0(q *request) ([]oid.ID, bool, error) {
 			if err := s.haveBudget.Take(len(line)); err != nil {
 				return nil, false, err
 			}
+			s.res.Haves++
 			id, err := s.parseID(hex)
 			if err != nil {
 				return nil, false, err
@@ -348,6 +350,7 @@ func (s *session) sendPack(pr *PackRequest, f Framing) error {
 		return err
 	}
 	s.res.Fetches++
+	s.res.Wants += len(pr.Wants)
 	s.res.Objects += n
 	return nil
 }

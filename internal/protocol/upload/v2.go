@@ -260,6 +260,7 @@ func (s *session) lsRefs(args bool) error {
 			return err
 		}
 	}
+	s.res.LsRefs++
 	return s.pw.Flush()
 }
 
@@ -367,6 +368,7 @@ func (s *session) fetchV2(args bool) error {
 			if err := s.haveBudget.Take(len(line)); err != nil {
 				return err
 			}
+			s.res.Haves++
 			id, err := s.parseID(hex)
 			if err != nil {
 				return err
