@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -76,14 +77,31 @@ func main() {
 		}
 		return cfg, err
 	}
+	// A secrets file named with -s must be there: without it, accounts
+	// would have no passwords and notifications no credentials.
+	if flagGiven(fs, "s") {
+		if _, err := os.Stat(*secretsPath); err != nil {
+			fmt.Fprintln(os.Stderr, "gotd: secrets file:", err)
+			os.Exit(1)
+		}
+	}
 	cfg, err := load()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	if *check {
+		probs := checkSystem(cfg)
 		for _, w := range cfg.Warnings {
-			fmt.Fprintln(os.Stderr, "warning:", w)
+			if !slices.Contains(probs, w) {
+				fmt.Fprintln(os.Stderr, "warning:", w)
+			}
+		}
+		for _, p := range probs {
+			fmt.Fprintln(os.Stderr, p)
+		}
+		if len(probs) > 0 {
+			os.Exit(1)
 		}
 		fmt.Fprintln(os.Stderr, "configuration OK")
 		return
@@ -106,6 +124,13 @@ func main() {
 		}
 		os.Exit(1)
 	}
+}
+
+// flagGiven reports whether the command line set the flag called name.
+func flagGiven(fs *flag.FlagSet, name string) bool {
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
+	return given
 }
 
 // splitFlags turns combined boolean flags ("-dvv") into single ones,
@@ -143,6 +168,10 @@ func loadConfig(path, secretsPath string, prev *config.Secrets) (*config.Config,
 		opts.Secrets = s
 	}
 	opts.UserExists = func(name string) bool {
+		// A uid needs no account: limits are by uid.
+		if _, err := strconv.ParseUint(name, 10, 32); err == nil {
+			return true
+		}
 		u, err := users.ByName(name)
 		return err == nil && u != nil
 	}

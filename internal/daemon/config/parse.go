@@ -153,6 +153,7 @@ func (p *parser) topLevel() {
 			p.errorf(line, "user name too long")
 		}
 		p.cfg.User = u
+		p.cfg.Lines["user"] = line
 	case p.is("control"):
 		p.advance()
 		p.expect("group")
@@ -165,6 +166,7 @@ func (p *parser) topLevel() {
 			p.errorf(line, "group %s not found", g)
 		}
 		p.cfg.ControlGroup = g
+		p.cfg.Lines["control group"] = line
 	case p.is("connection"):
 		p.advance()
 		p.block(p.connOption)
@@ -183,11 +185,13 @@ func (p *parser) topLevel() {
 		p.expect("spool")
 		line := p.tok.line
 		p.cfg.NotifySpool = p.cleanPath(line, "notify spool", p.str("a directory"))
+		p.cfg.Lines["notify spool"] = line
 	case p.is("ssh"):
 		p.advance()
 		p.expect("hostkey")
 		line := p.tok.line
 		p.cfg.SSHHostKey = p.cleanPath(line, "ssh hostkey", p.str("a key path"))
+		p.cfg.Lines["ssh hostkey"] = line
 	case p.tok.kind == tokWord && !reserved[p.tok.text]:
 		p.macro()
 	default:
