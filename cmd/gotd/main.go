@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -59,6 +58,9 @@ func main() {
 		return
 	}
 	lo := logs.Options{Foreground: *foreground, Verbosity: int(v)}
+	if *role == "" && !*foreground && os.Getenv("GOTD_DAEMON") != "" {
+		startup.open()
+	}
 	if *role != "" {
 		lo.Child = true
 		if err := runRole(*role, lo); err != nil {
@@ -88,6 +90,7 @@ func main() {
 	cfg, err := load()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
+		startup.fail(err)
 		os.Exit(1)
 	}
 	if *check {
@@ -119,6 +122,7 @@ func main() {
 	}
 	if err := runParent(cfg, lo, load); err != nil {
 		log.Error("exiting", "err", err)
+		startup.fail(err)
 		if *foreground {
 			fmt.Fprintln(os.Stderr, "gotd:", err)
 		}
@@ -184,19 +188,6 @@ func loadConfig(path, secretsPath string, prev *config.Secrets) (*config.Config,
 	}
 	cfg, err := config.ParseFile(path, opts)
 	return cfg, opts.Secrets, err
-}
-
-// daemonize starts gotd again in a new session, detached from the
-// terminal, and returns.
-func daemonize() error {
-	exe, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	cmd := exec.Command(exe, os.Args[1:]...)
-	cmd.Env = append(os.Environ(), "GOTD_DAEMON=1")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	return cmd.Start() // standard streams are /dev/null
 }
 
 // runParent binds the socket, gives up root, sandboxes the parent and
@@ -290,6 +281,7 @@ func runParent(cfg *config.Config, lo logs.Options, load func() (*config.Config,
 		ControlUIDs: control,
 		Limits:      limits,
 		Frontends:   fes,
+		Ready:       startup.ready,
 	})
 }
 

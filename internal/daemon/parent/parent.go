@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -66,7 +67,15 @@ type Options struct {
 	Limits func(*config.Config) *ipc.Limits
 	// Frontends are the network front-ends to run.
 	Frontends []Frontend
+	// Ready, if set, is called once every long-lived process (listen,
+	// notify, the front-ends) has confined itself and said it serves
+	// (ipc.Ready); Main fails instead if one exits first, or if they
+	// have not all said so within startTimeout.
+	Ready func()
 }
+
+// startTimeout bounds the start of the long-lived processes.
+const startTimeout = 30 * time.Second
 
 // child is a process started for a role.
 type child struct {
@@ -76,6 +85,7 @@ type child struct {
 	client uint32 // 0 for listen and notify
 	exited bool
 	status error         // of Wait
+	stderr *lastLine     // the last line of its standard error
 	done   chan struct{} // closed when the process has been reaped
 }
 
@@ -121,6 +131,8 @@ type event struct {
 	restartListen bool
 	// drained: the shutdown timeout of gotctl stop has passed.
 	drained bool
+	// startTimeout: the long-lived processes' time to start is over.
+	startTimeout bool
 }
 
 // daemon is the parent's state, owned by run.
@@ -138,6 +150,9 @@ type daemon struct {
 	clients    map[uint32]*client
 	control    []*msg.Conn // gotctl stop callers, answered on exit
 	halted     bool
+	// starting holds the long-lived processes that have not yet said
+	// they serve, while the daemon starts; nil once it has.
+	starting map[*child]bool
 }
 
 // Main runs the daemon until it is stopped.
@@ -171,7 +186,11 @@ func Main(ctx context.Context, log *slog.Logger, opts Options) error {
 			return err
 		}
 	}
-	log.Info("gotd started", "pid", os.Getpid(), "repositories", len(d.cfg.Repositories), "socket", d.cfg.ListenOn)
+	d.starting = map[*child]bool{d.listen: true, d.notify: true}
+	for _, f := range d.frontends {
+		d.starting[f.proc] = true
+	}
+	time.AfterFunc(startTimeout, func() { d.events <- event{startTimeout: true} })
 	return d.run(ctx)
 }
 
@@ -241,11 +260,12 @@ func (d *daemon) spawn(role string, client uint32, extra []*os.File) (*child, er
 		errR.Close()
 		return nil, fmt.Errorf("parent: start %s: %w", role, err)
 	}
+	c := &child{role: role, cmd: cmd, ch: mine, client: client, done: make(chan struct{}), stderr: newLastLine()}
 	go func() {
+		defer close(c.stderr.done)
 		defer errR.Close()
-		logs.Relay(d.log.With("child", role, "pid", cmd.Process.Pid), errR)
+		logs.Relay(d.log.With("child", role, "pid", cmd.Process.Pid), io.TeeReader(errR, c.stderr))
 	}()
-	c := &child{role: role, cmd: cmd, ch: mine, client: client, done: make(chan struct{})}
 	// The exit event follows every message of the child: its channel
 	// reaches its end when the child is gone.
 	read := make(chan struct{})
@@ -310,6 +330,11 @@ func (d *daemon) run(ctx context.Context) error {
 					d.afterDelay(event{restartListen: true})
 				}
 			}
+		case ev.startTimeout:
+			if len(d.starting) > 0 {
+				d.shutdown()
+				return fmt.Errorf("parent: not started within %v: %s", startTimeout, d.startingRoles())
+			}
 		case ev.drained:
 			if len(d.clients) > 0 {
 				d.log.Warn("shutdown timeout: ending the clients still connected", "clients", len(d.clients), "timeout", d.cfg.ShutdownTimeout)
@@ -348,6 +373,15 @@ func (d *daemon) run(ctx context.Context) error {
 func (d *daemon) message(from *child, raw msg.Msg) {
 	if from.exited {
 		closeFile(raw)
+		return
+	}
+	if raw.Type == ipc.TypeReady && (from == d.listen || from == d.notify || d.frontendOf(from) != nil) {
+		if _, err := ipc.Check(raw, &ipc.Ready{}, false); err != nil {
+			d.log.Error("bad message", "child", from.role, "pid", from.pid(), "err", err)
+			from.kill()
+			return
+		}
+		d.started(from)
 		return
 	}
 	if from == d.listen {
@@ -399,6 +433,9 @@ func (d *daemon) message(from *child, raw msg.Msg) {
 func (d *daemon) exited(ch *child) error {
 	ch.exited = true
 	ch.ch.Close()
+	if d.starting[ch] {
+		return fmt.Errorf("%s exited during start-up: %s", ch.role, ch.stderr.reason(ch.status))
+	}
 	switch ch {
 	case d.listen:
 		// Its clients are the parent's: they go on. Callers waiting for
