@@ -121,7 +121,7 @@ func hostKey(path string, log *slog.Logger) ([]byte, error) {
 		return nil, err
 	}
 	key := pem.EncodeToMemory(block)
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	if err := makeDirs(filepath.Dir(path)); err != nil {
 		return nil, err
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)

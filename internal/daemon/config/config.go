@@ -27,7 +27,6 @@ const (
 	DefaultUser          = "_gotd"
 	DefaultTimeout       = time.Hour
 	DefaultUserLimit     = 4
-	DefaultSpool         = "/var/db/gotd/notify"
 	DefaultNotifyTimeout = time.Minute
 	MaxClients           = 1024
 	// Connections waiting for their first message (a request, an SSH or
