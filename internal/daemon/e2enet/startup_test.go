@@ -100,3 +100,95 @@ func TestDaemonStart(t *testing.T) {
 		})
 	}
 }
+
+// TestMakeRun runs make run's script as root from a copy of the
+// checkout in a directory only root may enter, as on a fresh machine
+// where the checkout is under /root (issue 20: the daemon's user could
+// not reach the binary and the parent failed to build its sandbox): a
+// clone over git:// and one over SSH with the demo's key succeed, and
+// a push over HTTP with the demo's token.
+func TestMakeRun(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: make run is run as root from a directory nobody cannot enter")
+	}
+	if _, err := exec.LookPath("ssh-keygen"); err != nil {
+		t.Skip("ssh-keygen is not installed")
+	}
+	bin := buildBinaries(t)
+	top, err := os.MkdirTemp("", "gotd-e2enet-makerun-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(top)
+	os.Chmod(top, 0o755)
+	// The checkout: bin/ and scripts/demo.sh, in a 0700 directory.
+	checkout := filepath.Join(top, "root", "gotd")
+	os.MkdirAll(filepath.Dir(checkout), 0o700)
+	os.Chmod(filepath.Dir(checkout), 0o700)
+	privateCopy(t, top, bin)
+	if err := os.MkdirAll(filepath.Join(checkout, "scripts"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(top, "private-bin"), filepath.Join(checkout, "bin")); err != nil {
+		t.Fatal(err)
+	}
+	demo, err := os.ReadFile("../../../scripts/demo.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(checkout, "scripts", "demo.sh"), string(demo), 0o755)
+	home := filepath.Join(top, "home") // no ~/.ssh keys: the demo makes one
+	os.Mkdir(home, 0o755)
+	data := filepath.Join(top, "data")
+	ports := freePorts(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "sh", "scripts/demo.sh")
+	cmd.Dir = checkout
+	cmd.Env = append(safeEnv(t), "HOME="+home, "GOTD_DEMO_DIR="+data,
+		fmt.Sprintf("SSH_PORT=%d", ports[0]), fmt.Sprintf("GIT_PORT=%d", ports[1]), fmt.Sprintf("HTTP_PORT=%d", ports[2]))
+	var log lockedBuffer
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cmd.Process.Signal(os.Interrupt)
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("make run:\n%s", log.String())
+		}
+	}()
+	for _, p := range ports {
+		waitPort(t, p, &log)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(log.String(), "gotd started") {
+		if time.Now().After(deadline) {
+			t.Fatalf("gotd did not start:\n%s", log.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	clients := filepath.Join(top, "clients")
+	os.Mkdir(clients, 0o755)
+	git := func(dir string, env []string, args ...string) {
+		t.Helper()
+		c := exec.CommandContext(ctx, "git", args...)
+		c.Dir = dir
+		c.Env = append(safeEnv(t), env...)
+		if out, err := c.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	git(clients, nil, "clone", "-q", fmt.Sprintf("git://127.0.0.1:%d/demo", ports[1]), "git")
+	sshEnv := []string{fmt.Sprintf("GIT_SSH_COMMAND=ssh -o UserKnownHostsFile=%s/known_hosts -o StrictHostKeyChecking=accept-new -i %s/demo_key -o IdentitiesOnly=yes -o BatchMode=yes", data, data)}
+	git(clients, sshEnv, "clone", "-q", fmt.Sprintf("ssh://demo@127.0.0.1:%d/demo", ports[0]), "ssh")
+	token, err := os.ReadFile(filepath.Join(data, "token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := filepath.Join(clients, "ssh")
+	git(w, nil, "-c", "user.name=t", "-c", "user.email=t@localhost", "commit", "-q", "--allow-empty", "-m", "pushed by the test")
+	git(w, nil, "push", "-q", fmt.Sprintf("http://demo:%s@127.0.0.1:%d/demo", strings.TrimSpace(string(token)), ports[2]), "HEAD:main")
+	fsck(t, filepath.Join(data, "demo.git"))
+}
