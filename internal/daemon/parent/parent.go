@@ -85,7 +85,7 @@ type child struct {
 	client uint32 // 0 for listen and notify
 	exited bool
 	status error         // of Wait
-	stderr *lastLine     // the last line of its standard error
+	stderr *lastLine     // the last line of its standard error (client 0 only)
 	done   chan struct{} // closed when the process has been reaped
 }
 
@@ -264,7 +264,13 @@ func (d *daemon) spawn(role string, client uint32, extra []*os.File) (*child, er
 	go func() {
 		defer close(c.stderr.done)
 		defer errR.Close()
-		logs.Relay(d.log.With("child", role, "pid", cmd.Process.Pid), io.TeeReader(errR, c.stderr))
+		var r io.Reader = errR
+		if client == 0 {
+			// A long-lived process: its last words say why it could
+			// not start.
+			r = io.TeeReader(errR, c.stderr)
+		}
+		logs.Relay(d.log.With("child", role, "pid", cmd.Process.Pid), r)
 	}()
 	// The exit event follows every message of the child: its channel
 	// reaches its end when the child is gone.
