@@ -12,8 +12,8 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -58,6 +58,9 @@ func main() {
 		return
 	}
 	lo := logs.Options{Foreground: *foreground, Verbosity: int(v)}
+	if *role == "" && !*foreground && os.Getenv("GOTD_DAEMON") != "" {
+		startup.open()
+	}
 	if *role != "" {
 		lo.Child = true
 		if err := runRole(*role, lo); err != nil {
@@ -72,14 +75,32 @@ func main() {
 	load := func(files parent.ReloadFiles) (*config.Config, error) {
 		return loadConfig(files, checkOwner)
 	}
+	// A secrets file named with -s must be there: without it, accounts
+	// would have no passwords and notifications no credentials.
+	if flagGiven(fs, "s") {
+		if _, err := os.Stat(*secretsPath); err != nil {
+			fmt.Fprintln(os.Stderr, "gotd: secrets file:", err)
+			os.Exit(1)
+		}
+	}
 	cfg, err := loadFiles(*confPath, *secretsPath, load)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
+		startup.fail(err)
 		os.Exit(1)
 	}
 	if *check {
+		probs := checkSystem(cfg)
 		for _, w := range cfg.Warnings {
-			fmt.Fprintln(os.Stderr, "warning:", w)
+			if !slices.Contains(probs, w) {
+				fmt.Fprintln(os.Stderr, "warning:", w)
+			}
+		}
+		for _, p := range probs {
+			fmt.Fprintln(os.Stderr, p)
+		}
+		if len(probs) > 0 {
+			os.Exit(1)
 		}
 		fmt.Fprintln(os.Stderr, "configuration OK")
 		return
@@ -97,11 +118,19 @@ func main() {
 	}
 	if err := runParent(cfg, lo, *confPath, *secretsPath, load); err != nil {
 		log.Error("exiting", "err", err)
+		startup.fail(err)
 		if *foreground {
 			fmt.Fprintln(os.Stderr, "gotd:", err)
 		}
 		os.Exit(1)
 	}
+}
+
+// flagGiven reports whether the command line set the flag called name.
+func flagGiven(fs *flag.FlagSet, name string) bool {
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
+	return given
 }
 
 // splitFlags turns combined boolean flags ("-dvv") into single ones,
@@ -157,6 +186,10 @@ func loadConfig(files parent.ReloadFiles, checkOwner bool) (*config.Config, erro
 		opts.Secrets = s
 	}
 	opts.UserExists = func(name string) bool {
+		// A uid needs no account: limits are by uid.
+		if _, err := strconv.ParseUint(name, 10, 32); err == nil {
+			return true
+		}
 		u, err := users.ByName(name)
 		return err == nil && u != nil
 	}
@@ -172,19 +205,6 @@ func loadConfig(files parent.ReloadFiles, checkOwner bool) (*config.Config, erro
 		return nil, fmt.Errorf("%s: %w", files.ConfigPath, err)
 	}
 	return config.Parse(files.ConfigPath, data, opts)
-}
-
-// daemonize starts gotd again in a new session, detached from the
-// terminal, and returns.
-func daemonize() error {
-	exe, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	cmd := exec.Command(exe, os.Args[1:]...)
-	cmd.Env = append(os.Environ(), "GOTD_DAEMON=1")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	return cmd.Start() // standard streams are /dev/null
 }
 
 // runParent binds the socket, gives up root, sandboxes the parent and
@@ -280,6 +300,7 @@ func runParent(cfg *config.Config, lo logs.Options, confPath, secretsPath string
 		ControlUIDs: control,
 		Limits:      limits,
 		Frontends:   fes,
+		Ready:       startup.ready,
 	})
 }
 

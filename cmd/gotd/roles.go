@@ -54,6 +54,9 @@ func runRole(role string, lo logs.Options) error {
 		if err := confine(log, sandbox.Policy{Role: role}); err != nil {
 			return err
 		}
+		if err := ready(parentCh); err != nil {
+			return err
+		}
 		return listen.Main(ctx, log, parentCh, l)
 
 	case parent.RoleAuth:
@@ -89,6 +92,9 @@ func runRole(role string, lo logs.Options) error {
 		if err := confine(log, pol); err != nil {
 			return err
 		}
+		if err := ready(parentCh); err != nil {
+			return err
+		}
 		return notify.Main(ctx, log, parentCh, s)
 
 	case parent.RoleSSHD, parent.RoleGitD, parent.RoleHTTPD:
@@ -106,6 +112,9 @@ func runRole(role string, lo logs.Options) error {
 		s := frontend.New(log, via, parentCh)
 		creds, err := s.Start()
 		if err != nil {
+			return err
+		}
+		if err := ready(parentCh); err != nil {
 			return err
 		}
 		switch role {
@@ -162,6 +171,15 @@ func runRole(role string, lo logs.Options) error {
 		return repowrite.Main(ctx, log, start, ipc.Inherited(ipc.FDPeer, "session"), r)
 	}
 	return fmt.Errorf("unknown role %q", role)
+}
+
+// ready tells the parent that a long-lived role has confined itself
+// and serves from now on: gotd's start waits for it (ipc.Ready).
+func ready(parentCh *msg.Conn) error {
+	if err := ipc.Send(parentCh, &ipc.Ready{}, nil); err != nil {
+		return fmt.Errorf("ready: %w", err)
+	}
+	return nil
 }
 
 // confine applies a role's sandbox, logging what the kernel lacks.

@@ -22,8 +22,14 @@ import (
 )
 
 // TestMain runs a role when GOTD_TEST_ROLE names one: the test binary
-// is then a gotd child, with its channel to the parent on descriptor 3.
+// is then a gotd child, with its channel to the parent on descriptor 3;
+// with GOTD_TEST_MAIN set, it is gotd run by an operator.
 func TestMain(m *testing.M) {
+	// The test binary is gotd itself when GOTD_TEST_MAIN is set.
+	if os.Getenv("GOTD_TEST_MAIN") != "" {
+		main()
+		os.Exit(0)
+	}
 	if role := os.Getenv("GOTD_TEST_ROLE"); role != "" {
 		users.PasswdFile, users.GroupFile = os.Getenv("GOTD_TEST_PASSWD"), os.Getenv("GOTD_TEST_GROUP")
 		if err := runRole(role, logs.Options{Foreground: true, Verbosity: 2}); err != nil {

@@ -27,7 +27,6 @@ const (
 	DefaultUser          = "_gotd"
 	DefaultTimeout       = time.Hour
 	DefaultUserLimit     = 4
-	DefaultSpool         = "/var/db/gotd/notify"
 	DefaultNotifyTimeout = time.Minute
 	MaxClients           = 1024
 	// Connections waiting for their first message (a request, an SSH or
@@ -98,6 +97,11 @@ type Config struct {
 	// Warnings are problems that do not stop the daemon (a repository
 	// path that does not exist yet, an unused macro).
 	Warnings []string
+	// Lines are the lines of the top-level directives "user", "control
+	// group", "ssh hostkey" and "notify spool", by those names, for
+	// messages about what they name (gotd -n); absent while the default
+	// stands.
+	Lines map[string]int
 }
 
 // Repository is a repository block.
@@ -242,7 +246,7 @@ func Parse(file string, data []byte, opts Options) (*Config, error) {
 			RequestTimeout: DefaultTimeout, Pace: DefaultPace, UserLimits: map[string]int{},
 			SSHHostKey: DefaultHostKey, NotifySpool: DefaultSpool, NotifyTimeout: DefaultNotifyTimeout, HandshakeTimeout: DefaultHandshakeTimeout, BodyLimit: DefaultBodyLimit,
 			PendingTotal: DefaultPendingTotal, PendingPerUser: DefaultPendingPerUser, PendingPerAddress: DefaultPendingPerAddress,
-			ShutdownTimeout: DefaultShutdownTimeout, MemoryLimit: DefaultMemoryLimit},
+			ShutdownTimeout: DefaultShutdownTimeout, MemoryLimit: DefaultMemoryLimit, Lines: map[string]int{}},
 		opts:       opts,
 		macros:     map[string]string{},
 		used:       map[string]bool{},

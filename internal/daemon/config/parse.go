@@ -155,6 +155,7 @@ func (p *parser) topLevel() {
 			p.errorf(line, "user name too long")
 		}
 		p.cfg.User = u
+		p.cfg.Lines["user"] = line
 	case p.is("control"):
 		p.advance()
 		p.expect("group")
@@ -167,6 +168,7 @@ func (p *parser) topLevel() {
 			p.errorf(line, "group %s not found", g)
 		}
 		p.cfg.ControlGroup = g
+		p.cfg.Lines["control group"] = line
 	case p.is("connection"):
 		p.advance()
 		p.block(p.connOption)
@@ -185,6 +187,7 @@ func (p *parser) topLevel() {
 		p.expect("spool")
 		line := p.tok.line
 		p.cfg.NotifySpool = p.cleanPath(line, "notify spool", p.str("a directory"))
+		p.cfg.Lines["notify spool"] = line
 	case p.is("ssh"):
 		p.advance()
 		p.expect("hostkey")
@@ -195,8 +198,10 @@ func (p *parser) topLevel() {
 		}
 		if len(p.cfg.SSHHostKeys) == 0 {
 			p.cfg.SSHHostKey = path
+			p.cfg.Lines["ssh hostkey"] = line
 		}
 		p.cfg.SSHHostKeys = append(p.cfg.SSHHostKeys, path)
+		p.cfg.Lines["ssh hostkey "+path] = line
 	case p.tok.kind == tokWord && !reserved[p.tok.text]:
 		p.macro()
 	default:

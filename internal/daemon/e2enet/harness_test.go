@@ -314,6 +314,7 @@ func (s *server) launch() {
 	if s.debug {
 		args = append(args, "-v")
 	}
+	started := strings.Count(s.log.String(), "gotd started")
 	s.daemon = exec.Command(s.gotd(), args...)
 	s.daemon.Stderr = s.log
 	var ptm, pts *os.File
@@ -336,6 +337,21 @@ func (s *server) launch() {
 	}
 	for _, p := range []int{s.sshPort, s.gitPort, s.httpPort, s.httpsPort} {
 		waitPort(s.t, p, s.log)
+	}
+	// Its processes have started, and not only its ports: a test may
+	// kill one.
+	s.waitLog("gotd started", started)
+}
+
+// waitLog waits for the daemon's log to contain text more than n times.
+func (s *server) waitLog(text string, n int) {
+	s.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for strings.Count(s.log.String(), text) <= n {
+		if time.Now().After(deadline) {
+			s.t.Fatalf("no %q in the daemon's log:\n%s", text, s.log.String())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

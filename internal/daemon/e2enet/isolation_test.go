@@ -171,6 +171,10 @@ func TestRepositoryPermissions(t *testing.T) {
 	defer os.RemoveAll(top)
 	os.Chmod(top, 0o755)
 	shared := filepath.Join(top, "shared.git")
+	// Made before gotd -n checks it.
+	run(t, "git", "init", "-q", "--bare", "--shared=group", "-b", "main", shared)
+	// The daemon's user is in the repository's group, as sharing needs.
+	run(t, "chown", "-R", rootDaemon+":", shared)
 	s := start(t, options{extraTop: fmt.Sprintf("repository \"shared\" {\n\tpath %q\n\tpermit rw %s\n}\n", shared, rwAccount)})
 	private := filepath.Join(s.dir, "private.git")
 
@@ -193,10 +197,6 @@ func TestRepositoryPermissions(t *testing.T) {
 	if out := checkConf(); strings.Contains(out, `repository "private": other local users`) {
 		t.Errorf("gotd -n: warning for a closed repository:\n%s", out)
 	}
-	run(t, "git", "init", "-q", "--bare", "--shared=group", "-b", "main", shared)
-	// The daemon's user is in the repository's group, as sharing needs.
-	run(t, "chown", "-R", rootDaemon+":", shared)
-
 	work := s.clientDir("perm")
 	s.mustGit(work, nil, "clone", "-q", s.gitURL("test"), "w")
 	w := filepath.Join(work, "w")

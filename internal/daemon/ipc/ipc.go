@@ -88,6 +88,7 @@ const (
 	TypeHeld
 	TypeVerify
 	TypeVerdict
+	TypeReady
 )
 
 // Message is one of the types below.
@@ -420,6 +421,16 @@ type Halt struct{}
 func (*Halt) Type() msg.Type        { return TypeHalt }
 func (*Halt) encode(*msg.Encoder)   {}
 func (*Halt) decode(d *msg.Decoder) {}
+
+// Ready: listen, notify, sshd, gitd, httpd → parent: the process has
+// confined itself and is about to serve; at start the parent reports
+// the daemon started (and lets gotd's foreground process exit) only
+// once each has said so.
+type Ready struct{}
+
+func (*Ready) Type() msg.Type        { return TypeReady }
+func (*Ready) encode(*msg.Encoder)   {}
+func (*Ready) decode(d *msg.Decoder) {}
 
 // Limits: parent → listen, at start and after a reload: connections
 // allowed per user and in all, and connections allowed to wait for

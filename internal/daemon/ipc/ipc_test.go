@@ -24,6 +24,7 @@ func messages() []Message {
 		&Disconnect{Client: 3},
 		&Held{Client: ClientID(ViaSocket, func(uint32) bool { return false }), UID: 1000},
 		&Halt{},
+		&Ready{},
 		&Limits{Default: 4, Total: 1024, PendingTotal: 256, PendingPerUser: 32, UIDs: []uint32{1000}, PerUID: []uint32{16}, Control: []uint32{0}, ControlGIDs: []uint32{10}},
 		&AuthRequest{UID: 1000, GID: 100, Repo: "r", Groups: true, Rules: []Rule{{Write: true, Ident: "alice"}, {Deny: true, Ident: ":staff"}}},
 		&Verify{Secret: "hunter2", Hash: "$2a$10$abc", Password: true, Tokens: []string{"sha256:00"}},

@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -72,7 +73,15 @@ type Options struct {
 	Limits func(*config.Config) *ipc.Limits
 	// Frontends are the network front-ends to run.
 	Frontends []Frontend
+	// Ready, if set, is called once every long-lived process (listen,
+	// notify, the front-ends) has confined itself and said it serves
+	// (ipc.Ready); Main fails instead if one exits first, or if they
+	// have not all said so within startTimeout.
+	Ready func()
 }
+
+// startTimeout bounds the start of the long-lived processes.
+const startTimeout = 30 * time.Second
 
 // child is a process started for a role.
 type child struct {
@@ -83,6 +92,7 @@ type child struct {
 	exited bool
 	killed bool          // the parent ended it: its status is no failure
 	status error         // of Wait
+	stderr *lastLine     // the last line of its standard error (client 0 only)
 	done   chan struct{} // closed when the process has been reaped
 }
 
@@ -133,6 +143,8 @@ type event struct {
 	// answer waited too long for front-ends to halt.
 	reloaded *reloaded
 	haltWait *haltWait
+	// startTimeout: the long-lived processes' time to start is over.
+	startTimeout bool
 }
 
 // daemon is the parent's state, owned by run.
@@ -157,6 +169,9 @@ type daemon struct {
 	clients   map[uint32]*client
 	control   []*msg.Conn // gotctl stop callers, answered on exit
 	halted    bool
+	// starting holds the long-lived processes that have not yet said
+	// they serve, while the daemon starts; nil once it has.
+	starting map[*child]bool
 }
 
 // Main runs the daemon until it is stopped.
@@ -192,7 +207,11 @@ func Main(ctx context.Context, log *slog.Logger, opts Options) error {
 			return err
 		}
 	}
-	log.Info("gotd started", "pid", os.Getpid(), "repositories", len(d.cfg.Repositories), "socket", d.cfg.ListenOn)
+	d.starting = map[*child]bool{d.listen: true, d.notify: true}
+	for _, f := range d.frontends {
+		d.starting[f.proc] = true
+	}
+	time.AfterFunc(startTimeout, func() { d.events <- event{startTimeout: true} })
 	return d.run(ctx)
 }
 
@@ -262,11 +281,18 @@ func (d *daemon) spawn(role string, client uint32, extra []*os.File) (*child, er
 		errR.Close()
 		return nil, fmt.Errorf("parent: start %s: %w", role, err)
 	}
+	c := &child{role: role, cmd: cmd, ch: mine, client: client, done: make(chan struct{}), stderr: newLastLine()}
 	go func() {
+		defer close(c.stderr.done)
 		defer errR.Close()
-		logs.Relay(d.log.With("child", role, "pid", cmd.Process.Pid), errR)
+		var r io.Reader = errR
+		if client == 0 {
+			// A long-lived process: its last words say why it could
+			// not start.
+			r = io.TeeReader(errR, c.stderr)
+		}
+		logs.Relay(d.log.With("child", role, "pid", cmd.Process.Pid), r)
 	}()
-	c := &child{role: role, cmd: cmd, ch: mine, client: client, done: make(chan struct{})}
 	// The exit event follows every message of the child: its channel
 	// reaches its end when the child is gone.
 	read := make(chan struct{})
@@ -331,6 +357,11 @@ func (d *daemon) run(ctx context.Context) error {
 					d.afterDelay(event{restartListen: true})
 				}
 			}
+		case ev.startTimeout:
+			if len(d.starting) > 0 {
+				d.shutdown()
+				return fmt.Errorf("parent: not started within %v: %s", startTimeout, d.startingRoles())
+			}
 		case ev.drained:
 			if len(d.clients) > 0 {
 				d.log.Warn("shutdown timeout: ending the clients still connected", "clients", len(d.clients), "timeout", d.cfg.ShutdownTimeout)
@@ -374,6 +405,15 @@ func (d *daemon) run(ctx context.Context) error {
 func (d *daemon) message(from *child, raw msg.Msg) {
 	if from.exited {
 		closeFile(raw)
+		return
+	}
+	if raw.Type == ipc.TypeReady && (from == d.listen || from == d.notify || d.frontendOf(from) != nil) {
+		if _, err := ipc.Check(raw, &ipc.Ready{}, false); err != nil {
+			d.log.Error("bad message", "child", from.role, "pid", from.pid(), "err", err)
+			from.kill()
+			return
+		}
+		d.started(from)
 		return
 	}
 	if from == d.listen {
@@ -429,6 +469,9 @@ func (d *daemon) message(from *child, raw msg.Msg) {
 func (d *daemon) exited(ch *child) error {
 	ch.exited = true
 	ch.ch.Close()
+	if d.starting[ch] {
+		return fmt.Errorf("%s exited during start-up: %s", ch.role, ch.stderr.reason(ch.status))
+	}
 	switch ch {
 	case d.listen:
 		// Its clients are the parent's: they go on. Callers waiting for

@@ -533,8 +533,10 @@ type readCloser struct {
 	body io.Closer
 }
 
-func (r readCloser) Read([]byte) (int, error) { return 0, errors.New("remote: read through packStream") }
-func (r readCloser) Close() error             { return r.body.Close() }
+func (r readCloser) Read([]byte) (int, error) {
+	return 0, errors.New("remote: read through packStream")
+}
+func (r readCloser) Close() error { return r.body.Close() }
 
 // packStream demultiplexes the packfile section's side-band stream:
 // band 1 to the returned pipe (the indexer reads it), band 2 to
