@@ -39,7 +39,7 @@ func TestHostKeyBesideSpool(t *testing.T) {
 
 	state := filepath.Join(top, "var", "lib", "gotd")
 	key := filepath.Join(state, "ssh_host_ed25519_key")
-	if _, err := hostKey(key, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
+	if err := makeHostKey(key, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
 		t.Fatal(err)
 	}
 	for _, d := range []string{filepath.Join(top, "var"), filepath.Join(top, "var", "lib"), state} {
