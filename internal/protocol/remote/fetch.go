@@ -1,20 +1,26 @@
-// Package fetch is the client side of upload-pack: it fetches the
-// references of an upstream repository and the objects they need into
-// a local repository, as a mirror follows its upstream. It speaks
-// protocol version 2 (gitprotocol-v2(5): ls-refs, then one fetch
-// request that sends the local tips as haves and "done"), and version
-// 0 with upstreams that answer in it (the references of the
-// advertisement, then one request of wants, haves and done), over
-// git://, smart HTTP(S) and local paths (served in-process by package
-// upload).
+// Package remote is the client side of the Git protocol, as a mirror
+// needs it: Fetch fetches the references of an upstream repository and
+// the objects they need into a local repository (upload-pack's client),
+// Send makes a target's references equal to the local repository's
+// (receive-pack's client).
 //
-// Everything the upstream sends is hostile input: the reference list is
-// bounded in count and checked name by name, the pack goes through the
-// same indexer, object checks, limits and quarantine as a pushed pack
-// (receive.Ingest), and the references move only once every new value
-// is there with everything it reaches, in one transaction whose old
-// values are the ones the fetch started from. A fetch that fails leaves
-// the repository as it was.
+// Fetch speaks protocol version 2 (gitprotocol-v2(5): ls-refs, then one
+// fetch request that sends the local tips as haves and "done"), and
+// version 0 with upstreams that answer in it (the references of the
+// advertisement, then one request of wants, haves and done); Send,
+// version 0 (receive-pack has no other), with report-status(-v2),
+// side-band-64k, atomic and ofs-delta when offered, and a thin pack
+// against what the target advertised. Both go over git://, smart
+// HTTP(S) and local paths (served in-process by packages upload and
+// receive).
+//
+// Everything the other side sends is hostile input: the reference list
+// is bounded in count and checked name by name, a fetched pack goes
+// through the same indexer, object checks, limits and quarantine as a
+// pushed pack (receive.Ingest), and the references move only once every
+// new value is there with everything it reaches, in one transaction
+// whose old values are the ones the fetch started from. A fetch that
+// fails leaves the repository as it was.
 package remote
 
 import (
@@ -141,6 +147,7 @@ type fetcher struct {
 	format oid.Format
 	caps   wire.Caps
 	v0     bool // the upstream speaks protocol version 0 (or 1)
+	push   bool // the advertisement is receive-pack's
 }
 
 func (f *fetcher) run(ctx context.Context) (*FetchResult, error) {
@@ -212,9 +219,13 @@ func (f *fetcher) run(ctx context.Context) (*FetchResult, error) {
 		}
 	}
 	if len(wants) > 0 {
+		// Each local tip once: a server without multi_ack
+		// acknowledges a repeated first common have again.
 		var haves []oid.ID
+		had := map[oid.ID]bool{}
 		for _, id := range local {
-			if len(haves) < maxHaves && rp.HasObject(id) {
+			if len(haves) < maxHaves && !had[id] && rp.HasObject(id) {
+				had[id] = true
 				haves = append(haves, id)
 			}
 		}
@@ -268,6 +279,8 @@ func (f *fetcher) readAdvertisement(r io.Reader) ([]remoteRef, string, error) {
 		}
 		s := string(line)
 		switch {
+		case strings.HasPrefix(s, "ERR "):
+			return nil, "", fmt.Errorf("%w: %.200q", ErrUpstream, strings.TrimPrefix(s, "ERR "))
 		case first && strings.HasPrefix(s, "# service="):
 			// Smart HTTP's header, then a flush.
 			if _, flush, err := wire.ReadLine(pr); err != nil || !flush {
@@ -325,7 +338,7 @@ func (f *fetcher) readAdvertisement(r io.Reader) ([]remoteRef, string, error) {
 		if f.format != oid.SHA1 {
 			return nil, "", fmt.Errorf("%w: a %s repository needs an upstream speaking protocol version 2", ErrProtocol, f.format)
 		}
-		if !f.caps.Has("side-band-64k") {
+		if !f.push && !f.caps.Has("side-band-64k") {
 			return nil, "", fmt.Errorf("%w: the upstream does not offer side-band-64k", ErrProtocol)
 		}
 		return refsList, head, nil
@@ -467,7 +480,7 @@ func (f *fetcher) fetchRequest(ctx context.Context, wants, haves []oid.ID) (io.R
 			body.Close()
 			return nil, fmt.Errorf("%w: remote: no pack", ErrProtocol)
 		case string(line) == "packfile":
-			return readCloser{pr, body}, nil
+			return readCloser{pr: pr, body: body}, nil
 		case strings.HasPrefix(string(line), "ERR "):
 			body.Close()
 			return nil, fmt.Errorf("%w: %.200q", ErrUpstream, strings.TrimPrefix(string(line), "ERR "))
@@ -484,7 +497,7 @@ func (f *fetcher) fetchRequestV0(ctx context.Context, wants, haves []oid.ID) (io
 	var b strings.Builder
 	pw := pktline.NewWriter(&b)
 	caps := " side-band-64k agent=gotd"
-	for _, c := range []string{"ofs-delta", "thin-pack"} {
+	for _, c := range []string{"multi_ack_detailed", "ofs-delta", "thin-pack"} {
 		if f.caps.Has(c) {
 			caps += " " + c
 		}
@@ -508,29 +521,38 @@ func (f *fetcher) fetchRequestV0(ctx context.Context, wants, haves []oid.ID) (io
 	if err != nil {
 		return nil, err
 	}
+	// ACK and NAK lines until the side-band stream begins: its packets
+	// start with a band number, never with a letter. (Without
+	// multi_ack a server acknowledges the first common have again for
+	// each have it already knew of: there may be several.)
 	pr := pktline.NewReader(body)
 	for n := 0; ; n++ {
-		line, flush, err := wire.ReadLine(pr)
+		kind, p, err := pr.Read()
 		switch {
 		case err != nil:
 			body.Close()
-			return nil, fmt.Errorf("%w: remote: %v", ErrProtocol, err)
-		case flush || n > 100000:
+			return nil, fmt.Errorf("%w: fetch: %v", ErrProtocol, err)
+		case kind != pktline.Data || n > 2*maxHaves+16:
 			body.Close()
-			return nil, fmt.Errorf("%w: remote: no pack", ErrProtocol)
-		case string(line) == "NAK", strings.HasPrefix(string(line), "ACK ") && !strings.Contains(string(line), " continue") && !strings.Contains(string(line), " common") && !strings.Contains(string(line), " ready"):
-			return readCloser{pr, body}, nil
-		case strings.HasPrefix(string(line), "ERR "):
+			return nil, fmt.Errorf("%w: fetch: no pack", ErrProtocol)
+		case len(p) > 0 && p[0] <= sideband.Error:
+			return readCloser{pr: pr, body: body, first: append([]byte(nil), p...)}, nil
+		case bytes.HasPrefix(p, []byte("ERR ")):
 			body.Close()
-			return nil, fmt.Errorf("%w: %.200q", ErrUpstream, strings.TrimPrefix(string(line), "ERR "))
+			return nil, fmt.Errorf("%w: %.200q", ErrUpstream, bytes.TrimSpace(p[4:]))
+		case bytes.HasPrefix(p, []byte("ACK ")), bytes.Equal(bytes.TrimSuffix(p, []byte("\n")), []byte("NAK")):
+		default:
+			body.Close()
+			return nil, fmt.Errorf("%w: fetch: unexpected line before the pack", ErrProtocol)
 		}
 	}
 }
 
 // readCloser reads the pkt-lines left on a response body.
 type readCloser struct {
-	pr   *pktline.Reader
-	body io.Closer
+	pr    *pktline.Reader
+	body  io.Closer
+	first []byte // a side-band packet read already, nil if none
 }
 
 func (r readCloser) Read([]byte) (int, error) {
@@ -550,7 +572,12 @@ func (f *fetcher) packStream(body io.ReadCloser) (*io.PipeReader, chan error) {
 		progress := 0
 		var partial []byte // a progress line not ended yet
 		for {
-			kind, payload, err := rc.pr.Read()
+			kind, payload, err := pktline.Data, rc.first, error(nil)
+			if rc.first != nil {
+				rc.first = nil
+			} else {
+				kind, payload, err = rc.pr.Read()
+			}
 			switch {
 			case err != nil:
 				err = fmt.Errorf("%w: pack stream: %v", ErrProtocol, err)

@@ -33,7 +33,7 @@ func upstreams(t *testing.T, root string) map[string]func(name string) string {
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
 	ctx, cancel := context.WithCancel(context.Background())
-	daemon := exec.CommandContext(ctx, "git", "daemon", "--export-all", "--reuseaddr", "--listen=127.0.0.1", fmt.Sprintf("--port=%d", port), "--base-path="+root, root)
+	daemon := exec.CommandContext(ctx, "git", "daemon", "--export-all", "--enable=receive-pack", "--reuseaddr", "--listen=127.0.0.1", fmt.Sprintf("--port=%d", port), "--base-path="+root, root)
 	daemon.Env = gittest.Env(t)
 	if err := daemon.Start(); err != nil {
 		t.Fatal(err)
@@ -71,12 +71,14 @@ func upstreams(t *testing.T, root string) map[string]func(name string) string {
 		}
 		dport := l.Addr().(*net.TCPAddr).Port
 		l.Close()
-		script := `import sys
+		script := `import os, sys
 from dulwich.repo import Repo
 from dulwich.server import DictBackend, TCPGitServer
-TCPGitServer(DictBackend({b"/up.git": Repo(sys.argv[1])}), "127.0.0.1", int(sys.argv[2])).serve_forever()
+root = sys.argv[1]
+repos = {("/" + n).encode(): Repo(os.path.join(root, n)) for n in os.listdir(root) if n.endswith(".git")}
+TCPGitServer(DictBackend(repos), "127.0.0.1", int(sys.argv[2])).serve_forever()
 `
-		py := exec.CommandContext(ctx, "/usr/bin/python3", "-c", script, filepath.Join(root, "up.git"), fmt.Sprint(dport))
+		py := exec.CommandContext(ctx, "/usr/bin/python3", "-c", script, root, fmt.Sprint(dport))
 		if err := py.Start(); err != nil {
 			t.Fatal(err)
 		}

@@ -209,7 +209,22 @@ func (h *httpTransport) advertisement(ctx context.Context) (io.Reader, error) {
 	return bytes.NewReader(b), nil
 }
 
+// maxBuffered is the largest request sent with a Content-Length: as C
+// Git's client does, larger ones are streamed chunked, which some web
+// servers do not pass to a CGI program.
+const maxBuffered = 1 << 20
+
 func (h *httpTransport) command(ctx context.Context, req io.Reader) (io.ReadCloser, error) {
+	head := make([]byte, maxBuffered+1)
+	n, err := io.ReadFull(req, head)
+	switch {
+	case err == io.EOF || err == io.ErrUnexpectedEOF:
+		req = bytes.NewReader(head[:n]) // whole: sent with its length
+	case err != nil:
+		return nil, fmt.Errorf("remote: %w", err)
+	default:
+		req = io.MultiReader(bytes.NewReader(head), req)
+	}
 	resp, err := h.do(ctx, http.MethodPost, h.base+"/"+h.service, "application/x-"+h.service+"-request", req)
 	if err != nil {
 		return nil, err
