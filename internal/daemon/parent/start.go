@@ -24,7 +24,8 @@ func (d *daemon) started(c *child) {
 		return
 	}
 	d.starting = nil
-	d.log.Info("gotd started", "pid", os.Getpid(), "repositories", len(d.cfg.Repositories), "socket", d.cfg.ListenOn)
+	// Told at the default verbosity too, as the record of each request is.
+	d.audit.Info("gotd started", "pid", os.Getpid(), "repositories", len(d.cfg.Repositories), "socket", d.cfg.ListenOn)
 	if d.opts.Ready != nil {
 		d.opts.Ready()
 	}
