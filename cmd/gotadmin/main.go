@@ -32,6 +32,7 @@ var commands = []command{
 	{"indexpack", "packfile-path", cmdIndexPack},
 	{"listpack", "[-hs] packfile-path", cmdListPack},
 	{"ref", "-l | -c @{N}|object-id [-r repository-path] name", cmdRef},
+	{"fast-import", "[-fq] [-r repository-path]", cmdFastImport},
 }
 
 // errUsage asks main to print the command's usage and exit with status 1.
