@@ -261,6 +261,16 @@ func history(seed int64, commits int, forGit bool) string {
 			fmt.Fprintf(&b, "reset refs/tags/light%d\nfrom :%d\n\n", m, m)
 		}
 	}
+	// A second root, merged into the first branch: its commits are
+	// reached through the merge and written on that branch, so the
+	// root must start from nothing there.
+	om := blob()
+	orphan := next()
+	fmt.Fprintf(&b, "commit refs/heads/orphan\nmark :%d\ncommitter Com Mitter <c@example.com> %d +0000\ndata 7\norphan\nM 100644 :%d orphan.txt\n\n", orphan, when+1, om)
+	merge := next()
+	fmt.Fprintf(&b, "commit %s\nmark :%d\ncommitter Com Mitter <c@example.com> %d +0000\ndata 6\nmerge\nfrom :%d\nmerge :%d\nM 100644 :%d orphan.txt\n\n",
+		branches[0].name, merge, when+2, branches[0].tip, orphan, om)
+	fmt.Fprintf(&b, "reset refs/heads/orphan\nfrom 0000000000000000000000000000000000000000\n\n")
 	if forGit {
 		return b.String()
 	}
