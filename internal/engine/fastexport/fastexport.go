@@ -61,6 +61,7 @@ type exporter struct {
 	next  uint64
 	buf   []byte
 	warns map[string]bool
+	modes map[uint32]bool // odd modes warned about
 }
 
 // Export writes the stream for the chosen references to w. An error
@@ -73,6 +74,7 @@ func Export(ctx context.Context, r *repo.Repo, w io.Writer, opts Options) error 
 		w:     bufio.NewWriterSize(w, 64<<10),
 		marks: make(map[oid.ID]uint64),
 		warns: make(map[string]bool),
+		modes: make(map[uint32]bool),
 	}
 	names, err := ex.refNames()
 	if err != nil {
@@ -351,7 +353,13 @@ func (ex *exporter) commit(id oid.ID, ref string) error {
 		case 0o100644, 0o100755, object.ModeSymlink, object.ModeGitlink:
 		default:
 			// Modes of old Git (100664) fast-import refuses.
-			ex.warn(fmt.Sprintf("commit %s: mode %o of %s written as 100644", id, mode, strconv.Quote(ch.Path)))
+			if ex.modes[mode] {
+				mode = 0o100644
+				break
+			}
+			ex.modes[mode] = true
+			// Once per mode: old histories have it on many files.
+			ex.warn(fmt.Sprintf("mode %o written as 100644 (first in commit %s, %s): the trees holding it get other ids", mode, id, strconv.Quote(ch.Path)))
 			mode = 0o100644
 		}
 		if mode == object.ModeGitlink {

@@ -15,7 +15,9 @@ func (im *importer) lookupBranch(name string) *branch { return im.branches[name]
 
 // newBranch creates a branch; its name must be a full reference name.
 func (im *importer) newBranch(name string) (*branch, error) {
-	if err := refs.CheckName(name); err != nil || refs.ReservedName(name) {
+	// "HEAD" is what git fast-export --all writes for a detached HEAD;
+	// like C Git, updateRefs moves what HEAD points at.
+	if err := refs.CheckName(name); (err != nil && name != "HEAD") || refs.ReservedName(name) {
 		return nil, im.errorf("branch name is not a valid reference name: %s", snippet([]byte(name)))
 	}
 	if len(im.branches)+len(im.tags) >= im.opts.MaxBranches {

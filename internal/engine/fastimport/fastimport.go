@@ -72,9 +72,10 @@ type Stats struct {
 // opposed to a failure to read it or to write the repository).
 var ErrStream = errors.New("fast-import stream")
 
-// streamError is an error in the stream, with the line it was found on.
+// errorf makes an error about the stream, naming the offset of the end
+// of the line (or data) it was found in.
 func (im *importer) errorf(format string, args ...any) error {
-	return fmt.Errorf("%w: line %d: %s", ErrStream, im.in.lineNo, fmt.Sprintf(format, args...))
+	return fmt.Errorf("%w: at byte %d: %s", ErrStream, im.in.off, fmt.Sprintf(format, args...))
 }
 
 type mark struct {
@@ -401,6 +402,7 @@ func (im *importer) readData() error {
 	if _, err := io.ReadFull(im.in.br, im.data); err != nil {
 		return im.errorf("end of stream in data (%d bytes expected)", n)
 	}
+	im.in.off += n
 	return im.in.skipOptionalLF()
 }
 
@@ -431,6 +433,7 @@ func (im *importer) storeBlob() (oid.ID, error) {
 				}
 				return id, err
 			}
+			im.in.off += n
 			im.stats.Blobs++
 			im.lastBlob, im.lastData = oid.ID{}, im.lastData[:0]
 			return id, im.in.skipOptionalLF()

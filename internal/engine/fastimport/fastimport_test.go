@@ -193,6 +193,11 @@ from 0000000000000000000000000000000000000000
 		"tag blobtag\nfrom :1\ntagger T <t@example.com> 1700000003 +0000\ndata 5\nblob\n\n" +
 		"tag nested\nfrom :4\ntagger T <t@example.com> 1700000004 +0000\ndata 7\nnested\n\n" +
 		"tag branchtag\nfrom refs/heads/main\ntagger T <t@example.com> 1700000005 +0000\ndata 0\n\n"},
+	// git fast-export --all writes a detached HEAD as "reset HEAD";
+	// the update moves the branch HEAD names (main here).
+	{"HEAD", "commit refs/heads/side\nmark :1\ncommitter C <c@example.com> 1700000000 +0000\ndata 4\nside\n\n" +
+		"commit refs/heads/side\nmark :2\ncommitter C <c@example.com> 1700000001 +0000\ndata 5\nside2\n\n" +
+		"reset HEAD\nfrom :1\n\n"},
 	{"commands", "feature done\nfeature date-format=raw\noption git quiet\noption hg something\n" +
 		"blob\nmark :1\ndata 2\nb\n\nprogress one\ncheckpoint\n\n" +
 		"commit refs/heads/main\nmark :2\ncommitter C <c@example.com> 1700000000 +0000\ndata 1\nx" +

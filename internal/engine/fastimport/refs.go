@@ -32,19 +32,31 @@ func (im *importer) updateRefs() error {
 		ups = append(ups, u)
 	}
 	for _, b := range im.order {
-		old, err := im.r.Refs.Read(b.name)
+		name := b.name
+		if name == "HEAD" {
+			// The update follows HEAD to the branch it names, as C
+			// Git's does; a detached HEAD is moved itself.
+			head, err := im.r.Refs.Read("HEAD")
+			if err == nil && head.Target != "" {
+				if refs.CheckName(head.Target) != nil {
+					return fmt.Errorf("HEAD points at %q, not a branch", head.Target)
+				}
+				name = head.Target
+			}
+		}
+		old, err := im.r.Refs.Read(name)
 		exists := err == nil
 		if err != nil && !errors.Is(err, refs.ErrNotFound) {
-			return fmt.Errorf("read %s: %w", b.name, err)
+			return fmt.Errorf("read %s: %w", name, err)
 		}
 		if !b.tip.Valid() || b.tip.IsNull() {
 			if b.delete && exists {
-				add(refs.Update{Name: b.name, Old: old.ID, New: oid.Zero(im.format), Who: who})
+				add(refs.Update{Name: name, Old: old.ID, New: oid.Zero(im.format), Who: who})
 			}
 			continue
 		}
 		if !exists {
-			add(refs.Update{Name: b.name, Old: oid.Zero(im.format), New: b.tip, Who: who})
+			add(refs.Update{Name: name, Old: oid.Zero(im.format), New: b.tip, Who: who})
 			continue
 		}
 		if old.ID == b.tip {
@@ -53,14 +65,14 @@ func (im *importer) updateRefs() error {
 		if !im.force {
 			ok, err := w.IsAncestor(im.ctx, old.ID, b.tip)
 			if err != nil || !ok {
-				refused = append(refused, b.name)
+				refused = append(refused, name)
 				if im.opts.Warn != nil {
-					im.opts.Warn(fmt.Sprintf("not updating %s (new tip %s does not contain %s)", b.name, b.tip, old.ID))
+					im.opts.Warn(fmt.Sprintf("not updating %s (new tip %s does not contain %s)", name, b.tip, old.ID))
 				}
 				continue
 			}
 		}
-		add(refs.Update{Name: b.name, Old: old.ID, New: b.tip, Who: who})
+		add(refs.Update{Name: name, Old: old.ID, New: b.tip, Who: who})
 	}
 	for _, t := range im.tags {
 		add(refs.Update{Name: "refs/tags/" + t.name, New: t.id, Who: who})

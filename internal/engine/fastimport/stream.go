@@ -18,7 +18,9 @@ type lineReader struct {
 	line   []byte // the current command line, without its LF
 	unread bool   // line is to be returned again by next
 	eof    bool
-	lineNo int64
+	// off is the stream offset of the byte after the current line, or
+	// of the data just read: errors name it.
+	off int64
 }
 
 func newLineReader(r io.Reader, maxLine int) *lineReader {
@@ -37,16 +39,16 @@ func (lr *lineReader) readRaw() ([]byte, error) {
 	b, err := lr.br.ReadSlice('\n')
 	switch {
 	case err == nil:
-		lr.lineNo++
+		lr.off += int64(len(b))
 		return b[:len(b)-1], nil
 	case errors.Is(err, bufio.ErrBufferFull):
-		return nil, fmt.Errorf("%w: line %d: %w (over %d bytes)", ErrStream, lr.lineNo+1, errLineTooLong, lr.br.Size())
+		return nil, fmt.Errorf("%w: at byte %d: %w (over %d bytes)", ErrStream, lr.off, errLineTooLong, lr.br.Size())
 	case err == io.EOF:
 		lr.eof = true
 		if len(b) == 0 {
 			return nil, io.EOF
 		}
-		lr.lineNo++
+		lr.off += int64(len(b))
 		return b, nil
 	default:
 		return nil, fmt.Errorf("read stream: %w", err)
@@ -80,7 +82,7 @@ func (lr *lineReader) skipOptionalLF() error {
 	b, err := lr.br.Peek(1)
 	if err == nil && b[0] == '\n' {
 		lr.br.Discard(1)
-		lr.lineNo++
+		lr.off++
 		return nil
 	}
 	if err != nil && err != io.EOF {
