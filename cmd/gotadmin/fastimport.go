@@ -11,7 +11,7 @@ import (
 )
 
 // cmdFastImport reads a git fast-import stream from standard input into
-// the repository: gotadmin fast-import [-f] [-q] [-r repository-path].
+// the repository: gotadmin fast-import [-fqv] [-r repository-path].
 // The objects go into one new pack; the references are updated once
 // the whole stream has been read.
 func cmdFastImport(ctx context.Context, args []string, stdout io.Writer) error {
@@ -19,6 +19,7 @@ func cmdFastImport(ctx context.Context, args []string, stdout io.Writer) error {
 	force := fs.Bool("f", false, "update branches that would not fast-forward")
 	quiet := fs.Bool("q", false, "print no statistics")
 	rflag := fs.String("r", "", "repository path")
+	verify := fs.Bool("v", false, "verify the new pack with the indexer before installing it")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -34,6 +35,7 @@ func cmdFastImport(ctx context.Context, args []string, stdout io.Writer) error {
 	defer bw.Flush()
 	st, err := fastimport.Import(ctx, r, os.Stdin, fastimport.Options{
 		Force:    *force,
+		Verify:   *verify,
 		Progress: progressFlusher{bw},
 		Warn:     func(msg string) { fmt.Fprintf(os.Stderr, "gotadmin: %s\n", msg) },
 	})

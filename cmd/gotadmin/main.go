@@ -32,7 +32,7 @@ var commands = []command{
 	{"indexpack", "packfile-path", cmdIndexPack},
 	{"listpack", "[-hs] packfile-path", cmdListPack},
 	{"ref", "-l | -c @{N}|object-id [-r repository-path] name", cmdRef},
-	{"fast-import", "[-fq] [-r repository-path]", cmdFastImport},
+	{"fast-import", "[-fqv] [-r repository-path]", cmdFastImport},
 	{"fast-export", "[-q] [-r repository-path] [reference ...]", cmdFastExport},
 }
 

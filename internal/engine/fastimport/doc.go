@@ -7,10 +7,12 @@
 // temporary pack as it is read (a blob as a delta against the blob before
 // it, a tree against its previous version, when that is smaller, as C
 // Git does), duplicates of what the repository or the pack already holds
-// are skipped, and at the end the pack's count and trailer are written,
-// the pack is renamed into place and indexed by the project's indexer,
-// which verifies every object again before the .idx makes the pack
-// visible. Only then are the references updated, in one transaction.
+// are skipped, and at the end the pack's count and trailer are written
+// and its .idx and .rev are written from the offsets and CRCs recorded
+// while writing it (pack.WriteIndex, pack.WriteRev), the .idx renamed
+// into place last since it makes the pack visible; with Options.Verify
+// the project's indexer reads the pack again and checks every object
+// instead. Only then are the references updated, in one transaction.
 //
 // Trees are kept as C Git keeps them: per branch, a tree of directories
 // loaded only when a change reaches into them, the changed ones stored

@@ -57,6 +57,10 @@ type Options struct {
 	Progress io.Writer
 	// Warn, if not nil, is told about references not updated.
 	Warn func(msg string)
+	// Verify has the project's indexer read the new pack again and
+	// check every object before it is installed; without it the index
+	// is written from what was recorded while writing the pack.
+	Verify bool
 }
 
 // Stats counts what an import did.
@@ -177,7 +181,7 @@ func Import(ctx context.Context, r *repo.Repo, in io.Reader, opts Options) (*Sta
 	if err := im.run(); err != nil {
 		return nil, err
 	}
-	path, err := pf.finish(ctx, opts.MaxObjectSize)
+	path, err := pf.finish(ctx, opts.MaxObjectSize, opts.Verify)
 	if err != nil {
 		return nil, err
 	}

@@ -238,25 +238,34 @@ func TestSameIDsAsGit(t *testing.T) {
 	for _, tc := range streams {
 		t.Run(tc.name, func(t *testing.T) {
 			want := fastImportGit(t, tc.stream)
-			var progress bytes.Buffer
-			got, st, err := fastImportOurs(t, tc.stream, Options{Progress: &progress})
-			if err != nil {
-				t.Fatalf("Import: %v", err)
-			}
-			wantRefs, wantObjs := state(t, want)
-			gotRefs, gotObjs := state(t, got)
-			if gotRefs != wantRefs {
-				t.Errorf("references:\ngot\n%s\nwant\n%s", gotRefs, wantRefs)
-			}
-			if strings.Join(gotObjs, " ") != strings.Join(wantObjs, " ") {
-				t.Errorf("objects: got %d %v\nwant %d %v", len(gotObjs), gotObjs, len(wantObjs), wantObjs)
-			}
-			checkRepo(t, got, st)
-			if strings.Contains(tc.stream, "progress") && progress.String() != "progress one\nprogress two\n" {
-				t.Errorf("progress: got %q", progress.String())
+			for _, verify := range []bool{false, true} {
+				var progress bytes.Buffer
+				got, st, err := fastImportOurs(t, tc.stream, Options{Progress: &progress, Verify: verify})
+				if err != nil {
+					t.Fatalf("Import (verify %v): %v", verify, err)
+				}
+				sameState(t, want, got, st)
+				if strings.Contains(tc.stream, "progress") && progress.String() != "progress one\nprogress two\n" {
+					t.Errorf("progress: got %q", progress.String())
+				}
 			}
 		})
 	}
+}
+
+// sameState compares a repository C Git's fast-import wrote with one
+// Import wrote, and checks the latter.
+func sameState(t *testing.T, want, got string, st *Stats) {
+	t.Helper()
+	wantRefs, wantObjs := state(t, want)
+	gotRefs, gotObjs := state(t, got)
+	if gotRefs != wantRefs {
+		t.Errorf("references:\ngot\n%s\nwant\n%s", gotRefs, wantRefs)
+	}
+	if strings.Join(gotObjs, " ") != strings.Join(wantObjs, " ") {
+		t.Errorf("objects: got %d %v\nwant %d %v", len(gotObjs), gotObjs, len(wantObjs), wantObjs)
+	}
+	checkRepo(t, got, st)
 }
 
 // checkRepo checks that an import left one pack, no loose objects, and

@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
@@ -27,6 +28,7 @@ const maxDeltaDepth = 10
 // objEntry is an object written into the pack being built.
 type objEntry struct {
 	off   uint64
+	crc   uint32 // of the entry's stored bytes, for the .idx
 	typ   object.Type
 	depth uint8
 }
@@ -142,6 +144,7 @@ func (pf *packFile) store(t object.Type, data []byte, base *deltaBase) (oid.ID, 
 		return id, false, fmt.Errorf("write pack: %w", err)
 	}
 	pf.off += uint64(len(pf.hdr) + pf.zbuf.Len())
+	e.crc = crc32.Update(crc32.ChecksumIEEE(pf.hdr), crc32.IEEETable, pf.zbuf.Bytes())
 	pf.objs[id] = e
 	return id, true, nil
 }
@@ -155,7 +158,7 @@ func (pf *packFile) storeStream(r io.Reader, size int64) (oid.ID, bool, error) {
 	if _, err := pf.bw.Write(pf.hdr); err != nil {
 		return oid.ID{}, false, fmt.Errorf("write pack: %w", err)
 	}
-	cw := &countWriter{w: pf.bw}
+	cw := &countWriter{w: pf.bw, crc: crc32.ChecksumIEEE(pf.hdr)}
 	pf.zw.Reset(cw)
 	h := object.Hasher(pf.r.Format, object.Blob, size)
 	if _, err := io.CopyN(io.MultiWriter(h, pf.zw), r, size); err != nil {
@@ -175,7 +178,7 @@ func (pf *packFile) storeStream(r io.Reader, size int64) (oid.ID, bool, error) {
 		}
 		return id, false, nil
 	}
-	pf.objs[id] = objEntry{off: off, typ: object.Blob}
+	pf.objs[id] = objEntry{off: off, crc: cw.crc, typ: object.Blob}
 	return id, true, nil
 }
 
@@ -194,14 +197,17 @@ func (pf *packFile) truncate(off uint64) error {
 	return nil
 }
 
+// countWriter counts and checksums what goes through it.
 type countWriter struct {
-	w io.Writer
-	n uint64
+	w   io.Writer
+	n   uint64
+	crc uint32
 }
 
 func (c *countWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n += uint64(n)
+	c.crc = crc32.Update(c.crc, crc32.IEEETable, p[:n])
 	return n, err
 }
 
@@ -277,11 +283,15 @@ func (pf *packFile) readAt(off uint64, maxSize int64, depth int) (object.Type, [
 	return bt, out, err
 }
 
-// finish writes the object count and the trailer, renames the pack into
-// place and indexes it with the project's indexer, which verifies every
-// object once more and writes the .idx (last) and .rev. It returns the
-// pack's path, or "" when nothing was written.
-func (pf *packFile) finish(ctx context.Context, maxObjectSize int64) (string, error) {
+// finish writes the object count and the trailer and installs the
+// pack. Unless verify is set, its .idx and .rev are written from what
+// the writer recorded of each entry (the project's index writers, no
+// second pass over the pack, as gotadmin pack does); with verify, the
+// project's indexer reads the pack again, checks every object and
+// writes them. The .idx is renamed into place last: it is what makes
+// the pack visible. It returns the pack's path, or "" when nothing was
+// written.
+func (pf *packFile) finish(ctx context.Context, maxObjectSize int64, verify bool) (string, error) {
 	defer pf.abort()
 	if len(pf.objs) == 0 {
 		return "", nil
@@ -311,20 +321,92 @@ func (pf *packFile) finish(ctx context.Context, maxObjectSize int64) (string, er
 	if err := pf.r.Shared.Chmod(pf.f, 0o444); err != nil {
 		return "", err
 	}
-	path := filepath.Join(pf.r.PackDir(), fmt.Sprintf("pack-%x.pack", sum))
-	if err := os.Rename(pf.f.Name(), path); err != nil {
-		return "", fmt.Errorf("install pack: %w", err)
+	base := filepath.Join(pf.r.PackDir(), fmt.Sprintf("pack-%x", sum))
+	if verify {
+		if err := os.Rename(pf.f.Name(), base+".pack"); err != nil {
+			return "", fmt.Errorf("install pack: %w", err)
+		}
+		pf.f.Close()
+		pf.f = nil
+		if _, err := indexer.IndexFile(ctx, base+".pack", indexer.Options{
+			Format:        pf.r.Format,
+			Shared:        pf.r.Shared,
+			MaxObjectSize: maxObjectSize,
+			WriteRev:      true,
+		}); err != nil {
+			os.Remove(base + ".pack")
+			return "", fmt.Errorf("index pack: %w", err)
+		}
+		return base + ".pack", nil
 	}
+	entries := make([]pack.IndexEntry, 0, len(pf.objs))
+	for id, e := range pf.objs {
+		entries = append(entries, pack.IndexEntry{ID: id, Offset: e.off, CRC32: e.crc})
+	}
+	var tmps []string
+	defer func() {
+		for _, t := range tmps {
+			os.Remove(t)
+		}
+	}()
+	write := func(prefix string, fill func(io.Writer) error) (string, error) {
+		f, err := os.CreateTemp(pf.r.PackDir(), prefix)
+		if err != nil {
+			return "", err
+		}
+		tmps = append(tmps, f.Name())
+		bw := bufio.NewWriterSize(f, 64<<10)
+		err = fill(bw)
+		if err == nil {
+			err = bw.Flush()
+		}
+		if err == nil {
+			err = f.Sync()
+		}
+		if err == nil {
+			err = pf.r.Shared.Chmod(f, 0o444)
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		return f.Name(), err
+	}
+	// WriteIndex sorts the entries by id, as WriteRev needs them.
+	idxTmp, err := write("tmp_idx_", func(w io.Writer) error {
+		_, err := pack.WriteIndex(w, pf.r.Format, entries, sum)
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("write index: %w", err)
+	}
+	revTmp, err := write("tmp_rev_", func(w io.Writer) error {
+		_, err := pack.WriteRev(w, pf.r.Format, entries, sum)
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("write rev: %w", err)
+	}
+	packTmp := pf.f.Name()
 	pf.f.Close()
 	pf.f = nil
-	if _, err := indexer.IndexFile(ctx, path, indexer.Options{
-		Format:        pf.r.Format,
-		Shared:        pf.r.Shared,
-		MaxObjectSize: maxObjectSize,
-		WriteRev:      true,
-	}); err != nil {
-		os.Remove(path)
-		return "", fmt.Errorf("index pack: %w", err)
+	tmps = append(tmps, packTmp)
+	for _, mv := range []struct{ from, to string }{
+		{packTmp, base + ".pack"},
+		{revTmp, base + ".rev"},
+		{idxTmp, base + ".idx"},
+	} {
+		if err := os.Rename(mv.from, mv.to); err != nil {
+			return "", fmt.Errorf("install pack: %w", err)
+		}
 	}
-	return path, nil
+	tmps = nil
+	d, err := os.Open(pf.r.PackDir())
+	if err == nil {
+		err = d.Sync()
+		d.Close()
+	}
+	if err != nil {
+		return "", fmt.Errorf("install pack: %w", err)
+	}
+	return base + ".pack", nil
 }
