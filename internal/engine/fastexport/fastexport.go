@@ -62,6 +62,8 @@ type exporter struct {
 	buf   []byte
 	warns map[string]bool
 	modes map[uint32]bool // odd modes warned about
+	// lastCommit is the commit written last and lastTree its tree.
+	lastCommit, lastTree oid.ID
 }
 
 // Export writes the stream for the chosen references to w. An error
@@ -283,10 +285,15 @@ func (ex *exporter) commit(id oid.ID, ref string) error {
 	}
 	var parentTree oid.ID
 	if len(c.Parents) > 0 {
-		if parentTree, _, err = ex.links(c.Parents[0]); err != nil {
+		// The first parent is most often the commit written just
+		// before.
+		if c.Parents[0] == ex.lastCommit {
+			parentTree = ex.lastTree
+		} else if parentTree, _, err = ex.links(c.Parents[0]); err != nil {
 			return err
 		}
 	}
+	ex.lastCommit, ex.lastTree = id, c.Tree
 	var dels, mods []treediff.Change
 	err = treediff.Trees(ex.r, ex.f, parentTree, c.Tree, func(ch treediff.Change) error {
 		if ch.Status == 'D' {
