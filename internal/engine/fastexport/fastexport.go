@@ -48,20 +48,25 @@ type Options struct {
 	Warn func(msg string)
 }
 
+// smallBlob is the size up to which a blob is read whole rather than
+// streamed.
+const smallBlob = 1 << 20
+
 // maxTagDepth bounds a chain of tags pointing at tags.
 const maxTagDepth = 64
 
 type exporter struct {
-	ctx   context.Context
-	r     *repo.Repo
-	f     oid.Format
-	w     *bufio.Writer
-	opts  Options
-	marks map[oid.ID]uint64 // commits, blobs and tags written
-	next  uint64
-	buf   []byte
-	warns map[string]bool
-	modes map[uint32]bool // odd modes warned about
+	ctx     context.Context
+	r       *repo.Repo
+	f       oid.Format
+	w       *bufio.Writer
+	opts    Options
+	marks   map[oid.ID]uint64 // commits, blobs and tags written
+	next    uint64
+	buf     []byte
+	warns   map[string]bool
+	modes   map[uint32]bool // odd modes warned about
+	blobBuf []byte
 	// lastCommit is the commit written last and lastTree its tree.
 	lastCommit, lastTree oid.ID
 }
@@ -401,6 +406,27 @@ func headerValue(data []byte, name string) []byte {
 // written already.
 func (ex *exporter) blob(id oid.ID) error {
 	if _, ok := ex.marks[id]; ok {
+		return nil
+	}
+	t, size, err := ex.r.StatObject(id)
+	if err != nil {
+		return fmt.Errorf("fastexport: blob %s: %w", id, err)
+	}
+	if size <= smallBlob {
+		// A reader costs buffers a small blob read whole does not.
+		var data []byte
+		if t, data, err = ex.r.ReadObjectInto(id, ex.blobBuf[:0]); err != nil {
+			return fmt.Errorf("fastexport: blob %s: %w", id, err)
+		}
+		if t != object.Blob {
+			return fmt.Errorf("fastexport: %s is a %s, not a blob", id, t)
+		}
+		ex.blobBuf = data
+		ex.next++
+		ex.marks[id] = ex.next
+		fmt.Fprintf(ex.w, "blob\nmark :%d\ndata %d\n", ex.next, len(data))
+		ex.w.Write(data)
+		ex.w.WriteByte('\n')
 		return nil
 	}
 	t, size, rc, err := ex.r.OpenObject(id)
