@@ -91,6 +91,21 @@ func TestFastExportImport(t *testing.T) {
 				gittest.Git(t, dir, "fsck", "--full", "--strict")
 			}
 
+			// Named references, short or full, alone.
+			named, errs, status := gotadmin(t, "fast-export", "-q", "-r", src, "main", "refs/tags/v1.0", "topic1")
+			if status != 0 {
+				t.Fatalf("fast-export of named references: status %d: %s", status, errs)
+			}
+			part := gittest.InitBare(t, format)
+			gittest.GitInput(t, part, []byte(named), "fast-import", "--quiet")
+			wantPart := gittest.Git(t, src, "for-each-ref", "--format=%(objectname) %(refname)", "refs/heads/main", "refs/heads/topic1", "refs/tags/v1.0")
+			if got := gittest.Git(t, part, "for-each-ref", "--format=%(objectname) %(refname)"); got != wantPart {
+				t.Errorf("named references:\ngot\n%s\nwant\n%s", got, wantPart)
+			}
+			if _, _, status := gotadmin(t, "fast-export", "-q", "-r", src, "nosuch"); status == 0 {
+				t.Errorf("fast-export of a missing reference: status 0")
+			}
+
 			// Importing the same stream again changes nothing and
 			// writes no pack.
 			packs, _ := filepath.Glob(filepath.Join(ours, "objects", "pack", "*.pack"))

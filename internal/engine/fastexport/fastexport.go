@@ -83,7 +83,7 @@ func Export(ctx context.Context, r *repo.Repo, w io.Writer, opts Options) error 
 		warns: make(map[string]bool),
 		modes: make(map[uint32]bool),
 	}
-	names, err := ex.refNames()
+	list, err := ex.refs()
 	if err != nil {
 		return err
 	}
@@ -93,16 +93,12 @@ func Export(ctx context.Context, r *repo.Repo, w io.Writer, opts Options) error 
 		typ  object.Type
 	}
 	var targets []target
-	for _, name := range names {
-		ref, err := r.Refs.Resolve(name)
-		if err != nil {
-			return fmt.Errorf("fastexport: %s: %w", name, err)
-		}
+	for _, ref := range list {
 		t, _, err := r.StatObject(ref.ID)
 		if err != nil {
-			return fmt.Errorf("fastexport: %s: %w", name, err)
+			return fmt.Errorf("fastexport: %s: %w", ref.Name, err)
 		}
-		targets = append(targets, target{name, ref.ID, t})
+		targets = append(targets, target{ref.Name, ref.ID, t})
 	}
 	// Commits first, parents before children, then the tags, then the
 	// references set to what they point at.
@@ -151,43 +147,43 @@ func (ex *exporter) warn(msg string) {
 	}
 }
 
-// refNames lists the references to export.
-func (ex *exporter) refNames() ([]string, error) {
+// refs lists the references to export with their values.
+func (ex *exporter) refs() ([]refs.Ref, error) {
+	var list []refs.Ref
 	if len(ex.opts.Refs) == 0 {
-		var names []string
 		for _, prefix := range []string{"refs/heads/", "refs/tags/"} {
 			err := ex.r.Refs.List(prefix, func(ref refs.Ref) error {
-				names = append(names, ref.Name)
+				list = append(list, ref)
 				return nil
 			})
 			if err != nil {
 				return nil, fmt.Errorf("fastexport: list references: %w", err)
 			}
 		}
-		return names, nil
+		return list, nil
 	}
-	var names []string
 	seen := make(map[string]bool)
 	for _, n := range ex.opts.Refs {
-		found := ""
+		var found refs.Ref
 		for _, full := range []string{n, "refs/" + n, "refs/tags/" + n, "refs/heads/" + n} {
 			if refs.CheckName(full) != nil {
 				continue
 			}
-			if _, err := ex.r.Refs.Resolve(full); err == nil {
-				found = full
+			if ref, err := ex.r.Refs.Resolve(full); err == nil {
+				found = ref
+				found.Name = full
 				break
 			}
 		}
-		if found == "" {
+		if found.Name == "" {
 			return nil, fmt.Errorf("fastexport: reference not found: %s", strconv.Quote(n))
 		}
-		if !seen[found] {
-			seen[found] = true
-			names = append(names, found)
+		if !seen[found.Name] {
+			seen[found.Name] = true
+			list = append(list, found)
 		}
 	}
-	return names, nil
+	return list, nil
 }
 
 // peelToCommit follows tags to a commit; the zero ID when they end at a
