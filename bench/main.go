@@ -108,6 +108,9 @@ func main() {
 	if pick.MatchString("load held") {
 		printLoadHeld(servers, work, *loadN, *held)
 	}
+	if pick.MatchString("fast-export") || pick.MatchString("fast-import") {
+		printFastIO(work, src, pick.MatchString)
+	}
 	// Connections per second: sequential ls-remote.
 	if !pick.MatchString("ls-remote") {
 		return

@@ -38,6 +38,8 @@ var commands = []command{
 	{"indexpack", "packfile-path", cmdIndexPack},
 	{"listpack", "[-hs] packfile-path", cmdListPack},
 	{"ref", "-l | -c @{N}|object-id [-r repository-path] name", cmdRef},
+	{"fast-import", "[-fqv] [-r repository-path]", cmdFastImport},
+	{"fast-export", "[-q] [-r repository-path] [reference ...]", cmdFastExport},
 }
 
 // errUsage asks main to print the command's usage and exit with status 1.
