@@ -24,14 +24,14 @@ const (
 )
 
 // Gate counts pending connections, in all and per key (a uid, a
-// remote address). The total is a hard cap; the cap per key is a fair
-// share that holds only when the Gate is full: while there is room, a
+// remote address). The total is a hard cap. While there is room, a
 // burst from one key (many clients behind one address, every OpenSSH
-// user through gotsh) is admitted whole, and once the Gate is full a
+// user through gotsh) is admitted whole; once the Gate is full, a
 // newcomer takes the place of the oldest pending connection of the key
-// that holds the most, if that key holds more than its share and more
-// than the newcomer's key. So one source cannot keep others out, and
-// cannot be kept out by a source that holds no more than it does.
+// that holds the most, if that key holds at least two more than the
+// newcomer's: the keys are evened out, so that neither one source nor
+// many sources each holding a share can keep a newcomer out. The share
+// per key only names the refusal of a key that holds it.
 //
 // The zero Gate refuses everything until SetLimits; its methods may be
 // called from any goroutine.
@@ -86,7 +86,7 @@ func (g *Gate) Enter(key string, evict func()) (release func(), why, evicted str
 			mine = len(h.entries)
 		}
 		top := g.largest()
-		if top == nil || top.key == key || len(top.entries) <= g.perKey || len(top.entries) <= mine+1 {
+		if top == nil || top.key == key || len(top.entries) <= mine+1 {
 			g.mu.Unlock()
 			if mine >= g.perKey {
 				return nil, OverKey, ""

@@ -65,6 +65,21 @@ func TestGate(t *testing.T) {
 	}
 	pending("a", 4, 1)
 
+	// Sources that each hold their share still make room for a
+	// newcomer (a stranger's finding: 4 addresses holding 2 each of 8
+	// places kept everyone else out).
+	var k Gate
+	k.SetLimits(4, 2)
+	for _, key := range []string{"x", "x", "y", "y"} {
+		k.Enter(key, func() {})
+	}
+	if _, why, evicted := k.Enter("z", func() {}); why != "" || evicted != "x" {
+		t.Errorf("newcomer among sources at their share: got %q, evicted %q; want admitted in x's oldest place", why, evicted)
+	}
+	if _, why, _ := k.Enter("x", func() {}); why != OverTotal {
+		t.Errorf("x back for its place: got %q; want %q (y holds no more than x would)", why, OverTotal)
+	}
+
 	// Connections that cannot be evicted keep their place.
 	var h Gate
 	h.SetLimits(2, 1)

@@ -16,9 +16,9 @@ var ErrTooDifferent = errors.New("merge: files too different to merge")
 // called too different.
 const maxDiffWork = 4 << 20
 
-// maxLines bounds the lines of a file merged line by line (line
-// numbers must fit the diff's 32-bit trace).
-const maxLines = 1 << 24
+// maxLines bounds the lines of the three texts of a line merge,
+// counted before they are split, so that the tables stay small.
+const maxLines = 1 << 20
 
 // hunk is one change of a line diff: lines [i, i+n) of the base are
 // replaced by lines [j, j+m) of the side.
@@ -44,11 +44,11 @@ func Lines(base, ours, theirs []byte, maxEdits int) (merged []byte, clean bool, 
 	if bytes.Equal(base, ours) {
 		return theirs, true, nil
 	}
-	var t table
-	b, o, th := t.lines(base), t.lines(ours), t.lines(theirs)
-	if len(b.ids)+len(o.ids)+len(th.ids) > maxLines {
+	if bytes.Count(base, []byte{'\n'})+bytes.Count(ours, []byte{'\n'})+bytes.Count(theirs, []byte{'\n'}) > maxLines {
 		return nil, false, ErrTooDifferent
 	}
+	var t table
+	b, o, th := t.lines(base), t.lines(ours), t.lines(theirs)
 	h1, err := diff(b.ids, o.ids, maxEdits)
 	if err != nil {
 		return nil, false, err
@@ -57,39 +57,49 @@ func Lines(base, ours, theirs []byte, maxEdits int) (merged []byte, clean bool, 
 	if err != nil {
 		return nil, false, err
 	}
+	// Where a change sits in a run of equal lines is the diff's choice
+	// (C Git's xdiff slides it elsewhere than this diff may): each
+	// change is taken to reach over the base lines around it that equal
+	// one of its own lines, as far as it could slide, so that two
+	// changes that could meet are merged as one stretch, never applied
+	// twice nor apart.
+	r1, r2 := reach(b, o, h1), reach(b, th, h2)
 	out := make([]byte, 0, max(len(ours), len(theirs)))
 	pos := 0 // next base line not yet copied
 	i, j := 0, 0
 	for i < len(h1) || j < len(h2) {
 		switch {
-		case j == len(h2) || i < len(h1) && h1[i].end() < h2[j].i:
+		case j == len(h2) || i < len(h1) && r1[i].hi < r2[j].lo:
 			out = b.append(out, pos, h1[i].i)
 			out = o.append(out, h1[i].j, h1[i].j+h1[i].m)
 			pos = h1[i].end()
 			i++
-		case i == len(h1) || h2[j].end() < h1[i].i:
+		case i == len(h1) || r2[j].hi < r1[i].lo:
 			out = b.append(out, pos, h2[j].i)
 			out = th.append(out, h2[j].j, h2[j].j+h2[j].m)
 			pos = h2[j].end()
 			j++
 		default:
 			// A stretch of the base both sides changed: grow it while
-			// a change of either side touches it.
-			start, end := min(h1[i].i, h2[j].i), max(h1[i].end(), h2[j].end())
+			// a change of either side reaches it.
+			start, end := min(r1[i].lo, r2[j].lo), max(r1[i].hi, r2[j].hi)
 			i2, j2 := i, j
 			for {
 				switch {
-				case i2 < len(h1) && h1[i2].i <= end:
-					end = max(end, h1[i2].end())
+				case i2 < len(h1) && r1[i2].lo <= end:
+					end = max(end, r1[i2].hi)
+					start = min(start, r1[i2].lo)
 					i2++
 					continue
-				case j2 < len(h2) && h2[j2].i <= end:
-					end = max(end, h2[j2].end())
+				case j2 < len(h2) && r2[j2].lo <= end:
+					end = max(end, r2[j2].hi)
+					start = min(start, r2[j2].lo)
 					j2++
 					continue
 				}
 				break
 			}
+			start = max(start, pos)
 			mine := side(b, o, h1[i:i2], start, end)
 			other := side(b, th, h2[j:j2], start, end)
 			if !bytes.Equal(mine, other) {
@@ -101,6 +111,42 @@ func Lines(base, ours, theirs []byte, maxEdits int) (merged []byte, clean bool, 
 		}
 	}
 	return b.append(out, pos, len(b.ids)), true, nil
+}
+
+// span is the base lines [lo, hi) a change may reach.
+type span struct{ lo, hi int }
+
+// reach returns, for each change of side s, the base lines it covers
+// widened over the neighbouring base lines equal to one of the lines it
+// removes or adds: every place the same edit could be put. Lines of
+// other changes of the side are not crossed.
+func reach(base, s text, hs []hunk) []span {
+	out := make([]span, len(hs))
+	for k, h := range hs {
+		own := map[int]bool{}
+		for x := h.i; x < h.end(); x++ {
+			own[base.ids[x]] = true
+		}
+		for y := h.j; y < h.j+h.m; y++ {
+			own[s.ids[y]] = true
+		}
+		lo, hi := h.i, h.end()
+		floor, ceil := 0, len(base.ids)
+		if k > 0 {
+			floor = hs[k-1].end()
+		}
+		if k+1 < len(hs) {
+			ceil = hs[k+1].i
+		}
+		for lo > floor && own[base.ids[lo-1]] {
+			lo--
+		}
+		for hi < ceil && own[base.ids[hi]] {
+			hi++
+		}
+		out[k] = span{lo, hi}
+	}
+	return out
 }
 
 // side returns what the changes hs of one side make of base lines

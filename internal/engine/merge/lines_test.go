@@ -126,6 +126,13 @@ func TestLinesCases(t *testing.T) {
 		{"delete and change elsewhere", "a\nb\nc\nd\n", "b\nc\nd\n", "a\nb\nc\nD\n", "b\nc\nD\n", true},
 		{"empty base", "", "x\n", "y\n", "", false},
 		{"newline at end", "a\nb\nc\nd\n", "a\nb\nc\nd", "A\nb\nc\nd\n", "A\nb\nc\nd", true},
+		// The same line removed from a run on both sides, where each
+		// diff may put the removal elsewhere in the run: removed once,
+		// as C Git does (a stranger's finding: it was removed twice).
+		{"same removal in a run", "[deps]\nfoo\nbar\nbar\nbar\nbaz\n", "[dependencies]\nfoo\nbar\nbar\nbaz\n", "[deps]\nfoo\nbar\nbar\nbaz\n",
+			"[dependencies]\nfoo\nbar\nbar\nbaz\n", true},
+		{"same addition to a run", "x\nbar\nbar\ny\n", "x\nbar\nbar\nbar\ny\n", "x\nbar\nbar\nbar\ny\n", "x\nbar\nbar\nbar\ny\n", true},
+		{"addition and removal in a run", "x\nbar\nbar\ny\n", "x\nbar\nbar\nbar\ny\n", "x\nbar\ny\n", "", false},
 	} {
 		got, ok, err := Lines([]byte(c.base), []byte(c.ours), []byte(c.theirs), 100)
 		if err != nil || ok != c.clean || ok && string(got) != c.want {

@@ -1,6 +1,8 @@
 package merge
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -20,10 +22,22 @@ type Store interface {
 type Limits struct {
 	MaxFileSize int64 // files larger than this on any side are not merged line by line: a conflict
 	MaxEdits    int   // of each side's line diff (Lines)
+	// MaxEntries bounds the tree entries looked at and MaxMergedBytes
+	// the bytes of files merged line by line, in all: past them the
+	// merge is refused as too large. Trees repeat subtrees at no cost
+	// (each three-way merge of the same trees is made once), so these
+	// bound what a few hundred bytes of trees nested many times over
+	// could otherwise ask for.
+	MaxEntries     int
+	MaxMergedBytes int64
 }
 
 // DefaultLimits are those of a server-side rebase.
-var DefaultLimits = Limits{MaxFileSize: 8 << 20, MaxEdits: 2000}
+var DefaultLimits = Limits{MaxFileSize: 8 << 20, MaxEdits: 2000, MaxEntries: 1 << 20, MaxMergedBytes: 64 << 20}
+
+// ErrTooLarge is the error of a merge that goes over its Limits or its
+// context's deadline.
+var ErrTooLarge = errors.New("merge: too large to merge")
 
 // Conflict is why a merge is refused: the first path found that both
 // sides changed in ways that do not combine.
@@ -47,9 +61,10 @@ const maxDepth = 4096
 // sides, a mode changed differently, a type changed on one side and the
 // entry changed on the other, a file deleted on one side and changed on
 // the other, or added on both with contents that do not merge. Renames
-// are not followed: a rename is a deletion and an addition.
-func Trees(s Store, f oid.Format, base, ours, theirs oid.ID, lim Limits) (oid.ID, error) {
-	m := &merger{s: s, f: f, lim: lim}
+// are not followed: a rename is a deletion and an addition. ErrTooLarge
+// is returned past lim or past ctx's deadline.
+func Trees(ctx context.Context, s Store, f oid.Format, base, ours, theirs oid.ID, lim Limits) (oid.ID, error) {
+	m := &merger{ctx: ctx, s: s, f: f, lim: lim, done: map[[3]oid.ID]oid.ID{}}
 	id, err := m.trees(base, ours, theirs, "", 0)
 	if err != nil {
 		return oid.ID{}, err
@@ -61,9 +76,13 @@ func Trees(s Store, f oid.Format, base, ours, theirs oid.ID, lim Limits) (oid.ID
 }
 
 type merger struct {
-	s   Store
-	f   oid.Format
-	lim Limits
+	ctx     context.Context
+	s       Store
+	f       oid.Format
+	lim     Limits
+	done    map[[3]oid.ID]oid.ID // merged trees and files, by their three ids
+	entries int                  // tree entries looked at
+	bytes   int64                // file bytes merged line by line
 }
 
 // entry is a tree entry of one side; a nil *entry is an absent one.
@@ -97,6 +116,13 @@ func (m *merger) trees(base, ours, theirs oid.ID, dir string, depth int) (oid.ID
 	case depth >= maxDepth:
 		return oid.ID{}, &Conflict{dir, "nested too deeply to merge"}
 	}
+	key := [3]oid.ID{base, ours, theirs}
+	if id, ok := m.done[key]; ok {
+		return id, nil
+	}
+	if err := m.ctx.Err(); err != nil {
+		return oid.ID{}, ErrTooLarge
+	}
 	names := map[string]*[3]*entry{}
 	var order []string
 	for side, id := range []oid.ID{base, ours, theirs} {
@@ -115,6 +141,9 @@ func (m *merger) trees(base, ours, theirs oid.ID, dir string, depth int) (oid.ID
 			e, ok := it.Next()
 			if !ok {
 				break
+			}
+			if m.entries++; m.lim.MaxEntries > 0 && m.entries > m.lim.MaxEntries {
+				return oid.ID{}, ErrTooLarge
 			}
 			es := names[string(e.Name)]
 			if es == nil {
@@ -144,6 +173,7 @@ func (m *merger) trees(base, ours, theirs oid.ID, dir string, depth int) (oid.ID
 		}
 	}
 	if len(out) == 0 {
+		m.done[key] = oid.ID{}
 		return oid.ID{}, nil
 	}
 	slices.SortFunc(out, func(a, b result) int {
@@ -153,7 +183,11 @@ func (m *merger) trees(base, ours, theirs oid.ID, dir string, depth int) (oid.ID
 	for _, r := range out {
 		data = object.AppendTreeEntry(data, r.e.mode, []byte(r.name), r.e.id)
 	}
-	return m.s.WriteObject(object.Tree, data)
+	id, err := m.s.WriteObject(object.Tree, data)
+	if err == nil {
+		m.done[key] = id
+	}
+	return id, err
 }
 
 func join(dir, name string) string {
@@ -245,6 +279,16 @@ func (m *merger) fileEntry(b, o, t *entry, path string) (*entry, error) {
 // file merges the contents of a regular file changed on both sides
 // (b nil if added on both).
 func (m *merger) file(b, o, t *entry, path string) (oid.ID, error) {
+	key := [3]oid.ID{{}, o.id, t.id}
+	if b != nil {
+		key[0] = b.id
+	}
+	if id, ok := m.done[key]; ok {
+		return id, nil
+	}
+	if err := m.ctx.Err(); err != nil {
+		return oid.ID{}, ErrTooLarge
+	}
 	var data [3][]byte
 	for i, e := range []*entry{b, o, t} {
 		if e == nil {
@@ -264,6 +308,9 @@ func (m *merger) file(b, o, t *entry, path string) (oid.ID, error) {
 			return oid.ID{}, &Conflict{path, "binary file changed on both sides"}
 		}
 		data[i] = d
+		if m.bytes += int64(len(d)); m.lim.MaxMergedBytes > 0 && m.bytes > m.lim.MaxMergedBytes {
+			return oid.ID{}, ErrTooLarge
+		}
 	}
 	merged, clean, err := Lines(data[0], data[1], data[2], m.lim.MaxEdits)
 	switch {
@@ -277,7 +324,11 @@ func (m *merger) file(b, o, t *entry, path string) (oid.ID, error) {
 		}
 		return oid.ID{}, &Conflict{path, "changed on both sides"}
 	}
-	return m.s.WriteObject(object.Blob, merged)
+	id, err := m.s.WriteObject(object.Blob, merged)
+	if err == nil {
+		m.done[key] = id
+	}
+	return id, err
 }
 
 // kind is what an entry's mode makes of it: a regular file (whether

@@ -9,12 +9,12 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/klauspost/compress/zlib"
 
 	"gotd/internal/engine/indexer"
 	"gotd/internal/engine/merge"
+	"gotd/internal/git/commitgraph"
 	"gotd/internal/git/object"
 	"gotd/internal/git/oid"
 	"gotd/internal/git/pack"
@@ -149,7 +149,11 @@ func (r refusal) Error() string { return string(r) }
 // tip. A refusal is returned as such (c unchanged); another error is
 // an internal failure.
 func (s *session) rebase(store rebaseStore, c *Command, onto oid.ID) error {
-	ctx, cancel := context.WithTimeout(s.ctx, rebaseTimeout)
+	// One time budget for all the push's rebases.
+	if s.rebaseDeadline.IsZero() {
+		s.rebaseDeadline = time.Now().Add(rebaseTimeout)
+	}
+	ctx, cancel := context.WithDeadline(s.ctx, s.rebaseDeadline)
 	defer cancel()
 	base, pushed := c.Old, c.New
 	if c.Pushed.Valid() {
@@ -157,8 +161,15 @@ func (s *session) rebase(store rebaseStore, c *Command, onto oid.ID) error {
 	}
 	f := s.repo.Format
 	w := &walk.Walker{Store: store, Format: f}
+	if g, err := commitgraph.Open(s.repo.ObjectsDir(), f); err == nil {
+		w.Graph = g
+		defer g.Close()
+	}
 	if ok, err := w.IsAncestor(ctx, base, onto); err != nil || !ok {
 		if err != nil && !errors.Is(err, object.ErrNotFound) {
+			if ctx.Err() != nil {
+				return refusal("cannot rebase: out of time")
+			}
 			return fmt.Errorf("receive: rebase: %w", err)
 		}
 		return refusal(ngStale) // not behind: moved elsewhere
@@ -167,9 +178,20 @@ func (s *session) rebase(store rebaseStore, c *Command, onto oid.ID) error {
 	if limit <= 0 {
 		limit = DefaultMaxRebase
 	}
-	// The range, newest first.
+	// The range, newest first: the commits the branch does not have
+	// yet. One it has already (another push brought it, or a branch
+	// the client built on was merged meanwhile) ends the range, so
+	// that it is not replayed again (a reverted change would come back).
 	var chain []*object.ParsedCommit
 	for id := pushed; id != base; {
+		if in, err := w.IsAncestor(ctx, id, onto); err != nil {
+			if ctx.Err() != nil {
+				return refusal("cannot rebase: out of time")
+			}
+			return fmt.Errorf("receive: rebase: %w", err)
+		} else if in {
+			break
+		}
 		if len(chain) == limit {
 			return refusal(fmt.Sprintf("cannot rebase: more than %d commits", limit))
 		}
@@ -210,12 +232,12 @@ func (s *session) rebase(store rebaseStore, c *Command, onto oid.ID) error {
 		if err != nil {
 			return err
 		}
-		tree, err := merge.Trees(store, f, parent.Tree, tipTree, c.Tree, merge.DefaultLimits)
+		tree, err := merge.Trees(ctx, store, f, parent.Tree, tipTree, c.Tree, merge.DefaultLimits)
 		var conflict *merge.Conflict
 		switch {
 		case errors.As(err, &conflict):
 			return refusal("cannot rebase: " + showPath(conflict.Path) + " " + conflict.Why)
-		case errors.Is(err, errMadeTooMuch):
+		case errors.Is(err, errMadeTooMuch), errors.Is(err, merge.ErrTooLarge):
 			return refusal("cannot rebase: the rebased commits are too large")
 		case err != nil:
 			return fmt.Errorf("receive: rebase: %w", err)
@@ -293,12 +315,15 @@ func replay(c *object.ParsedCommit, tree, parent oid.ID, now int64) ([]byte, err
 }
 
 // showPath is a path of the client's tree as an "ng" reason may hold
-// it: as it is if it is printable UTF-8, else quoted; at most 256 bytes.
+// it: as it is if it is printable ASCII without quotes, else quoted with
+// escapes as C Git quotes paths (core.quotePath), so that no control
+// character, C1 code or bidirectional override reaches a terminal; at
+// most 256 bytes of it.
 func showPath(p string) string {
 	if len(p) > 256 {
 		p = p[:256]
 	}
-	if !utf8.ValidString(p) || strings.ContainsFunc(p, func(r rune) bool { return r < ' ' || r == 0x7f }) {
+	if strings.ContainsFunc(p, func(r rune) bool { return r < ' ' || r > '~' || r == '"' || r == '\\' }) {
 		return strconv.QuoteToASCII(p)
 	}
 	return p

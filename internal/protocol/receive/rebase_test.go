@@ -196,3 +196,36 @@ func TestRebaseRefused(t *testing.T) {
 	f.wantRef(t, "refs/heads/main", forced)
 	f.verify(t)
 }
+
+// TestRebaseSkipsLanded: the client built on a commit the branch has
+// since gained, and lost again by a revert (main: A, B adds leak.txt, D
+// reverts it); its stale push from A is rebased as its own commit alone
+// onto D: B is not replayed, so the revert stays (a stranger's finding:
+// the leak came back).
+func TestRebaseSkipsLanded(t *testing.T) {
+	f := newFixture(t, "0", "sha1", false)
+	a := f.commit(t, "a.txt", "a\n")
+	f.mustPush(t, "origin", "HEAD:refs/heads/main")
+	b := f.commit(t, "leak.txt", "secret\n")
+	gittest.Git(t, f.work, "rm", "-q", "leak.txt")
+	gittest.Git(t, f.work, "commit", "-q", "-m", "revert")
+	d := strings.TrimSpace(gittest.Git(t, f.work, "rev-parse", "HEAD"))
+	f.mustPush(t, "origin", "HEAD:refs/heads/other")
+	gittest.Git(t, f.work, "reset", "-q", "--hard", b)
+	c := f.commit(t, "c.txt", "c\n")
+	f.results(t)
+	env := []string{"GOTD_TEST_MOVE=refs/heads/main " + d, "GOTD_TEST_REBASE=refs/heads/main"}
+	if stderr, err := f.push(t, env, "origin", "HEAD:refs/heads/main"); err != nil {
+		t.Fatalf("push: %v\n%s", err, stderr)
+	}
+	got := f.ref(t, "refs/heads/main")
+	if p := strings.TrimSpace(gittest.Git(t, f.server, "rev-parse", got+"^")); p != d {
+		t.Errorf("rebased main's parent %s; want %s (the revert)", p, d)
+	}
+	files := gittest.Git(t, f.server, "ls-tree", "--name-only", got)
+	if strings.Contains(files, "leak.txt") || !strings.Contains(files, "c.txt") {
+		t.Errorf("rebased tree holds\n%s\nwant c.txt and no leak.txt", files)
+	}
+	_, _ = a, c
+	f.verify(t)
+}

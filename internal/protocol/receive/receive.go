@@ -220,6 +220,7 @@ type session struct {
 	quarantineHold *os.File        // made here: its hold (NewQuarantine), let go once removed
 	pack           *indexer.Result // the received pack, nil if none was read
 	madePack       *indexer.Result // the objects rebases made, nil if none
+	rebaseDeadline time.Time       // of all the push's rebases, set by the first
 	unpackErr      error
 	hadBranch      bool // the repository had a branch before the push
 
