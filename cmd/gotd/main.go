@@ -194,6 +194,10 @@ func runParent(cfg *config.Config, lo logs.Options, load func() (*config.Config,
 	if err != nil {
 		return err
 	}
+	mls, err := bind(log, parent.RoleMetrics, cfg.Metrics)
+	if err != nil {
+		return err
+	}
 	self := uint32(os.Geteuid())
 	// gotctl: root, and whoever started gotd; not the configured user,
 	// which other services may share (issue 19). The control group is
@@ -261,6 +265,7 @@ func runParent(cfg *config.Config, lo logs.Options, load func() (*config.Config,
 		ControlUIDs: control,
 		Limits:      limits,
 		Frontends:   fes,
+		Metrics:     mls,
 	})
 }
 

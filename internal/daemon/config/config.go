@@ -76,6 +76,9 @@ type Config struct {
 	Repositories    []*Repository
 	// SSH, Git and HTTP are the network front-ends' listeners.
 	SSH, Git, HTTP []Listen
+	// Metrics are the metrics process's listeners (Prometheus text
+	// format at /metrics, a health check at /healthz).
+	Metrics []Listen
 	// SSHHostKey is the SSH front-end's private host key file.
 	SSHHostKey string
 	// HandshakeTimeout bounds an SSH handshake, an HTTP request's

@@ -55,11 +55,12 @@ type client struct {
 	repoEnd   *msg.Conn
 	repoStart *ipc.Start
 
-	end     *ipc.SessionEnd // the session's report
-	refusal string          // told the client before any Git data
-	reason  uint32          // of the refusal, ipc.Reason…
-	failure string          // why the client's service failed, for gotsh
-	told    bool            // the outcome was sent (Done)
+	end     *ipc.SessionEnd   // the session's report
+	stats   *ipc.SessionStats // the session's account of the request, for the metrics
+	refusal string            // told the client before any Git data
+	reason  uint32            // of the refusal, ipc.Reason…
+	failure string            // why the client's service failed, for gotsh
+	told    bool              // the outcome was sent (Done)
 	// identity is who the client is, as the push policy's rules
 	// match it.
 	identity config.Identity
@@ -468,6 +469,7 @@ func (d *daemon) tell(c *client) {
 	}
 	ipc.Send(c.conn, done, nil) // gotsh may be gone
 	c.conn.Close()
+	d.countDone(c, done)
 	d.log.Info("client done", "client", c.id, "user", c.user, "status", done.Status,
 		"duration", time.Since(c.since).Round(time.Millisecond))
 }

@@ -26,6 +26,7 @@ import (
 	"gotd/internal/daemon/gitcmd"
 	"gotd/internal/daemon/ipc"
 	"gotd/internal/daemon/logs"
+	"gotd/internal/daemon/metrics"
 	"gotd/internal/daemon/msg"
 )
 
@@ -41,6 +42,7 @@ const (
 	RoleSSHD         = "sshd"  // the built-in SSH server
 	RoleGitD         = "gitd"  // the git:// daemon
 	RoleHTTPD        = "httpd" // smart HTTP
+	RoleMetrics      = "metrics"
 )
 
 // Time limits of the parent.
@@ -66,6 +68,9 @@ type Options struct {
 	Limits func(*config.Config) *ipc.Limits
 	// Frontends are the network front-ends to run.
 	Frontends []Frontend
+	// Metrics are the sockets of the metrics process (kept, to start
+	// it again should it die); none: no metrics process.
+	Metrics []*os.File
 }
 
 // child is a process started for a role.
@@ -119,6 +124,8 @@ type event struct {
 	restartNotify bool
 	// restartListen starts listen again.
 	restartListen bool
+	// restartMetrics starts the metrics process again.
+	restartMetrics bool
 	// drained: the shutdown timeout of gotctl stop has passed.
 	drained bool
 }
@@ -138,12 +145,15 @@ type daemon struct {
 	clients    map[uint32]*client
 	control    []*msg.Conn // gotctl stop callers, answered on exit
 	halted     bool
+	metrics    *child
+	recorder   *metrics.Recorder
 }
 
 // Main runs the daemon until it is stopped.
 func Main(ctx context.Context, log *slog.Logger, opts Options) error {
 	d := &daemon{opts: opts, log: log, cfg: opts.Config, events: make(chan event, 64), clients: map[uint32]*client{}}
 	d.verifier = newVerifier(d)
+	d.recorder = metrics.NewRecorder(time.Now())
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	go func() {
@@ -162,6 +172,9 @@ func Main(ctx context.Context, log *slog.Logger, opts Options) error {
 		return err
 	}
 	if err := d.startNotify(); err != nil {
+		return err
+	}
+	if err := d.startMetrics(); err != nil {
 		return err
 	}
 	for _, f := range opts.Frontends {
@@ -246,6 +259,7 @@ func (d *daemon) spawn(role string, client uint32, extra []*os.File) (*child, er
 		logs.Relay(d.log.With("child", role, "pid", cmd.Process.Pid), errR)
 	}()
 	c := &child{role: role, cmd: cmd, ch: mine, client: client, done: make(chan struct{})}
+	d.recorder.Started(role)
 	// The exit event follows every message of the child: its channel
 	// reaches its end when the child is gone.
 	read := make(chan struct{})
@@ -310,6 +324,8 @@ func (d *daemon) run(ctx context.Context) error {
 					d.afterDelay(event{restartListen: true})
 				}
 			}
+		case ev.restartMetrics:
+			d.restartMetrics()
 		case ev.drained:
 			if len(d.clients) > 0 {
 				d.log.Warn("shutdown timeout: ending the clients still connected", "clients", len(d.clients), "timeout", d.cfg.ShutdownTimeout)
@@ -354,6 +370,14 @@ func (d *daemon) message(from *child, raw msg.Msg) {
 		d.fromSource(from, ipc.ViaSocket, raw)
 		return
 	}
+	if from == d.metrics {
+		if err := d.fromMetrics(raw); err != nil {
+			closeFile(raw)
+			d.log.Error("bad message from metrics", "err", err)
+			from.kill()
+		}
+		return
+	}
 	if from == d.notify {
 		if err := d.fromNotify(raw); err != nil {
 			closeFile(raw)
@@ -375,6 +399,8 @@ func (d *daemon) message(from *child, raw msg.Msg) {
 		err = d.verdict(c, raw)
 	case from == c.auth && raw.Type == ipc.TypeAuthResult && !c.verifying:
 		err = d.authResult(c, raw)
+	case from == c.session && raw.Type == ipc.TypeSessionStats:
+		err = d.sessionStats(c, raw)
 	case from == c.session && raw.Type == ipc.TypeSessionEnd:
 		err = d.sessionEnd(c, raw)
 	case from == c.session && raw.Type == ipc.TypePushNote:
@@ -399,6 +425,7 @@ func (d *daemon) message(from *child, raw msg.Msg) {
 func (d *daemon) exited(ch *child) error {
 	ch.exited = true
 	ch.ch.Close()
+	d.recorder.Exited(ch.role)
 	switch ch {
 	case d.listen:
 		// Its clients are the parent's: they go on. Callers waiting for
@@ -410,6 +437,9 @@ func (d *daemon) exited(ch *child) error {
 		return nil
 	case d.notify:
 		d.notifyExited()
+		return nil
+	case d.metrics:
+		d.metricsExited()
 		return nil
 	}
 	if f := d.frontendOf(ch); f != nil {
@@ -462,7 +492,7 @@ func (d *daemon) shutdown() {
 	if n := len(d.nstate.backlog); n > 0 {
 		d.log.Error("notifications lost: notify was not running at shutdown", "count", n)
 	}
-	all := []*child{d.listen}
+	all := []*child{d.listen, d.metrics}
 	for _, f := range d.frontends {
 		all = append(all, f.proc)
 	}

@@ -45,6 +45,8 @@ func Main(ctx context.Context, log *slog.Logger, s *Session) error {
 		}
 	}
 	repoStarted := false
+	// What the metrics count: references only, until a pack is sent.
+	stats := &ipc.SessionStats{Kind: ipc.KindLsRefs}
 	in, out := stream.Guard(s.In, s.Out, stream.StartLimits(&s.Start))
 	opts := upload.Options{
 		Filter:  filter,
@@ -65,10 +67,22 @@ func Main(ctx context.Context, log *slog.Logger, s *Session) error {
 				}
 				repoStarted = true
 			}
-			return sendPack(s.RepoRead, s.Repo.Format, req, f, s.Out)
+			n, sent, err := sendPack(s.RepoRead, s.Repo.Format, req, f, s.Out)
+			stats.Out += sent
+			switch {
+			case len(req.Common) > 0:
+				stats.Kind = ipc.KindFetch
+			case stats.Kind == ipc.KindLsRefs:
+				stats.Kind = ipc.KindClone
+			}
+			return n, err
 		},
 	}
 	res, err := upload.Serve(ctx, in, out, opts)
+	stats.In, stats.Out = uint64(in.Bytes()), stats.Out+uint64(out.Bytes())
+	if err := ipc.Send(s.Parent, stats, nil); err != nil {
+		return fmt.Errorf("session_read: %w", err)
+	}
 	end := &ipc.SessionEnd{Status: ipc.StatusOK}
 	if err != nil {
 		log.Warn("fetch failed", "err", err)
@@ -80,40 +94,41 @@ func Main(ctx context.Context, log *slog.Logger, s *Session) error {
 }
 
 // sendPack hands the pack request to repo_read with the client's
-// output and waits for it to be written.
-func sendPack(c *msg.Conn, format oid.Format, req *upload.PackRequest, f upload.Framing, out *os.File) (int, error) {
+// output and waits for it to be written. It returns the objects sent
+// and the bytes repo_read wrote on the client's stream.
+func sendPack(c *msg.Conn, format oid.Format, req *upload.PackRequest, f upload.Framing, out *os.File) (int, uint64, error) {
 	lists := [][]oid.ID{ipc.IDsWants: req.Wants, ipc.IDsCommon: req.Common, ipc.IDsShallow: req.Shallow, ipc.IDsClientShallow: req.ClientShallow}
 	if err := ipc.SendIDs(c, format, lists); err != nil {
-		return 0, fmt.Errorf("session_read: %w", err)
+		return 0, 0, fmt.Errorf("session_read: %w", err)
 	}
 	pr := &ipc.PackRequest{
 		Filter: req.Filter.String(), Thin: req.Thin, OfsDelta: req.OfsDelta, IncludeTag: req.IncludeTag,
 		Sideband: uint32(f.Sideband), Progress: f.Progress,
 	}
 	if err := ipc.Send(c, pr, out); err != nil {
-		return 0, fmt.Errorf("session_read: %w", err)
+		return 0, 0, fmt.Errorf("session_read: %w", err)
 	}
 	raw, err := c.Recv()
 	if err != nil {
-		return 0, fmt.Errorf("session_read: repo_read: %w", err)
+		return 0, 0, fmt.Errorf("session_read: repo_read: %w", err)
 	}
 	switch raw.Type {
 	case ipc.TypePackSent:
 		var m ipc.PackSent
 		if _, err := ipc.Check(raw, &m, false); err != nil {
-			return 0, fmt.Errorf("session_read: %w", err)
+			return 0, 0, fmt.Errorf("session_read: %w", err)
 		}
-		return int(m.Objects), nil
+		return int(m.Objects), m.Bytes, nil
 	case ipc.TypeFailed:
 		var m ipc.Failed
 		if _, err := ipc.Check(raw, &m, false); err != nil {
-			return 0, fmt.Errorf("session_read: %w", err)
+			return 0, 0, fmt.Errorf("session_read: %w", err)
 		}
 		// repo_read has told the client on the error band already.
-		return 0, errors.New("session_read: repo_read: " + m.Message)
+		return 0, m.Bytes, errors.New("session_read: repo_read: " + m.Message)
 	}
 	if raw.File != nil {
 		raw.File.Close()
 	}
-	return 0, fmt.Errorf("session_read: unexpected message %d from repo_read", raw.Type)
+	return 0, 0, fmt.Errorf("session_read: unexpected message %d from repo_read", raw.Type)
 }

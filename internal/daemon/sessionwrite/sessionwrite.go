@@ -76,6 +76,11 @@ func Main(ctx context.Context, log *slog.Logger, s *Session) error {
 	// rules.
 	refsBefore := sync.OnceValue(func() []refs.Ref { return listRefs(s.Repo) })
 	in, out := stream.Guard(s.In, s.Out, stream.StartLimits(&s.Start))
+	// What the metrics count: an HTTP advertisement lists references.
+	stats := &ipc.SessionStats{Kind: ipc.KindPush}
+	if s.Start.Mode == ipc.ModeAdvertise {
+		stats.Kind = ipc.KindLsRefs
+	}
 	opts := receive.Options{
 		Repo:    s.Repo,
 		Version: wire.ParseVersion(s.Start.Protocol),
@@ -96,7 +101,8 @@ func Main(ctx context.Context, log *slog.Logger, s *Session) error {
 			return push.CheckContent(ctx, cmd, objects, s.Repo.Format, refsBefore)
 		},
 		ReceivePack: func(ctx context.Context, progress func(string, uint32, uint32)) (string, *indexer.Result, error) {
-			res, err := receivePack(s.RepoWrite, s.Start.Quarantine, s.In, progress)
+			res, n, err := receivePack(s.RepoWrite, s.Start.Quarantine, s.In, progress)
+			stats.In += n
 			return s.Start.Quarantine, res, err
 		},
 	}
@@ -107,6 +113,10 @@ func Main(ctx context.Context, log *slog.Logger, s *Session) error {
 	s.In.Close()
 	s.Out.Close()
 	s.RepoWrite.Close()
+	stats.In, stats.Out = stats.In+uint64(in.Bytes()), uint64(out.Bytes())
+	if err := ipc.Send(s.Parent, stats, nil); err != nil {
+		return fmt.Errorf("session_write: %w", err)
+	}
 	end := &ipc.SessionEnd{Status: ipc.StatusOK}
 	if err != nil {
 		end.Status = ipc.StatusFailed
@@ -213,49 +223,50 @@ func listRefs(r *repo.Repo) []refs.Ref {
 }
 
 // receivePack has repo_write read the pack from the client's input
-// into the quarantine directory, relaying its progress.
-func receivePack(c *msg.Conn, quarantine string, in *os.File, progress func(string, uint32, uint32)) (*indexer.Result, error) {
+// into the quarantine directory, relaying its progress. It returns
+// the bytes repo_write read from the client's input too.
+func receivePack(c *msg.Conn, quarantine string, in *os.File, progress func(string, uint32, uint32)) (*indexer.Result, uint64, error) {
 	if err := ipc.Send(c, &ipc.RecvPack{}, in); err != nil {
-		return nil, fmt.Errorf("session_write: %w", err)
+		return nil, 0, fmt.Errorf("session_write: %w", err)
 	}
 	for {
 		raw, err := c.Recv()
 		if err != nil {
-			return nil, fmt.Errorf("session_write: repo_write: %w", err)
+			return nil, 0, fmt.Errorf("session_write: repo_write: %w", err)
 		}
 		switch raw.Type {
 		case ipc.TypeProgress:
 			var m ipc.Progress
 			if _, err := ipc.Check(raw, &m, false); err != nil {
-				return nil, fmt.Errorf("session_write: %w", err)
+				return nil, 0, fmt.Errorf("session_write: %w", err)
 			}
 			progress(m.Stage, m.Done, m.Total)
 		case ipc.TypeFailed:
 			var m ipc.Failed
 			if _, err := ipc.Check(raw, &m, false); err != nil {
-				return nil, fmt.Errorf("session_write: %w", err)
+				return nil, 0, fmt.Errorf("session_write: %w", err)
 			}
 			// A fixed text of the protocol layer, made in repo_write.
-			return nil, wire.Wrap(m.Message, errors.New("repo_write failed"))
+			return nil, m.Bytes, wire.Wrap(m.Message, errors.New("repo_write failed"))
 		case ipc.TypePackIndexed:
 			var m ipc.PackIndexed
 			if _, err := ipc.Check(raw, &m, false); err != nil {
-				return nil, fmt.Errorf("session_write: %w", err)
+				return nil, 0, fmt.Errorf("session_write: %w", err)
 			}
 			res := &indexer.Result{PackPath: m.Pack, IndexPath: m.Index, RevPath: m.Rev, Count: m.Count, ThinBases: int(m.ThinBases), Checksum: m.Checksum}
 			// repo_write may write only in the quarantine: the files
 			// it names must be there.
 			for _, p := range []string{m.Pack, m.Index, m.Rev} {
 				if p != "" && filepath.Dir(p) != quarantine {
-					return nil, fmt.Errorf("session_write: repo_write named %q outside the quarantine", p)
+					return nil, 0, fmt.Errorf("session_write: repo_write named %q outside the quarantine", p)
 				}
 			}
-			return res, nil
+			return res, m.Bytes, nil
 		default:
 			if raw.File != nil {
 				raw.File.Close()
 			}
-			return nil, fmt.Errorf("session_write: unexpected message %d from repo_write", raw.Type)
+			return nil, 0, fmt.Errorf("session_write: unexpected message %d from repo_write", raw.Type)
 		}
 	}
 }

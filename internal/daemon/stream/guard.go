@@ -272,6 +272,22 @@ func (m *meter) fail(cause error, reading bool) error {
 	return m.err
 }
 
+// Bytes is how many bytes r has read; 0 for a nil r.
+func (r *Reader) Bytes() int64 {
+	if r == nil {
+		return 0
+	}
+	return r.m.mine.Load()
+}
+
+// Bytes is how many bytes w has written; 0 for a nil w.
+func (w *Writer) Bytes() int64 {
+	if w == nil {
+		return 0
+	}
+	return w.m.mine.Load()
+}
+
 // SyscallConn is the stream's descriptor, for socket options
 // (TCP_CORK). What is written through it escapes the limits: write
 // with Write or SendFile.
