@@ -226,4 +226,30 @@ func TestMetrics(t *testing.T) {
 	if got := metricValue(after, "gotd_clients_active"); got != 0 {
 		t.Errorf("clients active after all are done: got %v; want 0", got)
 	}
+
+	// The metrics process killed is started again, and the counts,
+	// which the parent keeps, are still there.
+	if !s.killWhen("metrics", time.Millisecond, nil) {
+		t.Fatal("no metrics process to kill")
+	}
+	// The parent keeps the socket: connections wait in its backlog
+	// until a process serves them.
+	healthy := false
+	client := &http.Client{Timeout: 2 * time.Second}
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+		if c, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d/healthz", port)); err == nil {
+			c.Body.Close()
+			if healthy = c.StatusCode == http.StatusOK; healthy {
+				break
+			}
+		}
+	}
+	if !healthy {
+		t.Fatal("metrics not served again after its process was killed")
+	}
+	waitMetrics(t, port, after, []metricDelta{
+		{name: "gotd_requests_total", labels: []string{"kind", "clone", "outcome", "ok"}, want: 0},
+		{name: "gotd_processes", labels: []string{"role", "metrics"}, want: 0},
+	})
 }

@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"gotd/internal/daemon/ipc"
@@ -69,6 +70,9 @@ type Handler struct {
 	Snapshot func(context.Context) (*ipc.Metrics, error)
 	Version  string
 	Log      *slog.Logger
+	// failing: the last question went unanswered, which was logged;
+	// the next failures are not, until one is answered.
+	failing atomic.Bool
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -83,10 +87,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	m, err := h.Snapshot(r.Context())
-	if err != nil {
-		h.Log.Warn("no answer from the parent", "err", err)
+	switch {
+	case err != nil && r.Context().Err() != nil:
+		return // the client is gone
+	case err != nil:
+		if !h.failing.Swap(true) {
+			h.Log.Warn("no answer from the parent: answering 503 until there is one", "err", err)
+		}
 		text(w, http.StatusServiceUnavailable, "unavailable\n")
 		return
+	}
+	if h.failing.Swap(false) {
+		h.Log.Info("the parent answers again")
 	}
 	if r.URL.Path == "/healthz" {
 		if !m.Serving {

@@ -309,3 +309,41 @@ func TestAsker(t *testing.T) {
 		t.Error("receive did not end")
 	}
 }
+
+// TestFailureLoggedOnce: scrapes while the parent does not answer are
+// logged once, not once each; an answer ends the episode.
+func TestFailureLoggedOnce(t *testing.T) {
+	var logged bytes.Buffer
+	fail := true
+	h := &Handler{
+		Snapshot: func(context.Context) (*ipc.Metrics, error) {
+			if fail {
+				return nil, errNoAnswer
+			}
+			return NewRecorder(time.Unix(1, 0)).Snapshot(1, true, 0, 0), nil
+		},
+		Log: slog.New(slog.NewTextHandler(&logged, nil)),
+	}
+	get := func() int {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest("GET", "/healthz", nil))
+		return w.Code
+	}
+	for range 3 {
+		if got := get(); got != 503 {
+			t.Errorf("got %d; want 503", got)
+		}
+	}
+	fail = false
+	if got := get(); got != 200 {
+		t.Errorf("got %d; want 200", got)
+	}
+	fail = true
+	get()
+	if got := strings.Count(logged.String(), "no answer from the parent"); got != 2 {
+		t.Errorf("got %d warnings; want 2 (one per episode):\n%s", got, logged.String())
+	}
+	if got := strings.Count(logged.String(), "answers again"); got != 1 {
+		t.Errorf("got %d recoveries logged; want 1", got)
+	}
+}

@@ -3,8 +3,10 @@ package parent
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
+	"gotd/internal/daemon/config"
 	"gotd/internal/daemon/ipc"
 	"gotd/internal/daemon/metrics"
 	"gotd/internal/daemon/msg"
@@ -57,6 +59,14 @@ func (d *daemon) restartMetrics() {
 	if err := d.startMetrics(); err != nil {
 		d.log.Error("cannot start metrics", "err", err)
 		d.afterDelay(event{restartMetrics: true})
+	}
+}
+
+// reloadMetrics warns when a reload changes the metrics listeners:
+// their sockets are bound once, as root, when gotd starts.
+func (d *daemon) reloadMetrics(cfg *config.Config) {
+	if !slices.EqualFunc(cfg.Metrics, d.cfg.Metrics, func(a, b config.Listen) bool { return a.Addr() == b.Addr() }) {
+		d.log.Warn("reload: 'listen metrics' takes effect only when gotd restarts")
 	}
 }
 

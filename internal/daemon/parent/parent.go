@@ -541,6 +541,7 @@ func (d *daemon) reload() error {
 	if cfg.ListenOn != d.cfg.ListenOn || cfg.User != d.cfg.User {
 		d.log.Warn("reload: 'listen on' and 'user' take effect only when gotd restarts")
 	}
+	d.reloadMetrics(cfg)
 	d.cfg = cfg
 	if !d.listen.exited {
 		if err := ipc.Send(d.listen.ch, d.limits(), nil); err != nil {
