@@ -141,7 +141,7 @@ func packBytes(t *testing.T, gitDir string) float64 {
 // refused.
 func TestMetrics(t *testing.T) {
 	port := freePort(t)
-	s := start(t, options{extraTop: fmt.Sprintf("listen metrics on 127.0.0.1 port %d", port)})
+	s := start(t, options{extraTop: fmt.Sprintf("listen metrics on 127.0.0.1 port %d", port), extraTest: "permit ro " + currentUser(t)})
 	waitPort(t, port, s.log)
 
 	if status, _, body := httpGet(t, "GET", port, "/healthz"); status != http.StatusOK || body != "ok\n" {
@@ -226,6 +226,21 @@ func TestMetrics(t *testing.T) {
 	if got := metricValue(after, "gotd_clients_active"); got != 0 {
 		t.Errorf("clients active after all are done: got %v; want 0", got)
 	}
+
+	// A clone through gotsh (the daemon's socket), and one over HTTP,
+	// which takes several requests: references listed, then the pack.
+	before = after
+	s.mustGit(dir, s.gotshEnv(), "clone", "-q", "--bare", "ssh://gotd/test", "gotsh.git")
+	s.mustGit(dir, nil, "clone", "-q", "--bare", s.httpURL("", "test"), "http.git")
+	after = waitMetrics(t, port, before, []metricDelta{
+		{name: "gotd_connections_total", labels: []string{"transport", "gotsh", "outcome", "ok"}, want: 1},
+		{name: "gotd_received_bytes_total", labels: []string{"transport", "gotsh"}, atLeast: 1},
+		{name: "gotd_sent_bytes_total", labels: []string{"transport", "gotsh"}, atLeast: packBytes(t, filepath.Join(dir, "gotsh.git"))},
+		{name: "gotd_connections_total", labels: []string{"transport", "http", "outcome", "ok"}, atLeast: 2},
+		{name: "gotd_requests_total", labels: []string{"kind", "ls-refs", "outcome", "ok"}, atLeast: 1},
+		{name: "gotd_requests_total", labels: []string{"kind", "clone", "outcome", "ok"}, want: 2},
+		{name: "gotd_sent_bytes_total", labels: []string{"transport", "http"}, atLeast: packBytes(t, filepath.Join(dir, "http.git"))},
+	})
 
 	// The metrics process killed is started again, and the counts,
 	// which the parent keeps, are still there.
