@@ -55,12 +55,13 @@ type client struct {
 	repoEnd   *msg.Conn
 	repoStart *ipc.Start
 
-	end     *ipc.SessionEnd   // the session's report
-	stats   *ipc.SessionStats // the session's account of the request, for the metrics
-	refusal string            // told the client before any Git data
-	reason  uint32            // of the refusal, ipc.Reason…
-	failure string            // why the client's service failed, for gotsh
-	told    bool              // the outcome was sent (Done)
+	end     *ipc.SessionEnd // the session's report
+	refusal string          // told the client before any Git data
+	reason  uint32          // of the refusal, ipc.Reason…
+	failure string          // why the client's service failed, for gotsh
+	told    bool            // the outcome was sent (Done)
+	// stats is the session's account of its request, for the metrics.
+	stats *ipc.SessionStats
 	// identity is who the client is, as the push policy's rules
 	// match it.
 	identity config.Identity
