@@ -231,6 +231,10 @@ func runParent(cfg *config.Config, lo logs.Options, confPath, secretsPath string
 	if err != nil {
 		return err
 	}
+	mls, err := bind(log, parent.RoleMetrics, cfg.Metrics)
+	if err != nil {
+		return err
+	}
 	self := uint32(os.Geteuid())
 	// gotctl: root, and whoever started gotd; not the configured user,
 	// which other services may share (issue 19). The control group is
@@ -301,6 +305,7 @@ func runParent(cfg *config.Config, lo logs.Options, confPath, secretsPath string
 		Limits:      limits,
 		Frontends:   fes,
 		Ready:       startup.ready,
+		Metrics:     mls,
 	})
 }
 

@@ -18,6 +18,7 @@ import (
 	"gotd/internal/daemon/listen"
 	"gotd/internal/daemon/logs"
 	"gotd/internal/daemon/memlimit"
+	"gotd/internal/daemon/metrics"
 	"gotd/internal/daemon/msg"
 	"gotd/internal/daemon/notify"
 	"gotd/internal/daemon/parent"
@@ -124,6 +125,19 @@ func runRole(role string, lo logs.Options) error {
 			return gitd.Main(ctx, log, s, ls)
 		}
 		return httpd.Main(ctx, log, s, creds, ls)
+
+	case parent.RoleMetrics:
+		ls, err := frontend.Listeners()
+		if err != nil {
+			return err
+		}
+		// Serves the parent's counts over HTTP: accepts on the sockets
+		// it was given (Accept), asks the parent on its channel. No
+		// files, no new sockets, no outgoing connections.
+		if err := confine(log, sandbox.Policy{Role: role, Accept: true}); err != nil {
+			return err
+		}
+		return metrics.Main(ctx, log, parentCh, ls, version)
 
 	case parent.RoleSessionRead, parent.RoleSessionWrite:
 		in, out := ipc.ClientFile(ipc.FDInput, "client input"), ipc.ClientFile(ipc.FDOutput, "client output")

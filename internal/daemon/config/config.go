@@ -75,6 +75,9 @@ type Config struct {
 	Repositories    []*Repository
 	// SSH, Git and HTTP are the network front-ends' listeners.
 	SSH, Git, HTTP []Listen
+	// Metrics are the metrics process's listeners (Prometheus text
+	// format at /metrics, a health check at /healthz).
+	Metrics []Listen
 	// SSHHostKey is the SSH front-end's first private host key file;
 	// SSHHostKeys are all of them, one per key type, offered together
 	// (several "ssh hostkey" lines, or DefaultHostKeys).

@@ -67,8 +67,8 @@ func (a *Account) Identity() Identity {
 	return Identity{User: a.Name, UID: -1, Groups: a.Groups}
 }
 
-// listenFrontend parses "listen ssh|git|http on ADDRESS port N [tls
-// certificate PATH key PATH]" after "listen".
+// listenFrontend parses "listen ssh|git|http|metrics on ADDRESS port N
+// [tls certificate PATH key PATH]" after "listen".
 func (p *parser) listenFrontend() {
 	kind, line := p.tok.text, p.tok.line
 	p.advance()
@@ -102,7 +102,7 @@ func (p *parser) listenFrontend() {
 		p.advance()
 		l.Key = p.frontendPath(line, "key", p.str("a key path"))
 	}
-	for _, ls := range [][]Listen{p.cfg.SSH, p.cfg.Git, p.cfg.HTTP} {
+	for _, ls := range [][]Listen{p.cfg.SSH, p.cfg.Git, p.cfg.HTTP, p.cfg.Metrics} {
 		for _, have := range ls {
 			if have.Address == l.Address && have.Port == l.Port {
 				p.errorf(line, "duplicate listener %s", l.Addr())
@@ -114,6 +114,8 @@ func (p *parser) listenFrontend() {
 		p.cfg.SSH = append(p.cfg.SSH, l)
 	case "git":
 		p.cfg.Git = append(p.cfg.Git, l)
+	case "metrics":
+		p.cfg.Metrics = append(p.cfg.Metrics, l)
 	default:
 		p.cfg.HTTP = append(p.cfg.HTTP, l)
 	}

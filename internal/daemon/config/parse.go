@@ -133,7 +133,7 @@ func (p *parser) topLevel() {
 	switch {
 	case p.is("listen"):
 		p.advance()
-		if p.is("ssh") || p.is("git") || p.is("http") {
+		if p.is("ssh") || p.is("git") || p.is("http") || p.is("metrics") {
 			p.listenFrontend()
 			break
 		}

@@ -89,6 +89,9 @@ const (
 	TypeVerify
 	TypeVerdict
 	TypeReady
+	TypeSessionStats
+	TypeMetricsScrape
+	TypeMetrics
 )
 
 // Message is one of the types below.
@@ -746,8 +749,8 @@ func (m *PackRequest) decode(d *msg.Decoder) {
 	m.Sideband, m.Progress = d.Uint32(), getBool(d)
 }
 
-// PackSent: repo_read → session_read: the pack is written, Objects
-// in Bytes (the side-band's framing included).
+// PackSent: repo_read → session_read: the pack is written. Bytes is
+// how many bytes of the client's stream it took, for the metrics.
 type PackSent struct {
 	Objects uint32
 	Bytes   uint64
@@ -755,17 +758,29 @@ type PackSent struct {
 
 func (*PackSent) Type() msg.Type          { return TypePackSent }
 func (m *PackSent) encode(e *msg.Encoder) { e.Uint32(m.Objects).Uint64(m.Bytes) }
-func (m *PackSent) decode(d *msg.Decoder) { m.Objects, m.Bytes = d.Uint32(), d.Uint64() }
+func (m *PackSent) decode(d *msg.Decoder) {
+	m.Objects, m.Bytes = d.Uint32(), d.Uint64()
+	if m.Bytes > MaxStreamBytes {
+		d.Fail("bad byte count")
+	}
+}
 
 // Failed: repo_read or repo_write → its session: the request failed;
-// Message is what the client may be told.
+// Message is what the client may be told. Bytes is how many bytes of
+// the client's stream moved before, for the metrics.
 type Failed struct {
 	Message string // MaxMessage
+	Bytes   uint64
 }
 
 func (*Failed) Type() msg.Type          { return TypeFailed }
-func (m *Failed) encode(e *msg.Encoder) { e.String(m.Message) }
-func (m *Failed) decode(d *msg.Decoder) { m.Message = d.String(MaxMessage) }
+func (m *Failed) encode(e *msg.Encoder) { e.String(m.Message).Uint64(m.Bytes) }
+func (m *Failed) decode(d *msg.Decoder) {
+	m.Message, m.Bytes = d.String(MaxMessage), d.Uint64()
+	if m.Bytes > MaxStreamBytes {
+		d.Fail("bad byte count")
+	}
+}
 
 // RecvPack: session_write → repo_write; fd: the client's input, at the
 // first byte of the pack.
@@ -790,8 +805,8 @@ func (m *Progress) decode(d *msg.Decoder) {
 }
 
 // PackIndexed: repo_write → session_write: the pack is verified and
-// indexed in the quarantine directory; Bytes were read from the
-// client.
+// indexed in the quarantine directory. Bytes is how many bytes of the
+// client's stream it read, for the metrics.
 type PackIndexed struct {
 	Pack, Index, Rev string // MaxPath each
 	Count, ThinBases uint32
@@ -801,11 +816,15 @@ type PackIndexed struct {
 
 func (*PackIndexed) Type() msg.Type { return TypePackIndexed }
 func (m *PackIndexed) encode(e *msg.Encoder) {
-	e.String(m.Pack).String(m.Index).String(m.Rev).Uint32(m.Count).Uint32(m.ThinBases).Bytes(m.Checksum).Uint64(m.Bytes)
+	e.String(m.Pack).String(m.Index).String(m.Rev).Uint32(m.Count).Uint32(m.ThinBases).Bytes(m.Checksum)
+	e.Uint64(m.Bytes)
 }
 func (m *PackIndexed) decode(d *msg.Decoder) {
 	m.Pack, m.Index, m.Rev = d.String(MaxPath), d.String(MaxPath), d.String(MaxPath)
-	m.Count, m.ThinBases, m.Checksum, m.Bytes = d.Uint32(), d.Uint32(), d.Bytes(MaxChecksum), d.Uint64()
+	m.Count, m.ThinBases, m.Checksum = d.Uint32(), d.Uint32(), d.Bytes(MaxChecksum)
+	if m.Bytes = d.Uint64(); m.Bytes > MaxStreamBytes {
+		d.Fail("bad byte count")
+	}
 }
 
 // SessionEnd: session_read or session_write → parent, its last
@@ -1246,4 +1265,128 @@ func (m *ReloadSocket) encode(e *msg.Encoder) {
 }
 func (m *ReloadSocket) decode(d *msg.Decoder) {
 	m.Addr, m.Error = d.String(MaxRemote), d.String(MaxMessage)
+}
+
+// MaxStreamBytes bounds a count of bytes of a client's stream.
+const MaxStreamBytes = 1 << 62
+
+// Kinds of request, as the metrics count them (SessionStats.Kind).
+const (
+	KindLsRefs = iota // no pack moved: references listed (ls-remote, an HTTP advertisement, a negotiation round)
+	KindFetch         // a pack sent to a client that had objects in common with the repository
+	KindClone         // a pack sent to a client that had none
+	KindPush          // a receive-pack conversation
+	NumKinds
+)
+
+// SessionStats: session_read or session_write → parent, just before
+// SessionEnd: what the request was, and the bytes of the client's
+// stream the session and its repo process read (In) and wrote (Out).
+type SessionStats struct {
+	Kind    uint32
+	In, Out uint64 // MaxStreamBytes each
+}
+
+func (*SessionStats) Type() msg.Type { return TypeSessionStats }
+func (m *SessionStats) encode(e *msg.Encoder) {
+	e.Uint32(m.Kind).Uint64(m.In).Uint64(m.Out)
+}
+func (m *SessionStats) decode(d *msg.Decoder) {
+	m.Kind, m.In, m.Out = d.Uint32(), d.Uint64(), d.Uint64()
+	if m.Kind >= NumKinds || m.In > MaxStreamBytes || m.Out > MaxStreamBytes {
+		d.Fail("bad session stats")
+	}
+}
+
+// MetricsScrape: metrics → parent: a client of the metrics listener
+// asks; the parent answers with Metrics of the same Seq.
+type MetricsScrape struct {
+	Seq uint32
+}
+
+func (*MetricsScrape) Type() msg.Type          { return TypeMetricsScrape }
+func (m *MetricsScrape) encode(e *msg.Encoder) { e.Uint32(m.Seq) }
+func (m *MetricsScrape) decode(d *msg.Decoder) { m.Seq = d.Uint32() }
+
+// Sizes of the tables of Metrics. Every table has exactly its size;
+// the metrics package names the rows (transports, kinds, outcomes,
+// reasons, roles, bucket bounds), so no label value travels here.
+const (
+	MetricVias     = numVia
+	MetricOutcomes = StatusRefused + 1 // indexed by Done.Status
+	MetricReasons  = numReasons
+	MetricBuckets  = 13 // duration buckets with a finite bound; one more counts the rest
+	MetricRoles    = 11 // the roles of the parent package
+)
+
+// Metrics: parent → metrics, the answer to MetricsScrape: the parent's
+// counts since it started (counters) and its state now (gauges).
+type Metrics struct {
+	Seq     uint32
+	Serving bool   // the daemon takes new clients (not stopping)
+	Start   int64  // when the daemon started, Unix nanoseconds
+	Active  uint32 // clients connected now
+	Queued  uint32 // notifications waiting
+	// Connections[via*MetricOutcomes+status]: clients done, by source
+	// and outcome.
+	Connections []uint64
+	// Requests[kind*MetricOutcomes+status]: requests done, by kind and
+	// outcome.
+	Requests []uint64
+	// Refusals[reason]: clients refused, by Done.Reason.
+	Refusals []uint64
+	// In[via], Out[via]: bytes of the clients' streams.
+	In, Out []uint64
+	// Durations[kind*(MetricBuckets+1)+b]: requests served (not
+	// refused) of each kind whose duration fell in bucket b (not
+	// cumulative; the last bucket has no upper bound), and
+	// DurationSums[kind] their total in nanoseconds.
+	Durations    []uint64
+	DurationSums []uint64
+	// Processes[role]: the parent's children running, by role.
+	Processes []uint32
+}
+
+func (*Metrics) Type() msg.Type { return TypeMetrics }
+func (m *Metrics) encode(e *msg.Encoder) {
+	e.Uint32(m.Seq).Uint32(boolU32(m.Serving)).Uint64(uint64(m.Start)).Uint32(m.Active).Uint32(m.Queued)
+	for _, t := range [][]uint64{m.Connections, m.Requests, m.Refusals, m.In, m.Out, m.Durations, m.DurationSums} {
+		e.Uint32(uint32(len(t)))
+		for _, v := range t {
+			e.Uint64(v)
+		}
+	}
+	e.Uint32s(m.Processes)
+}
+func (m *Metrics) decode(d *msg.Decoder) {
+	m.Seq, m.Serving, m.Start = d.Uint32(), getBool(d), int64(d.Uint64())
+	m.Active, m.Queued = d.Uint32(), d.Uint32()
+	tables := []struct {
+		t    *[]uint64
+		size int
+	}{
+		{&m.Connections, MetricVias * MetricOutcomes},
+		{&m.Requests, NumKinds * MetricOutcomes},
+		{&m.Refusals, MetricReasons},
+		{&m.In, MetricVias},
+		{&m.Out, MetricVias},
+		{&m.Durations, NumKinds * (MetricBuckets + 1)},
+		{&m.DurationSums, NumKinds},
+	}
+	for _, tb := range tables {
+		if n := d.Uint32(); n != uint32(tb.size) {
+			d.Fail("metrics table of the wrong size")
+			return
+		}
+		*tb.t = make([]uint64, tb.size)
+		for i := range *tb.t {
+			(*tb.t)[i] = d.Uint64()
+		}
+	}
+	if m.Processes = d.Uint32s(MetricRoles); len(m.Processes) != MetricRoles {
+		d.Fail("metrics table of the wrong size")
+	}
+	if m.Start < 0 {
+		d.Fail("bad start time")
+	}
 }

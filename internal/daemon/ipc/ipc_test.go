@@ -39,8 +39,8 @@ func messages() []Message {
 			Deadline: 1796000000123456789, MinRate: 1024, RateInterval: 30},
 		&IDs{Kind: IDsCommon, IDs: make([]byte, 40)},
 		&PackRequest{Filter: "blob:none", Thin: true, OfsDelta: true, Sideband: 65520, Progress: true},
-		&PackSent{Objects: 12, Bytes: 1 << 33},
-		&Failed{Message: "pack is truncated"},
+		&PackSent{Objects: 12, Bytes: 4096},
+		&Failed{Message: "pack is truncated", Bytes: 100},
 		&RecvPack{},
 		&Progress{Stage: "resolving deltas", Done: 1, Total: 2},
 		&PackIndexed{Pack: "/q/p.pack", Index: "/q/p.idx", Rev: "/q/p.rev", Count: 3, Checksum: make([]byte, 20), Bytes: 4096},
@@ -66,6 +66,55 @@ func messages() []Message {
 		&ReloadEnd{},
 		&ReloadBind{Addr: "127.0.0.1:9419"},
 		&ReloadSocket{Addr: "127.0.0.1:9419", Error: "address already in use"},
+		&SessionStats{Kind: KindClone, In: 300, Out: 1 << 30},
+		&MetricsScrape{Seq: 7},
+		testMetrics(),
+	}
+}
+
+// testMetrics is a Metrics message with every table of its size and
+// distinct values.
+func testMetrics() *Metrics {
+	m := &Metrics{Seq: 7, Serving: true, Start: 1796000000123456789, Active: 3, Queued: 2}
+	n := uint64(1)
+	fill := func(size int) []uint64 {
+		t := make([]uint64, size)
+		for i := range t {
+			t[i], n = n, n+1
+		}
+		return t
+	}
+	m.Connections, m.Requests, m.Refusals = fill(MetricVias*MetricOutcomes), fill(NumKinds*MetricOutcomes), fill(MetricReasons)
+	m.In, m.Out = fill(MetricVias), fill(MetricVias)
+	m.Durations, m.DurationSums = fill(NumKinds*(MetricBuckets+1)), fill(NumKinds)
+	for range MetricRoles {
+		m.Processes = append(m.Processes, uint32(n))
+		n++
+	}
+	return m
+}
+
+// TestMetricsBounds checks that tables of another size, unknown kinds
+// and byte counts out of bounds are refused on receipt.
+func TestMetricsBounds(t *testing.T) {
+	bad := map[string]Message{
+		"short table":    func() Message { m := testMetrics(); m.Refusals = m.Refusals[1:]; return m }(),
+		"long table":     func() Message { m := testMetrics(); m.Durations = append(m.Durations, 1); return m }(),
+		"missing role":   func() Message { m := testMetrics(); m.Processes = m.Processes[1:]; return m }(),
+		"negative start": func() Message { m := testMetrics(); m.Start = -1; return m }(),
+		"unknown kind":   &SessionStats{Kind: NumKinds},
+		"too many bytes": &SessionStats{Kind: KindPush, In: MaxStreamBytes + 1},
+		"pack bytes":     &PackSent{Bytes: MaxStreamBytes + 1},
+		"failed bytes":   &Failed{Bytes: 1 << 63},
+		"indexed bytes":  &PackIndexed{Bytes: 1 << 63},
+	}
+	for name, m := range bad {
+		var e msg.Encoder
+		m.encode(&e)
+		got := reflect.New(reflect.TypeOf(m).Elem()).Interface().(Message)
+		if err := Decode(msg.Msg{Type: m.Type(), Data: e.Data()}, got); err == nil {
+			t.Errorf("%s: got no error, want one", name)
+		}
 	}
 }
 

@@ -60,6 +60,8 @@ type client struct {
 	reason  uint32          // of the refusal, ipc.Reason…
 	failure string          // why the client's service failed, for gotsh
 	told    bool            // the outcome was sent (Done)
+	// stats is the session's account of its request, for the metrics.
+	stats *ipc.SessionStats
 	// identity is who the client is, as the push policy's rules
 	// match it.
 	identity config.Identity
@@ -474,5 +476,6 @@ func (d *daemon) tell(c *client) {
 	}
 	ipc.Send(c.conn, done, nil) // gotsh may be gone
 	c.conn.Close()
+	d.countDone(c, done)
 	d.requestDone(c.ended())
 }

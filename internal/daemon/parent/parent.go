@@ -29,6 +29,7 @@ import (
 	"gotd/internal/daemon/gitcmd"
 	"gotd/internal/daemon/ipc"
 	"gotd/internal/daemon/logs"
+	"gotd/internal/daemon/metrics"
 	"gotd/internal/daemon/msg"
 )
 
@@ -44,6 +45,7 @@ const (
 	RoleSSHD         = "sshd"  // the built-in SSH server
 	RoleGitD         = "gitd"  // the git:// daemon
 	RoleHTTPD        = "httpd" // smart HTTP
+	RoleMetrics      = "metrics"
 )
 
 // Time limits of the parent.
@@ -78,6 +80,9 @@ type Options struct {
 	// (ipc.Ready); Main fails instead if one exits first, or if they
 	// have not all said so within startTimeout.
 	Ready func()
+	// Metrics are the sockets of the metrics process (kept, to start
+	// it again should it die); none: no metrics process.
+	Metrics []*os.File
 }
 
 // startTimeout bounds the start of the long-lived processes.
@@ -137,6 +142,8 @@ type event struct {
 	restartNotify bool
 	// restartListen starts listen again.
 	restartListen bool
+	// restartMetrics starts the metrics process again.
+	restartMetrics bool
 	// drained: the shutdown timeout of gotctl stop has passed.
 	drained bool
 	// reloaded is a reload prepared, to apply; haltWait, one whose
@@ -172,6 +179,8 @@ type daemon struct {
 	// starting holds the long-lived processes that have not yet said
 	// they serve, while the daemon starts; nil once it has.
 	starting map[*child]bool
+	metrics  *child
+	recorder *metrics.Recorder
 }
 
 // Main runs the daemon until it is stopped.
@@ -180,6 +189,7 @@ func Main(ctx context.Context, log *slog.Logger, opts Options) error {
 	d.audit = logs.Audit(log)
 	d.refused = newRefusals(d.audit)
 	d.verifier = newVerifier(d)
+	d.recorder = metrics.NewRecorder(time.Now())
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	go func() {
@@ -198,6 +208,9 @@ func Main(ctx context.Context, log *slog.Logger, opts Options) error {
 		return err
 	}
 	if err := d.startNotify(); err != nil {
+		return err
+	}
+	if err := d.startMetrics(); err != nil {
 		return err
 	}
 	for _, f := range opts.Frontends {
@@ -293,6 +306,7 @@ func (d *daemon) spawn(role string, client uint32, extra []*os.File) (*child, er
 		}
 		logs.Relay(d.log.With("child", role, "pid", cmd.Process.Pid), r)
 	}()
+	d.recorder.Started(role)
 	// The exit event follows every message of the child: its channel
 	// reaches its end when the child is gone.
 	read := make(chan struct{})
@@ -362,6 +376,8 @@ func (d *daemon) run(ctx context.Context) error {
 				d.shutdown()
 				return fmt.Errorf("parent: not started within %v: %s", startTimeout, d.startingRoles())
 			}
+		case ev.restartMetrics:
+			d.restartMetrics()
 		case ev.drained:
 			if len(d.clients) > 0 {
 				d.log.Warn("shutdown timeout: ending the clients still connected", "clients", len(d.clients), "timeout", d.cfg.ShutdownTimeout)
@@ -420,6 +436,14 @@ func (d *daemon) message(from *child, raw msg.Msg) {
 		d.fromSource(from, ipc.ViaSocket, raw)
 		return
 	}
+	if from == d.metrics {
+		if err := d.fromMetrics(raw); err != nil {
+			closeFile(raw)
+			d.log.Error("bad message from metrics", "err", err)
+			from.kill()
+		}
+		return
+	}
 	if from == d.notify {
 		if err := d.fromNotify(raw); err != nil {
 			closeFile(raw)
@@ -445,6 +469,8 @@ func (d *daemon) message(from *child, raw msg.Msg) {
 		err = d.verdict(c, raw)
 	case from == c.auth && raw.Type == ipc.TypeAuthResult && !c.verifying:
 		err = d.authResult(c, raw)
+	case from == c.session && raw.Type == ipc.TypeSessionStats:
+		err = d.sessionStats(c, raw)
 	case from == c.session && raw.Type == ipc.TypeSessionEnd:
 		err = d.sessionEnd(c, raw)
 	case from == c.session && raw.Type == ipc.TypePushNote:
@@ -469,6 +495,7 @@ func (d *daemon) message(from *child, raw msg.Msg) {
 func (d *daemon) exited(ch *child) error {
 	ch.exited = true
 	ch.ch.Close()
+	d.recorder.Exited(ch.role)
 	if d.starting[ch] {
 		return fmt.Errorf("%s exited during start-up: %s", ch.role, ch.stderr.reason(ch.status))
 	}
@@ -483,6 +510,9 @@ func (d *daemon) exited(ch *child) error {
 		return nil
 	case d.notify:
 		d.notifyExited()
+		return nil
+	case d.metrics:
+		d.metricsExited()
 		return nil
 	}
 	if i := slices.IndexFunc(d.retired, func(f *frontend) bool { return f.proc == ch }); i >= 0 {
@@ -548,7 +578,7 @@ func (d *daemon) shutdown() {
 	if n := len(d.nstate.backlog); n > 0 {
 		d.log.Error("notifications lost: notify was not running at shutdown", "count", n)
 	}
-	all := []*child{d.listen}
+	all := []*child{d.listen, d.metrics}
 	for _, f := range slices.Concat(d.frontends, d.retired) {
 		all = append(all, f.proc)
 	}

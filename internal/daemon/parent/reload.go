@@ -389,6 +389,11 @@ func (d *daemon) prepare(src reloadSource, base *reloadBase) (*reloadPlan, error
 		p.failures = append(p.failures, fmt.Sprintf("user %s: changed, needs a restart", cfg.User))
 		cfg.User = base.cfg.User
 	}
+	// The metrics process keeps the sockets it was started with.
+	if !slices.EqualFunc(cfg.Metrics, base.cfg.Metrics, func(a, b config.Listen) bool { return a.Addr() == b.Addr() }) {
+		p.failures = append(p.failures, "listen metrics: changed, needs a restart")
+		cfg.Metrics = base.cfg.Metrics
+	}
 	p.changes = append(p.changes, configChanges(base.cfg, cfg)...)
 	// The sockets the daemon holds, by address, whichever front-end
 	// has them.

@@ -60,12 +60,17 @@ func Main(ctx context.Context, log *slog.Logger, start *ipc.Start, session *msg.
 			_, w := stream.Guard(nil, out, stream.StartLimits(start))
 			reply, err := send(ctx, r, &m, &ids, policy.Hidden(start.Hidden).Func(), w)
 			memlimit.SetTell(nil)
+			switch reply := reply.(type) {
+			case *ipc.PackSent:
+				reply.Bytes = uint64(w.Bytes())
+			case *ipc.Failed:
+				reply.Bytes = uint64(w.Bytes())
+			}
 			out.Close()
 			if err != nil {
 				log.Error("pack failed", "err", err)
 			} else {
 				sent := reply.(*ipc.PackSent)
-				sent.Bytes = uint64(w.Written())
 				log.Info("pack sent", "objects", sent.Objects, "bytes", sent.Bytes,
 					"wants", len(ids[ipc.IDsWants]), "haves", len(ids[ipc.IDsCommon]))
 			}

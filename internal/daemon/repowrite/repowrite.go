@@ -57,13 +57,12 @@ func Main(ctx context.Context, log *slog.Logger, start *ipc.Start, session *msg.
 	})
 	if err != nil {
 		log.Warn("pack refused", "err", err)
-		return ipc.Send(session, &ipc.Failed{Message: wire.ClientMessage(err)}, nil)
+		return ipc.Send(session, &ipc.Failed{Message: wire.ClientMessage(err), Bytes: uint64(pack.Bytes())}, nil)
 	}
-	log.Info("pack received", "objects", res.Count, "thin-bases", res.ThinBases, "bytes", pack.Received())
+	log.Info("pack received", "objects", res.Count, "thin-bases", res.ThinBases, "bytes", pack.Bytes())
 	if err := ipc.Send(session, &ipc.PackIndexed{
 		Pack: res.PackPath, Index: res.IndexPath, Rev: res.RevPath,
-		Count: res.Count, ThinBases: uint32(res.ThinBases), Checksum: res.Checksum,
-		Bytes: uint64(pack.Received()),
+		Count: res.Count, ThinBases: uint32(res.ThinBases), Checksum: res.Checksum, Bytes: uint64(pack.Bytes()),
 	}, nil); err != nil {
 		return fmt.Errorf("repo_write: %w", err)
 	}

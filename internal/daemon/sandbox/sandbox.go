@@ -35,6 +35,11 @@ type Policy struct {
 	// the front-ends relay client streams through; without Sockets, no
 	// other socket can be made.
 	Pairs bool
+	// Accept allows accepting TCP connections on the listening
+	// sockets the role was given. On Linux that needs nothing more
+	// (socket(2) stays denied); OpenBSD's pledge grants it only with
+	// the inet promise, which also allows making Internet sockets.
+	Accept bool
 	// Bind allows binding and listening, which no sandboxed role needs:
 	// the parent binds before its children start.
 	Bind bool

@@ -48,7 +48,7 @@ func Apply(p Policy) (Report, error) {
 	}
 	if p.Sockets {
 		promises = append(promises, "inet", "unix", "dns")
-	} else if p.Pairs {
+	} else if p.Pairs || p.Accept {
 		promises = append(promises, "inet") // accept(2) on the sockets it holds
 	}
 	if p.Exec {

@@ -43,6 +43,7 @@ func child(role, repoDir, port, otherPort string) int {
 		"listen":        {Role: role},
 		"frontend":      {Role: role, Pairs: true},
 		"notify":        {Role: role, Sockets: true, ConnectTCP: []uint16{p}},
+		"metrics":       {Role: role, Accept: true},
 	}
 	// What the role is about to need, opened before the sandbox.
 	var r *repo.Repo
@@ -196,6 +197,8 @@ func TestRoles(t *testing.T) {
 		"listen":        {"fionread", "signal-self"},
 		"frontend":      {"socketpair", "fionread", "signal-self"},
 		"notify":        {"connect-allowed", "socketpair", "fionread", "signal-self"},
+		// Accepts on the sockets it holds; no file, no new socket.
+		"metrics": {"fionread", "signal-self"},
 	}
 	for role, oks := range want {
 		t.Run(role, func(t *testing.T) {

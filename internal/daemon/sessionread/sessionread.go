@@ -45,7 +45,8 @@ func Main(ctx context.Context, log *slog.Logger, s *Session) error {
 		}
 	}
 	repoStarted := false
-	var packBytes uint64 // written by repo_read
+	// What the metrics count: references only, until a pack is sent.
+	stats := &ipc.SessionStats{Kind: ipc.KindLsRefs}
 	in, out := stream.Guard(s.In, s.Out, stream.StartLimits(&s.Start))
 	opts := upload.Options{
 		Filter:  filter,
@@ -66,17 +67,24 @@ func Main(ctx context.Context, log *slog.Logger, s *Session) error {
 				}
 				repoStarted = true
 			}
-			sent, err := sendPack(s.RepoRead, s.Repo.Format, req, f, s.Out)
-			if sent != nil {
-				packBytes += sent.Bytes
-				return int(sent.Objects), nil
+			n, sent, err := sendPack(s.RepoRead, s.Repo.Format, req, f, s.Out)
+			stats.Out += sent
+			switch {
+			case len(req.Common) > 0:
+				stats.Kind = ipc.KindFetch
+			case stats.Kind == ipc.KindLsRefs:
+				stats.Kind = ipc.KindClone
 			}
-			return 0, err
+			return n, err
 		},
 	}
 	res, err := upload.Serve(ctx, in, out, opts)
+	stats.In, stats.Out = uint64(in.Bytes()), stats.Out+uint64(out.Bytes())
+	if err := ipc.Send(s.Parent, stats, nil); err != nil {
+		return fmt.Errorf("session_read: %w", err)
+	}
 	end := report(res, err)
-	end.Bytes = uint64(out.Written()) + packBytes
+	end.Bytes = stats.Out
 	if err != nil {
 		log.Warn("fetch failed", "err", err)
 	} else {
@@ -112,40 +120,41 @@ func truncate(s string, n int) string {
 }
 
 // sendPack hands the pack request to repo_read with the client's
-// output and waits for it to be written.
-func sendPack(c *msg.Conn, format oid.Format, req *upload.PackRequest, f upload.Framing, out *os.File) (*ipc.PackSent, error) {
+// output and waits for it to be written. It returns the objects sent
+// and the bytes repo_read wrote on the client's stream.
+func sendPack(c *msg.Conn, format oid.Format, req *upload.PackRequest, f upload.Framing, out *os.File) (int, uint64, error) {
 	lists := [][]oid.ID{ipc.IDsWants: req.Wants, ipc.IDsCommon: req.Common, ipc.IDsShallow: req.Shallow, ipc.IDsClientShallow: req.ClientShallow}
 	if err := ipc.SendIDs(c, format, lists); err != nil {
-		return nil, fmt.Errorf("session_read: %w", err)
+		return 0, 0, fmt.Errorf("session_read: %w", err)
 	}
 	pr := &ipc.PackRequest{
 		Filter: req.Filter.String(), Thin: req.Thin, OfsDelta: req.OfsDelta, IncludeTag: req.IncludeTag,
 		Sideband: uint32(f.Sideband), Progress: f.Progress,
 	}
 	if err := ipc.Send(c, pr, out); err != nil {
-		return nil, fmt.Errorf("session_read: %w", err)
+		return 0, 0, fmt.Errorf("session_read: %w", err)
 	}
 	raw, err := c.Recv()
 	if err != nil {
-		return nil, fmt.Errorf("session_read: repo_read: %w", err)
+		return 0, 0, fmt.Errorf("session_read: repo_read: %w", err)
 	}
 	switch raw.Type {
 	case ipc.TypePackSent:
 		var m ipc.PackSent
 		if _, err := ipc.Check(raw, &m, false); err != nil {
-			return nil, fmt.Errorf("session_read: %w", err)
+			return 0, 0, fmt.Errorf("session_read: %w", err)
 		}
-		return &m, nil
+		return int(m.Objects), m.Bytes, nil
 	case ipc.TypeFailed:
 		var m ipc.Failed
 		if _, err := ipc.Check(raw, &m, false); err != nil {
-			return nil, fmt.Errorf("session_read: %w", err)
+			return 0, 0, fmt.Errorf("session_read: %w", err)
 		}
 		// repo_read has told the client on the error band already.
-		return nil, errors.New("session_read: repo_read: " + m.Message)
+		return 0, m.Bytes, errors.New("session_read: repo_read: " + m.Message)
 	}
 	if raw.File != nil {
 		raw.File.Close()
 	}
-	return nil, fmt.Errorf("session_read: unexpected message %d from repo_read", raw.Type)
+	return 0, 0, fmt.Errorf("session_read: unexpected message %d from repo_read", raw.Type)
 }

@@ -76,7 +76,11 @@ func Main(ctx context.Context, log *slog.Logger, s *Session) error {
 	// rules.
 	refsBefore := sync.OnceValue(func() []refs.Ref { return listRefs(s.Repo) })
 	in, out := stream.Guard(s.In, s.Out, stream.StartLimits(&s.Start))
-	var packBytes uint64 // read by repo_write
+	// What the metrics count: an HTTP advertisement lists references.
+	stats := &ipc.SessionStats{Kind: ipc.KindPush}
+	if s.Start.Mode == ipc.ModeAdvertise {
+		stats.Kind = ipc.KindLsRefs
+	}
 	opts := receive.Options{
 		Repo:    s.Repo,
 		Version: wire.ParseVersion(s.Start.Protocol),
@@ -100,7 +104,7 @@ func Main(ctx context.Context, log *slog.Logger, s *Session) error {
 		MaxRebase: push.MaxRebase,
 		ReceivePack: func(ctx context.Context, progress func(string, uint32, uint32)) (string, *indexer.Result, error) {
 			res, n, err := receivePack(s.RepoWrite, s.Start.Quarantine, s.In, progress)
-			packBytes += n
+			stats.In += n
 			return s.Start.Quarantine, res, err
 		},
 	}
@@ -111,8 +115,12 @@ func Main(ctx context.Context, log *slog.Logger, s *Session) error {
 	s.In.Close()
 	s.Out.Close()
 	s.RepoWrite.Close()
+	stats.In, stats.Out = stats.In+uint64(in.Bytes()), uint64(out.Bytes())
+	if err := ipc.Send(s.Parent, stats, nil); err != nil {
+		return fmt.Errorf("session_write: %w", err)
+	}
 	end := report(res, err)
-	end.Bytes = uint64(in.Received()) + packBytes
+	end.Bytes = stats.In
 	if err := ipc.Send(s.Parent, end, nil); err != nil {
 		return fmt.Errorf("session_write: %w", err)
 	}
@@ -267,8 +275,8 @@ func listRefs(r *repo.Repo) []refs.Ref {
 }
 
 // receivePack has repo_write read the pack from the client's input
-// into the quarantine directory, relaying its progress; it returns
-// the bytes of the client's input repo_write read too.
+// into the quarantine directory, relaying its progress. It returns
+// the bytes repo_write read from the client's input too.
 func receivePack(c *msg.Conn, quarantine string, in *os.File, progress func(string, uint32, uint32)) (*indexer.Result, uint64, error) {
 	if err := ipc.Send(c, &ipc.RecvPack{}, in); err != nil {
 		return nil, 0, fmt.Errorf("session_write: %w", err)
@@ -291,7 +299,7 @@ func receivePack(c *msg.Conn, quarantine string, in *os.File, progress func(stri
 				return nil, 0, fmt.Errorf("session_write: %w", err)
 			}
 			// A fixed text of the protocol layer, made in repo_write.
-			return nil, 0, wire.Wrap(m.Message, errors.New("repo_write failed"))
+			return nil, m.Bytes, wire.Wrap(m.Message, errors.New("repo_write failed"))
 		case ipc.TypePackIndexed:
 			var m ipc.PackIndexed
 			if _, err := ipc.Check(raw, &m, false); err != nil {

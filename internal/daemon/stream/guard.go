@@ -272,11 +272,21 @@ func (m *meter) fail(cause error, reading bool) error {
 	return m.err
 }
 
-// Received is how many bytes r has read.
-func (r *Reader) Received() int64 { return r.m.mine.Load() }
+// Bytes is how many bytes r has read; 0 for a nil r.
+func (r *Reader) Bytes() int64 {
+	if r == nil {
+		return 0
+	}
+	return r.m.mine.Load()
+}
 
-// Written is how many bytes w has written.
-func (w *Writer) Written() int64 { return w.m.mine.Load() }
+// Bytes is how many bytes w has written; 0 for a nil w.
+func (w *Writer) Bytes() int64 {
+	if w == nil {
+		return 0
+	}
+	return w.m.mine.Load()
+}
 
 // SyscallConn is the stream's descriptor, for socket options
 // (TCP_CORK). What is written through it escapes the limits: write

@@ -269,6 +269,38 @@ func TestSendFileBytes(t *testing.T) {
 	if b := <-got; !bytes.Equal(b, data[1000:1000+2<<20]) {
 		t.Errorf("got %d bytes, not the file's range", len(b))
 	}
+	if got, want := w.Bytes(), int64(2<<20); got != want {
+		t.Errorf("got Bytes() %d after SendFile; want %d", got, want)
+	}
+}
+
+// TestBytes: each direction counts what it moved, for the metrics;
+// a nil end counts nothing.
+func TestBytes(t *testing.T) {
+	s, c := pair(t)
+	r, w := Guard(s, s, Limits{Timeout: 5 * time.Second})
+	if _, err := c.Write([]byte("0009done\n")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64)
+	n, err := r.Read(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write([]byte("0008NAK\n0000")); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.Bytes(); got != int64(n) || n != 9 {
+		t.Errorf("got reader Bytes() %d after reading %d; want 9", got, n)
+	}
+	if got := w.Bytes(); got != 12 {
+		t.Errorf("got writer Bytes() %d; want 12", got)
+	}
+	var nr *Reader
+	var nw *Writer
+	if nr.Bytes() != 0 || nw.Bytes() != 0 {
+		t.Error("nil ends count bytes")
+	}
 }
 
 func dataFile(t *testing.T, data []byte) *os.File {

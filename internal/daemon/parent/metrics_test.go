@@ -1,0 +1,19 @@
+package parent
+
+import (
+	"slices"
+	"testing"
+
+	"gotd/internal/daemon/metrics"
+)
+
+// TestMetricsRoles: every role the parent starts has a row in the
+// metrics' table of processes.
+func TestMetricsRoles(t *testing.T) {
+	for _, role := range []string{RoleListen, RoleAuth, RoleSessionRead, RoleSessionWrite, RoleRepoRead, RoleRepoWrite,
+		RoleNotify, RoleSSHD, RoleGitD, RoleHTTPD, RoleMetrics} {
+		if !slices.Contains(metrics.Roles[:], role) {
+			t.Errorf("role %s: not in metrics.Roles", role)
+		}
+	}
+}
