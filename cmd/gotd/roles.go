@@ -22,7 +22,6 @@ import (
 	"gotd/internal/daemon/msg"
 	"gotd/internal/daemon/notify"
 	"gotd/internal/daemon/parent"
-	"gotd/internal/daemon/reporead"
 	"gotd/internal/daemon/repowrite"
 	"gotd/internal/daemon/sandbox"
 	"gotd/internal/daemon/sessionread"
@@ -145,32 +144,21 @@ func runRole(role string, lo logs.Options) error {
 		if err != nil {
 			return err
 		}
-		peer := ipc.Inherited(ipc.FDPeer, "repo")
 		if role == parent.RoleSessionRead {
-			// Negotiation reads the repository; nothing else.
+			// Negotiation and the pack read the repository; nothing
+			// else. The pack goes to the client's stream it holds.
 			if err := confine(log, sandbox.Policy{Role: role, ReadDirs: []string{start.Path}}); err != nil {
 				return err
 			}
-			return sessionread.Main(ctx, log, &sessionread.Session{Start: *start, Parent: parentCh, RepoRead: peer, In: in, Out: out, Repo: r})
+			return sessionread.Main(ctx, log, &sessionread.Session{Start: *start, Parent: parentCh, In: in, Out: out, Repo: r})
 		}
+		peer := ipc.Inherited(ipc.FDPeer, "repo")
 		// The one role that writes a repository: it installs the pack
 		// and moves references (lock files, renames).
 		if err := confine(log, sandbox.Policy{Role: role, ReadDirs: []string{start.Path}, WriteDirs: []string{start.Path}}); err != nil {
 			return err
 		}
 		return sessionwrite.Main(ctx, log, &sessionwrite.Session{Start: *start, Parent: parentCh, RepoWrite: peer, In: in, Out: out, Repo: r})
-
-	case parent.RoleRepoRead:
-		start, r, err := startRepo(log, parentCh, false, nil)
-		if err != nil {
-			return err
-		}
-		// Builds packs from the repository and writes them to the
-		// client's stream it is handed: read-only repository.
-		if err := confine(log, sandbox.Policy{Role: role, ReadDirs: []string{start.Path}}); err != nil {
-			return err
-		}
-		return reporead.Main(ctx, log, start, ipc.Inherited(ipc.FDPeer, "session"), r)
 
 	case parent.RoleRepoWrite:
 		start, r, err := startRepo(log, parentCh, true, nil)
@@ -237,9 +225,9 @@ func startRepo(log *slog.Logger, parentCh *msg.Conn, write bool, out *os.File) (
 // limitMemory gives a process that serves one client, a session or a
 // repo process, its memory budget: the one place roles set it. Past it
 // the process ends (memlimit), after a session process has told its
-// client on out, and a repo_read process, while it sends a pack on a
-// side-band, on the error band (memlimit.SetTell in reporead). Either
-// way only that client's processes end.
+// client on out (session_read, while it sends a pack on a side-band,
+// on the error band: memlimit.SetTell in sessionread). Either way only
+// that client's processes end.
 func limitMemory(log *slog.Logger, start *ipc.Start, out *os.File) {
 	c := &memlimit.Ceiling{Limit: int64(start.MemoryLimit), Log: log}
 	if out != nil {

@@ -176,8 +176,7 @@ func TestSSH(t *testing.T) {
 			out, err = e.gitWith(work, hold, "clone", "-q", e.url(rwUser, "test"), filepath.Join(work, "held"))
 			done <- err
 		}()
-		// The clone waits after the advertisement: its session runs;
-		// repo_read starts only when there is a pack to send.
+		// The clone waits after the advertisement: its session runs.
 		waitFor(t, "the session process", func() bool {
 			return len(processes(t, e.daemon.Process.Pid)["session_read"]) > 0
 		})
@@ -215,7 +214,7 @@ func TestSSH(t *testing.T) {
 	t.Run("killed child", func(t *testing.T) {
 		e.t = t
 		// A pack larger than what the pipes and sshd's channel window
-		// hold, so that repo_read is still writing it when the client
+		// hold, so that session_read is still writing it when the client
 		// stops reading.
 		big := filepath.Join(work, "big")
 		e.mustGit(work, "clone", "-q", e.url(rwUser, "test"), big)
@@ -235,11 +234,11 @@ func TestSSH(t *testing.T) {
 			done <- err
 		}()
 		var pid int
-		waitFor(t, "repo_read", func() bool {
-			if p := processes(t, e.daemon.Process.Pid)["repo_read"]; len(p) > 0 {
+		waitFor(t, "session_read", func() bool {
+			if p := processes(t, e.daemon.Process.Pid)["session_read"]; len(p) > 0 {
 				pid = p[0].pid
 				if p[0].uid != e.daemonUI {
-					t.Errorf("repo_read runs as uid %d, want %d", p[0].uid, e.daemonUI)
+					t.Errorf("session_read runs as uid %d, want %d", p[0].uid, e.daemonUI)
 				}
 			}
 			return pid != 0
@@ -249,13 +248,13 @@ func TestSSH(t *testing.T) {
 		}
 		os.WriteFile(hold, nil, 0o644)
 		if err := <-done; err == nil {
-			t.Errorf("the clone whose repo_read was killed succeeded:\n%s", out)
+			t.Errorf("the clone whose session_read was killed succeeded:\n%s", out)
 		}
 		// The client's processes are gone, the daemon serves others,
 		// and nothing is left in the repository.
 		waitFor(t, "the killed client's processes to go", func() bool {
 			p := processes(t, e.daemon.Process.Pid)
-			return len(p["session_read"]) == 0 && len(p["repo_read"]) == 0
+			return len(p["session_read"]) == 0
 		})
 		e.mustGit(work, "clone", "-q", e.url(rwUser, "test"), filepath.Join(work, "after-kill"))
 		if info, _ := e.gotctl("info"); !strings.Contains(info, "number of connected clients: 0") {

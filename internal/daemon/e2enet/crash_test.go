@@ -151,13 +151,13 @@ func TestCrash(t *testing.T) {
 		s.mustGit(dir, nil, "commit", "-q", "-m", name)
 	}
 
-	roles := []string{"session_write", "repo_write", "session_read", "repo_read", "parent"}
+	roles := []string{"session_write", "repo_write", "session_read", "parent"}
 	start := time.Now()
 	kills := map[string]int{}
 	for round := range 2 * len(roles) {
 		role := roles[round%len(roles)]
 		what := fmt.Sprintf("round %d (%s)", round, role)
-		pushes := role != "session_read" && role != "repo_read"
+		pushes := role != "session_read"
 		// The victim: a push of many references with a pack of some
 		// size, or a clone. The bystander uses roles other than the
 		// victim's, so that a kill can only reach the victim.
@@ -201,7 +201,7 @@ func TestCrash(t *testing.T) {
 		// holds reference locks, the others soon after they start.
 		max, ready := 200*time.Millisecond, func() bool { return locking(test) }
 		switch role {
-		case "repo_write", "repo_read", "session_read":
+		case "repo_write", "session_read":
 			max, ready = 30*time.Millisecond, nil
 		}
 		if s.killWhen(role, max, ready) {

@@ -142,7 +142,7 @@ func (sp *sampler) run(ctx context.Context, root int) {
 // perClient reports whether a process, named by roleNames, serves one
 // client: its peak (VmHWM) is that client's doing.
 func perClient(who string) bool {
-	for _, role := range []string{"auth", "session_read", "session_write", "repo_read", "repo_write"} {
+	for _, role := range []string{"auth", "session_read", "session_write", "repo_write"} {
 		if strings.Contains(who, "gotd: "+role+`"`) {
 			return true
 		}
@@ -500,8 +500,8 @@ func TestHostileLoad(t *testing.T) {
 
 	part("slow-reader", func(t *testing.T) {
 		// A client that asks for a large pack and reads it a few
-		// bytes at a time, through a small receive buffer: repo_read
-		// must let go of it within an interval or two.
+		// bytes at a time, through a small receive buffer:
+		// session_read must let go of it within an interval or two.
 		c, err := dialFrom(flooderIP, s.gitPort, 4096)
 		if err != nil {
 			t.Fatal(err)
@@ -540,7 +540,7 @@ func TestHostileLoad(t *testing.T) {
 
 	part("slow-reader-http", func(t *testing.T) {
 		// The same over HTTP, by a client that reads nothing at all:
-		// once repo_read has let go, httpd must too, and not stay
+		// once session_read has let go, httpd must too, and not stay
 		// blocked writing to the client.
 		c, err := dialFrom(flooderIP, s.httpPort, 4096)
 		if err != nil {

@@ -48,7 +48,7 @@ func TestMemoryLimit(t *testing.T) {
 	if !strings.Contains(s.log.String(), "out of memory for this request: ending the process") {
 		t.Errorf("the clone failed without a process over its budget:\n%s", out)
 	}
-	// repo_read was sending on a side-band: the client is told there.
+	// session_read was sending on a side-band: the client is told there.
 	if !strings.Contains(out, "remote: server out of memory for this request") {
 		t.Errorf("the client was not told:\n%s", out)
 	}

@@ -214,7 +214,7 @@ func bombCommit(size uint64) (p []byte, commit oid.ID) {
 // pack of a few KiB whose delta makes a 300 MiB file is accepted, and a
 // partial clone that leaves the file out then fetches it alone (its
 // base is not sent: the delta cannot be sent as stored). Both repo_write
-// and repo_read stay far below the file's size: the one hashes the
+// and session_read stay far below the file's size: the one hashes the
 // file as its delta produces it, the other compresses it so (issue
 // 18). The clone has the file, and both repositories pass git fsck.
 func TestLargeDeltaPushedAndFetched(t *testing.T) {
@@ -253,10 +253,17 @@ func TestLargeDeltaPushedAndFetched(t *testing.T) {
 	}
 	fsck(t, clone)
 	t.Logf("peak memory: push %v KiB, fetch %v KiB", pushPeaks, fetchPeaks)
+	// A fetch is served by one process, its session: no other role
+	// started for it (repo_read did, issue 18).
+	for role := range fetchPeaks {
+		if role != "session_read" && role != "gitd" && role != "httpd" && role != "sshd" && role != "listen" && role != "notify" {
+			t.Errorf("the fetch started a %s process; want session_read alone", role)
+		}
+	}
 	for _, c := range []struct {
 		role  string
 		peaks map[string]int
-	}{{"repo_write", pushPeaks}, {"repo_read", fetchPeaks}, {"session_read", fetchPeaks}} {
+	}{{"repo_write", pushPeaks}, {"session_read", fetchPeaks}} {
 		kb, ok := c.peaks[c.role]
 		if !ok {
 			t.Errorf("no %s process seen", c.role)

@@ -23,7 +23,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"gotd/internal/daemon/msg"
-	"gotd/internal/git/oid"
 )
 
 // Bounds of variable-length fields.
@@ -66,9 +65,6 @@ const (
 	TypeAuthRequest
 	TypeAuthResult
 	TypeStart
-	TypeIDs
-	TypePackRequest
-	TypePackSent
 	TypeFailed
 	TypeRecvPack
 	TypeProgress
@@ -79,7 +75,6 @@ const (
 	TypeAccount
 	TypeAccountsEnd
 	TypeCredential
-	TypeRepoWanted
 	TypePushNote
 	TypeNotifySettings
 	TypeNotifyRepo
@@ -570,9 +565,8 @@ func GroupBytes(groups []string) int {
 	return n
 }
 
-// Start: parent → session_read, session_write, repo_read or
-// repo_write, the first message on its channel: the client and
-// repository it serves.
+// Start: parent → session_read, session_write or repo_write, the
+// first message on its channel: the client and repository it serves.
 type Start struct {
 	Client   uint32
 	Repo     string // MaxRepoName: the configured name
@@ -703,71 +697,9 @@ func (m *Start) decode(d *msg.Decoder) {
 	m.Push.MaxRebase = int(maxRebase)
 }
 
-// Kinds of IDs.
-const (
-	IDsWants = iota
-	IDsCommon
-	IDsShallow
-	IDsClientShallow
-	numIDKinds
-)
-
-// IDs: session_read → repo_read, object ids of the next PackRequest,
-// in pieces: IDs holds whole ids of the repository's format, at most
-// msg.MaxSize-64 bytes.
-type IDs struct {
-	Kind uint32
-	IDs  []byte
-}
-
-func (*IDs) Type() msg.Type          { return TypeIDs }
-func (m *IDs) encode(e *msg.Encoder) { e.Uint32(m.Kind).Bytes(m.IDs) }
-func (m *IDs) decode(d *msg.Decoder) {
-	m.Kind, m.IDs = d.Uint32(), d.Bytes(msg.MaxSize-64)
-	if m.Kind >= numIDKinds {
-		d.Fail("unknown id kind")
-	}
-}
-
-// PackRequest: session_read → repo_read; fd: the client's output. The
-// ids were sent before it as IDs messages.
-type PackRequest struct {
-	Filter                     string // MaxService*2: a filter spec
-	Thin, OfsDelta, IncludeTag bool
-	Sideband                   uint32 // upload.Framing
-	Progress                   bool
-}
-
-func (*PackRequest) Type() msg.Type { return TypePackRequest }
-func (m *PackRequest) encode(e *msg.Encoder) {
-	e.String(m.Filter).Uint32(boolU32(m.Thin)).Uint32(boolU32(m.OfsDelta)).Uint32(boolU32(m.IncludeTag))
-	e.Uint32(m.Sideband).Uint32(boolU32(m.Progress))
-}
-func (m *PackRequest) decode(d *msg.Decoder) {
-	m.Filter = d.String(2 * MaxService)
-	m.Thin, m.OfsDelta, m.IncludeTag = getBool(d), getBool(d), getBool(d)
-	m.Sideband, m.Progress = d.Uint32(), getBool(d)
-}
-
-// PackSent: repo_read → session_read: the pack is written. Bytes is
-// how many bytes of the client's stream it took, for the metrics.
-type PackSent struct {
-	Objects uint32
-	Bytes   uint64
-}
-
-func (*PackSent) Type() msg.Type          { return TypePackSent }
-func (m *PackSent) encode(e *msg.Encoder) { e.Uint32(m.Objects).Uint64(m.Bytes) }
-func (m *PackSent) decode(d *msg.Decoder) {
-	m.Objects, m.Bytes = d.Uint32(), d.Uint64()
-	if m.Bytes > MaxStreamBytes {
-		d.Fail("bad byte count")
-	}
-}
-
-// Failed: repo_read or repo_write → its session: the request failed;
-// Message is what the client may be told. Bytes is how many bytes of
-// the client's stream moved before, for the metrics.
+// Failed: repo_write → its session: the request failed; Message is
+// what the client may be told. Bytes is how many bytes of the client's
+// stream moved before, for the metrics.
 type Failed struct {
 	Message string // MaxMessage
 	Bytes   uint64
@@ -906,16 +838,6 @@ type PushNote struct {
 func (*PushNote) Type() msg.Type          { return TypePushNote }
 func (m *PushNote) encode(e *msg.Encoder) { e.Bytes(m.Note) }
 func (m *PushNote) decode(d *msg.Decoder) { m.Note = d.Bytes(MaxNote) }
-
-// RepoWanted: session_read → parent: the negotiation is over and a
-// pack is to be sent; start the repo process (its channel is the one
-// the session holds since its start). A fetch that ends before, like
-// ls-remote or an HTTP advertisement, never starts one.
-type RepoWanted struct{}
-
-func (*RepoWanted) Type() msg.Type        { return TypeRepoWanted }
-func (*RepoWanted) encode(*msg.Encoder)   {}
-func (*RepoWanted) decode(d *msg.Decoder) {}
 
 // Notification: parent → notify: a push note of a session_write, with
 // the repository and user the parent knows the client by.
@@ -1106,7 +1028,7 @@ func (m *Credential) decode(d *msg.Decoder) {
 // parent as it executes the child.
 const (
 	FDParent = 3 // the channel to the parent (every child)
-	FDPeer   = 4 // session ⇄ repo channel; listen: the listening socket; front-ends: the first listening socket, the others follow
+	FDPeer   = 4 // session_write ⇄ repo_write channel (closed for session_read); listen: the listening socket; front-ends: the first listening socket, the others follow
 	FDInput  = 5 // session roles: the client's input
 	FDOutput = 6 // session roles: the client's output
 )
@@ -1123,48 +1045,6 @@ func ClientFile(fd int, name string) *os.File {
 	unix.SetNonblock(fd, true)
 	return os.NewFile(uintptr(fd), name)
 }
-
-// MaxIDs bounds the ids of one kind collected for a PackRequest.
-const MaxIDs = 4 << 20
-
-// SendIDs sends lists (indexed by kind: IDsWants…) as IDs messages.
-func SendIDs(c *msg.Conn, format oid.Format, lists [][]oid.ID) error {
-	per := (msg.MaxSize - 64) / format.Size()
-	for kind, ids := range lists {
-		for len(ids) > 0 {
-			n := min(per, len(ids))
-			b := make([]byte, 0, n*format.Size())
-			for _, id := range ids[:n] {
-				b = append(b, id.Bytes()...)
-			}
-			if err := Send(c, &IDs{Kind: uint32(kind), IDs: b}, nil); err != nil {
-				return err
-			}
-			ids = ids[n:]
-		}
-	}
-	return nil
-}
-
-// AddIDs appends the ids of m to lists (indexed by kind), refusing
-// partial ids and lists over MaxIDs.
-func AddIDs(lists *IDLists, format oid.Format, m *IDs) error {
-	size := format.Size()
-	if len(m.IDs)%size != 0 || len(lists[m.Kind])+len(m.IDs)/size > MaxIDs {
-		return fmt.Errorf("%w: bad id list", ErrUnexpected)
-	}
-	for b := m.IDs; len(b) > 0; b = b[size:] {
-		id, err := oid.FromBytes(format, b[:size])
-		if err != nil {
-			return err
-		}
-		lists[m.Kind] = append(lists[m.Kind], id)
-	}
-	return nil
-}
-
-// IDLists holds ids by kind.
-type IDLists = [numIDKinds][]oid.ID
 
 // getBool reads a boolean: 0 or 1, nothing else.
 func getBool(d *msg.Decoder) bool {
@@ -1316,7 +1196,7 @@ const (
 	MetricOutcomes = StatusRefused + 1 // indexed by Done.Status
 	MetricReasons  = numReasons
 	MetricBuckets  = 13 // duration buckets with a finite bound; one more counts the rest
-	MetricRoles    = 11 // the roles of the parent package
+	MetricRoles    = 10 // the roles of the parent package
 )
 
 // Metrics: parent → metrics, the answer to MetricsScrape: the parent's

@@ -37,9 +37,6 @@ func messages() []Message {
 				MaxBlobSize: 10 << 20, DenyBinary: true, NoMerges: []string{"refs/heads/main"}, Rebase: []string{"refs/heads/team/"}, MaxRebase: 7},
 			MaxPackSize: 1 << 30, MaxObjects: 100000, MinFree: 1 << 30, MaxObjectSize: 300 << 20, MemoryLimit: 256 << 20,
 			Deadline: 1796000000123456789, MinRate: 1024, RateInterval: 30},
-		&IDs{Kind: IDsCommon, IDs: make([]byte, 40)},
-		&PackRequest{Filter: "blob:none", Thin: true, OfsDelta: true, Sideband: 65520, Progress: true},
-		&PackSent{Objects: 12, Bytes: 4096},
 		&Failed{Message: "pack is truncated", Bytes: 100},
 		&RecvPack{},
 		&Progress{Stage: "resolving deltas", Done: 1, Total: 2},
@@ -48,7 +45,6 @@ func messages() []Message {
 			Commands: 12, Updated: 1, Updates: []Update{
 				{Name: "refs/heads/main", Old: make([]byte, 20), New: bytes.Repeat([]byte{1}, 20), Move: "created"},
 				{Name: "refs/heads/x", Old: bytes.Repeat([]byte{2}, 32), New: make([]byte, 32), Refused: "deletion prohibited"}}},
-		&RepoWanted{},
 		&Notification{Repo: "r", User: "alice", Note: []byte(`{"ref":{}}`)},
 		&Frontend{HandshakeTimeout: 30, RequestTimeout: 3600, BodyLimit: 1 << 30, Default: 4, Total: 1024, PendingTotal: 512, PendingPerAddress: 32,
 			Names: []string{"anonymous"}, PerName: []uint32{64}},
@@ -104,7 +100,6 @@ func TestMetricsBounds(t *testing.T) {
 		"negative start": func() Message { m := testMetrics(); m.Start = -1; return m }(),
 		"unknown kind":   &SessionStats{Kind: NumKinds},
 		"too many bytes": &SessionStats{Kind: KindPush, In: MaxStreamBytes + 1},
-		"pack bytes":     &PackSent{Bytes: MaxStreamBytes + 1},
 		"failed bytes":   &Failed{Bytes: 1 << 63},
 		"indexed bytes":  &PackIndexed{Bytes: 1 << 63},
 	}

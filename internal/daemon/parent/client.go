@@ -50,8 +50,7 @@ type client struct {
 	quarantine          string
 	quarantineHold      *os.File // tells gotd's next start the quarantine is in use
 	// repoEnd is the repo process's end of its channel to the session
-	// and repoStart its Start message, kept until a fetch's session
-	// asks for it (RepoWanted).
+	// and repoStart its Start message, for a push's repo_write.
 	repoEnd   *msg.Conn
 	repoStart *ipc.Start
 
@@ -251,10 +250,11 @@ func (d *daemon) access(c *client, a config.Access, id config.Identity) {
 	}
 }
 
-// startSession starts the session and repo processes of c and gives
-// the session the client's streams.
+// startSession starts the session process of c, and the repo process
+// of a push, and gives the session the client's streams. A fetch has
+// its session only, which sends the pack itself.
 func (d *daemon) startSession(c *client) error {
-	sessionRole, repoRole := RoleSessionRead, RoleRepoRead
+	sessionRole, repoRole := RoleSessionRead, RoleRepoWrite
 	start := &ipc.Start{
 		Client:   c.id,
 		Repo:     c.repoCfg.Name,
@@ -272,7 +272,7 @@ func (d *daemon) startSession(c *client) error {
 	// no quarantine.
 	advertise := c.connect.Mode == ipc.ModeAdvertise
 	if c.write {
-		sessionRole, repoRole = RoleSessionWrite, RoleRepoWrite
+		sessionRole = RoleSessionWrite
 		p := &c.repoCfg.Protect
 		start.Branches, start.BranchNamespaces, start.TagNamespaces = p.Branches, p.BranchNamespaces, p.TagNamespaces
 		n := &c.repoCfg.Notify
@@ -289,13 +289,26 @@ func (d *daemon) startSession(c *client) error {
 		}
 		c.quarantine, c.quarantineHold, start.Quarantine = q, hold, q
 	}
-	sp, rp, err := msg.Pair()
-	if err != nil {
-		return fmt.Errorf("parent: %w", err)
+	// The session ⇄ repo channel, a push's only: a fetch's session
+	// has no descriptor there.
+	var peer *os.File
+	var rp *msg.Conn
+	closeRepoEnd := func() {
+		if rp != nil {
+			rp.Close()
+		}
 	}
-	defer sp.Close()
-	if c.session, err = d.spawn(sessionRole, c.id, []*os.File{sp.File(), c.in, c.out}); err != nil {
-		rp.Close()
+	if c.write {
+		sp, mine, err := msg.Pair()
+		if err != nil {
+			return fmt.Errorf("parent: %w", err)
+		}
+		defer sp.Close()
+		peer, rp = sp.File(), mine
+	}
+	var err error
+	if c.session, err = d.spawn(sessionRole, c.id, []*os.File{peer, c.in, c.out}); err != nil {
+		closeRepoEnd()
 		return err
 	}
 	c.state = stateServing
@@ -303,20 +316,15 @@ func (d *daemon) startSession(c *client) error {
 	c.out.Close()
 	c.in, c.out = nil, nil
 	if err := ipc.Send(c.session.ch, start, nil); err != nil {
-		rp.Close()
+		closeRepoEnd()
 		return fmt.Errorf("parent: %w", err)
 	}
-	if advertise {
-		rp.Close()
+	if !c.write || advertise {
+		closeRepoEnd()
 		return nil
 	}
 	c.repoEnd, c.repoStart = rp, start
-	if c.write {
-		return d.startRepo(c, repoRole)
-	}
-	// A fetch's repo process starts when the session has a pack to
-	// send: most ls-remote and many fetches never need one.
-	return nil
+	return d.startRepo(c, repoRole)
 }
 
 // overdueGrace is how long the parent lets a client's processes run
@@ -362,26 +370,6 @@ func (d *daemon) startRepo(c *client, role string) error {
 	}
 	if err := ipc.Send(c.repo.ch, c.repoStart, nil); err != nil {
 		return fmt.Errorf("parent: %w", err)
-	}
-	return nil
-}
-
-// repoWanted starts the repo process of a fetch on its session's
-// request.
-func (d *daemon) repoWanted(c *client, raw msg.Msg) error {
-	var m ipc.RepoWanted
-	if _, err := ipc.Check(raw, &m, false); err != nil {
-		return err
-	}
-	switch {
-	case c.state == stateEnding:
-		return nil // the client is being stopped anyway
-	case c.state != stateServing || c.write:
-		return errors.New("repo process asked for out of turn")
-	}
-	if err := d.startRepo(c, RoleRepoRead); err != nil {
-		d.log.Error("cannot start the repo process", "client", c.id, "err", err)
-		d.fail(c, "internal server error")
 	}
 	return nil
 }

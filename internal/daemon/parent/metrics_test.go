@@ -10,7 +10,7 @@ import (
 // TestMetricsRoles: every role the parent starts has a row in the
 // metrics' table of processes.
 func TestMetricsRoles(t *testing.T) {
-	for _, role := range []string{RoleListen, RoleAuth, RoleSessionRead, RoleSessionWrite, RoleRepoRead, RoleRepoWrite,
+	for _, role := range []string{RoleListen, RoleAuth, RoleSessionRead, RoleSessionWrite, RoleRepoWrite,
 		RoleNotify, RoleSSHD, RoleGitD, RoleHTTPD, RoleMetrics} {
 		if !slices.Contains(metrics.Roles[:], role) {
 			t.Errorf("role %s: not in metrics.Roles", role)

@@ -39,7 +39,6 @@ const (
 	RoleAuth         = "auth"
 	RoleSessionRead  = "session_read"
 	RoleSessionWrite = "session_write"
-	RoleRepoRead     = "repo_read"
 	RoleRepoWrite    = "repo_write"
 	RoleNotify       = "notify"
 	RoleSSHD         = "sshd"  // the built-in SSH server
@@ -475,8 +474,6 @@ func (d *daemon) message(from *child, raw msg.Msg) {
 		err = d.sessionEnd(c, raw)
 	case from == c.session && raw.Type == ipc.TypePushNote:
 		err = d.pushNote(c, raw)
-	case from == c.session && raw.Type == ipc.TypeRepoWanted:
-		err = d.repoWanted(c, raw)
 	default:
 		err = fmt.Errorf("unexpected message %d", raw.Type)
 	}

@@ -37,7 +37,7 @@ func child(role, repoDir, port, otherPort string) int {
 	var p uint16
 	fmt.Sscan(port, &p)
 	policies := map[string]Policy{
-		"repo_read":     {Role: role, ReadDirs: []string{repoDir}},
+		"session_read":  {Role: role, ReadDirs: []string{repoDir}},
 		"session_write": {Role: role, ReadDirs: []string{repoDir}, WriteDirs: []string{repoDir}},
 		"auth":          {Role: role}, // it opens the user databases first
 		"listen":        {Role: role},
@@ -191,7 +191,7 @@ func TestRoles(t *testing.T) {
 	// must be denied. No role may type into a terminal (TIOCSTI) or
 	// reach the console (TIOCLINUX): issue 19.
 	want := map[string][]string{
-		"repo_read":     {"read-repo", "build-pack", "fionread", "signal-self"},
+		"session_read":  {"read-repo", "build-pack", "fionread", "signal-self"},
 		"session_write": {"read-repo", "write-repo", "build-pack", "fionread", "signal-self"},
 		"auth":          {"fionread", "signal-self"},
 		"listen":        {"fionread", "signal-self"},

@@ -2,35 +2,37 @@
 // clone: it runs the upload-pack conversation with the client (the
 // reference advertisement, wants, negotiation, shallow boundaries) on
 // the client's stream, with a read-only view of the repository, and
-// has repo_read, which the parent starts when the session asks for it,
-// write the pack straight onto the client's stream.
+// builds and writes the pack itself. Negotiating and packing need the
+// same privileges (a read-only view of one repository and the one
+// client's stream), so one process does both: a second process would
+// add its start-up, a second opening of the repository and the page
+// faults of its indexes, and separate nothing.
 package sessionread
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 
 	"gotd/internal/daemon/ipc"
+	"gotd/internal/daemon/memlimit"
 	"gotd/internal/daemon/msg"
 	"gotd/internal/daemon/stream"
-	"gotd/internal/git/oid"
 	"gotd/internal/git/repo"
 	"gotd/internal/policy"
+	"gotd/internal/protocol/pktline"
 	"gotd/internal/protocol/upload"
 	"gotd/internal/protocol/wire"
 )
 
-// Session is what the role switch prepares: the channels, the client's
+// Session is what the role switch prepares: the channel, the client's
 // stream and the opened repository, before the sandbox closes.
 type Session struct {
-	Start    ipc.Start
-	Parent   *msg.Conn
-	RepoRead *msg.Conn
-	In, Out  *os.File
-	Repo     *repo.Repo
+	Start   ipc.Start
+	Parent  *msg.Conn
+	In, Out *os.File
+	Repo    *repo.Repo
 }
 
 // Main serves the client and tells the parent how it went.
@@ -44,7 +46,6 @@ func Main(ctx context.Context, log *slog.Logger, s *Session) error {
 			filter = v
 		}
 	}
-	repoStarted := false
 	// What the metrics count: references only, until a pack is sent.
 	stats := &ipc.SessionStats{Kind: ipc.KindLsRefs}
 	in, out := stream.Guard(s.In, s.Out, stream.StartLimits(&s.Start))
@@ -59,27 +60,17 @@ func Main(ctx context.Context, log *slog.Logger, s *Session) error {
 		AdvertiseOnly: s.Start.Mode == ipc.ModeAdvertise,
 		StatelessRPC:  s.Start.Mode == ipc.ModeStateless,
 		SendPack: func(ctx context.Context, req *upload.PackRequest, f upload.Framing) (int, error) {
-			if !repoStarted {
-				// The parent starts repo_read on the channel this
-				// process holds; what is sent on it waits there.
-				if err := ipc.Send(s.Parent, &ipc.RepoWanted{}, nil); err != nil {
-					return 0, fmt.Errorf("session_read: %w", err)
-				}
-				repoStarted = true
-			}
-			n, sent, err := sendPack(s.RepoRead, s.Repo.Format, req, f, s.Out)
-			stats.Out += sent
 			switch {
 			case len(req.Common) > 0:
 				stats.Kind = ipc.KindFetch
 			case stats.Kind == ipc.KindLsRefs:
 				stats.Kind = ipc.KindClone
 			}
-			return n, err
+			return sendPack(ctx, log, s.Repo, req, f, out)
 		},
 	}
 	res, err := upload.Serve(ctx, in, out, opts)
-	stats.In, stats.Out = uint64(in.Bytes()), stats.Out+uint64(out.Bytes())
+	stats.In, stats.Out = uint64(in.Bytes()), uint64(out.Bytes())
 	if err := ipc.Send(s.Parent, stats, nil); err != nil {
 		return fmt.Errorf("session_read: %w", err)
 	}
@@ -91,6 +82,27 @@ func Main(ctx context.Context, log *slog.Logger, s *Session) error {
 		log.Info("fetch done", "packs", res.Fetches, "objects", res.Objects, "agent", res.Agent)
 	}
 	return ipc.Send(s.Parent, end, nil)
+}
+
+// sendPack writes the pack of req to the client's guarded stream out,
+// where the session's buffered output has gone first: the stream
+// itself, not a buffer over it, so that a stored pack sent whole goes
+// from the page cache to the client (upload.FileSender). Past its
+// memory budget meanwhile the process tells the client on the error
+// band, or nothing in the middle of a raw pack, and ends.
+func sendPack(ctx context.Context, log *slog.Logger, r *repo.Repo, req *upload.PackRequest, f upload.Framing, out *stream.Writer) (int, error) {
+	if f.Sideband != 0 {
+		memlimit.SetTell(func() { pktline.NewWriter(out).WriteString("\x03" + memlimit.Message + "\n") })
+	} else {
+		memlimit.SetTell(nil)
+	}
+	n, err := upload.SendPack(ctx, r, req, f, out)
+	// Between packets again: an ERR packet is what the client reads.
+	memlimit.SetTell(func() { pktline.NewWriter(out).WriteString("ERR " + memlimit.Message + "\n") })
+	if err == nil {
+		log.Info("pack sent", "objects", n, "wants", len(req.Wants), "haves", len(req.Common))
+	}
+	return n, err
 }
 
 // report is what the session tells the parent of a fetch that ended
@@ -117,44 +129,4 @@ func truncate(s string, n int) string {
 		return s[:n]
 	}
 	return s
-}
-
-// sendPack hands the pack request to repo_read with the client's
-// output and waits for it to be written. It returns the objects sent
-// and the bytes repo_read wrote on the client's stream.
-func sendPack(c *msg.Conn, format oid.Format, req *upload.PackRequest, f upload.Framing, out *os.File) (int, uint64, error) {
-	lists := [][]oid.ID{ipc.IDsWants: req.Wants, ipc.IDsCommon: req.Common, ipc.IDsShallow: req.Shallow, ipc.IDsClientShallow: req.ClientShallow}
-	if err := ipc.SendIDs(c, format, lists); err != nil {
-		return 0, 0, fmt.Errorf("session_read: %w", err)
-	}
-	pr := &ipc.PackRequest{
-		Filter: req.Filter.String(), Thin: req.Thin, OfsDelta: req.OfsDelta, IncludeTag: req.IncludeTag,
-		Sideband: uint32(f.Sideband), Progress: f.Progress,
-	}
-	if err := ipc.Send(c, pr, out); err != nil {
-		return 0, 0, fmt.Errorf("session_read: %w", err)
-	}
-	raw, err := c.Recv()
-	if err != nil {
-		return 0, 0, fmt.Errorf("session_read: repo_read: %w", err)
-	}
-	switch raw.Type {
-	case ipc.TypePackSent:
-		var m ipc.PackSent
-		if _, err := ipc.Check(raw, &m, false); err != nil {
-			return 0, 0, fmt.Errorf("session_read: %w", err)
-		}
-		return int(m.Objects), m.Bytes, nil
-	case ipc.TypeFailed:
-		var m ipc.Failed
-		if _, err := ipc.Check(raw, &m, false); err != nil {
-			return 0, 0, fmt.Errorf("session_read: %w", err)
-		}
-		// repo_read has told the client on the error band already.
-		return 0, m.Bytes, errors.New("session_read: repo_read: " + m.Message)
-	}
-	if raw.File != nil {
-		raw.File.Close()
-	}
-	return 0, 0, fmt.Errorf("session_read: unexpected message %d from repo_read", raw.Type)
 }

@@ -14,7 +14,7 @@ import (
 )
 
 // Limits bound the time a client may take over its stream. Every
-// process that touches the stream (session, repo_read, repo_write)
+// process that touches the stream (session, repo_write)
 // applies the same limits, so that none of them can be held longer
 // than the others. Zero fields bound nothing.
 type Limits struct {

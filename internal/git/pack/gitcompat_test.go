@@ -198,15 +198,22 @@ func TestParseIndexMalformedCases(t *testing.T) {
 		"version 3":          mutate(func(b []byte) []byte { b[7] = 3; return b }),
 		"fan-out decreasing": mutate(func(b []byte) []byte { b[8+4*10+3] = 0xff; return b }),
 		"huge count":         mutate(func(b []byte) []byte { copy(b[8+255*4:], []byte{0x7f, 0xff, 0xff, 0xff}); return b }),
-		"large ref out of range": mutate(func(b []byte) []byte {
-			p := 8 + 1024 + 10*24
-			copy(b[p:], []byte{0x80, 0, 0, 99})
-			return b
-		}),
 	} {
 		if _, err := ParseIndex(data, f); !errors.Is(err, ErrCorrupt) {
 			t.Errorf("%s: ParseIndex err = %v; want ErrCorrupt", name, err)
 		}
+	}
+	// A 64-bit reference out of the table is left to Verify too: it
+	// reads as BadOffset, which no pack holds.
+	outOfRange := mutate(func(b []byte) []byte {
+		p := 8 + 1024 + 10*24
+		copy(b[p:], []byte{0x80, 0, 0, 99})
+		return b
+	})
+	if x, err := ParseIndex(outOfRange, f); err != nil {
+		t.Errorf("large ref out of range: ParseIndex err = %v; want nil", err)
+	} else if got := x.Offset(0); got != BadOffset {
+		t.Errorf("large ref out of range: Offset(0) = %d; want BadOffset", got)
 	}
 	// Id order is left to Verify: out-of-order ids only make lookups
 	// miss, they cannot make a reader go out of bounds.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"math"
 	"math/bits"
 	"slices"
 
@@ -54,10 +55,13 @@ type Index struct {
 // keeps referring to (the caller must not modify it). It checks the
 // magic and version, that the fan-out never decreases, that the file
 // has exactly the size implied by the object count and the number of
-// 64-bit offsets, and that every reference into the 64-bit table is in
-// range, so that no later accessor can read out of bounds. It reads the
-// offset table but not the ids: it neither hashes the file nor checks
-// the order of the ids (see Verify).
+// 64-bit offsets, so that no later accessor can read out of bounds. It
+// reads only the header and the fan-out, whatever the object count:
+// opening the index of a pack of millions of objects costs the same as
+// a small one's, and a process that looks up a few objects touches
+// only their pages. It neither hashes the file nor checks the ids'
+// order nor the references into the 64-bit table (see Verify; Offset
+// answers a reference out of range with an offset no pack has).
 func ParseIndex(data []byte, f oid.Format) (*Index, error) {
 	if !f.Valid() {
 		return nil, fmt.Errorf("pack: parse index: invalid object format %d", f)
@@ -99,21 +103,6 @@ func ParseIndex(data []byte, f oid.Format) (*Index, error) {
 	x.offs = data[p : p+4*n]
 	p += 4 * n
 	x.large = data[p : p+8*nlarge]
-	var used uint64
-	for i := 0; i < x.n; i++ {
-		v := be32(x.offs[4*i:])
-		if v&largeOffsetFlag == 0 {
-			continue
-		}
-		if uint64(v&^largeOffsetFlag) >= nlarge {
-			return nil, corruptf("index entry %d refers to 64-bit offset %d of %d", i, v&^largeOffsetFlag, nlarge)
-		}
-		used++
-	}
-	// Git writes one 64-bit slot per large offset, no more.
-	if used != nlarge {
-		return nil, corruptf("index has %d 64-bit offsets for %d references", nlarge, used)
-	}
 	return x, nil
 }
 
@@ -139,8 +128,10 @@ func OpenIndex(path string, f oid.Format) (*Index, error) {
 func (x *Index) Close() error { return x.m.close() }
 
 // Verify recomputes the index's trailing checksum and checks what
-// ParseIndex leaves out: that the ids are strictly increasing and that
-// the fan-out counts them correctly. It reads the whole file.
+// ParseIndex leaves out: that the ids are strictly increasing, that
+// the fan-out counts them correctly, and that the 64-bit table holds
+// one slot per reference into it, each in range. It reads the whole
+// file.
 func (x *Index) Verify() error {
 	h := checksumHash(x.f)
 	h.Write(x.data[:len(x.data)-x.hs])
@@ -148,7 +139,32 @@ func (x *Index) Verify() error {
 	if !bytes.Equal(h.Sum(sum[:0]), x.Checksum()) {
 		return corruptf("index checksum mismatch")
 	}
+	if err := x.checkLarge(); err != nil {
+		return err
+	}
 	return x.checkOrder()
+}
+
+// checkLarge checks that every reference into the 64-bit offset table
+// is in range and that the table has no slot nothing refers to (Git
+// writes one per large offset).
+func (x *Index) checkLarge() error {
+	nlarge := uint64(len(x.large) / 8)
+	var used uint64
+	for i := 0; i < x.n; i++ {
+		v := be32(x.offs[4*i:])
+		if v&largeOffsetFlag == 0 {
+			continue
+		}
+		if uint64(v&^largeOffsetFlag) >= nlarge {
+			return corruptf("index entry %d refers to 64-bit offset %d of %d", i, v&^largeOffsetFlag, nlarge)
+		}
+		used++
+	}
+	if used != nlarge {
+		return corruptf("index has %d 64-bit offsets for %d references", nlarge, used)
+	}
+	return nil
 }
 
 // checkOrder checks that the ids are strictly increasing and that the
@@ -195,14 +211,23 @@ func (x *Index) CRC32(i int) uint32 { return be32(x.crcs[4*i:]) }
 
 // Offset returns the pack offset of the i-th object; i must be in
 // [0, Count). The value comes from the file unchecked: readers of the
-// pack check it against the pack's size.
+// pack check it against the pack's size. A reference past the 64-bit
+// table (which ParseIndex does not look for) reads as BadOffset.
 func (x *Index) Offset(i int) uint64 {
 	v := be32(x.offs[4*i:])
 	if v&largeOffsetFlag == 0 {
 		return uint64(v)
 	}
-	return be64(x.large[8*(v&^largeOffsetFlag):])
+	k := uint64(v &^ largeOffsetFlag)
+	if k >= uint64(len(x.large)/8) {
+		return BadOffset
+	}
+	return be64(x.large[8*k:])
 }
+
+// BadOffset is the offset Index.Offset gives for a reference out of
+// the 64-bit table: beyond any pack, so every reader refuses it.
+const BadOffset = math.MaxUint64
 
 // Find returns the index position of id, or false. It uses the fan-out
 // and a binary search, and does not allocate.

@@ -222,13 +222,6 @@ func smallIndex(t testing.TB, f oid.Format) ([]byte, []IndexEntry) {
 func TestParseIndexMalformed(t *testing.T) {
 	f := oid.SHA1
 	good, ents := smallIndex(t, f)
-	offs := idxHeaderSize + fanoutSize + len(ents)*(f.Size()+4)
-	largePos := -1
-	for i, e := range ents {
-		if e.Offset > maxSmallOffset {
-			largePos = offs + 4*i
-		}
-	}
 	mod := func(fn func(b []byte) []byte) []byte { return fn(slices.Clone(good)) }
 	put32 := func(at int, v uint32) []byte {
 		return mod(func(b []byte) []byte { copy(b[at:], appendBE32(nil, v)); return b })
@@ -244,16 +237,12 @@ func TestParseIndexMalformed(t *testing.T) {
 		{"one byte short", good[:len(good)-1]},
 		{"four bytes short", good[:len(good)-4]},
 		{"four bytes extra", append(slices.Clone(good), 0, 0, 0, 0)},
-		{"unreferenced 64-bit slot", append(slices.Clone(good), 0, 0, 0, 0, 0, 0, 0, 0)},
 		{"bad magic", put32(0, 0xff744f64)},
 		{"version 1", put32(4, 1)},
 		{"version 3", put32(4, 3)},
 		{"fan-out decreases", put32(idxHeaderSize+4*10, 0xff)},
 		{"fan-out count huge", put32(idxHeaderSize+4*255, 0xffffffff)},
 		{"fan-out count one more", put32(idxHeaderSize+4*255, uint32(len(ents)+1))},
-		{"64-bit reference out of range", put32(largePos, largeOffsetFlag|1)},
-		{"small offset made 64-bit", put32(offs, largeOffsetFlag|0)},
-		{"64-bit reference cleared", put32(largePos, 5)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			x, err := ParseIndex(tc.data, f)
@@ -273,6 +262,59 @@ func TestParseIndexMalformed(t *testing.T) {
 	}
 	if _, err := OpenIndex(filepath.Join(t.TempDir(), "none.idx"), f); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("OpenIndex(missing) err = %v; want ErrNotExist", err)
+	}
+}
+
+// TestIndexLargeOffsets checks the 64-bit offset table, which
+// ParseIndex leaves to Verify so that opening a large index reads only
+// its header: a reference out of the table reads as BadOffset, never
+// past the file, and Verify refuses the index.
+func TestIndexLargeOffsets(t *testing.T) {
+	f := oid.SHA1
+	good, ents := smallIndex(t, f)
+	offs := idxHeaderSize + fanoutSize + len(ents)*(f.Size()+4)
+	large := -1
+	for i, e := range ents {
+		if e.Offset > maxSmallOffset {
+			large = i
+		}
+	}
+	rehash := func(b []byte) []byte {
+		h := checksumHash(f)
+		h.Write(b[:len(b)-f.Size()])
+		copy(b[len(b)-f.Size():], h.Sum(nil))
+		return b
+	}
+	put32 := func(at int, v uint32) []byte {
+		b := slices.Clone(good)
+		copy(b[at:], appendBE32(nil, v))
+		return rehash(b)
+	}
+	// An extra slot goes before the two checksums.
+	tail := len(good) - 2*f.Size()
+	extra := rehash(slices.Concat(good[:tail], make([]byte, 8), good[tail:]))
+	for _, tc := range []struct {
+		name string
+		data []byte
+		bad  int // entry whose offset reads as BadOffset, or -1
+	}{
+		{"unreferenced 64-bit slot", extra, -1},
+		{"64-bit reference out of range", put32(offs+4*large, largeOffsetFlag|1), large},
+		{"small offset made 64-bit", put32(offs, largeOffsetFlag|0), -1},
+		{"64-bit reference cleared", put32(offs+4*large, 5), -1},
+	} {
+		x, err := ParseIndex(tc.data, f)
+		if err != nil {
+			t.Fatalf("%s: ParseIndex: %v", tc.name, err)
+		}
+		for i := range x.Count() {
+			if got := x.Offset(i); (got == BadOffset) != (i == tc.bad) {
+				t.Errorf("%s: Offset(%d) = %d", tc.name, i, got)
+			}
+		}
+		if err := x.Verify(); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("%s: Verify() = %v; want ErrCorrupt", tc.name, err)
+		}
 	}
 }
 

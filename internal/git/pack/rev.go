@@ -34,10 +34,11 @@ type RevIndex struct {
 // ParseRev parses a reverse index held in data (which it keeps
 // referring to) for the pack that idx describes. It checks the
 // signature, version and hash id, the exact size for idx's object
-// count, that it names the same pack as idx, and that every position is
-// in range. It does not hash the file nor check that the positions are
-// in pack order (see Verify), so a corrupt but well-formed .rev yields
-// wrong positions, never an out-of-range one.
+// count and that it names the same pack as idx. It reads only the
+// header and the trailer, whatever the object count. It does not hash
+// the file nor check the positions (see Verify), so a corrupt but
+// well-formed .rev yields wrong positions, never an out-of-range one
+// (IndexPos reads a position out of range as 0).
 func ParseRev(data []byte, f oid.Format, idx *Index) (*RevIndex, error) {
 	if !f.Valid() || idx == nil || idx.f != f {
 		return nil, fmt.Errorf("pack: parse reverse index: format %d does not match the index", f)
@@ -60,11 +61,6 @@ func ParseRev(data []byte, f oid.Format, idx *Index) (*RevIndex, error) {
 		return nil, corruptf("reverse index belongs to another pack")
 	}
 	table := data[revHeaderSize:end]
-	for k := 0; k < n; k++ {
-		if be32(table[4*k:]) >= uint32(n) {
-			return nil, corruptf("reverse index position %d out of range", be32(table[4*k:]))
-		}
-	}
 	return &RevIndex{n: n, hs: hs, data: data, table: table, idx: idx}, nil
 }
 
@@ -92,12 +88,17 @@ func (r *RevIndex) Close() error { return r.m.close() }
 func (r *RevIndex) Count() int { return r.n }
 
 // IndexPos returns the index position of the packPos-th object in pack
-// order, or -1 when packPos is out of range.
+// order, or -1 when packPos is out of range. A position the file gives
+// out of range reads as 0: a wrong position, as a corrupt file gives,
+// and one Verify finds (two pack positions then name index position 0).
 func (r *RevIndex) IndexPos(packPos int) int {
 	if packPos < 0 || packPos >= r.n {
 		return -1
 	}
-	return int(be32(r.table[4*packPos:]))
+	if i := be32(r.table[4*packPos:]); i < uint32(r.n) {
+		return int(i)
+	}
+	return 0
 }
 
 // Verify recomputes the file's checksum and checks that its positions

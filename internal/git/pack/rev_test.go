@@ -92,8 +92,6 @@ func TestParseRevMalformed(t *testing.T) {
 		{"sha256 hash id", mod(8, 0, 0, 0, 2)},
 		{"hash id 0", mod(8, 0, 0, 0, 0)},
 		{"another pack's checksum", mod(revHeaderSize+4*n, good[revHeaderSize+4*n]^1)},
-		{"position out of range", mod(revHeaderSize+4*(n/2), appendBE32(nil, uint32(n))...)},
-		{"position huge", mod(revHeaderSize, 0xff, 0xff, 0xff, 0xff)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if r, err := ParseRev(tc.data, f, x); err == nil {
@@ -107,7 +105,8 @@ func TestParseRevMalformed(t *testing.T) {
 		t.Errorf("ParseRev(sha1 file as sha256) succeeded")
 	}
 
-	// Well-formed but wrong: Verify catches what ParseRev does not.
+	// Well-formed but wrong: Verify catches what ParseRev does not,
+	// positions out of range included (ParseRev reads no position).
 	rehash := func(b []byte) []byte {
 		h := checksumHash(f)
 		h.Write(b[:len(b)-f.Size()])
@@ -130,10 +129,17 @@ func TestParseRevMalformed(t *testing.T) {
 		{"positions swapped", rehash(swapped)},
 		{"position repeated", rehash(dup)},
 		{"bad checksum", flipped},
+		{"position out of range", rehash(mod(revHeaderSize+4*(n/2), appendBE32(nil, uint32(n))...))},
+		{"position huge", rehash(mod(revHeaderSize, 0xff, 0xff, 0xff, 0xff))},
 	} {
 		r, err := ParseRev(tc.data, f, x)
 		if err != nil {
 			t.Fatalf("%s: ParseRev: %v", tc.name, err)
+		}
+		for k := range r.Count() {
+			if i := r.IndexPos(k); i < 0 || i >= n {
+				t.Errorf("%s: IndexPos(%d) = %d; want a position in [0, %d)", tc.name, k, i, n)
+			}
 		}
 		if err := r.Verify(); !errors.Is(err, ErrCorrupt) {
 			t.Errorf("%s: Verify() = %v; want ErrCorrupt", tc.name, err)

@@ -78,6 +78,10 @@ type Repo struct {
 	// scan: a missing object triggers a new scan only when it changed,
 	// so a fetch naming many unknown objects does not rescan each time.
 	scanned time.Time
+	// firstScan opens the packs when they are first needed (scanFirst),
+	// firstErr is what that scan found.
+	firstScan sync.Once
+	firstErr  error
 }
 
 // knownExtensions are the repository extensions (gitrepository-layout(5),
@@ -94,7 +98,9 @@ var knownExtensions = map[string]bool{
 
 // Open opens the bare repository at path. A non-bare repository is
 // accepted too: path may name its work tree, and its .git directory is
-// used.
+// used. It reads the config file only: the pack files are opened by
+// the first call that reads an object (a pack that cannot be opened is
+// then skipped; Rescan returns why).
 func Open(path string, opts Options) (*Repo, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
@@ -140,11 +146,15 @@ func Open(path string, opts Options) (*Repo, error) {
 	}
 	r.Loose.MaxObjectSize = opts.MaxObjectSize
 	r.Loose.Shared, r.Refs.Shared = shared, shared
-	if err := r.rescan(); err != nil {
-		r.Close()
-		return nil, err
-	}
 	return r, nil
+}
+
+// scanFirst opens the pack files on the first call that needs them,
+// and reports the error of that first scan: a process that reads only
+// references (an ls-remote) maps no pack and reads no index.
+func (r *Repo) scanFirst() error {
+	r.firstScan.Do(func() { r.firstErr = r.rescan() })
+	return r.firstErr
 }
 
 // isGitDir reports whether dir looks like a repository directory: it has
@@ -304,6 +314,7 @@ func (r *Repo) openMultiPackIndex() {
 // Packs returns the open pack files, newest first. The slice is the
 // caller's; the packs stay valid until the Repo is closed.
 func (r *Repo) Packs() []*pack.Pack {
+	r.scanFirst()
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	return append([]*pack.Pack(nil), r.packs...)
@@ -311,10 +322,16 @@ func (r *Repo) Packs() []*pack.Pack {
 
 // Rescan looks for pack files added or removed since the repository was
 // opened.
-func (r *Repo) Rescan() error { return r.rescan() }
+func (r *Repo) Rescan() error {
+	if err := r.scanFirst(); err != nil {
+		return err
+	}
+	return r.rescan()
+}
 
 // LocateObject reports the pack and offset of a packed copy of id.
 func (r *Repo) LocateObject(id oid.ID) (*pack.Pack, uint64, bool) {
+	r.scanFirst()
 	r.mu.RLock()
 	if r.midx != nil {
 		if i, off, ok := r.midx.Find(id); ok && r.mpack[i] != nil {

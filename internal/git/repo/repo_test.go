@@ -260,3 +260,54 @@ func TestSeesPacksOfOtherWriters(t *testing.T) {
 		}
 	}
 }
+
+// TestPacksOpenedLazily: Open reads no pack file, so that a process
+// that only lists references (ls-remote) never maps an index; the
+// first object read opens them. An index that cannot be used shows
+// then, not at Open.
+func TestPacksOpenedLazily(t *testing.T) {
+	dir := gittest.InitBare(t, "sha1")
+	gittest.Generate(t, dir, gittest.History{Commits: 3, Files: 2})
+	gittest.Git(t, dir, "repack", "-adq")
+	idx, _ := filepath.Glob(filepath.Join(dir, "objects", "pack", "*.idx"))
+	if len(idx) != 1 {
+		t.Fatalf("packs: %v; want one", idx)
+	}
+	good, err := os.ReadFile(idx[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Not an index at all: opening it fails.
+	os.Chmod(idx[0], 0o644)
+	if err := os.WriteFile(idx[0], []byte("not an index"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatalf("Open with an unusable index: %v; want the index left for later", err)
+	}
+	defer r.Close()
+	head, err := r.Refs.Resolve("HEAD")
+	if err != nil {
+		t.Fatalf("references of a repository whose index is unusable: %v", err)
+	}
+	if _, _, err := r.ReadObject(head.ID); err == nil {
+		t.Errorf("ReadObject(HEAD) with an unusable index succeeded")
+	}
+	if err := r.Rescan(); err == nil {
+		t.Errorf("Rescan with an unusable index succeeded; want its error")
+	}
+
+	// With the index restored, a new Repo reads the pack on first use.
+	if err := os.WriteFile(idx[0], good, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r2, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r2.Close()
+	if typ, _, err := r2.ReadObject(head.ID); err != nil || typ != object.Commit {
+		t.Errorf("ReadObject(HEAD) = %v, %v; want a commit", typ, err)
+	}
+}

@@ -258,8 +258,8 @@ func peelTag(r *repo.Repo, id oid.ID) oid.ID {
 // SendPack builds the pack req describes from r and writes it to w
 // framed as f, with progress on band 2 when f asks for it, and an
 // error on band 3 when a side-band is in use. It is the last step of
-// a fetch: the daemon's repo_read process runs it on the client's
-// stream. It returns the number of objects sent, and flushes w if it
+// a fetch: the daemon's session_read process runs it on the client's
+// stream itself (Options.SendPack). It returns the number of objects sent, and flushes w if it
 // is a *bufio.Writer.
 func SendPack(ctx context.Context, r *repo.Repo, req *PackRequest, f Framing, w io.Writer) (int, error) {
 	bw, ok := w.(*bufio.Writer)

@@ -6,9 +6,8 @@
 // io.Writer. It advertises references, checks what the client wants,
 // negotiates what it has (so that an incremental fetch sends only what
 // is new), computes shallow boundaries, and sends the pack with
-// progress on a side-band. Building the pack is the one step that needs
-// more than a read-only view of the client's requests: Options.SendPack
-// lets the daemon run it in another process.
+// progress on a side-band. Options.SendPack lets the caller write the
+// pack to a writer of its choice.
 //
 // Errors meant for the client are *wire.Error values; every other error
 // reaches the client as a generic message and is returned for the log.
@@ -73,11 +72,13 @@ type Options struct {
 	// RefInWant and SidebandAll enable those version 2 fetch features.
 	RefInWant, SidebandAll bool
 
-	// SendPack, if set, has another process (the daemon's repo_read)
-	// write the pack for req on the client's stream, framed as f, as
-	// the package's SendPack does, and returns the objects it sent.
-	// The session has flushed what it wrote before, and writes nothing
-	// until SendPack returns. Nil sends the pack from here.
+	// SendPack, if set, writes the pack for req on the client's
+	// stream, framed as f, as the package's SendPack does, and returns
+	// the objects it sent: the caller chooses the writer (the daemon
+	// gives its guarded stream, not a buffer over it) or another
+	// process. The session has flushed what it wrote before, and
+	// writes nothing until SendPack returns. Nil sends the pack from
+	// here, through the session's buffer.
 	SendPack func(ctx context.Context, req *PackRequest, f Framing) (int, error)
 }
 

@@ -321,7 +321,7 @@ func (s *session) packRequest(q *request, sh *walk.Shallow, common []oid.ID) *Pa
 }
 
 // sendPack sends the pack of pr framed as f, here or, with
-// Options.SendPack, from another process writing to the same stream:
+// Options.SendPack, through the caller's writer of the same stream:
 // everything buffered goes out first.
 func (s *session) sendPack(pr *PackRequest, f Framing) error {
 	// With hidden references, what the client says it has counts only
