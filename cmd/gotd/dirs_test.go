@@ -10,7 +10,7 @@ import (
 	"syscall"
 	"testing"
 
-	"gotd/internal/daemon/notify"
+	"gotd/internal/daemon/role/notify"
 	"gotd/internal/daemon/users"
 )
 

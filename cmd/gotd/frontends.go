@@ -20,7 +20,7 @@ import (
 
 	"gotd/internal/daemon/config"
 	"gotd/internal/daemon/ipc"
-	"gotd/internal/daemon/parent"
+	"gotd/internal/daemon/role/parent"
 )
 
 // frontends binds the listening sockets of the configured network

@@ -21,8 +21,8 @@ import (
 	"gotd/internal/daemon/config"
 	"gotd/internal/daemon/ipc"
 	"gotd/internal/daemon/logs"
-	"gotd/internal/daemon/notify"
-	"gotd/internal/daemon/parent"
+	"gotd/internal/daemon/role/notify"
+	"gotd/internal/daemon/role/parent"
 	"gotd/internal/daemon/sandbox"
 	"gotd/internal/daemon/users"
 )

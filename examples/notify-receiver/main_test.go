@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"gotd/internal/daemon/notify"
+	"gotd/internal/daemon/role/notify"
 )
 
 // TestReceiver checks the example against the signature gotd sends.

@@ -17,8 +17,8 @@ import (
 
 	"github.com/emersion/go-smtp"
 
-	"gotd/internal/daemon/notify"
 	"gotd/internal/daemon/pushnote"
+	"gotd/internal/daemon/role/notify"
 )
 
 // Credentials of the notification targets in the secrets file.

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"gotd/internal/daemon/notify"
+	"gotd/internal/daemon/role/notify"
 )
 
 // request is what the receiver of TestNotifyRequestTemplates saw of one

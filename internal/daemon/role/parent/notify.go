@@ -7,7 +7,7 @@ import (
 
 	"gotd/internal/daemon/ipc"
 	"gotd/internal/daemon/msg"
-	"gotd/internal/daemon/notify"
+	"gotd/internal/daemon/role/notify"
 	"gotd/internal/daemon/users"
 )
 

@@ -6,8 +6,8 @@ import (
 	"time"
 
 	"gotd/internal/daemon/ipc"
-	"gotd/internal/daemon/metrics"
 	"gotd/internal/daemon/msg"
+	"gotd/internal/daemon/role/metrics"
 )
 
 // startMetrics starts the metrics process on the sockets of the

@@ -4,7 +4,7 @@ import (
 	"slices"
 	"testing"
 
-	"gotd/internal/daemon/metrics"
+	"gotd/internal/daemon/role/metrics"
 )
 
 // TestMetricsRoles: every role the parent starts has a row in the

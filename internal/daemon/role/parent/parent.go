@@ -29,8 +29,8 @@ import (
 	"gotd/internal/daemon/gitcmd"
 	"gotd/internal/daemon/ipc"
 	"gotd/internal/daemon/logs"
-	"gotd/internal/daemon/metrics"
 	"gotd/internal/daemon/msg"
+	"gotd/internal/daemon/role/metrics"
 )
 
 // Roles, the values of the -T flag.
