@@ -9,6 +9,7 @@ import (
 	"syscall"
 
 	"gotd/internal/daemon/config"
+	"gotd/internal/daemon/files"
 	"gotd/internal/daemon/ipc"
 	"gotd/internal/daemon/msg"
 )
@@ -169,18 +170,12 @@ func openFile(path string) (*os.File, error) {
 // owned checks that f is owned by root or by the caller and writable
 // by no one else.
 func owned(f *os.File) error {
-	fi, err := f.Stat()
-	if err != nil {
+	switch err := files.CheckOwner(f, 0, uint32(os.Geteuid())); {
+	case errors.Is(err, files.ErrOwner):
+		return errors.New("not owned by root or by the caller: name it with -c or -s")
+	case errors.Is(err, files.ErrWritable):
+		return errors.New("writable by its group or others: name it with -c or -s")
+	default:
 		return err
 	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	switch {
-	case !fi.Mode().IsRegular():
-		return errors.New("not a regular file")
-	case !ok || (st.Uid != 0 && int(st.Uid) != os.Geteuid()):
-		return errors.New("not owned by root or by the caller: name it with -c or -s")
-	case fi.Mode().Perm()&0o022 != 0:
-		return errors.New("writable by its group or others: name it with -c or -s")
-	}
-	return nil
 }

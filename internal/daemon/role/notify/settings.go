@@ -1,9 +1,7 @@
 package notify
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
 	"net"
 	"net/url"
 	"os"
@@ -14,6 +12,7 @@ import (
 	"time"
 
 	"gotd/internal/daemon/config"
+	"gotd/internal/daemon/files"
 	"gotd/internal/daemon/ipc"
 	"gotd/internal/daemon/msg"
 )
@@ -222,7 +221,7 @@ func servicePort(p, def string) uint16 {
 // a symbolic link, owned by uid and only its owner's, and that uid and
 // gid can reach it.
 func PrepareSpool(dir string, uid, gid int) error {
-	if err := makeSpool(filepath.Clean(dir)); err != nil {
+	if err := files.MakeDirs(dir, 0o700); err != nil { // parents 0755
 		return fmt.Errorf("notify spool: %w", err)
 	}
 	if os.Geteuid() == 0 {
@@ -244,38 +243,6 @@ func PrepareSpool(dir string, uid, gid int) error {
 		return fmt.Errorf("notify spool: %s is not owned by the daemon's user", dir)
 	}
 	return reachable(dir, uid, gid)
-}
-
-// makeSpool creates dir (0700) and the parents it lacks (0755, whatever
-// the umask); directories that exist are left as they are.
-func makeSpool(dir string) error {
-	var missing []string
-	for p := dir; ; p = filepath.Dir(p) {
-		_, err := os.Lstat(p)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, fs.ErrNotExist) || p == filepath.Dir(p) {
-			return err
-		}
-		missing = append(missing, p)
-	}
-	for i := len(missing) - 1; i >= 0; i-- {
-		p, mode := missing[i], os.FileMode(0o755)
-		if i == 0 {
-			mode = 0o700
-		}
-		if err := os.Mkdir(p, mode); err != nil {
-			if errors.Is(err, fs.ErrExist) {
-				continue // made meanwhile by someone else: theirs
-			}
-			return err
-		}
-		if err := os.Chmod(p, mode); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // reachable checks, when run as root, that uid, with gid its only

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"gotd/internal/daemon/config"
+	"gotd/internal/daemon/files"
 	"gotd/internal/daemon/ipc"
 	"gotd/internal/daemon/msg"
 )
@@ -194,20 +195,11 @@ func readCtl(conn *msg.Conn, uc *net.UnixConn, owners []uint32) (*ctlSource, err
 // checkOwner checks that f is a regular file owned by one of owners
 // and writable by no one else.
 func checkOwner(f *os.File, owners []uint32) error {
-	fi, err := f.Stat()
-	if err != nil {
+	if err := files.CheckOwner(f, owners...); errors.Is(err, files.ErrOwner) {
+		return errors.New("owned by neither root nor the user who started gotd")
+	} else {
 		return err
 	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	switch {
-	case !fi.Mode().IsRegular():
-		return errors.New("not a regular file")
-	case !ok || !slices.Contains(owners, st.Uid):
-		return errors.New("owned by neither root nor the user who started gotd")
-	case fi.Mode().Perm()&0o022 != 0:
-		return errors.New("writable by its group or others")
-	}
-	return nil
 }
 
 func (s *ctlSource) files() (ReloadFiles, error) { return s.rf, nil }
