@@ -45,14 +45,15 @@ func TestAdmit(t *testing.T) {
 	}
 }
 
-// TestPending holds one address's pending connections: the next from
-// it is closed at once, one from another address is accepted, and a
-// handshake frees a place (issue 18: 2,060 idle sockets from one
-// address locked everyone out).
+// TestPending fills the front-end's pending places from one address
+// (a burst is admitted whole while there is room): the next from it is
+// closed at once, one from another address takes the place of its
+// oldest, and a handshake frees a place (issue 18: 2,060 idle sockets
+// from one address locked everyone out).
 func TestPending(t *testing.T) {
 	s := New(slog.Default(), ipc.ViaGit, nil)
-	s.settings = &Settings{Frontend: ipc.Frontend{Total: 1024, PendingTotal: 10, PendingPerAddress: 3}}
-	s.gate.SetLimits(10, 3)
+	s.settings = &Settings{Frontend: ipc.Frontend{Total: 1024, PendingTotal: 4, PendingPerAddress: 3}}
+	s.gate.SetLimits(4, 3)
 	close(s.ready)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -96,25 +97,28 @@ func TestPending(t *testing.T) {
 			return nil
 		}
 	}
-	var held []net.Conn
-	for range 3 {
-		dial("127.0.0.2")
+	var held, clients []net.Conn
+	for range 4 {
+		clients = append(clients, dial("127.0.0.2"))
 		held = append(held, next())
 	}
 	for i := range 3 {
 		if c := dial("127.0.0.2"); !closed(c) {
-			t.Fatalf("connection %d over the address's cap: got open; want closed at once", 4+i)
+			t.Fatalf("connection %d from the address holding every place: got open; want closed at once", 5+i)
 		}
 	}
 	if c := dial("127.0.0.1"); closed(c) {
 		t.Fatal("connection from another address: got closed; want accepted")
 	}
 	next()
+	if !closed(clients[0]) {
+		t.Error("the oldest connection of the address holding every place: got open; want closed to make room")
+	}
 	if total, of := s.gate.Pending("127.0.0.2"); total != 4 || of != 3 {
 		t.Fatalf("pending: got %d in all, %d of 127.0.0.2; want 4, 3", total, of)
 	}
-	s.Handshaken(held[0])
-	s.Handshaken(held[0]) // once only
+	s.Handshaken(held[1])
+	s.Handshaken(held[1]) // once only
 	if c := dial("127.0.0.2"); closed(c) {
 		t.Fatal("after a handshake: got closed; want accepted")
 	}
