@@ -85,6 +85,7 @@ var attrKey = regexp.MustCompile(`(?:^| )([a-z_]+)=(?:"(?:[^"\\]|\\.)*"|\S*)`)
 // and refusals through each transport, by a daemon at its default
 // verbosity (no -v): before, none of them left a line.
 func TestAuditTrail(t *testing.T) {
+	t.Parallel() // long and not timed: runs beside the other such tests, after the timed ones
 	s := start(t, options{quiet: true, extraTest: "permit ro " + currentUser(t)})
 	sshEnv := []string{"GIT_SSH_COMMAND=" + s.sshCommand(s.writerKey)}
 	readerEnv := []string{"GIT_SSH_COMMAND=" + s.sshCommand(s.readerKey)}

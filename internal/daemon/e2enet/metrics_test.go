@@ -140,6 +140,7 @@ func packBytes(t *testing.T, gitDir string) float64 {
 // and a refusal; /healthz answers "ok"; other paths and methods are
 // refused.
 func TestMetrics(t *testing.T) {
+	t.Parallel() // long and not timed: runs beside the other such tests, after the timed ones
 	port := freePort(t)
 	s := start(t, options{extraTop: fmt.Sprintf("listen metrics on 127.0.0.1 port %d", port), extraTest: "permit ro " + currentUser(t)})
 	waitPort(t, port, s.log)

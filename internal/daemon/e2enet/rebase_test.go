@@ -94,6 +94,7 @@ func racingProxy(t *testing.T, port int, before func()) string {
 // both land, one after the other; a conflicting one is refused with its
 // reason and main left alone; the repository passes fsck.
 func TestRebasePush(t *testing.T) {
+	t.Parallel() // long and not timed: runs beside the other such tests, after the timed ones
 	s := start(t, options{extraTest: "push {\n\t\trebase branch main\n\t}"})
 	repo := filepath.Join(s.dir, "test.git")
 	sshEnv := []string{"GIT_SSH_COMMAND=" + s.sshCommand(s.writerKey)}

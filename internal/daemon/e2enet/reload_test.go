@@ -110,6 +110,7 @@ func TestReloadSecrets(t *testing.T) {
 // reloads: the new certificate is served, and a clone over HTTPS that
 // trusts only it succeeds; the replaced httpd process ends.
 func TestReloadCertificate(t *testing.T) {
+	t.Parallel() // long and not timed: runs beside the other such tests, after the timed ones
 	s := start(t, options{})
 	before := servedCertificate(t, s.httpsPort)
 	if !bytes.Equal(before, fileCertificate(t, s.certFile)) {
@@ -266,6 +267,7 @@ func TestReloadListen(t *testing.T) {
 // key replaced is served after gotctl reload, and a client connected
 // before is relayed to its end by the old sshd.
 func TestHostKeyTypes(t *testing.T) {
+	t.Parallel() // long and not timed: runs beside the other such tests, after the timed ones
 	dir0, err := os.MkdirTemp("", "gotd-hostkeys-")
 	if err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 // removed once the reflog is expired; the repository stays whole and
 // clones still work.
 func TestCleanupLeakedSecret(t *testing.T) {
+	t.Parallel() // long and not timed: runs beside the other such tests, after the timed ones
 	s := start(t, options{})
 	src := filepath.Join(s.dir, "test.git")
 	httpURL := s.httpURL(rwAccount+":"+strings.ReplaceAll(password, " ", "%20"), "test")
@@ -64,6 +65,7 @@ func TestCleanupLeakedSecret(t *testing.T) {
 // fsck after every round, every acknowledged push's commit on main must
 // be there, and the throwaway commits must be gone at the end.
 func TestCleanupWhileServing(t *testing.T) {
+	t.Parallel() // long and not timed: runs beside the other such tests, after the timed ones
 	const rounds = 4
 	const pushesPerRound = 3
 	s := start(t, options{})

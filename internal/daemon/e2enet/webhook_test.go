@@ -65,6 +65,7 @@ func (rs *requests) wait(n int, limit time.Duration) []request {
 // each request at its configured host and path, with each value as it
 // was pushed, bodies of the declared types, signed.
 func TestNotifyRequestTemplates(t *testing.T) {
+	t.Parallel() // long and not timed: runs beside the other such tests, after the timed ones
 	rs := &requests{}
 	srv := httptest.NewServer(http.HandlerFunc(rs.serve))
 	defer srv.Close()
