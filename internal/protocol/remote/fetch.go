@@ -450,7 +450,7 @@ func (f *fetcher) lsRefs(ctx context.Context) ([]remoteRef, string, error) {
 // fetchRequest sends the fetch command and reads its response up to
 // the packfile section, whose side-band stream the returned body then
 // holds.
-func (f *fetcher) fetchRequest(ctx context.Context, wants, haves []oid.ID) (io.ReadCloser, error) {
+func (f *fetcher) fetchRequest(ctx context.Context, wants, haves []oid.ID) (*packBody, error) {
 	if f.v0 {
 		return f.fetchRequestV0(ctx, wants, haves)
 	}
@@ -480,7 +480,7 @@ func (f *fetcher) fetchRequest(ctx context.Context, wants, haves []oid.ID) (io.R
 			body.Close()
 			return nil, fmt.Errorf("%w: remote: no pack", ErrProtocol)
 		case string(line) == "packfile":
-			return readCloser{pr: pr, body: body}, nil
+			return &packBody{pr: pr, body: body}, nil
 		case strings.HasPrefix(string(line), "ERR "):
 			body.Close()
 			return nil, fmt.Errorf("%w: %.200q", ErrUpstream, strings.TrimPrefix(string(line), "ERR "))
@@ -493,7 +493,7 @@ func (f *fetcher) fetchRequest(ctx context.Context, wants, haves []oid.ID) (io.R
 // fetchRequestV0 is fetchRequest in protocol version 0: the wants with
 // the capabilities on the first, a flush, the haves and done; the
 // answer is one NAK or ACK line, then the side-band stream.
-func (f *fetcher) fetchRequestV0(ctx context.Context, wants, haves []oid.ID) (io.ReadCloser, error) {
+func (f *fetcher) fetchRequestV0(ctx context.Context, wants, haves []oid.ID) (*packBody, error) {
 	var b strings.Builder
 	pw := pktline.NewWriter(&b)
 	caps := " side-band-64k agent=gotd"
@@ -536,7 +536,7 @@ func (f *fetcher) fetchRequestV0(ctx context.Context, wants, haves []oid.ID) (io
 			body.Close()
 			return nil, fmt.Errorf("%w: fetch: no pack", ErrProtocol)
 		case len(p) > 0 && p[0] <= sideband.Error:
-			return readCloser{pr: pr, body: body, first: append([]byte(nil), p...)}, nil
+			return &packBody{pr: pr, body: body, first: append([]byte(nil), p...)}, nil
 		case bytes.HasPrefix(p, []byte("ERR ")):
 			body.Close()
 			return nil, fmt.Errorf("%w: %.200q", ErrUpstream, bytes.TrimSpace(p[4:]))
@@ -548,26 +548,23 @@ func (f *fetcher) fetchRequestV0(ctx context.Context, wants, haves []oid.ID) (io
 	}
 }
 
-// readCloser reads the pkt-lines left on a response body.
-type readCloser struct {
+// packBody is a response whose pkt-lines from here on are the
+// side-band stream of the pack.
+type packBody struct {
 	pr    *pktline.Reader
 	body  io.Closer
 	first []byte // a side-band packet read already, nil if none
 }
 
-func (r readCloser) Read([]byte) (int, error) {
-	return 0, errors.New("remote: read through packStream")
-}
-func (r readCloser) Close() error { return r.body.Close() }
+func (b *packBody) Close() error { return b.body.Close() }
 
 // packStream demultiplexes the packfile section's side-band stream:
 // band 1 to the returned pipe (the indexer reads it), band 2 to
 // Progress (bounded), band 3 an upstream error. The error channel gets
 // the stream's outcome once the pack has been passed on.
-func (f *fetcher) packStream(body io.ReadCloser) (*io.PipeReader, chan error) {
+func (f *fetcher) packStream(rc *packBody) (*io.PipeReader, chan error) {
 	pr, pw := io.Pipe()
 	errc := make(chan error, 1)
-	rc := body.(readCloser)
 	go func() {
 		progress := 0
 		var partial []byte // a progress line not ended yet
