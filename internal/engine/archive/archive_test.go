@@ -202,25 +202,30 @@ func TestPathsMustMatch(t *testing.T) {
 	}
 }
 
-// TestTarBoundedMemory archives a tree holding an 8 MiB file: the
-// writer must stream it, allocating far less than its size.
-func TestTarBoundedMemory(t *testing.T) {
+// TestBoundedMemory archives a tree holding an 8 MiB file as tar and
+// zip: the writers must stream it, allocating far less than its size.
+func TestBoundedMemory(t *testing.T) {
 	dir, r := fixture(t, "sha1")
 	id := resolveID(t, dir, r, "extra")
-	// Warm the pack indexes and caches.
-	if err := WriteTar(context.Background(), io.Discard, r, id, Options{Paths: []string{"tools"}}); err != nil {
-		t.Fatal(err)
-	}
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	if err := WriteTar(context.Background(), io.Discard, r, id, Options{Paths: []string{"big.bin"}}); err != nil {
-		t.Fatal(err)
-	}
-	runtime.ReadMemStats(&after)
-	got, limit := after.TotalAlloc-before.TotalAlloc, uint64(bigSize/4)
-	t.Logf("WriteTar of an %d-byte file allocated %d bytes", bigSize, got)
-	if got > limit {
-		t.Errorf("WriteTar of an %d-byte file allocated %d bytes; want at most %d", bigSize, got, limit)
+	for _, tt := range []struct {
+		name  string
+		write func(context.Context, io.Writer, *repo.Repo, oid.ID, Options) error
+	}{{"tar", WriteTar}, {"zip", WriteZip}} {
+		// Warm the pack indexes, caches and pools.
+		if err := tt.write(context.Background(), io.Discard, r, id, Options{Paths: []string{"tools"}}); err != nil {
+			t.Fatal(err)
+		}
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		if err := tt.write(context.Background(), io.Discard, r, id, Options{Paths: []string{"big.bin"}}); err != nil {
+			t.Fatal(err)
+		}
+		runtime.ReadMemStats(&after)
+		got, limit := after.TotalAlloc-before.TotalAlloc, uint64(bigSize/4)
+		t.Logf("%s of an %d-byte file allocated %d bytes", tt.name, bigSize, got)
+		if got > limit {
+			t.Errorf("%s of an %d-byte file allocated %d bytes; want at most %d", tt.name, bigSize, got, limit)
+		}
 	}
 }
 
