@@ -36,6 +36,10 @@ const SmallBlob = 64 << 10
 // has no bound; no file system takes targets longer than PATH_MAX).
 const maxSymlink = 64 << 10
 
+// maxDepth bounds how deep trees nest, as core.maxTreeDepth's default
+// does in later C Git: the walk keeps one tree object per level.
+const maxDepth = 4096
+
 // maxPaths bounds the number of paths an archive request may name.
 const maxPaths = 1024
 
@@ -180,7 +184,7 @@ func (s *snapshot) walk(ctx context.Context, f format) error {
 		}
 	}
 	w := walker{s: s, f: f, ctx: ctx}
-	if err := w.tree(s.tree, ""); err != nil {
+	if err := w.tree(s.tree, "", 0); err != nil {
 		return err
 	}
 	for _, hit := range s.hit {
@@ -202,9 +206,12 @@ type walker struct {
 	pending []entry
 }
 
-func (w *walker) tree(id oid.ID, base string) error {
+func (w *walker) tree(id oid.ID, base string, depth int) error {
 	if err := w.ctx.Err(); err != nil {
 		return err
+	}
+	if depth >= maxDepth {
+		return fmt.Errorf("archive: trees nested deeper than %d", maxDepth)
 	}
 	t, data, err := w.s.r.ReadObject(id)
 	if err != nil {
@@ -225,7 +232,7 @@ func (w *walker) tree(id oid.ID, base string) error {
 		if isDir {
 			ent.path += "/"
 			w.pending = append(w.pending, ent)
-			if err := w.tree(e.ID, path+"/"); err != nil {
+			if err := w.tree(e.ID, path+"/", depth+1); err != nil {
 				return err
 			}
 			if n := len(w.pending); n > 0 && w.pending[n-1].path == ent.path {

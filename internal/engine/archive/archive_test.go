@@ -229,6 +229,30 @@ func TestBoundedMemory(t *testing.T) {
 	}
 }
 
+// TestDeepTree checks that a tree nested deeper than maxDepth is
+// refused rather than walked.
+func TestDeepTree(t *testing.T) {
+	dir := gittest.InitBare(t, "sha1")
+	for _, tt := range []struct {
+		depth int
+		ok    bool
+	}{{maxDepth, true}, {maxDepth + 1, false}} {
+		path := strings.Repeat("d/", tt.depth-1) + "f"
+		ref := fmt.Sprintf("refs/heads/depth%d", tt.depth)
+		in := fmt.Sprintf("commit %s\ncommitter C <c@example.com> 1700000000 +0000\ndata 1\nx\nM 100644 inline %s\ndata 2\nf\n\n", ref, path)
+		gittest.GitInput(t, dir, []byte(in), "fast-import", "--quiet")
+		r, err := repo.Open(dir, repo.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		err = WriteTar(context.Background(), io.Discard, r, resolveID(t, dir, r, ref), Options{})
+		if (err == nil) != tt.ok {
+			t.Errorf("WriteTar of a file %d trees deep: got error %v; want error: %v", tt.depth, err, !tt.ok)
+		}
+	}
+}
+
 func firstDiff(a, b []byte) int {
 	for i := range min(len(a), len(b)) {
 		if a[i] != b[i] {
