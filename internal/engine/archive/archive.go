@@ -40,6 +40,9 @@ const maxSymlink = 64 << 10
 // does in later C Git: the walk keeps one tree object per level.
 const maxDepth = 4096
 
+// maxPrefix bounds the prefix.
+const maxPrefix = 4096
+
 // maxPaths bounds the number of paths an archive request may name.
 const maxPaths = 1024
 
@@ -47,11 +50,12 @@ const maxPaths = 1024
 type Options struct {
 	// Prefix is prepended to every path, as --prefix: "dir/" puts the
 	// tree under dir/ (with an entry for dir/ itself), "x-" prefixes
-	// every top-level name.
+	// every top-level name. It holds no NUL and at most 4096 bytes.
 	Prefix string
 	// Paths restricts the archive to these paths of the tree (files or
 	// directories, with everything below them), as plain pathspecs
-	// without wildcards or magic. Each must match something (a directory,
+	// without wildcards or magic, at most 1024 of them, relative, without
+	// "." or ".." components. Each must match something (a directory,
 	// even an empty one, counts, as in C Git).
 	Paths []string
 	// Time is the modification time written for every entry when the id
@@ -75,6 +79,9 @@ type snapshot struct {
 // resolve peels id (a commit, a tag of one, or a tree) to its tree, as
 // git archive does.
 func resolve(r *repo.Repo, id oid.ID, opts Options) (*snapshot, error) {
+	if len(opts.Prefix) > maxPrefix || strings.ContainsRune(opts.Prefix, 0) {
+		return nil, errors.New("archive: invalid prefix")
+	}
 	s := &snapshot{r: r, mtime: opts.Time, prefix: opts.Prefix}
 	paths, err := cleanPaths(opts.Paths)
 	if err != nil {

@@ -200,6 +200,11 @@ func TestPathsMustMatch(t *testing.T) {
 			t.Errorf("WriteTar with paths %q: got no error; want one", paths)
 		}
 	}
+	for _, prefix := range []string{"a\x00b/", strings.Repeat("p", maxPrefix+1)} {
+		if err := WriteTar(context.Background(), io.Discard, r, id, Options{Prefix: prefix}); err == nil {
+			t.Errorf("WriteTar with a prefix of %d bytes: got no error; want one", len(prefix))
+		}
+	}
 }
 
 // TestBoundedMemory archives a tree holding an 8 MiB file as tar and
