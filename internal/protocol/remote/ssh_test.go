@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,106 +19,24 @@ import (
 	"gotd/internal/gittest"
 )
 
-// sshServer is an OpenSSH sshd on a loopback port that lets root in
-// with one key and runs C Git's git-upload-pack and git-receive-pack.
+// sshServer is gittest's sshd with its host key parsed.
 type sshServer struct {
-	addr    string
+	*gittest.SSHD
 	hostKey ssh.PublicKey
-	key     string // the client's private key file
-	known   string // a known_hosts file naming addr with hostKey
 }
 
-// startSSHD starts sshd with its own configuration in a temporary
-// directory; acceptEnv lets GIT_PROTOCOL through (protocol version 2).
-// It needs root and sshd, and skips the test without them.
 func startSSHD(t *testing.T, acceptEnv bool) *sshServer {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: runs sshd")
-	}
-	sshd := "/usr/sbin/sshd"
-	if _, err := os.Stat(sshd); err != nil {
-		t.Skip("sshd is not installed")
-	}
-	dir := t.TempDir()
-	gen := func(path string) {
-		if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", path).CombinedOutput(); err != nil {
-			t.Fatalf("ssh-keygen: %v\n%s", err, out)
-		}
-	}
-	s := &sshServer{key: filepath.Join(dir, "key"), known: filepath.Join(dir, "known_hosts")}
-	gen(s.key)
-	gen(filepath.Join(dir, "hostkey"))
-	pub, _ := os.ReadFile(s.key + ".pub")
-	os.Mkdir(filepath.Join(dir, "keys"), 0o700)
-	os.WriteFile(filepath.Join(dir, "keys", "root"), pub, 0o600)
-	hpub, _ := os.ReadFile(filepath.Join(dir, "hostkey.pub"))
-	hk, _, _, _, err := ssh.ParseAuthorizedKey(hpub)
+	d := gittest.StartSSHD(t, acceptEnv)
+	b, err := os.ReadFile(d.HostKey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.hostKey = hk
-
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	hk, _, _, _, err := ssh.ParseAuthorizedKey(b)
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	s.addr = fmt.Sprintf("127.0.0.1:%d", port)
-	os.WriteFile(s.known, []byte(knownhosts.Line([]string{knownhosts.Normalize(s.addr)}, hk)+"\n"), 0o644)
-	env := ""
-	if acceptEnv {
-		env = "AcceptEnv GIT_PROTOCOL\n"
-	}
-	conf := filepath.Join(dir, "sshd_config")
-	os.WriteFile(conf, []byte(fmt.Sprintf(`Port %d
-ListenAddress 127.0.0.1
-HostKey %s/hostkey
-PidFile %s/sshd.pid
-AuthorizedKeysFile %s/keys/%%u
-PermitRootLogin prohibit-password
-StrictModes no
-UsePAM no
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-PermitTTY no
-DisableForwarding yes
-%sLogLevel ERROR
-`, port, dir, dir, dir, env)), 0o600)
-	os.MkdirAll("/run/sshd", 0o755)
-	cmd := exec.Command(sshd, "-D", "-e", "-f", conf)
-	var log lockedLog
-	cmd.Stderr = &log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("sshd log:\n%s", log.String())
-		}
-	})
-	for i := 0; ; i++ {
-		c, err := net.Dial("tcp", s.addr)
-		if err == nil {
-			c.Close()
-			break
-		}
-		if i == 100 {
-			t.Fatalf("sshd does not listen: %s", log.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return s
-}
-
-type lockedLog struct{ limitedBuffer }
-
-// url is the ssh:// URL of the repository at path.
-func (s *sshServer) url(path string) string {
-	return "ssh://root@" + s.addr + path
+	return &sshServer{SSHD: d, hostKey: hk}
 }
 
 // TestSSHRoundTrip fetches from and sends to C Git over OpenSSH: with
@@ -139,7 +56,7 @@ func TestSSHRoundTrip(t *testing.T) {
 			gittest.Generate(t, up, gittest.History{Commits: 12, Branches: 2, Files: 5})
 
 			// The version the upstream answers in.
-			tr, err := dial(context.Background(), srv.url(up), uploadPack, 10*time.Second, false, &SSH{KnownHosts: srv.known, KeyFile: srv.key})
+			tr, err := dial(context.Background(), srv.URL(up), uploadPack, 10*time.Second, false, &SSH{KnownHosts: srv.KnownHosts, KeyFile: srv.Key})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -154,8 +71,8 @@ func TestSSHRoundTrip(t *testing.T) {
 			}
 
 			for name, opts := range map[string]*SSH{
-				"known_hosts": {KnownHosts: srv.known, KeyFile: srv.key},
-				"pinned key":  {HostKeys: []ssh.PublicKey{srv.hostKey}, KeyFile: srv.key},
+				"known_hosts": {KnownHosts: srv.KnownHosts, KeyFile: srv.Key},
+				"pinned key":  {HostKeys: []ssh.PublicKey{srv.hostKey}, KeyFile: srv.Key},
 			} {
 				dir := filepath.Join(t.TempDir(), "mirror.git")
 				r, err := repo.Init(dir, repo.InitOptions{})
@@ -163,7 +80,7 @@ func TestSSHRoundTrip(t *testing.T) {
 					t.Fatal(err)
 				}
 				defer r.Close()
-				res, err := Fetch(context.Background(), FetchOptions{URL: srv.url(up), Repo: r, Prune: true, SSH: opts, Timeout: time.Minute})
+				res, err := Fetch(context.Background(), FetchOptions{URL: srv.URL(up), Repo: r, Prune: true, SSH: opts, Timeout: time.Minute})
 				if err != nil {
 					t.Fatalf("%s: %v", name, err)
 				}
@@ -183,8 +100,8 @@ func TestSSHRoundTrip(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer r.Close()
-			opts := &SSH{KnownHosts: srv.known, KeyFile: srv.key}
-			if _, err := Fetch(context.Background(), FetchOptions{URL: srv.url(up), Repo: r, Prune: true, SSH: opts}); err != nil {
+			opts := &SSH{KnownHosts: srv.KnownHosts, KeyFile: srv.Key}
+			if _, err := Fetch(context.Background(), FetchOptions{URL: srv.URL(up), Repo: r, Prune: true, SSH: opts}); err != nil {
 				t.Fatal(err)
 			}
 			work := filepath.Join(t.TempDir(), "work")
@@ -193,7 +110,7 @@ func TestSSHRoundTrip(t *testing.T) {
 			gittest.Git(t, work, "add", "new.txt")
 			gittest.Git(t, work, "commit", "-q", "-m", "new")
 			gittest.Git(t, work, "push", "-q", "origin", "main", "HEAD:refs/heads/added")
-			res, err := Fetch(context.Background(), FetchOptions{URL: srv.url(up), Repo: r, Prune: true, SSH: opts})
+			res, err := Fetch(context.Background(), FetchOptions{URL: srv.URL(up), Repo: r, Prune: true, SSH: opts})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -207,7 +124,7 @@ func TestSSHRoundTrip(t *testing.T) {
 			gittest.Git(t, "", "-c", "init.defaultBranch=main", "init", "-q", "--bare", target)
 			gittest.Git(t, target, "config", "receive.fsckObjects", "true")
 			r.Rescan()
-			sres, err := Send(context.Background(), SendOptions{URL: srv.url(target), Repo: r, SSH: opts})
+			sres, err := Send(context.Background(), SendOptions{URL: srv.URL(target), Repo: r, SSH: opts})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -241,7 +158,7 @@ func TestSSHHostKeyRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	wrongKnown := filepath.Join(t.TempDir(), "known_hosts")
-	os.WriteFile(wrongKnown, []byte(knownhosts.Line([]string{knownhosts.Normalize(srv.addr)}, wrong)+"\n"), 0o644)
+	os.WriteFile(wrongKnown, []byte(knownhosts.Line([]string{knownhosts.Normalize(srv.Addr)}, wrong)+"\n"), 0o644)
 	unknown := filepath.Join(t.TempDir(), "known_hosts_other")
 	os.WriteFile(unknown, []byte(knownhosts.Line([]string{"[127.0.0.1]:1"}, srv.hostKey)+"\n"), 0o644)
 
@@ -250,10 +167,10 @@ func TestSSHHostKeyRefused(t *testing.T) {
 		opts *SSH
 		want string
 	}{
-		{"pinned key differs", &SSH{HostKeys: []ssh.PublicKey{wrong}, KeyFile: srv.key}, "not the pinned key"},
-		{"known_hosts differs", &SSH{KnownHosts: wrongKnown, KeyFile: srv.key}, "does not match " + wrongKnown + " line 1"},
-		{"not in known_hosts", &SSH{KnownHosts: unknown, KeyFile: srv.key}, "is not in " + unknown},
-		{"nothing pinned", &SSH{KeyFile: srv.key}, "no known_hosts file or host key configured"},
+		{"pinned key differs", &SSH{HostKeys: []ssh.PublicKey{wrong}, KeyFile: srv.Key}, "not the pinned key"},
+		{"known_hosts differs", &SSH{KnownHosts: wrongKnown, KeyFile: srv.Key}, "does not match " + wrongKnown + " line 1"},
+		{"not in known_hosts", &SSH{KnownHosts: unknown, KeyFile: srv.Key}, "is not in " + unknown},
+		{"nothing pinned", &SSH{KeyFile: srv.Key}, "no known_hosts file or host key configured"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "mirror.git")
@@ -263,14 +180,14 @@ func TestSSHHostKeyRefused(t *testing.T) {
 			}
 			defer r.Close()
 			before := snapshot(t, dir)
-			_, err = Fetch(context.Background(), FetchOptions{URL: srv.url(up), Repo: r, SSH: c.opts, Timeout: 20 * time.Second})
+			_, err = Fetch(context.Background(), FetchOptions{URL: srv.URL(up), Repo: r, SSH: c.opts, Timeout: 20 * time.Second})
 			if !errors.Is(err, ErrHostKey) || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("got %v; want ErrHostKey holding %q", err, c.want)
 			}
 			if after := snapshot(t, dir); after != before {
 				t.Errorf("the mirror changed:\n%s\nwant\n%s", after, before)
 			}
-			_, err = Send(context.Background(), SendOptions{URL: srv.url(up), Repo: r, SSH: c.opts, Timeout: 20 * time.Second})
+			_, err = Send(context.Background(), SendOptions{URL: srv.URL(up), Repo: r, SSH: c.opts, Timeout: 20 * time.Second})
 			if !errors.Is(err, ErrHostKey) {
 				t.Errorf("send: got %v; want ErrHostKey", err)
 			}
