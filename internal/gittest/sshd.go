@@ -16,10 +16,13 @@ import (
 // key, so that commands such as C Git's git-upload-pack and
 // git-receive-pack run as they do for a Git client over SSH.
 type SSHD struct {
-	Addr       string // 127.0.0.1:port
-	Key        string // the client's private key file (ed25519, no passphrase)
-	HostKey    string // the server's public host key file
-	KnownHosts string // a known_hosts file naming Addr with the host key
+	Addr    string // 127.0.0.1:port
+	Key     string // the client's private key file (ed25519, no passphrase)
+	HostKey string // the server's public host key file (ed25519)
+	// HostKeyECDSA is the server's other public host key file: a
+	// server with two keys, of which the client may know either.
+	HostKeyECDSA string
+	KnownHosts   string // a known_hosts file naming Addr with the host key
 }
 
 // URL returns the ssh:// URL of the repository at path on the server.
@@ -41,14 +44,16 @@ func StartSSHD(t testing.TB, acceptEnv bool) *SSHD {
 		t.Skip("sshd is not installed")
 	}
 	dir := t.TempDir()
-	gen := func(path string) {
-		if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", path).CombinedOutput(); err != nil {
+	gen := func(path string, typ ...string) {
+		args := append([]string{"-q", "-t", "ed25519", "-N", "", "-f", path}, typ...)
+		if out, err := exec.Command("ssh-keygen", args...).CombinedOutput(); err != nil {
 			t.Fatalf("ssh-keygen: %v\n%s", err, out)
 		}
 	}
-	s := &SSHD{Key: filepath.Join(dir, "key"), HostKey: filepath.Join(dir, "hostkey.pub"), KnownHosts: filepath.Join(dir, "known_hosts")}
+	s := &SSHD{Key: filepath.Join(dir, "key"), HostKey: filepath.Join(dir, "hostkey.pub"), HostKeyECDSA: filepath.Join(dir, "hostkey_ecdsa.pub"), KnownHosts: filepath.Join(dir, "known_hosts")}
 	gen(s.Key)
 	gen(filepath.Join(dir, "hostkey"))
+	gen(filepath.Join(dir, "hostkey_ecdsa"), "-t", "ecdsa")
 	pub, err := os.ReadFile(s.Key + ".pub")
 	if err != nil {
 		t.Fatal(err)
@@ -77,6 +82,7 @@ func StartSSHD(t testing.TB, acceptEnv bool) *SSHD {
 	os.WriteFile(conf, fmt.Appendf(nil, `Port %d
 ListenAddress 127.0.0.1
 HostKey %s/hostkey
+HostKey %s/hostkey_ecdsa
 PidFile %s/sshd.pid
 AuthorizedKeysFile %s/keys/%%u
 PermitRootLogin prohibit-password
@@ -87,7 +93,7 @@ KbdInteractiveAuthentication no
 PermitTTY no
 DisableForwarding yes
 %sLogLevel ERROR
-`, port, dir, dir, dir, env), 0o600)
+`, port, dir, dir, dir, dir, env), 0o600)
 	os.MkdirAll("/run/sshd", 0o755)
 	cmd := exec.Command(sshd, "-D", "-e", "-f", conf)
 	log := &syncBuffer{}

@@ -124,18 +124,32 @@ func shellQuote(s string) string {
 	return b.String()
 }
 
-// hostKeyCallback admits the keys o pins for the server.
-func (o *SSH) hostKeyCallback() (ssh.HostKeyCallback, error) {
+// hostKeyCallback admits the keys o pins for the server at addr
+// (host:port, dialled at remote), and returns the host key algorithms
+// that present them: a server with several host keys is asked for one
+// the client knows, as ssh(1) orders them by known_hosts.
+func (o *SSH) hostKeyCallback(addr string, remote net.Addr) (ssh.HostKeyCallback, []string, error) {
 	var known ssh.HostKeyCallback
+	var algos []string
+	for _, k := range o.HostKeys {
+		algos = append(algos, algorithmsFor(k.Type())...)
+	}
 	if o.KnownHosts != "" {
 		cb, err := knownhosts.New(o.KnownHosts)
 		if err != nil {
-			return nil, fmt.Errorf("remote: known_hosts: %w", err)
+			return nil, nil, fmt.Errorf("remote: known_hosts: %w", err)
 		}
 		known = cb
+		// A key no line holds makes knownhosts list the host's keys.
+		var ke *knownhosts.KeyError
+		if err := cb(addr, remote, noKey{}); errors.As(err, &ke) {
+			for _, k := range ke.Want {
+				algos = append(algos, algorithmsFor(k.Key.Type())...)
+			}
+		}
 	}
 	if known == nil && len(o.HostKeys) == 0 {
-		return nil, fmt.Errorf("%w: no known_hosts file or host key configured", ErrHostKey)
+		return nil, nil, fmt.Errorf("%w: no known_hosts file or host key configured", ErrHostKey)
 	}
 	return func(hostname string, remote net.Addr, key ssh.PublicKey) error {
 		for _, k := range o.HostKeys {
@@ -158,8 +172,16 @@ func (o *SSH) hostKeyCallback() (ssh.HostKeyCallback, error) {
 			return fmt.Errorf("%w: %s presented %s %s, which does not match %s line %d", ErrHostKey, hostname, key.Type(), fp, ke.Want[0].Filename, ke.Want[0].Line)
 		}
 		return fmt.Errorf("%w: %v", ErrHostKey, err)
-	}, nil
+	}, algos, nil
 }
+
+// noKey is a public key of no known type, that no known_hosts line
+// holds.
+type noKey struct{}
+
+func (noKey) Type() string                        { return "none" }
+func (noKey) Marshal() []byte                     { return []byte("\x00\x00\x00\x04none") }
+func (noKey) Verify([]byte, *ssh.Signature) error { return errors.New("no key") }
 
 // signer returns the client's key.
 func (o *SSH) signer() (ssh.Signer, error) {
@@ -188,33 +210,31 @@ func dialSSH(ctx context.Context, t sshTarget, o *SSH, service string, timeout t
 	if o == nil {
 		o = &SSH{}
 	}
-	check, err := o.hostKeyCallback()
-	if err != nil {
-		return nil, err
+	if o.KnownHosts == "" && len(o.HostKeys) == 0 {
+		return nil, fmt.Errorf("%w: no known_hosts file or host key configured", ErrHostKey)
 	}
 	signer, err := o.signer()
 	if err != nil {
 		return nil, err
 	}
-	conf := &ssh.ClientConfig{
-		User:            t.user,
-		Auth:            []ssh.AuthMethod{ssh.PublicKeys(signer)},
-		HostKeyCallback: check,
-		Timeout:         sshHandshakeTimeout,
-	}
-	if o.KnownHosts == "" {
-		// Only the pinned keys' algorithms: a server with several
-		// host keys presents one of these.
-		for _, k := range o.HostKeys {
-			conf.HostKeyAlgorithms = append(conf.HostKeyAlgorithms, algorithmsFor(k.Type())...)
-		}
-	}
-	d := net.Dialer{Timeout: sshHandshakeTimeout}
+	handshake := min(sshHandshakeTimeout, timeout)
+	d := net.Dialer{Timeout: handshake}
 	c, err := d.DialContext(ctx, "tcp", t.addr)
 	if err != nil {
 		return nil, fmt.Errorf("remote: %w", err)
 	}
-	c.SetDeadline(time.Now().Add(sshHandshakeTimeout))
+	check, algos, err := o.hostKeyCallback(t.addr, c.RemoteAddr())
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	conf := &ssh.ClientConfig{
+		User:              t.user,
+		Auth:              []ssh.AuthMethod{ssh.PublicKeys(signer)},
+		HostKeyCallback:   check,
+		HostKeyAlgorithms: algos, // none known: the defaults, refused by check
+	}
+	c.SetDeadline(time.Now().Add(handshake))
 	stopHandshake := context.AfterFunc(ctx, func() { c.Close() })
 	cc, chans, reqs, err := ssh.NewClientConn(c, t.addr, conf)
 	stopHandshake()

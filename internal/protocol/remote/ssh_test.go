@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -70,9 +71,20 @@ func TestSSHRoundTrip(t *testing.T) {
 				t.Errorf("protocol version 0: got %v; want %v", got, want)
 			}
 
+			// The server has two host keys: whichever the client
+			// knows is the one asked for.
+			b, _ := os.ReadFile(srv.HostKeyECDSA)
+			ecdsaKey, _, _, _, err := ssh.ParseAuthorizedKey(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ecdsaKnown := filepath.Join(t.TempDir(), "known_hosts")
+			os.WriteFile(ecdsaKnown, []byte(knownhosts.Line([]string{knownhosts.Normalize(srv.Addr)}, ecdsaKey)+"\n"), 0o644)
 			for name, opts := range map[string]*SSH{
-				"known_hosts": {KnownHosts: srv.KnownHosts, KeyFile: srv.Key},
-				"pinned key":  {HostKeys: []ssh.PublicKey{srv.hostKey}, KeyFile: srv.Key},
+				"known_hosts":       {KnownHosts: srv.KnownHosts, KeyFile: srv.Key},
+				"known_hosts ecdsa": {KnownHosts: ecdsaKnown, KeyFile: srv.Key},
+				"pinned key":        {HostKeys: []ssh.PublicKey{srv.hostKey}, KeyFile: srv.Key},
+				"pinned ecdsa key":  {HostKeys: []ssh.PublicKey{ecdsaKey}, KeyFile: srv.Key},
 			} {
 				dir := filepath.Join(t.TempDir(), "mirror.git")
 				r, err := repo.Init(dir, repo.InitOptions{})
@@ -228,5 +240,44 @@ func TestParseSSH(t *testing.T) {
 		if got := shellQuote(in); got != want {
 			t.Errorf("shellQuote(%q) = %s; want %s", in, got, want)
 		}
+	}
+}
+
+// TestSSHSilentServer: a server that accepts the connection and never
+// answers is given up on after the I/O timeout, not waited for.
+func TestSSHSilentServer(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	key := filepath.Join(t.TempDir(), "key")
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key).CombinedOutput(); err != nil {
+		t.Skipf("ssh-keygen: %v\n%s", err, out)
+	}
+	b, _ := os.ReadFile(key + ".pub")
+	pub, _, _, _, err := ssh.ParseAuthorizedKey(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := repo.Init(filepath.Join(t.TempDir(), "m.git"), repo.InitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	start := time.Now()
+	_, err = Fetch(context.Background(), FetchOptions{URL: "ssh://git@" + l.Addr().String() + "/r.git", Repo: r,
+		SSH: &SSH{HostKeys: []ssh.PublicKey{pub}, KeyFile: key}, IOTimeout: 500 * time.Millisecond})
+	if err == nil || time.Since(start) > 10*time.Second {
+		t.Errorf("got %v after %v; want an error within the I/O timeout", err, time.Since(start))
 	}
 }
