@@ -271,14 +271,16 @@ func algorithmsFor(typ string) []string {
 // write must progress within the I/O timeout, or the connection is
 // closed.
 type sshTransport struct {
-	client  *ssh.Client
-	sess    *ssh.Session
-	in      io.WriteCloser
-	out     io.Reader
-	stderr  limitedBuffer
-	timeout time.Duration
-	idle    *time.Timer
-	stop    func() bool
+	client *ssh.Client
+	sess   *ssh.Session
+	in     io.WriteCloser
+	out    io.Reader
+	stderr limitedBuffer
+	// answered is set once the command has written to its output.
+	answered bool
+	timeout  time.Duration
+	idle     *time.Timer
+	stop     func() bool
 }
 
 func (s *sshTransport) start(path, service string, v0 bool) error {
@@ -316,12 +318,16 @@ func (s *sshTransport) command(ctx context.Context, req io.Reader) (io.ReadClose
 	return io.NopCloser(s), nil
 }
 
-// Read reads the remote command's output; at its end without a
-// complete answer, what it wrote to standard error tells why.
+// Read reads the remote command's output; when it ends before a first
+// byte (no such repository, no git-upload-pack there), what it wrote
+// to standard error tells why.
 func (s *sshTransport) Read(p []byte) (int, error) {
 	s.idle.Reset(s.timeout)
 	n, err := s.out.Read(p)
-	if err == io.EOF && n == 0 {
+	if n > 0 {
+		s.answered = true
+	}
+	if err == io.EOF && !s.answered {
 		if msg := s.stderr.String(); msg != "" {
 			return 0, fmt.Errorf("%w: %.200q", ErrUpstream, strings.TrimSpace(msg))
 		}

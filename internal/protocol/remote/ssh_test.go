@@ -174,6 +174,17 @@ func TestSSHHostKeyRefused(t *testing.T) {
 	unknown := filepath.Join(t.TempDir(), "known_hosts_other")
 	os.WriteFile(unknown, []byte(knownhosts.Line([]string{"[127.0.0.1]:1"}, srv.hostKey)+"\n"), 0o644)
 
+	// A path with no repository: git-upload-pack's own words.
+	r, err := repo.Init(filepath.Join(t.TempDir(), "m.git"), repo.InitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	_, err = Fetch(context.Background(), FetchOptions{URL: srv.URL("/nonexistent/r.git"), Repo: r, SSH: &SSH{KnownHosts: srv.KnownHosts, KeyFile: srv.Key}, Timeout: 20 * time.Second})
+	if err == nil || !strings.Contains(err.Error(), "does not appear to be a git repository") {
+		t.Errorf("fetch of a missing repository: got %v; want git-upload-pack's message", err)
+	}
+
 	for _, c := range []struct {
 		name string
 		opts *SSH
