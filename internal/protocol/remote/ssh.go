@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -248,7 +249,10 @@ func dialSSH(ctx context.Context, t sshTarget, o *SSH, service string, timeout t
 	c.SetDeadline(time.Time{})
 	client := ssh.NewClient(cc, chans, reqs)
 	s := &sshTransport{client: client, timeout: timeout}
-	s.idle = time.AfterFunc(timeout, func() { client.Close() })
+	s.idle = time.AfterFunc(timeout, func() {
+		s.timedOut.Store(true)
+		client.Close()
+	})
 	s.stop = context.AfterFunc(ctx, func() { client.Close() })
 	if err := s.start(t.path, service, v0); err != nil {
 		s.close()
@@ -280,6 +284,7 @@ type sshTransport struct {
 	answered bool
 	timeout  time.Duration
 	idle     *time.Timer
+	timedOut atomic.Bool // idle fired and closed the connection
 	stop     func() bool
 }
 
@@ -327,6 +332,9 @@ func (s *sshTransport) Read(p []byte) (int, error) {
 	if n > 0 {
 		s.answered = true
 	}
+	if err != nil && s.timedOut.Load() {
+		return n, fmt.Errorf("%w: nothing received for %v", ErrUpstream, s.timeout)
+	}
 	if err == io.EOF && !s.answered {
 		if msg := s.stderr.String(); msg != "" {
 			return 0, fmt.Errorf("%w: %.200q", ErrUpstream, strings.TrimSpace(msg))
@@ -339,7 +347,11 @@ type sshWriter struct{ s *sshTransport }
 
 func (w sshWriter) Write(p []byte) (int, error) {
 	w.s.idle.Reset(w.s.timeout)
-	return w.s.in.Write(p)
+	n, err := w.s.in.Write(p)
+	if err != nil && w.s.timedOut.Load() {
+		return n, fmt.Errorf("%w: nothing sent for %v", ErrUpstream, w.s.timeout)
+	}
+	return n, err
 }
 
 func (s *sshTransport) close() {

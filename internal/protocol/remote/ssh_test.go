@@ -2,6 +2,7 @@ package remote
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"net"
@@ -289,6 +290,64 @@ func TestSSHSilentServer(t *testing.T) {
 	_, err = Fetch(context.Background(), FetchOptions{URL: "ssh://git@" + l.Addr().String() + "/r.git", Repo: r,
 		SSH: &SSH{HostKeys: []ssh.PublicKey{pub}, KeyFile: key}, IOTimeout: 500 * time.Millisecond})
 	if err == nil || time.Since(start) > 10*time.Second {
+		t.Errorf("got %v after %v; want an error within the I/O timeout", err, time.Since(start))
+	}
+}
+
+// TestSSHStalledCommand: a server that starts the command and then
+// sends nothing is given up on after the I/O timeout, well before the
+// fetch's own Timeout.
+func TestSSHStalledCommand(t *testing.T) {
+	_, hostPriv, _ := ed25519.GenerateKey(nil)
+	hostSigner, err := ssh.NewSignerFromKey(hostPriv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, clientPriv, _ := ed25519.GenerateKey(nil)
+	clientSigner, err := ssh.NewSignerFromKey(clientPriv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := &ssh.ServerConfig{PublicKeyCallback: func(ssh.ConnMetadata, ssh.PublicKey) (*ssh.Permissions, error) { return nil, nil }}
+	conf.AddHostKey(hostSigner)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		_, chans, reqs, err := ssh.NewServerConn(c, conf)
+		if err != nil {
+			return
+		}
+		go ssh.DiscardRequests(reqs)
+		for nc := range chans {
+			ch, creqs, err := nc.Accept()
+			if err != nil {
+				return
+			}
+			defer ch.Close()
+			go func() {
+				for r := range creqs {
+					r.Reply(r.Type == "exec", nil) // started; then silence
+				}
+			}()
+		}
+	}()
+	r, err := repo.Init(filepath.Join(t.TempDir(), "m.git"), repo.InitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	start := time.Now()
+	_, err = Fetch(context.Background(), FetchOptions{URL: "ssh://git@" + l.Addr().String() + "/r.git", Repo: r,
+		SSH: &SSH{HostKeys: []ssh.PublicKey{hostSigner.PublicKey()}, Signer: clientSigner}, IOTimeout: 500 * time.Millisecond, Timeout: 30 * time.Second})
+	if err == nil || !strings.Contains(err.Error(), "nothing received for 500ms") || time.Since(start) > 10*time.Second {
 		t.Errorf("got %v after %v; want an error within the I/O timeout", err, time.Since(start))
 	}
 }
