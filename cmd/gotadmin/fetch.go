@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -16,12 +17,14 @@ import (
 )
 
 // cmdClone makes a bare repository whose refs/heads and refs/tags are
-// the upstream's: gotadmin clone [-q] URL repository-path. The URL is
+// the upstream's: gotadmin clone [-q] [-i identity-file] [-k
+// known-hosts-file] URL repository-path. The URL is
 // recorded as the repository's upstream (remote.origin.url) for
 // gotadmin fetch.
 func cmdClone(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := newFlags("clone")
 	quiet := fs.Bool("q", false, "quiet")
+	sshOpts := sshFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -43,7 +46,7 @@ func cmdClone(ctx context.Context, args []string, stdout io.Writer) error {
 			os.RemoveAll(path)
 		}
 	}()
-	res, err := fetchInto(ctx, r, rawURL, *quiet, stdout)
+	res, err := fetchInto(ctx, r, rawURL, sshOpts(), *quiet, stdout)
 	if err != nil {
 		return err
 	}
@@ -70,12 +73,14 @@ func cmdClone(ctx context.Context, args []string, stdout io.Writer) error {
 }
 
 // cmdFetch brings a repository's refs/heads and refs/tags to the
-// upstream's: gotadmin fetch [-q] [-r repository-path] [URL], from URL
+// upstream's: gotadmin fetch [-q] [-i identity-file] [-k
+// known-hosts-file] [-r repository-path] [URL], from URL
 // or the repository's recorded upstream.
 func cmdFetch(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := newFlags("fetch")
 	quiet := fs.Bool("q", false, "quiet")
 	rflag := fs.String("r", "", "repository path")
+	sshOpts := sshFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -95,18 +100,18 @@ func cmdFetch(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		rawURL = u
 	}
-	_, err = fetchInto(ctx, r, rawURL, *quiet, stdout)
+	_, err = fetchInto(ctx, r, rawURL, sshOpts(), *quiet, stdout)
 	return err
 }
 
 // fetchInto fetches rawURL into r, the references following the
 // upstream's (Prune), and tells what moved.
-func fetchInto(ctx context.Context, r *repo.Repo, rawURL string, quiet bool, stdout io.Writer) (*remote.FetchResult, error) {
+func fetchInto(ctx context.Context, r *repo.Repo, rawURL string, sshOpts *remote.SSH, quiet bool, stdout io.Writer) (*remote.FetchResult, error) {
 	who := refs.Who{Name: "gotadmin", Message: "gotadmin fetch"}
 	if u, err := user.Current(); err == nil {
 		who.Name = u.Username
 	}
-	opts := remote.FetchOptions{URL: rawURL, Repo: r, Prune: true, Who: who, BeforeInstall: ownFiles(r.GitDir)}
+	opts := remote.FetchOptions{URL: rawURL, Repo: r, Prune: true, Who: who, BeforeInstall: ownFiles(r.GitDir), SSH: sshOpts}
 	if !quiet {
 		opts.Progress = func(msg string) { fmt.Fprintln(os.Stderr, msg) }
 	}
@@ -121,4 +126,34 @@ func fetchInto(ctx context.Context, r *repo.Repo, rawURL string, quiet bool, std
 		}
 	}
 	return res, nil
+}
+
+// sshFlags adds -i identity-file and -k known-hosts-file to fs; the
+// function returned gives the SSH options once fs is parsed. As ssh(1)
+// does, they default to the first of ~/.ssh/id_ed25519, id_ecdsa and
+// id_rsa that exists, and to ~/.ssh/known_hosts: a host key is never
+// accepted unless known_hosts names it.
+func sshFlags(fs *flag.FlagSet) func() *remote.SSH {
+	identity := fs.String("i", "", "SSH private key file")
+	known := fs.String("k", "", "SSH known_hosts file")
+	return func() *remote.SSH {
+		o := &remote.SSH{KeyFile: *identity, KnownHosts: *known}
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return o
+		}
+		if o.KnownHosts == "" {
+			o.KnownHosts = filepath.Join(home, ".ssh", "known_hosts")
+		}
+		if o.KeyFile == "" {
+			for _, name := range []string{"id_ed25519", "id_ecdsa", "id_rsa"} {
+				p := filepath.Join(home, ".ssh", name)
+				if _, err := os.Stat(p); err == nil {
+					o.KeyFile = p
+					break
+				}
+			}
+		}
+		return o
+	}
 }

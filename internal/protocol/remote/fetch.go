@@ -11,8 +11,10 @@
 // version 0 (receive-pack has no other), with report-status(-v2),
 // side-band-64k, atomic and ofs-delta when offered, and a thin pack
 // against what the target advertised. Both go over git://, smart
-// HTTP(S) and local paths (served in-process by packages upload and
-// receive).
+// HTTP(S), SSH (ssh:// and scp-like user@host:path: the server's host
+// key pinned, never accepted unseen; the remote command quoted as C
+// Git quotes it) and local paths (served in-process by packages upload
+// and receive).
 //
 // Everything the other side sends is hostile input: the reference list
 // is bounded in count and checked name by name, a fetched pack goes
@@ -44,10 +46,13 @@ import (
 
 // FetchOptions configure a fetch. URL and Repo are required.
 type FetchOptions struct {
-	// URL is the upstream: git://host[:port]/path, http(s)://…, or a
-	// local path (or file:// URL) of a repository.
+	// URL is the upstream: git://host[:port]/path, http(s)://…,
+	// ssh://[user@]host[:port]/path or [user@]host:path, or a local
+	// path (or file:// URL) of a repository.
 	URL  string
 	Repo *repo.Repo
+	// SSH pins the host key and gives the client key for ssh URLs.
+	SSH *SSH
 	// Take selects the upstream references fetched (full names);
 	// nil takes refs/heads/ and refs/tags/.
 	Take func(name string) bool
@@ -132,7 +137,7 @@ func Fetch(ctx context.Context, opts FetchOptions) (*FetchResult, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
 	defer cancel()
-	t, err := dial(ctx, opts.URL, uploadPack, opts.IOTimeout, opts.V0)
+	t, err := dial(ctx, opts.URL, uploadPack, opts.IOTimeout, opts.V0, opts.SSH)
 	if err != nil {
 		return nil, err
 	}

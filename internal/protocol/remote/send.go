@@ -23,9 +23,12 @@ import (
 // mirrors. URL and Repo are required.
 type SendOptions struct {
 	// URL is the target: git://host[:port]/path (a daemon that allows
-	// pushes), http(s)://…, or a local path.
+	// pushes), http(s)://…, ssh://[user@]host[:port]/path or
+	// [user@]host:path, or a local path.
 	URL  string
 	Repo *repo.Repo
+	// SSH pins the host key and gives the client key for ssh URLs.
+	SSH *SSH
 	// Take selects the local references sent and the target's deleted
 	// when the local repository lacks them (full names); nil takes
 	// refs/heads/ and refs/tags/.
@@ -99,7 +102,7 @@ func Send(ctx context.Context, opts SendOptions) (*SendResult, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
 	defer cancel()
-	t, err := dial(ctx, opts.URL, receivePack, opts.IOTimeout, true)
+	t, err := dial(ctx, opts.URL, receivePack, opts.IOTimeout, true, opts.SSH)
 	if err != nil {
 		return nil, err
 	}

@@ -37,8 +37,9 @@ const (
 // advertisement.
 const maxResponse = 1 << 20
 
-// dial returns the transport for rawURL.
-func dial(ctx context.Context, rawURL, service string, ioTimeout time.Duration, v0 bool) (transport, error) {
+// dial returns the transport for rawURL; sshOpts configure ssh:// and
+// scp-like URLs.
+func dial(ctx context.Context, rawURL, service string, ioTimeout time.Duration, v0 bool, sshOpts *SSH) (transport, error) {
 	switch {
 	case strings.HasPrefix(rawURL, "git://"):
 		u, err := url.Parse(rawURL)
@@ -57,7 +58,13 @@ func dial(ctx context.Context, rawURL, service string, ioTimeout time.Duration, 
 	case strings.HasPrefix(rawURL, "/"):
 		return dialLocal(ctx, rawURL, service, v0)
 	}
-	return nil, fmt.Errorf("remote: unsupported URL %.200q (git://, http://, https:// or a local path)", rawURL)
+	if t, ok, err := parseSSH(rawURL); ok {
+		if err != nil {
+			return nil, err
+		}
+		return dialSSH(ctx, t, sshOpts, service, ioTimeout, v0)
+	}
+	return nil, fmt.Errorf("remote: unsupported URL %.200q (git://, http://, https://, ssh://, user@host:path or a local path)", rawURL)
 }
 
 // streamTransport is a connection that carries the advertisement and
