@@ -1,0 +1,124 @@
+package e2enet
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// TestUpkeepAfterPushes: each push of one commit adds a pack; once a
+// push leaves more than the repository's "packs" threshold, gotd starts
+// its upkeep process on its own, which leaves fewer packs, while
+// fetches run beside it without one failing; git fsck stays clean, the
+// pushed commits are all there, gotctl upkeep runs it at once (one pack
+// left) and gotctl info shows the outcome.
+func TestUpkeepAfterPushes(t *testing.T) {
+	t.Parallel() // long and not timed: runs beside the other such tests, after the timed ones
+	const pushes = 8
+	s := start(t, options{extraTest: "\tupkeep {\n\t\tpacks 4\n\t\tinterval 1h\n\t}"})
+	src := filepath.Join(s.dir, "test.git")
+	httpURL := s.httpURL(rwAccount+":"+strings.ReplaceAll(password, " ", "%20"), "test")
+	packs := func() int {
+		l, _ := filepath.Glob(filepath.Join(src, "objects", "pack", "*.pack"))
+		return len(l)
+	}
+	work := s.clientDir("pusher")
+	s.mustGit(work, nil, "clone", "-q", s.gitURL("test"), "w")
+	w := filepath.Join(work, "w")
+
+	// Fetchers: a clone, then fetches over git:// until the pushes and
+	// upkeep runs are over (bounded).
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var failures []string
+	fetches := 0
+	for f := 0; f < 2; f++ {
+		wg.Add(1)
+		go func(f int) {
+			defer wg.Done()
+			dir := s.clientDir(fmt.Sprintf("fetch-%d", f))
+			if out, err := s.git(dir, nil, "clone", "-q", "--mirror", s.gitURL("test"), "m"); err != nil {
+				mu.Lock()
+				failures = append(failures, fmt.Sprintf("clone: %v\n%s", err, out))
+				mu.Unlock()
+				return
+			}
+			for n := 0; n < 500; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				out, err := s.git(filepath.Join(dir, "m"), nil, "fetch", "-q", s.gitURL("test"), "+refs/*:refs/*")
+				mu.Lock()
+				fetches++
+				if err != nil {
+					failures = append(failures, fmt.Sprintf("fetch: %v\n%s", err, out))
+				}
+				mu.Unlock()
+			}
+		}(f)
+	}
+
+	// On every way out, the fetchers stop before the test's directory
+	// goes.
+	stopFetches := sync.OnceFunc(func() { close(stop); wg.Wait() })
+	defer stopFetches()
+
+	var pushed []string
+	for i := 0; i < pushes; i++ {
+		os.WriteFile(filepath.Join(w, fmt.Sprintf("f%d.txt", i)), []byte(fmt.Sprintf("push %d\n", i)), 0o644)
+		s.mustGit(w, nil, "add", ".")
+		s.mustGit(w, nil, "commit", "-q", "-m", fmt.Sprintf("push %d", i))
+		s.mustGit(w, nil, "push", "-q", httpURL, "HEAD:main")
+		pushed = append(pushed, strings.TrimSpace(s.mustGit(w, nil, "rev-parse", "HEAD")))
+	}
+	// The push that left more than 4 packs started upkeep; those after
+	// it came while it ran or within the interval.
+	s.waitLog("upkeep done", 0)
+	if n := strings.Count(s.log.String(), "starting upkeep"); n != 1 {
+		t.Errorf("got %d upkeep runs after %d pushes; want 1 (one at a time, then the interval)", n, pushes)
+	}
+	for _, l := range strings.Split(s.log.String(), "\n") {
+		if strings.Contains(l, "upkeep") {
+			t.Log(l)
+		}
+	}
+	after := packs()
+	t.Logf("%d pushes: %d packs after the automatic upkeep", pushes, after)
+	if after >= pushes {
+		t.Errorf("got %d packs after %d pushes and upkeep; want fewer than %d", after, pushes, pushes)
+	}
+	fsck(t, src)
+
+	// gotctl upkeep: at once, whatever the thresholds and the interval.
+	out, err := s.gotctl("upkeep", "test")
+	if err != nil || !strings.HasPrefix(out, "done: ") {
+		t.Fatalf("gotctl upkeep test: %v\n%s", err, out)
+	}
+	if n := packs(); n != 1 {
+		t.Errorf("got %d packs after gotctl upkeep; want 1", n)
+	}
+	if out, err := s.gotctl("upkeep", "nosuchrepo"); err == nil || !strings.Contains(out, "no such repository") {
+		t.Errorf("gotctl upkeep nosuchrepo: %v\n%s; want refused: no such repository", err, out)
+	}
+	stopFetches()
+	fsck(t, src)
+	for _, id := range pushed {
+		run(t, "git", "--git-dir", src, "cat-file", "-e", id+"^{commit}")
+	}
+	if info, err := s.gotctl("info"); err != nil || !strings.Contains(info, `upkeep "test": `) || !strings.Contains(info, " done: ") {
+		t.Errorf("gotctl info: %v\n%s; want the last upkeep run of \"test\"", err, info)
+	}
+	t.Logf("%d fetches beside the upkeep runs", fetches)
+	if len(failures) > 0 {
+		t.Errorf("%d fetches failed beside upkeep; the first:\n%s", len(failures), failures[0])
+	}
+	if fetches == 0 {
+		t.Error("no fetch ran beside upkeep")
+	}
+}
