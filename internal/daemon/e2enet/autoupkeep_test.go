@@ -103,6 +103,21 @@ func TestUpkeepAfterPushes(t *testing.T) {
 	if n := packs(); n != 1 {
 		t.Errorf("got %d packs after gotctl upkeep; want 1", n)
 	}
+	// A file pushed and forced away, its server reflog expired:
+	// unreachable, but younger than the grace period, so it stays.
+	os.WriteFile(filepath.Join(w, "secret.txt"), []byte("api-key=0123456789abcdef\n"), 0o644)
+	s.mustGit(w, nil, "add", "secret.txt")
+	s.mustGit(w, nil, "commit", "-q", "-m", "oops")
+	blob := strings.TrimSpace(s.mustGit(w, nil, "rev-parse", "HEAD:secret.txt"))
+	s.mustGit(w, nil, "push", "-q", httpURL, "HEAD:main")
+	s.mustGit(w, nil, "reset", "-q", "--hard", "HEAD~1")
+	s.mustGit(w, nil, "push", "-q", "--force", httpURL, "HEAD:main")
+	run(t, "git", "--git-dir", src, "reflog", "expire", "--expire=all", "--all")
+	out, err = s.gotctl("upkeep", "test")
+	if err != nil || !strings.Contains(out, "0 unreachable objects removed, 3 kept for their grace period") {
+		t.Errorf("gotctl upkeep test after a forced push: %v\n%s; want the commit, tree and blob kept", err, out)
+	}
+	run(t, "git", "--git-dir", src, "cat-file", "-e", blob)
 	if out, err := s.gotctl("upkeep", "nosuchrepo"); err == nil || !strings.Contains(out, "no such repository") {
 		t.Errorf("gotctl upkeep nosuchrepo: %v\n%s; want refused: no such repository", err, out)
 	}
