@@ -1095,7 +1095,7 @@ func (m *UpkeepStart) decode(d *msg.Decoder) {
 const (
 	UpkeepOK       = iota // repacked; what could go is gone
 	UpkeepBusy            // another repack held the repository, or pushes kept moving references: nothing removed
-	UpkeepPrecious        // extensions.preciousObjects: packs written, nothing removed
+	UpkeepPrecious        // extensions.preciousObjects: the repository left as it is
 	UpkeepFailed          // Message says why
 	numUpkeepStatus
 )

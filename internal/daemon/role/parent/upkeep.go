@@ -125,11 +125,10 @@ func (d *daemon) upkeepExited(u *upkeeping) {
 	case m == nil:
 		status, text = ipc.StatusFailed, fmt.Sprintf("failed: the upkeep process exited without a report (%v)", ch.status)
 		d.log.Error("upkeep process failed", "pid", ch.pid(), "err", ch.status)
-	case m.Status == ipc.UpkeepOK || m.Status == ipc.UpkeepPrecious:
+	case m.Status == ipc.UpkeepOK:
 		text = fmt.Sprintf("done: %d objects packed, %d packs removed, %d unreachable objects removed, %d kept for their grace period", m.Objects, m.Packs, m.Pruned, m.Young)
-		if m.Status == ipc.UpkeepPrecious {
-			text += " (objects are precious: nothing removed)"
-		}
+	case m.Status == ipc.UpkeepPrecious:
+		text = "skipped: the repository's objects are precious (extensions.preciousObjects); it is left as it is"
 	case m.Status == ipc.UpkeepBusy:
 		status, text = ipc.StatusFailed, "busy: another repack of the repository is running, or pushes kept moving its references; nothing removed"
 	default:

@@ -24,9 +24,9 @@ import (
 // the parent an UpkeepDone saying how it went: a run refused because
 // another holds the repository, or because pushes kept moving its
 // references, is UpkeepBusy and removed nothing. Unreachable objects
-// younger than start.Grace stay; in a repository whose objects are
-// precious nothing is removed at all. The error is the parent's
-// channel's only.
+// younger than start.Grace stay; a repository whose objects are
+// precious is left as it is (UpkeepPrecious). The error is the
+// parent's channel's only.
 func Main(ctx context.Context, log *slog.Logger, parent *msg.Conn, start *ipc.UpkeepStart, r *repo.Repo) error {
 	log = log.With("repo", start.Name)
 	began := time.Now()
@@ -36,7 +36,7 @@ func Main(ctx context.Context, log *slog.Logger, parent *msg.Conn, start *ipc.Up
 	case ipc.UpkeepOK:
 		log.Info("upkeep done", attrs...)
 	case ipc.UpkeepPrecious:
-		log.Info("upkeep done: objects are precious, nothing removed", attrs...)
+		log.Info("upkeep skipped: the repository's objects are precious")
 	case ipc.UpkeepBusy:
 		log.Info("upkeep skipped: the repository is busy", "why", done.Message)
 	default:
@@ -54,22 +54,22 @@ func run(ctx context.Context, r *repo.Repo, grace time.Duration) *ipc.UpkeepDone
 	if err != nil {
 		return failed(err)
 	}
-	// Loose objects past the grace period go as C Git's gc --auto
-	// prunes them; with precious objects Repack removes nothing and
-	// refuses to be asked to prune.
-	rep, err := engine.Repack(ctx, r, engine.Options{PruneLoose: !precious, Grace: grace})
+	if precious {
+		// Repack would write a new pack and remove none: each run
+		// would add a copy of the repository.
+		return &ipc.UpkeepDone{Status: ipc.UpkeepPrecious}
+	}
+	// Loose objects past the grace period go, as C Git's gc --auto
+	// prunes them.
+	rep, err := engine.Repack(ctx, r, engine.Options{PruneLoose: true, Grace: grace})
 	switch {
 	case errors.Is(err, engine.ErrRunning), errors.Is(err, engine.ErrBusy):
 		return &ipc.UpkeepDone{Status: ipc.UpkeepBusy, Message: clip(err.Error())}
 	case err != nil:
 		return failed(err)
 	}
-	done := &ipc.UpkeepDone{Status: ipc.UpkeepOK, Objects: uint64(rep.Objects), Packs: uint64(len(rep.RemovedPacks)),
+	return &ipc.UpkeepDone{Status: ipc.UpkeepOK, Objects: uint64(rep.Objects), Packs: uint64(len(rep.RemovedPacks)),
 		Pruned: uint64(len(rep.Pruned)), Young: uint64(rep.Young)}
-	if rep.Precious {
-		done.Status = ipc.UpkeepPrecious
-	}
-	return done
 }
 
 func failed(err error) *ipc.UpkeepDone {
