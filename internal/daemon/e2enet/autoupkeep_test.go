@@ -137,3 +137,45 @@ func TestUpkeepAfterPushes(t *testing.T) {
 		t.Error("no fetch ran beside upkeep")
 	}
 }
+
+// TestUpkeepOff: the global upkeep settings apply to every repository
+// but one that says "upkeep off": pushes past the threshold start
+// upkeep on "empty", none on "test".
+func TestUpkeepOff(t *testing.T) {
+	t.Parallel() // long and not timed: runs beside the other such tests, after the timed ones
+	s := start(t, options{extraTop: "upkeep {\n\tpacks 1\n}", extraTest: "\tupkeep off"})
+	auth := rwAccount + ":" + strings.ReplaceAll(password, " ", "%20")
+	for _, name := range []string{"test", "empty"} {
+		work := s.clientDir(name)
+		s.mustGit(work, nil, "clone", "-q", s.gitURL(name), "w")
+		w := filepath.Join(work, "w")
+		for i := 0; i < 3; i++ {
+			os.WriteFile(filepath.Join(w, fmt.Sprintf("f%d.txt", i)), []byte(fmt.Sprintf("%s %d\n", name, i)), 0o644)
+			s.mustGit(w, nil, "add", ".")
+			s.mustGit(w, nil, "commit", "-q", "-m", fmt.Sprint(i))
+			s.mustGit(w, nil, "push", "-q", s.httpURL(auth, name), "HEAD:main")
+		}
+	}
+	s.waitLog("upkeep done", 0)
+	// The parent decides at the end of each push, before it answers
+	// gotctl after it: by now it has decided for every push.
+	if _, err := s.gotctl("info"); err != nil {
+		t.Fatal(err)
+	}
+	log := s.log.String()
+	ranOn := func(name string) bool {
+		for _, l := range strings.Split(log, "\n") {
+			if strings.Contains(l, "upkeep") && strings.Contains(l, " repo="+name+" ") {
+				return true
+			}
+		}
+		return false
+	}
+	if ranOn("test") {
+		t.Errorf("upkeep ran on \"test\", whose upkeep is off")
+	}
+	if !ranOn("empty") {
+		t.Errorf("upkeep did not start on \"empty\" past its threshold")
+	}
+	fsck(t, filepath.Join(s.dir, "empty.git"))
+}
