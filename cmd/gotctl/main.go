@@ -19,7 +19,7 @@ func main() {
 }
 
 func usage() int {
-	fmt.Fprintln(os.Stderr, "usage: gotctl [-hV] [-f socket] info | stop | reload [-c config] [-s secrets]")
+	fmt.Fprintln(os.Stderr, "usage: gotctl [-hV] [-f socket] info | stop | reload [-c config] [-s secrets] | upkeep repository")
 	return 1
 }
 
@@ -40,11 +40,17 @@ func run(args []string) int {
 	}
 	cmd := fs.Arg(0)
 	var rl *reloader
+	var repoName string
 	switch cmd {
 	case "info", "stop":
 		if fs.NArg() != 1 {
 			return usage()
 		}
+	case "upkeep":
+		if fs.NArg() != 2 || fs.Arg(1) == "" || len(fs.Arg(1)) > ipc.MaxRepoName {
+			return usage()
+		}
+		repoName = fs.Arg(1)
 	case "reload":
 		rs := flag.NewFlagSet("reload", flag.ContinueOnError)
 		rs.Usage = func() { usage() }
@@ -64,7 +70,7 @@ func run(args []string) int {
 		return 1
 	}
 	defer conn.Close()
-	if err := ipc.Send(conn, &ipc.Control{Command: cmd}, nil); err != nil {
+	if err := ipc.Send(conn, &ipc.Control{Command: cmd, Repo: repoName}, nil); err != nil {
 		fmt.Fprintf(os.Stderr, "gotctl: %v\n", err)
 		return 1
 	}

@@ -119,6 +119,11 @@ func TestCheckConfig(t *testing.T) {
 			"c.conf:4: repository \"r\": the daemon's user nobody cannot write " + repo("rootowned.git") + ", though a rule allows pushes"},
 		{"notify spool cannot be made", conf("nobody", fmt.Sprintf("notify spool %q", repo("afile/spool")), repo("good.git"), ro+"\n\t"+notify), nil,
 			"c.conf:3: notify spool: cannot make " + repo("afile/spool") + ": " + repo("afile") + " is not a directory"},
+		{"upkeep settings", conf("nobody", "upkeep {\n\tpacks 8\n\tgrace 7d\n}", repo("good.git"), rw+"\n\tupkeep off"), nil, ""},
+		{"upkeep grace too short", conf("nobody", "upkeep {\n\tgrace 5m\n}", repo("good.git"), rw), nil,
+			"c.conf:4: upkeep grace period shorter than 1h0m0s"},
+		{"upkeep twice in a repository", conf("nobody", "", repo("good.git"), rw+"\n\tupkeep off\n\tupkeep on"), nil,
+			"c.conf:8: upkeep given twice (first on line 7)"},
 		{"notify spool to be made", conf("nobody", fmt.Sprintf("notify spool %q", repo("var/spool")), repo("good.git"), ro+"\n\t"+notify), nil, ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {

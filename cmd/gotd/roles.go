@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
 	"gotd/internal/daemon/frontend"
 	"gotd/internal/daemon/ipc"
 	"gotd/internal/daemon/logs"
@@ -26,6 +28,7 @@ import (
 	"gotd/internal/daemon/role/sessionread"
 	"gotd/internal/daemon/role/sessionwrite"
 	"gotd/internal/daemon/role/sshd"
+	"gotd/internal/daemon/role/upkeep"
 	"gotd/internal/daemon/sandbox"
 	"gotd/internal/daemon/users"
 	"gotd/internal/git/repo"
@@ -171,6 +174,30 @@ func runRole(role string, lo logs.Options) error {
 			return err
 		}
 		return repowrite.Main(ctx, log, start, ipc.Inherited(ipc.FDPeer, "session"), r)
+
+	case parent.RoleUpkeep:
+		var start ipc.UpkeepStart
+		if _, err := ipc.Recv(parentCh, &start, false); err != nil {
+			return fmt.Errorf("upkeep start: %w", err)
+		}
+		// The lowest priority, set before the sandbox, which denies
+		// setpriority: upkeep yields the CPU to the clients it must
+		// never slow down.
+		if err := unix.Setpriority(unix.PRIO_PROCESS, 0, 19); err != nil {
+			log.Debug("cannot lower the priority", "err", err)
+		}
+		r, err := repo.Open(start.Path, repo.Options{})
+		if err != nil {
+			return err
+		}
+		// Read and write on its one repository: it writes the new
+		// pack, its index and bitmap, loose objects that lose their
+		// pack, its lock file, and removes what is redundant. No other
+		// files, no sockets: it answers on the channel it was given.
+		if err := confine(log, sandbox.Policy{Role: role, ReadDirs: []string{start.Path}, WriteDirs: []string{start.Path}}); err != nil {
+			return err
+		}
+		return upkeep.Main(ctx, log, parentCh, &start, r)
 	}
 	return fmt.Errorf("unknown role %q", role)
 }

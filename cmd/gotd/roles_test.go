@@ -152,3 +152,122 @@ func copyFile(t *testing.T, from, to string, mode os.FileMode) {
 		t.Fatal(err)
 	}
 }
+
+// TestUpkeepRole runs the upkeep role as gotd's parent would, on a
+// repository with an unreachable loose object past the grace period
+// and a push in flight (a quarantine directory), for which upkeep
+// waits before it removes anything: meanwhile it must run at nice 19
+// under its seccomp filter. Once the push is gone it removes the
+// object and reports it.
+func TestUpkeepRole(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the child runs as nobody: needs root")
+	}
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("git is not installed")
+	}
+	dir, err := os.MkdirTemp("", "gotd-roles-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	os.Chmod(dir, 0o755)
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "gotd.test")
+	copyFile(t, self, bin, 0o755)
+	git := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command("git", args...)
+		cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=a", "GIT_AUTHOR_EMAIL=a@example.com", "GIT_COMMITTER_NAME=a", "GIT_COMMITTER_EMAIL=a@example.com")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	bare, work := filepath.Join(dir, "r.git"), filepath.Join(dir, "w")
+	git("init", "-q", "--bare", bare)
+	git("init", "-q", work)
+	os.WriteFile(filepath.Join(work, "f"), []byte("f\n"), 0o644)
+	git("-C", work, "add", "f")
+	git("-C", work, "commit", "-q", "-m", "f")
+	git("-C", work, "push", "-q", bare, "HEAD:refs/heads/main")
+	junk := git("--git-dir", bare, "hash-object", "-w", "-t", "blob", "--literally", filepath.Join(work, ".git", "HEAD"))
+	month := time.Now().Add(-30 * 24 * time.Hour)
+	if err := os.Chtimes(filepath.Join(bare, "objects", junk[:2], junk[2:]), month, month); err != nil {
+		t.Fatal(err)
+	}
+	// A C Git receive-pack's quarantine, as upkeep sees one in use.
+	inFlight := filepath.Join(bare, "objects", "incoming-test")
+	os.Mkdir(inFlight, 0o755)
+	if out, err := exec.Command("chown", "-R", "nobody", bare).CombinedOutput(); err != nil {
+		t.Fatalf("chown: %v\n%s", err, out)
+	}
+
+	parentEnd, childEnd, err := msg.Pair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer parentEnd.Close()
+	cmd := exec.Command(bin, "-test.run=^$")
+	cmd.Env = append(os.Environ(), "GOTD_TEST_ROLE=upkeep")
+	cmd.ExtraFiles = []*os.File{childEnd.File()}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	childEnd.Close()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	kill := time.AfterFunc(40*time.Second, func() { cmd.Process.Kill() })
+	defer kill.Stop()
+	if err := ipc.Send(parentEnd, &ipc.UpkeepStart{Path: bare, Name: "r", Grace: 14 * 24 * 3600}, nil); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !confined(cmd.Process.Pid) || nice(cmd.Process.Pid) != 19 {
+		if time.Now().After(deadline) {
+			t.Fatalf("upkeep did not confine itself at nice 19 (nice %d):\n%s", nice(cmd.Process.Pid), out.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	os.Remove(inFlight)
+	var res ipc.UpkeepDone
+	_, err = ipc.Recv(parentEnd, &res, false)
+	status := <-done
+	if err != nil {
+		t.Fatalf("no answer from upkeep: %v (exit: %v)\n%s", err, status, out.String())
+	}
+	if res.Status != ipc.UpkeepOK || res.Pruned != 1 {
+		t.Errorf("got status %d, %d pruned (%q); want OK, 1 pruned\n%s", res.Status, res.Pruned, res.Message, out.String())
+	}
+	if _, err := os.Stat(filepath.Join(bare, "objects", junk[:2], junk[2:])); err == nil {
+		t.Errorf("the unreachable object %s is still there", junk)
+	}
+}
+
+// nice returns the nice value of pid (proc_pid_stat(5), field 19), or
+// -100 when it cannot be read.
+func nice(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return -100
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return -100
+	}
+	f := strings.Fields(string(b[i+1:]))
+	// After the command: state is field 3, nice field 19.
+	if len(f) < 17 {
+		return -100
+	}
+	var n int
+	fmt.Sscan(f[16], &n)
+	return n
+}

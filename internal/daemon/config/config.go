@@ -97,6 +97,9 @@ type Config struct {
 	// NotifyTimeout bounds one attempt to deliver a notification.
 	NotifySpool   string
 	NotifyTimeout time.Duration
+	// Upkeep is the top-level upkeep directive (UpkeepFor resolves a
+	// repository's settings).
+	Upkeep Upkeep
 	// Warnings are problems that do not stop the daemon (a repository
 	// path that does not exist yet, an unused macro).
 	Warnings []string
@@ -120,6 +123,8 @@ type Repository struct {
 	// ending in "/".
 	Hidden []string
 	Push   Push
+	// Upkeep is the repository's upkeep directive.
+	Upkeep Upkeep
 }
 
 // Rule is a permit or deny line.

@@ -17,7 +17,7 @@ var reserved = map[string]bool{}
 func init() {
 	for _, w := range strings.Fields(`auth branch connection deny email except from hmac insecure limit listen
 		namespace notify on path permit port protect reference relay reply repository request ro rw
-		tag timeout to url user`) {
+		tag timeout to upkeep url user`) {
 		reserved[w] = true
 	}
 }
@@ -188,6 +188,10 @@ func (p *parser) topLevel() {
 		line := p.tok.line
 		p.cfg.NotifySpool = p.cleanPath(line, "notify spool", p.str("a directory"))
 		p.cfg.Lines["notify spool"] = line
+	case p.is("upkeep"):
+		line := p.tok.line
+		p.advance()
+		p.upkeep(&p.cfg.Upkeep, line)
 	case p.is("ssh"):
 		p.advance()
 		p.expect("hostkey")
@@ -424,6 +428,9 @@ func (p *parser) repoOption(r *Repository) {
 	case p.is("notify"):
 		p.advance()
 		p.block(func() { p.notifyOption(&r.Notify) })
+	case p.is("upkeep"):
+		p.advance()
+		p.upkeep(&r.Upkeep, line)
 	default:
 		p.fail("syntax error: unexpected %v in repository options", p.tok)
 	}

@@ -87,6 +87,8 @@ const (
 	TypeSessionStats
 	TypeMetricsScrape
 	TypeMetrics
+	TypeUpkeepStart
+	TypeUpkeepDone
 )
 
 // Message is one of the types below.
@@ -240,12 +242,17 @@ func (m *Stream) decode(d *msg.Decoder) {
 
 // Control: gotctl → listen, the only message of a control connection.
 type Control struct {
-	Command string // MaxService: "info", "stop", "reload"
+	Command string // MaxService: "info", "stop", "reload", "upkeep"
+	// Repo is the repository of "upkeep" as the caller named it
+	// (MaxRepoName), "" for the other commands.
+	Repo string
 }
 
 func (*Control) Type() msg.Type          { return TypeControl }
-func (m *Control) encode(e *msg.Encoder) { e.String(m.Command) }
-func (m *Control) decode(d *msg.Decoder) { m.Command = d.String(MaxService) }
+func (m *Control) encode(e *msg.Encoder) { e.String(m.Command).String(m.Repo) }
+func (m *Control) decode(d *msg.Decoder) {
+	m.Command, m.Repo = d.String(MaxService), d.String(MaxRepoName)
+}
 
 // Status of Done.
 const (
@@ -1055,6 +1062,74 @@ func getBool(d *msg.Decoder) bool {
 	return v == 1
 }
 
+// MaxUpkeepGrace bounds UpkeepStart.Grace (ten years, as gotd.conf's
+// bound).
+const MaxUpkeepGrace = 10 * 365 * 24 * 3600
+
+// UpkeepStart: parent → upkeep, the first and only message the parent
+// sends an upkeep process: the repository to tidy, which the process
+// opens before it confines itself to it.
+type UpkeepStart struct {
+	Path string // MaxPath, absolute
+	Name string // MaxRepoName, for its log lines
+	// Grace is how long unreachable objects are kept, in seconds:
+	// from 1 to MaxUpkeepGrace.
+	Grace uint64
+}
+
+func (*UpkeepStart) Type() msg.Type { return TypeUpkeepStart }
+func (m *UpkeepStart) encode(e *msg.Encoder) {
+	e.String(m.Path).String(m.Name).Uint64(m.Grace)
+}
+func (m *UpkeepStart) decode(d *msg.Decoder) {
+	m.Path, m.Name, m.Grace = d.String(MaxPath), d.String(MaxRepoName), d.Uint64()
+	if !strings.HasPrefix(m.Path, "/") {
+		d.Fail("repository path not absolute")
+	}
+	if m.Grace == 0 || m.Grace > MaxUpkeepGrace {
+		d.Fail("grace period out of range")
+	}
+}
+
+// Outcomes of an upkeep run (UpkeepDone.Status).
+const (
+	UpkeepOK       = iota // repacked; what could go is gone
+	UpkeepBusy            // another repack held the repository, or pushes kept moving references: nothing removed
+	UpkeepPrecious        // extensions.preciousObjects: the repository left as it is
+	UpkeepFailed          // Message says why
+	numUpkeepStatus
+)
+
+// MaxUpkeepCount bounds the counts of UpkeepDone.
+const MaxUpkeepCount = 1 << 40
+
+// UpkeepDone: upkeep → parent, the last message of an upkeep process:
+// what its run did.
+type UpkeepDone struct {
+	Status uint32
+	// Objects is how many objects the new pack holds; Packs how many
+	// packs were removed; Pruned how many unreachable objects were
+	// removed and Young how many were kept for their grace period.
+	Objects, Packs, Pruned, Young uint64
+	Message                       string // MaxMessage; with UpkeepFailed
+}
+
+func (*UpkeepDone) Type() msg.Type { return TypeUpkeepDone }
+func (m *UpkeepDone) encode(e *msg.Encoder) {
+	e.Uint32(m.Status).Uint64(m.Objects).Uint64(m.Packs).Uint64(m.Pruned).Uint64(m.Young).String(m.Message)
+}
+func (m *UpkeepDone) decode(d *msg.Decoder) {
+	m.Status = d.Uint32()
+	m.Objects, m.Packs, m.Pruned, m.Young = d.Uint64(), d.Uint64(), d.Uint64(), d.Uint64()
+	m.Message = d.String(MaxMessage)
+	if m.Status >= numUpkeepStatus {
+		d.Fail("bad upkeep status")
+	}
+	if m.Objects > MaxUpkeepCount || m.Packs > MaxUpkeepCount || m.Pruned > MaxUpkeepCount || m.Young > MaxUpkeepCount {
+		d.Fail("upkeep count out of range")
+	}
+}
+
 // Message types of gotctl reload, numbered apart from the others.
 const (
 	TypeReloadPaths msg.Type = iota + 0x100
@@ -1196,7 +1271,7 @@ const (
 	MetricOutcomes = StatusRefused + 1 // indexed by Done.Status
 	MetricReasons  = numReasons
 	MetricBuckets  = 13 // duration buckets with a finite bound; one more counts the rest
-	MetricRoles    = 10 // the roles of the parent package
+	MetricRoles    = 11 // the roles of the parent package
 )
 
 // Metrics: parent → metrics, the answer to MetricsScrape: the parent's

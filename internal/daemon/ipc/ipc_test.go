@@ -20,7 +20,7 @@ func messages() []Message {
 		&Text{Text: "gotd PID: 1\n"},
 		&Connect{Client: 9, UID: 1000, GID: 1000, PID: 42, Via: ViaHTTP, Mode: ModeStateless, Account: "flan", Secret: "hunter2", Remote: "127.0.0.1:5000",
 			Hello: Hello{Service: "git-receive-pack", Repo: "r"}},
-		&ControlConnect{Client: 1, UID: 0, Control: Control{Command: "stop"}},
+		&ControlConnect{Client: 1, UID: 0, Control: Control{Command: "upkeep", Repo: "project.git"}},
 		&Disconnect{Client: 3},
 		&Held{Client: ClientID(ViaSocket, func(uint32) bool { return false }), UID: 1000},
 		&Halt{},
@@ -65,6 +65,8 @@ func messages() []Message {
 		&SessionStats{Kind: KindClone, In: 300, Out: 1 << 30},
 		&MetricsScrape{Seq: 7},
 		testMetrics(),
+		&UpkeepStart{Path: "/git/r.git", Name: "r", Grace: 14 * 24 * 3600},
+		&UpkeepDone{Status: UpkeepFailed, Objects: 300, Packs: 12, Pruned: 2, Young: 1, Message: "upkeep: write pack: no space left on device"},
 	}
 }
 
@@ -102,6 +104,11 @@ func TestMetricsBounds(t *testing.T) {
 		"too many bytes": &SessionStats{Kind: KindPush, In: MaxStreamBytes + 1},
 		"failed bytes":   &Failed{Bytes: 1 << 63},
 		"indexed bytes":  &PackIndexed{Bytes: 1 << 63},
+		"upkeep path":    &UpkeepStart{Path: "r.git", Grace: 1},
+		"no grace":       &UpkeepStart{Path: "/r.git"},
+		"long grace":     &UpkeepStart{Path: "/r.git", Grace: MaxUpkeepGrace + 1},
+		"upkeep status":  &UpkeepDone{Status: 4},
+		"upkeep count":   &UpkeepDone{Pruned: MaxUpkeepCount + 1},
 	}
 	for name, m := range bad {
 		var e msg.Encoder

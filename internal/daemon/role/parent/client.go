@@ -450,6 +450,11 @@ func (d *daemon) maybeDone(c *client) {
 	if c.connect.Via == ipc.ViaSocket && !d.listen.exited {
 		ipc.Send(d.listen.ch, &ipc.Disconnect{Client: c.id}, nil)
 	}
+	// A push that moved references added a pack or loose objects:
+	// perhaps the one that calls for upkeep.
+	if c.write && c.end != nil && c.end.Updated > 0 && c.repoCfg != nil {
+		d.afterPush(c.repoCfg.Name)
+	}
 }
 
 // tell sends c's outcome to gotsh or its front-end, which ends the

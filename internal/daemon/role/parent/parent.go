@@ -45,6 +45,7 @@ const (
 	RoleGitD         = "gitd"  // the git:// daemon
 	RoleHTTPD        = "httpd" // smart HTTP
 	RoleMetrics      = "metrics"
+	RoleUpkeep       = "upkeep" // tidies one repository's storage
 )
 
 // Time limits of the parent.
@@ -180,11 +181,14 @@ type daemon struct {
 	starting map[*child]bool
 	metrics  *child
 	recorder *metrics.Recorder
+	// upkeeps are the repositories' upkeep runs, by repository name
+	// (upkeep.go).
+	upkeeps map[string]*upkeeping
 }
 
 // Main runs the daemon until it is stopped.
 func Main(ctx context.Context, log *slog.Logger, opts Options) error {
-	d := &daemon{opts: opts, log: log, cfg: opts.Config, events: make(chan event, 64), clients: map[uint32]*client{}}
+	d := &daemon{opts: opts, log: log, cfg: opts.Config, events: make(chan event, 64), clients: map[uint32]*client{}, upkeeps: map[string]*upkeeping{}}
 	d.audit = logs.Audit(log)
 	d.refused = newRefusals(d.audit)
 	d.verifier = newVerifier(d)
@@ -459,6 +463,14 @@ func (d *daemon) message(from *child, raw msg.Msg) {
 		d.fromSource(from, f.Via, raw)
 		return
 	}
+	if u := d.upkeepOf(from); u != nil {
+		if err := d.fromUpkeep(u, raw); err != nil {
+			closeFile(raw)
+			d.log.Error("bad message from upkeep", "pid", from.pid(), "err", err)
+			from.kill()
+		}
+		return
+	}
 	c := d.clients[from.client]
 	var err error
 	switch {
@@ -510,6 +522,10 @@ func (d *daemon) exited(ch *child) error {
 		return nil
 	case d.metrics:
 		d.metricsExited()
+		return nil
+	}
+	if u := d.upkeepOf(ch); u != nil {
+		d.upkeepExited(u)
 		return nil
 	}
 	if i := slices.IndexFunc(d.retired, func(f *frontend) bool { return f.proc == ch }); i >= 0 {
@@ -578,6 +594,14 @@ func (d *daemon) shutdown() {
 	all := []*child{d.listen, d.metrics}
 	for _, f := range slices.Concat(d.frontends, d.retired) {
 		all = append(all, f.proc)
+	}
+	for _, u := range d.upkeeps {
+		all = append(all, u.proc)
+		for _, ctl := range u.callers {
+			ipc.Send(ctl, &ipc.Done{Status: ipc.StatusFailed, Message: "gotd stopped"}, nil)
+			ctl.Close()
+		}
+		u.callers = nil
 	}
 	for _, c := range d.clients {
 		all = append(all, c.auth, c.session, c.repo)

@@ -1,0 +1,184 @@
+package parent
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"gotd/internal/daemon/config"
+	"gotd/internal/daemon/ipc"
+	"gotd/internal/daemon/msg"
+)
+
+// upkeeping is a repository's upkeep state, by repository name: the
+// process running on it, if any (one at a time), and the last run.
+type upkeeping struct {
+	proc *child
+	// started is when the last run started, which the interval counts
+	// from; outcome says how it ended, for gotctl info.
+	started time.Time
+	outcome string
+	done    *ipc.UpkeepDone // the running process's report, once sent
+	// callers are gotctl upkeep connections answered when the run
+	// ends.
+	callers []*msg.Conn
+}
+
+// afterPush starts upkeep on the repository named name if a push left
+// it past its thresholds: more packs or loose objects than its
+// settings allow, upkeep on, none running there, and the interval
+// passed since the last run.
+func (d *daemon) afterPush(name string) {
+	r := d.cfg.FindRepository(name)
+	if r == nil || d.halted {
+		return
+	}
+	set := d.cfg.UpkeepFor(r)
+	u := d.upkeeps[r.Name]
+	if set.Off || u != nil && (u.proc != nil || time.Since(u.started) < set.Interval) {
+		return
+	}
+	packs, loose := storageCounts(r.Path)
+	if packs <= set.Packs && loose <= set.Loose {
+		return
+	}
+	d.log.Info("starting upkeep", "repo", r.Name, "packs", packs, "loose_objects", loose)
+	if err := d.startUpkeep(r); err != nil {
+		d.log.Error("cannot start upkeep", "repo", r.Name, "err", err)
+	}
+}
+
+// storageCounts counts a repository's packs, and estimates its loose
+// objects from one of the 256 fan-out directories, as C Git's gc
+// --auto does: reading them all would cost the parent a directory
+// walk per push.
+func storageCounts(path string) (packs, loose int) {
+	if es, err := os.ReadDir(filepath.Join(path, "objects", "pack")); err == nil {
+		for _, e := range es {
+			if strings.HasSuffix(e.Name(), ".pack") && !strings.HasPrefix(e.Name(), ".") {
+				packs++
+			}
+		}
+	}
+	if es, err := os.ReadDir(filepath.Join(path, "objects", "17")); err == nil {
+		for _, e := range es {
+			if !strings.HasPrefix(e.Name(), "tmp_") {
+				loose++
+			}
+		}
+	}
+	return packs, loose * 256
+}
+
+// startUpkeep starts an upkeep process on r, none running there.
+func (d *daemon) startUpkeep(r *config.Repository) error {
+	u := d.upkeeps[r.Name]
+	if u == nil {
+		u = &upkeeping{}
+		d.upkeeps[r.Name] = u
+	}
+	ch, err := d.spawn(RoleUpkeep, 0, nil)
+	if err != nil {
+		return err
+	}
+	u.proc, u.started, u.done = ch, time.Now(), nil
+	set := d.cfg.UpkeepFor(r)
+	if err := ipc.Send(ch.ch, &ipc.UpkeepStart{Path: r.Path, Name: r.Name, Grace: uint64(set.Grace / time.Second)}, nil); err != nil {
+		ch.kill()
+		return fmt.Errorf("upkeep start: %w", err)
+	}
+	return nil
+}
+
+// upkeepOf returns the upkeep state whose process is ch, or nil.
+func (d *daemon) upkeepOf(ch *child) *upkeeping {
+	for _, u := range d.upkeeps {
+		if u.proc == ch {
+			return u
+		}
+	}
+	return nil
+}
+
+// fromUpkeep handles the one message of an upkeep process.
+func (d *daemon) fromUpkeep(u *upkeeping, raw msg.Msg) error {
+	if u.done != nil {
+		return fmt.Errorf("unexpected message %d", raw.Type)
+	}
+	var m ipc.UpkeepDone
+	if _, err := ipc.Check(raw, &m, false); err != nil {
+		return err
+	}
+	u.done = &m
+	return nil
+}
+
+// upkeepExited records how an upkeep run ended and answers the gotctl
+// callers waiting for it.
+func (d *daemon) upkeepExited(u *upkeeping) {
+	ch := u.proc
+	u.proc = nil
+	status, text := uint32(ipc.StatusOK), ""
+	switch m := u.done; {
+	case m == nil:
+		status, text = ipc.StatusFailed, fmt.Sprintf("failed: the upkeep process exited without a report (%v)", ch.status)
+		d.log.Error("upkeep process failed", "pid", ch.pid(), "err", ch.status)
+	case m.Status == ipc.UpkeepOK:
+		text = fmt.Sprintf("done: %d objects packed, %d packs removed, %d unreachable objects removed, %d kept for their grace period", m.Objects, m.Packs, m.Pruned, m.Young)
+	case m.Status == ipc.UpkeepPrecious:
+		text = "skipped: the repository's objects are precious (extensions.preciousObjects); it is left as it is"
+	case m.Status == ipc.UpkeepBusy:
+		status, text = ipc.StatusFailed, "busy: another repack of the repository is running, or pushes kept moving its references; nothing removed"
+	default:
+		status, text = ipc.StatusFailed, "failed: "+m.Message
+	}
+	u.outcome = u.started.UTC().Format(time.RFC3339) + " " + text
+	for _, c := range u.callers {
+		if status == ipc.StatusOK {
+			ipc.Send(c, &ipc.Text{Text: text + "\n"}, nil)
+			ipc.Send(c, &ipc.Done{Status: status}, nil)
+		} else {
+			ipc.Send(c, &ipc.Done{Status: status, Message: truncate(text, ipc.MaxMessage)}, nil)
+		}
+		c.Close()
+	}
+	u.callers = nil
+}
+
+// upkeepNow runs upkeep on the repository named name for gotctl
+// upkeep, whatever its thresholds and settings, and answers conn when
+// the run ends; one already running answers it too.
+func (d *daemon) upkeepNow(conn *msg.Conn, name string) {
+	r := d.cfg.FindRepository(name)
+	if r == nil {
+		ipc.Send(conn, &ipc.Done{Status: ipc.StatusRefused, Message: "no such repository"}, nil)
+		conn.Close()
+		return
+	}
+	if u := d.upkeeps[r.Name]; u == nil || u.proc == nil {
+		if err := d.startUpkeep(r); err != nil {
+			d.log.Error("cannot start upkeep", "repo", r.Name, "err", err)
+			ipc.Send(conn, &ipc.Done{Status: ipc.StatusFailed, Message: "cannot start upkeep"}, nil)
+			conn.Close()
+			return
+		}
+	}
+	u := d.upkeeps[r.Name]
+	u.callers = append(u.callers, conn)
+}
+
+// upkeepInfo describes the last upkeep runs, for gotctl info.
+func (d *daemon) upkeepInfo(b *strings.Builder) {
+	for _, r := range d.cfg.Repositories {
+		u := d.upkeeps[r.Name]
+		switch {
+		case u == nil:
+		case u.proc != nil:
+			fmt.Fprintf(b, "upkeep %q: running since %s\n", r.Name, u.started.UTC().Format(time.RFC3339))
+		case u.outcome != "":
+			fmt.Fprintf(b, "upkeep %q: %s\n", r.Name, u.outcome)
+		}
+	}
+}
