@@ -336,11 +336,29 @@ func (s *sshTransport) Read(p []byte) (int, error) {
 		return n, fmt.Errorf("%w: nothing received for %v", ErrUpstream, s.timeout)
 	}
 	if err == io.EOF && !s.answered {
+		s.waitExit()
 		if msg := s.stderr.String(); msg != "" {
 			return 0, fmt.Errorf("%w: %.200q", ErrUpstream, strings.TrimSpace(msg))
 		}
 	}
 	return n, err
+}
+
+// waitExit waits, at most a second, for the command to exit, which is
+// when its standard error has been copied whole: the end of its output
+// can arrive before the message that explains it.
+func (s *sshTransport) waitExit() {
+	done := make(chan struct{})
+	go func() {
+		s.sess.Wait()
+		close(done)
+	}()
+	t := time.NewTimer(time.Second)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	}
 }
 
 type sshWriter struct{ s *sshTransport }
