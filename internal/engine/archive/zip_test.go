@@ -17,10 +17,11 @@ import (
 // and times (zipinfo, without the columns of compression), carry the
 // same comment, and extract to the same files.
 func TestZipMatchesGit(t *testing.T) {
+	t.Parallel()
 	if _, err := exec.LookPath("unzip"); err != nil {
 		t.Skip("unzip not installed")
 	}
-	dir, r := fixture(t, "sha1")
+	dir, r := fixture(t, "sha1", streamedSize)
 	tests := []struct {
 		rev    string
 		prefix string
