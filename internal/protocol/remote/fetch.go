@@ -215,6 +215,11 @@ func (f *fetcher) run(ctx context.Context) (*FetchResult, error) {
 	if len(ups) == 0 {
 		return res, nil
 	}
+	// A transaction bound to fail ("a" beside "a/b" upstream, a name in
+	// the way of a local reference) fails before a pack is installed.
+	if err := rp.Refs.Check(ups); err != nil {
+		return nil, fmt.Errorf("remote: update the references: %w", err)
+	}
 	in := &receive.Ingest{Repo: rp, Limits: f.opts.Limits, BeforeInstall: f.opts.BeforeInstall}
 	if f.opts.Progress != nil {
 		in.Progress = func(stage string, done, total uint32) {
