@@ -110,6 +110,12 @@ const (
 	maxHaves = 4096
 	// maxProgress bounds the progress bytes passed on per fetch.
 	maxProgress = 64 << 10
+	// maxRefName bounds a reference's name: no longer one can be a
+	// loose reference (PATH_MAX).
+	maxRefName = 4096
+	// maxRefBytes bounds the names of the references kept, together:
+	// MaxRefs names of up to maxRefName bytes would be gigabytes.
+	maxRefBytes = 128 << 20
 )
 
 // Fetch fetches from opts.URL into opts.Repo.
@@ -153,6 +159,8 @@ type fetcher struct {
 	caps   wire.Caps
 	v0     bool // the upstream speaks protocol version 0 (or 1)
 	push   bool // the advertisement is receive-pack's
+	// refBytes counts the bytes of the names checkRef kept.
+	refBytes int
 }
 
 func (f *fetcher) run(ctx context.Context) (*FetchResult, error) {
@@ -214,6 +222,11 @@ func (f *fetcher) run(ctx context.Context) (*FetchResult, error) {
 	}
 	if len(ups) == 0 {
 		return res, nil
+	}
+	// A transaction bound to fail ("a" beside "a/b" upstream, a name in
+	// the way of a local reference) fails before a pack is installed.
+	if err := rp.Refs.Check(ups); err != nil {
+		return nil, fmt.Errorf("remote: update the references: %w", err)
 	}
 	in := &receive.Ingest{Repo: rp, Limits: f.opts.Limits, BeforeInstall: f.opts.BeforeInstall}
 	if f.opts.Progress != nil {
@@ -370,8 +383,14 @@ func (f *fetcher) checkRef(hex, name string, seen map[string]bool) (remoteRef, e
 	if err != nil || id.IsNull() {
 		return remoteRef{}, fmt.Errorf("%w: malformed object id", ErrProtocol)
 	}
+	if len(name) > maxRefName {
+		return remoteRef{}, fmt.Errorf("%w: a reference name over %d bytes", ErrUpstream, maxRefName)
+	}
 	if err := refs.CheckName(name); err != nil || refs.ReservedName(name) {
 		return remoteRef{}, fmt.Errorf("%w: invalid reference name %.64q", ErrUpstream, name)
+	}
+	if f.refBytes += len(name); f.refBytes > maxRefBytes {
+		return remoteRef{}, fmt.Errorf("%w: reference names over %d MiB", ErrUpstream, maxRefBytes>>20)
 	}
 	if seen[name] {
 		return remoteRef{}, fmt.Errorf("%w: %.64q listed twice", ErrUpstream, name)
