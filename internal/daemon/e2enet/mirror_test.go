@@ -305,3 +305,57 @@ func TestMirrorSyncRacesClones(t *testing.T) {
 	}
 	t.Logf("%d clones during 8 syncs", clones)
 }
+
+// TestMirrorSSH: a pull mirror of OpenSSH serving C Git follows it with
+// the key and known_hosts file its line names; one whose pinned host
+// key is not the server's is refused before any Git byte, left as it
+// was, and gotctl sync says why.
+func TestMirrorSSH(t *testing.T) {
+	sshd := gittest.StartSSHD(t, true)
+	root := mirrorRoot(t)
+	up := filepath.Join(root, "up.git")
+	run(t, "git", "init", "-q", "--bare", "-b", "main", up)
+	gittest.Generate(t, up, gittest.History{Commits: 8, Files: 4})
+	// The fetch process runs as the daemon's user: its key and
+	// known_hosts file must be that user's to read.
+	key, known := filepath.Join(root, "id"), filepath.Join(root, "known_hosts")
+	for from, to := range map[string]string{sshd.Key: key, sshd.KnownHosts: known} {
+		data, err := os.ReadFile(from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		write(t, to, string(data), 0o600)
+		if os.Geteuid() == 0 {
+			run(t, "chown", rootDaemon, to)
+		}
+	}
+	wrongKey, err := os.ReadFile(sshd.Key + ".pub") // the client's key, not the server's
+	if err != nil {
+		t.Fatal(err)
+	}
+	var blocks string
+	for _, name := range []string{"ssh-good", "ssh-wrong"} {
+		mirrorRepo(t, filepath.Join(root, name+".git"))
+	}
+	blocks += fmt.Sprintf("repository \"ssh-good\" {\n\tpath \"%s\"\n\tpermit ro anonymous\n\tmirror from \"%s\" key \"%s\" known hosts \"%s\"\n}\n",
+		filepath.Join(root, "ssh-good.git"), sshd.URL(up), key, known)
+	blocks += fmt.Sprintf("repository \"ssh-wrong\" {\n\tpath \"%s\"\n\tpermit ro anonymous\n\tmirror from \"%s\" key \"%s\" host key \"%s\"\n}\n",
+		filepath.Join(root, "ssh-wrong.git"), sshd.URL(up), key, strings.TrimSpace(string(wrongKey)))
+	s := start(t, options{extraTop: blocks})
+
+	if out, err := s.sync("ssh-good"); err != nil || !strings.Contains(out, "synced:") {
+		t.Fatalf("gotctl sync ssh-good: %v\n%s", err, out)
+	}
+	if got, want := headsAndTags(t, filepath.Join(root, "ssh-good.git")), headsAndTags(t, up); got != want {
+		t.Errorf("ssh-good: got references\n%s\nwant\n%s", got, want)
+	}
+	fsck(t, filepath.Join(root, "ssh-good.git"))
+
+	out, err := s.sync("ssh-wrong")
+	if err == nil || !strings.Contains(out, "host key not accepted") {
+		t.Errorf("gotctl sync ssh-wrong: got %v\n%s\nwant the host key refused", err, out)
+	}
+	if got := headsAndTags(t, filepath.Join(root, "ssh-wrong.git")); got != "" {
+		t.Errorf("ssh-wrong: got references\n%s\nwant none", got)
+	}
+}
