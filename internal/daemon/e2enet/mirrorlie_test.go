@@ -261,7 +261,14 @@ func TestMirrorLyingUpstream(t *testing.T) {
 			t.Errorf("%s: left behind: %v", name, left)
 		}
 		fsck(t, path)
-		s.waitMirrorInfo(fmt.Sprintf("mirror %q from git://127.0.0.1:%d/%s: last success never, last error 2", name, port, name))
+		info := s.waitMirrorInfo(fmt.Sprintf("mirror %q from git://127.0.0.1:%d/%s: last success never, last error 2", name, port, name))
+		// Tried again after 30 seconds, or 60 after the failure of the
+		// sync at start too, not after its hour.
+		_, next, _ := strings.Cut(info[strings.Index(info, fmt.Sprintf("mirror %q", name)):], "next attempt ")
+		next, _, _ = strings.Cut(next, "\n")
+		if at, err := time.Parse(time.RFC3339, next); err != nil || time.Until(at) > 65*time.Second {
+			t.Errorf("%s: next attempt %q, %v; want within a minute", name, next, err)
+		}
 		// Still served.
 		dir := s.clientDir("clone-" + name)
 		s.mustGit(dir, nil, "clone", "-q", "--mirror", s.gitURL(name), "c")
