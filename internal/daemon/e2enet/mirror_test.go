@@ -3,6 +3,7 @@ package e2enet
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"net/http/cgi"
 	"net/http/httptest"
 	"os"
@@ -102,7 +103,7 @@ func TestMirrorFollows(t *testing.T) {
 	git("tag", "-a", "-m", "one", "mt-v1", "main~1")
 	git("tag", "mt-light", "main~3")
 	gitBase, httpBase := gitUpstreams(t, root)
-	kinds := map[string]string{"mirror-git": gitBase + "/up.git", "mirror-http": httpBase + "/up.git"}
+	kinds := map[string]string{"mirror-git": gitBase + "/up.git", "mirror-http": httpBase + "/up.git", "mirror-local": up}
 	var blocks string
 	for name, url := range kinds {
 		mirrorRepo(t, filepath.Join(root, name+".git"))
@@ -357,5 +358,31 @@ func TestMirrorSSH(t *testing.T) {
 	}
 	if got := headsAndTags(t, filepath.Join(root, "ssh-wrong.git")); got != "" {
 		t.Errorf("ssh-wrong: got references\n%s\nwant none", got)
+	}
+}
+
+// TestMirrorSandboxPort: the fetch process may connect to its
+// upstream's port only (Landlock TCP rules, where the kernel has them):
+// an upstream that redirects to a server on another port, which a
+// client outside the sandbox would follow, fails the sync, and the
+// mirror stays empty.
+func TestMirrorSandboxPort(t *testing.T) {
+	root := mirrorRoot(t)
+	up := filepath.Join(root, "up.git")
+	run(t, "git", "init", "-q", "--bare", "-b", "main", up)
+	gittest.Generate(t, up, gittest.History{Commits: 3, Files: 2})
+	_, httpBase := gitUpstreams(t, root)
+	redirect := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, httpBase+r.URL.RequestURI(), http.StatusFound)
+	}))
+	t.Cleanup(redirect.Close)
+	mirrorRepo(t, filepath.Join(root, "boxed.git"))
+	s := start(t, options{extraTop: mirrorBlock("boxed", filepath.Join(root, "boxed.git"), redirect.URL+"/up.git")})
+	out, err := s.sync("boxed")
+	if err == nil || !strings.Contains(out, "permission denied") {
+		t.Errorf("gotctl sync: got %v\n%s\nwant the connection to the other port denied", err, out)
+	}
+	if got := headsAndTags(t, filepath.Join(root, "boxed.git")); got != "" {
+		t.Errorf("got references\n%s\nwant none", got)
 	}
 }
