@@ -386,3 +386,52 @@ func TestMirrorSandboxPort(t *testing.T) {
 		t.Errorf("got references\n%s\nwant none", got)
 	}
 }
+
+// TestMirrorReload: a mirror line added by gotctl reload is synced at
+// once, without a restart; removed by another, the repository takes
+// pushes again and gotctl info no longer lists it.
+func TestMirrorReload(t *testing.T) {
+	root := mirrorRoot(t)
+	up := filepath.Join(root, "up.git")
+	run(t, "git", "init", "-q", "--bare", "-b", "main", up)
+	gittest.Generate(t, up, gittest.History{Commits: 5, Files: 3})
+	gitBase, _ := gitUpstreams(t, root)
+	path := filepath.Join(root, "later.git")
+	mirrorRepo(t, path)
+	plain := fmt.Sprintf("repository \"later\" {\n\tpath \"%s\"\n\tpermit ro anonymous\n\tpermit rw %s\n}\n", path, rwAccount)
+	mirrored := mirrorBlock("later", path, gitBase+"/up.git")
+	s := start(t, options{extraTop: plain})
+	conf, err := os.ReadFile(s.conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reload := func(from, to string) {
+		t.Helper()
+		data, err := os.ReadFile(s.conf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		write(t, s.conf, strings.Replace(string(data), from, to, 1), 0o644)
+		if out, err := s.gotctl("reload"); err != nil {
+			t.Fatalf("gotctl reload: %v\n%s", err, out)
+		}
+	}
+	if !strings.Contains(string(conf), plain) {
+		t.Fatalf("the configuration lacks the block:\n%s", conf)
+	}
+	reload(plain, mirrored)
+	s.waitMirrorInfo(fmt.Sprintf("mirror %q from %s/up.git: last success 2", "later", gitBase))
+	if got, want := headsAndTags(t, path), headsAndTags(t, up); got != want {
+		t.Errorf("after the reload: got references\n%s\nwant\n%s", got, want)
+	}
+
+	reload(mirrored, plain)
+	if info, _ := s.gotctl("info"); strings.Contains(info, `mirror "later"`) {
+		t.Errorf("gotctl info lists a mirror no longer configured:\n%s", info)
+	}
+	work := s.clientDir("work")
+	s.mustGit(work, nil, "clone", "-q", s.gitURL("later"), "w")
+	w := filepath.Join(work, "w")
+	httpURL := s.httpURL(rwAccount+":"+strings.ReplaceAll(password, " ", "%20"), "later")
+	s.mustGit(w, nil, "push", "-q", httpURL, "HEAD:refs/heads/pushed")
+}
