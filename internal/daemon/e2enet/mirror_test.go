@@ -435,3 +435,45 @@ func TestMirrorReload(t *testing.T) {
 	httpURL := s.httpURL(rwAccount+":"+strings.ReplaceAll(password, " ", "%20"), "later")
 	s.mustGit(w, nil, "push", "-q", httpURL, "HEAD:refs/heads/pushed")
 }
+
+// TestMirrorNotify: a sync that moves a mirror's branch is notified as
+// a push is: the hook receives the moved reference with its new commit,
+// from the user "mirror".
+func TestMirrorNotify(t *testing.T) {
+	h := newHook(t)
+	h.start()
+	spool := spoolParent(t)
+	if os.Geteuid() == 0 {
+		run(t, "chown", rootDaemon, spool)
+	}
+	root := mirrorRoot(t)
+	up := filepath.Join(root, "up.git")
+	run(t, "git", "init", "-q", "--bare", "-b", "main", up)
+	gittest.Generate(t, up, gittest.History{Commits: 4, Files: 3})
+	gitBase, _ := gitUpstreams(t, root)
+	path := filepath.Join(root, "noted.git")
+	mirrorRepo(t, path)
+	o := notifyOptions(t, spool, h, nil, "")
+	block := strings.Replace(mirrorBlock("noted", path, gitBase+"/up.git"), "\tmirror from", o.extraTest+"\n\tmirror from", 1)
+	s := start(t, options{extraTop: o.extraTop + "\n" + block, extraSecrets: o.extraSecrets})
+	if out, err := s.sync("noted"); err != nil {
+		t.Fatalf("first sync: %v\n%s", err, out)
+	}
+	first := len(h.wait(1, 10*time.Second))
+
+	tree := strings.TrimSpace(run(t, "git", "--git-dir", up, "rev-parse", "main^{tree}"))
+	commit := strings.TrimSpace(run(t, "git", "--git-dir", up, "-c", "user.name=u", "-c", "user.email=u@example.org", "commit-tree", "-p", "main", "-m", "upstream moved", tree))
+	run(t, "git", "--git-dir", up, "update-ref", "refs/heads/main", commit)
+	if out, err := s.sync("noted"); err != nil {
+		t.Fatalf("second sync: %v\n%s", err, out)
+	}
+	docs := h.wait(first+1, 30*time.Second)
+	if len(docs) <= first {
+		t.Fatalf("got %d notifications; want one more after the second sync", len(docs))
+	}
+	d := docs[len(docs)-1]
+	if d.Repo != "noted" || d.User != "mirror" || d.Ref.Name != "refs/heads/main" || d.Ref.New != commit ||
+		len(d.Notifications) == 0 || !strings.Contains(d.Notifications[0].Message, "upstream moved") {
+		t.Errorf("notification %+v; want refs/heads/main moved to %s by mirror", d, commit)
+	}
+}
