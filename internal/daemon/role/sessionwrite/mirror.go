@@ -46,7 +46,12 @@ func mirrorSync(ctx context.Context, log *slog.Logger, s *Session) error {
 		// text or the check that failed; no client sees it.
 		end.Error = truncate(err.Error(), ipc.MaxMessage)
 		end.Updated, end.Updates = 0, nil
-		log.Warn("mirror sync failed", "err", err)
+		// A failure of the fetch process is in its own log line, and
+		// the parent's: logged once more here only when this
+		// process's own checks failed.
+		if !errors.As(err, new(fetchFailed)) {
+			log.Warn("mirror sync failed", "err", err)
+		}
 	} else if len(cmds) > 0 {
 		log.Info("mirror synced", "updated", len(cmds), "objects", fetched.Count)
 	}
@@ -61,6 +66,11 @@ func mirrorSync(ctx context.Context, log *slog.Logger, s *Session) error {
 	}
 	return sendNotes(ctx, log, s, cmds)
 }
+
+// fetchFailed is the fetch process's own account of its failure.
+type fetchFailed string
+
+func (f fetchFailed) Error() string { return string(f) }
 
 // recvFetched reads the fetch process's MirrorRefs and MirrorFetched,
 // checking each: a name in refs/heads or refs/tags, given once, ids of
@@ -107,7 +117,7 @@ func recvFetched(s *Session) ([]receive.Command, *ipc.MirrorFetched, error) {
 			if _, err := ipc.Check(raw, &m, false); err != nil {
 				return nil, nil, fmt.Errorf("fetch process: %w", err)
 			}
-			return nil, nil, errors.New(m.Message)
+			return nil, nil, fetchFailed(m.Message)
 		case ipc.TypeMirrorFetched:
 			var m ipc.MirrorFetched
 			if _, err := ipc.Check(raw, &m, false); err != nil {
