@@ -86,6 +86,12 @@ func main() {
 	objects := strings.TrimSpace(git(r.path("bitmap"), "rev-list", "--objects", "--all", "--count"))
 	fmt.Printf("repository: %s, %s objects\n\n", src, objects)
 
+	// The mirror scenarios need no gotd: run alone (-only mirror),
+	// they are all there is.
+	printMirror(work, r, pick.MatchString)
+	if mirrorOnly(pick.MatchString, scenarios(r, work)) {
+		return
+	}
 	servers := []*server{newGotd(work, bin, r.dir, served), newGitDaemon(r.dir)}
 	fmt.Printf("%-26s %-10s %9s %9s %10s %12s %22s\n", "scenario", "server", "wall", "cpu", "peak mem", "bytes", "gotd/C Git cpu rss wall")
 	for _, sc := range scenarios(r, work) {

@@ -125,6 +125,9 @@ type Repository struct {
 	Push   Push
 	// Upkeep is the repository's upkeep directive.
 	Upkeep Upkeep
+	// Mirror is its "mirror from" directive, nil for none: the
+	// repository is a pull mirror, which refuses pushes.
+	Mirror *Mirror
 }
 
 // Rule is a permit or deny line.

@@ -431,6 +431,9 @@ func (p *parser) repoOption(r *Repository) {
 	case p.is("upkeep"):
 		p.advance()
 		p.upkeep(&r.Upkeep, line)
+	case p.is("mirror"):
+		p.advance()
+		p.mirror(r, line)
 	default:
 		p.fail("syntax error: unexpected %v in repository options", p.tok)
 	}

@@ -173,7 +173,12 @@ type httpTransport struct {
 	client        *http.Client
 	ioTimeout     time.Duration // per read of a response (idleBody)
 	v0            bool
+	auth          *BasicAuth // nil: none
 }
+
+// BasicAuth is the user and password (or token) sent to an HTTP(S)
+// upstream with every request.
+type BasicAuth struct{ User, Password string }
 
 func (h *httpTransport) do(ctx context.Context, method, u, ctype string, body io.Reader) (*http.Response, error) {
 	ctx, cancel := context.WithCancel(ctx)
@@ -201,6 +206,9 @@ func (h *httpTransport) do(ctx context.Context, method, u, ctype string, body io
 		req.Header.Set("Git-Protocol", "version=2")
 	}
 	req.Header.Set("User-Agent", "git/gotd")
+	if h.auth != nil {
+		req.SetBasicAuth(h.auth.User, h.auth.Password)
+	}
 	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)
 		req.Header.Set("Accept", "application/x-"+h.service+"-result")

@@ -237,6 +237,10 @@ func (d *daemon) access(c *client, a config.Access, id config.Identity) {
 	case a == config.Read && c.write:
 		d.refuse(c, ipc.ReasonDenied, "permission denied: read-only access", "read-only user pushing")
 		return
+	case c.write && c.repoCfg.Mirror != nil:
+		// Its references follow the upstream's alone.
+		d.refuse(c, ipc.ReasonDenied, mirrorRefusal(c.repoCfg), "push to a pull mirror")
+		return
 	}
 	log.Debug("access granted", "user", user, "transport", c.rec.transport, "repo", c.rec.repo, "service", service(c.write))
 	if err := d.startSession(c); err != nil {

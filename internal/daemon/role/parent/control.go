@@ -60,6 +60,9 @@ func (d *daemon) controlCommand(conn *msg.Conn, m *ipc.ControlConnect) {
 	case "upkeep":
 		// Answered when the run ends (upkeep.go).
 		d.upkeepNow(conn, m.Repo)
+	case "sync":
+		// Answered when the sync ends (mirror.go).
+		d.syncNow(conn, m.Repo)
 	default:
 		reply(ipc.StatusRefused, "unknown command")
 	}
@@ -77,6 +80,7 @@ func (d *daemon) info() string {
 	fmt.Fprintf(&b, "number of connected clients: %d\n", len(d.clients))
 	b.WriteString(d.notifyInfo())
 	d.upkeepInfo(&b)
+	d.mirrorInfo(&b)
 	for _, r := range d.cfg.Repositories {
 		fmt.Fprintf(&b, "repository %q, path %s\n", r.Name, r.Path)
 	}

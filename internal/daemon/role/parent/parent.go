@@ -46,6 +46,7 @@ const (
 	RoleHTTPD        = "httpd" // smart HTTP
 	RoleMetrics      = "metrics"
 	RoleUpkeep       = "upkeep" // tidies one repository's storage
+	RoleFetch        = "fetch"  // fetches a pull mirror's upstream
 )
 
 // Time limits of the parent.
@@ -152,6 +153,9 @@ type event struct {
 	haltWait *haltWait
 	// startTimeout: the long-lived processes' time to start is over.
 	startTimeout bool
+	// mirrorDue names a pull mirror to sync; mirrorOverdue one whose
+	// sync outlived its deadline (mirror.go).
+	mirrorDue, mirrorOverdue string
 }
 
 // daemon is the parent's state, owned by run.
@@ -184,6 +188,9 @@ type daemon struct {
 	// upkeeps are the repositories' upkeep runs, by repository name
 	// (upkeep.go).
 	upkeeps map[string]*upkeeping
+	// mirrors are the pull mirrors' states, by repository name
+	// (mirror.go).
+	mirrors map[string]*mirroring
 }
 
 // Main runs the daemon until it is stopped.
@@ -228,6 +235,7 @@ func Main(ctx context.Context, log *slog.Logger, opts Options) error {
 		d.starting[f.proc] = true
 	}
 	time.AfterFunc(startTimeout, func() { d.events <- event{startTimeout: true} })
+	d.scheduleMirrors()
 	return d.run(ctx)
 }
 
@@ -381,6 +389,10 @@ func (d *daemon) run(ctx context.Context) error {
 			}
 		case ev.restartMetrics:
 			d.restartMetrics()
+		case ev.mirrorDue != "":
+			d.mirrorDue(ev.mirrorDue)
+		case ev.mirrorOverdue != "":
+			d.mirrorOverdue(ev.mirrorOverdue)
 		case ev.drained:
 			if len(d.clients) > 0 {
 				d.log.Warn("shutdown timeout: ending the clients still connected", "clients", len(d.clients), "timeout", d.cfg.ShutdownTimeout)
@@ -471,6 +483,15 @@ func (d *daemon) message(from *child, raw msg.Msg) {
 		}
 		return
 	}
+	if name, m := d.mirrorOf(from); m != nil {
+		if err := d.fromMirror(name, m, from, raw); err != nil {
+			closeFile(raw)
+			d.log.Error("bad message from a mirror sync", "child", from.role, "pid", from.pid(), "repo", name, "err", err)
+			m.fetch.kill()
+			m.write.kill()
+		}
+		return
+	}
 	c := d.clients[from.client]
 	var err error
 	switch {
@@ -526,6 +547,10 @@ func (d *daemon) exited(ch *child) error {
 	}
 	if u := d.upkeepOf(ch); u != nil {
 		d.upkeepExited(u)
+		return nil
+	}
+	if name, m := d.mirrorOf(ch); m != nil {
+		d.mirrorExited(name, m, ch)
 		return nil
 	}
 	if i := slices.IndexFunc(d.retired, func(f *frontend) bool { return f.proc == ch }); i >= 0 {
@@ -603,6 +628,9 @@ func (d *daemon) shutdown() {
 		}
 		u.callers = nil
 	}
+	syncs, removeQuarantines := d.stopMirrors()
+	defer removeQuarantines()
+	all = append(all, syncs...)
 	for _, c := range d.clients {
 		all = append(all, c.auth, c.session, c.repo)
 		if !c.told {
