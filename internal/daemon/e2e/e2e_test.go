@@ -92,7 +92,7 @@ func TestSSH(t *testing.T) {
 		e.t = t
 		cmd := fmt.Sprintf("ssh -i %s -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR -p %d %s@127.0.0.1 ls /", e.key, e.sshPort, rwUser)
 		out, err := runShell(cmd)
-		if err == nil || !strings.Contains(out, "only git-upload-pack and git-receive-pack are allowed") || strings.Contains(out, "bin") {
+		if err == nil || !strings.Contains(out, "only git-upload-pack, git-receive-pack and git-upload-archive are allowed") || strings.Contains(out, "bin") {
 			t.Errorf("shell command: err %v, output:\n%s", err, out)
 		}
 	})

@@ -27,7 +27,7 @@ import (
 
 // Bounds of variable-length fields.
 const (
-	MaxService  = 32   // "git-upload-pack", "git-receive-pack"
+	MaxService  = 32   // "git-upload-pack", "git-receive-pack", "git-upload-archive"
 	MaxRepoName = 1024 // a repository's name as the client gave it
 	MaxPath     = 4096 // a path on the server
 	MaxProtocol = 256  // GIT_PROTOCOL
@@ -318,6 +318,7 @@ const (
 	ModeFull      = iota // a whole conversation: gotsh, SSH, git://
 	ModeAdvertise        // smart HTTP info/refs: the advertisement only
 	ModeStateless        // smart HTTP POST: one request, no advertisement
+	ModeArchive          // git-upload-archive: a whole conversation (Start.Mode only, set by the parent)
 	numModes
 )
 
@@ -353,7 +354,8 @@ func (m *Connect) decode(d *msg.Decoder) {
 	m.Via, m.Mode = d.Uint32(), d.Uint32()
 	m.Account, m.Secret, m.Remote = d.String(MaxUser), d.String(MaxSecret), d.String(MaxRemote)
 	m.Hello.decode(d)
-	if m.Via >= numVia || m.Mode >= numModes {
+	// ModeArchive is the parent's to choose, from the service.
+	if m.Via >= numVia || m.Mode >= numModes || m.Mode == ModeArchive {
 		d.Fail("bad front-end or mode")
 	}
 }
@@ -583,7 +585,7 @@ type Start struct {
 	// Timeout bounds the wait for each request of the client, in
 	// seconds.
 	Timeout uint32
-	Mode    uint32 // ModeFull, ModeAdvertise or ModeStateless
+	Mode    uint32 // ModeFull, ModeAdvertise, ModeStateless or ModeArchive
 	// Quarantine is the push's quarantine directory, which the parent
 	// created in objects/ and removes when the client is gone
 	// (session_write, repo_write: the only place it may write).
@@ -1227,10 +1229,11 @@ const MaxStreamBytes = 1 << 62
 
 // Kinds of request, as the metrics count them (SessionStats.Kind).
 const (
-	KindLsRefs = iota // no pack moved: references listed (ls-remote, an HTTP advertisement, a negotiation round)
-	KindFetch         // a pack sent to a client that had objects in common with the repository
-	KindClone         // a pack sent to a client that had none
-	KindPush          // a receive-pack conversation
+	KindLsRefs  = iota // no pack moved: references listed (ls-remote, an HTTP advertisement, a negotiation round)
+	KindFetch          // a pack sent to a client that had objects in common with the repository
+	KindClone          // a pack sent to a client that had none
+	KindPush           // a receive-pack conversation
+	KindArchive        // an upload-archive conversation
 	NumKinds
 )
 

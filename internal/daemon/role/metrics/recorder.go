@@ -14,7 +14,7 @@ var (
 	// outcomes, by ipc.Done status.
 	outcomes = [ipc.MetricOutcomes]string{ipc.StatusOK: "ok", ipc.StatusFailed: "failed", ipc.StatusRefused: "refused"}
 	// kinds, by ipc.Kind….
-	kinds = [ipc.NumKinds]string{ipc.KindLsRefs: "ls-refs", ipc.KindFetch: "fetch", ipc.KindClone: "clone", ipc.KindPush: "push"}
+	kinds = [ipc.NumKinds]string{ipc.KindLsRefs: "ls-refs", ipc.KindFetch: "fetch", ipc.KindClone: "clone", ipc.KindPush: "push", ipc.KindArchive: "archive"}
 	// reasons, by ipc.Reason…; ReasonNone is never a refusal's.
 	reasons = [ipc.MetricReasons]string{ipc.ReasonNone: "", ipc.ReasonNoRepo: "no-repository", ipc.ReasonDenied: "denied",
 		ipc.ReasonBusy: "busy", ipc.ReasonBadRequest: "bad-request", ipc.ReasonInternal: "internal",

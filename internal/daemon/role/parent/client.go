@@ -144,6 +144,14 @@ func (d *daemon) start(c *client) {
 	h := &c.connect.Hello
 	switch h.Service {
 	case gitcmd.UploadPack:
+	case gitcmd.UploadArchive:
+		// git archive --remote: read access, as a fetch, over a whole
+		// conversation (no HTTP front-end passes one on).
+		if c.connect.Mode != ipc.ModeFull {
+			d.refuse(c, ipc.ReasonBadRequest, gitcmd.ErrRefused.Error(), "upload-archive in a stateless mode")
+			return
+		}
+		c.rec.mode = ipc.ModeArchive
 	case gitcmd.ReceivePack:
 		c.write = true
 	default:
@@ -268,6 +276,9 @@ func (d *daemon) startSession(c *client) error {
 		MemoryLimit: uint64(d.cfg.MemoryLimit),
 	}
 	d.pace(c, start)
+	if c.connect.Hello.Service == gitcmd.UploadArchive {
+		start.Mode = ipc.ModeArchive
+	}
 	// The advertisement of smart HTTP needs no pack: no repo process,
 	// no quarantine.
 	advertise := c.connect.Mode == ipc.ModeAdvertise

@@ -72,7 +72,7 @@ func (d *daemon) sessionStats(c *client, raw msg.Msg) error {
 	}
 	// session_read lists and sends; session_write receives, or lists
 	// for an HTTP advertisement.
-	ok := m.Kind != ipc.KindPush
+	ok := m.Kind != ipc.KindPush && (m.Kind == ipc.KindArchive) == (c.rec.mode == ipc.ModeArchive)
 	if c.write {
 		ok = m.Kind == ipc.KindPush || (m.Kind == ipc.KindLsRefs && c.connect.Mode == ipc.ModeAdvertise)
 	}

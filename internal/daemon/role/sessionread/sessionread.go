@@ -1,6 +1,7 @@
-// Package sessionread is gotd's session_read process, one per fetch or
-// clone: it runs the upload-pack conversation with the client (the
-// reference advertisement, wants, negotiation, shallow boundaries) on
+// Package sessionread is gotd's session_read process, one per fetch,
+// clone or `git archive --remote` (serveArchive): it runs the
+// upload-pack conversation with the client (the reference
+// advertisement, wants, negotiation, shallow boundaries) on
 // the client's stream, with a read-only view of the repository, and
 // builds and writes the pack itself. Negotiating and packing need the
 // same privileges (a read-only view of one repository and the one
@@ -38,6 +39,9 @@ type Session struct {
 // Main serves the client and tells the parent how it went.
 func Main(ctx context.Context, log *slog.Logger, s *Session) error {
 	log = log.With("client", s.Start.Client, "user", s.Start.User, "repo", s.Start.Repo)
+	if s.Start.Mode == ipc.ModeArchive {
+		return serveArchive(ctx, log, s)
+	}
 	// Partial clones are served unless the repository's own config
 	// turns them off (C Git has them off unless it turns them on).
 	filter := true
