@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"crypto/rand"
 	"fmt"
 	"os"
@@ -45,6 +46,40 @@ func TestSSH(t *testing.T) {
 		out, err := e.git(dir, "push", "origin", "HEAD:main")
 		if err == nil || !strings.Contains(out, "permission denied: read-only access") {
 			t.Errorf("read-only push: err %v, output:\n%s", err, out)
+		}
+	})
+
+	// git archive --remote through OpenSSH and gotsh: the tar is git
+	// archive's byte for byte; a user no rule names is told there is no
+	// such repository, a bad format is refused with C Git's words.
+	t.Run("archive", func(t *testing.T) {
+		e.t = t
+		got, want := filepath.Join(work, "remote.tar"), filepath.Join(work, "local.tar")
+		e.mustGit(work, "archive", "--remote="+e.url(roUser, "test"), "--format=tar", "--prefix=p/", "-o", got, "main")
+		e.mustGit(work, "--git-dir", filepath.Join(e.dir, "test.git"), "-c", "safe.directory=*", "archive", "--format=tar", "--prefix=p/", "-o", want, "main")
+		g, err := os.ReadFile(got)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, err := os.ReadFile(want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(g, w) || len(w) == 0 {
+			t.Errorf("git archive --remote: %d bytes, differing from git archive's %d", len(g), len(w))
+		}
+		for _, c := range []struct {
+			user string
+			args []string
+			want string
+		}{
+			{noneUser, []string{"HEAD"}, "no such repository"},
+			{roUser, []string{"--format=rar", "HEAD"}, "NACK Unknown archive format"},
+		} {
+			args := append([]string{"archive", "--remote=" + e.url(c.user, "test"), "-o", filepath.Join(work, "refused.tar")}, c.args...)
+			if out, err := e.git(work, args...); err == nil || !strings.Contains(out, c.want) {
+				t.Errorf("git %q: err %v, want %q in:\n%s", args, err, c.want, out)
+			}
 		}
 	})
 
