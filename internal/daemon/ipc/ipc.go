@@ -319,6 +319,7 @@ const (
 	ModeAdvertise        // smart HTTP info/refs: the advertisement only
 	ModeStateless        // smart HTTP POST: one request, no advertisement
 	ModeArchive          // git-upload-archive: a whole conversation (Start.Mode only, set by the parent)
+	ModeDumb             // a dumb HTTP GET: one file (protocol/dumb's frames), from httpd for git-upload-pack
 	numModes
 )
 
@@ -585,7 +586,7 @@ type Start struct {
 	// Timeout bounds the wait for each request of the client, in
 	// seconds.
 	Timeout uint32
-	Mode    uint32 // ModeFull, ModeAdvertise, ModeStateless or ModeArchive
+	Mode    uint32 // ModeFull, ModeAdvertise, ModeStateless, ModeArchive or ModeDumb
 	// Quarantine is the push's quarantine directory, which the parent
 	// created in objects/ and removes when the client is gone
 	// (session_write, repo_write: the only place it may write).

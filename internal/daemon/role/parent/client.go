@@ -144,6 +144,11 @@ func (d *daemon) start(c *client) {
 	h := &c.connect.Hello
 	switch h.Service {
 	case gitcmd.UploadPack:
+		// A dumb HTTP read: from the HTTP front-end only.
+		if c.connect.Mode == ipc.ModeDumb && c.connect.Via != ipc.ViaHTTP {
+			d.refuse(c, ipc.ReasonBadRequest, "bad request", "dumb read not over HTTP")
+			return
+		}
 	case gitcmd.UploadArchive:
 		// git archive --remote: read access, as a fetch, over a whole
 		// conversation (no HTTP front-end passes one on).
@@ -153,6 +158,10 @@ func (d *daemon) start(c *client) {
 		}
 		c.rec.mode = ipc.ModeArchive
 	case gitcmd.ReceivePack:
+		if c.connect.Mode == ipc.ModeDumb {
+			d.refuse(c, ipc.ReasonBadRequest, "bad request", "dumb push")
+			return
+		}
 		c.write = true
 	default:
 		d.refuse(c, ipc.ReasonBadRequest, gitcmd.ErrRefused.Error(), "unknown service")
