@@ -231,6 +231,8 @@ func (b *blamer) pass(s *suspect) ([]pair, error) {
 		if err != nil {
 			return nil, fmt.Errorf("blame: %s against %s: %w", s.id, p.id, err)
 		}
+		// Which of equal lines a change takes is C Git's choice.
+		hs = linediff.Slide(theirs, mine, hs)
 		var passed, kept []pair
 		k := 0
 		for _, l := range lines {

@@ -73,3 +73,55 @@ func TestLines(t *testing.T) {
 		t.Errorf("Append: %q", got)
 	}
 }
+
+// TestSlide checks that Slide keeps a diff valid and as short, on
+// random texts of few distinct lines (many ways to align them), and
+// that it places an added function where C Git's diff does.
+func TestSlide(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	words := []string{"}\n", "\n", "\tx++\n", "func f() {\n", "\treturn\n"}
+	text := func() []byte {
+		var b []byte
+		for range r.IntN(40) {
+			b = append(b, words[r.IntN(len(words))]...)
+		}
+		return b
+	}
+	for range 2000 {
+		var tb Table
+		a, b := tb.Lines(text()), tb.Lines(text())
+		hs, err := Diff(a.IDs, b.IDs, 200)
+		if err != nil {
+			t.Fatal(err)
+		}
+		slid := Slide(a, b, hs)
+		var got []int
+		pos, edits, want := 0, 0, 0
+		for _, h := range hs {
+			want += h.N + h.M
+		}
+		for _, h := range slid {
+			if h.I < pos {
+				t.Fatalf("Slide: hunks %v out of order", slid)
+			}
+			got = append(append(got, a.IDs[pos:h.I]...), b.IDs[h.J:h.J+h.M]...)
+			pos, edits = h.End(), edits+h.N+h.M
+		}
+		got = append(got, a.IDs[pos:]...)
+		if !slices.Equal(got, b.IDs) || edits != want {
+			t.Fatalf("Slide(%v) = %v: gives %v with %d edits; want %v with %d", hs, slid, got, edits, b.IDs, want)
+		}
+	}
+	var tb Table
+	a := tb.Lines([]byte("x\n\ty\n}\n"))
+	b := tb.Lines([]byte("x\n\ty\n}\n\ty\n}\n"))
+	hs, _ := Diff(a.IDs, b.IDs, 100)
+	// git diff --no-index -U0 shows @@ -2,0 +3,2 @@: "}\n\ty\n" added
+	// after line 2, where Myers' diff alone adds "\ty\n}\n" after line 3.
+	if !slices.Equal(hs, []Hunk{{I: 3, N: 0, J: 3, M: 2}}) {
+		t.Errorf("Diff: %v; the test expects the change after line 3", hs)
+	}
+	if got, want := Slide(a, b, hs), []Hunk{{I: 2, N: 0, J: 2, M: 2}}; !slices.Equal(got, want) {
+		t.Errorf("Slide: %v; want %v, as C Git", got, want)
+	}
+}
