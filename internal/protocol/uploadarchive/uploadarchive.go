@@ -136,6 +136,13 @@ type job struct {
 // refused with a NACK.
 func prepare(ctx context.Context, opts Options, q *Request) (*job, error) {
 	j := &job{q: q, opts: archive.Options{Prefix: q.Prefix, Paths: q.Paths}}
+	switch {
+	case q.Format != "zip":
+	case q.Level == 0:
+		j.opts.ZipLevel = archive.ZipStore
+	case q.Level > 0:
+		j.opts.ZipLevel = q.Level
+	}
 	if q.List {
 		return j, nil
 	}

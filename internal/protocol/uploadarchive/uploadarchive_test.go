@@ -156,6 +156,24 @@ func TestRemoteZip(t *testing.T) {
 	}
 }
 
+// TestRemoteZipLevel: -0 stores the zip's files, as C Git's does.
+func TestRemoteZipLevel(t *testing.T) {
+	dir, _, _ := fixture(t, "sha1")
+	got, stderr, err := remote(t, dir, "--format=zip", "-0", "HEAD")
+	if err != nil {
+		t.Fatalf("git archive --remote -0: %v\n%s", err, stderr)
+	}
+	zr, err := zip.NewReader(bytes.NewReader(got), int64(len(got)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range zr.File {
+		if f.Method != zip.Store {
+			t.Errorf("%s: method %d; want stored", f.Name, f.Method)
+		}
+	}
+}
+
 // zipListing lists a zip's names, modes and contents.
 func zipListing(t *testing.T, b []byte) string {
 	t.Helper()
