@@ -52,7 +52,7 @@ func serveForGit(hidden string) int {
 
 // fixture is a generated repository with a hidden branch and a commit
 // no reference reaches.
-func fixture(t *testing.T, format string) (dir, hiddenTip, dangling string) {
+func fixture(t testing.TB, format string) (dir, hiddenTip, dangling string) {
 	t.Helper()
 	dir = gittest.InitBare(t, format)
 	gittest.Generate(t, dir, gittest.History{Commits: 8, Branches: 1, Files: 12})
@@ -297,6 +297,7 @@ func TestTranscripts(t *testing.T) {
 		{"eof", "argument HEAD\n", "NACK protocol error: unexpected end of input\n"},
 		{"delim", "argument HEAD\n\x01", "NACK protocol error: unexpected delim packet\n"},
 		{"big prefix", "argument --prefix=" + strings.Repeat("p", maxPrefix+1) + "\nargument HEAD\n|", "NACK invalid prefix\n"},
+		{"long arguments", strings.Repeat("argument "+strings.Repeat("x", 60000)+"\n", 5) + "|", "NACK arguments too long (limit 256 KiB)\n"},
 		{"list", "argument --list\n|", "ACK\n|\x01tar\ntgz\ntar.gz\nzip\n|"},
 		{"list without newlines", "argument -l|", "ACK\n|\x01tar\ntgz\ntar.gz\nzip\n|"},
 	} {
