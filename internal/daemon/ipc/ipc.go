@@ -27,7 +27,7 @@ import (
 
 // Bounds of variable-length fields.
 const (
-	MaxService  = 32   // "git-upload-pack", "git-receive-pack"
+	MaxService  = 32   // "git-upload-pack", "git-receive-pack", "git-upload-archive"
 	MaxRepoName = 1024 // a repository's name as the client gave it
 	MaxPath     = 4096 // a path on the server
 	MaxProtocol = 256  // GIT_PROTOCOL
@@ -321,6 +321,8 @@ const (
 	ModeFull      = iota // a whole conversation: gotsh, SSH, git://
 	ModeAdvertise        // smart HTTP info/refs: the advertisement only
 	ModeStateless        // smart HTTP POST: one request, no advertisement
+	ModeArchive          // git-upload-archive: a whole conversation (Start.Mode only, set by the parent)
+	ModeDumb             // a dumb HTTP GET: one file (protocol/dumb's frames), from httpd for git-upload-pack
 	ModeMirror           // Start only: session_write moves a pull mirror's references (MirrorFetched), no client
 	numModes
 )
@@ -357,8 +359,9 @@ func (m *Connect) decode(d *msg.Decoder) {
 	m.Via, m.Mode = d.Uint32(), d.Uint32()
 	m.Account, m.Secret, m.Remote = d.String(MaxUser), d.String(MaxSecret), d.String(MaxRemote)
 	m.Hello.decode(d)
+	// ModeArchive is the parent's to choose, from the service;
 	// ModeMirror is the parent's alone: no client has it.
-	if m.Via >= numVia || m.Mode >= ModeMirror {
+	if m.Via >= numVia || m.Mode >= numModes || m.Mode == ModeArchive || m.Mode == ModeMirror {
 		d.Fail("bad front-end or mode")
 	}
 }
@@ -588,7 +591,7 @@ type Start struct {
 	// Timeout bounds the wait for each request of the client, in
 	// seconds.
 	Timeout uint32
-	Mode    uint32 // ModeFull, ModeAdvertise or ModeStateless
+	Mode    uint32 // ModeFull, ModeAdvertise, ModeStateless, ModeArchive or ModeDumb
 	// Quarantine is the push's quarantine directory, which the parent
 	// created in objects/ and removes when the client is gone
 	// (session_write, repo_write: the only place it may write).
@@ -1232,10 +1235,11 @@ const MaxStreamBytes = 1 << 62
 
 // Kinds of request, as the metrics count them (SessionStats.Kind).
 const (
-	KindLsRefs = iota // no pack moved: references listed (ls-remote, an HTTP advertisement, a negotiation round)
-	KindFetch         // a pack sent to a client that had objects in common with the repository
-	KindClone         // a pack sent to a client that had none
-	KindPush          // a receive-pack conversation
+	KindLsRefs  = iota // no pack moved: references listed (ls-remote, an HTTP advertisement, a negotiation round)
+	KindFetch          // a pack sent to a client that had objects in common with the repository
+	KindClone          // a pack sent to a client that had none
+	KindPush           // a receive-pack conversation
+	KindArchive        // an upload-archive conversation
 	NumKinds
 )
 
