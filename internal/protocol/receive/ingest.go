@@ -32,6 +32,10 @@ type Ingest struct {
 	// BeforeInstall, if set, is given the pack's files before they are
 	// moved into place (to give them to the repository's owner).
 	BeforeInstall func(files []string) error
+	// MinFree, if positive, is the free space the pack must leave on
+	// the repository's file system, as PackOptions.MinFree: an
+	// upstream cannot fill the disk the repositories share.
+	MinFree int64
 }
 
 // Tip is a reference's value to be: Name decides whether it must be a
@@ -61,6 +65,7 @@ func (in *Ingest) Take(ctx context.Context, r io.Reader, tips []Tip) (string, er
 		Progress:   in.Progress,
 		ObjectsDir: rp.ObjectsDir(),
 		Shared:     rp.Shared,
+		MinFree:    in.MinFree,
 	})
 	if err != nil {
 		return "", err
