@@ -20,6 +20,9 @@ func (im *importer) newBranch(name string) (*branch, error) {
 	if err := refs.CheckName(name); (err != nil && name != "HEAD") || refs.ReservedName(name) {
 		return nil, im.errorf("branch name is not a valid reference name: %s", snippet([]byte(name)))
 	}
+	if len(name) > maxRefName {
+		return nil, im.errorf("branch name over %d bytes: %s", maxRefName, snippet([]byte(name)))
+	}
 	if len(im.branches)+len(im.tags) >= im.opts.MaxBranches {
 		return nil, im.errorf("more than %d branches and tags", im.opts.MaxBranches)
 	}
@@ -607,6 +610,9 @@ func (im *importer) fileCopy(b *branch, v []byte, rename bool) error {
 func (im *importer) tag(name string) error {
 	if err := refs.CheckName("refs/tags/" + name); err != nil {
 		return im.errorf("tag name is not valid: %s", snippet([]byte(name)))
+	}
+	if len("refs/tags/"+name) > maxRefName {
+		return im.errorf("tag name over %d bytes: %s", maxRefName, snippet([]byte(name)))
 	}
 	if len(im.branches)+len(im.tags) >= im.opts.MaxBranches {
 		return im.errorf("more than %d branches and tags", im.opts.MaxBranches)

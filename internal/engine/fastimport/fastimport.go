@@ -29,6 +29,11 @@ const (
 // maxTreeDepth bounds the nesting of directories in a path.
 const maxTreeDepth = 4096
 
+// maxRefName bounds the full name of a branch or tag: no longer one can
+// be a loose reference (PATH_MAX), and the errors of the reference
+// transaction would quote it whole.
+const maxRefName = 4096
+
 // streamThreshold is the blob size from which an exact-length blob is
 // hashed and compressed as it is read rather than held in memory.
 const streamThreshold = 8 << 20

@@ -354,6 +354,8 @@ func TestRefused(t *testing.T) {
 		{"signed commit", "commit refs/heads/main\ncommitter C <c@example.com> 1 +0000\ngpgsig sha1 openpgp\n", "gpgsig", Options{}},
 		{"missing path", commit + "R nothere elsewhere\n", "not in branch", Options{}},
 		{"too many branches", "reset refs/heads/a\nreset refs/heads/b\n", "more than 1 branches", Options{MaxBranches: 1}},
+		{"long branch name", "reset refs/heads/" + strings.Repeat("x/", 3000) + "x\n", "branch name over 4096 bytes", Options{}},
+		{"long tag name", "tag " + strings.Repeat("x", 5000) + "\nfrom 1111111111111111111111111111111111111111\n", "tag name over 4096 bytes", Options{}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

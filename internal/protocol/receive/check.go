@@ -122,6 +122,10 @@ func (s *session) check() error {
 			onto[i] = old
 		case exists && old != c.Old, !exists && !c.Old.IsNull():
 			c.Status = ngStale
+		case !exists && !c.IsDelete() && nameConflict(s.repo.Refs, c):
+			// Update would refuse it: failing it here keeps a push
+			// whose updates all fail from installing its pack.
+			c.Status = ngUpdate
 		case c.IsDelete() && c.Name == cur.head:
 			// A clone of a repository whose HEAD names no branch
 			// checks nothing out (C Git's receive.denyDeleteCurrent).
@@ -372,4 +376,11 @@ func (s *session) checkObjects(store overlay, cmds []Command, tips []oid.ID) err
 		}
 	}
 	return nil
+}
+
+// nameConflict reports whether creating c's reference conflicts with an
+// existing one ("a" against "a/b"), as refs.Store.Check tells.
+func nameConflict(st *refs.Store, c *Command) bool {
+	err := st.Check([]refs.Update{{Name: c.Name, Old: c.Old, New: c.New}})
+	return errors.Is(err, refs.ErrConflict)
 }

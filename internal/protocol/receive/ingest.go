@@ -36,6 +36,10 @@ type Ingest struct {
 	// BeforeInstall, if set, is given the pack's files before they are
 	// moved into place (to give them to the repository's owner).
 	BeforeInstall func(files []string) error
+	// MinFree, if positive, is the free space the pack must leave on
+	// the repository's file system, as PackOptions.MinFree: an
+	// upstream cannot fill the disk the repositories share.
+	MinFree int64
 }
 
 // Tip is a reference's value to be: Name decides whether it must be a
@@ -79,6 +83,7 @@ func (in *Ingest) Index(ctx context.Context, r io.Reader, dir string, tips []Tip
 		MinFree:    in.MinFree,
 		ObjectsDir: rp.ObjectsDir(),
 		Shared:     rp.Shared,
+		MinFree:    in.MinFree,
 	})
 	if err != nil {
 		return nil, err

@@ -373,6 +373,7 @@ func (f *fetcher) readAdvertisement(r io.Reader) ([]remoteRef, string, error) {
 	head := ""
 	seen := map[string]bool{}
 	first := true
+	lines := 0 // reference lines
 	for n := 0; ; n++ {
 		line, flush, err := wire.ReadLine(pr)
 		if err != nil {
@@ -407,7 +408,10 @@ func (f *fetcher) readAdvertisement(r io.Reader) ([]remoteRef, string, error) {
 			f.caps = append(f.caps, s)
 			continue
 		}
-		if len(refsList) >= f.opts.MaxRefs {
+		// Every line counts, those skipped below too: an upstream
+		// listing references Take does not select, or peeled values,
+		// without end would hold the fetch until its timeout.
+		if lines++; lines > f.opts.MaxRefs {
 			return nil, "", fmt.Errorf("%w: more than %d references", ErrUpstream, f.opts.MaxRefs)
 		}
 		if i := strings.IndexByte(s, 0); i >= 0 {

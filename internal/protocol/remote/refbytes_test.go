@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"gotd/internal/git/repo"
 	"gotd/internal/protocol/pktline"
@@ -96,5 +97,66 @@ func TestFetchRefBytes(t *testing.T) {
 				t.Errorf("the fetch read %d names of %d, want at most %d", rs.i, 160<<20/c.long, c.maxRead)
 			}
 		})
+	}
+}
+
+// endlessV0 is a version 0 advertisement that lists references under
+// refs/pull/, which a fetch does not take, without end (ten million).
+type endlessV0 struct {
+	i   int
+	buf bytes.Buffer
+	pw  *pktline.Writer
+}
+
+func (e *endlessV0) Read(p []byte) (int, error) {
+	if e.pw == nil {
+		e.pw = pktline.NewWriter(&e.buf)
+		e.pw.WriteString(strings.Repeat("1", 40) + " refs/heads/main\x00side-band-64k ofs-delta\n")
+	}
+	for e.buf.Len() == 0 {
+		if e.i == 10_000_000 {
+			return 0, io.EOF // so that a failing test's fetch ends too
+		}
+		e.pw.WriteString(fmt.Sprintf("%s refs/pull/%d/head\n", strings.Repeat("2", 40), e.i))
+		e.i++
+	}
+	return e.buf.Read(p)
+}
+
+type endlessTransport struct{ adv *endlessV0 }
+
+func (e *endlessTransport) advertisement(context.Context) (io.Reader, error) { return e.adv, nil }
+func (e *endlessTransport) command(context.Context, io.Reader) (io.ReadCloser, error) {
+	return io.NopCloser(strings.NewReader("0000")), nil
+}
+func (e *endlessTransport) close() {}
+
+// TestFetchEndlessV0: a version 0 advertisement that goes on listing
+// references the fetch does not take ends the fetch after MaxRefs
+// lines, not at its timeout.
+func TestFetchEndlessV0(t *testing.T) {
+	r, err := repo.Init(filepath.Join(t.TempDir(), "m.git"), repo.InitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	adv := &endlessV0{}
+	fe := &fetcher{opts: FetchOptions{Repo: r, MaxRefs: 1000, Take: func(name string) bool { return strings.HasPrefix(name, "refs/heads/") }},
+		t: &endlessTransport{adv}, format: r.Format}
+	fe.opts.Limits = fe.opts.Limits.WithDefaults()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := fe.run(ctx)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrUpstream) || !strings.Contains(err.Error(), "more than 1000 references") {
+			t.Errorf("got %v; want ErrUpstream saying more than 1000 references", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the fetch was still reading the advertisement after 10 s")
 	}
 }

@@ -1,0 +1,53 @@
+package receive
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"gotd/internal/git/oid"
+	"gotd/internal/git/repo"
+	"gotd/internal/gittest"
+	"gotd/internal/protocol/wire"
+)
+
+// TestIngestMinFree: an Ingest whose MinFree the file system cannot
+// leave refuses the pack, saying so, and leaves the repository as it
+// was; with a MinFree it can leave, the same pack is taken.
+func TestIngestMinFree(t *testing.T) {
+	src := gittest.InitBare(t, "sha1")
+	gittest.Generate(t, src, gittest.History{Commits: 3})
+	tip := strings.TrimSpace(gittest.Git(t, src, "rev-parse", "main"))
+	pack := []byte(gittest.GitInput(t, src, []byte(tip+"\n"), "pack-objects", "--revs", "-q", "--stdout"))
+	id, err := oid.ParseHex(oid.SHA1, tip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := gittest.InitBare(t, "sha1")
+	r, err := repo.Open(dir, repo.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	tips := []Tip{{Name: "refs/heads/main", ID: id}}
+	in := &Ingest{Repo: r, Limits: wire.DefaultLimits, MinFree: 1 << 60}
+	_, err = in.Take(context.Background(), bytes.NewReader(pack), tips)
+	var werr *wire.Error
+	if !errors.Is(err, ErrNoSpace) || !errors.As(err, &werr) || !strings.Contains(werr.Error(), "disk space") {
+		t.Fatalf("Take with MinFree 1 EiB: got %v; want ErrNoSpace saying so", err)
+	}
+	if left, _ := os.ReadDir(filepath.Join(dir, "objects", "pack")); len(left) != 0 {
+		t.Errorf("pack directory after the refusal: %v", left)
+	}
+	if q, _ := filepath.Glob(filepath.Join(dir, "objects", "incoming-*")); len(q) != 0 {
+		t.Errorf("quarantine left: %v", q)
+	}
+	in.MinFree = 1 << 10
+	if path, err := in.Take(context.Background(), bytes.NewReader(pack), tips); err != nil || path == "" {
+		t.Fatalf("Take with MinFree 1 KiB: %q, %v", path, err)
+	}
+}
