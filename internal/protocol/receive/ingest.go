@@ -28,9 +28,6 @@ type Ingest struct {
 	Repo   *repo.Repo
 	Limits wire.Limits
 	Fsck   *object.Checker // nil: C Git's defaults
-	// MinFree is the free space the pack must leave on the
-	// repository's file system, as a push's must (0: no guard).
-	MinFree int64
 	// Progress, if set, is called as the indexer advances.
 	Progress func(stage string, done, total uint32)
 	// BeforeInstall, if set, is given the pack's files before they are
@@ -80,7 +77,6 @@ func (in *Ingest) Index(ctx context.Context, r io.Reader, dir string, tips []Tip
 		Limits:     in.Limits,
 		Fsck:       in.Fsck,
 		Progress:   in.Progress,
-		MinFree:    in.MinFree,
 		ObjectsDir: rp.ObjectsDir(),
 		Shared:     rp.Shared,
 		MinFree:    in.MinFree,
