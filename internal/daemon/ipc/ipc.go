@@ -89,6 +89,9 @@ const (
 	TypeMetrics
 	TypeUpkeepStart
 	TypeUpkeepDone
+	TypeWebStart
+	TypeWebRepo
+	TypeWebRequest
 )
 
 // Message is one of the types below.

@@ -1,0 +1,302 @@
+package e2enet
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/net/html"
+)
+
+// webClient fetches pages of a test server, as an account when user is
+// set.
+type webClient struct {
+	t          *testing.T
+	base       string
+	user, pass string
+	c          *http.Client
+}
+
+func (s *server) web(t *testing.T, user string) *webClient {
+	return &webClient{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", s.httpPort), user: user, pass: password,
+		c: &http.Client{Timeout: 30 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+// get fetches a path and returns the response with its body read.
+func (w *webClient) get(path string) (*http.Response, []byte) {
+	w.t.Helper()
+	req, err := http.NewRequest("GET", w.base+path, nil)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	if w.user != "" {
+		req.SetBasicAuth(w.user, w.pass)
+	}
+	res, err := w.c.Do(req)
+	if err != nil {
+		w.t.Fatalf("GET %s: %v", path, err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(res.Body, 64<<20))
+	if err != nil {
+		w.t.Fatalf("GET %s: body: %v", path, err)
+	}
+	return res, b
+}
+
+// voidElements have no end tag.
+var voidElements = map[string]bool{"area": true, "base": true, "br": true, "col": true, "embed": true, "hr": true, "img": true,
+	"input": true, "link": true, "meta": true, "source": true, "track": true, "wbr": true}
+
+// checkPage checks that a page is well-formed HTML: every element
+// closed in order, one html element, no script, no event handler
+// attributes, no URL but the site's own paths and fragments. It
+// returns the page's links (href values).
+func checkPage(t *testing.T, path string, page []byte) []string {
+	t.Helper()
+	var links, stack []string
+	z := html.NewTokenizer(bytes.NewReader(page))
+	for {
+		tt := z.Next()
+		switch tt {
+		case html.ErrorToken:
+			if z.Err() != io.EOF {
+				t.Errorf("%s: %v", path, z.Err())
+			}
+			if len(stack) > 0 {
+				t.Errorf("%s: elements left open: %v", path, stack)
+			}
+			return links
+		case html.StartTagToken, html.SelfClosingTagToken:
+			tok := z.Token()
+			if tok.Data == "script" || tok.Data == "iframe" || tok.Data == "object" || tok.Data == "embed" {
+				t.Errorf("%s: a %s element", path, tok.Data)
+			}
+			for _, a := range tok.Attr {
+				if strings.HasPrefix(strings.ToLower(a.Key), "on") {
+					t.Errorf("%s: event handler attribute %s=%q", path, a.Key, a.Val)
+				}
+				if a.Key == "href" || a.Key == "src" {
+					if !strings.HasPrefix(a.Val, "/") && !strings.HasPrefix(a.Val, "#") || strings.HasPrefix(a.Val, "//") {
+						t.Errorf("%s: link %q leaves the site", path, a.Val)
+					}
+					if a.Key == "href" {
+						links = append(links, a.Val)
+					}
+				}
+			}
+			if tt == html.StartTagToken && !voidElements[tok.Data] {
+				stack = append(stack, tok.Data)
+			}
+		case html.EndTagToken:
+			tok := z.Token()
+			if len(stack) == 0 || stack[len(stack)-1] != tok.Data {
+				t.Errorf("%s: </%s> closes %v", path, tok.Data, stack)
+				return links
+			}
+			stack = stack[:len(stack)-1]
+		}
+	}
+}
+
+// maxCrawl bounds the pages a crawl visits: the test repositories have
+// far fewer.
+const maxCrawl = 4000
+
+// crawl follows every link from "/" and checks every page: status
+// 200, HTML that checkPage accepts, the security headers. It returns
+// the pages visited with their bodies.
+func (w *webClient) crawl() map[string][]byte {
+	t := w.t
+	t.Helper()
+	seen := map[string][]byte{}
+	queue := []string{"/"}
+	// The login link asks anonymous visitors for credentials
+	// (TestWebPrivate).
+	queued := map[string]bool{"/": true, "/-/login": true}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		if len(seen) == maxCrawl {
+			t.Fatalf("more than %d pages", maxCrawl)
+		}
+		res, body := w.get(p)
+		seen[p] = body
+		if res.StatusCode != http.StatusOK {
+			t.Errorf("GET %s: status %d: %.200s", p, res.StatusCode, body)
+			continue
+		}
+		if got := res.Header.Get("X-Content-Type-Options"); got != "nosniff" {
+			t.Errorf("GET %s: X-Content-Type-Options %q", p, got)
+		}
+		if got := res.Header.Get("Content-Security-Policy"); !strings.Contains(got, "default-src 'none'") || strings.Contains(got, "script-src") {
+			t.Errorf("GET %s: Content-Security-Policy %q", p, got)
+		}
+		if !strings.HasPrefix(res.Header.Get("Content-Type"), "text/html") {
+			continue
+		}
+		for _, l := range checkPage(t, p, body) {
+			if strings.HasPrefix(l, "#") {
+				continue
+			}
+			u, err := url.Parse(l)
+			if err != nil {
+				t.Errorf("%s: bad link %q", p, l)
+				continue
+			}
+			u.Fragment = ""
+			next := u.String()
+			if !queued[next] {
+				queued[next] = true
+				queue = append(queue, next)
+			}
+		}
+	}
+	return seen
+}
+
+// TestWebCrawl follows every link of every page the anonymous visitor
+// and an account see: no 404, no 500, well-formed pages; and checks
+// what each may see.
+func TestWebCrawl(t *testing.T) {
+	s := start(t, options{})
+	anon := s.web(t, "")
+	pages := anon.crawl()
+	t.Logf("anonymous: %d pages", len(pages))
+	for _, want := range []string{"/", "/test/", "/test/log", "/test/tree", "/empty/"} {
+		if _, ok := pages[want]; !ok {
+			t.Errorf("the crawl did not reach %s", want)
+		}
+	}
+	for p := range pages {
+		if strings.HasPrefix(p, "/private/") {
+			t.Errorf("anonymous reached %s", p)
+		}
+	}
+	if n := len(pages); n < 100 {
+		t.Errorf("%d pages crawled, want more than 100", n)
+	}
+	writer := s.web(t, rwAccount)
+	wpages := writer.crawl()
+	t.Logf("%s: %d pages", rwAccount, len(wpages))
+	if _, ok := wpages["/private/"]; !ok {
+		t.Errorf("the writer's crawl did not reach /private/")
+	}
+}
+
+// TestWebPrivate checks that a repository anonymous visitors may not
+// read is not found by them, nor listed, and is shown to an account
+// that may read it; that wrong credentials are refused; and that the
+// login link asks for credentials.
+func TestWebPrivate(t *testing.T) {
+	s := start(t, options{})
+	anon, writer, reader := s.web(t, ""), s.web(t, rwAccount), s.web(t, roAccount)
+	for _, p := range []string{"/private/", "/private/log", "/private/tree/main", "/private/commit/main", "/private.git/", "/nonexistent/"} {
+		if res, _ := anon.get(p); res.StatusCode != http.StatusNotFound {
+			t.Errorf("anonymous GET %s: status %d, want 404", p, res.StatusCode)
+		}
+		if res, _ := reader.get(p); res.StatusCode != http.StatusNotFound {
+			t.Errorf("%s GET %s: status %d, want 404", roAccount, p, res.StatusCode)
+		}
+	}
+	_, index := anon.get("/")
+	if bytes.Contains(index, []byte("private")) {
+		t.Errorf("the anonymous index names the private repository:\n%s", index)
+	}
+	for _, p := range []string{"/private/", "/private/log", "/private/tree/main", "/private/commit/main"} {
+		if res, body := writer.get(p); res.StatusCode != http.StatusOK {
+			t.Errorf("%s GET %s: status %d: %.200s", rwAccount, p, res.StatusCode, body)
+		} else if cc := res.Header.Get("Cache-Control"); !strings.Contains(cc, "private") {
+			t.Errorf("%s GET %s: Cache-Control %q, want private", rwAccount, p, cc)
+		}
+	}
+	if _, index := writer.get("/"); !bytes.Contains(index, []byte(`href="/private/"`)) {
+		t.Errorf("the writer's index does not list the private repository:\n%s", index)
+	}
+	wrong := s.web(t, rwAccount)
+	wrong.pass = "wrong"
+	if res, _ := wrong.get("/private/"); res.StatusCode != http.StatusUnauthorized {
+		t.Errorf("wrong password: status %d, want 401", res.StatusCode)
+	}
+	res, _ := anon.get("/-/login")
+	if res.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(res.Header.Get("WWW-Authenticate"), "Basic ") {
+		t.Errorf("anonymous /-/login: status %d, WWW-Authenticate %q; want 401 and a challenge", res.StatusCode, res.Header.Get("WWW-Authenticate"))
+	}
+	if res, _ := writer.get("/-/login"); res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/" {
+		t.Errorf("%s /-/login: status %d, Location %q; want 303 to /", rwAccount, res.StatusCode, res.Header.Get("Location"))
+	}
+	// Git's own requests on the same URLs are still smart HTTP.
+	s.mustGit(s.clientDir("clone"), nil, "clone", "-q", s.httpURL("", "test"), "c")
+}
+
+// TestWebSnapshot checks that a snapshot's tar, decompressed, is what
+// git archive writes for the same commit and prefix, and that its zip
+// lists the same files.
+func TestWebSnapshot(t *testing.T) {
+	s := start(t, options{})
+	src := filepath.Join(s.dir, "test.git")
+	id := strings.TrimSpace(run(t, "git", "--git-dir", src, "rev-parse", "main"))
+	anon := s.web(t, "")
+	for _, rev := range []string{id, "main"} {
+		res, body := anon.get("/test/snapshot/" + rev + ".tar.gz")
+		if res.StatusCode != http.StatusOK || res.Header.Get("Content-Type") != "application/gzip" {
+			t.Fatalf("snapshot of %s: status %d, type %q", rev, res.StatusCode, res.Header.Get("Content-Type"))
+		}
+		zr, err := gzip.NewReader(bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(zr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := run(t, "git", "--git-dir", src, "archive", "--format=tar", "--prefix=test-"+rev+"/", id)
+		if !bytes.Equal(got, []byte(want)) {
+			t.Errorf("snapshot of %s: %d bytes differ from git archive's %d", rev, len(got), len(want))
+		}
+		if rev == id && !strings.Contains(res.Header.Get("Cache-Control"), "immutable") {
+			t.Errorf("snapshot of a commit id: Cache-Control %q", res.Header.Get("Cache-Control"))
+		}
+	}
+	// The tar lists the files git ls-tree does.
+	res, body := anon.get("/test/snapshot/" + id + ".zip")
+	if res.StatusCode != http.StatusOK || !bytes.HasPrefix(body, []byte("PK")) {
+		t.Fatalf("zip snapshot: status %d", res.StatusCode)
+	}
+	zipFile := filepath.Join(s.dir, "s.zip")
+	if err := os.WriteFile(zipFile, body, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	tr := tar.NewReader(strings.NewReader(run(t, "git", "--git-dir", src, "archive", "--format=tar", id)))
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			break
+		}
+		if h.Typeflag == tar.TypeReg || h.Typeflag == tar.TypeSymlink {
+			names = append(names, "test-"+id+"/"+h.Name)
+		}
+	}
+	slices.Sort(names)
+	var got []string
+	for _, l := range strings.Split(strings.TrimSpace(run(t, "zipinfo", "-1", zipFile)), "\n") {
+		if !strings.HasSuffix(l, "/") {
+			got = append(got, l)
+		}
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, names) {
+		t.Errorf("zip lists %v, want %v", got, names)
+	}
+}
