@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"encoding/xml"
 	"fmt"
 	"io"
 	"net/http"
@@ -298,5 +299,98 @@ func TestWebSnapshot(t *testing.T) {
 	slices.Sort(got)
 	if !slices.Equal(got, names) {
 		t.Errorf("zip lists %v, want %v", got, names)
+	}
+}
+
+// Payloads of the hostile repository: each would run script, or change
+// the page's title, if a page let it through as markup.
+const (
+	hostileTitle  = "pwned"
+	hostileScript = `<script>document.title='` + hostileTitle + `'</script>`
+	hostileFile   = `"><img src=x onerror="document.title='` + hostileTitle + `'">.txt`
+	hostileSVG    = `<svg onload=alert(1)>.txt`
+	hostileJSName = `javascript:alert(1)`
+	hostileBranch = `"><svg/onload=alert(1)>`
+	hostileTag    = `<script>alert(1)<`
+	hostileAuthor = `Mallory"' onmouseover="document.title='` + hostileTitle + `'" &amp;`
+	hostileEmail  = `m"onfocus="alert(1)@example.com`
+)
+
+// pushHostile pushes, as the writer over HTTP, a commit to "test"
+// whose file names, message and author carry the payloads, with a
+// branch and an annotated tag named like markup.
+func (s *server) pushHostile(t *testing.T) string {
+	t.Helper()
+	work := s.clientDir("hostile")
+	s.mustGit(work, nil, "clone", "-q", s.httpURL("", "test"), "h")
+	h := filepath.Join(work, "h")
+	for _, name := range []string{hostileFile, hostileSVG, hostileJSName} {
+		write(t, filepath.Join(h, name), hostileScript+"\n", 0o644)
+	}
+	os.MkdirAll(filepath.Join(h, hostileTag), 0o755)
+	write(t, filepath.Join(h, hostileTag, "page.html"), "<!DOCTYPE html><html><body>"+hostileScript+"</body></html>\n", 0o644)
+	s.mustGit(h, nil, "add", ".")
+	env := []string{"GIT_AUTHOR_NAME=" + hostileAuthor, "GIT_AUTHOR_EMAIL=" + hostileEmail,
+		"GIT_COMMITTER_NAME=" + hostileAuthor, "GIT_COMMITTER_EMAIL=" + hostileEmail}
+	s.mustGit(h, env, "commit", "-q", "-m", hostileScript+"\n\n<a href=\"javascript:alert(1)\">click</a> "+hostileJSName)
+	s.mustGit(h, env, "tag", "-a", "-m", hostileScript, hostileTag)
+	id := strings.TrimSpace(s.mustGit(h, nil, "rev-parse", "HEAD"))
+	push := s.httpURL(rwAccount+":"+strings.ReplaceAll(password, " ", "%20"), "test")
+	s.mustGit(h, nil, "push", "-q", push, "HEAD:main", "HEAD:refs/heads/"+hostileBranch, "refs/tags/"+hostileTag)
+	return id
+}
+
+// TestWebHostile crawls a repository whose names, messages and authors
+// carry markup and script: every page is well-formed with no script,
+// handler or foreign link (checkPage), the payloads show as text, a
+// file served raw is plain text that cannot run, and the feeds are
+// well-formed XML.
+func TestWebHostile(t *testing.T) {
+	s := start(t, options{})
+	id := s.pushHostile(t)
+	anon := s.web(t, "")
+	pages := anon.crawl()
+	t.Logf("%d pages", len(pages))
+	commit, ok := pages["/test/commit/"+id]
+	if !ok {
+		t.Fatalf("the crawl did not reach the hostile commit %s", id)
+	}
+	for _, want := range []string{"&lt;script&gt;document.title=&#39;pwned&#39;&lt;/script&gt;", "Mallory&#34;&#39; onmouseover=&#34;", "&amp;amp",
+		"&lt;svg onload=alert(1)&gt;.txt", "javascript:alert(1)"} {
+		if !bytes.Contains(commit, []byte(want)) {
+			t.Errorf("the commit page lacks %q", want)
+		}
+	}
+	var sawBranch, sawTag bool
+	for p := range pages {
+		sawBranch = sawBranch || strings.Contains(p, url.PathEscape(hostileBranch))
+		sawTag = sawTag || strings.HasPrefix(p, "/test/tag/"+url.PathEscape(hostileTag))
+	}
+	if !sawBranch || !sawTag {
+		t.Errorf("the crawl reached the hostile branch: %v, tag: %v", sawBranch, sawTag)
+	}
+	res, body := anon.get("/test/raw/main/" + url.PathEscape(hostileTag) + "/page.html")
+	if res.StatusCode != http.StatusOK || res.Header.Get("Content-Type") != "text/plain; charset=utf-8" ||
+		!strings.Contains(res.Header.Get("Content-Security-Policy"), "sandbox") || !bytes.Contains(body, []byte(hostileScript)) {
+		t.Errorf("raw page.html: status %d, type %q, policy %q", res.StatusCode, res.Header.Get("Content-Type"), res.Header.Get("Content-Security-Policy"))
+	}
+	for _, p := range []string{"/test/atom", "/test/tags.atom", "/test/atom/" + url.PathEscape(hostileBranch)} {
+		res, body := anon.get(p)
+		if res.StatusCode != http.StatusOK {
+			t.Errorf("GET %s: status %d", p, res.StatusCode)
+			continue
+		}
+		d := xml.NewDecoder(bytes.NewReader(body))
+		for {
+			if _, err := d.Token(); err != nil {
+				if err != io.EOF {
+					t.Errorf("GET %s: not XML: %v", p, err)
+				}
+				break
+			}
+		}
+		if !bytes.Contains(body, []byte("&lt;script&gt;")) {
+			t.Errorf("GET %s: the payload is not in the feed, escaped", p)
+		}
 	}
 }
