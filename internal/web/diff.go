@@ -111,6 +111,11 @@ func unified(old, new []byte, maxEdits int) (hunks []hunk, added, removed int, o
 				h.Lines = append(h.Lines, diffLine{' ', text(a[e.a])})
 				aLen++
 				bLen++
+				// The last line of both, without a newline on either
+				// (they are equal only then).
+				if aNoEOL && e.a == len(a)-1 {
+					h.Lines = append(h.Lines, diffLine{'\\', "No newline at end of file"})
+				}
 			}
 		}
 		h.Header = "@@ -" + hunkRange(aPos, aLen) + " +" + hunkRange(bPos, bLen) + " @@"

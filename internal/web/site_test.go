@@ -1,11 +1,13 @@
 package web
 
 import (
+	"golang.org/x/net/html"
 	"gotd/internal/gittest"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -97,6 +99,138 @@ func TestGeneratedSummary(t *testing.T) {
 		res, body := get(t, s, u)
 		if res.StatusCode != 200 {
 			t.Errorf("GET %s: status %d\n%s", u, res.StatusCode, body)
+		}
+	}
+}
+
+// TestHeaders checks the headers of pages: the policy without script,
+// nosniff, an ETag that answers 304, a year's cache for a URL that
+// names a full commit id and revalidation for one that names a branch.
+func TestHeaders(t *testing.T) {
+	bare := testRepo(t)
+	s := testSite(t, bare)
+	id := git(t, bare, "rev-parse", "main")
+	for _, tc := range []struct {
+		url       string
+		immutable bool
+	}{
+		{"/repo/commit/" + id, true},
+		{"/repo/tree/" + id + "/dir", true},
+		{"/repo/blob/" + id + "/dir/a.txt", true},
+		{"/repo/log/" + id, true},
+		{"/repo/commit/main", false},
+		{"/repo/", false},
+		{"/", false},
+	} {
+		res, _ := get(t, s, tc.url)
+		h := res.Header
+		if res.StatusCode != 200 {
+			t.Fatalf("GET %s: status %d", tc.url, res.StatusCode)
+		}
+		if got := h.Get("Content-Security-Policy"); got != csp {
+			t.Errorf("GET %s: Content-Security-Policy %q", tc.url, got)
+		}
+		if h.Get("X-Content-Type-Options") != "nosniff" {
+			t.Errorf("GET %s: no nosniff", tc.url)
+		}
+		cc := h.Get("Cache-Control")
+		if got := strings.Contains(cc, "immutable") && strings.Contains(cc, "max-age=31536000"); got != tc.immutable {
+			t.Errorf("GET %s: Cache-Control %q; immutable %v, want %v", tc.url, cc, got, tc.immutable)
+		}
+		etag := h.Get("ETag")
+		if etag == "" {
+			t.Errorf("GET %s: no ETag", tc.url)
+			continue
+		}
+		req := httptest.NewRequest("GET", tc.url, nil)
+		req.Header.Set("If-None-Match", etag)
+		rec := httptest.NewRecorder()
+		s.ServeHTTP(rec, req)
+		if rec.Code != 304 {
+			t.Errorf("GET %s with its ETag: status %d, want 304", tc.url, rec.Code)
+		}
+	}
+	res, body := get(t, s, "/repo/raw/main/bin.dat")
+	if res.Header.Get("Content-Type") != "application/octet-stream" || !strings.HasPrefix(res.Header.Get("Content-Disposition"), "attachment") || body != "\x00\x01\x02binary" {
+		t.Errorf("raw binary: type %q, disposition %q, body %q", res.Header.Get("Content-Type"), res.Header.Get("Content-Disposition"), body)
+	}
+	if res, _ := get(t, s, "/repo/raw/main/dir/a.txt"); res.Header.Get("Content-Type") != "text/plain; charset=utf-8" || res.Header.Get("Content-Security-Policy") != rawCSP {
+		t.Errorf("raw text: type %q, policy %q", res.Header.Get("Content-Type"), res.Header.Get("Content-Security-Policy"))
+	}
+	rec := httptest.NewRecorder()
+	s.ServeHTTP(rec, httptest.NewRequest("POST", "/repo/", nil))
+	if rec.Code != 405 {
+		t.Errorf("POST: status %d, want 405", rec.Code)
+	}
+}
+
+// TestHidden checks that hidden references and what only they reach
+// are never shown.
+func TestHidden(t *testing.T) {
+	bare := testRepo(t)
+	work := filepath.Join(filepath.Dir(bare), "work")
+	os.WriteFile(filepath.Join(work, "secret.txt"), []byte("the secret\n"), 0o644)
+	git(t, work, "add", ".")
+	git(t, work, "commit", "-q", "-m", "secret commit")
+	secret := git(t, work, "rev-parse", "HEAD")
+	git(t, work, "push", "-q", bare, "HEAD:refs/internal/secret", "HEAD:refs/heads/hidden/b")
+	r, err := Open("repo", bare, "", []string{"refs/internal/", "refs/heads/hidden/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Site{Repos: []*Repo{r}}
+	s.Init()
+	for _, u := range []string{"/repo/commit/" + secret, "/repo/tree/" + secret, "/repo/blob/" + secret + "/secret.txt", "/repo/raw/" + secret + "/secret.txt",
+		"/repo/log/hidden%2Fb", "/repo/log/refs%2Finternal%2Fsecret", "/repo/snapshot/" + secret + ".zip", "/repo/atom/hidden%2Fb"} {
+		if res, _ := get(t, s, u); res.StatusCode != 404 {
+			t.Errorf("GET %s: status %d, want 404", u, res.StatusCode)
+		}
+	}
+	for _, u := range []string{"/repo/", "/repo/branches", "/repo/tags", "/repo/log"} {
+		_, body := get(t, s, u)
+		if strings.Contains(body, "hidden") || strings.Contains(body, secret[:10]) {
+			t.Errorf("GET %s shows a hidden reference or commit:\n%s", u, body)
+		}
+	}
+	// The visible history is still there.
+	if res, _ := get(t, s, "/repo/commit/"+git(t, bare, "rev-parse", "main")); res.StatusCode != 200 {
+		t.Errorf("a visible commit: status %d", res.StatusCode)
+	}
+}
+
+// TestHostileRender renders a commit whose message and author carry
+// markup: they come out as text.
+func TestHostileRender(t *testing.T) {
+	bare := testRepo(t)
+	work := filepath.Join(filepath.Dir(bare), "work")
+	name := `"><img src=x onerror=alert(1)>.txt`
+	os.WriteFile(filepath.Join(work, name), []byte("<script>alert(1)</script>\n"), 0o644)
+	git(t, work, "add", ".")
+	git(t, work, "commit", "-q", "-m", "<script>alert(1)</script>\n\n<a href=\"javascript:alert(1)\">x</a>")
+	git(t, work, "push", "-q", bare, "HEAD:main")
+	s := testSite(t, bare)
+	for _, u := range []string{"/repo/commit/main", "/repo/", "/repo/log", "/repo/tree/main", "/repo/blob/main/" + url.PathEscape(name)} {
+		res, body := get(t, s, u)
+		if res.StatusCode != 200 {
+			t.Fatalf("GET %s: status %d", u, res.StatusCode)
+		}
+		z := html.NewTokenizer(strings.NewReader(body))
+		for tt := z.Next(); tt != html.ErrorToken; tt = z.Next() {
+			if tt != html.StartTagToken && tt != html.SelfClosingTagToken {
+				continue
+			}
+			tok := z.Token()
+			if tok.Data == "script" || tok.Data == "img" {
+				t.Errorf("GET %s: a %s element", u, tok.Data)
+			}
+			for _, a := range tok.Attr {
+				if strings.HasPrefix(a.Key, "on") || strings.Contains(strings.ToLower(a.Val), "javascript:") && a.Key == "href" && !strings.HasPrefix(a.Val, "/") {
+					t.Errorf("GET %s: attribute %s=%q", u, a.Key, a.Val)
+				}
+			}
+		}
+		if !strings.Contains(body, "&lt;") {
+			t.Errorf("GET %s: the markup is not shown as text", u)
 		}
 	}
 }
