@@ -4,19 +4,22 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"context"
 	"encoding/xml"
 	"fmt"
+	"html"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"golang.org/x/net/html"
+	xhtml "golang.org/x/net/html"
 )
 
 // webClient fetches pages of a test server, as an account when user is
@@ -66,11 +69,11 @@ var voidElements = map[string]bool{"area": true, "base": true, "br": true, "col"
 func checkPage(t *testing.T, path string, page []byte) []string {
 	t.Helper()
 	var links, stack []string
-	z := html.NewTokenizer(bytes.NewReader(page))
+	z := xhtml.NewTokenizer(bytes.NewReader(page))
 	for {
 		tt := z.Next()
 		switch tt {
-		case html.ErrorToken:
+		case xhtml.ErrorToken:
 			if z.Err() != io.EOF {
 				t.Errorf("%s: %v", path, z.Err())
 			}
@@ -78,7 +81,7 @@ func checkPage(t *testing.T, path string, page []byte) []string {
 				t.Errorf("%s: elements left open: %v", path, stack)
 			}
 			return links
-		case html.StartTagToken, html.SelfClosingTagToken:
+		case xhtml.StartTagToken, xhtml.SelfClosingTagToken:
 			tok := z.Token()
 			if tok.Data == "script" || tok.Data == "iframe" || tok.Data == "object" || tok.Data == "embed" {
 				t.Errorf("%s: a %s element", path, tok.Data)
@@ -96,10 +99,10 @@ func checkPage(t *testing.T, path string, page []byte) []string {
 					}
 				}
 			}
-			if tt == html.StartTagToken && !voidElements[tok.Data] {
+			if tt == xhtml.StartTagToken && !voidElements[tok.Data] {
 				stack = append(stack, tok.Data)
 			}
-		case html.EndTagToken:
+		case xhtml.EndTagToken:
 			tok := z.Token()
 			if len(stack) == 0 || stack[len(stack)-1] != tok.Data {
 				t.Errorf("%s: </%s> closes %v", path, tok.Data, stack)
@@ -391,6 +394,101 @@ func TestWebHostile(t *testing.T) {
 		}
 		if !bytes.Contains(body, []byte("&lt;script&gt;")) {
 			t.Errorf("GET %s: the payload is not in the feed, escaped", p)
+		}
+	}
+}
+
+// chromiumPath is Debian's chromium.
+const chromiumPath = "/usr/bin/chromium"
+
+// chromium runs headless Chromium on url with args (--dump-dom,
+// --screenshot=…) and returns its standard output, bounded in time.
+func chromium(t *testing.T, url string, args ...string) string {
+	t.Helper()
+	profile := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	all := append([]string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+		"--user-data-dir=" + profile}, args...)
+	cmd := exec.CommandContext(ctx, chromiumPath, append(all, url)...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	cmd.Env = append(os.Environ(), "HOME="+profile)
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("chromium %s: %v\n%s", url, err, errb.String())
+	}
+	return out.String()
+}
+
+// TestWebChromium loads the index, a summary, a log, a commit with a
+// diff, a tree and a blob in headless Chromium: the DOM it builds holds
+// the expected text, and screenshots are written (a desktop's width;
+// a phone's for the summary and the commit; GOTD_WEB_SCREENSHOTS names
+// a directory to keep them in). Then the hostile repository's pages: no script
+// ran (the payloads would set the document's title, and the DOM would
+// hold elements they create).
+func TestWebChromium(t *testing.T) {
+	if _, err := os.Stat(chromiumPath); err != nil {
+		if os.Getenv("GOTD_REQUIRE_E2E") != "" {
+			t.Fatalf("chromium is not installed: %v", err)
+		}
+		t.Skip("chromium is not installed")
+	}
+	s := start(t, options{})
+	src := filepath.Join(s.dir, "test.git")
+	head := strings.TrimSpace(run(t, "git", "--git-dir", src, "rev-parse", "main"))
+	file := strings.SplitN(strings.TrimSpace(run(t, "git", "--git-dir", src, "ls-tree", "-r", "--name-only", "main")), "\n", 2)[0]
+	firstLine, _, _ := strings.Cut(run(t, "git", "--git-dir", src, "show", "main:"+file), "\n")
+	dir := strings.SplitN(file, "/", 2)[0]
+	base := fmt.Sprintf("http://127.0.0.1:%d", s.httpPort)
+	shots := t.TempDir()
+	for _, tc := range []struct {
+		name, path string
+		want       []string
+	}{
+		{"index", "/", []string{"Repositories", `href="/test/"`, `href="/empty/"`}},
+		{"summary", "/test/", []string{"Clone", fmt.Sprintf("git clone http://127.0.0.1:%d/test", s.httpPort), "Newest commits", "main"}},
+		{"log", "/test/log", []string{"Log of HEAD", head[:10]}},
+		{"commit", "/test/commit/" + head, []string{"Changes", "@@ -", "files changed", head}},
+		{"tree", "/test/tree/main", []string{dir + "/", "log of this tree"}},
+		{"blob", "/test/blob/main/" + file, []string{`id="L1"`, html.EscapeString(firstLine)}},
+	} {
+		// The DOM and a screenshot at a desktop's width in one run; the
+		// summary and the commit at a phone's width too.
+		png := filepath.Join(shots, tc.name+"-1280x900.png")
+		dom := chromium(t, base+tc.path, "--dump-dom", "--screenshot="+png, "--window-size=1280,900", "--hide-scrollbars")
+		for _, w := range tc.want {
+			if !strings.Contains(dom, w) {
+				t.Errorf("%s: the DOM lacks %q:\n%.2000s", tc.name, w, dom)
+			}
+		}
+		pngs := []string{png}
+		if tc.name == "summary" || tc.name == "commit" {
+			phone := filepath.Join(shots, tc.name+"-390x844.png")
+			chromium(t, base+tc.path, "--screenshot="+phone, "--window-size=390,844", "--hide-scrollbars")
+			pngs = append(pngs, phone)
+		}
+		for _, png := range pngs {
+			b, err := os.ReadFile(png)
+			if err != nil || len(b) < 1000 || !bytes.HasPrefix(b, []byte("\x89PNG")) {
+				t.Errorf("%s: screenshot %s: %d bytes, %v", tc.name, png, len(b), err)
+			}
+		}
+	}
+	if dir := os.Getenv("GOTD_WEB_SCREENSHOTS"); dir != "" {
+		run(t, "cp", "-r", shots+"/.", dir)
+	}
+
+	id := s.pushHostile(t)
+	for _, p := range []string{"/test/", "/test/commit/" + id, "/test/log", "/test/tree/" + id, "/test/tag/" + url.PathEscape(hostileTag),
+		"/test/blob/" + id + "/" + url.PathEscape(hostileFile), "/test/raw/" + id + "/" + url.PathEscape(hostileTag) + "/page.html"} {
+		dom := chromium(t, base+p, "--dump-dom")
+		if strings.Contains(dom, "<title>"+hostileTitle) || strings.Contains(dom, "<svg") || strings.Contains(dom, "<img") || strings.Contains(dom, "<script") {
+			t.Errorf("%s: a payload ran or made markup:\n%.3000s", p, dom)
+		}
+		if !strings.Contains(dom, "&lt;script&gt;") {
+			t.Errorf("%s: the payload is not shown as text:\n%.3000s", p, dom)
 		}
 	}
 }
