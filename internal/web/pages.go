@@ -474,7 +474,7 @@ func (rq *request) raw() error {
 	n, _ := readFull(rc, head)
 	head = head[:n]
 	h := rq.w.Header()
-	h.Set("Content-Security-Policy", rawCSP)
+	h.Set("Content-Security-Policy", RawCSP)
 	h.Set("Content-Length", strconv.FormatInt(size, 10))
 	h.Set("ETag", `"`+e.ID.String()+`"`)
 	h.Set("Last-Modified", when(c.Committer).UTC().Format(timeFormat))

@@ -85,13 +85,14 @@ const (
 	indexRefs      = 100 // branches read for an index's last change
 )
 
-// Headers of every answer: no script, styles from the site only, no
-// framing, no sniffing of types.
-const csp = "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+// CSP is the Content-Security-Policy of every page: no script, styles
+// from the site only, no framing. httpd enforces it on what a web
+// process answers (RawCSP too).
+const CSP = "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 
-// rawCSP is the policy of a file served raw: nothing runs, even if a
+// RawCSP is the policy of a file served raw: nothing runs, even if a
 // browser renders it.
-const rawCSP = "default-src 'none'; sandbox"
+const RawCSP = "default-src 'none'; sandbox"
 
 // Init prepares the site; it must be called before the first request.
 func (s *Site) Init() {
@@ -119,7 +120,7 @@ func (s *Site) repoName(name string) string {
 // ServeHTTP serves a page.
 func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
-	h.Set("Content-Security-Policy", csp)
+	h.Set("Content-Security-Policy", CSP)
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Referrer-Policy", "same-origin")

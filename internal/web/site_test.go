@@ -127,7 +127,7 @@ func TestHeaders(t *testing.T) {
 		if res.StatusCode != 200 {
 			t.Fatalf("GET %s: status %d", tc.url, res.StatusCode)
 		}
-		if got := h.Get("Content-Security-Policy"); got != csp {
+		if got := h.Get("Content-Security-Policy"); got != CSP {
 			t.Errorf("GET %s: Content-Security-Policy %q", tc.url, got)
 		}
 		if h.Get("X-Content-Type-Options") != "nosniff" {
@@ -154,7 +154,7 @@ func TestHeaders(t *testing.T) {
 	if res.Header.Get("Content-Type") != "application/octet-stream" || !strings.HasPrefix(res.Header.Get("Content-Disposition"), "attachment") || body != "\x00\x01\x02binary" {
 		t.Errorf("raw binary: type %q, disposition %q, body %q", res.Header.Get("Content-Type"), res.Header.Get("Content-Disposition"), body)
 	}
-	if res, _ := get(t, s, "/repo/raw/main/dir/a.txt"); res.Header.Get("Content-Type") != "text/plain; charset=utf-8" || res.Header.Get("Content-Security-Policy") != rawCSP {
+	if res, _ := get(t, s, "/repo/raw/main/dir/a.txt"); res.Header.Get("Content-Type") != "text/plain; charset=utf-8" || res.Header.Get("Content-Security-Policy") != RawCSP {
 		t.Errorf("raw text: type %q, policy %q", res.Header.Get("Content-Type"), res.Header.Get("Content-Security-Policy"))
 	}
 	rec := httptest.NewRecorder()

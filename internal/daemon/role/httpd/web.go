@@ -11,6 +11,7 @@ import (
 
 	"gotd/internal/daemon/frontend"
 	"gotd/internal/daemon/ipc"
+	"gotd/internal/web"
 )
 
 // The web pages share the URLs of smart HTTP: a request that is not
@@ -39,9 +40,6 @@ var webHeaders = []string{"Content-Type", "Content-Length", "Content-Security-Po
 // webRequestHeaders are the headers of a browser's request passed to
 // the web process.
 var webRequestHeaders = []string{"If-None-Match", "If-Modified-Since", "Range", "If-Range"}
-
-// strictCSP is set on an answer that carries no policy of its own.
-const strictCSP = "default-src 'none'; style-src 'self'; img-src 'self'"
 
 // isPage reports whether a request that is not git's asks for a page.
 func isPage(r *http.Request) bool {
@@ -134,9 +132,11 @@ func (srv *server) serveWeb(w http.ResponseWriter, r *http.Request, log *slog.Lo
 			h[k] = v
 		}
 	}
+	// Whatever the web process says, no script runs: its policy is
+	// one of the two the pages use, or the pages' is set.
 	h.Set("X-Content-Type-Options", "nosniff")
-	if h.Get("Content-Security-Policy") == "" {
-		h.Set("Content-Security-Policy", strictCSP)
+	if p := h.Get("Content-Security-Policy"); p != web.CSP && p != web.RawCSP {
+		h.Set("Content-Security-Policy", web.CSP)
 	}
 	if account != "" {
 		// What an account sees is for it alone.
