@@ -126,29 +126,34 @@ func (srv *server) serveWeb(w http.ResponseWriter, r *http.Request, log *slog.Lo
 	}
 	defer res.Body.Close()
 	head.left = -1 // the body is bounded by time, not size
-	h := w.Header()
-	for _, k := range webHeaders {
-		if v := res.Header.Values(k); len(v) > 0 {
-			h[k] = v
-		}
-	}
-	// Whatever the web process says, no script runs: its policy is
-	// one of the two the pages use, or the pages' is set.
-	h.Set("X-Content-Type-Options", "nosniff")
-	if p := h.Get("Content-Security-Policy"); p != web.CSP && p != web.RawCSP {
-		h.Set("Content-Security-Policy", web.CSP)
-	}
-	if account != "" {
-		// What an account sees is for it alone.
-		h.Set("Cache-Control", "private, "+h.Get("Cache-Control"))
-		h.Add("Vary", "Authorization")
-	}
+	copyWebHeaders(w.Header(), res.Header, account)
 	w.WriteHeader(res.StatusCode)
 	if _, err := io.Copy(w, res.Body); err != nil && !errors.Is(err, io.EOF) {
 		log.Info("page not sent whole", "err", err)
 	}
 	mine.Close()
 	client.Wait()
+}
+
+// copyWebHeaders sets on h the headers of a web process's answer that
+// a browser may have: those of webHeaders, nosniff, and the pages'
+// Content-Security-Policy unless the answer has one of their two.
+// What an account sees is cached for it alone.
+func copyWebHeaders(h, from http.Header, account string) {
+	for _, k := range webHeaders {
+		if v := from.Values(k); len(v) > 0 {
+			h[http.CanonicalHeaderKey(k)] = v
+		}
+	}
+	// Whatever the web process says, no script runs.
+	h.Set("X-Content-Type-Options", "nosniff")
+	if p := h.Values("Content-Security-Policy"); len(p) != 1 || p[0] != web.CSP && p[0] != web.RawCSP {
+		h.Set("Content-Security-Policy", web.CSP)
+	}
+	if account != "" {
+		h.Set("Cache-Control", "private, "+h.Get("Cache-Control"))
+		h.Add("Vary", "Authorization")
+	}
 }
 
 // webRefused answers a page request the parent refused.
