@@ -125,7 +125,13 @@ type Repository struct {
 	Push   Push
 	// Upkeep is the repository's upkeep directive.
 	Upkeep Upkeep
+	// Description is the "description" line's text, shown on the web
+	// pages ("": the repository's description file).
+	Description string
 }
+
+// MaxDescription bounds a repository's description.
+const MaxDescription = 1024
 
 // Rule is a permit or deny line.
 type Rule struct {

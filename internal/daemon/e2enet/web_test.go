@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -173,9 +174,12 @@ func (w *webClient) crawl() map[string][]byte {
 // and an account see: no 404, no 500, well-formed pages; and checks
 // what each may see.
 func TestWebCrawl(t *testing.T) {
-	s := start(t, options{})
+	s := start(t, options{extraTest: "\tdescription \"The <test> repository\""})
 	anon := s.web(t, "")
 	pages := anon.crawl()
+	if !bytes.Contains(pages["/"], []byte("The &lt;test&gt; repository")) || !bytes.Contains(pages["/test/"], []byte("The &lt;test&gt; repository")) {
+		t.Errorf("the index and summary lack the configured description")
+	}
 	t.Logf("anonymous: %d pages", len(pages))
 	for _, want := range []string{"/", "/test/", "/test/log", "/test/tree", "/empty/"} {
 		if _, ok := pages[want]; !ok {
@@ -490,5 +494,55 @@ func TestWebChromium(t *testing.T) {
 		if !strings.Contains(dom, "&lt;script&gt;") {
 			t.Errorf("%s: the payload is not shown as text:\n%.3000s", p, dom)
 		}
+	}
+}
+
+// TestWebReload checks that a reload which changes who may read what
+// reaches the pages: the web processes started before it end, so that
+// a repository opened to anonymous visitors shows, and one closed to
+// an account is no longer found by it. The anonymous web process,
+// killed, is started again.
+func TestWebReload(t *testing.T) {
+	s := start(t, options{})
+	anon, reader := s.web(t, ""), s.web(t, roAccount)
+	if res, _ := anon.get("/private/"); res.StatusCode != http.StatusNotFound {
+		t.Fatalf("anonymous /private/ before: status %d", res.StatusCode)
+	}
+	if res, _ := reader.get("/test/"); res.StatusCode != http.StatusOK {
+		t.Fatalf("%s /test/ before: status %d", roAccount, res.StatusCode)
+	}
+	conf, err := os.ReadFile(s.conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := strings.Replace(string(conf), "\tpermit rw "+rwAccount+"\n}", "\tpermit rw "+rwAccount+"\n\tpermit ro anonymous\n}", 1)
+	changed = strings.Replace(changed, "\tpermit ro "+roAccount+"\n", "\tdeny "+roAccount+"\n", 1)
+	if changed == string(conf) {
+		t.Fatal("the configuration did not change")
+	}
+	write(t, s.conf, changed, 0o644)
+	if out, err := s.gotctl("reload"); err != nil {
+		t.Fatalf("gotctl reload: %v\n%s", err, out)
+	}
+	if res, body := anon.get("/private/"); res.StatusCode != http.StatusOK {
+		t.Errorf("anonymous /private/ after: status %d: %.200s", res.StatusCode, body)
+	}
+	// The anonymous web process, the only one now (the reader's ended
+	// at the reload), dies: another serves after a second.
+	pid := s.waitRole("web", 0)
+	syscall.Kill(pid, syscall.SIGKILL)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		res, _ := anon.get("/test/")
+		if res.StatusCode == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no page after the web process was killed: status %d", res.StatusCode)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if res, _ := reader.get("/test/"); res.StatusCode != http.StatusNotFound {
+		t.Errorf("%s /test/ after its deny: status %d, want 404", roAccount, res.StatusCode)
 	}
 }

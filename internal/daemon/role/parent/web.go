@@ -79,7 +79,7 @@ func (d *daemon) webFor(account string) (*webProc, error) {
 	var repos []*ipc.WebRepo
 	for _, r := range d.cfg.Repositories {
 		if a := r.Access(id); a == config.Read || a == config.ReadWrite {
-			repos = append(repos, &ipc.WebRepo{Name: r.Name, Path: r.Path, Hidden: r.Hidden})
+			repos = append(repos, &ipc.WebRepo{Name: r.Name, Path: r.Path, Description: r.Description, Hidden: r.Hidden})
 		}
 		if len(repos) == ipc.MaxWebRepos {
 			break
