@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -231,6 +232,50 @@ func TestHostileRender(t *testing.T) {
 		}
 		if !strings.Contains(body, "&lt;") {
 			t.Errorf("GET %s: the markup is not shown as text", u)
+		}
+	}
+}
+
+// TestLogMatchesGit checks log pages against git log: the commits of a
+// branch newest first, page by page, and those that change a path.
+func TestLogMatchesGit(t *testing.T) {
+	dir := t.TempDir()
+	bare := filepath.Join(dir, "g.git")
+	git(t, dir, "init", "-q", "--bare", "-b", "main", "g.git")
+	gittest.Generate(t, bare, gittest.History{Commits: 120, Files: 8})
+	s := testSite(t, bare)
+	ids := func(body string) []string {
+		var out []string
+		for _, part := range strings.Split(body, `<a class="id" href="/repo/commit/`)[1:] {
+			out = append(out, part[:40])
+		}
+		return out
+	}
+	for _, path := range []string{"", "dir1", "dir0/sub0/file0.txt"} {
+		args := []string{"log", "--format=%H", "main"}
+		if path != "" {
+			args = append(args, "--", path)
+		}
+		want := strings.Fields(git(t, bare, args...))
+		var got []string
+		for ofs := 0; ofs <= len(want); ofs += logPage {
+			u := pageURL("repo", actLog, "main", path) + "?ofs=" + strconv.Itoa(ofs)
+			res, body := get(t, s, u)
+			if res.StatusCode != 200 {
+				t.Fatalf("GET %s: status %d", u, res.StatusCode)
+			}
+			page := ids(body)
+			if len(page) > logPage {
+				t.Fatalf("GET %s: %d commits", u, len(page))
+			}
+			more := strings.Contains(body, ">older</a>")
+			if more != (ofs+logPage < len(want)) {
+				t.Errorf("GET %s: older link %v with %d commits in all", u, more, len(want))
+			}
+			got = append(got, page...)
+		}
+		if strings.Join(got, " ") != strings.Join(want, " ") {
+			t.Errorf("log of %q: got %d commits, git log %d:\n%v\n%v", path, len(got), len(want), got, want)
 		}
 	}
 }
