@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -544,5 +545,55 @@ func TestWebReload(t *testing.T) {
 	}
 	if res, _ := reader.get("/test/"); res.StatusCode != http.StatusNotFound {
 		t.Errorf("%s /test/ after its deny: status %d, want 404", roAccount, res.StatusCode)
+	}
+}
+
+// TestWebVisitors has 50 visitors load pages at once, anonymous and as
+// an account: every page is served (the web process renders 32 at a
+// time, the others wait their turn).
+func TestWebVisitors(t *testing.T) {
+	s := start(t, options{})
+	src := filepath.Join(s.dir, "test.git")
+	head := strings.TrimSpace(run(t, "git", "--git-dir", src, "rev-parse", "main"))
+	paths := []string{"/", "/test/", "/test/log", "/test/commit/" + head, "/test/tree/main", "/test/atom", "/test/tags"}
+	var wg sync.WaitGroup
+	errs := make(chan string, 50*len(paths))
+	for i := range 50 {
+		user := ""
+		if i%5 == 0 {
+			user = rwAccount
+		}
+		c := s.web(t, user)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, p := range paths {
+				req, _ := http.NewRequest("GET", c.base+p, nil)
+				if user != "" {
+					req.SetBasicAuth(user, password)
+				}
+				res, err := c.c.Do(req)
+				if err != nil {
+					errs <- fmt.Sprintf("%s: %v", p, err)
+					continue
+				}
+				io.Copy(io.Discard, res.Body)
+				res.Body.Close()
+				if res.StatusCode != http.StatusOK {
+					errs <- fmt.Sprintf("%s: status %d", p, res.StatusCode)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	n := 0
+	for e := range errs {
+		if n++; n <= 10 {
+			t.Error(e)
+		}
+	}
+	if n > 0 {
+		t.Errorf("%d of %d pages failed", n, 50*len(paths))
 	}
 }
