@@ -57,8 +57,10 @@ type Site struct {
 	// Transports make the clone URLs of summaries.
 	Transports []Transport
 	Log        *slog.Logger
-	// Timeout bounds each request (0: DefaultTimeout).
-	Timeout time.Duration
+	// Timeout bounds the making of each page (0: DefaultTimeout);
+	// StreamTimeout the sending of a snapshot or a raw file, whose
+	// size the deadline alone bounds (0: Timeout).
+	Timeout, StreamTimeout time.Duration
 	// Account is the visitor's account, "" for anonymous visitors
 	// (who are offered to log in).
 	Account string
@@ -137,6 +139,9 @@ func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	timeout := s.Timeout
 	if timeout <= 0 {
 		timeout = DefaultTimeout
+	}
+	if (rt.action == actSnapshot || rt.action == actRaw) && s.StreamTimeout > 0 {
+		timeout = s.StreamTimeout
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()

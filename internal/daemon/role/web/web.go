@@ -28,6 +28,8 @@ const (
 	// maxConcurrent bounds the pages rendered at once; more wait for
 	// their turn in the listener.
 	maxConcurrent = 32
+	// pageTimeout bounds the making of a page.
+	pageTimeout = time.Minute
 )
 
 // Setup is what ReadStart reads from the parent.
@@ -56,7 +58,10 @@ func ReadStart(parent *msg.Conn) (*Setup, error) {
 // Open opens the repositories of s; one that cannot be opened is left
 // out, and logged. It returns the site and the directories it reads.
 func Open(log *slog.Logger, s *Setup) (*site.Site, []string) {
-	st := &site.Site{Log: log, Timeout: time.Duration(s.Start.Timeout) * time.Second, Account: s.Start.Account}
+	// A page has at most pageTimeout; a snapshot or a raw file the
+	// request timeout, as a clone has.
+	timeout := time.Duration(s.Start.Timeout) * time.Second
+	st := &site.Site{Log: log, Timeout: min(timeout, pageTimeout), StreamTimeout: timeout, Account: s.Start.Account}
 	var dirs []string
 	for _, r := range s.Repos {
 		rp, err := site.Open(r.Name, r.Path, r.Description, r.Hidden)
@@ -81,7 +86,7 @@ func Main(ctx context.Context, log *slog.Logger, parent *msg.Conn, st *site.Site
 	hs := &http.Server{
 		Handler:           st,
 		ReadHeaderTimeout: headerTimeout,
-		WriteTimeout:      st.Timeout + headerTimeout,
+		WriteTimeout:      max(st.Timeout, st.StreamTimeout) + headerTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
