@@ -98,6 +98,9 @@ gotd is starting with the repository "demo" (data in $data).
   SSH:      GIT_SSH_COMMAND="$ssh_cmd" \\
               git clone ssh://demo@127.0.0.1:$ssh_port/demo
 
+Browse it at http://127.0.0.1:$http_port/demo/ (the repositories:
+http://127.0.0.1:$http_port/; log in as "demo" with the token below).
+
 Push over SSH with the clone above, or over HTTP as the account "demo"
 with the token $token:
 

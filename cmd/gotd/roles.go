@@ -31,6 +31,7 @@ import (
 	"gotd/internal/daemon/role/sessionwrite"
 	"gotd/internal/daemon/role/sshd"
 	"gotd/internal/daemon/role/upkeep"
+	"gotd/internal/daemon/role/web"
 	"gotd/internal/daemon/sandbox"
 	"gotd/internal/daemon/users"
 	"gotd/internal/git/repo"
@@ -242,6 +243,20 @@ func runRole(role string, lo logs.Options) error {
 			return err
 		}
 		return fetch.Main(ctx, log, &start, writer, r)
+	case parent.RoleWeb:
+		setup, err := web.ReadStart(parentCh)
+		if err != nil {
+			return err
+		}
+		(&memlimit.Ceiling{Limit: int64(setup.Start.MemoryLimit), Log: log}).Start()
+		site, dirs := web.Open(log, setup)
+		// Reads the repositories its visitor may read, and nothing
+		// else: no writes, no sockets; each page arrives as a stream
+		// the parent passes on its channel and is answered on it.
+		if err := confine(log, sandbox.Policy{Role: role, ReadDirs: dirs}); err != nil {
+			return err
+		}
+		return web.Main(ctx, log, parentCh, site)
 	}
 	return fmt.Errorf("unknown role %q", role)
 }

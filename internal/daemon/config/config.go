@@ -128,7 +128,13 @@ type Repository struct {
 	// Mirror is its "mirror from" directive, nil for none: the
 	// repository is a pull mirror, which refuses pushes.
 	Mirror *Mirror
+	// Description is the "description" line's text, shown on the web
+	// pages ("": the repository's description file).
+	Description string
 }
+
+// MaxDescription bounds a repository's description.
+const MaxDescription = 1024
 
 // Rule is a permit or deny line.
 type Rule struct {

@@ -292,6 +292,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("a = \"b\"\nlisten on $a\nrepository \"x\" { path \"/x\"\n}\n"))
 	f.Add([]byte(frontendExample))
 	f.Add([]byte("connection {\nrequest timeout 5s\nrequest deadline 2h\nminimum rate 4K per 10s\n}\n"))
+	f.Add([]byte("repository \"r\" {\npath \"/r\"\ndescription \"a <b> c\"\n}\n"))
 	f.Add([]byte("repository \"r\" {\npath \"/r\"\nhide namespace refs/x\npush {\ndeny create namespace \"refs/tags/\" :a b 7\n" +
 		"max blob size 1K except c\ndeny binary\ndeny merge branch main except :m\nmax pack size 2G\nmax objects 9\nmin free space 3M\nmax object size 1G\n}\n}\n"))
 	f.Add([]byte("connection {\nlimit pending 9\nlimit pending user 2\nlimit pending address 3\nshutdown timeout 1m\n}\nrepository r {\npath \"/r\"\n}\n"))
@@ -705,5 +706,29 @@ func TestRequestTemplateExamples(t *testing.T) {
 	got, err := chat.Expand(&webhook.Values{Repo: "project", Ref: "refs/heads/main", Pusher: "alice", Commits: 2, Subject: "Add notes"})
 	if err != nil || got+"\n" != blocks[2] {
 		t.Errorf("chat message %q, %v; the page shows %q", got, err, blocks[2])
+	}
+}
+
+// TestDescription checks the repository's "description" line: one line
+// of UTF-8, given once.
+func TestDescription(t *testing.T) {
+	c, err := Parse("d.conf", []byte("repository \"r\" {\n\tpath \"/r\"\n\tdescription \"A <small> repository\"\n}\n"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Repositories[0].Description; got != "A <small> repository" {
+		t.Errorf("description %q", got)
+	}
+	for _, bad := range []string{
+		`description ""`,
+		`description "a" ` + "\n\tdescription \"b\"",
+		`description "` + strings.Repeat("x", MaxDescription+1) + `"`,
+		"description \"bad \xff byte\"",
+		"description \"a\tb\"",
+	} {
+		src := "repository \"r\" {\n\tpath \"/r\"\n\t" + bad + "\n}\n"
+		if _, err := Parse("d.conf", []byte(src), Options{}); err == nil || !strings.Contains(err.Error(), "d.conf:") {
+			t.Errorf("%q: got %v, want an error with its line", bad, err)
+		}
 	}
 }

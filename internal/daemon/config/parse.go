@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"gotd/internal/daemon/webhook"
 )
@@ -412,6 +414,17 @@ func (p *parser) repoOption(r *Repository) {
 	case p.is("push"):
 		p.advance()
 		p.block(func() { p.pushOption(r) })
+	case p.is("description"):
+		p.advance()
+		d := p.str("a description")
+		switch {
+		case r.Description != "":
+			p.errorf(line, "repository %q: description given twice", r.Name)
+		case d == "" || len(d) > MaxDescription || !utf8.ValidString(d) || strings.ContainsFunc(d, unicode.IsControl):
+			p.errorf(line, "repository %q: a description is one line of 1 to %d bytes of UTF-8", r.Name, MaxDescription)
+		default:
+			r.Description = d
+		}
 	case p.is("hide"):
 		p.advance()
 		p.expect("namespace")

@@ -92,6 +92,9 @@ const (
 	TypeMirrorStart
 	TypeMirrorRef
 	TypeMirrorFetched
+	TypeWebStart
+	TypeWebRepo
+	TypeWebRequest
 )
 
 // Message is one of the types below.

@@ -72,6 +72,10 @@ func messages() []Message {
 		testMetrics(),
 		&UpkeepStart{Path: "/git/r.git", Name: "r", Grace: 14 * 24 * 3600},
 		&UpkeepDone{Status: UpkeepFailed, Objects: 300, Packs: 12, Pruned: 2, Young: 1, Message: "upkeep: write pack: no space left on device"},
+		&WebStart{Account: "flan", Timeout: 30, MemoryLimit: 256 << 20, Repos: 2,
+			Transports: []WebTransport{{Scheme: "ssh", Port: 2222, User: "flan"}, {Scheme: "https", Host: "::1", Port: 443}}},
+		&WebRepo{Name: "r", Path: "/git/r.git", Description: "a <b>repository</b>", Hidden: []string{"refs/internal/"}},
+		&WebRequest{Client: 9},
 	}
 }
 
@@ -114,6 +118,13 @@ func TestMetricsBounds(t *testing.T) {
 		"long grace":     &UpkeepStart{Path: "/r.git", Grace: MaxUpkeepGrace + 1},
 		"upkeep status":  &UpkeepDone{Status: 4},
 		"upkeep count":   &UpkeepDone{Pruned: MaxUpkeepCount + 1},
+		"web timeout":    &WebStart{Repos: 1},
+		"web repos":      &WebStart{Timeout: 1, Repos: MaxWebRepos + 1},
+		"web scheme":     &WebStart{Timeout: 1, Transports: []WebTransport{{Scheme: "file", Port: 1}}},
+		"web port":       &WebStart{Timeout: 1, Transports: []WebTransport{{Scheme: "git", Port: 65536}}},
+		"web host":       &WebStart{Timeout: 1, Transports: []WebTransport{{Scheme: "git", Host: "a/b", Port: 1}}},
+		"web path":       &WebRepo{Name: "r", Path: "r.git"},
+		"web hidden":     &WebRepo{Name: "r", Path: "/r.git", Hidden: []string{"refs/x"}},
 	}
 	for name, m := range bad {
 		var e msg.Encoder

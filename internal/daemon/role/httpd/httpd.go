@@ -193,6 +193,10 @@ func (srv *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	log := srv.log.With("remote", r.RemoteAddr, "method", r.Method, "path", r.URL.Path)
 	rt, code := parseRoute(r)
+	if code == http.StatusNotFound && isPage(r) {
+		srv.serveWeb(w, r, log)
+		return
+	}
 	if code != 0 {
 		srv.s.Failed("request refused", r.RemoteAddr, "status", code)
 		fail(w, code, http.StatusText(code))

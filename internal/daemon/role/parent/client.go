@@ -163,6 +163,7 @@ func (d *daemon) start(c *client) {
 			return
 		}
 		c.write = true
+	case ipc.ServiceWeb:
 	default:
 		d.refuse(c, ipc.ReasonBadRequest, gitcmd.ErrRefused.Error(), "unknown service")
 		return
@@ -180,6 +181,10 @@ func (d *daemon) start(c *client) {
 // for a front-end's client, whose identity is established.
 func (d *daemon) lookup(c *client) {
 	h := &c.connect.Hello
+	if h.Service == ipc.ServiceWeb {
+		d.web(c)
+		return
+	}
 	log := d.log.With("client", c.id)
 	// Past claimed, what a front-end's client claims is established:
 	// only anonymous clients remain unproven.

@@ -85,6 +85,10 @@ func (d *daemon) sessionStats(c *client, raw msg.Msg) error {
 
 // countDone counts c, which is done, with the outcome it was told.
 func (d *daemon) countDone(c *client, done *ipc.Done) {
+	if c.connect.Service == ipc.ServiceWeb {
+		// A page is not a fetch: the metrics have no kind for it yet.
+		return
+	}
 	d.recorder.Done(metrics.Request{Via: c.connect.Via, Write: c.write, Archive: c.rec.mode == ipc.ModeArchive, Stats: c.stats,
 		Status: done.Status, Reason: done.Reason, Duration: time.Since(c.since)})
 }

@@ -145,6 +145,9 @@ type event struct {
 	restartListen bool
 	// restartMetrics starts the metrics process again.
 	restartMetrics bool
+	// restartWeb starts the anonymous visitors' web process again;
+	// webTick looks for idle web processes (web.go).
+	restartWeb, webTick bool
 	// drained: the shutdown timeout of gotctl stop has passed.
 	drained bool
 	// reloaded is a reload prepared, to apply; haltWait, one whose
@@ -191,11 +194,14 @@ type daemon struct {
 	// mirrors are the pull mirrors' states, by repository name
 	// (mirror.go).
 	mirrors map[string]*mirroring
+	// webs are the web processes by account, "" for anonymous
+	// visitors (web.go).
+	webs map[string]*webProc
 }
 
 // Main runs the daemon until it is stopped.
 func Main(ctx context.Context, log *slog.Logger, opts Options) error {
-	d := &daemon{opts: opts, log: log, cfg: opts.Config, events: make(chan event, 64), clients: map[uint32]*client{}, upkeeps: map[string]*upkeeping{}}
+	d := &daemon{opts: opts, log: log, cfg: opts.Config, events: make(chan event, 64), clients: map[uint32]*client{}, upkeeps: map[string]*upkeeping{}, webs: map[string]*webProc{}}
 	d.audit = logs.Audit(log)
 	d.refused = newRefusals(d.audit)
 	d.verifier = newVerifier(d)
@@ -230,6 +236,7 @@ func Main(ctx context.Context, log *slog.Logger, opts Options) error {
 			return err
 		}
 	}
+	d.startWebs()
 	d.starting = map[*child]bool{d.listen: true, d.notify: true}
 	for _, f := range d.frontends {
 		d.starting[f.proc] = true
@@ -393,6 +400,10 @@ func (d *daemon) run(ctx context.Context) error {
 			d.mirrorDue(ev.mirrorDue)
 		case ev.mirrorOverdue != "":
 			d.mirrorOverdue(ev.mirrorOverdue)
+		case ev.restartWeb:
+			d.restartWeb()
+		case ev.webTick:
+			d.webTick()
 		case ev.drained:
 			if len(d.clients) > 0 {
 				d.log.Warn("shutdown timeout: ending the clients still connected", "clients", len(d.clients), "timeout", d.cfg.ShutdownTimeout)
@@ -475,6 +486,14 @@ func (d *daemon) message(from *child, raw msg.Msg) {
 		d.fromSource(from, f.Via, raw)
 		return
 	}
+	if w := d.webOf(from); w != nil {
+		// A web process sends nothing: one that does is not what it
+		// was started as.
+		closeFile(raw)
+		d.log.Error("unexpected message from a web process", "pid", from.pid(), "type", raw.Type)
+		from.kill()
+		return
+	}
 	if u := d.upkeepOf(from); u != nil {
 		if err := d.fromUpkeep(u, raw); err != nil {
 			closeFile(raw)
@@ -553,6 +572,10 @@ func (d *daemon) exited(ch *child) error {
 		d.mirrorExited(name, m, ch)
 		return nil
 	}
+	if w := d.webOf(ch); w != nil {
+		d.webExited(w)
+		return nil
+	}
 	if i := slices.IndexFunc(d.retired, func(f *frontend) bool { return f.proc == ch }); i >= 0 {
 		d.log.Info("a front-end replaced at a reload is done", "child", ch.role, "pid", ch.pid(), "err", ch.status)
 		f := d.retired[i]
@@ -616,7 +639,7 @@ func (d *daemon) shutdown() {
 	if n := len(d.nstate.backlog); n > 0 {
 		d.log.Error("notifications lost: notify was not running at shutdown", "count", n)
 	}
-	all := []*child{d.listen, d.metrics}
+	all := append([]*child{d.listen, d.metrics}, d.webProcs()...)
 	for _, f := range slices.Concat(d.frontends, d.retired) {
 		all = append(all, f.proc)
 	}

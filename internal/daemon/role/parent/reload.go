@@ -635,6 +635,7 @@ func (d *daemon) finishReload(r *reloaded) {
 	}
 	d.cfg = p.cfg
 	d.scheduleMirrors()
+	d.webReload()
 	if !d.listen.exited {
 		if err := ipc.Send(d.listen.ch, d.limits(), nil); err != nil {
 			d.log.Error("reload: cannot update listen's limits", "err", err)

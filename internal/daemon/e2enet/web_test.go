@@ -1,0 +1,599 @@
+package e2enet
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/xml"
+	"fmt"
+	"html"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	xhtml "golang.org/x/net/html"
+)
+
+// webClient fetches pages of a test server, as an account when user is
+// set.
+type webClient struct {
+	t          *testing.T
+	base       string
+	user, pass string
+	c          *http.Client
+}
+
+func (s *server) web(t *testing.T, user string) *webClient {
+	return &webClient{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", s.httpPort), user: user, pass: password,
+		c: &http.Client{Timeout: 30 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+// get fetches a path and returns the response with its body read.
+func (w *webClient) get(path string) (*http.Response, []byte) {
+	w.t.Helper()
+	req, err := http.NewRequest("GET", w.base+path, nil)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	if w.user != "" {
+		req.SetBasicAuth(w.user, w.pass)
+	}
+	res, err := w.c.Do(req)
+	if err != nil {
+		w.t.Fatalf("GET %s: %v", path, err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(res.Body, 64<<20))
+	if err != nil {
+		w.t.Fatalf("GET %s: body: %v", path, err)
+	}
+	return res, b
+}
+
+// voidElements have no end tag.
+var voidElements = map[string]bool{"area": true, "base": true, "br": true, "col": true, "embed": true, "hr": true, "img": true,
+	"input": true, "link": true, "meta": true, "source": true, "track": true, "wbr": true}
+
+// checkPage checks that a page is well-formed HTML: every element
+// closed in order, one html element, no script, no event handler
+// attributes, no URL but the site's own paths and fragments. It
+// returns the page's links (href values).
+func checkPage(t *testing.T, path string, page []byte) []string {
+	t.Helper()
+	var links, stack []string
+	z := xhtml.NewTokenizer(bytes.NewReader(page))
+	for {
+		tt := z.Next()
+		switch tt {
+		case xhtml.ErrorToken:
+			if z.Err() != io.EOF {
+				t.Errorf("%s: %v", path, z.Err())
+			}
+			if len(stack) > 0 {
+				t.Errorf("%s: elements left open: %v", path, stack)
+			}
+			return links
+		case xhtml.StartTagToken, xhtml.SelfClosingTagToken:
+			tok := z.Token()
+			if tok.Data == "script" || tok.Data == "iframe" || tok.Data == "object" || tok.Data == "embed" {
+				t.Errorf("%s: a %s element", path, tok.Data)
+			}
+			for _, a := range tok.Attr {
+				if strings.HasPrefix(strings.ToLower(a.Key), "on") {
+					t.Errorf("%s: event handler attribute %s=%q", path, a.Key, a.Val)
+				}
+				if a.Key == "href" || a.Key == "src" {
+					if !strings.HasPrefix(a.Val, "/") && !strings.HasPrefix(a.Val, "#") || strings.HasPrefix(a.Val, "//") {
+						t.Errorf("%s: link %q leaves the site", path, a.Val)
+					}
+					if a.Key == "href" {
+						links = append(links, a.Val)
+					}
+				}
+			}
+			if tt == xhtml.StartTagToken && !voidElements[tok.Data] {
+				stack = append(stack, tok.Data)
+			}
+		case xhtml.EndTagToken:
+			tok := z.Token()
+			if len(stack) == 0 || stack[len(stack)-1] != tok.Data {
+				t.Errorf("%s: </%s> closes %v", path, tok.Data, stack)
+				return links
+			}
+			stack = stack[:len(stack)-1]
+		}
+	}
+}
+
+// maxCrawl bounds the pages a crawl visits: the test repositories have
+// far fewer.
+const maxCrawl = 4000
+
+// crawl follows every link from "/" and checks every page: status
+// 200, HTML that checkPage accepts, the security headers. It returns
+// the pages visited with their bodies.
+func (w *webClient) crawl() map[string][]byte {
+	t := w.t
+	t.Helper()
+	seen := map[string][]byte{}
+	queue := []string{"/"}
+	// The login link asks anonymous visitors for credentials
+	// (TestWebPrivate).
+	queued := map[string]bool{"/": true, "/-/login": true}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		if len(seen) == maxCrawl {
+			t.Fatalf("more than %d pages", maxCrawl)
+		}
+		res, body := w.get(p)
+		seen[p] = body
+		if res.StatusCode != http.StatusOK {
+			t.Errorf("GET %s: status %d: %.200s", p, res.StatusCode, body)
+			continue
+		}
+		if got := res.Header.Get("X-Content-Type-Options"); got != "nosniff" {
+			t.Errorf("GET %s: X-Content-Type-Options %q", p, got)
+		}
+		if got := res.Header.Get("Content-Security-Policy"); !strings.Contains(got, "default-src 'none'") || strings.Contains(got, "script-src") {
+			t.Errorf("GET %s: Content-Security-Policy %q", p, got)
+		}
+		if !strings.HasPrefix(res.Header.Get("Content-Type"), "text/html") {
+			continue
+		}
+		for _, l := range checkPage(t, p, body) {
+			if strings.HasPrefix(l, "#") {
+				continue
+			}
+			u, err := url.Parse(l)
+			if err != nil {
+				t.Errorf("%s: bad link %q", p, l)
+				continue
+			}
+			u.Fragment = ""
+			next := u.String()
+			if !queued[next] {
+				queued[next] = true
+				queue = append(queue, next)
+			}
+		}
+	}
+	return seen
+}
+
+// TestWebCrawl follows every link of every page the anonymous visitor
+// and an account see: no 404, no 500, well-formed pages; and checks
+// what each may see.
+func TestWebCrawl(t *testing.T) {
+	s := start(t, options{extraTest: "\tdescription \"The <test> repository\""})
+	anon := s.web(t, "")
+	pages := anon.crawl()
+	if !bytes.Contains(pages["/"], []byte("The &lt;test&gt; repository")) || !bytes.Contains(pages["/test/"], []byte("The &lt;test&gt; repository")) {
+		t.Errorf("the index and summary lack the configured description")
+	}
+	t.Logf("anonymous: %d pages", len(pages))
+	for _, want := range []string{"/", "/test/", "/test/log", "/test/tree", "/empty/"} {
+		if _, ok := pages[want]; !ok {
+			t.Errorf("the crawl did not reach %s", want)
+		}
+	}
+	for p := range pages {
+		if strings.HasPrefix(p, "/private/") {
+			t.Errorf("anonymous reached %s", p)
+		}
+	}
+	if n := len(pages); n < 100 {
+		t.Errorf("%d pages crawled, want more than 100", n)
+	}
+	writer := s.web(t, rwAccount)
+	wpages := writer.crawl()
+	t.Logf("%s: %d pages", rwAccount, len(wpages))
+	if _, ok := wpages["/private/"]; !ok {
+		t.Errorf("the writer's crawl did not reach /private/")
+	}
+}
+
+// TestWebPrivate checks that a repository anonymous visitors may not
+// read is not found by them, nor listed, and is shown to an account
+// that may read it; that wrong credentials are refused; and that the
+// login link asks for credentials.
+func TestWebPrivate(t *testing.T) {
+	s := start(t, options{})
+	anon, writer, reader := s.web(t, ""), s.web(t, rwAccount), s.web(t, roAccount)
+	for _, p := range []string{"/private/", "/private/log", "/private/tree/main", "/private/commit/main", "/private.git/", "/nonexistent/"} {
+		if res, _ := anon.get(p); res.StatusCode != http.StatusNotFound {
+			t.Errorf("anonymous GET %s: status %d, want 404", p, res.StatusCode)
+		}
+		if res, _ := reader.get(p); res.StatusCode != http.StatusNotFound {
+			t.Errorf("%s GET %s: status %d, want 404", roAccount, p, res.StatusCode)
+		}
+	}
+	_, index := anon.get("/")
+	if bytes.Contains(index, []byte("private")) {
+		t.Errorf("the anonymous index names the private repository:\n%s", index)
+	}
+	for _, p := range []string{"/private/", "/private/log", "/private/tree/main", "/private/commit/main"} {
+		if res, body := writer.get(p); res.StatusCode != http.StatusOK {
+			t.Errorf("%s GET %s: status %d: %.200s", rwAccount, p, res.StatusCode, body)
+		} else if cc := res.Header.Get("Cache-Control"); !strings.Contains(cc, "private") {
+			t.Errorf("%s GET %s: Cache-Control %q, want private", rwAccount, p, cc)
+		}
+	}
+	if _, index := writer.get("/"); !bytes.Contains(index, []byte(`href="/private/"`)) {
+		t.Errorf("the writer's index does not list the private repository:\n%s", index)
+	}
+	wrong := s.web(t, rwAccount)
+	wrong.pass = "wrong"
+	if res, _ := wrong.get("/private/"); res.StatusCode != http.StatusUnauthorized {
+		t.Errorf("wrong password: status %d, want 401", res.StatusCode)
+	}
+	res, _ := anon.get("/-/login")
+	if res.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(res.Header.Get("WWW-Authenticate"), "Basic ") {
+		t.Errorf("anonymous /-/login: status %d, WWW-Authenticate %q; want 401 and a challenge", res.StatusCode, res.Header.Get("WWW-Authenticate"))
+	}
+	if res, _ := writer.get("/-/login"); res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/" {
+		t.Errorf("%s /-/login: status %d, Location %q; want 303 to /", rwAccount, res.StatusCode, res.Header.Get("Location"))
+	}
+	// Git's own requests on the same URLs are still smart HTTP.
+	s.mustGit(s.clientDir("clone"), nil, "clone", "-q", s.httpURL("", "test"), "c")
+}
+
+// TestWebSnapshot checks that a snapshot's tar, decompressed, is what
+// git archive writes for the same commit and prefix, and that its zip
+// lists the same files.
+func TestWebSnapshot(t *testing.T) {
+	s := start(t, options{})
+	src := filepath.Join(s.dir, "test.git")
+	id := strings.TrimSpace(run(t, "git", "--git-dir", src, "rev-parse", "main"))
+	anon := s.web(t, "")
+	for _, rev := range []string{id, "main"} {
+		res, body := anon.get("/test/snapshot/" + rev + ".tar.gz")
+		if res.StatusCode != http.StatusOK || res.Header.Get("Content-Type") != "application/gzip" {
+			t.Fatalf("snapshot of %s: status %d, type %q", rev, res.StatusCode, res.Header.Get("Content-Type"))
+		}
+		zr, err := gzip.NewReader(bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(zr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := run(t, "git", "--git-dir", src, "archive", "--format=tar", "--prefix=test-"+rev+"/", id)
+		if !bytes.Equal(got, []byte(want)) {
+			t.Errorf("snapshot of %s: %d bytes differ from git archive's %d", rev, len(got), len(want))
+		}
+		if rev == id && !strings.Contains(res.Header.Get("Cache-Control"), "immutable") {
+			t.Errorf("snapshot of a commit id: Cache-Control %q", res.Header.Get("Cache-Control"))
+		}
+	}
+	// The tar lists the files git ls-tree does.
+	res, body := anon.get("/test/snapshot/" + id + ".zip")
+	if res.StatusCode != http.StatusOK || !bytes.HasPrefix(body, []byte("PK")) {
+		t.Fatalf("zip snapshot: status %d", res.StatusCode)
+	}
+	zipFile := filepath.Join(s.dir, "s.zip")
+	if err := os.WriteFile(zipFile, body, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	tr := tar.NewReader(strings.NewReader(run(t, "git", "--git-dir", src, "archive", "--format=tar", id)))
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			break
+		}
+		if h.Typeflag == tar.TypeReg || h.Typeflag == tar.TypeSymlink {
+			names = append(names, "test-"+id+"/"+h.Name)
+		}
+	}
+	slices.Sort(names)
+	var got []string
+	for _, l := range strings.Split(strings.TrimSpace(run(t, "zipinfo", "-1", zipFile)), "\n") {
+		if !strings.HasSuffix(l, "/") {
+			got = append(got, l)
+		}
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, names) {
+		t.Errorf("zip lists %v, want %v", got, names)
+	}
+}
+
+// Payloads of the hostile repository: each would run script, or change
+// the page's title, if a page let it through as markup.
+const (
+	hostileTitle  = "pwned"
+	hostileScript = `<script>document.title='` + hostileTitle + `'</script>`
+	hostileFile   = `"><img src=x onerror="document.title='` + hostileTitle + `'">.txt`
+	hostileSVG    = `<svg onload=alert(1)>.txt`
+	hostileJSName = `javascript:alert(1)`
+	hostileBranch = `"><svg/onload=alert(1)>`
+	hostileTag    = `<script>alert(1)<`
+	hostileAuthor = `Mallory"' onmouseover="document.title='` + hostileTitle + `'" &amp;`
+	hostileEmail  = `m"onfocus="alert(1)@example.com`
+)
+
+// pushHostile pushes, as the writer over HTTP, a commit to "test"
+// whose file names, message and author carry the payloads, with a
+// branch and an annotated tag named like markup.
+func (s *server) pushHostile(t *testing.T) string {
+	t.Helper()
+	work := s.clientDir("hostile")
+	s.mustGit(work, nil, "clone", "-q", s.httpURL("", "test"), "h")
+	h := filepath.Join(work, "h")
+	for _, name := range []string{hostileFile, hostileSVG, hostileJSName} {
+		write(t, filepath.Join(h, name), hostileScript+"\n", 0o644)
+	}
+	os.MkdirAll(filepath.Join(h, hostileTag), 0o755)
+	write(t, filepath.Join(h, hostileTag, "page.html"), "<!DOCTYPE html><html><body>"+hostileScript+"</body></html>\n", 0o644)
+	s.mustGit(h, nil, "add", ".")
+	env := []string{"GIT_AUTHOR_NAME=" + hostileAuthor, "GIT_AUTHOR_EMAIL=" + hostileEmail,
+		"GIT_COMMITTER_NAME=" + hostileAuthor, "GIT_COMMITTER_EMAIL=" + hostileEmail}
+	s.mustGit(h, env, "commit", "-q", "-m", hostileScript+"\n\n<a href=\"javascript:alert(1)\">click</a> "+hostileJSName)
+	s.mustGit(h, env, "tag", "-a", "-m", hostileScript, hostileTag)
+	id := strings.TrimSpace(s.mustGit(h, nil, "rev-parse", "HEAD"))
+	push := s.httpURL(rwAccount+":"+strings.ReplaceAll(password, " ", "%20"), "test")
+	s.mustGit(h, nil, "push", "-q", push, "HEAD:main", "HEAD:refs/heads/"+hostileBranch, "refs/tags/"+hostileTag)
+	return id
+}
+
+// TestWebHostile crawls a repository whose names, messages and authors
+// carry markup and script: every page is well-formed with no script,
+// handler or foreign link (checkPage), the payloads show as text, a
+// file served raw is plain text that cannot run, and the feeds are
+// well-formed XML.
+func TestWebHostile(t *testing.T) {
+	s := start(t, options{})
+	id := s.pushHostile(t)
+	anon := s.web(t, "")
+	pages := anon.crawl()
+	t.Logf("%d pages", len(pages))
+	commit, ok := pages["/test/commit/"+id]
+	if !ok {
+		t.Fatalf("the crawl did not reach the hostile commit %s", id)
+	}
+	for _, want := range []string{"&lt;script&gt;document.title=&#39;pwned&#39;&lt;/script&gt;", "Mallory&#34;&#39; onmouseover=&#34;", "&amp;amp",
+		"&lt;svg onload=alert(1)&gt;.txt", "javascript:alert(1)"} {
+		if !bytes.Contains(commit, []byte(want)) {
+			t.Errorf("the commit page lacks %q", want)
+		}
+	}
+	var sawBranch, sawTag bool
+	for p := range pages {
+		sawBranch = sawBranch || strings.Contains(p, url.PathEscape(hostileBranch))
+		sawTag = sawTag || strings.HasPrefix(p, "/test/tag/"+url.PathEscape(hostileTag))
+	}
+	if !sawBranch || !sawTag {
+		t.Errorf("the crawl reached the hostile branch: %v, tag: %v", sawBranch, sawTag)
+	}
+	res, body := anon.get("/test/raw/main/" + url.PathEscape(hostileTag) + "/page.html")
+	if res.StatusCode != http.StatusOK || res.Header.Get("Content-Type") != "text/plain; charset=utf-8" ||
+		!strings.Contains(res.Header.Get("Content-Security-Policy"), "sandbox") || !bytes.Contains(body, []byte(hostileScript)) {
+		t.Errorf("raw page.html: status %d, type %q, policy %q", res.StatusCode, res.Header.Get("Content-Type"), res.Header.Get("Content-Security-Policy"))
+	}
+	for _, p := range []string{"/test/atom", "/test/tags.atom", "/test/atom/" + url.PathEscape(hostileBranch)} {
+		res, body := anon.get(p)
+		if res.StatusCode != http.StatusOK {
+			t.Errorf("GET %s: status %d", p, res.StatusCode)
+			continue
+		}
+		d := xml.NewDecoder(bytes.NewReader(body))
+		for {
+			if _, err := d.Token(); err != nil {
+				if err != io.EOF {
+					t.Errorf("GET %s: not XML: %v", p, err)
+				}
+				break
+			}
+		}
+		if !bytes.Contains(body, []byte("&lt;script&gt;")) {
+			t.Errorf("GET %s: the payload is not in the feed, escaped", p)
+		}
+	}
+}
+
+// chromiumPath is Debian's chromium.
+const chromiumPath = "/usr/bin/chromium"
+
+// chromium runs headless Chromium on url with args (--dump-dom,
+// --screenshot=…) and returns its standard output, bounded in time.
+func chromium(t *testing.T, url string, args ...string) string {
+	t.Helper()
+	profile := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	all := append([]string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+		"--user-data-dir=" + profile}, args...)
+	cmd := exec.CommandContext(ctx, chromiumPath, append(all, url)...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	cmd.Env = append(os.Environ(), "HOME="+profile)
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("chromium %s: %v\n%s", url, err, errb.String())
+	}
+	return out.String()
+}
+
+// TestWebChromium loads the index, a summary, a log, a commit with a
+// diff, a tree and a blob in headless Chromium: the DOM it builds holds
+// the expected text, and screenshots are written (a desktop's width;
+// a phone's for the summary and the commit; GOTD_WEB_SCREENSHOTS names
+// a directory to keep them in). Then the hostile repository's pages: no script
+// ran (the payloads would set the document's title, and the DOM would
+// hold elements they create).
+func TestWebChromium(t *testing.T) {
+	if _, err := os.Stat(chromiumPath); err != nil {
+		if os.Getenv("GOTD_REQUIRE_E2E") != "" {
+			t.Fatalf("chromium is not installed: %v", err)
+		}
+		t.Skip("chromium is not installed")
+	}
+	s := start(t, options{})
+	src := filepath.Join(s.dir, "test.git")
+	head := strings.TrimSpace(run(t, "git", "--git-dir", src, "rev-parse", "main"))
+	file := strings.SplitN(strings.TrimSpace(run(t, "git", "--git-dir", src, "ls-tree", "-r", "--name-only", "main")), "\n", 2)[0]
+	firstLine, _, _ := strings.Cut(run(t, "git", "--git-dir", src, "show", "main:"+file), "\n")
+	dir := strings.SplitN(file, "/", 2)[0]
+	base := fmt.Sprintf("http://127.0.0.1:%d", s.httpPort)
+	shots := t.TempDir()
+	for _, tc := range []struct {
+		name, path string
+		want       []string
+	}{
+		{"index", "/", []string{"Repositories", `href="/test/"`, `href="/empty/"`}},
+		{"summary", "/test/", []string{"Clone", fmt.Sprintf("git clone http://127.0.0.1:%d/test", s.httpPort), "Newest commits", "main"}},
+		{"log", "/test/log", []string{"Log of HEAD", head[:10]}},
+		{"commit", "/test/commit/" + head, []string{"Changes", "@@ -", "files changed", head}},
+		{"tree", "/test/tree/main", []string{dir + "/", "log of this tree"}},
+		{"blob", "/test/blob/main/" + file, []string{`id="L1"`, html.EscapeString(firstLine)}},
+	} {
+		// The DOM and a screenshot at a desktop's width in one run; the
+		// summary and the commit at a phone's width too.
+		png := filepath.Join(shots, tc.name+"-1280x900.png")
+		dom := chromium(t, base+tc.path, "--dump-dom", "--screenshot="+png, "--window-size=1280,900", "--hide-scrollbars")
+		for _, w := range tc.want {
+			if !strings.Contains(dom, w) {
+				t.Errorf("%s: the DOM lacks %q:\n%.2000s", tc.name, w, dom)
+			}
+		}
+		pngs := []string{png}
+		if tc.name == "summary" || tc.name == "commit" {
+			phone := filepath.Join(shots, tc.name+"-390x844.png")
+			chromium(t, base+tc.path, "--screenshot="+phone, "--window-size=390,844", "--hide-scrollbars")
+			pngs = append(pngs, phone)
+		}
+		for _, png := range pngs {
+			b, err := os.ReadFile(png)
+			if err != nil || len(b) < 1000 || !bytes.HasPrefix(b, []byte("\x89PNG")) {
+				t.Errorf("%s: screenshot %s: %d bytes, %v", tc.name, png, len(b), err)
+			}
+		}
+	}
+	if dir := os.Getenv("GOTD_WEB_SCREENSHOTS"); dir != "" {
+		run(t, "cp", "-r", shots+"/.", dir)
+	}
+
+	id := s.pushHostile(t)
+	for _, p := range []string{"/test/", "/test/commit/" + id, "/test/log", "/test/tree/" + id, "/test/tag/" + url.PathEscape(hostileTag),
+		"/test/blob/" + id + "/" + url.PathEscape(hostileFile), "/test/raw/" + id + "/" + url.PathEscape(hostileTag) + "/page.html"} {
+		dom := chromium(t, base+p, "--dump-dom")
+		if strings.Contains(dom, "<title>"+hostileTitle) || strings.Contains(dom, "<svg") || strings.Contains(dom, "<img") || strings.Contains(dom, "<script") {
+			t.Errorf("%s: a payload ran or made markup:\n%.3000s", p, dom)
+		}
+		if !strings.Contains(dom, "&lt;script&gt;") {
+			t.Errorf("%s: the payload is not shown as text:\n%.3000s", p, dom)
+		}
+	}
+}
+
+// TestWebReload checks that a reload which changes who may read what
+// reaches the pages: the web processes started before it end, so that
+// a repository opened to anonymous visitors shows, and one closed to
+// an account is no longer found by it. The anonymous web process,
+// killed, is started again.
+func TestWebReload(t *testing.T) {
+	s := start(t, options{})
+	anon, reader := s.web(t, ""), s.web(t, roAccount)
+	if res, _ := anon.get("/private/"); res.StatusCode != http.StatusNotFound {
+		t.Fatalf("anonymous /private/ before: status %d", res.StatusCode)
+	}
+	if res, _ := reader.get("/test/"); res.StatusCode != http.StatusOK {
+		t.Fatalf("%s /test/ before: status %d", roAccount, res.StatusCode)
+	}
+	conf, err := os.ReadFile(s.conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := strings.Replace(string(conf), "\tpermit rw "+rwAccount+"\n}", "\tpermit rw "+rwAccount+"\n\tpermit ro anonymous\n}", 1)
+	changed = strings.Replace(changed, "\tpermit ro "+roAccount+"\n", "\tdeny "+roAccount+"\n", 1)
+	if changed == string(conf) {
+		t.Fatal("the configuration did not change")
+	}
+	write(t, s.conf, changed, 0o644)
+	if out, err := s.gotctl("reload"); err != nil {
+		t.Fatalf("gotctl reload: %v\n%s", err, out)
+	}
+	if res, body := anon.get("/private/"); res.StatusCode != http.StatusOK {
+		t.Errorf("anonymous /private/ after: status %d: %.200s", res.StatusCode, body)
+	}
+	// The anonymous web process, the only one now (the reader's ended
+	// at the reload), dies: another serves after a second.
+	pid := s.waitRole("web", 0)
+	syscall.Kill(pid, syscall.SIGKILL)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		res, _ := anon.get("/test/")
+		if res.StatusCode == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no page after the web process was killed: status %d", res.StatusCode)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if res, _ := reader.get("/test/"); res.StatusCode != http.StatusNotFound {
+		t.Errorf("%s /test/ after its deny: status %d, want 404", roAccount, res.StatusCode)
+	}
+}
+
+// TestWebVisitors has 50 visitors load pages at once, anonymous and as
+// an account: every page is served (the web process renders 32 at a
+// time, the others wait their turn).
+func TestWebVisitors(t *testing.T) {
+	s := start(t, options{})
+	src := filepath.Join(s.dir, "test.git")
+	head := strings.TrimSpace(run(t, "git", "--git-dir", src, "rev-parse", "main"))
+	paths := []string{"/", "/test/", "/test/log", "/test/commit/" + head, "/test/tree/main", "/test/atom", "/test/tags"}
+	var wg sync.WaitGroup
+	errs := make(chan string, 50*len(paths))
+	for i := range 50 {
+		user := ""
+		if i%5 == 0 {
+			user = rwAccount
+		}
+		c := s.web(t, user)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, p := range paths {
+				req, _ := http.NewRequest("GET", c.base+p, nil)
+				if user != "" {
+					req.SetBasicAuth(user, password)
+				}
+				res, err := c.c.Do(req)
+				if err != nil {
+					errs <- fmt.Sprintf("%s: %v", p, err)
+					continue
+				}
+				io.Copy(io.Discard, res.Body)
+				res.Body.Close()
+				if res.StatusCode != http.StatusOK {
+					errs <- fmt.Sprintf("%s: status %d", p, res.StatusCode)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	n := 0
+	for e := range errs {
+		if n++; n <= 10 {
+			t.Error(e)
+		}
+	}
+	if n > 0 {
+		t.Errorf("%d of %d pages failed", n, 50*len(paths))
+	}
+}
