@@ -190,3 +190,20 @@ func escapeSegments(p string) string {
 	}
 	return strings.Join(segs, "/")
 }
+
+// NamesPage reports whether a repository name as a URL path would have
+// it, the part of a path before what looks like a file of the dumb HTTP
+// protocol (HEAD, info/refs, objects/…), holds past its first segment
+// a page's action that takes a revision or path: the request is then a
+// page (a file named HEAD, a tree path objects/ab/cd…), not a dumb
+// read of a repository named so.
+func NamesPage(repo string) bool {
+	segs := strings.Split(strings.Trim(repo, "/"), "/")
+	for _, s := range segs[min(1, len(segs)):] {
+		switch s {
+		case actLog, actCommit, actTree, actBlob, actRaw, actBlame, actTag, actAtom, actSnapshot:
+			return true
+		}
+	}
+	return false
+}

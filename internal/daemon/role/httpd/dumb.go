@@ -13,6 +13,7 @@ import (
 	"gotd/internal/daemon/gitcmd"
 	"gotd/internal/daemon/ipc"
 	"gotd/internal/protocol/dumb"
+	"gotd/internal/web"
 )
 
 // dumbRoute maps the path of a GET of the dumb HTTP protocol
@@ -40,7 +41,7 @@ func dumbRoute(p string) (rt route, ok bool) {
 func checkDumb(r *http.Request) (route, int) {
 	rt, ok := dumbRoute(r.URL.Path)
 	switch {
-	case !ok:
+	case !ok, web.NamesPage(rt.repo):
 		return rt, http.StatusNotFound
 	case r.Method != http.MethodGet:
 		return rt, http.StatusMethodNotAllowed

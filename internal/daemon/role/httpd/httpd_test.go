@@ -42,6 +42,12 @@ func TestParseRoute(t *testing.T) {
 		{"GET", "/objects/info/packs", route{}, http.StatusNotFound},
 		{"GET", "/HEAD", route{}, http.StatusNotFound},
 		{"GET", "/demo/config", route{}, http.StatusNotFound},
+		// Pages whose paths end as dumb files do: a file named HEAD,
+		// a tree path objects/ab/cdef, the log of HEAD.
+		{"GET", "/demo/blob/main/HEAD", route{}, http.StatusNotFound},
+		{"GET", "/demo/tree/main/objects/ab/cdef", route{}, http.StatusNotFound},
+		{"GET", "/a/b/log/HEAD", route{}, http.StatusNotFound},
+		{"GET", "/log/HEAD", route{repo: "log", service: "git-upload-pack", mode: ipc.ModeDumb, file: "HEAD"}, 0},
 	} {
 		r := httptest.NewRequest(c.method, c.target, nil)
 		got, code := parseRoute(r)
