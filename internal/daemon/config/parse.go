@@ -192,6 +192,10 @@ func (p *parser) topLevel() {
 		line := p.tok.line
 		p.advance()
 		p.upkeep(&p.cfg.Upkeep, line)
+	case p.is("mirror") && p.lex.peekWord("spool"):
+		line := p.tok.line
+		p.advance()
+		p.mirrorSpool(line)
 	case p.is("ssh"):
 		p.advance()
 		p.expect("hostkey")
@@ -431,6 +435,9 @@ func (p *parser) repoOption(r *Repository) {
 	case p.is("upkeep"):
 		p.advance()
 		p.upkeep(&r.Upkeep, line)
+	case p.is("mirror") && p.lex.peekWord("to"):
+		p.advance()
+		p.mirrorTo(r, line)
 	default:
 		p.fail("syntax error: unexpected %v in repository options", p.tok)
 	}
