@@ -29,6 +29,9 @@ type SendOptions struct {
 	Repo *repo.Repo
 	// SSH pins the host key and gives the client key for ssh URLs.
 	SSH *SSH
+	// HTTPUser and HTTPPassword, if HTTPUser is set, authenticate to
+	// an http(s) target (basic authentication).
+	HTTPUser, HTTPPassword string
 	// Take selects the local references sent and the target's deleted
 	// when the local repository lacks them (full names); nil takes
 	// refs/heads/ and refs/tags/.
@@ -107,6 +110,9 @@ func Send(ctx context.Context, opts SendOptions) (*SendResult, error) {
 		return nil, err
 	}
 	defer t.close()
+	if h, ok := t.(*httpTransport); ok && opts.HTTPUser != "" {
+		h.user, h.password = opts.HTTPUser, opts.HTTPPassword
+	}
 	rp := opts.Repo
 	if rp.Format != oid.SHA1 {
 		return nil, errors.New("remote: pushing a SHA-256 repository is not supported")

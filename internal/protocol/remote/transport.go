@@ -171,6 +171,9 @@ type httpTransport struct {
 	base, service string
 	client        *http.Client
 	v0            bool
+	// user and password, if user is set, go with every request
+	// (basic authentication).
+	user, password string
 }
 
 func (h *httpTransport) do(ctx context.Context, method, u, ctype string, body io.Reader) (*http.Response, error) {
@@ -182,6 +185,9 @@ func (h *httpTransport) do(ctx context.Context, method, u, ctype string, body io
 		req.Header.Set("Git-Protocol", "version=2")
 	}
 	req.Header.Set("User-Agent", "git/gotd")
+	if h.user != "" {
+		req.SetBasicAuth(h.user, h.password)
+	}
 	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)
 		req.Header.Set("Accept", "application/x-"+h.service+"-result")
