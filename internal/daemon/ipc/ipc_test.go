@@ -67,6 +67,11 @@ func messages() []Message {
 		testMetrics(),
 		&UpkeepStart{Path: "/git/r.git", Name: "r", Grace: 14 * 24 * 3600},
 		&UpkeepDone{Status: UpkeepFailed, Objects: 300, Packs: 12, Pruned: 2, Young: 1, Message: "upkeep: write pack: no space left on device"},
+		&SendStart{Path: "/git/r.git", Name: "r", URL: "ssh://git@h/r.git", AuthUser: "u", AuthPassword: "p", Key: []byte("-----BEGIN"),
+			KnownHosts: "/etc/gotd/known_hosts", HostKeys: []string{"ssh-ed25519 AAAA"}, All: true, NoLease: true, Timeout: 3600},
+		&SendRefs{Refs: []SendRef{{Name: "refs/heads/main", ID: make([]byte, 20), Queued: true}, {Name: "refs/tags/v1", ID: []byte{}, Status: "the target moved it"}}},
+		&SendGo{},
+		&SendDone{Status: SendFailed, Message: "remote: connection refused"},
 	}
 }
 
@@ -109,6 +114,13 @@ func TestMetricsBounds(t *testing.T) {
 		"long grace":     &UpkeepStart{Path: "/r.git", Grace: MaxUpkeepGrace + 1},
 		"upkeep status":  &UpkeepDone{Status: 4},
 		"upkeep count":   &UpkeepDone{Pruned: MaxUpkeepCount + 1},
+		"send path":      &SendStart{Path: "r.git", URL: "git://h/r", Timeout: 1},
+		"send no URL":    &SendStart{Path: "/r.git", Timeout: 1},
+		"send timeout":   &SendStart{Path: "/r.git", URL: "git://h/r", Timeout: MaxSendTimeout + 1},
+		"send known":     &SendStart{Path: "/r.git", URL: "git://h/r", KnownHosts: "kh", Timeout: 1},
+		"send ref name":  &SendRefs{Refs: []SendRef{{Name: "HEAD"}}},
+		"send ref id":    &SendRefs{Refs: []SendRef{{Name: "refs/heads/a", ID: make([]byte, 19)}}},
+		"send status":    &SendDone{Status: 2},
 	}
 	for name, m := range bad {
 		var e msg.Encoder
