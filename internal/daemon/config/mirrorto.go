@@ -220,3 +220,14 @@ func (l *lexer) peekWord(w string) bool {
 	l.pending = append([]token{t}, l.pending...)
 	return t.kind == tokWord && t.text == w
 }
+
+// MirrorTargets reports whether any repository has push mirrors: only
+// then is their spool needed.
+func (c *Config) MirrorTargets() bool {
+	for _, r := range c.Repositories {
+		if len(r.MirrorTo) > 0 {
+			return true
+		}
+	}
+	return false
+}

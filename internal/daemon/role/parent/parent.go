@@ -46,6 +46,7 @@ const (
 	RoleHTTPD        = "httpd" // smart HTTP
 	RoleMetrics      = "metrics"
 	RoleUpkeep       = "upkeep" // tidies one repository's storage
+	RoleSend         = "send"   // brings one push mirror up to date
 )
 
 // Time limits of the parent.
@@ -152,6 +153,9 @@ type event struct {
 	haltWait *haltWait
 	// startTimeout: the long-lived processes' time to start is over.
 	startTimeout bool
+	// mirrorDue is a push mirror whose next attempt is due
+	// (mirrorto.go).
+	mirrorDue *mirrorTarget
 }
 
 // daemon is the parent's state, owned by run.
@@ -184,6 +188,9 @@ type daemon struct {
 	// upkeeps are the repositories' upkeep runs, by repository name
 	// (upkeep.go).
 	upkeeps map[string]*upkeeping
+	// mirrors are the push mirrors' targets, by mirrorKey
+	// (mirrorto.go).
+	mirrors map[string]*mirrorTarget
 }
 
 // Main runs the daemon until it is stopped.
@@ -216,6 +223,7 @@ func Main(ctx context.Context, log *slog.Logger, opts Options) error {
 	if err := d.startMetrics(); err != nil {
 		return err
 	}
+	d.startMirrors()
 	for _, f := range opts.Frontends {
 		fe := &frontend{Frontend: f}
 		d.frontends = append(d.frontends, fe)
@@ -381,6 +389,8 @@ func (d *daemon) run(ctx context.Context) error {
 			}
 		case ev.restartMetrics:
 			d.restartMetrics()
+		case ev.mirrorDue != nil:
+			d.mirrorDue(ev.mirrorDue)
 		case ev.drained:
 			if len(d.clients) > 0 {
 				d.log.Warn("shutdown timeout: ending the clients still connected", "clients", len(d.clients), "timeout", d.cfg.ShutdownTimeout)
@@ -471,6 +481,14 @@ func (d *daemon) message(from *child, raw msg.Msg) {
 		}
 		return
 	}
+	if t := d.mirrorOf(from); t != nil {
+		if err := d.fromSend(t, raw); err != nil {
+			closeFile(raw)
+			d.log.Error("bad message from send", "pid", from.pid(), "err", err)
+			from.kill()
+		}
+		return
+	}
 	c := d.clients[from.client]
 	var err error
 	switch {
@@ -526,6 +544,10 @@ func (d *daemon) exited(ch *child) error {
 	}
 	if u := d.upkeepOf(ch); u != nil {
 		d.upkeepExited(u)
+		return nil
+	}
+	if t := d.mirrorOf(ch); t != nil {
+		d.sendExited(t)
 		return nil
 	}
 	if i := slices.IndexFunc(d.retired, func(f *frontend) bool { return f.proc == ch }); i >= 0 {
@@ -603,6 +625,7 @@ func (d *daemon) shutdown() {
 		}
 		u.callers = nil
 	}
+	all = append(all, d.mirrorProcs()...)
 	for _, c := range d.clients {
 		all = append(all, c.auth, c.session, c.repo)
 		if !c.told {
