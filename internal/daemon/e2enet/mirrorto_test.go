@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"gotd/internal/gittest"
 )
 
 // mirrorWait bounds the wait for a push mirror to follow.
@@ -273,4 +275,64 @@ func TestMirrorToDown(t *testing.T) {
 	waitMirrored(t, s, src, dir, "target back")
 	fsck(t, dir)
 	waitInfo("delivered", func(l string) bool { return strings.Contains(l, "idle, queued 0, last success 20") })
+}
+
+// TestMirrorToSSHAndGotd: push mirrors over SSH to C Git behind
+// OpenSSH's sshd (a key file and a known_hosts file the daemon's user
+// reads), and over HTTP to another gotd with one of its accounts'
+// password from the secrets file, follow pushes and deletions and stay
+// fsck clean; a target whose host key is not the one pinned is never
+// sent to, and gotctl info says why.
+func TestMirrorToSSHAndGotd(t *testing.T) {
+	sshd := gittest.StartSSHD(t, false)
+	targets := newMirrorTargets(t, "ssh.git", "wrongkey.git")
+	// The daemon's user reads the key and known_hosts.
+	creds := spoolParent(t)
+	key, kh := filepath.Join(creds, "key"), filepath.Join(creds, "known_hosts")
+	for from, to := range map[string]string{sshd.Key: key, sshd.KnownHosts: kh} {
+		b, err := os.ReadFile(from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		write(t, to, string(b), 0o600)
+		if os.Geteuid() == 0 {
+			run(t, "chown", rootDaemon, to)
+		}
+	}
+	other := start(t, options{})
+	gotdURL := other.httpURL("", "private")
+	sshURL := sshd.URL(filepath.Join(targets.root, "ssh.git"))
+	wrongURL := sshd.URL(filepath.Join(targets.root, "wrongkey.git"))
+	s := start(t, options{
+		extraTop: fmt.Sprintf("mirror spool %q", filepath.Join(spoolParent(t), "mirror")),
+		extraTest: fmt.Sprintf("\tmirror to %q key %q known hosts %q\n\tmirror to %q key %q host key %q\n\tmirror to %q auth gotd insecure",
+			sshURL, key, kh, wrongURL, key, "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHYyBvR6aeyqPCeWAZJW4gOFDw5ABDs/Q5ozGKw4VItb", gotdURL),
+		extraSecrets: fmt.Sprintf("auth gotd user %s password '%s'\n", rwAccount, password),
+	})
+	src := filepath.Join(s.dir, "test.git")
+	sshDir, gotdDir := filepath.Join(targets.root, "ssh.git"), filepath.Join(other.dir, "private.git")
+	pushURL := s.httpURL(rwAccount+":"+strings.ReplaceAll(password, " ", "%20"), "test")
+	work := s.clientDir("pusher")
+	s.mustGit(work, nil, "clone", "-q", s.gitURL("test"), "w")
+	w := filepath.Join(work, "w")
+	os.WriteFile(filepath.Join(w, "ssh.txt"), []byte("ssh\n"), 0o644)
+	s.mustGit(w, nil, "add", "ssh.txt")
+	s.mustGit(w, nil, "commit", "-q", "-m", "over ssh")
+	s.mustGit(w, nil, "push", "-q", pushURL, "HEAD:main", "HEAD:refs/heads/side", "HEAD:refs/tags/t1")
+	for _, d := range []string{sshDir, gotdDir} {
+		waitMirrored(t, s, src, d, "first push")
+		fsck(t, d)
+	}
+	s.mustGit(w, nil, "push", "-q", pushURL, ":refs/heads/side", ":refs/tags/t1")
+	for _, d := range []string{sshDir, gotdDir} {
+		waitMirrored(t, s, src, d, "deletions")
+		fsck(t, d)
+	}
+	l := mirrorInfo(t, s, "wrongkey.git")
+	if !strings.Contains(l, "ssh host key not accepted") || !strings.Contains(l, "next attempt") {
+		t.Errorf("gotctl info for a target with another host key: %s", l)
+	}
+	if out := run(t, "git", "--git-dir", filepath.Join(targets.root, "wrongkey.git"), "for-each-ref"); out != "" {
+		t.Errorf("the target with another host key got references:\n%s", out)
+	}
 }
