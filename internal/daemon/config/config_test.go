@@ -298,6 +298,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("repository r {\npath \"/r\"\nnotify {\nurl \"https://h/b/${repo}?r=${ref}\" method PUT body json '{\"t\": \"${subject}\", \"n\": ${commits}}'\n" +
 		"url \"http://h/g/${branch}\" method GET\nurl \"http://h/f\" body form \"a=${ref}&b=1\"\n}\n}\n"))
 	f.Add([]byte("upkeep {\npacks 8\nloose objects 50\ninterval 10m\ngrace 7d\n}\nrepository r {\npath \"/r\"\nupkeep off\n}\n"))
+	f.Add([]byte("mirror spool \"/s\"\nrepository r {\npath \"/r\"\nmirror to \"git@h:r.git\" key \"/k\" known hosts \"/kh\"\nmirror to \"https://h/r\" auth a\n}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := Parse("fuzz.conf", data, Options{Secrets: &Secrets{}})
 		if err != nil {

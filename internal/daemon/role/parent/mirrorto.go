@@ -1,11 +1,13 @@
 package parent
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -533,11 +535,20 @@ func (d *daemon) mirrorSent(t *mirrorTarget, now time.Time) {
 }
 
 // mirrorFailed records a send to t that made no update.
+// The failure is logged once while it stays the same (a target down
+// for a day is not logged at every retry); gotctl info shows the
+// attempts.
 func (d *daemon) mirrorFailed(t *mirrorTarget, why string) {
 	now := time.Now()
-	t.st.LastError, t.st.LastErrorAt = truncate(why, ipc.MaxMessage), now
+	why = truncate(why, ipc.MaxMessage)
+	level := slog.LevelError
+	if why == t.st.LastError && t.st.Attempts > 0 {
+		level = slog.LevelDebug
+	}
+	t.st.LastError, t.st.LastErrorAt = why, now
 	t.backoff(now)
-	d.log.Warn("push mirror: will try again", "repo", t.st.Repo, "target", send.Redact(t.st.URL), "attempts", t.st.Attempts, "next", t.st.Next.UTC().Format(time.RFC3339))
+	d.log.Log(context.Background(), level, "push mirror: send failed, will try again", "repo", t.st.Repo, "target", send.Redact(t.st.URL),
+		"err", why, "attempts", t.st.Attempts, "next", t.st.Next.UTC().Format(time.RFC3339))
 }
 
 // backoff sets t's next attempt after a failed one at now.

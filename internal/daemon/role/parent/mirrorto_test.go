@@ -116,3 +116,20 @@ func hexID(b string) []byte {
 	id, _ := hex.DecodeString(strings.Repeat(b, 20))
 	return id
 }
+
+// TestMirrorFailedLogsOnce: a target that stays down with the same
+// error is logged once, not at every retry; a new error is logged.
+func TestMirrorFailedLogsOnce(t *testing.T) {
+	var out strings.Builder
+	d := &daemon{log: slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: slog.LevelInfo}))}
+	tg := &mirrorTarget{st: mirrorState{Repo: "r", URL: "git://h/r.git"}}
+	for _, why := range []string{"connection refused", "connection refused", "connection refused", "host key not accepted"} {
+		d.mirrorFailed(tg, why)
+	}
+	if got := strings.Count(out.String(), "level=ERROR"); got != 2 {
+		t.Errorf("got %d error lines; want 2 (one per distinct error):\n%s", got, out.String())
+	}
+	if tg.st.Attempts != 4 {
+		t.Errorf("attempts: got %d; want 4", tg.st.Attempts)
+	}
+}

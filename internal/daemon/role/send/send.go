@@ -111,7 +111,8 @@ func Main(ctx context.Context, log *slog.Logger, parent *msg.Conn, j *Job, r *re
 	done := &ipc.SendDone{Status: ipc.SendOK}
 	if err != nil {
 		done = &ipc.SendDone{Status: ipc.SendFailed, Message: clip(err.Error())}
-		log.Error("push mirror: send failed", "err", err)
+		// The parent logs it, once while it stays the same.
+		log.Debug("push mirror: send failed", "err", err)
 	} else {
 		moved, refused := 0, 0
 		for _, o := range outcome {
