@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -131,5 +132,41 @@ func TestMirrorFailedLogsOnce(t *testing.T) {
 	}
 	if tg.st.Attempts != 4 {
 		t.Errorf("attempts: got %d; want 4", tg.st.Attempts)
+	}
+}
+
+// TestMirrorReload: a reload that removes a target drops it (once its
+// send ends, when one runs), and one that adds a target loads it.
+func TestMirrorReload(t *testing.T) {
+	spool := t.TempDir() + "/spool"
+	conf := func(urls ...string) *config.Config {
+		src := "mirror spool \"" + spool + "\"\nrepository \"r\" {\n\tpath \"/r.git\"\n"
+		for _, u := range urls {
+			src += "\tmirror to \"" + u + "\"\n"
+		}
+		cfg, err := config.Parse("m.conf", []byte(src+"}\n"), config.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	d := &daemon{log: slog.New(slog.DiscardHandler), cfg: conf("git://a/r", "git://b/r"), halted: true}
+	d.startMirrors()
+	busy := d.mirrors[mirrorKey("r", "git://b/r")]
+	busy.proc = &child{role: RoleSend}
+	d.cfg = conf("git://c/r")
+	d.startMirrors()
+	var got []string
+	for k, tg := range d.mirrors {
+		got = append(got, strings.TrimPrefix(k, "r\x00")+map[bool]string{true: " removed"}[tg.removed])
+	}
+	slices.Sort(got)
+	if want := []string{"git://b/r removed", "git://c/r"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("targets after the reload: got %q; want %q", got, want)
+	}
+	busy.done = &ipc.SendDone{Status: ipc.SendOK}
+	d.sendExited(busy)
+	if tg := d.mirrors[mirrorKey("r", "git://b/r")]; tg != nil || len(d.mirrors) != 1 {
+		t.Errorf("the removed target is still there after its send: %d targets", len(d.mirrors))
 	}
 }
