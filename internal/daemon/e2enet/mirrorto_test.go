@@ -171,8 +171,17 @@ func TestMirrorTo(t *testing.T) {
 		waitMirrored(t, s, src, d, "first push")
 		fsck(t, d)
 	}
-	if l := mirrorInfo(t, s, "daemon.git"); !strings.Contains(l, "idle, queued 0, last success 20") || strings.Contains(l, "last error") {
-		t.Errorf("gotctl info after a send: %s", l)
+	// The target has the references before the send process has told
+	// the parent: gotctl info says so a moment later.
+	for deadline := time.Now().Add(mirrorWait); ; {
+		l := mirrorInfo(t, s, "daemon.git")
+		if strings.Contains(l, "idle, queued 0, last success 20") && !strings.Contains(l, "last error") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("gotctl info after a send: %s", l)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 
 	// A forced update of main and the deletion of topic.
