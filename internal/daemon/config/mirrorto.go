@@ -44,8 +44,6 @@ const (
 // notification queue's.
 var DefaultMirrorSpool = filepath.Join(filepath.Dir(DefaultSpool), "mirror-to")
 
-func init() { reserved["mirror"] = true }
-
 // MirrorSpoolDir is the push mirrors' queue directory: "mirror spool"
 // if given, else DefaultMirrorSpool.
 func (c *Config) MirrorSpoolDir() string {

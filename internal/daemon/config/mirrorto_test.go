@@ -98,3 +98,16 @@ func manyMirrors(n int) string {
 	}
 	return b.String()
 }
+
+// TestMirrorNotReserved: "mirror" stays a word a user, group or macro
+// may be named, as before push mirrors.
+func TestMirrorNotReserved(t *testing.T) {
+	src := "mirror = \"backup\"\nrepository \"a\" {\n\tpath \"/a\"\n\tpermit rw mirror\n\tpermit ro $mirror\n}\n"
+	c, err := Parse("m.conf", []byte(src), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Repositories[0].Rules; len(got) != 2 || got[0].Ident != "mirror" || got[1].Ident != "backup" {
+		t.Errorf("rules: got %+v; want mirror and backup", got)
+	}
+}
