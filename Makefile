@@ -17,9 +17,10 @@ vet:
 	GOOS=openbsd $(GO) build ./...
 
 # The whole suite, with the race detector: unit tests, fuzz seed corpora
-# and the end-to-end tests that drive the real git client.
+# and the end-to-end tests that drive the real git client (about 15
+# minutes on a quiet machine; the time-out leaves room for a busy one).
 test: vet
-	$(GO) test -race -timeout 30m ./...
+	$(GO) test -race -timeout 60m ./...
 
 # Run each fuzz target for FUZZTIME (default 30s).
 FUZZTIME ?= 30s

@@ -11,7 +11,10 @@
 // connections to the git:// port and another floods it with oversized
 // requests (-held, -loadclones), and prints how many clones worked,
 // their p50 and p99 times against the unloaded p99, and the server's
-// peak memory.
+// peak memory. "pages" serves the repository's web pages from gotd
+// and from Debian's cgit (one CGI process per page behind a loopback
+// web server, its cache off) and prints each page's CPU side by side,
+// then -visitors loading every page at once.
 package main
 
 import (
@@ -42,6 +45,10 @@ var (
 func main() {
 	flag.Parse()
 	log.SetFlags(0)
+	if *cgiHost != "" {
+		serveCGI(*cgiHost, *cgiConfig)
+		return
+	}
 	if *clients == 0 {
 		*clients = 50
 		if *repoFlag != "" {
@@ -79,6 +86,12 @@ func main() {
 	objects := strings.TrimSpace(git(r.path("bitmap"), "rev-list", "--objects", "--all", "--count"))
 	fmt.Printf("repository: %s, %s objects\n\n", src, objects)
 
+	// The mirror scenarios need no gotd: run alone (-only mirror),
+	// they are all there is.
+	printMirror(work, r, pick.MatchString)
+	if mirrorOnly(pick.MatchString, scenarios(r, work)) {
+		return
+	}
 	servers := []*server{newGotd(work, bin, r.dir, served), newGitDaemon(r.dir)}
 	fmt.Printf("%-26s %-10s %9s %9s %10s %12s %22s\n", "scenario", "server", "wall", "cpu", "peak mem", "bytes", "gotd/C Git cpu rss wall")
 	for _, sc := range scenarios(r, work) {
@@ -107,6 +120,9 @@ func main() {
 	}
 	if pick.MatchString("load held") {
 		printLoadHeld(servers, work, *loadN, *held)
+	}
+	if pick.MatchString("pages") {
+		printPages(servers[0], r, work)
 	}
 	if pick.MatchString("fast-export") || pick.MatchString("fast-import") {
 		printFastIO(work, src, pick.MatchString)

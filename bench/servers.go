@@ -24,6 +24,8 @@ type server struct {
 	sshEnv               []string
 	// user owns repositories pushed to.
 	user string
+	// web is the base URL of the server's web pages, if it has them.
+	web  string
 	idle time.Duration // CPU of starting and stopping with no client
 }
 
@@ -66,7 +68,20 @@ func newGotd(work, bin, repos string, names []string) *server {
 		if name == "rebase" {
 			policy = "\tpush {\n\t\trebase namespace \"refs/heads/\"\n\t}\n"
 		}
-		fmt.Fprintf(&b, "repository %q {\n\tpath %q\n\tpermit ro anonymous\n\tpermit rw bench\n%s}\n", name, filepath.Join(repos, name+".git"), policy)
+		path := filepath.Join(repos, name+".git")
+		access := "ro"
+		if pushed(name) {
+			access = "rw"
+			// gotd -n wants what a rule lets users push to to
+			// exist and be writable; each run makes it afresh.
+			if _, err := os.Stat(path); err != nil {
+				git("", "init", "-q", "--bare", "-b", "main", path)
+				if os.Geteuid() == 0 {
+					check(exec.Command("chown", "-R", user, path).Run())
+				}
+			}
+		}
+		fmt.Fprintf(&b, "repository %q {\n\tpath %q\n\tpermit ro anonymous\n\tpermit %s bench\n%s}\n", name, path, access, policy)
 	}
 	check(os.WriteFile(conf, []byte(b.String()), 0o644))
 	if out, err := exec.Command(filepath.Join(bin, "gotd"), "-n", "-f", conf, "-s", secrets).CombinedOutput(); err != nil {
@@ -84,6 +99,7 @@ func newGotd(work, bin, repos string, names []string) *server {
 		cmd.Wait()
 	}
 	s.url = func(repo string) string { return fmt.Sprintf("git://127.0.0.1:%d/%s", gitPort, repo) }
+	s.web = fmt.Sprintf("http://127.0.0.1:%d", httpPort)
 	s.pushURL = func(repo string) string {
 		return fmt.Sprintf("http://bench:%s@127.0.0.1:%d/%s", benchToken, httpPort, repo)
 	}
@@ -113,6 +129,9 @@ func newGitDaemon(repos string) *server {
 	s.pushURL = s.url
 	return s
 }
+
+// pushed reports whether the benchmark pushes to repository name.
+func pushed(name string) bool { return strings.HasPrefix(name, "push-") || name == "rebase" }
 
 func currentUser() string {
 	out, _ := exec.Command("id", "-un").Output()

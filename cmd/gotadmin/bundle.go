@@ -135,10 +135,11 @@ func cmdDump(ctx context.Context, args []string, stdout io.Writer) error {
 
 // cmdLoad reads a Git bundle and sets references from it: gotadmin
 // load [-nq] [-l bundle-path] [-r repository-path] [reference ...].
-// The pack goes through a push's path: a quarantine, the indexer with
-// every object checked, a connectivity check, then installation and
-// one reference transaction. On any error before the installation the
-// repository is left as it was.
+// The reference transaction is checked first; then the pack goes
+// through a push's path: a quarantine, the indexer with every object
+// checked, a connectivity check, then installation and the
+// transaction. On any error before the installation the repository is
+// left as it was.
 func cmdLoad(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := newFlags("load")
 	list := fs.Bool("n", false, "list the references of the bundle, change nothing")
@@ -207,20 +208,6 @@ func cmdLoad(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 	}
 
-	var progress func(stage string, done, total uint32)
-	if !*quiet {
-		pp := packProgress(false)
-		progress = func(stage string, done, total uint32) { pp(stage, int(done), int(total)) }
-	}
-	ing := &receive.Ingest{Repo: r, Limits: wire.DefaultLimits, Progress: progress, BeforeInstall: ownFiles(r.GitDir)}
-	tips := make([]receive.Tip, len(load))
-	for i, ref := range load {
-		tips[i] = receive.Tip{Name: ref.Name, ID: ref.ID}
-	}
-	if _, err := ing.Take(ctx, br, tips); err != nil {
-		return fmt.Errorf("bundle's pack: %w", err)
-	}
-
 	who := refs.Who{Name: "gotadmin", Message: "gotadmin load"}
 	if u, err := user.Current(); err == nil {
 		who.Name = u.Username
@@ -240,6 +227,26 @@ func cmdLoad(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		ups = append(ups, refs.Update{Name: ref.Name, Old: old, New: ref.ID, Who: who})
 		olds = append(olds, old)
+	}
+	// A transaction bound to fail (a name twice, "a" beside "a/b", a
+	// name in the way of an existing reference) fails before the pack
+	// is installed.
+	if err := r.Refs.Check(ups); err != nil {
+		return err
+	}
+
+	var progress func(stage string, done, total uint32)
+	if !*quiet {
+		pp := packProgress(false)
+		progress = func(stage string, done, total uint32) { pp(stage, int(done), int(total)) }
+	}
+	ing := &receive.Ingest{Repo: r, Limits: wire.DefaultLimits, Progress: progress, BeforeInstall: ownFiles(r.GitDir)}
+	tips := make([]receive.Tip, len(load))
+	for i, ref := range load {
+		tips[i] = receive.Tip{Name: ref.Name, ID: ref.ID}
+	}
+	if _, err := ing.Take(ctx, br, tips); err != nil {
+		return fmt.Errorf("bundle's pack: %w", err)
 	}
 	if err := r.Refs.Update(ups); err != nil {
 		return err

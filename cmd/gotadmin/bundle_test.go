@@ -212,3 +212,68 @@ func TestLoadStdin(t *testing.T) {
 	}
 	gittest.Git(t, dst, "fsck", "--full", "--strict")
 }
+
+// TestLoadRefsRefused: a bundle whose references cannot all be set (a
+// name twice, "a" beside "a/b", a name in the way of the repository's
+// references, a symbolic reference) is refused before its pack is
+// installed: the repository is left as it was, not a file changed.
+func TestLoadRefsRefused(t *testing.T) {
+	src := generated(t, "sha1")
+	good := filepath.Join(t.TempDir(), "good.bundle")
+	gittest.Git(t, src, "bundle", "create", "-q", good, "--all")
+	data, err := os.ReadFile(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pack := data[bytes.Index(data, []byte("\nPACK"))+1:]
+	tip := strings.TrimSpace(gittest.Git(t, src, "rev-parse", "main"))
+	parent := strings.TrimSpace(gittest.Git(t, src, "rev-parse", "main~1"))
+	bundle := func(refs ...string) []byte {
+		return append([]byte("# v2 git bundle\n"+strings.Join(refs, "\n")+"\n\n"), pack...)
+	}
+	tests := []struct {
+		name   string
+		setup  func(dst string)
+		bundle []byte
+		want   string
+	}{
+		{"name twice", nil, bundle(tip+" refs/heads/a", parent+" refs/heads/a"), "twice"},
+		{"name and its directory", nil, bundle(tip+" refs/heads/a", parent+" refs/heads/a/b"), "cannot both exist"},
+		{"existing reference below", func(dst string) {
+			gittest.Git(t, dst, "update-ref", "refs/heads/x/y", tip)
+		}, bundle(tip + " refs/heads/x"), "refs/heads/x/y exists"},
+		{"existing reference above", func(dst string) {
+			gittest.Git(t, dst, "update-ref", "refs/heads/x", tip)
+		}, bundle(tip + " refs/heads/x/y"), "refs/heads/x exists"},
+		{"packed reference above", func(dst string) {
+			gittest.Git(t, dst, "update-ref", "refs/heads/x", tip)
+			gittest.Git(t, dst, "pack-refs", "--all")
+		}, bundle(tip + " refs/heads/x/y"), "refs/heads/x exists"},
+		{"symbolic reference", func(dst string) {
+			gittest.Git(t, dst, "symbolic-ref", "refs/heads/sym", "refs/heads/main")
+		}, bundle(tip + " refs/heads/sym"), "symbolic reference"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dst := filepath.Join(t.TempDir(), "dst.git")
+			mustGotadmin(t, "init", dst)
+			if tc.setup != nil {
+				// The objects the setup's references name.
+				gittest.Git(t, dst, "fetch", "-q", src, "main")
+				tc.setup(dst)
+			}
+			before := snapshot(t, dst)
+			path := filepath.Join(t.TempDir(), "bad.bundle")
+			if err := os.WriteFile(path, tc.bundle, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, errs, status := gotadmin(t, "load", "-q", "-l", path, "-r", dst)
+			if status == 0 || !strings.Contains(errs, tc.want) {
+				t.Fatalf("load: status %d, stderr %q; want a failure naming %q", status, errs, tc.want)
+			}
+			if after := snapshot(t, dst); after != before {
+				t.Errorf("load failed (%s) but changed the repository:\nbefore:\n%s\nafter:\n%s", strings.TrimSpace(errs), before, after)
+			}
+		})
+	}
+}

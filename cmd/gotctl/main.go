@@ -1,5 +1,5 @@
 // Command gotctl controls a running gotd through its socket (gotctl(8)):
-// info, stop and reload.
+// info, stop, reload, upkeep and sync.
 package main
 
 import (
@@ -19,7 +19,7 @@ func main() {
 }
 
 func usage() int {
-	fmt.Fprintln(os.Stderr, "usage: gotctl [-hV] [-f socket] info | stop | reload [-c config] [-s secrets] | upkeep repository")
+	fmt.Fprintln(os.Stderr, "usage: gotctl [-hV] [-f socket] info | stop | reload [-c config] [-s secrets] | upkeep repository | sync repository")
 	return 1
 }
 
@@ -46,7 +46,7 @@ func run(args []string) int {
 		if fs.NArg() != 1 {
 			return usage()
 		}
-	case "upkeep":
+	case "upkeep", "sync":
 		if fs.NArg() != 2 || fs.Arg(1) == "" || len(fs.Arg(1)) > ipc.MaxRepoName {
 			return usage()
 		}

@@ -106,6 +106,11 @@ func checkSystem(cfg *config.Config) []string {
 		for _, msg := range checkRepository(r, u) {
 			at(r.Line, "repository \"%s\": %s", r.Name, msg)
 		}
+		if r.Mirror != nil {
+			for _, msg := range checkMirror(r, u) {
+				at(r.Mirror.Line, "repository \"%s\": %s", r.Name, msg)
+			}
+		}
 	}
 	if cfg.NotifyTargets() {
 		if err := checkSpool(cfg.NotifySpool, u); err != nil {

@@ -124,6 +124,15 @@ func TestCheckConfig(t *testing.T) {
 			"c.conf:4: upkeep grace period shorter than 1h0m0s"},
 		{"upkeep twice in a repository", conf("nobody", "", repo("good.git"), rw+"\n\tupkeep off\n\tupkeep on"), nil,
 			"c.conf:8: upkeep given twice (first on line 7)"},
+		{"good mirror", conf("nobody", "", repo("good.git"), ro+"\n\tmirror from \"git://127.0.0.1/up.git\" every 5m"), nil, ""},
+		{"mirror not writable by the daemon's user", conf("nobody", "", repo("rootowned.git"), ro+"\n\tmirror from \"git://127.0.0.1/up.git\""), nil,
+			"c.conf:7: repository \"r\": the daemon's user nobody cannot write " + repo("rootowned.git/objects") + ", which the mirror's syncs do"},
+		{"mirror key missing", conf("nobody", "", repo("good.git"), ro+fmt.Sprintf("\n\tmirror from \"ssh://git@127.0.0.1/up.git\" key %q known hosts %q", repo("nokey"), repo("afile"))), nil,
+			"c.conf:7: repository \"r\": mirror key: stat " + repo("nokey") + ": no such file or directory"},
+		{"mirror key not a key", conf("nobody", "", repo("good.git"), ro+fmt.Sprintf("\n\tmirror from \"ssh://git@127.0.0.1/up.git\" key %q known hosts %q", repo("afile"), repo("afile"))), nil,
+			"c.conf:7: repository \"r\": mirror key: " + repo("afile") + ": ssh: no key found"},
+		{"mirror key unreadable by the daemon's user", conf("nobody", "", repo("good.git"), ro+fmt.Sprintf("\n\tmirror from \"ssh://git@127.0.0.1/up.git\" key %q known hosts %q", repo("badkey"), repo("afile"))), nil,
+			"c.conf:7: repository \"r\": mirror key: the daemon's user nobody cannot read " + repo("badkey")},
 		{"notify spool to be made", conf("nobody", fmt.Sprintf("notify spool %q", repo("var/spool")), repo("good.git"), ro+"\n\t"+notify), nil, ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {

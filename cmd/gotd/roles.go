@@ -12,12 +12,14 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"gotd/internal/daemon/config"
 	"gotd/internal/daemon/frontend"
 	"gotd/internal/daemon/ipc"
 	"gotd/internal/daemon/logs"
 	"gotd/internal/daemon/memlimit"
 	"gotd/internal/daemon/msg"
 	"gotd/internal/daemon/role/auth"
+	"gotd/internal/daemon/role/fetch"
 	"gotd/internal/daemon/role/gitd"
 	"gotd/internal/daemon/role/httpd"
 	"gotd/internal/daemon/role/listen"
@@ -229,6 +231,47 @@ func runRole(role string, lo logs.Options) error {
 			return err
 		}
 		return send.Main(ctx, log, parentCh, j, r)
+	case parent.RoleFetch:
+		var start ipc.MirrorStart
+		if _, err := ipc.Recv(parentCh, &start, false); err != nil {
+			return fmt.Errorf("fetch start: %w", err)
+		}
+		if q := start.Quarantine; filepath.Dir(q) != filepath.Join(start.Path, "objects") || !strings.HasPrefix(filepath.Base(q), receive.QuarantinePrefix) {
+			return fmt.Errorf("fetch start: bad quarantine %q", q)
+		}
+		(&memlimit.Ceiling{Limit: int64(start.MemoryLimit), Log: log}).Start()
+		r, err := repo.Open(start.Path, repo.Options{})
+		if err != nil {
+			return err
+		}
+		// The system's certificate roots, read now, once: an https
+		// upstream is verified against them.
+		x509.SystemCertPool()
+		// Reads the repository, for the haves and to complete a thin
+		// pack; writes only the sync's quarantine, where the pack is
+		// indexed. Its own SSH key and known_hosts file, if it has
+		// them.
+		pol := sandbox.Policy{Role: role, ReadDirs: []string{start.Path}, WriteDirs: []string{start.Quarantine}}
+		for _, f := range []string{start.KeyFile, start.KnownHosts} {
+			if f != "" {
+				pol.ReadFiles = append(pol.ReadFiles, f)
+			}
+		}
+		m := config.Mirror{URL: start.URL}
+		if port := m.Port(); port != 0 {
+			// Network: TCP to the upstream's port only (Landlock ABI
+			// 4), and name resolution.
+			pol.Sockets, pol.ConnectTCP = true, []uint16{port}
+			pol.ReadFiles = append(pol.ReadFiles, "/etc/resolv.conf", "/etc/hosts", "/etc/nsswitch.conf", "/etc/services")
+		} else {
+			// A local upstream: read that repository, no network.
+			pol.ReadDirs = append(pol.ReadDirs, strings.TrimPrefix(start.URL, "file://"))
+		}
+		writer := ipc.Inherited(ipc.FDPeer, "session_write")
+		if err := confine(log, pol); err != nil {
+			return err
+		}
+		return fetch.Main(ctx, log, &start, writer, r)
 	}
 	return fmt.Errorf("unknown role %q", role)
 }

@@ -30,7 +30,7 @@ var prog = "gotsh"
 func run(args []string) int {
 	var command string
 	switch name := filepath.Base(args[0]); {
-	case name == gitcmd.UploadPack || name == gitcmd.ReceivePack:
+	case name == gitcmd.UploadPack || name == gitcmd.ReceivePack || name == gitcmd.UploadArchive:
 		// Installed under a service's name: the argument is the
 		// repository.
 		prog = name

@@ -130,6 +130,9 @@ type Repository struct {
 	Upkeep Upkeep
 	// MirrorTo are its push mirrors ("mirror to" lines, mirrorto.go).
 	MirrorTo []MirrorTo
+	// Mirror is its "mirror from" directive, nil for none: the
+	// repository is a pull mirror, which refuses pushes.
+	Mirror *Mirror
 }
 
 // Rule is a permit or deny line.

@@ -36,7 +36,7 @@ type MirrorTo struct {
 const (
 	// MaxMirrorTargets bounds the "mirror to" lines of one repository.
 	MaxMirrorTargets = 16
-	maxMirrorURL     = 2048 // ipc.MaxURL
+	maxMirrorToURL   = 2048 // ipc.MaxURL
 	maxMirrorKeys    = 16
 )
 
@@ -104,8 +104,8 @@ func (p *parser) checkMirrorTo(r *Repository, m *MirrorTo) {
 	case err != nil:
 		p.errorf(line, "mirror to: %v", err)
 		return
-	case len(m.URL) > maxMirrorURL:
-		p.errorf(line, "mirror to: URL longer than %d bytes", maxMirrorURL)
+	case len(m.URL) > maxMirrorToURL:
+		p.errorf(line, "mirror to: URL longer than %d bytes", maxMirrorToURL)
 	case len(r.MirrorTo) >= MaxMirrorTargets:
 		p.errorf(line, "more than %d mirror to lines in one repository", MaxMirrorTargets)
 	case len(m.HostKeys) > maxMirrorKeys:

@@ -438,6 +438,9 @@ func (p *parser) repoOption(r *Repository) {
 	case p.is("mirror") && p.lex.peekWord("to"):
 		p.advance()
 		p.mirrorTo(r, line)
+	case p.is("mirror"):
+		p.advance()
+		p.mirror(r, line)
 	default:
 		p.fail("syntax error: unexpected %v in repository options", p.tok)
 	}

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"crypto/rand"
 	"fmt"
 	"os"
@@ -48,6 +49,40 @@ func TestSSH(t *testing.T) {
 		}
 	})
 
+	// git archive --remote through OpenSSH and gotsh: the tar is git
+	// archive's byte for byte; a user no rule names is told there is no
+	// such repository, a bad format is refused with C Git's words.
+	t.Run("archive", func(t *testing.T) {
+		e.t = t
+		got, want := filepath.Join(work, "remote.tar"), filepath.Join(work, "local.tar")
+		e.mustGit(work, "archive", "--remote="+e.url(roUser, "test"), "--format=tar", "--prefix=p/", "-o", got, "main")
+		e.mustGit(work, "--git-dir", filepath.Join(e.dir, "test.git"), "-c", "safe.directory=*", "archive", "--format=tar", "--prefix=p/", "-o", want, "main")
+		g, err := os.ReadFile(got)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, err := os.ReadFile(want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(g, w) || len(w) == 0 {
+			t.Errorf("git archive --remote: %d bytes, differing from git archive's %d", len(g), len(w))
+		}
+		for _, c := range []struct {
+			user string
+			args []string
+			want string
+		}{
+			{noneUser, []string{"HEAD"}, "no such repository"},
+			{roUser, []string{"--format=rar", "HEAD"}, "NACK Unknown archive format"},
+		} {
+			args := append([]string{"archive", "--remote=" + e.url(c.user, "test"), "-o", filepath.Join(work, "refused.tar")}, c.args...)
+			if out, err := e.git(work, args...); err == nil || !strings.Contains(out, c.want) {
+				t.Errorf("git %q: err %v, want %q in:\n%s", args, err, c.want, out)
+			}
+		}
+	})
+
 	t.Run("no such repository", func(t *testing.T) {
 		e.t = t
 		for _, c := range []struct{ user, repo string }{{noneUser, "test"}, {rwUser, "missing"}, {roUser, "prot"}} {
@@ -92,7 +127,7 @@ func TestSSH(t *testing.T) {
 		e.t = t
 		cmd := fmt.Sprintf("ssh -i %s -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR -p %d %s@127.0.0.1 ls /", e.key, e.sshPort, rwUser)
 		out, err := runShell(cmd)
-		if err == nil || !strings.Contains(out, "only git-upload-pack and git-receive-pack are allowed") || strings.Contains(out, "bin") {
+		if err == nil || !strings.Contains(out, "only git-upload-pack, git-receive-pack and git-upload-archive are allowed") || strings.Contains(out, "bin") {
 			t.Errorf("shell command: err %v, output:\n%s", err, out)
 		}
 	})

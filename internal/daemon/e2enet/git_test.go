@@ -153,7 +153,7 @@ func (randReader) Read(p []byte) (int, error) {
 
 // TestHTTPRequests sends requests C Git does not: a gzip-encoded
 // version 2 request, a chunked body, a gzip body that inflates past
-// the limit, and the dumb protocol.
+// the limit, and a POST to the dumb protocol's info/refs.
 func TestHTTPRequests(t *testing.T) {
 	s := start(t, options{})
 	base := s.httpURL("", "test")
@@ -205,14 +205,14 @@ func TestHTTPRequests(t *testing.T) {
 	if resp.StatusCode != http.StatusRequestEntityTooLarge {
 		t.Errorf("gzip bomb: status %d, want 413", resp.StatusCode)
 	}
-	// The dumb protocol is not served.
-	resp, err := http.Get(base + "/info/refs")
+	// The dumb protocol is served for reads only (TestDumbHTTP).
+	resp, err := http.Post(base+"/info/refs", "text/plain", strings.NewReader("x"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusForbidden {
-		t.Errorf("dumb info/refs: status %d, want 403", resp.StatusCode)
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("POST of dumb info/refs: status %d, want 405", resp.StatusCode)
 	}
 }
 

@@ -12,27 +12,29 @@ import (
 
 // Services.
 const (
-	UploadPack  = "git-upload-pack"
-	ReceivePack = "git-receive-pack"
+	UploadPack    = "git-upload-pack"
+	ReceivePack   = "git-receive-pack"
+	UploadArchive = "git-upload-archive" // git archive --remote
 )
 
 // ErrRefused is returned for any command that is not a Git service
 // request; its text is safe to show the client.
-var ErrRefused = errors.New("only git-upload-pack and git-receive-pack are allowed")
+var ErrRefused = errors.New("only git-upload-pack, git-receive-pack and git-upload-archive are allowed")
 
 // maxRepoName bounds the repository argument.
 const maxRepoName = 1024
 
 // Parse splits command into the service and the repository name. It
-// accepts "git-upload-pack ARG", "git-receive-pack ARG" and the forms
-// "git upload-pack ARG", "git receive-pack ARG", where ARG is one word
+// accepts "git-upload-pack ARG", "git-receive-pack ARG",
+// "git-upload-archive ARG" and the forms "git upload-pack ARG", "git
+// receive-pack ARG", "git upload-archive ARG", where ARG is one word
 // in single quotes (with '\” for a quote, as Git writes it) or a bare
 // word without shell metacharacters. The name loses a leading "/" and a
 // "~/" (clients send both), and must be a relative path without "..",
 // empty components or control characters.
 func Parse(command string) (service, repo string, err error) {
 	rest, ok := "", false
-	for _, prefix := range []string{UploadPack, ReceivePack, "git upload-pack", "git receive-pack"} {
+	for _, prefix := range []string{UploadPack, ReceivePack, UploadArchive, "git upload-pack", "git receive-pack", "git upload-archive"} {
 		if r, found := strings.CutPrefix(command, prefix+" "); found {
 			service, rest, ok = "git-"+strings.TrimPrefix(strings.TrimPrefix(prefix, "git-"), "git "), r, true
 			break

@@ -13,6 +13,8 @@ func TestParse(t *testing.T) {
 		"git-upload-pack 'it'\\''s.git'":       {UploadPack, "it's.git"},
 		"git-upload-pack '/a b/c.git/'":        {UploadPack, "a b/c.git"},
 		"git-upload-pack  '/double-space.git'": {UploadPack, "double-space.git"},
+		"git-upload-archive 'x'":               {UploadArchive, "x"},
+		"git upload-archive '/a/b.git'":        {UploadArchive, "a/b.git"},
 	}
 	for in, want := range good {
 		s, r, err := Parse(in)
@@ -21,7 +23,8 @@ func TestParse(t *testing.T) {
 		}
 	}
 	for _, in := range []string{
-		"", "ls", "git-upload-pack", "git-upload-pack ''", "git-upload-archive 'x'", "git-upload-pack 'x' 'y'",
+		"", "ls", "git-upload-pack", "git-upload-pack ''", "git-upload-archivex 'x'", "git-upload-pack 'x' 'y'",
+		"git-upload-archive", "git-upload-archive '../x'", "git upload-archive 'x' --remote=y",
 		"git-upload-pack 'x'; rm -rf /", "git-upload-pack x;ls", "git-upload-pack $(id)", "git-upload-pack 'unterminated",
 		"git-upload-pack '../etc'", "git-upload-pack 'a/../../b'", "git-upload-pack 'a//b'", "git-upload-pack '/'",
 		"git-upload-pack 'a\nb'", "git-upload-pack `id`", "git-upload-pack 'x'\\''", "sh -c 'git-upload-pack x'",
@@ -36,12 +39,13 @@ func TestParse(t *testing.T) {
 func FuzzParse(f *testing.F) {
 	f.Add("git-upload-pack '/project.git'")
 	f.Add("git receive-pack 'a'\\''b'")
+	f.Add("git-upload-archive '/x.git'")
 	f.Fuzz(func(t *testing.T, in string) {
 		s, r, err := Parse(in)
 		if err != nil {
 			return
 		}
-		if s != UploadPack && s != ReceivePack {
+		if s != UploadPack && s != ReceivePack && s != UploadArchive {
 			t.Fatalf("service %q", s)
 		}
 		if r == "" || r[0] == '/' || len(r) > maxRepoName {

@@ -27,7 +27,7 @@ import (
 
 // Bounds of variable-length fields.
 const (
-	MaxService  = 32   // "git-upload-pack", "git-receive-pack"
+	MaxService  = 32   // "git-upload-pack", "git-receive-pack", "git-upload-archive"
 	MaxRepoName = 1024 // a repository's name as the client gave it
 	MaxPath     = 4096 // a path on the server
 	MaxProtocol = 256  // GIT_PROTOCOL
@@ -89,6 +89,9 @@ const (
 	TypeMetrics
 	TypeUpkeepStart
 	TypeUpkeepDone
+	TypeMirrorStart
+	TypeMirrorRef
+	TypeMirrorFetched
 )
 
 // Message is one of the types below.
@@ -242,8 +245,8 @@ func (m *Stream) decode(d *msg.Decoder) {
 
 // Control: gotctl → listen, the only message of a control connection.
 type Control struct {
-	Command string // MaxService: "info", "stop", "reload", "upkeep"
-	// Repo is the repository of "upkeep" as the caller named it
+	Command string // MaxService: "info", "stop", "reload", "upkeep", "sync"
+	// Repo is the repository of "upkeep" and "sync" as the caller named it
 	// (MaxRepoName), "" for the other commands.
 	Repo string
 }
@@ -318,6 +321,9 @@ const (
 	ModeFull      = iota // a whole conversation: gotsh, SSH, git://
 	ModeAdvertise        // smart HTTP info/refs: the advertisement only
 	ModeStateless        // smart HTTP POST: one request, no advertisement
+	ModeArchive          // git-upload-archive: a whole conversation (Start.Mode only, set by the parent)
+	ModeDumb             // a dumb HTTP GET: one file (protocol/dumb's frames), from httpd for git-upload-pack
+	ModeMirror           // Start only: session_write moves a pull mirror's references (MirrorFetched), no client
 	numModes
 )
 
@@ -353,7 +359,9 @@ func (m *Connect) decode(d *msg.Decoder) {
 	m.Via, m.Mode = d.Uint32(), d.Uint32()
 	m.Account, m.Secret, m.Remote = d.String(MaxUser), d.String(MaxSecret), d.String(MaxRemote)
 	m.Hello.decode(d)
-	if m.Via >= numVia || m.Mode >= numModes {
+	// ModeArchive is the parent's to choose, from the service;
+	// ModeMirror is the parent's alone: no client has it.
+	if m.Via >= numVia || m.Mode >= numModes || m.Mode == ModeArchive || m.Mode == ModeMirror {
 		d.Fail("bad front-end or mode")
 	}
 }
@@ -583,7 +591,7 @@ type Start struct {
 	// Timeout bounds the wait for each request of the client, in
 	// seconds.
 	Timeout uint32
-	Mode    uint32 // ModeFull, ModeAdvertise or ModeStateless
+	Mode    uint32 // ModeFull, ModeAdvertise, ModeStateless, ModeArchive or ModeDumb
 	// Quarantine is the push's quarantine directory, which the parent
 	// created in objects/ and removes when the client is gone
 	// (session_write, repo_write: the only place it may write).
@@ -1227,10 +1235,11 @@ const MaxStreamBytes = 1 << 62
 
 // Kinds of request, as the metrics count them (SessionStats.Kind).
 const (
-	KindLsRefs = iota // no pack moved: references listed (ls-remote, an HTTP advertisement, a negotiation round)
-	KindFetch         // a pack sent to a client that had objects in common with the repository
-	KindClone         // a pack sent to a client that had none
-	KindPush          // a receive-pack conversation
+	KindLsRefs  = iota // no pack moved: references listed (ls-remote, an HTTP advertisement, a negotiation round)
+	KindFetch          // a pack sent to a client that had objects in common with the repository
+	KindClone          // a pack sent to a client that had none
+	KindPush           // a receive-pack conversation
+	KindArchive        // an upload-archive conversation
 	NumKinds
 )
 
@@ -1344,4 +1353,117 @@ func (m *Metrics) decode(d *msg.Decoder) {
 	if m.Start < 0 {
 		d.Fail("bad start time")
 	}
+}
+
+// Bounds of a pull mirror's sync.
+const (
+	// MaxMirrorRefs bounds the MirrorRef messages of one sync (the
+	// remote package's default bound on an upstream's references).
+	MaxMirrorRefs = 1_000_000
+	// MaxMirrorURL bounds MirrorStart.URL (gotd.conf's bound).
+	MaxMirrorURL = 2048
+)
+
+// MirrorStart: parent → fetch, the first and only message the parent
+// sends a fetch process: the upstream of one pull mirror, what the
+// transport needs to reach it, and the quarantine the pack goes to.
+// Credentials are this mirror's own: no other's reach the process.
+type MirrorStart struct {
+	Name string // MaxRepoName, for its log lines
+	Path string // MaxPath, absolute: the repository, read only
+	URL  string // MaxMirrorURL, without credentials
+	// Quarantine is the directory of the repository's objects
+	// directory, made by the parent, where the pack is indexed (the
+	// only place the process writes).
+	Quarantine string // MaxPath
+	// AuthUser and AuthPassword are sent to an http(s) upstream
+	// (MaxSecret each; both "" for none).
+	AuthUser, AuthPassword string
+	// KeyFile is the SSH private key, KnownHosts a known_hosts file
+	// (MaxPath each, absolute or ""), HostKeys pinned host keys in
+	// authorized_keys format (MaxKeys of MaxKey).
+	KeyFile, KnownHosts string
+	HostKeys            []string
+	// Timeout bounds the whole sync, in seconds (1 to 1<<31).
+	Timeout uint32
+	// MaxPackSize, MaxObjects, MaxObjectSize and MinFree bound the pack
+	// as a push's are bounded (0: the protocol's defaults; MinFree 0:
+	// no guard).
+	MaxPackSize, MaxObjects, MaxObjectSize, MinFree uint64
+	// MemoryLimit is the process's memory budget in bytes (0: none;
+	// else MinMemoryLimit to MaxMemoryLimit).
+	MemoryLimit uint64
+}
+
+func (*MirrorStart) Type() msg.Type { return TypeMirrorStart }
+func (m *MirrorStart) encode(e *msg.Encoder) {
+	e.String(m.Name).String(m.Path).String(m.URL).String(m.Quarantine)
+	e.String(m.AuthUser).String(m.AuthPassword).String(m.KeyFile).String(m.KnownHosts).Strings(m.HostKeys)
+	e.Uint32(m.Timeout).Uint64(m.MaxPackSize).Uint64(m.MaxObjects).Uint64(m.MaxObjectSize).Uint64(m.MinFree).Uint64(m.MemoryLimit)
+}
+func (m *MirrorStart) decode(d *msg.Decoder) {
+	m.Name, m.Path, m.URL, m.Quarantine = d.String(MaxRepoName), d.String(MaxPath), d.String(MaxMirrorURL), d.String(MaxPath)
+	m.AuthUser, m.AuthPassword = d.String(MaxSecret), d.String(MaxSecret)
+	m.KeyFile, m.KnownHosts, m.HostKeys = d.String(MaxPath), d.String(MaxPath), d.Strings(MaxKeys, MaxKey)
+	m.Timeout = d.Uint32()
+	m.MaxPackSize, m.MaxObjects, m.MaxObjectSize, m.MinFree, m.MemoryLimit = d.Uint64(), d.Uint64(), d.Uint64(), d.Uint64(), d.Uint64()
+	for _, p := range []string{m.Path, m.Quarantine} {
+		if !strings.HasPrefix(p, "/") {
+			d.Fail("path not absolute")
+		}
+	}
+	for _, p := range []string{m.KeyFile, m.KnownHosts} {
+		if p != "" && !strings.HasPrefix(p, "/") {
+			d.Fail("path not absolute")
+		}
+	}
+	if m.URL == "" || m.Timeout == 0 || m.Timeout > 1<<31 {
+		d.Fail("bad mirror")
+	}
+	if m.MaxPackSize > 1<<62 || m.MaxObjects > 1<<32-1 || m.MaxObjectSize > 1<<62 || m.MinFree > 1<<62 {
+		d.Fail("bad pack bounds")
+	}
+	if m.MemoryLimit != 0 && (m.MemoryLimit < MinMemoryLimit || m.MemoryLimit > MaxMemoryLimit) {
+		d.Fail("bad memory limit")
+	}
+}
+
+// MirrorRef: fetch → session_write (ModeMirror), one per reference the
+// sync moves (at most MaxMirrorRefs), before MirrorFetched: its full
+// name and its value before and after (object ids, empty for none:
+// created, deleted). The receiver checks each name and old value.
+type MirrorRef struct {
+	Name     string // MaxPath
+	Old, New []byte // MaxChecksum each
+}
+
+func (*MirrorRef) Type() msg.Type { return TypeMirrorRef }
+func (m *MirrorRef) encode(e *msg.Encoder) {
+	e.String(m.Name).Bytes(m.Old).Bytes(m.New)
+}
+func (m *MirrorRef) decode(d *msg.Decoder) {
+	m.Name, m.Old, m.New = d.String(MaxPath), d.Bytes(MaxChecksum), d.Bytes(MaxChecksum)
+	if len(m.Old) == 0 && len(m.New) == 0 {
+		d.Fail("reference update without values")
+	}
+}
+
+// MirrorFetched: fetch → session_write (ModeMirror), after the
+// MirrorRefs: the pack that brings what they need, indexed in the
+// quarantine (its files named as PackIndexed names them; Pack "" when
+// nothing moved), and the bytes read from the upstream. A failed fetch
+// sends Failed instead, whose Message is for the operator.
+type MirrorFetched struct {
+	PackIndexed
+	Head string // MaxPath: the upstream HEAD's target, "" if unknown
+}
+
+func (*MirrorFetched) Type() msg.Type { return TypeMirrorFetched }
+func (m *MirrorFetched) encode(e *msg.Encoder) {
+	m.PackIndexed.encode(e)
+	e.String(m.Head)
+}
+func (m *MirrorFetched) decode(d *msg.Decoder) {
+	m.PackIndexed.decode(d)
+	m.Head = d.String(MaxPath)
 }

@@ -38,6 +38,11 @@ func messages() []Message {
 			MaxPackSize: 1 << 30, MaxObjects: 100000, MinFree: 1 << 30, MaxObjectSize: 300 << 20, MemoryLimit: 256 << 20,
 			Deadline: 1796000000123456789, MinRate: 1024, RateInterval: 30},
 		&Failed{Message: "pack is truncated", Bytes: 100},
+		&MirrorStart{Name: "r", Path: "/git/r.git", URL: "https://example.org/r.git", Quarantine: "/git/r.git/objects/incoming-2",
+			AuthUser: "u", AuthPassword: "p", KeyFile: "/k/id", KnownHosts: "/k/known", HostKeys: []string{"ssh-ed25519 AAAA"},
+			Timeout: 3600, MaxPackSize: 1 << 30, MaxObjects: 9, MaxObjectSize: 1 << 20, MinFree: 1 << 20, MemoryLimit: 256 << 20},
+		&MirrorRef{Name: "refs/heads/main", Old: make([]byte, 20), New: bytes.Repeat([]byte{1}, 20)},
+		&MirrorFetched{PackIndexed: PackIndexed{Pack: "/q/p.pack", Index: "/q/p.idx", Count: 3, Checksum: make([]byte, 20)}, Head: "refs/heads/main"},
 		&RecvPack{},
 		&Progress{Stage: "resolving deltas", Done: 1, Total: 2},
 		&PackIndexed{Pack: "/q/p.pack", Index: "/q/p.idx", Rev: "/q/p.rev", Count: 3, Checksum: make([]byte, 20), Bytes: 4096},
@@ -173,6 +178,26 @@ func TestStartMemoryLimit(t *testing.T) {
 		if err := Decode(msg.Msg{Type: TypeStart, Data: e.Data()}, &Start{}); (err == nil) != ok {
 			t.Errorf("memory limit %d: %v", limit, err)
 		}
+	}
+}
+
+// TestModeMirrorParentOnly: no client's Connect may carry ModeMirror,
+// which only the parent gives session_write.
+func TestModeMirrorParentOnly(t *testing.T) {
+	for _, tc := range []struct {
+		mode uint32
+		ok   bool
+	}{{ModeFull, true}, {ModeStateless, true}, {ModeMirror, false}, {numModes, false}} {
+		var e msg.Encoder
+		(&Connect{Via: ViaGit, Mode: tc.mode}).encode(&e)
+		if err := Decode(msg.Msg{Type: TypeConnect, Data: e.Data()}, &Connect{}); (err == nil) != tc.ok {
+			t.Errorf("Connect with mode %d: got %v; want ok %v", tc.mode, err, tc.ok)
+		}
+	}
+	var e msg.Encoder
+	(&Start{Path: "/r", Mode: ModeMirror}).encode(&e)
+	if err := Decode(msg.Msg{Type: TypeStart, Data: e.Data()}, &Start{}); err != nil {
+		t.Errorf("Start with ModeMirror: %v", err)
 	}
 }
 

@@ -62,7 +62,15 @@ type Options struct {
 	// archived names a tree rather than a commit (C Git uses the current
 	// time then); for a commit its committer time is used.
 	Time int64
+	// ZipLevel is the deflate level of a zip's files, 1 to 9 as git
+	// archive's -1 to -9 give it; ZipStore stores them uncompressed, as
+	// -0 does; 0 is compress/flate's default. Tar ignores it.
+	ZipLevel int
 }
+
+// ZipStore is the ZipLevel of a zip whose files are stored, not
+// deflated (git archive -0).
+const ZipStore = -1
 
 // snapshot is what an archive is made of: the tree, the commit it came
 // from if any, and the time stamped on every entry.

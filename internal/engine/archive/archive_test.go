@@ -16,17 +16,23 @@ import (
 	"gotd/internal/gittest"
 )
 
-// bigSize is the size of the large file of the extra commit: above
-// SmallBlob, so it is streamed.
-const bigSize = 8 << 20
+// bigSize is the size of the large file of TestBoundedMemory's extra
+// commit, and streamedSize that of the other tests': both above
+// SmallBlob, so that they are streamed, the first large enough for its
+// allocations to show.
+const (
+	bigSize      = 8 << 20
+	streamedSize = 256 << 10
+)
 
 // fixture builds a repository with gittest.Generate's history and a
 // branch "extra" whose tree holds what an archive must handle
 // specially: names too long for the ustar name field (split into the
 // prefix field or moved to a pax header), non-ASCII names, a symbolic
 // link whose target needs a pax header, an empty directory, and a large
-// file. It returns the repository's directory and the tip of extra.
-func fixture(t *testing.T, format string) (string, *repo.Repo) {
+// file of size bytes. It returns the repository's directory and the
+// opened repository.
+func fixture(t *testing.T, format string, size int) (string, *repo.Repo) {
 	t.Helper()
 	dir := gittest.InitBare(t, format)
 	gittest.Generate(t, dir, gittest.History{Commits: 6, Branches: 1, Files: 12})
@@ -52,7 +58,7 @@ func fixture(t *testing.T, format string) (string, *repo.Repo) {
 	data("#!/bin/sh\n")
 	fmt.Fprintf(&b, "M 100644 inline empty-file\n")
 	data("")
-	big := make([]byte, bigSize)
+	big := make([]byte, size)
 	x := uint32(1)
 	for i := range big {
 		x ^= x << 13
@@ -116,9 +122,10 @@ func gitArchive(t *testing.T, dir string, args ...string) []byte {
 }
 
 func TestTarMatchesGit(t *testing.T) {
+	t.Parallel()
 	for _, format := range []string{"sha1", "sha256"} {
 		t.Run(format, func(t *testing.T) {
-			dir, r := fixture(t, format)
+			dir, r := fixture(t, format, streamedSize)
 			revs := strings.Fields(gittest.Git(t, dir, "rev-list", "--all"))
 			tests := []struct {
 				rev    string
@@ -173,7 +180,8 @@ func TestTarMatchesGit(t *testing.T) {
 // archive of a commit of that tree, stamped with the same time, without
 // its global header (a header record and one of content).
 func TestTarOfTree(t *testing.T) {
-	dir, r := fixture(t, "sha1")
+	t.Parallel()
+	dir, r := fixture(t, "sha1", streamedSize)
 	tree := resolveID(t, dir, r, "extra^{tree}")
 	when, err := strconv.ParseInt(strings.TrimSpace(gittest.Git(t, dir, "log", "-1", "--format=%ct", "extra")), 10, 64)
 	if err != nil {
@@ -193,7 +201,8 @@ func TestTarOfTree(t *testing.T) {
 }
 
 func TestPathsMustMatch(t *testing.T) {
-	dir, r := fixture(t, "sha1")
+	t.Parallel()
+	dir, r := fixture(t, "sha1", streamedSize)
 	id := resolveID(t, dir, r, "extra")
 	for _, paths := range [][]string{{"nosuch"}, {"../x"}, {"/abs"}, {""}, {"bin", "nosuch"}} {
 		if err := WriteTar(context.Background(), io.Discard, r, id, Options{Paths: paths}); err == nil {
@@ -209,8 +218,9 @@ func TestPathsMustMatch(t *testing.T) {
 
 // TestBoundedMemory archives a tree holding an 8 MiB file as tar and
 // zip: the writers must stream it, allocating far less than its size.
+// It counts the process's allocations, so it is not run in parallel.
 func TestBoundedMemory(t *testing.T) {
-	dir, r := fixture(t, "sha1")
+	dir, r := fixture(t, "sha1", bigSize)
 	id := resolveID(t, dir, r, "extra")
 	for _, tt := range []struct {
 		name  string
@@ -237,6 +247,7 @@ func TestBoundedMemory(t *testing.T) {
 // TestDeepTree checks that a tree nested deeper than maxDepth is
 // refused rather than walked.
 func TestDeepTree(t *testing.T) {
+	t.Parallel()
 	dir := gittest.InitBare(t, "sha1")
 	for _, tt := range []struct {
 		depth int

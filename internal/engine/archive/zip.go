@@ -3,6 +3,7 @@ package archive
 import (
 	"archive/zip"
 	"bufio"
+	"compress/flate"
 	"context"
 	"fmt"
 	"io"
@@ -28,8 +29,16 @@ func WriteZip(ctx context.Context, w io.Writer, r *repo.Repo, id oid.ID, opts Op
 	if err != nil {
 		return err
 	}
+	if opts.ZipLevel < ZipStore || opts.ZipLevel > flate.BestCompression {
+		return fmt.Errorf("archive: zip level %d out of range", opts.ZipLevel)
+	}
 	bw := bufio.NewWriterSize(w, 64<<10)
-	z := &zipWriter{z: zip.NewWriter(bw), mtime: time.Unix(s.mtime, 0)}
+	z := &zipWriter{z: zip.NewWriter(bw), mtime: time.Unix(s.mtime, 0), store: opts.ZipLevel == ZipStore}
+	if level := opts.ZipLevel; level > 0 {
+		z.z.RegisterCompressor(zip.Deflate, func(w io.Writer) (io.WriteCloser, error) {
+			return flate.NewWriter(w, level)
+		})
+	}
 	if s.commit.Valid() {
 		if err := z.z.SetComment(s.commit.String()); err != nil {
 			return fmt.Errorf("archive: %w", err)
@@ -51,6 +60,7 @@ func WriteZip(ctx context.Context, w io.Writer, r *repo.Repo, id oid.ID, opts Op
 type zipWriter struct {
 	z     *zip.Writer
 	mtime time.Time
+	store bool // files are stored, not deflated
 	buf   [32 << 10]byte
 }
 
@@ -75,7 +85,7 @@ func (z *zipWriter) write(e entry, size int64, open func() (io.ReadCloser, error
 			h.CreatorVersion = zipCreatorUnix
 			h.ExternalAttrs = e.mode << 16
 		}
-		if size > 0 {
+		if size > 0 && !z.store {
 			h.Method = zip.Deflate
 		}
 	default:

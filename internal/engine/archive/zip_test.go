@@ -1,8 +1,10 @@
 package archive
 
 import (
+	"archive/zip"
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,10 +19,11 @@ import (
 // and times (zipinfo, without the columns of compression), carry the
 // same comment, and extract to the same files.
 func TestZipMatchesGit(t *testing.T) {
+	t.Parallel()
 	if _, err := exec.LookPath("unzip"); err != nil {
 		t.Skip("unzip not installed")
 	}
-	dir, r := fixture(t, "sha1")
+	dir, r := fixture(t, "sha1", streamedSize)
 	tests := []struct {
 		rev    string
 		prefix string
@@ -95,4 +98,51 @@ func run(t *testing.T, dir, name string, args ...string) string {
 		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
 	}
 	return string(out)
+}
+
+// TestZipLevels: ZipStore stores every file as git archive -0 does;
+// levels 1 and 9 deflate the files (symbolic links are stored), 9 no
+// smaller than 1; other levels are refused.
+func TestZipLevels(t *testing.T) {
+	t.Parallel()
+	dir, r := fixture(t, "sha1", streamedSize)
+	id := resolveID(t, dir, r, "extra")
+	methods := func(b []byte) (map[uint16]int, uint64) {
+		zr, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, size := map[uint16]int{}, uint64(0)
+		for _, f := range zr.File {
+			if f.UncompressedSize64 > 0 {
+				m[f.Method]++
+			}
+			if f.Name != "big.bin" { // random bytes: no level shrinks them
+				size += f.CompressedSize64
+			}
+		}
+		return m, size
+	}
+	write := func(level int) []byte {
+		var b bytes.Buffer
+		if err := WriteZip(context.Background(), &b, r, id, Options{ZipLevel: level}); err != nil {
+			t.Fatalf("WriteZip level %d: %v", level, err)
+		}
+		return b.Bytes()
+	}
+	stored, _ := methods(write(ZipStore))
+	want, _ := methods(gitArchive(t, dir, "--format=zip", "-0", "extra"))
+	if stored[zip.Deflate] != 0 || stored[zip.Store] != want[zip.Store] || want[zip.Deflate] != 0 {
+		t.Errorf("ZipStore: methods %v; git archive -0: %v", stored, want)
+	}
+	fast, fastSize := methods(write(1))
+	best, bestSize := methods(write(9))
+	if fast[zip.Deflate] != best[zip.Deflate] || fast[zip.Deflate] <= stored[zip.Deflate] || bestSize >= fastSize {
+		t.Errorf("levels 1 and 9: methods %v %v, sizes %d %d", fast, best, fastSize, bestSize)
+	}
+	for _, level := range []int{-2, 10} {
+		if err := WriteZip(context.Background(), io.Discard, r, id, Options{ZipLevel: level}); err == nil {
+			t.Errorf("WriteZip level %d: no error", level)
+		}
+	}
 }

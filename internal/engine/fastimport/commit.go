@@ -327,7 +327,13 @@ func (im *importer) commit(name string) error {
 // stops at an empty line or at the first other command, left to be read
 // again.
 func (im *importer) fileChanges(b *branch) error {
-	for len(im.in.line) > 0 {
+	for n := 1; len(im.in.line) > 0; n++ {
+		if n%256 == 0 {
+			// One commit may change millions of paths.
+			if err := im.ctx.Err(); err != nil {
+				return err
+			}
+		}
 		line := im.in.line
 		var err error
 		if v, ok := cut(line, "M "); ok {

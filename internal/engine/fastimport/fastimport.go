@@ -144,7 +144,9 @@ type importer struct {
 // Commands it does not implement (cat-blob, ls, get-mark, notemodify,
 // marks files, other date formats) are refused with an error naming
 // them. On any error nothing is installed: the pack is removed and no
-// reference changes. A reference that would not fast-forward is left
+// reference changes; references that cannot be set together ("a"
+// beside "a/b", a name in the way of an existing reference) are refused
+// before the pack is installed. A reference that would not fast-forward is left
 // as it was (unless forced) and reported with an error after the others
 // are updated.
 func Import(ctx context.Context, r *repo.Repo, in io.Reader, opts Options) (*Stats, error) {
@@ -179,6 +181,9 @@ func Import(ctx context.Context, r *repo.Repo, in io.Reader, opts Options) (*Sta
 		force:     opts.Force,
 	}
 	if err := im.run(); err != nil {
+		return nil, err
+	}
+	if err := im.checkRefs(); err != nil {
 		return nil, err
 	}
 	path, err := pf.finish(ctx, opts.MaxObjectSize, opts.Verify)

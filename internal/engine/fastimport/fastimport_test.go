@@ -204,6 +204,38 @@ from 0000000000000000000000000000000000000000
 		"M 100644 :1 f\n\nalias\nmark :7\nto :2\n\n" +
 		"commit refs/heads/other\nmark :3\ncommitter C <c@example.com> 1700000001 +0000\ndata 1\ny" +
 		"from :7\nM 100644 :1 g\n\nprogress two\ndone\n"},
+	{"wide directories", wideStream()},
+}
+
+// wideStream fills directories past indexMin entries, then deletes,
+// renames, copies and replaces some of them across commits.
+func wideStream() string {
+	var b strings.Builder
+	b.WriteString("blob\nmark :1\ndata 2\na\n\nblob\nmark :2\ndata 2\nb\n\n")
+	commit := func(n int) {
+		fmt.Fprintf(&b, "commit refs/heads/main\ncommitter C <c@example.com> %d +0000\ndata 1\nw", 1700000000+n)
+	}
+	commit(0)
+	for i := range 60 {
+		fmt.Fprintf(&b, "M 100644 :1 d/f%02d\n", i)
+	}
+	for i := range 40 {
+		fmt.Fprintf(&b, "M 100644 :2 t%02d\nM 100644 :1 s/s%02d/x\n", i, i)
+	}
+	b.WriteString("\n")
+	commit(1)
+	b.WriteString("D d/f05\nD d/f59\nD d/f00\nR d/f10 d/g10\nC d/f20 d/f99\nM 100644 :2 d/f30\nM 100755 :1 d/new\nD s/s07/x\nR s/s39 s/s00/in\n")
+	for i := range 36 {
+		fmt.Fprintf(&b, "D t%02d\n", i)
+	}
+	b.WriteString("M 100644 :1 d/f05\n\n")
+	commit(2)
+	b.WriteString("deleteall\n")
+	for i := range 50 {
+		fmt.Fprintf(&b, "M 100644 :%d e/f%02d\n", 1+i%2, 49-i)
+	}
+	b.WriteString("D e/f10\nD e/f11\n\n")
+	return b.String()
 }
 
 func fastImportGit(t *testing.T, stream string) string {

@@ -32,17 +32,9 @@ func (im *importer) updateRefs() error {
 		ups = append(ups, u)
 	}
 	for _, b := range im.order {
-		name := b.name
-		if name == "HEAD" {
-			// The update follows HEAD to the branch it names, as C
-			// Git's does; a detached HEAD is moved itself.
-			head, err := im.r.Refs.Read("HEAD")
-			if err == nil && head.Target != "" {
-				if refs.CheckName(head.Target) != nil {
-					return fmt.Errorf("HEAD points at %q, not a branch", head.Target)
-				}
-				name = head.Target
-			}
+		name, err := im.refName(b)
+		if err != nil {
+			return err
 		}
 		old, err := im.r.Refs.Read(name)
 		exists := err == nil
@@ -85,6 +77,56 @@ func (im *importer) updateRefs() error {
 	im.stats.Refs = len(ups)
 	if len(refused) > 0 {
 		return fmt.Errorf("%w: %d branches not updated (first %s)", ErrNotFastForward, len(refused), refused[0])
+	}
+	return nil
+}
+
+// refName is the reference branch b updates: its name, but for "HEAD",
+// which follows HEAD to the branch it names, as C Git's update does (a
+// detached HEAD is moved itself).
+func (im *importer) refName(b *branch) (string, error) {
+	if b.name != "HEAD" {
+		return b.name, nil
+	}
+	head, err := im.r.Refs.Read("HEAD")
+	if err == nil && head.Target != "" {
+		if refs.CheckName(head.Target) != nil {
+			return "", fmt.Errorf("HEAD points at %q, not a branch", head.Target)
+		}
+		return head.Target, nil
+	}
+	return b.name, nil
+}
+
+// checkRefs refuses, before the pack is installed, a stream whose
+// references updateRefs could not set in one transaction: two names in
+// conflict ("a" and "a/b"), a name in the way of an existing reference,
+// HEAD pointing outside refs/.
+func (im *importer) checkRefs() error {
+	var ups []refs.Update
+	seen := make(map[string]bool)
+	add := func(u refs.Update) {
+		if !seen[u.Name] {
+			seen[u.Name] = true
+			ups = append(ups, u)
+		}
+	}
+	for _, b := range im.order {
+		name, err := im.refName(b)
+		if err != nil {
+			return err
+		}
+		if b.tip.Valid() && !b.tip.IsNull() {
+			add(refs.Update{Name: name, New: b.tip})
+		} else if _, err := im.r.Refs.Read(name); b.delete && err == nil {
+			add(refs.Update{Name: name, New: oid.Zero(im.format)})
+		}
+	}
+	for _, t := range im.tags {
+		add(refs.Update{Name: "refs/tags/" + t.name, New: t.id})
+	}
+	if err := im.r.Refs.Check(ups); err != nil {
+		return fmt.Errorf("update references: %w", err)
 	}
 	return nil
 }

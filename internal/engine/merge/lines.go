@@ -2,29 +2,25 @@ package merge
 
 import (
 	"bytes"
-	"errors"
+
+	"gotd/internal/engine/linediff"
 )
 
 // ErrTooDifferent is returned by Lines when a side differs from the base
 // by more edits than the merge searches for: the caller treats the file
 // as a conflict rather than spend unbounded time on it.
-var ErrTooDifferent = errors.New("merge: files too different to merge")
-
-// maxDiffWork bounds the steps of one diff (diagonals tried and common
-// lines followed), so that a pair of large files costs at most a
-// fraction of a second, and its trace at most 32 MB, before it is
-// called too different.
-const maxDiffWork = 4 << 20
+var ErrTooDifferent = linediff.ErrTooDifferent
 
 // maxLines bounds the lines of the three texts of a line merge,
 // counted before they are split, so that the tables stay small.
 const maxLines = 1 << 20
 
-// hunk is one change of a line diff: lines [i, i+n) of the base are
-// replaced by lines [j, j+m) of the side.
-type hunk struct{ i, n, j, m int }
+// hunk is one change of a line diff: lines [I, I+N) of the base are
+// replaced by lines [J, J+M) of the side.
+type hunk = linediff.Hunk
 
-func (h hunk) end() int { return h.i + h.n }
+// text is a file split in lines.
+type text = linediff.Text
 
 // Lines merges two texts changed from a common base, line by line, the
 // way C Git's three-way file merge decides cleanliness: each side is
@@ -47,13 +43,13 @@ func Lines(base, ours, theirs []byte, maxEdits int) (merged []byte, clean bool, 
 	if bytes.Count(base, []byte{'\n'})+bytes.Count(ours, []byte{'\n'})+bytes.Count(theirs, []byte{'\n'}) > maxLines {
 		return nil, false, ErrTooDifferent
 	}
-	var t table
-	b, o, th := t.lines(base), t.lines(ours), t.lines(theirs)
-	h1, err := diff(b.ids, o.ids, maxEdits)
+	var t linediff.Table
+	b, o, th := t.Lines(base), t.Lines(ours), t.Lines(theirs)
+	h1, err := linediff.Diff(b.IDs, o.IDs, maxEdits)
 	if err != nil {
 		return nil, false, err
 	}
-	h2, err := diff(b.ids, th.ids, maxEdits)
+	h2, err := linediff.Diff(b.IDs, th.IDs, maxEdits)
 	if err != nil {
 		return nil, false, err
 	}
@@ -70,14 +66,14 @@ func Lines(base, ours, theirs []byte, maxEdits int) (merged []byte, clean bool, 
 	for i < len(h1) || j < len(h2) {
 		switch {
 		case j == len(h2) || i < len(h1) && r1[i].hi < r2[j].lo:
-			out = b.append(out, pos, h1[i].i)
-			out = o.append(out, h1[i].j, h1[i].j+h1[i].m)
-			pos = h1[i].end()
+			out = b.Append(out, pos, h1[i].I)
+			out = o.Append(out, h1[i].J, h1[i].J+h1[i].M)
+			pos = h1[i].End()
 			i++
 		case i == len(h1) || r2[j].hi < r1[i].lo:
-			out = b.append(out, pos, h2[j].i)
-			out = th.append(out, h2[j].j, h2[j].j+h2[j].m)
-			pos = h2[j].end()
+			out = b.Append(out, pos, h2[j].I)
+			out = th.Append(out, h2[j].J, h2[j].J+h2[j].M)
+			pos = h2[j].End()
 			j++
 		default:
 			// A stretch of the base both sides changed: grow it while
@@ -105,12 +101,12 @@ func Lines(base, ours, theirs []byte, maxEdits int) (merged []byte, clean bool, 
 			if !bytes.Equal(mine, other) {
 				return nil, false, nil
 			}
-			out = b.append(out, pos, start)
+			out = b.Append(out, pos, start)
 			out = append(out, mine...)
 			pos, i, j = end, i2, j2
 		}
 	}
-	return b.append(out, pos, len(b.ids)), true, nil
+	return b.Append(out, pos, len(b.IDs)), true, nil
 }
 
 // span is the base lines [lo, hi) a change may reach.
@@ -124,24 +120,24 @@ func reach(base, s text, hs []hunk) []span {
 	out := make([]span, len(hs))
 	for k, h := range hs {
 		own := map[int]bool{}
-		for x := h.i; x < h.end(); x++ {
-			own[base.ids[x]] = true
+		for x := h.I; x < h.End(); x++ {
+			own[base.IDs[x]] = true
 		}
-		for y := h.j; y < h.j+h.m; y++ {
-			own[s.ids[y]] = true
+		for y := h.J; y < h.J+h.M; y++ {
+			own[s.IDs[y]] = true
 		}
-		lo, hi := h.i, h.end()
-		floor, ceil := 0, len(base.ids)
+		lo, hi := h.I, h.End()
+		floor, ceil := 0, len(base.IDs)
 		if k > 0 {
-			floor = hs[k-1].end()
+			floor = hs[k-1].End()
 		}
 		if k+1 < len(hs) {
-			ceil = hs[k+1].i
+			ceil = hs[k+1].I
 		}
-		for lo > floor && own[base.ids[lo-1]] {
+		for lo > floor && own[base.IDs[lo-1]] {
 			lo--
 		}
-		for hi < ceil && own[base.ids[hi]] {
+		for hi < ceil && own[base.IDs[hi]] {
 			hi++
 		}
 		out[k] = span{lo, hi}
@@ -155,168 +151,9 @@ func side(base, s text, hs []hunk, start, end int) []byte {
 	var out []byte
 	pos := start
 	for _, h := range hs {
-		out = base.append(out, pos, h.i)
-		out = s.append(out, h.j, h.j+h.m)
-		pos = h.end()
+		out = base.Append(out, pos, h.I)
+		out = s.Append(out, h.J, h.J+h.M)
+		pos = h.End()
 	}
-	return base.append(out, pos, end)
-}
-
-// table numbers distinct lines, so that texts are compared as slices of
-// integers.
-type table struct{ ids map[string]int }
-
-// text is a file split in lines: the offset of each line's start (and
-// of the end), and each line's number in the table.
-type text struct {
-	data []byte
-	offs []int
-	ids  []int
-}
-
-func (t *table) lines(data []byte) text {
-	if t.ids == nil {
-		t.ids = map[string]int{}
-	}
-	x := text{data: data, offs: []int{0}}
-	for off := 0; off < len(data); {
-		n := bytes.IndexByte(data[off:], '\n') + 1
-		if n == 0 {
-			n = len(data) - off
-		}
-		line := data[off : off+n]
-		id, ok := t.ids[string(line)]
-		if !ok {
-			id = len(t.ids)
-			t.ids[string(line)] = id
-		}
-		x.ids = append(x.ids, id)
-		off += n
-		x.offs = append(x.offs, off)
-	}
-	return x
-}
-
-// append appends lines [from, to) of x to dst.
-func (x text) append(dst []byte, from, to int) []byte {
-	return append(dst, x.data[x.offs[from]:x.offs[to]]...)
-}
-
-// diff returns the changes of a shortest edit script from a to b
-// (Myers' greedy algorithm), in order, or ErrTooDifferent if it needs
-// more than maxEdits insertions and deletions.
-func diff(a, b []int, maxEdits int) ([]hunk, error) {
-	// Common lines at both ends take no search.
-	pre := 0
-	for pre < len(a) && pre < len(b) && a[pre] == b[pre] {
-		pre++
-	}
-	suf := 0
-	for suf < len(a)-pre && suf < len(b)-pre && a[len(a)-1-suf] == b[len(b)-1-suf] {
-		suf++
-	}
-	a, b = a[pre:len(a)-suf], b[pre:len(b)-suf]
-	n, m := len(a), len(b)
-	switch {
-	case n == 0 && m == 0:
-		return nil, nil
-	case n == 0 || m == 0:
-		if n+m > maxEdits {
-			return nil, ErrTooDifferent
-		}
-		return []hunk{{pre, n, pre, m}}, nil
-	}
-	// v[k+off] is the furthest x reached on diagonal k = x - y; trace
-	// keeps v after each round d, the band [-d, d] of it, to walk back:
-	// at most maxEdits² entries. work counts the steps, bounded too.
-	off := n + m
-	v := make([]int, 2*off+2)
-	var trace [][]int32
-	d, work := 0, 0
-	for ; ; d++ {
-		if d > maxEdits || work > maxDiffWork {
-			return nil, ErrTooDifferent
-		}
-		done := false
-		for k := -d; k <= d; k += 2 {
-			var x int
-			if k == -d || k != d && v[k-1+off] < v[k+1+off] {
-				x = v[k+1+off] // down: an insertion
-			} else {
-				x = v[k-1+off] + 1 // right: a deletion
-			}
-			y := x - k
-			x0 := x
-			for x < n && y < m && a[x] == b[y] {
-				x, y = x+1, y+1
-			}
-			work += 1 + x - x0
-			v[k+off] = x
-			if x >= n && y >= m {
-				done = true
-				break
-			}
-		}
-		band := make([]int32, 2*d+1)
-		for i, x := range v[off-d : off+d+1] {
-			band[i] = int32(x)
-		}
-		trace = append(trace, band)
-		if done {
-			break
-		}
-	}
-	// Walk back from (n, m), collecting the edits in reverse.
-	var hs []hunk
-	x, y := n, m
-	for ; d > 0; d-- {
-		prev := trace[d-1] // band [-(d-1), d-1]
-		at := func(k int) int { return int(prev[k+d-1]) }
-		k := x - y
-		var pk int
-		if k == -d || k != d && at(k-1) < at(k+1) {
-			pk = k + 1
-		} else {
-			pk = k - 1
-		}
-		px := at(pk)
-		py := px - pk
-		// The edit leads from (px, py) to (sx, sy); from there to
-		// (x, y) the lines are common.
-		sx, sy := px+1, py
-		if pk == k+1 {
-			sx, sy = px, py+1
-		}
-		for x > sx && y > sy {
-			x, y = x-1, y-1
-		}
-		if pk == k+1 { // insertion of b[py]
-			hs = addEdit(hs, px, py, 0, 1)
-		} else { // deletion of a[px]
-			hs = addEdit(hs, px, py, 1, 0)
-		}
-		x, y = px, py
-	}
-	// Reverse into order and shift by the common prefix.
-	for l, r := 0, len(hs)-1; l < r; l, r = l+1, r-1 {
-		hs[l], hs[r] = hs[r], hs[l]
-	}
-	for k := range hs {
-		hs[k].i += pre
-		hs[k].j += pre
-	}
-	return hs, nil
-}
-
-// addEdit adds one edit at (i, j), found walking backwards, to hs:
-// merged into the last hunk when they are adjacent.
-func addEdit(hs []hunk, i, j, n, m int) []hunk {
-	if len(hs) > 0 {
-		h := &hs[len(hs)-1]
-		if i+n == h.i && j+m == h.j {
-			h.i, h.j, h.n, h.m = i, j, h.n+n, h.m+m
-			return hs
-		}
-	}
-	return append(hs, hunk{i, n, j, m})
+	return base.Append(out, pos, end)
 }

@@ -402,7 +402,7 @@ func (s *Store) Update(updates []Update) error {
 	}
 	defer snap.close()
 	for _, t := range txn {
-		if err := s.verify(t, snap, buf[:]); err != nil {
+		if err := s.verify(t, snap, buf[:], true); err != nil {
 			return err
 		}
 	}
@@ -554,8 +554,9 @@ func (s *Store) lockError(name string, err error) error {
 
 // verify reads the current state of a locked reference, checks it
 // against Old and, for a creation, against the names of existing
-// references.
-func (s *Store) verify(t *txnRef, snap *packed, buf []byte) error {
+// references. With tidy set, an empty directory left where the
+// reference is to be created is removed.
+func (s *Store) verify(t *txnRef, snap *packed, buf []byte, tidy bool) error {
 	cur, found, err := s.readLoose(t.Name, buf)
 	broken := errors.Is(err, ErrBroken)
 	if err != nil && !broken {
@@ -597,13 +598,14 @@ func (s *Store) verify(t *txnRef, snap *packed, buf []byte) error {
 	if t.New == zero || t.exists {
 		return nil
 	}
-	return s.checkAvailable(t.Name, snap)
+	return s.checkAvailable(t.Name, snap, tidy)
 }
 
 // checkAvailable refuses to create name when an existing reference is a
 // directory prefix of it or has it as a directory prefix. Ancestors with
-// loose files were already refused when the lock was taken.
-func (s *Store) checkAvailable(name string, snap *packed) error {
+// loose files were already refused when the lock was taken. An empty
+// directory at the name's path is removed if tidy is set.
+func (s *Store) checkAvailable(name string, snap *packed, tidy bool) error {
 	for i := 0; i < len(name); i++ {
 		if name[i] != '/' {
 			continue
@@ -630,6 +632,9 @@ func (s *Store) checkAvailable(name string, snap *packed) error {
 	}
 	if len(inside) > 0 {
 		return fmt.Errorf("%w: cannot create %s: %s exists", ErrConflict, name, inside[0])
+	}
+	if !tidy {
+		return nil
 	}
 	if err := removeEmptyDirs(dir); err != nil {
 		return fmt.Errorf("%w: cannot create %s: directory in the way: %v", ErrConflict, name, err)
@@ -750,7 +755,7 @@ func (s *Store) SetSymbolic(name, target string) error {
 		exists = true
 	}
 	if !exists {
-		if err := s.checkAvailable(name, snap); err != nil {
+		if err := s.checkAvailable(name, snap, true); err != nil {
 			return err
 		}
 	}

@@ -80,6 +80,13 @@ func TestUpdateMatchesGit(t *testing.T) {
 			if err := gitTxn(t, gitDir, f, updates); err != nil {
 				t.Fatalf("git update-ref: %v", err)
 			}
+			before := tree(t, r.dir)
+			if err := r.s.Check(updates); err != nil {
+				t.Fatalf("Check: %v", err)
+			}
+			if d := diffTrees(before, tree(t, r.dir)); len(d) > 0 {
+				t.Errorf("Check changed the repository: %q", d)
+			}
 			if err := r.s.Update(updates); err != nil {
 				t.Fatalf("Update: %v", err)
 			}
@@ -156,6 +163,9 @@ func TestUpdateConflicts(t *testing.T) {
 						t.Errorf("git update-ref accepted the transaction")
 					}
 					before := tree(t, r.dir)
+					if err := r.s.Check(tc.updates); !errors.Is(err, ErrConflict) {
+						t.Errorf("Check: got %v; want ErrConflict", err)
+					}
 					err := r.s.Update(tc.updates)
 					if !errors.Is(err, ErrConflict) {
 						t.Fatalf("got %v; want ErrConflict", err)

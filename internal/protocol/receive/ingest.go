@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 
+	"gotd/internal/engine/indexer"
 	"gotd/internal/git/object"
 	"gotd/internal/git/oid"
 	"gotd/internal/git/pack"
@@ -27,6 +28,9 @@ type Ingest struct {
 	Repo   *repo.Repo
 	Limits wire.Limits
 	Fsck   *object.Checker // nil: C Git's defaults
+	// MinFree is the free space the pack must leave on the
+	// repository's file system, as a push's must (0: no guard).
+	MinFree int64
 	// Progress, if set, is called as the indexer advances.
 	Progress func(stage string, done, total uint32)
 	// BeforeInstall, if set, is given the pack's files before they are
@@ -44,8 +48,7 @@ type Tip struct {
 // Take reads a pack from r and installs it as Ingest says, and returns
 // the installed pack's path ("" for a pack without objects).
 func (in *Ingest) Take(ctx context.Context, r io.Reader, tips []Tip) (string, error) {
-	rp := in.Repo
-	dir, hold, err := NewQuarantine(rp.ObjectsDir())
+	dir, hold, err := NewQuarantine(in.Repo.ObjectsDir())
 	if err != nil {
 		return "", err
 	}
@@ -53,21 +56,60 @@ func (in *Ingest) Take(ctx context.Context, r io.Reader, tips []Tip) (string, er
 		os.RemoveAll(dir)
 		hold.Close()
 	}()
+	res, err := in.Index(ctx, r, dir, tips)
+	if err != nil {
+		return "", err
+	}
+	return in.install(res)
+}
+
+// Index is Take's first half, for a process that may write only in the
+// quarantine directory dir (a mirror's fetch process): it reads the
+// pack from r into dir and checks the tips against it and the
+// repository, and installs nothing. On error nothing it wrote is left
+// in dir.
+func (in *Ingest) Index(ctx context.Context, r io.Reader, dir string, tips []Tip) (*indexer.Result, error) {
+	rp := in.Repo
 	res, err := IndexPack(ctx, r, dir, PackOptions{
 		Format:     rp.Format,
 		Bases:      rp,
 		Limits:     in.Limits,
 		Fsck:       in.Fsck,
 		Progress:   in.Progress,
+		MinFree:    in.MinFree,
 		ObjectsDir: rp.ObjectsDir(),
 		Shared:     rp.Shared,
 	})
 	if err != nil {
-		return "", err
+		return nil, err
 	}
+	if err := in.connected(ctx, res.PackPath, res.Count, tips); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// Install is Take's second half: it checks the tips against the pack
+// Index left in a quarantine directory and the repository again (the
+// process that indexed it may be less trusted than the caller), then
+// installs the pack and returns its path ("" for a pack without
+// objects, which is left where it is). The caller removes the
+// quarantine directory.
+func (in *Ingest) Install(ctx context.Context, res *indexer.Result, tips []Tip) (string, error) {
 	if err := in.connected(ctx, res.PackPath, res.Count, tips); err != nil {
 		return "", err
 	}
+	return in.install(res)
+}
+
+// InstallChecked is Install for the process that called Index itself,
+// whose check of the tips it need not repeat.
+func (in *Ingest) InstallChecked(res *indexer.Result) (string, error) {
+	return in.install(res)
+}
+
+// install installs the pack Index left in a quarantine directory.
+func (in *Ingest) install(res *indexer.Result) (string, error) {
 	if res.Count == 0 {
 		return "", nil
 	}
@@ -76,11 +118,11 @@ func (in *Ingest) Take(ctx context.Context, r io.Reader, tips []Tip) (string, er
 			return "", err
 		}
 	}
-	path, err := installPack(res, rp.PackDir())
+	path, err := installPack(res, in.Repo.PackDir())
 	if err != nil {
 		return "", err
 	}
-	return path, rp.Rescan()
+	return path, in.Repo.Rescan()
 }
 
 // connected checks the tips against the quarantined pack and the

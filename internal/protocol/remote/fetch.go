@@ -32,9 +32,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"time"
 
+	"gotd/internal/engine/indexer"
 	"gotd/internal/git/oid"
 	"gotd/internal/git/refs"
 	"gotd/internal/git/repo"
@@ -62,6 +64,8 @@ type FetchOptions struct {
 	// Limits bound the pack as a push's are bounded; zero fields take
 	// wire.DefaultLimits.
 	Limits wire.Limits
+	// MinFree is receive.Ingest's: the free space the pack must leave.
+	MinFree int64
 	// MaxRefs bounds the references the upstream may list (default
 	// 1,000,000).
 	MaxRefs int
@@ -76,6 +80,9 @@ type FetchOptions struct {
 	Progress func(msg string)
 	// BeforeInstall is receive.Ingest's.
 	BeforeInstall func(files []string) error
+	// Auth, if set, is sent to an http(s) upstream (with each request;
+	// net/http drops it on a redirect to another host).
+	Auth *BasicAuth
 	// V0 asks the upstream for protocol version 0 instead of 2, as
 	// C Git's protocol.version=0 does.
 	V0 bool
@@ -110,12 +117,64 @@ const (
 	maxHaves = 4096
 	// maxProgress bounds the progress bytes passed on per fetch.
 	maxProgress = 64 << 10
+	// maxRefName bounds a reference's name: no longer one can be a
+	// loose reference (PATH_MAX).
+	maxRefName = 4096
+	// maxRefBytes bounds the names of the references kept, together:
+	// MaxRefs names of up to maxRefName bytes would be gigabytes.
+	maxRefBytes = 128 << 20
 )
 
 // Fetch fetches from opts.URL into opts.Repo.
 func Fetch(ctx context.Context, opts FetchOptions) (*FetchResult, error) {
+	f, cancel, err := startFetch(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer cancel()
+	defer f.t.close()
+	return f.run(f.ctx)
+}
+
+// Fetched is what FetchPack brought: the reference updates that would
+// make the repository's references the upstream's, and the pack that
+// brings what they need, indexed in the quarantine directory.
+type Fetched struct {
+	// Updates have the old values the fetch started from; empty when
+	// the references are the upstream's already.
+	Updates []refs.Update
+	// Tips are the new values, for receive.Ingest.Install.
+	Tips []receive.Tip
+	// Pack is the indexed pack, nil when Updates is empty; a pack
+	// without objects when every object was here already.
+	Pack *indexer.Result
+	Head string
+}
+
+// FetchPack is Fetch for a process that may not write the repository
+// (a mirror's fetch process): it reads the repository, indexes the
+// upstream's pack into dir, a quarantine directory of the repository's
+// objects directory, and checks that every new value is there with
+// everything it reaches, but installs nothing and moves no reference:
+// the caller hands the result to the process that may, which calls
+// receive.Ingest.Install and moves the references. On error nothing is
+// left in dir.
+func FetchPack(ctx context.Context, opts FetchOptions, dir string) (*Fetched, error) {
+	f, cancel, err := startFetch(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer cancel()
+	defer f.t.close()
+	return f.fetchPack(f.ctx, dir)
+}
+
+// startFetch checks opts, gives them their defaults, and connects to
+// the upstream; the caller cancels the context, which bounds the
+// whole fetch, and closes the transport.
+func startFetch(ctx context.Context, opts FetchOptions) (*fetcher, context.CancelFunc, error) {
 	if opts.Repo == nil || opts.URL == "" {
-		return nil, errors.New("remote: no repository or URL")
+		return nil, nil, errors.New("remote: no repository or URL")
 	}
 	opts.Limits = opts.Limits.WithDefaults()
 	if opts.MaxRefs <= 0 {
@@ -136,26 +195,65 @@ func Fetch(ctx context.Context, opts FetchOptions) (*FetchResult, error) {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
-	defer cancel()
 	t, err := dial(ctx, opts.URL, uploadPack, opts.IOTimeout, opts.V0, opts.SSH)
 	if err != nil {
-		return nil, err
+		cancel()
+		return nil, nil, err
 	}
-	defer t.close()
-	f := &fetcher{opts: opts, t: t, format: opts.Repo.Format}
-	return f.run(ctx)
+	if h, ok := t.(*httpTransport); ok {
+		h.auth = opts.Auth
+	}
+	return &fetcher{ctx: ctx, opts: opts, t: t, format: opts.Repo.Format}, cancel, nil
 }
 
 type fetcher struct {
+	ctx    context.Context // bounds the whole fetch
 	opts   FetchOptions
 	t      transport
 	format oid.Format
 	caps   wire.Caps
 	v0     bool // the upstream speaks protocol version 0 (or 1)
 	push   bool // the advertisement is receive-pack's
+	// refBytes counts the bytes of the names checkRef kept.
+	refBytes int
 }
 
+// run fetches into the repository: the pack indexed in a quarantine
+// of its own, installed, then the references moved in one transaction.
 func (f *fetcher) run(ctx context.Context) (*FetchResult, error) {
+	rp := f.opts.Repo
+	dir, hold, err := receive.NewQuarantine(rp.ObjectsDir())
+	if err != nil {
+		return nil, fmt.Errorf("remote: %w", err)
+	}
+	defer func() {
+		os.RemoveAll(dir)
+		hold.Close()
+	}()
+	got, err := f.fetchPack(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	res := &FetchResult{Head: got.Head}
+	if len(got.Updates) == 0 {
+		return res, nil
+	}
+	in := &receive.Ingest{Repo: rp, Limits: f.opts.Limits, BeforeInstall: f.opts.BeforeInstall}
+	// fetchPack checked the tips: this process indexed the pack.
+	if res.Pack, err = in.InstallChecked(got.Pack); err != nil {
+		return nil, fmt.Errorf("remote: %w", err)
+	}
+	if err := rp.Refs.Update(got.Updates); err != nil {
+		return nil, fmt.Errorf("remote: update the references: %w", err)
+	}
+	for _, u := range got.Updates {
+		res.Updates = append(res.Updates, Update{Name: u.Name, Old: u.Old, New: u.New})
+	}
+	return res, nil
+}
+
+// fetchPack plans the updates and indexes the pack into dir.
+func (f *fetcher) fetchPack(ctx context.Context, dir string) (*Fetched, error) {
 	adv, err := f.t.advertisement(ctx)
 	if err != nil {
 		return nil, err
@@ -169,7 +267,7 @@ func (f *fetcher) run(ctx context.Context) (*FetchResult, error) {
 			return nil, err
 		}
 	}
-	res := &FetchResult{Head: head}
+	res := &Fetched{Head: head}
 	rp := f.opts.Repo
 
 	// What the references will be: the upstream's, and for Prune none
@@ -215,7 +313,13 @@ func (f *fetcher) run(ctx context.Context) (*FetchResult, error) {
 	if len(ups) == 0 {
 		return res, nil
 	}
-	in := &receive.Ingest{Repo: rp, Limits: f.opts.Limits, BeforeInstall: f.opts.BeforeInstall}
+	// A transaction bound to fail ("a" beside "a/b" upstream, a name in
+	// the way of a local reference) fails before a pack is fetched.
+	if err := rp.Refs.Check(ups); err != nil {
+		return nil, fmt.Errorf("remote: update the references: %w", err)
+	}
+	res.Updates, res.Tips = ups, tips
+	in := &receive.Ingest{Repo: rp, Limits: f.opts.Limits, MinFree: f.opts.MinFree}
 	if f.opts.Progress != nil {
 		in.Progress = func(stage string, done, total uint32) {
 			if done == total {
@@ -223,42 +327,37 @@ func (f *fetcher) run(ctx context.Context) (*FetchResult, error) {
 			}
 		}
 	}
-	if len(wants) > 0 {
-		// Each local tip once: a server without multi_ack
-		// acknowledges a repeated first common have again.
-		var haves []oid.ID
-		had := map[oid.ID]bool{}
-		for _, id := range local {
-			if len(haves) < maxHaves && !had[id] && rp.HasObject(id) {
-				had[id] = true
-				haves = append(haves, id)
-			}
-		}
-		body, err := f.fetchRequest(ctx, wants, haves)
-		if err != nil {
-			return nil, err
-		}
-		pack, errc := f.packStream(body)
-		path, err := in.Take(ctx, pack, tips)
-		pack.CloseWithError(err)
-		body.Close()
-		if rerr := <-errc; err == nil && rerr != nil {
-			err = rerr
-		}
-		if err != nil {
-			return nil, fmt.Errorf("remote: %w", err)
-		}
-		res.Pack = path
-	} else if _, err := in.Take(ctx, emptyPack(f.format), tips); err != nil {
+	if len(wants) == 0 {
 		// Every object is here already (a reference moved to a known
 		// commit): still checked for connectivity.
+		if res.Pack, err = in.Index(ctx, emptyPack(f.format), dir, tips); err != nil {
+			return nil, fmt.Errorf("remote: %w", err)
+		}
+		return res, nil
+	}
+	// Each local tip once: a server without multi_ack acknowledges a
+	// repeated first common have again.
+	var haves []oid.ID
+	had := map[oid.ID]bool{}
+	for _, id := range local {
+		if len(haves) < maxHaves && !had[id] && rp.HasObject(id) {
+			had[id] = true
+			haves = append(haves, id)
+		}
+	}
+	body, err := f.fetchRequest(ctx, wants, haves)
+	if err != nil {
+		return nil, err
+	}
+	pack, errc := f.packStream(body)
+	res.Pack, err = in.Index(ctx, pack, dir, tips)
+	pack.CloseWithError(err)
+	body.Close()
+	if rerr := <-errc; err == nil && rerr != nil {
+		err = rerr
+	}
+	if err != nil {
 		return nil, fmt.Errorf("remote: %w", err)
-	}
-	if err := rp.Refs.Update(ups); err != nil {
-		return nil, fmt.Errorf("remote: update the references: %w", err)
-	}
-	for _, u := range ups {
-		res.Updates = append(res.Updates, Update{Name: u.Name, Old: u.Old, New: u.New})
 	}
 	return res, nil
 }
@@ -370,8 +469,14 @@ func (f *fetcher) checkRef(hex, name string, seen map[string]bool) (remoteRef, e
 	if err != nil || id.IsNull() {
 		return remoteRef{}, fmt.Errorf("%w: malformed object id", ErrProtocol)
 	}
+	if len(name) > maxRefName {
+		return remoteRef{}, fmt.Errorf("%w: a reference name over %d bytes", ErrUpstream, maxRefName)
+	}
 	if err := refs.CheckName(name); err != nil || refs.ReservedName(name) {
 		return remoteRef{}, fmt.Errorf("%w: invalid reference name %.64q", ErrUpstream, name)
+	}
+	if f.refBytes += len(name); f.refBytes > maxRefBytes {
+		return remoteRef{}, fmt.Errorf("%w: reference names over %d MiB", ErrUpstream, maxRefBytes>>20)
 	}
 	if seen[name] {
 		return remoteRef{}, fmt.Errorf("%w: %.64q listed twice", ErrUpstream, name)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/http/cgi"
 	"net/http/httptest"
 	"os"
@@ -315,4 +316,58 @@ func snapshot(t *testing.T, dir string) string {
 		return nil
 	})
 	return b.String()
+}
+
+// TestFetchBasicAuth: FetchOptions.Auth reaches an HTTP upstream that
+// wants it (git http-backend behind a check of the credentials); without
+// it, or with a wrong password, the fetch fails with the upstream's
+// status and the repository is left empty.
+func TestFetchBasicAuth(t *testing.T) {
+	root := t.TempDir()
+	up := filepath.Join(root, "up.git")
+	gittest.Git(t, "", "-c", "init.defaultBranch=main", "init", "-q", "--bare", up)
+	gittest.Generate(t, up, gittest.History{Commits: 4, Files: 3})
+	git, err := exec.LookPath("git")
+	if err != nil {
+		t.Skip("git is not installed")
+	}
+	backend := &cgi.Handler{Path: git, Args: []string{"http-backend"},
+		Env: append(gittest.Env(t), "GIT_PROJECT_ROOT="+root, "GIT_HTTP_EXPORT_ALL=1")}
+	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if u, p, ok := r.BasicAuth(); !ok || u != "mirror" || p != "s3cret" {
+			w.Header().Set("WWW-Authenticate", `Basic realm="git"`)
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		backend.ServeHTTP(w, r)
+	}))
+	t.Cleanup(web.Close)
+	for _, tc := range []struct {
+		name string
+		auth *BasicAuth
+		ok   bool
+	}{
+		{"none", nil, false},
+		{"wrong password", &BasicAuth{User: "mirror", Password: "guess"}, false},
+		{"right", &BasicAuth{User: "mirror", Password: "s3cret"}, true},
+	} {
+		dir := filepath.Join(t.TempDir(), "mirror.git")
+		r, err := repo.Init(dir, repo.InitOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = Fetch(context.Background(), FetchOptions{URL: web.URL + "/up.git", Repo: r, Prune: true, Auth: tc.auth})
+		r.Close()
+		got := mirrored(t, dir)
+		switch {
+		case tc.ok && err != nil:
+			t.Errorf("%s: %v", tc.name, err)
+		case tc.ok && got != mirrored(t, up):
+			t.Errorf("%s: references\n%s\nwant\n%s", tc.name, got, mirrored(t, up))
+		case !tc.ok && (err == nil || !strings.Contains(err.Error(), "HTTP 401")):
+			t.Errorf("%s: got %v; want HTTP 401", tc.name, err)
+		case !tc.ok && got != "":
+			t.Errorf("%s: references %q; want none", tc.name, got)
+		}
+	}
 }

@@ -153,7 +153,7 @@ func TestSendHTTPAuth(t *testing.T) {
 	if _, err := Send(context.Background(), SendOptions{URL: web.URL + "/t.git", Repo: r}); err == nil || !strings.Contains(err.Error(), "HTTP 401") {
 		t.Errorf("without credentials: got %v; want HTTP 401", err)
 	}
-	res, err := Send(context.Background(), SendOptions{URL: web.URL + "/t.git", Repo: r, HTTPUser: "mirror", HTTPPassword: "s3cret"})
+	res, err := Send(context.Background(), SendOptions{URL: web.URL + "/t.git", Repo: r, Auth: &BasicAuth{User: "mirror", Password: "s3cret"}})
 	if err != nil {
 		t.Fatal(err)
 	}

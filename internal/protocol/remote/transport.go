@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"gotd/internal/git/repo"
@@ -52,7 +53,7 @@ func dial(ctx context.Context, rawURL, service string, ioTimeout time.Duration, 
 		if err != nil || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
 			return nil, fmt.Errorf("remote: malformed URL %.200q", rawURL)
 		}
-		return &httpTransport{base: strings.TrimSuffix(u.String(), "/"), service: service, client: &http.Client{}, v0: v0 || service == receivePack}, nil
+		return &httpTransport{base: strings.TrimSuffix(u.String(), "/"), service: service, client: newHTTPClient(), ioTimeout: ioTimeout, v0: v0 || service == receivePack}, nil
 	case strings.HasPrefix(rawURL, "file://"):
 		return dialLocal(ctx, strings.TrimPrefix(rawURL, "file://"), service, v0)
 	case strings.HasPrefix(rawURL, "/"):
@@ -170,36 +171,60 @@ func dialLocal(ctx context.Context, path, service string, v0 bool) (transport, e
 type httpTransport struct {
 	base, service string
 	client        *http.Client
+	ioTimeout     time.Duration // per read of a response (idleBody)
 	v0            bool
-	// user and password, if user is set, go with every request
-	// (basic authentication).
-	user, password string
+	auth          *BasicAuth // nil: none
 }
 
+// BasicAuth is the user and password (or token) sent to an HTTP(S)
+// upstream with every request.
+type BasicAuth struct{ User, Password string }
+
 func (h *httpTransport) do(ctx context.Context, method, u, ctype string, body io.Reader) (*http.Response, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	// Nothing sent or received for the I/O timeout cancels the
+	// request: until its response's headers, the timer is reset as
+	// the request's body is read to be sent; then each read of the
+	// response's body must return within the timeout (idleBody).
+	var timedOut atomic.Bool
+	timer := time.AfterFunc(h.ioTimeout, func() {
+		timedOut.Store(true)
+		cancel()
+	})
 	req, err := http.NewRequestWithContext(ctx, method, u, body)
 	if err != nil {
+		timer.Stop()
+		cancel()
 		return nil, fmt.Errorf("remote: %w", err)
+	}
+	sending := &sendingBody{timer: timer, timeout: h.ioTimeout}
+	if req.Body != nil {
+		sending.ReadCloser = req.Body
+		req.Body = sending
 	}
 	if !h.v0 {
 		req.Header.Set("Git-Protocol", "version=2")
 	}
 	req.Header.Set("User-Agent", "git/gotd")
-	if h.user != "" {
-		req.SetBasicAuth(h.user, h.password)
+	if h.auth != nil {
+		req.SetBasicAuth(h.auth.User, h.auth.Password)
 	}
 	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)
 		req.Header.Set("Accept", "application/x-"+h.service+"-result")
 	}
 	resp, err := h.client.Do(req)
+	sending.stop()
 	if err != nil {
-		return nil, fmt.Errorf("remote: %w", err)
+		cancel()
+		return nil, httpError(err, timedOut.Load(), h.ioTimeout)
 	}
 	if resp.StatusCode != http.StatusOK {
 		resp.Body.Close()
+		cancel()
 		return nil, fmt.Errorf("%w: HTTP %d", ErrUpstream, resp.StatusCode)
 	}
+	resp.Body = newIdleBody(resp.Body, h.ioTimeout, cancel)
 	return resp, nil
 }
 

@@ -1,7 +1,8 @@
 // Package gitd is gotd's git:// front-end: anonymous, read-only. It
 // reads a connection's one request packet ("git-upload-pack /repo\0
-// host=…\0\0version=2\0"), refuses anything but a fetch, and hands the
-// connection itself to the parent as the client's stream: the session
+// host=…\0\0version=2\0"), refuses anything but a fetch or an archive
+// (git-upload-archive), and hands the connection itself to the parent
+// as the client's stream: the session
 // and repo processes read and write the socket directly, and nothing
 // of the Git conversation passes through this process.
 package gitd
@@ -41,7 +42,7 @@ func serve(log *slog.Logger, s *frontend.Server, c net.Conn) {
 		return
 	}
 	s.Handshaken(c)
-	if req.Service != gitcmd.UploadPack {
+	if req.Service != gitcmd.UploadPack && req.Service != gitcmd.UploadArchive {
 		s.Failed("push refused", remote, "service", req.Service)
 		writeErr(c, "git:// is read-only: push over ssh or https")
 		return

@@ -9,6 +9,10 @@
 // client presents to the parent with the request, and an auth process
 // verifies it for that request only.
 //
+// GETs of the dumb protocol's files (info/refs without ?service=, HEAD,
+// objects/…) are passed on the same way, as reads of upload-pack in
+// ipc.ModeDumb: the session answers the file (dumb.go).
+//
 // Each request is one client of the parent (smart HTTP is stateless):
 // its body is relayed to a socket whose other end the session and repo
 // processes hold, and their answer is relayed back as the response.
@@ -34,6 +38,7 @@ import (
 	"gotd/internal/daemon/frontend"
 	"gotd/internal/daemon/gitcmd"
 	"gotd/internal/daemon/ipc"
+	"gotd/internal/protocol/dumb"
 	"gotd/internal/protocol/pktline"
 	"gotd/internal/protocol/wire"
 )
@@ -144,6 +149,7 @@ type route struct {
 	repo    string
 	service string
 	mode    uint32
+	file    string // a dumb read's file below the repository (ipc.ModeDumb)
 }
 
 // parseRoute maps a request to a repository and service.
@@ -158,8 +164,8 @@ func parseRoute(r *http.Request) (route, int) {
 		rt.repo, rt.mode = strings.TrimSuffix(p, "/info/refs"), ipc.ModeAdvertise
 		rt.service = r.URL.Query().Get("service")
 		if rt.service == "" {
-			// The "dumb" protocol reads files: not served.
-			return rt, http.StatusForbidden
+			// The "dumb" protocol reads files.
+			return checkDumb(r)
 		}
 	case strings.HasSuffix(p, "/"+gitcmd.UploadPack), strings.HasSuffix(p, "/"+gitcmd.ReceivePack):
 		if r.Method != http.MethodPost {
@@ -168,7 +174,7 @@ func parseRoute(r *http.Request) (route, int) {
 		i := strings.LastIndexByte(p, '/')
 		rt.repo, rt.service, rt.mode = p[:i], p[i+1:], ipc.ModeStateless
 	default:
-		return rt, http.StatusNotFound
+		return checkDumb(r)
 	}
 	rt.repo = strings.Trim(rt.repo, "/")
 	if rt.service != gitcmd.UploadPack && rt.service != gitcmd.ReceivePack {
@@ -269,13 +275,20 @@ func (srv *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	go func() {
-		if rt.mode == ipc.ModeStateless {
+		switch rt.mode {
+		case ipc.ModeStateless:
 			if _, err := io.Copy(mine, lb); err != nil && !lb.over.Load() {
 				log.Info("request body", "err", err)
 			}
+		case ipc.ModeDumb:
+			dumb.WriteRequest(mine, rt.file)
 		}
 		mine.CloseWrite()
 	}()
+	if rt.mode == ipc.ModeDumb {
+		srv.serveDumb(w, r, log, rt, account, slot, st, lb, client, mine)
+		return
+	}
 
 	// Headers go once the server's processes have started to answer:
 	// until then the request may still be refused.

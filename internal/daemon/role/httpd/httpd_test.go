@@ -20,17 +20,28 @@ func TestParseRoute(t *testing.T) {
 		want           route
 		code           int
 	}{
-		{"GET", "/demo/info/refs?service=git-upload-pack", route{"demo", "git-upload-pack", ipc.ModeAdvertise}, 0},
-		{"GET", "/a/b.git/info/refs?service=git-receive-pack", route{"a/b.git", "git-receive-pack", ipc.ModeAdvertise}, 0},
-		{"POST", "/demo/git-upload-pack", route{"demo", "git-upload-pack", ipc.ModeStateless}, 0},
-		{"POST", "//demo//git-receive-pack", route{"demo", "git-receive-pack", ipc.ModeStateless}, 0},
-		{"GET", "/demo/info/refs", route{}, http.StatusForbidden},
+		{"GET", "/demo/info/refs?service=git-upload-pack", route{repo: "demo", service: "git-upload-pack", mode: ipc.ModeAdvertise}, 0},
+		{"GET", "/a/b.git/info/refs?service=git-receive-pack", route{repo: "a/b.git", service: "git-receive-pack", mode: ipc.ModeAdvertise}, 0},
+		{"POST", "/demo/git-upload-pack", route{repo: "demo", service: "git-upload-pack", mode: ipc.ModeStateless}, 0},
+		{"POST", "//demo//git-receive-pack", route{repo: "demo", service: "git-receive-pack", mode: ipc.ModeStateless}, 0},
 		{"GET", "/demo/info/refs?service=git-upload-archive", route{}, http.StatusForbidden},
 		{"POST", "/demo/info/refs?service=git-upload-pack", route{}, http.StatusMethodNotAllowed},
 		{"GET", "/demo/git-upload-pack", route{}, http.StatusMethodNotAllowed},
-		{"GET", "/demo/HEAD", route{}, http.StatusNotFound},
 		{"POST", "/git-upload-pack", route{}, http.StatusNotFound},
 		{"GET", "/info/refs?service=git-upload-pack", route{}, http.StatusNotFound},
+		// The dumb protocol's files.
+		{"GET", "/demo/info/refs", route{repo: "demo", service: "git-upload-pack", mode: ipc.ModeDumb, file: "info/refs"}, 0},
+		{"GET", "/a/b.git/HEAD", route{repo: "a/b.git", service: "git-upload-pack", mode: ipc.ModeDumb, file: "HEAD"}, 0},
+		{"GET", "/demo/objects/info/packs", route{repo: "demo", service: "git-upload-pack", mode: ipc.ModeDumb, file: "objects/info/packs"}, 0},
+		{"GET", "/objects/objects/ab/cdef", route{repo: "objects", service: "git-upload-pack", mode: ipc.ModeDumb, file: "objects/ab/cdef"}, 0},
+		{"GET", "/demo/objects/pack/pack-1.idx", route{repo: "demo", service: "git-upload-pack", mode: ipc.ModeDumb, file: "objects/pack/pack-1.idx"}, 0},
+		{"HEAD", "/demo/info/refs", route{}, http.StatusMethodNotAllowed},
+		{"POST", "/demo/HEAD", route{}, http.StatusMethodNotAllowed},
+		{"GET", "/demo/objects/ab", route{}, http.StatusNotFound},
+		{"GET", "/demo/objects/a/b/c", route{}, http.StatusNotFound},
+		{"GET", "/objects/info/packs", route{}, http.StatusNotFound},
+		{"GET", "/HEAD", route{}, http.StatusNotFound},
+		{"GET", "/demo/config", route{}, http.StatusNotFound},
 	} {
 		r := httptest.NewRequest(c.method, c.target, nil)
 		got, code := parseRoute(r)
@@ -43,6 +54,8 @@ func TestParseRoute(t *testing.T) {
 func FuzzParseRoute(f *testing.F) {
 	f.Add("GET", "/demo/info/refs?service=git-upload-pack")
 	f.Add("POST", "/a/b/git-receive-pack")
+	f.Add("GET", "/a/b/objects/pack/pack-1.pack")
+	f.Add("GET", "/a/HEAD")
 	f.Fuzz(func(t *testing.T, method, target string) {
 		r, err := http.NewRequest(method, "http://h"+target, nil)
 		if err != nil {
@@ -50,7 +63,8 @@ func FuzzParseRoute(f *testing.F) {
 		}
 		rt, code := parseRoute(r)
 		if code == 0 && (rt.repo == "" || strings.HasPrefix(rt.repo, "/") || len(rt.repo) > ipc.MaxRepoName ||
-			rt.service != "git-upload-pack" && rt.service != "git-receive-pack") {
+			rt.service != "git-upload-pack" && rt.service != "git-receive-pack" ||
+			(rt.mode == ipc.ModeDumb) != (rt.file != "") || rt.mode == ipc.ModeDumb && (method != "GET" || rt.service != "git-upload-pack")) {
 			t.Fatalf("%s %q: accepted %+v", method, target, rt)
 		}
 	})

@@ -81,6 +81,9 @@ func TestExpose(t *testing.T) {
 		Status: ipc.StatusFailed, Duration: 3 * time.Minute})
 	r.Done(Request{Via: ipc.ViaGit, Status: ipc.StatusRefused, Reason: ipc.ReasonNoRepo, Duration: time.Millisecond})
 	r.Done(Request{Via: ipc.ViaSocket, Write: true, Status: ipc.StatusRefused, Reason: ipc.ReasonDenied})
+	r.Done(Request{Via: ipc.ViaGit, Archive: true, Status: ipc.StatusRefused, Reason: ipc.ReasonNoRepo})
+	r.Done(Request{Via: ipc.ViaSSH, Archive: true, Stats: &ipc.SessionStats{Kind: ipc.KindArchive, In: 40, Out: 10240},
+		Status: ipc.StatusOK, Duration: 30 * time.Millisecond})
 	r.Done(Request{Via: 99, Status: ipc.StatusOK}) // unknown source: not counted
 	r.Done(Request{Via: ipc.ViaGit, Status: 7})    // unknown outcome: not counted
 	m := r.Snapshot(1, true, 4, 2)
@@ -106,7 +109,7 @@ func TestExpose(t *testing.T) {
 		{"gotd_processes", []string{"role", "notify"}, 0},
 		{"gotd_connections_total", []string{"transport", "http", "outcome", "ok"}, 2},
 		{"gotd_connections_total", []string{"transport", "ssh", "outcome", "failed"}, 1},
-		{"gotd_connections_total", []string{"transport", "git", "outcome", "refused"}, 1},
+		{"gotd_connections_total", []string{"transport", "git", "outcome", "refused"}, 2},
 		{"gotd_connections_total", []string{"transport", "gotsh", "outcome", "refused"}, 1},
 		{"gotd_connections_total", []string{"transport", "git", "outcome", "ok"}, 0},
 		{"gotd_requests_total", []string{"kind", "clone", "outcome", "ok"}, 1},
@@ -114,11 +117,13 @@ func TestExpose(t *testing.T) {
 		{"gotd_requests_total", []string{"kind", "push", "outcome", "failed"}, 1},
 		{"gotd_requests_total", []string{"kind", "fetch", "outcome", "refused"}, 1},
 		{"gotd_requests_total", []string{"kind", "push", "outcome", "refused"}, 1},
-		{"gotd_refusals_total", []string{"reason", "no-repository"}, 1},
+		{"gotd_requests_total", []string{"kind", "archive", "outcome", "refused"}, 1},
+		{"gotd_requests_total", []string{"kind", "archive", "outcome", "ok"}, 1},
+		{"gotd_refusals_total", []string{"reason", "no-repository"}, 2},
 		{"gotd_refusals_total", []string{"reason", "denied"}, 1},
 		{"gotd_refusals_total", []string{"reason", "busy"}, 0},
 		{"gotd_received_bytes_total", []string{"transport", "http"}, 300},
-		{"gotd_received_bytes_total", []string{"transport", "ssh"}, 9000},
+		{"gotd_received_bytes_total", []string{"transport", "ssh"}, 9040},
 		{"gotd_sent_bytes_total", []string{"transport", "http"}, 5700},
 		{"gotd_request_duration_seconds", []string{"kind", "clone"}, 1},
 		{"gotd_request_duration_seconds", []string{"kind", "push"}, 1},

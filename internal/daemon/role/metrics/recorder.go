@@ -14,7 +14,7 @@ var (
 	// outcomes, by ipc.Done status.
 	outcomes = [ipc.MetricOutcomes]string{ipc.StatusOK: "ok", ipc.StatusFailed: "failed", ipc.StatusRefused: "refused"}
 	// kinds, by ipc.Kind….
-	kinds = [ipc.NumKinds]string{ipc.KindLsRefs: "ls-refs", ipc.KindFetch: "fetch", ipc.KindClone: "clone", ipc.KindPush: "push"}
+	kinds = [ipc.NumKinds]string{ipc.KindLsRefs: "ls-refs", ipc.KindFetch: "fetch", ipc.KindClone: "clone", ipc.KindPush: "push", ipc.KindArchive: "archive"}
 	// reasons, by ipc.Reason…; ReasonNone is never a refusal's.
 	reasons = [ipc.MetricReasons]string{ipc.ReasonNone: "", ipc.ReasonNoRepo: "no-repository", ipc.ReasonDenied: "denied",
 		ipc.ReasonBusy: "busy", ipc.ReasonBadRequest: "bad-request", ipc.ReasonInternal: "internal",
@@ -36,6 +36,8 @@ var (
 type Request struct {
 	Via   uint32 // ipc.Via…
 	Write bool   // the client asked for receive-pack
+	// Archive: the client asked for upload-archive.
+	Archive bool
 	// Stats is its session's report; nil when no session reported
 	// (refused before one started, or one that died).
 	Stats    *ipc.SessionStats
@@ -72,8 +74,11 @@ func (r *Recorder) Done(q Request) {
 	// A request refused before its session is counted as what it
 	// asked for: no reference was listed.
 	kind := uint32(ipc.KindFetch)
-	if q.Write {
+	switch {
+	case q.Write:
 		kind = ipc.KindPush
+	case q.Archive:
+		kind = ipc.KindArchive
 	}
 	if q.Stats != nil {
 		kind = q.Stats.Kind

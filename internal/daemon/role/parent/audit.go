@@ -144,13 +144,19 @@ func (r *request) attrs() []any {
 // action names what the request did: advertise (the first leg of
 // smart HTTP), ls-refs, fetch, clone (a fetch with no haves),
 // negotiate (a round of haves without a pack, as stateless HTTP
-// clients of versions 0 and 1 send), push; fetch or push when it was
+// clients of versions 0 and 1 send), push, archive (git archive
+// --remote), dumb-read (a file of the dumb HTTP protocol); fetch or
+// push when it was
 // refused or failed before doing anything.
 func (r *request) action() string {
 	e := r.end
 	switch {
 	case r.mode == ipc.ModeAdvertise:
 		return "advertise"
+	case r.mode == ipc.ModeArchive:
+		return "archive"
+	case r.mode == ipc.ModeDumb:
+		return "dumb-read"
 	case r.write:
 		return "push"
 	case e != nil && e.Fetches > 0 && e.Haves == 0:

@@ -144,7 +144,24 @@ func (d *daemon) start(c *client) {
 	h := &c.connect.Hello
 	switch h.Service {
 	case gitcmd.UploadPack:
+		// A dumb HTTP read: from the HTTP front-end only.
+		if c.connect.Mode == ipc.ModeDumb && c.connect.Via != ipc.ViaHTTP {
+			d.refuse(c, ipc.ReasonBadRequest, "bad request", "dumb read not over HTTP")
+			return
+		}
+	case gitcmd.UploadArchive:
+		// git archive --remote: read access, as a fetch, over a whole
+		// conversation (no HTTP front-end passes one on).
+		if c.connect.Mode != ipc.ModeFull {
+			d.refuse(c, ipc.ReasonBadRequest, gitcmd.ErrRefused.Error(), "upload-archive in a stateless mode")
+			return
+		}
+		c.rec.mode = ipc.ModeArchive
 	case gitcmd.ReceivePack:
+		if c.connect.Mode == ipc.ModeDumb {
+			d.refuse(c, ipc.ReasonBadRequest, "bad request", "dumb push")
+			return
+		}
 		c.write = true
 	default:
 		d.refuse(c, ipc.ReasonBadRequest, gitcmd.ErrRefused.Error(), "unknown service")
@@ -237,6 +254,10 @@ func (d *daemon) access(c *client, a config.Access, id config.Identity) {
 	case a == config.Read && c.write:
 		d.refuse(c, ipc.ReasonDenied, "permission denied: read-only access", "read-only user pushing")
 		return
+	case c.write && c.repoCfg.Mirror != nil:
+		// Its references follow the upstream's alone.
+		d.refuse(c, ipc.ReasonDenied, mirrorRefusal(c.repoCfg), "push to a pull mirror")
+		return
 	}
 	log.Debug("access granted", "user", user, "transport", c.rec.transport, "repo", c.rec.repo, "service", service(c.write))
 	if err := d.startSession(c); err != nil {
@@ -268,6 +289,9 @@ func (d *daemon) startSession(c *client) error {
 		MemoryLimit: uint64(d.cfg.MemoryLimit),
 	}
 	d.pace(c, start)
+	if c.connect.Hello.Service == gitcmd.UploadArchive {
+		start.Mode = ipc.ModeArchive
+	}
 	// The advertisement of smart HTTP needs no pack: no repo process,
 	// no quarantine.
 	advertise := c.connect.Mode == ipc.ModeAdvertise

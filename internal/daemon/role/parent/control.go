@@ -60,6 +60,9 @@ func (d *daemon) controlCommand(conn *msg.Conn, m *ipc.ControlConnect) {
 	case "upkeep":
 		// Answered when the run ends (upkeep.go).
 		d.upkeepNow(conn, m.Repo)
+	case "sync":
+		// Answered when the sync ends (mirror.go).
+		d.syncNow(conn, m.Repo)
 	default:
 		reply(ipc.StatusRefused, "unknown command")
 	}
@@ -78,6 +81,7 @@ func (d *daemon) info() string {
 	b.WriteString(d.notifyInfo())
 	d.upkeepInfo(&b)
 	d.mirrorToInfo(&b)
+	d.mirrorInfo(&b)
 	for _, r := range d.cfg.Repositories {
 		fmt.Fprintf(&b, "repository %q, path %s\n", r.Name, r.Path)
 	}

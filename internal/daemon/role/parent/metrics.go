@@ -72,7 +72,7 @@ func (d *daemon) sessionStats(c *client, raw msg.Msg) error {
 	}
 	// session_read lists and sends; session_write receives, or lists
 	// for an HTTP advertisement.
-	ok := m.Kind != ipc.KindPush
+	ok := m.Kind != ipc.KindPush && (m.Kind == ipc.KindArchive) == (c.rec.mode == ipc.ModeArchive)
 	if c.write {
 		ok = m.Kind == ipc.KindPush || (m.Kind == ipc.KindLsRefs && c.connect.Mode == ipc.ModeAdvertise)
 	}
@@ -85,6 +85,6 @@ func (d *daemon) sessionStats(c *client, raw msg.Msg) error {
 
 // countDone counts c, which is done, with the outcome it was told.
 func (d *daemon) countDone(c *client, done *ipc.Done) {
-	d.recorder.Done(metrics.Request{Via: c.connect.Via, Write: c.write, Stats: c.stats,
+	d.recorder.Done(metrics.Request{Via: c.connect.Via, Write: c.write, Archive: c.rec.mode == ipc.ModeArchive, Stats: c.stats,
 		Status: done.Status, Reason: done.Reason, Duration: time.Since(c.since)})
 }

@@ -136,13 +136,13 @@ func (d *daemon) mirrorSpool() (string, error) {
 	return dir, nil
 }
 
-// startMirrors loads the configured targets' states from the spool and
+// startPushMirrors loads the configured targets' states from the spool and
 // schedules the sends they have queued: at start, and after a reload
 // (targets no longer configured are dropped, once a send running to
 // them ends).
-func (d *daemon) startMirrors() {
-	if d.mirrors == nil {
-		d.mirrors = map[string]*mirrorTarget{}
+func (d *daemon) startPushMirrors() {
+	if d.pushMirrors == nil {
+		d.pushMirrors = map[string]*mirrorTarget{}
 	}
 	want := map[string]bool{}
 	var dir string
@@ -150,8 +150,8 @@ func (d *daemon) startMirrors() {
 		for _, m := range r.MirrorTo {
 			key := mirrorKey(r.Name, m.URL)
 			want[key] = true
-			if d.mirrors[key] != nil {
-				d.mirrors[key].removed = false
+			if d.pushMirrors[key] != nil {
+				d.pushMirrors[key].removed = false
 				continue
 			}
 			if dir == "" {
@@ -168,20 +168,20 @@ func (d *daemon) startMirrors() {
 				d.log.Error("push mirror: its queue file is damaged: starting afresh", "repo", r.Name, "target", send.Redact(m.URL), "err", err)
 				t.st = mirrorState{Repo: r.Name, URL: m.URL}
 			}
-			d.mirrors[key] = t
+			d.pushMirrors[key] = t
 			if t.pending() {
 				d.scheduleMirror(t)
 			}
 		}
 	}
-	for key, t := range d.mirrors {
+	for key, t := range d.pushMirrors {
 		if !want[key] {
 			t.removed = true
 			if t.timer != nil {
 				t.timer.Stop()
 			}
 			if t.proc == nil {
-				delete(d.mirrors, key)
+				delete(d.pushMirrors, key)
 			}
 		}
 	}
@@ -252,7 +252,7 @@ func (d *daemon) mirrorPushed(name string, end *ipc.SessionEnd) {
 	}
 	all := len(moved) < int(end.Updated)
 	for _, m := range r.MirrorTo {
-		t := d.mirrors[mirrorKey(r.Name, m.URL)]
+		t := d.pushMirrors[mirrorKey(r.Name, m.URL)]
 		if t == nil {
 			continue // its spool could not be prepared
 		}
@@ -285,7 +285,7 @@ func (d *daemon) mirrorPushed(name string, end *ipc.SessionEnd) {
 }
 
 // scheduleMirror starts a send to t now if it is due and none runs, or
-// has mirrorDue called when it is.
+// has pushMirrorDue called when it is.
 func (d *daemon) scheduleMirror(t *mirrorTarget) {
 	if t.proc != nil || t.removed || d.halted {
 		return // the end of the running send schedules the next
@@ -295,7 +295,7 @@ func (d *daemon) scheduleMirror(t *mirrorTarget) {
 		t.timer = nil
 	}
 	if wait := time.Until(t.st.Next); wait > 0 {
-		t.timer = time.AfterFunc(wait, func() { d.events <- event{mirrorDue: t} })
+		t.timer = time.AfterFunc(wait, func() { d.events <- event{pushMirrorDue: t} })
 		return
 	}
 	if err := d.startSend(t); err != nil {
@@ -308,10 +308,10 @@ func (d *daemon) scheduleMirror(t *mirrorTarget) {
 	}
 }
 
-// mirrorDue handles the event of t's timer.
-func (d *daemon) mirrorDue(t *mirrorTarget) {
+// pushMirrorDue handles the event of t's timer.
+func (d *daemon) pushMirrorDue(t *mirrorTarget) {
 	t.timer = nil
-	if d.mirrors[mirrorKey(t.st.Repo, t.st.URL)] == t && t.pending() {
+	if d.pushMirrors[mirrorKey(t.st.Repo, t.st.URL)] == t && t.pending() {
 		d.scheduleMirror(t)
 	}
 }
@@ -409,12 +409,12 @@ func readKey(path string) ([]byte, error) {
 	return b, nil
 }
 
-// mirrorOf returns the target whose send process is ch, or nil.
-func (d *daemon) mirrorOf(ch *child) *mirrorTarget {
+// pushMirrorOf returns the target whose send process is ch, or nil.
+func (d *daemon) pushMirrorOf(ch *child) *mirrorTarget {
 	if ch == nil || ch.role != RoleSend {
 		return nil
 	}
-	for _, t := range d.mirrors {
+	for _, t := range d.pushMirrors {
 		if t.proc == ch {
 			return t
 		}
@@ -468,7 +468,7 @@ func (d *daemon) sendExited(t *mirrorTarget) {
 		d.log.Error("push mirror: cannot save its queue", "repo", t.st.Repo, "target", send.Redact(t.st.URL), "err", err)
 	}
 	if t.removed {
-		delete(d.mirrors, mirrorKey(t.st.Repo, t.st.URL))
+		delete(d.pushMirrors, mirrorKey(t.st.Repo, t.st.URL))
 		return
 	}
 	if t.pending() {
@@ -564,7 +564,7 @@ func (t *mirrorTarget) backoff(now time.Time) {
 // mirrorProcs are the running send processes, for shutdown.
 func (d *daemon) mirrorProcs() []*child {
 	var out []*child
-	for _, t := range d.mirrors {
+	for _, t := range d.pushMirrors {
 		if t.proc != nil {
 			out = append(out, t.proc)
 		}
@@ -587,7 +587,7 @@ func (d *daemon) mirrorToInfo(b *strings.Builder) {
 	}
 	for _, r := range d.cfg.Repositories {
 		for _, m := range r.MirrorTo {
-			t := d.mirrors[mirrorKey(r.Name, m.URL)]
+			t := d.pushMirrors[mirrorKey(r.Name, m.URL)]
 			if t == nil {
 				fmt.Fprintf(b, "mirror %q to %s: off (no spool)\n", r.Name, send.Redact(m.URL))
 				continue

@@ -26,8 +26,8 @@ func TestMirrorQueue(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := &daemon{log: slog.New(slog.DiscardHandler), cfg: cfg, halted: true} // halted: no process is started
-	d.startMirrors()
-	tg := d.mirrors[mirrorKey("r", "git://h/r.git")]
+	d.startPushMirrors()
+	tg := d.pushMirrors[mirrorKey("r", "git://h/r.git")]
 	if tg == nil {
 		t.Fatal("no target")
 	}
@@ -89,8 +89,8 @@ func TestMirrorQueue(t *testing.T) {
 
 	// The spool keeps it: a new daemon reads the same state.
 	d2 := &daemon{log: slog.New(slog.DiscardHandler), cfg: cfg, halted: true}
-	d2.startMirrors()
-	got := d2.mirrors[mirrorKey("r", "git://h/r.git")].st
+	d2.startPushMirrors()
+	got := d2.pushMirrors[mirrorKey("r", "git://h/r.git")].st
 	if got.All != tg.st.All || got.Gen != tg.st.Gen || !reflect.DeepEqual(got.Seen, tg.st.Seen) || got.LastError != tg.st.LastError {
 		t.Errorf("read back: %+v\nwant %+v", got, tg.st)
 	}
@@ -151,13 +151,13 @@ func TestMirrorReload(t *testing.T) {
 		return cfg
 	}
 	d := &daemon{log: slog.New(slog.DiscardHandler), cfg: conf("git://a/r", "git://b/r"), halted: true}
-	d.startMirrors()
-	busy := d.mirrors[mirrorKey("r", "git://b/r")]
+	d.startPushMirrors()
+	busy := d.pushMirrors[mirrorKey("r", "git://b/r")]
 	busy.proc = &child{role: RoleSend}
 	d.cfg = conf("git://c/r")
-	d.startMirrors()
+	d.startPushMirrors()
 	var got []string
-	for k, tg := range d.mirrors {
+	for k, tg := range d.pushMirrors {
 		got = append(got, strings.TrimPrefix(k, "r\x00")+map[bool]string{true: " removed"}[tg.removed])
 	}
 	slices.Sort(got)
@@ -166,7 +166,7 @@ func TestMirrorReload(t *testing.T) {
 	}
 	busy.done = &ipc.SendDone{Status: ipc.SendOK}
 	d.sendExited(busy)
-	if tg := d.mirrors[mirrorKey("r", "git://b/r")]; tg != nil || len(d.mirrors) != 1 {
-		t.Errorf("the removed target is still there after its send: %d targets", len(d.mirrors))
+	if tg := d.pushMirrors[mirrorKey("r", "git://b/r")]; tg != nil || len(d.pushMirrors) != 1 {
+		t.Errorf("the removed target is still there after its send: %d targets", len(d.pushMirrors))
 	}
 }

@@ -47,6 +47,7 @@ const (
 	RoleMetrics      = "metrics"
 	RoleUpkeep       = "upkeep" // tidies one repository's storage
 	RoleSend         = "send"   // brings one push mirror up to date
+	RoleFetch        = "fetch"  // fetches a pull mirror's upstream
 )
 
 // Time limits of the parent.
@@ -153,9 +154,12 @@ type event struct {
 	haltWait *haltWait
 	// startTimeout: the long-lived processes' time to start is over.
 	startTimeout bool
-	// mirrorDue is a push mirror whose next attempt is due
+	// pushMirrorDue is a push mirror whose next attempt is due
 	// (mirrorto.go).
-	mirrorDue *mirrorTarget
+	pushMirrorDue *mirrorTarget
+	// mirrorDue names a pull mirror to sync; mirrorOverdue one whose
+	// sync outlived its deadline (mirror.go).
+	mirrorDue, mirrorOverdue string
 }
 
 // daemon is the parent's state, owned by run.
@@ -188,9 +192,12 @@ type daemon struct {
 	// upkeeps are the repositories' upkeep runs, by repository name
 	// (upkeep.go).
 	upkeeps map[string]*upkeeping
-	// mirrors are the push mirrors' targets, by mirrorKey
+	// pushMirrors are the push mirrors' targets, by mirrorKey
 	// (mirrorto.go).
-	mirrors map[string]*mirrorTarget
+	pushMirrors map[string]*mirrorTarget
+	// mirrors are the pull mirrors' states, by repository name
+	// (mirror.go).
+	mirrors map[string]*mirroring
 }
 
 // Main runs the daemon until it is stopped.
@@ -223,7 +230,7 @@ func Main(ctx context.Context, log *slog.Logger, opts Options) error {
 	if err := d.startMetrics(); err != nil {
 		return err
 	}
-	d.startMirrors()
+	d.startPushMirrors()
 	for _, f := range opts.Frontends {
 		fe := &frontend{Frontend: f}
 		d.frontends = append(d.frontends, fe)
@@ -236,6 +243,7 @@ func Main(ctx context.Context, log *slog.Logger, opts Options) error {
 		d.starting[f.proc] = true
 	}
 	time.AfterFunc(startTimeout, func() { d.events <- event{startTimeout: true} })
+	d.scheduleMirrors()
 	return d.run(ctx)
 }
 
@@ -389,8 +397,12 @@ func (d *daemon) run(ctx context.Context) error {
 			}
 		case ev.restartMetrics:
 			d.restartMetrics()
-		case ev.mirrorDue != nil:
+		case ev.pushMirrorDue != nil:
+			d.pushMirrorDue(ev.pushMirrorDue)
+		case ev.mirrorDue != "":
 			d.mirrorDue(ev.mirrorDue)
+		case ev.mirrorOverdue != "":
+			d.mirrorOverdue(ev.mirrorOverdue)
 		case ev.drained:
 			if len(d.clients) > 0 {
 				d.log.Warn("shutdown timeout: ending the clients still connected", "clients", len(d.clients), "timeout", d.cfg.ShutdownTimeout)
@@ -481,11 +493,20 @@ func (d *daemon) message(from *child, raw msg.Msg) {
 		}
 		return
 	}
-	if t := d.mirrorOf(from); t != nil {
+	if t := d.pushMirrorOf(from); t != nil {
 		if err := d.fromSend(t, raw); err != nil {
 			closeFile(raw)
 			d.log.Error("bad message from send", "pid", from.pid(), "err", err)
 			from.kill()
+		}
+		return
+	}
+	if name, m := d.mirrorOf(from); m != nil {
+		if err := d.fromMirror(name, m, from, raw); err != nil {
+			closeFile(raw)
+			d.log.Error("bad message from a mirror sync", "child", from.role, "pid", from.pid(), "repo", name, "err", err)
+			m.fetch.kill()
+			m.write.kill()
 		}
 		return
 	}
@@ -546,8 +567,12 @@ func (d *daemon) exited(ch *child) error {
 		d.upkeepExited(u)
 		return nil
 	}
-	if t := d.mirrorOf(ch); t != nil {
+	if t := d.pushMirrorOf(ch); t != nil {
 		d.sendExited(t)
+		return nil
+	}
+	if name, m := d.mirrorOf(ch); m != nil {
+		d.mirrorExited(name, m, ch)
 		return nil
 	}
 	if i := slices.IndexFunc(d.retired, func(f *frontend) bool { return f.proc == ch }); i >= 0 {
@@ -626,6 +651,9 @@ func (d *daemon) shutdown() {
 		u.callers = nil
 	}
 	all = append(all, d.mirrorProcs()...)
+	syncs, removeQuarantines := d.stopMirrors()
+	defer removeQuarantines()
+	all = append(all, syncs...)
 	for _, c := range d.clients {
 		all = append(all, c.auth, c.session, c.repo)
 		if !c.told {

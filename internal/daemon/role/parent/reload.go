@@ -634,7 +634,8 @@ func (d *daemon) finishReload(r *reloaded) {
 		d.log.Warn(w)
 	}
 	d.cfg = p.cfg
-	d.startMirrors()
+	d.startPushMirrors()
+	d.scheduleMirrors()
 	if !d.listen.exited {
 		if err := ipc.Send(d.listen.ch, d.limits(), nil); err != nil {
 			d.log.Error("reload: cannot update listen's limits", "err", err)

@@ -183,8 +183,7 @@ func run(ctx context.Context, j *Job, r *repo.Repo) ([]ipc.SendRef, error) {
 			}
 		}
 	}
-	opts := remote.SendOptions{URL: st.URL, Repo: r, HTTPUser: st.AuthUser, HTTPPassword: st.AuthPassword,
-		Timeout: time.Duration(st.Timeout) * time.Second,
+	opts := remote.SendOptions{URL: st.URL, Repo: r, Timeout: time.Duration(st.Timeout) * time.Second,
 		Take: func(name string) bool {
 			// On a first send, every branch and tag, the target's
 			// included; else the queued references and, for All,
@@ -194,6 +193,9 @@ func run(ctx context.Context, j *Job, r *repo.Repo) ([]ipc.SendRef, error) {
 			}
 			return take[name]
 		}}
+	if st.AuthUser != "" {
+		opts.Auth = &remote.BasicAuth{User: st.AuthUser, Password: st.AuthPassword}
+	}
 	if !st.NoLease {
 		opts.Expect = func(name string) (oid.ID, bool) {
 			raw, ok := j.Seen[name]

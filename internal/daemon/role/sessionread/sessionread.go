@@ -1,12 +1,13 @@
-// Package sessionread is gotd's session_read process, one per fetch or
-// clone: it runs the upload-pack conversation with the client (the
-// reference advertisement, wants, negotiation, shallow boundaries) on
-// the client's stream, with a read-only view of the repository, and
-// builds and writes the pack itself. Negotiating and packing need the
-// same privileges (a read-only view of one repository and the one
-// client's stream), so one process does both: a second process would
-// add its start-up, a second opening of the repository and the page
-// faults of its indexes, and separate nothing.
+// Package sessionread is gotd's session_read process, one per fetch,
+// clone, `git archive --remote` (serveArchive) or file of the dumb
+// HTTP protocol (serveDumb): it runs the upload-pack conversation with
+// the client (the reference advertisement, wants, negotiation, shallow
+// boundaries) on the client's stream, with a read-only view of the
+// repository, and builds and writes the pack itself. Negotiating and
+// packing need the same privileges (a read-only view of one repository
+// and the one client's stream), so one process does both: a second
+// process would add its start-up, a second opening of the repository
+// and the page faults of its indexes, and separate nothing.
 package sessionread
 
 import (
@@ -38,6 +39,12 @@ type Session struct {
 // Main serves the client and tells the parent how it went.
 func Main(ctx context.Context, log *slog.Logger, s *Session) error {
 	log = log.With("client", s.Start.Client, "user", s.Start.User, "repo", s.Start.Repo)
+	switch s.Start.Mode {
+	case ipc.ModeArchive:
+		return serveArchive(ctx, log, s)
+	case ipc.ModeDumb:
+		return serveDumb(ctx, log, s)
+	}
 	// Partial clones are served unless the repository's own config
 	// turns them off (C Git has them off unless it turns them on).
 	filter := true

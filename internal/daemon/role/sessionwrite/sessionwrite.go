@@ -72,6 +72,9 @@ func Main(ctx context.Context, log *slog.Logger, s *Session) error {
 		}
 		defer hold.Close()
 	}
+	if s.Start.Mode == ipc.ModeMirror {
+		return mirrorSync(ctx, log, s)
+	}
 	// The references before the push, read once, for the content
 	// rules.
 	refsBefore := sync.OnceValue(func() []refs.Ref { return listRefs(s.Repo) })

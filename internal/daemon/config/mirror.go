@@ -1,0 +1,166 @@
+package config
+
+import (
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// Defaults and bounds of pull mirrors.
+const (
+	// DefaultMirrorEvery is how often a mirror is synced when its
+	// directive does not say.
+	DefaultMirrorEvery = 10 * time.Minute
+	// MinMirrorEvery is the shortest interval a configuration may set.
+	MinMirrorEvery = 10 * time.Second
+	// maxMirrorURL bounds a mirror's URL (ipc.MaxMirrorURL).
+	maxMirrorURL = 2048
+	// maxHostKeys bounds the pinned host keys of one mirror
+	// (ipc.MaxKeys).
+	maxHostKeys = 256
+)
+
+// Mirror is a repository's "mirror from" directive: a pull mirror,
+// whose refs/heads and refs/tags follow the upstream's.
+type Mirror struct {
+	// URL is the upstream: git://, http://, https://, ssh:// or
+	// user@host:path; never with credentials.
+	URL string
+	// Every is the interval between syncs, jittered by ±10%.
+	Every time.Duration
+	// Auth labels the secrets file's "auth" entry sent to an
+	// http(s) upstream; AuthUser and AuthPassword are its values.
+	Auth                   string
+	AuthUser, AuthPassword string
+	// KeyFile is the SSH private key; KnownHosts a known_hosts file;
+	// HostKeys pinned host keys (authorized_keys lines). An ssh
+	// upstream needs KnownHosts or HostKeys: a host key is never
+	// accepted unseen.
+	KeyFile, KnownHosts string
+	HostKeys            []string
+	Line                int
+}
+
+// Port is the TCP port the mirror's upstream is reached at, 0 for none
+// (a local path).
+func (m *Mirror) Port() uint16 {
+	defaults := map[string]uint16{"git": 9418, "http": 80, "https": 443, "ssh": 22}
+	if u, err := url.Parse(m.URL); err == nil && u.Host != "" {
+		if p := u.Port(); p != "" {
+			n, _ := strconv.ParseUint(p, 10, 16)
+			return uint16(n)
+		}
+		return defaults[u.Scheme]
+	}
+	if strings.HasPrefix(m.URL, "/") {
+		return 0
+	}
+	return 22 // user@host:path
+}
+
+// mirror parses "mirror from URL [every DURATION] [auth LABEL]
+// [key FILE] [known hosts FILE] [host key KEY]..." in a repository
+// block; the current token is the word after "mirror".
+func (p *parser) mirror(r *Repository, line int) {
+	if !p.is("from") {
+		p.fail("syntax error: expected 'from' after mirror, found %v", p.tok)
+	}
+	p.advance()
+	if r.Mirror != nil {
+		p.errorf(line, "mirror from given twice (first on line %d)", r.Mirror.Line)
+	}
+	m := &Mirror{URL: p.str("a URL"), Every: DefaultMirrorEvery, Line: line}
+	r.Mirror = m
+	for p.tok.kind == tokWord {
+		switch {
+		case p.is("every"):
+			p.advance()
+			m.Every = p.period(line, "mirror interval", MinMirrorEvery)
+		case p.is("auth"):
+			p.advance()
+			m.Auth = p.str("an auth label")
+		case p.is("key"):
+			p.advance()
+			m.KeyFile = p.cleanPath(line, "mirror key file", p.str("a key file"))
+		case p.is("known"):
+			p.advance()
+			p.expect("hosts")
+			m.KnownHosts = p.cleanPath(line, "mirror known hosts file", p.str("a known_hosts file"))
+		case p.is("host"):
+			p.advance()
+			p.expect("key")
+			k := p.str("a host key")
+			if _, _, _, _, err := ssh.ParseAuthorizedKey([]byte(k)); err != nil {
+				p.errorf(line, "mirror host key: %v", err)
+			}
+			m.HostKeys = append(m.HostKeys, k)
+		default:
+			p.fail("syntax error: unexpected %v in mirror from", p.tok)
+		}
+	}
+	p.checkMirror(m, line)
+}
+
+// checkMirror checks a mirror's URL against its options.
+func (p *parser) checkMirror(m *Mirror, line int) {
+	u, err := url.Parse(m.URL)
+	scheme := ""
+	if err == nil {
+		scheme = u.Scheme
+	}
+	// user@host:path, which url.Parse may refuse.
+	scp := !strings.Contains(m.URL, "://") && !strings.HasPrefix(m.URL, "/") && strings.Contains(m.URL, ":")
+	if scp {
+		err, scheme = nil, ""
+	}
+	switch {
+	case len(m.URL) > maxMirrorURL:
+		p.errorf(line, "mirror URL longer than %d bytes", maxMirrorURL)
+		return
+	case strings.ContainsFunc(m.URL, func(r rune) bool { return r <= ' ' || r == 0x7f || r == '"' || r == '\\' }):
+		p.errorf(line, "invalid mirror URL")
+		return
+	case strings.HasPrefix(m.URL, "/"):
+	case scp:
+	case err != nil || (scheme != "git" && scheme != "http" && scheme != "https" && scheme != "ssh"):
+		p.errorf(line, "invalid mirror URL (git://, http://, https://, ssh://, user@host:path or a local path): %s", m.URL)
+		return
+	case scheme != "" && (u.Host == "" || u.Path == "" || u.Path == "/"):
+		p.errorf(line, "mirror URL needs a host and a path: %s", m.URL)
+		return
+	case scheme != "ssh" && scheme != "" && u.User != nil:
+		// They would be in the logs and gotctl info.
+		p.errorf(line, "credentials in a mirror URL: give them in the secrets file with 'auth'")
+		return
+	}
+	ssh := scheme == "ssh" || scp
+	switch {
+	case m.Auth != "" && scheme != "https":
+		p.errorf(line, "mirror auth is sent over https only")
+	case (m.KeyFile != "" || m.KnownHosts != "" || len(m.HostKeys) > 0) && !ssh:
+		p.errorf(line, "mirror key, known hosts and host key are for ssh upstreams")
+	case ssh && m.KnownHosts == "" && len(m.HostKeys) == 0:
+		p.errorf(line, "an ssh mirror needs 'known hosts FILE' or 'host key KEY': a host key is never accepted unseen")
+	case len(m.HostKeys) > maxHostKeys:
+		p.errorf(line, "more than %d mirror host keys", maxHostKeys)
+	}
+	if m.Auth == "" {
+		return
+	}
+	if s := p.opts.Secrets; s != nil {
+		a, ok := s.Auth[m.Auth]
+		switch {
+		case !ok:
+			p.errorf(line, "no auth secret '%s' defined", m.Auth)
+		case max(len(a.User), len(a.Password)) > maxSecret:
+			p.errorf(line, "mirror secrets longer than %d bytes", maxSecret)
+		default:
+			m.AuthUser, m.AuthPassword = a.User, a.Password
+		}
+	} else {
+		p.errorf(line, "mirror credentials need a secrets file")
+	}
+}
