@@ -261,6 +261,10 @@ func runParent(cfg *config.Config, lo logs.Options, confPath, secretsPath string
 				return err
 			}
 		}
+		// So is the push mirrors' spool.
+		if err := parent.PrepareMirrorSpool(cfg, u.UID, u.GID); err != nil {
+			return err
+		}
 		// Everything from here on, children included, runs as the
 		// configured user. Go changes every thread's credentials.
 		if err := syscall.Setgroups([]int{u.GID}); err != nil {

@@ -27,6 +27,7 @@ import (
 	"gotd/internal/daemon/role/notify"
 	"gotd/internal/daemon/role/parent"
 	"gotd/internal/daemon/role/repowrite"
+	"gotd/internal/daemon/role/send"
 	"gotd/internal/daemon/role/sessionread"
 	"gotd/internal/daemon/role/sessionwrite"
 	"gotd/internal/daemon/role/sshd"
@@ -202,6 +203,35 @@ func runRole(role string, lo logs.Options) error {
 		}
 		return upkeep.Main(ctx, log, parentCh, &start, r)
 
+	case parent.RoleSend:
+		j, err := send.ReadJob(parentCh)
+		if err != nil {
+			return err
+		}
+		port, err := send.Port(j.Start.URL)
+		if err != nil {
+			return err
+		}
+		r, err := repo.Open(j.Start.Path, repo.Options{})
+		if err != nil {
+			return err
+		}
+		// The system's certificate roots are read now, once: HTTPS
+		// verifies against them.
+		x509.SystemCertPool()
+		// Network: TCP to its one target's port, and name resolution
+		// (port 53 for answers too long for UDP); the repository,
+		// read-only, to build the pack; the known_hosts file of an SSH
+		// target. Nothing else: it writes no file.
+		pol := sandbox.Policy{Role: role, Sockets: true, ConnectTCP: []uint16{53, port}, ReadDirs: []string{j.Start.Path}}
+		pol.ReadFiles = []string{"/etc/resolv.conf", "/etc/hosts", "/etc/nsswitch.conf", "/etc/services"}
+		if j.Start.KnownHosts != "" {
+			pol.ReadFiles = append(pol.ReadFiles, j.Start.KnownHosts)
+		}
+		if err := confine(log, pol); err != nil {
+			return err
+		}
+		return send.Main(ctx, log, parentCh, j, r)
 	case parent.RoleFetch:
 		var start ipc.MirrorStart
 		if _, err := ipc.Recv(parentCh, &start, false); err != nil {

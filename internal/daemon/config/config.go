@@ -100,6 +100,9 @@ type Config struct {
 	// Upkeep is the top-level upkeep directive (UpkeepFor resolves a
 	// repository's settings).
 	Upkeep Upkeep
+	// MirrorSpool is "mirror spool", the push mirrors' queue; ""
+	// while the default stands (MirrorSpoolDir).
+	MirrorSpool string
 	// Warnings are problems that do not stop the daemon (a repository
 	// path that does not exist yet, an unused macro).
 	Warnings []string
@@ -125,6 +128,8 @@ type Repository struct {
 	Push   Push
 	// Upkeep is the repository's upkeep directive.
 	Upkeep Upkeep
+	// MirrorTo are its push mirrors ("mirror to" lines, mirrorto.go).
+	MirrorTo []MirrorTo
 	// Mirror is its "mirror from" directive, nil for none: the
 	// repository is a pull mirror, which refuses pushes.
 	Mirror *Mirror

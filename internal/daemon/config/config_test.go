@@ -299,6 +299,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("repository r {\npath \"/r\"\nnotify {\nurl \"https://h/b/${repo}?r=${ref}\" method PUT body json '{\"t\": \"${subject}\", \"n\": ${commits}}'\n" +
 		"url \"http://h/g/${branch}\" method GET\nurl \"http://h/f\" body form \"a=${ref}&b=1\"\n}\n}\n"))
 	f.Add([]byte("upkeep {\npacks 8\nloose objects 50\ninterval 10m\ngrace 7d\n}\nrepository r {\npath \"/r\"\nupkeep off\n}\n"))
+	f.Add([]byte("mirror spool \"/s\"\nrepository r {\npath \"/r\"\nmirror to \"git@h:r.git\" key \"/k\" known hosts \"/kh\"\nmirror to \"https://h/r\" auth a\n}\n"))
 	f.Add([]byte("repository r {\npath \"/r\"\nmirror from \"ssh://git@h:2222/r.git\" every 30m key \"/k\" known hosts \"/kh\"\n}\n" +
 		"repository s {\npath \"/s\"\nmirror from \"git@h:s.git\" host key \"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\"\n}\n" +
 		"repository t {\npath \"/t\"\nmirror from \"https://h/t.git\" auth a\n}\n"))

@@ -194,6 +194,10 @@ func (p *parser) topLevel() {
 		line := p.tok.line
 		p.advance()
 		p.upkeep(&p.cfg.Upkeep, line)
+	case p.is("mirror") && p.lex.peekWord("spool"):
+		line := p.tok.line
+		p.advance()
+		p.mirrorSpool(line)
 	case p.is("ssh"):
 		p.advance()
 		p.expect("hostkey")
@@ -444,6 +448,9 @@ func (p *parser) repoOption(r *Repository) {
 	case p.is("upkeep"):
 		p.advance()
 		p.upkeep(&r.Upkeep, line)
+	case p.is("mirror") && p.lex.peekWord("to"):
+		p.advance()
+		p.mirrorTo(r, line)
 	case p.is("mirror"):
 		p.advance()
 		p.mirror(r, line)

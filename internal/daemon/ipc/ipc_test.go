@@ -76,6 +76,11 @@ func messages() []Message {
 			Transports: []WebTransport{{Scheme: "ssh", Port: 2222, User: "flan"}, {Scheme: "https", Host: "::1", Port: 443}}},
 		&WebRepo{Name: "r", Path: "/git/r.git", Description: "a <b>repository</b>", Hidden: []string{"refs/internal/"}},
 		&WebRequest{Client: 9},
+		&SendStart{Path: "/git/r.git", Name: "r", URL: "ssh://git@h/r.git", AuthUser: "u", AuthPassword: "p", Key: []byte("-----BEGIN"),
+			KnownHosts: "/etc/gotd/known_hosts", HostKeys: []string{"ssh-ed25519 AAAA"}, All: true, NoLease: true, Timeout: 3600},
+		&SendRefs{Refs: []SendRef{{Name: "refs/heads/main", ID: make([]byte, 20), Queued: true}, {Name: "refs/tags/v1", ID: []byte{}, Status: "the target moved it"}}},
+		&SendGo{},
+		&SendDone{Status: SendFailed, Message: "remote: connection refused"},
 	}
 }
 
@@ -125,6 +130,13 @@ func TestMetricsBounds(t *testing.T) {
 		"web host":       &WebStart{Timeout: 1, Transports: []WebTransport{{Scheme: "git", Host: "a/b", Port: 1}}},
 		"web path":       &WebRepo{Name: "r", Path: "r.git"},
 		"web hidden":     &WebRepo{Name: "r", Path: "/r.git", Hidden: []string{"refs/x"}},
+		"send path":      &SendStart{Path: "r.git", URL: "git://h/r", Timeout: 1},
+		"send no URL":    &SendStart{Path: "/r.git", Timeout: 1},
+		"send timeout":   &SendStart{Path: "/r.git", URL: "git://h/r", Timeout: MaxSendTimeout + 1},
+		"send known":     &SendStart{Path: "/r.git", URL: "git://h/r", KnownHosts: "kh", Timeout: 1},
+		"send ref name":  &SendRefs{Refs: []SendRef{{Name: "HEAD"}}},
+		"send ref id":    &SendRefs{Refs: []SendRef{{Name: "refs/heads/a", ID: make([]byte, 19)}}},
+		"send status":    &SendDone{Status: 2},
 	}
 	for name, m := range bad {
 		var e msg.Encoder

@@ -29,6 +29,9 @@ type SendOptions struct {
 	Repo *repo.Repo
 	// SSH pins the host key and gives the client key for ssh URLs.
 	SSH *SSH
+	// Auth, if set, is sent to an http(s) target with each request
+	// (basic authentication).
+	Auth *BasicAuth
 	// Take selects the local references sent and the target's deleted
 	// when the local repository lacks them (full names); nil takes
 	// refs/heads/ and refs/tags/.
@@ -107,6 +110,9 @@ func Send(ctx context.Context, opts SendOptions) (*SendResult, error) {
 		return nil, err
 	}
 	defer t.close()
+	if h, ok := t.(*httpTransport); ok {
+		h.auth = opts.Auth
+	}
 	rp := opts.Repo
 	if rp.Format != oid.SHA1 {
 		return nil, errors.New("remote: pushing a SHA-256 repository is not supported")

@@ -2,7 +2,11 @@ package remote
 
 import (
 	"context"
+	"net/http"
+	"net/http/cgi"
+	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -111,5 +115,52 @@ func TestSendToCGit(t *testing.T) {
 	}
 	if got := strings.TrimSpace(gittest.Git(t, target, "rev-parse", moved)); got == last || got != strings.TrimSpace(gittest.Git(t, target, "rev-parse", last+"~1")) {
 		t.Errorf("target's %s = %s; want the other writer's value", moved, got)
+	}
+}
+
+// TestSendHTTPAuth pushes to http-backend behind a web server that
+// asks for basic authentication: without credentials the target is
+// refused with HTTP 401 and left empty; with HTTPUser and HTTPPassword
+// it ends equal to the source.
+func TestSendHTTPAuth(t *testing.T) {
+	root := t.TempDir()
+	src := filepath.Join(t.TempDir(), "src.git")
+	gittest.Git(t, "", "-c", "init.defaultBranch=main", "init", "-q", "--bare", src)
+	gittest.Generate(t, src, gittest.History{Commits: 4, Files: 3})
+	dir := filepath.Join(root, "t.git")
+	gittest.Git(t, "", "-c", "init.defaultBranch=main", "init", "-q", "--bare", dir)
+	gittest.Git(t, dir, "config", "http.receivepack", "true")
+	git, err := exec.LookPath("git")
+	if err != nil {
+		t.Fatal(err)
+	}
+	backend := &cgi.Handler{Path: git, Args: []string{"http-backend"},
+		Env: append(gittest.Env(t), "GIT_PROJECT_ROOT="+root, "GIT_HTTP_EXPORT_ALL=1")}
+	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if u, p, ok := req.BasicAuth(); !ok || u != "mirror" || p != "s3cret" {
+			w.Header().Set("WWW-Authenticate", `Basic realm="git"`)
+			http.Error(w, "authentication required", http.StatusUnauthorized)
+			return
+		}
+		backend.ServeHTTP(w, req)
+	}))
+	t.Cleanup(web.Close)
+	r, err := repo.Open(src, repo.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if _, err := Send(context.Background(), SendOptions{URL: web.URL + "/t.git", Repo: r}); err == nil || !strings.Contains(err.Error(), "HTTP 401") {
+		t.Errorf("without credentials: got %v; want HTTP 401", err)
+	}
+	res, err := Send(context.Background(), SendOptions{URL: web.URL + "/t.git", Repo: r, Auth: &BasicAuth{User: "mirror", Password: "s3cret"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := res.Failed(); len(f) > 0 || len(res.Updates) == 0 {
+		t.Fatalf("%+v", res.Updates)
+	}
+	if got, want := mirrored(t, dir), mirrored(t, src); got != want {
+		t.Fatalf("target's references\n%s\nwant\n%s", got, want)
 	}
 }

@@ -483,6 +483,7 @@ func (d *daemon) maybeDone(c *client) {
 	// perhaps the one that calls for upkeep.
 	if c.write && c.end != nil && c.end.Updated > 0 && c.repoCfg != nil {
 		d.afterPush(c.repoCfg.Name)
+		d.mirrorPushed(c.repoCfg.Name, c.end)
 	}
 }
 

@@ -80,6 +80,7 @@ func (d *daemon) info() string {
 	fmt.Fprintf(&b, "number of connected clients: %d\n", len(d.clients))
 	b.WriteString(d.notifyInfo())
 	d.upkeepInfo(&b)
+	d.mirrorToInfo(&b)
 	d.mirrorInfo(&b)
 	for _, r := range d.cfg.Repositories {
 		fmt.Fprintf(&b, "repository %q, path %s\n", r.Name, r.Path)

@@ -46,6 +46,7 @@ const (
 	RoleHTTPD        = "httpd" // smart HTTP
 	RoleMetrics      = "metrics"
 	RoleUpkeep       = "upkeep" // tidies one repository's storage
+	RoleSend         = "send"   // brings one push mirror up to date
 	RoleFetch        = "fetch"  // fetches a pull mirror's upstream
 )
 
@@ -156,6 +157,9 @@ type event struct {
 	haltWait *haltWait
 	// startTimeout: the long-lived processes' time to start is over.
 	startTimeout bool
+	// pushMirrorDue is a push mirror whose next attempt is due
+	// (mirrorto.go).
+	pushMirrorDue *mirrorTarget
 	// mirrorDue names a pull mirror to sync; mirrorOverdue one whose
 	// sync outlived its deadline (mirror.go).
 	mirrorDue, mirrorOverdue string
@@ -191,6 +195,9 @@ type daemon struct {
 	// upkeeps are the repositories' upkeep runs, by repository name
 	// (upkeep.go).
 	upkeeps map[string]*upkeeping
+	// pushMirrors are the push mirrors' targets, by mirrorKey
+	// (mirrorto.go).
+	pushMirrors map[string]*mirrorTarget
 	// mirrors are the pull mirrors' states, by repository name
 	// (mirror.go).
 	mirrors map[string]*mirroring
@@ -229,6 +236,7 @@ func Main(ctx context.Context, log *slog.Logger, opts Options) error {
 	if err := d.startMetrics(); err != nil {
 		return err
 	}
+	d.startPushMirrors()
 	for _, f := range opts.Frontends {
 		fe := &frontend{Frontend: f}
 		d.frontends = append(d.frontends, fe)
@@ -396,6 +404,8 @@ func (d *daemon) run(ctx context.Context) error {
 			}
 		case ev.restartMetrics:
 			d.restartMetrics()
+		case ev.pushMirrorDue != nil:
+			d.pushMirrorDue(ev.pushMirrorDue)
 		case ev.mirrorDue != "":
 			d.mirrorDue(ev.mirrorDue)
 		case ev.mirrorOverdue != "":
@@ -502,6 +512,14 @@ func (d *daemon) message(from *child, raw msg.Msg) {
 		}
 		return
 	}
+	if t := d.pushMirrorOf(from); t != nil {
+		if err := d.fromSend(t, raw); err != nil {
+			closeFile(raw)
+			d.log.Error("bad message from send", "pid", from.pid(), "err", err)
+			from.kill()
+		}
+		return
+	}
 	if name, m := d.mirrorOf(from); m != nil {
 		if err := d.fromMirror(name, m, from, raw); err != nil {
 			closeFile(raw)
@@ -566,6 +584,10 @@ func (d *daemon) exited(ch *child) error {
 	}
 	if u := d.upkeepOf(ch); u != nil {
 		d.upkeepExited(u)
+		return nil
+	}
+	if t := d.pushMirrorOf(ch); t != nil {
+		d.sendExited(t)
 		return nil
 	}
 	if name, m := d.mirrorOf(ch); m != nil {
@@ -651,6 +673,7 @@ func (d *daemon) shutdown() {
 		}
 		u.callers = nil
 	}
+	all = append(all, d.mirrorProcs()...)
 	syncs, removeQuarantines := d.stopMirrors()
 	defer removeQuarantines()
 	all = append(all, syncs...)

@@ -634,6 +634,7 @@ func (d *daemon) finishReload(r *reloaded) {
 		d.log.Warn(w)
 	}
 	d.cfg = p.cfg
+	d.startPushMirrors()
 	d.scheduleMirrors()
 	d.webReload()
 	if !d.listen.exited {
