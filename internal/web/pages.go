@@ -1,6 +1,8 @@
 package web
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"path"
@@ -9,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"gotd/internal/engine/blame"
 	"gotd/internal/git/object"
 	"gotd/internal/git/oid"
 	"gotd/internal/git/treediff"
@@ -454,6 +457,83 @@ func (rq *request) blob() error {
 		}
 	}
 	return rq.render("blob", &layout{Title: rp.Name + ": " + rq.rt.path, Repo: rp, Rev: rq.rt.rev, Body: b}, res.full, when(c.Committer))
+}
+
+// blameLine is a line of a blame page: First marks the first of a run
+// of lines from one commit, which names it.
+type blameLine struct {
+	line
+	First               bool
+	Commit              oid.ID
+	Author, Date, Title string
+}
+
+// blame shows which commit brought each line of a file, within the
+// blame engine's bounds: a file too large or a history too long to
+// blame is said so, not failed.
+func (rq *request) blame() error {
+	rp := rq.repo
+	e, res, c, err := rq.blobAt()
+	if err != nil {
+		return err
+	}
+	type body struct {
+		Repo, Rev, Path string
+		Crumbs          []crumb
+		Note            string
+		Lines           []blameLine
+	}
+	b := &body{Repo: rp.Name, Rev: rq.rt.rev, Path: rq.rt.path, Crumbs: crumbs(rp.Name, rq.rt.rev, rq.rt.path, true)}
+	_, size, err := rp.R.StatObject(e.ID)
+	if err != nil {
+		return err
+	}
+	var lines []blame.Line
+	if size > maxBlobShow {
+		b.Note = "File too large to blame here."
+	} else if binary, err := rq.isBinary(e.ID); err != nil || binary {
+		if err != nil {
+			return err
+		}
+		b.Note = "Binary file."
+	} else if lines, err = blame.Blame(rq.ctx, rp.R, c.ID, rq.rt.path, blame.Limits{MaxFileSize: maxBlobShow}); err != nil {
+		switch {
+		case errors.Is(err, blame.ErrTooLarge), errors.Is(err, blame.ErrTooManyCommits):
+			b.Note = "This file's history is too large to blame here."
+		case rq.ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded):
+			b.Note = "Blaming this file took too long."
+		default:
+			return err
+		}
+	}
+	who := map[oid.ID]*commit{}
+	b.Lines = make([]blameLine, len(lines))
+	for i, l := range lines {
+		bl := blameLine{line: line{N: i + 1, Text: text([]byte(l.Text))}, Commit: l.Commit}
+		if i == 0 || lines[i-1].Commit != l.Commit {
+			bl.First = true
+			bc := who[l.Commit]
+			if bc == nil {
+				if bc, err = rp.readCommit(l.Commit); err != nil {
+					return err
+				}
+				who[l.Commit] = bc
+			}
+			bl.Author, bl.Date, bl.Title = string(text(bc.Author.Name)), when(bc.Committer).Format("2006-01-02"), string(title(bc.Message))
+		}
+		b.Lines[i] = bl
+	}
+	return rq.render("blame", &layout{Title: rp.Name + ": blame " + rq.rt.path, Repo: rp, Rev: rq.rt.rev, Body: b}, res.full, when(c.Committer))
+}
+
+// isBinary reports whether the blob id looks binary, as the blob page
+// decides.
+func (rq *request) isBinary(id oid.ID) (bool, error) {
+	_, data, err := rq.repo.R.ReadObject(id)
+	if err != nil {
+		return false, err
+	}
+	return treediff.IsBinary(data), nil
 }
 
 // raw sends a file as it is: text as text/plain, anything else as a

@@ -38,7 +38,7 @@ const (
 //	/REPO/tree[/REV[/PATH]]         a tree
 //	/REPO/blob/REV/PATH             a file with line numbers
 //	/REPO/raw/REV/PATH              a file as it is
-//	/REPO/blame/REV/PATH            blame (not served yet)
+//	/REPO/blame/REV/PATH            which commit brought each line
 //	/REPO/branches, /REPO/tags      references
 //	/REPO/tag/NAME                  one tag
 //	/REPO/atom[/REV], /REPO/tags.atom  Atom feeds

@@ -185,8 +185,9 @@ func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			err = rq.atomTags()
 		case actSnapshot:
 			err = rq.snapshot()
+		case actBlame:
+			err = rq.blame()
 		default:
-			// Blame has no engine yet: its URLs name nothing.
 			err = errNotFound
 		}
 	}
@@ -369,7 +370,7 @@ func snapshotURL(name, rev, format string) string {
 var pages = func() map[string]*template.Template {
 	base := template.Must(template.New("").Funcs(funcs).ParseFS(files, "templates/layout.html", "templates/parts.html"))
 	m := map[string]*template.Template{}
-	for _, name := range []string{"index", "summary", "log", "commit", "tree", "blob", "refs", "tag", "error"} {
+	for _, name := range []string{"index", "summary", "log", "commit", "tree", "blob", "blame", "refs", "tag", "error"} {
 		m[name] = template.Must(template.Must(base.Clone()).ParseFS(files, "templates/"+name+".html"))
 	}
 	return m

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -79,7 +80,7 @@ func TestPagesSmoke(t *testing.T) {
 	bare := testRepo(t)
 	s := testSite(t, bare)
 	for _, u := range []string{"/", "/repo/", "/repo/log", "/repo/log/main/dir", "/repo/tree", "/repo/tree/main/dir", "/repo/blob/main/dir/a.txt",
-		"/repo/raw/main/dir/a.txt", "/repo/branches", "/repo/tags", "/repo/tag/v1.0", "/repo/atom", "/repo/tags.atom",
+		"/repo/blame/main/dir/a.txt", "/repo/blame/main/bin.dat", "/repo/raw/main/dir/a.txt", "/repo/branches", "/repo/tags", "/repo/tag/v1.0", "/repo/atom", "/repo/tags.atom",
 		"/repo/commit/main", "/repo/log/feature%2Fx", "/repo/snapshot/main.tar.gz", "/repo/snapshot/main.zip", "/-/style.css"} {
 		res, body := get(t, s, u)
 		if res.StatusCode != 200 {
@@ -210,7 +211,7 @@ func TestHostileRender(t *testing.T) {
 	git(t, work, "commit", "-q", "-m", "<script>alert(1)</script>\n\n<a href=\"javascript:alert(1)\">x</a>")
 	git(t, work, "push", "-q", bare, "HEAD:main")
 	s := testSite(t, bare)
-	for _, u := range []string{"/repo/commit/main", "/repo/", "/repo/log", "/repo/tree/main", "/repo/blob/main/" + url.PathEscape(name)} {
+	for _, u := range []string{"/repo/commit/main", "/repo/", "/repo/log", "/repo/tree/main", "/repo/blob/main/" + url.PathEscape(name), "/repo/blame/main/" + url.PathEscape(name)} {
 		res, body := get(t, s, u)
 		if res.StatusCode != 200 {
 			t.Fatalf("GET %s: status %d", u, res.StatusCode)
@@ -233,6 +234,41 @@ func TestHostileRender(t *testing.T) {
 		if !strings.Contains(body, "&lt;") {
 			t.Errorf("GET %s: the markup is not shown as text", u)
 		}
+	}
+}
+
+// TestBlamePage checks the blame page of dir/a.txt: the line the second
+// commit changed and the one it added name it, the others the first
+// commit, each run of lines naming its commit once.
+func TestBlamePage(t *testing.T) {
+	bare := testRepo(t)
+	s := testSite(t, bare)
+	first, second := git(t, bare, "rev-parse", "main~1"), git(t, bare, "rev-parse", "main")
+	res, body := get(t, s, "/repo/blame/main/dir/a.txt")
+	if res.StatusCode != 200 {
+		t.Fatalf("status %d\n%s", res.StatusCode, body)
+	}
+	var got []string
+	z := html.NewTokenizer(strings.NewReader(body))
+	for tt := z.Next(); tt != html.ErrorToken; tt = z.Next() {
+		if tok := z.Token(); tt == html.StartTagToken && tok.Data == "a" {
+			for _, a := range tok.Attr {
+				if a.Key == "href" && strings.HasPrefix(a.Val, "/repo/commit/") {
+					got = append(got, strings.TrimPrefix(a.Val, "/repo/commit/"))
+				}
+			}
+		}
+	}
+	// Lines: one (first), 2 (second), three (first), four (second).
+	want := []string{first, second, first, second}
+	if !slices.Equal(got, want) {
+		t.Errorf("commits named by the blame page: got %v; want %v", got, want)
+	}
+	if _, body := get(t, s, "/repo/blame/main/bin.dat"); !strings.Contains(body, "Binary file.") {
+		t.Errorf("blame of a binary file: %s", body)
+	}
+	if _, body := get(t, s, "/repo/blob/main/dir/a.txt"); !strings.Contains(body, `href="/repo/blame/main/dir/a.txt"`) {
+		t.Errorf("the blob page has no blame link:\n%s", body)
 	}
 }
 
