@@ -350,11 +350,23 @@ func gotdProcs(root int) []int {
 const spareRole = "spare session_read"
 
 // warmUp serves one fetch and waits for the spare session_read the
-// parent starts after it.
+// parent starts after it, and for the fetch's session to exit and be
+// reaped (an exited process not yet reaped shows an empty argv[0]).
 func (s *server) warmUp() {
 	s.t.Helper()
 	s.mustGit(s.dir, nil, "ls-remote", s.gitURL("test"))
 	s.waitRole(spareRole, 0)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		names := roleNames(gotdProcs(s.daemon.Process.Pid))
+		if !strings.Contains(names, `=""`) && !strings.Contains(names, `="gotd: session_read"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("processes not reaped: %s", roleNames(gotdProcs(s.daemon.Process.Pid)))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // roleNames names processes by their argv[0], as in "gotd: listen".
