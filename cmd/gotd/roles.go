@@ -146,7 +146,20 @@ func runRole(role string, lo logs.Options) error {
 		return metrics.Main(ctx, log, parentCh, ls, version)
 
 	case parent.RoleSessionRead, parent.RoleSessionWrite:
-		in, out := ipc.ClientFile(ipc.FDInput, "client input"), ipc.ClientFile(ipc.FDOutput, "client output")
+		var in, out *os.File
+		if role == parent.RoleSessionRead {
+			// Its client's streams come on its channel: the parent may
+			// have started it before the client came, so that the
+			// client does not wait for the process to start (a spare,
+			// which serves one client as any session process does).
+			var err error
+			if in, out, err = ipc.RecvStreams(parentCh); err != nil {
+				return err
+			}
+			retitle("gotd: " + role) // no longer parent.SpareTitle
+		} else {
+			in, out = ipc.ClientFile(ipc.FDInput, "client input"), ipc.ClientFile(ipc.FDOutput, "client output")
+		}
 		start, r, err := startRepo(log, parentCh, role == parent.RoleSessionWrite, out)
 		if err != nil {
 			return err

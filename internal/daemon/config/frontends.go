@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -130,7 +129,23 @@ func (p *parser) frontendPath(line int, what, path string) string {
 	return path
 }
 
-var accountName = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+// accountName reports whether name is a valid account name: 1 to 64
+// letters, digits, '.', '_' or '-'. (A loop, not a regular expression
+// compiled at package initialisation, which every gotd process paid at
+// its start.)
+func accountName(name string) bool {
+	if len(name) == 0 || len(name) > 64 {
+		return false
+	}
+	for _, c := range []byte(name) {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '.', c == '_', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // account parses "account NAME { group G; key K }".
 func (p *parser) account() {
@@ -138,7 +153,7 @@ func (p *parser) account() {
 	p.advance()
 	name := p.strOrNumber("an account name")
 	switch {
-	case !accountName.MatchString(name):
+	case !accountName(name):
 		p.errorf(line, "invalid account name: %s", name)
 	case strings.Trim(name, "0123456789") == "":
 		p.errorf(line, "account name cannot be a number: %s", name)

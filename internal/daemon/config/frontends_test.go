@@ -222,3 +222,20 @@ func TestHostKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestAccountName: the names an account may have, as the regular
+// expression ^[A-Za-z0-9._-]{1,64}$ that accountName replaced.
+func TestAccountName(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ok   bool
+	}{
+		{"flan", true}, {"a", true}, {"A.b_c-9", true}, {strings.Repeat("x", 64), true},
+		{"", false}, {strings.Repeat("x", 65), false}, {"bad name", false}, {"a/b", false},
+		{"é", false}, {"a\x00", false}, {"a\n", false}, {"a:b", false}, {"a@b", false},
+	} {
+		if got := accountName(tc.name); got != tc.ok {
+			t.Errorf("accountName(%q) = %v; want %v", tc.name, got, tc.ok)
+		}
+	}
+}

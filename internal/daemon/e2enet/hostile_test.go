@@ -267,6 +267,7 @@ func TestHostileLoad(t *testing.T) {
 	for _, role := range []string{"listen", "notify", "sshd", "gitd", "httpd"} {
 		s.waitRole(role, 0)
 	}
+	s.warmUp()
 	root := s.daemon.Process.Pid
 	idle := gotdProcs(root)
 

@@ -229,9 +229,10 @@ func SSHConnectionRemote(v string) string {
 	return r
 }
 
-// Stream: gotsh → listen → parent; fd: one direction of the client's
-// Git stream (gotsh's standard input, then its standard output).
-// Client is 0 from gotsh, the client's id from listen.
+// Stream: gotsh → listen → parent, and parent → session_read
+// (SendStreams); fd: one direction of the client's Git stream (gotsh's
+// standard input, then its standard output). Client is 0 from gotsh,
+// the client's id from listen and the parent.
 type Stream struct {
 	Client uint32
 	Output bool
@@ -1047,8 +1048,8 @@ func (m *Credential) decode(d *msg.Decoder) {
 const (
 	FDParent = 3 // the channel to the parent (every child)
 	FDPeer   = 4 // session_write ⇄ repo_write channel (closed for session_read); listen: the listening socket; front-ends: the first listening socket, the others follow
-	FDInput  = 5 // session roles: the client's input
-	FDOutput = 6 // session roles: the client's output
+	FDInput  = 5 // session_write: the client's input (session_read receives its streams, SendStreams)
+	FDOutput = 6 // session_write: the client's output
 )
 
 // Inherited returns the channel the child found open at fd.

@@ -238,7 +238,7 @@ func (wr *writer) prepare(objs []Object) error {
 	if wr.opts.Thin {
 		nbases = len(wr.opts.Bases)
 	}
-	wr.ents = make([]entry, 0, len(objs))
+	wr.ents = make([]entry, 0, len(objs)+nbases)
 	wr.ids.init(len(objs) + nbases)
 	for _, o := range objs {
 		if o.ID.Format() != f {

@@ -27,9 +27,7 @@ type session struct {
 
 	refs []wire.Ref // advertised, HEAD first when it resolves
 	head string     // HEAD's target when symbolic
-	// symrefs holds the targets of the other symbolic references.
-	symrefs map[string]string
-	tips    map[oid.ID]bool
+	tips map[oid.ID]bool
 	// haveBudget bounds the have lines of all rounds.
 	haveBudget wire.Budget
 	walker     *walk.Walker
@@ -70,18 +68,41 @@ func (s *session) loadRefs() error {
 		return nil
 	}
 	s.tips = make(map[oid.ID]bool)
+	return s.eachRef(func(w wire.Ref, _ string) error {
+		if w.Peeled.Valid() {
+			s.tips[w.Peeled] = true
+		}
+		s.tips[w.ID] = true
+		s.refs = append(s.refs, w)
+		return nil
+	})
+}
+
+// eachRef calls fn for every reference to advertise, as loadRefs
+// orders them, with the target of a symbolic one (HEAD's is s.head),
+// and sets s.head. Peeled is valid only for an annotated tag. fn may
+// keep w; ls-refs writes each as it comes, without keeping any.
+func (s *session) eachRef(fn func(w wire.Ref, target string) error) error {
 	rs := s.repo.Refs
+	s.head = ""
 	if head, err := rs.Read("HEAD"); err == nil && !s.hidden(head) {
 		s.head = head.Target
 		if r, err := rs.Resolve("HEAD"); err == nil {
-			s.addRef(refs.Ref{Name: "HEAD", ID: r.ID})
+			// What HEAD's reference peels to comes with it from
+			// packed-refs when recorded there: an ls-refs of a
+			// repository whose references are all packed then reads
+			// no object, and opens no pack index.
+			r.Name, r.Target = "HEAD", ""
+			if err := fn(s.wireRef(r), s.head); err != nil {
+				return err
+			}
 		}
 	}
 	return rs.List("refs/", func(r refs.Ref) error {
-		if !s.hidden(r) {
-			s.addRef(r)
+		if s.hidden(r) {
+			return nil
 		}
-		return nil
+		return fn(s.wireRef(r), r.Target)
 	})
 }
 
@@ -91,24 +112,18 @@ func (s *session) hidden(r refs.Ref) bool {
 	return s.opts.Hidden != nil && s.repo.Refs.ChainAny(r, s.opts.Hidden)
 }
 
-func (s *session) addRef(r refs.Ref) {
+// wireRef is r as advertised: with what it peels to when it is an
+// annotated tag, read from the object when the store does not know it.
+func (s *session) wireRef(r refs.Ref) wire.Ref {
 	w := wire.Ref{Name: r.Name, ID: r.ID}
-	if r.Target != "" && r.Name != "HEAD" {
-		if s.symrefs == nil {
-			s.symrefs = make(map[string]string)
-		}
-		s.symrefs[r.Name] = r.Target
-	}
 	peeled := r.Peeled
 	if !peeled.Valid() {
 		peeled = peelTag(s.repo, r.ID)
 	}
 	if peeled.Valid() && peeled != r.ID {
 		w.Peeled = peeled
-		s.tips[peeled] = true
 	}
-	s.tips[r.ID] = true
-	s.refs = append(s.refs, w)
+	return w
 }
 
 // negotiator returns a negotiation for wants, on a walker without the

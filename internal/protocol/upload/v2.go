@@ -226,50 +226,59 @@ func (s *session) lsRefs(args bool) error {
 		}
 		return false
 	}
-	s.tips = nil
-	s.refs = nil
-	s.symrefs = nil
-	if err := s.loadRefs(); err != nil {
-		return fmt.Errorf("upload: list references: %w", err)
-	}
-	if unborn && match("HEAD") && s.head != "" && (len(s.refs) == 0 || s.refs[0].Name != "HEAD") {
-		if err := s.pw.WriteString("unborn HEAD symref-target:" + s.head + "\n"); err != nil {
-			return err
-		}
-	}
+	// The references are written as they are listed, none kept: a
+	// fetch that follows on the same connection lists them again, as
+	// they are then.
+	s.tips, s.refs = nil, nil
 	buf := make([]byte, 0, 256)
-	for _, r := range s.refs {
+	var writeErr error
+	headDone := false
+	// head ends HEAD's place in the list, which an unborn HEAD takes
+	// when the client asks for it: eachRef passes a HEAD that
+	// resolves first, and HEAD's target is known before any other.
+	head := func(resolved bool) error {
+		if headDone {
+			return nil
+		}
+		headDone = true
+		if unborn && !resolved && match("HEAD") && s.head != "" {
+			return s.pw.WriteString("unborn HEAD symref-target:" + s.head + "\n")
+		}
+		return nil
+	}
+	err = s.eachRef(func(r wire.Ref, target string) error {
+		if writeErr = head(r.Name == "HEAD"); writeErr != nil {
+			return writeErr
+		}
 		if !match(r.Name) {
-			continue
+			return nil
 		}
 		buf = r.ID.AppendHex(buf[:0])
 		buf = append(buf, ' ')
 		buf = append(buf, r.Name...)
-		if symrefs {
-			if target := s.symrefTarget(r.Name); target != "" {
-				buf = append(buf, " symref-target:"...)
-				buf = append(buf, target...)
-			}
+		if symrefs && target != "" {
+			buf = append(buf, " symref-target:"...)
+			buf = append(buf, target...)
 		}
 		if peel && r.Peeled.Valid() {
 			buf = append(buf, " peeled:"...)
 			buf = r.Peeled.AppendHex(buf)
 		}
 		buf = append(buf, '\n')
-		if err := s.pw.Write(buf); err != nil {
-			return err
-		}
+		writeErr = s.pw.Write(buf)
+		return writeErr
+	})
+	if writeErr != nil {
+		return writeErr
+	}
+	if err != nil {
+		return fmt.Errorf("upload: list references: %w", err)
+	}
+	if err := head(false); err != nil {
+		return err
 	}
 	s.res.LsRefs++
 	return s.pw.Flush()
-}
-
-// symrefTarget returns the target of a symbolic reference, or "".
-func (s *session) symrefTarget(name string) string {
-	if name == "HEAD" {
-		return s.head
-	}
-	return s.symrefs[name]
 }
 
 // objectInfo answers object-info: the size of each object asked for.

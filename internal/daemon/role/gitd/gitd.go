@@ -9,10 +9,12 @@ package gitd
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"net"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"gotd/internal/daemon/frontend"
@@ -93,8 +95,43 @@ func readRequest(c net.Conn) (wire.DaemonRequest, error) {
 }
 
 // writeErr tells the client why, as an ERR packet, which Git prints as
-// "remote error".
+// "remote error", and lingers before the connection is closed.
 func writeErr(c net.Conn, why string) {
 	c.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	pktline.NewWriter(c).WriteString("ERR " + why + "\n")
+	if pktline.NewWriter(c).WriteString("ERR "+why+"\n") == nil {
+		linger(c)
+	}
+}
+
+// Bounds of linger: how long and how much of a refused client's input
+// it reads, and how many connections linger at once (past that, a
+// refused connection is closed at once, as before).
+const (
+	lingerTime  = 500 * time.Millisecond
+	lingerBytes = 64 << 10
+	maxLinger   = 64
+)
+
+var lingering atomic.Int32
+
+// linger ends the sending side of c after a refusal and reads what the
+// client sent past its request, discarding it, until the client closes
+// its side, lingerBytes are read or lingerTime passes: a socket closed
+// with unread input sends a reset, which ends the client's stream with
+// an error instead of its end, and can make the client's system drop
+// the ERR packet before the client has read it.
+func linger(c net.Conn) {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return
+	}
+	defer lingering.Add(-1)
+	if lingering.Add(1) > maxLinger {
+		return
+	}
+	if tc.CloseWrite() != nil {
+		return
+	}
+	tc.SetReadDeadline(time.Now().Add(lingerTime))
+	io.CopyN(io.Discard, tc, lingerBytes)
 }

@@ -336,7 +336,12 @@ func (d *daemon) startSession(c *client) error {
 		peer, rp = sp.File(), mine
 	}
 	var err error
-	if c.session, err = d.spawn(sessionRole, c.id, []*os.File{peer, c.in, c.out}); err != nil {
+	if c.write {
+		c.session, err = d.spawn(sessionRole, c.id, []*os.File{peer, c.in, c.out})
+	} else {
+		c.session, err = d.sessionRead(c)
+	}
+	if err != nil {
 		closeRepoEnd()
 		return err
 	}
@@ -347,6 +352,9 @@ func (d *daemon) startSession(c *client) error {
 	if err := ipc.Send(c.session.ch, start, nil); err != nil {
 		closeRepoEnd()
 		return fmt.Errorf("parent: %w", err)
+	}
+	if !c.write {
+		d.startSpare()
 	}
 	if !c.write || advertise {
 		closeRepoEnd()

@@ -204,6 +204,8 @@ type daemon struct {
 	// webs are the web processes by account, "" for anonymous
 	// visitors (web.go).
 	webs map[string]*webProc
+	// spare is a session_read started before its client (spare.go).
+	spare *child
 }
 
 // Main runs the daemon until it is stopped.
@@ -286,6 +288,11 @@ func (d *daemon) limits() *ipc.Limits {
 // spawn starts a child for role with its channel on fd 3 and extra on
 // the following descriptors.
 func (d *daemon) spawn(role string, client uint32, extra []*os.File) (*child, error) {
+	return d.spawnAs(role, "gotd: "+role, client, extra)
+}
+
+// spawnAs is spawn with title as the child's argv[0], what ps shows.
+func (d *daemon) spawnAs(role, title string, client uint32, extra []*os.File) (*child, error) {
 	mine, theirs, err := msg.Pair()
 	if err != nil {
 		return nil, fmt.Errorf("parent: start %s: %w", role, err)
@@ -306,7 +313,7 @@ func (d *daemon) spawn(role string, client uint32, extra []*os.File) (*child, er
 		return nil, fmt.Errorf("parent: start %s: %w", role, err)
 	}
 	cmd := exec.Command(d.opts.Exe, args...)
-	cmd.Args[0] = "gotd: " + role // ps shows the role
+	cmd.Args[0] = title // ps shows the role
 	cmd.Stderr = errW
 	cmd.ExtraFiles = append([]*os.File{theirs.File()}, extra...)
 	// A child outlives no parent: if the daemon dies, so do its clients'
@@ -598,6 +605,9 @@ func (d *daemon) exited(ch *child) error {
 		d.webExited(w)
 		return nil
 	}
+	if d.spareExited(ch) {
+		return nil
+	}
 	if i := slices.IndexFunc(d.retired, func(f *frontend) bool { return f.proc == ch }); i >= 0 {
 		d.log.Info("a front-end replaced at a reload is done", "child", ch.role, "pid", ch.pid(), "err", ch.status)
 		f := d.retired[i]
@@ -661,7 +671,7 @@ func (d *daemon) shutdown() {
 	if n := len(d.nstate.backlog); n > 0 {
 		d.log.Error("notifications lost: notify was not running at shutdown", "count", n)
 	}
-	all := append([]*child{d.listen, d.metrics}, d.webProcs()...)
+	all := append([]*child{d.listen, d.metrics, d.spare}, d.webProcs()...)
 	for _, f := range slices.Concat(d.frontends, d.retired) {
 		all = append(all, f.proc)
 	}
