@@ -111,6 +111,9 @@ func main() {
 	if pick.MatchString("fast-export") || pick.MatchString("fast-import") {
 		printFastIO(work, src, pick.MatchString)
 	}
+	if pick.MatchString("repack") {
+		printRepack(work, src)
+	}
 	// Connections per second: sequential ls-remote.
 	if !pick.MatchString("ls-remote") {
 		return

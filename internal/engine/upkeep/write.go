@@ -127,11 +127,11 @@ func openedPack(r *repo.Repo, path string) (*pack.Pack, error) {
 }
 
 // writeBitmap writes the reachability bitmap of np, just written from
-// objs, which hold every object reachable from tips. The types and
-// name-hashes of objs, found by the walk that listed them, are not
-// walked for again.
+// objs, which hold every object reachable from tips in the order the
+// walk listed them. Their types, name-hashes and commits are not walked
+// for again.
 func writeBitmap(ctx context.Context, r *repo.Repo, np *pack.Pack, objs []packer.Object, tips []oid.ID, own func(string)) error {
-	known := &walk.Bitmaps{NameHashes: make([]uint32, np.Count())}
+	known := &walk.Known{NameHashes: make([]uint32, np.Count())}
 	for t := range known.Types {
 		known.Types[t] = bitmap.New(np.Count())
 	}
@@ -142,6 +142,10 @@ func writeBitmap(ctx context.Context, r *repo.Repo, np *pack.Pack, objs []packer
 		}
 		known.Types[o.Type-object.Commit].Set(pos)
 		known.NameHashes[pos] = o.NameHash
+		if o.Type == object.Commit {
+			// The walk listed the commits newest first.
+			known.Commits = append(known.Commits, o.ID)
+		}
 	}
 	reused, done := earlierBitmaps(r, np)
 	defer done()

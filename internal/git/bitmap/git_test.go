@@ -304,10 +304,11 @@ func repackReusing(t *testing.T, dir string, f oid.Format, round int) (reusing, 
 	}
 	store := &countingStore{Store: walktest.LoadStore(t, dir, f)}
 	w := &walk.Walker{Store: store, Format: f}
-	known, err := w.BuildBitmaps(context.Background(), tips, p)
+	all, err := w.BuildBitmaps(context.Background(), tips, p)
 	if err != nil {
 		t.Fatalf("BuildBitmaps: %v", err)
 	}
+	known := &walk.Known{Types: all.Types, NameHashes: all.NameHashes}
 	store.trees = 0
 	if _, err := w.BuildBitmapsKnown(context.Background(), tips, p, known, nil); err != nil {
 		t.Fatalf("BuildBitmapsKnown: %v", err)

@@ -99,19 +99,33 @@ func (u *Reused) Bitmap(commit oid.ID) (bitmap.Bitmap, bool) {
 	return out, ok
 }
 
+// Known is what the walk that chose a pack's objects found of them,
+// for BuildBitmapsKnown.
+type Known struct {
+	// Types and NameHashes are the types and name-hashes of the pack's
+	// objects by pack position, as in Bitmaps.
+	Types      [4]bitmap.Bitmap
+	NameHashes []uint32
+	// Commits, if not nil, lists every commit reachable from the tips
+	// (others may be among them), newest first as Commits lists them:
+	// the commits to build bitmaps of are chosen from it without a
+	// walk.
+	Commits []oid.ID
+}
+
 // BuildBitmapsKnown is BuildBitmaps for a caller that has the types and
 // name-hashes of the pack's objects already, from the walk that chose
-// them (a full repack): known.Types and known.NameHashes, by pack
-// position, are taken as they are (and returned in the result), which
-// saves a walk of every tree. Entries of known is ignored. With known
-// nil it walks for them, as BuildBitmaps does.
+// them (a full repack): those of known are taken as they are (and
+// returned in the result), which saves a walk of every tree, and
+// known.Commits, if set, a walk of the commits. With known nil it walks
+// for them, as BuildBitmaps does.
 //
 // With reused, the commits it has bitmaps of are selected wherever the
 // walk meets them (the spacing counts from each), and their bitmaps are
 // taken from it rather than walked for: repacking a repository whose
 // history has not changed below its tips then walks only the trees of
 // the commits since its last repack.
-func (w *Walker) BuildBitmapsKnown(ctx context.Context, tips []oid.ID, pack bitmap.IndexLookup, known *Bitmaps, reused *Reused) (*Bitmaps, error) {
+func (w *Walker) BuildBitmapsKnown(ctx context.Context, tips []oid.ID, pack bitmap.IndexLookup, known *Known, reused *Reused) (*Bitmaps, error) {
 	count := pack.Count()
 	out := &Bitmaps{}
 	if known != nil {
@@ -155,7 +169,7 @@ func (w *Walker) BuildBitmapsKnown(ctx context.Context, tips []oid.ID, pack bitm
 		}
 	}
 	i, since := 0, selectRare // the newest commit is selected
-	err := w.Commits(ctx, tips, nil, func(id oid.ID) error {
+	choose := func(id oid.ID) error {
 		every := selectRare
 		switch {
 		case i < selectDenseRegion:
@@ -173,8 +187,12 @@ func (w *Walker) BuildBitmapsKnown(ctx context.Context, tips []oid.ID, pack bitm
 		i++
 		since++
 		return nil
-	})
-	if err != nil {
+	}
+	if known != nil && known.Commits != nil {
+		for _, id := range known.Commits {
+			choose(id)
+		}
+	} else if err := w.Commits(ctx, tips, nil, choose); err != nil {
 		return nil, err
 	}
 
