@@ -74,6 +74,13 @@ func main() {
 		src = filepath.Join(work, "generated.git")
 		generate(src, *commits)
 	}
+	// The repack scenario needs no server and runs first.
+	if pick.MatchString("repack") {
+		printRepack(work, src)
+		if *only == "repack" {
+			return
+		}
+	}
 	r := prepare(filepath.Join(work, "repos"), src)
 	exec.Command("chmod", "-R", "a+rX", work).Run()
 	objects := strings.TrimSpace(git(r.path("bitmap"), "rev-list", "--objects", "--all", "--count"))
@@ -110,9 +117,6 @@ func main() {
 	}
 	if pick.MatchString("fast-export") || pick.MatchString("fast-import") {
 		printFastIO(work, src, pick.MatchString)
-	}
-	if pick.MatchString("repack") {
-		printRepack(work, src)
 	}
 	// Connections per second: sequential ls-remote.
 	if !pick.MatchString("ls-remote") {
