@@ -81,6 +81,13 @@ func main() {
 		src = filepath.Join(work, "generated.git")
 		generate(src, *commits)
 	}
+	// The repack scenario needs no server and runs first.
+	if pick.MatchString("repack") {
+		printRepack(work, src)
+		if *only == "repack" {
+			return
+		}
+	}
 	r := prepare(filepath.Join(work, "repos"), src)
 	exec.Command("chmod", "-R", "a+rX", work).Run()
 	objects := strings.TrimSpace(git(r.path("bitmap"), "rev-list", "--objects", "--all", "--count"))

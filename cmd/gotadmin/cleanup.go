@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"runtime/debug"
 	"time"
 
 	"gotd/internal/engine/packer"
@@ -53,6 +54,7 @@ func cmdCleanup(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		}
 	}
+	defer debug.SetGCPercent(debug.SetGCPercent(repackGCPercent))
 	rep, err := upkeep.Repack(ctx, r, upkeep.Options{
 		PruneLoose: true,
 		All:        *all,

@@ -30,6 +30,25 @@ func (o overlay) ReadObject(id oid.ID) (object.Type, []byte, error) {
 	return o.r.ReadObject(id)
 }
 
+// ReadObjectInto is ReadObject that may put the content in dst's array
+// (repo.Repo.ReadObjectInto): the walk of a full repack reads every
+// tree and keeps none.
+func (o overlay) ReadObjectInto(id oid.ID, dst []byte) (object.Type, []byte, error) {
+	if p, off, ok := o.q.locate(id); ok {
+		return p.ReadAtInto(off, dst)
+	}
+	return o.r.ReadObjectInto(id, dst)
+}
+
+// ReadObjectPrefix returns the first n bytes of id's content, or all of
+// it (repo.Repo.ReadObjectPrefix): the commit walk needs only headers.
+func (o overlay) ReadObjectPrefix(id oid.ID, dst []byte, n int) (object.Type, []byte, bool, error) {
+	if p, off, ok := o.q.locate(id); ok {
+		return p.ReadPrefixAt(off, dst, n)
+	}
+	return o.r.ReadObjectPrefix(id, dst, n)
+}
+
 func (o overlay) HasObject(id oid.ID) bool {
 	for _, p := range o.q.packs {
 		if p.HasObject(id) {
@@ -125,6 +144,16 @@ func openQuarantines(r *repo.Repo) (*quarantines, error) {
 }
 
 // appendIDs appends every object of the quarantined packs to ids.
+// locate returns the quarantined pack holding id and its offset there.
+func (q *quarantines) locate(id oid.ID) (*pack.Pack, uint64, bool) {
+	for _, p := range q.packs {
+		if off, ok := p.OffsetOf(id); ok {
+			return p, off, true
+		}
+	}
+	return nil, 0, false
+}
+
 func (q *quarantines) appendIDs(ids []oid.ID) []oid.ID {
 	for _, p := range q.packs {
 		idx := p.Index()

@@ -280,7 +280,7 @@ func Repack(ctx context.Context, r *repo.Repo, o Options) (*Report, error) {
 		if np, err = openedPack(r, path); err != nil {
 			return nil, fmt.Errorf("upkeep: %w", err)
 		}
-		if err := writeBitmap(ctx, r, np, tips, o.Own); err != nil {
+		if err := writeBitmap(ctx, r, np, objs, tips, o.Own); err != nil {
 			return nil, fmt.Errorf("upkeep: %w", err)
 		}
 	}

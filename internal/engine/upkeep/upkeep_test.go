@@ -192,3 +192,40 @@ func TestOneAtATime(t *testing.T) {
 		t.Errorf("Repack once the lock is free: %v", err)
 	}
 }
+
+// TestRepackBitmapForGit: Repack three times, from C Git's bitmapped
+// pack and then from its own, with commits pushed in between (loose) and
+// a branch deleted: each time one pack remains whose bitmap C Git's
+// rev-list --test-bitmap accepts for every branch and whose bitmap
+// counts what a walk counts, and git verify-pack accepts the pack.
+func TestRepackBitmapForGit(t *testing.T) {
+	dir := gittest.InitBare(t, "sha1")
+	gittest.Generate(t, dir, gittest.History{Commits: 120, Branches: 3, Files: 12})
+	gittest.Git(t, dir, "repack", "-adbq")
+	for round := range 3 {
+		tree := strings.TrimSpace(gittest.Git(t, dir, "rev-parse", "main~3^{tree}"))
+		c := strings.TrimSpace(gittest.Git(t, dir, "commit-tree", tree, "-p", "main", "-m", "pushed"))
+		gittest.Git(t, dir, "update-ref", "refs/heads/main", c)
+		if round == 1 {
+			gittest.Git(t, dir, "update-ref", "-d", "refs/heads/topic1")
+		}
+		if _, err := Repack(context.Background(), open(t, dir), Options{}); err != nil {
+			t.Fatalf("round %d: Repack: %v", round, err)
+		}
+		packs, _ := filepath.Glob(filepath.Join(dir, "objects", "pack", "pack-*.pack"))
+		bitmaps, _ := filepath.Glob(filepath.Join(dir, "objects", "pack", "pack-*.bitmap"))
+		if len(packs) != 1 || len(bitmaps) != 1 {
+			t.Fatalf("round %d: packs %v, bitmaps %v; want one of each", round, packs, bitmaps)
+		}
+		gittest.Git(t, dir, "verify-pack", strings.TrimSuffix(packs[0], ".pack")+".idx")
+		for _, ref := range strings.Fields(gittest.Git(t, dir, "for-each-ref", "--format=%(refname)", "refs/heads")) {
+			if _, err := gittest.Run(t, dir, nil, "rev-list", "--test-bitmap", ref); err != nil {
+				t.Errorf("round %d: git rev-list --test-bitmap %s: %v", round, ref, err)
+			}
+		}
+		want := gittest.Git(t, dir, "rev-list", "--count", "--objects", "--all")
+		if got := gittest.Git(t, dir, "rev-list", "--use-bitmap-index", "--count", "--objects", "--all"); got != want {
+			t.Errorf("round %d: objects counted with the bitmap %s; without %s", round, got, want)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 
 	"gotd/internal/engine/packer"
 	"gotd/internal/git/bitmap"
+	"gotd/internal/git/object"
 	"gotd/internal/git/oid"
 	"gotd/internal/git/pack"
 	"gotd/internal/git/perm"
@@ -125,11 +126,31 @@ func openedPack(r *repo.Repo, path string) (*pack.Pack, error) {
 	return nil, fmt.Errorf("new pack %s not found after writing it", path)
 }
 
-// writeBitmap writes the reachability bitmap of np, just written, which
-// holds every object reachable from tips.
-func writeBitmap(ctx context.Context, r *repo.Repo, np *pack.Pack, tips []oid.ID, own func(string)) error {
+// writeBitmap writes the reachability bitmap of np, just written from
+// objs, which hold every object reachable from tips in the order the
+// walk listed them. Their types, name-hashes and commits are not walked
+// for again.
+func writeBitmap(ctx context.Context, r *repo.Repo, np *pack.Pack, objs []packer.Object, tips []oid.ID, own func(string)) error {
+	known := &walk.Known{NameHashes: make([]uint32, np.Count())}
+	for t := range known.Types {
+		known.Types[t] = bitmap.New(np.Count())
+	}
+	for _, o := range objs {
+		pos, ok := np.PackPos(o.ID)
+		if !ok || o.Type < object.Commit || o.Type > object.Tag {
+			return fmt.Errorf("build bitmaps: %v %v is not in the new pack", o.Type, o.ID)
+		}
+		known.Types[o.Type-object.Commit].Set(pos)
+		known.NameHashes[pos] = o.NameHash
+		if o.Type == object.Commit {
+			// The walk listed the commits newest first.
+			known.Commits = append(known.Commits, o.ID)
+		}
+	}
+	reused, done := earlierBitmaps(r, np)
+	defer done()
 	w := &walk.Walker{Store: r, Format: r.Format}
-	bms, err := w.BuildBitmaps(ctx, tips, np)
+	bms, err := w.BuildBitmapsKnown(ctx, tips, np, known, reused)
 	if err != nil {
 		return fmt.Errorf("build bitmaps: %w", err)
 	}
@@ -157,4 +178,32 @@ func writeBitmap(ctx context.Context, r *repo.Repo, np *pack.Pack, tips []oid.ID
 		return fmt.Errorf("write bitmap: %w", err)
 	}
 	return os.Rename(tmp.Name(), strings.TrimSuffix(np.Path(), ".pack")+".bitmap")
+}
+
+// earlierBitmaps returns the bitmaps of a pack of the repository that
+// has a .bitmap (the pack a repack replaces: there is at
+// most one, as C Git and Repack leave them), moved to np's positions,
+// and a function that releases them; nil if no pack has a bitmap that
+// opens. Bitmaps that cannot be reused are built by walking, so any
+// error here only costs time.
+func earlierBitmaps(r *repo.Repo, np *pack.Pack) (*walk.Reused, func()) {
+	for _, p := range r.Packs() {
+		// np itself may have a bitmap: the same objects packed again
+		// make the same pack, whose bitmap is about to be replaced.
+		path := strings.TrimSuffix(p.Path(), ".pack") + ".bitmap"
+		if _, err := os.Stat(path); err != nil {
+			continue
+		}
+		x, err := bitmap.Open(path, r.Format, walk.PackLookup(p))
+		if err != nil {
+			continue
+		}
+		u, err := walk.NewReused(x, walk.PackLookup(np))
+		if err != nil {
+			x.Close()
+			continue
+		}
+		return u, func() { x.Close() }
+	}
+	return nil, func() {}
 }

@@ -239,3 +239,114 @@ func TestGitRejectsWrongBitmap(t *testing.T) {
 		t.Errorf("git rev-list --test-bitmap accepted a bitmap missing an object:\n%s", out)
 	}
 }
+
+// countingStore counts the trees a walk reads.
+type countingStore struct {
+	*walktest.Store
+	trees int
+}
+
+func (s *countingStore) ReadObject(id oid.ID) (object.Type, []byte, error) {
+	t, data, err := s.Store.ReadObject(id)
+	if t == object.Tree {
+		s.trees++
+	}
+	return t, data, err
+}
+
+// TestReuseEarlierBitmaps builds the bitmaps of a pack that replaces a
+// bitmapped one, with two commits more, twice: from C Git's bitmaps (a
+// repository served by C Git before gotadmin pack -a has it), then from
+// the bitmaps written that first time. The earlier bitmaps are taken,
+// moved to the new positions; the second time, when every commit the
+// first selected has a bitmap, only the new commits' trees are read.
+// Every bitmap matches git rev-list's walk and passes git rev-list
+// --test-bitmap.
+func TestReuseEarlierBitmaps(t *testing.T) {
+	dir, f := newRepo(t, "sha1")
+	gittest.Git(t, dir, "repack", "-adbq")
+	for round := range 2 {
+		reusing, walked := repackReusing(t, dir, f, round)
+		t.Logf("round %d: %d trees read reusing the earlier bitmaps, %d without", round, reusing, walked)
+		if round == 1 && reusing*4 > walked {
+			t.Errorf("trees read reusing the earlier bitmaps: %d; want at most a quarter of the %d read without them", reusing, walked)
+		}
+	}
+}
+
+// repackReusing adds two commits to main, packs everything into a new
+// pack, builds its bitmaps reusing those of the repository's bitmapped
+// pack, checks them, writes them and removes the earlier pack. It
+// returns how many trees were read building them, and how many without
+// the earlier bitmaps.
+func repackReusing(t *testing.T, dir string, f oid.Format, round int) (reusing, walked int) {
+	t.Helper()
+	for i := range 2 {
+		c := strings.TrimSpace(gittest.Git(t, dir, "commit-tree", "-p", "main", "-m", fmt.Sprintf("new %d.%d", round, i), "main~5^{tree}"))
+		gittest.Git(t, dir, "update-ref", "refs/heads/main", c)
+	}
+	gittest.Git(t, dir, "-c", "repack.writeBitmaps=false", "repack", "-aq")
+	old := walktest.LoadPack(t, dir, f, walktest.HasBitmap)
+	p := walktest.LoadPack(t, dir, f, func(idx string) bool { return !walktest.HasBitmap(idx) })
+	x, err := bitmap.Open(old.Base+".bitmap", f, old)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer x.Close()
+	reused, err := walk.NewReused(x, p)
+	if err != nil {
+		t.Fatalf("NewReused: %v", err)
+	}
+	var tips []oid.ID
+	for _, line := range strings.Split(strings.TrimSpace(gittest.Git(t, dir, "for-each-ref", "--format=%(objectname)")), "\n") {
+		id, _ := oid.ParseHex(f, line)
+		tips = append(tips, id)
+	}
+	store := &countingStore{Store: walktest.LoadStore(t, dir, f)}
+	w := &walk.Walker{Store: store, Format: f}
+	all, err := w.BuildBitmaps(context.Background(), tips, p)
+	if err != nil {
+		t.Fatalf("BuildBitmaps: %v", err)
+	}
+	known := &walk.Known{Types: all.Types, NameHashes: all.NameHashes}
+	store.trees = 0
+	if _, err := w.BuildBitmapsKnown(context.Background(), tips, p, known, nil); err != nil {
+		t.Fatalf("BuildBitmapsKnown: %v", err)
+	}
+	walked = store.trees
+	store.trees = 0
+	bms, err := w.BuildBitmapsKnown(context.Background(), tips, p, known, reused)
+	if err != nil {
+		t.Fatalf("BuildBitmapsKnown reusing: %v", err)
+	}
+	reusing = store.trees
+	selected := make(map[oid.ID]bool)
+	for _, e := range bms.Entries {
+		selected[e.Commit] = true
+		if want := reachable(t, dir, f, p, e.Commit.String()); !e.Bitmap.Equal(want) {
+			t.Errorf("bitmap of %v: %d bits; git rev-list --objects lists %d", e.Commit, e.Bitmap.Count(), want.Count())
+		}
+	}
+	x.Commits(func(id oid.ID) bool {
+		if !selected[id] {
+			t.Errorf("commit %v has an earlier bitmap but none now", id)
+		}
+		return true
+	})
+	var buf bytes.Buffer
+	if err := bitmap.Write(&buf, f, &bitmap.WriteOptions{Pack: p, Types: bms.Types, NameHashes: bms.NameHashes}, bms.Entries); err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+	for _, ext := range []string{".bitmap", ".pack", ".idx", ".rev"} {
+		os.Remove(old.Base + ext)
+	}
+	if err := os.WriteFile(p.Base+".bitmap", buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("git", "rev-list", "--test-bitmap", "main")
+	cmd.Dir, cmd.Env = dir, gittest.Env(t)
+	if out, err := cmd.CombinedOutput(); err != nil || !bytes.Contains(out, []byte("OK!")) {
+		t.Errorf("git rev-list --test-bitmap main: %v\n%s", err, out)
+	}
+	return reusing, walked
+}

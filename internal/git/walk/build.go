@@ -43,27 +43,117 @@ const (
 // of the history; the memory is one bit per pack object per selected
 // commit.
 func (w *Walker) BuildBitmaps(ctx context.Context, tips []oid.ID, pack bitmap.IndexLookup) (*Bitmaps, error) {
-	count := pack.Count()
-	out := &Bitmaps{NameHashes: make([]uint32, count)}
-	for t := range out.Types {
-		out.Types[t] = bitmap.New(count)
-	}
-	none := func(oid.ID) (bitmap.Bitmap, bool) { return bitmap.Bitmap{}, false }
+	return w.BuildBitmapsKnown(ctx, tips, pack, nil, nil)
+}
 
-	// One plain walk of everything gives the types and name-hashes.
-	all := w.newReach(ctx, pack, none)
-	all.types = &out.Types
-	all.hashes = out.NameHashes
-	for _, id := range tips {
-		if err := all.addTip(id); err != nil {
-			return nil, err
+// Reused are the stored bitmaps of an earlier pack's index (the pack
+// that a full repack replaces), moved to the positions of a new pack,
+// for BuildBitmapsKnown to take instead of walking, as C Git's bitmap
+// writer reuses the bitmaps of the pack it replaces.
+type Reused struct {
+	old *bitmap.Index
+	to  []int32 // new position of each old position; -1: not in the new pack
+}
+
+// NewReused maps the positions of old, the index of an earlier pack, to
+// those of pack: one lookup per object of the earlier pack, 4 bytes
+// each. old must stay open while the result is used.
+func NewReused(old *bitmap.Index, pack bitmap.IndexLookup) (*Reused, error) {
+	u := &Reused{old: old, to: make([]int32, old.Count())}
+	for pos := range u.to {
+		id, err := old.IDAtPackPos(pos)
+		if err != nil {
+			return nil, fmt.Errorf("walk: reuse bitmaps: %w", err)
+		}
+		u.to[pos] = -1
+		if np, ok := pack.PackPos(id); ok {
+			u.to[pos] = int32(np)
 		}
 	}
-	if err := all.run(); err != nil {
-		return nil, err
+	return u, nil
+}
+
+// Has reports whether the earlier index stores a bitmap of commit.
+func (u *Reused) Has(commit oid.ID) bool { return u != nil && u.old.Has(commit) }
+
+// Bitmap returns commit's stored bitmap in the new pack's positions, a
+// Bitmap of the caller's, or false if none is stored or an object it
+// covers is not in the new pack.
+func (u *Reused) Bitmap(commit oid.ID) (bitmap.Bitmap, bool) {
+	if u == nil {
+		return bitmap.Bitmap{}, false
 	}
-	if len(all.outside) > 0 {
-		return nil, fmt.Errorf("walk: %v %v is reachable but not in the pack", all.outside[0].t, all.outside[0].id)
+	b, ok := u.old.Bitmap(commit)
+	if !ok {
+		return bitmap.Bitmap{}, false
+	}
+	out := bitmap.New(len(u.to))
+	b.ForEach(func(pos int) bool {
+		if pos >= len(u.to) || u.to[pos] < 0 {
+			ok = false
+			return false
+		}
+		out.Set(int(u.to[pos]))
+		return true
+	})
+	return out, ok
+}
+
+// Known is what the walk that chose a pack's objects found of them,
+// for BuildBitmapsKnown.
+type Known struct {
+	// Types and NameHashes are the types and name-hashes of the pack's
+	// objects by pack position, as in Bitmaps.
+	Types      [4]bitmap.Bitmap
+	NameHashes []uint32
+	// Commits, if not nil, lists every commit reachable from the tips
+	// (others may be among them), newest first as Commits lists them:
+	// the commits to build bitmaps of are chosen from it without a
+	// walk.
+	Commits []oid.ID
+}
+
+// BuildBitmapsKnown is BuildBitmaps for a caller that has the types and
+// name-hashes of the pack's objects already, from the walk that chose
+// them (a full repack): those of known are taken as they are (and
+// returned in the result), which saves a walk of every tree, and
+// known.Commits, if set, a walk of the commits. With known nil it walks
+// for them, as BuildBitmaps does.
+//
+// With reused, the commits it has bitmaps of are selected wherever the
+// walk meets them (the spacing counts from each), and their bitmaps are
+// taken from it rather than walked for: repacking a repository whose
+// history has not changed below its tips then walks only the trees of
+// the commits since its last repack.
+func (w *Walker) BuildBitmapsKnown(ctx context.Context, tips []oid.ID, pack bitmap.IndexLookup, known *Known, reused *Reused) (*Bitmaps, error) {
+	count := pack.Count()
+	out := &Bitmaps{}
+	if known != nil {
+		if len(known.NameHashes) != count {
+			return nil, fmt.Errorf("walk: %d name-hashes for a pack of %d objects", len(known.NameHashes), count)
+		}
+		out.Types, out.NameHashes = known.Types, known.NameHashes
+	} else {
+		out.NameHashes = make([]uint32, count)
+		for t := range out.Types {
+			out.Types[t] = bitmap.New(count)
+		}
+		// One plain walk of everything gives the types and name-hashes.
+		none := func(oid.ID) (bitmap.Bitmap, bool) { return bitmap.Bitmap{}, false }
+		all := w.newReach(ctx, pack, none)
+		all.types = &out.Types
+		all.hashes = out.NameHashes
+		for _, id := range tips {
+			if err := all.addTip(id); err != nil {
+				return nil, err
+			}
+		}
+		if err := all.run(); err != nil {
+			return nil, err
+		}
+		if len(all.outside) > 0 {
+			return nil, fmt.Errorf("walk: %v %v is reachable but not in the pack", all.outside[0].t, all.outside[0].id)
+		}
 	}
 
 	// Select: the commits the tips peel to, then by age.
@@ -78,8 +168,8 @@ func (w *Walker) BuildBitmaps(ctx context.Context, tips []oid.ID, pack bitmap.In
 			selected[c] = true
 		}
 	}
-	i := 0
-	err := w.Commits(ctx, tips, nil, func(id oid.ID) error {
+	i, since := 0, selectRare // the newest commit is selected
+	choose := func(id oid.ID) error {
 		every := selectRare
 		switch {
 		case i < selectDenseRegion:
@@ -87,16 +177,22 @@ func (w *Walker) BuildBitmaps(ctx context.Context, tips []oid.ID, pack bitmap.In
 		case i < selectSparseRegion:
 			every = selectSparse
 		}
-		if i%every == 0 {
+		if since >= every || reused.Has(id) {
 			selected[id] = true
+			since = 0
 		}
 		if selected[id] {
 			order = append(order, id)
 		}
 		i++
+		since++
 		return nil
-	})
-	if err != nil {
+	}
+	if known != nil && known.Commits != nil {
+		for _, id := range known.Commits {
+			choose(id)
+		}
+	} else if err := w.Commits(ctx, tips, nil, choose); err != nil {
 		return nil, err
 	}
 
@@ -108,10 +204,18 @@ func (w *Walker) BuildBitmaps(ctx context.Context, tips []oid.ID, pack bitmap.In
 	}
 	for k := len(order) - 1; k >= 0; k-- {
 		c := order[k]
+		if b, ok := reused.Bitmap(c); ok {
+			built[c] = b
+			out.Entries = append(out.Entries, bitmap.Entry{Commit: c, Bitmap: b})
+			continue
+		}
 		r := w.newReach(ctx, pack, stored)
 		r.commits = append(r.commits, c)
 		if err := r.run(); err != nil {
 			return nil, err
+		}
+		if len(r.outside) > 0 {
+			return nil, fmt.Errorf("walk: %v %v is reachable but not in the pack", r.outside[0].t, r.outside[0].id)
 		}
 		built[c] = r.bits
 		out.Entries = append(out.Entries, bitmap.Entry{Commit: c, Bitmap: r.bits})
