@@ -65,6 +65,39 @@ func gitUpstreams(t *testing.T, root string) (gitBase, httpBase string) {
 	return fmt.Sprintf("git://127.0.0.1:%d", port), web.URL
 }
 
+// dulwichUpstream serves the repositories of root with dulwich's
+// git:// server (Debian's python3-dulwich) and returns its base URL, or
+// "" without dulwich (a failure where GOTD_REQUIRE_INTEROP asks for
+// every client and server).
+func dulwichUpstream(t *testing.T, root string) string {
+	if exec.Command("/usr/bin/python3", "-c", "import dulwich").Run() != nil {
+		if os.Getenv("GOTD_REQUIRE_INTEROP") != "" {
+			t.Fatal("no dulwich for /usr/bin/python3")
+		}
+		t.Log("no dulwich for /usr/bin/python3: its server is not tried")
+		return ""
+	}
+	port := freePorts(t, 1)[0]
+	script := `import os, sys
+from dulwich.repo import Repo
+from dulwich.server import DictBackend, TCPGitServer
+root = sys.argv[1]
+repos = {("/" + n).encode(): Repo(os.path.join(root, n)) for n in os.listdir(root) if n.endswith(".git")}
+TCPGitServer(DictBackend(repos), "127.0.0.1", int(sys.argv[2])).serve_forever()
+`
+	ctx, cancel := context.WithCancel(context.Background())
+	py := exec.CommandContext(ctx, "/usr/bin/python3", "-c", script, root, fmt.Sprint(port))
+	if err := py.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		py.Wait()
+	})
+	waitPort(t, port, &lockedBuffer{})
+	return fmt.Sprintf("git://127.0.0.1:%d", port)
+}
+
 // mirrorBlock is a repository block of a pull mirror that anonymous
 // clients read and the writer account may push to (it must be refused).
 func mirrorBlock(name, path, url string) string {
@@ -84,7 +117,8 @@ func (s *server) sync(name string) (string, error) {
 }
 
 // TestMirrorFollows: pull mirrors of a C Git upstream over git:// (git
-// daemon) and HTTP (git http-backend) follow every kind of change
+// daemon) and HTTP (git http-backend), of dulwich's git:// server and
+// of a local path follow every kind of change
 // upstream after gotctl sync: branches and tags created, moved
 // forward, forced backwards, deleted; the mirrors pass fsck --strict,
 // serve clones over git:// and HTTP that pass it too and have the
@@ -104,6 +138,9 @@ func TestMirrorFollows(t *testing.T) {
 	git("tag", "mt-light", "main~3")
 	gitBase, httpBase := gitUpstreams(t, root)
 	kinds := map[string]string{"mirror-git": gitBase + "/up.git", "mirror-http": httpBase + "/up.git", "mirror-local": up}
+	if base := dulwichUpstream(t, root); base != "" {
+		kinds["mirror-dulwich"] = base + "/up.git"
+	}
 	var blocks string
 	for name, url := range kinds {
 		mirrorRepo(t, filepath.Join(root, name+".git"))
@@ -477,5 +514,36 @@ func TestMirrorNotify(t *testing.T) {
 	if d.Repo != "noted" || d.User != "mirror" || d.Ref.Name != "refs/heads/main" || d.Ref.New != commit ||
 		len(d.Notifications) == 0 || !strings.Contains(d.Notifications[0].Message, "upstream moved") {
 		t.Errorf("notification %+v; want refs/heads/main moved to %s by mirror", d, commit)
+	}
+}
+
+// TestMirrorFromGotd: a gotd mirrors a repository another gotd serves
+// over git://, and follows a push made to it.
+func TestMirrorFromGotd(t *testing.T) {
+	t.Parallel()
+	up := start(t, options{})
+	root := mirrorRoot(t)
+	path := filepath.Join(root, "copy.git")
+	mirrorRepo(t, path)
+	s := start(t, options{extraTop: mirrorBlock("copy", path, up.gitURL("test"))})
+	upstream := filepath.Join(up.dir, "test.git")
+	for _, stage := range []string{"first sync", "after a push upstream"} {
+		if stage != "first sync" {
+			work := up.clientDir("work")
+			up.mustGit(work, nil, "clone", "-q", up.gitURL("test"), "w")
+			w := filepath.Join(work, "w")
+			write(t, filepath.Join(w, "more.txt"), "more\n", 0o644)
+			up.mustGit(w, nil, "add", "more.txt")
+			up.mustGit(w, nil, "-c", "user.name=u", "-c", "user.email=u@example.org", "commit", "-q", "-m", "more")
+			pushURL := up.httpURL(rwAccount+":"+strings.ReplaceAll(password, " ", "%20"), "test")
+			up.mustGit(w, nil, "push", "-q", pushURL, "HEAD:refs/heads/from-gotd")
+		}
+		if out, err := s.sync("copy"); err != nil {
+			t.Fatalf("%s: gotctl sync: %v\n%s", stage, err, out)
+		}
+		if got, want := headsAndTags(t, path), headsAndTags(t, upstream); got != want {
+			t.Errorf("%s: got references\n%s\nwant\n%s", stage, got, want)
+		}
+		fsck(t, path)
 	}
 }
