@@ -28,6 +28,11 @@ type session struct {
 	refs []wire.Ref // advertised, HEAD first when it resolves
 	head string     // HEAD's target when symbolic
 	tips map[oid.ID]bool
+	// listed is what the last ls-refs of this connection listed
+	// (peeled too): a fetch that follows on the connection may want
+	// them though a reference has moved since, as a version 0 client
+	// may want what the advertisement it read listed.
+	listed []oid.ID
 	// haveBudget bounds the have lines of all rounds.
 	haveBudget wire.Budget
 	walker     *walk.Walker
@@ -230,8 +235,18 @@ func (s *session) checkWants(ids []oid.ID, v2 bool) error {
 	if err != nil {
 		return err
 	}
+	var listed map[oid.ID]bool
 	for _, id := range ask {
-		if !reached[id] {
+		if reached[id] {
+			continue
+		}
+		if listed == nil {
+			listed = make(map[oid.ID]bool, len(s.listed))
+			for _, l := range s.listed {
+				listed[l] = true
+			}
+		}
+		if !listed[id] {
 			return wire.Errorf("upload-pack: not our ref %v", id)
 		}
 	}

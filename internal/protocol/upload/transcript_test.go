@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 
@@ -380,5 +381,60 @@ func TestHiddenUnbornHead(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "unborn HEAD symref-target:refs/heads/trunk\n") {
 		t.Errorf("ls-refs: %q", out.String())
+	}
+}
+
+// hookReader returns first, then runs hook before it returns rest: a
+// session reads past first only once it has answered it.
+type hookReader struct {
+	first, rest string
+	hook        func()
+}
+
+func (h *hookReader) Read(p []byte) (int, error) {
+	if h.first == "" && h.hook != nil {
+		h.hook()
+		h.hook, h.first, h.rest = nil, h.rest, ""
+	}
+	if h.first == "" {
+		return 0, io.EOF
+	}
+	n := copy(p, h.first)
+	h.first = h.first[n:]
+	return n, nil
+}
+
+// TestV2ListedWant: in version 2 on one connection, a fetch may want
+// what the ls-refs before it listed though the reference has moved
+// since and nothing reaches it now (a mirror's sync forcing a branch
+// while a clone runs), as a version 0 client may want what its
+// advertisement listed; an object never listed nor reached stays
+// refused.
+func TestV2ListedWant(t *testing.T) {
+	src, r := openSource(t)
+	git := func(args ...string) string { return strings.TrimSpace(gittest.Git(t, src, args...)) }
+	tree := git("rev-parse", "main^{tree}")
+	listed := git("commit-tree", tree, "-p", "main", "-m", "listed, then forced away")
+	never := git("commit-tree", tree, "-p", "main", "-m", "never listed")
+	git("update-ref", "refs/heads/moving", listed)
+	for _, c := range []struct {
+		want string
+		ok   bool
+	}{{listed, true}, {never, false}} {
+		h := &hookReader{
+			first: pkt("command=ls-refs\n", "0001", "ref-prefix refs/heads/\n", "0000"),
+			rest:  pkt("command=fetch\n", "0001", "want "+c.want+"\n", "ofs-delta\n", "done\n", "0000"),
+			hook:  func() { git("update-ref", "refs/heads/moving", "main") },
+		}
+		var out bytes.Buffer
+		_, err := Serve(context.Background(), h, &out, Options{Repo: r, Version: 2})
+		got := out.String()
+		if c.ok && (err != nil || !strings.Contains(got, "PACK")) {
+			t.Errorf("want %s (listed): error %v, sent %q; want a pack", c.want, err, tail(got))
+		}
+		if !c.ok && !strings.HasSuffix(got, pkt("ERR upload-pack: not our ref "+c.want+"\n")) {
+			t.Errorf("want %s (never listed): error %v, sent %q; want not our ref", c.want, err, tail(got))
+		}
+		git("update-ref", "refs/heads/moving", listed)
 	}
 }

@@ -229,7 +229,7 @@ func (s *session) lsRefs(args bool) error {
 	// The references are written as they are listed, none kept: a
 	// fetch that follows on the same connection lists them again, as
 	// they are then.
-	s.tips, s.refs = nil, nil
+	s.tips, s.refs, s.listed = nil, nil, s.listed[:0]
 	buf := make([]byte, 0, 256)
 	var writeErr error
 	headDone := false
@@ -252,6 +252,10 @@ func (s *session) lsRefs(args bool) error {
 		}
 		if !match(r.Name) {
 			return nil
+		}
+		s.listed = append(s.listed, r.ID)
+		if r.Peeled.Valid() {
+			s.listed = append(s.listed, r.Peeled)
 		}
 		buf = r.ID.AppendHex(buf[:0])
 		buf = append(buf, ' ')
