@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"html"
 	"io"
@@ -410,20 +411,30 @@ const chromiumPath = "/usr/bin/chromium"
 // --screenshot=…) and returns its standard output, bounded in time.
 func chromium(t *testing.T, url string, args ...string) string {
 	t.Helper()
-	profile := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	all := append([]string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
-		"--user-data-dir=" + profile}, args...)
-	cmd := exec.CommandContext(ctx, chromiumPath, append(all, url)...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	cmd.Env = append(os.Environ(), "HOME="+profile)
-	if err := cmd.Run(); err != nil {
+	// The browser itself crashes now and then on a loaded machine
+	// (a segmentation fault at start): such a run is tried again.
+	for try := 1; ; try++ {
+		profile := t.TempDir()
+		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+		all := append([]string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+			"--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+			"--user-data-dir=" + profile}, args...)
+		cmd := exec.CommandContext(ctx, chromiumPath, append(all, url)...)
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		cmd.Env = append(os.Environ(), "HOME="+profile)
+		err := cmd.Run()
+		cancel()
+		if err == nil {
+			return out.String()
+		}
+		var exit *exec.ExitError
+		if try < 3 && errors.As(err, &exit) && exit.ProcessState.Sys().(syscall.WaitStatus).Signaled() && ctx.Err() == nil {
+			t.Logf("chromium %s: %v; trying again", url, err)
+			continue
+		}
 		t.Fatalf("chromium %s: %v\n%s", url, err, errb.String())
 	}
-	return out.String()
 }
 
 // TestWebChromium loads the index, a summary, a log, a commit with a
