@@ -120,7 +120,7 @@ func mirrorOnly(pick func(string) bool, scs []scenario) bool {
 			return false
 		}
 	}
-	for _, name := range []string{"rebase", "load held", "fast-export", "fast-import", "ls-remote"} {
+	for _, name := range []string{"rebase", "load held", "fast-export", "fast-import", "ls-remote", "pages"} {
 		if pick(name) {
 			return false
 		}
