@@ -35,13 +35,43 @@ type Mirror struct {
 	// http(s) upstream; AuthUser and AuthPassword are its values.
 	Auth                   string
 	AuthUser, AuthPassword string
-	// KeyFile is the SSH private key; KnownHosts a known_hosts file;
-	// HostKeys pinned host keys (authorized_keys lines). An ssh
-	// upstream needs KnownHosts or HostKeys: a host key is never
-	// accepted unseen.
+	// An ssh upstream needs KnownHosts or HostKeys: a host key is
+	// never accepted unseen.
+	SSHOptions
+	Line int
+}
+
+// SSHOptions are a mirror's, pull or push, for an ssh URL: KeyFile is
+// the client's private key; KnownHosts a known_hosts file; HostKeys
+// pinned host keys (authorized_keys lines) the server's must be among.
+type SSHOptions struct {
 	KeyFile, KnownHosts string
 	HostKeys            []string
-	Line                int
+}
+
+// sshOption parses one of "key FILE", "known hosts FILE" and "host key
+// KEY" into o, and reports whether the current token began one.
+func (p *parser) sshOption(line int, o *SSHOptions) bool {
+	switch {
+	case p.is("key"):
+		p.advance()
+		o.KeyFile = p.cleanPath(line, "mirror key file", p.str("a key file"))
+	case p.is("known"):
+		p.advance()
+		p.expect("hosts")
+		o.KnownHosts = p.cleanPath(line, "mirror known hosts file", p.str("a known_hosts file"))
+	case p.is("host"):
+		p.advance()
+		p.expect("key")
+		k := p.str("a host key")
+		if _, _, _, _, err := ssh.ParseAuthorizedKey([]byte(k)); err != nil {
+			p.errorf(line, "mirror host key: %v", err)
+		}
+		o.HostKeys = append(o.HostKeys, k)
+	default:
+		return false
+	}
+	return true
 }
 
 // Port is the TCP port the mirror's upstream is reached at, 0 for none
@@ -82,21 +112,7 @@ func (p *parser) mirror(r *Repository, line int) {
 		case p.is("auth"):
 			p.advance()
 			m.Auth = p.str("an auth label")
-		case p.is("key"):
-			p.advance()
-			m.KeyFile = p.cleanPath(line, "mirror key file", p.str("a key file"))
-		case p.is("known"):
-			p.advance()
-			p.expect("hosts")
-			m.KnownHosts = p.cleanPath(line, "mirror known hosts file", p.str("a known_hosts file"))
-		case p.is("host"):
-			p.advance()
-			p.expect("key")
-			k := p.str("a host key")
-			if _, _, _, _, err := ssh.ParseAuthorizedKey([]byte(k)); err != nil {
-				p.errorf(line, "mirror host key: %v", err)
-			}
-			m.HostKeys = append(m.HostKeys, k)
+		case p.sshOption(line, &m.SSHOptions):
 		default:
 			p.fail("syntax error: unexpected %v in mirror from", p.tok)
 		}

@@ -23,8 +23,8 @@ func TestMirror(t *testing.T) {
 		{`mirror from "git://127.0.0.1:4242/a" every 30s`, Mirror{URL: "git://127.0.0.1:4242/a", Every: 30 * time.Second}, 4242},
 		{`mirror from "https://example.org/a.git" every 1h auth up`, Mirror{URL: "https://example.org/a.git", Every: time.Hour, Auth: "up", AuthUser: "u", AuthPassword: "p"}, 443},
 		{`mirror from "http://example.org/a.git"`, Mirror{URL: "http://example.org/a.git", Every: DefaultMirrorEvery}, 80},
-		{`mirror from "ssh://git@example.org:2222/a.git" key "/k/id" known hosts "/k/known"`, Mirror{URL: "ssh://git@example.org:2222/a.git", Every: DefaultMirrorEvery, KeyFile: "/k/id", KnownHosts: "/k/known"}, 2222},
-		{`mirror from "git@example.org:a.git" host key "` + testHostKey + `"`, Mirror{URL: "git@example.org:a.git", Every: DefaultMirrorEvery, HostKeys: []string{testHostKey}}, 22},
+		{`mirror from "ssh://git@example.org:2222/a.git" key "/k/id" known hosts "/k/known"`, Mirror{URL: "ssh://git@example.org:2222/a.git", Every: DefaultMirrorEvery, SSHOptions: SSHOptions{KeyFile: "/k/id", KnownHosts: "/k/known"}}, 2222},
+		{`mirror from "git@example.org:a.git" host key "` + testHostKey + `"`, Mirror{URL: "git@example.org:a.git", Every: DefaultMirrorEvery, SSHOptions: SSHOptions{HostKeys: []string{testHostKey}}}, 22},
 		{`mirror from "/srv/upstream.git"`, Mirror{URL: "/srv/upstream.git", Every: DefaultMirrorEvery}, 0},
 	} {
 		c, err := Parse("m.conf", []byte("repository \"r\" {\n\tpath \"/r\"\n\t"+tc.line+"\n}\n"), Options{Secrets: secrets})

@@ -24,12 +24,7 @@ type MirrorTo struct {
 	Auth                   string
 	Insecure               bool
 	AuthUser, AuthPassword string
-	// KeyFile is the SSH client's private key; KnownHosts a
-	// known_hosts file and HostKeys pinned public keys (authorized_keys
-	// format) that the target's host key must be among.
-	KeyFile    string
-	KnownHosts string
-	HostKeys   []string
+	SSHOptions
 }
 
 // Bounds of push mirrors.
@@ -76,17 +71,7 @@ func (p *parser) mirrorTo(r *Repository, line int) {
 				p.advance()
 				m.Insecure = true
 			}
-		case p.is("key"):
-			p.advance()
-			m.KeyFile = p.cleanPath(line, "mirror key", p.str("a key file"))
-		case p.is("known"):
-			p.advance()
-			p.expect("hosts")
-			m.KnownHosts = p.cleanPath(line, "mirror known hosts", p.str("a known_hosts file"))
-		case p.is("host"):
-			p.advance()
-			p.expect("key")
-			m.HostKeys = append(m.HostKeys, p.str("a public key"))
+		case p.sshOption(line, &m.SSHOptions):
 		default:
 			p.fail("syntax error: unexpected %v in mirror to options", p.tok)
 		}

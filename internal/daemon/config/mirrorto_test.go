@@ -35,9 +35,9 @@ repository "b" {
 	want := []MirrorTo{
 		{URL: "git://example.com/a.git", Line: 4},
 		{URL: "https://example.com/a.git", Line: 5, Auth: "hub", AuthUser: "mirror", AuthPassword: "p w"},
-		{URL: "git@example.com:a.git", Line: 6, KeyFile: "/etc/gotd/key", KnownHosts: "/etc/gotd/known_hosts"},
-		{URL: "ssh://example.com:2222/a.git", Line: 7, KeyFile: "/etc/gotd/key",
-			HostKeys: []string{"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHYyBvR6aeyqPCeWAZJW4gOFDw5ABDs/Q5ozGKw4VItb"}},
+		{URL: "git@example.com:a.git", Line: 6, SSHOptions: SSHOptions{KeyFile: "/etc/gotd/key", KnownHosts: "/etc/gotd/known_hosts"}},
+		{URL: "ssh://example.com:2222/a.git", Line: 7, SSHOptions: SSHOptions{KeyFile: "/etc/gotd/key",
+			HostKeys: []string{"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHYyBvR6aeyqPCeWAZJW4gOFDw5ABDs/Q5ozGKw4VItb"}}},
 	}
 	if got := c.Repositories[0].MirrorTo; !reflect.DeepEqual(got, want) {
 		t.Errorf("mirror to:\ngot  %+v\nwant %+v", got, want)

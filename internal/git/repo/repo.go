@@ -487,3 +487,33 @@ func (r *Repo) Close() error {
 	}
 	return first
 }
+
+// MaxTagChain bounds the annotated tags Peel follows.
+const MaxTagChain = 64
+
+// Peel returns what id peels to through annotated tags, id itself when
+// it is no tag; the zero ID when a tag of the chain cannot be read or
+// the chain is longer than MaxTagChain. Only tags are read whole: the
+// type of anything else comes from its header, so that a reference to a
+// large blob costs nothing.
+func (r *Repo) Peel(id oid.ID) oid.ID {
+	for range MaxTagChain {
+		t, _, err := r.StatObject(id)
+		if err != nil {
+			return oid.ID{}
+		}
+		if t != object.Tag {
+			return id
+		}
+		_, data, err := r.ReadObject(id)
+		if err != nil {
+			return oid.ID{}
+		}
+		tag, err := object.ParseTag(r.Format, data)
+		if err != nil {
+			return oid.ID{}
+		}
+		id = tag.Object
+	}
+	return oid.ID{}
+}

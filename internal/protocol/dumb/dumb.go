@@ -23,8 +23,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"gotd/internal/git/object"
-	"gotd/internal/git/oid"
 	"gotd/internal/git/refs"
 	"gotd/internal/git/repo"
 )
@@ -53,9 +51,6 @@ const (
 	TypePack      = "application/x-git-packed-objects"
 	TypePackIndex = "application/x-git-packed-objects-toc"
 )
-
-// maxTagChain bounds the tags peeled for info/refs.
-const maxTagChain = 16
 
 // File is one answer: its content type, size (-1 when not known) and
 // body, which the caller must close. Immutable says its name fixes its
@@ -114,7 +109,7 @@ func infoRefs(r *repo.Repo, hidden func(string) bool) ([]byte, error) {
 		fmt.Fprintf(&b, "%s\t%s\n", ref.ID, ref.Name)
 		peeled := ref.Peeled
 		if !peeled.Valid() {
-			peeled = peel(r, ref.ID)
+			peeled = r.Peel(ref.ID)
 		}
 		if peeled.Valid() && peeled != ref.ID {
 			fmt.Fprintf(&b, "%s\t%s^{}\n", peeled, ref.Name)
@@ -128,30 +123,6 @@ func infoRefs(r *repo.Repo, hidden func(string) bool) ([]byte, error) {
 		return nil, fmt.Errorf("dumb: list references: %w", err)
 	}
 	return b.Bytes(), nil
-}
-
-// peel returns the object a chain of tags starting at id ends at, id
-// itself when it is no tag, the zero ID when it cannot be read.
-func peel(r *repo.Repo, id oid.ID) oid.ID {
-	for range maxTagChain {
-		t, _, err := r.StatObject(id)
-		if err != nil {
-			return oid.ID{}
-		}
-		if t != object.Tag {
-			return id
-		}
-		_, data, err := r.ReadObject(id)
-		if err != nil {
-			return oid.ID{}
-		}
-		tag, err := object.ParseTag(r.Format, data)
-		if err != nil {
-			return oid.ID{}
-		}
-		id = tag.Object
-	}
-	return oid.ID{}
 }
 
 // head is the HEAD file as a client reads it: "ref: TARGET" or an id.

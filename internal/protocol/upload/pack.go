@@ -123,7 +123,7 @@ func writePack(ctx context.Context, r *repo.Repo, wk *walk.Walker, req *PackRequ
 			}
 			peeled := ref.Peeled
 			if !peeled.Valid() {
-				peeled = peelTag(r, ref.ID)
+				peeled = r.Peel(ref.ID)
 			}
 			if peeled.Valid() && peeled != ref.ID {
 				tagsOf[peeled] = append(tagsOf[peeled], ref.ID)
@@ -166,7 +166,7 @@ func writePack(ctx context.Context, r *repo.Repo, wk *walk.Walker, req *PackRequ
 	// Include the tags that peel to an object in the pack, and the
 	// tags they point at on the way.
 	for _, id := range included {
-		for depth := 0; depth < maxTagChain && !seen[id]; depth++ {
+		for depth := 0; depth < repo.MaxTagChain && !seen[id]; depth++ {
 			if t, _, err := r.StatObject(id); err != nil || t != object.Tag {
 				break
 			}
@@ -223,36 +223,6 @@ func writePack(ctx context.Context, r *repo.Repo, wk *walk.Walker, req *PackRequ
 func isNear(req *PackRequest) bool {
 	return len(req.Common) > 0 && len(req.Shallow) == 0 && len(req.ClientShallow) == 0 &&
 		req.Filter.Kind == walk.FilterNone
-}
-
-// maxTagChain bounds the tags followed from a tag to the object it peels
-// to.
-const maxTagChain = 64
-
-// peelTag returns what id peels to through annotated tags, or id itself;
-// the zero ID if a tag in the chain cannot be read.
-func peelTag(r *repo.Repo, id oid.ID) oid.ID {
-	for range maxTagChain {
-		// The type from the object's header: a reference may name a
-		// blob of any size, which only a tag is read for.
-		t, _, err := r.StatObject(id)
-		if err != nil {
-			return oid.ID{}
-		}
-		if t != object.Tag {
-			return id
-		}
-		_, data, err := r.ReadObject(id)
-		if err != nil {
-			return oid.ID{}
-		}
-		tag, err := object.ParseTag(r.Format, data)
-		if err != nil {
-			return oid.ID{}
-		}
-		id = tag.Object
-	}
-	return oid.ID{}
 }
 
 // SendPack builds the pack req describes from r and writes it to w

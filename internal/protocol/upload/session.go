@@ -123,7 +123,7 @@ func (s *session) wireRef(r refs.Ref) wire.Ref {
 	w := wire.Ref{Name: r.Name, ID: r.ID}
 	peeled := r.Peeled
 	if !peeled.Valid() {
-		peeled = peelTag(s.repo, r.ID)
+		peeled = s.repo.Peel(r.ID)
 	}
 	if peeled.Valid() && peeled != r.ID {
 		w.Peeled = peeled
