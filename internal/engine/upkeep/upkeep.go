@@ -134,6 +134,11 @@ type Report struct {
 	// Precious says the repository's objects are precious: packs were
 	// written, nothing was removed.
 	Precious bool
+	// LeftPacks are the packs Geometric left alone because their sizes
+	// form the progression, largest first; Bitmap says it gave the new
+	// pack a reachability bitmap.
+	LeftPacks []string
+	Bitmap    bool
 }
 
 // garbage is an unreachable object Repack found.
