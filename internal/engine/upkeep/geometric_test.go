@@ -167,3 +167,40 @@ func TestGeometric(t *testing.T) {
 		t.Errorf("a second run wrote %q and removed %v; want nothing", rep.Pack, rep.RemovedPacks)
 	}
 }
+
+// TestGeometricWholeBitmap: two packs of about the same size, each
+// half of a history, are both rolled; the new pack then holds
+// everything and gets a bitmap that C Git's rev-list --test-bitmap
+// accepts for every branch and counts with as a walk does.
+func TestGeometricWholeBitmap(t *testing.T) {
+	dir := gittest.InitBare(t, "sha1")
+	gittest.Generate(t, dir, gittest.History{Commits: 60, Branches: 3, Files: 12})
+	imported, _ := filepath.Glob(filepath.Join(dir, "objects", "pack", "pack-*"))
+	ids := strings.Fields(gittest.Git(t, dir, "cat-file", "--batch-all-objects", "--batch-check=%(objectname)"))
+	half := len(ids) / 2
+	packList(t, dir, ids[:half])
+	packList(t, dir, ids[half:])
+	for _, f := range imported {
+		os.Remove(f)
+	}
+	rep, err := Geometric(context.Background(), open(t, dir), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	packs, _ := filepath.Glob(filepath.Join(dir, "objects", "pack", "pack-*.pack"))
+	bitmaps, _ := filepath.Glob(filepath.Join(dir, "objects", "pack", "pack-*.bitmap"))
+	if len(packs) != 1 || len(bitmaps) != 1 || !rep.Bitmap || rep.Objects != len(ids) {
+		t.Fatalf("packs %v, bitmaps %v, %d objects of %d; want one pack of all, with its bitmap", packs, bitmaps, rep.Objects, len(ids))
+	}
+	gittest.Git(t, dir, "fsck", "--full", "--strict")
+	gittest.Git(t, dir, "verify-pack", strings.TrimSuffix(packs[0], ".pack")+".idx")
+	for _, ref := range strings.Fields(gittest.Git(t, dir, "for-each-ref", "--format=%(refname)", "refs/heads")) {
+		if _, err := gittest.Run(t, dir, nil, "rev-list", "--test-bitmap", ref); err != nil {
+			t.Errorf("git rev-list --test-bitmap %s: %v", ref, err)
+		}
+	}
+	want := gittest.Git(t, dir, "rev-list", "--count", "--objects", "--all")
+	if got := gittest.Git(t, dir, "rev-list", "--use-bitmap-index", "--count", "--objects", "--all"); got != want {
+		t.Errorf("objects counted with the bitmap %s; without %s", got, want)
+	}
+}
