@@ -1,8 +1,10 @@
 // Package upkeep keeps a repository's storage tidy: it packs loose
 // objects, repacks everything reachable into one pack with a
 // reachability bitmap, and removes what that makes redundant and what
-// nothing can reach any more. gotadmin pack and cleanup call it; the
-// daemon's automatic upkeep is meant to call it too.
+// nothing can reach any more (Repack, which gotadmin pack and cleanup
+// call), or rolls the small packs and the loose objects into one and
+// leaves the large packs alone (Geometric, which the daemon's upkeep
+// runs after pushes).
 //
 // Everything here is safe while other processes serve the repository:
 // a new pack is complete, index and all, before anything is removed;
