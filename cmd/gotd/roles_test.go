@@ -226,7 +226,7 @@ func TestUpkeepRole(t *testing.T) {
 	go func() { done <- cmd.Wait() }()
 	kill := time.AfterFunc(40*time.Second, func() { cmd.Process.Kill() })
 	defer kill.Stop()
-	if err := ipc.Send(parentEnd, &ipc.UpkeepStart{Path: bare, Name: "r", Grace: 14 * 24 * 3600}, nil); err != nil {
+	if err := ipc.Send(parentEnd, &ipc.UpkeepStart{Path: bare, Name: "r", Grace: 14 * 24 * 3600, Full: true}, nil); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)

@@ -25,6 +25,12 @@ func TestUpkeepAfterPushes(t *testing.T) {
 		l, _ := filepath.Glob(filepath.Join(src, "objects", "pack", "*.pack"))
 		return len(l)
 	}
+	// The repository's one pack, far larger than a push's: the
+	// geometric repack after pushes leaves it alone.
+	first, _ := filepath.Glob(filepath.Join(src, "objects", "pack", "*.pack"))
+	if len(first) != 1 {
+		t.Fatalf("got packs %v to start with; want one", first)
+	}
 	work := s.clientDir("pusher")
 	s.mustGit(work, nil, "clone", "-q", s.gitURL("test"), "w")
 	w := filepath.Join(work, "w")
@@ -90,6 +96,9 @@ func TestUpkeepAfterPushes(t *testing.T) {
 	}
 	after := packs()
 	t.Logf("%d pushes: %d packs after the automatic upkeep", pushes, after)
+	if _, err := os.Stat(first[0]); err != nil {
+		t.Errorf("the automatic upkeep, geometric, removed the largest pack: %v", err)
+	}
 	if after >= pushes {
 		t.Errorf("got %d packs after %d pushes and upkeep; want fewer than %d", after, pushes, pushes)
 	}

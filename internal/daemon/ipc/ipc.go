@@ -1087,14 +1087,26 @@ type UpkeepStart struct {
 	// Grace is how long unreachable objects are kept, in seconds:
 	// from 1 to MaxUpkeepGrace.
 	Grace uint64
+	// Full asks for a full repack (gotctl upkeep); without it the run
+	// repacks geometrically, and fully only if that leaves more than
+	// Packs packs (at most MaxUpkeepPacks; 0: no threshold).
+	Full  bool
+	Packs uint32
 }
+
+// MaxUpkeepPacks bounds UpkeepStart.Packs (as gotd.conf's bound).
+const MaxUpkeepPacks = 1 << 24
 
 func (*UpkeepStart) Type() msg.Type { return TypeUpkeepStart }
 func (m *UpkeepStart) encode(e *msg.Encoder) {
-	e.String(m.Path).String(m.Name).Uint64(m.Grace)
+	e.String(m.Path).String(m.Name).Uint64(m.Grace).Uint32(boolU32(m.Full)).Uint32(m.Packs)
 }
 func (m *UpkeepStart) decode(d *msg.Decoder) {
 	m.Path, m.Name, m.Grace = d.String(MaxPath), d.String(MaxRepoName), d.Uint64()
+	m.Full, m.Packs = getBool(d), d.Uint32()
+	if m.Packs > MaxUpkeepPacks {
+		d.Fail("pack threshold out of range")
+	}
 	if !strings.HasPrefix(m.Path, "/") {
 		d.Fail("repository path not absolute")
 	}

@@ -1,8 +1,10 @@
 // Package upkeep keeps a repository's storage tidy: it packs loose
 // objects, repacks everything reachable into one pack with a
 // reachability bitmap, and removes what that makes redundant and what
-// nothing can reach any more. gotadmin pack and cleanup call it; the
-// daemon's automatic upkeep is meant to call it too.
+// nothing can reach any more (Repack, which gotadmin pack and cleanup
+// call), or rolls the small packs and the loose objects into one and
+// leaves the large packs alone (Geometric, which the daemon's upkeep
+// runs after pushes).
 //
 // Everything here is safe while other processes serve the repository:
 // a new pack is complete, index and all, before anything is removed;
@@ -134,6 +136,11 @@ type Report struct {
 	// Precious says the repository's objects are precious: packs were
 	// written, nothing was removed.
 	Precious bool
+	// LeftPacks are the packs Geometric left alone because their sizes
+	// form the progression, largest first; Bitmap says it gave the new
+	// pack a reachability bitmap.
+	LeftPacks []string
+	Bitmap    bool
 }
 
 // garbage is an unreachable object Repack found.

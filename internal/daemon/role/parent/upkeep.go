@@ -45,7 +45,7 @@ func (d *daemon) afterPush(name string) {
 		return
 	}
 	d.log.Info("starting upkeep", "repo", r.Name, "packs", packs, "loose_objects", loose)
-	if err := d.startUpkeep(r); err != nil {
+	if err := d.startUpkeep(r, false); err != nil {
 		d.log.Error("cannot start upkeep", "repo", r.Name, "err", err)
 	}
 }
@@ -72,8 +72,10 @@ func storageCounts(path string) (packs, loose int) {
 	return packs, loose * 256
 }
 
-// startUpkeep starts an upkeep process on r, none running there.
-func (d *daemon) startUpkeep(r *config.Repository) error {
+// startUpkeep starts an upkeep process on r, none running there: a
+// full repack if full (gotctl upkeep), else a geometric one that turns
+// full only if it leaves more packs than r's threshold.
+func (d *daemon) startUpkeep(r *config.Repository, full bool) error {
 	u := d.upkeeps[r.Name]
 	if u == nil {
 		u = &upkeeping{}
@@ -85,7 +87,7 @@ func (d *daemon) startUpkeep(r *config.Repository) error {
 	}
 	u.proc, u.started, u.done = ch, time.Now(), nil
 	set := d.cfg.UpkeepFor(r)
-	if err := ipc.Send(ch.ch, &ipc.UpkeepStart{Path: r.Path, Name: r.Name, Grace: uint64(set.Grace / time.Second)}, nil); err != nil {
+	if err := ipc.Send(ch.ch, &ipc.UpkeepStart{Path: r.Path, Name: r.Name, Grace: uint64(set.Grace / time.Second), Full: full, Packs: uint32(set.Packs)}, nil); err != nil {
 		ch.kill()
 		return fmt.Errorf("upkeep start: %w", err)
 	}
@@ -158,7 +160,7 @@ func (d *daemon) upkeepNow(conn *msg.Conn, name string) {
 		return
 	}
 	if u := d.upkeeps[r.Name]; u == nil || u.proc == nil {
-		if err := d.startUpkeep(r); err != nil {
+		if err := d.startUpkeep(r, true); err != nil {
 			d.log.Error("cannot start upkeep", "repo", r.Name, "err", err)
 			ipc.Send(conn, &ipc.Done{Status: ipc.StatusFailed, Message: "cannot start upkeep"}, nil)
 			conn.Close()

@@ -1,9 +1,12 @@
 // Package upkeep is gotd's upkeep process, one per run on one
 // repository: the parent starts it after a push leaves the repository
 // past its thresholds (gotd.conf's upkeep directive), or at gotctl
-// upkeep. It repacks the repository with the engine's upkeep.Repack,
-// which keeps fetches and pushes that run meanwhile whole, and tells
-// the parent what it did. It reads and writes that one repository and
+// upkeep. After a push it repacks the repository geometrically
+// (upkeep.Geometric: the small packs and the loose objects rolled into
+// one, the large packs left alone, nothing pruned), and fully
+// (upkeep.Repack) only when that leaves more packs than the threshold;
+// gotctl upkeep repacks fully. Both keep fetches and pushes that run
+// meanwhile whole. It tells the parent what it did. It reads and writes that one repository and
 // nothing else; it has no network.
 package upkeep
 
@@ -21,7 +24,9 @@ import (
 )
 
 // Main runs upkeep once on r, the repository start names, and sends
-// the parent an UpkeepDone saying how it went: a run refused because
+// the parent an UpkeepDone saying how it went (start.Full and
+// start.Packs choose the repack, as the package comment says): a run
+// refused because
 // another holds the repository, or because pushes kept moving its
 // references, is UpkeepBusy and removed nothing. Unreachable objects
 // younger than start.Grace stay; a repository whose objects are
@@ -30,8 +35,8 @@ import (
 func Main(ctx context.Context, log *slog.Logger, parent *msg.Conn, start *ipc.UpkeepStart, r *repo.Repo) error {
 	log = log.With("repo", start.Name)
 	began := time.Now()
-	done := run(ctx, r, time.Duration(start.Grace)*time.Second)
-	attrs := []any{"objects", done.Objects, "packs_removed", done.Packs, "pruned", done.Pruned, "young", done.Young, "elapsed", time.Since(began).Round(time.Millisecond)}
+	done, full := run(ctx, r, start)
+	attrs := []any{"full", full, "objects", done.Objects, "packs_removed", done.Packs, "pruned", done.Pruned, "young", done.Young, "elapsed", time.Since(began).Round(time.Millisecond)}
 	switch done.Status {
 	case ipc.UpkeepOK:
 		log.Info("upkeep done", attrs...)
@@ -48,28 +53,49 @@ func Main(ctx context.Context, log *slog.Logger, parent *msg.Conn, start *ipc.Up
 	return nil
 }
 
-// run repacks r and describes the outcome.
-func run(ctx context.Context, r *repo.Repo, grace time.Duration) *ipc.UpkeepDone {
+// run repacks r as start asks and describes the outcome; full says
+// whether it repacked fully.
+func run(ctx context.Context, r *repo.Repo, start *ipc.UpkeepStart) (done *ipc.UpkeepDone, full bool) {
 	precious, err := r.Config.Bool("extensions", "", "preciousObjects", false)
 	if err != nil {
-		return failed(err)
+		return failed(err), false
 	}
 	if precious {
 		// Repack would write a new pack and remove none: each run
 		// would add a copy of the repository.
-		return &ipc.UpkeepDone{Status: ipc.UpkeepPrecious}
+		return &ipc.UpkeepDone{Status: ipc.UpkeepPrecious}, false
+	}
+	removed := 0
+	if !start.Full {
+		rep, err := engine.Geometric(ctx, r, engine.Options{})
+		if err != nil {
+			return outcome(err), false
+		}
+		removed = len(rep.RemovedPacks)
+		if start.Packs == 0 || len(r.Packs()) <= int(start.Packs) {
+			return &ipc.UpkeepDone{Status: ipc.UpkeepOK, Objects: uint64(rep.Objects), Packs: uint64(removed)}, false
+		}
+		// Packs past the threshold remain (.keep packs, or a
+		// progression longer than it): a full repack.
 	}
 	// Loose objects past the grace period go, as C Git's gc --auto
 	// prunes them.
+	grace := time.Duration(start.Grace) * time.Second
 	rep, err := engine.Repack(ctx, r, engine.Options{PruneLoose: true, Grace: grace})
-	switch {
-	case errors.Is(err, engine.ErrRunning), errors.Is(err, engine.ErrBusy):
-		return &ipc.UpkeepDone{Status: ipc.UpkeepBusy, Message: clip(err.Error())}
-	case err != nil:
-		return failed(err)
+	if err != nil {
+		return outcome(err), true
 	}
-	return &ipc.UpkeepDone{Status: ipc.UpkeepOK, Objects: uint64(rep.Objects), Packs: uint64(len(rep.RemovedPacks)),
-		Pruned: uint64(len(rep.Pruned)), Young: uint64(rep.Young)}
+	return &ipc.UpkeepDone{Status: ipc.UpkeepOK, Objects: uint64(rep.Objects), Packs: uint64(removed + len(rep.RemovedPacks)),
+		Pruned: uint64(len(rep.Pruned)), Young: uint64(rep.Young)}, true
+}
+
+// outcome describes a run that failed with err: busy if another run
+// held the repository or pushes kept moving its references.
+func outcome(err error) *ipc.UpkeepDone {
+	if errors.Is(err, engine.ErrRunning) || errors.Is(err, engine.ErrBusy) {
+		return &ipc.UpkeepDone{Status: ipc.UpkeepBusy, Message: clip(err.Error())}
+	}
+	return failed(err)
 }
 
 func failed(err error) *ipc.UpkeepDone {

@@ -20,8 +20,10 @@ import (
 
 // makeRepo makes a bare repository with C Git holding five packs, one
 // per commit, as five pushes leave one, and, if precious, with
-// extensions.preciousObjects set.
-func makeRepo(t *testing.T, precious bool) string {
+// extensions.preciousObjects set. With repacked, the first four
+// pushes are repacked into one pack before the fifth: two packs, of
+// 12 and 3 objects.
+func makeRepo(t *testing.T, precious, repacked bool) string {
 	t.Helper()
 	if _, err := exec.LookPath("git"); err != nil {
 		t.Skip("git is not installed")
@@ -44,6 +46,9 @@ func makeRepo(t *testing.T, precious bool) string {
 		git("-C", work, "commit", "-q", "-m", fmt.Sprint(i))
 		// receive.unpackLimit=1: every push keeps its pack.
 		git("-C", work, "-c", "transfer.unpackLimit=1", "push", "-q", "--receive-pack=git -c receive.unpackLimit=1 receive-pack", bare, "HEAD:refs/heads/main")
+		if repacked && i == 3 {
+			git("--git-dir", bare, "repack", "-adq")
+		}
 	}
 	if precious {
 		git("--git-dir", bare, "config", "core.repositoryformatversion", "1")
@@ -61,8 +66,9 @@ func packs(t *testing.T, dir string) int {
 }
 
 // runMain runs Main on the repository at path as the parent would,
-// and returns the UpkeepDone it sent.
-func runMain(t *testing.T, path string) *ipc.UpkeepDone {
+// asking for a full repack if full, with the pack threshold packs, and
+// returns the UpkeepDone it sent.
+func runMain(t *testing.T, path string, full bool, packs uint32) *ipc.UpkeepDone {
 	t.Helper()
 	r, err := repo.Open(path, repo.Options{})
 	if err != nil {
@@ -76,7 +82,7 @@ func runMain(t *testing.T, path string) *ipc.UpkeepDone {
 	defer parent.Close()
 	defer child.Close()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	start := &ipc.UpkeepStart{Path: path, Name: "r", Grace: 14 * 24 * 3600}
+	start := &ipc.UpkeepStart{Path: path, Name: "r", Grace: 14 * 24 * 3600, Full: full, Packs: packs}
 	if err := Main(context.Background(), log, child, start, r); err != nil {
 		t.Fatal(err)
 	}
@@ -90,23 +96,37 @@ func runMain(t *testing.T, path string) *ipc.UpkeepDone {
 // TestMainOutcomes runs upkeep on repositories of five packs: a plain
 // one is left with one, a precious one is left as it is, and one whose upkeep
 // lock another holds (gotadmin cleanup) is left alone and reported
-// busy.
+// busy. On packs of 12 and 3 objects, a progression, the geometric
+// repack changes nothing and the run ends there unless the threshold
+// is under two packs or a full repack is asked for.
 func TestMainOutcomes(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
 		precious  bool
 		locked    bool
+		repacked  bool
+		full      bool
+		threshold uint32
 		status    uint32
 		packsLeft int
+		removed   uint64
 	}{
-		{"plain", false, false, ipc.UpkeepOK, 1},
-		{"precious", true, false, ipc.UpkeepPrecious, 5},
-		{"locked", false, true, ipc.UpkeepBusy, 5},
+		{"plain", false, false, false, false, 16, ipc.UpkeepOK, 1, 5},
+		{"full", false, false, false, true, 16, ipc.UpkeepOK, 1, 5},
+		{"precious", true, false, false, false, 16, ipc.UpkeepPrecious, 5, 0},
+		{"locked", false, true, false, false, 16, ipc.UpkeepBusy, 5, 0},
+		{"progression", false, false, true, false, 16, ipc.UpkeepOK, 2, 0},
+		{"progression past the threshold", false, false, true, false, 1, ipc.UpkeepOK, 1, 2},
+		{"progression, full", false, false, true, true, 16, ipc.UpkeepOK, 1, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			path := makeRepo(t, tc.precious)
-			if n := packs(t, path); n != 5 {
-				t.Fatalf("got %d packs to start with; want 5", n)
+			path := makeRepo(t, tc.precious, tc.repacked)
+			want := 5
+			if tc.repacked {
+				want = 2
+			}
+			if n := packs(t, path); n != want {
+				t.Fatalf("got %d packs to start with; want %d", n, want)
 			}
 			if tc.locked {
 				f, err := os.OpenFile(filepath.Join(path, engine.LockFile), os.O_RDONLY|os.O_CREATE, 0o444)
@@ -118,15 +138,18 @@ func TestMainOutcomes(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			done := runMain(t, path)
+			done := runMain(t, path, tc.full, tc.threshold)
 			if done.Status != tc.status {
 				t.Errorf("got status %d (%q); want %d", done.Status, done.Message, tc.status)
 			}
 			if n := packs(t, path); n != tc.packsLeft {
 				t.Errorf("got %d packs after upkeep; want %d", n, tc.packsLeft)
 			}
-			if tc.status == ipc.UpkeepOK && (done.Objects != 15 || done.Packs != 5) {
-				t.Errorf("got %d objects packed, %d packs removed; want 15 and 5", done.Objects, done.Packs)
+			if done.Packs != tc.removed {
+				t.Errorf("got %d packs removed; want %d", done.Packs, tc.removed)
+			}
+			if tc.status == ipc.UpkeepOK && tc.packsLeft == 1 && done.Objects != 15 {
+				t.Errorf("got %d objects packed; want 15", done.Objects)
 			}
 			if out, err := exec.Command("git", "--git-dir", path, "fsck", "--full", "--strict", "--no-progress").CombinedOutput(); err != nil {
 				t.Errorf("git fsck: %v\n%s", err, out)
