@@ -116,7 +116,7 @@ func pages(r *repos) []page {
 		return func(i, j int) bool { return abs(files[i].size-size) < abs(files[j].size-size) }
 	}
 	sort.Slice(files, near(100<<10))
-	blob := files[0].path
+	blob, blobSize := files[0].path, files[0].size
 	// A text file of about 1,000 lines is some 20 to 60 KB.
 	sort.Slice(files, near(35<<10))
 	blame, best := "", -1
@@ -141,7 +141,7 @@ func pages(r *repos) []page {
 		{"log, 50 commits", "/bitmap/log/" + url.PathEscape(branch), "/bitmap/log/?h=" + url.QueryEscape(branch)},
 		{"commit with diff", "/bitmap/commit/" + commit, "/bitmap/commit/?id=" + commit},
 		{"root tree", "/bitmap/tree/" + head, "/bitmap/tree/?id=" + head},
-		{fmt.Sprintf("blob of %d KB", files[0].size>>10), "/bitmap/blob/" + head + "/" + esc(blob), "/bitmap/tree/" + esc(blob) + "?id=" + head},
+		{fmt.Sprintf("blob of %d KB", blobSize>>10), "/bitmap/blob/" + head + "/" + esc(blob), "/bitmap/tree/" + esc(blob) + "?id=" + head},
 		{fmt.Sprintf("blame of %d lines", best), "/bitmap/blame/" + head + "/" + esc(blame), "/bitmap/blame/" + esc(blame) + "?id=" + head},
 		{"Atom feed", "/bitmap/atom/" + url.PathEscape(branch), "/bitmap/atom/?h=" + url.QueryEscape(branch)},
 	}
