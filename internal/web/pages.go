@@ -431,7 +431,11 @@ func (rq *request) blob() error {
 		Crumbs           []crumb
 		Size             int64
 		Binary, TooLarge bool
-		Lines            []line
+		// Numbers are the line numbers; Code the lines, each ended
+		// by a newline: two columns, so that the page is two
+		// elements whatever the file's length.
+		Numbers []int
+		Code    string
 	}
 	b := &body{Repo: rp.Name, Rev: rq.rt.rev, Path: rq.rt.path, Crumbs: crumbs(rp.Name, rq.rt.rev, rq.rt.path, true)}
 	_, size, err := rp.R.StatObject(e.ID)
@@ -450,10 +454,15 @@ func (rq *request) blob() error {
 			b.Binary = true
 		} else {
 			ls, _ := splitLines(data)
-			b.Lines = make([]line, len(ls))
+			b.Numbers = make([]int, len(ls))
+			var code strings.Builder
+			code.Grow(len(data) + len(ls))
 			for i, l := range ls {
-				b.Lines[i] = line{N: i + 1, Text: text(l)}
+				b.Numbers[i] = i + 1
+				code.WriteString(text(l))
+				code.WriteByte('\n')
 			}
+			b.Code = code.String()
 		}
 	}
 	return rq.render("blob", &layout{Title: rp.Name + ": " + rq.rt.path, Repo: rp, Rev: rq.rt.rev, Body: b}, res.full, when(c.Committer))
