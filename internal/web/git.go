@@ -36,7 +36,7 @@ type Repo struct {
 // Open opens the repository at path for the site, reading its
 // description file when description is "".
 func Open(name, path, description string, hidden []string) (*Repo, error) {
-	r, err := repo.Open(path, repo.Options{})
+	r, err := repo.Open(path, repo.Options{DeltaCacheSize: deltaCacheSize})
 	if err != nil {
 		return nil, fmt.Errorf("web: %s: %w", name, err)
 	}
@@ -399,6 +399,12 @@ func clip(s string, n int) string {
 	r := []rune(s)
 	return string(r[:n]) + "…"
 }
+
+// deltaCacheSize bounds each repository's delta base cache in a web
+// process, which holds every repository its visitor may read open: at
+// the default (96 MiB each) a blame of a long history took the process
+// to 240 MB of heap, at this size 58 MB, in the same time.
+const deltaCacheSize = 16 << 20
 
 // when is a signature's time in its own time zone.
 func when(s object.Signature) time.Time {

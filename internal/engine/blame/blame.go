@@ -118,6 +118,9 @@ func Blame(ctx context.Context, r *repo.Repo, commit oid.ID, path string, lim Li
 		}
 		s := heap.Pop(&b.queue).(*suspect)
 		s.queued = false
+		// A suspect examined is let go: lines that reach its commit
+		// again (a child with a skewed date) make it a suspect anew.
+		delete(b.suspects, s.id)
 		kept, err := b.pass(s)
 		if err != nil {
 			return nil, err
@@ -165,7 +168,26 @@ type blamer struct {
 	suspects map[oid.ID]*suspect
 	queue    queue
 	walked   int
+	// found remembers lookup's answers by the tree at each depth of
+	// the path: a subtree most commits leave alone is read once.
+	found map[treeAt]lookupResult
 }
+
+// treeAt is a tree at a depth of the path: the same tree at another
+// depth has another answer.
+type treeAt struct {
+	depth int
+	id    oid.ID
+}
+
+// lookupResult is what lookup found below one tree of the path.
+type lookupResult struct {
+	blob oid.ID
+	ok   bool
+}
+
+// maxFound bounds the trees lookup remembers.
+const maxFound = 1 << 16
 
 // add gives lines to the suspect id, queueing it: lines reaching a
 // commit by several children are examined together.
@@ -286,14 +308,34 @@ func (b *blamer) commit(id oid.ID) (*object.ParsedCommit, error) {
 const maxDepth = 4096
 
 // lookup returns the blob at the blamer's path in tree, ok false when
-// there is none (or not a file: a directory, a submodule).
-func (b *blamer) lookup(tree oid.ID) (oid.ID, bool, error) {
+// there is none (or not a file: a directory, a submodule). Answers are
+// remembered by every tree of the path read, so that a subtree most
+// commits share is read once.
+func (b *blamer) lookup(tree oid.ID) (blob oid.ID, ok bool, err error) {
 	parts := strings.Split(b.path, "/")
 	if len(parts) > maxDepth {
 		return oid.ID{}, false, nil
 	}
+	var read []treeAt
+	defer func() {
+		if err != nil {
+			return
+		}
+		if b.found == nil {
+			b.found = make(map[treeAt]lookupResult)
+		}
+		for _, t := range read {
+			if len(b.found) < maxFound {
+				b.found[t] = lookupResult{blob: blob, ok: ok}
+			}
+		}
+	}()
 	id := tree
 	for i, part := range parts {
+		if r, hit := b.found[treeAt{i, id}]; hit {
+			return r.blob, r.ok, nil
+		}
+		read = append(read, treeAt{i, id})
 		t, data, err := b.r.ReadObject(id)
 		if err != nil {
 			return oid.ID{}, false, fmt.Errorf("blame: read tree %s: %w", id, err)
@@ -303,7 +345,7 @@ func (b *blamer) lookup(tree oid.ID) (oid.ID, bool, error) {
 		}
 		found := false
 		it := object.NewTreeIter(b.r.Format, data)
-		for e, ok := it.Next(); ok; e, ok = it.Next() {
+		for e, more := it.Next(); more; e, more = it.Next() {
 			if string(e.Name) != part {
 				continue
 			}
