@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -313,5 +314,39 @@ func TestLogMatchesGit(t *testing.T) {
 		if strings.Join(got, " ") != strings.Join(want, " ") {
 			t.Errorf("log of %q: got %d commits, git log %d:\n%v\n%v", path, len(got), len(want), got, want)
 		}
+	}
+}
+
+// TestLongMessage takes the pages of a commit whose message is one
+// line of 4 MiB: the commit page shows the message cut at maxHead and
+// says so, and no page allocates more than 16 times maxHead (a web
+// process serves every visitor of its class, up to maxConcurrent pages
+// at once, within one client's memory budget).
+func TestLongMessage(t *testing.T) {
+	bare := testRepo(t)
+	work := filepath.Join(filepath.Dir(bare), "work")
+	msg := filepath.Join(t.TempDir(), "msg")
+	os.WriteFile(msg, []byte(strings.Repeat("m", 4<<20)+"\n"), 0o644)
+	git(t, work, "commit", "-q", "--allow-empty", "--cleanup=verbatim", "-F", msg)
+	git(t, work, "push", "-q", bare, "HEAD:main")
+	git(t, bare, "repack", "-q", "-a", "-d")
+	s := testSite(t, bare)
+	for _, u := range []string{"/repo/commit/main", "/repo/log", "/repo/", "/repo/atom", "/repo/branches"} {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		res, body := get(t, s, u)
+		runtime.ReadMemStats(&after)
+		if res.StatusCode != 200 {
+			t.Fatalf("GET %s: status %d", u, res.StatusCode)
+		}
+		if got, want := after.TotalAlloc-before.TotalAlloc, uint64(16*maxHead); got > want {
+			t.Errorf("GET %s: allocated %d bytes; want at most %d", u, got, want)
+		}
+		if got, want := len(body), 2*maxHead; got > want {
+			t.Errorf("GET %s: %d bytes; want at most %d", u, got, want)
+		}
+	}
+	if _, body := get(t, s, "/repo/commit/main"); !strings.Contains(body, "Message cut.") || !strings.Contains(body, strings.Repeat("m", 1000)) {
+		t.Errorf("the commit page does not show the message's start and say it is cut")
 	}
 }
