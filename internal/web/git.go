@@ -193,7 +193,7 @@ const maxPeel = 8
 func (rp *Repo) peel(r *ref) {
 	id := r.ID
 	for range maxPeel {
-		t, data, err := rp.R.ReadObject(id)
+		t, data, _, err := rp.readHead(id)
 		if err != nil {
 			return
 		}
@@ -230,12 +230,35 @@ func (rp *Repo) peel(r *ref) {
 type commit struct {
 	ID oid.ID
 	*object.ParsedCommit
+	Cut bool // the message is cut at maxHead
 }
 
-// readCommit reads a commit, peeling tags.
+// maxHead bounds the bytes of a commit or tag read for a page: its
+// headers and the start of its message, which is cut there. Without it
+// a page would hold each commit it names whole, and a message of
+// megabytes, in a web process that serves every visitor of its class,
+// several times over.
+const maxHead = 256 << 10
+
+// readHead reads the first maxHead bytes of an object; cut reports
+// that there was more.
+func (rp *Repo) readHead(id oid.ID) (t object.Type, data []byte, cut bool, err error) {
+	t, data, whole, err := rp.R.ReadObjectPrefix(id, nil, maxHead)
+	if err != nil {
+		return 0, nil, false, err
+	}
+	if !whole || len(data) > maxHead {
+		return t, data[:min(len(data), maxHead)], true, nil
+	}
+	return t, data, false, nil
+}
+
+// readCommit reads a commit, peeling tags. A commit whose headers do
+// not fit in maxHead bytes is an error; a longer message is cut
+// (commit.Cut).
 func (rp *Repo) readCommit(id oid.ID) (*commit, error) {
 	for range maxPeel {
-		t, data, err := rp.R.ReadObject(id)
+		t, data, cut, err := rp.readHead(id)
 		if err != nil {
 			return nil, errNotFound
 		}
@@ -245,7 +268,7 @@ func (rp *Repo) readCommit(id oid.ID) (*commit, error) {
 			if err != nil {
 				return nil, fmt.Errorf("commit %s: %w", id, err)
 			}
-			return &commit{ID: id, ParsedCommit: c}, nil
+			return &commit{ID: id, ParsedCommit: c, Cut: cut}, nil
 		case object.Tag:
 			tag, err := object.ParseTag(rp.R.Format, data)
 			if err != nil {
@@ -384,8 +407,16 @@ func (q *commitQueue) Pop() any {
 // title is the first line of a message, as valid UTF-8.
 func title(msg []byte) string {
 	line, _, _ := bytes.Cut(bytes.TrimLeft(msg, "\n"), []byte("\n"))
-	return clip(text(line), 200)
+	// A rune is at most 4 bytes: what is past them is clipped anyway,
+	// and need not be copied first.
+	if len(line) > 4*maxTitle+4 {
+		line = line[:4*maxTitle+4]
+	}
+	return clip(text(line), maxTitle)
 }
+
+// maxTitle bounds a title, in runes.
+const maxTitle = 200
 
 // text is b as valid UTF-8 (html/template escapes it; invalid bytes
 // become U+FFFD).

@@ -232,7 +232,7 @@ func (rq *request) commit() error {
 	}
 	budget, lines := maxDiffBytes, 0
 	errFull := fmt.Errorf("diff: too many files")
-	err = treediff.Trees(rp.R, rp.R.Format, base, c.Tree, func(ch treediff.Change) error {
+	err = treediff.Trees(diffTrees{rp}, rp.R.Format, base, c.Tree, func(ch treediff.Change) error {
 		if err := rq.ctx.Err(); err != nil {
 			return err
 		}
@@ -275,11 +275,29 @@ func (rq *request) commit() error {
 		}
 		return nil
 	})
+	if errors.Is(err, errTreeTooLarge) {
+		b.Clipped, err = true, nil
+	}
 	if err != nil && err != errFull {
 		return err
 	}
 	l := &layout{Title: rp.Name + ": " + title(c.Message), Repo: rp, Rev: rq.rt.rev, Body: b}
 	return rq.render("commit", l, res.full, when(c.Committer))
+}
+
+// errTreeTooLarge ends a commit's diff at a tree over maxDiffTree bytes.
+var errTreeTooLarge = errors.New("diff: tree too large")
+
+// diffTrees reads the trees of a commit's diff, up to maxDiffTree bytes
+// each: a diff compares trees whole, and the web process renders pages
+// for every visitor of its class within one client's memory budget.
+type diffTrees struct{ rp *Repo }
+
+func (d diffTrees) ReadObject(id oid.ID) (object.Type, []byte, error) {
+	if _, size, err := d.rp.R.StatObject(id); err == nil && size > maxDiffTree {
+		return 0, nil, errTreeTooLarge
+	}
+	return d.rp.R.ReadObject(id)
 }
 
 // diffSide reads one side of a file's diff within the budget; an
@@ -350,7 +368,9 @@ func (rq *request) tree() error {
 	if e.Mode != object.ModeTree {
 		return errNotFound
 	}
-	t, data, err := rp.R.ReadObject(e.ID)
+	// The entries shown fit in the tree's first maxTreeRead bytes; a
+	// tree of 200,000 entries is not read whole for them.
+	t, data, whole, err := rp.R.ReadObjectPrefix(e.ID, nil, maxTreeRead)
 	if err != nil || t != object.Tree {
 		return errNotFound
 	}
@@ -385,6 +405,7 @@ func (rq *request) tree() error {
 		}
 		b.Entries = append(b.Entries, en)
 	}
+	b.Clipped = b.Clipped || !whole
 	title := rp.Name + ": " + rev
 	if rq.rt.path != "" {
 		title += ": " + rq.rt.path

@@ -83,6 +83,8 @@ const (
 	maxEdits       = 1000      // edits searched for in a file's diff
 	maxBlobShow    = 1 << 20   // bytes of a file shown with line numbers
 	maxTreeEntries = 5000      // entries of a tree shown
+	maxTreeRead    = 1 << 20   // bytes of a tree read for its page
+	maxDiffTree    = 1 << 20   // bytes of each tree a commit's diff compares
 	maxReadme      = 64 << 10
 	indexRefs      = 100 // branches read for an index's last change
 )

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"fmt"
 	"golang.org/x/net/html"
 	"gotd/internal/gittest"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -312,6 +314,79 @@ func TestLogMatchesGit(t *testing.T) {
 		}
 		if strings.Join(got, " ") != strings.Join(want, " ") {
 			t.Errorf("log of %q: got %d commits, git log %d:\n%v\n%v", path, len(got), len(want), got, want)
+		}
+	}
+}
+
+// TestLongMessage takes the pages of a commit whose message is one
+// line of 4 MiB: the commit page shows the message cut at maxHead and
+// says so, and no page allocates more than 16 times maxHead (a web
+// process serves every visitor of its class, up to maxConcurrent pages
+// at once, within one client's memory budget).
+func TestLongMessage(t *testing.T) {
+	bare := testRepo(t)
+	work := filepath.Join(filepath.Dir(bare), "work")
+	msg := filepath.Join(t.TempDir(), "msg")
+	os.WriteFile(msg, []byte(strings.Repeat("m", 4<<20)+"\n"), 0o644)
+	git(t, work, "commit", "-q", "--allow-empty", "--cleanup=verbatim", "-F", msg)
+	git(t, work, "push", "-q", bare, "HEAD:main")
+	git(t, bare, "repack", "-q", "-a", "-d")
+	s := testSite(t, bare)
+	for _, u := range []string{"/repo/commit/main", "/repo/log", "/repo/", "/repo/atom", "/repo/branches"} {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		res, body := get(t, s, u)
+		runtime.ReadMemStats(&after)
+		if res.StatusCode != 200 {
+			t.Fatalf("GET %s: status %d", u, res.StatusCode)
+		}
+		if got, want := after.TotalAlloc-before.TotalAlloc, uint64(16*maxHead); got > want {
+			t.Errorf("GET %s: allocated %d bytes; want at most %d", u, got, want)
+		}
+		if got, want := len(body), 2*maxHead; got > want {
+			t.Errorf("GET %s: %d bytes; want at most %d", u, got, want)
+		}
+	}
+	if _, body := get(t, s, "/repo/commit/main"); !strings.Contains(body, "Message cut.") || !strings.Contains(body, strings.Repeat("m", 1000)) {
+		t.Errorf("the commit page does not show the message's start and say it is cut")
+	}
+}
+
+// TestWideTree takes the tree page and the commit page of a directory
+// of 60,000 files (a tree of about 9 MiB, over maxTreeRead and
+// maxDiffTree), made by C Git's fast-import: the tree page lists
+// maxTreeEntries and says there are more, the commit page lists files
+// and says there are more, and neither reads the tree whole.
+func TestWideTree(t *testing.T) {
+	bare := testRepo(t)
+	var in strings.Builder
+	in.WriteString("blob\nmark :1\ndata 2\nx\n\ncommit refs/heads/main\ncommitter C <c@example.com> 1700000000 +0000\ndata 5\nwide\nfrom refs/heads/main^0\n")
+	for i := range 60000 {
+		fmt.Fprintf(&in, "M 100644 :1 wide/%s-%06d\n", strings.Repeat("n", 120), i)
+	}
+	cmd := exec.Command("git", "fast-import", "--quiet")
+	cmd.Dir, cmd.Stdin = bare, strings.NewReader(in.String()+"\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("fast-import: %v\n%s", err, out)
+	}
+	git(t, bare, "repack", "-q", "-a", "-d")
+	s := testSite(t, bare)
+	for _, tc := range []struct {
+		url, note string
+		alloc     int // rendering 5,000 entries takes about 25 MiB; the tree is 9 MiB
+	}{
+		{"/repo/tree/main/wide", "Further entries not listed.", 30 << 20},
+		{"/repo/commit/main", "Trees too large to compare here.", 2 * maxTreeRead},
+	} {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		res, body := get(t, s, tc.url)
+		runtime.ReadMemStats(&after)
+		if res.StatusCode != 200 || !strings.Contains(body, tc.note) {
+			t.Errorf("GET %s: status %d, note %q shown: %v", tc.url, res.StatusCode, tc.note, strings.Contains(body, tc.note))
+		}
+		if got, want := after.TotalAlloc-before.TotalAlloc, uint64(tc.alloc); got > want {
+			t.Errorf("GET %s: allocated %d bytes; want at most %d", tc.url, got, want)
 		}
 	}
 }
