@@ -305,6 +305,14 @@ func (rp *Repo) lookup(tree oid.ID, path string) (entry, error) {
 		if e.Mode != object.ModeTree {
 			return e, errNotFound
 		}
+		// A tree read whole on every commit of a path's log would
+		// cost a visitor's page megabytes each time.
+		if _, size, err := rp.R.StatObject(e.ID); err != nil || size > maxTreeRead {
+			if err != nil {
+				return e, errNotFound
+			}
+			return e, errTreeTooLarge
+		}
 		t, data, err := rp.R.ReadObject(e.ID)
 		if err != nil || t != object.Tree {
 			return e, errNotFound
@@ -349,14 +357,20 @@ func (rp *Repo) history(ctx context.Context, tip oid.ID, path string, skip int, 
 		parents := c.Parents
 		show := true
 		if path != "" {
-			mine, _ := rp.lookup(c.Tree, path)
+			mine, err := rp.lookup(c.Tree, path)
+			if errors.Is(err, errTreeTooLarge) {
+				return err
+			}
 			show = true
 			for _, p := range c.Parents {
 				pc, err := rp.readCommit(p)
 				if err != nil {
 					continue
 				}
-				theirs, _ := rp.lookup(pc.Tree, path)
+				theirs, err := rp.lookup(pc.Tree, path)
+				if errors.Is(err, errTreeTooLarge) {
+					return err
+				}
 				if theirs == mine {
 					show, parents = false, []oid.ID{p}
 					break

@@ -197,6 +197,8 @@ func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case err == nil:
 	case errors.Is(err, errNotFound):
 		s.fail(w, http.StatusNotFound, "not found")
+	case errors.Is(err, errTreeTooLarge):
+		s.fail(w, http.StatusNotFound, "a directory on this path is too large to show here")
 	case errors.Is(err, errSent):
 		// The answer had begun: the connection is cut so that the
 		// client does not take a partial file for a whole one.

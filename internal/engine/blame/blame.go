@@ -30,7 +30,8 @@ import (
 
 // Limits bound one blame. Zero fields take DefaultLimits' values.
 type Limits struct {
-	// MaxFileSize bounds every version of the file read, in bytes.
+	// MaxFileSize bounds every version of the file read, and every
+	// tree on its path, in bytes.
 	MaxFileSize int64
 	// MaxCommits bounds the commits examined.
 	MaxCommits int
@@ -46,7 +47,8 @@ var DefaultLimits = Limits{MaxFileSize: 1 << 20, MaxCommits: 20000, Timeout: 10 
 var (
 	// ErrNotFound: the path names no file at the commit.
 	ErrNotFound = errors.New("blame: no such file")
-	// ErrTooLarge: a version of the file is over MaxFileSize.
+	// ErrTooLarge: a version of the file, or a tree on its path, is
+	// over MaxFileSize.
 	ErrTooLarge = errors.New("blame: file too large")
 	// ErrTooManyCommits: the history needs more than MaxCommits.
 	ErrTooManyCommits = errors.New("blame: history too long")
@@ -336,6 +338,13 @@ func (b *blamer) lookup(tree oid.ID) (blob oid.ID, ok bool, err error) {
 			return r.blob, r.ok, nil
 		}
 		read = append(read, treeAt{i, id})
+		// Each commit's trees on the path are read: one past the
+		// file size bound would cost that much per commit.
+		if _, size, err := b.r.StatObject(id); err != nil {
+			return oid.ID{}, false, fmt.Errorf("blame: read tree %s: %w", id, err)
+		} else if size > b.lim.MaxFileSize {
+			return oid.ID{}, false, ErrTooLarge
+		}
 		t, data, err := b.r.ReadObject(id)
 		if err != nil {
 			return oid.ID{}, false, fmt.Errorf("blame: read tree %s: %w", id, err)
