@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -47,6 +48,11 @@ func gitUpstreams(t *testing.T, root string) (gitBase, httpBase string) {
 	daemon := exec.CommandContext(ctx, "git", "daemon", "--export-all", "--reuseaddr", "--listen=127.0.0.1",
 		fmt.Sprintf("--port=%d", port), "--base-path="+root, root)
 	daemon.Env = gittest.Env(t)
+	// git daemon runs git-daemon, which forks per connection: the
+	// whole process group is stopped (killing git alone left
+	// git-daemon running).
+	daemon.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	daemon.Cancel = func() error { return syscall.Kill(-daemon.Process.Pid, syscall.SIGKILL) }
 	if err := daemon.Start(); err != nil {
 		t.Fatal(err)
 	}

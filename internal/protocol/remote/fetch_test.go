@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -36,6 +37,10 @@ func upstreams(t *testing.T, root string) map[string]func(name string) string {
 	ctx, cancel := context.WithCancel(context.Background())
 	daemon := exec.CommandContext(ctx, "git", "daemon", "--export-all", "--enable=receive-pack", "--reuseaddr", "--listen=127.0.0.1", fmt.Sprintf("--port=%d", port), "--base-path="+root, root)
 	daemon.Env = gittest.Env(t)
+	// git daemon runs git-daemon, which forks per connection: the
+	// whole process group is stopped.
+	daemon.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	daemon.Cancel = func() error { return syscall.Kill(-daemon.Process.Pid, syscall.SIGKILL) }
 	if err := daemon.Start(); err != nil {
 		t.Fatal(err)
 	}
