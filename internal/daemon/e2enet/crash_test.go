@@ -75,12 +75,19 @@ func (s *server) settle(what string, repos ...string) {
 // up after a few seconds.
 func (s *server) killWhen(role string, max time.Duration, ready func() bool) bool {
 	deadline := time.Now().Add(5 * time.Second)
+	var pid int
 	for time.Now().Before(deadline) {
-		var pid int
-		if role == "parent" {
-			pid = s.daemon.Process.Pid
-		} else if p := children(s.t, s.daemon.Process.Pid)[role]; len(p) > 0 {
-			pid = p[0]
+		// The process is found once (a scan of /proc is slower
+		// than some pushes hold their locks), then ready is polled.
+		if pid != 0 && syscall.Kill(pid, 0) != nil {
+			pid = 0
+		}
+		if pid == 0 {
+			if role == "parent" {
+				pid = s.daemon.Process.Pid
+			} else if p := children(s.t, s.daemon.Process.Pid)[role]; len(p) > 0 {
+				pid = p[0]
+			}
 		}
 		if pid != 0 && (ready == nil || ready()) {
 			time.Sleep(rand.N(max))
