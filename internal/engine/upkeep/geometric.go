@@ -161,19 +161,7 @@ func Geometric(ctx context.Context, r *repo.Repo, o Options) (*Report, error) {
 		}
 	}
 
-	for _, p := range rolled {
-		if np != nil && p.Path() == np.Path() {
-			continue // the same objects written again: the same pack
-		}
-		if err := removePack(p.Path()); err != nil {
-			return rep, fmt.Errorf("upkeep: %w", err)
-		}
-		rep.RemovedPacks = append(rep.RemovedPacks, p.Path())
-	}
-	if err := dropStaleMultiPackIndex(r, rep.RemovedPacks); err != nil {
-		return rep, err
-	}
-	if err := updateInfoPacks(r, o.Own); err != nil {
+	if err := removeReplaced(r, rolled, np, o.Own, rep); err != nil {
 		return rep, err
 	}
 	if err := r.Rescan(); err != nil {

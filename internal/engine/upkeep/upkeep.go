@@ -319,19 +319,7 @@ func Repack(ctx context.Context, r *repo.Repo, o Options) (*Report, error) {
 		return rep, fmt.Errorf("upkeep: %w", err)
 	}
 
-	for _, p := range old {
-		if np != nil && p.Path() == np.Path() {
-			continue // the same objects written again: the same pack
-		}
-		if err := removePack(p.Path()); err != nil {
-			return rep, fmt.Errorf("upkeep: %w", err)
-		}
-		rep.RemovedPacks = append(rep.RemovedPacks, p.Path())
-	}
-	if err := dropStaleMultiPackIndex(r, rep.RemovedPacks); err != nil {
-		return rep, err
-	}
-	if err := updateInfoPacks(r, o.Own); err != nil {
+	if err := removeReplaced(r, old, np, o.Own, rep); err != nil {
 		return rep, err
 	}
 
@@ -656,4 +644,24 @@ func paths(ps []*pack.Pack) []string {
 
 func sortIDs(ids []oid.ID) {
 	sort.Slice(ids, func(i, j int) bool { return ids[i].String() < ids[j].String() })
+}
+
+// removeReplaced removes the packs a new pack np replaces (np itself
+// kept, when the same objects made the same pack again), recording
+// them in rep, then drops a multi-pack-index naming them and rewrites
+// objects/info/packs.
+func removeReplaced(r *repo.Repo, replaced []*pack.Pack, np *pack.Pack, own func(string), rep *Report) error {
+	for _, p := range replaced {
+		if np != nil && p.Path() == np.Path() {
+			continue // the same objects written again: the same pack
+		}
+		if err := removePack(p.Path()); err != nil {
+			return fmt.Errorf("upkeep: %w", err)
+		}
+		rep.RemovedPacks = append(rep.RemovedPacks, p.Path())
+	}
+	if err := dropStaleMultiPackIndex(r, rep.RemovedPacks); err != nil {
+		return err
+	}
+	return updateInfoPacks(r, own)
 }
