@@ -160,34 +160,8 @@ func copyFile(t *testing.T, from, to string, mode os.FileMode) {
 // under its seccomp filter. Once the push is gone it removes the
 // object and reports it.
 func TestUpkeepRole(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("the child runs as nobody: needs root")
-	}
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("git is not installed")
-	}
-	dir, err := os.MkdirTemp("", "gotd-roles-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	os.Chmod(dir, 0o755)
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, "gotd.test")
-	copyFile(t, self, bin, 0o755)
-	git := func(args ...string) string {
-		t.Helper()
-		cmd := exec.Command("git", args...)
-		cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=a", "GIT_AUTHOR_EMAIL=a@example.com", "GIT_COMMITTER_NAME=a", "GIT_COMMITTER_EMAIL=a@example.com")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("git %v: %v\n%s", args, err, out)
-		}
-		return strings.TrimSpace(string(out))
-	}
+	dir, bin := roleDir(t)
+	git := roleGit(t)
 	bare, work := filepath.Join(dir, "r.git"), filepath.Join(dir, "w")
 	git("init", "-q", "--bare", bare)
 	git("init", "-q", work)
@@ -270,4 +244,45 @@ func nice(pid int) int {
 	var n int
 	fmt.Sscan(f[16], &n)
 	return n
+}
+
+// roleDir skips unless the test runs as root with git installed, and
+// makes a directory every user can enter holding a copy of the test
+// binary, for a role run as nobody; it is removed at the test's end.
+func roleDir(t *testing.T) (dir, bin string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("the child runs as nobody: needs root")
+	}
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("git is not installed")
+	}
+	dir, err := os.MkdirTemp("", "gotd-roles-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o755)
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin = filepath.Join(dir, "gotd.test")
+	copyFile(t, self, bin, 0o755)
+	return dir, bin
+}
+
+// roleGit runs git with an author and committer set and returns its
+// trimmed output, failing the test on error.
+func roleGit(t *testing.T) func(args ...string) string {
+	return func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command("git", args...)
+		cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=a", "GIT_AUTHOR_EMAIL=a@example.com", "GIT_COMMITTER_NAME=a", "GIT_COMMITTER_EMAIL=a@example.com")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
 }

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -26,34 +25,8 @@ import (
 // branch, no lease) and reports it with the value the target now
 // holds.
 func TestSendRole(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("the child runs as nobody: needs root")
-	}
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("git is not installed")
-	}
-	dir, err := os.MkdirTemp("", "gotd-roles-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	os.Chmod(dir, 0o755)
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, "gotd.test")
-	copyFile(t, self, bin, 0o755)
-	git := func(args ...string) string {
-		t.Helper()
-		cmd := exec.Command("git", args...)
-		cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=a", "GIT_AUTHOR_EMAIL=a@example.com", "GIT_COMMITTER_NAME=a", "GIT_COMMITTER_EMAIL=a@example.com")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("git %v: %v\n%s", args, err, out)
-		}
-		return strings.TrimSpace(string(out))
-	}
+	dir, bin := roleDir(t)
+	git := roleGit(t)
 	bare, work, target := filepath.Join(dir, "r.git"), filepath.Join(dir, "w"), filepath.Join(dir, "targets", "t.git")
 	git("init", "-q", "--bare", bare)
 	git("init", "-q", "--bare", target)

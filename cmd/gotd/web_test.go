@@ -25,24 +25,7 @@ import (
 // passed as streams, lists and shows only the repository it was given
 // (the other is not found), and ends when its channel closes.
 func TestWebRole(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("the child runs as nobody: needs root")
-	}
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("git is not installed")
-	}
-	dir, err := os.MkdirTemp("", "gotd-roles-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	os.Chmod(dir, 0o755)
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, "gotd.test")
-	copyFile(t, self, bin, 0o755)
+	dir, bin := roleDir(t)
 	for _, name := range []string{"shown", "other"} {
 		work := filepath.Join(dir, name+"-work")
 		for _, args := range [][]string{{"init", "-q", "-b", "main", work}, {"-C", work, "commit", "-q", "--allow-empty", "-m", "commit of " + name},
