@@ -339,6 +339,18 @@ func (p *parser) pendingLimit() {
 // timeout parses seconds or a number with an s, m or h suffix.
 func (p *parser) timeout() time.Duration {
 	line := p.tok.line
+	n, unit := p.duration("timeout", false)
+	if n <= 0 || n > int64(1<<31-1)/int64(unit/time.Second) {
+		p.errorf(line, "invalid timeout: %d", n)
+		return DefaultTimeout
+	}
+	return time.Duration(n) * unit
+}
+
+// duration reads a number of seconds, or a number with an s, m or h
+// suffix (or d, when days is set), and returns the number and its unit
+// unchecked; what names the value in errors.
+func (p *parser) duration(what string, days bool) (int64, time.Duration) {
 	var n int64
 	unit := time.Second
 	switch p.tok.kind {
@@ -352,23 +364,24 @@ func (p *parser) timeout() time.Duration {
 			unit = time.Minute
 		case 'h', 'H':
 			unit = time.Hour
+		case 'd', 'D':
+			if !days {
+				p.fail("invalid %s: %s", what, t)
+			}
+			unit = 24 * time.Hour
 		default:
-			p.fail("invalid timeout: %s", t)
+			p.fail("invalid %s: %s", what, t)
 		}
 		v, err := strconv.ParseInt(t[:len(t)-1], 10, 64)
 		if err != nil {
-			p.fail("invalid timeout: %s", t)
+			p.fail("invalid %s: %s", what, t)
 		}
 		n = v
 	default:
-		p.fail("syntax error: expected a timeout, found %v", p.tok)
+		p.fail("syntax error: expected a %s, found %v", what, p.tok)
 	}
 	p.advance()
-	if n <= 0 || n > int64(1<<31-1)/int64(unit/time.Second) {
-		p.errorf(line, "invalid timeout: %d", n)
-		return DefaultTimeout
-	}
-	return time.Duration(n) * unit
+	return n, unit
 }
 
 func (p *parser) repository() {

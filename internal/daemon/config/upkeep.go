@@ -1,7 +1,6 @@
 package config
 
 import (
-	"strconv"
 	"time"
 )
 
@@ -145,33 +144,7 @@ func (p *parser) upkeepCount(line int, what string) int {
 // s, m, h or d suffix, no shorter than least nor longer than ten
 // years.
 func (p *parser) period(line int, what string, least time.Duration) time.Duration {
-	var n int64
-	unit := time.Second
-	switch p.tok.kind {
-	case tokNumber:
-		n = p.tok.num
-	case tokWord:
-		t := p.tok.text
-		switch t[len(t)-1] {
-		case 's', 'S':
-		case 'm', 'M':
-			unit = time.Minute
-		case 'h', 'H':
-			unit = time.Hour
-		case 'd', 'D':
-			unit = 24 * time.Hour
-		default:
-			p.fail("invalid %s: %s", what, t)
-		}
-		v, err := strconv.ParseInt(t[:len(t)-1], 10, 64)
-		if err != nil {
-			p.fail("invalid %s: %s", what, t)
-		}
-		n = v
-	default:
-		p.fail("syntax error: expected a %s, found %v", what, p.tok)
-	}
-	p.advance()
+	n, unit := p.duration(what, true)
 	if n <= 0 || n > int64(maxUpkeepPeriod/unit) {
 		p.errorf(line, "invalid %s: out of range", what)
 		return 0
