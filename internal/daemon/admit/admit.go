@@ -9,6 +9,7 @@ package admit
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -292,4 +293,26 @@ func topSource(sources map[string]int) (string, int) {
 		}
 	}
 	return top, most
+}
+
+// acceptPause is how long Accept waits after a failed accept (most
+// often out of descriptors) before it tries again: some connections
+// close meanwhile.
+const acceptPause = 100 * time.Millisecond
+
+// Accept calls accept until it returns a connection, logging each
+// failure in s and pausing after it; ok is false once the listener is
+// closed.
+func Accept[C any](accept func() (C, error), s *Summary) (c C, ok bool) {
+	for {
+		c, err := accept()
+		if err == nil {
+			return c, true
+		}
+		if errors.Is(err, net.ErrClosed) {
+			return c, false
+		}
+		s.Add("accept failed", err.Error())
+		time.Sleep(acceptPause)
+	}
 }

@@ -559,14 +559,9 @@ func (s *Server) Serve(ls []net.Listener, serve func(net.Conn)) error {
 		go func() {
 			gl := s.Listener(l)
 			for {
-				c, err := gl.Accept()
-				if err != nil {
-					if errors.Is(err, net.ErrClosed) {
-						return
-					}
-					s.Refusals.Add("accept failed", err.Error())
-					time.Sleep(100 * time.Millisecond) // out of descriptors: let some close
-					continue
+				c, ok := admit.Accept(gl.Accept, s.Refusals)
+				if !ok {
+					return
 				}
 				if open.Add(1) > 2*int64(s.Settings().Total) {
 					open.Add(-1)

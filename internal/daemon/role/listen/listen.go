@@ -131,14 +131,9 @@ func (s *server) fromParent(raw msg.Msg, l *net.UnixListener) error {
 // so that idle callers cost a goroutine each and no more.
 func (s *server) accept(l *net.UnixListener) {
 	for {
-		uc, err := l.AcceptUnix()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			s.summary.Add("accept failed", err.Error())
-			time.Sleep(100 * time.Millisecond) // out of descriptors: let some close
-			continue
+		uc, ok := admit.Accept(l.AcceptUnix, s.summary)
+		if !ok {
+			return
 		}
 		c, err := msg.FromUnixConn(uc)
 		if err != nil {
