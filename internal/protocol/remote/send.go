@@ -113,6 +113,11 @@ func Send(ctx context.Context, opts SendOptions) (*SendResult, error) {
 	if h, ok := t.(*httpTransport); ok {
 		h.auth = opts.Auth
 	}
+	return send(ctx, t, opts)
+}
+
+// send pushes over t, dialled: everything of Send after the dial.
+func send(ctx context.Context, t transport, opts SendOptions) (*SendResult, error) {
 	rp := opts.Repo
 	if rp.Format != oid.SHA1 {
 		return nil, errors.New("remote: pushing a SHA-256 repository is not supported")
@@ -275,14 +280,17 @@ func sendPush(ctx context.Context, t transport, rp *repo.Repo, caps wire.Caps, c
 	defer body.Close()
 	in := io.Reader(body)
 	if caps.Has("side-band-64k") {
-		in = bandReader(pktline.NewReader(body))
+		br := bandReader(pktline.NewReader(body))
+		defer br.Close() // a report read only in part: the reader's goroutine ends
+		in = br
 	}
 	return readReport(pktline.NewReader(in), len(cmds))
 }
 
 // bandReader passes on band 1 of a side-band stream, drops band 2 and
-// ends with band 3's message as an error.
-func bandReader(pr *pktline.Reader) io.Reader {
+// ends with band 3's message as an error. Closing it ends its
+// goroutine.
+func bandReader(pr *pktline.Reader) *io.PipeReader {
 	r, w := io.Pipe()
 	go func() {
 		for {
