@@ -72,27 +72,40 @@ func gitUpstreams(t *testing.T, root string) (gitBase, httpBase string) {
 }
 
 // dulwichUpstream serves the repositories of root with dulwich's
-// git:// server (Debian's python3-dulwich) and returns its base URL, or
-// "" without dulwich (a failure where GOTD_REQUIRE_INTEROP asks for
-// every client and server).
-func dulwichUpstream(t *testing.T, root string) string {
+// servers (Debian's python3-dulwich): its git:// server and its WSGI
+// application behind wsgiref's HTTP server; it returns the base URL of
+// each, or "" without dulwich (a failure where GOTD_REQUIRE_INTEROP
+// asks for every client and server).
+func dulwichUpstream(t *testing.T, root string) (gitBase, httpBase string) {
 	if exec.Command("/usr/bin/python3", "-c", "import dulwich").Run() != nil {
 		if os.Getenv("GOTD_REQUIRE_INTEROP") != "" {
 			t.Fatal("no dulwich for /usr/bin/python3")
 		}
 		t.Log("no dulwich for /usr/bin/python3: its server is not tried")
-		return ""
+		return "", ""
 	}
-	port := freePorts(t, 1)[0]
-	script := `import os, sys
+	ports := freePorts(t, 2)
+	script := `import os, sys, threading
+from wsgiref.simple_server import make_server, WSGIRequestHandler
 from dulwich.repo import Repo
 from dulwich.server import DictBackend, TCPGitServer
+from dulwich.web import make_wsgi_chain
 root = sys.argv[1]
-repos = {("/" + n).encode(): Repo(os.path.join(root, n)) for n in os.listdir(root) if n.endswith(".git")}
-TCPGitServer(DictBackend(repos), "127.0.0.1", int(sys.argv[2])).serve_forever()
+repos = {}
+for n in os.listdir(root):
+    if n.endswith(".git"):
+        # The git:// server looks repositories up by bytes, the WSGI one by str.
+        repos["/" + n] = repos[("/" + n).encode()] = Repo(os.path.join(root, n))
+backend = DictBackend(repos)
+class Quiet(WSGIRequestHandler):
+    def log_message(self, *args):
+        pass
+web = make_server("127.0.0.1", int(sys.argv[3]), make_wsgi_chain(backend), handler_class=Quiet)
+threading.Thread(target=web.serve_forever, daemon=True).start()
+TCPGitServer(backend, "127.0.0.1", int(sys.argv[2])).serve_forever()
 `
 	ctx, cancel := context.WithCancel(context.Background())
-	py := exec.CommandContext(ctx, "/usr/bin/python3", "-c", script, root, fmt.Sprint(port))
+	py := exec.CommandContext(ctx, "/usr/bin/python3", "-c", script, root, fmt.Sprint(ports[0]), fmt.Sprint(ports[1]))
 	if err := py.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -100,8 +113,9 @@ TCPGitServer(DictBackend(repos), "127.0.0.1", int(sys.argv[2])).serve_forever()
 		cancel()
 		py.Wait()
 	})
-	waitPort(t, port, &lockedBuffer{})
-	return fmt.Sprintf("git://127.0.0.1:%d", port)
+	waitPort(t, ports[0], &lockedBuffer{})
+	waitPort(t, ports[1], &lockedBuffer{})
+	return fmt.Sprintf("git://127.0.0.1:%d", ports[0]), fmt.Sprintf("http://127.0.0.1:%d", ports[1])
 }
 
 // mirrorBlock is a repository block of a pull mirror that anonymous
@@ -124,7 +138,7 @@ func (s *server) sync(name string) (string, error) {
 
 // TestMirrorFollows: pull mirrors of a C Git upstream over git:// (git
 // daemon) and HTTP (git http-backend), of dulwich's git:// server and
-// of a local path follow every kind of change
+// its WSGI application, and of a local path follow every kind of change
 // upstream after gotctl sync: branches and tags created, moved
 // forward, forced backwards, deleted; the mirrors pass fsck --strict,
 // serve clones over git:// and HTTP that pass it too and have the
@@ -144,8 +158,9 @@ func TestMirrorFollows(t *testing.T) {
 	git("tag", "mt-light", "main~3")
 	gitBase, httpBase := gitUpstreams(t, root)
 	kinds := map[string]string{"mirror-git": gitBase + "/up.git", "mirror-http": httpBase + "/up.git", "mirror-local": up}
-	if base := dulwichUpstream(t, root); base != "" {
-		kinds["mirror-dulwich"] = base + "/up.git"
+	if gitBase, httpBase := dulwichUpstream(t, root); gitBase != "" {
+		kinds["mirror-dulwich"] = gitBase + "/up.git"
+		kinds["mirror-dulwich-http"] = httpBase + "/up.git"
 	}
 	var blocks string
 	for name, url := range kinds {
