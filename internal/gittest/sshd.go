@@ -36,6 +36,23 @@ func (s *SSHD) URL(path string) string {
 // and skips the test without them.
 func StartSSHD(t testing.TB, acceptEnv bool) *SSHD {
 	t.Helper()
+	return startSSHD(t, acceptEnv, "")
+}
+
+// StartGitShellSSHD is StartSSHD with every session's command run by
+// git-shell, as a host that serves Git over SSH and nothing else does:
+// only git-upload-pack, git-receive-pack and git-upload-archive run.
+func StartGitShellSSHD(t testing.TB, acceptEnv bool) *SSHD {
+	t.Helper()
+	gs, err := exec.LookPath("git-shell")
+	if err != nil {
+		t.Skip("git-shell is not installed")
+	}
+	return startSSHD(t, acceptEnv, fmt.Sprintf("ForceCommand %s -c \"$SSH_ORIGINAL_COMMAND\"\n", gs))
+}
+
+func startSSHD(t testing.TB, acceptEnv bool, extra string) *SSHD {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: runs sshd")
 	}
@@ -92,8 +109,8 @@ PasswordAuthentication no
 KbdInteractiveAuthentication no
 PermitTTY no
 DisableForwarding yes
-%sLogLevel ERROR
-`, port, dir, dir, dir, dir, env), 0o600)
+%s%sLogLevel ERROR
+`, port, dir, dir, dir, dir, env, extra), 0o600)
 	os.MkdirAll("/run/sshd", 0o755)
 	cmd := exec.Command(sshd, "-D", "-e", "-f", conf)
 	log := &syncBuffer{}

@@ -365,12 +365,12 @@ func TestMirrorSyncRacesClones(t *testing.T) {
 	t.Logf("%d clones during 8 syncs", clones)
 }
 
-// TestMirrorSSH: a pull mirror of OpenSSH serving C Git follows it with
-// the key and known_hosts file its line names; one whose pinned host
-// key is not the server's is refused before any Git byte, left as it
-// was, and gotctl sync says why.
+// TestMirrorSSH: a pull mirror of OpenSSH serving C Git through
+// git-shell follows it with the key and known_hosts file its line
+// names; one whose pinned host key is not the server's is refused
+// before any Git byte, left as it was, and gotctl sync says why.
 func TestMirrorSSH(t *testing.T) {
-	sshd := gittest.StartSSHD(t, true)
+	sshd := gittest.StartGitShellSSHD(t, true)
 	root := mirrorRoot(t)
 	up := filepath.Join(root, "up.git")
 	run(t, "git", "init", "-q", "--bare", "-b", "main", up)

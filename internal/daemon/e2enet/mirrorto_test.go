@@ -287,13 +287,13 @@ func TestMirrorToDown(t *testing.T) {
 }
 
 // TestMirrorToSSHAndGotd: push mirrors over SSH to C Git behind
-// OpenSSH's sshd (a key file and a known_hosts file the daemon's user
-// reads), and over HTTP to another gotd with one of its accounts'
+// OpenSSH's sshd and git-shell (a key file and a known_hosts file the
+// daemon's user reads), and over HTTP to another gotd with one of its accounts'
 // password from the secrets file, follow pushes and deletions and stay
 // fsck clean; a target whose host key is not the one pinned is never
 // sent to, and gotctl info says why.
 func TestMirrorToSSHAndGotd(t *testing.T) {
-	sshd := gittest.StartSSHD(t, false)
+	sshd := gittest.StartGitShellSSHD(t, false)
 	targets := newMirrorTargets(t, "ssh.git", "wrongkey.git")
 	// The daemon's user reads the key and known_hosts.
 	creds := spoolParent(t)
