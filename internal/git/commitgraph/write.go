@@ -70,7 +70,7 @@ type WriteOptions struct {
 	// Shared gives the files' permissions.
 	Shared perm.Shared
 	// Own, if not nil, is called with each file Write creates, before
-	// it is renamed into place.
+	// it is renamed into place, and each directory it creates.
 	Own func(path string)
 }
 
@@ -121,7 +121,11 @@ func Write(objectsDir string, f oid.Format, tips []oid.ID, read CommitReader, o 
 	info := filepath.Join(objectsDir, "info")
 	dir := filepath.Join(info, "commit-graphs")
 	for _, d := range []string{info, dir} {
-		if err := o.Shared.Mkdir(d); err != nil && !errors.Is(err, fs.ErrExist) {
+		err := o.Shared.Mkdir(d)
+		switch {
+		case err == nil && o.Own != nil:
+			o.Own(d)
+		case err != nil && !errors.Is(err, fs.ErrExist):
 			return nil, fmt.Errorf("commitgraph: %w", err)
 		}
 	}
@@ -294,28 +298,6 @@ func Write(objectsDir string, f oid.Format, tips []oid.ID, read CommitReader, o 
 		return rep, err
 	}
 	return rep, nil
-}
-
-// Remove removes the commit-graph of objectsDir, the single file and
-// the chain, as C Git's readers see none. It takes the chain's lock
-// (ErrLocked if held).
-func Remove(objectsDir string) error {
-	info := filepath.Join(objectsDir, "info")
-	dir := filepath.Join(info, "commit-graphs")
-	lockPath := filepath.Join(dir, chainLock)
-	lock, err := os.OpenFile(lockPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		lockPath = "" // no chain directory
-	case errors.Is(err, fs.ErrExist):
-		return fmt.Errorf("%w (%s exists)", ErrLocked, lockPath)
-	case err != nil:
-		return fmt.Errorf("commitgraph: %w", err)
-	default:
-		lock.Close()
-		defer os.Remove(lockPath)
-	}
-	return removeGraph(info, dir, nil)
 }
 
 // removeGraph removes the single file, and in dir every layer keep does
