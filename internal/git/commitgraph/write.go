@@ -147,7 +147,7 @@ func Write(objectsDir string, f oid.Format, tips []oid.ID, read CommitReader, o 
 
 	rep := &WriteReport{Replaced: o.Replace}
 	var g *Graph
-	single := false
+	single, mergeAll := false, false
 	if !o.Replace {
 		g, err = Open(objectsDir, f)
 		switch {
@@ -182,6 +182,17 @@ func Write(objectsDir string, f oid.Format, tips []oid.ID, read CommitReader, o 
 		return rep, nil
 	}
 
+	if single {
+		// The single file can stay as the chain's base layer under the
+		// name a layer has (a hard link; the old name goes once the
+		// chain is in place); where it cannot be linked, it is merged.
+		l := g.layers[0]
+		id, _ := oid.FromBytes(f, l.checksum)
+		to := filepath.Join(dir, "graph-"+id.String()+".graph")
+		if err := os.Link(filepath.Join(info, "commit-graph"), to); err != nil && !errors.Is(err, fs.ErrExist) {
+			mergeAll = true
+		}
+	}
 	// Which layers stay below the new one: from the top down, a layer
 	// is merged while it is not larger than SizeFactor times what is
 	// gathered, or while too many would be left.
@@ -191,7 +202,7 @@ func Write(objectsDir string, f oid.Format, tips []oid.ID, read CommitReader, o 
 		total := uint64(len(commits))
 		for kept > 0 {
 			l := g.layers[kept-1]
-			if uint64(l.n) > uint64(o.SizeFactor)*total && kept+1 <= o.MaxLayers {
+			if !mergeAll && uint64(l.n) > uint64(o.SizeFactor)*total && kept+1 <= o.MaxLayers {
 				break
 			}
 			total += uint64(l.n)
@@ -268,14 +279,6 @@ func Write(objectsDir string, f oid.Format, tips []oid.ID, read CommitReader, o 
 		chain.WriteString(n + "\n")
 	}
 	rep.Layers = len(names)
-	if single && kept == 1 {
-		// The single file stays as the base layer: give it the name
-		// a layer has (a hard link; the old name goes below).
-		to := filepath.Join(dir, "graph-"+names[0]+".graph")
-		if err := os.Link(filepath.Join(info, "commit-graph"), to); err != nil && !errors.Is(err, fs.ErrExist) {
-			return nil, fmt.Errorf("commitgraph: %w", err)
-		}
-	}
 	if _, err := lock.WriteString(chain.String()); err != nil {
 		return nil, fmt.Errorf("commitgraph: write chain: %w", err)
 	}
