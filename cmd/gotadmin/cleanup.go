@@ -87,6 +87,9 @@ func cmdCleanup(ctx context.Context, args []string, stdout io.Writer) error {
 	for _, p := range rep.KeptPacks {
 		say("left %s alone: it has a .keep file\n", filepath.Base(p))
 	}
+	if g := rep.Graph; g != nil && g.Commits > 0 {
+		say("wrote a commit-graph layer of %d commits (%d layers)\n", g.Commits, g.Layers)
+	}
 	return nil
 }
 

@@ -184,6 +184,12 @@ func TestPackAll(t *testing.T) {
 			}
 			gittest.Git(t, dir, "fsck", "--full", "--strict")
 			gittest.Git(t, dir, "verify-pack", "-v", strings.TrimSuffix(packs[0], ".pack")+".idx")
+			// A commit-graph of every reachable commit, which C Git
+			// accepts.
+			if _, err := os.Stat(filepath.Join(dir, "objects", "info", "commit-graphs", "commit-graph-chain")); err != nil {
+				t.Errorf("no commit-graph chain after pack -a: %v", err)
+			}
+			gittest.Git(t, dir, "commit-graph", "verify")
 			// The .idx and .rev, written from what the pack writer
 			// reported, are what git index-pack makes of the pack.
 			gitIdx := filepath.Join(t.TempDir(), "git.idx")

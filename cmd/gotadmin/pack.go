@@ -67,6 +67,9 @@ func cmdPack(ctx context.Context, args []string, stdout io.Writer) error {
 	} else {
 		fmt.Fprintf(stdout, "wrote %s (%d objects)\n", filepath.Base(rep.Pack), rep.Objects)
 	}
+	if g := rep.Graph; g != nil && g.Commits > 0 {
+		fmt.Fprintf(stdout, "wrote a commit-graph layer of %d commits (%d layers)\n", g.Commits, g.Layers)
+	}
 	return nil
 }
 

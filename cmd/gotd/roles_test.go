@@ -223,6 +223,12 @@ func TestUpkeepRole(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(bare, "objects", junk[:2], junk[2:])); err == nil {
 		t.Errorf("the unreachable object %s is still there", junk)
 	}
+	// The commit-graph, written inside the sandbox, which C Git
+	// accepts.
+	if _, err := os.Stat(filepath.Join(bare, "objects", "info", "commit-graphs", "commit-graph-chain")); err != nil {
+		t.Errorf("no commit-graph after upkeep: %v\n%s", err, out.String())
+	}
+	git("--git-dir", bare, "commit-graph", "verify")
 }
 
 // nice returns the nice value of pid (proc_pid_stat(5), field 19), or

@@ -5,15 +5,17 @@ import (
 )
 
 // Defaults of the upkeep directives: a repository is tidied once a push
-// leaves it with more than DefaultUpkeepPacks packs or
-// DefaultUpkeepLoose loose objects, at most once per
-// DefaultUpkeepInterval, and unreachable objects are kept for
-// DefaultUpkeepGrace (two weeks, as C Git's gc.pruneExpire).
+// leaves it with more than DefaultUpkeepPacks packs,
+// DefaultUpkeepLoose loose objects or DefaultUpkeepLooseRefs loose
+// references, at most once per DefaultUpkeepInterval, and unreachable
+// objects are kept for DefaultUpkeepGrace (two weeks, as C Git's
+// gc.pruneExpire).
 const (
-	DefaultUpkeepPacks    = 16
-	DefaultUpkeepLoose    = 1000
-	DefaultUpkeepInterval = time.Hour
-	DefaultUpkeepGrace    = 14 * 24 * time.Hour
+	DefaultUpkeepPacks     = 16
+	DefaultUpkeepLoose     = 1000
+	DefaultUpkeepLooseRefs = 50
+	DefaultUpkeepInterval  = time.Hour
+	DefaultUpkeepGrace     = 14 * 24 * time.Hour
 	// MaxUpkeepCount bounds the packs and loose-objects thresholds.
 	MaxUpkeepCount = 1 << 24
 	// MinUpkeepGrace is the shortest grace period a configuration may
@@ -33,9 +35,11 @@ type Upkeep struct {
 	// (gotadmin cleanup). On is "upkeep on", or a repository's upkeep
 	// block, overriding a top-level "upkeep off".
 	Off, On bool
-	// Packs and Loose are the thresholds: upkeep runs after a push
-	// that leaves more packs or more loose objects than these.
-	Packs, Loose int
+	// Packs, Loose and LooseRefs are the thresholds: upkeep runs
+	// after a push that leaves more packs, loose objects or loose
+	// references than these, and packs the references when there are
+	// more than LooseRefs loose.
+	Packs, Loose, LooseRefs int
 	// Interval is the least time between two automatic runs on one
 	// repository.
 	Interval time.Duration
@@ -49,7 +53,7 @@ type Upkeep struct {
 // top-level ones, then the defaults. Off reports that upkeep does not
 // run automatically; gotctl upkeep runs it all the same.
 func (c *Config) UpkeepFor(r *Repository) Upkeep {
-	u := Upkeep{Packs: DefaultUpkeepPacks, Loose: DefaultUpkeepLoose, Interval: DefaultUpkeepInterval, Grace: DefaultUpkeepGrace}
+	u := Upkeep{Packs: DefaultUpkeepPacks, Loose: DefaultUpkeepLoose, LooseRefs: DefaultUpkeepLooseRefs, Interval: DefaultUpkeepInterval, Grace: DefaultUpkeepGrace}
 	for _, s := range []Upkeep{c.Upkeep, r.Upkeep} {
 		switch {
 		case s.Off:
@@ -62,6 +66,9 @@ func (c *Config) UpkeepFor(r *Repository) Upkeep {
 		}
 		if s.Loose != 0 {
 			u.Loose = s.Loose
+		}
+		if s.LooseRefs != 0 {
+			u.LooseRefs = s.LooseRefs
 		}
 		if s.Interval != 0 {
 			u.Interval = s.Interval
@@ -113,6 +120,11 @@ func (p *parser) upkeepOption(u *Upkeep) {
 		u.Packs = p.upkeepCount(line, "packs")
 	case p.is("loose"):
 		p.advance()
+		if p.is("references") {
+			p.advance()
+			u.LooseRefs = p.upkeepCount(line, "loose references")
+			break
+		}
 		p.expect("objects")
 		u.Loose = p.upkeepCount(line, "loose objects")
 	case p.is("interval"):

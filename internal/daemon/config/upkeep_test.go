@@ -25,6 +25,7 @@ repository "c" {
 	path "/c"
 	upkeep {
 		loose objects 50
+		loose references 200
 		interval 10m
 	}
 }
@@ -35,9 +36,9 @@ repository "c" {
 	}
 	week := 7 * 24 * time.Hour
 	for i, want := range []Upkeep{
-		{On: true, Packs: 8, Loose: DefaultUpkeepLoose, Interval: DefaultUpkeepInterval, Grace: week},
-		{Off: true, Packs: 8, Loose: DefaultUpkeepLoose, Interval: DefaultUpkeepInterval, Grace: week},
-		{On: true, Packs: 8, Loose: 50, Interval: 10 * time.Minute, Grace: week},
+		{On: true, Packs: 8, Loose: DefaultUpkeepLoose, LooseRefs: DefaultUpkeepLooseRefs, Interval: DefaultUpkeepInterval, Grace: week},
+		{Off: true, Packs: 8, Loose: DefaultUpkeepLoose, LooseRefs: DefaultUpkeepLooseRefs, Interval: DefaultUpkeepInterval, Grace: week},
+		{On: true, Packs: 8, Loose: 50, LooseRefs: 200, Interval: 10 * time.Minute, Grace: week},
 	} {
 		r := c.Repositories[i]
 		if got := c.UpkeepFor(r); got != want {
@@ -62,7 +63,7 @@ repository "c" {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Upkeep{On: true, Packs: DefaultUpkeepPacks, Loose: DefaultUpkeepLoose, Interval: DefaultUpkeepInterval, Grace: DefaultUpkeepGrace}
+	want := Upkeep{On: true, Packs: DefaultUpkeepPacks, Loose: DefaultUpkeepLoose, LooseRefs: DefaultUpkeepLooseRefs, Interval: DefaultUpkeepInterval, Grace: DefaultUpkeepGrace}
 	if got := c.UpkeepFor(c.Repositories[0]); got != want {
 		t.Errorf("defaults: got %+v; want %+v", got, want)
 	}
@@ -78,6 +79,8 @@ func TestUpkeepErrors(t *testing.T) {
 		{"upkeep {\n\tpacks 16777217\n}", "u.conf:2: upkeep packs threshold 16777217 out of range"},
 		{"upkeep {\n\tpacks many\n}", "u.conf:2: syntax error: expected a number of packs"},
 		{"upkeep {\n\tloose 5\n}", "u.conf:2: syntax error"},
+		{"upkeep {\n\tloose references 0\n}", "u.conf:2: upkeep loose references threshold 0 out of range"},
+		{"upkeep {\n\tloose references lots\n}", "u.conf:2: syntax error: expected a number of loose references"},
 		{"upkeep {\n\tgrace 10m\n}", "u.conf:2: upkeep grace period shorter than 1h0m0s"},
 		{"upkeep {\n\tgrace 2w\n}", "u.conf:2: invalid upkeep grace period: 2w"},
 		{"upkeep {\n\tgrace 99999d\n}", "u.conf:2: invalid upkeep grace period: out of range"},

@@ -1092,6 +1092,9 @@ type UpkeepStart struct {
 	// Packs packs (at most MaxUpkeepPacks; 0: no threshold).
 	Full  bool
 	Packs uint32
+	// LooseRefs: the references are packed when more than this many
+	// are loose (at most MaxUpkeepPacks; 0: whenever one is).
+	LooseRefs uint32
 }
 
 // MaxUpkeepPacks bounds UpkeepStart.Packs (as gotd.conf's bound).
@@ -1099,13 +1102,16 @@ const MaxUpkeepPacks = 1 << 24
 
 func (*UpkeepStart) Type() msg.Type { return TypeUpkeepStart }
 func (m *UpkeepStart) encode(e *msg.Encoder) {
-	e.String(m.Path).String(m.Name).Uint64(m.Grace).Uint32(boolU32(m.Full)).Uint32(m.Packs)
+	e.String(m.Path).String(m.Name).Uint64(m.Grace).Uint32(boolU32(m.Full)).Uint32(m.Packs).Uint32(m.LooseRefs)
 }
 func (m *UpkeepStart) decode(d *msg.Decoder) {
 	m.Path, m.Name, m.Grace = d.String(MaxPath), d.String(MaxRepoName), d.Uint64()
-	m.Full, m.Packs = getBool(d), d.Uint32()
+	m.Full, m.Packs, m.LooseRefs = getBool(d), d.Uint32(), d.Uint32()
 	if m.Packs > MaxUpkeepPacks {
 		d.Fail("pack threshold out of range")
+	}
+	if m.LooseRefs > MaxUpkeepPacks {
+		d.Fail("loose references threshold out of range")
 	}
 	if !strings.HasPrefix(m.Path, "/") {
 		d.Fail("repository path not absolute")
@@ -1136,20 +1142,23 @@ type UpkeepDone struct {
 	// removed and Young how many were kept for their grace period.
 	Objects, Packs, Pruned, Young uint64
 	Message                       string // MaxMessage; with UpkeepFailed
+	// Refs is how many loose references were packed.
+	Refs uint64
 }
 
 func (*UpkeepDone) Type() msg.Type { return TypeUpkeepDone }
 func (m *UpkeepDone) encode(e *msg.Encoder) {
-	e.Uint32(m.Status).Uint64(m.Objects).Uint64(m.Packs).Uint64(m.Pruned).Uint64(m.Young).String(m.Message)
+	e.Uint32(m.Status).Uint64(m.Objects).Uint64(m.Packs).Uint64(m.Pruned).Uint64(m.Young).String(m.Message).Uint64(m.Refs)
 }
 func (m *UpkeepDone) decode(d *msg.Decoder) {
 	m.Status = d.Uint32()
 	m.Objects, m.Packs, m.Pruned, m.Young = d.Uint64(), d.Uint64(), d.Uint64(), d.Uint64()
 	m.Message = d.String(MaxMessage)
+	m.Refs = d.Uint64()
 	if m.Status >= numUpkeepStatus {
 		d.Fail("bad upkeep status")
 	}
-	if m.Objects > MaxUpkeepCount || m.Packs > MaxUpkeepCount || m.Pruned > MaxUpkeepCount || m.Young > MaxUpkeepCount {
+	if m.Objects > MaxUpkeepCount || m.Packs > MaxUpkeepCount || m.Pruned > MaxUpkeepCount || m.Young > MaxUpkeepCount || m.Refs > MaxUpkeepCount {
 		d.Fail("upkeep count out of range")
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"gotd/internal/git/commitgraph"
 	"gotd/internal/git/oid"
 	"gotd/internal/git/pack"
 	"gotd/internal/git/repo"
@@ -150,37 +149,6 @@ func updateInfoPacks(r *repo.Repo, own func(string)) error {
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		return fmt.Errorf("upkeep: %w", err)
-	}
-	return nil
-}
-
-// dropStaleCommitGraph removes the commit-graph if it holds a commit
-// that was pruned: C Git's fsck checks every commit it names exists.
-func dropStaleCommitGraph(r *repo.Repo, pruned []oid.ID) error {
-	if len(pruned) == 0 {
-		return nil
-	}
-	g, err := commitgraph.Open(r.ObjectsDir(), r.Format)
-	if err != nil {
-		return nil
-	}
-	stale := false
-	for _, id := range pruned {
-		if _, ok := g.Lookup(id); ok {
-			stale = true
-			break
-		}
-	}
-	g.Close()
-	if !stale {
-		return nil
-	}
-	info := filepath.Join(r.ObjectsDir(), "info")
-	if err := os.Remove(filepath.Join(info, "commit-graph")); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	if err := os.RemoveAll(filepath.Join(info, "commit-graphs")); err != nil {
-		return err
 	}
 	return nil
 }

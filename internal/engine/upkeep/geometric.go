@@ -33,7 +33,9 @@ const GeometricFactor = 2
 // changes nothing. When the new pack is left the only one and holds
 // everything the references reach, it gets a reachability bitmap;
 // otherwise the bitmap of a pack left alone stays, and that of a rolled
-// pack goes with it. Only o.DryRun, o.Pack and o.Own are used. With
+// pack goes with it. Then the commits the commit-graph lacks are added
+// to it as a new layer of its chain. Only o.DryRun, o.Pack and o.Own
+// are used. With
 // extensions.preciousObjects it returns ErrPrecious, as C Git's repack
 // -d refuses to delete packs there.
 func Geometric(ctx context.Context, r *repo.Repo, o Options) (*Report, error) {
@@ -87,7 +89,12 @@ func Geometric(ctx context.Context, r *repo.Repo, o Options) (*Report, error) {
 	sort.SliceStable(stay, func(a, b int) bool { return stay[a].Count() > stay[b].Count() })
 	rep.LeftPacks = paths(stay)
 	if len(rolled) < 2 && loose.Len() == 0 {
-		return rep, nil
+		if !o.DryRun {
+			// Nothing to roll; the pushes' commits still join the
+			// commit-graph.
+			rep.Graph, err = writeCommitGraph(r, false, o.Own)
+		}
+		return rep, err
 	}
 
 	// The objects to write: those of the rolled packs and the loose
@@ -180,6 +187,9 @@ func Geometric(ctx context.Context, r *repo.Repo, o Options) (*Report, error) {
 		rep.RedundantLoose++
 	}
 	removeEmptyFanout(r.Loose.Dir())
+	if rep.Graph, err = writeCommitGraph(r, false, o.Own); err != nil {
+		errs = append(errs, err)
+	}
 	if len(errs) > 0 {
 		return rep, fmt.Errorf("upkeep: %w", errors.Join(errs...))
 	}

@@ -141,6 +141,11 @@ type Report struct {
 	// pack a reachability bitmap.
 	LeftPacks []string
 	Bitmap    bool
+	// Graph is what writing the commit-graph did: a layer of the
+	// commits it lacked, or all of them afresh after a prune removed
+	// some it held (nil: nothing written, as with DryRun or in a
+	// shallow repository).
+	Graph *commitgraph.WriteReport
 }
 
 // garbage is an unreachable object Repack found.
@@ -163,7 +168,8 @@ func (g *garbage) gone(o Options) bool {
 // reachability bitmap, then removes the packs that existed when it
 // started (except those with a .keep file), the loose objects the new
 // pack holds, and the bitmaps of other packs, so that exactly one
-// remains. Unreachable objects past the grace period go with their
+// remains, and brings the commit-graph up to date (rewriting it whole
+// if it held a pruned commit). Unreachable objects past the grace period go with their
 // packs, and with PruneLoose their loose files go too; younger ones are
 // kept (see the package comment). With extensions.preciousObjects,
 // Repack with PruneLoose or All returns ErrPrecious at once; without,
@@ -295,7 +301,8 @@ func Repack(ctx context.Context, r *repo.Repo, o Options) (*Report, error) {
 		return rep, err
 	}
 	if precious {
-		return rep, nil
+		rep.Graph, err = writeCommitGraph(r, false, o.Own)
+		return rep, err
 	}
 
 	// Pushes in flight may have installed their packs and not yet
@@ -346,7 +353,9 @@ func Repack(ctx context.Context, r *repo.Repo, o Options) (*Report, error) {
 	}
 	sortIDs(rep.Pruned)
 	removeEmptyFanout(r.Loose.Dir())
-	if err := dropStaleCommitGraph(r, rep.Pruned); err != nil {
+	// The commit-graph: a layer of the new commits, or written afresh
+	// when it held a commit just pruned.
+	if rep.Graph, err = writeCommitGraph(r, graphHolds(r, rep.Pruned), o.Own); err != nil {
 		errs = append(errs, err)
 	}
 	if err := r.Rescan(); err != nil {

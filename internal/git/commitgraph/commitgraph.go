@@ -134,12 +134,24 @@ func Open(objectsDir string, f oid.Format) (*Graph, error) {
 	if !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("commitgraph: %w", err)
 	}
-	g, err := openChain(filepath.Join(objectsDir, "info", "commit-graphs"), f)
-	if err != nil {
-		return nil, fmt.Errorf("commitgraph: %w", err)
+	// A writer removes the layers it merged once its chain is in
+	// place: a layer missing after the chain was read means the chain
+	// changed meanwhile, so read it again.
+	for try := 0; ; try++ {
+		g, err := openChain(filepath.Join(objectsDir, "info", "commit-graphs"), f)
+		if errors.Is(err, errLayerGone) && try < 3 {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("commitgraph: %w", err)
+		}
+		return g, nil
 	}
-	return g, nil
 }
+
+// errLayerGone is wrapped by openChain's error when a layer the chain
+// names does not exist.
+var errLayerGone = errors.New("layer named by the chain is missing")
 
 // openChain opens the layers listed in dir/commit-graph-chain.
 func openChain(dir string, f oid.Format) (*Graph, error) {
@@ -161,6 +173,9 @@ func openChain(dir string, f oid.Format) (*Graph, error) {
 		if err != nil {
 			// A chain naming a missing layer is broken, not absent:
 			// do not let the caller mistake it for "no graph".
+			if errors.Is(err, os.ErrNotExist) {
+				return fail(corruptf("%w: %v", errLayerGone, err))
+			}
 			return fail(corruptf("%v", err))
 		}
 		l, err := parseLayer(data, f)

@@ -126,3 +126,13 @@ func (s *Store) PackRefs(peel func(oid.ID) (oid.ID, bool)) error {
 	}
 	return nil
 }
+
+// CountLoose returns how many loose reference files there are under
+// refs/ (symbolic ones included), to decide whether PackRefs is due.
+func (s *Store) CountLoose() (int, error) {
+	var names []string
+	if err := s.collectLoose("refs/", "refs/", &names); err != nil {
+		return 0, err
+	}
+	return len(names), nil
+}

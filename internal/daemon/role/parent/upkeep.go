@@ -27,8 +27,8 @@ type upkeeping struct {
 }
 
 // afterPush starts upkeep on the repository named name if a push left
-// it past its thresholds: more packs or loose objects than its
-// settings allow, upkeep on, none running there, and the interval
+// it past its thresholds: more packs, loose objects or loose references
+// than its settings allow, upkeep on, none running there, and the interval
 // passed since the last run.
 func (d *daemon) afterPush(name string) {
 	r := d.cfg.FindRepository(name)
@@ -41,10 +41,11 @@ func (d *daemon) afterPush(name string) {
 		return
 	}
 	packs, loose := storageCounts(r.Path)
-	if packs <= set.Packs && loose <= set.Loose {
+	refs := looseRefs(r.Path, set.LooseRefs+1)
+	if packs <= set.Packs && loose <= set.Loose && refs <= set.LooseRefs {
 		return
 	}
-	d.log.Info("starting upkeep", "repo", r.Name, "packs", packs, "loose_objects", loose)
+	d.log.Info("starting upkeep", "repo", r.Name, "packs", packs, "loose_objects", loose, "loose_refs", refs)
 	if err := d.startUpkeep(r, false); err != nil {
 		d.log.Error("cannot start upkeep", "repo", r.Name, "err", err)
 	}
@@ -72,9 +73,42 @@ func storageCounts(path string) (packs, loose int) {
 	return packs, loose * 256
 }
 
+// looseRefs counts the files under the repository's refs directory,
+// up to limit: the parent only needs to know whether the threshold is
+// passed, and stops reading there.
+func looseRefs(path string, limit int) int {
+	n := 0
+	var walk func(dir string, depth int)
+	walk = func(dir string, depth int) {
+		es, err := os.ReadDir(dir)
+		if err != nil {
+			return
+		}
+		for _, e := range es {
+			if n >= limit {
+				return
+			}
+			switch {
+			case strings.HasPrefix(e.Name(), ".") || strings.HasSuffix(e.Name(), ".lock"):
+			case e.IsDir():
+				// Reference names are bounded; so is the walk.
+				if depth < 64 {
+					walk(filepath.Join(dir, e.Name()), depth+1)
+				}
+			case e.Type().IsRegular():
+				n++
+			}
+		}
+	}
+	walk(filepath.Join(path, "refs"), 0)
+	return n
+}
+
 // startUpkeep starts an upkeep process on r, none running there: a
 // full repack if full (gotctl upkeep), else a geometric one that turns
-// full only if it leaves more packs than r's threshold.
+// full only if it leaves more packs than r's threshold. The references
+// are packed if more are loose than r's threshold, or at all with
+// full.
 func (d *daemon) startUpkeep(r *config.Repository, full bool) error {
 	u := d.upkeeps[r.Name]
 	if u == nil {
@@ -87,7 +121,11 @@ func (d *daemon) startUpkeep(r *config.Repository, full bool) error {
 	}
 	u.proc, u.started, u.done = ch, time.Now(), nil
 	set := d.cfg.UpkeepFor(r)
-	if err := ipc.Send(ch.ch, &ipc.UpkeepStart{Path: r.Path, Name: r.Name, Grace: uint64(set.Grace / time.Second), Full: full, Packs: uint32(set.Packs)}, nil); err != nil {
+	start := &ipc.UpkeepStart{Path: r.Path, Name: r.Name, Grace: uint64(set.Grace / time.Second), Full: full, Packs: uint32(set.Packs), LooseRefs: uint32(set.LooseRefs)}
+	if full {
+		start.LooseRefs = 0
+	}
+	if err := ipc.Send(ch.ch, start, nil); err != nil {
 		ch.kill()
 		return fmt.Errorf("upkeep start: %w", err)
 	}
@@ -129,6 +167,9 @@ func (d *daemon) upkeepExited(u *upkeeping) {
 		d.log.Error("upkeep process failed", "pid", ch.pid(), "err", ch.status)
 	case m.Status == ipc.UpkeepOK:
 		text = fmt.Sprintf("done: %d objects packed, %d packs removed, %d unreachable objects removed, %d kept for their grace period", m.Objects, m.Packs, m.Pruned, m.Young)
+		if m.Refs > 0 {
+			text += fmt.Sprintf(", %d references packed", m.Refs)
+		}
 	case m.Status == ipc.UpkeepPrecious:
 		text = "skipped: the repository's objects are precious (extensions.preciousObjects); it is left as it is"
 	case m.Status == ipc.UpkeepBusy:

@@ -6,7 +6,9 @@
 // one, the large packs left alone, nothing pruned), and fully
 // (upkeep.Repack) only when that leaves more packs than the threshold;
 // gotctl upkeep repacks fully. Both keep fetches and pushes that run
-// meanwhile whole. It tells the parent what it did. It reads and writes that one repository and
+// meanwhile whole, and bring the commit-graph up to date. Then, when
+// more references are loose than the threshold, it packs them. It
+// tells the parent what it did. It reads and writes that one repository and
 // nothing else; it has no network.
 package upkeep
 
@@ -20,6 +22,7 @@ import (
 	"gotd/internal/daemon/ipc"
 	"gotd/internal/daemon/msg"
 	engine "gotd/internal/engine/upkeep"
+	"gotd/internal/git/refs"
 	"gotd/internal/git/repo"
 )
 
@@ -36,7 +39,8 @@ func Main(ctx context.Context, log *slog.Logger, parent *msg.Conn, start *ipc.Up
 	log = log.With("repo", start.Name)
 	began := time.Now()
 	done, full := run(ctx, r, start)
-	attrs := []any{"full", full, "objects", done.Objects, "packs_removed", done.Packs, "pruned", done.Pruned, "young", done.Young, "elapsed", time.Since(began).Round(time.Millisecond)}
+	packRefs(r, start, done)
+	attrs := []any{"full", full, "objects", done.Objects, "packs_removed", done.Packs, "pruned", done.Pruned, "young", done.Young, "refs_packed", done.Refs, "elapsed", time.Since(began).Round(time.Millisecond)}
 	switch done.Status {
 	case ipc.UpkeepOK:
 		log.Info("upkeep done", attrs...)
@@ -89,10 +93,26 @@ func run(ctx context.Context, r *repo.Repo, start *ipc.UpkeepStart) (done *ipc.U
 		Pruned: uint64(len(rep.Pruned)), Young: uint64(rep.Young)}, true
 }
 
+// packRefs packs r's references into packed-refs when more than
+// start.LooseRefs are loose (engine.PackRefs: under C Git's locks, so
+// that pushes running meanwhile lose nothing), also in a repository
+// whose objects are precious, and records in done how many it packed.
+// A failure turns a run that went well into a failed or busy one.
+func packRefs(r *repo.Repo, start *ipc.UpkeepStart, done *ipc.UpkeepDone) {
+	before, after, err := engine.PackRefs(r, int(start.LooseRefs))
+	if before > after {
+		done.Refs = uint64(before - after)
+	}
+	if err != nil && (done.Status == ipc.UpkeepOK || done.Status == ipc.UpkeepPrecious) {
+		o := outcome(err)
+		done.Status, done.Message = o.Status, o.Message
+	}
+}
+
 // outcome describes a run that failed with err: busy if another run
 // held the repository or pushes kept moving its references.
 func outcome(err error) *ipc.UpkeepDone {
-	if errors.Is(err, engine.ErrRunning) || errors.Is(err, engine.ErrBusy) {
+	if errors.Is(err, engine.ErrRunning) || errors.Is(err, engine.ErrBusy) || errors.Is(err, refs.ErrLocked) {
 		return &ipc.UpkeepDone{Status: ipc.UpkeepBusy, Message: clip(err.Error())}
 	}
 	return failed(err)

@@ -70,6 +70,14 @@ func packs(t *testing.T, dir string) int {
 // returns the UpkeepDone it sent.
 func runMain(t *testing.T, path string, full bool, packs uint32) *ipc.UpkeepDone {
 	t.Helper()
+	return runStart(t, &ipc.UpkeepStart{Path: path, Name: "r", Grace: 14 * 24 * 3600, Full: full, Packs: packs})
+}
+
+// runStart runs Main with start as the parent would and returns the
+// UpkeepDone it sent.
+func runStart(t *testing.T, start *ipc.UpkeepStart) *ipc.UpkeepDone {
+	t.Helper()
+	path := start.Path
 	r, err := repo.Open(path, repo.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -82,7 +90,6 @@ func runMain(t *testing.T, path string, full bool, packs uint32) *ipc.UpkeepDone
 	defer parent.Close()
 	defer child.Close()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	start := &ipc.UpkeepStart{Path: path, Name: "r", Grace: 14 * 24 * 3600, Full: full, Packs: packs}
 	if err := Main(context.Background(), log, child, start, r); err != nil {
 		t.Fatal(err)
 	}
@@ -155,5 +162,53 @@ func TestMainOutcomes(t *testing.T) {
 				t.Errorf("git fsck: %v\n%s", err, out)
 			}
 		})
+	}
+}
+
+// TestMainPacksRefs: with 61 loose references, a run whose threshold is
+// 100 leaves them loose and one whose threshold is 50 packs them all;
+// C Git reads the same references before and after.
+func TestMainPacksRefs(t *testing.T) {
+	path := makeRepo(t, false, false)
+	git := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command("git", append([]string{"--git-dir", path}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	for i := range 60 {
+		git("update-ref", fmt.Sprintf("refs/heads/topic/%02d", i), "main~"+fmt.Sprint(i%4))
+	}
+	before := git("for-each-ref")
+	loose := func() int {
+		n := 0
+		filepath.WalkDir(filepath.Join(path, "refs"), func(_ string, d os.DirEntry, err error) error {
+			if err == nil && d.Type().IsRegular() {
+				n++
+			}
+			return nil
+		})
+		return n
+	}
+	if n := loose(); n != 61 {
+		t.Fatalf("%d loose references to start with; want 61", n)
+	}
+	for _, tc := range []struct {
+		threshold uint32
+		packed    uint64
+		left      int
+	}{{100, 0, 61}, {50, 61, 0}} {
+		done := runStart(t, &ipc.UpkeepStart{Path: path, Name: "r", Grace: 14 * 24 * 3600, Packs: 16, LooseRefs: tc.threshold})
+		if done.Status != ipc.UpkeepOK || done.Refs != tc.packed {
+			t.Errorf("threshold %d: status %d (%q), %d references packed; want OK, %d", tc.threshold, done.Status, done.Message, done.Refs, tc.packed)
+		}
+		if n := loose(); n != tc.left {
+			t.Errorf("threshold %d: %d loose references left; want %d", tc.threshold, n, tc.left)
+		}
+		if after := git("for-each-ref"); after != before {
+			t.Errorf("threshold %d: references changed:\n%s\nwere\n%s", tc.threshold, after, before)
+		}
 	}
 }
