@@ -30,6 +30,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"gotd/internal/git/object"
@@ -243,7 +244,7 @@ type feed struct{ Title, URL string }
 // fail answers with an error page.
 func (s *Site) fail(w http.ResponseWriter, code int, message string) {
 	var buf bytes.Buffer
-	if err := pages["error"].ExecuteTemplate(&buf, "layout", &layout{Title: message, Body: message}); err != nil {
+	if err := pages()["error"].ExecuteTemplate(&buf, "layout", &layout{Title: message, Body: message}); err != nil {
 		buf.Reset()
 		buf.WriteString(message)
 	}
@@ -269,7 +270,7 @@ func (rq *request) render(name string, l *layout, immutable bool, modified time.
 			l.Feeds = slices.DeleteFunc(l.Feeds, func(f feed) bool { return !strings.HasSuffix(f.URL, actTagsAtom) })
 		}
 	}
-	if err := pages[name].ExecuteTemplate(&buf, "layout", l); err != nil {
+	if err := pages()[name].ExecuteTemplate(&buf, "layout", l); err != nil {
 		return err
 	}
 	rq.send("text/html; charset=utf-8", buf.Bytes(), immutable, modified)
@@ -370,15 +371,17 @@ func snapshotURL(name, rev, format string) string {
 	return repoURL(name) + actSnapshot + "/" + escapeSnapshot(rev) + "." + format
 }
 
-// pages are the page templates by name, each with the layout.
-var pages = func() map[string]*template.Template {
+// pages returns the page templates by name, each with the layout,
+// parsed at the first page served: the roles that serve none (every
+// other role runs the same binary) do not pay for the parse at start.
+var pages = sync.OnceValue(func() map[string]*template.Template {
 	base := template.Must(template.New("").Funcs(funcs).ParseFS(files, "templates/layout.html", "templates/parts.html"))
 	m := map[string]*template.Template{}
 	for _, name := range []string{"index", "summary", "log", "commit", "tree", "blob", "blame", "refs", "tag", "error"} {
 		m[name] = template.Must(template.Must(base.Clone()).ParseFS(files, "templates/"+name+".html"))
 	}
 	return m
-}()
+})
 
 // style sends the stylesheet.
 func (rq *request) style() error {

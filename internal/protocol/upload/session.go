@@ -205,15 +205,32 @@ func (s *session) stateless() bool { return s.opts.AdvertiseOnly || s.opts.State
 // checkWants refuses wants the policy does not allow: every want must
 // exist; unless any object may be asked for, it must be advertised, or
 // (with WantReachable, in version 2 and in stateless requests)
-// reachable from what is. The reachability of all non-advertised wants
-// is decided by one walk.
+// reachable from what is. In version 2, what the last ls-refs of this
+// connection listed may be wanted whatever its reference has become
+// since, and needs no more: a fetch that wants only what it was just
+// listed (git fetch over git:// and SSH) reads the references no
+// second time. The reachability of all other non-advertised wants is
+// decided by one walk.
 func (s *session) checkWants(ids []oid.ID, v2 bool) error {
+	var listed map[oid.ID]bool
+	if len(s.listed) > 0 {
+		listed = make(map[oid.ID]bool, len(s.listed))
+		for _, l := range s.listed {
+			listed[l] = true
+		}
+	}
 	var pending map[oid.ID]bool
 	for _, id := range ids {
 		if !s.repo.HasObject(id) {
 			return wire.Errorf("upload-pack: not our ref %v", id)
 		}
-		if s.tips[id] || s.opts.Wants == WantAny && s.opts.Hidden == nil {
+		if listed[id] || s.opts.Wants == WantAny && s.opts.Hidden == nil {
+			continue
+		}
+		if err := s.loadRefs(); err != nil {
+			return fmt.Errorf("upload: list references: %w", err)
+		}
+		if s.tips[id] {
 			continue
 		}
 		if s.advertisedOnly(v2) {
@@ -235,18 +252,8 @@ func (s *session) checkWants(ids []oid.ID, v2 bool) error {
 	if err != nil {
 		return err
 	}
-	var listed map[oid.ID]bool
 	for _, id := range ask {
-		if reached[id] {
-			continue
-		}
-		if listed == nil {
-			listed = make(map[oid.ID]bool, len(s.listed))
-			for _, l := range s.listed {
-				listed[l] = true
-			}
-		}
-		if !listed[id] {
+		if !reached[id] {
 			return wire.Errorf("upload-pack: not our ref %v", id)
 		}
 	}

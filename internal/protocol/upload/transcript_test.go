@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -436,5 +438,45 @@ func TestV2ListedWant(t *testing.T) {
 			t.Errorf("want %s (never listed): error %v, sent %q; want not our ref", c.want, err, tail(got))
 		}
 		git("update-ref", "refs/heads/moving", listed)
+	}
+}
+
+// TestV2ListedWantReadsNoRefs checks that a version 2 fetch wanting
+// only what the ls-refs before it on the connection listed does not
+// read the references again: a store that cannot be read once ls-refs
+// has answered (a malformed packed-refs) still gives the pack, while a
+// want never listed needs the references and is refused with them
+// unreadable.
+func TestV2ListedWantReadsNoRefs(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		want func(main, other string) string
+		ok   bool
+	}{
+		{"listed", func(main, _ string) string { return main }, true},
+		{"not listed", func(_, other string) string { return other }, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			src, r := openSource(t)
+			git := func(args ...string) string { return strings.TrimSpace(gittest.Git(t, src, args...)) }
+			main := git("rev-parse", "main")
+			other := git("commit-tree", git("rev-parse", "main^{tree}"), "-p", "main", "-m", "not listed")
+			git("update-ref", "refs/other/x", other)
+			h := &hookReader{
+				first: pkt("command=ls-refs\n", "0001", "ref-prefix refs/heads/\n", "0000"),
+				rest:  pkt("command=fetch\n", "0001", "want "+c.want(main, other)+"\n", "ofs-delta\n", "done\n", "0000"),
+				hook: func() {
+					if err := os.WriteFile(filepath.Join(src, "packed-refs"), []byte("# hello\n"), 0o644); err != nil {
+						t.Fatal(err)
+					}
+				},
+			}
+			var out bytes.Buffer
+			_, err := Serve(context.Background(), h, &out, Options{Repo: r, Version: 2})
+			got := out.String()
+			if sent := strings.Contains(got, "PACK"); sent != c.ok {
+				t.Errorf("error %v, sent %q; want a pack: %v", err, tail(got), c.ok)
+			}
+		})
 	}
 }

@@ -349,9 +349,8 @@ func (s *session) objectInfo(args bool) error {
 // kept: wants that exist, haves the repository has, within their
 // budgets.
 func (s *session) fetchV2(args bool) error {
-	if err := s.loadRefs(); err != nil {
-		return fmt.Errorf("upload: list references: %w", err)
-	}
+	// The references are read when a want needs them (checkWants,
+	// want-ref), not before.
 	q := s.newRequest()
 	seenHaves := false
 	haveSeen := make(map[oid.ID]bool)
@@ -517,6 +516,9 @@ func (s *session) fetchV2(args bool) error {
 
 // wantRef resolves a want-ref argument to an advertised reference.
 func (s *session) wantRef(name string) (wire.Ref, error) {
+	if err := s.loadRefs(); err != nil {
+		return wire.Ref{}, fmt.Errorf("upload: list references: %w", err)
+	}
 	for _, r := range s.refs {
 		if r.Name == name {
 			return r, nil
