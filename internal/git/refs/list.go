@@ -161,6 +161,10 @@ func (s *Store) collectLoose(dir, prefix string, names *[]string) error {
 	}
 	des, err := f.ReadDir(-1)
 	f.Close()
+	if errors.Is(err, fs.ErrNotExist) {
+		// Removed since it was opened: a deletion tidied it away.
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("refs: list %s: %w", dir, err)
 	}

@@ -21,10 +21,15 @@ import (
 // claims only "sorted".
 //
 // packed-refs.lock is held (waiting up to 1s) while the new file is
-// written, synced and renamed into place. Each packed loose file is then
+// written, synced and renamed into place. A loose reference whose lock
+// is held is not packed: its writer may be a deletion that has
+// already rewritten packed-refs and not yet removed the loose file,
+// which packing would bring back. Each packed loose file is then
 // removed under its own lock if it still holds the value that was
-// packed; one that changed meanwhile, or whose lock is held, is left
-// loose (it overrides the packed value, so nothing is lost).
+// packed and packed-refs still holds that value too (a deletion and a
+// re-creation at the same value may have come between); one that
+// changed meanwhile, or whose lock is held, is left loose (it overrides
+// the packed value, so nothing is lost).
 func (s *Store) PackRefs(peel func(oid.ID) (oid.ID, bool)) error {
 	l, err := s.lock(filepath.Join(s.gitDir, "packed-refs"), packedLockTimeout, nil)
 	if err != nil {
@@ -68,6 +73,10 @@ func (s *Store) PackRefs(peel func(oid.ID) (oid.ID, bool)) error {
 		if li < len(names) && (!pok || compareBytesString(rec.name, names[li]) >= 0) {
 			name := names[li]
 			li++
+			if exists(s.path(name) + ".lock") {
+				// Being written: what packed-refs holds stays.
+				continue
+			}
 			ref, found, err := s.readLoose(name, lbuf[:])
 			if err == nil && found && ref.Target == "" {
 				if pok && compareBytesString(rec.name, name) == 0 {
@@ -112,19 +121,54 @@ func (s *Store) PackRefs(peel func(oid.ID) (oid.ID, bool)) error {
 		return err
 	}
 
+	var cur currentPacked
+	defer cur.close()
 	for _, p := range prune {
 		rl, err := s.lock(s.path(p.name), refLockTimeout, []byte{})
 		if err != nil {
 			continue // busy: leave it loose
 		}
 		ref, found, err := s.readLoose(p.name, lbuf[:])
-		if err == nil && found && ref.Target == "" && ref.ID == p.id {
+		if err == nil && found && ref.Target == "" && ref.ID == p.id && cur.holds(s, p.name, p.id) {
 			os.Remove(s.path(p.name))
 		}
 		rl.release()
 		s.removeEmptyParents(p.name)
 	}
 	return nil
+}
+
+// currentPacked is the packed-refs file as it is now, opened again only
+// when it was replaced since it was last read.
+type currentPacked struct {
+	snap *packed
+	fi   os.FileInfo
+}
+
+// holds reports whether packed-refs now names name at id. Under name's
+// lock the answer stays true: only a deletion of name, which needs that
+// lock, takes a packed record away.
+func (c *currentPacked) holds(s *Store, name string, id oid.ID) bool {
+	fi, err := os.Stat(filepath.Join(s.gitDir, "packed-refs"))
+	if err != nil {
+		return false
+	}
+	if c.snap == nil || !os.SameFile(fi, c.fi) || fi.Size() != c.fi.Size() || !fi.ModTime().Equal(c.fi.ModTime()) {
+		c.close()
+		if c.snap, err = s.openPacked(); err != nil {
+			return false
+		}
+		c.fi = fi
+	}
+	ref, err := c.snap.read(name)
+	return err == nil && ref.ID == id
+}
+
+func (c *currentPacked) close() {
+	if c.snap != nil {
+		c.snap.close()
+		c.snap = nil
+	}
 }
 
 // CountLoose returns how many loose reference files there are under
