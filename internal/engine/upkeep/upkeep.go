@@ -141,6 +141,9 @@ type Report struct {
 	// pack a reachability bitmap.
 	LeftPacks []string
 	Bitmap    bool
+	// MultiPackIndex says a multi-pack-index was written over the
+	// packs, several of which remain.
+	MultiPackIndex bool
 	// Graph is what writing the commit-graph did: a layer of the
 	// commits it lacked, or all of them afresh after a prune removed
 	// some it held (nil: nothing written, as with DryRun or in a
@@ -356,6 +359,10 @@ func Repack(ctx context.Context, r *repo.Repo, o Options) (*Report, error) {
 	// The commit-graph: a layer of the new commits, or written afresh
 	// when it held a commit just pruned.
 	if rep.Graph, err = writeCommitGraph(r, graphHolds(r, rep.Pruned), o.Own); err != nil {
+		errs = append(errs, err)
+	}
+	// Packs left beside the new one (.keep packs, pushes meanwhile).
+	if rep.MultiPackIndex, err = updateMultiPackIndex(r, o.Own); err != nil {
 		errs = append(errs, err)
 	}
 	if err := r.Rescan(); err != nil {
