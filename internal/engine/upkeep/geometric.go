@@ -34,7 +34,8 @@ const GeometricFactor = 2
 // everything the references reach, it gets a reachability bitmap;
 // otherwise the bitmap of a pack left alone stays, and that of a rolled
 // pack goes with it. Then the commits the commit-graph lacks are added
-// to it as a new layer of its chain. Only o.DryRun, o.Pack and o.Own
+// to it as a new layer of its chain, and when several packs remain a
+// multi-pack-index over them all is written. Only o.DryRun, o.Pack and o.Own
 // are used. With
 // extensions.preciousObjects it returns ErrPrecious, as C Git's repack
 // -d refuses to delete packs there.
@@ -91,8 +92,15 @@ func Geometric(ctx context.Context, r *repo.Repo, o Options) (*Report, error) {
 	if len(rolled) < 2 && loose.Len() == 0 {
 		if !o.DryRun {
 			// Nothing to roll; the pushes' commits still join the
-			// commit-graph.
-			rep.Graph, err = writeCommitGraph(r, false, o.Own)
+			// commit-graph, and their packs the multi-pack-index.
+			var errs []error
+			if rep.Graph, err = writeCommitGraph(r, false, o.Own); err != nil {
+				errs = append(errs, err)
+			}
+			if rep.MultiPackIndex, err = updateMultiPackIndex(r, o.Own); err != nil {
+				errs = append(errs, err)
+			}
+			err = errors.Join(errs...)
 		}
 		return rep, err
 	}
@@ -188,6 +196,9 @@ func Geometric(ctx context.Context, r *repo.Repo, o Options) (*Report, error) {
 	}
 	removeEmptyFanout(r.Loose.Dir())
 	if rep.Graph, err = writeCommitGraph(r, false, o.Own); err != nil {
+		errs = append(errs, err)
+	}
+	if rep.MultiPackIndex, err = updateMultiPackIndex(r, o.Own); err != nil {
 		errs = append(errs, err)
 	}
 	if len(errs) > 0 {

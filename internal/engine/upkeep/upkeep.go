@@ -141,6 +141,9 @@ type Report struct {
 	// pack a reachability bitmap.
 	LeftPacks []string
 	Bitmap    bool
+	// MultiPackIndex says a multi-pack-index was written over the
+	// packs, several of which remain.
+	MultiPackIndex bool
 	// Graph is what writing the commit-graph did: a layer of the
 	// commits it lacked, or all of them afresh after a prune removed
 	// some it held (nil: nothing written, as with DryRun or in a
@@ -356,6 +359,10 @@ func Repack(ctx context.Context, r *repo.Repo, o Options) (*Report, error) {
 	// The commit-graph: a layer of the new commits, or written afresh
 	// when it held a commit just pruned.
 	if rep.Graph, err = writeCommitGraph(r, graphHolds(r, rep.Pruned), o.Own); err != nil {
+		errs = append(errs, err)
+	}
+	// Packs left beside the new one (.keep packs, pushes meanwhile).
+	if rep.MultiPackIndex, err = updateMultiPackIndex(r, o.Own); err != nil {
 		errs = append(errs, err)
 	}
 	if err := r.Rescan(); err != nil {
@@ -657,20 +664,26 @@ func sortIDs(ids []oid.ID) {
 
 // removeReplaced removes the packs a new pack np replaces (np itself
 // kept, when the same objects made the same pack again), recording
-// them in rep, then drops a multi-pack-index naming them and rewrites
-// objects/info/packs.
+// them in rep, and rewrites objects/info/packs. A multi-pack-index
+// naming them is dropped first, so that no reader finds a pack through
+// it that is going or gone (C Git looks in a pack the index covers only
+// through the index).
 func removeReplaced(r *repo.Repo, replaced []*pack.Pack, np *pack.Pack, own func(string), rep *Report) error {
+	var gone []string
 	for _, p := range replaced {
 		if np != nil && p.Path() == np.Path() {
 			continue // the same objects written again: the same pack
 		}
-		if err := removePack(p.Path()); err != nil {
+		gone = append(gone, p.Path())
+	}
+	if err := dropStaleMultiPackIndex(r, gone); err != nil {
+		return err
+	}
+	for _, path := range gone {
+		if err := removePack(path); err != nil {
 			return fmt.Errorf("upkeep: %w", err)
 		}
-		rep.RemovedPacks = append(rep.RemovedPacks, p.Path())
-	}
-	if err := dropStaleMultiPackIndex(r, rep.RemovedPacks); err != nil {
-		return err
+		rep.RemovedPacks = append(rep.RemovedPacks, path)
 	}
 	return updateInfoPacks(r, own)
 }

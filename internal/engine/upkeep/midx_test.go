@@ -1,0 +1,105 @@
+package upkeep
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"gotd/internal/git/oid"
+	"gotd/internal/git/pack"
+	"gotd/internal/gittest"
+)
+
+// TestGeometricMultiPackIndex: a geometric run that leaves the large
+// bitmapped pack and the rolled one writes a multi-pack-index over both,
+// which C Git verifies and gotd reads every object through, with the
+// large pack's bitmap still good; a run with nothing to roll after
+// another push takes the new pack in; a full repack down to one pack
+// removes it.
+func TestGeometricMultiPackIndex(t *testing.T) {
+	ctx := context.Background()
+	dir := gittest.InitBare(t, "sha1")
+	gittest.Generate(t, dir, gittest.History{Commits: 150, Branches: 2})
+	gittest.Git(t, dir, "repack", "-adbq")
+	// A branch tip when the bitmap was written: it has a bitmap.
+	tip := strings.TrimSpace(gittest.Git(t, dir, "rev-parse", "main"))
+	push := func(n int) {
+		t.Helper()
+		for i := range n {
+			blob := strings.TrimSpace(gittest.GitInput(t, dir, []byte("pushed "+strconv.Itoa(i)+"\n"), "hash-object", "-w", "--stdin"))
+			tree := strings.TrimSpace(gittest.GitInput(t, dir, []byte("100644 blob "+blob+"\tpushed.txt\n"), "mktree"))
+			c := strings.TrimSpace(gittest.Git(t, dir, "commit-tree", tree, "-p", "main", "-m", "pushed"))
+			gittest.Git(t, dir, "update-ref", "refs/heads/main", c)
+			gittest.Git(t, dir, "repack", "-dq") // one pack per push
+		}
+	}
+	packNames := func() []string {
+		paths, _ := filepath.Glob(filepath.Join(dir, "objects", "pack", "pack-*.pack"))
+		var names []string
+		for _, p := range paths {
+			names = append(names, strings.TrimSuffix(filepath.Base(p), ".pack")+".idx")
+		}
+		return names
+	}
+	check := func(step string) {
+		t.Helper()
+		m, err := pack.OpenMultiPackIndex(filepath.Join(dir, "objects", "pack"), oid.SHA1)
+		if err != nil {
+			t.Fatalf("%s: no multi-pack-index: %v", step, err)
+		}
+		if got, want := m.PackNames(), packNames(); !slices.Equal(got, want) {
+			t.Errorf("%s: multi-pack-index names %v; the packs are %v", step, got, want)
+		}
+		m.Close()
+		gittest.Git(t, dir, "multi-pack-index", "verify")
+		gittest.Git(t, dir, "fsck", "--full", "--strict", "--no-dangling")
+		gittest.Git(t, dir, "rev-list", "--test-bitmap", tip)
+		want := gittest.Git(t, dir, "rev-list", "--count", "--objects", "--all")
+		if got := gittest.Git(t, dir, "rev-list", "--use-bitmap-index", "--count", "--objects", "--all"); got != want {
+			t.Errorf("%s: objects counted with the bitmap %s; without %s", step, got, want)
+		}
+		r := open(t, dir)
+		for _, h := range strings.Fields(gittest.Git(t, dir, "cat-file", "--batch-all-objects", "--batch-check=%(objectname)")) {
+			id, _ := oid.ParseHex(oid.SHA1, h)
+			if _, _, err := r.ReadObject(id); err != nil {
+				t.Fatalf("%s: read %s: %v", step, h, err)
+			}
+		}
+	}
+
+	push(3)
+	rep, err := Geometric(ctx, open(t, dir), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(packNames()) != 2 || !rep.MultiPackIndex {
+		t.Fatalf("after Geometric: packs %v, multi-pack-index written %v; want 2 packs and one", packNames(), rep.MultiPackIndex)
+	}
+	check("geometric")
+
+	push(1)
+	rep, err = Geometric(ctx, open(t, dir), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Pack != "" || !rep.MultiPackIndex {
+		t.Errorf("nothing to roll: wrote %q, multi-pack-index written %v; want no pack and a new multi-pack-index", rep.Pack, rep.MultiPackIndex)
+	}
+	check("after a push")
+	rep, err = Geometric(ctx, open(t, dir), Options{})
+	if err != nil || rep.MultiPackIndex {
+		t.Errorf("a run with nothing new: %v, multi-pack-index written %v; want it left as it is", err, rep.MultiPackIndex)
+	}
+
+	if _, err := Repack(ctx, open(t, dir), Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "objects", "pack", "multi-pack-index")); !os.IsNotExist(err) {
+		t.Errorf("multi-pack-index after a full repack down to one pack: %v; want none", err)
+	}
+	gittest.Git(t, dir, "fsck", "--full", "--strict", "--no-dangling")
+}
