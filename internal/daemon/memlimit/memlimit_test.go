@@ -1,6 +1,7 @@
 package memlimit
 
 import (
+	"runtime"
 	"runtime/debug"
 	"testing"
 	"time"
@@ -44,4 +45,28 @@ func TestCeiling(t *testing.T) {
 		t.Fatal("not ended 96 MiB into a budget of 64")
 	}
 	_ = hog
+}
+
+// TestIdleWatcher checks that the watcher of a process far below its
+// budget does not wake on a clock: idle for 300 ms it looks only after
+// collections (none forced here, or a few the test's runtime makes),
+// where a 10 ms clock looked 30 times.
+func TestIdleWatcher(t *testing.T) {
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
+	c := &Ceiling{Limit: 1 << 40, exit: func(int) { t.Error("ended far below its budget") }}
+	c.Start()
+	time.Sleep(300 * time.Millisecond)
+	if n := c.looks.Load(); n > 5 {
+		t.Errorf("the watcher looked %d times in 300 ms of idleness; want at most 5", n)
+	}
+	// A collection has it look again.
+	before := c.looks.Load()
+	runtime.GC()
+	deadline := time.Now().Add(2 * time.Second)
+	for c.looks.Load() == before && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if c.looks.Load() == before {
+		t.Error("the watcher did not look after a collection")
+	}
 }
