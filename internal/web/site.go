@@ -64,8 +64,11 @@ type Site struct {
 	// Account is the visitor's account, "" for anonymous visitors
 	// (who are offered to log in).
 	Account string
+	// Limits bound the requests served at once.
+	Limits Limits
 
 	byName map[string]*Repo
+	lim    *limiter
 }
 
 // DefaultTimeout bounds a request when Site.Timeout is 0.
@@ -108,6 +111,7 @@ func (s *Site) Init() {
 	if s.Log == nil {
 		s.Log = slog.New(slog.DiscardHandler)
 	}
+	s.lim = newLimiter(s.Limits)
 }
 
 // repoName returns the configured name of the repository called name
@@ -138,16 +142,32 @@ func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, http.StatusNotFound, "not found")
 		return
 	}
+	download := rt.action == actSnapshot || rt.action == actRaw
+	leave, why := s.lim.enter(r.Header.Get(RemoteHeader), download)
+	if why != "" {
+		s.busy(w, r, why)
+		return
+	}
+	defer leave()
+	made := func() {}
+	if !download {
+		var ok bool
+		if made, ok = s.lim.make(r.Context().Done()); !ok {
+			s.busy(w, r, BusyPages)
+			return
+		}
+		defer made()
+	}
 	timeout := s.Timeout
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	if (rt.action == actSnapshot || rt.action == actRaw) && s.StreamTimeout > 0 {
+	if download && s.StreamTimeout > 0 {
 		timeout = s.StreamTimeout
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
-	rq := &request{s: s, w: w, r: r, ctx: ctx, rt: rt}
+	rq := &request{s: s, w: w, r: r, ctx: ctx, rt: rt, made: made}
 	if rt.repo != "" {
 		rq.repo = s.byName[rt.repo]
 	}
@@ -224,6 +244,9 @@ type request struct {
 	ctx  context.Context
 	rt   route
 	repo *Repo
+	// made gives the page's place among those being made back, once
+	// it is made and about to be sent.
+	made func()
 }
 
 // layout is what every page's template receives.
@@ -290,6 +313,9 @@ func (rq *request) send(ctype string, body []byte, immutable bool, modified time
 		h.Set("Cache-Control", "public, max-age=31536000, immutable")
 	} else {
 		h.Set("Cache-Control", "no-cache")
+	}
+	if rq.made != nil {
+		rq.made()
 	}
 	http.ServeContent(rq.w, rq.r, "", modified, bytes.NewReader(body))
 }
