@@ -295,12 +295,12 @@ func (rq *request) render(name string, l *layout, immutable bool, modified time.
 	if err := pages[name].ExecuteTemplate(&buf, "layout", l); err != nil {
 		return err
 	}
-	rq.send("text/html; charset=utf-8", buf.Bytes(), immutable, modified)
+	rq.send("text/html; charset=utf-8", markControls(buf.Bytes()), immutable, modified)
 	return nil
 }
 
 // version changes the ETags of every page when the pages change.
-const version = "1"
+const version = "2"
 
 // send sends a page with its validators: an ETag from its bytes, and
 // for an immutable page a cache lifetime of a year.

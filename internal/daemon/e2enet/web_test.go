@@ -733,3 +733,59 @@ func TestWebSlowReaders(t *testing.T) {
 		t.Errorf("the refusals are not in the log")
 	}
 }
+
+// TestWebBidi crawls a repository whose file names, branch, tag,
+// author and message hold bidi and control characters, with a file
+// whose line hides code behind a right-to-left override: no page or
+// feed holds a control character (but tab and newlines), the marks
+// that show them are there, and the file's page warns of the line.
+func TestWebBidi(t *testing.T) {
+	s := start(t, options{})
+	work := s.clientDir("bidi")
+	sshEnv := []string{"GIT_SSH_COMMAND=" + s.sshCommand(s.writerKey)}
+	s.mustGit(work, sshEnv, "clone", "-q", s.sshURL(rwAccount, "test"), "w")
+	w := filepath.Join(work, "w")
+	write(t, filepath.Join(w, "access.txt"), "if access_level != \"user\u202E \u2066// Check if admin\u2069 \u2066\" {\n", 0o644)
+	write(t, filepath.Join(w, "evil\u202Etxt.exe"), "x\n", 0o644)
+	write(t, filepath.Join(w, "bell\x07\x1b[31m"), "y\n", 0o644)
+	s.mustGit(w, nil, "add", ".")
+	s.mustGit(w, nil, "commit", "-q", "--author=Eve\u202E evE <e@example.com>", "--cleanup=verbatim", "-m", "fix \u2067 reorder\x1b[2J\u0085 end")
+	s.mustGit(w, nil, "tag", "-a", "-m", "tag \u202D message", "v\u202E1")
+	s.mustGit(w, sshEnv, "push", "-q", s.sshURL(rwAccount, "test"), "HEAD:main", "HEAD:refs/heads/ma\u2066in", "refs/tags/v\u202E1")
+	pages := s.web(t, "").crawl()
+	for _, p := range []string{"/test/atom", "/test/tags.atom"} {
+		_, body := s.web(t, "").get(p)
+		pages[p] = body
+	}
+	all := ""
+	for p, body := range pages {
+		if strings.Contains(p, "/raw/") || strings.Contains(p, "/snapshot/") {
+			continue // files as they are
+		}
+		for i, r := range string(body) {
+			if r == '\t' || r == '\n' || r == '\r' {
+				continue
+			}
+			if r < ' ' || r >= 0x7f && r <= 0x9f || r >= 0x202a && r <= 0x202e || r >= 0x2066 && r <= 0x2069 || r == 0x200e || r == 0x200f {
+				t.Errorf("GET %s: %U at %d", p, r, i)
+				break
+			}
+		}
+		all += string(body)
+	}
+	all = strings.NewReplacer(`<span class="ctl">`, "", "</span>", "").Replace(all)
+	for _, m := range []string{"evil⟨U+202E⟩txt.exe", "bell⟨U+0007⟩⟨U+001B⟩[31m", "Eve⟨U+202E⟩ evE", "fix ⟨U+2067⟩ reorder⟨U+001B⟩[2J⟨U+0085⟩ end",
+		"ma⟨U+2066⟩in", "v⟨U+202E⟩1", "tag ⟨U+202D⟩ message", "<title>test: fix ⟨U+2067⟩", `class="warn"`} {
+		if !strings.Contains(all, m) {
+			t.Errorf("no page shows %q", m)
+		}
+	}
+	blob := string(pages["/test/blob/main/access.txt"])
+	if blob == "" {
+		_, b := s.web(t, "").get("/test/blob/main/access.txt")
+		blob = string(b)
+	}
+	if !strings.Contains(blob, `<a id="L1" href="#L1" class="bidi">1</a>`) || !strings.Contains(blob, `class="warn"`) {
+		t.Errorf("the file's page does not mark its line with bidi characters:\n%s", blob)
+	}
+}
