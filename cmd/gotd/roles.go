@@ -299,7 +299,7 @@ func runRole(role string, lo logs.Options) error {
 		if err := confine(log, sandbox.Policy{Role: role, ReadDirs: dirs}); err != nil {
 			return err
 		}
-		return web.Main(ctx, log, parentCh, site)
+		return web.Main(ctx, log, parentCh, site, &setup.Start)
 	}
 	return fmt.Errorf("unknown role %q", role)
 }

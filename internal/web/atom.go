@@ -41,11 +41,17 @@ type atomText struct {
 	Text string `xml:",chardata"`
 }
 
-// xmlText drops what XML 1.0 cannot hold at all (control characters
-// other than tab and newlines); encoding/xml escapes the rest.
+// xmlText shows control characters as marks (markText: XML 1.0
+// cannot hold C0 controls at all, and bidi ones would reorder what a
+// reader shows) and drops the noncharacters XML cannot hold;
+// encoding/xml escapes the rest.
 func xmlText(s string) string {
+	s = markText(s)
+	if !strings.ContainsAny(s, "\uFFFE\uFFFF") {
+		return s
+	}
 	return strings.Map(func(r rune) rune {
-		if r < ' ' && r != '\t' && r != '\n' && r != '\r' || r == 0xFFFE || r == 0xFFFF {
+		if r == 0xFFFE || r == 0xFFFF {
 			return -1
 		}
 		return r

@@ -9,6 +9,7 @@ import (
 type diffLine struct {
 	Kind byte // ' ', '+', '-', or '\\' for "No newline at end of file"
 	Text string
+	Bidi bool // the line has bidi characters
 }
 
 // hunk is a hunk of a unified diff.
@@ -96,25 +97,25 @@ func unified(old, new []byte, maxEdits int) (hunks []hunk, added, removed int, o
 		for _, e := range script[start:end] {
 			switch {
 			case e.a < 0:
-				h.Lines = append(h.Lines, diffLine{'+', text(b[e.b])})
+				h.Lines = append(h.Lines, diffLine{'+', text(b[e.b]), hasBidi(b[e.b])})
 				bLen++
 				if bNoEOL && e.b == len(b)-1 {
-					h.Lines = append(h.Lines, diffLine{'\\', "No newline at end of file"})
+					h.Lines = append(h.Lines, diffLine{'\\', "No newline at end of file", false})
 				}
 			case e.b < 0:
-				h.Lines = append(h.Lines, diffLine{'-', text(a[e.a])})
+				h.Lines = append(h.Lines, diffLine{'-', text(a[e.a]), hasBidi(a[e.a])})
 				aLen++
 				if aNoEOL && e.a == len(a)-1 {
-					h.Lines = append(h.Lines, diffLine{'\\', "No newline at end of file"})
+					h.Lines = append(h.Lines, diffLine{'\\', "No newline at end of file", false})
 				}
 			default:
-				h.Lines = append(h.Lines, diffLine{' ', text(a[e.a])})
+				h.Lines = append(h.Lines, diffLine{' ', text(a[e.a]), hasBidi(a[e.a])})
 				aLen++
 				bLen++
 				// The last line of both, without a newline on either
 				// (they are equal only then).
 				if aNoEOL && e.a == len(a)-1 {
-					h.Lines = append(h.Lines, diffLine{'\\', "No newline at end of file"})
+					h.Lines = append(h.Lines, diffLine{'\\', "No newline at end of file", false})
 				}
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"html/template"
 	"net/url"
 	"path"
 	"sort"
@@ -202,6 +203,7 @@ type fileDiff struct {
 	Added, Removed  int
 	Note            string
 	Hunks           []hunk
+	Bidi            bool // a line shown has bidi characters
 }
 
 // commit shows a commit and its diff against its first parent.
@@ -271,6 +273,9 @@ func (rq *request) commit() error {
 			b.Added, b.Removed = b.Added+added, b.Removed+removed
 			for _, h := range hs {
 				lines += len(h.Lines) + 1
+				for _, l := range h.Lines {
+					f.Bidi = f.Bidi || l.Bidi
+				}
 			}
 		}
 		return nil
@@ -438,6 +443,7 @@ func (rq *request) blobAt() (entry, resolved, *commit, error) {
 type line struct {
 	N    int
 	Text string
+	Bidi bool // the line has bidi characters
 }
 
 // blob shows a file with line numbers.
@@ -452,11 +458,13 @@ func (rq *request) blob() error {
 		Crumbs           []crumb
 		Size             int64
 		Binary, TooLarge bool
-		// Numbers are the line numbers; Code the lines, each ended
-		// by a newline: two columns, so that the page is two
-		// elements whatever the file's length.
-		Numbers []int
+		// Numbers are the line numbers, each an anchor, those of lines
+		// with bidi characters marked; Code the lines, each ended by
+		// a newline: two columns, so that the page is two elements
+		// whatever the file's length.
+		Numbers template.HTML
 		Code    string
+		Bidi    bool // the file has bidi characters
 	}
 	b := &body{Repo: rp.Name, Rev: rq.rt.rev, Path: rq.rt.path, Crumbs: crumbs(rp.Name, rq.rt.rev, rq.rt.path, true)}
 	_, size, err := rp.R.StatObject(e.ID)
@@ -475,14 +483,29 @@ func (rq *request) blob() error {
 			b.Binary = true
 		} else {
 			ls, _ := splitLines(data)
-			b.Numbers = make([]int, len(ls))
+			b.Bidi = hasBidi(data)
 			var code strings.Builder
 			code.Grow(len(data) + len(ls))
+			// The numbers are digits only: written here rather than by
+			// the template, a line at a time, which cost more than the
+			// rest of the page.
+			nums := make([]byte, 0, len(ls)*32)
 			for i, l := range ls {
-				b.Numbers[i] = i + 1
+				n := strconv.AppendInt(nil, int64(i+1), 10)
+				nums = append(nums, `<a id="L`...)
+				nums = append(nums, n...)
+				nums = append(nums, `" href="#L`...)
+				nums = append(nums, n...)
+				if b.Bidi && hasBidi(l) {
+					nums = append(nums, `" class="bidi`...)
+				}
+				nums = append(nums, `">`...)
+				nums = append(nums, n...)
+				nums = append(nums, "</a>\n"...)
 				code.WriteString(text(l))
 				code.WriteByte('\n')
 			}
+			b.Numbers = template.HTML(nums)
 			b.Code = code.String()
 		}
 	}
@@ -512,6 +535,7 @@ func (rq *request) blame() error {
 		Crumbs          []crumb
 		Note            string
 		Lines           []blameLine
+		Bidi            bool // some line has bidi characters
 	}
 	b := &body{Repo: rp.Name, Rev: rq.rt.rev, Path: rq.rt.path, Crumbs: crumbs(rp.Name, rq.rt.rev, rq.rt.path, true)}
 	_, size, err := rp.R.StatObject(e.ID)
@@ -539,7 +563,8 @@ func (rq *request) blame() error {
 	who := map[oid.ID]*commit{}
 	b.Lines = make([]blameLine, len(lines))
 	for i, l := range lines {
-		bl := blameLine{line: line{N: i + 1, Text: text([]byte(l.Text))}, Commit: l.Commit}
+		bl := blameLine{line: line{N: i + 1, Text: text([]byte(l.Text)), Bidi: hasBidi(l.Text)}, Commit: l.Commit}
+		b.Bidi = b.Bidi || bl.Bidi
 		if i == 0 || lines[i-1].Commit != l.Commit {
 			bl.First = true
 			bc := who[l.Commit]

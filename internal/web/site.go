@@ -65,8 +65,11 @@ type Site struct {
 	// Account is the visitor's account, "" for anonymous visitors
 	// (who are offered to log in).
 	Account string
+	// Limits bound the requests served at once.
+	Limits Limits
 
 	byName map[string]*Repo
+	lim    *limiter
 }
 
 // DefaultTimeout bounds a request when Site.Timeout is 0.
@@ -109,6 +112,7 @@ func (s *Site) Init() {
 	if s.Log == nil {
 		s.Log = slog.New(slog.DiscardHandler)
 	}
+	s.lim = newLimiter(s.Limits)
 }
 
 // repoName returns the configured name of the repository called name
@@ -139,16 +143,32 @@ func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, http.StatusNotFound, "not found")
 		return
 	}
+	download := rt.action == actSnapshot || rt.action == actRaw
+	leave, why := s.lim.enter(r.Header.Get(RemoteHeader), download)
+	if why != "" {
+		s.busy(w, r, why)
+		return
+	}
+	defer leave()
+	made := func() {}
+	if !download {
+		var ok bool
+		if made, ok = s.lim.make(r.Context().Done()); !ok {
+			s.busy(w, r, BusyPages)
+			return
+		}
+		defer made()
+	}
 	timeout := s.Timeout
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	if (rt.action == actSnapshot || rt.action == actRaw) && s.StreamTimeout > 0 {
+	if download && s.StreamTimeout > 0 {
 		timeout = s.StreamTimeout
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
-	rq := &request{s: s, w: w, r: r, ctx: ctx, rt: rt}
+	rq := &request{s: s, w: w, r: r, ctx: ctx, rt: rt, made: made}
 	if rt.repo != "" {
 		rq.repo = s.byName[rt.repo]
 	}
@@ -225,6 +245,9 @@ type request struct {
 	ctx  context.Context
 	rt   route
 	repo *Repo
+	// made gives the page's place among those being made back, once
+	// it is made and about to be sent.
+	made func()
 }
 
 // layout is what every page's template receives.
@@ -273,12 +296,12 @@ func (rq *request) render(name string, l *layout, immutable bool, modified time.
 	if err := pages()[name].ExecuteTemplate(&buf, "layout", l); err != nil {
 		return err
 	}
-	rq.send("text/html; charset=utf-8", buf.Bytes(), immutable, modified)
+	rq.send("text/html; charset=utf-8", markControls(buf.Bytes()), immutable, modified)
 	return nil
 }
 
 // version changes the ETags of every page when the pages change.
-const version = "1"
+const version = "2"
 
 // send sends a page with its validators: an ETag from its bytes, and
 // for an immutable page a cache lifetime of a year.
@@ -291,6 +314,9 @@ func (rq *request) send(ctype string, body []byte, immutable bool, modified time
 		h.Set("Cache-Control", "public, max-age=31536000, immutable")
 	} else {
 		h.Set("Cache-Control", "no-cache")
+	}
+	if rq.made != nil {
+		rq.made()
 	}
 	http.ServeContent(rq.w, rq.r, "", modified, bytes.NewReader(body))
 }

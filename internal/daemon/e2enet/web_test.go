@@ -2,6 +2,7 @@ package e2enet
 
 import (
 	"archive/tar"
+	"bufio"
 	"bytes"
 	"compress/gzip"
 	"context"
@@ -10,6 +11,8 @@ import (
 	"fmt"
 	"html"
 	"io"
+	"math/rand"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -559,9 +562,10 @@ func TestWebReload(t *testing.T) {
 	}
 }
 
-// TestWebVisitors has 50 visitors load pages at once, anonymous and as
-// an account: every page is served (the web process renders 32 at a
-// time, the others wait their turn).
+// TestWebVisitors has 50 visitors, each of an address of its own,
+// load pages at once, anonymous and as an account: every page is
+// served (the web process makes 32 at a time, the others wait their
+// turn).
 func TestWebVisitors(t *testing.T) {
 	s := start(t, options{})
 	src := filepath.Join(s.dir, "test.git")
@@ -575,6 +579,7 @@ func TestWebVisitors(t *testing.T) {
 			user = rwAccount
 		}
 		c := s.web(t, user)
+		c.c.Transport = &http.Transport{DialContext: fromAddress(fmt.Sprintf("127.0.0.%d", 10+i), 0).DialContext}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -606,5 +611,181 @@ func TestWebVisitors(t *testing.T) {
 	}
 	if n > 0 {
 		t.Errorf("%d of %d pages failed", n, 50*len(paths))
+	}
+}
+
+// fromAddress returns a dialer whose connections leave from ip, a
+// loopback address, each with a receive buffer of rcvbuf bytes if not
+// zero (a visitor who reads nothing then holds little in its buffer).
+func fromAddress(ip string, rcvbuf int) *net.Dialer {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 10 * time.Second}
+	if rcvbuf > 0 {
+		d.Control = func(_, _ string, c syscall.RawConn) error {
+			var serr error
+			err := c.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, rcvbuf) })
+			return errors.Join(err, serr)
+		}
+	}
+	return d
+}
+
+// webFrom is an anonymous web client whose requests leave from ip.
+func (s *server) webFrom(t *testing.T, ip string) *webClient {
+	c := s.web(t, "")
+	c.c.Transport = &http.Transport{DialContext: fromAddress(ip, 0).DialContext, DisableKeepAlives: true}
+	return c
+}
+
+// TestWebSlowReaders has 40 visitors of one address ask for a large
+// raw file and read nothing: a few hold a place until the minimum rate
+// cuts them, the others are refused at once (503, Retry-After); pages
+// from another address load promptly meanwhile, as a download read
+// at full speed does after the stalled ones were cut.
+func TestWebSlowReaders(t *testing.T) {
+	const interval = 2 * time.Second
+	s := start(t, options{extraConn: "\tminimum rate 64K per 2s"})
+	work := s.clientDir("slow")
+	sshEnv := []string{"GIT_SSH_COMMAND=" + s.sshCommand(s.writerKey)}
+	s.mustGit(work, sshEnv, "clone", "-q", s.sshURL(rwAccount, "test"), "w")
+	w := filepath.Join(work, "w")
+	const size = 24 << 20
+	big := make([]byte, size)
+	rand.Read(big)
+	write(t, filepath.Join(w, "big.bin"), string(big), 0o644)
+	s.mustGit(w, nil, "add", "big.bin")
+	s.mustGit(w, nil, "commit", "-q", "-m", "a large file")
+	s.mustGit(w, sshEnv, "push", "-q", s.sshURL(rwAccount, "test"), "HEAD:main")
+	request := fmt.Sprintf("GET /test/raw/main/big.bin HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n", s.httpPort)
+
+	// 40 visitors of 127.0.0.1 read the status line, and no more.
+	type stalled struct {
+		c  net.Conn
+		br *bufio.Reader
+	}
+	var held []stalled
+	refused := 0
+	for i := range 40 {
+		c, err := fromAddress("127.0.0.1", 4096).Dial("tcp", fmt.Sprintf("127.0.0.1:%d", s.httpPort))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.WriteString(c, request); err != nil {
+			t.Fatal(err)
+		}
+		br := bufio.NewReaderSize(c, 16)
+		res, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("stalled download %d: no answer within 5 s: %v", i, err)
+		}
+		switch res.StatusCode {
+		case http.StatusOK:
+			held = append(held, stalled{c, br})
+		case http.StatusServiceUnavailable:
+			if res.Header.Get("Retry-After") == "" {
+				t.Errorf("stalled download %d: 503 without Retry-After", i)
+			}
+			refused++
+			c.Close()
+		default:
+			t.Fatalf("stalled download %d: status %d", i, res.StatusCode)
+		}
+	}
+	t.Logf("%d downloads held, %d refused", len(held), refused)
+	if len(held) == 0 || len(held) > 4 {
+		t.Errorf("%d downloads of one address held at once; want 1 to 4", len(held))
+	}
+
+	// Another address's pages are served meanwhile, promptly.
+	other := s.webFrom(t, "127.0.0.2")
+	for _, p := range []string{"/", "/test/", "/test/log", "/test/tree/main", "/test/blob/main/big.bin", "/test/atom"} {
+		t0 := time.Now()
+		res, _ := other.get(p)
+		if d := time.Since(t0); res.StatusCode != http.StatusOK || d > 5*time.Second {
+			t.Errorf("GET %s from another address: status %d after %v; want 200 promptly", p, res.StatusCode, d)
+		}
+	}
+
+	// The stalled downloads are cut once the buffers between are full
+	// and an interval has passed without the rate: each ends short of
+	// the file's size.
+	time.Sleep(3 * interval)
+	for i, h := range held {
+		h.c.SetDeadline(time.Now().Add(30 * time.Second))
+		n, err := io.Copy(io.Discard, h.br)
+		if n >= size {
+			t.Errorf("stalled download %d: got %d bytes, the whole file; want it cut (err %v)", i, n, err)
+		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			t.Errorf("stalled download %d: still open after %v: %v", i, 3*interval+30*time.Second, err)
+		}
+	}
+
+	// A visitor of the same address who reads gets the whole file.
+	fast := s.webFrom(t, "127.0.0.1")
+	res, body := fast.get("/test/raw/main/big.bin")
+	if res.StatusCode != http.StatusOK || !bytes.Equal(body, big) {
+		t.Errorf("download read at full speed: status %d, %d bytes; want 200 and the %d bytes of the file", res.StatusCode, len(body), size)
+	}
+	if !strings.Contains(s.log.String(), "web download refused: too many downloads from one address") {
+		t.Errorf("the refusals are not in the log")
+	}
+}
+
+// TestWebBidi crawls a repository whose file names, branch, tag,
+// author and message hold bidi and control characters, with a file
+// whose line hides code behind a right-to-left override: no page or
+// feed holds a control character (but tab and newlines), the marks
+// that show them are there, and the file's page warns of the line.
+func TestWebBidi(t *testing.T) {
+	s := start(t, options{})
+	work := s.clientDir("bidi")
+	sshEnv := []string{"GIT_SSH_COMMAND=" + s.sshCommand(s.writerKey)}
+	s.mustGit(work, sshEnv, "clone", "-q", s.sshURL(rwAccount, "test"), "w")
+	w := filepath.Join(work, "w")
+	write(t, filepath.Join(w, "access.txt"), "if access_level != \"user\u202E \u2066// Check if admin\u2069 \u2066\" {\n", 0o644)
+	write(t, filepath.Join(w, "evil\u202Etxt.exe"), "x\n", 0o644)
+	write(t, filepath.Join(w, "bell\x07\x1b[31m"), "y\n", 0o644)
+	s.mustGit(w, nil, "add", ".")
+	s.mustGit(w, nil, "commit", "-q", "--author=Eve\u202E evE <e@example.com>", "--cleanup=verbatim", "-m", "fix \u2067 reorder\x1b[2J\u0085 end")
+	s.mustGit(w, nil, "tag", "-a", "-m", "tag \u202D message", "v\u202E1")
+	s.mustGit(w, sshEnv, "push", "-q", s.sshURL(rwAccount, "test"), "HEAD:main", "HEAD:refs/heads/ma\u2066in", "refs/tags/v\u202E1")
+	pages := s.web(t, "").crawl()
+	for _, p := range []string{"/test/atom", "/test/tags.atom"} {
+		_, body := s.web(t, "").get(p)
+		pages[p] = body
+	}
+	all := ""
+	for p, body := range pages {
+		if strings.Contains(p, "/raw/") || strings.Contains(p, "/snapshot/") {
+			continue // files as they are
+		}
+		for i, r := range string(body) {
+			if r == '\t' || r == '\n' || r == '\r' {
+				continue
+			}
+			if r < ' ' || r >= 0x7f && r <= 0x9f || r >= 0x202a && r <= 0x202e || r >= 0x2066 && r <= 0x2069 || r == 0x200e || r == 0x200f {
+				t.Errorf("GET %s: %U at %d", p, r, i)
+				break
+			}
+		}
+		all += string(body)
+	}
+	all = strings.NewReplacer(`<span class="ctl">`, "", "</span>", "").Replace(all)
+	for _, m := range []string{"evil⟨U+202E⟩txt.exe", "bell⟨U+0007⟩⟨U+001B⟩[31m", "Eve⟨U+202E⟩ evE", "fix ⟨U+2067⟩ reorder⟨U+001B⟩[2J⟨U+0085⟩ end",
+		"ma⟨U+2066⟩in", "v⟨U+202E⟩1", "tag ⟨U+202D⟩ message", "<title>test: fix ⟨U+2067⟩", `class="warn"`} {
+		if !strings.Contains(all, m) {
+			t.Errorf("no page shows %q", m)
+		}
+	}
+	blob := string(pages["/test/blob/main/access.txt"])
+	if blob == "" {
+		_, b := s.web(t, "").get("/test/blob/main/access.txt")
+		blob = string(b)
+	}
+	if !strings.Contains(blob, `<a id="L1" href="#L1" class="bidi">1</a>`) || !strings.Contains(blob, `class="warn"`) {
+		t.Errorf("the file's page does not mark its line with bidi characters:\n%s", blob)
 	}
 }

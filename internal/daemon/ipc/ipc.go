@@ -970,6 +970,10 @@ type Frontend struct {
 	// through their handshake, in all and per remote address (per /64
 	// for IPv6).
 	PendingTotal, PendingPerAddress uint32
+	// MinRate bytes of an answer relayed from a web process must reach
+	// the client in every RateInterval seconds (0: no bound).
+	MinRate      uint64
+	RateInterval uint32
 }
 
 func (*Frontend) Type() msg.Type { return TypeFrontend }
@@ -977,11 +981,16 @@ func (m *Frontend) encode(e *msg.Encoder) {
 	e.Uint32(m.HandshakeTimeout).Uint32(m.RequestTimeout).Uint64(m.BodyLimit)
 	e.Uint32(m.Default).Uint32(m.Total).Strings(m.Names).Uint32s(m.PerName)
 	e.Uint32(m.PendingTotal).Uint32(m.PendingPerAddress)
+	e.Uint64(m.MinRate).Uint32(m.RateInterval)
 }
 func (m *Frontend) decode(d *msg.Decoder) {
 	m.HandshakeTimeout, m.RequestTimeout, m.BodyLimit = d.Uint32(), d.Uint32(), d.Uint64()
 	m.Default, m.Total, m.Names, m.PerName = d.Uint32(), d.Uint32(), d.Strings(MaxRules, MaxUser), d.Uint32s(MaxRules)
 	m.PendingTotal, m.PendingPerAddress = d.Uint32(), d.Uint32()
+	m.MinRate, m.RateInterval = d.Uint64(), d.Uint32()
+	if m.MinRate > MaxMinRate || m.MinRate != 0 && m.RateInterval == 0 {
+		d.Fail("bad minimum rate")
+	}
 	if len(m.Names) != len(m.PerName) {
 		d.Fail("limits of different lengths")
 	}

@@ -52,6 +52,7 @@ func messages() []Message {
 				{Name: "refs/heads/x", Old: bytes.Repeat([]byte{2}, 32), New: make([]byte, 32), Refused: "deletion prohibited"}}},
 		&Notification{Repo: "r", User: "alice", Note: []byte(`{"ref":{}}`)},
 		&Frontend{HandshakeTimeout: 30, RequestTimeout: 3600, BodyLimit: 1 << 30, Default: 4, Total: 1024, PendingTotal: 512, PendingPerAddress: 32,
+			MinRate: 1024, RateInterval: 30,
 			Names: []string{"anonymous"}, PerName: []uint32{64}},
 		&Account{Name: "flan", Keys: []string{"ssh-ed25519 AAAA flan@host"}, Password: "$2b$10$x", Tokens: []string{"sha256:00"}},
 		&AccountsEnd{},
@@ -73,7 +74,8 @@ func messages() []Message {
 		&UpkeepStart{Path: "/git/r.git", Name: "r", Grace: 14 * 24 * 3600, Full: true, Packs: 16, LooseRefs: 50},
 		&UpkeepDone{Status: UpkeepFailed, Objects: 300, Packs: 12, Pruned: 2, Young: 1, Message: "upkeep: write pack: no space left on device", Refs: 70},
 		&WebStart{Account: "flan", Timeout: 30, MemoryLimit: 256 << 20, Repos: 2,
-			Transports: []WebTransport{{Scheme: "ssh", Port: 2222, User: "flan"}, {Scheme: "https", Host: "::1", Port: 443}}},
+			Transports: []WebTransport{{Scheme: "ssh", Port: 2222, User: "flan"}, {Scheme: "https", Host: "::1", Port: 443}},
+			MinRate:    1024, RateInterval: 30},
 		&WebRepo{Name: "r", Path: "/git/r.git", Description: "a <b>repository</b>", Hidden: []string{"refs/internal/"}},
 		&WebRequest{Client: 9},
 		&SendStart{Path: "/git/r.git", Name: "r", URL: "ssh://git@h/r.git", AuthUser: "u", AuthPassword: "p", Key: []byte("-----BEGIN"),
@@ -140,6 +142,7 @@ func TestMetricsBounds(t *testing.T) {
 		"send ref name":     &SendRefs{Refs: []SendRef{{Name: "HEAD"}}},
 		"send ref id":       &SendRefs{Refs: []SendRef{{Name: "refs/heads/a", ID: make([]byte, 19)}}},
 		"send status":       &SendDone{Status: 2},
+		"web rate":          &WebStart{Timeout: 1, MinRate: 1024},
 	}
 	for name, m := range bad {
 		var e msg.Encoder

@@ -43,6 +43,11 @@ type WebStart struct {
 	MemoryLimit uint64
 	Repos       uint32 // at most MaxWebRepos
 	Transports  []WebTransport
+	// MinRate bytes of an answer must leave in every RateInterval
+	// seconds, or the request is ended (0: no bound): the
+	// configuration's minimum rate, as for fetches.
+	MinRate      uint64
+	RateInterval uint32
 }
 
 func (*WebStart) Type() msg.Type { return TypeWebStart }
@@ -52,6 +57,7 @@ func (m *WebStart) encode(e *msg.Encoder) {
 	for _, t := range m.Transports {
 		e.String(t.Scheme).String(t.Host).Uint32(t.Port).String(t.User)
 	}
+	e.Uint64(m.MinRate).Uint32(m.RateInterval)
 }
 func (m *WebStart) decode(d *msg.Decoder) {
 	m.Account, m.Timeout, m.MemoryLimit, m.Repos = d.String(MaxUser), d.Uint32(), d.Uint64(), d.Uint32()
@@ -78,7 +84,14 @@ func (m *WebStart) decode(d *msg.Decoder) {
 		}
 		m.Transports = append(m.Transports, t)
 	}
+	m.MinRate, m.RateInterval = d.Uint64(), d.Uint32()
+	if m.MinRate > MaxMinRate || m.MinRate != 0 && m.RateInterval == 0 {
+		d.Fail("bad minimum rate")
+	}
 }
+
+// MaxMinRate bounds the minimum rates of WebStart and Frontend.
+const MaxMinRate = 1 << 62
 
 // WebRepo: parent → web, one repository the visitor may read, after
 // WebStart.

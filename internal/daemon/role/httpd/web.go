@@ -5,10 +5,13 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"time"
 
+	"gotd/internal/daemon/admit"
 	"gotd/internal/daemon/frontend"
 	"gotd/internal/daemon/ipc"
 	"gotd/internal/web"
@@ -35,7 +38,7 @@ const maxWebHeader = 64 << 10
 // browser; any other is dropped.
 var webHeaders = []string{"Content-Type", "Content-Length", "Content-Security-Policy", "X-Content-Type-Options",
 	"X-Frame-Options", "Referrer-Policy", "ETag", "Last-Modified", "Cache-Control", "Content-Disposition",
-	"Location", "Allow", "Content-Range", "Accept-Ranges"}
+	"Location", "Allow", "Content-Range", "Accept-Ranges", "Retry-After"}
 
 // webRequestHeaders are the headers of a browser's request passed to
 // the web process.
@@ -109,6 +112,7 @@ func (srv *server) serveWeb(w http.ResponseWriter, r *http.Request, log *slog.Lo
 	if r.TLS != nil {
 		out.Header.Set("X-Gotd-Scheme", "https")
 	}
+	out.Header.Set(web.RemoteHeader, remoteKey(r.RemoteAddr))
 	// The request goes as the parent lets it (a refusal closes the
 	// stream unread); its answer is read within the deadline.
 	go out.Write(mine)
@@ -128,11 +132,31 @@ func (srv *server) serveWeb(w http.ResponseWriter, r *http.Request, log *slog.Lo
 	head.left = -1 // the body is bounded by time, not size
 	copyWebHeaders(w.Header(), res.Header, account)
 	w.WriteHeader(res.StatusCode)
-	if _, err := io.Copy(w, res.Body); err != nil && !errors.Is(err, io.EOF) {
+	// The answer leaves at the minimum rate or is cut, as the web
+	// process's own writes are: a visitor who stops reading does not
+	// hold this request once the web process has given up on it.
+	rc := http.NewResponseController(w)
+	paced := &web.PacedWriter{W: w, SetDeadline: rc.SetWriteDeadline,
+		Rate: int64(st.MinRate), Interval: time.Duration(st.RateInterval) * time.Second}
+	if _, err := io.Copy(paced, res.Body); err != nil && !errors.Is(err, io.EOF) {
 		log.Info("page not sent whole", "err", err)
+	} else {
+		// The connection may serve another request, later.
+		rc.Flush()
+		rc.SetWriteDeadline(time.Time{})
 	}
 	mine.Close()
 	client.Wait()
+}
+
+// remoteKey is the address a web process counts a request of remote
+// ("host:port") under: the address, or its /64 for IPv6.
+func remoteKey(remote string) string {
+	ap, err := netip.ParseAddrPort(remote)
+	if err != nil {
+		return "unknown"
+	}
+	return admit.AddressKey(net.TCPAddrFromAddrPort(ap))
 }
 
 // copyWebHeaders sets on h the headers of a web process's answer that

@@ -71,6 +71,8 @@ func (d *daemon) sendSettings(f *frontend) error {
 		Total:             config.MaxClients,
 		PendingTotal:      uint32(cfg.PendingTotal),
 		PendingPerAddress: uint32(cfg.PendingPerAddress),
+		MinRate:           uint64(cfg.Pace.MinRate),
+		RateInterval:      uint32(cfg.Pace.RateInterval / time.Second),
 	}
 	names := make([]string, 0, len(cfg.UserLimits))
 	for name := range cfg.UserLimits {

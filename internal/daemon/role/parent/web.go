@@ -75,7 +75,7 @@ func (d *daemon) webFor(account string) (*webProc, error) {
 	w := &webProc{proc: p, account: account, last: time.Now()}
 	d.webs[account] = w
 	start := &ipc.WebStart{Account: account, Timeout: uint32(max(1, d.cfg.RequestTimeout/time.Second)), MemoryLimit: uint64(d.cfg.MemoryLimit),
-		Transports: d.webTransports(account)}
+		Transports: d.webTransports(account), MinRate: uint64(d.cfg.Pace.MinRate), RateInterval: uint32(d.cfg.Pace.RateInterval / time.Second)}
 	var repos []*ipc.WebRepo
 	for _, r := range d.cfg.Repositories {
 		if a := r.Access(id); a == config.Read || a == config.ReadWrite {

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"gotd/internal/daemon/admit"
 	"gotd/internal/daemon/ipc"
 	"gotd/internal/daemon/msg"
 	site "gotd/internal/web"
@@ -25,12 +26,20 @@ import (
 const (
 	maxHeaderBytes = 64 << 10
 	headerTimeout  = 10 * time.Second
-	// maxConcurrent bounds the pages rendered at once; more wait for
-	// their turn in the listener.
-	maxConcurrent = 32
+	// maxStreams bounds the requests served at once, whatever they
+	// are; more wait for their turn in the listener. Within it the
+	// site's limits (limits) answer those over their bounds at once.
+	maxStreams = 128
 	// pageTimeout bounds the making of a page.
 	pageTimeout = time.Minute
 )
+
+// limits are the site's limits: 32 pages made at once, the others
+// waiting a few seconds for their turn; 16 downloads at once; 8 pages
+// and 4 downloads of one address (an IPv6 /64) at once, so that
+// neither a few visitors who read slowly or not at all nor one
+// address's many requests hold every place.
+var limits = site.Limits{Making: 32, MakeWait: 5 * time.Second, Downloads: 16, PagesPerAddress: 8, DownloadsPerAddress: 4}
 
 // Setup is what ReadStart reads from the parent.
 type Setup struct {
@@ -61,7 +70,10 @@ func Open(log *slog.Logger, s *Setup) (*site.Site, []string) {
 	// A page has at most pageTimeout; a snapshot or a raw file the
 	// request timeout, as a clone has.
 	timeout := time.Duration(s.Start.Timeout) * time.Second
-	st := &site.Site{Log: log, Timeout: min(timeout, pageTimeout), StreamTimeout: timeout, Account: s.Start.Account}
+	st := &site.Site{Log: log, Timeout: min(timeout, pageTimeout), StreamTimeout: timeout, Account: s.Start.Account, Limits: limits}
+	// Refusals are logged as counts per interval, not a line each.
+	refusals := &admit.Summary{Log: log, Level: slog.LevelWarn}
+	st.Limits.Refused = func(why, address string) { refusals.Add(why, address) }
 	var dirs []string
 	for _, r := range s.Repos {
 		rp, err := site.Open(r.Name, r.Path, r.Description, r.Hidden)
@@ -80,9 +92,11 @@ func Open(log *slog.Logger, s *Setup) (*site.Site, []string) {
 }
 
 // Main serves the requests the parent passes until its channel
-// closes.
-func Main(ctx context.Context, log *slog.Logger, parent *msg.Conn, st *site.Site) error {
-	l := &streams{conns: make(chan net.Conn), done: make(chan struct{})}
+// closes. An answer must leave at the minimum rate of start, or the
+// request is ended.
+func Main(ctx context.Context, log *slog.Logger, parent *msg.Conn, st *site.Site, start *ipc.WebStart) error {
+	l := &streams{conns: make(chan net.Conn), done: make(chan struct{}),
+		rate: int64(start.MinRate), interval: time.Duration(start.RateInterval) * time.Second}
 	hs := &http.Server{
 		Handler:           st,
 		ReadHeaderTimeout: headerTimeout,
@@ -124,12 +138,16 @@ type streams struct {
 	done  chan struct{}
 	once  sync.Once
 	sem   chan struct{}
+	// rate bytes of an answer must leave in every interval (0: no
+	// bound).
+	rate     int64
+	interval time.Duration
 }
 
-// Accept returns the next stream, once fewer than maxConcurrent are
+// Accept returns the next stream, once fewer than maxStreams are
 // being served.
 func (l *streams) Accept() (net.Conn, error) {
-	l.once.Do(func() { l.sem = make(chan struct{}, maxConcurrent) })
+	l.once.Do(func() { l.sem = make(chan struct{}, maxStreams) })
 	select {
 	case l.sem <- struct{}{}:
 	case <-l.done:
@@ -137,7 +155,9 @@ func (l *streams) Accept() (net.Conn, error) {
 	}
 	select {
 	case c := <-l.conns:
-		return &slotConn{Conn: c, release: func() { <-l.sem }}, nil
+		sc := &slotConn{Conn: c, release: func() { <-l.sem }}
+		sc.paced = site.PacedWriter{W: c, SetDeadline: c.SetWriteDeadline, Rate: l.rate, Interval: l.interval}
+		return sc, nil
 	case <-l.done:
 		<-l.sem
 		return nil, net.ErrClosed
@@ -160,11 +180,30 @@ type addr struct{}
 func (addr) Network() string { return "unix" }
 func (addr) String() string  { return "parent" }
 
-// slotConn gives its place back when it is closed.
+// slotConn gives its place back when it is closed, and writes at the
+// minimum rate or fails: a visitor who stops reading a download (or
+// a page) holds it one rate interval once the buffers between are
+// full, not for the whole request timeout.
 type slotConn struct {
 	net.Conn
 	once    sync.Once
 	release func()
+	paced   site.PacedWriter
+}
+
+func (c *slotConn) Write(p []byte) (int, error) { return c.paced.Write(p) }
+
+// SetWriteDeadline and SetDeadline set the latest any write may end
+// (the server's write timeout), which the pace's deadlines do not
+// pass.
+func (c *slotConn) SetWriteDeadline(t time.Time) error {
+	c.paced.Deadline = t
+	return c.Conn.SetWriteDeadline(t)
+}
+
+func (c *slotConn) SetDeadline(t time.Time) error {
+	c.paced.Deadline = t
+	return c.Conn.SetDeadline(t)
 }
 
 func (c *slotConn) Close() error {
