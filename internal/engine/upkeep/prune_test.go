@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"gotd/internal/git/repo"
 	"gotd/internal/gittest"
 	"gotd/internal/protocol/receive"
@@ -134,4 +136,42 @@ func TestPushWaitsForPrune(t *testing.T) {
 		t.Fatalf("push after the cleanup: %v, status %q", err, res.Commands[0].Status)
 	}
 	gittest.Git(t, dir, "fsck", "--full", "--strict")
+}
+
+// TestQuarantineMissingParent: a push in flight whose pack names a
+// parent the repository lacks (it will be refused) does not make
+// Repack fail: a client could otherwise stop every cleanup with such a
+// push, sent slowly.
+func TestQuarantineMissingParent(t *testing.T) {
+	dir := gittest.InitBare(t, "sha1")
+	gittest.Generate(t, dir, gittest.History{Commits: 5})
+	tree := strings.TrimSpace(gittest.Git(t, dir, "rev-parse", "main^{tree}"))
+	missing := strings.TrimSpace(gittest.Git(t, dir, "commit-tree", tree, "-p", "main", "-m", "never sent"))
+	blob := strings.TrimSpace(gittest.GitInput(t, dir, []byte("pushed\n"), "hash-object", "-w", "--stdin"))
+	pushedTree := strings.TrimSpace(gittest.GitInput(t, dir, []byte("100644 blob "+blob+"\tf\n"), "mktree"))
+	child := strings.TrimSpace(gittest.Git(t, dir, "commit-tree", pushedTree, "-p", missing, "-m", "pushed"))
+	q := filepath.Join(dir, "objects", "incoming-gotd-test")
+	if err := os.Mkdir(q, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	hold, err := os.Open(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hold.Close()
+	if err := unix.Flock(int(hold.Fd()), unix.LOCK_SH); err != nil {
+		t.Fatal(err)
+	}
+	gittest.GitInput(t, dir, []byte(child+"\n"), "pack-objects", "-q", filepath.Join(q, "pack"))
+	for _, id := range []string{missing, child} {
+		if err := os.Remove(filepath.Join(dir, "objects", id[:2], id[2:])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep, err := Repack(context.Background(), open(t, dir), Options{All: true})
+	if err != nil {
+		t.Fatalf("Repack with a push in flight that names a missing parent: %v", err)
+	}
+	t.Logf("pruned %d objects", len(rep.Pruned))
+	gittest.Git(t, dir, "fsck", "--full", "--strict", "--no-dangling")
 }

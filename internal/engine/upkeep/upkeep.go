@@ -243,7 +243,6 @@ func Repack(ctx context.Context, r *repo.Repo, o Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	roots = q.appendIDs(roots)
 
 	reachable := oid.NewSet(r.Format, 0)
 	var objs []packer.Object
@@ -251,7 +250,10 @@ func Repack(ctx context.Context, r *repo.Repo, o Options) (*Report, error) {
 		_, _, ok := r.LocateObject(id)
 		return ok || loose.Has(id)
 	}
-	err = walkFrom(ctx, r, q, roots, func(id oid.ID, t object.Type, path []byte) error {
+	err = walkReachable(ctx, r, q, roots, nil, func(id oid.ID, t object.Type, path []byte) error {
+		if reachable.Has(id) {
+			return nil // reached from another quarantine too
+		}
 		reachable.Add(id)
 		if inRepo(id) {
 			objs = append(objs, packer.Object{ID: id, Type: t, NameHash: packer.NameHash(path)})
@@ -600,17 +602,17 @@ func settle(ctx context.Context, r *repo.Repo, reachable *oid.Set, junk map[oid.
 		return err
 	}
 	defer q.close()
-	roots = q.appendIDs(roots)
-	var fresh []oid.ID
+	// What the roots already reached reach is in reachable: the walk
+	// stops there, so that it costs what changed since the first.
+	var fresh, known []oid.ID
 	for _, id := range roots {
-		if !reachable.Has(id) {
+		if reachable.Has(id) {
+			known = append(known, id)
+		} else {
 			fresh = append(fresh, id)
 		}
 	}
-	if len(fresh) == 0 {
-		return nil
-	}
-	err = walkFrom(ctx, r, q, fresh, func(id oid.ID, _ object.Type, _ []byte) error {
+	err = walkReachable(ctx, r, q, fresh, known, func(id oid.ID, _ object.Type, _ []byte) error {
 		reachable.Add(id)
 		if g := junk[id]; g != nil {
 			// Reached again: kept, and loosened if its pack goes.
@@ -677,15 +679,39 @@ func appendReflogTips(r *repo.Repo, ids []oid.ID, since time.Time, always bool) 
 	return ids, nil
 }
 
-// walkFrom calls fn for every object reachable from roots, reading
-// the repository and the quarantined packs.
-func walkFrom(ctx context.Context, r *repo.Repo, q *quarantines, roots []oid.ID, fn func(oid.ID, object.Type, []byte) error) error {
+// walkReachable calls fn for every object reachable from roots and not
+// from known, whose closure the caller has, reading the repository and
+// the quarantined packs; then for what the objects of each quarantined
+// pack reach beyond those. An object missing under roots is an error;
+// one missing under a quarantined pack is not: that push will be
+// refused as incomplete, so what its walk reached before is kept and
+// the rest of it does not matter (nor can a client that pushes a pack
+// naming a missing parent, slowly, make every cleanup fail). fn may be
+// called more than once for an object reached from two packs.
+func walkReachable(ctx context.Context, r *repo.Repo, q *quarantines, roots, known []oid.ID, fn func(oid.ID, object.Type, []byte) error) error {
 	w := &walk.Walker{Store: overlay{r, q}, Format: r.Format}
 	if g, err := commitgraph.Open(r.ObjectsDir(), r.Format); err == nil {
 		w.Graph = g
 		defer g.Close()
 	}
-	return w.Objects(ctx, roots, nil, fn)
+	if len(roots) > 0 {
+		if err := w.Objects(ctx, roots, known, fn); err != nil {
+			return err
+		}
+	}
+	haves := append(append([]oid.ID(nil), known...), roots...)
+	for _, p := range q.packs {
+		idx := p.Index()
+		ids := make([]oid.ID, 0, idx.Count())
+		for i := 0; i < idx.Count(); i++ {
+			ids = append(ids, idx.ID(i))
+		}
+		err := w.Objects(ctx, ids, haves, fn)
+		if err != nil && !errors.Is(err, object.ErrNotFound) {
+			return err
+		}
+	}
+	return nil
 }
 
 func paths(ps []*pack.Pack) []string {
