@@ -88,6 +88,13 @@ func main() {
 			return
 		}
 	}
+	// So does the pushes scenario, which makes its own repository.
+	if pick.MatchString("pushes") {
+		printPushes(work, bin)
+		if *only == "pushes" {
+			return
+		}
+	}
 	r := prepare(filepath.Join(work, "repos"), src)
 	exec.Command("chmod", "-R", "a+rX", work).Run()
 	objects := strings.TrimSpace(git(r.path("bitmap"), "rev-list", "--objects", "--all", "--count"))

@@ -245,7 +245,27 @@ func cmdLoad(ctx context.Context, args []string, stdout io.Writer) error {
 	for i, ref := range load {
 		tips[i] = receive.Tip{Name: ref.Name, ID: ref.ID}
 	}
-	if _, err := ing.Take(ctx, br, tips); err != nil {
+	dir, hold, err := receive.NewQuarantine(r.ObjectsDir())
+	if err != nil {
+		return err
+	}
+	defer func() {
+		os.RemoveAll(dir)
+		hold.Close()
+	}()
+	res, err := ing.Index(ctx, br, dir, tips)
+	if err != nil {
+		return fmt.Errorf("bundle's pack: %w", err)
+	}
+	// The tips are checked again, and the references moved, under the
+	// prune lock a push holds (receive's prune.go): a cleanup cannot
+	// remove meanwhile what the pack relies on.
+	unlock, err := r.LockPrune(ctx, false, receive.DefaultPruneWait, nil)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if _, err := ing.Install(ctx, res, tips); err != nil {
 		return fmt.Errorf("bundle's pack: %w", err)
 	}
 	if err := r.Refs.Update(ups); err != nil {

@@ -174,7 +174,14 @@ func runRole(role string, lo logs.Options) error {
 		}
 		peer := ipc.Inherited(ipc.FDPeer, "repo")
 		// The one role that writes a repository: it installs the pack
-		// and moves references (lock files, renames).
+		// and moves references (lock files, renames). It also takes the
+		// repository's prune lock shared from its connectivity check to
+		// its reference updates: it creates gotd-prune.lock in the
+		// repository, read-only, if missing (write access there), and
+		// flock(2)s it, which the seccomp list allows every role
+		// (OpenBSD: the flock promise, with wpath); it sets the time of
+		// a pack or loose object a push names again (utimensat, allowed
+		// every role; OpenBSD: fattr).
 		if err := confine(log, sandbox.Policy{Role: role, ReadDirs: []string{start.Path}, WriteDirs: []string{start.Path}}); err != nil {
 			return err
 		}
@@ -209,7 +216,9 @@ func runRole(role string, lo logs.Options) error {
 		}
 		// Read and write on its one repository: it writes the new
 		// pack, its index and bitmap, loose objects that lose their
-		// pack, its lock file, and removes what is redundant. No other
+		// pack, its lock files (gotd-upkeep.lock, and gotd-prune.lock,
+		// flock(2)ed exclusive around a full repack's removal), and
+		// removes what is redundant. No other
 		// files, no sockets: it answers on the channel it was given.
 		if err := confine(log, sandbox.Policy{Role: role, ReadDirs: []string{start.Path}, WriteDirs: []string{start.Path}}); err != nil {
 			return err

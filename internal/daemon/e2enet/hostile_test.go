@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"gotd/internal/engine/upkeep"
+	"gotd/internal/git/repo"
 )
 
 // Bounds of the hostile-load test (issue 18). Every attack is a small
@@ -642,7 +643,7 @@ func TestHostileLoad(t *testing.T) {
 		var left []string
 		filepath.WalkDir(test, func(p string, d os.DirEntry, err error) error {
 			// Upkeep's lock is a file kept for flock(2), never a leftover.
-			if err == nil && d.Name() != upkeep.LockFile && (strings.HasSuffix(p, ".lock") || strings.HasPrefix(d.Name(), "incoming-") || strings.HasPrefix(d.Name(), "tmp_")) {
+			if err == nil && d.Name() != upkeep.LockFile && d.Name() != repo.PruneLockFile && (strings.HasSuffix(p, ".lock") || strings.HasPrefix(d.Name(), "incoming-") || strings.HasPrefix(d.Name(), "tmp_")) {
 				left = append(left, p)
 			}
 			return nil

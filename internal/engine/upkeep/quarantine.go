@@ -143,7 +143,6 @@ func openQuarantines(r *repo.Repo) (*quarantines, error) {
 	return q, nil
 }
 
-// appendIDs appends every object of the quarantined packs to ids.
 // locate returns the quarantined pack holding id and its offset there.
 func (q *quarantines) locate(id oid.ID) (*pack.Pack, uint64, bool) {
 	for _, p := range q.packs {
@@ -152,16 +151,6 @@ func (q *quarantines) locate(id oid.ID) (*pack.Pack, uint64, bool) {
 		}
 	}
 	return nil, 0, false
-}
-
-func (q *quarantines) appendIDs(ids []oid.ID) []oid.ID {
-	for _, p := range q.packs {
-		idx := p.Index()
-		for i := 0; i < idx.Count(); i++ {
-			ids = append(ids, idx.ID(i))
-		}
-	}
-	return ids
 }
 
 func (q *quarantines) close() {

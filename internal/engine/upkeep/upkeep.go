@@ -17,7 +17,12 @@
 // reference, every reflog entry younger than the reflog expiry and
 // every push in flight (objects in objects/incoming-* directories), and
 // older than a grace period, unless the caller asks for all unreachable
-// objects to go (Options.All). Unreachable objects still in their grace
+// objects to go (Options.All). The last reachability walk and the
+// removal hold the repository's prune lock exclusive, and pushes hold
+// it shared from their connectivity check to their reference updates
+// (repo.LockPrune): a push that relies on an object unreachable at the
+// first walk either moves its references before the last walk sees
+// them or checks after the removal and finds the object gone. Unreachable objects still in their grace
 // period that sat in a pack about to be removed are written out loose
 // with the pack's modification time, so that they age from when they
 // arrived, as C Git's repack -A does.
@@ -31,6 +36,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"syscall"
 	"time"
 
@@ -55,7 +61,9 @@ const DefaultGrace = 14 * 24 * time.Hour
 const DefaultReflogExpiry = 90 * 24 * time.Hour
 
 // DefaultSettle bounds how long Repack waits, before removing
-// anything, for pushes in flight to finish.
+// anything, for the prune lock (repo.PruneLockFile), which pushes hold
+// shared from their connectivity check to their reference updates, and
+// for pushes C Git's receive-pack has in flight.
 const DefaultSettle = 30 * time.Second
 
 // ErrPrecious is returned by Repack asked to prune a repository whose
@@ -72,8 +80,9 @@ var ErrRunning = errors.New("upkeep: another cleanup or repack of the repository
 // empty.
 const LockFile = "gotd-upkeep.lock"
 
-// ErrBusy is wrapped by Repack's error when pushes kept arriving and
-// moving references while it tried to settle: nothing was removed.
+// ErrBusy is wrapped by Repack's error when pushes kept the prune lock
+// (or C Git's pushes stayed in flight) for all of Options.Settle:
+// nothing was removed.
 var ErrBusy = errors.New("upkeep: the repository kept changing")
 
 // Options tune Repack. The zero value repacks, removes redundant packs
@@ -94,8 +103,8 @@ type Options struct {
 	// ReflogExpiry is the age past which reflog entries keep nothing
 	// (0: DefaultReflogExpiry; negative: every entry keeps its objects).
 	ReflogExpiry time.Duration
-	// Settle bounds the wait for pushes in flight before removal
-	// (0: DefaultSettle).
+	// Settle bounds the wait for the prune lock and for C Git's pushes
+	// in flight before removal (0: DefaultSettle).
 	Settle time.Duration
 	// Now is the time ages are measured from (zero: time.Now()).
 	Now time.Time
@@ -243,7 +252,6 @@ func Repack(ctx context.Context, r *repo.Repo, o Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	roots = q.appendIDs(roots)
 
 	reachable := oid.NewSet(r.Format, 0)
 	var objs []packer.Object
@@ -251,7 +259,10 @@ func Repack(ctx context.Context, r *repo.Repo, o Options) (*Report, error) {
 		_, _, ok := r.LocateObject(id)
 		return ok || loose.Has(id)
 	}
-	err = walkFrom(ctx, r, q, roots, func(id oid.ID, t object.Type, path []byte) error {
+	err = walkReachable(ctx, r, q, roots, nil, func(id oid.ID, t object.Type, path []byte) error {
+		if reachable.Has(id) {
+			return nil // reached from another quarantine too
+		}
 		reachable.Add(id)
 		if inRepo(id) {
 			objs = append(objs, packer.Object{ID: id, Type: t, NameHash: packer.NameHash(path)})
@@ -308,45 +319,26 @@ func Repack(ctx context.Context, r *repo.Repo, o Options) (*Report, error) {
 		return rep, err
 	}
 
-	// Pushes in flight may have installed their packs and not yet
-	// moved their references: wait for them, then keep whatever the
-	// references and quarantines reach now that was not reached before.
-	if err := settle(ctx, r, reachable, junk, o); err != nil {
+	// The last walk and the removal hold the prune lock exclusive; a
+	// push holds it shared from its connectivity check to its
+	// reference updates. So every push either checked before the last
+	// walk, which then sees its references, or checks after the
+	// removal, which it then sees: none relies on an object it found
+	// that is then removed.
+	if err := waitForeignPushes(ctx, r, junk, o); err != nil {
 		return rep, err
 	}
-
-	// Young garbage in packs about to go is written out loose first.
-	for id, g := range junk {
-		if g.expire || g.loose || g.pack == nil {
-			continue
-		}
-		if err := loosen(r, g.pack, id, g.mtime, o.Own); err != nil {
-			return rep, fmt.Errorf("upkeep: keep unreachable %v: %w", id, err)
-		}
-		rep.Loosened++
+	unlockPrune, err := r.LockPrune(ctx, true, o.Settle, o.Own)
+	if errors.Is(err, repo.ErrPruneLocked) {
+		return rep, fmt.Errorf("%w: pushes held the prune lock for %v; nothing removed", ErrBusy, o.Settle)
 	}
-	if err := syncDir(r.ObjectsDir()); err != nil {
+	if err != nil {
 		return rep, fmt.Errorf("upkeep: %w", err)
 	}
-
-	if err := removeReplaced(r, old, np, o.Own, rep); err != nil {
+	errs, err := removeGarbage(ctx, r, old, loose, np, reachable, junk, o, rep)
+	unlockPrune()
+	if err != nil {
 		return rep, err
-	}
-
-	// Loose objects the new pack holds, and expired garbage.
-	var errs []error
-	for id := range loose.All() {
-		g, isJunk := junk[id]
-		switch {
-		case !isJunk && np != nil && np.HasObject(id):
-			rep.RedundantLoose++
-		case isJunk && g.expire && o.PruneLoose:
-		default:
-			continue
-		}
-		if err := r.Loose.Remove(id); err != nil && !errors.Is(err, object.ErrNotFound) {
-			errs = append(errs, err)
-		}
 	}
 	for id, g := range junk {
 		if g.gone(o) {
@@ -372,6 +364,55 @@ func Repack(ctx context.Context, r *repo.Repo, o Options) (*Report, error) {
 		return rep, fmt.Errorf("upkeep: %w", errors.Join(errs...))
 	}
 	return rep, nil
+}
+
+// removeGarbage is the end of Repack, under the prune lock: it walks
+// from what the references, reflogs and quarantines reach now that
+// they did not reach before (settle), writes out loose the young
+// garbage of the packs about to go, then removes the packs old (but
+// np), the loose objects np holds and the expired garbage. It returns
+// the failures to remove loose objects, which stop nothing, apart
+// from the error that stopped it.
+func removeGarbage(ctx context.Context, r *repo.Repo, old []*pack.Pack, loose *oid.Set, np *pack.Pack, reachable *oid.Set, junk map[oid.ID]*garbage, o Options, rep *Report) ([]error, error) {
+	if err := settle(ctx, r, reachable, junk, o); err != nil {
+		return nil, err
+	}
+	pauseBeforeRemoval()
+
+	// Young garbage in packs about to go is written out loose first.
+	for id, g := range junk {
+		if g.expire || g.loose || g.pack == nil {
+			continue
+		}
+		if err := loosen(r, g.pack, id, g.mtime, o.Own); err != nil {
+			return nil, fmt.Errorf("upkeep: keep unreachable %v: %w", id, err)
+		}
+		rep.Loosened++
+	}
+	if err := syncDir(r.ObjectsDir()); err != nil {
+		return nil, fmt.Errorf("upkeep: %w", err)
+	}
+
+	if err := removeReplaced(r, old, np, o.Own, rep); err != nil {
+		return nil, err
+	}
+
+	// Loose objects the new pack holds, and expired garbage.
+	var errs []error
+	for id := range loose.All() {
+		g, isJunk := junk[id]
+		switch {
+		case !isJunk && np != nil && np.HasObject(id):
+			rep.RedundantLoose++
+		case isJunk && g.expire && o.PruneLoose:
+		default:
+			continue
+		}
+		if err := r.Loose.Remove(id); err != nil && !errors.Is(err, object.ErrNotFound) {
+			errs = append(errs, err)
+		}
+	}
+	return errs, nil
 }
 
 // lock takes the repository's upkeep lock, or fails with ErrRunning if
@@ -508,14 +549,15 @@ func PackLoose(ctx context.Context, r *repo.Repo, po packer.Options, own func(pa
 	return path, len(objs), nil
 }
 
-// settle waits up to o.Settle for the quarantines of pushes in flight
-// to go, if anything is to be removed, then walks from whatever the references, reflogs and
-// quarantines reach now that reachable lacks, and takes what it finds
-// out of junk. When pushes are still in flight after the wait, it
-// returns an error wrapping ErrBusy if o.All would remove anything,
-// since a push's pack may be installed with its references not yet
-// moved; with a grace period, such a pack is younger than it.
-func settle(ctx context.Context, r *repo.Repo, reachable *oid.Set, junk map[oid.ID]*garbage, o Options) error {
+// waitForeignPushes waits up to o.Settle, if anything is to be
+// removed, for the quarantines of pushes in flight that C Git's
+// receive-pack made (those that do not begin "incoming-gotd-") to go:
+// C Git takes no prune lock, and may have installed a push's objects
+// without moving its references yet. It returns an error wrapping
+// ErrBusy if some remain and o.All would remove anything; with a grace
+// period, such a push's objects are younger than it. gotd's pushes hold
+// the prune lock instead (see Repack), and are not waited for.
+func waitForeignPushes(ctx context.Context, r *repo.Repo, junk map[oid.ID]*garbage, o Options) error {
 	expired := false
 	for _, g := range junk {
 		if g.expire {
@@ -524,18 +566,25 @@ func settle(ctx context.Context, r *repo.Repo, reachable *oid.Set, junk map[oid.
 		}
 	}
 	deadline := time.Now().Add(o.Settle)
-	busy := expired // with nothing to remove, nothing to wait for
-	for busy {
+	for expired { // with nothing to remove, nothing to wait for
 		names, err := quarantineDirs(r)
 		if err != nil {
 			return err
 		}
-		if len(names) == 0 {
-			busy = false
-			break
+		foreign := 0
+		for _, n := range names {
+			if !strings.HasPrefix(filepath.Base(n), gotdQuarantine) {
+				foreign++
+			}
+		}
+		if foreign == 0 {
+			return nil
 		}
 		if time.Now().After(deadline) {
-			break
+			if o.All {
+				return fmt.Errorf("%w: pushes of C Git still in flight after %v; nothing removed", ErrBusy, o.Settle)
+			}
+			return nil
 		}
 		select {
 		case <-ctx.Done():
@@ -543,9 +592,16 @@ func settle(ctx context.Context, r *repo.Repo, reachable *oid.Set, junk map[oid.
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	if busy && o.All {
-		return fmt.Errorf("%w: pushes still in flight after %v; nothing removed", ErrBusy, o.Settle)
-	}
+	return nil
+}
+
+// settle, under the prune lock, walks from whatever the references,
+// reflogs and quarantines reach now that reachable lacks, and takes
+// what it finds out of junk: kept, and written out loose if its pack
+// goes. The quarantines of gotd's pushes are walked whole, so that a
+// push whose pack is in but not yet checked keeps the objects its pack
+// names as parents or bases.
+func settle(ctx context.Context, r *repo.Repo, reachable *oid.Set, junk map[oid.ID]*garbage, o Options) error {
 	if err := r.Rescan(); err != nil {
 		return fmt.Errorf("upkeep: %w", err)
 	}
@@ -562,17 +618,17 @@ func settle(ctx context.Context, r *repo.Repo, reachable *oid.Set, junk map[oid.
 		return err
 	}
 	defer q.close()
-	roots = q.appendIDs(roots)
-	var fresh []oid.ID
+	// What the roots already reached reach is in reachable: the walk
+	// stops there, so that it costs what changed since the first.
+	var fresh, known []oid.ID
 	for _, id := range roots {
-		if !reachable.Has(id) {
+		if reachable.Has(id) {
+			known = append(known, id)
+		} else {
 			fresh = append(fresh, id)
 		}
 	}
-	if len(fresh) == 0 {
-		return nil
-	}
-	err = walkFrom(ctx, r, q, fresh, func(id oid.ID, _ object.Type, _ []byte) error {
+	err = walkReachable(ctx, r, q, fresh, known, func(id oid.ID, _ object.Type, _ []byte) error {
 		reachable.Add(id)
 		if g := junk[id]; g != nil {
 			// Reached again: kept, and loosened if its pack goes.
@@ -639,15 +695,39 @@ func appendReflogTips(r *repo.Repo, ids []oid.ID, since time.Time, always bool) 
 	return ids, nil
 }
 
-// walkFrom calls fn for every object reachable from roots, reading
-// the repository and the quarantined packs.
-func walkFrom(ctx context.Context, r *repo.Repo, q *quarantines, roots []oid.ID, fn func(oid.ID, object.Type, []byte) error) error {
+// walkReachable calls fn for every object reachable from roots and not
+// from known, whose closure the caller has, reading the repository and
+// the quarantined packs; then for what the objects of each quarantined
+// pack reach beyond those. An object missing under roots is an error;
+// one missing under a quarantined pack is not: that push will be
+// refused as incomplete, so what its walk reached before is kept and
+// the rest of it does not matter (nor can a client that pushes a pack
+// naming a missing parent, slowly, make every cleanup fail). fn may be
+// called more than once for an object reached from two packs.
+func walkReachable(ctx context.Context, r *repo.Repo, q *quarantines, roots, known []oid.ID, fn func(oid.ID, object.Type, []byte) error) error {
 	w := &walk.Walker{Store: overlay{r, q}, Format: r.Format}
 	if g, err := commitgraph.Open(r.ObjectsDir(), r.Format); err == nil {
 		w.Graph = g
 		defer g.Close()
 	}
-	return w.Objects(ctx, roots, nil, fn)
+	if len(roots) > 0 {
+		if err := w.Objects(ctx, roots, known, fn); err != nil {
+			return err
+		}
+	}
+	haves := append(append([]oid.ID(nil), known...), roots...)
+	for _, p := range q.packs {
+		idx := p.Index()
+		ids := make([]oid.ID, 0, idx.Count())
+		for i := 0; i < idx.Count(); i++ {
+			ids = append(ids, idx.ID(i))
+		}
+		err := w.Objects(ctx, ids, haves, fn)
+		if err != nil && !errors.Is(err, object.ErrNotFound) {
+			return err
+		}
+	}
+	return nil
 }
 
 func paths(ps []*pack.Pack) []string {

@@ -32,8 +32,9 @@ func has(t *testing.T, dir, id string) bool {
 }
 
 // TestQuarantineKeepsBases: a push in flight whose pack names an
-// unreachable, old commit as parent keeps it; with All, Repack refuses
-// to remove anything while the push lasts.
+// unreachable, old commit as parent keeps it, with All too, while other
+// unreachable objects go; with All, Repack refuses to remove anything
+// while a push of C Git's (which takes no prune lock) lasts.
 func TestQuarantineKeepsBases(t *testing.T) {
 	dir := gittest.InitBare(t, "sha1")
 	gittest.Generate(t, dir, gittest.History{Commits: 5})
@@ -63,12 +64,26 @@ func TestQuarantineKeepsBases(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	cgit := filepath.Join(dir, "objects", "incoming-cgit")
+	if err := os.Mkdir(cgit, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	_, err = Repack(context.Background(), open(t, dir), Options{All: true, Settle: 200 * time.Millisecond})
 	if !errors.Is(err, ErrBusy) {
-		t.Errorf("Repack with All during a push: %v; want ErrBusy", err)
+		t.Errorf("Repack with All during a push of C Git's: %v; want ErrBusy", err)
 	}
 	if !has(t, dir, base) || !has(t, dir, junk) {
-		t.Fatalf("Repack with All removed objects during a push")
+		t.Fatalf("Repack with All removed objects during a push of C Git's")
+	}
+	os.Remove(cgit)
+	if _, err := Repack(context.Background(), open(t, dir), Options{All: true, Settle: 200 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	if !has(t, dir, base) {
+		t.Fatalf("Repack with All removed %s, the base of a push in flight", base)
+	}
+	if has(t, dir, junk) {
+		t.Errorf("Repack with All kept %s, which nothing reaches", junk)
 	}
 	rep, err := Repack(context.Background(), open(t, dir), Options{PruneLoose: true, Settle: 200 * time.Millisecond})
 	if err != nil {
@@ -90,7 +105,7 @@ func TestQuarantineKeepsBases(t *testing.T) {
 	if _, err := Repack(context.Background(), open(t, dir), Options{All: true}); err != nil {
 		t.Fatal(err)
 	}
-	if has(t, dir, base) || has(t, dir, junk) {
+	if has(t, dir, base) {
 		t.Errorf("Repack with All kept unreachable objects once the push was over")
 	}
 	gittest.Git(t, dir, "fsck", "--full", "--strict", "--no-dangling")

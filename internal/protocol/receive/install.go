@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"gotd/internal/engine/indexer"
+	"gotd/internal/git/oid"
 	"gotd/internal/git/refs"
 	"gotd/internal/git/walk"
 	"gotd/internal/protocol/wire"
@@ -43,6 +44,13 @@ func (s *session) install() {
 	if !s.hadBranch {
 		s.fixHead()
 	}
+	var named []oid.ID
+	for _, c := range s.req.commands {
+		if c.Status == "" && !c.IsDelete() {
+			named = append(named, c.New)
+		}
+	}
+	s.freshen(named)
 }
 
 // installMade installs the pack of the objects rebases made, if any;
@@ -84,6 +92,12 @@ func installPack(res *indexer.Result, packDir string) (string, error) {
 		}
 		dst := filepath.Join(packDir, filepath.Base(src))
 		if _, err := os.Lstat(dst); err == nil {
+			// Freshened, as C Git freshens an object written again:
+			// a cleanup measures the age of the pack's unreachable
+			// objects by it. Best effort: a pack another user owns
+			// keeps its time.
+			now := time.Now()
+			os.Chtimes(dst, now, now)
 			continue
 		}
 		if err := os.Rename(src, dst); err != nil {

@@ -22,6 +22,9 @@
 //     value (installPack and updateRefs: the session_write process);
 //  6. report the outcome of each command.
 //
+// Steps 4 and 5 hold the repository's prune lock shared, so that a
+// cleanup removes no object the check found (prune.go).
+//
 // A push that fails leaves the repository as it was: the quarantine
 // directory is removed whatever happens.
 //
@@ -112,6 +115,11 @@ type Options struct {
 	// bounds the commits of one rebased update (0: DefaultMaxRebase).
 	Rebase    func(name string) bool
 	MaxRebase int
+	// PruneWait bounds the wait for the repository's prune lock, which
+	// a push holds shared from its check to its reference updates
+	// while a cleanup may hold it exclusive (see prune.go; 0:
+	// DefaultPruneWait).
+	PruneWait time.Duration
 }
 
 // Command is one reference update of a push.
@@ -222,7 +230,8 @@ type session struct {
 	madePack       *indexer.Result // the objects rebases made, nil if none
 	rebaseDeadline time.Time       // of all the push's rebases, set by the first
 	unpackErr      error
-	hadBranch      bool // the repository had a branch before the push
+	hadBranch      bool   // the repository had a branch before the push
+	unlockPrune    func() // lets go of the prune lock, nil when not held
 
 	keepalive struct {
 		once       sync.Once
@@ -323,6 +332,10 @@ func (s *session) run() error {
 
 		case stateCheck:
 			s.startKeepalive()
+			if !s.lockPrune() {
+				st = stateReport
+				break
+			}
 			if err := s.check(); err != nil {
 				s.log.Error("cannot check the push", "err", err)
 				s.setAll(ngInternal)
@@ -337,6 +350,7 @@ func (s *session) run() error {
 			st = stateReport
 
 		case stateReport:
+			s.unlockPruneNow()
 			s.stopKeepalive()
 			s.logOutcome()
 			if err := s.report(); err != nil {
@@ -350,6 +364,7 @@ func (s *session) run() error {
 // cleanup stops the keepalive and removes the quarantine directory,
 // whatever state the session ended in.
 func (s *session) cleanup() {
+	s.unlockPruneNow()
 	s.stopKeepalive()
 	if s.quarantine != "" {
 		if err := os.RemoveAll(s.quarantine); err != nil {

@@ -239,8 +239,21 @@ func (f *fetcher) run(ctx context.Context) (*FetchResult, error) {
 		return res, nil
 	}
 	in := &receive.Ingest{Repo: rp, Limits: f.opts.Limits, BeforeInstall: f.opts.BeforeInstall}
-	// fetchPack checked the tips: this process indexed the pack.
-	if res.Pack, err = in.InstallChecked(got.Pack); err != nil {
+	// fetchPack checked the tips, but without the prune lock, which a
+	// push's check and update hold shared (receive's prune.go): a
+	// cleanup may have removed since an object the pack relies on. So
+	// they are checked again under it, which costs a walk of what the
+	// pack brought.
+	unlock, err := rp.LockPrune(ctx, false, receive.DefaultPruneWait, nil)
+	if err != nil {
+		return nil, fmt.Errorf("remote: %w", err)
+	}
+	defer unlock()
+	tips := make([]receive.Tip, len(got.Updates))
+	for i, u := range got.Updates {
+		tips[i] = receive.Tip{Name: u.Name, ID: u.New}
+	}
+	if res.Pack, err = in.Install(ctx, got.Pack, tips); err != nil {
 		return nil, fmt.Errorf("remote: %w", err)
 	}
 	if err := rp.Refs.Update(got.Updates); err != nil {

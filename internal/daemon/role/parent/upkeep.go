@@ -173,7 +173,7 @@ func (d *daemon) upkeepExited(u *upkeeping) {
 	case m.Status == ipc.UpkeepPrecious:
 		text = "skipped: the repository's objects are precious (extensions.preciousObjects); it is left as it is"
 	case m.Status == ipc.UpkeepBusy:
-		status, text = ipc.StatusFailed, "busy: another repack of the repository is running, or pushes kept moving its references; nothing removed"
+		status, text = ipc.StatusFailed, "busy: another repack of the repository is running, or pushes held its prune lock; nothing removed"
 	default:
 		status, text = ipc.StatusFailed, "failed: "+m.Message
 	}

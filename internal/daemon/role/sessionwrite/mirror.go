@@ -153,6 +153,13 @@ func installMirror(ctx context.Context, s *Session, cmds []receive.Command, m *i
 		tips = append(tips, receive.Tip{Name: c.Name, ID: c.New})
 	}
 	in := &receive.Ingest{Repo: s.Repo, Limits: wire.Limits{MaxObjectSize: int64(s.Start.MaxObjectSize)}.WithDefaults()}
+	// The check of the new values and the references' update hold the
+	// prune lock shared, as a push's do (receive's prune.go).
+	unlock, err := s.Repo.LockPrune(ctx, false, receive.DefaultPruneWait, nil)
+	if err != nil {
+		return fmt.Errorf("mirror: %w", err)
+	}
+	defer unlock()
 	res := &indexer.Result{PackPath: m.Pack, IndexPath: m.Index, RevPath: m.Rev, Count: m.Count, ThinBases: int(m.ThinBases), Checksum: m.Checksum}
 	if _, err := in.Install(ctx, res, tips); err != nil {
 		return fmt.Errorf("mirror: %w", err)

@@ -110,7 +110,7 @@ func packRefs(r *repo.Repo, start *ipc.UpkeepStart, done *ipc.UpkeepDone) {
 }
 
 // outcome describes a run that failed with err: busy if another run
-// held the repository or pushes kept moving its references.
+// held the repository or pushes held its prune lock.
 func outcome(err error) *ipc.UpkeepDone {
 	if errors.Is(err, engine.ErrRunning) || errors.Is(err, engine.ErrBusy) || errors.Is(err, refs.ErrLocked) {
 		return &ipc.UpkeepDone{Status: ipc.UpkeepBusy, Message: clip(err.Error())}
