@@ -210,8 +210,11 @@ func (d *daemon) mirrorExited(name string, m *mirroring, ch *child) {
 	if ch.status != nil && !ch.killed {
 		d.log.Warn("mirror sync process failed", "child", ch.role, "pid", ch.pid(), "repo", name, "err", ch.status)
 	}
-	if ch == m.fetch && m.write != nil && !m.write.exited && m.end == nil {
-		// session_write waits for what fetch sends; fetch is gone.
+	if ch == m.fetch && ch.status != nil && m.write != nil && !m.write.exited && m.end == nil {
+		// session_write waits for what fetch sends; fetch failed. A
+		// fetch that succeeded sent it all, and session_write, which
+		// checks the pack again and installs it (tens of seconds for
+		// a large repository), is bounded by the sync's deadline.
 		m.write.killAfter(killGrace)
 	}
 	if ch == m.write && m.fetch != nil && !m.fetch.exited {
