@@ -86,7 +86,7 @@ type FetchOptions struct {
 	// V0 asks the upstream for protocol version 0 instead of 2, as
 	// C Git's protocol.version=0 does.
 	V0 bool
-	// CA, if set, is PEM certificates (at most MaxCA bytes): the only
+	// CA, if not empty, is PEM certificates (at most MaxCA bytes): the only
 	// roots an https upstream's certificate is verified against,
 	// instead of the system's.
 	CA []byte

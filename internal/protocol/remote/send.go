@@ -32,7 +32,7 @@ type SendOptions struct {
 	// Auth, if set, is sent to an http(s) target with each request
 	// (basic authentication).
 	Auth *BasicAuth
-	// CA, if set, is PEM certificates (at most MaxCA bytes): the only
+	// CA, if not empty, is PEM certificates (at most MaxCA bytes): the only
 	// roots an https target's certificate is verified against,
 	// instead of the system's.
 	CA []byte

@@ -14,11 +14,11 @@ const MaxCA = 1 << 20
 // ErrNoCA is wrapped by the error for a CA without a PEM certificate.
 var ErrNoCA = errors.New("remote: no PEM certificate in the CA")
 
-// setCA makes ca (PEM certificates; nil: none) the only roots an https
+// setCA makes ca (PEM certificates; empty: none) the only roots an https
 // transport verifies the server's certificate against, instead of the
 // system's. Other transports have no certificates to verify.
 func setCA(t transport, ca []byte) error {
-	if ca == nil {
+	if len(ca) == 0 {
 		return nil
 	}
 	if len(ca) > MaxCA {

@@ -150,6 +150,7 @@ func (d *daemon) startMirror(r *config.Repository, m *mirroring) error {
 		MaxPackSize: uint64(push.MaxPackSize), MaxObjects: uint64(push.MaxObjects),
 		MaxObjectSize: uint64(push.MaxObjectSize), MinFree: uint64(push.MinFree),
 		MemoryLimit: uint64(d.cfg.MemoryLimit),
+		CA:          mf.CA,
 	}
 	if m.fetch, err = d.spawn(RoleFetch, 0, []*os.File{theirs.File()}); err != nil {
 		return fail(err)
