@@ -95,17 +95,19 @@ func main() {
 			return
 		}
 	}
+	// The mirror scenarios need neither gotd nor the repositories the
+	// others serve: run alone (-only mirror), they are all there is.
+	if mirrorOnly(pick.MatchString) {
+		fmt.Printf("repository: %s\n", src)
+		printMirror(work, src, pick.MatchString)
+		return
+	}
 	r := prepare(filepath.Join(work, "repos"), src)
 	exec.Command("chmod", "-R", "a+rX", work).Run()
 	objects := strings.TrimSpace(git(r.path("bitmap"), "rev-list", "--objects", "--all", "--count"))
 	fmt.Printf("repository: %s, %s objects\n\n", src, objects)
 
-	// The mirror scenarios need no gotd: run alone (-only mirror),
-	// they are all there is.
-	printMirror(work, r, pick.MatchString)
-	if mirrorOnly(pick.MatchString, scenarios(r, work)) {
-		return
-	}
+	printMirror(work, src, pick.MatchString)
 	servers := []*server{newGotd(work, bin, r.dir, served), newGitDaemon(r.dir)}
 	fmt.Printf("%-26s %-10s %9s %9s %10s %12s %22s\n", "scenario", "server", "wall", "cpu", "peak mem", "bytes", "gotd/C Git cpu rss wall")
 	for _, sc := range scenarios(r, work) {

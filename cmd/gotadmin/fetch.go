@@ -17,15 +17,20 @@ import (
 )
 
 // cmdClone makes a bare repository whose refs/heads and refs/tags are
-// the upstream's: gotadmin clone [-q] [-i identity-file] [-k
-// known-hosts-file] URL repository-path. The URL is
+// the upstream's: gotadmin clone [-q] [-c ca-file] [-i identity-file]
+// [-k known-hosts-file] URL repository-path. The URL is
 // recorded as the repository's upstream (remote.origin.url) for
 // gotadmin fetch.
 func cmdClone(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := newFlags("clone")
 	quiet := fs.Bool("q", false, "quiet")
 	sshOpts := sshFlags(fs)
+	caFile := fs.String("c", "", "CA certificates (PEM) an https upstream is verified against instead of the system's")
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	ca, err := readCA(*caFile)
+	if err != nil {
 		return err
 	}
 	if fs.NArg() != 2 {
@@ -46,7 +51,7 @@ func cmdClone(ctx context.Context, args []string, stdout io.Writer) error {
 			os.RemoveAll(path)
 		}
 	}()
-	res, err := fetchInto(ctx, r, rawURL, sshOpts(), *quiet, stdout)
+	res, err := fetchInto(ctx, r, rawURL, sshOpts(), ca, *quiet, stdout)
 	if err != nil {
 		return err
 	}
@@ -73,7 +78,7 @@ func cmdClone(ctx context.Context, args []string, stdout io.Writer) error {
 }
 
 // cmdFetch brings a repository's refs/heads and refs/tags to the
-// upstream's: gotadmin fetch [-q] [-i identity-file] [-k
+// upstream's: gotadmin fetch [-q] [-c ca-file] [-i identity-file] [-k
 // known-hosts-file] [-r repository-path] [URL], from URL
 // or the repository's recorded upstream.
 func cmdFetch(ctx context.Context, args []string, stdout io.Writer) error {
@@ -81,7 +86,12 @@ func cmdFetch(ctx context.Context, args []string, stdout io.Writer) error {
 	quiet := fs.Bool("q", false, "quiet")
 	rflag := fs.String("r", "", "repository path")
 	sshOpts := sshFlags(fs)
+	caFile := fs.String("c", "", "CA certificates (PEM) an https upstream is verified against instead of the system's")
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	ca, err := readCA(*caFile)
+	if err != nil {
 		return err
 	}
 	if fs.NArg() > 1 {
@@ -100,18 +110,19 @@ func cmdFetch(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		rawURL = u
 	}
-	_, err = fetchInto(ctx, r, rawURL, sshOpts(), *quiet, stdout)
+	_, err = fetchInto(ctx, r, rawURL, sshOpts(), ca, *quiet, stdout)
 	return err
 }
 
 // fetchInto fetches rawURL into r, the references following the
-// upstream's (Prune), and tells what moved.
-func fetchInto(ctx context.Context, r *repo.Repo, rawURL string, sshOpts *remote.SSH, quiet bool, stdout io.Writer) (*remote.FetchResult, error) {
+// upstream's (Prune), and tells what moved. ca, if not empty, is the
+// only roots an https upstream is verified against.
+func fetchInto(ctx context.Context, r *repo.Repo, rawURL string, sshOpts *remote.SSH, ca []byte, quiet bool, stdout io.Writer) (*remote.FetchResult, error) {
 	who := refs.Who{Name: "gotadmin", Message: "gotadmin fetch"}
 	if u, err := user.Current(); err == nil {
 		who.Name = u.Username
 	}
-	opts := remote.FetchOptions{URL: rawURL, Repo: r, Prune: true, Who: who, BeforeInstall: ownFiles(r.GitDir), SSH: sshOpts}
+	opts := remote.FetchOptions{URL: rawURL, Repo: r, Prune: true, Who: who, BeforeInstall: ownFiles(r.GitDir), SSH: sshOpts, CA: ca}
 	if !quiet {
 		opts.Progress = func(msg string) { fmt.Fprintln(os.Stderr, msg) }
 	}
@@ -156,4 +167,28 @@ func sshFlags(fs *flag.FlagSet) func() *remote.SSH {
 		}
 		return o
 	}
+}
+
+// readCA reads the CA file of -c ("": none), at most remote.MaxCA
+// bytes.
+func readCA(path string) ([]byte, error) {
+	if path == "" {
+		return nil, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, remote.MaxCA+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > remote.MaxCA {
+		return nil, fmt.Errorf("%s: larger than %d bytes", path, remote.MaxCA)
+	}
+	if len(b) == 0 {
+		return nil, fmt.Errorf("%s: %w", path, remote.ErrNoCA)
+	}
+	return b, nil
 }

@@ -38,6 +38,7 @@ type Mirror struct {
 	// An ssh upstream needs KnownHosts or HostKeys: a host key is
 	// never accepted unseen.
 	SSHOptions
+	MirrorCA
 	Line int
 }
 
@@ -91,8 +92,8 @@ func (m *Mirror) Port() uint16 {
 	return 22 // user@host:path
 }
 
-// mirror parses "mirror from URL [every DURATION] [auth LABEL]
-// [key FILE] [known hosts FILE] [host key KEY]..." in a repository
+// mirror parses "mirror from URL [every DURATION] [auth LABEL] [ca
+// FILE] [key FILE] [known hosts FILE] [host key KEY]..." in a repository
 // block; the current token is the word after "mirror".
 func (p *parser) mirror(r *Repository, line int) {
 	if !p.is("from") {
@@ -113,6 +114,7 @@ func (p *parser) mirror(r *Repository, line int) {
 			p.advance()
 			m.Auth = p.str("an auth label")
 		case p.sshOption(line, &m.SSHOptions):
+		case p.caOption(line, &m.MirrorCA):
 		default:
 			p.fail("syntax error: unexpected %v in mirror from", p.tok)
 		}
@@ -153,6 +155,7 @@ func (p *parser) checkMirror(m *Mirror, line int) {
 		return
 	}
 	ssh := scheme == "ssh" || scp
+	p.checkCA(line, &m.MirrorCA, scheme)
 	switch {
 	case m.Auth != "" && scheme != "https":
 		p.errorf(line, "mirror auth is sent over https only")

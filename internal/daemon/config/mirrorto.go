@@ -25,6 +25,7 @@ type MirrorTo struct {
 	Insecure               bool
 	AuthUser, AuthPassword string
 	SSHOptions
+	MirrorCA
 }
 
 // Bounds of push mirrors.
@@ -57,7 +58,7 @@ func (p *parser) mirrorSpool(line int) {
 }
 
 // mirrorTo parses the rest of a "mirror to URL [auth LABEL [insecure]]
-// [key PATH] [known hosts PATH] [host key KEY ...]" line of repository
+// [ca PATH] [key PATH] [known hosts PATH] [host key KEY ...]" line of repository
 // r; the current token is "to".
 func (p *parser) mirrorTo(r *Repository, line int) {
 	p.expect("to")
@@ -72,6 +73,7 @@ func (p *parser) mirrorTo(r *Repository, line int) {
 				m.Insecure = true
 			}
 		case p.sshOption(line, &m.SSHOptions):
+		case p.caOption(line, &m.MirrorCA):
 		default:
 			p.fail("syntax error: unexpected %v in mirror to options", p.tok)
 		}
@@ -101,6 +103,7 @@ func (p *parser) checkMirrorTo(r *Repository, m *MirrorTo) {
 			p.errorf(line, "duplicate mirror to %s", m.URL)
 		}
 	}
+	p.checkCA(line, &m.MirrorCA, kind)
 	if kind != "ssh" && (m.KeyFile != "" || m.KnownHosts != "" || len(m.HostKeys) > 0) {
 		p.errorf(line, "mirror to %s: key, known hosts and host key are for ssh targets", host)
 	}

@@ -41,6 +41,7 @@ const (
 	MaxKeys     = 256     // SSH public keys of one account
 	MaxKey      = 8 << 10 // one authorized_keys line, or one password hash
 	MaxPEM      = 60 << 10
+	MaxCA       = 32 << 10 // a mirror's CA certificates, PEM (config.MaxMirrorCA)
 	MaxNote     = 60 << 10 // a push note's JSON document (pushnote.MaxSize)
 	MaxURL      = 2048     // a notification URL
 	MaxTemplate = 8 << 10  // a notification's body template (webhook.MaxTemplate)
@@ -1427,6 +1428,10 @@ type MirrorStart struct {
 	// MemoryLimit is the process's memory budget in bytes (0: none;
 	// else MinMemoryLimit to MaxMemoryLimit).
 	MemoryLimit uint64
+	// CA is the PEM certificates an https upstream's certificate is
+	// verified against instead of the system's roots (MaxCA; empty:
+	// the system's).
+	CA []byte
 }
 
 func (*MirrorStart) Type() msg.Type { return TypeMirrorStart }
@@ -1434,6 +1439,7 @@ func (m *MirrorStart) encode(e *msg.Encoder) {
 	e.String(m.Name).String(m.Path).String(m.URL).String(m.Quarantine)
 	e.String(m.AuthUser).String(m.AuthPassword).String(m.KeyFile).String(m.KnownHosts).Strings(m.HostKeys)
 	e.Uint32(m.Timeout).Uint64(m.MaxPackSize).Uint64(m.MaxObjects).Uint64(m.MaxObjectSize).Uint64(m.MinFree).Uint64(m.MemoryLimit)
+	e.Bytes(m.CA)
 }
 func (m *MirrorStart) decode(d *msg.Decoder) {
 	m.Name, m.Path, m.URL, m.Quarantine = d.String(MaxRepoName), d.String(MaxPath), d.String(MaxMirrorURL), d.String(MaxPath)
@@ -1441,6 +1447,7 @@ func (m *MirrorStart) decode(d *msg.Decoder) {
 	m.KeyFile, m.KnownHosts, m.HostKeys = d.String(MaxPath), d.String(MaxPath), d.Strings(MaxKeys, MaxKey)
 	m.Timeout = d.Uint32()
 	m.MaxPackSize, m.MaxObjects, m.MaxObjectSize, m.MinFree, m.MemoryLimit = d.Uint64(), d.Uint64(), d.Uint64(), d.Uint64(), d.Uint64()
+	m.CA = d.Bytes(MaxCA)
 	for _, p := range []string{m.Path, m.Quarantine} {
 		if !strings.HasPrefix(p, "/") {
 			d.Fail("path not absolute")

@@ -47,18 +47,24 @@ type SendStart struct {
 	All, NoLease bool
 	// Timeout bounds the whole send, in seconds: 1 to MaxSendTimeout.
 	Timeout uint64
+	// CA is the PEM certificates an https target's certificate is
+	// verified against instead of the system's roots (MaxCA; empty:
+	// the system's).
+	CA []byte
 }
 
 func (*SendStart) Type() msg.Type { return TypeSendStart }
 func (m *SendStart) encode(e *msg.Encoder) {
 	e.String(m.Path).String(m.Name).String(m.URL).String(m.AuthUser).String(m.AuthPassword).Bytes(m.Key).
 		String(m.KnownHosts).Strings(m.HostKeys).Uint32(boolU32(m.All)).Uint32(boolU32(m.NoLease)).Uint64(m.Timeout)
+	e.Bytes(m.CA)
 }
 func (m *SendStart) decode(d *msg.Decoder) {
 	m.Path, m.Name, m.URL = d.String(MaxPath), d.String(MaxRepoName), d.String(MaxURL)
 	m.AuthUser, m.AuthPassword, m.Key = d.String(MaxSecret), d.String(MaxSecret), d.Bytes(MaxPEM)
 	m.KnownHosts, m.HostKeys = d.String(MaxPath), d.Strings(MaxKeys, MaxKey)
 	m.All, m.NoLease, m.Timeout = getBool(d), getBool(d), d.Uint64()
+	m.CA = d.Bytes(MaxCA)
 	switch {
 	case !strings.HasPrefix(m.Path, "/"):
 		d.Fail("repository path not absolute")

@@ -18,7 +18,6 @@ import (
 	"gotd/internal/git/oid"
 	"gotd/internal/git/pack"
 	"gotd/internal/git/perm"
-	"gotd/internal/mmapfile"
 )
 
 // DefaultMaxObjectSize is the limit on an inflated object or delta result
@@ -247,7 +246,6 @@ type indexer struct {
 	file     *os.File // the pack being indexed
 	tmpPack  string   // temporary pack to remove on failure ("" once renamed)
 	tmpFiles []string // other temporary files to remove on failure
-	data     []byte   // the pack mapped read-only after the scan
 	packLen  uint64   // bytes of pack, trailer included
 	checksum []byte
 
@@ -305,13 +303,9 @@ func newIndexer(ctx context.Context, opts Options) (*indexer, error) {
 	return ix, nil
 }
 
-// cleanup releases the mapping and file and removes temporary files
+// cleanup closes the file and removes temporary files
 // that were not renamed.
 func (ix *indexer) cleanup() {
-	if ix.data != nil {
-		mmapfile.Unmap(ix.data)
-		ix.data = nil
-	}
 	if ix.file != nil {
 		ix.file.Close()
 		ix.file = nil

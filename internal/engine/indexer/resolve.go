@@ -1,7 +1,9 @@
 package indexer
 
 import (
+	"bufio"
 	"bytes"
+	"compress/flate"
 	"fmt"
 	"io"
 	"slices"
@@ -11,7 +13,6 @@ import (
 	"gotd/internal/git/object"
 	"gotd/internal/git/oid"
 	"gotd/internal/git/pack"
-	"gotd/internal/mmapfile"
 )
 
 // resolver is the state the delta-resolving workers share.
@@ -36,14 +37,9 @@ func (r *resolver) fail(err error) {
 	r.failed.Store(true)
 }
 
-// resolveAll is the second phase: it maps the pack, resolves every delta
-// on ix.threads goroutines, and completes a thin pack.
+// resolveAll is the second phase: it resolves every delta on ix.threads
+// goroutines, and completes a thin pack.
 func (ix *indexer) resolveAll() error {
-	data, err := mmapfile.MapFile(ix.file, int64(ix.packLen))
-	if err != nil {
-		return fmt.Errorf("indexer: %w", err)
-	}
-	ix.data = data
 	if ix.nDeltas == 0 {
 		return nil
 	}
@@ -77,6 +73,9 @@ type worker struct {
 	ix      *indexer
 	z       *inflater
 	br      bytes.Reader
+	zr      bytes.Reader  // over zbuf
+	zbuf    []byte        // the zlib stream of a small entry, read from the pack
+	zlarge  *bufio.Reader // reads the zlib stream of a large entry
 	h       *oid.Hasher
 	hdr     [32]byte // object header to hash
 	delta   []byte   // inflated delta being applied
@@ -424,15 +423,41 @@ func (w *worker) put(b []byte) {
 	}
 }
 
-// compressed returns the zlib stream of entry i in the mapped pack.
-func (w *worker) compressed(i uint32) []byte {
+// maxWholeRead is the largest zlib stream of an entry read from the
+// pack in one pread; a larger one is read through a buffer of this
+// size.
+const maxWholeRead = 64 << 10
+
+// compressed returns a reader of the zlib stream of entry i, read from
+// the pack file as C Git's index-pack reads it (pread): a mapping of
+// the pack would have every page of it counted in the process's memory
+// by the end of the resolution, the size of the pack on top of the
+// heap. The reader is valid until the next call.
+func (w *worker) compressed(i uint32) (flate.Reader, error) {
 	ix := w.ix
 	e := &ix.entries[i]
 	end := ix.packLen - uint64(ix.hashSize)
 	if int(i)+1 < ix.nScanned {
 		end = ix.entries[i+1].off
 	}
-	return ix.data[e.off+uint64(e.hdrLen) : end]
+	start := e.off + uint64(e.hdrLen)
+	n := end - start
+	if n > maxWholeRead {
+		if w.zlarge == nil {
+			w.zlarge = bufio.NewReaderSize(nil, maxWholeRead)
+		}
+		w.zlarge.Reset(io.NewSectionReader(ix.file, int64(start), int64(n)))
+		return w.zlarge, nil
+	}
+	if uint64(cap(w.zbuf)) < n {
+		w.zbuf = make([]byte, max(n, 4<<10))
+	}
+	b := w.zbuf[:n]
+	if _, err := ix.file.ReadAt(b, int64(start)); err != nil {
+		return nil, fmt.Errorf("indexer: object at offset %d: read the pack: %w", e.off, eofIsUnexpected(err))
+	}
+	w.zr.Reset(b)
+	return &w.zr, nil
 }
 
 // inflate appends the inflated data of entry i to dst; the scan checked
@@ -443,8 +468,11 @@ func (w *worker) inflate(i uint32, dst []byte) ([]byte, error) {
 	if cap(dst)-len(dst) < size {
 		dst = slices.Grow(dst, size)
 	}
-	w.br.Reset(w.compressed(i))
-	if err := w.z.reset(&w.br, false); err != nil {
+	src, err := w.compressed(i)
+	if err != nil {
+		return dst, err
+	}
+	if err := w.z.reset(src, false); err != nil {
 		return dst, fmt.Errorf("indexer: object at offset %d: %w", e.off, err)
 	}
 	start := len(dst)

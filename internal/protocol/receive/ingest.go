@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"gotd/internal/engine/indexer"
@@ -71,6 +72,7 @@ func (in *Ingest) Take(ctx context.Context, r io.Reader, tips []Tip) (string, er
 // in dir.
 func (in *Ingest) Index(ctx context.Context, r io.Reader, dir string, tips []Tip) (*indexer.Result, error) {
 	rp := in.Repo
+	cl := newClosure(rp.Format)
 	res, err := IndexPack(ctx, r, dir, PackOptions{
 		Format:     rp.Format,
 		Bases:      rp,
@@ -80,11 +82,16 @@ func (in *Ingest) Index(ctx context.Context, r io.Reader, dir string, tips []Tip
 		ObjectsDir: rp.ObjectsDir(),
 		Shared:     rp.Shared,
 		MinFree:    in.MinFree,
+		closure:    cl,
 	})
 	if err != nil {
 		return nil, err
 	}
-	if err := in.connected(ctx, res.PackPath, res.Count, tips); err != nil {
+	if res.ThinBases > 0 {
+		// Completed from the repository: its bases were not checked.
+		cl = nil
+	}
+	if err := in.connected(ctx, res.PackPath, res.Count, tips, cl); err != nil {
 		return nil, err
 	}
 	return res, nil
@@ -97,7 +104,7 @@ func (in *Ingest) Index(ctx context.Context, r io.Reader, dir string, tips []Tip
 // objects, which is left where it is). The caller removes the
 // quarantine directory.
 func (in *Ingest) Install(ctx context.Context, res *indexer.Result, tips []Tip) (string, error) {
-	if err := in.connected(ctx, res.PackPath, res.Count, tips); err != nil {
+	if err := in.connected(ctx, res.PackPath, res.Count, tips, nil); err != nil {
 		return "", err
 	}
 	return in.install(res)
@@ -127,8 +134,10 @@ func (in *Ingest) install(res *indexer.Result) (string, error) {
 }
 
 // connected checks the tips against the quarantined pack and the
-// repository.
-func (in *Ingest) connected(ctx context.Context, packPath string, count uint32, tips []Tip) error {
+// repository. With cl, what the pack's objects name, a pack that holds
+// all of it and every tip is not walked: each object it holds reaches
+// only objects it holds.
+func (in *Ingest) connected(ctx context.Context, packPath string, count uint32, tips []Tip, cl *closure) error {
 	rp := in.Repo
 	store := overlay{repo: rp}
 	if count > 0 {
@@ -152,6 +161,9 @@ func (in *Ingest) connected(ctx context.Context, packPath string, count uint32, 
 			return fmt.Errorf("%s: object %s is a %s, not a commit", tip.Name, tip.ID, t)
 		}
 		wants = append(wants, tip.ID)
+	}
+	if cl != nil && store.pack != nil && cl.within(store.pack) && !slices.ContainsFunc(wants, func(id oid.ID) bool { return !store.pack.HasObject(id) }) {
+		return nil
 	}
 	var haves []oid.ID
 	rp.Refs.List("refs/", func(ref refs.Ref) error {

@@ -48,6 +48,8 @@ type PackOptions struct {
 	// Shared gives the permissions of the pack's files: the
 	// repository's core.sharedRepository.
 	Shared perm.Shared
+	// closure, if set, collects what the pack's objects name.
+	closure *closure
 }
 
 // visibleBases gives out as thin-pack bases only the objects the
@@ -272,6 +274,9 @@ func IndexPack(ctx context.Context, r io.Reader, dir string, o PackOptions) (*in
 				// header name); the id is the hash the indexer
 				// computed.
 				return wire.Wrap(fmt.Sprintf("object %v is invalid: %s", id, strings.TrimPrefix(p.Error(), "object: ")), err)
+			}
+			if o.closure != nil {
+				o.closure.add(t, data)
 			}
 			return nil
 		},

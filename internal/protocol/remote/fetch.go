@@ -86,6 +86,10 @@ type FetchOptions struct {
 	// V0 asks the upstream for protocol version 0 instead of 2, as
 	// C Git's protocol.version=0 does.
 	V0 bool
+	// CA, if not empty, is PEM certificates (at most MaxCA bytes): the only
+	// roots an https upstream's certificate is verified against,
+	// instead of the system's.
+	CA []byte
 }
 
 // Update is a reference the fetch moved.
@@ -197,6 +201,11 @@ func startFetch(ctx context.Context, opts FetchOptions) (*fetcher, context.Cance
 	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
 	t, err := dial(ctx, opts.URL, uploadPack, opts.IOTimeout, opts.V0, opts.SSH)
 	if err != nil {
+		cancel()
+		return nil, nil, err
+	}
+	if err := setCA(t, opts.CA); err != nil {
+		t.close()
 		cancel()
 		return nil, nil, err
 	}

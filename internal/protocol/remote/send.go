@@ -32,6 +32,10 @@ type SendOptions struct {
 	// Auth, if set, is sent to an http(s) target with each request
 	// (basic authentication).
 	Auth *BasicAuth
+	// CA, if not empty, is PEM certificates (at most MaxCA bytes): the only
+	// roots an https target's certificate is verified against,
+	// instead of the system's.
+	CA []byte
 	// Take selects the local references sent and the target's deleted
 	// when the local repository lacks them (full names); nil takes
 	// refs/heads/ and refs/tags/.
@@ -110,6 +114,9 @@ func Send(ctx context.Context, opts SendOptions) (*SendResult, error) {
 		return nil, err
 	}
 	defer t.close()
+	if err := setCA(t, opts.CA); err != nil {
+		return nil, err
+	}
 	if h, ok := t.(*httpTransport); ok {
 		h.auth = opts.Auth
 	}

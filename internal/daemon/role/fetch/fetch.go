@@ -46,6 +46,7 @@ func Main(ctx context.Context, log *slog.Logger, start *ipc.MirrorStart, writer 
 		Prune:     true,
 		Log:       log,
 		Progress:  func(m string) { log.Debug("upstream", "progress", m) },
+		CA:        start.CA,
 	}
 	if start.AuthUser != "" || start.AuthPassword != "" {
 		opts.Auth = &remote.BasicAuth{User: start.AuthUser, Password: start.AuthPassword}

@@ -150,6 +150,7 @@ func (d *daemon) startMirror(r *config.Repository, m *mirroring) error {
 		MaxPackSize: uint64(push.MaxPackSize), MaxObjects: uint64(push.MaxObjects),
 		MaxObjectSize: uint64(push.MaxObjectSize), MinFree: uint64(push.MinFree),
 		MemoryLimit: uint64(d.cfg.MemoryLimit),
+		CA:          mf.CA,
 	}
 	if m.fetch, err = d.spawn(RoleFetch, 0, []*os.File{theirs.File()}); err != nil {
 		return fail(err)
@@ -210,8 +211,11 @@ func (d *daemon) mirrorExited(name string, m *mirroring, ch *child) {
 	if ch.status != nil && !ch.killed {
 		d.log.Warn("mirror sync process failed", "child", ch.role, "pid", ch.pid(), "repo", name, "err", ch.status)
 	}
-	if ch == m.fetch && m.write != nil && !m.write.exited && m.end == nil {
-		// session_write waits for what fetch sends; fetch is gone.
+	if ch == m.fetch && ch.status != nil && m.write != nil && !m.write.exited && m.end == nil {
+		// session_write waits for what fetch sends; fetch failed. A
+		// fetch that succeeded sent it all, and session_write, which
+		// checks the pack again and installs it (tens of seconds for
+		// a large repository), is bounded by the sync's deadline.
 		m.write.killAfter(killGrace)
 	}
 	if ch == m.write && m.fetch != nil && !m.fetch.exited {

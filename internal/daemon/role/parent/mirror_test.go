@@ -1,8 +1,13 @@
 package parent
 
 import (
+	"errors"
+	"log/slog"
+	"os/exec"
 	"testing"
 	"time"
+
+	"gotd/internal/daemon/config"
 )
 
 // TestMirrorWait: a mirror that syncs is synced again after its
@@ -29,6 +34,46 @@ func TestMirrorWait(t *testing.T) {
 				t.Errorf("mirrorWait(%v, %d) = %v; want %v to %v", tc.every, tc.failures, got, tc.min, tc.max)
 				break
 			}
+		}
+	}
+}
+
+// TestMirrorFetchDone: once the fetch process of a sync has ended
+// well, session_write, still checking and installing what it sent, is
+// left to finish (it was killed killGrace after: every initial mirror
+// of a large repository, whose check takes longer, failed); after a
+// failed fetch it is ended.
+func TestMirrorFetchDone(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for the grace period")
+	}
+	for _, tc := range []struct {
+		fetchStatus error
+		wantKilled  bool
+	}{
+		{nil, false},
+		{errors.New("exit status 1"), true},
+	} {
+		write := exec.Command("sleep", "60")
+		if err := write.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan struct{})
+		go func() { write.Wait(); close(exited) }()
+		d := &daemon{log: slog.New(slog.DiscardHandler), cfg: &config.Config{}}
+		m := &mirroring{fetch: &child{role: RoleFetch, cmd: exec.Command("true"), exited: true, status: tc.fetchStatus}, write: &child{role: RoleSessionWrite, cmd: write}}
+		d.mirrorExited("mirror", m, m.fetch)
+		select {
+		case <-exited:
+		case <-time.After(killGrace + 2*time.Second):
+		}
+		killed := write.ProcessState != nil
+		if !killed {
+			write.Process.Kill()
+			<-exited
+		}
+		if killed != tc.wantKilled {
+			t.Errorf("fetch ended with %v: session_write killed %v; want %v", tc.fetchStatus, killed, tc.wantKilled)
 		}
 	}
 }

@@ -329,7 +329,7 @@ func (d *daemon) startSend(t *mirrorTarget) error {
 	m := r.MirrorTo[i]
 	start := &ipc.SendStart{Path: r.Path, Name: r.Name, URL: m.URL, AuthUser: m.AuthUser, AuthPassword: m.AuthPassword,
 		KnownHosts: m.KnownHosts, HostKeys: m.HostKeys, All: t.st.All != 0 || !t.st.Contacted, NoLease: !t.st.Contacted,
-		Timeout: uint64(mirrorSendTimeout / time.Second)}
+		Timeout: uint64(mirrorSendTimeout / time.Second), CA: m.CA}
 	if m.KeyFile != "" {
 		key, err := readKey(m.KeyFile)
 		if err != nil {

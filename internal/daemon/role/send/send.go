@@ -196,6 +196,7 @@ func run(ctx context.Context, j *Job, r *repo.Repo) ([]ipc.SendRef, error) {
 	if st.AuthUser != "" {
 		opts.Auth = &remote.BasicAuth{User: st.AuthUser, Password: st.AuthPassword}
 	}
+	opts.CA = st.CA
 	if !st.NoLease {
 		opts.Expect = func(name string) (oid.ID, bool) {
 			raw, ok := j.Seen[name]

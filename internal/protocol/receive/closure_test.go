@@ -1,0 +1,121 @@
+package receive
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"gotd/internal/git/oid"
+	"gotd/internal/git/pack"
+	"gotd/internal/git/repo"
+	"gotd/internal/gittest"
+	"gotd/internal/protocol/wire"
+)
+
+// TestIngestClosure: a pack holding every object its references reach
+// is found self-contained (and taken without a walk); a pack missing
+// one blob, tree, commit or tag that another of its objects names is
+// not, and is refused with nothing installed, whatever kind of object
+// is missing.
+func TestIngestClosure(t *testing.T) {
+	src := gittest.InitBare(t, "sha1")
+	gittest.Generate(t, src, gittest.History{Commits: 6, Branches: 1, Files: 4})
+	// A tag that only another tag names.
+	gittest.Git(t, src, "tag", "-a", "-m", "inner", "inner", "main")
+	gittest.Git(t, src, "tag", "-a", "-m", "outer", "outer", "inner")
+	gittest.Git(t, src, "tag", "-d", "inner")
+	var tips []Tip
+	isTip := map[string]bool{}
+	for _, line := range strings.Split(strings.TrimSpace(gittest.Git(t, src, "for-each-ref", "--format=%(objectname) %(refname)")), "\n") {
+		hex, name, _ := strings.Cut(line, " ")
+		id, err := oid.ParseHex(oid.SHA1, hex)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tips = append(tips, Tip{Name: name, ID: id})
+		isTip[hex] = true
+	}
+	// Every object, and one of each type that is no reference's tip.
+	var all []string
+	drop := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(gittest.GitInput(t, src, nil, "cat-file", "--batch-all-objects", "--batch-check=%(objectname) %(objecttype)")), "\n") {
+		hex, typ, _ := strings.Cut(line, " ")
+		all = append(all, hex)
+		if _, ok := drop[typ]; !ok && !isTip[hex] {
+			drop[typ] = hex
+		}
+	}
+	for _, typ := range []string{"blob", "tree", "commit", "tag"} {
+		if drop[typ] == "" {
+			t.Fatalf("the history has no %s that is not a tip", typ)
+		}
+	}
+	packOf := func(skip string) []byte {
+		var in bytes.Buffer
+		for _, hex := range all {
+			if hex != skip {
+				in.WriteString(hex + "\n")
+			}
+		}
+		return []byte(gittest.GitInput(t, src, in.Bytes(), "pack-objects", "-q", "--stdout"))
+	}
+	take := func(p []byte) (*repo.Repo, string, error) {
+		dir := gittest.InitBare(t, "sha1")
+		r, err := repo.Open(dir, repo.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { r.Close() })
+		in := &Ingest{Repo: r, Limits: wire.DefaultLimits}
+		_, err = in.Take(context.Background(), bytes.NewReader(p), tips)
+		return r, dir, err
+	}
+
+	// The whole pack: self-contained.
+	whole := packOf("")
+	if _, _, err := take(whole); err != nil {
+		t.Fatalf("the whole pack: %v", err)
+	}
+	cl := newClosure(oid.SHA1)
+	res, err := IndexPack(context.Background(), bytes.NewReader(whole), t.TempDir(), PackOptions{Format: oid.SHA1, Limits: wire.DefaultLimits, closure: cl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !closureWithin(t, cl, res.PackPath) {
+		t.Errorf("the whole pack: not found self-contained")
+	}
+
+	for typ, hex := range drop {
+		p := packOf(hex)
+		cl := newClosure(oid.SHA1)
+		res, err := IndexPack(context.Background(), bytes.NewReader(p), t.TempDir(), PackOptions{Format: oid.SHA1, Limits: wire.DefaultLimits, closure: cl})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if closureWithin(t, cl, res.PackPath) {
+			t.Errorf("pack without %s %s: found self-contained", typ, hex)
+		}
+		_, dir, err := take(p)
+		if err == nil || !strings.Contains(err.Error(), "incomplete") {
+			t.Errorf("pack without %s %s: got %v; want it refused as incomplete", typ, hex, err)
+		}
+		if left, _ := os.ReadDir(filepath.Join(dir, "objects", "pack")); len(left) != 0 {
+			t.Errorf("pack without %s: installed %v", typ, left)
+		}
+	}
+}
+
+// closureWithin opens the indexed pack at path and asks cl whether it
+// holds every object named.
+func closureWithin(t *testing.T, cl *closure, path string) bool {
+	t.Helper()
+	p, err := pack.Open(path, oid.SHA1, pack.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	return cl.within(p)
+}
