@@ -24,6 +24,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -31,6 +32,7 @@ import (
 
 	"gotd/internal/git/object"
 	"gotd/internal/git/oid"
+	"gotd/internal/git/pack"
 	"gotd/internal/git/refs"
 	"gotd/internal/git/repo"
 	"gotd/internal/git/treediff"
@@ -404,26 +406,26 @@ func (ex *exporter) blob(id oid.ID) error {
 	if _, ok := ex.marks[id]; ok {
 		return nil
 	}
-	t, size, err := ex.r.StatObject(id)
-	if err != nil {
-		return fmt.Errorf("fastexport: blob %s: %w", id, err)
-	}
-	if size <= smallBlob {
-		// A reader costs buffers a small blob read whole does not.
-		var data []byte
-		if t, data, err = ex.r.ReadObjectInto(id, ex.blobBuf[:0]); err != nil {
-			return fmt.Errorf("fastexport: blob %s: %w", id, err)
-		}
+	// A blob up to smallBlob is read whole (a reader costs buffers a
+	// small blob read whole does not), without sizing it first: a
+	// larger one is refused before it is read, and streamed.
+	t, data, err := ex.r.ReadObjectIntoLimit(id, ex.blobBuf[:0], smallBlob)
+	switch {
+	case err == nil:
 		if t != object.Blob {
 			return fmt.Errorf("fastexport: %s is a %s, not a blob", id, t)
 		}
-		ex.blobBuf = data
+		if cap(data) <= 2*smallBlob {
+			ex.blobBuf = data
+		}
 		ex.next++
 		ex.marks[id] = ex.next
 		fmt.Fprintf(ex.w, "blob\nmark :%d\ndata %d\n", ex.next, len(data))
 		ex.w.Write(data)
 		ex.w.WriteByte('\n')
 		return nil
+	case !errors.Is(err, pack.ErrTooLarge):
+		return fmt.Errorf("fastexport: blob %s: %w", id, err)
 	}
 	t, size, rc, err := ex.r.OpenObject(id)
 	if err != nil {

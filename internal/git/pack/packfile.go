@@ -480,8 +480,26 @@ func (p *Pack) ReadAt(offset uint64) (object.Type, []byte, error) {
 // large enough, for readers that go through many objects and keep none
 // (a tree walk): the returned slice may alias dst.
 func (p *Pack) ReadAtInto(offset uint64, dst []byte) (object.Type, []byte, error) {
+	return p.readAt(offset, dst, uint64(p.opts.MaxObjectSize))
+}
+
+// ReadAtIntoLimit is ReadAtInto for a reader that wants the object whole
+// only if it is at most limit bytes long (and streams it otherwise,
+// with OpenObject): a larger object fails with an error wrapping
+// ErrTooLarge, found before its content is allocated (from the entry's
+// header, or the last delta's). Bases and deltas on the way are bounded
+// by Options.MaxObjectSize alone.
+func (p *Pack) ReadAtIntoLimit(offset uint64, dst []byte, limit int64) (object.Type, []byte, error) {
+	return p.readAt(offset, dst, uint64(min(max(limit, 0), p.opts.MaxObjectSize)))
+}
+
+// readAt is ReadAtInto with a limit on the size of the result.
+func (p *Pack) readAt(offset uint64, dst []byte, limit uint64) (object.Type, []byte, error) {
 	cache := p.opts.Cache
 	if t, data, ok := cache.get(p.id, offset); ok {
+		if uint64(len(data)) > limit {
+			return 0, nil, fmt.Errorf("entry at %d: %w: %d bytes, limit %d", offset, ErrTooLarge, len(data), limit)
+		}
 		if cap(dst) < len(data) {
 			return t, bytes.Clone(data), nil
 		}
@@ -512,6 +530,9 @@ func (p *Pack) ReadAtInto(offset uint64, dst []byte) (object.Type, []byte, error
 			var into []byte
 			if len(chain) == 0 {
 				into = dst // the result itself
+				if e.Size > limit {
+					return 0, nil, fmt.Errorf("entry at %d: %w: %d bytes, limit %d", cur, ErrTooLarge, e.Size, limit)
+				}
 			}
 			data, err := p.inflate(into, cur+uint64(e.HeaderLen), e.Size)
 			if err != nil {
@@ -566,6 +587,9 @@ func (p *Pack) ReadAtInto(offset uint64, dst []byte) (object.Type, []byte, error
 		if _, size, _, err := DeltaSizes(delta); err == nil {
 			if size > uint64(p.opts.MaxObjectSize) {
 				return 0, nil, fmt.Errorf("delta at %d: %w: result of %d bytes, limit %d", l.off, ErrTooLarge, size, p.opts.MaxObjectSize)
+			}
+			if i == 0 && size > limit {
+				return 0, nil, fmt.Errorf("delta at %d: %w: result of %d bytes, limit %d", l.off, ErrTooLarge, size, limit)
 			}
 			if size/maxDeltaExpansion > uint64(len(delta)) {
 				return 0, nil, corruptf("delta at %d of %d bytes declares a result of %d", l.off, len(delta), size)

@@ -273,6 +273,25 @@ func comparePack(t *testing.T, dir string, p *Pack, want map[oid.ID]gitObject) m
 	if reused == 0 {
 		t.Errorf("ReadAtInto never used the buffer it was given")
 	}
+	// ReadAtIntoLimit gives an object whole at its exact size and
+	// refuses it one byte below, with ErrTooLarge, whether it is a base,
+	// a delta or cached.
+	for pass := range 2 {
+		for _, e := range ents {
+			w := want[e.ID]
+			n := int64(len(w.data))
+			typ, data, err := p.ReadAtIntoLimit(e.Offset, nil, n)
+			if err != nil || typ != w.t || !bytes.Equal(data, w.data) {
+				t.Fatalf("pass %d: ReadAtIntoLimit(%d, %d) of %s = %v, %d bytes, %v; want %v, %d bytes", pass, e.Offset, n, e.ID, typ, len(data), err, w.t, n)
+			}
+			if n == 0 {
+				continue
+			}
+			if _, data, err := p.ReadAtIntoLimit(e.Offset, nil, n-1); !errors.Is(err, ErrTooLarge) {
+				t.Fatalf("pass %d: ReadAtIntoLimit(%d, %d) of %s = %d bytes, %v; want ErrTooLarge", pass, e.Offset, n-1, e.ID, len(data), err)
+			}
+		}
+	}
 	// ReadPrefixAt gives the start of every object, whole when short.
 	for _, e := range ents {
 		w := want[e.ID]

@@ -397,6 +397,26 @@ func (r *Repo) ReadObjectInto(id oid.ID, dst []byte) (object.Type, []byte, error
 	return r.ReadObject(id)
 }
 
+// ReadObjectIntoLimit is ReadObjectInto for a reader that wants the
+// object whole only if it is at most limit bytes long: a larger one
+// fails with an error wrapping pack.ErrTooLarge before it is read
+// (pack.Pack.ReadAtIntoLimit; a loose object is sized first).
+func (r *Repo) ReadObjectIntoLimit(id oid.ID, dst []byte, limit int64) (object.Type, []byte, error) {
+	if id.Format() == r.Format {
+		if p, off, ok := r.LocateObject(id); ok {
+			return p.ReadAtIntoLimit(off, dst, limit)
+		}
+	}
+	_, size, err := r.StatObject(id)
+	if err != nil {
+		return 0, nil, err
+	}
+	if size > limit {
+		return 0, nil, fmt.Errorf("object %s: %w: %d bytes, limit %d", id, pack.ErrTooLarge, size, limit)
+	}
+	return r.ReadObjectInto(id, dst)
+}
+
 // ReadObjectPrefix returns the type of id and the first n bytes of its
 // content, or all of it (whole) where the storage gives no less
 // (pack.Pack.ReadPrefixAt).

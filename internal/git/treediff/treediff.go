@@ -30,86 +30,133 @@ const maxDepth = 4096
 
 // Trees calls fn for every path whose entry differs between tree a and
 // tree b, either of which may be the zero ID (the empty tree). Gitlinks
-// are compared as entries, not followed.
+// are compared as entries, not followed. A Reader that also has
+// ReadObjectInto (as repo.Repo) has each tree read into a buffer kept
+// for its depth, so that a walk over many commits allocates little
+// beyond the changes' paths. A malformed tree stops the walk with an
+// error, after the changes before its bad entry were reported.
 func Trees(r Reader, f oid.Format, a, b oid.ID, fn func(Change) error) error {
 	d := &differ{r: r, f: f, fn: fn}
+	d.into, _ = r.(intoReader)
 	return d.trees(a, b, nil, 0)
 }
 
-type differ struct {
-	r  Reader
-	f  oid.Format
-	fn func(Change) error
+// intoReader reads an object into dst's array when it fits
+// (repo.Repo.ReadObjectInto): the content may alias dst.
+type intoReader interface {
+	ReadObjectInto(id oid.ID, dst []byte) (object.Type, []byte, error)
 }
 
-// entries reads tree id (none for the zero ID).
-func (d *differ) entries(id oid.ID) ([]object.TreeEntry, error) {
+type differ struct {
+	r    Reader
+	into intoReader
+	f    oid.Format
+	fn   func(Change) error
+	// bufs holds the trees being compared at each depth, two a level,
+	// for reuse when into is set.
+	bufs [][]byte
+}
+
+// read reads tree id (nothing for the zero ID), into buffer slot when
+// the reader allows.
+func (d *differ) read(id oid.ID, slot int) ([]byte, error) {
 	if id == (oid.ID{}) {
 		return nil, nil
 	}
-	t, data, err := d.r.ReadObject(id)
+	var (
+		t    object.Type
+		data []byte
+		err  error
+	)
+	if d.into != nil {
+		for len(d.bufs) <= slot {
+			d.bufs = append(d.bufs, nil)
+		}
+		t, data, err = d.into.ReadObjectInto(id, d.bufs[slot][:0])
+		if err == nil && cap(data) <= maxKeptTree {
+			d.bufs[slot] = data
+		}
+	} else {
+		t, data, err = d.r.ReadObject(id)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("treediff: tree %v: %w", id, err)
 	}
 	if t != object.Tree {
 		return nil, fmt.Errorf("treediff: %v is a %v, not a tree", id, t)
 	}
-	var es []object.TreeEntry
-	it := object.NewTreeIter(d.f, data)
-	for {
-		e, ok := it.Next()
-		if !ok {
-			break
-		}
-		es = append(es, e)
+	return data, nil
+}
+
+// maxKeptTree bounds a buffer kept for reuse: a huge tree read once is
+// left to the garbage collector.
+const maxKeptTree = 1 << 20
+
+// side walks the entries of one tree, one entry ahead.
+type side struct {
+	it  object.TreeIter
+	e   object.TreeEntry
+	ok  bool
+	err error
+}
+
+func (s *side) next() {
+	s.e, s.ok = s.it.Next()
+	if !s.ok {
+		s.err = s.it.Err()
 	}
-	if err := it.Err(); err != nil {
-		return nil, fmt.Errorf("treediff: tree %v: %w", id, err)
-	}
-	return es, nil
 }
 
 func (d *differ) trees(a, b oid.ID, prefix []byte, depth int) error {
 	if depth > maxDepth {
 		return fmt.Errorf("treediff: trees nested deeper than %d", maxDepth)
 	}
-	ea, err := d.entries(a)
+	da, err := d.read(a, 2*depth)
 	if err != nil {
 		return err
 	}
-	eb, err := d.entries(b)
+	db, err := d.read(b, 2*depth+1)
 	if err != nil {
 		return err
 	}
-	i, j := 0, 0
-	for i < len(ea) || j < len(eb) {
+	sa := side{it: object.NewTreeIter(d.f, da)}
+	sb := side{it: object.NewTreeIter(d.f, db)}
+	sa.next()
+	sb.next()
+	for sa.ok || sb.ok {
 		var c int
 		switch {
-		case i == len(ea):
+		case !sa.ok:
 			c = 1
-		case j == len(eb):
+		case !sb.ok:
 			c = -1
 		default:
-			c = compareEntries(ea[i], eb[j])
+			c = compareEntries(sa.e, sb.e)
 		}
 		switch {
 		case c < 0:
-			if err := d.one(ea[i], prefix, depth, 'D'); err != nil {
+			if err := d.one(sa.e, prefix, depth, 'D'); err != nil {
 				return err
 			}
-			i++
+			sa.next()
 		case c > 0:
-			if err := d.one(eb[j], prefix, depth, 'A'); err != nil {
+			if err := d.one(sb.e, prefix, depth, 'A'); err != nil {
 				return err
 			}
-			j++
+			sb.next()
 		default:
-			if err := d.both(ea[i], eb[j], prefix, depth); err != nil {
+			if err := d.both(sa.e, sb.e, prefix, depth); err != nil {
 				return err
 			}
-			i++
-			j++
+			sa.next()
+			sb.next()
 		}
+	}
+	if sa.err != nil {
+		return fmt.Errorf("treediff: tree %v: %w", a, sa.err)
+	}
+	if sb.err != nil {
+		return fmt.Errorf("treediff: tree %v: %w", b, sb.err)
 	}
 	return nil
 }
