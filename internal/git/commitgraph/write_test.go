@@ -234,6 +234,7 @@ func TestWriteOverGitGraphs(t *testing.T) {
 	}{
 		{"single", []string{"commit-graph", "write", "--reachable"}, true},
 		{"generation-v1", []string{"-c", "commitGraph.generationVersion=1", "commit-graph", "write", "--reachable", "--split"}, false},
+		{"changed-paths", []string{"commit-graph", "write", "--reachable", "--split", "--changed-paths"}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := gittest.InitBare(t, "sha1")
