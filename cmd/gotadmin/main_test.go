@@ -227,7 +227,7 @@ func TestPackAll(t *testing.T) {
 			gittest.Git(t, clone, "fsck", "--full")
 
 			info := mustGotadmin(t, "info", "-r", dir)
-			for _, want := range []string{"object format: " + format, "loose objects: 0\n", "pack files: 1\n", "bitmaps: yes"} {
+			for _, want := range []string{"object format: " + format, "loose objects: 0\n", "pack files: 1\n", "bitmaps: yes", "commit-graph: yes"} {
 				if !strings.Contains(info, want) {
 					t.Errorf("info output lacks %q:\n%s", want, info)
 				}

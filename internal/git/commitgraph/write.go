@@ -107,7 +107,9 @@ type WriteReport struct {
 // removed. A reader sees the old chain or the new one; one that mapped
 // the old layers keeps reading them. With no commits to add, nothing is
 // written; with Replace and no tips, the graph is removed. On error the
-// graph is as it was.
+// chain is as it was, though a layer file it does not name may be left.
+// A lock file left by a writer that died blocks later writes until it
+// is removed, as with C Git.
 func Write(objectsDir string, f oid.Format, tips []oid.ID, read CommitReader, o WriteOptions) (*WriteReport, error) {
 	if !f.Valid() {
 		return nil, fmt.Errorf("commitgraph: invalid object format %v", f)

@@ -234,6 +234,7 @@ func TestWriteOverGitGraphs(t *testing.T) {
 	}{
 		{"single", []string{"commit-graph", "write", "--reachable"}, true},
 		{"generation-v1", []string{"-c", "commitGraph.generationVersion=1", "commit-graph", "write", "--reachable", "--split"}, false},
+		{"changed-paths", []string{"commit-graph", "write", "--reachable", "--split", "--changed-paths"}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := gittest.InitBare(t, "sha1")
@@ -334,5 +335,20 @@ func TestWriteLocked(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(cg); len(ents) != 1 {
 		t.Errorf("Write with the lock held left %d files", len(ents))
+	}
+}
+
+// TestWriteMaxLayers: past MaxLayers, layers merge whatever their
+// sizes.
+func TestWriteMaxLayers(t *testing.T) {
+	dir := gittest.InitBare(t, "sha1")
+	start := 0
+	for i, b := range []struct{ n, layers int }{{100, 1}, {20, 2}, {5, 2}, {2, 2}} {
+		history(t, dir, b.n, start, i > 0)
+		start += b.n
+		if rep := writeGot(t, dir, WriteOptions{MaxLayers: 2}); rep.Layers != b.layers {
+			t.Errorf("batch %d: %d layers (report %+v); want %d", i, rep.Layers, rep, b.layers)
+		}
+		verifyWithGit(t, dir)
 	}
 }
