@@ -434,7 +434,29 @@ func lock(r *repo.Repo, own func(string)) (func(), error) {
 		}
 		return nil, fmt.Errorf("upkeep: lock: %w", err)
 	}
+	removeStaleLocks(r)
 	return func() { f.Close() }, nil
+}
+
+// staleLockAge is the age past which removeStaleLocks takes a lock
+// file of the commit-graph or multi-pack-index for a dead writer's:
+// writing either for git.git takes seconds.
+const staleLockAge = time.Hour
+
+// removeStaleLocks removes the commit-graph chain's and the
+// multi-pack-index's lock files when they are older than staleLockAge:
+// an upkeep process killed while writing one (by its memory limit, or
+// gotctl stop) would otherwise make every later run fail on it. The
+// caller holds the upkeep lock, so no other upkeep is writing them.
+func removeStaleLocks(r *repo.Repo) {
+	for _, path := range []string{
+		filepath.Join(r.ObjectsDir(), "info", "commit-graphs", "commit-graph-chain.lock"),
+		filepath.Join(r.PackDir(), "multi-pack-index.lock"),
+	} {
+		if st, err := os.Lstat(path); err == nil && st.Mode().IsRegular() && time.Since(st.ModTime()) > staleLockAge {
+			os.Remove(path)
+		}
+	}
 }
 
 // findGarbage returns the objects of old and loose that reachable

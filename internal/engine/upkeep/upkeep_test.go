@@ -244,3 +244,50 @@ func TestRepackBitmapForGit(t *testing.T) {
 		}
 	}
 }
+
+// TestStaleWriterLocks: the commit-graph's and the multi-pack-index's
+// lock files left by a writer that died an hour ago are removed by the
+// next run, which then writes the commit-graph; a young one is left to
+// its writer.
+func TestStaleWriterLocks(t *testing.T) {
+	dir := gittest.InitBare(t, "sha1")
+	gittest.Generate(t, dir, gittest.History{Commits: 5})
+	graphs := filepath.Join(dir, "objects", "info", "commit-graphs")
+	if err := os.MkdirAll(graphs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	locks := []string{filepath.Join(graphs, "commit-graph-chain.lock"), filepath.Join(dir, "objects", "pack", "multi-pack-index.lock")}
+	for _, l := range locks {
+		if err := os.WriteFile(l, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Young: left alone, and the commit-graph is not written.
+	Repack(context.Background(), open(t, dir), Options{})
+	for _, l := range locks {
+		if _, err := os.Stat(l); err != nil {
+			t.Errorf("young lock %s removed: %v", l, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(graphs, "commit-graph-chain")); err == nil {
+		t.Fatal("commit-graph written under another writer's lock")
+	}
+	old := time.Now().Add(-2 * staleLockAge)
+	for _, l := range locks {
+		if err := os.Chtimes(l, old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := Repack(context.Background(), open(t, dir), Options{}); err != nil {
+		t.Fatalf("Repack after a dead writer: %v", err)
+	}
+	for _, l := range locks {
+		if _, err := os.Stat(l); err == nil {
+			t.Errorf("stale lock %s left", l)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(graphs, "commit-graph-chain")); err != nil {
+		t.Errorf("no commit-graph after the stale lock went: %v", err)
+	}
+	gittest.Git(t, dir, "commit-graph", "verify")
+}
