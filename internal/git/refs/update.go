@@ -204,7 +204,8 @@ func (s *Store) lock(path string, timeout time.Duration, data []byte) (*lockFile
 				l.release()
 				return nil, err
 			}
-			if err := l.mkdirs(s.gitDir); err != nil {
+			// A directory removed again as it was made: another try.
+			if err := l.mkdirs(s.gitDir); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				l.release()
 				return nil, err
 			}
@@ -481,7 +482,10 @@ func (s *Store) Update(updates []Update) error {
 		}
 	}
 	for d := range syncDirs {
-		if err := syncDir(d); err != nil {
+		// A directory gone since the rename held only references that
+		// packing has moved into packed-refs (synced by the packer)
+		// before it removed them and tidied the directory away.
+		if err := syncDir(d); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, err)
 		}
 	}
