@@ -144,7 +144,7 @@ func updateInfoPacks(r *repo.Repo, own func(string)) error {
 	if own != nil {
 		own(tmp.Name())
 	}
-	if err := finish(tmp, r.Shared); err != nil {
+	if err := r.Shared.Seal(tmp); err != nil {
 		return fmt.Errorf("upkeep: %w", err)
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {

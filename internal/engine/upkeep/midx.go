@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"gotd/internal/git/pack"
+	"gotd/internal/git/perm"
 	"gotd/internal/git/repo"
 )
 
@@ -94,14 +95,14 @@ func updateMultiPackIndex(r *repo.Repo, own func(string)) (bool, error) {
 	if own != nil {
 		own(lockPath)
 	}
-	if err := finish(lock, r.Shared); err != nil {
+	if err := r.Shared.Seal(lock); err != nil {
 		return false, fmt.Errorf("upkeep: %w", err)
 	}
 	if err := os.Rename(lockPath, path); err != nil {
 		return false, fmt.Errorf("upkeep: %w", err)
 	}
 	committed = true
-	if err := syncDir(r.PackDir()); err != nil {
+	if err := perm.SyncDir(r.PackDir()); err != nil {
 		return true, fmt.Errorf("upkeep: %w", err)
 	}
 	// The bitmap and reverse index of a multi-pack-index are named by

@@ -47,6 +47,7 @@ import (
 	"gotd/internal/git/object"
 	"gotd/internal/git/oid"
 	"gotd/internal/git/pack"
+	"gotd/internal/git/perm"
 	"gotd/internal/git/refs"
 	"gotd/internal/git/repo"
 	"gotd/internal/git/walk"
@@ -389,7 +390,7 @@ func removeGarbage(ctx context.Context, r *repo.Repo, old []*pack.Pack, loose *o
 		}
 		rep.Loosened++
 	}
-	if err := syncDir(r.ObjectsDir()); err != nil {
+	if err := perm.SyncDir(r.ObjectsDir()); err != nil {
 		return nil, fmt.Errorf("upkeep: %w", err)
 	}
 

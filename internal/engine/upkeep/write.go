@@ -47,7 +47,7 @@ func WritePack(ctx context.Context, r *repo.Repo, objs []packer.Object, opts pac
 		if own != nil {
 			own(f.Name())
 		}
-		return f.Name(), finish(f, r.Shared)
+		return f.Name(), r.Shared.Seal(f)
 	}
 	entries := make([]pack.IndexEntry, 0, len(objs))
 	opts.OnEntry = func(e pack.IndexEntry) { entries = append(entries, e) }
@@ -84,32 +84,10 @@ func WritePack(ctx context.Context, r *repo.Repo, objs []packer.Object, opts pac
 		}
 	}
 	tmps = nil
-	if err := syncDir(r.PackDir()); err != nil {
+	if err := perm.SyncDir(r.PackDir()); err != nil {
 		return "", err
 	}
 	return base + ".pack", nil
-}
-
-// finish makes a written file durable and read-only, with the
-// repository's permissions, and closes it.
-func finish(f *os.File, sh perm.Shared) error {
-	err := f.Sync()
-	if err == nil {
-		err = sh.Chmod(f, 0o444)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // openedPack rescans the repository's packs and returns the one at path,
@@ -170,7 +148,7 @@ func writeBitmap(ctx context.Context, r *repo.Repo, np *pack.Pack, objs []packer
 		if own != nil {
 			own(tmp.Name())
 		}
-		err = finish(tmp, r.Shared)
+		err = r.Shared.Seal(tmp)
 	} else {
 		tmp.Close()
 	}

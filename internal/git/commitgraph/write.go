@@ -257,7 +257,7 @@ func Write(objectsDir string, f oid.Format, tips []oid.ID, read CommitReader, o 
 		o.Own(tmp.Name())
 	}
 	if err == nil {
-		err = finish(tmp, o.Shared)
+		err = o.Shared.Seal(tmp)
 	} else {
 		tmp.Close()
 	}
@@ -287,7 +287,7 @@ func Write(objectsDir string, f oid.Format, tips []oid.ID, read CommitReader, o 
 	if o.Own != nil {
 		o.Own(lockPath)
 	}
-	if err := finish(lock, o.Shared); err != nil {
+	if err := o.Shared.Seal(lock); err != nil {
 		return nil, fmt.Errorf("commitgraph: write chain: %w", err)
 	}
 	if err := os.Rename(lockPath, filepath.Join(dir, "commit-graph-chain")); err != nil {
@@ -296,7 +296,7 @@ func Write(objectsDir string, f oid.Format, tips []oid.ID, read CommitReader, o 
 		return nil, fmt.Errorf("commitgraph: %w", err)
 	}
 	locked = false
-	if err := syncDir(dir); err != nil {
+	if err := perm.SyncDir(dir); err != nil {
 		return rep, fmt.Errorf("commitgraph: %w", err)
 	}
 	if err := removeGraph(info, dir, names); err != nil {
@@ -691,26 +691,4 @@ func (lw *layerWriter) write(w *bufio.Writer) error {
 		}
 	}
 	return nil
-}
-
-// finish makes a written file durable and read-only, with the
-// repository's permissions, and closes it.
-func finish(f *os.File, sh perm.Shared) error {
-	err := f.Sync()
-	if err == nil {
-		err = sh.Chmod(f, 0o444)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -143,3 +143,28 @@ func umask() fs.FileMode {
 	syscall.Umask(old)
 	return fs.FileMode(old) & 0o777
 }
+
+// Seal makes a written file durable and read-only (0444 with the
+// repository's sharing), and closes it, as every file of a repository
+// that is written once and renamed into place is.
+func (s Shared) Seal(f *os.File) error {
+	err := f.Sync()
+	if err == nil {
+		err = s.Chmod(f, 0o444)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// SyncDir makes the entries of directory dir durable: a rename into it
+// is not, until it is synced.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
