@@ -39,6 +39,9 @@ type Mirror struct {
 	// never accepted unseen.
 	SSHOptions
 	MirrorCA
+	// Refs are the namespaces followed, ending in "/" (the line's refs
+	// patterns); none: DefaultMirrorRefs. See MirrorNamespaces.
+	Refs []string
 	Line int
 }
 
@@ -93,7 +96,8 @@ func (m *Mirror) Port() uint16 {
 }
 
 // mirror parses "mirror from URL [every DURATION] [auth LABEL] [ca
-// FILE] [key FILE] [known hosts FILE] [host key KEY]..." in a repository
+// FILE] [refs PATTERN...] [key FILE] [known hosts FILE] [host key
+// KEY]..." in a repository
 // block; the current token is the word after "mirror".
 func (p *parser) mirror(r *Repository, line int) {
 	if !p.is("from") {
@@ -115,6 +119,9 @@ func (p *parser) mirror(r *Repository, line int) {
 			m.Auth = p.str("an auth label")
 		case p.sshOption(line, &m.SSHOptions):
 		case p.caOption(line, &m.MirrorCA):
+		case p.is("refs"):
+			p.advance()
+			p.mirrorRefs(line, m)
 		default:
 			p.fail("syntax error: unexpected %v in mirror from", p.tok)
 		}

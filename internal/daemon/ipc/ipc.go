@@ -630,6 +630,10 @@ type Start struct {
 	Deadline     int64
 	MinRate      uint64
 	RateInterval uint32
+	// MirrorNamespaces are the namespaces a pull mirror follows
+	// (ModeMirror), each "refs/…/" (MaxRefs; empty: refs/heads/ and
+	// refs/tags/).
+	MirrorNamespaces []string
 }
 
 // Bounds of Start.MemoryLimit.
@@ -653,6 +657,7 @@ func (m *Start) encode(e *msg.Encoder) {
 	e.Uint64(m.MemoryLimit)
 	e.Uint64(uint64(m.Deadline)).Uint64(m.MinRate).Uint32(m.RateInterval)
 	e.Strings(m.Push.Rebase).Uint32(uint32(m.Push.MaxRebase))
+	e.Strings(m.MirrorNamespaces)
 }
 func (m *Start) decode(d *msg.Decoder) {
 	m.Client, m.Repo, m.Path, m.Protocol, m.User = d.Uint32(), d.String(MaxRepoName), d.String(MaxPath), d.String(MaxProtocol), d.String(MaxUser)
@@ -715,6 +720,32 @@ func (m *Start) decode(d *msg.Decoder) {
 		d.Fail("bad rebase bound")
 	}
 	m.Push.MaxRebase = int(maxRebase)
+	m.MirrorNamespaces = d.Strings(MaxRefs, MaxPath)
+	if !mirrorNamespaces(m.MirrorNamespaces) {
+		d.Fail("bad mirror namespace")
+	}
+}
+
+// InNamespaces reports whether the reference name is in one of the
+// namespaces nss (each ending in "/").
+func InNamespaces(name string, nss []string) bool {
+	for _, ns := range nss {
+		if strings.HasPrefix(name, ns) {
+			return true
+		}
+	}
+	return false
+}
+
+// mirrorNamespaces reports whether every namespace of a pull mirror's
+// is "refs/…/".
+func mirrorNamespaces(nss []string) bool {
+	for _, ns := range nss {
+		if !strings.HasPrefix(ns, "refs/") || !strings.HasSuffix(ns, "/") {
+			return false
+		}
+	}
+	return true
 }
 
 // Failed: repo_write → its session: the request failed; Message is
@@ -1432,6 +1463,9 @@ type MirrorStart struct {
 	// verified against instead of the system's roots (MaxCA; empty:
 	// the system's).
 	CA []byte
+	// Namespaces are the namespaces followed, each "refs/…/" (MaxRefs;
+	// empty: refs/heads/ and refs/tags/).
+	Namespaces []string
 }
 
 func (*MirrorStart) Type() msg.Type { return TypeMirrorStart }
@@ -1439,7 +1473,7 @@ func (m *MirrorStart) encode(e *msg.Encoder) {
 	e.String(m.Name).String(m.Path).String(m.URL).String(m.Quarantine)
 	e.String(m.AuthUser).String(m.AuthPassword).String(m.KeyFile).String(m.KnownHosts).Strings(m.HostKeys)
 	e.Uint32(m.Timeout).Uint64(m.MaxPackSize).Uint64(m.MaxObjects).Uint64(m.MaxObjectSize).Uint64(m.MinFree).Uint64(m.MemoryLimit)
-	e.Bytes(m.CA)
+	e.Bytes(m.CA).Strings(m.Namespaces)
 }
 func (m *MirrorStart) decode(d *msg.Decoder) {
 	m.Name, m.Path, m.URL, m.Quarantine = d.String(MaxRepoName), d.String(MaxPath), d.String(MaxMirrorURL), d.String(MaxPath)
@@ -1448,6 +1482,10 @@ func (m *MirrorStart) decode(d *msg.Decoder) {
 	m.Timeout = d.Uint32()
 	m.MaxPackSize, m.MaxObjects, m.MaxObjectSize, m.MinFree, m.MemoryLimit = d.Uint64(), d.Uint64(), d.Uint64(), d.Uint64(), d.Uint64()
 	m.CA = d.Bytes(MaxCA)
+	m.Namespaces = d.Strings(MaxRefs, MaxPath)
+	if !mirrorNamespaces(m.Namespaces) {
+		d.Fail("bad mirror namespace")
+	}
 	for _, p := range []string{m.Path, m.Quarantine} {
 		if !strings.HasPrefix(p, "/") {
 			d.Fail("path not absolute")

@@ -36,11 +36,11 @@ func messages() []Message {
 			Push: policy.Push{Refs: []policy.RefRule{{Deny: true, Namespace: "refs/tags/"}, {Delete: true, Namespace: "refs/heads/"}},
 				MaxBlobSize: 10 << 20, DenyBinary: true, NoMerges: []string{"refs/heads/main"}, Rebase: []string{"refs/heads/team/"}, MaxRebase: 7},
 			MaxPackSize: 1 << 30, MaxObjects: 100000, MinFree: 1 << 30, MaxObjectSize: 300 << 20, MemoryLimit: 256 << 20,
-			Deadline: 1796000000123456789, MinRate: 1024, RateInterval: 30},
+			Deadline: 1796000000123456789, MinRate: 1024, RateInterval: 30, MirrorNamespaces: []string{"refs/notes/"}},
 		&Failed{Message: "pack is truncated", Bytes: 100},
 		&MirrorStart{Name: "r", Path: "/git/r.git", URL: "https://example.org/r.git", Quarantine: "/git/r.git/objects/incoming-2",
 			AuthUser: "u", AuthPassword: "p", KeyFile: "/k/id", KnownHosts: "/k/known", HostKeys: []string{"ssh-ed25519 AAAA"},
-			Timeout: 3600, MaxPackSize: 1 << 30, MaxObjects: 9, MaxObjectSize: 1 << 20, MinFree: 1 << 20, MemoryLimit: 256 << 20, CA: []byte("-----BEGIN CERTIFICATE")},
+			Timeout: 3600, MaxPackSize: 1 << 30, MaxObjects: 9, MaxObjectSize: 1 << 20, MinFree: 1 << 20, MemoryLimit: 256 << 20, CA: []byte("-----BEGIN CERTIFICATE"), Namespaces: []string{"refs/heads/", "refs/notes/"}},
 		&MirrorRef{Name: "refs/heads/main", Old: make([]byte, 20), New: bytes.Repeat([]byte{1}, 20)},
 		&MirrorFetched{PackIndexed: PackIndexed{Pack: "/q/p.pack", Index: "/q/p.idx", Count: 3, Checksum: make([]byte, 20)}, Head: "refs/heads/main"},
 		&RecvPack{},
@@ -143,6 +143,8 @@ func TestMetricsBounds(t *testing.T) {
 		"send ref id":       &SendRefs{Refs: []SendRef{{Name: "refs/heads/a", ID: make([]byte, 19)}}},
 		"send status":       &SendDone{Status: 2},
 		"web rate":          &WebStart{Timeout: 1, MinRate: 1024},
+		"mirror namespace":  &MirrorStart{Path: "/r.git", Quarantine: "/r.git/objects/q", URL: "git://h/r", Timeout: 1, Namespaces: []string{"refs/notes"}},
+		"start namespace":   &Start{Path: "/r.git", MirrorNamespaces: []string{"heads/"}},
 	}
 	for name, m := range bad {
 		var e msg.Encoder

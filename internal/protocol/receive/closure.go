@@ -19,9 +19,15 @@ import (
 type closure struct {
 	f      oid.Format
 	mu     sync.Mutex
-	named  *oid.Set
-	broken bool // an object did not parse: the pack must be walked
+	named  *oid.Set // nil once broken
+	broken bool     // an object did not parse, or too many ids: the pack must be walked
 }
+
+// maxClosure bounds the ids a closure collects (about 60 MiB of table
+// at most for SHA-1, while the indexer holds its own): a pack whose
+// objects name more is walked, as it was before closures, once the
+// indexer has let go of its memory. A variable for tests.
+var maxClosure = 1 << 20
 
 func newClosure(f oid.Format) *closure {
 	return &closure{f: f, named: oid.NewSet(f, 1<<10)}
@@ -87,7 +93,7 @@ func (c *closure) add(t object.Type, data []byte) {
 		// What the checks let through (a severity lowered) and this
 		// does not read: the walk decides.
 		c.mu.Lock()
-		c.broken = true
+		c.broken, c.named = true, nil
 		c.mu.Unlock()
 	}
 }
@@ -98,11 +104,17 @@ func (c *closure) flush(b []byte, hs int) {
 		return
 	}
 	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.broken {
+		return
+	}
 	for len(b) > 0 {
 		c.named.AddBytes(b[:hs])
 		b = b[hs:]
 	}
-	c.mu.Unlock()
+	if c.named.Len() > maxClosure {
+		c.broken, c.named = true, nil
+	}
 }
 
 // within reports whether p holds every object the pack's objects name.

@@ -87,6 +87,21 @@ func TestIngestClosure(t *testing.T) {
 	if !closureWithin(t, cl, res.PackPath) {
 		t.Errorf("the whole pack: not found self-contained")
 	}
+	// Naming more ids than a closure collects: not known to be
+	// self-contained (walked), and taken all the same.
+	defer func(n int) { maxClosure = n }(maxClosure)
+	maxClosure = 4
+	cl = newClosure(oid.SHA1)
+	if res, err = IndexPack(context.Background(), bytes.NewReader(whole), t.TempDir(), PackOptions{Format: oid.SHA1, Limits: wire.DefaultLimits, closure: cl}); err != nil {
+		t.Fatal(err)
+	}
+	if closureWithin(t, cl, res.PackPath) || cl.named != nil {
+		t.Errorf("the whole pack, at most %d ids collected: found self-contained", maxClosure)
+	}
+	if _, _, err := take(whole); err != nil {
+		t.Fatalf("the whole pack, at most %d ids collected: %v", maxClosure, err)
+	}
+	maxClosure = 1 << 20
 
 	for typ, hex := range drop {
 		p := packOf(hex)

@@ -48,6 +48,9 @@ func Main(ctx context.Context, log *slog.Logger, start *ipc.MirrorStart, writer 
 		Progress:  func(m string) { log.Debug("upstream", "progress", m) },
 		CA:        start.CA,
 	}
+	if len(start.Namespaces) > 0 {
+		opts.Take = func(name string) bool { return ipc.InNamespaces(name, start.Namespaces) }
+	}
 	if start.AuthUser != "" || start.AuthPassword != "" {
 		opts.Auth = &remote.BasicAuth{User: start.AuthUser, Password: start.AuthPassword}
 	}

@@ -131,7 +131,8 @@ func (d *daemon) startMirror(r *config.Repository, m *mirroring) error {
 	start := &ipc.Start{
 		Repo: r.Name, Path: r.Path, User: "mirror", Mode: ipc.ModeMirror, Quarantine: q,
 		MaxObjectSize: uint64(push.MaxObjectSize), MemoryLimit: uint64(d.cfg.MemoryLimit),
-		Timeout: uint32(mirrorTimeout / time.Second),
+		Timeout:          uint32(mirrorTimeout / time.Second),
+		MirrorNamespaces: r.Mirror.MirrorNamespaces(),
 	}
 	n := &r.Notify
 	start.Notify, start.NotifyBranches, start.NotifyNamespaces = n.HasTargets(), n.Branches, n.Namespaces
@@ -151,6 +152,7 @@ func (d *daemon) startMirror(r *config.Repository, m *mirroring) error {
 		MaxObjectSize: uint64(push.MaxObjectSize), MinFree: uint64(push.MinFree),
 		MemoryLimit: uint64(d.cfg.MemoryLimit),
 		CA:          mf.CA,
+		Namespaces:  mf.MirrorNamespaces(),
 	}
 	if m.fetch, err = d.spawn(RoleFetch, 0, []*os.File{theirs.File()}); err != nil {
 		return fail(err)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"gotd/internal/daemon/ipc"
@@ -26,7 +25,7 @@ const mirrorMoveTime = 5 * time.Second
 // no client, but the fetch process on RepoWrite's channel, which sends
 // the reference updates that make the mirror's references the
 // upstream's and the pack it indexed in the quarantine. It checks them
-// as a push's are checked (names in refs/heads and refs/tags, every new
+// as a push's are checked (names in the mirror's namespaces, every new
 // value there with everything it reaches, against the pack and the
 // repository), installs the pack and moves the references in one
 // transaction whose old values are those the fetch started from; then
@@ -73,11 +72,16 @@ type fetchFailed string
 func (f fetchFailed) Error() string { return string(f) }
 
 // recvFetched reads the fetch process's MirrorRefs and MirrorFetched,
-// checking each: a name in refs/heads or refs/tags, given once, ids of
+// checking each: a name in the mirror's namespaces (refs/heads and
+// refs/tags unless configured), given once, ids of
 // the repository's format, pack files in the quarantine.
 func recvFetched(s *Session) ([]receive.Command, *ipc.MirrorFetched, error) {
 	f := s.Repo.Format
 	seen := map[string]bool{}
+	namespaces := s.Start.MirrorNamespaces
+	if len(namespaces) == 0 {
+		namespaces = []string{"refs/heads/", "refs/tags/"}
+	}
 	var cmds []receive.Command
 	id := func(b []byte) (oid.ID, error) {
 		if len(b) == 0 {
@@ -99,8 +103,7 @@ func recvFetched(s *Session) ([]receive.Command, *ipc.MirrorFetched, error) {
 			if len(cmds) == ipc.MaxMirrorRefs {
 				return nil, nil, errors.New("fetch process: too many references")
 			}
-			if err := refs.CheckName(m.Name); err != nil || seen[m.Name] ||
-				!strings.HasPrefix(m.Name, "refs/heads/") && !strings.HasPrefix(m.Name, "refs/tags/") {
+			if err := refs.CheckName(m.Name); err != nil || seen[m.Name] || !ipc.InNamespaces(m.Name, namespaces) {
 				return nil, nil, fmt.Errorf("fetch process: bad reference name %.200q", m.Name)
 			}
 			seen[m.Name] = true
