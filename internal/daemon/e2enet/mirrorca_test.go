@@ -1,21 +1,14 @@
 package e2enet
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net/http/cgi"
 	"net/http/httptest"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"gotd/internal/gittest"
 )
@@ -39,7 +32,7 @@ func TestMirrorCA(t *testing.T) {
 	t.Cleanup(web.Close)
 	ours, other := filepath.Join(root, "ca.pem"), filepath.Join(root, "other.pem")
 	write(t, ours, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: web.Certificate().Raw})), 0o644)
-	write(t, other, string(selfSigned(t)), 0o644)
+	write(t, other, string(gittest.OtherCA(t)), 0o644)
 	cases := []struct{ name, option, want string }{
 		{"ca-ours", fmt.Sprintf(" ca %q", ours), ""},
 		{"ca-none", "", "certificate signed by unknown authority"},
@@ -73,27 +66,4 @@ func TestMirrorCA(t *testing.T) {
 	if err != nil || !strings.Contains(info, "unknown authority") {
 		t.Errorf("gotctl info: %v\n%s\nwant the failed mirrors' reason", err, info)
 	}
-}
-
-// selfSigned returns a self-signed CA certificate, in PEM, that signed
-// nothing the test serves.
-func selfSigned(t *testing.T) []byte {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(2),
-		Subject:               pkix.Name{CommonName: "other CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }

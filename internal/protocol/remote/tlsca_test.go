@@ -2,21 +2,14 @@ package remote
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
-	"math/big"
 	"net/http/cgi"
 	"net/http/httptest"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"gotd/internal/git/repo"
 	"gotd/internal/gittest"
@@ -51,7 +44,7 @@ func TestCA(t *testing.T) {
 		want string // "" for success, else in the error
 	}{
 		{"no CA", nil, "certificate"},
-		{"another CA", otherCA(t), "certificate"},
+		{"another CA", gittest.OtherCA(t), "certificate"},
 		{"no certificate", []byte("not PEM\n"), "no PEM certificate"},
 		{"the server's CA", ours, ""},
 	} {
@@ -93,28 +86,4 @@ func TestCA(t *testing.T) {
 	if err := setCA(nil, []byte("x")); !errors.Is(err, ErrNoCA) {
 		t.Errorf("setCA without a certificate: got %v; want ErrNoCA", err)
 	}
-}
-
-// otherCA returns a self-signed CA certificate, in PEM, that signed
-// nothing the test serves.
-func otherCA(t *testing.T) []byte {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(2),
-		Subject:               pkix.Name{CommonName: "other CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-		DNSNames:              []string{"127.0.0.1"},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
