@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cgi"
 	"net/url"
@@ -26,6 +27,10 @@ var (
 	cgiHost   = flag.String("cgi-host", "", "internal: serve cgit over CGI on this loopback address (the page scenarios' web server)")
 	cgiConfig = flag.String("cgi-config", "", "internal: the cgitrc of -cgi-host")
 	visitors  = flag.Int("visitors", 50, "visitors at once in the pages scenario")
+	// The pages' CPU is sampled: each sample is requests in a row for
+	// pageSample, the CPU they cost divided by their number.
+	pageSamples = flag.Int("page-samples", 7, "samples of each page's CPU")
+	pageSample  = flag.Duration("page-sample", time.Second, "the requests of one sample of a page's CPU")
 )
 
 // serveCGI is the web server in front of cgit: one CGI process per
@@ -157,8 +162,18 @@ func abs(n int) int {
 // pageClient fetches path from s; any status but 200 is a failure.
 var pageClient = &http.Client{Timeout: 5 * time.Minute}
 
-func getPage(s *server, path string) (int64, bool) {
-	resp, err := pageClient.Get(s.web + path)
+func getPage(s *server, path string) (int64, bool) { return getPageWith(pageClient, s, path) }
+
+// visitorClient is the client of visitor i, whose connections leave
+// from an address of its own on loopback (127.0.0.10 and on), as
+// visitors' do: gotd bounds the pages of one address at once.
+func visitorClient(i int) *http.Client {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, byte((10+i)>>8), byte(10+i))}}
+	return &http.Client{Timeout: 5 * time.Minute, Transport: &http.Transport{DialContext: d.DialContext}}
+}
+
+func getPageWith(c *http.Client, s *server, path string) (int64, bool) {
+	resp, err := c.Get(s.web + path)
 	if err != nil {
 		return 0, false
 	}
@@ -168,9 +183,9 @@ func getPage(s *server, path string) (int64, bool) {
 }
 
 // printPages serves the pages from gotd and from cgit and prints, per
-// page, the server CPU per page (the median of runs, each of
-// smallRepeat requests on one server start), the page's size and the
-// ratio; then visitors at once, each loading every page.
+// page, the CPU that serving it costs (pageFigures: the median of
+// samples, and their spread), the page's size and the ratio; then
+// visitors at once, each loading every page.
 func printPages(gotd *server, r *repos, work string) {
 	if _, err := os.Stat(cgitCGI); err != nil {
 		fmt.Printf("\npages: skipped, %s is not installed (Debian's cgit)\n", cgitCGI)
@@ -178,41 +193,21 @@ func printPages(gotd *server, r *repos, work string) {
 	}
 	cg := newCgit(work, r.dir)
 	ps := pages(r)
-	fmt.Printf("\n%-26s %-10s %9s %9s %10s %12s %22s\n", "page (git.git: -repo)", "server", "wall", "cpu", "peak mem", "bytes", "gotd/cgit cpu rss wall")
-	for _, p := range ps {
-		var res []result
-		for _, s := range []*server{gotd, cg} {
-			path := p.gotd
-			if s == cg {
-				path = p.cgit
+	figs := [][]pageFigure{pageFigures(gotd, ps, false), pageFigures(cg, ps, true)}
+	fmt.Printf("\nCPU per page: the median of %d samples of %v of requests in a row each, and the samples' spread (min-max);\n", *pageSamples, *pageSample)
+	fmt.Printf("gotd: its web process's CPU (/proc/PID/stat); cgit: its CGI processes' (the children its web server reaped).\n")
+	fmt.Printf("%-26s %-6s %11s %14s %8s %12s %8s\n", "page (git.git: -repo)", "server", "cpu/page", "spread", "wall", "bytes", "gotd/cgit")
+	for i, p := range ps {
+		for j, s := range []*server{gotd, cg} {
+			f := figs[j][i]
+			ratio := ""
+			if j == 0 {
+				ratio = fmt.Sprintf("%7.2fx", div(f.cpu.Seconds(), figs[1][i].cpu.Seconds()))
 			}
-			var size int64
-			sc := repeated(scenario{name: p.name,
-				before: func(*server) string { return "" },
-				client: func(s *server, _ string) int {
-					n, ok := getPage(s, path)
-					size = n
-					if !ok {
-						return 1
-					}
-					return 0
-				},
-				bytes: func(string) int64 { return size },
-			})
-			res = append(res, median(s, sc, *runs))
-		}
-		for i, x := range res {
-			name, ratio := gotd.name, ""
-			if i == 0 {
-				c := res[1]
-				ratio = fmt.Sprintf("%6.2fx %5.2fx %5.2fx", div(x.cpu.Seconds(), c.cpu.Seconds()), div(float64(x.rss), float64(c.rss)), div(x.wall.Seconds(), c.wall.Seconds()))
-			} else {
-				name = cg.name
-			}
-			fmt.Printf("%-26s %-10s %9s %9s %8.1fMB %12d %22s\n", p.name, name,
-				x.wall.Round(time.Millisecond), x.cpu.Round(time.Millisecond), float64(x.rss)/1024, x.bytes, ratio)
-			if x.failures > 0 {
-				fmt.Printf("%-26s %-10s %d failed\n", "", name, x.failures)
+			fmt.Printf("%-26s %-6s %11s %14s %8s %12d %8s\n", p.name, s.name, f.cpu.Round(10*time.Microsecond),
+				fmt.Sprintf("%s-%s", f.min.Round(100*time.Microsecond), f.max.Round(100*time.Microsecond)), f.wall.Round(100*time.Microsecond), f.bytes, ratio)
+			if f.failures > 0 {
+				fmt.Printf("%-26s %-6s %d failed\n", "", s.name, f.failures)
 			}
 		}
 	}
@@ -223,7 +218,8 @@ func printPages(gotd *server, r *repos, work string) {
 				var wg sync.WaitGroup
 				var mu sync.Mutex
 				failed := 0
-				for range *visitors {
+				for i := range *visitors {
+					c := visitorClient(i)
 					wg.Add(1)
 					go func() {
 						defer wg.Done()
@@ -232,7 +228,7 @@ func printPages(gotd *server, r *repos, work string) {
 							if s == cg {
 								path = p.cgit
 							}
-							if _, ok := getPage(s, path); !ok {
+							if _, ok := getPageWith(c, s, path); !ok {
 								mu.Lock()
 								failed++
 								mu.Unlock()
@@ -249,4 +245,100 @@ func printPages(gotd *server, r *repos, work string) {
 		fmt.Printf("%-26s %-10s %9s %9s %8.1fMB %12s %d of %d pages failed\n", fmt.Sprintf("%d visitors at once", *visitors), s.name,
 			x.wall.Round(time.Millisecond), x.cpu.Round(time.Millisecond), float64(x.rss)/1024, "", x.failures, *visitors*len(ps))
 	}
+}
+
+// pageFigure is what pageFigures measured of one page.
+type pageFigure struct {
+	cpu, min, max time.Duration // per page: the samples' median, least and most
+	wall          time.Duration // per page, the median sample's
+	bytes         int64
+	failures      int
+}
+
+// pageFigures measures the CPU each page of ps costs server s, started
+// once for all: after two requests that warm it up, *pageSamples
+// samples of requests in a row for *pageSample each. The CPU counted
+// is that of the processes that make the pages, read from /proc before
+// and after each sample: gotd's web process (the anonymous visitors'),
+// and for cgit (cgi) the CGI processes its web server has reaped. It
+// leaves out what both spend around the page (gotd's httpd and parent
+// relaying the request, cgit's web server starting a process): the
+// pages' own cost, compared.
+func pageFigures(s *server, ps []page, cgi bool) []pageFigure {
+	cmd := s.start()
+	defer s.stop(cmd)
+	root := cmd.Process.Pid
+	var out []pageFigure
+	for _, p := range ps {
+		path := p.gotd
+		if cgi {
+			path = p.cgit
+		}
+		var f pageFigure
+		for range 2 {
+			f.bytes, _ = getPage(s, path)
+		}
+		type sample struct{ cpu, wall time.Duration }
+		var samples []sample
+		for range *pageSamples {
+			t0 := pageTicks(root, cgi)
+			begin := time.Now()
+			n := 0
+			for n == 0 || time.Since(begin) < *pageSample {
+				if _, ok := getPage(s, path); !ok {
+					f.failures++
+				}
+				n++
+			}
+			wall := time.Since(begin)
+			t1 := pageTicks(root, cgi)
+			samples = append(samples, sample{time.Duration(t1-t0) * clockTick / time.Duration(n), wall / time.Duration(n)})
+		}
+		sort.Slice(samples, func(i, j int) bool { return samples[i].cpu < samples[j].cpu })
+		mid := samples[len(samples)/2]
+		f.cpu, f.wall, f.min, f.max = mid.cpu, mid.wall, samples[0].cpu, samples[len(samples)-1].cpu
+		out = append(out, f)
+	}
+	return out
+}
+
+// clockTick is the unit of /proc/PID/stat's times (USER_HZ, 100 on
+// Linux).
+const clockTick = 10 * time.Millisecond
+
+// pageTicks is the CPU, in clock ticks, spent so far making pages by
+// the server whose process is root: for gotd the web process among its
+// descendants (started with "-T web"), for cgit (cgi) the children its
+// web server reaped.
+func pageTicks(root int, cgi bool) int64 {
+	if cgi {
+		f := statFields(root)
+		return atoi64(f, 13) + atoi64(f, 14) // cutime, cstime
+	}
+	for _, pid := range tree(root) {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if strings.Contains(string(b), "\x00-T\x00web\x00") {
+			f := statFields(pid)
+			return atoi64(f, 11) + atoi64(f, 12) // utime, stime
+		}
+	}
+	fatalf("pages: gotd has no web process")
+	return 0
+}
+
+// statFields are the fields of /proc/PID/stat after the command's
+// name: the state (field 3 of proc(5)) first.
+func statFields(pid int) []string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	check(err)
+	i := strings.LastIndexByte(string(b), ')')
+	return strings.Fields(string(b[i+1:]))
+}
+
+func atoi64(f []string, i int) int64 {
+	if i >= len(f) {
+		return 0
+	}
+	n, _ := strconv.ParseInt(f[i], 10, 64)
+	return n
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -185,6 +186,80 @@ func (rp *Repo) refs(prefix string, max int) ([]ref, bool, error) {
 	}
 	return out, more, nil
 }
+
+// newestRefs lists the n visible references under prefix of latest
+// date, peeled to commits, among the first maxRefs, and whether there
+// are more. An annotated tag is dated by its tagger, as git
+// for-each-ref --sort=-creatordate does, so that only the tags kept
+// have their commits read: a summary of git.git's 900 tags read each
+// tag's commit too, half of the summary's work.
+func (rp *Repo) newestRefs(prefix string, n int) ([]ref, bool, error) {
+	var out []ref
+	more := false
+	errStop := errors.New("stop")
+	err := rp.R.Refs.List(prefix, func(r refs.Ref) error {
+		if rp.hidden(r.Name) || r.Target != "" && rp.hidden(r.Target) {
+			return nil
+		}
+		if len(out) == maxRefs {
+			more = true
+			return errStop
+		}
+		out = append(out, ref{Name: strings.TrimPrefix(r.Name, prefix), Full: r.Name, ID: r.ID})
+		return nil
+	})
+	if err != nil && err != errStop {
+		return nil, false, err
+	}
+	for i := range out {
+		if !rp.tagDate(&out[i]) {
+			rp.peel(&out[i])
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].When.After(out[j].When) })
+	if len(out) > n {
+		out, more = out[:n], true
+	}
+	for i := range out {
+		if !out[i].Peel.Valid() {
+			out[i] = ref{Name: out[i].Name, Full: out[i].Full, ID: out[i].ID}
+			rp.peel(&out[i])
+		}
+	}
+	return out, more, nil
+}
+
+// tagDate dates r from the headers of the object it names, read from
+// the first datePrefix bytes only: by its tagger for an annotated tag,
+// by its committer for a commit. It reports whether it could; r is
+// peeled later, if it is kept.
+func (rp *Repo) tagDate(r *ref) bool {
+	t, data, _, err := rp.R.ReadObjectPrefix(r.ID, nil, datePrefix)
+	if err != nil || !bytes.Contains(data, []byte("\n\n")) {
+		return false // the headers are longer (a signature): read whole
+	}
+	switch t {
+	case object.Tag:
+		tag, err := object.ParseTag(rp.R.Format, data)
+		if err != nil || tag.Tagger == nil {
+			return false
+		}
+		r.When = time.Unix(tag.Tagger.When, 0)
+		return true
+	case object.Commit:
+		c, err := object.ParseCommit(rp.R.Format, data)
+		if err != nil {
+			return false
+		}
+		r.When = time.Unix(c.Committer.When, 0)
+		return true
+	}
+	return false
+}
+
+// datePrefix is what tagDate reads of an object: its headers, unless
+// signed.
+const datePrefix = 1024
 
 // maxPeel bounds a chain of tags.
 const maxPeel = 8

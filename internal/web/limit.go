@@ -22,9 +22,9 @@ const RemoteHeader = "X-Gotd-Remote"
 // once, with a Retry-After. Zero fields bound nothing.
 type Limits struct {
 	// Making is the pages made at once; a page waits up to MakeWait
-	// for its turn (pages are made in milliseconds: a queue of them
-	// is short), then is refused. Its place is given back once the
-	// page is made, before it is sent.
+	// for its turn (a queue of pages being made moves by itself, at
+	// the speed of the CPU), then is refused. Its place is given back
+	// once the page is made, before it is sent.
 	Making   int
 	MakeWait time.Duration
 	// Downloads is the raw files and snapshots sent at once.

@@ -66,14 +66,12 @@ func (rq *request) summary() error {
 	}
 	b := &body{Clone: rq.cloneURLs(rp.Name)}
 	var err error
-	if b.Branches, b.MoreBranches, err = rp.refs("refs/heads/", maxRefs); err != nil {
+	if b.Branches, b.MoreBranches, err = rp.newestRefs("refs/heads/", summaryRefs); err != nil {
 		return err
 	}
-	b.Branches, b.MoreBranches = newest(b.Branches, summaryRefs, b.MoreBranches)
-	if b.Tags, b.MoreTags, err = rp.refs("refs/tags/", maxRefs); err != nil {
+	if b.Tags, b.MoreTags, err = rp.newestRefs("refs/tags/", summaryRefs); err != nil {
 		return err
 	}
-	b.Tags, b.MoreTags = newest(b.Tags, summaryRefs, b.MoreTags)
 	if head, err := rp.resolve(rq.ctx, ""); err == nil {
 		err := rp.history(rq.ctx, head.id, "", 0, func(c *commit) bool {
 			b.Commits = append(b.Commits, c)

@@ -173,6 +173,11 @@ func TestMetrics(t *testing.T) {
 	if got := metricValue(before, "gotd_processes", "role", "listen"); got != 1 {
 		t.Errorf("listen processes: got %v; want 1", got)
 	}
+	// The anonymous visitors' web process runs from the start, as
+	// there are HTTP listeners.
+	if got := metricValue(before, "gotd_processes", "role", "web"); got != 1 {
+		t.Errorf("web processes: got %v; want 1", got)
+	}
 	if got := metricValue(before, "gotd_start_time_seconds"); got < float64(time.Now().Add(-time.Hour).Unix()) || got > float64(time.Now().Unix()+1) {
 		t.Errorf("start time: got %v; want about now", got)
 	}

@@ -1346,7 +1346,7 @@ const (
 	MetricOutcomes = StatusRefused + 1 // indexed by Done.Status
 	MetricReasons  = numReasons
 	MetricBuckets  = 13 // duration buckets with a finite bound; one more counts the rest
-	MetricRoles    = 11 // the roles of the parent package
+	MetricRoles    = 12 // the roles of the parent package
 )
 
 // Metrics: parent → metrics, the answer to MetricsScrape: the parent's

@@ -68,6 +68,7 @@ func TestExpose(t *testing.T) {
 	start := time.Unix(1796000000, 500_000_000)
 	r := NewRecorder(start)
 	r.Started("listen")
+	r.Started("web")
 	r.Started("session_read")
 	r.Started("session_read")
 	r.Exited("session_read")
@@ -107,6 +108,7 @@ func TestExpose(t *testing.T) {
 		{"gotd_processes", []string{"role", "listen"}, 1},
 		{"gotd_processes", []string{"role", "session_read"}, 1},
 		{"gotd_processes", []string{"role", "notify"}, 0},
+		{"gotd_processes", []string{"role", "web"}, 1},
 		{"gotd_connections_total", []string{"transport", "http", "outcome", "ok"}, 2},
 		{"gotd_connections_total", []string{"transport", "ssh", "outcome", "failed"}, 1},
 		{"gotd_connections_total", []string{"transport", "git", "outcome", "refused"}, 2},

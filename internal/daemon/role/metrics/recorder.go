@@ -21,7 +21,7 @@ var (
 		ipc.ReasonUnauthenticated: "unauthenticated", ipc.ReasonRateLimited: "rate-limited"}
 	// Roles are the parent's roles, the values of gotd's -T flag.
 	Roles = [ipc.MetricRoles]string{"listen", "auth", "session_read", "session_write", "repo_write",
-		"notify", "sshd", "gitd", "httpd", "metrics", "upkeep"}
+		"notify", "sshd", "gitd", "httpd", "metrics", "upkeep", "web"}
 	// buckets are the upper bounds of the request duration histogram's
 	// buckets: from an ls-remote on loopback to a large clone on a
 	// slow link.
