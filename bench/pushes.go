@@ -24,7 +24,10 @@ import (
 // repack -adb): the targets are at most ~log2(pushes)+1 packs and a
 // clone at most 1.1x the fresh one.
 
-var pushesN = flag.Int("pushes", 1000, "pushes of one commit each in the pushes scenario")
+var (
+	pushesN     = flag.Int("pushes", 1000, "pushes of one commit each in the pushes scenario")
+	pushServers = flag.String("pushservers", "gotd,git", "servers of the pushes scenario: gotd, git or both")
+)
 
 // cgit255 is the C Git the pushes scenario serves with.
 const cgit255 = "/work/git-2.55/bin"
@@ -97,13 +100,15 @@ func printPushes(work, bin string) {
 	cgit := newGitDaemon255(cgitRepos)
 
 	fmt.Printf("\npushes: %d pushes of one commit each onto a generated repository of %d commits\n", n, baseCommits)
-	var figs []pushFigures
-	for _, s := range []*server{gotd, cgit} {
-		repos := gotdRepos
+	figs := make([]pushFigures, 2)
+	for i, s := range []*server{gotd, cgit} {
+		repos, name := gotdRepos, "gotd"
 		if s == cgit {
-			repos = cgitRepos
+			repos, name = cgitRepos, "git"
 		}
-		figs = append(figs, pushAndClone(s, repos, commits))
+		if strings.Contains(*pushServers, name) {
+			figs[i] = pushAndClone(s, repos, commits)
+		}
 	}
 	target := int(math.Round(math.Log2(float64(n)))) + 1
 	fmt.Printf("%-24s %6s %7s %12s %12s %12s %12s %7s\n", "server", "packs", "loose", "push cpu", "push wall", "clone cpu", "fresh clone", "ratio")
