@@ -20,6 +20,12 @@ type upkeeping struct {
 	// from; outcome says how it ended, for gotctl info.
 	started time.Time
 	outcome string
+	// failed says the last run failed; left is how many packs the
+	// repository had when it ended (the interval's exception counts
+	// from there), path where it is.
+	failed bool
+	left   int
+	path   string
 	done    *ipc.UpkeepDone // the running process's report, once sent
 	// callers are gotctl upkeep connections answered when the run
 	// ends.
@@ -28,8 +34,14 @@ type upkeeping struct {
 
 // afterPush starts upkeep on the repository named name if a push left
 // it past its thresholds: more packs, loose objects or loose references
-// than its settings allow, upkeep on, none running there, and the interval
-// passed since the last run.
+// than its settings allow, upkeep on, none running there, and the
+// interval passed since the last run.
+//
+// Within the interval, pushes that added packs past the threshold and
+// past what the last run left start a geometric repack that never
+// turns full: it costs what the small packs hold, while every pack
+// more costs each fetch (a burst of 1,000 pushes left 986 packs for
+// the interval). After a failed run everything waits for the interval.
 func (d *daemon) afterPush(name string) {
 	r := d.cfg.FindRepository(name)
 	if r == nil || d.halted {
@@ -37,7 +49,7 @@ func (d *daemon) afterPush(name string) {
 	}
 	set := d.cfg.UpkeepFor(r)
 	u := d.upkeeps[r.Name]
-	if set.Off || u != nil && (u.proc != nil || time.Since(u.started) < set.Interval) {
+	if set.Off || u != nil && u.proc != nil {
 		return
 	}
 	packs, loose := storageCounts(r.Path)
@@ -45,8 +57,13 @@ func (d *daemon) afterPush(name string) {
 	if packs <= set.Packs && loose <= set.Loose && refs <= set.LooseRefs {
 		return
 	}
-	d.log.Info("starting upkeep", "repo", r.Name, "packs", packs, "loose_objects", loose, "loose_refs", refs)
-	if err := d.startUpkeep(r, false); err != nil {
+	due := u == nil || time.Since(u.started) >= set.Interval
+	rolling := !due && !u.failed && packs > set.Packs && packs > u.left
+	if !due && !rolling {
+		return
+	}
+	d.log.Info("starting upkeep", "repo", r.Name, "packs", packs, "loose_objects", loose, "loose_refs", refs, "geometric_only", rolling)
+	if err := d.startUpkeep(r, false, rolling); err != nil {
 		d.log.Error("cannot start upkeep", "repo", r.Name, "err", err)
 	}
 }
@@ -106,10 +123,10 @@ func looseRefs(path string, limit int) int {
 
 // startUpkeep starts an upkeep process on r, none running there: a
 // full repack if full (gotctl upkeep), else a geometric one that turns
-// full only if it leaves more packs than r's threshold. The references
-// are packed if more are loose than r's threshold, or at all with
-// full.
-func (d *daemon) startUpkeep(r *config.Repository, full bool) error {
+// full only if it leaves more packs than r's threshold and rolling is
+// not set. The references are packed if more are loose than r's
+// threshold, or at all with full.
+func (d *daemon) startUpkeep(r *config.Repository, full, rolling bool) error {
 	u := d.upkeeps[r.Name]
 	if u == nil {
 		u = &upkeeping{}
@@ -119,9 +136,12 @@ func (d *daemon) startUpkeep(r *config.Repository, full bool) error {
 	if err != nil {
 		return err
 	}
-	u.proc, u.started, u.done = ch, time.Now(), nil
+	u.proc, u.started, u.done, u.path = ch, time.Now(), nil, r.Path
 	set := d.cfg.UpkeepFor(r)
 	start := &ipc.UpkeepStart{Path: r.Path, Name: r.Name, Grace: uint64(set.Grace / time.Second), Full: full, Packs: uint32(set.Packs), LooseRefs: uint32(set.LooseRefs)}
+	if rolling {
+		start.Packs = 0 // geometric only, never turned full
+	}
 	if full {
 		start.LooseRefs = 0
 	}
@@ -178,6 +198,8 @@ func (d *daemon) upkeepExited(u *upkeeping) {
 		status, text = ipc.StatusFailed, "failed: "+m.Message
 	}
 	u.outcome = u.started.UTC().Format(time.RFC3339) + " " + text
+	u.failed = status != ipc.StatusOK || u.done != nil && u.done.Status == ipc.UpkeepPrecious
+	u.left, _ = storageCounts(u.path)
 	for _, c := range u.callers {
 		if status == ipc.StatusOK {
 			ipc.Send(c, &ipc.Text{Text: text + "\n"}, nil)
@@ -201,7 +223,7 @@ func (d *daemon) upkeepNow(conn *msg.Conn, name string) {
 		return
 	}
 	if u := d.upkeeps[r.Name]; u == nil || u.proc == nil {
-		if err := d.startUpkeep(r, true); err != nil {
+		if err := d.startUpkeep(r, true, false); err != nil {
 			d.log.Error("cannot start upkeep", "repo", r.Name, "err", err)
 			ipc.Send(conn, &ipc.Done{Status: ipc.StatusFailed, Message: "cannot start upkeep"}, nil)
 			conn.Close()
