@@ -5,13 +5,25 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 
 	"gotd/internal/engine/fastexport"
 	"gotd/internal/git/repo"
 )
 
-// exportDeltaCache bounds the delta bases fast-export keeps.
-const exportDeltaCache = 24 << 20
+// exportDeltaCache bounds the delta bases fast-export keeps. History
+// is read oldest first, while packs store the newest version of a file
+// whole and older ones as deltas against it: each blob read resolves a
+// chain that the next version of the file shares, so the cache decides
+// how often chains are rebuilt. On git.git, 24 MiB cost 39 s of CPU and
+// 64 MiB 31 s (git fast-export: 34 s, with its 96 MiB default).
+const exportDeltaCache = 64 << 20
+
+// exportGCPercent is the garbage collector's target during an export.
+// The live heap is mostly the delta base cache and the marks, neither
+// of which churns much; collecting at half growth rather than at
+// doubling keeps the peak near C Git's for a few percent more of CPU.
+const exportGCPercent = 50
 
 // cmdFastExport writes the history of references as a git fast-import
 // stream on standard output: gotadmin fast-export [-q] [-r
@@ -37,6 +49,7 @@ func cmdFastExport(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer r.Close()
+	defer debug.SetGCPercent(debug.SetGCPercent(exportGCPercent))
 	opts := fastexport.Options{Refs: fs.Args()}
 	if !*quiet {
 		opts.Warn = func(msg string) { fmt.Fprintf(os.Stderr, "gotadmin: warning: %s\n", msg) }

@@ -273,6 +273,10 @@ func Repack(ctx context.Context, r *repo.Repo, o Options) (*Report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("upkeep: find reachable objects: %w", err)
 	}
+	// The walk's trees are read; the pack is written mostly from stored
+	// bytes and the bitmaps from what the walk listed. Bases cached for
+	// the walk would only add to the peak of what follows.
+	r.PurgeDeltaCache()
 
 	junk, err := findGarbage(r, old, loose, reachable, o)
 	if err != nil {

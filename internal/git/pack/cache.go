@@ -123,6 +123,24 @@ func (c *DeltaCache) put(pack, off uint64, t object.Type, data []byte) {
 	}
 }
 
+// Purge empties the cache, for a reader done with the walk that filled
+// it whose next stage reads few deltas: the bases become garbage at once
+// rather than staying live until newer ones evict them. The budget is
+// unchanged.
+func (c *DeltaCache) Purge() {
+	if c == nil {
+		return
+	}
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		clear(s.items)
+		s.lru.next, s.lru.prev = &s.lru, &s.lru
+		s.size = 0
+		s.mu.Unlock()
+	}
+}
+
 // size returns the bytes of object data and bookkeeping held.
 func (c *DeltaCache) size() int64 {
 	if c == nil {

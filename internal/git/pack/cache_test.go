@@ -63,6 +63,29 @@ func TestDeltaCacheLRU(t *testing.T) {
 	}
 }
 
+func TestDeltaCachePurge(t *testing.T) {
+	c := NewDeltaCache(64 << 20)
+	for i := uint64(0); i < 1000; i++ {
+		c.put(1, i, object.Blob, make([]byte, 100))
+	}
+	c.Purge()
+	if got := c.size(); got != 0 {
+		t.Errorf("size after Purge = %d; want 0", got)
+	}
+	for i := uint64(0); i < 1000; i++ {
+		if _, _, ok := c.get(1, i); ok {
+			t.Fatalf("get(1, %d) after Purge found an object", i)
+		}
+	}
+	// The budget is the same: the cache fills again.
+	c.put(1, 7, object.Tree, []byte("tree"))
+	if typ, data, ok := c.get(1, 7); !ok || typ != object.Tree || string(data) != "tree" {
+		t.Errorf("get(1, 7) after Purge and put = %v, %q, %v; want tree, \"tree\", true", typ, data, ok)
+	}
+	var nilCache *DeltaCache
+	nilCache.Purge()
+}
+
 func TestDeltaCacheNil(t *testing.T) {
 	var c *DeltaCache
 	c.put(1, 1, object.Blob, []byte("x"))

@@ -479,6 +479,11 @@ func (r *Repo) OpenObject(id oid.ID) (object.Type, int64, io.ReadCloser, error) 
 	return 0, 0, nil, err
 }
 
+// PurgeDeltaCache empties the repository's delta base cache
+// (pack.DeltaCache.Purge), for a command whose walk over trees is over
+// and whose next stages copy stored bytes: a full repack.
+func (r *Repo) PurgeDeltaCache() { r.cache.Purge() }
+
 // WriteObject stores an object as a loose object and returns its id.
 func (r *Repo) WriteObject(t object.Type, data []byte) (oid.ID, error) {
 	return r.Loose.WriteObject(t, data)

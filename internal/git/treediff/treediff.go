@@ -5,6 +5,7 @@
 package treediff
 
 import (
+	"bytes"
 	"fmt"
 
 	"gotd/internal/git/object"
@@ -92,16 +93,25 @@ func (d *differ) read(id oid.ID, slot int) ([]byte, error) {
 // left to the garbage collector.
 const maxKeptTree = 1 << 20
 
+// entry is a tree entry as parsed, its id raw: most entries compared
+// are equal, and only the changes' ids are made IDs.
+type entry struct {
+	mode     uint32
+	name, id []byte
+}
+
+func (e entry) isTree() bool { return object.ModeType(e.mode) == object.Tree }
+
 // side walks the entries of one tree, one entry ahead.
 type side struct {
 	it  object.TreeIter
-	e   object.TreeEntry
+	e   entry
 	ok  bool
 	err error
 }
 
 func (s *side) next() {
-	s.e, s.ok = s.it.Next()
+	s.e.mode, s.e.name, s.e.id, s.ok = s.it.NextRaw()
 	if !s.ok {
 		s.err = s.it.Err()
 	}
@@ -163,46 +173,46 @@ func (d *differ) trees(a, b oid.ID, prefix []byte, depth int) error {
 
 // one reports entry e, present on one side only, and everything under
 // it if it is a tree.
-func (d *differ) one(e object.TreeEntry, prefix []byte, depth int, status byte) error {
-	path := join(prefix, e.Name)
-	if e.Type() == object.Tree {
+func (d *differ) one(e entry, prefix []byte, depth int, status byte) error {
+	path := join(prefix, e.name)
+	id := oid.MustFromBytes(d.f, e.id)
+	if e.isTree() {
 		if status == 'D' {
-			return d.trees(e.ID, oid.ID{}, path, depth+1)
+			return d.trees(id, oid.ID{}, path, depth+1)
 		}
-		return d.trees(oid.ID{}, e.ID, path, depth+1)
+		return d.trees(oid.ID{}, id, path, depth+1)
 	}
 	c := Change{Path: string(path), Status: status}
 	if status == 'D' {
-		c.OldMode, c.Old = e.Mode, e.ID
+		c.OldMode, c.Old = e.mode, id
 	} else {
-		c.NewMode, c.New = e.Mode, e.ID
+		c.NewMode, c.New = e.mode, id
 	}
 	return d.fn(c)
 }
 
 // both compares entries of the same name and kind (tree or not).
-func (d *differ) both(a, b object.TreeEntry, prefix []byte, depth int) error {
-	if a.ID == b.ID && a.Mode == b.Mode {
+func (d *differ) both(a, b entry, prefix []byte, depth int) error {
+	sameID := bytes.Equal(a.id, b.id)
+	if sameID && (a.mode == b.mode || a.isTree()) {
 		return nil
 	}
-	path := join(prefix, a.Name)
-	if a.Type() == object.Tree {
-		if a.ID == b.ID {
-			return nil
-		}
-		return d.trees(a.ID, b.ID, path, depth+1)
+	path := join(prefix, a.name)
+	aID, bID := oid.MustFromBytes(d.f, a.id), oid.MustFromBytes(d.f, b.id)
+	if a.isTree() {
+		return d.trees(aID, bID, path, depth+1)
 	}
 	status := byte('M')
-	if a.Mode&0o170000 != b.Mode&0o170000 {
+	if a.mode&0o170000 != b.mode&0o170000 {
 		status = 'T' // file, symbolic link or gitlink became another
 	}
-	return d.fn(Change{Path: string(path), Status: status, OldMode: a.Mode, NewMode: b.Mode, Old: a.ID, New: b.ID})
+	return d.fn(Change{Path: string(path), Status: status, OldMode: a.mode, NewMode: b.mode, Old: aID, New: bID})
 }
 
 // compareEntries orders entries as trees sort them: a tree and a
 // non-tree of the same name are different entries.
-func compareEntries(a, b object.TreeEntry) int {
-	return object.CompareTreeNames(a.Name, a.Type() == object.Tree, b.Name, b.Type() == object.Tree)
+func compareEntries(a, b entry) int {
+	return object.CompareTreeNames(a.name, a.isTree(), b.name, b.isTree())
 }
 
 func join(prefix, name []byte) []byte {
