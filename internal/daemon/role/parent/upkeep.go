@@ -26,7 +26,7 @@ type upkeeping struct {
 	failed bool
 	left   int
 	path   string
-	done    *ipc.UpkeepDone // the running process's report, once sent
+	done   *ipc.UpkeepDone // the running process's report, once sent
 	// callers are gotctl upkeep connections answered when the run
 	// ends.
 	callers []*msg.Conn
