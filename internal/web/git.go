@@ -164,6 +164,19 @@ const maxRefs = 1000
 // refs lists the visible references under prefix, at most max, peeled
 // to commits.
 func (rp *Repo) refs(prefix string, max int) ([]ref, bool, error) {
+	out, more, err := rp.listRefs(prefix, max)
+	if err != nil {
+		return nil, false, err
+	}
+	for i := range out {
+		rp.peel(&out[i])
+	}
+	return out, more, nil
+}
+
+// listRefs lists the visible references under prefix, at most max, as
+// they are, and whether there are more.
+func (rp *Repo) listRefs(prefix string, max int) ([]ref, bool, error) {
 	var out []ref
 	more := false
 	errStop := errors.New("stop")
@@ -181,9 +194,6 @@ func (rp *Repo) refs(prefix string, max int) ([]ref, bool, error) {
 	if err != nil && err != errStop {
 		return nil, false, err
 	}
-	for i := range out {
-		rp.peel(&out[i])
-	}
 	return out, more, nil
 }
 
@@ -194,21 +204,8 @@ func (rp *Repo) refs(prefix string, max int) ([]ref, bool, error) {
 // have their commits read: a summary of git.git's 900 tags read each
 // tag's commit too, half of the summary's work.
 func (rp *Repo) newestRefs(prefix string, n int) ([]ref, bool, error) {
-	var out []ref
-	more := false
-	errStop := errors.New("stop")
-	err := rp.R.Refs.List(prefix, func(r refs.Ref) error {
-		if rp.hidden(r.Name) || r.Target != "" && rp.hidden(r.Target) {
-			return nil
-		}
-		if len(out) == maxRefs {
-			more = true
-			return errStop
-		}
-		out = append(out, ref{Name: strings.TrimPrefix(r.Name, prefix), Full: r.Name, ID: r.ID})
-		return nil
-	})
-	if err != nil && err != errStop {
+	out, more, err := rp.listRefs(prefix, maxRefs)
+	if err != nil {
 		return nil, false, err
 	}
 	for i := range out {
