@@ -83,8 +83,12 @@ func newGotd(work, bin, repos string, names []string) *server {
 		}
 		// Upkeep off: a run after a scenario's push would be counted
 		// into the next scenario's CPU, and it races the removal of
-		// the pushed-to copy (the pushes scenario measures upkeep).
-		fmt.Fprintf(&b, "repository %q {\n\tpath %q\n\tpermit ro anonymous\n\tpermit %s bench\n\tupkeep off\n%s}\n", name, path, access, policy)
+		// the pushed-to copy; but the pushes scenario measures it.
+		upkeep := "\tupkeep off\n"
+		if name == "push-upkeep" {
+			upkeep = ""
+		}
+		fmt.Fprintf(&b, "repository %q {\n\tpath %q\n\tpermit ro anonymous\n\tpermit %s bench\n%s%s}\n", name, path, access, upkeep, policy)
 	}
 	check(os.WriteFile(conf, []byte(b.String()), 0o644))
 	if out, err := exec.Command(filepath.Join(bin, "gotd"), "-n", "-f", conf, "-s", secrets).CombinedOutput(); err != nil {
