@@ -159,15 +159,9 @@ func Geometric(ctx context.Context, r *repo.Repo, o Options) (*Report, error) {
 
 	var np *pack.Pack
 	if len(objs) > 0 {
-		po := o.Pack
-		po.Format, po.OfsDelta, po.ReuseDeltas = r.Format, true, true
-		path, err := WritePack(ctx, r, objs, po, o.Own)
-		if err != nil {
-			return nil, fmt.Errorf("upkeep: write pack: %w", err)
-		}
-		rep.Pack = path
-		if np, err = openedPack(r, path); err != nil {
-			return nil, fmt.Errorf("upkeep: %w", err)
+		var err error
+		if rep.Pack, np, err = writeRepack(ctx, r, objs, o); err != nil {
+			return nil, err
 		}
 		if len(stay) == 0 {
 			if rep.Bitmap, err = bitmapIfWhole(ctx, r, np, o.Own); err != nil {

@@ -302,15 +302,9 @@ func Repack(ctx context.Context, r *repo.Repo, o Options) (*Report, error) {
 
 	var np *pack.Pack
 	if len(objs) > 0 {
-		po := o.Pack
-		po.Format, po.OfsDelta, po.ReuseDeltas = r.Format, true, true
-		path, err := WritePack(ctx, r, objs, po, o.Own)
-		if err != nil {
-			return nil, fmt.Errorf("upkeep: write pack: %w", err)
-		}
-		rep.Pack = path
-		if np, err = openedPack(r, path); err != nil {
-			return nil, fmt.Errorf("upkeep: %w", err)
+		var err error
+		if rep.Pack, np, err = writeRepack(ctx, r, objs, o); err != nil {
+			return nil, err
 		}
 		if err := writeBitmap(ctx, r, np, objs, tips, o.Own); err != nil {
 			return nil, fmt.Errorf("upkeep: %w", err)
@@ -793,4 +787,21 @@ func removeReplaced(r *repo.Repo, replaced []*pack.Pack, np *pack.Pack, own func
 		rep.RemovedPacks = append(rep.RemovedPacks, path)
 	}
 	return updateInfoPacks(r, own)
+}
+
+// writeRepack writes objs as a pack of r with o's packing options
+// (offset deltas, stored deltas reused) and returns its path and the
+// pack, opened among r's.
+func writeRepack(ctx context.Context, r *repo.Repo, objs []packer.Object, o Options) (string, *pack.Pack, error) {
+	po := o.Pack
+	po.Format, po.OfsDelta, po.ReuseDeltas = r.Format, true, true
+	path, err := WritePack(ctx, r, objs, po, o.Own)
+	if err != nil {
+		return "", nil, fmt.Errorf("upkeep: write pack: %w", err)
+	}
+	np, err := openedPack(r, path)
+	if err != nil {
+		return "", nil, fmt.Errorf("upkeep: %w", err)
+	}
+	return path, np, nil
 }
