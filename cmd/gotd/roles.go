@@ -47,6 +47,7 @@ func runRole(role string, lo logs.Options) error {
 	if os.Geteuid() == 0 {
 		return errors.New("a gotd child must not run as root")
 	}
+	nameProcess()
 	log := logs.New(role, lo)
 	ctx := context.Background()
 	parentCh := ipc.Inherited(ipc.FDParent, "parent")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -32,3 +33,13 @@ func selfExe(exe string) (string, error) {
 	}
 	return fmt.Sprintf("/proc/self/fd/%d", hi), nil
 }
+
+// nameProcess names a child "gotd" where top(1), pgrep(1) and the
+// kernel's messages look (its comm): executed through /proc/self/fd/N,
+// the kernel named it "N". ps(1) -f shows the role in its title.
+func nameProcess() {
+	unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&procName[0])), 0, 0, 0)
+}
+
+// procName is the name nameProcess gives, NUL-terminated.
+var procName = [...]byte{'g', 'o', 't', 'd', 0}

@@ -257,3 +257,25 @@ func modes(t *testing.T, dir string) map[string]fs.FileMode {
 	}
 	return m
 }
+
+// TestProcessNames checks that every long-lived child is named gotd
+// where top(1), pgrep(1) and the kernel's messages look (its comm):
+// re-executed through /proc/self/fd/N, it would be named "N".
+func TestProcessNames(t *testing.T) {
+	s := start(t, options{})
+	roles := children(t, s.daemon.Process.Pid)
+	for _, role := range []string{"listen", "notify", "gitd", "httpd", "sshd"} {
+		if len(roles[role]) == 0 {
+			t.Errorf("no %s process: %v", role, roles)
+		}
+		for _, pid := range roles[role] {
+			comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.TrimSpace(string(comm)); got != "gotd" {
+				t.Errorf("%s (pid %d) is named %q, want gotd", role, pid, got)
+			}
+		}
+	}
+}
