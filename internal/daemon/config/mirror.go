@@ -131,62 +131,26 @@ func (p *parser) mirror(r *Repository, line int) {
 
 // checkMirror checks a mirror's URL against its options.
 func (p *parser) checkMirror(m *Mirror, line int) {
-	u, err := url.Parse(m.URL)
-	scheme := ""
-	if err == nil {
-		scheme = u.Scheme
-	}
-	// user@host:path, which url.Parse may refuse.
-	scp := !strings.Contains(m.URL, "://") && !strings.HasPrefix(m.URL, "/") && strings.Contains(m.URL, ":")
-	if scp {
-		err, scheme = nil, ""
-	}
-	switch {
-	case len(m.URL) > maxMirrorURL:
+	if len(m.URL) > maxMirrorURL {
 		p.errorf(line, "mirror URL longer than %d bytes", maxMirrorURL)
 		return
-	case strings.ContainsFunc(m.URL, func(r rune) bool { return r <= ' ' || r == 0x7f || r == '"' || r == '\\' }):
-		p.errorf(line, "invalid mirror URL")
-		return
-	case strings.HasPrefix(m.URL, "/"):
-	case scp:
-	case err != nil || (scheme != "git" && scheme != "http" && scheme != "https" && scheme != "ssh"):
-		p.errorf(line, "invalid mirror URL (git://, http://, https://, ssh://, user@host:path or a local path): %s", m.URL)
-		return
-	case scheme != "" && (u.Host == "" || u.Path == "" || u.Path == "/"):
-		p.errorf(line, "mirror URL needs a host and a path: %s", m.URL)
-		return
-	case scheme != "ssh" && scheme != "" && u.User != nil:
-		// They would be in the logs and gotctl info.
-		p.errorf(line, "credentials in a mirror URL: give them in the secrets file with 'auth'")
+	}
+	kind, _, err := mirrorURL(m.URL, true)
+	if err != nil {
+		p.errorf(line, "%v", err)
 		return
 	}
-	ssh := scheme == "ssh" || scp
-	p.checkCA(line, &m.MirrorCA, scheme)
+	p.checkCA(line, &m.MirrorCA, kind)
 	switch {
-	case m.Auth != "" && scheme != "https":
+	case m.Auth != "" && kind != "https":
 		p.errorf(line, "mirror auth is sent over https only")
-	case (m.KeyFile != "" || m.KnownHosts != "" || len(m.HostKeys) > 0) && !ssh:
+	case (m.KeyFile != "" || m.KnownHosts != "" || len(m.HostKeys) > 0) && kind != "ssh":
 		p.errorf(line, "mirror key, known hosts and host key are for ssh upstreams")
-	case ssh && m.KnownHosts == "" && len(m.HostKeys) == 0:
+	case kind == "ssh" && m.KnownHosts == "" && len(m.HostKeys) == 0:
 		p.errorf(line, "an ssh mirror needs 'known hosts FILE' or 'host key KEY': a host key is never accepted unseen")
 	case len(m.HostKeys) > maxHostKeys:
 		p.errorf(line, "more than %d mirror host keys", maxHostKeys)
-	}
-	if m.Auth == "" {
-		return
-	}
-	if s := p.opts.Secrets; s != nil {
-		a, ok := s.Auth[m.Auth]
-		switch {
-		case !ok:
-			p.errorf(line, "no auth secret '%s' defined", m.Auth)
-		case max(len(a.User), len(a.Password)) > maxSecret:
-			p.errorf(line, "mirror secrets longer than %d bytes", maxSecret)
-		default:
-			m.AuthUser, m.AuthPassword = a.User, a.Password
-		}
-	} else {
-		p.errorf(line, "mirror credentials need a secrets file")
+	case m.Auth != "":
+		m.AuthUser, m.AuthPassword = p.mirrorAuth(line, m.Auth)
 	}
 }

@@ -55,6 +55,7 @@ func TestMirrorErrors(t *testing.T) {
 		{`mirror from "ftp://h/a"`, "m.conf:3: invalid mirror URL"},
 		{`mirror from "git://h"`, "m.conf:3: mirror URL needs a host and a path"},
 		{`mirror from "https://u:secret@h/a"`, "m.conf:3: credentials in a mirror URL"},
+		{`mirror from "ssh://u:secret@h/a" known hosts "/kh"`, "m.conf:3: credentials in a mirror URL"},
 		{`mirror from "git://h/a" every 1s`, "m.conf:3: mirror interval shorter than 10s"},
 		{`mirror from "git://h/a" auth up`, "m.conf:3: mirror auth is sent over https only"},
 		{`mirror from "https://h/a" auth nope`, "m.conf:3: no auth secret 'nope' defined"},

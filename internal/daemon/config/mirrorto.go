@@ -132,53 +132,43 @@ func (p *parser) checkMirrorTo(r *Repository, m *MirrorTo) {
 			}
 		}
 	}
-	if m.Auth == "" {
-		return
+	if m.Auth != "" {
+		m.AuthUser, m.AuthPassword = p.mirrorAuth(line, m.Auth)
 	}
-	s := p.opts.Secrets
-	if s == nil {
-		p.errorf(line, "mirror to %s: credentials need a secrets file", host)
-		return
-	}
-	a, ok := s.Auth[m.Auth]
-	if !ok {
-		p.errorf(line, "no auth secret '%s' defined", m.Auth)
-		return
-	}
-	if max(len(a.User), len(a.Password)) > maxSecret {
-		p.errorf(line, "mirror to %s: secrets longer than %d bytes", host, maxSecret)
-	}
-	m.AuthUser, m.AuthPassword = a.User, a.Password
 }
 
 // MirrorURLKind checks a push mirror's URL and returns its kind ("git",
-// "http", "https" or "ssh") and host[:port], for messages. Local paths
-// are refused: the send process reaches only the network. Credentials
-// in the URL are refused: they belong in the secrets file.
+// "http", "https" or "ssh", scp-like addresses being "ssh") and host.
 func MirrorURLKind(s string) (kind, host string, err error) {
-	if strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
-		return "", "", fmt.Errorf("invalid URL %q", clipText(s, 64))
+	kind, host, err = mirrorURL(s, false)
+	if err == nil && kind == "file" {
+		err = fmt.Errorf("mirror targets are git://, http(s)://, ssh:// or user@host:path URLs, not %q", clipText(s, 64))
+	}
+	return kind, host, err
+}
+
+// mirrorURL checks the URL of a pull mirror's upstream or a push
+// mirror's target and returns its kind: "git", "http", "https", "ssh"
+// (scp-like [user@]host:path too) or, for an absolute path, "file". A
+// URL holds no credentials (they would be in the logs and gotctl
+// info): a user name for ssh alone.
+func mirrorURL(s string, local bool) (kind, host string, err error) {
+	if strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r == 0x7f || r == '"' || r == '\\' }) {
+		return "", "", fmt.Errorf("invalid mirror URL %q", clipText(s, 64))
+	}
+	if strings.HasPrefix(s, "/") {
+		return "file", "", nil
 	}
 	if i := strings.Index(s, "://"); i > 0 {
 		u, err := url.Parse(s)
-		if err != nil {
-			return "", "", fmt.Errorf("invalid URL %q", clipText(s, 64))
-		}
-		if u.Scheme != "git" && u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "ssh" {
-			return "", "", fmt.Errorf("unsupported URL scheme %q (git, http, https, ssh)", clipText(u.Scheme, 16))
+		if err != nil || (u.Scheme != "git" && u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "ssh") {
+			return "", "", fmt.Errorf("invalid mirror URL (git://, http(s)://, ssh://, user@host:path or an absolute path): %q", clipText(s, 64))
 		}
 		if u.Host == "" || u.Path == "" || u.Path == "/" || u.RawQuery != "" || u.Fragment != "" {
-			return "", "", fmt.Errorf("invalid URL %q", clipText(s, 64))
+			return "", "", fmt.Errorf("mirror URL needs a host and a path, and nothing after them: %q", clipText(s, 64))
 		}
-		switch u.Scheme {
-		case "git", "http", "https":
-			if u.User != nil {
-				return "", "", fmt.Errorf("credentials in the URL of %s: give them in the secrets file with 'auth'", u.Host)
-			}
-		case "ssh":
-			if _, ok := u.User.Password(); ok {
-				return "", "", fmt.Errorf("a password in the URL of %s: give a 'key'", u.Host)
-			}
+		if _, password := u.User.Password(); password || (u.User != nil && u.Scheme != "ssh") {
+			return "", "", fmt.Errorf("credentials in a mirror URL of %s: give them in the secrets file with 'auth', or an ssh 'key'", u.Host)
 		}
 		return u.Scheme, u.Host, nil
 	}
@@ -191,11 +181,31 @@ func MirrorURLKind(s string) (kind, host string, err error) {
 			host = host[at+1:]
 		}
 		if host == "" {
-			return "", "", fmt.Errorf("invalid URL %q", clipText(s, 64))
+			return "", "", fmt.Errorf("invalid mirror URL %q", clipText(s, 64))
 		}
 		return "ssh", host, nil
 	}
-	return "", "", fmt.Errorf("mirror targets are git://, http(s)://, ssh:// or user@host:path URLs, not %q", clipText(s, 64))
+	return "", "", fmt.Errorf("invalid mirror URL (git://, http(s)://, ssh://, user@host:path or an absolute path): %q", clipText(s, 64))
+}
+
+// mirrorAuth returns the user and password of the secrets file's auth
+// entry name, for a mirror's line.
+func (p *parser) mirrorAuth(line int, name string) (user, password string) {
+	s := p.opts.Secrets
+	if s == nil {
+		p.errorf(line, "mirror credentials need a secrets file")
+		return "", ""
+	}
+	a, ok := s.Auth[name]
+	switch {
+	case !ok:
+		p.errorf(line, "no auth secret '%s' defined", name)
+	case max(len(a.User), len(a.Password)) > maxSecret:
+		p.errorf(line, "mirror secrets longer than %d bytes", maxSecret)
+	default:
+		return a.User, a.Password
+	}
+	return "", ""
 }
 
 // peekWord reports whether the token after the current one is the bare

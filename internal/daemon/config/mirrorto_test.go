@@ -63,11 +63,11 @@ func TestMirrorToErrors(t *testing.T) {
 	}
 	for _, tc := range []struct{ line, want string }{
 		{`mirror to "/srv/git/a.git"`, "not \"/srv/git/a.git\""},
-		{`mirror to "file:///srv/a.git"`, "unsupported URL scheme"},
-		{`mirror to "https://u:p@example.com/a.git"`, "credentials in the URL"},
-		{`mirror to "ssh://u:p@example.com/a.git" key "/k" known hosts "/kh"`, "a password in the URL"},
-		{`mirror to "git://example.com/"`, "invalid URL"},
-		{`mirror to "git://example.com/a.git?x"`, "invalid URL"},
+		{`mirror to "file:///srv/a.git"`, "invalid mirror URL"},
+		{`mirror to "https://u:p@example.com/a.git"`, "credentials in a mirror URL"},
+		{`mirror to "ssh://u:p@example.com/a.git" key "/k" known hosts "/kh"`, "credentials in a mirror URL"},
+		{`mirror to "git://example.com/"`, "needs a host and a path"},
+		{`mirror to "git://example.com/a.git?x"`, "needs a host and a path, and nothing after them"},
 		{`mirror to "http://example.com/a.git" auth hub`, "without 'insecure'"},
 		{`mirror to "https://example.com/a.git" auth nope`, "no auth secret 'nope'"},
 		{`mirror to "git://example.com/a.git" auth hub`, "auth is for http"},
