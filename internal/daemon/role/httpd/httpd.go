@@ -205,10 +205,8 @@ func (srv *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := srv.s.Settings()
 	// The account is claimed, not proven: the parent has the secret
 	// verified after admission, for this request only.
-	account, secret, present := r.BasicAuth()
-	if present && account == "" || len(account) > ipc.MaxUser || len(secret) > ipc.MaxSecret {
-		srv.s.Failed("authentication failed", r.RemoteAddr)
-		challenge(w, "authentication failed")
+	account, secret, ok := srv.claim(w, r)
+	if !ok {
 		return
 	}
 	if account == "" && rt.service == gitcmd.ReceivePack {
@@ -216,17 +214,8 @@ func (srv *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	log = log.With("user", account)
-	// A claimed account counts for the client's address alone until
-	// the parent has checked its secret (Slot.Become below).
-	admit := srv.s.Admit
-	if account != "" {
-		admit = srv.s.AdmitClaim
-	}
-	slot, err := admit(account, r.RemoteAddr)
-	if err != nil {
-		srv.s.Refused("connection refused: "+err.Error(), r.RemoteAddr, "user", account)
-		w.Header().Set("Retry-After", "10")
-		fail(w, http.StatusServiceUnavailable, err.Error())
+	slot, ok := srv.admit(w, r, account)
+	if !ok {
 		return
 	}
 	defer slot.Release()
@@ -407,6 +396,38 @@ func (srv *server) refused(w http.ResponseWriter, log *slog.Logger, rt route, ac
 	default:
 		fail(w, http.StatusInternalServerError, done.Message)
 	}
+}
+
+// claim returns the account and secret the request claims (none for
+// an anonymous one). A claim out of bounds is answered and counted as
+// a failed authentication, and ok is false.
+func (srv *server) claim(w http.ResponseWriter, r *http.Request) (account, secret string, ok bool) {
+	account, secret, present := r.BasicAuth()
+	if present && account == "" || len(account) > ipc.MaxUser || len(secret) > ipc.MaxSecret {
+		srv.s.Failed("authentication failed", r.RemoteAddr)
+		challenge(w, "authentication failed")
+		return "", "", false
+	}
+	return account, secret, true
+}
+
+// admit takes the request's place among its address's (and account's)
+// connections, or answers 503 and returns false. A claimed account
+// counts for the client's address alone until the parent has checked
+// its secret (Slot.Become).
+func (srv *server) admit(w http.ResponseWriter, r *http.Request, account string) (*frontend.Slot, bool) {
+	admit := srv.s.Admit
+	if account != "" {
+		admit = srv.s.AdmitClaim
+	}
+	slot, err := admit(account, r.RemoteAddr)
+	if err != nil {
+		srv.s.Refused("connection refused: "+err.Error(), r.RemoteAddr, "user", account)
+		w.Header().Set("Retry-After", "10")
+		fail(w, http.StatusServiceUnavailable, err.Error())
+		return nil, false
+	}
+	return slot, true
 }
 
 // fail answers with an error status and a message.

@@ -52,10 +52,8 @@ func isPage(r *http.Request) bool {
 // serveWeb serves a page request.
 func (srv *server) serveWeb(w http.ResponseWriter, r *http.Request, log *slog.Logger) {
 	st := srv.s.Settings()
-	account, secret, present := r.BasicAuth()
-	if present && account == "" || len(account) > ipc.MaxUser || len(secret) > ipc.MaxSecret {
-		srv.s.Failed("authentication failed", r.RemoteAddr)
-		challenge(w, "authentication failed")
+	account, secret, ok := srv.claim(w, r)
+	if !ok {
 		return
 	}
 	if r.URL.Path == loginPath && account == "" {
@@ -67,15 +65,8 @@ func (srv *server) serveWeb(w http.ResponseWriter, r *http.Request, log *slog.Lo
 		return
 	}
 	log = log.With("user", account)
-	admit := srv.s.Admit
-	if account != "" {
-		admit = srv.s.AdmitClaim
-	}
-	slot, err := admit(account, r.RemoteAddr)
-	if err != nil {
-		srv.s.Refused("connection refused: "+err.Error(), r.RemoteAddr, "user", account)
-		w.Header().Set("Retry-After", "10")
-		fail(w, http.StatusServiceUnavailable, err.Error())
+	slot, ok := srv.admit(w, r, account)
+	if !ok {
 		return
 	}
 	defer slot.Release()
