@@ -69,11 +69,6 @@ func TestAuthDatabaseReplaced(t *testing.T) {
 	os.WriteFile(passwd, []byte(users), 0o644)
 	os.WriteFile(group, []byte(groups), 0o644)
 
-	parentEnd, childEnd, err := msg.Pair()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer parentEnd.Close()
 	// The client's connection: its peer is this process.
 	client, peer, err := msg.Pair()
 	if err != nil {
@@ -81,22 +76,7 @@ func TestAuthDatabaseReplaced(t *testing.T) {
 	}
 	defer client.Close()
 	defer peer.Close()
-
-	cmd := exec.Command(bin, "-test.run=^$")
-	cmd.Env = append(os.Environ(), "GOTD_TEST_ROLE=auth", "GOTD_TEST_PASSWD="+passwd, "GOTD_TEST_GROUP="+group)
-	cmd.ExtraFiles = []*os.File{childEnd.File()}
-	// gotd's children never run as root.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	childEnd.Close()
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	kill := time.AfterFunc(20*time.Second, func() { cmd.Process.Kill() })
-	defer kill.Stop()
+	cmd, parentEnd, out, done := startRole(t, bin, "auth", 20*time.Second, "GOTD_TEST_PASSWD="+passwd, "GOTD_TEST_GROUP="+group)
 
 	// Once its seccomp filter is on, auth has confined itself.
 	deadline := time.Now().Add(10 * time.Second)
@@ -181,25 +161,7 @@ func TestUpkeepRole(t *testing.T) {
 		t.Fatalf("chown: %v\n%s", err, out)
 	}
 
-	parentEnd, childEnd, err := msg.Pair()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer parentEnd.Close()
-	cmd := exec.Command(bin, "-test.run=^$")
-	cmd.Env = append(os.Environ(), "GOTD_TEST_ROLE=upkeep")
-	cmd.ExtraFiles = []*os.File{childEnd.File()}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	childEnd.Close()
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	kill := time.AfterFunc(40*time.Second, func() { cmd.Process.Kill() })
-	defer kill.Stop()
+	cmd, parentEnd, out, done := startRole(t, bin, "upkeep", 40*time.Second)
 	if err := ipc.Send(parentEnd, &ipc.UpkeepStart{Path: bare, Name: "r", Grace: 14 * 24 * 3600, Full: true}, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +174,7 @@ func TestUpkeepRole(t *testing.T) {
 	}
 	os.Remove(inFlight)
 	var res ipc.UpkeepDone
-	_, err = ipc.Recv(parentEnd, &res, false)
+	_, err := ipc.Recv(parentEnd, &res, false)
 	status := <-done
 	if err != nil {
 		t.Fatalf("no answer from upkeep: %v (exit: %v)\n%s", err, status, out.String())
@@ -291,4 +253,33 @@ func roleGit(t *testing.T) func(args ...string) string {
 		}
 		return strings.TrimSpace(string(out))
 	}
+}
+
+// startRole starts role from bin, the test binary, as gotd's parent would:
+// as nobody (gotd's children never run as root), with its channel to
+// the parent, whose end it returns, and env added to its environment.
+// It returns the process, its output and its exit; it is killed after
+// limit, and its channel closed when the test ends.
+func startRole(t *testing.T, bin, role string, limit time.Duration, env ...string) (*exec.Cmd, *msg.Conn, *bytes.Buffer, chan error) {
+	t.Helper()
+	parentEnd, childEnd, err := msg.Pair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { parentEnd.Close() })
+	cmd := exec.Command(bin, "-test.run=^$")
+	cmd.Env = append(append(os.Environ(), "GOTD_TEST_ROLE="+role), env...)
+	cmd.ExtraFiles = []*os.File{childEnd.File()}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out := new(bytes.Buffer)
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	childEnd.Close()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	kill := time.AfterFunc(limit, func() { cmd.Process.Kill() })
+	t.Cleanup(func() { kill.Stop() })
+	return cmd, parentEnd, out, done
 }

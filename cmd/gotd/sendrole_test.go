@@ -3,7 +3,6 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"net"
 	"os"
@@ -14,7 +13,6 @@ import (
 	"time"
 
 	"gotd/internal/daemon/ipc"
-	"gotd/internal/daemon/msg"
 )
 
 // TestSendRole runs the send role as gotd's parent would, as nobody:
@@ -44,25 +42,8 @@ func TestSendRole(t *testing.T) {
 	// returns its report; during calls while it runs.
 	runSend := func(url string, during func(pid int)) ([]ipc.SendRef, *ipc.SendDone, string) {
 		t.Helper()
-		parentEnd, childEnd, err := msg.Pair()
-		if err != nil {
-			t.Fatal(err)
-		}
+		cmd, parentEnd, out, done := startRole(t, bin, "send", 60*time.Second)
 		defer parentEnd.Close()
-		cmd := exec.Command(bin, "-test.run=^$")
-		cmd.Env = append(os.Environ(), "GOTD_TEST_ROLE=send")
-		cmd.ExtraFiles = []*os.File{childEnd.File()}
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		childEnd.Close()
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		kill := time.AfterFunc(60*time.Second, func() { cmd.Process.Kill() })
-		defer kill.Stop()
 		for _, m := range []ipc.Message{
 			&ipc.SendStart{Path: bare, Name: "r", URL: url, All: true, NoLease: true, Timeout: 30},
 			&ipc.SendRefs{Refs: []ipc.SendRef{{Name: "refs/heads/main", Queued: true}}},

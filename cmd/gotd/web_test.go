@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"io"
 	"net"
 	"net/http"
@@ -10,14 +9,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"gotd/internal/daemon/ipc"
-	"gotd/internal/daemon/msg"
 )
 
 // TestWebRole runs the web role as nobody, as the parent would, with
@@ -37,25 +34,7 @@ func TestWebRole(t *testing.T) {
 			}
 		}
 	}
-	parentEnd, childEnd, err := msg.Pair()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer parentEnd.Close()
-	cmd := exec.Command(bin, "-test.run=^$")
-	cmd.Env = append(os.Environ(), "GOTD_TEST_ROLE=web")
-	cmd.ExtraFiles = []*os.File{childEnd.File()}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	childEnd.Close()
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	kill := time.AfterFunc(40*time.Second, func() { cmd.Process.Kill() })
-	defer kill.Stop()
+	cmd, parentEnd, out, done := startRole(t, bin, "web", 40*time.Second)
 	if err := ipc.Send(parentEnd, &ipc.WebStart{Timeout: 10, Repos: 1, Transports: []ipc.WebTransport{{Scheme: "git", Port: 9418}}}, nil); err != nil {
 		t.Fatal(err)
 	}
