@@ -193,6 +193,15 @@ func (g gitCmd) try() bool {
 // benchmark.
 func git(dir string, args ...string) string { return gitIn(dir, nil, args...).run() }
 
+// gitEnv is the environment of the git commands the bench runs: every
+// repository is safe to use whoever owns it, and automatic
+// maintenance, which C Git's fetch starts after it ends, runs
+// before the command returns instead of in a process of its own: that
+// process wrote into a client repository as the next scenario removed
+// it ("unlinkat client/objects: directory not empty"), and its CPU fell
+// into the next scenario's figures.
 func gitEnv() []string {
-	return append(os.Environ(), "GIT_CONFIG_COUNT=1", "GIT_CONFIG_KEY_0=safe.directory", "GIT_CONFIG_VALUE_0=*")
+	return append(os.Environ(), "GIT_CONFIG_COUNT=3", "GIT_CONFIG_KEY_0=safe.directory", "GIT_CONFIG_VALUE_0=*",
+		"GIT_CONFIG_KEY_1=maintenance.autoDetach", "GIT_CONFIG_VALUE_1=false",
+		"GIT_CONFIG_KEY_2=gc.autoDetach", "GIT_CONFIG_VALUE_2=false")
 }
