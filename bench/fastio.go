@@ -75,13 +75,7 @@ func medianRun(n int, f func() toolRun) toolRun {
 // printFastIO runs the fast-export and fast-import scenarios on src,
 // those pick matches.
 func printFastIO(work, src string, pick func(string) bool) {
-	bin := filepath.Join(work, "bin-fastio")
-	build := exec.Command("go", "build", "-o", bin+"/", "./cmd/gotadmin")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		fatalf("build gotadmin: %v\n%s", err, out)
-	}
-	gotadmin := filepath.Join(bin, "gotadmin")
+	gotadmin := buildGotadmin(work)
 	dir := filepath.Join(work, "fastio")
 	check(os.MkdirAll(dir, 0o755))
 	defer os.RemoveAll(dir)

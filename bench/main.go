@@ -68,13 +68,7 @@ func main() {
 			os.RemoveAll(work)
 		}
 	}
-	bin := filepath.Join(work, "bin")
-	build := exec.Command("go", "build", "-o", bin+"/", "./cmd/gotd", "./cmd/gotctl")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	out, err := build.CombinedOutput()
-	if err != nil {
-		fatalf("build: %v\n%s", err, out)
-	}
+	bin := build(filepath.Join(work, "bin"), "gotd", "gotctl")
 
 	src := *repoFlag
 	if src == "" {

@@ -45,12 +45,7 @@ func printMirror(work, src string, pick func(string) bool) {
 	if !picked {
 		return
 	}
-	bin := filepath.Join(work, "bin-mirror")
-	build := exec.Command("go", "build", "-o", bin+"/", "./cmd/gotadmin", "./cmd/gotd", "./cmd/gotctl")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		fatalf("build gotadmin: %v\n%s", err, out)
-	}
+	bin := build(filepath.Join(work, "bin-mirror"), "gotadmin", "gotd", "gotctl")
 	gotadmin := filepath.Join(bin, "gotadmin")
 	dir := filepath.Join(work, "mirror")
 	check(os.MkdirAll(dir, 0o755))

@@ -69,13 +69,22 @@ func printRepack(work, src string) {
 
 // buildGotadmin builds gotadmin into work and returns its path.
 func buildGotadmin(work string) string {
-	bin := filepath.Join(work, "bin-repack")
-	build := exec.Command("go", "build", "-o", bin+"/", "./cmd/gotadmin")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		fatalf("build gotadmin: %v\n%s", err, out)
+	return filepath.Join(build(filepath.Join(work, "bin-repack"), "gotadmin"), "gotadmin")
+}
+
+// build builds the commands named (of cmd/) into dir as make does,
+// without cgo, and returns dir.
+func build(dir string, cmds ...string) string {
+	args := []string{"build", "-o", dir + "/"}
+	for _, c := range cmds {
+		args = append(args, "./cmd/"+c)
 	}
-	return filepath.Join(bin, "gotadmin")
+	cmd := exec.Command("go", args...)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		fatalf("build %v: %v\n%s", cmds, err, out)
+	}
+	return dir
 }
 
 // linkCopy copies the bare repository src to dst, its pack files as
