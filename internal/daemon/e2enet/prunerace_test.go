@@ -265,21 +265,7 @@ func TestPruneRace(t *testing.T) {
 			wg.Add(1)
 			go func(f int) {
 				defer wg.Done()
-				dir := s.clientDir(fmt.Sprintf("race-fetch-%d-%d", round, f))
-				if out, err := s.git(dir, nil, "clone", "-q", "--mirror", s.gitURL("test"), "m"); err != nil {
-					fail("clone: %v\n%s", err, out)
-					return
-				}
-				for n := 0; n < 30 && ctx.Err() == nil; n++ {
-					out, err := s.git(filepath.Join(dir, "m"), nil, "fetch", "-q", "--prune", s.gitURL("test"), "+refs/*:refs/*")
-					if _, id, ok := strings.Cut(out, "not our ref "); err != nil && ok && len(id) >= 40 && wasMoved(id[:40]) {
-						continue // the listing named a branch a push moved or deleted: clients racing, not upkeep
-					}
-					if err != nil {
-						fail("fetch: %v\n%s", err, out)
-						return
-					}
-				}
+				s.raceFetches(ctx, fmt.Sprintf("race-fetch-%d-%d", round, f), 30, wasMoved, fail)
 			}(f)
 		}
 

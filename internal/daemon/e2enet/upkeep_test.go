@@ -111,31 +111,10 @@ func TestCleanupWhileServing(t *testing.T) {
 			wg.Add(1)
 			go func(f int) {
 				defer wg.Done()
-				dir := s.clientDir(fmt.Sprintf("fetch-%d-%d", round, f))
-				if out, err := s.git(dir, nil, "clone", "-q", "--mirror", s.gitURL("test"), "m"); err != nil {
-					fail("clone: %v\n%s", err, out)
-					return
-				}
-				for n := 0; n < 20 && ctx.Err() == nil; n++ {
-					out, err := s.git(filepath.Join(dir, "m"), nil, "fetch", "-q", "--prune", s.gitURL("test"), "+refs/*:refs/*")
-					if _, id, ok := strings.Cut(out, "not our ref "); err != nil && ok && len(id) >= 40 && pushed(id[:40]) {
-						// A branch the listing showed was moved or
-						// deleted by the pusher before the fetch asked
-						// for its commit: a race between clients, not
-						// with upkeep, which moves no reference.
-						mu.Lock()
-						raced++
-						mu.Unlock()
-						continue
-					}
-					if err != nil {
-						fail("fetch: %v\n%s", err, out)
-						return
-					}
-					mu.Lock()
-					fetches++
-					mu.Unlock()
-				}
+				n, r := s.raceFetches(ctx, fmt.Sprintf("fetch-%d-%d", round, f), 20, pushed, fail)
+				mu.Lock()
+				fetches, raced = fetches+n, raced+r
+				mu.Unlock()
 			}(f)
 		}
 		// Upkeep: cleanup -a, then pack -a, again and again.
@@ -249,4 +228,36 @@ func mktree(t *testing.T, dir, listing string) string {
 		t.Fatalf("git mktree: %v", err)
 	}
 	return string(out)
+}
+
+// raceFetches mirrors repository test over git:// into the client
+// directory name, then fetches from it with --prune up to n times, until
+// ctx ends, and returns how many fetches worked and how many raced. A
+// fetch refused with "not our ref ID" where moved(ID) raced another
+// client: the listing showed a branch that a push moved or deleted
+// before the fetch asked for its commit, which upkeep, moving no
+// reference, cannot cause. Any other failure goes to fail and ends the
+// fetches.
+func (s *server) raceFetches(ctx context.Context, name string, n int, moved func(id string) bool, fail func(format string, args ...any)) (fetches, raced int) {
+	dir := s.clientDir(name)
+	if out, err := s.git(dir, nil, "clone", "-q", "--mirror", s.gitURL("test"), "m"); err != nil {
+		fail("clone: %v\n%s", err, out)
+		return 0, 0
+	}
+	for range n {
+		if ctx.Err() != nil {
+			break
+		}
+		out, err := s.git(filepath.Join(dir, "m"), nil, "fetch", "-q", "--prune", s.gitURL("test"), "+refs/*:refs/*")
+		if _, id, ok := strings.Cut(out, "not our ref "); err != nil && ok && len(id) >= 40 && moved(id[:40]) {
+			raced++
+			continue
+		}
+		if err != nil {
+			fail("fetch: %v\n%s", err, out)
+			break
+		}
+		fetches++
+	}
+	return fetches, raced
 }
