@@ -97,6 +97,48 @@ func TestWithinLimits(t *testing.T) {
 	}
 }
 
+// TestRequestReadInBulk checks that a session reads a request of many
+// lines in large reads, not one or two per line: each read of a
+// client's stream costs a system call or more (a deadline, a quick
+// acknowledgement), and a flood of short lines made session_read spend
+// a second of CPU per request (issue 18).
+func TestRequestReadInBulk(t *testing.T) {
+	src, r := openSource(t)
+	main := strings.TrimSpace(gittest.Git(t, src, "rev-parse", "main"))
+	const lines = 20000
+	cases := []struct {
+		name    string
+		version int
+		in      []string
+	}{
+		{"ls-refs v2", 2, append(append([]string{"command=ls-refs\n", "0001"}, rep(lines, "ref-prefix refs/heads/nothing-here/\n")...), "0000")},
+		{"haves v2", 2, append([]string{"command=fetch\n", "0001", "want " + main + "\n"}, rep(lines, "have "+strings.Repeat("1", 40)+"\n")...)},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			in := &countingReader{r: strings.NewReader(pkt(c.in...))}
+			Serve(context.Background(), in, io.Discard, Options{Repo: r, Version: c.version})
+			// Reads of 4 KiB would do; the session's are larger.
+			if max := in.n/4096 + 10; in.reads > max {
+				t.Errorf("%d reads for %d lines of %d bytes; want at most %d", in.reads, lines, in.n, max)
+			}
+		})
+	}
+}
+
+// countingReader counts the reads of r and the bytes they return.
+type countingReader struct {
+	r        io.Reader
+	reads, n int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.reads++
+	c.n += n
+	return n, err
+}
+
 // rep returns n copies of line.
 func rep(n int, line string) []string {
 	l := make([]string, n)
