@@ -126,6 +126,36 @@ func TestRequestReadInBulk(t *testing.T) {
 	}
 }
 
+// TestRefPrefixesPastKept checks that ls-refs matches the references
+// against at most keptRefPrefixes ref-prefix lines, and past them lists
+// every reference, as C Git does past 65,536: the set of a flood of
+// prefixes is not built.
+func TestRefPrefixesPastKept(t *testing.T) {
+	_, r := openSource(t)
+	lsRefs := func(prefixes int) string {
+		t.Helper()
+		l := []string{"command=ls-refs\n", "0001"}
+		for i := range prefixes {
+			l = append(l, fmt.Sprintf("ref-prefix refs/none/%d\n", i))
+		}
+		out, err := serveBytes(t, r, 2, pkt(append(l, "0000")...))
+		if err != nil {
+			t.Fatalf("%d prefixes: %v", prefixes, err)
+		}
+		return out
+	}
+	every := lsRefs(0)
+	if every == "0000" {
+		t.Fatal("no references listed without prefixes")
+	}
+	if got := lsRefs(keptRefPrefixes); got != "0000" {
+		t.Errorf("%d prefixes matching nothing: listed %q; want nothing", keptRefPrefixes, tail(got))
+	}
+	if got := lsRefs(keptRefPrefixes + 1); got != every {
+		t.Errorf("%d prefixes: listed %q; want every reference, %q", keptRefPrefixes+1, tail(got), tail(every))
+	}
+}
+
 // countingReader counts the reads of r and the bytes they return.
 type countingReader struct {
 	r        io.Reader
