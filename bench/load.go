@@ -1,7 +1,7 @@
 package main
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -30,6 +31,13 @@ const (
 	cloneConc  = 4 // legitimate clones at once
 )
 
+// holdRate bounds the holder's reconnections (connections opened
+// after the first held ones) per second. The attacker shares this
+// machine's CPU with the clients and the server: redialing at once
+// after each close, it spent CPU that a remote attacker spends on its
+// own machine. The server's own cost of the attack is printed apart.
+const holdRate = 200
+
 // loadResult is what one server did under held load.
 type loadResult struct {
 	ok, failed       int
@@ -38,6 +46,40 @@ type loadResult struct {
 	rss              int // KiB, peak of the server's processes together
 	held, heldClosed int // connections opened by the holder, and closed by the server
 	floods           int // flood requests sent
+	// CPU of the unloaded and of the loaded clones' phase: the
+	// server's processes, the git clients, and the bench itself (the
+	// attackers and the memory sampler).
+	unloaded, loaded phaseCPU
+}
+
+// phaseCPU is the CPU time spent during one phase of the scenario.
+type phaseCPU struct {
+	wall, server, clients, bench time.Duration
+}
+
+// cpuMark is the CPU spent so far by the server's process tree (root),
+// by the bench's reaped children (the git clients: the server is
+// reaped only when it stops) and by the bench itself.
+type cpuMark struct {
+	at                     time.Time
+	server, clients, bench time.Duration
+}
+
+func markCPU(root int) cpuMark {
+	var self, kids syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &self)
+	syscall.Getrusage(syscall.RUSAGE_CHILDREN, &kids)
+	return cpuMark{
+		at:      time.Now(),
+		server:  treeCPU(root),
+		clients: time.Duration(kids.Utime.Nano() + kids.Stime.Nano()),
+		bench:   time.Duration(self.Utime.Nano() + self.Stime.Nano()),
+	}
+}
+
+// since is the CPU spent from m0 to m.
+func (m cpuMark) since(m0 cpuMark) phaseCPU {
+	return phaseCPU{wall: m.at.Sub(m0.at), server: m.server - m0.server, clients: m.clients - m0.clients, bench: m.bench - m0.bench}
 }
 
 // loadHeld runs n clones of repo against s unloaded, then again while
@@ -48,8 +90,11 @@ func loadHeld(s *server, repo, work string, n, held int) loadResult {
 	defer s.stop(cmd)
 	var r loadResult
 	base := filepath.Join(work, "load")
+	pid := cmd.Process.Pid
+	m0 := markCPU(pid)
 	times, _ := clones(s, repo, base, n)
 	r.unloadedP99 = percentile(times, 99)
+	r.unloaded = markCPU(pid).since(m0)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	stopSampling := make(chan struct{})
@@ -58,6 +103,8 @@ func loadHeld(s *server, repo, work string, n, held int) loadResult {
 	u, err := url.Parse(s.url(repo))
 	check(err)
 	addr := u.Host
+	flood := floodRequest("/" + repo)
+	m0 = markCPU(pid)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	wg.Add(1)
@@ -72,7 +119,7 @@ func loadHeld(s *server, repo, work string, n, held int) loadResult {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			k := floodLoop(ctx, addr, "/"+repo)
+			k := floodLoop(ctx, addr, flood)
 			mu.Lock()
 			r.floods += k
 			mu.Unlock()
@@ -80,6 +127,7 @@ func loadHeld(s *server, repo, work string, n, held int) loadResult {
 	}
 	time.Sleep(2 * time.Second) // the connections are held, the floods running
 	times, r.failed = clones(s, repo, base, n)
+	r.loaded = markCPU(pid).since(m0)
 	cancel()
 	close(stopSampling)
 	r.rss = <-peak
@@ -137,10 +185,13 @@ func percentile(times []time.Duration, p int) time.Duration {
 }
 
 // hold keeps n connections from holderAddr to addr open, sending
-// nothing, opening a new one for each the server closes, until ctx
-// ends; it returns how many it opened and how many the server closed.
+// nothing, opening a new one for each the server closes (at most
+// holdRate a second past the first n), until ctx ends; it returns how
+// many it opened and how many the server closed.
 func hold(ctx context.Context, addr string, n int) (opened, closed int) {
 	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: holderAddr}, Timeout: 2 * time.Second}
+	pace := time.NewTicker(time.Second / holdRate)
+	defer pace.Stop()
 	sem := make(chan struct{}, n)
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -150,6 +201,13 @@ func hold(ctx context.Context, addr string, n int) (opened, closed int) {
 		case <-ctx.Done():
 			return opened, closed
 		case sem <- struct{}{}:
+		}
+		if opened >= n {
+			select {
+			case <-ctx.Done():
+				return opened, closed
+			case <-pace.C:
+			}
 		}
 		c, err := d.DialContext(ctx, "tcp", addr)
 		if err != nil {
@@ -187,10 +245,24 @@ func hold(ctx context.Context, addr string, n int) (opened, closed int) {
 	}
 }
 
-// floodLoop sends v2 ls-refs requests of floodLines ref-prefix lines
-// from flooderAddr to the git:// server at addr, one connection each,
-// until ctx ends, and returns how many it sent.
-func floodLoop(ctx context.Context, addr, path string) int {
+// floodRequest is a v2 ls-refs request for path with floodLines
+// ref-prefix lines, made once: formatting it for each request cost the
+// bench more CPU than sending it.
+func floodRequest(path string) []byte {
+	var b bytes.Buffer
+	b.WriteString(pkt("git-upload-pack " + path + "\x00host=127.0.0.1\x00\x00version=2\x00"))
+	b.WriteString(pkt("command=ls-refs\n") + "0001")
+	for i := range floodLines {
+		b.WriteString(pkt(fmt.Sprintf("ref-prefix refs/heads/%08x\n", i)))
+	}
+	b.WriteString("0000")
+	return b.Bytes()
+}
+
+// floodLoop sends req from flooderAddr to the git:// server at addr,
+// one connection each, until ctx ends, and returns how many it began
+// to send.
+func floodLoop(ctx context.Context, addr string, req []byte) int {
 	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: flooderAddr}, Timeout: 2 * time.Second}
 	sent := 0
 	for ctx.Err() == nil {
@@ -203,14 +275,9 @@ func floodLoop(ctx context.Context, addr, path string) int {
 			<-ctx.Done()
 			c.Close()
 		}()
-		w := bufio.NewWriterSize(c, 64<<10)
-		w.WriteString(pkt("git-upload-pack " + path + "\x00host=127.0.0.1\x00\x00version=2\x00"))
-		w.WriteString(pkt("command=ls-refs\n") + "0001")
-		for i := range floodLines {
-			w.WriteString(pkt(fmt.Sprintf("ref-prefix refs/heads/%08x\n", i)))
-		}
-		w.WriteString("0000")
-		if w.Flush() == nil {
+		// A server that refuses the request before its end resets
+		// the connection: the write fails, the request counts.
+		if n, _ := c.Write(req); n > 0 {
 			sent++
 		}
 		c.SetReadDeadline(time.Now().Add(30 * time.Second))
@@ -224,11 +291,15 @@ func floodLoop(ctx context.Context, addr, path string) int {
 func pkt(s string) string { return fmt.Sprintf("%04x%s", len(s)+4, s) }
 
 // printLoadHeld runs the scenario on each server and prints a line
-// each, with gotd's ratios to C Git.
+// each, with gotd's ratios to C Git, and the CPU spent in the unloaded
+// and the loaded phase by the server, the git clients and the bench
+// (attackers and memory sampler): on one machine the attackers' CPU is
+// taken from the clients, as a remote attacker's would not be, and the
+// server's cost of the attack is its CPU loaded less unloaded.
 func printLoadHeld(servers []*server, work string, n, held int) {
 	fmt.Println()
 	name := fmt.Sprintf("load held (%d clones)", n)
-	fmt.Printf("%-26s %-10s %8s %9s %9s %13s %10s %s\n", name, "server", "ok", "p50", "p99", "p99 unloaded", "peak mem", "held/closed, floods")
+	fmt.Printf("%-26s %-10s %8s %9s %9s %13s %10s %9s %s\n", name, "server", "ok", "p50", "p99", "p99 unloaded", "peak mem", "srv cpu", "held/closed, floods")
 	var res []loadResult
 	for _, s := range servers {
 		res = append(res, loadHeld(s, "bitmap", work, n, held))
@@ -237,10 +308,21 @@ func printLoadHeld(servers []*server, work string, n, held int) {
 		ratio := ""
 		if i == 0 && len(res) > 1 {
 			c := res[1]
-			ratio = fmt.Sprintf("  gotd/C Git: p99 %.2fx, mem %.2fx", div(r.p99.Seconds(), c.p99.Seconds()), div(float64(r.rss), float64(c.rss)))
+			ratio = fmt.Sprintf("  gotd/C Git: p99 %.2fx, mem %.2fx, srv cpu %.2fx", div(r.p99.Seconds(), c.p99.Seconds()), div(float64(r.rss), float64(c.rss)),
+				div(r.loaded.server.Seconds(), c.loaded.server.Seconds()))
 		}
-		fmt.Printf("%-26s %-10s %4d/%-3d %9s %9s %13s %8.1fMB %d/%d, %d%s\n", "", servers[i].name, r.ok, r.ok+r.failed,
+		fmt.Printf("%-26s %-10s %4d/%-3d %9s %9s %13s %8.1fMB %9s %d/%d, %d%s\n", "", servers[i].name, r.ok, r.ok+r.failed,
 			r.p50.Round(time.Millisecond), r.p99.Round(time.Millisecond), r.unloadedP99.Round(time.Millisecond),
-			float64(r.rss)/1024, r.held, r.heldClosed, r.floods, ratio)
+			float64(r.rss)/1024, r.loaded.server.Round(100*time.Millisecond), r.held, r.heldClosed, r.floods, ratio)
+	}
+	fmt.Printf("%-26s %-10s %9s %9s %9s %9s   (CPU: holder reconnects paced to %d/s, flood request made once)\n", "", "phase", "wall", "server", "clients", "bench", holdRate)
+	for i, r := range res {
+		for _, p := range []struct {
+			name string
+			c    phaseCPU
+		}{{"unloaded", r.unloaded}, {"loaded", r.loaded}} {
+			d := func(t time.Duration) time.Duration { return t.Round(100 * time.Millisecond) }
+			fmt.Printf("%-26s %-10s %9s %9s %9s %9s\n", servers[i].name, p.name, d(p.c.wall), d(p.c.server), d(p.c.clients), d(p.c.bench))
+		}
 	}
 }

@@ -279,7 +279,7 @@ const (
 	ReasonBadRequest
 	ReasonInternal
 	ReasonUnauthenticated // credentials that do not prove the account
-	ReasonRateLimited     // too many failed authentications from the address
+	ReasonRateLimited     // too many failed authentications or requests from the address
 	numReasons
 )
 

@@ -97,6 +97,78 @@ func TestWithinLimits(t *testing.T) {
 	}
 }
 
+// TestRequestReadInBulk checks that a session reads a request of many
+// lines in large reads, not one or two per line: each read of a
+// client's stream costs a system call or more (a deadline, a quick
+// acknowledgement), and a flood of short lines made session_read spend
+// a second of CPU per request (issue 18).
+func TestRequestReadInBulk(t *testing.T) {
+	src, r := openSource(t)
+	main := strings.TrimSpace(gittest.Git(t, src, "rev-parse", "main"))
+	const lines = 20000
+	cases := []struct {
+		name    string
+		version int
+		in      []string
+	}{
+		{"ls-refs v2", 2, append(append([]string{"command=ls-refs\n", "0001"}, rep(lines, "ref-prefix refs/heads/nothing-here/\n")...), "0000")},
+		{"haves v2", 2, append([]string{"command=fetch\n", "0001", "want " + main + "\n"}, rep(lines, "have "+strings.Repeat("1", 40)+"\n")...)},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			in := &countingReader{r: strings.NewReader(pkt(c.in...))}
+			Serve(context.Background(), in, io.Discard, Options{Repo: r, Version: c.version})
+			// Reads of 4 KiB would do; the session's are larger.
+			if max := in.n/4096 + 10; in.reads > max {
+				t.Errorf("%d reads for %d lines of %d bytes; want at most %d", in.reads, lines, in.n, max)
+			}
+		})
+	}
+}
+
+// TestRefPrefixesPastKept checks that ls-refs matches the references
+// against at most keptRefPrefixes ref-prefix lines, and past them lists
+// every reference, as C Git does past 65,536: the set of a flood of
+// prefixes is not built.
+func TestRefPrefixesPastKept(t *testing.T) {
+	_, r := openSource(t)
+	lsRefs := func(prefixes int) string {
+		t.Helper()
+		l := []string{"command=ls-refs\n", "0001"}
+		for i := range prefixes {
+			l = append(l, fmt.Sprintf("ref-prefix refs/none/%d\n", i))
+		}
+		out, err := serveBytes(t, r, 2, pkt(append(l, "0000")...))
+		if err != nil {
+			t.Fatalf("%d prefixes: %v", prefixes, err)
+		}
+		return out
+	}
+	every := lsRefs(0)
+	if every == "0000" {
+		t.Fatal("no references listed without prefixes")
+	}
+	if got := lsRefs(keptRefPrefixes); got != "0000" {
+		t.Errorf("%d prefixes matching nothing: listed %q; want nothing", keptRefPrefixes, tail(got))
+	}
+	if got := lsRefs(keptRefPrefixes + 1); got != every {
+		t.Errorf("%d prefixes: listed %q; want every reference, %q", keptRefPrefixes+1, tail(got), tail(every))
+	}
+}
+
+// countingReader counts the reads of r and the bytes they return.
+type countingReader struct {
+	r        io.Reader
+	reads, n int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.reads++
+	c.n += n
+	return n, err
+}
+
 // rep returns n copies of line.
 func rep(n int, line string) []string {
 	l := make([]string, n)

@@ -24,6 +24,12 @@ const (
 	// reference); here the request is refused.
 	maxRefPrefixes    = 65536
 	maxRefPrefixBytes = 4 << 20
+	// keptRefPrefixes is how many ref-prefix lines are kept to match
+	// the references against; past it they are read and counted only,
+	// and every reference is listed, as C Git does past 65536: the
+	// client picks what it asked for. A set of 65,536 prefixes was
+	// most of the CPU of a request that floods them (issue 18).
+	keptRefPrefixes = 1024
 )
 
 // capsV2 returns the version 2 capability advertisement lines.
@@ -181,12 +187,13 @@ func (s *session) arguments(args bool, fn func(line []byte) error) error {
 }
 
 // lsRefs answers ls-refs (gitprotocol-v2(5)). Its ref-prefix
-// arguments are kept in a set, bounded in number and bytes: C Git
+// arguments are kept in a set of at most keptRefPrefixes, past which
+// every reference is listed, and bounded in number and bytes: C Git
 // ignores them all past 65536, here such a request is refused, so that
 // neither the list nor the matching of every reference against it grows
 // with what the client sends.
 func (s *session) lsRefs(args bool) error {
-	var symrefs, peel, unborn bool
+	var symrefs, peel, unborn, all bool
 	prefixes := make(map[string]bool)
 	lens := make(map[int]bool) // the lengths of the prefixes, to match by lookups
 	budget := wire.Budget{Prefix: "upload-pack: ", What: "ref-prefix lines", Lines: maxRefPrefixes, Bytes: maxRefPrefixBytes}
@@ -203,7 +210,13 @@ func (s *session) lsRefs(args bool) error {
 				return err
 			}
 			p := a[len("ref-prefix "):]
-			if !prefixes[string(p)] {
+			switch {
+			case all:
+			case len(prefixes) == keptRefPrefixes && !prefixes[string(p)]:
+				all = true
+				clear(prefixes)
+				clear(lens)
+			case !prefixes[string(p)]:
 				prefixes[string(p)] = true
 				lens[len(p)] = true
 			}

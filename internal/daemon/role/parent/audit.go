@@ -231,7 +231,7 @@ func reasonName(reason uint32) string {
 	case ipc.ReasonUnauthenticated:
 		return "authentication failed"
 	case ipc.ReasonRateLimited:
-		return "too many failed authentications"
+		return "too many failures"
 	}
 	return "internal error"
 }

@@ -265,6 +265,9 @@ func (d *daemon) access(c *client, a config.Access, id config.Identity) {
 		return
 	}
 	log.Debug("access granted", "user", user, "transport", c.rec.transport, "repo", c.rec.repo, "service", service(c.write))
+	if d.tooManyFailed(c) {
+		return
+	}
 	if err := d.startSession(c); err != nil {
 		log.Error("cannot start the session", "err", err)
 		if receive.NoSpace(err) {
@@ -422,6 +425,7 @@ func (d *daemon) sessionEnd(c *client, raw msg.Msg) error {
 	}
 	c.end = &m
 	c.state = stateEnding
+	d.noteFailed(c, &m)
 	d.maybeDone(c)
 	return nil
 }

@@ -178,6 +178,7 @@ type daemon struct {
 	notify     *child
 	nstate     notifyState
 	verifier   *verifier
+	failed     *admit.Buckets // failed requests per address (failed.go)
 	frontends  []*frontend
 	// retired are front-ends replaced at a reload, serving their last
 	// clients; reloading: a reload is being prepared.

@@ -1,0 +1,57 @@
+package parent
+
+import (
+	"time"
+
+	"gotd/internal/daemon/admit"
+	"gotd/internal/daemon/ipc"
+)
+
+// Failed requests of anonymous network clients spend tokens of their
+// address (admit.AddressKey). Each such request costs a session
+// process (its start, its reading of what it refuses), and a client
+// that sends them one after another, each refused at once, keeps that
+// many processes busy however cheap each refusal is: under "load held"
+// four connections flooding ls-refs requests over their bound took 0.7
+// of the machine's two cores (issue 18). Past failedBurst failures, and
+// one more every failedRefill, the address's requests are refused
+// before a process is started. Failures of the server itself
+// ("internal server error") cost nothing.
+const (
+	failedBurst  = 10
+	failedRefill = 2 * time.Second
+	// failedMessage is what a client refused so is told.
+	failedMessage = "too many failed requests from this address: try again later"
+)
+
+// failedBuckets returns the buckets of failed requests, made at first
+// use.
+func (d *daemon) failedBuckets() *admit.Buckets {
+	if d.failed == nil {
+		d.failed = admit.NewBuckets(failedBurst, failedRefill, maxAddresses)
+	}
+	return d.failed
+}
+
+// tooManyFailed refuses c, and returns true, when it is an anonymous
+// network client whose address has no failure left.
+func (d *daemon) tooManyFailed(c *client) bool {
+	if !c.rec.unproven || c.connect.Via == ipc.ViaSocket {
+		return false
+	}
+	if d.failedBuckets().Allow(admit.AddressKey(addrString(c.connect.Remote))) {
+		return false
+	}
+	d.refuse(c, ipc.ReasonRateLimited, failedMessage, "too many failed requests")
+	return true
+}
+
+// noteFailed spends a token of c's address when c is an anonymous
+// network client whose session ended failed, not for the server's own
+// fault.
+func (d *daemon) noteFailed(c *client, end *ipc.SessionEnd) {
+	if !c.rec.unproven || c.connect.Via == ipc.ViaSocket || end.Status != ipc.StatusFailed || end.Error == "internal server error" {
+		return
+	}
+	d.failedBuckets().Take(admit.AddressKey(addrString(c.connect.Remote)))
+}
