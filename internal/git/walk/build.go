@@ -2,6 +2,7 @@ package walk
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"gotd/internal/git/bitmap"
@@ -21,6 +22,11 @@ type Bitmaps struct {
 	// for objects without a path: commits, tags, and what tags name).
 	NameHashes []uint32
 }
+
+// ErrNotInPack is wrapped by the error of BuildBitmaps when a tip
+// reaches an object the pack does not hold: the pack cannot have
+// bitmaps then.
+var ErrNotInPack = errors.New("walk: reachable object not in the pack")
 
 // Commit selection: the newest commits get the densest bitmaps, as C
 // Git selects them (pack-bitmap-write.c, next_commit_index): with a
@@ -152,7 +158,7 @@ func (w *Walker) BuildBitmapsKnown(ctx context.Context, tips []oid.ID, pack bitm
 			return nil, err
 		}
 		if len(all.outside) > 0 {
-			return nil, fmt.Errorf("walk: %v %v is reachable but not in the pack", all.outside[0].t, all.outside[0].id)
+			return nil, fmt.Errorf("%w: %v %v", ErrNotInPack, all.outside[0].t, all.outside[0].id)
 		}
 	}
 
@@ -215,7 +221,7 @@ func (w *Walker) BuildBitmapsKnown(ctx context.Context, tips []oid.ID, pack bitm
 			return nil, err
 		}
 		if len(r.outside) > 0 {
-			return nil, fmt.Errorf("walk: %v %v is reachable but not in the pack", r.outside[0].t, r.outside[0].id)
+			return nil, fmt.Errorf("%w: %v %v", ErrNotInPack, r.outside[0].t, r.outside[0].id)
 		}
 		built[c] = r.bits
 		out.Entries = append(out.Entries, bitmap.Entry{Commit: c, Bitmap: r.bits})
