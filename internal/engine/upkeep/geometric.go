@@ -97,7 +97,7 @@ func Geometric(ctx context.Context, r *repo.Repo, o Options) (*Report, error) {
 			if rep.Graph, err = writeCommitGraph(r, false, o.Own); err != nil {
 				errs = append(errs, err)
 			}
-			if rep.MultiPackIndex, err = updateMultiPackIndex(r, o.Own); err != nil {
+			if rep.MultiPackIndex, err = updateMultiPackIndex(ctx, r, o.Own); err != nil {
 				errs = append(errs, err)
 			}
 			err = errors.Join(errs...)
@@ -192,7 +192,7 @@ func Geometric(ctx context.Context, r *repo.Repo, o Options) (*Report, error) {
 	if rep.Graph, err = writeCommitGraph(r, false, o.Own); err != nil {
 		errs = append(errs, err)
 	}
-	if rep.MultiPackIndex, err = updateMultiPackIndex(r, o.Own); err != nil {
+	if rep.MultiPackIndex, err = updateMultiPackIndex(ctx, r, o.Own); err != nil {
 		errs = append(errs, err)
 	}
 	if len(errs) > 0 {

@@ -2,6 +2,7 @@ package upkeep
 
 import (
 	"context"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"slices"
@@ -54,7 +55,15 @@ func TestGeometricMultiPackIndex(t *testing.T) {
 		if got, want := m.PackNames(), packNames(); !slices.Equal(got, want) {
 			t.Errorf("%s: multi-pack-index names %v; the packs are %v", step, got, want)
 		}
+		// Its bitmap, the only one: C Git reads it for every tip.
+		bms, _ := filepath.Glob(filepath.Join(dir, "objects", "pack", "*.bitmap"))
+		if want := filepath.Join(dir, "objects", "pack", "multi-pack-index-"+hex.EncodeToString(m.Checksum())+".bitmap"); !slices.Equal(bms, []string{want}) {
+			t.Errorf("%s: bitmaps %v; want only %s", step, bms, filepath.Base(want))
+		}
 		m.Close()
+		for _, tip := range strings.Fields(gittest.Git(t, dir, "for-each-ref", "--format=%(objectname)", "refs/heads/")) {
+			gittest.Git(t, dir, "rev-list", "--test-bitmap", tip)
+		}
 		gittest.Git(t, dir, "multi-pack-index", "verify")
 		gittest.Git(t, dir, "fsck", "--full", "--strict", "--no-dangling")
 		gittest.Git(t, dir, "rev-list", "--test-bitmap", tip)

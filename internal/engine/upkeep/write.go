@@ -125,7 +125,7 @@ func writeBitmap(ctx context.Context, r *repo.Repo, np *pack.Pack, objs []packer
 			known.Commits = append(known.Commits, o.ID)
 		}
 	}
-	reused, done := earlierBitmaps(r, np)
+	reused, done := earlierBitmaps(r, walk.PackLookup(np))
 	defer done()
 	w := &walk.Walker{Store: r, Format: r.Format}
 	bms, err := w.BuildBitmapsKnown(ctx, tips, np, known, reused)
@@ -160,11 +160,12 @@ func writeBitmap(ctx context.Context, r *repo.Repo, np *pack.Pack, objs []packer
 
 // earlierBitmaps returns the bitmaps of a pack of the repository that
 // has a .bitmap (the pack a repack replaces: there is at
-// most one, as C Git and Repack leave them), moved to np's positions,
-// and a function that releases them; nil if no pack has a bitmap that
-// opens. Bitmaps that cannot be reused are built by walking, so any
-// error here only costs time.
-func earlierBitmaps(r *repo.Repo, np *pack.Pack) (*walk.Reused, func()) {
+// most one, as C Git and Repack leave them), or else those of the
+// multi-pack-index, moved to the positions of to (a new pack or
+// multi-pack-index), and a function that releases them; nil if no
+// bitmap opens. Bitmaps that cannot be reused are built by walking, so
+// any error here only costs time.
+func earlierBitmaps(r *repo.Repo, to bitmap.IndexLookup) (*walk.Reused, func()) {
 	for _, p := range r.Packs() {
 		// np itself may have a bitmap: the same objects packed again
 		// make the same pack, whose bitmap is about to be replaced.
@@ -176,12 +177,27 @@ func earlierBitmaps(r *repo.Repo, np *pack.Pack) (*walk.Reused, func()) {
 		if err != nil {
 			continue
 		}
-		u, err := walk.NewReused(x, walk.PackLookup(np))
+		u, err := walk.NewReused(x, to)
 		if err != nil {
 			x.Close()
 			continue
 		}
 		return u, func() { x.Close() }
 	}
-	return nil, func() {}
+	m, err := pack.OpenMultiPackIndex(r.PackDir(), r.Format)
+	if err != nil {
+		return nil, func() {}
+	}
+	x := openMidxBitmap(r, m)
+	if x == nil {
+		m.Close()
+		return nil, func() {}
+	}
+	u, err := walk.NewReused(x, to)
+	if err != nil {
+		x.Close()
+		m.Close()
+		return nil, func() {}
+	}
+	return u, func() { x.Close(); m.Close() }
 }
