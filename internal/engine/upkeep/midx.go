@@ -53,7 +53,6 @@ func updateMultiPackIndex(ctx context.Context, r *repo.Repo, own func(string)) (
 	// The one there: left as it is if it names these packs, else its
 	// bitmap, if any, lends the new one the bitmaps of the commits it
 	// has (it stays mapped after the rename).
-	var earlier *walk.Reused
 	var old *bitmap.Index
 	if m, err := pack.OpenMultiPackIndex(r.PackDir(), r.Format); err == nil {
 		defer m.Close()
@@ -63,7 +62,9 @@ func updateMultiPackIndex(ctx context.Context, r *repo.Repo, own func(string)) (
 			if _, err := os.Stat(midxBitmapPath(r, m.Checksum())); err == nil {
 				return false, nil
 			}
-			return false, writeMidxBitmap(ctx, r, m, nil, own)
+			x, done := earlierBitmapIndex(r)
+			defer done()
+			return false, writeMidxBitmap(ctx, r, m, x, own)
 		}
 		if old = openMidxBitmap(r, m); old != nil {
 			defer old.Close()
@@ -134,25 +135,14 @@ func updateMultiPackIndex(ctx context.Context, r *repo.Repo, own func(string)) (
 	}
 	defer m.Close()
 	var errs []error
-	if old != nil {
-		lk, err := walk.MidxLookup(m)
-		if err == nil {
-			earlier, err = walk.NewReused(old, lk)
-		}
-		if err != nil {
-			earlier = nil // only costs the walks it would have saved
-		}
-	}
-	if earlier == nil {
+	if old == nil {
 		// The first over these packs: the largest may have had a
 		// bitmap of its own.
-		if lk, err := walk.MidxLookup(m); err == nil {
-			var done func()
-			earlier, done = earlierBitmaps(r, lk)
-			defer done()
-		}
+		var done func()
+		old, done = earlierBitmapIndex(r)
+		defer done()
 	}
-	if err := writeMidxBitmap(ctx, r, m, earlier, own); err != nil {
+	if err := writeMidxBitmap(ctx, r, m, old, own); err != nil {
 		errs = append(errs, err)
 	}
 	// The bitmap and reverse index of a multi-pack-index are named by
@@ -193,11 +183,14 @@ func openMidxBitmap(r *repo.Repo, m *pack.MultiPackIndex) *bitmap.Index {
 // writeMidxBitmap writes the reachability bitmap of m, the repository's
 // multi-pack-index, when m has a reverse index and holds every object
 // the references reach (else it writes nothing: a push may have added
-// a pack since), taking the bitmaps earlier has instead of walking for
-// them; objects no reference reaches get their types from the packs.
-// Then the packs' own bitmaps go (but those of .keep packs), as C
-// Git's repack --write-midx --write-bitmap-index leaves one bitmap.
-func writeMidxBitmap(ctx context.Context, r *repo.Repo, m *pack.MultiPackIndex, earlier *walk.Reused, own func(string)) error {
+// a pack since). The bitmaps, types and name-hashes of from (an
+// earlier bitmap, of a pack or multi-pack-index; nil if none) are
+// taken for the objects it has: only the commits since are walked,
+// and the other objects' types read from the packs, so that a run
+// costs what the pushes added, not what the repository holds. Then
+// the packs' own bitmaps go (but those of .keep packs), as C Git's
+// repack --write-midx --write-bitmap-index leaves one bitmap.
+func writeMidxBitmap(ctx context.Context, r *repo.Repo, m *pack.MultiPackIndex, from *bitmap.Index, own func(string)) error {
 	lk, err := walk.MidxLookup(m)
 	if err != nil {
 		return nil
@@ -206,24 +199,36 @@ func writeMidxBitmap(ctx context.Context, r *repo.Repo, m *pack.MultiPackIndex, 
 	if err != nil || len(tips) == 0 {
 		return err
 	}
-	w := &walk.Walker{Store: r, Format: r.Format}
-	if g, err := commitgraph.Open(r.ObjectsDir(), r.Format); err == nil {
-		w.Graph = g
-		defer g.Close()
+	n := m.Count()
+	known := &walk.Known{NameHashes: make([]uint32, n), FillHashes: true}
+	for t := range known.Types {
+		known.Types[t] = bitmap.New(n)
 	}
-	bms, err := w.BuildBitmapsKnown(ctx, tips, lk, nil, earlier)
-	if errors.Is(err, walk.ErrNotInPack) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("upkeep: multi-pack bitmap: %w", err)
-	}
-	for pos := range m.Count() {
-		typed := false
-		for t := range bms.Types {
-			typed = typed || bms.Types[t].Has(pos)
+	typed := bitmap.New(n)
+	var earlier *walk.Reused
+	if from != nil {
+		for pos := range from.Count() {
+			id, err := from.IDAtPackPos(pos)
+			if err != nil {
+				break // only costs reading the types from the packs
+			}
+			np, ok := lk.PackPos(id)
+			t := from.TypeAt(pos)
+			if !ok || t < object.Commit || t > object.Tag {
+				continue
+			}
+			known.Types[t-object.Commit].Set(np)
+			typed.Set(np)
+			if h, ok := from.NameHashAtPackPos(pos); ok {
+				known.NameHashes[np] = h
+			}
 		}
-		if typed {
+		if earlier, err = walk.NewReused(from, lk); err != nil {
+			earlier = nil // only costs the walks it would have saved
+		}
+	}
+	for pos := range n {
+		if typed.Has(pos) {
 			continue
 		}
 		i, err := lk.IndexAtPackPos(pos)
@@ -237,7 +242,19 @@ func writeMidxBitmap(ctx context.Context, r *repo.Repo, m *pack.MultiPackIndex, 
 		if t < object.Commit || t > object.Tag {
 			return fmt.Errorf("upkeep: multi-pack bitmap: %v has type %v", m.ID(i), t)
 		}
-		bms.Types[t-object.Commit].Set(pos)
+		known.Types[t-object.Commit].Set(pos)
+	}
+	w := &walk.Walker{Store: r, Format: r.Format}
+	if g, err := commitgraph.Open(r.ObjectsDir(), r.Format); err == nil {
+		w.Graph = g
+		defer g.Close()
+	}
+	bms, err := w.BuildBitmapsKnown(ctx, tips, lk, known, earlier)
+	if errors.Is(err, walk.ErrNotInPack) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("upkeep: multi-pack bitmap: %w", err)
 	}
 	tmp, err := os.CreateTemp(r.PackDir(), "tmp_bitmap_")
 	if err != nil {

@@ -10,8 +10,10 @@ import (
 	"strings"
 	"testing"
 
+	"gotd/internal/git/bitmap"
 	"gotd/internal/git/oid"
 	"gotd/internal/git/pack"
+	"gotd/internal/git/walk"
 	"gotd/internal/gittest"
 )
 
@@ -60,6 +62,30 @@ func TestGeometricMultiPackIndex(t *testing.T) {
 		if want := filepath.Join(dir, "objects", "pack", "multi-pack-index-"+hex.EncodeToString(m.Checksum())+".bitmap"); !slices.Equal(bms, []string{want}) {
 			t.Errorf("%s: bitmaps %v; want only %s", step, bms, filepath.Base(want))
 		}
+		// Its name-hashes: those of the paths the pushed blobs have.
+		lk, err := walk.MidxLookup(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		x, err := bitmap.Open(bms[0], oid.SHA1, lk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range strings.Split(gittest.Git(t, dir, "rev-list", "--objects", "--all"), "\n") {
+			f := strings.Fields(l)
+			if len(f) != 2 || f[1] != "pushed.txt" {
+				continue
+			}
+			id, _ := oid.ParseHex(oid.SHA1, f[0])
+			pos, ok := lk.PackPos(id)
+			if !ok {
+				t.Fatalf("%s: %s not in the multi-pack-index", step, f[0])
+			}
+			if h, ok := x.NameHashAtPackPos(pos); !ok || h != pack.NameHash([]byte(f[1])) {
+				t.Errorf("%s: name-hash of %s %s: %x, %v; want %x", step, f[1], f[0], h, ok, pack.NameHash([]byte(f[1])))
+			}
+		}
+		x.Close()
 		m.Close()
 		for _, tip := range strings.Fields(gittest.Git(t, dir, "for-each-ref", "--format=%(objectname)", "refs/heads/")) {
 			gittest.Git(t, dir, "rev-list", "--test-bitmap", tip)

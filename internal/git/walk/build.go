@@ -117,6 +117,10 @@ type Known struct {
 	// the commits to build bitmaps of are chosen from it without a
 	// walk.
 	Commits []oid.ID
+	// FillHashes says NameHashes holds only some name-hashes (those an
+	// earlier bitmap had): the walks of the bitmaps built, not reused,
+	// set those of the objects they reach that are 0.
+	FillHashes bool
 }
 
 // BuildBitmapsKnown is BuildBitmaps for a caller that has the types and
@@ -216,6 +220,9 @@ func (w *Walker) BuildBitmapsKnown(ctx context.Context, tips []oid.ID, pack bitm
 			continue
 		}
 		r := w.newReach(ctx, pack, stored)
+		if known != nil && known.FillHashes {
+			r.hashes, r.fill = out.NameHashes, true
+		}
 		r.commits = append(r.commits, c)
 		if err := r.run(); err != nil {
 			return nil, err
