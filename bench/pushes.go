@@ -44,7 +44,9 @@ func printPushes(work, bin string) {
 	n := *pushesN
 	dir := filepath.Join(work, "pushes")
 	check(os.MkdirAll(dir, 0o755))
-	defer os.RemoveAll(dir)
+	if !*keep {
+		defer os.RemoveAll(dir)
+	}
 	base := filepath.Join(dir, "base.git")
 	const baseCommits = 200
 	generate(base, baseCommits)

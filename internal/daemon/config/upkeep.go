@@ -11,7 +11,7 @@ import (
 // objects are kept for DefaultUpkeepGrace (two weeks, as C Git's
 // gc.pruneExpire).
 const (
-	DefaultUpkeepPacks     = 16
+	DefaultUpkeepPacks     = 8
 	DefaultUpkeepLoose     = 1000
 	DefaultUpkeepLooseRefs = 50
 	DefaultUpkeepInterval  = time.Hour

@@ -31,14 +31,13 @@ const GeometricFactor = 2
 // reachable or not, in the new pack unless a pack left alone already
 // holds it. With fewer than two packs to roll and no loose objects it
 // changes nothing. When the new pack is left the only one and holds
-// everything the references reach, it gets a reachability bitmap;
-// otherwise the bitmap of a pack left alone stays, and that of a rolled
-// pack goes with it. Then the commits the commit-graph lacks are added
-// to it as a new layer of its chain, and when several packs remain a
-// multi-pack-index over them all is written. Only o.DryRun, o.Pack and o.Own
-// are used. With
-// extensions.preciousObjects it returns ErrPrecious, as C Git's repack
-// -d refuses to delete packs there.
+// everything the references reach, it gets a reachability bitmap.
+// Then the commits the commit-graph lacks are added to it as a new
+// layer of its chain, and when several packs remain a multi-pack-index
+// over them all is written, with a reachability bitmap that replaces
+// the packs' own (updateMultiPackIndex). Only o.DryRun, o.Pack and
+// o.Own are used. With extensions.preciousObjects it returns
+// ErrPrecious, as C Git's repack -d refuses to delete packs there.
 func Geometric(ctx context.Context, r *repo.Repo, o Options) (*Report, error) {
 	precious, err := r.Config.Bool("extensions", "", "preciousObjects", false)
 	if err != nil {
@@ -97,7 +96,7 @@ func Geometric(ctx context.Context, r *repo.Repo, o Options) (*Report, error) {
 			if rep.Graph, err = writeCommitGraph(r, false, o.Own); err != nil {
 				errs = append(errs, err)
 			}
-			if rep.MultiPackIndex, err = updateMultiPackIndex(r, o.Own); err != nil {
+			if rep.MultiPackIndex, err = updateMultiPackIndex(ctx, r, o.Own); err != nil {
 				errs = append(errs, err)
 			}
 			err = errors.Join(errs...)
@@ -192,7 +191,7 @@ func Geometric(ctx context.Context, r *repo.Repo, o Options) (*Report, error) {
 	if rep.Graph, err = writeCommitGraph(r, false, o.Own); err != nil {
 		errs = append(errs, err)
 	}
-	if rep.MultiPackIndex, err = updateMultiPackIndex(r, o.Own); err != nil {
+	if rep.MultiPackIndex, err = updateMultiPackIndex(ctx, r, o.Own); err != nil {
 		errs = append(errs, err)
 	}
 	if len(errs) > 0 {

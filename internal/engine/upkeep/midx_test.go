@@ -2,6 +2,7 @@ package upkeep
 
 import (
 	"context"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"slices"
@@ -9,20 +10,30 @@ import (
 	"strings"
 	"testing"
 
+	"gotd/internal/git/bitmap"
 	"gotd/internal/git/oid"
 	"gotd/internal/git/pack"
+	"gotd/internal/git/walk"
 	"gotd/internal/gittest"
 )
 
 // TestGeometricMultiPackIndex: a geometric run that leaves the large
 // bitmapped pack and the rolled one writes a multi-pack-index over both,
-// which C Git verifies and gotd reads every object through, with the
-// large pack's bitmap still good; a run with nothing to roll after
-// another push takes the new pack in; a full repack down to one pack
-// removes it.
+// which C Git verifies and gotd reads every object through, with a
+// bitmap that replaces the large pack's and that C Git checks for every
+// branch; a run with nothing to roll after another push takes the new
+// pack in, its bitmap built on the last one's; a full repack down to
+// one pack removes it.
 func TestGeometricMultiPackIndex(t *testing.T) {
+	for _, format := range []string{"sha1", "sha256"} {
+		t.Run(format, func(t *testing.T) { testGeometricMultiPackIndex(t, format) })
+	}
+}
+
+func testGeometricMultiPackIndex(t *testing.T, format string) {
 	ctx := context.Background()
-	dir := gittest.InitBare(t, "sha1")
+	f, _ := oid.ParseFormat(format)
+	dir := gittest.InitBare(t, format)
 	gittest.Generate(t, dir, gittest.History{Commits: 150, Branches: 2})
 	gittest.Git(t, dir, "repack", "-adbq")
 	// A branch tip when the bitmap was written: it has a bitmap.
@@ -47,14 +58,46 @@ func TestGeometricMultiPackIndex(t *testing.T) {
 	}
 	check := func(step string) {
 		t.Helper()
-		m, err := pack.OpenMultiPackIndex(filepath.Join(dir, "objects", "pack"), oid.SHA1)
+		m, err := pack.OpenMultiPackIndex(filepath.Join(dir, "objects", "pack"), f)
 		if err != nil {
 			t.Fatalf("%s: no multi-pack-index: %v", step, err)
 		}
 		if got, want := m.PackNames(), packNames(); !slices.Equal(got, want) {
 			t.Errorf("%s: multi-pack-index names %v; the packs are %v", step, got, want)
 		}
+		// Its bitmap, the only one: C Git reads it for every tip.
+		bms, _ := filepath.Glob(filepath.Join(dir, "objects", "pack", "*.bitmap"))
+		if want := filepath.Join(dir, "objects", "pack", "multi-pack-index-"+hex.EncodeToString(m.Checksum())+".bitmap"); !slices.Equal(bms, []string{want}) {
+			t.Errorf("%s: bitmaps %v; want only %s", step, bms, filepath.Base(want))
+		}
+		// Its name-hashes: those of the paths the pushed blobs have.
+		lk, err := walk.MidxLookup(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		x, err := bitmap.Open(bms[0], f, lk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range strings.Split(gittest.Git(t, dir, "rev-list", "--objects", "--all"), "\n") {
+			fl := strings.Fields(l)
+			if len(fl) != 2 || fl[1] != "pushed.txt" {
+				continue
+			}
+			id, _ := oid.ParseHex(f, fl[0])
+			pos, ok := lk.PackPos(id)
+			if !ok {
+				t.Fatalf("%s: %s not in the multi-pack-index", step, fl[0])
+			}
+			if h, ok := x.NameHashAtPackPos(pos); !ok || h != pack.NameHash([]byte(fl[1])) {
+				t.Errorf("%s: name-hash of %s %s: %x, %v; want %x", step, fl[1], fl[0], h, ok, pack.NameHash([]byte(fl[1])))
+			}
+		}
+		x.Close()
 		m.Close()
+		for _, tip := range strings.Fields(gittest.Git(t, dir, "for-each-ref", "--format=%(objectname)", "refs/heads/")) {
+			gittest.Git(t, dir, "rev-list", "--test-bitmap", tip)
+		}
 		gittest.Git(t, dir, "multi-pack-index", "verify")
 		gittest.Git(t, dir, "fsck", "--full", "--strict", "--no-dangling")
 		gittest.Git(t, dir, "rev-list", "--test-bitmap", tip)
@@ -64,7 +107,7 @@ func TestGeometricMultiPackIndex(t *testing.T) {
 		}
 		r := open(t, dir)
 		for _, h := range strings.Fields(gittest.Git(t, dir, "cat-file", "--batch-all-objects", "--batch-check=%(objectname)")) {
-			id, _ := oid.ParseHex(oid.SHA1, h)
+			id, _ := oid.ParseHex(f, h)
 			if _, _, err := r.ReadObject(id); err != nil {
 				t.Fatalf("%s: read %s: %v", step, h, err)
 			}

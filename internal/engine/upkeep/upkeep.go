@@ -353,7 +353,7 @@ func Repack(ctx context.Context, r *repo.Repo, o Options) (*Report, error) {
 		errs = append(errs, err)
 	}
 	// Packs left beside the new one (.keep packs, pushes meanwhile).
-	if rep.MultiPackIndex, err = updateMultiPackIndex(r, o.Own); err != nil {
+	if rep.MultiPackIndex, err = updateMultiPackIndex(ctx, r, o.Own); err != nil {
 		errs = append(errs, err)
 	}
 	if err := r.Rescan(); err != nil {

@@ -125,7 +125,7 @@ func writeBitmap(ctx context.Context, r *repo.Repo, np *pack.Pack, objs []packer
 			known.Commits = append(known.Commits, o.ID)
 		}
 	}
-	reused, done := earlierBitmaps(r, np)
+	reused, done := earlierBitmaps(r, walk.PackLookup(np))
 	defer done()
 	w := &walk.Walker{Store: r, Format: r.Format}
 	bms, err := w.BuildBitmapsKnown(ctx, tips, np, known, reused)
@@ -158,30 +158,45 @@ func writeBitmap(ctx context.Context, r *repo.Repo, np *pack.Pack, objs []packer
 	return os.Rename(tmp.Name(), strings.TrimSuffix(np.Path(), ".pack")+".bitmap")
 }
 
-// earlierBitmaps returns the bitmaps of a pack of the repository that
-// has a .bitmap (the pack a repack replaces: there is at
-// most one, as C Git and Repack leave them), moved to np's positions,
-// and a function that releases them; nil if no pack has a bitmap that
-// opens. Bitmaps that cannot be reused are built by walking, so any
-// error here only costs time.
-func earlierBitmaps(r *repo.Repo, np *pack.Pack) (*walk.Reused, func()) {
+// earlierBitmaps returns the bitmaps of earlierBitmapIndex moved to
+// the positions of to (a new pack or multi-pack-index), and a function
+// that releases them; nil if no bitmap opens. Bitmaps that cannot be
+// reused are built by walking, so any error here only costs time.
+func earlierBitmaps(r *repo.Repo, to bitmap.IndexLookup) (*walk.Reused, func()) {
+	x, done := earlierBitmapIndex(r)
+	if x == nil {
+		return nil, done
+	}
+	u, err := walk.NewReused(x, to)
+	if err != nil {
+		done()
+		return nil, func() {}
+	}
+	return u, done
+}
+
+// earlierBitmapIndex opens the bitmap of a pack of the repository that
+// has a .bitmap (the pack a repack replaces: there is at most one, as
+// C Git and Repack leave them), or else that of the multi-pack-index,
+// and returns it with a function that releases it; nil if none opens.
+func earlierBitmapIndex(r *repo.Repo) (*bitmap.Index, func()) {
 	for _, p := range r.Packs() {
-		// np itself may have a bitmap: the same objects packed again
-		// make the same pack, whose bitmap is about to be replaced.
 		path := strings.TrimSuffix(p.Path(), ".pack") + ".bitmap"
 		if _, err := os.Stat(path); err != nil {
 			continue
 		}
-		x, err := bitmap.Open(path, r.Format, walk.PackLookup(p))
-		if err != nil {
-			continue
+		if x, err := bitmap.Open(path, r.Format, walk.PackLookup(p)); err == nil {
+			return x, func() { x.Close() }
 		}
-		u, err := walk.NewReused(x, walk.PackLookup(np))
-		if err != nil {
-			x.Close()
-			continue
-		}
-		return u, func() { x.Close() }
 	}
-	return nil, func() {}
+	m, err := pack.OpenMultiPackIndex(r.PackDir(), r.Format)
+	if err != nil {
+		return nil, func() {}
+	}
+	x := openMidxBitmap(r, m)
+	if x == nil {
+		m.Close()
+		return nil, func() {}
+	}
+	return x, func() { x.Close(); m.Close() }
 }

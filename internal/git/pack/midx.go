@@ -15,8 +15,10 @@ import (
 // id, chunk count, base file count, pack count), a table of chunks as
 // gitformat-chunk(5) lays them out, the chunks, and a trailing
 // checksum. This package reads the chunks PNAM (pack names), OIDF
-// (fan-out), OIDL (sorted ids), OOFF (pack number and offset per id) and
-// LOFF (64-bit offsets); others (RIDX, BTMP, ...) are skipped.
+// (fan-out), OIDL (sorted ids), OOFF (pack number and offset per id),
+// LOFF (64-bit offsets) and RIDX (the reverse index, which a
+// multi-pack bitmap's positions follow); others (BTMP, ...) are
+// skipped.
 
 var midxMagic = [4]byte{'M', 'I', 'D', 'X'}
 
@@ -36,6 +38,7 @@ type MultiPackIndex struct {
 	ids    []byte
 	offs   []byte
 	large  []byte
+	ridx   []byte // nil without a RIDX chunk
 	m      *mapping
 }
 
@@ -96,7 +99,7 @@ func ParseMultiPackIndex(data []byte, f oid.Format) (*MultiPackIndex, error) {
 	if tableEnd > trailer {
 		return nil, corruptf("multi-pack-index chunk table is truncated")
 	}
-	var pnam, oidf, oidl, ooff, loff []byte
+	var pnam, oidf, oidl, ooff, loff, ridx []byte
 	var seen [][4]byte
 	for i := 0; i < nchunks; i++ {
 		row := data[midxHeaderSize+12*i:]
@@ -125,6 +128,8 @@ func ParseMultiPackIndex(data []byte, f oid.Format) (*MultiPackIndex, error) {
 			ooff = chunk
 		case "LOFF":
 			loff = chunk
+		case "RIDX":
+			ridx = chunk
 		}
 	}
 	if last := data[midxHeaderSize+12*nchunks:]; !bytes.Equal(last[:4], []byte{0, 0, 0, 0}) {
@@ -161,7 +166,10 @@ func ParseMultiPackIndex(data []byte, f oid.Format) (*MultiPackIndex, error) {
 	if uint64(len(oidl)) != n*uint64(hs) || uint64(len(ooff)) != 8*n || len(loff)%8 != 0 {
 		return nil, corruptf("multi-pack-index chunk sizes do not fit %d objects", n)
 	}
-	x.n, x.fanout, x.ids, x.offs, x.large = int(n), oidf, oidl, ooff, loff
+	if ridx != nil && uint64(len(ridx)) != 4*n {
+		return nil, corruptf("multi-pack-index reverse index has %d bytes for %d objects", len(ridx), n)
+	}
+	x.n, x.fanout, x.ids, x.offs, x.large, x.ridx = int(n), oidf, oidl, ooff, loff, ridx
 	nlarge := uint32(len(loff) / 8)
 	for i := 0; i < x.n; i++ {
 		if be32(ooff[8*i:]) >= npacks {
@@ -251,20 +259,53 @@ func (m *MultiPackIndex) Object(i int) (pack int, offset uint64) {
 // Find returns the pack number and offset of id, or false. It uses the
 // fan-out and a binary search, and does not allocate.
 func (m *MultiPackIndex) Find(id oid.ID) (pack int, offset uint64, ok bool) {
-	key := id.Raw()
-	if len(key) != m.hs {
-		return 0, 0, false
-	}
-	lo, hi := fanoutRange(m.fanout, key[0])
-	if hi > m.n {
-		hi = m.n
-	}
-	i, ok := searchIDs(m.ids, m.hs, lo, hi, key)
+	i, ok := m.FindIndex(id)
 	if !ok {
 		return 0, 0, false
 	}
 	pack, offset = m.Object(i)
 	return pack, offset, true
+}
+
+// FindIndex returns the position of id in sorted order, or false.
+func (m *MultiPackIndex) FindIndex(id oid.ID) (int, bool) {
+	key := id.Raw()
+	if len(key) != m.hs {
+		return 0, false
+	}
+	lo, hi := fanoutRange(m.fanout, key[0])
+	if hi > m.n {
+		hi = m.n
+	}
+	return searchIDs(m.ids, m.hs, lo, hi, key)
+}
+
+// Checksum returns the trailing checksum, which names the files that
+// belong to this multi-pack-index (its bitmap,
+// multi-pack-index-<checksum>.bitmap). The caller must not modify it.
+func (m *MultiPackIndex) Checksum() []byte { return m.data[len(m.data)-m.hs:] }
+
+// HasReverse reports whether the multi-pack-index has a reverse index
+// (RIDX chunk), without which C Git uses no multi-pack bitmap.
+func (m *MultiPackIndex) HasReverse() bool { return m.ridx != nil }
+
+// IndexAtPseudoPos returns the sorted position of the object at
+// position pos, 0 ≤ pos < Count(), of the pseudo-pack order (objects by
+// pack, the preferred pack first, then by offset), from the reverse
+// index. It fails without one or when the stored value is out of
+// range; it does not check that the values form a permutation.
+func (m *MultiPackIndex) IndexAtPseudoPos(pos int) (int, error) {
+	if m.ridx == nil {
+		return 0, corruptf("multi-pack-index has no reverse index")
+	}
+	if pos < 0 || pos >= m.n {
+		return 0, fmt.Errorf("pack: pseudo-pack position %d out of range [0, %d)", pos, m.n)
+	}
+	i := be32(m.ridx[4*pos:])
+	if uint64(i) >= uint64(m.n) {
+		return 0, corruptf("multi-pack-index reverse index names object %d of %d", i, m.n)
+	}
+	return int(i), nil
 }
 
 // Verify recomputes the trailing checksum and checks that the ids are

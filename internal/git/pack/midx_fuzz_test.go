@@ -50,6 +50,13 @@ func FuzzParseMultiPackIndex(f *testing.F) {
 				t.Fatalf("Object(%d) names pack %d of %d", i, pn, len(names))
 			}
 		}
+		for pos := 0; m.HasReverse() && pos < m.Count(); pos++ {
+			if i, err := m.IndexAtPseudoPos(pos); err == nil && (i < 0 || i >= m.Count()) {
+				t.Fatalf("IndexAtPseudoPos(%d) = %d of %d", pos, i, m.Count())
+			} else if err != nil && !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("IndexAtPseudoPos(%d) err = %v; want ErrCorrupt", pos, err)
+			}
+		}
 		if m.checkOrder() != nil {
 			return
 		}

@@ -23,6 +23,17 @@ type MidxPack struct {
 	Preferred bool
 }
 
+// MidxOptions are the options of WriteMultiPackIndexWith.
+type MidxOptions struct {
+	// Reverse adds the reverse index (RIDX: the sorted position of each
+	// object in the pseudo-pack order, the preferred pack's objects
+	// first, then each pack's by pack number, each by offset) and the
+	// bitmapped packs (BTMP: where each pack's objects start in that
+	// order, and how many), as C Git's multi-pack-index write --bitmap
+	// does: a multi-pack bitmap's positions follow that order.
+	Reverse bool
+}
+
 // WriteMultiPackIndex writes to w a multi-pack-index covering packs
 // (gitformat-pack(5), "multi-pack-index (MIDX) files"; version 1 with
 // the chunks PNAM, OIDF, OIDL, OOFF and, when an offset needs more
@@ -31,6 +42,13 @@ type MidxPack struct {
 // returns the trailing checksum. Every name must be a plain .idx file
 // name, each once, and every index of format f.
 func WriteMultiPackIndex(w io.Writer, f oid.Format, packs []MidxPack) ([]byte, error) {
+	return WriteMultiPackIndexWith(w, f, packs, MidxOptions{})
+}
+
+// WriteMultiPackIndexWith is WriteMultiPackIndex with options: with
+// Reverse, the file is the one C Git's multi-pack-index write --bitmap
+// makes. At most one pack may be preferred.
+func WriteMultiPackIndexWith(w io.Writer, f oid.Format, packs []MidxPack, o MidxOptions) ([]byte, error) {
 	if !f.Valid() {
 		return nil, fmt.Errorf("pack: write multi-pack-index: invalid object format %d", f)
 	}
@@ -57,6 +75,10 @@ func WriteMultiPackIndex(w io.Writer, f oid.Format, packs []MidxPack) ([]byte, e
 			return nil, fmt.Errorf("pack: write multi-pack-index: %s is of format %v", p.Name, p.Index.Format())
 		}
 		total += p.Index.Count()
+	}
+	if preferred := slices.IndexFunc(packs, func(p MidxPack) bool { return p.Preferred }); preferred >= 0 &&
+		slices.ContainsFunc(packs[preferred+1:], func(p MidxPack) bool { return p.Preferred }) {
+		return nil, fmt.Errorf("pack: write multi-pack-index: several preferred packs")
 	}
 	if uint64(total) >= 1<<32 {
 		return nil, fmt.Errorf("pack: write multi-pack-index: %d objects is too many", total)
@@ -134,6 +156,36 @@ func WriteMultiPackIndex(w io.Writer, f oid.Format, packs []MidxPack) ([]byte, e
 	if large {
 		chunks = append(chunks, chunk{"LOFF", nlarge * 8})
 	}
+	// The pseudo-pack order, as sorted positions: the objects taken
+	// from the preferred pack first, then by pack number and offset.
+	var order []uint32
+	if o.Reverse {
+		order = make([]uint32, len(ents))
+		for k := range order {
+			order[k] = uint32(k)
+		}
+		slices.SortFunc(order, func(a, b uint32) int {
+			ea, eb := ents[a], ents[b]
+			if pa, pb := packs[ea.pack].Preferred, packs[eb.pack].Preferred; pa != pb {
+				if pa {
+					return -1
+				}
+				return 1
+			}
+			if ea.pack != eb.pack {
+				return int(ea.pack) - int(eb.pack)
+			}
+			oa, ob := packs[ea.pack].Index.Offset(int(ea.i)), packs[eb.pack].Index.Offset(int(eb.i))
+			switch {
+			case oa < ob:
+				return -1
+			case oa > ob:
+				return 1
+			}
+			return 0
+		})
+		chunks = append(chunks, chunk{"RIDX", len(order) * 4}, chunk{"BTMP", len(packs) * 8})
+	}
 
 	cw := newChecksumWriter(w, f)
 	cw.write([]byte("MIDX"))
@@ -172,6 +224,27 @@ func WriteMultiPackIndex(w io.Writer, f oid.Format, packs []MidxPack) ([]byte, e
 	}
 	for _, o := range larges {
 		cw.be64(o)
+	}
+	if o.Reverse {
+		for _, k := range order {
+			cw.be32(k)
+		}
+		// Each pack's first position in the pseudo-pack order and its
+		// number of objects there (0 and 0 for a pack none is taken
+		// from, as C Git writes it).
+		first := make([]uint32, len(packs))
+		nr := make([]uint32, len(packs))
+		for pos, k := range order {
+			p := ents[k].pack
+			if nr[p] == 0 {
+				first[p] = uint32(pos)
+			}
+			nr[p]++
+		}
+		for i := range packs {
+			cw.be32(first[i])
+			cw.be32(nr[i])
+		}
 	}
 	sum, err := cw.finish()
 	if err != nil {

@@ -63,10 +63,13 @@ type Pack struct {
 	data []byte
 	end  uint64 // offset of the trailer: entries lie in [HeaderSize, end)
 	idx  *Index
-	rev  *RevIndex
 	opts Options
 	m    *mapping
 	id   uint64
+
+	revOnce sync.Once
+	revPath string    // the .rev file to try, "" for none
+	rev     *RevIndex // once revOnce is done, if revPath opened
 
 	orderOnce sync.Once
 	order     []uint32 // index positions in pack order, when rev is nil
@@ -77,8 +80,10 @@ type Pack struct {
 }
 
 // Open opens the pack file at packPath (which ends in ".pack") with its
-// .idx file, and its .rev file when there is a valid one (a missing or
-// broken .rev is ignored: the order is then computed). It checks the
+// .idx file; its .rev file is opened when the pack order is first
+// needed, if there is a valid one (a missing or broken .rev is
+// ignored: the order is then computed), so that a process that reads
+// objects by id never maps or checks it. It checks the
 // pack header, that the pack and index hold the same number of objects,
 // and that the index names the pack's trailing checksum; it does not
 // hash the pack. The caller must Close the Pack.
@@ -102,9 +107,7 @@ func Open(packPath string, f oid.Format, opts Options) (*Pack, error) {
 		idx.Close()
 		return nil, fmt.Errorf("%s: %w", packPath, err)
 	}
-	if rev, err := OpenRev(base+".rev", f, idx); err == nil {
-		p.rev = rev
-	}
+	p.revPath = base + ".rev"
 	return p, nil
 }
 
@@ -279,8 +282,17 @@ func (p *Pack) indexPosAt(k int) int {
 	return int(p.order[k])
 }
 
-// orderReady makes the pack order available.
+// orderReady makes the pack order available: from the .rev file,
+// opened on the first call, else computed.
 func (p *Pack) orderReady() error {
+	p.revOnce.Do(func() {
+		if p.revPath == "" {
+			return
+		}
+		if rev, err := OpenRev(p.revPath, p.f, p.idx); err == nil {
+			p.rev = rev
+		}
+	})
 	if p.rev != nil {
 		return nil
 	}

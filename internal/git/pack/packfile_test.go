@@ -193,6 +193,11 @@ func TestPackMatchesGit(t *testing.T) {
 					if err != nil {
 						t.Fatalf("Open: %v", err)
 					}
+					// The .rev is opened when the order is first needed.
+					if p.rev != nil {
+						t.Errorf("Open mapped the .rev before any use of the pack order")
+					}
+					p.orderReady()
 					if got := p.rev != nil; got != s.wantRev {
 						t.Errorf("pack uses a .rev: got %v; want %v", got, s.wantRev)
 					}
@@ -491,6 +496,7 @@ func TestOpenMismatch(t *testing.T) {
 		t.Fatalf("Open with a broken .rev: %v", err)
 	}
 	defer p.Close()
+	p.orderReady()
 	if p.rev != nil {
 		t.Errorf("broken .rev was used")
 	}

@@ -55,7 +55,7 @@ func TestFuzzSeeds(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: Open: %v", s.name, err)
 		}
-		if p.rev == nil {
+		if p.orderReady(); p.rev == nil {
 			t.Errorf("%s: the stored .rev was not used", s.name)
 		}
 		kinds := comparePack(t, dir, p, catAll(t, dir, f))

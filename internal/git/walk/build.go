@@ -2,6 +2,7 @@ package walk
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"gotd/internal/git/bitmap"
@@ -21,6 +22,11 @@ type Bitmaps struct {
 	// for objects without a path: commits, tags, and what tags name).
 	NameHashes []uint32
 }
+
+// ErrNotInPack is wrapped by the error of BuildBitmaps when a tip
+// reaches an object the pack does not hold: the pack cannot have
+// bitmaps then.
+var ErrNotInPack = errors.New("walk: reachable object not in the pack")
 
 // Commit selection: the newest commits get the densest bitmaps, as C
 // Git selects them (pack-bitmap-write.c, next_commit_index): with a
@@ -111,6 +117,10 @@ type Known struct {
 	// the commits to build bitmaps of are chosen from it without a
 	// walk.
 	Commits []oid.ID
+	// FillHashes says NameHashes holds only some name-hashes (those an
+	// earlier bitmap had): the walks of the bitmaps built, not reused,
+	// set those of the objects they reach that are 0.
+	FillHashes bool
 }
 
 // BuildBitmapsKnown is BuildBitmaps for a caller that has the types and
@@ -152,7 +162,7 @@ func (w *Walker) BuildBitmapsKnown(ctx context.Context, tips []oid.ID, pack bitm
 			return nil, err
 		}
 		if len(all.outside) > 0 {
-			return nil, fmt.Errorf("walk: %v %v is reachable but not in the pack", all.outside[0].t, all.outside[0].id)
+			return nil, fmt.Errorf("%w: %v %v", ErrNotInPack, all.outside[0].t, all.outside[0].id)
 		}
 	}
 
@@ -210,12 +220,15 @@ func (w *Walker) BuildBitmapsKnown(ctx context.Context, tips []oid.ID, pack bitm
 			continue
 		}
 		r := w.newReach(ctx, pack, stored)
+		if known != nil && known.FillHashes {
+			r.hashes, r.fill = out.NameHashes, true
+		}
 		r.commits = append(r.commits, c)
 		if err := r.run(); err != nil {
 			return nil, err
 		}
 		if len(r.outside) > 0 {
-			return nil, fmt.Errorf("walk: %v %v is reachable but not in the pack", r.outside[0].t, r.outside[0].id)
+			return nil, fmt.Errorf("%w: %v %v", ErrNotInPack, r.outside[0].t, r.outside[0].id)
 		}
 		built[c] = r.bits
 		out.Entries = append(out.Entries, bitmap.Entry{Commit: c, Bitmap: r.bits})

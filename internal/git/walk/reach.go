@@ -146,6 +146,7 @@ type reach struct {
 	outside []outsideObject   // objects not in the pack, in walk order
 	types   *[4]bitmap.Bitmap // if not nil, filled by type
 	hashes  []uint32          // if not nil, name-hashes by pack position
+	fill    bool              // set only the name-hashes that are 0
 
 	commits []oid.ID
 	trees   []oid.ID
@@ -215,7 +216,7 @@ func (r *reach) markAt(id oid.ID, pos int, t object.Type, path []byte) {
 		if r.types != nil {
 			r.types[t-object.Commit].Set(pos)
 		}
-		if r.hashes != nil && path != nil {
+		if r.hashes != nil && path != nil && (!r.fill || r.hashes[pos] == 0) {
 			r.hashes[pos] = pack.NameHash(path)
 		}
 		return

@@ -3,10 +3,12 @@ package upload
 import (
 	"bufio"
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 
@@ -62,8 +64,18 @@ func openWalker(r *repo.Repo, bitmaps bool) (*walk.Walker, *pack.Pack, func()) {
 		w.Graph = g
 		closers = append(closers, g.Close)
 	}
-	// The reachability bitmap of a pack, when one has it (C Git writes
-	// at most one per repository, `gotadmin pack -a` likewise).
+	// The bitmap of the multi-pack-index, when there is one (upkeep
+	// and C Git's repack --write-midx --write-bitmap-index write it over
+	// several packs), else the reachability bitmap of a pack, when one
+	// has it (C Git writes at most one per repository, `gotadmin pack
+	// -a` likewise).
+	if bitmaps {
+		if x, done := openMidxBitmap(r); x != nil {
+			w.Bitmap = x
+			closers = append(closers, done)
+			bitmaps = false
+		}
+	}
 	for _, p := range r.Packs() {
 		if !bitmaps {
 			break
@@ -84,6 +96,42 @@ func openWalker(r *repo.Repo, bitmaps bool) (*walk.Walker, *pack.Pack, func()) {
 			c()
 		}
 	}
+}
+
+// openMidxBitmap opens the bitmap of r's multi-pack-index and returns
+// it with the function that releases it, or nil when there is none,
+// it does not open, or the multi-pack-index names a pack r does not
+// have (a repack removed it: the objects the bitmap lists would not
+// all be found there).
+func openMidxBitmap(r *repo.Repo) (*bitmap.Index, func() error) {
+	m, err := pack.OpenMultiPackIndex(r.PackDir(), r.Format)
+	if err != nil {
+		return nil, nil
+	}
+	path := filepath.Join(r.PackDir(), "multi-pack-index-"+hex.EncodeToString(m.Checksum())+".bitmap")
+	have := make(map[string]bool)
+	for _, p := range r.Packs() {
+		have[strings.TrimSuffix(filepath.Base(p.Path()), ".pack")+".idx"] = true
+	}
+	ok := true
+	for _, name := range m.PackNames() {
+		ok = ok && have[name]
+	}
+	if _, err := os.Stat(path); err != nil || !ok {
+		m.Close()
+		return nil, nil
+	}
+	lk, err := walk.MidxLookup(m)
+	if err != nil {
+		m.Close()
+		return nil, nil
+	}
+	x, err := bitmap.Open(path, r.Format, lk)
+	if err != nil {
+		m.Close()
+		return nil, nil
+	}
+	return x, func() error { return errors.Join(x.Close(), m.Close()) }
 }
 
 // WritePack builds the pack req describes from r and writes it to w,
