@@ -374,9 +374,16 @@ func (f *fetcher) fetchPack(ctx context.Context, dir string) (*Fetched, error) {
 	pack, errc := f.packStream(body)
 	res.Pack, err = in.Index(ctx, pack, dir, tips)
 	pack.CloseWithError(err)
-	body.Close()
-	if rerr := <-errc; err == nil && rerr != nil {
-		err = rerr
+	if err != nil {
+		body.Close() // the stream may be blocked reading it
+		<-errc
+	} else {
+		// The indexer stops at the trailer: the stream still reads
+		// what ends the section (a flush), and closing the connection
+		// under it failed a fetch whose pack was whole ("use of
+		// closed network connection").
+		err = <-errc
+		body.Close()
 	}
 	if err != nil {
 		return nil, fmt.Errorf("remote: %w", err)
