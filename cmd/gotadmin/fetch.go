@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 
 	"gotd/internal/git/refs"
@@ -114,6 +115,15 @@ func cmdFetch(ctx context.Context, args []string, stdout io.Writer) error {
 	return err
 }
 
+// fetchGCPercent is the garbage collector's target while a fetch
+// runs. Most of the indexer's live heap holds no pointers (its entries,
+// the ids, the object buffers, the set of named ids), so collecting at
+// a quarter of growth instead of at doubling costs little CPU, and
+// keeps the peak near the live heap: gotadmin clone of git.git, 174 MB
+// of peak RSS and 31 s of CPU instead of 216 MB and 35 s (before the
+// indexer's entries were made smaller).
+const fetchGCPercent = 25
+
 // fetchInto fetches rawURL into r, the references following the
 // upstream's (Prune), and tells what moved. ca, if not empty, is the
 // only roots an https upstream is verified against.
@@ -126,6 +136,7 @@ func fetchInto(ctx context.Context, r *repo.Repo, rawURL string, sshOpts *remote
 	if !quiet {
 		opts.Progress = func(msg string) { fmt.Fprintln(os.Stderr, msg) }
 	}
+	defer debug.SetGCPercent(debug.SetGCPercent(fetchGCPercent))
 	res, err := remote.Fetch(ctx, opts)
 	if err != nil {
 		return nil, err

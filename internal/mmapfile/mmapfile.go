@@ -96,3 +96,20 @@ func (f *File) Close() error {
 	}
 	return Unmap(data)
 }
+
+// Release tells the kernel that the process no longer needs the pages
+// of a mapping it has read (madvise MADV_DONTNEED): they leave the
+// process's resident set and stay in the page cache, and Data stays
+// valid, its pages read again when next used. A walk that reads a
+// whole pack by random access calls it now and then, so that the
+// pack's size is not counted in the process's memory by its end. A view
+// read into memory is left as it is.
+func (f *File) Release() error {
+	if f == nil || !f.mapped || len(f.Data) == 0 {
+		return nil
+	}
+	if err := unix.Madvise(f.Data, unix.MADV_DONTNEED); err != nil {
+		return fmt.Errorf("mmapfile: release: %w", err)
+	}
+	return nil
+}

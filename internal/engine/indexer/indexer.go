@@ -250,6 +250,7 @@ type indexer struct {
 	checksum []byte
 
 	entries  []entry
+	ids      idStore  // the id of each entry, once known
 	refBase  []oid.ID // bases of the ref-deltas, indexed by entry.base
 	ofsBase  []uint64 // base offsets of the ofs-deltas until link
 	nScanned int      // entries read from the input (the rest complete a thin pack)
@@ -266,9 +267,9 @@ type indexer struct {
 	progMu sync.Mutex
 }
 
-// entry is what the indexer knows about one pack entry.
+// entry is what the indexer knows about one pack entry, but its id
+// (indexer.ids): 32 bytes, times the objects of the pack.
 type entry struct {
-	id     oid.ID
 	off    uint64
 	size   uint64 // declared inflated size of the entry's data
 	crc    uint32
@@ -288,7 +289,7 @@ func newIndexer(ctx context.Context, opts Options) (*indexer, error) {
 	if !opts.Format.Valid() {
 		return nil, fmt.Errorf("indexer: invalid object format %d", opts.Format)
 	}
-	ix := &indexer{ctx: ctx, opts: opts, f: opts.Format, hashSize: opts.Format.Size()}
+	ix := &indexer{ctx: ctx, opts: opts, f: opts.Format, hashSize: opts.Format.Size(), ids: newIDStore(opts.Format)}
 	ix.maxObject = DefaultMaxObjectSize
 	if opts.MaxObjectSize > 0 {
 		ix.maxObject = uint64(opts.MaxObjectSize)
@@ -342,8 +343,11 @@ func (ix *indexer) finish(base string, renamePack bool) (*Result, error) {
 	ents := make([]pack.IndexEntry, len(ix.entries))
 	for i := range ix.entries {
 		e := &ix.entries[i]
-		ents[i] = pack.IndexEntry{ID: e.id, Offset: e.off, CRC32: e.crc}
+		ents[i] = pack.IndexEntry{ID: ix.ids.get(i), Offset: e.off, CRC32: e.crc}
 	}
+	// ents holds all that is left to write: the entries and their ids
+	// go before the sort and the writes.
+	ix.entries, ix.ids.chunks = nil, nil
 	// An object twice in one pack is refused, as `git index-pack
 	// --strict` (what receive-pack runs with fsck) refuses it; plain git
 	// index-pack would list both copies.

@@ -25,12 +25,8 @@ const maxPipedSize = MaxCheckBlobSize
 // pipe: at most pipeBuffers*(maxPipedSize+1) bytes.
 const pipeBuffers = 16
 
-// idChunk is how many ids the pipe stores per allocation; the ids are
-// written through pointers, so chunks never move once allocated.
-const idChunk = 4096
-
 type hashJob struct {
-	dst  *oid.ID
+	dst  []byte // the entry's slot in indexer.ids
 	typ  object.Type
 	off  uint64
 	data []byte
@@ -41,7 +37,6 @@ type hashPipe struct {
 	jobs    chan hashJob
 	free    chan []byte
 	nbufs   int
-	chunks  [][]oid.ID
 	wg      sync.WaitGroup
 	stopped bool
 	failed  atomic.Bool
@@ -82,7 +77,7 @@ func (p *hashPipe) hash(h *oid.Hasher, hdr []byte, j hashJob) error {
 	if err != nil {
 		return fmt.Errorf("indexer: %s %s at offset %d: %w", j.typ, id, j.off, err)
 	}
-	*j.dst = id
+	copy(j.dst, id.Raw())
 	if check := p.ix.opts.Check; check != nil {
 		if err := check(j.typ, id, j.data); err != nil {
 			return fmt.Errorf("indexer: %s %s: %w", j.typ, id, err)
@@ -118,19 +113,6 @@ func (p *hashPipe) buffer() []byte {
 	return <-p.free
 }
 
-// slot returns where the id of entry i is to be stored.
-func (p *hashPipe) slot(i int) *oid.ID {
-	for len(p.chunks) <= i/idChunk {
-		p.chunks = append(p.chunks, nil)
-	}
-	c := p.chunks[i/idChunk]
-	if c == nil {
-		c = make([]oid.ID, idChunk)
-		p.chunks[i/idChunk] = c
-	}
-	return &c[i%idChunk]
-}
-
 // stop waits for the jobs sent so far and returns the first error.
 func (p *hashPipe) stop() error {
 	if !p.stopped {
@@ -139,15 +121,4 @@ func (p *hashPipe) stop() error {
 		p.wg.Wait()
 	}
 	return p.err
-}
-
-// collect copies the ids the pipe computed into the entries.
-func (p *hashPipe) collect(entries []entry) {
-	for i := range entries {
-		e := &entries[i]
-		if e.ptype.IsBase() && !e.id.Valid() && i/idChunk < len(p.chunks) && p.chunks[i/idChunk] != nil {
-			e.id = p.chunks[i/idChunk][i%idChunk]
-		}
-	}
-	p.chunks = nil
 }

@@ -61,6 +61,9 @@ func (ix *indexer) resolveAll() error {
 	if err := ix.completeThin(r); err != nil {
 		return err
 	}
+	// finish needs none of the tables of children: they go before it
+	// builds and sorts the index's entries.
+	ix.ofsStart, ix.ofsKids, ix.refKids, ix.claimed, ix.refBase = nil, nil, nil, nil, nil
 	ix.progress("resolving deltas", r.done.Load(), uint32(ix.nDeltas))
 	return nil
 }
@@ -81,6 +84,7 @@ type worker struct {
 	delta   []byte   // inflated delta being applied
 	copyBuf []byte   // buffer of streamBlob
 	free    [][]byte // buffers for results
+	freeCap int      // the bytes of free, at most maxFreeBytes
 	stack   []frame  // the path from the root to the current base
 	used    int      // bytes of base data held by the stack
 	budget  int
@@ -102,6 +106,12 @@ type frame struct {
 // maxFree is how many result buffers a worker keeps for reuse: enough
 // for the bases of a typical delta chain (git's default depth is 50).
 const maxFree = 64
+
+// maxFreeBytes bounds the bytes of the result buffers a worker keeps
+// for reuse: kept by count alone, the largest results of the pack
+// stayed with each worker to the end (18 MiB of the 78 MiB live when
+// indexing git.git, doubled by the collector's headroom).
+const maxFreeBytes = 4 << 20
 
 func newWorker(r *resolver, budget int) *worker {
 	return &worker{
@@ -142,7 +152,7 @@ func (w *worker) children(i uint32) (f frame, ok bool) {
 		f.ofsNext, f.ofsEnd = ix.ofsStart[i], ix.ofsStart[i+1]
 	}
 	if len(ix.refKids) > 0 {
-		id := ix.entries[i].id
+		id := ix.ids.get(int(i))
 		lo, _ := slices.BinarySearchFunc(ix.refKids, id, func(k refKid, id oid.ID) int {
 			return k.base.Compare(id)
 		})
@@ -239,7 +249,7 @@ func (w *worker) walk(root uint32, data []byte) error {
 			// delta makes it, never held whole. Only its id tells
 			// whether a ref-delta is based on it; if one is, it is
 			// built again, in memory, to serve as a base.
-			if err := w.streamBlob(e, base, d); err != nil {
+			if err := w.streamBlob(c, base, d); err != nil {
 				return err
 			}
 			w.resolved()
@@ -253,7 +263,7 @@ func (w *worker) walk(root uint32, data []byte) error {
 			if res, err = w.applyDelta(c, base, d, size); err != nil {
 				return err
 			}
-			if err := w.identify(e, res); err != nil {
+			if err := w.identify(c, res); err != nil {
 				w.put(res)
 				return err
 			}
@@ -288,9 +298,10 @@ func (w *worker) resolved() {
 var streamThreshold uint64 = 4 << 20
 
 // streamBlob hashes the blob delta d makes from base, through a
-// DeltaReader, and names e after it. Like a large blob stored whole,
-// it is passed to Options.Check with nil data.
-func (w *worker) streamBlob(e *entry, base, d []byte) error {
+// DeltaReader, and names entry c after it. Like a large blob stored
+// whole, it is passed to Options.Check with nil data.
+func (w *worker) streamBlob(c uint32, base, d []byte) error {
+	e := &w.ix.entries[c]
 	w.br.Reset(base)
 	dr, err := pack.NewDeltaReader(&w.br, uint64(len(base)), bytes.NewReader(d), w.ix.maxObject)
 	if err != nil {
@@ -309,7 +320,7 @@ func (w *worker) streamBlob(e *entry, base, d []byte) error {
 	if err != nil {
 		return fmt.Errorf("indexer: %s %s at offset %d: %w", e.typ, id, e.off, err)
 	}
-	e.id = id
+	w.ix.ids.set(int(c), id)
 	if check := w.ix.opts.Check; check != nil {
 		if err := check(e.typ, id, nil); err != nil {
 			return fmt.Errorf("indexer: %s %s: %w", e.typ, id, err)
@@ -318,8 +329,9 @@ func (w *worker) streamBlob(e *entry, base, d []byte) error {
 	return nil
 }
 
-// identify hashes and checks a resolved object.
-func (w *worker) identify(e *entry, data []byte) error {
+// identify hashes and checks entry c, resolved to data.
+func (w *worker) identify(c uint32, data []byte) error {
+	e := &w.ix.entries[c]
 	h := w.h
 	h.Reset()
 	h.Write(object.AppendHeader(w.hdr[:0], e.typ, int64(len(data))))
@@ -328,7 +340,7 @@ func (w *worker) identify(e *entry, data []byte) error {
 	if err != nil {
 		return fmt.Errorf("indexer: %s %s at offset %d: %w", e.typ, id, e.off, err)
 	}
-	e.id = id
+	w.ix.ids.set(int(c), id)
 	if check := w.ix.opts.Check; check != nil {
 		if err := check(e.typ, id, data); err != nil {
 			return fmt.Errorf("indexer: %s %s: %w", e.typ, id, err)
@@ -399,25 +411,29 @@ func (w *worker) get(n uint64) []byte {
 			w.free[i] = w.free[last]
 			w.free[last] = nil
 			w.free = w.free[:last]
+			w.freeCap -= cap(b)
 			return b[:0]
 		}
 	}
 	return make([]byte, 0, n)
 }
 
-// put returns a buffer for reuse.
+// put returns a buffer for reuse, or to the collector when the worker
+// keeps enough.
 func (w *worker) put(b []byte) {
-	if cap(b) == 0 {
+	if cap(b) == 0 || cap(b) > maxFreeBytes {
 		return
 	}
-	if len(w.free) < maxFree {
+	if len(w.free) < maxFree && w.freeCap+cap(b) <= maxFreeBytes {
 		w.free = append(w.free, b)
+		w.freeCap += cap(b)
 		return
 	}
 	// Keep the larger buffers.
 	for i, f := range w.free {
-		if cap(f) < cap(b) {
+		if cap(f) < cap(b) && w.freeCap-cap(f)+cap(b) <= maxFreeBytes {
 			w.free[i] = b
+			w.freeCap += cap(b) - cap(f)
 			return
 		}
 	}

@@ -68,7 +68,6 @@ func (ix *indexer) scan(s *streamReader, atEOF bool) error {
 		if err := sc.pipe.stop(); err != nil {
 			return err
 		}
-		sc.pipe.collect(ix.entries)
 	}
 	ix.progress("receiving objects", count, count)
 
@@ -169,6 +168,7 @@ func (sc *scanner) entry() error {
 	if e.crc, err = s.entryCRC(); err != nil {
 		return err
 	}
+	ix.ids.slot(len(ix.entries)) // for a delta, where its resolution will put it
 	ix.entries = append(ix.entries, e)
 	return nil
 }
@@ -236,7 +236,7 @@ func (sc *scanner) object(e *entry) error {
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", e.typ, id, err)
 	}
-	e.id = id
+	copy(ix.ids.slot(len(ix.entries)), id.Raw())
 	if ix.opts.Check != nil {
 		var data []byte
 		if keep {
@@ -284,7 +284,7 @@ func (sc *scanner) piped(e *entry) error {
 		sc.pipe.free <- buf
 		return fmt.Errorf("%w: %s inflates to %d bytes, declared %d", pack.ErrCorrupt, e.typ, n, e.size)
 	}
-	sc.pipe.jobs <- hashJob{dst: sc.pipe.slot(len(sc.ix.entries)), typ: e.typ, off: e.off, data: buf[:n]}
+	sc.pipe.jobs <- hashJob{dst: sc.ix.ids.slot(len(sc.ix.entries)), typ: e.typ, off: e.off, data: buf[:n]}
 	return nil
 }
 

@@ -90,8 +90,9 @@ func (ix *indexer) completeThin(r *resolver) error {
 			return fmt.Errorf("indexer: too many objects")
 		}
 		n := uint32(len(ix.entries))
+		copy(ix.ids.slot(int(n)), id.Raw())
 		ix.entries = append(ix.entries, entry{
-			id: id, off: end, size: uint64(len(data)),
+			off: end, size: uint64(len(data)),
 			crc: crc32.ChecksumIEEE(buf.Bytes()), ptype: t, typ: t,
 		})
 		ix.claimed = append(ix.claimed, 1)

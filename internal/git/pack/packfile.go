@@ -145,6 +145,16 @@ func (p *Pack) checkHeader() error {
 	return nil
 }
 
+// ReleasePages lets the pages of the pack file read so far go from the
+// process's resident set (mmapfile.File.Release); the Pack stays
+// usable. It may be called while other calls are in progress.
+func (p *Pack) ReleasePages() error {
+	if p.m == nil || p.m.file == nil {
+		return nil
+	}
+	return p.m.file.Release()
+}
+
 // Close releases the pack's mappings. The Pack must not be used
 // afterwards.
 func (p *Pack) Close() error {

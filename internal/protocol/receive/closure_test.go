@@ -134,3 +134,61 @@ func closureWithin(t *testing.T, cl *closure, path string) bool {
 	defer p.Close()
 	return cl.within(p)
 }
+
+// TestIndexClosed: IndexClosed finds a pack closed when it holds every
+// tip and everything its objects name, and only then: a tip the
+// repository holds and the pack does not, or a pack whose named ids
+// were too many to collect, is checked by a walk and not closed.
+func TestIndexClosed(t *testing.T) {
+	src := gittest.InitBare(t, "sha1")
+	gittest.Generate(t, src, gittest.History{Commits: 6, Branches: 2, Files: 4})
+	whole := []byte(gittest.GitInput(t, src, nil, "pack-objects", "-q", "--stdout", "--all", "--revs"))
+	main, err := oid.ParseHex(oid.SHA1, strings.TrimSpace(gittest.Git(t, src, "rev-parse", "main")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blob := strings.TrimSpace(gittest.Git(t, src, "rev-parse", "main:"+strings.Fields(gittest.Git(t, src, "ls-tree", "--name-only", "main"))[0]))
+	oneBlob := []byte(gittest.GitInput(t, src, []byte(blob+"\n"), "pack-objects", "-q", "--stdout"))
+	tips := []Tip{{Name: "refs/heads/main", ID: main}}
+
+	dir := gittest.InitBare(t, "sha1")
+	r, err := repo.Open(dir, repo.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	in := &Ingest{Repo: r, Limits: wire.DefaultLimits}
+	index := func(p []byte) bool {
+		t.Helper()
+		q, hold, err := NewQuarantine(r.ObjectsDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() {
+			os.RemoveAll(q)
+			hold.Close()
+		}()
+		_, closed, err := in.IndexClosed(context.Background(), bytes.NewReader(p), q, tips)
+		if err != nil {
+			t.Fatalf("IndexClosed: %v", err)
+		}
+		return closed
+	}
+	if !index(whole) {
+		t.Errorf("the whole history: got not closed; want closed")
+	}
+	defer func(n int) { maxClosure = n }(maxClosure)
+	maxClosure = 4
+	if index(whole) {
+		t.Errorf("the whole history, at most %d ids collected: got closed; want not", maxClosure)
+	}
+	maxClosure = 1 << 20
+	if _, err := in.Take(context.Background(), bytes.NewReader(whole), tips); err != nil {
+		t.Fatal(err)
+	}
+	// main is in the repository now, not in the pack: the walk finds
+	// it there.
+	if index(oneBlob) {
+		t.Errorf("a pack of one blob, main in the repository: got closed; want not")
+	}
+}

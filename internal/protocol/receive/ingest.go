@@ -71,6 +71,18 @@ func (in *Ingest) Take(ctx context.Context, r io.Reader, tips []Tip) (string, er
 // repository, and installs nothing. On error nothing it wrote is left
 // in dir.
 func (in *Ingest) Index(ctx context.Context, r io.Reader, dir string, tips []Tip) (*indexer.Result, error) {
+	res, _, err := in.IndexClosed(ctx, r, dir, tips)
+	return res, err
+}
+
+// IndexClosed is Index, and also reports whether the pack is closed:
+// it holds every tip and every object its objects name, so its check
+// relied on no object of the repository, and no cleanup of the
+// repository can have undone it since. The process that called it may
+// then install the pack with InstallChecked instead of Install, under
+// the prune lock all the same (an installed pack is unreachable until
+// the references move).
+func (in *Ingest) IndexClosed(ctx context.Context, r io.Reader, dir string, tips []Tip) (*indexer.Result, bool, error) {
 	rp := in.Repo
 	cl := newClosure(rp.Format)
 	res, err := IndexPack(ctx, r, dir, PackOptions{
@@ -85,16 +97,17 @@ func (in *Ingest) Index(ctx context.Context, r io.Reader, dir string, tips []Tip
 		closure:    cl,
 	})
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if res.ThinBases > 0 {
 		// Completed from the repository: its bases were not checked.
 		cl = nil
 	}
-	if err := in.connected(ctx, res.PackPath, res.Count, tips, cl); err != nil {
-		return nil, err
+	closed, err := in.connected(ctx, res.PackPath, res.Count, tips, cl)
+	if err != nil {
+		return nil, false, err
 	}
-	return res, nil
+	return res, closed, nil
 }
 
 // Install is Take's second half: it checks the tips against the pack
@@ -104,7 +117,7 @@ func (in *Ingest) Index(ctx context.Context, r io.Reader, dir string, tips []Tip
 // objects, which is left where it is). The caller removes the
 // quarantine directory.
 func (in *Ingest) Install(ctx context.Context, res *indexer.Result, tips []Tip) (string, error) {
-	if err := in.connected(ctx, res.PackPath, res.Count, tips, nil); err != nil {
+	if _, err := in.connected(ctx, res.PackPath, res.Count, tips, nil); err != nil {
 		return "", err
 	}
 	return in.install(res)
@@ -133,17 +146,21 @@ func (in *Ingest) install(res *indexer.Result) (string, error) {
 	return path, in.Repo.Rescan()
 }
 
+// releaseEvery is how many objects connected's walk lists between two
+// releases of the pack's pages.
+const releaseEvery = 1 << 14
+
 // connected checks the tips against the quarantined pack and the
 // repository. With cl, what the pack's objects name, a pack that holds
 // all of it and every tip is not walked: each object it holds reaches
-// only objects it holds.
-func (in *Ingest) connected(ctx context.Context, packPath string, count uint32, tips []Tip, cl *closure) error {
+// only objects it holds, and closed is true.
+func (in *Ingest) connected(ctx context.Context, packPath string, count uint32, tips []Tip, cl *closure) (closed bool, err error) {
 	rp := in.Repo
 	store := overlay{repo: rp}
 	if count > 0 {
 		p, err := pack.Open(packPath, rp.Format, pack.Options{MaxObjectSize: in.Limits.MaxObjectSize, Cache: pack.NewDeltaCache(16 << 20)})
 		if err != nil {
-			return fmt.Errorf("receive: open the pack: %w", err)
+			return false, fmt.Errorf("receive: open the pack: %w", err)
 		}
 		defer p.Close()
 		store.pack = p
@@ -155,15 +172,15 @@ func (in *Ingest) connected(ctx context.Context, packPath string, count uint32, 
 		}
 		t, _, err := store.StatObject(tip.ID)
 		if err != nil {
-			return fmt.Errorf("%s: object %s: %w", tip.Name, tip.ID, err)
+			return false, fmt.Errorf("%s: object %s: %w", tip.Name, tip.ID, err)
 		}
 		if strings.HasPrefix(tip.Name, "refs/heads/") && t != object.Commit {
-			return fmt.Errorf("%s: object %s is a %s, not a commit", tip.Name, tip.ID, t)
+			return false, fmt.Errorf("%s: object %s is a %s, not a commit", tip.Name, tip.ID, t)
 		}
 		wants = append(wants, tip.ID)
 	}
 	if cl != nil && store.pack != nil && cl.within(store.pack) && !slices.ContainsFunc(wants, func(id oid.ID) bool { return !store.pack.HasObject(id) }) {
-		return nil
+		return true, nil
 	}
 	var haves []oid.ID
 	rp.Refs.List("refs/", func(ref refs.Ref) error {
@@ -173,8 +190,22 @@ func (in *Ingest) connected(ctx context.Context, packPath string, count uint32, 
 		return nil
 	})
 	w := &walk.Walker{Store: store, Format: rp.Format}
-	if err := w.Objects(ctx, wants, haves, func(oid.ID, object.Type, []byte) error { return nil }); err != nil {
-		return fmt.Errorf("the pack is incomplete: %w", err)
+	visit := func(oid.ID, object.Type, []byte) error { return nil }
+	if store.pack != nil {
+		// The walk reads the pack's commits and trees all over it:
+		// the pages it read leave the resident set now and then, or
+		// by the end the whole pack counts in this process's memory
+		// (session_write syncing git.git: 303 MB).
+		n := 0
+		visit = func(oid.ID, object.Type, []byte) error {
+			if n++; n%releaseEvery == 0 {
+				return store.pack.ReleasePages()
+			}
+			return nil
+		}
 	}
-	return nil
+	if err := w.Objects(ctx, wants, haves, visit); err != nil {
+		return false, fmt.Errorf("the pack is incomplete: %w", err)
+	}
+	return false, nil
 }
