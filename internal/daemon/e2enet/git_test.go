@@ -132,7 +132,7 @@ func TestCGit(t *testing.T) {
 		t.Errorf("refused pushes changed references:\n%s\nwas:\n%s", after, before)
 	}
 	fsck(t, src)
-	if ents, _ := filepath.Glob(filepath.Join(src, "objects", "incoming-*")); len(ents) > 0 {
+	if ents := quarantinesLeft(src); len(ents) > 0 {
 		t.Errorf("quarantine left behind: %v", ents)
 	}
 }

@@ -77,7 +77,7 @@ func TestObjectSizeLimit(t *testing.T) {
 		if got := packs(t, src); got != packsBefore {
 			t.Errorf("%s left packs: %s, were %s", what, got, packsBefore)
 		}
-		if q, _ := filepath.Glob(filepath.Join(src, "objects", "incoming-*")); len(q) > 0 {
+		if q := quarantinesLeft(src); len(q) > 0 {
 			t.Errorf("%s left quarantines %v", what, q)
 		}
 		fsck(t, src)

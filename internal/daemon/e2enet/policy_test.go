@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 )
@@ -65,7 +66,7 @@ func (p *policyPusher) refused(want string, args ...string) {
 	if got := packs(p.t, src); got != packsBefore {
 		p.t.Errorf("%s: push %v left packs: %s, were %s", p.name, args, got, packsBefore)
 	}
-	if q, _ := filepath.Glob(filepath.Join(src, "objects", "incoming-*")); len(q) > 0 {
+	if q := quarantinesLeft(src); len(q) > 0 {
 		p.t.Errorf("%s: push %v left quarantines %v", p.name, args, q)
 	}
 	fsck(p.t, src)
@@ -226,7 +227,7 @@ func TestDiskSpaceGuard(t *testing.T) {
 	s.mustGit(w, env, "push", "-q", url, "HEAD:main")
 	check := func(what string) {
 		t.Helper()
-		if q, _ := filepath.Glob(filepath.Join(tiny, "objects", "incoming-*")); len(q) > 0 {
+		if q := quarantinesLeft(tiny); len(q) > 0 {
 			t.Errorf("%s: quarantines left: %v", what, q)
 		}
 		fsck(t, tiny)
@@ -269,4 +270,20 @@ func TestDiskSpaceGuard(t *testing.T) {
 		t.Errorf("small push: server main is %s", got)
 	}
 	check("small push")
+}
+
+// quarantinesLeft returns the quarantine directories of the repository
+// at dir still there 10 s after a push ended. The client hears how its
+// push went once the session has said so, and the parent removes the
+// quarantine when the session process has exited, a moment later
+// (after it described the push for notifications).
+func quarantinesLeft(dir string) []string {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		q, _ := filepath.Glob(filepath.Join(dir, "objects", "incoming-*"))
+		if len(q) == 0 || time.Now().After(deadline) {
+			return q
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
