@@ -256,31 +256,8 @@ func writeMidxBitmap(ctx context.Context, r *repo.Repo, m *pack.MultiPackIndex, 
 	if err != nil {
 		return fmt.Errorf("upkeep: multi-pack bitmap: %w", err)
 	}
-	tmp, err := os.CreateTemp(r.PackDir(), "tmp_bitmap_")
-	if err != nil {
-		return fmt.Errorf("upkeep: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	err = bitmap.Write(tmp, r.Format, &bitmap.WriteOptions{
-		Pack:        lk,
-		Types:       bms.Types,
-		NameHashes:  bms.NameHashes,
-		LookupTable: true,
-		XORWindow:   10,
-	}, bms.Entries)
-	if err == nil {
-		if own != nil {
-			own(tmp.Name())
-		}
-		err = r.Shared.Seal(tmp)
-	} else {
-		tmp.Close()
-	}
-	if err != nil {
-		return fmt.Errorf("upkeep: write multi-pack bitmap: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), midxBitmapPath(r, m.Checksum())); err != nil {
-		return fmt.Errorf("upkeep: %w", err)
+	if err := writeBitmapFile(r, lk, bms, midxBitmapPath(r, m.Checksum()), own); err != nil {
+		return fmt.Errorf("upkeep: multi-pack bitmap: %w", err)
 	}
 	return removeOtherBitmaps(r, nil)
 }

@@ -132,13 +132,20 @@ func writeBitmap(ctx context.Context, r *repo.Repo, np *pack.Pack, objs []packer
 	if err != nil {
 		return fmt.Errorf("build bitmaps: %w", err)
 	}
+	return writeBitmapFile(r, np, bms, strings.TrimSuffix(np.Path(), ".pack")+".bitmap", own)
+}
+
+// writeBitmapFile writes bms, the bitmaps of pack (a pack or a
+// multi-pack-index), to a temporary file of r's pack directory, given to
+// own if not nil, sealed, and renamed to dst.
+func writeBitmapFile(r *repo.Repo, pack bitmap.IndexLookup, bms *walk.Bitmaps, dst string, own func(string)) error {
 	tmp, err := os.CreateTemp(r.PackDir(), "tmp_bitmap_")
 	if err != nil {
 		return err
 	}
 	defer os.Remove(tmp.Name())
 	err = bitmap.Write(tmp, r.Format, &bitmap.WriteOptions{
-		Pack:        np,
+		Pack:        pack,
 		Types:       bms.Types,
 		NameHashes:  bms.NameHashes,
 		LookupTable: true,
@@ -155,7 +162,7 @@ func writeBitmap(ctx context.Context, r *repo.Repo, np *pack.Pack, objs []packer
 	if err != nil {
 		return fmt.Errorf("write bitmap: %w", err)
 	}
-	return os.Rename(tmp.Name(), strings.TrimSuffix(np.Path(), ".pack")+".bitmap")
+	return os.Rename(tmp.Name(), dst)
 }
 
 // earlierBitmaps returns the bitmaps of earlierBitmapIndex moved to
