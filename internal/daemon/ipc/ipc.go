@@ -830,6 +830,10 @@ type SessionEnd struct {
 	// first MaxUpdates of them as the session chose to tell them.
 	Commands, Updated uint32
 	Updates           []Update
+	// Abuse: the request failed as no well-behaved client's does (over
+	// its bounds, malformed, too slow); the parent counts those of
+	// anonymous clients against their address.
+	Abuse bool
 }
 
 // Bounds of SessionEnd's updates.
@@ -856,6 +860,11 @@ func (m *SessionEnd) encode(e *msg.Encoder) {
 	for _, u := range m.Updates {
 		e.String(u.Name).Bytes(u.Old).Bytes(u.New).String(u.Move).String(u.Refused)
 	}
+	abuse := uint32(0)
+	if m.Abuse {
+		abuse = 1
+	}
+	e.Uint32(abuse)
 }
 func (m *SessionEnd) decode(d *msg.Decoder) {
 	m.Status, m.Error, m.LsRefs, m.Fetches = d.Uint32(), d.String(MaxMessage), d.Uint32(), d.Uint32()
@@ -876,6 +885,13 @@ func (m *SessionEnd) decode(d *msg.Decoder) {
 			d.Fail("bad update")
 		}
 		m.Updates = append(m.Updates, u)
+	}
+	switch d.Uint32() {
+	case 0:
+	case 1:
+		m.Abuse = true
+	default:
+		d.Fail("bad session end")
 	}
 }
 

@@ -46,7 +46,7 @@ func messages() []Message {
 		&RecvPack{},
 		&Progress{Stage: "resolving deltas", Done: 1, Total: 2},
 		&PackIndexed{Pack: "/q/p.pack", Index: "/q/p.idx", Rev: "/q/p.rev", Count: 3, Checksum: make([]byte, 20), Bytes: 4096},
-		&SessionEnd{Status: StatusFailed, Error: "pack is truncated", LsRefs: 1, Fetches: 1, Wants: 2, Haves: 3, Objects: 4, Bytes: 5,
+		&SessionEnd{Status: StatusFailed, Error: "pack is truncated", Abuse: true, LsRefs: 1, Fetches: 1, Wants: 2, Haves: 3, Objects: 4, Bytes: 5,
 			Commands: 12, Updated: 1, Updates: []Update{
 				{Name: "refs/heads/main", Old: make([]byte, 20), New: bytes.Repeat([]byte{1}, 20), Move: "created"},
 				{Name: "refs/heads/x", Old: bytes.Repeat([]byte{2}, 32), New: make([]byte, 32), Refused: "deletion prohibited"}}},

@@ -1,6 +1,12 @@
 package wire
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+)
+
+// ErrOverBudget is wrapped in the error of a list over its Budget.
+var ErrOverBudget = errors.New("wire: over the request's bounds")
 
 // Budget bounds one list a client sends (its haves, its push commands,
 // its capabilities …) in lines and in bytes together, so that what is
@@ -25,7 +31,9 @@ func (b *Budget) Take(n int) error {
 	b.lines++
 	b.bytes += n
 	if Exceeds(b.lines, b.Lines) || Exceeds(b.bytes, b.Bytes) {
-		return Errorf("%stoo many %s (limit %s lines / %s)", b.Prefix, b.What, count(b.Lines), Size(int64(b.Bytes)))
+		e := Errorf("%stoo many %s (limit %s lines / %s)", b.Prefix, b.What, count(b.Lines), Size(int64(b.Bytes)))
+		e.Err = ErrOverBudget
+		return e
 	}
 	return nil
 }

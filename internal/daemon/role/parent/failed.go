@@ -7,16 +7,20 @@ import (
 	"gotd/internal/daemon/ipc"
 )
 
-// Failed requests of anonymous network clients spend tokens of their
-// address (admit.AddressKey). Each such request costs a session
-// process (its start, its reading of what it refuses), and a client
+// Requests of anonymous network clients that fail as no well-behaved
+// client's do (over their bounds, malformed, too slow: SessionEnd.Abuse)
+// spend tokens of their address (admit.AddressKey). Each such request
+// costs a session process (its start, its reading of what it refuses),
+// and a client
 // that sends them one after another, each refused at once, keeps that
 // many processes busy however cheap each refusal is: under "load held"
 // four connections flooding ls-refs requests over their bound took 0.7
 // of the machine's two cores (issue 18). Past failedBurst failures, and
 // one more every failedRefill, the address's requests are refused
-// before a process is started. Failures of the server itself
-// ("internal server error") cost nothing.
+// before a process is started. Wants of what the repository does not
+// offer (a hidden reference, a branch a push just moved) and failures
+// of the server itself cost nothing: a TestHiddenRefs clone was refused
+// after ten such wants when they counted.
 const (
 	failedBurst  = 10
 	failedRefill = 2 * time.Second
@@ -47,10 +51,12 @@ func (d *daemon) tooManyFailed(c *client) bool {
 }
 
 // noteFailed spends a token of c's address when c is an anonymous
-// network client whose session ended failed, not for the server's own
-// fault.
+// network client whose session ended failed as no well-behaved
+// client's does (SessionEnd.Abuse): over the request's bounds,
+// malformed or too slow, not a want of a hidden reference or the
+// server's own fault.
 func (d *daemon) noteFailed(c *client, end *ipc.SessionEnd) {
-	if !c.rec.unproven || c.connect.Via == ipc.ViaSocket || end.Status != ipc.StatusFailed || end.Error == "internal server error" {
+	if !c.rec.unproven || c.connect.Via == ipc.ViaSocket || end.Status != ipc.StatusFailed || !end.Abuse {
 		return
 	}
 	d.failedBuckets().Take(admit.AddressKey(addrString(c.connect.Remote)))

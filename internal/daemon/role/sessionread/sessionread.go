@@ -12,9 +12,11 @@ package sessionread
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 
 	"gotd/internal/daemon/ipc"
 	"gotd/internal/daemon/memlimit"
@@ -119,6 +121,7 @@ func report(res *upload.Result, err error) *ipc.SessionEnd {
 	if err != nil {
 		end.Status = ipc.StatusFailed
 		end.Error = truncate(wire.ClientMessage(err), ipc.MaxMessage)
+		end.Abuse = abusive(err)
 	}
 	if res != nil {
 		end.LsRefs, end.Fetches = clamp(res.LsRefs), clamp(res.Fetches)
@@ -136,4 +139,23 @@ func truncate(s string, n int) string {
 		return s[:n]
 	}
 	return s
+}
+
+// abusive reports whether err ended a request as no well-behaved
+// client's ends: a list over its bounds, a malformed request ("protocol
+// error", as C Git words it), or a client too slow. A want of what the
+// repository does not offer ("not our ref", a hidden reference) is not:
+// well-behaved clients meet it when a push races their fetch.
+func abusive(err error) bool {
+	var e *wire.Error
+	if errors.As(err, &e) && strings.HasPrefix(e.Msg, "protocol error:") {
+		return true
+	}
+	for _, target := range []error{wire.ErrOverBudget, wire.ErrBadDaemonRequest, pktline.ErrMalformed, pktline.ErrTooLong,
+		stream.ErrTimeout, stream.ErrTooSlow, stream.ErrDeadline} {
+		if errors.Is(err, target) {
+			return true
+		}
+	}
+	return false
 }
