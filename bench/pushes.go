@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -223,23 +222,6 @@ func looseCount(repo string) int {
 // that the daemon, its receive-pack and upload-pack and the gc --auto
 // they run are 2.55's.
 func newGitDaemon255(repos string) *server {
-	port := freePort()
-	s := &server{name: "git daemon 2.55", user: currentUser()}
 	env := append(gitEnv(), "PATH="+cgit255+":"+os.Getenv("PATH"))
-	s.start = func() *exec.Cmd {
-		cmd := exec.Command(filepath.Join(cgit255, "git"), "daemon", "--export-all", "--reuseaddr", "--enable=receive-pack", "--base-path="+repos,
-			"--listen=127.0.0.1", fmt.Sprintf("--port=%d", port), "--max-connections=1024", repos)
-		cmd.Env = env
-		check(cmd.Start())
-		waitPort(port)
-		return cmd
-	}
-	s.stop = func(cmd *exec.Cmd) {
-		time.Sleep(100 * time.Millisecond) // let it reap the finished upload-pack
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
-	}
-	s.url = func(repo string) string { return fmt.Sprintf("git://127.0.0.1:%d/%s", port, repo) }
-	s.pushURL = s.url
-	return s
+	return newGitDaemonOf("git daemon 2.55", filepath.Join(cgit255, "git"), env, repos)
 }

@@ -117,12 +117,18 @@ func newGotd(work, bin, repos string, names []string) *server {
 // pushes included (receive-pack enabled; the repositories pushed to
 // have receive.fsckObjects set).
 func newGitDaemon(repos string) *server {
+	return newGitDaemonOf("git daemon", "git", gitEnv(), repos)
+}
+
+// newGitDaemonOf is newGitDaemon named name, run by the git binary
+// with environment env.
+func newGitDaemonOf(name, git string, env []string, repos string) *server {
 	port := freePort()
-	s := &server{name: "git daemon", user: currentUser()}
+	s := &server{name: name, user: currentUser()}
 	s.start = func() *exec.Cmd {
-		cmd := exec.Command("git", "daemon", "--export-all", "--reuseaddr", "--enable=receive-pack", "--base-path="+repos,
+		cmd := exec.Command(git, "daemon", "--export-all", "--reuseaddr", "--enable=receive-pack", "--base-path="+repos,
 			"--listen=127.0.0.1", fmt.Sprintf("--port=%d", port), "--max-connections=1024", repos)
-		cmd.Env = gitEnv()
+		cmd.Env = env
 		check(cmd.Start())
 		waitPort(port)
 		return cmd
