@@ -91,30 +91,36 @@ from dulwich.repo import Repo
 from dulwich.server import DictBackend, TCPGitServer
 from dulwich.web import make_wsgi_chain
 root = sys.argv[1]
-repos = {}
-for n in os.listdir(root):
-    if n.endswith(".git"):
-        # The git:// server looks repositories up by bytes, the WSGI one by str.
-        repos["/" + n] = repos[("/" + n).encode()] = Repo(os.path.join(root, n))
-backend = DictBackend(repos)
+def backend(key):
+    # A Repo's pack files are read through shared file objects: the two
+    # servers run in two threads, so each has Repo objects of its own
+    # (one shared Repo cut a git:// fetch short while the WSGI server
+    # read the same pack). The git:// server looks repositories up by
+    # bytes, the WSGI one by str.
+    return DictBackend({key("/" + n): Repo(os.path.join(root, n)) for n in os.listdir(root) if n.endswith(".git")})
 class Quiet(WSGIRequestHandler):
     def log_message(self, *args):
         pass
-web = make_server("127.0.0.1", int(sys.argv[3]), make_wsgi_chain(backend), handler_class=Quiet)
+web = make_server("127.0.0.1", int(sys.argv[3]), make_wsgi_chain(backend(str)), handler_class=Quiet)
 threading.Thread(target=web.serve_forever, daemon=True).start()
-TCPGitServer(backend, "127.0.0.1", int(sys.argv[2])).serve_forever()
+TCPGitServer(backend(str.encode), "127.0.0.1", int(sys.argv[2])).serve_forever()
 `
 	ctx, cancel := context.WithCancel(context.Background())
 	py := exec.CommandContext(ctx, "/usr/bin/python3", "-c", script, root, fmt.Sprint(ports[0]), fmt.Sprint(ports[1]))
+	log := &lockedBuffer{}
+	py.Stderr = log
 	if err := py.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		cancel()
 		py.Wait()
+		if t.Failed() && log.String() != "" {
+			t.Logf("dulwich's servers wrote:\n%s", log.String())
+		}
 	})
-	waitPort(t, ports[0], &lockedBuffer{})
-	waitPort(t, ports[1], &lockedBuffer{})
+	waitPort(t, ports[0], log)
+	waitPort(t, ports[1], log)
 	return fmt.Sprintf("git://127.0.0.1:%d", ports[0]), fmt.Sprintf("http://127.0.0.1:%d", ports[1])
 }
 
