@@ -28,6 +28,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -281,7 +282,51 @@ func scenarios(r *repos, work string) []scenario {
 // cleanup removes the work directory unless it is kept.
 var cleanup = func() {}
 
+// running holds the servers started and not stopped yet: a run that
+// stops on an error stops them too, where it used to leave a gotd or a
+// git daemon serving a removed directory.
+var running = struct {
+	sync.Mutex
+	cmds map[*exec.Cmd]bool
+}{cmds: make(map[*exec.Cmd]bool)}
+
+// startServer starts cmd, a server that runs until stopServer.
+func startServer(cmd *exec.Cmd) {
+	// Its own process group, so that what it forks stops with it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	check(cmd.Start())
+	running.Lock()
+	running.cmds[cmd] = true
+	running.Unlock()
+}
+
+// stopServer marks cmd, started by startServer and now stopped, as
+// stopped.
+func stopServer(cmd *exec.Cmd) {
+	running.Lock()
+	delete(running.cmds, cmd)
+	running.Unlock()
+}
+
+// killServers stops the servers still running: SIGTERM to each group,
+// then SIGKILL to those still there after 5 s.
+func killServers() {
+	running.Lock()
+	defer running.Unlock()
+	for cmd := range running.cmds {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for cmd := range running.cmds {
+		for time.Now().Before(deadline) && syscall.Kill(cmd.Process.Pid, 0) == nil {
+			time.Sleep(50 * time.Millisecond)
+		}
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
+}
+
 func fatalf(format string, args ...any) {
+	killServers()
 	cleanup()
 	log.Fatalf(format, args...)
 }

@@ -248,12 +248,13 @@ func (m *mirrorGotd) fresh() {
 
 func (m *mirrorGotd) start() {
 	m.cmd = exec.Command(filepath.Join(m.bin, "gotd"), "-d", "-f", m.conf)
-	check(m.cmd.Start())
+	startServer(m.cmd)
 }
 
 func (m *mirrorGotd) stop() {
 	exec.Command(filepath.Join(m.bin, "gotctl"), "-f", m.sock, "stop").Run()
 	m.cmd.Wait()
+	stopServer(m.cmd)
 }
 
 // initial mirrors into an empty repository: the sync gotd starts with.

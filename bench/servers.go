@@ -96,7 +96,7 @@ func newGotd(work, bin, repos string, names []string) *server {
 	}
 	s.start = func() *exec.Cmd {
 		cmd := exec.Command(filepath.Join(bin, "gotd"), "-d", "-f", conf, "-s", secrets)
-		check(cmd.Start())
+		startServer(cmd)
 		waitPort(gitPort)
 		waitPort(httpPort)
 		return cmd
@@ -104,6 +104,7 @@ func newGotd(work, bin, repos string, names []string) *server {
 	s.stop = func(cmd *exec.Cmd) {
 		exec.Command(filepath.Join(bin, "gotctl"), "-f", sock, "stop").Run()
 		cmd.Wait()
+		stopServer(cmd)
 	}
 	s.url = func(repo string) string { return fmt.Sprintf("git://127.0.0.1:%d/%s", gitPort, repo) }
 	s.web = fmt.Sprintf("http://127.0.0.1:%d", httpPort)
@@ -129,7 +130,7 @@ func newGitDaemonOf(name, git string, env []string, repos string) *server {
 		cmd := exec.Command(git, "daemon", "--export-all", "--reuseaddr", "--enable=receive-pack", "--base-path="+repos,
 			"--listen=127.0.0.1", fmt.Sprintf("--port=%d", port), "--max-connections=1024", repos)
 		cmd.Env = env
-		check(cmd.Start())
+		startServer(cmd)
 		waitPort(port)
 		return cmd
 	}
@@ -137,6 +138,7 @@ func newGitDaemonOf(name, git string, env []string, repos string) *server {
 		time.Sleep(100 * time.Millisecond) // let it reap the finished upload-pack
 		cmd.Process.Signal(syscall.SIGTERM)
 		cmd.Wait()
+		stopServer(cmd)
 	}
 	s.url = func(repo string) string { return fmt.Sprintf("git://127.0.0.1:%d/%s", port, repo) }
 	s.pushURL = s.url

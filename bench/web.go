@@ -67,7 +67,7 @@ func newCgit(work, dir string) *server {
 		cmd.Stderr = os.Stderr
 		stdin, err = cmd.StdinPipe()
 		check(err)
-		check(cmd.Start())
+		startServer(cmd)
 		waitPort(port)
 		return cmd
 	}
@@ -81,6 +81,7 @@ func newCgit(work, dir string) *server {
 			cmd.Process.Signal(syscall.SIGKILL)
 			<-done
 		}
+		stopServer(cmd)
 	}
 	s.web = fmt.Sprintf("http://127.0.0.1:%d", port)
 	return s
