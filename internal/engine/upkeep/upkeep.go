@@ -255,19 +255,29 @@ func Repack(ctx context.Context, r *repo.Repo, o Options) (*Report, error) {
 		return nil, err
 	}
 
-	reachable := oid.NewSet(r.Format, 0)
-	var objs []packer.Object
+	// At most every object stored is reachable: sized for them all, the
+	// set and the list are never copied as they grow.
+	stored := loose.Len()
+	for _, p := range r.Packs() {
+		stored += p.Count()
+	}
+	reachable := oid.NewSet(r.Format, stored)
+	objs := make([]packer.Object, 0, stored)
 	rel := &pageRelease{packs: r.Packs()}
+	// An object the walk lists was read from, or found in, the
+	// repository unless a quarantine holds it.
 	inRepo := func(id oid.ID) bool {
+		if len(q.packs) == 0 {
+			return true
+		}
 		_, _, ok := r.LocateObject(id)
 		return ok || loose.Has(id)
 	}
 	err = walkReachable(ctx, r, q, roots, nil, func(id oid.ID, t object.Type, path []byte) error {
 		rel.tick()
-		if reachable.Has(id) {
+		if !reachable.Add(id) {
 			return nil // reached from another quarantine too
 		}
-		reachable.Add(id)
 		if inRepo(id) {
 			objs = append(objs, packer.Object{ID: id, Type: t, NameHash: packer.NameHash(path)})
 		}
