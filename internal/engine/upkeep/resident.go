@@ -7,13 +7,13 @@ import "gotd/internal/git/pack"
 const releaseEvery = 1 << 14
 
 // pageRelease lets the pages of packs that a long pass reads all over
-// (the walk of everything reachable, then the writing of the new pack
-// from their entries) leave the process's resident set every
-// releaseEvery objects (pack.Pack.ReleasePages): they stay in the page
-// cache, and are read again from there if needed. Without it, by the
-// end of a repack of git.git the whole of its 317 MB pack counted in
-// the process's memory besides what the repack itself holds. A failure
-// to release only costs memory and is ignored.
+// (Repack's walk of everything reachable; the writing of the new pack
+// does the same with packer.Options.ReleasePages) leave the process's
+// resident set every releaseEvery objects (pack.Pack.ReleasePages):
+// they stay in the page cache, and are read again from there if needed.
+// Without it, by the end of a repack of git.git the whole of its 317 MB
+// pack counted in the process's memory besides what the repack itself
+// holds. A failure to release only costs memory and is ignored.
 type pageRelease struct {
 	packs []*pack.Pack
 	n     int
