@@ -119,6 +119,12 @@ type Options struct {
 	// without reading the pack back. The CRC is computed only when
 	// OnEntry is set.
 	OnEntry func(pack.IndexEntry)
+	// ReleasePages, for a writer that reads whole packs (a full
+	// repack), lets the pages of the source packs read so far leave the
+	// process's resident set every releaseEvery entries learnt about
+	// and written (pack.Pack.ReleasePages): otherwise, by the end, every
+	// source pack counts whole in the process's memory.
+	ReleasePages bool
 }
 
 const (
@@ -230,6 +236,21 @@ func Write(ctx context.Context, w io.Writer, src Source, objs []Object, opts Opt
 	return sum, nil
 }
 
+// releaseEvery is how many entries go between two releases of the
+// source packs' pages with Options.ReleasePages.
+const releaseEvery = 1 << 14
+
+// releasePages releases the pages of the source packs met so far, with
+// Options.ReleasePages. A failure only costs memory.
+func (wr *writer) releasePages() {
+	if !wr.opts.ReleasePages {
+		return
+	}
+	for _, p := range wr.packs {
+		p.ReleasePages()
+	}
+}
+
 // prepare builds the entries, learns where each object is stored and
 // decides which stored deltas are kept.
 func (wr *writer) prepare(objs []Object) error {
@@ -280,6 +301,9 @@ func (wr *writer) prepare(objs []Object) error {
 			if err := wr.ctx.Err(); err != nil {
 				return err
 			}
+		}
+		if i%releaseEvery == releaseEvery-1 {
+			wr.releasePages()
 		}
 		e := &wr.ents[i]
 		p, off, ok := wr.src.LocateObject(e.id)

@@ -69,6 +69,9 @@ func (wr *writer) write(w io.Writer) ([]byte, error) {
 			if written&255 == 0 {
 				wr.prog.report(stageWrite, written, sent)
 			}
+			if written%releaseEvery == 0 {
+				wr.releasePages()
+			}
 		}
 	}
 	sum := pw.hw.h.Sum(nil)
@@ -79,6 +82,7 @@ func (wr *writer) write(w io.Writer) ([]byte, error) {
 		return nil, fmt.Errorf("write pack: %w", err)
 	}
 	wr.prog.report(stageWrite, sent, sent)
+	wr.releasePages()
 	return sum, nil
 }
 

@@ -35,6 +35,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"syscall"
@@ -254,17 +255,29 @@ func Repack(ctx context.Context, r *repo.Repo, o Options) (*Report, error) {
 		return nil, err
 	}
 
-	reachable := oid.NewSet(r.Format, 0)
-	var objs []packer.Object
+	// At most every object stored is reachable: sized for them all, the
+	// set and the list are never copied as they grow.
+	stored := loose.Len()
+	for _, p := range r.Packs() {
+		stored += p.Count()
+	}
+	reachable := oid.NewSet(r.Format, stored)
+	objs := make([]packer.Object, 0, stored)
+	rel := &pageRelease{packs: r.Packs()}
+	// An object the walk lists was read from, or found in, the
+	// repository unless a quarantine holds it.
 	inRepo := func(id oid.ID) bool {
+		if len(q.packs) == 0 {
+			return true
+		}
 		_, _, ok := r.LocateObject(id)
 		return ok || loose.Has(id)
 	}
 	err = walkReachable(ctx, r, q, roots, nil, func(id oid.ID, t object.Type, path []byte) error {
-		if reachable.Has(id) {
+		rel.tick()
+		if !reachable.Add(id) {
 			return nil // reached from another quarantine too
 		}
-		reachable.Add(id)
 		if inRepo(id) {
 			objs = append(objs, packer.Object{ID: id, Type: t, NameHash: packer.NameHash(path)})
 		}
@@ -275,8 +288,13 @@ func Repack(ctx context.Context, r *repo.Repo, o Options) (*Report, error) {
 	}
 	// The walk's trees are read; the pack is written mostly from stored
 	// bytes and the bitmaps from what the walk listed. Bases cached for
-	// the walk would only add to the peak of what follows.
+	// the walk would only add to the peak of what follows. So would the
+	// walk's garbage (its seen-set and commit nodes, a third of the
+	// heap's peak on git.git) if left to the collector's pace: the heap
+	// would grow to twice what the walk held before the next collection,
+	// and its freed pages stay resident long after.
 	r.PurgeDeltaCache()
+	debug.FreeOSMemory()
 
 	junk, err := findGarbage(r, old, loose, reachable, o)
 	if err != nil {
@@ -791,10 +809,11 @@ func removeReplaced(r *repo.Repo, replaced []*pack.Pack, np *pack.Pack, own func
 
 // writeRepack writes objs as a pack of r with o's packing options
 // (offset deltas, stored deltas reused) and returns its path and the
-// pack, opened among r's.
+// pack, opened among r's. The pages of the packs it reads leave the
+// process's resident set as it goes (packer.Options.ReleasePages).
 func writeRepack(ctx context.Context, r *repo.Repo, objs []packer.Object, o Options) (string, *pack.Pack, error) {
 	po := o.Pack
-	po.Format, po.OfsDelta, po.ReuseDeltas = r.Format, true, true
+	po.Format, po.OfsDelta, po.ReuseDeltas, po.ReleasePages = r.Format, true, true, true
 	path, err := WritePack(ctx, r, objs, po, o.Own)
 	if err != nil {
 		return "", nil, fmt.Errorf("upkeep: write pack: %w", err)

@@ -125,6 +125,52 @@ func (b Bitmap) ForEach(fn func(i int) bool) {
 	}
 }
 
+// OrRange sets, for each bit from+k (0 <= k < n) set in o, bit to+k of
+// b: o's bits of that range moved to start at to, a word at a time,
+// for a caller that renumbers runs of positions (bitmaps reused across
+// packs whose objects keep their order). from, n and to must not be
+// negative.
+func (b *Bitmap) OrRange(o Bitmap, from, n, to int) {
+	if n <= 0 {
+		return
+	}
+	end := min(from+n, len(o.words)*64)
+	if from >= end {
+		return
+	}
+	if last := (to + end - from - 1) >> 6; last >= len(b.words) {
+		b.grow(last + 1)
+	}
+	for pos := from; pos < end; {
+		off := uint(pos) & 63
+		k := min(64-int(off), end-pos) // bits taken from this word
+		w := o.words[pos>>6] >> off
+		if k < 64 {
+			w &= 1<<uint(k) - 1
+		}
+		if w != 0 {
+			d := to + pos - from
+			dw, doff := d>>6, uint(d)&63
+			b.words[dw] |= w << doff
+			if doff != 0 && int(doff)+k > 64 {
+				b.words[dw+1] |= w >> (64 - doff)
+			}
+		}
+		pos += k
+	}
+}
+
+// Intersects reports whether b and o have a set bit in common.
+func (b Bitmap) Intersects(o Bitmap) bool {
+	n := min(len(b.words), len(o.words))
+	for i := 0; i < n; i++ {
+		if b.words[i]&o.words[i] != 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // Clone returns a copy of b that shares no memory with it.
 func (b Bitmap) Clone() Bitmap {
 	return Bitmap{words: append([]uint64(nil), b.words...)}

@@ -204,3 +204,39 @@ func TestAppendEWAHAllocs(t *testing.T) {
 		t.Errorf("AppendEWAH into a large enough buffer: %v allocations; want 0", n)
 	}
 }
+
+// TestOrRange checks OrRange and Intersects against bit-by-bit
+// versions on random bitmaps and ranges, word-aligned or not.
+func TestOrRange(t *testing.T) {
+	rng := rand.New(rand.NewSource(1))
+	for round := 0; round < 2000; round++ {
+		nbits := 1 + rng.Intn(300)
+		var src Bitmap
+		for i := 0; i < nbits; i++ {
+			if rng.Intn(3) == 0 {
+				src.Set(i)
+			}
+		}
+		from, n, to := rng.Intn(nbits+10), rng.Intn(200), rng.Intn(300)
+		dst := New(rng.Intn(400))
+		for i := 0; i < 50; i++ {
+			dst.Set(rng.Intn(400))
+		}
+		want := dst.Clone()
+		for k := 0; k < n; k++ {
+			if src.Has(from + k) {
+				want.Set(to + k)
+			}
+		}
+		got := dst.Clone()
+		got.OrRange(src, from, n, to)
+		if !got.Equal(want) {
+			t.Fatalf("OrRange(from %d, n %d, to %d) of %d bits: got %v; want %v", from, n, to, nbits, got.words, want.words)
+		}
+		common := false
+		src.ForEach(func(i int) bool { common = dst.Has(i); return !common })
+		if got := src.Intersects(dst); got != common {
+			t.Fatalf("Intersects: got %v; want %v", got, common)
+		}
+	}
+}

@@ -59,7 +59,22 @@ func (w *Walker) BuildBitmaps(ctx context.Context, tips []oid.ID, pack bitmap.In
 type Reused struct {
 	old *bitmap.Index
 	to  []int32 // new position of each old position; -1: not in the new pack
+	// runs are the stretches of old positions that keep their order in
+	// the new pack (from+k goes to to+k), and lost the old positions
+	// not in the new pack, when there are few enough runs for Bitmap to
+	// move a bitmap a run at a time: a repack of the same objects writes
+	// them in nearly the same order.
+	runs []posRun
+	lost bitmap.Bitmap
 }
+
+// posRun is a stretch of n old positions from from that are at to
+// onwards in the new pack.
+type posRun struct{ from, to, n int }
+
+// maxRunsPer is the fewest positions per run on average for which
+// Reused moves bitmaps a run at a time rather than a bit at a time.
+const maxRunsPer = 256
 
 // NewReused maps the positions of old, the index of an earlier pack, to
 // those of pack: one lookup per object of the earlier pack, 4 bytes
@@ -76,7 +91,30 @@ func NewReused(old *bitmap.Index, pack bitmap.IndexLookup) (*Reused, error) {
 			u.to[pos] = int32(np)
 		}
 	}
+	u.findRuns()
 	return u, nil
+}
+
+// findRuns sets u.runs and u.lost from u.to, or leaves them empty when
+// there are too many runs for them to pay.
+func (u *Reused) findRuns() {
+	var runs []posRun
+	lost := bitmap.New(len(u.to))
+	for pos := 0; pos < len(u.to); pos++ {
+		np := int(u.to[pos])
+		switch {
+		case np < 0:
+			lost.Set(pos)
+		case len(runs) > 0 && runs[len(runs)-1].from+runs[len(runs)-1].n == pos && runs[len(runs)-1].to+runs[len(runs)-1].n == np:
+			runs[len(runs)-1].n++
+		default:
+			if len(runs) >= len(u.to)/maxRunsPer+1 {
+				return // in another order: a bit at a time
+			}
+			runs = append(runs, posRun{from: pos, to: np, n: 1})
+		}
+	}
+	u.runs, u.lost = runs, lost
 }
 
 // Has reports whether the earlier index stores a bitmap of commit.
@@ -93,7 +131,23 @@ func (u *Reused) Bitmap(commit oid.ID) (bitmap.Bitmap, bool) {
 	if !ok {
 		return bitmap.Bitmap{}, false
 	}
+	return u.move(b)
+}
+
+// move returns b, a bitmap in the earlier pack's positions, in the new
+// pack's, or false if an object it covers is not in the new pack.
+func (u *Reused) move(b bitmap.Bitmap) (bitmap.Bitmap, bool) {
 	out := bitmap.New(len(u.to))
+	if u.runs != nil {
+		if b.Len() > len(u.to) || b.Intersects(u.lost) {
+			return bitmap.Bitmap{}, false
+		}
+		for _, r := range u.runs {
+			out.OrRange(b, r.from, r.n, r.to)
+		}
+		return out, true
+	}
+	ok := true
 	b.ForEach(func(pos int) bool {
 		if pos >= len(u.to) || u.to[pos] < 0 {
 			ok = false

@@ -758,3 +758,46 @@ func TestObjectsNear(t *testing.T) {
 		}
 	}
 }
+
+// TestObjectsLastTreeModes checks the walk's matching of a tree's
+// entries with those of the tree at the same path walked before (the
+// newer commit's): an entry with the same name and id but another mode
+// is not taken as listed. Here a newer tree has a gitlink to the id of
+// a blob that an older tree at the same path holds as a file: the
+// gitlink is not followed, so the blob must be listed from the older
+// tree.
+func TestObjectsLastTreeModes(t *testing.T) {
+	dir := gittest.InitBare(t, "sha1")
+	blob := strings.TrimSpace(gittest.GitInput(t, dir, []byte("hello\n"), "hash-object", "-w", "--stdin"))
+	var b strings.Builder
+	for i, x := range []string{"100644 " + blob, "160000 " + blob, "100755 " + blob} {
+		fmt.Fprintf(&b, "commit refs/heads/main\nmark :%d\ncommitter C <c@example.com> %d +0000\ndata 0\n", i+1, 1000+100*i)
+		if i > 0 {
+			fmt.Fprintf(&b, "from :%d\n", i)
+		}
+		fmt.Fprintf(&b, "M %s d/x\nM 100644 inline d/y\ndata %d\n%d\n\n", x, len(strconv.Itoa(i)), i)
+	}
+	gittest.GitInput(t, dir, []byte(b.String()), "fast-import", "--quiet")
+	r := &repo{dir: dir, f: oid.SHA1}
+	r.store = walktest.LoadStore(t, dir, r.f)
+	for _, tip := range []string{"main", "main~1"} {
+		want := r.revList(t, tip)
+		got := map[string]bool{}
+		w := &Walker{Store: r.store, Format: r.f}
+		err := w.Objects(context.Background(), []oid.ID{r.rev(t, tip)}, nil, func(id oid.ID, _ object.Type, _ []byte) error {
+			got[id.String()] = true
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("%s: %v", tip, err)
+		}
+		if !got[blob] || len(got) != len(want) {
+			t.Errorf("%s: got %d objects (blob listed: %v); want %d (blob listed: %v)", tip, len(got), got[blob], len(want), want[blob])
+		}
+		for id := range want {
+			if !got[id] {
+				t.Errorf("%s: %s not listed", tip, id)
+			}
+		}
+	}
+}
