@@ -263,12 +263,12 @@ func (wr *writer) prepare(objs []Object) error {
 		nbases = len(wr.opts.Bases)
 	}
 	// With a prefix, each sent object may add the prefix entry of its
-	// stored delta's base.
+	// stored delta's base (inPrefix), which must not move the entries.
 	nprefix := 0
 	if wr.opts.Prefix != nil {
 		nprefix = len(objs)
 	}
-	wr.ents = make([]entry, 0, len(objs)+nbases)
+	wr.ents = make([]entry, 0, len(objs)+nbases+nprefix)
 	wr.ids.init(len(objs) + nbases + nprefix)
 	for _, o := range objs {
 		if o.ID.Format() != f {
@@ -423,6 +423,9 @@ func (wr *writer) inPrefix(id oid.ID) int32 {
 		return -1
 	}
 	n := int32(len(wr.ents))
+	if len(wr.ents) == cap(wr.ents) {
+		return -1 // more than one base per sent object: cannot be
+	}
 	wr.ents = append(wr.ents, entry{id: id, prefixed: true, out: off + 1, pack: -1, base: -1})
 	wr.ids.insertID(wr.ents, n)
 	return n
