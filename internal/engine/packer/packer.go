@@ -422,10 +422,11 @@ func (wr *writer) inPrefix(id oid.ID) int32 {
 	if !ok {
 		return -1
 	}
-	n := int32(len(wr.ents))
 	if len(wr.ents) == cap(wr.ents) {
-		return -1 // more than one base per sent object: cannot be
+		// prepare made room for one per sent object; never more.
+		return -1
 	}
+	n := int32(len(wr.ents))
 	wr.ents = append(wr.ents, entry{id: id, prefixed: true, out: off + 1, pack: -1, base: -1})
 	wr.ids.insertID(wr.ents, n)
 	return n

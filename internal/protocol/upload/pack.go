@@ -153,6 +153,9 @@ func leadingPack(m *pack.MultiPackIndex, packs map[string]*pack.Pack) *pack.Pack
 	}
 	preferred, _ := m.Object(first)
 	p := packs[m.PackNames()[preferred]]
+	if p == nil {
+		return nil
+	}
 	n := p.Count()
 	if n == 0 || n > m.Count() {
 		return nil
@@ -203,6 +206,7 @@ func writePack(ctx context.Context, r *repo.Repo, wk *walk.Walker, lead *pack.Pa
 	// they peel to (as C Git's pack-objects): packed-refs knows that of
 	// most without reading the tag.
 	var tagsOf map[oid.ID][]oid.ID
+	var peeledTo []oid.ID // tagsOf's keys in the order of the tags
 	if req.IncludeTag {
 		tagsOf = make(map[oid.ID][]oid.ID)
 		r.Refs.List("refs/tags/", func(ref refs.Ref) error {
@@ -214,6 +218,9 @@ func writePack(ctx context.Context, r *repo.Repo, wk *walk.Walker, lead *pack.Pa
 				peeled = r.Peel(ref.ID)
 			}
 			if peeled.Valid() && peeled != ref.ID {
+				if _, ok := tagsOf[peeled]; !ok {
+					peeledTo = append(peeledTo, peeled)
+				}
 				tagsOf[peeled] = append(tagsOf[peeled], ref.ID)
 			}
 			return nil
@@ -264,10 +271,11 @@ func writePack(ctx context.Context, r *repo.Repo, wk *walk.Walker, lead *pack.Pa
 	}
 	// Include the tags that peel to an object in the pack, and the
 	// tags they point at on the way.
+	// Those of the prefix were not listed.
 	if prefix != nil {
-		for peeled, tags := range tagsOf {
+		for _, peeled := range peeledTo {
 			if prefix.HasObject(peeled) {
-				included = append(included, tags...)
+				included = append(included, tagsOf[peeled]...)
 			}
 		}
 	}

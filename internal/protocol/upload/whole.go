@@ -18,11 +18,12 @@ import (
 )
 
 // isWholePack reports whether p, the pack that leads the bitmap's order
-// (openWalker), as stored, is the answer to req: a fetch with nothing in common, not shallow, not
-// filtered, that wants exactly the objects of p (which a full clone of
-// a repository packed with `gotadmin pack -a` or `git repack -adb`
-// does). The pack can then be sent without listing, reading, hashing
-// or compressing a single object.
+// (openWalker), as stored, is the answer to req: a fetch with nothing
+// in common, not shallow, not filtered, that wants exactly the objects
+// of p, the bitmap's objects all (which a full clone of a repository
+// packed with `gotadmin pack -a` or `git repack -adb` does). The pack
+// can then be sent without listing, reading, hashing or compressing a
+// single object.
 func isWholePack(ctx context.Context, r *repo.Repo, wk *walk.Walker, p *pack.Pack, req *PackRequest) (bool, error) {
 	if p == nil || wk.Bitmap == nil || p.Count() != wk.Bitmap.Lookup().Count() || !canLead(req) {
 		return false, nil
