@@ -113,6 +113,16 @@ type Options struct {
 	// the search's goroutines, and made only when the percentage
 	// changes; the function must not block for long.
 	Progress func(stage string, done, total int)
+	// Prefix, if set, is a stored pack of the same format whose entries
+	// begin the pack, copied as stored in one run (as C Git reuses the
+	// pack that leads a bitmap's order): the objects of objs it holds
+	// are not written again, and a stored delta whose base it holds is
+	// kept, against the copy. The objects of Prefix must be
+	// self-contained (a pack on disk is) and are all sent whether objs
+	// lists them or not; the caller must want them all. Its entries'
+	// offsets do not change, as both headers have the same size, so its
+	// offset deltas stay right; it requires OfsDelta, and no OnEntry.
+	Prefix *pack.Pack
 	// OnEntry, if not nil, is called after each entry is written with
 	// its id, offset and the CRC-32 of its bytes: what the pack's .idx
 	// records, so a caller writing the pack to disk can write the index
@@ -159,6 +169,7 @@ type entry struct {
 	stored   object.Type // type of the stored entry; Invalid when loose
 	hdrLen   uint8       // stored header length, ofs or base id included
 	external bool        // a thin base: not sent
+	prefixed bool        // sent with Options.Prefix, at out-1
 	search   bool        // a delta search target
 	baseOnly bool        // in the search as a base only
 	nameHash uint32
@@ -185,7 +196,10 @@ type writer struct {
 	ids   table // entries by id
 	packs []*pack.Pack
 	prog  *progress
-	sent  int // entries [0, sent) are sent; the rest are thin bases
+	sent  int // entries [0, sent) are sent; the rest are thin bases or in the prefix
+	// count is the number of objects in the pack: the prefix's and
+	// those of [0, sent) not in it.
+	count int
 }
 
 // Write writes a version 2 pack holding exactly objs to w and returns the
@@ -221,6 +235,16 @@ func Write(ctx context.Context, w io.Writer, src Source, objs []Object, opts Opt
 	}
 	if opts.Threads <= 0 {
 		opts.Threads = runtime.GOMAXPROCS(0)
+	}
+	if p := opts.Prefix; p != nil {
+		switch {
+		case p.Format() != opts.Format:
+			return nil, fmt.Errorf("packer: prefix %s is not a %s pack", p.Path(), opts.Format)
+		case !opts.OfsDelta:
+			return nil, errors.New("packer: a prefix pack needs ofs-delta")
+		case opts.OnEntry != nil:
+			return nil, errors.New("packer: a prefix pack reports no entries")
+		}
 	}
 	wr := &writer{ctx: ctx, src: src, opts: opts, prog: &progress{fn: opts.Progress}}
 	if err := wr.prepare(objs); err != nil {
@@ -259,8 +283,14 @@ func (wr *writer) prepare(objs []Object) error {
 	if wr.opts.Thin {
 		nbases = len(wr.opts.Bases)
 	}
-	wr.ents = make([]entry, 0, len(objs)+nbases)
-	wr.ids.init(len(objs) + nbases)
+	// With a prefix, each sent object may add the prefix entry of its
+	// stored delta's base (inPrefix), which must not move the entries.
+	nprefix := 0
+	if wr.opts.Prefix != nil {
+		nprefix = len(objs)
+	}
+	wr.ents = make([]entry, 0, len(objs)+nbases+nprefix)
+	wr.ids.init(len(objs) + nbases + nprefix)
 	for _, o := range objs {
 		if o.ID.Format() != f {
 			return fmt.Errorf("object %s is not a %s id", o.ID, f)
@@ -306,6 +336,13 @@ func (wr *writer) prepare(objs []Object) error {
 			wr.releasePages()
 		}
 		e := &wr.ents[i]
+		if wr.opts.Prefix != nil {
+			// Sent with the prefix, wherever else it is stored.
+			if off, ok := wr.opts.Prefix.OffsetOf(e.id); ok {
+				e.prefixed, e.out = true, off+1
+				continue
+			}
+		}
 		p, off, ok := wr.src.LocateObject(e.id)
 		if !ok {
 			continue
@@ -336,6 +373,8 @@ func (wr *writer) prepare(objs []Object) error {
 			e.baseAt = 0
 			if b := wr.ids.findID(wr.ents, &pe.BaseID); b >= 0 {
 				e.base = b
+			} else if b := wr.inPrefix(pe.BaseID); b >= 0 {
+				e.base = b
 			} else {
 				e.base = -2 // base not sent
 			}
@@ -362,7 +401,9 @@ func (wr *writer) prepare(objs []Object) error {
 				if !ok {
 					return fmt.Errorf("object %s in %s: no object at delta base offset %d", e.id, p.Path(), e.baseAt)
 				}
-				b = wr.ids.findID(wr.ents, &id)
+				if b = wr.ids.findID(wr.ents, &id); b < 0 {
+					b = wr.inPrefix(id)
+				}
 			}
 			e.base = b
 		case object.RefDelta:
@@ -376,7 +417,43 @@ func (wr *writer) prepare(objs []Object) error {
 		}
 	}
 	wr.limitReusedChains(sent)
+	wr.count = sent
+	if p := wr.opts.Prefix; p != nil {
+		wr.count = p.Count()
+		for i := range wr.ents[:sent] {
+			if !wr.ents[i].prefixed {
+				wr.count++
+			}
+		}
+		if uint64(wr.count) >= 1<<32 {
+			return errors.New("too many objects for one pack")
+		}
+	}
 	return nil
+}
+
+// inPrefix returns the entry of id when Options.Prefix holds it, added
+// as already written at its stored offset if it has none yet, or -1.
+func (wr *writer) inPrefix(id oid.ID) int32 {
+	p := wr.opts.Prefix
+	if p == nil {
+		return -1
+	}
+	if b := wr.ids.findID(wr.ents, &id); b >= 0 {
+		return b
+	}
+	off, ok := p.OffsetOf(id)
+	if !ok {
+		return -1
+	}
+	if len(wr.ents) == cap(wr.ents) {
+		// prepare made room for one per sent object; never more.
+		return -1
+	}
+	n := int32(len(wr.ents))
+	wr.ents = append(wr.ents, entry{id: id, prefixed: true, out: off + 1, pack: -1, base: -1})
+	wr.ids.insertID(wr.ents, n)
+	return n
 }
 
 // limitReusedChains drops kept stored deltas that would form a cycle

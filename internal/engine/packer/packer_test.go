@@ -756,3 +756,96 @@ func TestNameHash(t *testing.T) {
 		}
 	}
 }
+
+// TestWritePrefix: with Options.Prefix the pack begins with the prefix
+// pack's entries as stored, holds every object once, and keeps as
+// offset deltas into the prefix the stored deltas of another pack whose
+// bases the prefix holds (a thin pack completed by index-pack
+// --fix-thin holds ref-deltas against copies of such bases): C Git
+// indexes it strictly whether objs lists the prefix's objects or not.
+// Without ofs-delta, or with OnEntry, Write refuses a prefix.
+func TestWritePrefix(t *testing.T) {
+	for _, format := range []string{"sha1", "sha256"} {
+		t.Run(format, func(t *testing.T) {
+			f := formatOf(format)
+			dir := newRepo(t, format, gittest.History{Commits: 30, Files: 10}, false)
+			gittest.Git(t, dir, "repack", "-q", "-adf")
+			first, _ := filepath.Glob(filepath.Join(dir, "objects", "pack", "*.pack"))
+			if len(first) != 1 {
+				t.Fatalf("%d packs after repack", len(first))
+			}
+			old := strings.TrimSpace(gittest.Git(t, dir, "rev-parse", "main"))
+			// More history made in a clone, sent back thin and
+			// completed with copies of its bases.
+			work := filepath.Join(t.TempDir(), "work.git")
+			gittest.Git(t, "", "clone", "-q", "--bare", "--no-local", dir, work)
+			gittest.GitInput(t, work, fastImportMore(t, work, 10), "fast-import", "--quiet")
+			thin := gittest.GitInput(t, work, []byte("main\n^"+old+"\n"), "pack-objects", "--thin", "--stdout", "--revs", "-q")
+			gittest.GitInput(t, dir, []byte(thin), "index-pack", "--stdin", "--fix-thin")
+			gittest.Git(t, dir, "update-ref", "refs/heads/main", strings.TrimSpace(gittest.Git(t, work, "rev-parse", "main")))
+
+			src := newTestSource(t, dir, f)
+			var prefix, second *pack.Pack
+			for _, p := range src.packs {
+				if p.Path() == first[0] {
+					prefix = p
+				} else {
+					second = p
+				}
+			}
+			// The second pack's ref-deltas against copies of objects
+			// of the prefix.
+			var across []Object
+			objs := listObjects(t, dir, f, "--all")
+			var rest []Object // objs without the prefix's
+			for _, o := range objs {
+				if !prefix.HasObject(o.ID) {
+					rest = append(rest, o)
+				}
+				off, ok := second.OffsetOf(o.ID)
+				if !ok {
+					continue
+				}
+				e, err := second.Entry(off)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if e.Type == object.RefDelta && prefix.HasObject(e.BaseID) {
+					across = append(across, o)
+				}
+			}
+			if len(across) == 0 {
+				t.Fatal("the completed thin pack has no ref-deltas against the prefix's objects")
+			}
+			stored, err := prefix.Bytes(pack.HeaderSize, uint64(prefix.Size())-uint64(len(prefix.Checksum())))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, list := range [][]Object{objs, rest} {
+				data := writePack(t, src, list, Options{Format: f, OfsDelta: true, ReuseDeltas: true, Prefix: prefix})
+				if len(data) < pack.HeaderSize+len(stored) || !bytes.Equal(data[pack.HeaderSize:pack.HeaderSize+len(stored)], stored) {
+					t.Fatalf("listing %d objects: the pack does not begin with the prefix's entries", len(list))
+				}
+				if got := binary.BigEndian.Uint32(data[8:12]); int(got) != len(objs) {
+					t.Errorf("listing %d objects: header counts %d objects; want %d", len(list), got, len(objs))
+				}
+				r := receive(t, format, dir, "", data, false)
+				if st := verifyPackStats(t, r.dir, r.packPath); st.objects != len(objs) {
+					t.Errorf("listing %d objects: got %d objects; want %d", len(list), st.objects, len(objs))
+				}
+				if n := entryTypes(t, r.packPath, f, across)[object.OfsDelta]; n != len(across) {
+					t.Errorf("listing %d objects: %d of the %d deltas against the prefix kept as offset deltas", len(list), n, len(across))
+				}
+			}
+
+			var buf bytes.Buffer
+			if _, err := Write(context.Background(), &buf, src, rest, Options{Format: f, ReuseDeltas: true, Prefix: prefix}); err == nil {
+				t.Error("Write took a prefix without ofs-delta")
+			}
+			onEntry := func(pack.IndexEntry) {}
+			if _, err := Write(context.Background(), &buf, src, rest, Options{Format: f, OfsDelta: true, Prefix: prefix, OnEntry: onEntry}); err == nil {
+				t.Error("Write took a prefix with OnEntry")
+			}
+		})
+	}
+}

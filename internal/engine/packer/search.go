@@ -113,7 +113,7 @@ func (wr *writer) searchList() (list []int32, targets int, err error) {
 	var zr inflater
 	for i := range wr.ents {
 		e := &wr.ents[i]
-		if e.external || e.kind == kindReuse {
+		if e.external || e.prefixed || e.kind == kindReuse {
 			continue
 		}
 		if wr.opts.ReuseDeltas && e.stored.IsBase() {

@@ -42,8 +42,19 @@ func (wr *writer) write(w io.Writer) ([]byte, error) {
 	}
 	pw.zw = zw
 	sent := wr.sent
-	if _, err := pw.hw.Write(pack.AppendHeader(pw.hdr[:0], uint32(sent))); err != nil {
+	if _, err := pw.hw.Write(pack.AppendHeader(pw.hdr[:0], uint32(wr.count))); err != nil {
 		return nil, fmt.Errorf("write pack header: %w", err)
+	}
+	if p := wr.opts.Prefix; p != nil {
+		// The prefix's entries, between its header and its trailer,
+		// at the offsets they have there.
+		b, err := p.Bytes(pack.HeaderSize, uint64(p.Size())-uint64(len(p.Checksum())))
+		if err != nil {
+			return nil, fmt.Errorf("prefix %s: %w", p.Path(), err)
+		}
+		if _, err := pw.hw.Write(b); err != nil {
+			return nil, fmt.Errorf("write prefix: %w", err)
+		}
 	}
 	wr.prog.report(stageWrite, 0, sent)
 	var chain []int32

@@ -92,6 +92,39 @@ func (b *Bitmap) Xor(o Bitmap) {
 	}
 }
 
+// HasFirst reports whether bits 0 to n-1 are all set.
+func (b Bitmap) HasFirst(n int) bool {
+	if n <= 0 {
+		return true
+	}
+	full := n >> 6
+	if full > len(b.words) || full == len(b.words) && n&63 != 0 {
+		return false
+	}
+	for _, w := range b.words[:full] {
+		if w != ^uint64(0) {
+			return false
+		}
+	}
+	if r := uint(n) & 63; r != 0 {
+		mask := uint64(1)<<r - 1
+		return b.words[full]&mask == mask
+	}
+	return true
+}
+
+// ClearFirst clears bits 0 to n-1.
+func (b *Bitmap) ClearFirst(n int) {
+	if n <= 0 {
+		return
+	}
+	full := min(n>>6, len(b.words))
+	clear(b.words[:full])
+	if r := uint(n) & 63; r != 0 && full < len(b.words) {
+		b.words[full] &^= uint64(1)<<r - 1
+	}
+}
+
 // Count returns the number of bits set.
 func (b Bitmap) Count() int {
 	n := 0

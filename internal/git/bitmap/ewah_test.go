@@ -77,6 +77,37 @@ func TestBitmapOps(t *testing.T) {
 	}
 }
 
+// TestBitmapFirst: HasFirst against a bit by bit check, and ClearFirst
+// leaving exactly the bits from n on, across word boundaries.
+func TestBitmapFirst(t *testing.T) {
+	for _, size := range []int{0, 1, 63, 64, 65, 130, 200} {
+		var full Bitmap
+		for i := range size {
+			full.Set(i)
+		}
+		holed := full.Clone()
+		holed.Clear(size / 2)
+		for n := 0; n <= size+65; n++ {
+			for _, b := range []Bitmap{full, holed} {
+				want := true
+				for i := range n {
+					want = want && b.Has(i)
+				}
+				if got := b.HasFirst(n); got != want {
+					t.Errorf("size %d, %d set: HasFirst(%d) = %v; want %v", size, b.Count(), n, got, want)
+				}
+				c := b.Clone()
+				c.ClearFirst(n)
+				for i := range size + 64 {
+					if got, want := c.Has(i), i >= n && b.Has(i); got != want {
+						t.Errorf("size %d: after ClearFirst(%d), Has(%d) = %v; want %v", size, n, i, got, want)
+					}
+				}
+			}
+		}
+	}
+}
+
 func equalInts(a, b []int) bool {
 	if len(a) != len(b) {
 		return false

@@ -424,7 +424,6 @@ func (r *reach) push(id oid.ID, plen int) error {
 // in pack order followed by the objects outside the pack.
 func (w *Walker) bitmapObjects(ctx context.Context, wants, haves []oid.ID, wantHash bool, fn func(id oid.ID, t object.Type, nameHash uint32) error) error {
 	x := w.Bitmap
-	wantHash = wantHash && x.HasNameHashes()
 	lk := x.Lookup()
 	hv := w.newReach(ctx, lk, x.Bitmap)
 	hv.have = true
@@ -447,8 +446,44 @@ func (w *Walker) bitmapObjects(ctx context.Context, wants, haves []oid.ID, wantH
 		return err
 	}
 	wt.bits.AndNot(hv.bits)
+	return w.listCovered(wt, wantHash, fn)
+}
+
+// ObjectsAfter is ObjectsFor for wants without haves, shallow boundary
+// or filter, listed with the walker's bitmap, for a caller that sends
+// the objects at pack positions below n otherwise (the pack that leads
+// the bitmap's order, copied as stored): when those are all among the
+// objects wanted, fn is called for the others only and ObjectsAfter
+// reports true; otherwise fn is called for every object, as ObjectsFor
+// calls it, and it reports false. Without a bitmap it fails.
+func (w *Walker) ObjectsAfter(ctx context.Context, wants []oid.ID, n int, fn func(id oid.ID, t object.Type, nameHash uint32) error) (bool, error) {
+	x := w.Bitmap
+	if x == nil {
+		return false, errors.New("walk: ObjectsAfter without a bitmap")
+	}
+	wt := w.newReach(ctx, x.Lookup(), x.Bitmap)
+	for _, id := range wants {
+		if err := wt.addTip(id); err != nil {
+			return false, err
+		}
+	}
+	if err := wt.run(); err != nil {
+		return false, err
+	}
+	skip := n > 0 && n <= x.Lookup().Count() && wt.bits.HasFirst(n)
+	if skip {
+		wt.bits.ClearFirst(n)
+	}
+	return skip, w.listCovered(wt, true, fn)
+}
+
+// listCovered calls fn for the objects r covers: those of its bitmap in
+// pack order, then those outside the bitmapped objects.
+func (w *Walker) listCovered(r *reach, wantHash bool, fn func(id oid.ID, t object.Type, nameHash uint32) error) error {
+	x := w.Bitmap
+	wantHash = wantHash && x.HasNameHashes()
 	var ferr error
-	wt.bits.ForEach(func(pos int) bool {
+	r.bits.ForEach(func(pos int) bool {
 		id, err := x.IDAtPackPos(pos)
 		if err != nil {
 			ferr = fmt.Errorf("walk: %w", err)
@@ -472,7 +507,7 @@ func (w *Walker) bitmapObjects(ctx context.Context, wants, haves []oid.ID, wantH
 	if ferr != nil {
 		return ferr
 	}
-	for _, o := range wt.outside {
+	for _, o := range r.outside {
 		if err := fn(o.id, o.t, o.hash); err != nil {
 			return err
 		}

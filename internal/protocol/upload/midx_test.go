@@ -1,6 +1,7 @@
 package upload
 
 import (
+	"bytes"
 	"context"
 	"path/filepath"
 	"slices"
@@ -10,6 +11,7 @@ import (
 
 	"gotd/internal/git/object"
 	"gotd/internal/git/oid"
+	"gotd/internal/git/pack"
 	"gotd/internal/git/walk"
 	"gotd/internal/gittest"
 	"gotd/internal/protocol/sideband"
@@ -46,8 +48,8 @@ func TestMidxBitmap(t *testing.T) {
 			r, req := cloneRequest(t, src)
 			wk, bitmapped, done := openWalker(r, true)
 			defer done()
-			if wk.Bitmap == nil || bitmapped != nil {
-				t.Fatalf("walker bitmap %v, bitmapped pack %v; want the multi-pack-index's and none", wk.Bitmap != nil, bitmapped != nil)
+			if wk.Bitmap == nil || bitmapped == nil || bitmapped.Count() >= wk.Bitmap.Lookup().Count() {
+				t.Fatalf("walker bitmap %v, leading pack %v; want the multi-pack-index's and its preferred pack", wk.Bitmap != nil, bitmapped != nil)
 			}
 			// Wants and haves: every branch, against an older commit.
 			old := strings.TrimSpace(gittest.Git(t, src, "rev-parse", "main~5"))
@@ -85,6 +87,71 @@ func TestMidxBitmap(t *testing.T) {
 			if got, want := len(gittest.Objects(t, dst)), len(gittest.Objects(t, src)); got != want {
 				t.Errorf("clone's pack holds %d objects; the repository %d", got, want)
 			}
+		})
+	}
+}
+
+// TestMidxLeadingPack: a clone of a repository whose only bitmap is its
+// multi-pack-index's gets the entries of the multi-pack-index's
+// preferred pack copied as stored at the start of its pack, the other
+// objects after them, and C Git indexes it strictly with every object
+// of the repository. A client without ofs-delta, and a fetch that does
+// not want the whole preferred pack, get a pack built object by object
+// that C Git indexes too.
+func TestMidxLeadingPack(t *testing.T) {
+	for _, format := range []string{"sha1", "sha256"} {
+		t.Run(format, func(t *testing.T) {
+			src := multiPackSource(t, format)
+			gittest.Git(t, src, "tag", "-a", "-m", "old", "old-tag", "main~3")
+			r, req := cloneRequest(t, src)
+			_, lead, done := openWalker(r, true)
+			done()
+			if lead == nil {
+				t.Fatal("no leading pack")
+			}
+			stored, err := lead.Bytes(pack.HeaderSize, uint64(lead.Size())-uint64(len(lead.Checksum())))
+			if err != nil {
+				t.Fatal(err)
+			}
+			prog := Framing{Sideband: sideband.MaxPacket64, Progress: true}
+			check := func(name string, req *PackRequest, wantReused bool) {
+				t.Helper()
+				pk, reused := sendOver(t, r, req, prog)
+				if reused != wantReused {
+					t.Errorf("%s: pack reused %v; want %v", name, reused, wantReused)
+				}
+				if wantReused && (len(pk) < pack.HeaderSize+len(stored) || !bytes.Equal(pk[pack.HeaderSize:pack.HeaderSize+len(stored)], stored)) {
+					t.Errorf("%s: pack does not begin with the preferred pack's entries", name)
+				}
+				dst := gittest.InitBare(t, format)
+				gittest.GitInput(t, dst, pk, "index-pack", "--stdin", "--strict")
+				for _, id := range req.Wants {
+					gittest.Git(t, dst, "update-ref", "refs/want/"+id.String(), id.String())
+				}
+				gittest.Git(t, dst, "fsck", "--full", "--strict", "--no-dangling")
+			}
+			check("clone", req, true)
+			pk, _ := sendOver(t, r, req, prog)
+			dst := gittest.InitBare(t, format)
+			gittest.GitInput(t, dst, pk, "index-pack", "--stdin", "--strict")
+			if got, want := len(gittest.Objects(t, dst)), len(gittest.Objects(t, src)); got != want {
+				t.Errorf("clone's pack holds %d objects; the repository %d", got, want)
+			}
+
+			noOfs := *req
+			noOfs.OfsDelta = false
+			check("without ofs-delta", &noOfs, false)
+
+			// The oldest commit alone: not every object of the
+			// preferred pack.
+			root := strings.TrimSpace(gittest.Git(t, src, "rev-list", "--max-parents=0", "main"))
+			id, err := oid.ParseHexAny(root)
+			if err != nil {
+				t.Fatal(err)
+			}
+			one := *req
+			one.Wants = []oid.ID{id}
+			check("root commit", &one, false)
 		})
 	}
 }

@@ -47,8 +47,12 @@ type PackRequest struct {
 }
 
 // newWalker returns a walker over r using its commit-graph and bitmap
-// when it has them, the bitmapped pack (nil without a bitmap), and the
-// function that releases them.
+// when it has them, the pack that leads the bitmap's order (nil without
+// a bitmap, or when no pack does), and the function that releases them.
+// The leading pack's objects are the first Count() of the bitmap's pack
+// order, in the order they are stored: the bitmapped pack, or the
+// multi-pack-index's preferred pack when the multi-pack-index holds
+// all its objects.
 func newWalker(r *repo.Repo) (*walk.Walker, *pack.Pack, func()) {
 	return openWalker(r, true)
 }
@@ -70,8 +74,9 @@ func openWalker(r *repo.Repo, bitmaps bool) (*walk.Walker, *pack.Pack, func()) {
 	// has it (C Git writes at most one per repository, `gotadmin pack
 	// -a` likewise).
 	if bitmaps {
-		if x, done := openMidxBitmap(r); x != nil {
+		if x, lead, done := openMidxBitmap(r); x != nil {
 			w.Bitmap = x
+			bitmapped = lead
 			closers = append(closers, done)
 			bitmaps = false
 		}
@@ -99,52 +104,90 @@ func openWalker(r *repo.Repo, bitmaps bool) (*walk.Walker, *pack.Pack, func()) {
 }
 
 // openMidxBitmap opens the bitmap of r's multi-pack-index and returns
-// it with the function that releases it, or nil when there is none,
-// it does not open, or the multi-pack-index names a pack r does not
-// have (a repack removed it: the objects the bitmap lists would not
-// all be found there).
-func openMidxBitmap(r *repo.Repo) (*bitmap.Index, func() error) {
+// it with the pack that leads its order (leadingPack) and the function
+// that releases them, or nil when there is none, it does not open, or
+// the multi-pack-index names a pack r does not have (a repack removed
+// it: the objects the bitmap lists would not all be found there).
+func openMidxBitmap(r *repo.Repo) (*bitmap.Index, *pack.Pack, func() error) {
 	m, err := pack.OpenMultiPackIndex(r.PackDir(), r.Format)
 	if err != nil {
-		return nil, nil
+		return nil, nil, nil
 	}
 	path := filepath.Join(r.PackDir(), "multi-pack-index-"+hex.EncodeToString(m.Checksum())+".bitmap")
-	have := make(map[string]bool)
+	have := make(map[string]*pack.Pack)
 	for _, p := range r.Packs() {
-		have[strings.TrimSuffix(filepath.Base(p.Path()), ".pack")+".idx"] = true
+		have[strings.TrimSuffix(filepath.Base(p.Path()), ".pack")+".idx"] = p
 	}
 	ok := true
 	for _, name := range m.PackNames() {
-		ok = ok && have[name]
+		ok = ok && have[name] != nil
 	}
 	if _, err := os.Stat(path); err != nil || !ok {
 		m.Close()
-		return nil, nil
+		return nil, nil, nil
 	}
 	lk, err := walk.MidxLookup(m)
 	if err != nil {
 		m.Close()
-		return nil, nil
+		return nil, nil, nil
 	}
 	x, err := bitmap.Open(path, r.Format, lk)
 	if err != nil {
 		m.Close()
-		return nil, nil
+		return nil, nil, nil
 	}
-	return x, func() error { return errors.Join(x.Close(), m.Close()) }
+	return x, leadingPack(m, have), func() error { return errors.Join(x.Close(), m.Close()) }
+}
+
+// leadingPack returns the preferred pack of m, the one its pseudo-pack
+// order begins with, among packs (by index file name), when m holds
+// every object of it: those are then the first Count() objects of the
+// order, in the pack's order. Else it returns nil.
+func leadingPack(m *pack.MultiPackIndex, packs map[string]*pack.Pack) *pack.Pack {
+	if m.Count() == 0 {
+		return nil
+	}
+	first, err := m.IndexAtPseudoPos(0)
+	if err != nil {
+		return nil
+	}
+	preferred, _ := m.Object(first)
+	p := packs[m.PackNames()[preferred]]
+	if p == nil {
+		return nil
+	}
+	n := p.Count()
+	if n == 0 || n > m.Count() {
+		return nil
+	}
+	// The order takes the preferred pack's objects first, so they
+	// are all there when the n-th is one and the next is not.
+	packAt := func(pos int) int {
+		i, err := m.IndexAtPseudoPos(pos)
+		if err != nil {
+			return -1
+		}
+		k, _ := m.Object(i)
+		return k
+	}
+	if packAt(n-1) != preferred || n < m.Count() && packAt(n) == preferred {
+		return nil
+	}
+	return p
 }
 
 // WritePack builds the pack req describes from r and writes it to w,
 // with human-readable progress to progress (nil: none). It returns the
 // number of objects sent.
 func WritePack(ctx context.Context, r *repo.Repo, req *PackRequest, w io.Writer, progress io.Writer) (int, error) {
-	wk, _, done := newWalker(r)
+	wk, lead, done := newWalker(r)
 	defer done()
-	return writePack(ctx, r, wk, req, w, progress)
+	return writePack(ctx, r, wk, lead, req, w, progress)
 }
 
-// writePack is WritePack with the walker to list objects with.
-func writePack(ctx context.Context, r *repo.Repo, wk *walk.Walker, req *PackRequest, w io.Writer, progress io.Writer) (int, error) {
+// writePack is WritePack with the walker to list objects with and the
+// pack that leads its bitmap's order (nil for none).
+func writePack(ctx context.Context, r *repo.Repo, wk *walk.Walker, lead *pack.Pack, req *PackRequest, w io.Writer, progress io.Writer) (int, error) {
 	spec := walk.Spec{
 		Wants:         req.Wants,
 		Haves:         req.Common,
@@ -163,6 +206,7 @@ func writePack(ctx context.Context, r *repo.Repo, wk *walk.Walker, req *PackRequ
 	// they peel to (as C Git's pack-objects): packed-refs knows that of
 	// most without reading the tag.
 	var tagsOf map[oid.ID][]oid.ID
+	var peeledTo []oid.ID // tagsOf's keys in the order of the tags
 	if req.IncludeTag {
 		tagsOf = make(map[oid.ID][]oid.ID)
 		r.Refs.List("refs/tags/", func(ref refs.Ref) error {
@@ -174,6 +218,9 @@ func writePack(ctx context.Context, r *repo.Repo, wk *walk.Walker, req *PackRequ
 				peeled = r.Peel(ref.ID)
 			}
 			if peeled.Valid() && peeled != ref.ID {
+				if _, ok := tagsOf[peeled]; !ok {
+					peeledTo = append(peeledTo, peeled)
+				}
 				tagsOf[peeled] = append(tagsOf[peeled], ref.ID)
 			}
 			return nil
@@ -195,8 +242,19 @@ func writePack(ctx context.Context, r *repo.Repo, wk *walk.Walker, req *PackRequ
 		}
 		return nil
 	}
+	// A fetch that wants every object of the pack leading the bitmap's
+	// order (a clone, mostly) gets that pack's entries copied in one
+	// run, as stored, and the other objects after them (C Git's pack
+	// reuse): only those are listed and prepared one by one.
+	var prefix *pack.Pack
 	err := walk.ErrFar
-	if isNear(req) {
+	if lead != nil && wk.Bitmap != nil && canLead(req) {
+		var reused bool
+		reused, err = wk.ObjectsAfter(ctx, req.Wants, lead.Count(), list)
+		if reused {
+			prefix = lead
+		}
+	} else if isNear(req) {
 		err = wk.ObjectsNear(ctx, spec, list)
 	}
 	if errors.Is(err, walk.ErrFar) {
@@ -213,6 +271,14 @@ func writePack(ctx context.Context, r *repo.Repo, wk *walk.Walker, req *PackRequ
 	}
 	// Include the tags that peel to an object in the pack, and the
 	// tags they point at on the way.
+	// Those of the prefix were not listed.
+	if prefix != nil {
+		for _, peeled := range peeledTo {
+			if prefix.HasObject(peeled) {
+				included = append(included, tagsOf[peeled]...)
+			}
+		}
+	}
 	for _, id := range included {
 		for depth := 0; depth < repo.MaxTagChain && !seen[id]; depth++ {
 			if t, _, err := r.StatObject(id); err != nil || t != object.Tag {
@@ -227,12 +293,18 @@ func writePack(ctx context.Context, r *repo.Repo, wk *walk.Walker, req *PackRequ
 				break
 			}
 			seen[id] = true
-			objs = append(objs, packer.Object{ID: id, Type: object.Tag})
+			if prefix == nil || !prefix.HasObject(id) {
+				objs = append(objs, packer.Object{ID: id, Type: object.Tag})
+			}
 			id = tag.Object
 		}
 	}
+	total := len(objs)
+	if prefix != nil {
+		total += prefix.Count()
+	}
 	if progress != nil {
-		fmt.Fprintf(progress, "Enumerating objects: %d, done.\n", len(objs))
+		fmt.Fprintf(progress, "Enumerating objects: %d, done.\n", total)
 	}
 	opts := packer.Options{
 		Format:      r.Format,
@@ -240,6 +312,7 @@ func writePack(ctx context.Context, r *repo.Repo, wk *walk.Walker, req *PackRequ
 		Thin:        req.Thin,
 		Bases:       bases,
 		ReuseDeltas: true,
+		Prefix:      prefix,
 	}
 	if progress != nil {
 		opts.Progress = func(stage string, done, total int) {
@@ -261,9 +334,22 @@ func writePack(ctx context.Context, r *repo.Repo, wk *walk.Walker, req *PackRequ
 		return 0, err
 	}
 	if progress != nil {
-		fmt.Fprintf(progress, "Total %d\n", len(objs))
+		if prefix != nil {
+			fmt.Fprintf(progress, "Total %d, pack-reused %d\n", total, prefix.Count())
+		} else {
+			fmt.Fprintf(progress, "Total %d\n", total)
+		}
 	}
-	return len(objs), nil
+	return total, nil
+}
+
+// canLead reports whether the pack leading the bitmap's order may begin
+// the answer to req as stored: a fetch with nothing in common, not
+// shallow, not filtered (the bitmap lists its objects), from a client
+// that takes offset deltas (the stored entries have them).
+func canLead(req *PackRequest) bool {
+	return len(req.Common) == 0 && len(req.Shallow) == 0 && len(req.ClientShallow) == 0 &&
+		req.Filter.Kind == walk.FilterNone && req.OfsDelta
 }
 
 // isNear reports whether req may be answered by walk.ObjectsNear: a
@@ -306,7 +392,7 @@ func SendPack(ctx context.Context, r *repo.Repo, req *PackRequest, f Framing, w 
 	if whole {
 		n, err = bitmapped.Count(), sendWholePack(ctx, bitmapped, f, bw, raw, prog)
 	} else if err == nil {
-		n, err = writePack(ctx, r, wk, req, out, prog)
+		n, err = writePack(ctx, r, wk, bitmapped, req, out, prog)
 	}
 	if err != nil && sb != nil {
 		mu.Lock()

@@ -17,15 +17,15 @@ import (
 	"gotd/internal/protocol/sideband"
 )
 
-// isWholePack reports whether the bitmapped pack p, as stored, is the
-// answer to req: a fetch with nothing in common, not shallow, not
-// filtered, that wants exactly the objects of p (which a full clone of
-// a repository packed with `gotadmin pack -a` or `git repack -adb`
-// does). The pack can then be sent without listing, reading, hashing
-// or compressing a single object.
+// isWholePack reports whether p, the pack that leads the bitmap's order
+// (openWalker), as stored, is the answer to req: a fetch with nothing
+// in common, not shallow, not filtered, that wants exactly the objects
+// of p, the bitmap's objects all (which a full clone of a repository
+// packed with `gotadmin pack -a` or `git repack -adb` does). The pack
+// can then be sent without listing, reading, hashing or compressing a
+// single object.
 func isWholePack(ctx context.Context, r *repo.Repo, wk *walk.Walker, p *pack.Pack, req *PackRequest) (bool, error) {
-	if p == nil || len(req.Common) > 0 || len(req.Shallow) > 0 || len(req.ClientShallow) > 0 ||
-		req.Filter.Kind != walk.FilterNone || !req.OfsDelta {
+	if p == nil || wk.Bitmap == nil || p.Count() != wk.Bitmap.Lookup().Count() || !canLead(req) {
 		return false, nil
 	}
 	if req.IncludeTag {

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"gotd/internal/git/oid"
+	"gotd/internal/git/pack"
 	"gotd/internal/git/refs"
 	"gotd/internal/git/repo"
 	"gotd/internal/gittest"
@@ -136,16 +137,25 @@ func TestWholePack(t *testing.T) {
 	}
 
 	// A commit and a tag made after packing are loose: a clone needs
-	// them, so the stored pack is no longer the answer.
+	// them, so the stored pack is no longer the whole answer; its
+	// entries lead it, the tag follows.
 	gittest.Git(t, src, "tag", "-a", "-m", "late", "late-tag", "HEAD")
 	id, err := oid.ParseHexAny(strings.TrimSpace(gittest.Git(t, src, "rev-parse", "late-tag")))
 	if err != nil {
 		t.Fatal(err)
 	}
 	r2, req2 := cloneRequest(t, src)
-	if got, reused := sendOver(t, r2, req2, prog); reused || bytes.Equal(got, stored) {
+	got, reused := sendOver(t, r2, req2, prog)
+	if bytes.Equal(got, stored) {
 		t.Error("the stored pack was sent though a tag is outside it")
 	}
+	if end := len(stored) - len(r2.Packs()[0].Checksum()); !reused || len(got) < end || !bytes.Equal(got[pack.HeaderSize:end], stored[pack.HeaderSize:end]) {
+		t.Error("the stored pack's entries do not lead the answer")
+	}
+	dst := gittest.InitBare(t, r2.Format.String())
+	gittest.GitInput(t, dst, got, "index-pack", "--stdin", "--strict")
+	gittest.Git(t, dst, "update-ref", "refs/tags/late-tag", id.String())
+	gittest.Git(t, dst, "fsck", "--full", "--strict", "--no-dangling")
 	// Without include-tag and without wanting it, the tag is not part
 	// of the answer.
 	want := req2.Wants[:0:0]
