@@ -69,11 +69,17 @@ func run(s *server, sc scenario) result {
 // figure, and the failures of all runs.
 func median(s *server, sc scenario, n int) result {
 	var rs []result
-	failures := 0
 	for range n {
-		r := run(s, sc)
+		rs = append(rs, run(s, sc))
+	}
+	return medianOf(rs)
+}
+
+// medianOf is the median of each figure of rs, and their failures.
+func medianOf(rs []result) result {
+	failures := 0
+	for _, r := range rs {
 		failures += r.failures
-		rs = append(rs, r)
 	}
 	mid := func(key func(r result) int64) int64 {
 		v := make([]int64, len(rs))
