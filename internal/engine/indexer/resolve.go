@@ -110,8 +110,10 @@ const maxFree = 64
 // maxFreeBytes bounds the bytes of the result buffers a worker keeps
 // for reuse: kept by count alone, the largest results of the pack
 // stayed with each worker to the end (18 MiB of the 78 MiB live when
-// indexing git.git, doubled by the collector's headroom).
-const maxFreeBytes = 4 << 20
+// indexing git.git, doubled by the collector's headroom). A mebibyte
+// keeps the buffers of the small objects most deltas make; the largest
+// ones go back to the collector (see deltaBaseBudget).
+const maxFreeBytes = 1 << 20
 
 func newWorker(r *resolver, budget int) *worker {
 	return &worker{

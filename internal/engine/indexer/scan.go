@@ -13,8 +13,8 @@ import (
 )
 
 // maxPrealloc bounds the entries allocated up front from the count in the
-// pack header, which the sender chooses.
-const maxPrealloc = 1 << 16
+// pack header, which the sender chooses; a variable for tests.
+var maxPrealloc uint32 = 1 << 16
 
 // scan is the first phase: it reads the whole pack from s, recording and
 // verifying every entry, hashing non-delta objects, and checking the
@@ -33,7 +33,11 @@ func (ix *indexer) scan(s *streamReader, atEOF bool) error {
 	if ix.opts.MaxObjects > 0 && count > ix.opts.MaxObjects {
 		return fmt.Errorf("indexer: pack has %d objects, more than the limit of %d: %w", count, ix.opts.MaxObjects, ErrTooManyObjects)
 	}
+	ix.count = count
 	ix.entries = make([]entry, 0, min(count, maxPrealloc))
+	if ix.opts.Begin != nil {
+		ix.opts.Begin(count)
+	}
 
 	sc := scanner{
 		ix:  ix,
@@ -169,6 +173,15 @@ func (sc *scanner) entry() error {
 		return err
 	}
 	ix.ids.slot(len(ix.entries)) // for a delta, where its resolution will put it
+	if len(ix.entries) == cap(ix.entries) {
+		// Doubled, but no further than the count the header
+		// declares: append's own growth left up to a quarter of the
+		// entries' memory unused through the resolution of deltas.
+		more := max(min(cap(ix.entries), int(ix.count)-len(ix.entries)), 1)
+		grown := make([]entry, len(ix.entries), len(ix.entries)+more)
+		copy(grown, ix.entries)
+		ix.entries = grown
+	}
 	ix.entries = append(ix.entries, e)
 	return nil
 }

@@ -2,6 +2,10 @@ package receive
 
 import (
 	"bytes"
+	"encoding/binary"
+	"iter"
+	"math/bits"
+	"math/rand/v2"
 	"sync"
 
 	"gotd/internal/git/object"
@@ -19,18 +23,35 @@ import (
 type closure struct {
 	f      oid.Format
 	mu     sync.Mutex
-	named  *oid.Set // nil once broken
-	broken bool     // an object did not parse, or too many ids: the pack must be walked
+	named  *namedSet // nil until begin, and once broken
+	broken bool      // an object did not parse, or too many ids: the pack must be walked
 }
 
-// maxClosure bounds the ids a closure collects (about 60 MiB of table
-// at most for SHA-1, while the indexer holds its own): a pack whose
-// objects name more is walked, as it was before closures, once the
-// indexer has let go of its memory. A variable for tests.
+// maxClosure bounds the objects of a pack whose closure is collected
+// (about 26 MiB of table for SHA-1, while the indexer holds its own): a
+// larger pack is walked, as it was before closures, once the indexer
+// has let go of its memory. A variable for tests.
 var maxClosure = 1 << 20
 
 func newClosure(f oid.Format) *closure {
-	return &closure{f: f, named: oid.NewSet(f, 1<<10)}
+	return &closure{f: f}
+}
+
+// begin sizes the closure for a pack of count objects, the count its
+// header declares. Its objects can name no more than count distinct
+// ids if the pack holds them all, so the set never grows: one more id
+// and the pack is walked.
+func (c *closure) begin(count uint32) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.broken || c.named != nil {
+		return
+	}
+	if int64(count) > int64(maxClosure) {
+		c.broken = true
+		return
+	}
+	c.named = newNamedSet(c.f, int(count))
 }
 
 // maxBatch is how many ids an object's parse collects before it adds
@@ -108,22 +129,115 @@ func (c *closure) flush(b []byte, hs int) {
 	if c.broken {
 		return
 	}
-	for len(b) > 0 {
-		c.named.AddBytes(b[:hs])
-		b = b[hs:]
+	if c.named == nil {
+		// No header was read (begin was not called): nothing to
+		// prove closure with.
+		c.broken = true
+		return
 	}
-	if c.named.Len() > maxClosure {
-		c.broken, c.named = true, nil
+	for len(b) > 0 {
+		if !c.named.add(b[:hs]) {
+			c.broken, c.named = true, nil
+			return
+		}
+		b = b[hs:]
 	}
 }
 
 // within reports whether p holds every object the pack's objects name.
 func (c *closure) within(p *pack.Pack) bool {
-	if c.broken {
+	if c.broken || c.named == nil {
 		return false
 	}
-	for id := range c.named.All() {
+	for id := range c.named.all() {
 		if !p.HasObject(id) {
+			return false
+		}
+	}
+	return true
+}
+
+// namedSet is a set of ids of a fixed capacity in a table sized once,
+// the number of its slots not rounded to a power of two, so that it
+// takes little more than the ids themselves: an open-addressed table
+// with linear probing, indexed by the ids' leading words mixed with a
+// seed of its own (as oid.Set, so that ids chosen to share leading bits
+// do not pile up in one run). It is not safe for concurrent use.
+type namedSet struct {
+	f     oid.Format
+	n     int    // id length
+	keys  []byte // slot i is keys[i*n:(i+1)*n]; an all-zero slot is empty
+	slots uint64
+	count int // members
+	limit int // members it may hold
+	seed  [2]uint64
+}
+
+// newNamedSet returns a set that holds up to limit ids of format f,
+// at a load of four fifths when full.
+func newNamedSet(f oid.Format, limit int) *namedSet {
+	slots := limit + limit/4 + 1
+	return &namedSet{
+		f:     f,
+		n:     f.Size(),
+		keys:  make([]byte, slots*f.Size()),
+		slots: uint64(slots),
+		limit: limit,
+		seed:  [2]uint64{rand.Uint64(), rand.Uint64()},
+	}
+}
+
+// add adds the id b (raw bytes) and reports whether it is a member now:
+// false when the set is full or b is the all-zero id, which no slot
+// can hold (and no object is).
+func (s *namedSet) add(b []byte) bool {
+	if isZeroID(b) {
+		return false
+	}
+	w0 := binary.LittleEndian.Uint64(b) ^ s.seed[0]
+	w1 := binary.LittleEndian.Uint64(b[8:]) ^ s.seed[1]
+	i, _ := bits.Mul64(w0*0x9e3779b97f4a7c15^w1*0xc2b2ae3d27d4eb4f, s.slots)
+	for {
+		k := s.keys[int(i)*s.n : int(i+1)*s.n]
+		if bytes.Equal(k, b) {
+			return true
+		}
+		if isZeroID(k) {
+			if s.count == s.limit {
+				return false
+			}
+			copy(k, b)
+			s.count++
+			return true
+		}
+		if i++; i == s.slots {
+			i = 0
+		}
+	}
+}
+
+// all returns the members in no particular order.
+func (s *namedSet) all() iter.Seq[oid.ID] {
+	return func(yield func(oid.ID) bool) {
+		for off := 0; off < len(s.keys); off += s.n {
+			k := s.keys[off : off+s.n]
+			if !isZeroID(k) && !yield(oid.MustFromBytes(s.f, k)) {
+				return
+			}
+		}
+	}
+}
+
+// isZeroID reports whether b is all zero bytes.
+func isZeroID(b []byte) bool {
+	for len(b) >= 8 {
+		if binary.LittleEndian.Uint64(b) != 0 {
+			return false
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if c != 0 {
 			return false
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"gotd/internal/git/object"
 	"gotd/internal/git/oid"
 	"gotd/internal/git/pack"
 	"gotd/internal/git/repo"
@@ -190,5 +191,55 @@ func TestIndexClosed(t *testing.T) {
 	// it there.
 	if index(oneBlob) {
 		t.Errorf("a pack of one blob, main in the repository: got closed; want not")
+	}
+}
+
+// TestClosureSizedByCount: a closure's table is sized once from the
+// object count of the pack header, about a quarter more slots than
+// objects (git.git: 10 MB where a growing set took 21), and a pack
+// whose objects name more distinct ids than it holds objects is found
+// not self-contained at the first id too many, whatever it holds.
+func TestClosureSizedByCount(t *testing.T) {
+	tree := func(n int) []byte {
+		var b []byte
+		for i := range n {
+			b = append(b, []byte("100644 f"+strings.Repeat("x", i)+"\x00")...)
+			id := make([]byte, 20)
+			id[0], id[19] = byte(i+1), 7
+			b = append(b, id...)
+		}
+		return b
+	}
+	for _, tc := range []struct {
+		count, named int
+		broken       bool
+	}{
+		{3, 3, false},
+		{3, 4, true},
+		{1000, 1000, false},
+		{1000, 1001, true},
+	} {
+		c := newClosure(oid.SHA1)
+		c.begin(uint32(tc.count))
+		if got, max := len(c.named.keys), (tc.count+tc.count/4+1)*20; got > max {
+			t.Errorf("count %d: got a table of %d bytes; want at most %d", tc.count, got, max)
+		}
+		c.add(object.Tree, tree(min(tc.named, 255)))
+		if tc.named > 255 {
+			for i := 255; i < tc.named; i++ {
+				var id [20]byte
+				id[0], id[1], id[19] = byte(i), byte(i>>8), 9
+				c.flush(id[:], 20)
+			}
+		}
+		if c.broken != tc.broken {
+			t.Errorf("count %d, %d ids named: got broken %v; want %v", tc.count, tc.named, c.broken, tc.broken)
+		}
+	}
+	// An id named before the count is known: no table to prove it.
+	c := newClosure(oid.SHA1)
+	c.add(object.Tree, tree(1))
+	if !c.broken {
+		t.Errorf("an id named before begin: got not broken; want broken")
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"slices"
 	"strings"
 
@@ -31,6 +32,9 @@ type Ingest struct {
 	Fsck   *object.Checker // nil: C Git's defaults
 	// Progress, if set, is called as the indexer advances.
 	Progress func(stage string, done, total uint32)
+	// Begin, if set, is PackOptions.Begin: told the object count the
+	// pack declares before it is read.
+	Begin func(count uint32)
 	// BeforeInstall, if set, is given the pack's files before they are
 	// moved into place (to give them to the repository's owner).
 	BeforeInstall func(files []string) error
@@ -91,6 +95,7 @@ func (in *Ingest) IndexClosed(ctx context.Context, r io.Reader, dir string, tips
 		Limits:     in.Limits,
 		Fsck:       in.Fsck,
 		Progress:   in.Progress,
+		Begin:      in.Begin,
 		ObjectsDir: rp.ObjectsDir(),
 		Shared:     rp.Shared,
 		MinFree:    in.MinFree,
@@ -98,6 +103,14 @@ func (in *Ingest) IndexClosed(ctx context.Context, r io.Reader, dir string, tips
 	})
 	if err != nil {
 		return nil, false, err
+	}
+	if res.Count >= releaseAfter {
+		// The indexer's tables are garbage now: their memory goes
+		// back to the system before the pack's index is mapped and
+		// read whole, rather than stay in the process's resident set
+		// beside it (gotadmin clone of git.git: the peak went from
+		// 81 MB of heap plus 21 of mapped files to the heap alone).
+		debug.FreeOSMemory()
 	}
 	if res.ThinBases > 0 {
 		// Completed from the repository: its bases were not checked.
@@ -145,6 +158,11 @@ func (in *Ingest) install(res *indexer.Result) (string, error) {
 	}
 	return path, in.Repo.Rescan()
 }
+
+// releaseAfter is the object count of a pack from which IndexClosed
+// returns the indexer's memory to the system once it is done: a forced
+// collection, which a small pack's few megabytes are not worth.
+const releaseAfter = 1 << 16
 
 // releaseEvery is how many objects connected's walk lists between two
 // releases of the pack's pages.

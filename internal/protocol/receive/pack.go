@@ -48,6 +48,9 @@ type PackOptions struct {
 	// Shared gives the permissions of the pack's files: the
 	// repository's core.sharedRepository.
 	Shared perm.Shared
+	// Begin, if set, is called with the object count the pack's
+	// header declares (the sender's word), before any object is read.
+	Begin func(count uint32)
 	// closure, if set, collects what the pack's objects name.
 	closure *closure
 }
@@ -261,6 +264,14 @@ func IndexPack(ctx context.Context, r io.Reader, dir string, o PackOptions) (*in
 		Bases:    bases,
 		WriteRev: true,
 		Progress: o.Progress,
+		Begin: func(count uint32) {
+			if o.closure != nil {
+				o.closure.begin(count)
+			}
+			if o.Begin != nil {
+				o.Begin(count)
+			}
+		},
 		Check: func(t object.Type, id oid.ID, data []byte) error {
 			if data == nil {
 				return nil // a blob too large to hold: blobs have no syntax

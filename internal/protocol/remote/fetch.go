@@ -80,6 +80,10 @@ type FetchOptions struct {
 	Progress func(msg string)
 	// BeforeInstall is receive.Ingest's.
 	BeforeInstall func(files []string) error
+	// PackObjects, if set, is told the object count of the pack the
+	// upstream sends (as its header declares it) before the pack is
+	// read: a caller may tune its memory to the work ahead.
+	PackObjects func(count uint32)
 	// Auth, if set, is sent to an http(s) upstream (with each request;
 	// net/http drops it on a redirect to another host).
 	Auth *BasicAuth
@@ -355,7 +359,7 @@ func (f *fetcher) fetchPack(ctx context.Context, dir string) (*Fetched, error) {
 		return nil, fmt.Errorf("remote: update the references: %w", err)
 	}
 	res.Updates, res.Tips = ups, tips
-	in := &receive.Ingest{Repo: rp, Limits: f.opts.Limits, MinFree: f.opts.MinFree}
+	in := &receive.Ingest{Repo: rp, Limits: f.opts.Limits, MinFree: f.opts.MinFree, Begin: f.opts.PackObjects}
 	if f.opts.Progress != nil {
 		in.Progress = func(stage string, done, total uint32) {
 			if done == total {

@@ -376,3 +376,40 @@ func TestFetchBasicAuth(t *testing.T) {
 		}
 	}
 }
+
+// TestFetchPackObjects: FetchOptions.PackObjects is told the object
+// count of the pack the upstream sends, once, before the pack is
+// read; a fetch that needs no pack does not call it.
+func TestFetchPackObjects(t *testing.T) {
+	root := t.TempDir()
+	up := filepath.Join(root, "up.git")
+	gittest.Git(t, "", "-c", "init.defaultBranch=main", "init", "-q", "--bare", up)
+	gittest.Generate(t, up, gittest.History{Commits: 8, Branches: 2, Files: 4})
+	dir := filepath.Join(t.TempDir(), "mirror.git")
+	r, err := repo.Init(dir, repo.InitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var counts []uint32
+	opts := FetchOptions{URL: up, Repo: r, Prune: true, PackObjects: func(n uint32) { counts = append(counts, n) }}
+	res, err := Fetch(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := os.ReadFile(strings.TrimSuffix(res.Pack, ".pack") + ".idx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := len(strings.Split(strings.TrimSpace(gittest.GitInput(t, dir, idx, "show-index")), "\n"))
+	if len(counts) != 1 || int(counts[0]) != want {
+		t.Errorf("got PackObjects called with %v; want [%d]", counts, want)
+	}
+	counts = nil
+	if _, err := Fetch(context.Background(), opts); err != nil {
+		t.Fatal(err)
+	}
+	if len(counts) != 0 {
+		t.Errorf("a fetch with nothing new: got PackObjects called with %v; want no call", counts)
+	}
+}
