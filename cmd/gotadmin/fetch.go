@@ -9,11 +9,11 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
-	"runtime/debug"
 	"strings"
 
 	"gotd/internal/git/refs"
 	"gotd/internal/git/repo"
+	"gotd/internal/protocol/receive"
 	"gotd/internal/protocol/remote"
 )
 
@@ -115,42 +115,6 @@ func cmdFetch(ctx context.Context, args []string, stdout io.Writer) error {
 	return err
 }
 
-// fetchGCPercent is the garbage collector's target while a fetch
-// indexes a pack of largeFetch objects or more. Most of the indexer's
-// live heap holds no pointers (its entries, the ids, the object
-// buffers, the set of named ids), so collecting at a quarter of growth
-// instead of at doubling costs little CPU, and keeps the peak near the
-// live heap: gotadmin clone of git.git, 174 MB of peak RSS and 31 s of
-// CPU instead of 216 MB and 35 s (before the indexer's entries were
-// made smaller).
-const fetchGCPercent = 25
-
-// largeFetch is the object count of a pack from which a fetch collects
-// at fetchGCPercent. A smaller pack's heap stays within the few
-// megabytes below which the collector's floor (4 MiB at the default
-// target, a quarter of it at 25%) rules: at 25% throughout, a fetch of
-// 100 commits of git.git took 0.29 to 0.33 s of CPU instead of 0.24
-// to 0.26.
-const largeFetch = 1 << 16
-
-// gcForPack returns a PackObjects function that sets the collector's
-// target to fetchGCPercent for a pack of largeFetch objects or more,
-// and a function that restores the target it found.
-func gcForPack() (packObjects func(uint32), restore func()) {
-	prev, set := 0, false
-	packObjects = func(n uint32) {
-		if n >= largeFetch && !set {
-			prev, set = debug.SetGCPercent(fetchGCPercent), true
-		}
-	}
-	restore = func() {
-		if set {
-			debug.SetGCPercent(prev)
-		}
-	}
-	return packObjects, restore
-}
-
 // fetchInto fetches rawURL into r, the references following the
 // upstream's (Prune), and tells what moved. ca, if not empty, is the
 // only roots an https upstream is verified against.
@@ -164,7 +128,7 @@ func fetchInto(ctx context.Context, r *repo.Repo, rawURL string, sshOpts *remote
 		opts.Progress = func(msg string) { fmt.Fprintln(os.Stderr, msg) }
 	}
 	var restore func()
-	opts.PackObjects, restore = gcForPack()
+	opts.PackObjects, restore = receive.GCForPack()
 	defer restore()
 	res, err := remote.Fetch(ctx, opts)
 	if err != nil {

@@ -3,7 +3,6 @@ package main
 import (
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"strings"
 	"testing"
 
@@ -88,34 +87,5 @@ func TestCloneFetchSSH(t *testing.T) {
 	}
 	if _, err := os.Stat(other); !os.IsNotExist(err) {
 		t.Errorf("a refused clone left %s: %v", other, err)
-	}
-}
-
-// TestGCForPack: the collector's target drops to fetchGCPercent only
-// for a pack of largeFetch objects or more (a small fetch's heap is
-// within the collector's floor, where a lower target only collects
-// more often), and the target found is restored afterwards.
-func TestGCForPack(t *testing.T) {
-	defer debug.SetGCPercent(debug.SetGCPercent(100))
-	for _, tc := range []struct {
-		count uint32
-		want  int
-	}{
-		{0, 100},
-		{largeFetch - 1, 100},
-		{largeFetch, fetchGCPercent},
-		{1 << 20, fetchGCPercent},
-	} {
-		packObjects, restore := gcForPack()
-		packObjects(tc.count)
-		got := debug.SetGCPercent(100)
-		debug.SetGCPercent(got)
-		restore()
-		if got != tc.want {
-			t.Errorf("a pack of %d objects: got a target of %d%%; want %d%%", tc.count, got, tc.want)
-		}
-		if after := debug.SetGCPercent(100); after != 100 {
-			t.Errorf("a pack of %d objects: got %d%% restored; want 100%%", tc.count, after)
-		}
 	}
 }

@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
-	"runtime/debug"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -21,26 +20,13 @@ import (
 	"gotd/internal/daemon/ipc"
 	"gotd/internal/daemon/msg"
 	"gotd/internal/git/repo"
+	"gotd/internal/protocol/receive"
 	"gotd/internal/protocol/remote"
 	"gotd/internal/protocol/wire"
 )
 
 // ioTimeout bounds each read and write of the upstream's connection.
 const ioTimeout = 2 * time.Minute
-
-// gcPercent is the garbage collector's target in the fetch process
-// while it indexes a pack of largePack objects or more, as in gotadmin
-// clone and fetch: most of the indexer's live heap holds no pointers
-// (its entries, the ids, the object buffers, the set of the ids
-// objects name), so collecting at a quarter of growth instead of at
-// doubling costs little CPU and keeps the peak near the live heap. A
-// smaller pack's heap stays within the collector's floor (a quarter of
-// 4 MiB at 25%), where the lower target only collects more often.
-const gcPercent = 25
-
-// largePack is the object count from which the fetch process collects
-// at gcPercent.
-const largePack = 1 << 16
 
 // Main fetches from start's upstream into start.Quarantine and sends
 // the outcome to writer, session_write's channel: the MirrorRefs and a
@@ -50,23 +36,22 @@ const largePack = 1 << 16
 func Main(ctx context.Context, log *slog.Logger, start *ipc.MirrorStart, writer *msg.Conn, r *repo.Repo) error {
 	log = log.With("repo", start.Name, "upstream", start.URL)
 	began := time.Now()
+	// The process ends with the fetch: the collector's target it sets
+	// for a large pack needs no restoring.
+	packObjects, _ := receive.GCForPack()
 	opts := remote.FetchOptions{
 		URL:  start.URL,
 		Repo: r,
 		Limits: wire.Limits{MaxPackSize: int64(start.MaxPackSize), MaxObjects: uint32(start.MaxObjects),
 			MaxObjectSize: int64(start.MaxObjectSize)},
-		Timeout:   time.Duration(start.Timeout) * time.Second,
-		IOTimeout: ioTimeout,
-		MinFree:   int64(start.MinFree),
-		Prune:     true,
-		Log:       log,
-		Progress:  func(m string) { log.Debug("upstream", "progress", m) },
-		CA:        start.CA,
-		PackObjects: func(n uint32) {
-			if n >= largePack {
-				debug.SetGCPercent(gcPercent)
-			}
-		},
+		Timeout:     time.Duration(start.Timeout) * time.Second,
+		IOTimeout:   ioTimeout,
+		MinFree:     int64(start.MinFree),
+		Prune:       true,
+		Log:         log,
+		Progress:    func(m string) { log.Debug("upstream", "progress", m) },
+		CA:          start.CA,
+		PackObjects: packObjects,
 	}
 	if len(start.Namespaces) > 0 {
 		opts.Take = func(name string) bool { return ipc.InNamespaces(name, start.Namespaces) }

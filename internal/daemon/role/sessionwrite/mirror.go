@@ -156,6 +156,12 @@ func installMirror(ctx context.Context, s *Session, cmds []receive.Command, m *i
 		tips = append(tips, receive.Tip{Name: c.Name, ID: c.New})
 	}
 	in := &receive.Ingest{Repo: s.Repo, Limits: wire.Limits{MaxObjectSize: int64(s.Start.MaxObjectSize)}.WithDefaults()}
+	// The walk over a large pack makes a heap of mostly pointer-free
+	// data, as the fetch process's indexing does: collected at its
+	// target, the initial mirror of git.git peaked at 155 MB here.
+	large, restore := receive.GCForPack()
+	large(m.Count)
+	defer restore()
 	// The check of the new values and the references' update hold the
 	// prune lock shared, as a push's do (receive's prune.go).
 	unlock, err := s.Repo.LockPrune(ctx, false, receive.DefaultPruneWait, nil)
