@@ -208,7 +208,7 @@ func (in *Ingest) connected(ctx context.Context, packPath string, count uint32, 
 		// A want that reaches the tag itself still finds it in the
 		// repository.
 		id := ref.ID
-		if !ref.Peeled.IsNull() {
+		if ref.Peeled.Valid() {
 			id = ref.Peeled
 		}
 		if ref.Target == "" && rp.HasObject(id) {
