@@ -76,7 +76,7 @@ func (s *Set) HasBytes(b []byte) bool {
 	if len(b) != s.n || len(b) == 0 {
 		return false
 	}
-	if isZero(b) {
+	if ZeroBytes(b) {
 		return s.null
 	}
 	_, found := s.find(b)
@@ -96,7 +96,7 @@ func (s *Set) AddBytes(b []byte) bool {
 	if len(b) != s.n {
 		panic("oid: Set.Add of an id of another length")
 	}
-	if isZero(b) {
+	if ZeroBytes(b) {
 		added := !s.null
 		s.null = true
 		return added
@@ -121,7 +121,7 @@ func (s *Set) All() iter.Seq[ID] {
 		}
 		for off := 0; off < len(s.keys); off += s.n {
 			k := s.keys[off : off+s.n]
-			if isZero(k) {
+			if ZeroBytes(k) {
 				continue
 			}
 			id := ID{n: uint8(s.n)}
@@ -144,7 +144,7 @@ func (s *Set) find(b []byte) (int, bool) {
 		if w == binary.LittleEndian.Uint64(b) && bytes.Equal(k[8:], b[8:]) {
 			return i, true
 		}
-		if w == 0 && isZero(k) {
+		if w == 0 && ZeroBytes(k) {
 			return i, false
 		}
 		i = (i + 1) & mask
@@ -176,7 +176,7 @@ func (s *Set) grow() {
 	s.alloc(len(old)/s.n*2, s.n)
 	for off := 0; off < len(old); off += s.n {
 		k := old[off : off+s.n]
-		if isZero(k) {
+		if ZeroBytes(k) {
 			continue
 		}
 		i, _ := s.find(k)
@@ -184,8 +184,9 @@ func (s *Set) grow() {
 	}
 }
 
-// isZero reports whether b is all zero bytes.
-func isZero(b []byte) bool {
+// ZeroBytes reports whether b, an id's bytes, are all zero: the null
+// id, which a table of ids may take for its empty slot.
+func ZeroBytes(b []byte) bool {
 	for len(b) >= 8 {
 		if binary.LittleEndian.Uint64(b) != 0 {
 			return false

@@ -191,7 +191,7 @@ func newNamedSet(f oid.Format, limit int) *namedSet {
 // false when the set is full or b is the all-zero id, which no slot
 // can hold (and no object is).
 func (s *namedSet) add(b []byte) bool {
-	if isZeroID(b) {
+	if oid.ZeroBytes(b) {
 		return false
 	}
 	w0 := binary.LittleEndian.Uint64(b) ^ s.seed[0]
@@ -202,7 +202,7 @@ func (s *namedSet) add(b []byte) bool {
 		if bytes.Equal(k, b) {
 			return true
 		}
-		if isZeroID(k) {
+		if oid.ZeroBytes(k) {
 			if s.count == s.limit {
 				return false
 			}
@@ -221,25 +221,9 @@ func (s *namedSet) all() iter.Seq[oid.ID] {
 	return func(yield func(oid.ID) bool) {
 		for off := 0; off < len(s.keys); off += s.n {
 			k := s.keys[off : off+s.n]
-			if !isZeroID(k) && !yield(oid.MustFromBytes(s.f, k)) {
+			if !oid.ZeroBytes(k) && !yield(oid.MustFromBytes(s.f, k)) {
 				return
 			}
 		}
 	}
-}
-
-// isZeroID reports whether b is all zero bytes.
-func isZeroID(b []byte) bool {
-	for len(b) >= 8 {
-		if binary.LittleEndian.Uint64(b) != 0 {
-			return false
-		}
-		b = b[8:]
-	}
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
 }
