@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"gotd/internal/engine/upkeep"
 	"gotd/internal/git/refs"
 	"gotd/internal/git/repo"
 	"gotd/internal/protocol/receive"
@@ -54,6 +55,13 @@ func cmdClone(ctx context.Context, args []string, stdout io.Writer) error {
 	}()
 	res, err := fetchInto(ctx, r, rawURL, sshOpts(), ca, *quiet, stdout)
 	if err != nil {
+		return err
+	}
+	// The references go into packed-refs with their peeled values, as
+	// git clone writes them: a listing then reads one file, not one per
+	// reference, and a later fetch's check takes each tag's commit from
+	// it instead of reading the tag (git.git's ~2,000 references).
+	if _, _, err := upkeep.PackRefs(r, 0); err != nil {
 		return err
 	}
 	if res.Head != "" {

@@ -26,6 +26,20 @@ func TestCloneFetch(t *testing.T) {
 	if head := strings.TrimSpace(gittest.Git(t, dir, "symbolic-ref", "HEAD")); head != "refs/heads/main" {
 		t.Errorf("HEAD = %s; want refs/heads/main", head)
 	}
+	// The references are packed, every annotated tag with its peeled
+	// value, as git clone leaves them.
+	packed, err := os.ReadFile(filepath.Join(dir, "packed-refs"))
+	if err != nil {
+		t.Fatalf("clone's packed-refs: %v", err)
+	}
+	tags := strings.Fields(gittest.Git(t, dir, "for-each-ref", "--format=%(objecttype)", "refs/tags/"))
+	annotated := strings.Count(strings.Join(tags, " "), "tag")
+	if !strings.HasPrefix(string(packed), "# pack-refs with: peeled fully-peeled sorted") || annotated == 0 || strings.Count(string(packed), "\n^") != annotated {
+		t.Errorf("clone's packed-refs (%d annotated tags):\n%s", annotated, packed)
+	}
+	if names, _ := filepath.Glob(filepath.Join(dir, "refs", "*", "*")); len(names) != 0 {
+		t.Errorf("loose references after the clone: %v", names)
+	}
 	if url := strings.TrimSpace(gittest.Git(t, dir, "config", "remote.origin.url")); url != up {
 		t.Errorf("upstream %q; want %q", url, up)
 	}
