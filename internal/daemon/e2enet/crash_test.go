@@ -114,8 +114,13 @@ func locking(gitDir string) bool {
 // repositories pass git fsck --full, hold no lock, quarantine or
 // journal, the next push to the same references lands, and the clients
 // whose processes were not killed succeeded.
+//
+// Upkeep is off: started by a push, it packs references and replaces
+// packs while the test's own git commands (fsck, update-ref, chown)
+// read and change the repository between rounds, and those failed on
+// files it had just removed. Upkeep's own kills are TestUpkeepKilled's.
 func TestCrash(t *testing.T) {
-	s := start(t, options{})
+	s := start(t, options{extraTop: "upkeep off"})
 	test := filepath.Join(s.dir, "test.git")
 	private := filepath.Join(s.dir, "private.git")
 	env := []string{"GIT_SSH_COMMAND=" + s.sshCommand(s.writerKey)}
@@ -246,10 +251,72 @@ func TestCrash(t *testing.T) {
 			s.settle(what+", next push", test)
 		}
 	}
-	removed := strings.Count(s.log.String(), "removed the reference locks of a dead push")
+	log := s.log.String()
+	removed := strings.Count(log, "removed the reference locks of a dead push") + strings.Count(log, "removed the reference locks of dead writers")
 	t.Logf("%d rounds in %v, kills by role: %v, lock removals: %d", 2*len(roles), time.Since(start).Round(time.Millisecond), kills, removed)
 	if kills["session_write"] == 0 || kills["parent"] == 0 || removed == 0 {
 		t.Errorf("kills by role %v, lock removals %d: session_write and the parent must have been killed holding locks", kills, removed)
+	}
+}
+
+// TestUpkeepKilled kills the upkeep process with SIGKILL at random
+// points of a full run (gotctl upkeep), in a bounded number of rounds,
+// each after pushes that leave packs, loose objects and loose
+// references to tidy. After each kill the repository passes git fsck
+// --full, its references are those before the run, and the next push
+// and the next run, let finish, leave no lock, quarantine or journal
+// behind.
+func TestUpkeepKilled(t *testing.T) {
+	s := start(t, options{extraTop: "upkeep off"}) // only the runs of gotctl upkeep
+	test := filepath.Join(s.dir, "test.git")
+	env := []string{"GIT_SSH_COMMAND=" + s.sshCommand(s.writerKey)}
+	url := s.sshURL(rwAccount, "test")
+	work := filepath.Join(s.clientDir("upkill"), "w")
+	s.mustGit(s.dir, nil, "clone", "-q", s.gitURL("test"), work)
+	push := func(round, i int) {
+		write(t, filepath.Join(work, fmt.Sprintf("u%d-%d", round, i)), string(randomBytes(256<<10)), 0o644)
+		s.mustGit(work, nil, "add", "-A")
+		s.mustGit(work, nil, "commit", "-q", "-m", fmt.Sprintf("u%d-%d", round, i))
+		args := []string{"push", "-q", url, "HEAD:main"}
+		for j := range 20 {
+			args = append(args, fmt.Sprintf("HEAD:refs/heads/up/r%d-%d-%d", round, i, j))
+		}
+		s.mustGit(work, env, args...)
+	}
+	kills := 0
+	for round, max := range []time.Duration{5, 20, 50, 100, 200, 400} {
+		what := fmt.Sprintf("round %d", round)
+		for i := range 4 {
+			push(round, i)
+		}
+		before := refs(t, test)
+		ran := make(chan error, 1)
+		go func() {
+			_, err := s.gotctl("upkeep", "test")
+			ran <- err
+		}()
+		if s.killWhen("upkeep", max*time.Millisecond, nil) {
+			kills++
+		}
+		<-ran // it fails if the kill came before the run's end
+		s.settle(what, test)
+		fsck(t, test)
+		if got := refs(t, test); got != before {
+			t.Fatalf("%s: the references after the killed upkeep:\n%s\nwant:\n%s", what, got, before)
+		}
+		push(round, 4)
+		if out, err := s.gotctl("upkeep", "test"); err != nil {
+			t.Fatalf("%s: the run after the killed one: %v\n%s", what, err, out)
+		}
+		s.settle(what+", next run", test)
+		fsck(t, test)
+		if packs, _ := filepath.Glob(filepath.Join(test, "objects", "pack", "pack-*.pack")); len(packs) != 1 {
+			t.Errorf("%s: %d packs after a full run; want 1", what, len(packs))
+		}
+	}
+	t.Logf("%d rounds, %d upkeep processes killed", 6, kills)
+	if kills == 0 {
+		t.Error("no upkeep process was killed")
 	}
 }
 

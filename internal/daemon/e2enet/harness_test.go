@@ -36,6 +36,7 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/sys/unix"
 
+	"gotd/internal/engine/upkeep"
 	"gotd/internal/gittest"
 )
 
@@ -513,8 +514,22 @@ func (s *server) clientDir(name string) string {
 }
 
 // fsck checks a repository with C Git.
+//
+// It holds the repository's upkeep lock meanwhile: a run the daemon
+// starts after a push (or one under way) replaces packs and removes the
+// old ones, which C Git's fsck, listing the packs first, then reports
+// as packs whose index is gone. Upkeep started meanwhile fails with
+// "another cleanup or repack is running", which the tests allow.
 func fsck(t testing.TB, dir string) {
 	t.Helper()
+	if _, err := os.Stat(filepath.Join(dir, "objects")); err != nil {
+		// A work tree: not one the daemon serves.
+	} else if f, err := os.OpenFile(filepath.Join(dir, upkeep.LockFile), os.O_RDONLY|os.O_CREATE, 0o444); err == nil {
+		defer f.Close()
+		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+			t.Fatalf("fsck %s: lock: %v", dir, err)
+		}
+	}
 	run(t, "git", "-C", dir, "fsck", "--full", "--strict", "--no-progress")
 }
 

@@ -228,7 +228,7 @@ func (d *daemon) mirrorExited(name string, m *mirroring, ch *child) {
 	}
 	if m.write != nil && m.write.status != nil {
 		if r := d.cfg.FindRepository(name); r != nil {
-			d.removeDeadLocks(r)
+			d.removeDeadLocks(r, "mirror sync")
 		}
 	}
 	text := ""

@@ -648,7 +648,7 @@ func (d *daemon) exited(ch *child) error {
 			d.fail(c, "the server's session failed")
 		}
 		if ch.status != nil && c.write {
-			d.removeDeadLocks(c.repoCfg)
+			d.removeDeadLocks(c.repoCfg, "push")
 		}
 		// The repo process ends when its session's channel closes; one
 		// that does not is stopped.

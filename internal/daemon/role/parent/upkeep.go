@@ -22,11 +22,11 @@ type upkeeping struct {
 	outcome string
 	// failed says the last run failed; left is how many packs the
 	// repository had when it ended (the interval's exception counts
-	// from there), path where it is.
-	failed bool
-	left   int
-	path   string
-	done   *ipc.UpkeepDone // the running process's report, once sent
+	// from there), name and path which it is.
+	failed     bool
+	left       int
+	name, path string
+	done       *ipc.UpkeepDone // the running process's report, once sent
 	// callers are gotctl upkeep connections answered when the run
 	// ends.
 	callers []*msg.Conn
@@ -136,7 +136,7 @@ func (d *daemon) startUpkeep(r *config.Repository, full, rolling bool) error {
 	if err != nil {
 		return err
 	}
-	u.proc, u.started, u.done, u.path = ch, time.Now(), nil, r.Path
+	u.proc, u.started, u.done, u.name, u.path = ch, time.Now(), nil, r.Name, r.Path
 	set := d.cfg.UpkeepFor(r)
 	start := &ipc.UpkeepStart{Path: r.Path, Name: r.Name, Grace: uint64(set.Grace / time.Second), Full: full, Packs: uint32(set.Packs), LooseRefs: uint32(set.LooseRefs)}
 	if rolling {
@@ -185,6 +185,9 @@ func (d *daemon) upkeepExited(u *upkeeping) {
 	case m == nil:
 		status, text = ipc.StatusFailed, fmt.Sprintf("failed: the upkeep process exited without a report (%v)", ch.status)
 		d.log.Error("upkeep process failed", "pid", ch.pid(), "err", ch.status)
+		if r := d.cfg.FindRepository(u.name); r != nil {
+			d.removeDeadLocks(r, "upkeep run")
+		}
 	case m.Status == ipc.UpkeepOK:
 		text = fmt.Sprintf("done: %d objects packed, %d packs removed, %d unreachable objects removed, %d kept for their grace period", m.Objects, m.Packs, m.Pruned, m.Young)
 		if m.Refs > 0 {

@@ -38,8 +38,20 @@ import (
 func Main(ctx context.Context, log *slog.Logger, parent *msg.Conn, start *ipc.UpkeepStart, r *repo.Repo) error {
 	log = log.With("repo", start.Name)
 	began := time.Now()
-	done, full := run(ctx, r, start)
-	packRefs(r, start, done)
+	// The reference locks the run takes (packed-refs' and the loose
+	// references' it packs) are recorded, so that if the process dies
+	// holding some, the parent removes them: packed-refs.lock left by a
+	// killed run failed every later push that deleted a packed
+	// reference, and every later run.
+	done, full := &ipc.UpkeepDone{}, false
+	if j, err := refs.OpenJournal(r.GitDir, r.Shared); err != nil {
+		done = failed(err)
+	} else {
+		defer j.Close()
+		r.Refs = r.Refs.WithJournal(j)
+		done, full = run(ctx, r, start)
+		packRefs(r, start, done)
+	}
 	attrs := []any{"full", full, "objects", done.Objects, "packs_removed", done.Packs, "pruned", done.Pruned, "young", done.Young, "refs_packed", done.Refs, "elapsed", time.Since(began).Round(time.Millisecond)}
 	switch done.Status {
 	case ipc.UpkeepOK:
