@@ -330,6 +330,12 @@ func (p *Pack) packPosOfOffset(off uint64) (int, error) {
 	return 0, corruptf("no entry starts at offset %d", off)
 }
 
+// PackPosAt returns the pack position of the entry starting at off,
+// which must be an offset the index lists.
+func (p *Pack) PackPosAt(off uint64) (int, error) {
+	return p.packPosOfOffset(off)
+}
+
 // PackPos returns the position of id among the pack's objects in offset
 // order, the numbering reachability bitmaps use. Its first call builds a
 // table of 4 bytes per object.

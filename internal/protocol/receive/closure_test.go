@@ -54,15 +54,22 @@ func TestIngestClosure(t *testing.T) {
 			t.Fatalf("the history has no %s that is not a tip", typ)
 		}
 	}
-	packOf := func(skip string) []byte {
+	// packOf packs every object but skip, deltas against a base's id
+	// or, with ofs, its offset.
+	packOfDeltas := func(skip string, ofs bool) []byte {
 		var in bytes.Buffer
 		for _, hex := range all {
 			if hex != skip {
 				in.WriteString(hex + "\n")
 			}
 		}
-		return []byte(gittest.GitInput(t, src, in.Bytes(), "pack-objects", "-q", "--stdout"))
+		args := []string{"pack-objects", "-q", "--stdout"}
+		if ofs {
+			args = append(args, "--delta-base-offset")
+		}
+		return []byte(gittest.GitInput(t, src, in.Bytes(), args...))
 	}
+	packOf := func(skip string) []byte { return packOfDeltas(skip, false) }
 	take := func(p []byte) (*repo.Repo, string, error) {
 		dir := gittest.InitBare(t, "sha1")
 		r, err := repo.Open(dir, repo.Options{})
@@ -104,6 +111,17 @@ func TestIngestClosure(t *testing.T) {
 	}
 	maxClosure = 1 << 20
 
+	// What a process that did not index the pack reads to find out.
+	for _, ofs := range []bool{false, true} {
+		if !packSelfContained(t, packOfDeltas("", ofs)) {
+			t.Errorf("the whole pack (ofs-delta %v): selfContained says not", ofs)
+		}
+		for typ, hex := range drop {
+			if packSelfContained(t, packOfDeltas(hex, ofs)) {
+				t.Errorf("pack without %s %s (ofs-delta %v): selfContained says self-contained", typ, hex, ofs)
+			}
+		}
+	}
 	for typ, hex := range drop {
 		p := packOf(hex)
 		cl := newClosure(oid.SHA1)
@@ -122,6 +140,26 @@ func TestIngestClosure(t *testing.T) {
 			t.Errorf("pack without %s: installed %v", typ, left)
 		}
 	}
+}
+
+// packSelfContained indexes p and returns what selfContained says of
+// it.
+func packSelfContained(t *testing.T, p []byte) bool {
+	t.Helper()
+	res, err := IndexPack(context.Background(), bytes.NewReader(p), t.TempDir(), PackOptions{Format: oid.SHA1, Limits: wire.DefaultLimits})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pk, err := pack.Open(res.PackPath, oid.SHA1, pack.Options{Cache: pack.NewDeltaCache(1 << 20)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pk.Close()
+	ok, err := selfContained(context.Background(), pk, pk.ReleasePages)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ok
 }
 
 // closureWithin opens the indexed pack at path and asks cl whether it
