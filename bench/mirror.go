@@ -103,6 +103,7 @@ func printMirror(work, src string, pick func(string) bool) {
 	defer gd2.stop()
 	gd2.gotctl("sync", "mirror") // the sync at start
 	gd2.settle()
+	gd2.quiesce()
 	// C Git's mirror in its steady state, as served repositories are
 	// (repos.fresh): without a commit-graph, the automatic maintenance
 	// after its first fetch writes one for the whole history, 1.5 s of
@@ -287,6 +288,7 @@ func (m *mirrorGotd) measure() toolRun {
 	close(stop)
 	rss := <-peak
 	after := cpuTicks(m.cmd.Process.Pid)
+	m.quiesce()
 	return toolRun{wall: wall, cpu: time.Duration(after-before) * 10 * time.Millisecond, rss: int64(rss)}
 }
 
@@ -314,6 +316,37 @@ func (m *mirrorGotd) settle() {
 		time.Sleep(10 * time.Millisecond)
 	}
 	fatalf("the sync's processes do not end")
+}
+
+// quiesce waits until any upkeep run a sync started (after the initial
+// mirror: packing its references and writing a commit-graph) has ended,
+// after the sync's measurement: C Git's fetch detaches its maintenance
+// likewise. The parent starts upkeep once it has reaped the sync's
+// processes: quiet is believed after five looks in a row.
+func (m *mirrorGotd) quiesce() {
+	quiet := 0
+	for range 6000 {
+		if !upkeepRunning(m.cmd.Process.Pid) {
+			if quiet++; quiet == 5 {
+				return
+			}
+		} else {
+			quiet = 0
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	fatalf("upkeep does not end")
+}
+
+// upkeepRunning reports whether an upkeep process runs in pid's tree.
+func upkeepRunning(pid int) bool {
+	for _, p := range tree(pid) {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p))
+		if bytes.HasPrefix(b, []byte("gotd: upkeep")) {
+			return true
+		}
+	}
+	return false
 }
 
 // syncRoles lists the processes of pid's tree that a sync starts.

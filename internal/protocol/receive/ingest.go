@@ -85,10 +85,15 @@ func (in *Ingest) Index(ctx context.Context, r io.Reader, dir string, tips []Tip
 // repository can have undone it since. The process that called it may
 // then install the pack with InstallChecked instead of Install, under
 // the prune lock all the same (an installed pack is unreachable until
-// the references move).
+// the references move). Without tips there is nothing to check (a
+// process whose Install will, or deletions only): the pack is indexed
+// and not found closed.
 func (in *Ingest) IndexClosed(ctx context.Context, r io.Reader, dir string, tips []Tip) (*indexer.Result, bool, error) {
 	rp := in.Repo
-	cl := newClosure(rp.Format)
+	var cl *closure
+	if len(tips) > 0 {
+		cl = newClosure(rp.Format)
+	}
 	res, err := IndexPack(ctx, r, dir, PackOptions{
 		Format:     rp.Format,
 		Bases:      rp,
@@ -111,6 +116,9 @@ func (in *Ingest) IndexClosed(ctx context.Context, r io.Reader, dir string, tips
 		// beside it (gotadmin clone of git.git: the peak went from
 		// 81 MB of heap plus 21 of mapped files to the heap alone).
 		debug.FreeOSMemory()
+	}
+	if len(tips) == 0 {
+		return res, false, nil
 	}
 	if res.ThinBases > 0 {
 		// Completed from the repository: its bases were not checked.

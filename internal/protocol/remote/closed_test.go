@@ -4,19 +4,21 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"gotd/internal/git/repo"
 	"gotd/internal/gittest"
 	"gotd/internal/protocol/receive"
+	"gotd/internal/protocol/wire"
 )
 
-// TestFetchPackClosed: the pack of a first fetch holds everything its
+// TestFetchClosed: the pack of a first fetch holds everything its
 // tips reach and is found closed, so that Fetch installs it without
 // walking it a second time; the pack of a later fetch, whose commits
 // name parents the repository holds, is not, and is walked again
 // under the prune lock.
-func TestFetchPackClosed(t *testing.T) {
+func TestFetchClosed(t *testing.T) {
 	root := t.TempDir()
 	up := filepath.Join(root, "up.git")
 	gittest.Git(t, "", "-c", "init.defaultBranch=main", "init", "-q", "--bare", up)
@@ -38,12 +40,18 @@ func TestFetchPackClosed(t *testing.T) {
 			os.RemoveAll(q)
 			hold.Close()
 		}()
-		got, err := FetchPack(context.Background(), opts, q)
+		f, cancel, err := startFetch(context.Background(), opts)
 		if err != nil {
-			t.Fatalf("FetchPack: %v", err)
+			t.Fatal(err)
+		}
+		defer cancel()
+		defer f.t.close()
+		got, err := f.fetchPack(f.ctx, q, true)
+		if err != nil {
+			t.Fatalf("fetchPack: %v", err)
 		}
 		if got.Pack == nil || got.Pack.Count == 0 {
-			t.Fatalf("FetchPack brought no pack")
+			t.Fatalf("fetchPack brought no pack")
 		}
 		return got.closed
 	}
@@ -69,4 +77,51 @@ func TestFetchPackClosed(t *testing.T) {
 		t.Errorf("mirror's references\n%s\nwant\n%s", got, want)
 	}
 	gittest.Git(t, dir, "fsck", "--full", "--strict", "--no-dangling")
+}
+
+// TestFetchPackLeavesCheck: FetchPack indexes a pack that holds a
+// commit without its tree and parent without checking what the new
+// value reaches, which is Install's to check: it refuses the pack as
+// incomplete. Fetch, which checks, fails as well, and neither leaves a
+// pack behind.
+func TestFetchPackLeavesCheck(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "src.git")
+	gittest.Git(t, "", "-c", "init.defaultBranch=main", "init", "-q", "--bare", src)
+	gittest.Generate(t, src, gittest.History{Commits: 3, Files: 2})
+	tip := strings.TrimSpace(gittest.Git(t, src, "rev-parse", "main"))
+	pack := []byte(gittest.GitInput(t, src, []byte(tip+"\n"), "pack-objects", "-q", "--stdout"))
+	url := liar(t, []string{tip + " refs/heads/main"}, pack)
+	dir := filepath.Join(t.TempDir(), "mirror.git")
+	r, err := repo.Init(dir, repo.InitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	opts := FetchOptions{URL: url, Repo: r, Prune: true}
+	q, hold, err := receive.NewQuarantine(r.ObjectsDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		os.RemoveAll(q)
+		hold.Close()
+	}()
+	got, err := FetchPack(context.Background(), opts, q)
+	if err != nil {
+		t.Fatalf("FetchPack: %v", err)
+	}
+	if got.Pack == nil || got.Pack.Count != 1 {
+		t.Fatalf("FetchPack brought %+v; want a pack of one object", got.Pack)
+	}
+	in := &receive.Ingest{Repo: r, Limits: wire.DefaultLimits}
+	if _, err := in.Install(context.Background(), got.Pack, got.Tips); err == nil || !strings.Contains(err.Error(), "incomplete") {
+		t.Errorf("Install of a commit without its tree: got %v; want refused as incomplete", err)
+	}
+	opts.URL = liar(t, []string{tip + " refs/heads/main"}, pack) // a liar answers once
+	if _, err := Fetch(context.Background(), opts); err == nil || !strings.Contains(err.Error(), "incomplete") {
+		t.Errorf("Fetch of a commit without its tree: got %v; want refused as incomplete", err)
+	}
+	if packs, _ := filepath.Glob(filepath.Join(dir, "objects", "pack", "*")); len(packs) != 0 {
+		t.Errorf("packs installed: %v", packs)
+	}
 }

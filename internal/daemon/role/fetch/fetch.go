@@ -1,10 +1,11 @@
 // Package fetch is gotd's fetch process, one per sync of a pull mirror
 // (gotd.conf's "mirror from"): it fetches from the upstream, the one
 // host and port its sandbox lets it reach, indexes the pack into the
-// quarantine the parent made, checks every object and that each new
-// reference value is there with everything it reaches, and hands the
-// reference updates to session_write, which installs the pack and
-// moves the references. It reads the repository and writes only in the
+// quarantine the parent made, checking every object, and hands the
+// reference updates to session_write, which checks that each new value
+// is there with everything it reaches (this process's word would not
+// do, so it does not check that first), installs the pack and moves
+// the references. It reads the repository and writes only in the
 // quarantine.
 package fetch
 
