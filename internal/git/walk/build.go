@@ -207,12 +207,7 @@ func (w *Walker) BuildBitmapsKnown(ctx context.Context, tips []oid.ID, pack bitm
 		all := w.newReach(ctx, pack, none)
 		all.types = &out.Types
 		all.hashes = out.NameHashes
-		for _, id := range tips {
-			if err := all.addTip(id); err != nil {
-				return nil, err
-			}
-		}
-		if err := all.run(); err != nil {
+		if err := all.reachFrom(tips); err != nil {
 			return nil, err
 		}
 		if len(all.outside) > 0 {

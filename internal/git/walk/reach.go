@@ -266,6 +266,17 @@ func (r *reach) addTip(id oid.ID) error {
 	return fmt.Errorf("walk: tag chain at %v longer than %d", id, maxTagDepth)
 }
 
+// reachFrom covers everything reachable from tips: addTip for each,
+// then run.
+func (r *reach) reachFrom(tips []oid.ID) error {
+	for _, id := range tips {
+		if err := r.addTip(id); err != nil {
+			return err
+		}
+	}
+	return r.run()
+}
+
 // run covers everything reachable from the queued commits and trees.
 func (r *reach) run() error {
 	// The stored bitmaps of the tips first: they usually cover the
@@ -427,22 +438,12 @@ func (w *Walker) bitmapObjects(ctx context.Context, wants, haves []oid.ID, wantH
 	lk := x.Lookup()
 	hv := w.newReach(ctx, lk, x.Bitmap)
 	hv.have = true
-	for _, id := range haves {
-		if err := hv.addTip(id); err != nil {
-			return err
-		}
-	}
-	if err := hv.run(); err != nil {
+	if err := hv.reachFrom(haves); err != nil {
 		return err
 	}
 	wt := w.newReach(ctx, lk, x.Bitmap)
 	wt.stop = hv
-	for _, id := range wants {
-		if err := wt.addTip(id); err != nil {
-			return err
-		}
-	}
-	if err := wt.run(); err != nil {
+	if err := wt.reachFrom(wants); err != nil {
 		return err
 	}
 	wt.bits.AndNot(hv.bits)
@@ -462,12 +463,7 @@ func (w *Walker) ObjectsAfter(ctx context.Context, wants []oid.ID, n int, fn fun
 		return false, errors.New("walk: ObjectsAfter without a bitmap")
 	}
 	wt := w.newReach(ctx, x.Lookup(), x.Bitmap)
-	for _, id := range wants {
-		if err := wt.addTip(id); err != nil {
-			return false, err
-		}
-	}
-	if err := wt.run(); err != nil {
+	if err := wt.reachFrom(wants); err != nil {
 		return false, err
 	}
 	skip := n > 0 && n <= x.Lookup().Count() && wt.bits.HasFirst(n)
@@ -525,12 +521,7 @@ func (w *Walker) WholePack(ctx context.Context, wants []oid.ID) (bool, error) {
 		return false, nil
 	}
 	r := w.newReach(ctx, x.Lookup(), x.Bitmap)
-	for _, id := range wants {
-		if err := r.addTip(id); err != nil {
-			return false, err
-		}
-	}
-	if err := r.run(); err != nil {
+	if err := r.reachFrom(wants); err != nil {
 		return false, err
 	}
 	return len(r.outside) == 0 && r.bits.Count() == x.Lookup().Count(), nil
