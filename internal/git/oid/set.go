@@ -76,7 +76,7 @@ func (s *Set) HasBytes(b []byte) bool {
 	if len(b) != s.n || len(b) == 0 {
 		return false
 	}
-	if ZeroBytes(b) {
+	if zeroBytes(b) {
 		return s.null
 	}
 	_, found := s.find(b)
@@ -96,7 +96,7 @@ func (s *Set) AddBytes(b []byte) bool {
 	if len(b) != s.n {
 		panic("oid: Set.Add of an id of another length")
 	}
-	if ZeroBytes(b) {
+	if zeroBytes(b) {
 		added := !s.null
 		s.null = true
 		return added
@@ -121,7 +121,7 @@ func (s *Set) All() iter.Seq[ID] {
 		}
 		for off := 0; off < len(s.keys); off += s.n {
 			k := s.keys[off : off+s.n]
-			if ZeroBytes(k) {
+			if zeroBytes(k) {
 				continue
 			}
 			id := ID{n: uint8(s.n)}
@@ -144,26 +144,33 @@ func (s *Set) find(b []byte) (int, bool) {
 		if w == binary.LittleEndian.Uint64(b) && bytes.Equal(k[8:], b[8:]) {
 			return i, true
 		}
-		if w == 0 && ZeroBytes(k) {
+		if w == 0 && zeroBytes(k) {
 			return i, false
 		}
 		i = (i + 1) & mask
 	}
 }
 
-// hash mixes the id's first two words with the set's seed (multiply and
-// take the high bits, which depend on every bit of the product's inputs).
-func (s *Set) hash(b []byte) uint64 {
-	w0 := binary.LittleEndian.Uint64(b) ^ s.seed[0]
-	w1 := binary.LittleEndian.Uint64(b[8:]) ^ s.seed[1]
+// hash mixes the id's first two words with the set's seed.
+func (s *Set) hash(b []byte) uint64 { return mix(s.seed, b) }
+
+// mix mixes the first two words of the id b with seed (multiply and
+// take the high bits, which depend on every bit of the product's
+// inputs): the hash of Set and BoundedSet.
+func mix(seed [2]uint64, b []byte) uint64 {
+	w0 := binary.LittleEndian.Uint64(b) ^ seed[0]
+	w1 := binary.LittleEndian.Uint64(b[8:]) ^ seed[1]
 	return w0*0x9e3779b97f4a7c15 ^ w1*0xc2b2ae3d27d4eb4f
 }
+
+// newSeed returns a random seed for mix.
+func newSeed() [2]uint64 { return [2]uint64{rand.Uint64(), rand.Uint64()} }
 
 // alloc makes an empty table of slots slots (a power of two) for ids of
 // length n.
 func (s *Set) alloc(slots, n int) {
 	if s.seed == [2]uint64{} {
-		s.seed = [2]uint64{rand.Uint64(), rand.Uint64()}
+		s.seed = newSeed()
 	}
 	s.shift = uint(64 - bits.TrailingZeros(uint(slots)))
 	s.limit = slots / 4 * 3
@@ -176,7 +183,7 @@ func (s *Set) grow() {
 	s.alloc(len(old)/s.n*2, s.n)
 	for off := 0; off < len(old); off += s.n {
 		k := old[off : off+s.n]
-		if ZeroBytes(k) {
+		if zeroBytes(k) {
 			continue
 		}
 		i, _ := s.find(k)
@@ -186,7 +193,7 @@ func (s *Set) grow() {
 
 // ZeroBytes reports whether b, an id's bytes, are all zero: the null
 // id, which a table of ids may take for its empty slot.
-func ZeroBytes(b []byte) bool {
+func zeroBytes(b []byte) bool {
 	for len(b) >= 8 {
 		if binary.LittleEndian.Uint64(b) != 0 {
 			return false

@@ -3,10 +3,8 @@ package receive
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"encoding/binary"
-	"iter"
-	"math/bits"
+	"fmt"
 	"math/rand/v2"
 	"sync"
 
@@ -25,8 +23,8 @@ import (
 type closure struct {
 	f      oid.Format
 	mu     sync.Mutex
-	named  *namedSet // nil until begin, and once broken
-	broken bool      // an object did not parse, or too many ids: the pack must be walked
+	named  *oid.BoundedSet // nil until begin, and once broken
+	broken bool            // an object did not parse, or too many ids: the pack must be walked
 }
 
 // maxClosure bounds the objects of a pack whose closure is collected
@@ -53,7 +51,7 @@ func (c *closure) begin(count uint32) {
 		c.broken = true
 		return
 	}
-	c.named = newNamedSet(c.f, int(count))
+	c.named = oid.NewBoundedSet(c.f, int(count))
 }
 
 // maxBatch is how many ids an object's parse collects before it adds
@@ -264,7 +262,7 @@ func (c *closure) flush(b []byte, hs int) {
 		return
 	}
 	for len(b) > 0 {
-		if !c.named.add(b[:hs]) {
+		if !c.named.AddBytes(b[:hs]) {
 			c.broken, c.named = true, nil
 			return
 		}
@@ -277,81 +275,10 @@ func (c *closure) within(p *pack.Pack) bool {
 	if c.broken || c.named == nil {
 		return false
 	}
-	for id := range c.named.all() {
+	for id := range c.named.All() {
 		if !p.HasObject(id) {
 			return false
 		}
 	}
 	return true
-}
-
-// namedSet is a set of ids of a fixed capacity in a table sized once,
-// the number of its slots not rounded to a power of two, so that it
-// takes little more than the ids themselves: an open-addressed table
-// with linear probing, indexed by the ids' leading words mixed with a
-// seed of its own (as oid.Set, so that ids chosen to share leading bits
-// do not pile up in one run). It is not safe for concurrent use.
-type namedSet struct {
-	f     oid.Format
-	n     int    // id length
-	keys  []byte // slot i is keys[i*n:(i+1)*n]; an all-zero slot is empty
-	slots uint64
-	count int // members
-	limit int // members it may hold
-	seed  [2]uint64
-}
-
-// newNamedSet returns a set that holds up to limit ids of format f,
-// at a load of four fifths when full.
-func newNamedSet(f oid.Format, limit int) *namedSet {
-	slots := limit + limit/4 + 1
-	return &namedSet{
-		f:     f,
-		n:     f.Size(),
-		keys:  make([]byte, slots*f.Size()),
-		slots: uint64(slots),
-		limit: limit,
-		seed:  [2]uint64{rand.Uint64(), rand.Uint64()},
-	}
-}
-
-// add adds the id b (raw bytes) and reports whether it is a member now:
-// false when the set is full or b is the all-zero id, which no slot
-// can hold (and no object is).
-func (s *namedSet) add(b []byte) bool {
-	if oid.ZeroBytes(b) {
-		return false
-	}
-	w0 := binary.LittleEndian.Uint64(b) ^ s.seed[0]
-	w1 := binary.LittleEndian.Uint64(b[8:]) ^ s.seed[1]
-	i, _ := bits.Mul64(w0*0x9e3779b97f4a7c15^w1*0xc2b2ae3d27d4eb4f, s.slots)
-	for {
-		k := s.keys[int(i)*s.n : int(i+1)*s.n]
-		if bytes.Equal(k, b) {
-			return true
-		}
-		if oid.ZeroBytes(k) {
-			if s.count == s.limit {
-				return false
-			}
-			copy(k, b)
-			s.count++
-			return true
-		}
-		if i++; i == s.slots {
-			i = 0
-		}
-	}
-}
-
-// all returns the members in no particular order.
-func (s *namedSet) all() iter.Seq[oid.ID] {
-	return func(yield func(oid.ID) bool) {
-		for off := 0; off < len(s.keys); off += s.n {
-			k := s.keys[off : off+s.n]
-			if !oid.ZeroBytes(k) && !yield(oid.MustFromBytes(s.f, k)) {
-				return
-			}
-		}
-	}
 }

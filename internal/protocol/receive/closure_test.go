@@ -259,7 +259,7 @@ func TestClosureSizedByCount(t *testing.T) {
 	} {
 		c := newClosure(oid.SHA1)
 		c.begin(uint32(tc.count))
-		if got, max := len(c.named.keys), (tc.count+tc.count/4+1)*20; got > max {
+		if got, max := c.named.TableBytes(), (tc.count+tc.count/4+1)*20; got > max {
 			t.Errorf("count %d: got a table of %d bytes; want at most %d", tc.count, got, max)
 		}
 		c.add(object.Tree, tree(min(tc.named, 255)))
