@@ -155,7 +155,7 @@ func selfContained(ctx context.Context, p *pack.Pack, release func() error) (boo
 	inPack := func(b []byte) bool {
 		i := int((binary.LittleEndian.Uint64(b)^seed)*0x9e3779b97f4a7c15>>(64-foundBits)) * hs
 		slot := found[i : i+hs]
-		if bytes.Equal(slot, b) {
+		if sameID(slot, b) {
 			return true
 		}
 		if !p.HasObject(oid.MustFromBytes(f, b)) {
@@ -206,6 +206,23 @@ func selfContained(ctx context.Context, p *pack.Pack, release func() error) (boo
 		}
 	}
 	return true, nil
+}
+
+// sameID reports whether a and b, ids of one format (20 or 32 bytes),
+// are equal: word by word, where bytes.Equal's call was a seventh of
+// selfContained's time on git.git.
+func sameID(a, b []byte) bool {
+	le := binary.LittleEndian
+	if len(a) != len(b) || len(a) < 20 {
+		return false
+	}
+	if le.Uint64(a) != le.Uint64(b) || le.Uint64(a[8:]) != le.Uint64(b[8:]) {
+		return false
+	}
+	if len(a) == 20 {
+		return le.Uint32(a[16:]) == le.Uint32(b[16:])
+	}
+	return bytes.Equal(a[16:], b[16:])
 }
 
 // foundBits sets the number of selfContained's slots of ids found
