@@ -233,11 +233,18 @@ const (
 )
 
 // baseType returns the type of the delta e's chain: its base's, from
-// types where the base came before it, else from the base's entry.
+// types where a position on the way has one, else from the chain's end;
+// every position on the way gets it in types, so that chains of
+// reference deltas whose bases come later are followed once, not once
+// per delta. A chain longer than pack.DefaultMaxDeltaDepth, or a loop,
+// which a process writing the pack could make, is an error.
 func baseType(p *pack.Pack, e pack.Entry, types []object.Type) (object.Type, error) {
-	for depth := 0; ; depth++ {
-		if depth > len(types) {
-			return 0, fmt.Errorf("receive: delta chain at %d loops", e.Offset)
+	var way [16]int
+	path := way[:0]
+	t := object.Type(0)
+	for depth := 0; t == 0; depth++ {
+		if depth > pack.DefaultMaxDeltaDepth {
+			return 0, fmt.Errorf("receive: delta chain at %d longer than %d", e.Offset, pack.DefaultMaxDeltaDepth)
 		}
 		base := e.BaseOffset
 		if e.Type == object.RefDelta {
@@ -247,19 +254,25 @@ func baseType(p *pack.Pack, e pack.Entry, types []object.Type) (object.Type, err
 			}
 			base = off
 		}
-		if base < e.Offset {
-			if pos, err := p.PackPosAt(base); err == nil && types[pos] != 0 {
-				return types[pos], nil
-			}
+		pos, err := p.PackPosAt(base)
+		if err != nil {
+			return 0, err
 		}
-		var err error
+		if t = types[pos]; t != 0 {
+			break
+		}
 		if e, err = p.Entry(base); err != nil {
 			return 0, err
 		}
+		path = append(path, pos)
 		if e.Type.IsBase() {
-			return e.Type, nil
+			t = e.Type
 		}
 	}
+	for _, pos := range path {
+		types[pos] = t
+	}
+	return t, nil
 }
 
 // flush adds the ids packed in b, hs bytes each, to the set.
