@@ -23,23 +23,11 @@ func TestFetchClosed(t *testing.T) {
 	up := filepath.Join(root, "up.git")
 	gittest.Git(t, "", "-c", "init.defaultBranch=main", "init", "-q", "--bare", up)
 	gittest.Generate(t, up, gittest.History{Commits: 10, Branches: 2, Files: 4})
-	dir := filepath.Join(t.TempDir(), "mirror.git")
-	r, err := repo.Init(dir, repo.InitOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	dir, r := emptyMirror(t)
 	opts := FetchOptions{URL: up, Repo: r, Prune: true}
 	closed := func() bool {
 		t.Helper()
-		q, hold, err := receive.NewQuarantine(r.ObjectsDir())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer func() {
-			os.RemoveAll(q)
-			hold.Close()
-		}()
+		q := quarantine(t, r)
 		f, cancel, err := startFetch(context.Background(), opts)
 		if err != nil {
 			t.Fatal(err)
@@ -91,22 +79,9 @@ func TestFetchPackLeavesCheck(t *testing.T) {
 	tip := strings.TrimSpace(gittest.Git(t, src, "rev-parse", "main"))
 	pack := []byte(gittest.GitInput(t, src, []byte(tip+"\n"), "pack-objects", "-q", "--stdout"))
 	url := liar(t, []string{tip + " refs/heads/main"}, pack)
-	dir := filepath.Join(t.TempDir(), "mirror.git")
-	r, err := repo.Init(dir, repo.InitOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	dir, r := emptyMirror(t)
 	opts := FetchOptions{URL: url, Repo: r, Prune: true}
-	q, hold, err := receive.NewQuarantine(r.ObjectsDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		os.RemoveAll(q)
-		hold.Close()
-	}()
-	got, err := FetchPack(context.Background(), opts, q)
+	got, err := FetchPack(context.Background(), opts, quarantine(t, r))
 	if err != nil {
 		t.Fatalf("FetchPack: %v", err)
 	}
@@ -124,4 +99,32 @@ func TestFetchPackLeavesCheck(t *testing.T) {
 	if packs, _ := filepath.Glob(filepath.Join(dir, "objects", "pack", "*")); len(packs) != 0 {
 		t.Errorf("packs installed: %v", packs)
 	}
+}
+
+// emptyMirror makes an empty repository to fetch into, closed when the
+// test ends.
+func emptyMirror(t *testing.T) (string, *repo.Repo) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "mirror.git")
+	r, err := repo.Init(dir, repo.InitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return dir, r
+}
+
+// quarantine makes a quarantine directory in r, removed when the test
+// ends.
+func quarantine(t *testing.T, r *repo.Repo) string {
+	t.Helper()
+	q, hold, err := receive.NewQuarantine(r.ObjectsDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		os.RemoveAll(q)
+		hold.Close()
+	})
+	return q
 }
