@@ -110,9 +110,12 @@ func names(f oid.Format, t object.Type, data []byte, name func(id []byte) bool) 
 	}
 	switch t {
 	case object.Commit:
+		// Every "parent " line must hold an id: one that does not
+		// fails the commit, as the commit parser and C Git fail it,
+		// rather than end the list of parents.
 		b, ok := hexID(data, "tree ")
-		for more := ok; more; {
-			b, more = hexID(b, "parent ")
+		for ok && bytes.HasPrefix(b, []byte("parent ")) {
+			b, ok = hexID(b, "parent ")
 		}
 		return ok && !stopped
 	case object.Tag:
@@ -153,6 +156,11 @@ func selfContained(ctx context.Context, p *pack.Pack, release func() error) (boo
 	found := make([]byte, foundSlots*hs)
 	seed := rand.Uint64()
 	inPack := func(b []byte) bool {
+		if binary.LittleEndian.Uint64(b) == 0 && oid.MustFromBytes(f, b).IsNull() {
+			// No object has the null id; and an empty slot, all
+			// zeros, would take it for found.
+			return false
+		}
 		i := int((binary.LittleEndian.Uint64(b)^seed)*0x9e3779b97f4a7c15>>(64-foundBits)) * hs
 		slot := found[i : i+hs]
 		if sameID(slot, b) {
@@ -171,10 +179,12 @@ func selfContained(ctx context.Context, p *pack.Pack, release func() error) (boo
 	types := make([]object.Type, count)
 	var buf []byte
 	for pos := range count {
-		if pos%releaseEvery == 0 {
+		if pos%checkEvery == 0 {
 			if err := ctx.Err(); err != nil {
 				return false, err
 			}
+		}
+		if pos%releaseEvery == 0 {
 			if release != nil && pos > 0 {
 				if err := release(); err != nil {
 					return false, err
@@ -224,6 +234,11 @@ func sameID(a, b []byte) bool {
 	}
 	return bytes.Equal(a[16:], b[16:])
 }
+
+// checkEvery is how many objects selfContained reads between two looks
+// at its context, as often as a walk looks: a pack of deltas that each
+// rebuild a large tree may take seconds for a few hundred objects.
+const checkEvery = 1 << 10
 
 // foundBits sets the number of selfContained's slots of ids found
 // lately: 2^16, 1.25 MiB of SHA-1 ids.

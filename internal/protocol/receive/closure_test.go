@@ -281,3 +281,46 @@ func TestClosureSizedByCount(t *testing.T) {
 		t.Errorf("an id named before begin: got not broken; want broken")
 	}
 }
+
+// TestSelfContainedRefuses: packs that a process writing the quarantine
+// could leave, indexed by C Git without checks, whose objects name an
+// id no object has: selfContained must not find them self-contained
+// (then the walk refuses them). The null id as a commit's parent, a
+// tree's entry or a tag's object passed once, an empty slot of found
+// ids taking it for found; so did a parent line with a malformed id,
+// which ended the list of parents.
+func TestSelfContainedRefuses(t *testing.T) {
+	null := strings.Repeat("0", 40)
+	absent := "1234567890123456789012345678901234567890"
+	const emptyTree = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+	const sig = "author A <a@example.org> 1 +0000\ncommitter A <a@example.org> 1 +0000\n\nm\n"
+	nullEntry := "100644 f\x00" + string(make([]byte, 20))
+	for name, objs := range map[string][][2]string{
+		"null parent":         {{"tree", ""}, {"commit", "tree " + emptyTree + "\nparent " + null + "\n" + sig}},
+		"parent id too long":  {{"tree", ""}, {"commit", "tree " + emptyTree + "\nparent " + absent + "0\n" + sig}},
+		"parent id and space": {{"tree", ""}, {"commit", "tree " + emptyTree + "\nparent " + absent + " \n" + sig}},
+		"null tree entry":     {{"tree", nullEntry}},
+		"null tag object":     {{"tag", "object " + null + "\ntype commit\ntag v\ntagger A <a@example.org> 1 +0000\n\nm\n"}},
+	} {
+		src := gittest.InitBare(t, "sha1")
+		var ids []string
+		for _, o := range objs {
+			ids = append(ids, strings.TrimSpace(gittest.GitInput(t, src, []byte(o[1]), "hash-object", "-t", o[0], "-w", "--stdin", "--literally")))
+		}
+		p := gittest.GitInput(t, src, []byte(strings.Join(ids, "\n")+"\n"), "pack-objects", "-q", "--stdout")
+		path := filepath.Join(t.TempDir(), "pack-x.pack")
+		if err := os.WriteFile(path, []byte(p), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		gittest.Git(t, filepath.Dir(path), "index-pack", "--rev-index", path)
+		pk, err := pack.Open(path, oid.SHA1, pack.Options{Cache: pack.NewDeltaCache(1 << 20)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ok, err := selfContained(context.Background(), pk, pk.ReleasePages)
+		pk.Close()
+		if ok || err != nil {
+			t.Errorf("%s: selfContained says %v, %v; want not self-contained", name, ok, err)
+		}
+	}
+}

@@ -172,8 +172,7 @@ type Fetched struct {
 // That Install is the check that every new value is there with
 // everything it reaches: it must not take this process's word for it,
 // so FetchPack does not check it first (a walk of the new history for
-// nothing: a third of a one-commit sync's CPU). On error nothing is
-// left in dir.
+// nothing). On error nothing is left in dir.
 func FetchPack(ctx context.Context, opts FetchOptions, dir string) (*Fetched, error) {
 	f, cancel, err := startFetch(ctx, opts)
 	if err != nil {
