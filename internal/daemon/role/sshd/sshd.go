@@ -157,8 +157,19 @@ func (srv *server) session(log *slog.Logger, account string, remote string, ch s
 			}
 			req.Reply(true, nil)
 			go ssh.DiscardRequests(reqs)
-			status := srv.exec(log, account, remote, cmd.Command, protocol, ch, abort)
+			status, input := srv.exec(log, account, remote, cmd.Command, protocol, ch, abort)
 			ch.SendRequest("exit-status", false, ssh.Marshal(struct{ Status uint32 }{status}))
+			// The channel is closed once the client has closed its
+			// input too, or after closeWait: closed at once, go-git
+			// found it closed when it closed its input after the pack,
+			// and failed the clone ("closing input: EOF").
+			ch.CloseWrite()
+			if input != nil {
+				select {
+				case <-input:
+				case <-time.After(closeWait):
+				}
+			}
 			return
 		default:
 			// No terminal, no forwarding, no agent, no subsystem.
@@ -167,24 +178,30 @@ func (srv *server) session(log *slog.Logger, account string, remote string, ch s
 	}
 }
 
-// exec serves one Git command on ch and returns its exit status;
-// abort ends the connection of a client that does not read.
-func (srv *server) exec(log *slog.Logger, account string, remote string, command, protocol string, ch ssh.Channel, abort func()) uint32 {
+// closeWait bounds how long a session waits, after the command's exit
+// status, for the client to close its input before the channel is
+// closed.
+const closeWait = 2 * time.Second
+
+// exec serves one Git command on ch and returns its exit status, and,
+// once the command ran, a channel closed when the client's input has
+// ended; abort ends the connection of a client that does not read.
+func (srv *server) exec(log *slog.Logger, account string, remote string, command, protocol string, ch ssh.Channel, abort func()) (uint32, <-chan struct{}) {
 	service, repo, err := gitcmd.Parse(command)
 	if err != nil {
 		log.Info("command refused", "err", err)
-		return refuse(ch, err.Error())
+		return refuse(ch, err.Error()), nil
 	}
 	slot, err := srv.s.Admit(account, remote)
 	if err != nil {
 		srv.s.Refused("connection refused: "+err.Error(), remote, "user", account)
-		return refuse(ch, err.Error())
+		return refuse(ch, err.Error()), nil
 	}
 	defer slot.Release()
 	mine, theirs, err := frontend.StreamPair()
 	if err != nil {
 		log.Error("stream", "err", err)
-		return refuse(ch, "internal server error")
+		return refuse(ch, "internal server error"), nil
 	}
 	defer mine.Close()
 	client, err := srv.s.Handoff(frontend.Request{
@@ -193,13 +210,15 @@ func (srv *server) exec(log *slog.Logger, account string, remote string, command
 	theirs.Close()
 	if err != nil {
 		log.Error("cannot pass the client on", "err", err)
-		return refuse(ch, "internal server error")
+		return refuse(ch, "internal server error"), nil
 	}
 	// The client's bytes to the server's processes, and theirs back;
 	// the stream ends when the last of them has closed it.
+	input := make(chan struct{})
 	go func() {
 		io.Copy(mine, ch)
 		mine.CloseWrite()
+		close(input)
 	}()
 	copied := make(chan struct{})
 	go func() {
@@ -208,14 +227,14 @@ func (srv *server) exec(log *slog.Logger, account string, remote string, command
 	}()
 	switch done := client.WaitWhile(copied, abort); done.Status {
 	case ipc.StatusOK:
-		return 0
+		return 0, input
 	case ipc.StatusRefused:
-		return refuse(ch, done.Message)
+		return refuse(ch, done.Message), input
 	default:
 		if done.Message != "" {
 			fmt.Fprintf(ch.Stderr(), "gotd: %s\n", done.Message)
 		}
-		return 1
+		return 1, input
 	}
 }
 
