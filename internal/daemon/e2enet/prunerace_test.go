@@ -63,6 +63,10 @@ func rawPush(ctx context.Context, url, commit, ref string, pack []byte) (string,
 	}
 	req.SetBasicAuth(rwAccount, password)
 	req.Header.Set("Content-Type", "application/x-git-receive-pack-request")
+	// A connection of its own: a POST sent on a kept-alive connection
+	// the server was closing fails with EOF, and Go's client does not
+	// send a POST again (CI saw "Post …: EOF" once).
+	req.Close = true
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return "", err
