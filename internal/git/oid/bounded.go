@@ -41,7 +41,7 @@ func NewBoundedSet(f Format, limit int) *BoundedSet {
 // now: false when the set is full or b is the all-zero id, which no
 // slot can hold (and no object is).
 func (s *BoundedSet) AddBytes(b []byte) bool {
-	if zeroBytes(b) {
+	if ZeroBytes(b) {
 		return false
 	}
 	i, _ := bits.Mul64(mix(s.seed, b), s.slots)
@@ -50,7 +50,7 @@ func (s *BoundedSet) AddBytes(b []byte) bool {
 		if binary.LittleEndian.Uint64(k) == binary.LittleEndian.Uint64(b) && bytes.Equal(k, b) {
 			return true
 		}
-		if zeroBytes(k) {
+		if ZeroBytes(k) {
 			if s.count == s.limit {
 				return false
 			}
@@ -69,7 +69,7 @@ func (s *BoundedSet) All() iter.Seq[ID] {
 	return func(yield func(ID) bool) {
 		for off := 0; off < len(s.keys); off += s.n {
 			k := s.keys[off : off+s.n]
-			if !zeroBytes(k) && !yield(MustFromBytes(s.f, k)) {
+			if !ZeroBytes(k) && !yield(MustFromBytes(s.f, k)) {
 				return
 			}
 		}

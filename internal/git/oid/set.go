@@ -76,7 +76,7 @@ func (s *Set) HasBytes(b []byte) bool {
 	if len(b) != s.n || len(b) == 0 {
 		return false
 	}
-	if zeroBytes(b) {
+	if ZeroBytes(b) {
 		return s.null
 	}
 	_, found := s.find(b)
@@ -96,7 +96,7 @@ func (s *Set) AddBytes(b []byte) bool {
 	if len(b) != s.n {
 		panic("oid: Set.Add of an id of another length")
 	}
-	if zeroBytes(b) {
+	if ZeroBytes(b) {
 		added := !s.null
 		s.null = true
 		return added
@@ -121,7 +121,7 @@ func (s *Set) All() iter.Seq[ID] {
 		}
 		for off := 0; off < len(s.keys); off += s.n {
 			k := s.keys[off : off+s.n]
-			if zeroBytes(k) {
+			if ZeroBytes(k) {
 				continue
 			}
 			id := ID{n: uint8(s.n)}
@@ -144,7 +144,7 @@ func (s *Set) find(b []byte) (int, bool) {
 		if w == binary.LittleEndian.Uint64(b) && bytes.Equal(k[8:], b[8:]) {
 			return i, true
 		}
-		if w == 0 && zeroBytes(k) {
+		if w == 0 && ZeroBytes(k) {
 			return i, false
 		}
 		i = (i + 1) & mask
@@ -183,7 +183,7 @@ func (s *Set) grow() {
 	s.alloc(len(old)/s.n*2, s.n)
 	for off := 0; off < len(old); off += s.n {
 		k := old[off : off+s.n]
-		if zeroBytes(k) {
+		if ZeroBytes(k) {
 			continue
 		}
 		i, _ := s.find(k)
@@ -193,7 +193,7 @@ func (s *Set) grow() {
 
 // ZeroBytes reports whether b, an id's bytes, are all zero: the null
 // id, which a table of ids may take for its empty slot.
-func zeroBytes(b []byte) bool {
+func ZeroBytes(b []byte) bool {
 	for len(b) >= 8 {
 		if binary.LittleEndian.Uint64(b) != 0 {
 			return false

@@ -143,9 +143,9 @@ func names(f oid.Format, t object.Type, data []byte, name func(id []byte) bool) 
 // did. It costs a read of every commit, tree and tag, but no set of
 // what was seen, where a walk from the tips holds one of every object
 // and a node for every commit (session_write's check of git.git's
-// initial mirror: 40 MB of heap). release, if not nil, is called every
-// releaseEvery objects.
-func selfContained(ctx context.Context, p *pack.Pack, release func() error) (bool, error) {
+// initial mirror: 40 MB of heap). The pack's pages leave the resident
+// set every releaseEvery objects.
+func selfContained(ctx context.Context, p *pack.Pack) (bool, error) {
 	f := p.Format()
 	hs := f.Size()
 	// found remembers ids found lately, one a slot chosen by a seeded
@@ -156,7 +156,7 @@ func selfContained(ctx context.Context, p *pack.Pack, release func() error) (boo
 	found := make([]byte, foundSlots*hs)
 	seed := rand.Uint64()
 	inPack := func(b []byte) bool {
-		if binary.LittleEndian.Uint64(b) == 0 && oid.MustFromBytes(f, b).IsNull() {
+		if oid.ZeroBytes(b) {
 			// No object has the null id; and an empty slot, all
 			// zeros, would take it for found.
 			return false
@@ -184,11 +184,9 @@ func selfContained(ctx context.Context, p *pack.Pack, release func() error) (boo
 				return false, err
 			}
 		}
-		if pos%releaseEvery == 0 {
-			if release != nil && pos > 0 {
-				if err := release(); err != nil {
-					return false, err
-				}
+		if pos > 0 && pos%releaseEvery == 0 {
+			if err := p.ReleasePages(); err != nil {
+				return false, err
 			}
 		}
 		off := p.OffsetAtPackPos(pos)

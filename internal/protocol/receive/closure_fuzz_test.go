@@ -42,7 +42,7 @@ func FuzzSelfContained(f *testing.F) {
 			t.Fatalf("open the indexed pack: %v", err)
 		}
 		defer p.Close()
-		got, err := selfContained(context.Background(), p, p.ReleasePages)
+		got, err := selfContained(context.Background(), p)
 		if err != nil {
 			t.Fatalf("selfContained on a pack the indexer took: %v", err)
 		}

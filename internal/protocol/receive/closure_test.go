@@ -155,7 +155,7 @@ func packSelfContained(t *testing.T, p []byte) bool {
 		t.Fatal(err)
 	}
 	defer pk.Close()
-	ok, err := selfContained(context.Background(), pk, pk.ReleasePages)
+	ok, err := selfContained(context.Background(), pk)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -317,7 +317,7 @@ func TestSelfContainedRefuses(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ok, err := selfContained(context.Background(), pk, pk.ReleasePages)
+		ok, err := selfContained(context.Background(), pk)
 		pk.Close()
 		if ok || err != nil {
 			t.Errorf("%s: selfContained says %v, %v; want not self-contained", name, ok, err)

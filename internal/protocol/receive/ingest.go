@@ -217,7 +217,7 @@ func (in *Ingest) connected(ctx context.Context, packPath string, count uint32, 
 			if cl.within(store.pack) {
 				return true, nil
 			}
-		} else if ok, err := selfContained(ctx, store.pack, store.pack.ReleasePages); err != nil {
+		} else if ok, err := selfContained(ctx, store.pack); err != nil {
 			return false, fmt.Errorf("the pack is incomplete: %w", err)
 		} else if ok {
 			return true, nil
