@@ -2,6 +2,7 @@ package object
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"unicode/utf8"
 
@@ -468,63 +469,31 @@ func (c *Checker) checkTree(f oid.Format, data []byte) error {
 	// Names of non-directory entries that a later directory entry of the
 	// same name could duplicate; see verifyOrder.
 	var cands nameStack
-	var prev TreeEntry
-	it := NewTreeIter(f, data)
-	for {
-		start := it.Offset()
-		e, ok := it.Next()
-		if !ok {
-			break
+	var prevName []byte
+	var prevMode uint32
+	for off := 0; off < len(data); {
+		mode, name, id, n, err := parseTreeEntry(f, data[off:])
+		if err != nil {
+			return c.report(Tree, MsgBadTree, "")
 		}
-		name := e.Name
-		nullSha1 = nullSha1 || e.ID.IsNull()
-		fullPath = fullPath || bytes.IndexByte(name, '/') >= 0
-		emptyName = emptyName || len(name) == 0
-		dot = dot || string(name) == "."
-		dotdot = dotdot || string(name) == ".."
-		dotgit = dotgit || isHFSDotGit(name) || isNTFSDotGit(name)
-		zeroPad = zeroPad || data[start] == '0'
-		symlink := e.Mode&modeTypeMask == ModeSymlink
-
-		if isHFSDot(name, "gitmodules") || isNTFSDotGeneric(name, "gitmodules", "gi7eba") {
-			if err := c.gitmodules(symlink, e.ID); err != nil {
+		zeroPad = zeroPad || data[off] == '0'
+		off += n
+		nullSha1 = nullSha1 || oid.ZeroBytes(id)
+		// Most names can be none of the special ones (plainName):
+		// of them only a slash or backslash is looked for, one word
+		// at a time.
+		if !plainName(name) || hasSlashes(name) {
+			fullPath = fullPath || bytes.IndexByte(name, '/') >= 0
+			dot = dot || string(name) == "."
+			dotdot = dotdot || string(name) == ".."
+			emptyName = emptyName || len(name) == 0
+			var err error
+			if dotgit, err = c.specialName(f, name, mode, id, dotgit); err != nil {
 				return err
 			}
 		}
-		if symlink {
-			if isHFSDot(name, "gitignore") || isNTFSDotGeneric(name, "gitignore", "gi250a") {
-				if err := c.report(Tree, MsgGitignoreSymlink, ""); err != nil {
-					return err
-				}
-			}
-			if isHFSDot(name, "gitattributes") || isNTFSDotGeneric(name, "gitattributes", "gi7d29") {
-				if err := c.report(Tree, MsgGitattributesSymlink, ""); err != nil {
-					return err
-				}
-			}
-			if isHFSDot(name, "mailmap") || isNTFSDotGeneric(name, "mailmap", "maba30") {
-				if err := c.report(Tree, MsgMailmapSymlink, ""); err != nil {
-					return err
-				}
-			}
-		}
-		// NTFS treats a backslash as a directory separator, so each
-		// backslash-separated part must pass the NTFS checks too.
-		for rest := name; ; {
-			i := bytes.IndexByte(rest, '\\')
-			if i < 0 {
-				break
-			}
-			rest = rest[i+1:]
-			dotgit = dotgit || isNTFSDotGit(rest)
-			if isNTFSDotGeneric(rest, "gitmodules", "gi7eba") {
-				if err := c.gitmodules(symlink, e.ID); err != nil {
-					return err
-				}
-			}
-		}
 
-		switch e.Mode {
+		switch mode {
 		case ModeBlob, ModeExec, ModeSymlink, ModeTree, ModeGitlink:
 		case 0o100664:
 			// Early Git recorded group-writable files.
@@ -533,18 +502,15 @@ func (c *Checker) checkTree(f oid.Format, data []byte) error {
 			badMode = true
 		}
 
-		if prev.Name != nil {
-			switch verifyOrder(prev, e, &cands) {
+		if prevName != nil {
+			switch verifyOrder(prevName, prevMode, name, mode, &cands) {
 			case orderUnsorted:
 				unsorted = true
 			case orderDup:
 				dups = true
 			}
 		}
-		prev = e
-	}
-	if it.Err() != nil {
-		return c.report(Tree, MsgBadTree, "")
+		prevName, prevMode = name, mode
 	}
 	for _, p := range [...]struct {
 		has bool
@@ -570,13 +536,112 @@ func (c *Checker) checkTree(f oid.Format, data []byte) error {
 	return nil
 }
 
+// specialName runs the checks of a name that plainName does not clear:
+// those of names that HFS+ or NTFS would take for .git, .gitmodules,
+// .gitignore, .gitattributes or .mailmap. It returns dotgit, set if the
+// name is an alias of .git.
+func (c *Checker) specialName(f oid.Format, name []byte, mode uint32, id []byte, dotgit bool) (bool, error) {
+	dotgit = dotgit || isHFSDotGit(name) || isNTFSDotGit(name)
+	symlink := mode&modeTypeMask == ModeSymlink
+	if isHFSDot(name, "gitmodules") || isNTFSDotGeneric(name, "gitmodules", "gi7eba") {
+		if err := c.gitmodules(f, symlink, id); err != nil {
+			return dotgit, err
+		}
+	}
+	if symlink {
+		if isHFSDot(name, "gitignore") || isNTFSDotGeneric(name, "gitignore", "gi250a") {
+			if err := c.report(Tree, MsgGitignoreSymlink, ""); err != nil {
+				return dotgit, err
+			}
+		}
+		if isHFSDot(name, "gitattributes") || isNTFSDotGeneric(name, "gitattributes", "gi7d29") {
+			if err := c.report(Tree, MsgGitattributesSymlink, ""); err != nil {
+				return dotgit, err
+			}
+		}
+		if isHFSDot(name, "mailmap") || isNTFSDotGeneric(name, "mailmap", "maba30") {
+			if err := c.report(Tree, MsgMailmapSymlink, ""); err != nil {
+				return dotgit, err
+			}
+		}
+	}
+	// NTFS treats a backslash as a directory separator, so each
+	// backslash-separated part must pass the NTFS checks too.
+	for rest := name; ; {
+		i := bytes.IndexByte(rest, '\\')
+		if i < 0 {
+			break
+		}
+		rest = rest[i+1:]
+		dotgit = dotgit || isNTFSDotGit(rest)
+		if isNTFSDotGeneric(rest, "gitmodules", "gi7eba") {
+			if err := c.gitmodules(f, symlink, id); err != nil {
+				return dotgit, err
+			}
+		}
+	}
+	return dotgit, nil
+}
+
+// plainName reports whether name can be none of the names the checks of
+// specialName look for, as long as it holds no backslash (hasSlashes):
+// each of them starts, in its first code point HFS+ does not ignore,
+// with '.', or with the first letter of an NTFS short name ('g' or 'm'
+// in either case, or '~' for a short name made of a tilde and digits
+// alone); the code points HFS+ ignores are all outside ASCII. So a name
+// whose first byte is ASCII and none of those is plain, and so are
+// most names of most trees. FuzzPlainName holds it to specialName's
+// checks.
+func plainName(name []byte) bool {
+	if len(name) == 0 {
+		return false
+	}
+	switch c := name[0]; c {
+	case '.', '~', 'g', 'G', 'm', 'M':
+		return false
+	default:
+		return c < utf8.RuneSelf
+	}
+}
+
+// hasSlashes reports whether name holds a '/' or a '\\', reading it a
+// word at a time: most names are shorter than a call to bytes.IndexByte
+// costs.
+func hasSlashes(name []byte) bool {
+	const (
+		ones    = 0x0101010101010101
+		slashes = '/' * ones
+		backs   = '\\' * ones
+	)
+	for len(name) >= 8 {
+		x := binary.LittleEndian.Uint64(name)
+		if hasZeroByte(x^slashes)|hasZeroByte(x^backs) != 0 {
+			return true
+		}
+		name = name[8:]
+	}
+	for _, c := range name {
+		if c == '/' || c == '\\' {
+			return true
+		}
+	}
+	return false
+}
+
+// hasZeroByte is not zero if and only if a byte of x is zero; its lowest
+// set bit is then the high bit of the first zero byte in little-endian
+// order (the bits above it may be set by the borrow, and say nothing).
+func hasZeroByte(x uint64) uint64 {
+	return (x - 0x0101010101010101) &^ x & 0x8080808080808080
+}
+
 // gitmodules handles an entry named .gitmodules or an alias of it.
-func (c *Checker) gitmodules(symlink bool, id oid.ID) error {
+func (c *Checker) gitmodules(f oid.Format, symlink bool, id []byte) error {
 	if symlink {
 		return c.report(Tree, MsgGitmodulesSymlink, "")
 	}
 	if c.Gitmodules != nil {
-		c.Gitmodules(id)
+		c.Gitmodules(oid.MustFromBytes(f, id))
 	}
 	return nil
 }
@@ -594,35 +659,35 @@ const (
 // files that are a proper prefix of the next name, followed by a byte
 // that sorts before '/', are kept on cands and each directory is
 // compared with them.
-func verifyOrder(a, b TreeEntry, cands *nameStack) int {
-	n := min(len(a.Name), len(b.Name))
-	if cmp := bytes.Compare(a.Name[:n], b.Name[:n]); cmp != 0 {
+func verifyOrder(aName []byte, aMode uint32, bName []byte, bMode uint32, cands *nameStack) int {
+	n := min(len(aName), len(bName))
+	if cmp := bytes.Compare(aName[:n], bName[:n]); cmp != 0 {
 		if cmp < 0 {
 			return orderOK
 		}
 		return orderUnsorted
 	}
 	var c1, c2 byte
-	if n < len(a.Name) {
-		c1 = a.Name[n]
+	if n < len(aName) {
+		c1 = aName[n]
 	}
-	if n < len(b.Name) {
-		c2 = b.Name[n]
+	if n < len(bName) {
+		c2 = bName[n]
 	}
 	if c1 == 0 && c2 == 0 {
 		return orderDup
 	}
-	if c1 == 0 && a.Mode&modeTypeMask == ModeTree {
+	if c1 == 0 && aMode&modeTypeMask == ModeTree {
 		c1 = '/'
 	}
-	if c2 == 0 && b.Mode&modeTypeMask == ModeTree {
+	if c2 == 0 && bMode&modeTypeMask == ModeTree {
 		c2 = '/'
 	}
 	switch {
 	case c1 == 0 && lessThanSlash(c2):
 		// a is a file and a proper prefix of b: a directory named like
 		// a may still come.
-		cands.push(a.Name)
+		cands.push(aName)
 	case c2 == '/' && lessThanSlash(c1):
 		// b is a directory. In a sorted tree a candidate that is not
 		// a prefix of b, or is one followed by a byte after '/', sorts
@@ -633,7 +698,7 @@ func verifyOrder(a, b TreeEntry, cands *nameStack) int {
 			if !ok {
 				break
 			}
-			if rest, ok := bytes.CutPrefix(b.Name, top); ok {
+			if rest, ok := bytes.CutPrefix(bName, top); ok {
 				if len(rest) == 0 {
 					return orderDup
 				}

@@ -3,7 +3,9 @@ package object
 import (
 	"bytes"
 	"cmp"
+	"encoding/binary"
 	"fmt"
+	"math/bits"
 	"strconv"
 
 	"gotd/internal/git/oid"
@@ -142,23 +144,26 @@ func (e treeEntryError) Error() string { return string(e) }
 // parseTreeEntry parses the entry at the start of b and returns its
 // parts and its length.
 func parseTreeEntry(f oid.Format, b []byte) (mode uint32, name, id []byte, n int, err error) {
-	i := 0
-	var m uint64
-	for ; i < len(b) && b[i] != ' '; i++ {
-		c := b[i]
-		if c < '0' || c > '7' {
+	m, i := commonMode(b)
+	if i == 0 {
+		var mm uint64
+		for ; i < len(b) && b[i] != ' '; i++ {
+			c := b[i]
+			if c < '0' || c > '7' {
+				return 0, nil, nil, 0, treeEntryError("malformed mode")
+			}
+			mm = mm<<3 | uint64(c-'0')
+			if mm > 0xffffffff {
+				return 0, nil, nil, 0, treeEntryError("mode overflows 32 bits")
+			}
+		}
+		if i == 0 || i >= len(b) {
 			return 0, nil, nil, 0, treeEntryError("malformed mode")
 		}
-		m = m<<3 | uint64(c-'0')
-		if m > 0xffffffff {
-			return 0, nil, nil, 0, treeEntryError("mode overflows 32 bits")
-		}
+		i++
+		m = uint32(mm)
 	}
-	if i == 0 || i >= len(b) {
-		return 0, nil, nil, 0, treeEntryError("malformed mode")
-	}
-	i++
-	nul := bytes.IndexByte(b[i:], 0)
+	nul := indexNul(b[i:])
 	if nul < 0 {
 		return 0, nil, nil, 0, treeEntryError("unterminated name")
 	}
@@ -171,7 +176,56 @@ func parseTreeEntry(f oid.Format, b []byte) (mode uint32, name, id []byte, n int
 	if len(b)-i < size {
 		return 0, nil, nil, 0, treeEntryError("truncated object id")
 	}
-	return uint32(m), name, b[i : i+size : i+size], i + size, nil
+	return m, name, b[i : i+size : i+size], i + size, nil
+}
+
+// The modes commonMode recognises, with their space, as little-endian
+// words.
+const (
+	wordBlob    = '1' | '0'<<8 | '0'<<16 | '6'<<24 | '4'<<32 | '4'<<40 | ' '<<48
+	wordExec    = '1' | '0'<<8 | '0'<<16 | '7'<<24 | '5'<<32 | '5'<<40 | ' '<<48
+	wordSymlink = '1' | '2'<<8 | '0'<<16 | '0'<<24 | '0'<<32 | '0'<<40 | ' '<<48
+	wordGitlink = '1' | '6'<<8 | '0'<<16 | '0'<<24 | '0'<<32 | '0'<<40 | ' '<<48
+	wordTree    = '4' | '0'<<8 | '0'<<16 | '0'<<24 | '0'<<32 | ' '<<40
+)
+
+// commonMode recognises the modes C Git writes, with their space, at the
+// start of b in one load: it returns the mode and the offset of the name,
+// or 0, 0 for any other start. Most entries of every tree start so.
+func commonMode(b []byte) (uint32, int) {
+	if len(b) < 8 {
+		return 0, 0
+	}
+	x := binary.LittleEndian.Uint64(b)
+	switch x & (1<<56 - 1) {
+	case wordBlob:
+		return ModeBlob, 7
+	case wordExec:
+		return ModeExec, 7
+	case wordSymlink:
+		return ModeSymlink, 7
+	case wordGitlink:
+		return ModeGitlink, 7
+	}
+	if x&(1<<48-1) == wordTree {
+		return ModeTree, 6
+	}
+	return 0, 0
+}
+
+// indexNul is bytes.IndexByte(b, 0), a word at a time: a name is mostly
+// shorter than what a call to bytes.IndexByte costs to set up.
+func indexNul(b []byte) int {
+	i := 0
+	for ; i+8 <= len(b) && i < 64; i += 8 {
+		if z := (binary.LittleEndian.Uint64(b[i:]) - 0x0101010101010101) &^ binary.LittleEndian.Uint64(b[i:]) & 0x8080808080808080; z != 0 {
+			return i + bits.TrailingZeros64(z)/8
+		}
+	}
+	if j := bytes.IndexByte(b[i:], 0); j >= 0 {
+		return i + j
+	}
+	return -1
 }
 
 // AppendTreeEntry appends the encoding of one tree entry to dst. The
