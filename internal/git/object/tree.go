@@ -218,7 +218,7 @@ func commonMode(b []byte) (uint32, int) {
 func indexNul(b []byte) int {
 	i := 0
 	for ; i+8 <= len(b) && i < 64; i += 8 {
-		if z := (binary.LittleEndian.Uint64(b[i:]) - 0x0101010101010101) &^ binary.LittleEndian.Uint64(b[i:]) & 0x8080808080808080; z != 0 {
+		if z := hasZeroByte(binary.LittleEndian.Uint64(b[i:])); z != 0 {
 			return i + bits.TrailingZeros64(z)/8
 		}
 	}
