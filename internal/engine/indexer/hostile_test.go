@@ -174,6 +174,11 @@ func TestIndexHostile(t *testing.T) {
 			if tt.opts != nil {
 				tt.opts(&opts)
 			}
+			// Inflating from the stream alone (scanner.inflate's second
+			// way) fails the same.
+			tryBuffered = false
+			_, streamErr := Index(context.Background(), bytes.NewReader(tt.p), opts)
+			tryBuffered = true
 			var before runtime.MemStats
 			runtime.ReadMemStats(&before)
 			_, err := Index(context.Background(), bytes.NewReader(tt.p), opts)
@@ -181,6 +186,9 @@ func TestIndexHostile(t *testing.T) {
 			runtime.ReadMemStats(&after)
 			if err == nil {
 				t.Fatalf("got nil error; want one containing %q", tt.want)
+			}
+			if streamErr == nil || streamErr.Error() != err.Error() {
+				t.Errorf("got error %q inflating from the stream alone; want %q as with the buffer tried first", streamErr, err)
 			}
 			if !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("got error %q; want one containing %q", err, tt.want)

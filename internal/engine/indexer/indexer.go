@@ -263,6 +263,9 @@ type indexer struct {
 	ofsBase  []uint64 // base offsets of the ofs-deltas until link
 	nScanned int      // entries read from the input (the rest complete a thin pack)
 	nDeltas  int
+	// nBuffered counts the entries the scan inflated from its buffer
+	// (scanner.inflate), for tests.
+	nBuffered int
 
 	// Delta children. ofsStart[i]:ofsStart[i+1] indexes ofsKids for the
 	// ofs-delta children of entry i (entries of the scanned pack only);

@@ -61,17 +61,27 @@ func FuzzIndex(f *testing.F) {
 		if fixTrailer && len(data) >= format.Size() {
 			data = withTrailer(format, data[:len(data)-format.Size()])
 		}
-		dir := t.TempDir()
-		r := bytes.NewReader(data)
-		res, err := Index(context.Background(), r, Options{
+		opts := Options{
 			Format:        format,
-			Dir:           dir,
 			Bases:         fuzzBases(format),
 			MaxObjectSize: 1 << 20,
 			MaxObjects:    1 << 12,
 			Threads:       2,
 			WriteRev:      true,
-		})
+		}
+		// Inflating every entry from the stream (scanner.inflate's
+		// second way) must end the same as trying the buffer first.
+		tryBuffered = false
+		opts.Dir = t.TempDir()
+		streamRes, streamErr := Index(context.Background(), bytes.NewReader(data), opts)
+		tryBuffered = true
+		dir := t.TempDir()
+		opts.Dir = dir
+		r := bytes.NewReader(data)
+		res, err := Index(context.Background(), r, opts)
+		if (err == nil) != (streamErr == nil) || err != nil && err.Error() != streamErr.Error() {
+			t.Fatalf("Index: got %v with the buffer tried first, %v without", err, streamErr)
+		}
 		if err != nil {
 			if names := dirEntries(t, dir); len(names) != 0 {
 				t.Fatalf("Index failed (%v) and left files %q", err, names)
@@ -79,6 +89,9 @@ func FuzzIndex(f *testing.F) {
 			return
 		}
 		written := readFile(t, res.PackPath)
+		if !bytes.Equal(readFile(t, res.IndexPath), readFile(t, streamRes.IndexPath)) || !bytes.Equal(written, readFile(t, streamRes.PackPath)) {
+			t.Fatalf("got a different pack or idx with the buffer tried first")
+		}
 		if res.ThinBases == 0 {
 			// The pack is the input's prefix, and nothing after it
 			// was read.
@@ -244,4 +257,52 @@ func recompute(f oid.Format, p []byte, bases mapBases) (map[uint64]oid.ID, error
 		return nil, fmt.Errorf("%d of %d entries unresolved", len(order)-len(ids), len(order))
 	}
 	return ids, nil
+}
+
+// FuzzInflaters checks what the scan's first try (scanner.inflate)
+// relies on: when klauspost's inflater, reading from memory, takes a zlib
+// stream, compress/flate's takes it too, with the same content and the
+// same end, so that trying the buffered bytes first changes neither what
+// the scan accepts nor where it finds the next entry. (The other way
+// round is allowed: then the scan inflates from the stream.)
+func FuzzInflaters(f *testing.F) {
+	text := bytes.Repeat([]byte("tree 1234 blob abcd parent \x00\x01\x02 "), 300)
+	for _, level := range []int{zlib.NoCompression, zlib.BestSpeed, zlib.DefaultCompression, zlib.HuffmanOnly} {
+		var b bytes.Buffer
+		w, _ := zlib.NewWriterLevel(&b, level)
+		w.Write(text)
+		w.Close()
+		f.Add(append(b.Bytes(), "next entry"...))
+	}
+	f.Add(zlibBytes(nil))
+	f.Add(zlibBytes([]byte("x")))
+	// A non-final stored block, then a final fixed Huffman block holding
+	// only its end code (the shortest block after a non-final one).
+	f.Add([]byte{0x78, 0x01, 0x00, 0x01, 0x00, 0xfe, 0xff, 'a', 0x03, 0x00, 0x00, 0x62, 0x00, 0x62, 0xff})
+	const limit = 1 << 20
+	inflate := func(z *inflater, p []byte) (out []byte, used int, err error) {
+		br := bytes.NewReader(p)
+		if err := z.reset(br, true); err != nil {
+			return nil, 0, err
+		}
+		out, err = io.ReadAll(io.LimitReader(z, limit+1))
+		if err == nil && len(out) > limit {
+			err = errors.New("too long")
+		}
+		return out, len(p) - br.Len(), err
+	}
+	slow, fast := newInflater(), newFastInflater()
+	f.Fuzz(func(t *testing.T, p []byte) {
+		fout, fused, ferr := inflate(fast, p)
+		if ferr != nil {
+			return
+		}
+		sout, sused, serr := inflate(slow, p)
+		if serr != nil {
+			t.Fatalf("klauspost took %d bytes, compress/flate failed: %v", fused, serr)
+		}
+		if fused != sused || !bytes.Equal(fout, sout) {
+			t.Fatalf("klauspost took %d bytes into %d; compress/flate %d into %d", fused, len(fout), sused, len(sout))
+		}
+	})
 }

@@ -6,6 +6,8 @@ import (
 	"crypto/rand"
 	"errors"
 	"io"
+	"math"
+	mathrand "math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -311,6 +313,166 @@ func TestIndexEOFWithData(t *testing.T) {
 	for _, rd := range []io.Reader{eofWithData{bytes.NewReader(p)}, iotest.DataErrReader(bytes.NewReader(p))} {
 		if _, err := Index(context.Background(), rd, Options{Format: oid.SHA1, Dir: t.TempDir()}); err != nil {
 			t.Errorf("Index: %v", err)
+		}
+	}
+}
+
+// raggedReader returns 1 to n bytes per Read, as a socket may; the sizes
+// come from a seeded source.
+type raggedReader struct {
+	r   io.Reader
+	n   int
+	rnd *mathrand.Rand
+}
+
+func (r *raggedReader) Read(p []byte) (int, error) {
+	if k := 1 + r.rnd.IntN(r.n); len(p) > k {
+		p = p[:k]
+	}
+	return r.r.Read(p)
+}
+
+// chunkReader returns at most n bytes per Read: a pack received in
+// side-band packets, which C Git's upload-pack fills with 8 KiB at most.
+type chunkReader struct {
+	r io.Reader
+	n int
+}
+
+func (c chunkReader) Read(p []byte) (int, error) {
+	if len(p) > c.n {
+		p = p[:c.n]
+	}
+	return c.r.Read(p)
+}
+
+// TestIndexBuffered: inflating an entry from the bytes the scan has
+// buffered (scanner.inflate's first try) writes the same pack, .idx and
+// .rev as inflating every entry from the stream, reads no byte after the
+// trailer, whatever sizes the reads return, and is how most entries are
+// inflated. Entries straddle the end of the buffered bytes: blobs larger
+// than the buffer holds (fastWant), blobs of a third of it, and the last
+// entries of every pack, where the bound leaves little to read ahead.
+func TestIndexBuffered(t *testing.T) {
+	dir := repoWithHistory(t, "sha1", 20)
+	history := packObjects(t, dir, "", "--all", "--revs", "--delta-base-offset")
+	random := make([]byte, 3*fastWant)
+	rand.Read(random)
+	blobs := gittest.GitInput(t, dir, random, "hash-object", "-w", "--stdin")
+	for i := 0; i < 9; i++ {
+		part := random[i*fastWant/3 : (i+1)*fastWant/3]
+		blobs += gittest.GitInput(t, dir, part, "hash-object", "-w", "--stdin")
+	}
+	large := packObjects(t, dir, blobs, "--delta-base-offset")
+	// Enough entries for the bound to let topUp read ahead, and bytes
+	// for it to move what it holds to the start of the buffer.
+	var small []rawEntry
+	for i := 0; len(small) < 3000; i += 100 {
+		small = append(small, rawEntry{typ: object.Blob, size: -1, data: random[i : i+300]})
+	}
+	many := craft(oid.SHA1, -1, small...)
+	trailing := []byte("0000trailing protocol data that belongs to the next reader")
+
+	readers := []struct {
+		name string
+		wrap func(io.Reader) io.Reader
+	}{
+		{"plain", func(r io.Reader) io.Reader { return r }},
+		{"8 KiB", func(r io.Reader) io.Reader { return chunkReader{r, 8 << 10} }},
+		{"1 to 100", func(r io.Reader) io.Reader { return &raggedReader{r, 100, mathrand.New(mathrand.NewPCG(1, 2))} }},
+		{"1 to 20000", func(r io.Reader) io.Reader { return &raggedReader{r, 20000, mathrand.New(mathrand.NewPCG(3, 4))} }},
+		{"one byte", iotest.OneByteReader},
+	}
+	defer func() { tryBuffered = true }()
+	for _, pk := range []struct {
+		name string
+		p    []byte
+	}{{"history", history}, {"large blobs", large}, {"many blobs", many}} {
+		for _, rd := range readers {
+			if rd.name == "one byte" && len(pk.p) > 1<<20 {
+				continue
+			}
+			t.Run(pk.name+"/"+rd.name, func(t *testing.T) {
+				var files [2][3][]byte
+				for i, buffered := range []bool{true, false} {
+					tryBuffered = buffered
+					src := bytes.NewReader(append(slices.Clip(pk.p), trailing...))
+					res, err := Index(context.Background(), rd.wrap(src), Options{Format: oid.SHA1, Dir: t.TempDir(), WriteRev: true})
+					if err != nil {
+						t.Fatalf("buffer tried %v: Index: %v", buffered, err)
+					}
+					if rest, _ := io.ReadAll(src); !bytes.Equal(rest, trailing) {
+						t.Fatalf("buffer tried %v: got %d bytes left after the pack; want the %d trailing bytes", buffered, len(rest), len(trailing))
+					}
+					files[i] = [3][]byte{readFile(t, res.PackPath), readFile(t, res.IndexPath), readFile(t, res.RevPath)}
+				}
+				for j, ext := range []string{"pack", "idx", "rev"} {
+					if !bytes.Equal(files[0][j], files[1][j]) {
+						t.Errorf("got a different .%s inflating from the buffer first", ext)
+					}
+				}
+				if !bytes.Equal(files[0][0], pk.p) {
+					t.Errorf("got a pack of %d bytes written; want the %d bytes sent", len(files[0][0]), len(pk.p))
+				}
+
+				// How many entries came from the buffer.
+				tryBuffered = true
+				ix, err := newIndexer(context.Background(), Options{Format: oid.SHA1, Threads: 2})
+				if err != nil {
+					t.Fatal(err)
+				}
+				s := newStreamReader(rd.wrap(bytes.NewReader(pk.p)), oid.SHA1.New(), nil, math.MaxUint64, true)
+				if err := ix.scan(s, false); err != nil {
+					t.Fatalf("scan: %v", err)
+				}
+				// Where the bound keeps topUp from reading ahead
+				// (minTopUp), as in the two smaller packs and the end
+				// of the third, what fill read is all there is, and
+				// reads of a few bytes leave little.
+				n := len(ix.entries)
+				t.Logf("%d of %d entries inflated from the buffer", ix.nBuffered, n)
+				large := rd.name == "plain" || rd.name == "8 KiB" || rd.name == "1 to 20000"
+				switch {
+				case pk.name != "large blobs" && large && ix.nBuffered < n*3/4:
+					t.Errorf("got %d of %d entries inflated from the buffer; want three quarters at least", ix.nBuffered, n)
+				case pk.name == "large blobs" && ix.nBuffered >= n:
+					t.Errorf("got all %d entries inflated from the buffer; want the largest from the stream", n)
+				case pk.name == "large blobs" && large && ix.nBuffered == 0:
+					t.Errorf("got no entry inflated from the buffer; want some")
+				}
+			})
+		}
+	}
+}
+
+// TestIndexBufferedFails: a pack cut short, or a reader failing, fails
+// the same whether entries are inflated from the buffer first or not,
+// though topUp meets the end or the error earlier than fill would.
+func TestIndexBufferedFails(t *testing.T) {
+	random := make([]byte, 300300)
+	rand.Read(random)
+	var small []rawEntry
+	for i := 0; len(small) < 3000; i += 100 {
+		small = append(small, rawEntry{typ: object.Blob, size: -1, data: random[i : i+300]})
+	}
+	p := craft(oid.SHA1, -1, small...)
+	defer func() { tryBuffered = true }()
+	for _, tt := range []struct {
+		name string
+		r    func() io.Reader
+	}{
+		{"cut short", func() io.Reader { return chunkReader{bytes.NewReader(p[:len(p)/2]), 8 << 10} }},
+		{"cut short, plain", func() io.Reader { return bytes.NewReader(p[:len(p)/2]) }},
+		{"read error", func() io.Reader { return iotest.TimeoutReader(chunkReader{bytes.NewReader(p), 100 << 10}) }},
+		{"error with data", func() io.Reader { return iotest.DataErrReader(chunkReader{bytes.NewReader(p[:len(p)/2]), 8 << 10}) }},
+	} {
+		var errs [2]error
+		for i, buffered := range []bool{true, false} {
+			tryBuffered = buffered
+			_, errs[i] = Index(context.Background(), tt.r(), Options{Format: oid.SHA1, Dir: t.TempDir()})
+		}
+		if errs[0] == nil || errs[1] == nil || errs[0].Error() != errs[1].Error() {
+			t.Errorf("%s: got %v with the buffer tried first, %v without; want the same error", tt.name, errs[0], errs[1])
 		}
 	}
 }

@@ -43,6 +43,7 @@ func (ix *indexer) scan(s *streamReader, atEOF bool) error {
 		ix:  ix,
 		s:   s,
 		z:   newInflater(),
+		fz:  newFastInflater(),
 		h:   oid.NewHasher(ix.f),
 		buf: make([]byte, 16<<10),
 	}
@@ -109,7 +110,10 @@ func (ix *indexer) scan(s *streamReader, atEOF bool) error {
 type scanner struct {
 	ix    *indexer
 	s     *streamReader
-	z     *inflater
+	z     *inflater    // from s
+	fz    *inflater    // from br
+	br    bytes.Reader // over the bytes s has buffered
+	fast  bool         // inflating from br
 	h     *oid.Hasher
 	buf   []byte    // inflate output
 	keep  []byte    // content kept for Check
@@ -195,55 +199,107 @@ func deflateBound(rem uint64) uint64 {
 	return (rem - inflateSlack) / maxDeflateRatio
 }
 
+// tryBuffered turns inflate's first try from the buffered bytes on; tests
+// turn it off to check that both ways give the same results.
+var tryBuffered = true
+
+// inflate calls read to inflate the zlib stream at the current position,
+// which read does from z to its end (io.EOF). The first call is given
+// klauspost's inflater over the bytes s has buffered, topped up first,
+// and consumes them only if read succeeds: the zlib stream ended within
+// them. If it fails, for want of bytes or any other reason, read is
+// called again with compress/flate's inflater over s, from the same
+// start, and inflate returns what that call returns, so the errors are
+// those of the stream. A failed try costs at most inflating the buffered
+// bytes once more. read must start from scratch on each call, and call
+// sc.inflated as it goes.
+func (sc *scanner) inflate(read func(z *inflater) error) error {
+	s := sc.s
+	s.atLeast(8 + sc.after)
+	if tryBuffered {
+		if err := s.topUp(fastWant); err != nil {
+			return err
+		}
+		b := s.buf[s.pos:s.end]
+		sc.br.Reset(b)
+		if sc.fz.reset(&sc.br, true) == nil {
+			sc.fast = true
+			err := read(sc.fz)
+			sc.fast = false
+			if err == nil {
+				n := len(b) - sc.br.Len()
+				s.pos += n
+				s.off += uint64(n)
+				sc.ix.nBuffered++
+				return nil
+			}
+		}
+	}
+	if err := sc.z.reset(s, true); err != nil {
+		return err
+	}
+	s.tail = 4 + sc.after
+	return read(sc.z)
+}
+
+// inflated records, when inflating from the stream, that rem bytes of the
+// declared size are still to come (see the bound in stream.go).
+func (sc *scanner) inflated(rem uint64) {
+	if !sc.fast {
+		sc.s.atLeast(4 + deflateBound(rem) + sc.after)
+	}
+}
+
 // object inflates a non-delta entry, hashing it as it streams.
 func (sc *scanner) object(e *entry) error {
-	ix, s := sc.ix, sc.s
+	ix := sc.ix
 	if e.size > ix.maxObject {
 		return fmt.Errorf("%w: %s of %d bytes, limit %d", ErrObjectTooLarge, e.typ, e.size, ix.maxObject)
 	}
 	if e.typ != object.Blob && e.size > MaxParsedSize {
 		return fmt.Errorf("%w: %s of %d bytes, limit %d", ErrParsedTooLarge, e.typ, e.size, MaxParsedSize)
 	}
-	s.atLeast(8 + sc.after)
-	if err := sc.z.reset(s, true); err != nil {
-		return err
-	}
-	s.tail = 4 + sc.after
 	if sc.pipe != nil && e.size <= maxPipedSize {
 		return sc.piped(e)
 	}
 	h := sc.h
-	h.Reset()
-	h.Write(object.AppendHeader(sc.hdr[:0], e.typ, int64(e.size)))
 	keep := ix.opts.Check != nil && (e.typ != object.Blob || e.size <= MaxCheckBlobSize)
-	sc.keep = sc.keep[:0]
-	var n uint64
-	for {
-		// Ask for one byte more than declared, to notice a longer stream
-		// without inflating it any further.
-		p := sc.buf
-		if want := e.size + 1 - n; uint64(len(p)) > want {
-			p = p[:want]
+	err := sc.inflate(func(z *inflater) error {
+		h.Reset()
+		h.Write(object.AppendHeader(sc.hdr[:0], e.typ, int64(e.size)))
+		sc.keep = sc.keep[:0]
+		var n uint64
+		for {
+			// Ask for one byte more than declared, to notice a longer
+			// stream without inflating it any further.
+			p := sc.buf
+			if want := e.size + 1 - n; uint64(len(p)) > want {
+				p = p[:want]
+			}
+			m, err := z.Read(p)
+			n += uint64(m)
+			if n > e.size {
+				return fmt.Errorf("%w: %s inflates to more than its declared %d bytes", pack.ErrCorrupt, e.typ, e.size)
+			}
+			h.Write(p[:m])
+			if keep {
+				sc.keep = append(sc.keep, p[:m]...)
+			}
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				return fmt.Errorf("inflate %s: %w", e.typ, err)
+			}
+			sc.inflated(e.size - n)
 		}
-		m, err := sc.z.Read(p)
-		n += uint64(m)
-		if n > e.size {
-			return fmt.Errorf("%w: %s inflates to more than its declared %d bytes", pack.ErrCorrupt, e.typ, e.size)
+		if n != e.size {
+			return fmt.Errorf("%w: %s inflates to %d bytes, declared %d", pack.ErrCorrupt, e.typ, n, e.size)
 		}
-		h.Write(p[:m])
-		if keep {
-			sc.keep = append(sc.keep, p[:m]...)
-		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("inflate %s: %w", e.typ, err)
-		}
-		s.atLeast(4 + deflateBound(e.size-n) + sc.after)
-	}
-	if n != e.size {
-		return fmt.Errorf("%w: %s inflates to %d bytes, declared %d", pack.ErrCorrupt, e.typ, n, e.size)
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	id, err := h.ID()
 	if err != nil {
@@ -268,36 +324,39 @@ func (sc *scanner) object(e *entry) error {
 // piped inflates a small non-delta object into a buffer and hands it to
 // the pipe for hashing and checking.
 func (sc *scanner) piped(e *entry) error {
-	s := sc.s
 	buf := sc.pipe.buffer()
 	if uint64(cap(buf)) < e.size+1 {
 		buf = make([]byte, 0, e.size+1) // e.size <= maxPipedSize
 	}
 	buf = buf[:e.size+1]
-	var n uint64
-	for {
-		// As in object: one byte more than declared is an error.
-		end := min(n+uint64(len(sc.buf)), e.size+1)
-		m, err := sc.z.Read(buf[n:end])
-		n += uint64(m)
-		if n > e.size {
-			sc.pipe.free <- buf
-			return fmt.Errorf("%w: %s inflates to more than its declared %d bytes", pack.ErrCorrupt, e.typ, e.size)
+	err := sc.inflate(func(z *inflater) error {
+		var n uint64
+		for {
+			// As in object: one byte more than declared is an error.
+			end := min(n+uint64(len(sc.buf)), e.size+1)
+			m, err := z.Read(buf[n:end])
+			n += uint64(m)
+			if n > e.size {
+				return fmt.Errorf("%w: %s inflates to more than its declared %d bytes", pack.ErrCorrupt, e.typ, e.size)
+			}
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				return fmt.Errorf("inflate %s: %w", e.typ, err)
+			}
+			sc.inflated(e.size - n)
 		}
-		if err == io.EOF {
-			break
+		if n != e.size {
+			return fmt.Errorf("%w: %s inflates to %d bytes, declared %d", pack.ErrCorrupt, e.typ, n, e.size)
 		}
-		if err != nil {
-			sc.pipe.free <- buf
-			return fmt.Errorf("inflate %s: %w", e.typ, err)
-		}
-		s.atLeast(4 + deflateBound(e.size-n) + sc.after)
-	}
-	if n != e.size {
+		return nil
+	})
+	if err != nil {
 		sc.pipe.free <- buf
-		return fmt.Errorf("%w: %s inflates to %d bytes, declared %d", pack.ErrCorrupt, e.typ, n, e.size)
+		return err
 	}
-	sc.pipe.jobs <- hashJob{dst: sc.ix.ids.slot(len(sc.ix.entries)), typ: e.typ, off: e.off, data: buf[:n]}
+	sc.pipe.jobs <- hashJob{dst: sc.ix.ids.slot(len(sc.ix.entries)), typ: e.typ, off: e.off, data: buf[:e.size]}
 	return nil
 }
 
@@ -311,52 +370,48 @@ func maxDeltaSize(max uint64) uint64 { return max + max/100 + 64 }
 // its header are checked at once, so a delta declaring a huge result
 // fails here.
 func (sc *scanner) delta(size uint64) error {
-	ix, s := sc.ix, sc.s
-	if size > maxDeltaSize(ix.maxObject) {
+	if size > maxDeltaSize(sc.ix.maxObject) {
 		return fmt.Errorf("%w: delta of %d bytes", ErrObjectTooLarge, size)
 	}
-	s.atLeast(8 + sc.after)
-	if err := sc.z.reset(s, true); err != nil {
-		return err
-	}
-	s.tail = 4 + sc.after
-	var head [2 * pack.MaxDeltaSizeVarint]byte
-	var nhead int
-	var n uint64
-	for {
-		p := sc.buf
-		if want := size + 1 - n; uint64(len(p)) > want {
-			p = p[:want]
-		}
-		m, err := sc.z.Read(p)
-		n += uint64(m)
-		if n > size {
-			return fmt.Errorf("%w: delta inflates to more than its declared %d bytes", pack.ErrCorrupt, size)
-		}
-		if nhead < len(head) {
-			c := copy(head[nhead:], p[:m])
-			nhead += c
-			if nhead == len(head) {
-				if err := sc.deltaHeader(head[:]); err != nil {
-					return err
+	return sc.inflate(func(z *inflater) error {
+		var head [2 * pack.MaxDeltaSizeVarint]byte
+		var nhead int
+		var n uint64
+		for {
+			p := sc.buf
+			if want := size + 1 - n; uint64(len(p)) > want {
+				p = p[:want]
+			}
+			m, err := z.Read(p)
+			n += uint64(m)
+			if n > size {
+				return fmt.Errorf("%w: delta inflates to more than its declared %d bytes", pack.ErrCorrupt, size)
+			}
+			if nhead < len(head) {
+				c := copy(head[nhead:], p[:m])
+				nhead += c
+				if nhead == len(head) {
+					if err := sc.deltaHeader(head[:]); err != nil {
+						return err
+					}
 				}
 			}
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				return fmt.Errorf("inflate delta: %w", err)
+			}
+			sc.inflated(size - n)
 		}
-		if err == io.EOF {
-			break
+		if n != size {
+			return fmt.Errorf("%w: delta inflates to %d bytes, declared %d", pack.ErrCorrupt, n, size)
 		}
-		if err != nil {
-			return fmt.Errorf("inflate delta: %w", err)
+		if nhead < len(head) {
+			return sc.deltaHeader(head[:nhead])
 		}
-		s.atLeast(4 + deflateBound(size-n) + sc.after)
-	}
-	if n != size {
-		return fmt.Errorf("%w: delta inflates to %d bytes, declared %d", pack.ErrCorrupt, n, size)
-	}
-	if nhead < len(head) {
-		return sc.deltaHeader(head[:nhead])
-	}
-	return nil
+		return nil
+	})
 }
 
 // deltaHeader checks the base and result sizes at the start of a delta.

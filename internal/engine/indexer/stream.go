@@ -42,12 +42,46 @@ import (
 // past the end of the deflate stream; the zlib header and checksum are
 // read here, so no decoder ever reads ahead on its own.
 //
+// It is also slow: klauspost/compress/flate, decoding from a
+// *bytes.Reader, takes about three quarters of its time (the scan of
+// git.git's pack, 849,014 entries: 3.8 s of CPU against 4.9 s with the
+// calls to ReadByte). So the scan first inflates an entry's zlib stream
+// from the bytes already buffered (scanner.inflate), without consuming
+// them, and only if the stream does not end within them, or fails,
+// inflates it again from the stream. So that the first try succeeds for
+// all but the largest entries, the buffer is topped up before each zlib
+// stream (topUp), never past the bound above: reads come earlier, they
+// reach no further. klauspost's decoder, like compress/flate, reads a
+// byte only when the bits it holds cannot finish the next code (at most
+// the end-of-block code's length, plus the 10 bits of the shortest block
+// after a block that is not the last) and a stored block's length and
+// content with io.ReadFull, so it never reads past the end of a stream it
+// decodes: the bytes the *bytes.Reader gave out are the zlib stream's
+// (FuzzInflaters compares the end with compress/flate's).
+//
 // For a pack that Index rejects, the bound may have been wrong (a lying
 // declared size), so bytes after the point of failure may be consumed.
 
 const (
-	// readBufSize is the most read from r in one call.
-	readBufSize = 64 << 10
+	// topUpRoom is the least room topUp leaves after the buffered bytes
+	// for a read from r.
+	topUpRoom = 64 << 10
+
+	// streamBufSize is the size of the buffer, at least fastWant plus
+	// topUpRoom; the more above, the less often topUp moves what it
+	// holds to the start: at most fastWant bytes, once for every 320 KiB
+	// consumed.
+	streamBufSize = 512 << 10
+
+	// fastWant is how many bytes topUp wants buffered before a zlib
+	// stream. Of git.git's pack (849,014 entries, 496 MB), entries of
+	// more than 128 KiB hold 4.9% of the bytes, of more than 64 KiB 14%.
+	fastWant = 128 << 10
+
+	// minTopUp is the least topUp reads: near the end of a pack the bound
+	// moves on by about an entry at a time, and a read per entry would be
+	// a system call per entry.
+	minTopUp = 4 << 10
 
 	// minEntrySize is the smallest a pack entry can be: a one-byte header,
 	// the two-byte zlib header, two bytes of deflate data (an empty fixed
@@ -95,7 +129,7 @@ type streamReader struct {
 }
 
 func newStreamReader(r io.Reader, sum hash.Hash, out io.Writer, max uint64, bounded bool) *streamReader {
-	s := &streamReader{r: r, buf: make([]byte, readBufSize), sum: sum, out: out, max: max}
+	s := &streamReader{r: r, buf: make([]byte, streamBufSize), sum: sum, out: out, max: max}
 	if !bounded {
 		// The input is known to end with the pack (a file): read freely.
 		s.limit = math.MaxUint64
@@ -169,6 +203,38 @@ func (s *streamReader) fill() error {
 			return io.ErrNoProgress
 		}
 	}
+}
+
+// topUp reads from r until want bytes are buffered, or the bound (limit,
+// max) allows less than minTopUp more, or r returns no byte or an error;
+// it moves the unconsumed bytes to the start of the buffer first if the
+// room after them is short. An error from r is kept for fill to return
+// when the buffered bytes run out, as if it had come then.
+func (s *streamReader) topUp(want int) error {
+	for s.end-s.pos < want && s.rerr == nil {
+		bound := min(s.limit, s.max)
+		if s.got >= bound || bound-s.got < minTopUp {
+			return nil
+		}
+		if len(s.buf)-s.end < topUpRoom {
+			if err := s.flush(); err != nil {
+				return err
+			}
+			s.end = copy(s.buf, s.buf[s.pos:s.end])
+			s.pos, s.mark = 0, 0
+		}
+		n := min(uint64(len(s.buf)-s.end), bound-s.got)
+		m, err := s.r.Read(s.buf[s.end : s.end+int(n)])
+		s.end += m
+		s.got += uint64(m)
+		if err != nil {
+			s.rerr = eofIsUnexpected(err)
+		}
+		if m == 0 {
+			return nil
+		}
+	}
+	return nil
 }
 
 // ReadByte implements io.ByteReader.
