@@ -525,7 +525,14 @@ func TestMirrorNotify(t *testing.T) {
 	if out, err := s.sync("noted"); err != nil {
 		t.Fatalf("first sync: %v\n%s", err, out)
 	}
-	first := len(h.wait(1, 10*time.Second))
+	// The first sync creates every reference upstream has, each
+	// notified on its own: all of them are waited for, or one of them
+	// could come after the second sync's.
+	refs := len(strings.Fields(run(t, "git", "--git-dir", up, "for-each-ref", "--format=%(refname)")))
+	first := len(h.wait(refs, 10*time.Second))
+	if first != refs {
+		t.Fatalf("got %d notifications of the first sync; want %d, one a reference", first, refs)
+	}
 
 	tree := strings.TrimSpace(run(t, "git", "--git-dir", up, "rev-parse", "main^{tree}"))
 	commit := strings.TrimSpace(run(t, "git", "--git-dir", up, "-c", "user.name=u", "-c", "user.email=u@example.org", "commit-tree", "-p", "main", "-m", "upstream moved", tree))
