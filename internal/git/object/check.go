@@ -584,24 +584,24 @@ func (c *Checker) specialName(f oid.Format, name []byte, mode uint32, id []byte,
 }
 
 // plainName reports whether name can be none of the names the checks of
-// specialName look for, as long as it holds no backslash (hasSlashes):
-// each of them starts, in its first code point HFS+ does not ignore,
-// with '.', or with the first letter of an NTFS short name ('g' or 'm'
-// in either case, or '~' for a short name made of a tilde and digits
-// alone); the code points HFS+ ignores are all outside ASCII. So a name
-// whose first byte is ASCII and none of those is plain, and so are
-// most names of most trees. FuzzPlainName holds it to specialName's
-// checks.
+// specialName look for, as long as it holds no backslash (hasSlashes).
+// Each of those names either starts, in its first code point HFS+ does
+// not ignore, with '.' (the code points HFS+ ignores are all outside
+// ASCII), or is an NTFS short name, which has a '~' in its first seven
+// bytes ("git~1", "gitmod~1", "gi7eba~1", "~1234567"). So a name whose
+// first byte is ASCII but not '.', with no '~' in its first seven bytes,
+// is plain, and so are nearly all names of most trees. FuzzPlainName
+// holds it to specialName's checks.
 func plainName(name []byte) bool {
-	if len(name) == 0 {
+	if len(name) == 0 || name[0] == '.' || name[0] >= utf8.RuneSelf {
 		return false
 	}
-	switch c := name[0]; c {
-	case '.', '~', 'g', 'G', 'm', 'M':
-		return false
-	default:
-		return c < utf8.RuneSelf
+	if len(name) >= 8 {
+		// Byte 7 set to something other than '~'.
+		x := binary.LittleEndian.Uint64(name) | 0xff<<56
+		return hasZeroByte(x^'~'*0x0101010101010101) == 0
 	}
+	return bytes.IndexByte(name, '~') < 0
 }
 
 // hasSlashes reports whether name holds a '/' or a '\\', reading it a

@@ -38,14 +38,14 @@ func TestPlainName(t *testing.T) {
 		".git", ".GIT", ".git.", "\u200c.git", "\ufeff.gitmodules", "git~1", "GIT~1",
 		".gitmodules", "gitmod~1", "GITMOD~4", "gi7eba~9", "~1234567", "~9", ".mailmap",
 		"mailma~1", "maba30~1", "MABA30~1", ".gitignore", "gi250a~1", ".gitattributes",
-		"gi7d29~1", "a/b", `a\.git`, `x\gitmod~1`, "long-name-with/slash-past-a-word",
+		"gi7d29~1", "gitmod~1.", "GI7EBA~12", "Mailma~4:x", "gi~1", "~1", "a/b", `a\.git`, `x\gitmod~1`, "long-name-with/slash-past-a-word",
 		`long-name-with\backslash-past-a-word`, ".", "..", "",
 	} {
 		if plain([]byte(name)) {
 			t.Errorf("%q taken for a plain name", name)
 		}
 	}
-	for _, name := range []string{"Documentation", "README.md", "t0001-init.sh", "0", "a.git", "zz~1"} {
+	for _, name := range []string{"Documentation", "README.md", "t0001-init.sh", "0", "a.git", "git.c", "mailmap.c", "Makefile", "gitmodule~1", "GIT-VERSION-GEN"} {
 		if !plain([]byte(name)) {
 			t.Errorf("%q not taken for a plain name", name)
 		}
@@ -55,7 +55,7 @@ func TestPlainName(t *testing.T) {
 // FuzzPlainName holds plainName and hasSlashes to the checks they let
 // checkTree skip: no name they clear is special.
 func FuzzPlainName(f *testing.F) {
-	for _, s := range []string{".git", "git~1", "~1234567", "gi7eba~1", "\u200c.git", "a/b", `a\b`, "Makefile", "Documentation", "12345678/"} {
+	for _, s := range []string{".git", "git~1", "~1234567", "gi7eba~1", "\u200c.git", "a/b", `a\b`, "Makefile", "Documentation", "12345678/", "gitmod~1", "mailma~1", "gi250a~9", "x~1", "abcdef~1", "gitmodule~1"} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, name []byte) {
