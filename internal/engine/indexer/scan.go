@@ -268,35 +268,16 @@ func (sc *scanner) object(e *entry) error {
 		h.Reset()
 		h.Write(object.AppendHeader(sc.hdr[:0], e.typ, int64(e.size)))
 		sc.keep = sc.keep[:0]
-		var n uint64
-		for {
-			// Ask for one byte more than declared, to notice a longer
-			// stream without inflating it any further.
-			p := sc.buf
-			if want := e.size + 1 - n; uint64(len(p)) > want {
-				p = p[:want]
-			}
-			m, err := z.Read(p)
-			n += uint64(m)
-			if n > e.size {
-				return fmt.Errorf("%w: %s inflates to more than its declared %d bytes", pack.ErrCorrupt, e.typ, e.size)
-			}
-			h.Write(p[:m])
+		return sc.readObject(z, e, func(n uint64) []byte {
+			// One byte more than declared, to notice a longer stream
+			// without inflating it any further.
+			return sc.buf[:min(uint64(len(sc.buf)), e.size+1-n)]
+		}, func(p []byte) {
+			h.Write(p)
 			if keep {
-				sc.keep = append(sc.keep, p[:m]...)
+				sc.keep = append(sc.keep, p...)
 			}
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				return fmt.Errorf("inflate %s: %w", e.typ, err)
-			}
-			sc.inflated(e.size - n)
-		}
-		if n != e.size {
-			return fmt.Errorf("%w: %s inflates to %d bytes, declared %d", pack.ErrCorrupt, e.typ, n, e.size)
-		}
-		return nil
+		})
 	})
 	if err != nil {
 		return err
@@ -321,6 +302,36 @@ func (sc *scanner) object(e *entry) error {
 	return nil
 }
 
+// readObject reads the inflated content of the non-delta entry e from z
+// to its end, in the slices next gives for the bytes read so far, each
+// passed to got (if not nil) once filled: the content must have exactly
+// the size the entry declares.
+func (sc *scanner) readObject(z *inflater, e *entry, next func(n uint64) []byte, got func(p []byte)) error {
+	var n uint64
+	for {
+		p := next(n)
+		m, err := z.Read(p)
+		n += uint64(m)
+		if n > e.size {
+			return fmt.Errorf("%w: %s inflates to more than its declared %d bytes", pack.ErrCorrupt, e.typ, e.size)
+		}
+		if got != nil {
+			got(p[:m])
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("inflate %s: %w", e.typ, err)
+		}
+		sc.inflated(e.size - n)
+	}
+	if n != e.size {
+		return fmt.Errorf("%w: %s inflates to %d bytes, declared %d", pack.ErrCorrupt, e.typ, n, e.size)
+	}
+	return nil
+}
+
 // piped inflates a small non-delta object into a buffer and hands it to
 // the pipe for hashing and checking.
 func (sc *scanner) piped(e *entry) error {
@@ -330,27 +341,10 @@ func (sc *scanner) piped(e *entry) error {
 	}
 	buf = buf[:e.size+1]
 	err := sc.inflate(func(z *inflater) error {
-		var n uint64
-		for {
+		return sc.readObject(z, e, func(n uint64) []byte {
 			// As in object: one byte more than declared is an error.
-			end := min(n+uint64(len(sc.buf)), e.size+1)
-			m, err := z.Read(buf[n:end])
-			n += uint64(m)
-			if n > e.size {
-				return fmt.Errorf("%w: %s inflates to more than its declared %d bytes", pack.ErrCorrupt, e.typ, e.size)
-			}
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				return fmt.Errorf("inflate %s: %w", e.typ, err)
-			}
-			sc.inflated(e.size - n)
-		}
-		if n != e.size {
-			return fmt.Errorf("%w: %s inflates to %d bytes, declared %d", pack.ErrCorrupt, e.typ, n, e.size)
-		}
-		return nil
+			return buf[n:min(n+uint64(len(sc.buf)), e.size+1)]
+		}, nil)
 	})
 	if err != nil {
 		sc.pipe.free <- buf
