@@ -268,15 +268,12 @@ func (sc *scanner) object(e *entry) error {
 		h.Reset()
 		h.Write(object.AppendHeader(sc.hdr[:0], e.typ, int64(e.size)))
 		sc.keep = sc.keep[:0]
-		return sc.readObject(z, e, func(n uint64) []byte {
-			// One byte more than declared, to notice a longer stream
-			// without inflating it any further.
-			return sc.buf[:min(uint64(len(sc.buf)), e.size+1-n)]
-		}, func(p []byte) {
+		return sc.readDeclared(z, e.typ.String(), e.size, sc.upTo(e.size), func(p []byte) error {
 			h.Write(p)
 			if keep {
 				sc.keep = append(sc.keep, p...)
 			}
+			return nil
 		})
 	})
 	if err != nil {
@@ -302,34 +299,44 @@ func (sc *scanner) object(e *entry) error {
 	return nil
 }
 
-// readObject reads the inflated content of the non-delta entry e from z
-// to its end, in the slices next gives for the bytes read so far, each
+// readDeclared reads the inflated content of an entry that declares
+// size bytes (what names it in errors: its type, or "delta") from z to
+// its end, in the slices next gives for the bytes read so far, each
 // passed to got (if not nil) once filled: the content must have exactly
-// the size the entry declares.
-func (sc *scanner) readObject(z *inflater, e *entry, next func(n uint64) []byte, got func(p []byte)) error {
+// the declared size.
+func (sc *scanner) readDeclared(z *inflater, what string, size uint64, next func(n uint64) []byte, got func(p []byte) error) error {
 	var n uint64
 	for {
 		p := next(n)
 		m, err := z.Read(p)
 		n += uint64(m)
-		if n > e.size {
-			return fmt.Errorf("%w: %s inflates to more than its declared %d bytes", pack.ErrCorrupt, e.typ, e.size)
+		if n > size {
+			return fmt.Errorf("%w: %s inflates to more than its declared %d bytes", pack.ErrCorrupt, what, size)
 		}
 		if got != nil {
-			got(p[:m])
+			if err := got(p[:m]); err != nil {
+				return err
+			}
 		}
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			return fmt.Errorf("inflate %s: %w", e.typ, err)
+			return fmt.Errorf("inflate %s: %w", what, err)
 		}
-		sc.inflated(e.size - n)
+		sc.inflated(size - n)
 	}
-	if n != e.size {
-		return fmt.Errorf("%w: %s inflates to %d bytes, declared %d", pack.ErrCorrupt, e.typ, n, e.size)
+	if n != size {
+		return fmt.Errorf("%w: %s inflates to %d bytes, declared %d", pack.ErrCorrupt, what, n, size)
 	}
 	return nil
+}
+
+// upTo returns sc.buf cut to at most the size+1-n bytes still allowed
+// after n: one byte more than declared, to notice a longer stream
+// without inflating it any further.
+func (sc *scanner) upTo(size uint64) func(n uint64) []byte {
+	return func(n uint64) []byte { return sc.buf[:min(uint64(len(sc.buf)), size+1-n)] }
 }
 
 // piped inflates a small non-delta object into a buffer and hands it to
@@ -341,7 +348,7 @@ func (sc *scanner) piped(e *entry) error {
 	}
 	buf = buf[:e.size+1]
 	err := sc.inflate(func(z *inflater) error {
-		return sc.readObject(z, e, func(n uint64) []byte {
+		return sc.readDeclared(z, e.typ.String(), e.size, func(n uint64) []byte {
 			// As in object: one byte more than declared is an error.
 			return buf[n:min(n+uint64(len(sc.buf)), e.size+1)]
 		}, nil)
@@ -370,41 +377,19 @@ func (sc *scanner) delta(size uint64) error {
 	return sc.inflate(func(z *inflater) error {
 		var head [2 * pack.MaxDeltaSizeVarint]byte
 		var nhead int
-		var n uint64
-		for {
-			p := sc.buf
-			if want := size + 1 - n; uint64(len(p)) > want {
-				p = p[:want]
-			}
-			m, err := z.Read(p)
-			n += uint64(m)
-			if n > size {
-				return fmt.Errorf("%w: delta inflates to more than its declared %d bytes", pack.ErrCorrupt, size)
-			}
+		err := sc.readDeclared(z, "delta", size, sc.upTo(size), func(p []byte) error {
 			if nhead < len(head) {
-				c := copy(head[nhead:], p[:m])
-				nhead += c
+				nhead += copy(head[nhead:], p)
 				if nhead == len(head) {
-					if err := sc.deltaHeader(head[:]); err != nil {
-						return err
-					}
+					return sc.deltaHeader(head[:])
 				}
 			}
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				return fmt.Errorf("inflate delta: %w", err)
-			}
-			sc.inflated(size - n)
+			return nil
+		})
+		if err != nil || nhead == len(head) {
+			return err
 		}
-		if n != size {
-			return fmt.Errorf("%w: delta inflates to %d bytes, declared %d", pack.ErrCorrupt, n, size)
-		}
-		if nhead < len(head) {
-			return sc.deltaHeader(head[:nhead])
-		}
-		return nil
+		return sc.deltaHeader(head[:nhead])
 	})
 }
 
