@@ -599,7 +599,7 @@ func plainName(name []byte) bool {
 	if len(name) >= 8 {
 		// Byte 7 set to something other than '~'.
 		x := binary.LittleEndian.Uint64(name) | 0xff<<56
-		return hasZeroByte(x^'~'*0x0101010101010101) == 0
+		return hasZeroByte(x^'~'*ones) == 0
 	}
 	return bytes.IndexByte(name, '~') < 0
 }
@@ -609,7 +609,6 @@ func plainName(name []byte) bool {
 // costs.
 func hasSlashes(name []byte) bool {
 	const (
-		ones    = 0x0101010101010101
 		slashes = '/' * ones
 		backs   = '\\' * ones
 	)
@@ -632,8 +631,11 @@ func hasSlashes(name []byte) bool {
 // set bit is then the high bit of the first zero byte in little-endian
 // order (the bits above it may be set by the borrow, and say nothing).
 func hasZeroByte(x uint64) uint64 {
-	return (x - 0x0101010101010101) &^ x & 0x8080808080808080
+	return (x - ones) &^ x & (0x80 * ones)
 }
+
+// ones has each byte of a word 1: c*ones repeats the byte c in each.
+const ones = 0x0101010101010101
 
 // gitmodules handles an entry named .gitmodules or an alias of it.
 func (c *Checker) gitmodules(f oid.Format, symlink bool, id []byte) error {
