@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"gotd/internal/git/inflate"
 	"gotd/internal/git/object"
 	"gotd/internal/git/oid"
 	"gotd/internal/git/pack"
@@ -75,8 +76,8 @@ type worker struct {
 	r       *resolver
 	ix      *indexer
 	z       *inflater
+	dec     inflate.Decoder
 	br      bytes.Reader
-	zr      bytes.Reader  // over zbuf
 	zbuf    []byte        // the zlib stream of a small entry, read from the pack
 	zlarge  *bufio.Reader // reads the zlib stream of a large entry
 	h       *oid.Hasher
@@ -446,12 +447,13 @@ func (w *worker) put(b []byte) {
 // size.
 const maxWholeRead = 64 << 10
 
-// compressed returns a reader of the zlib stream of entry i, read from
-// the pack file as C Git's index-pack reads it (pread): a mapping of
-// the pack would have every page of it counted in the process's memory
-// by the end of the resolution, the size of the pack on top of the
-// heap. The reader is valid until the next call.
-func (w *worker) compressed(i uint32) (flate.Reader, error) {
+// compressed returns the zlib stream of entry i, read from the pack
+// file as C Git's index-pack reads it (pread): a mapping of the pack
+// would have every page of it counted in the process's memory by the
+// end of the resolution, the size of the pack on top of the heap. A
+// stream of at most maxWholeRead bytes comes whole in b, a larger one
+// as a reader; either is valid until the next call.
+func (w *worker) compressed(i uint32) (b []byte, r flate.Reader, err error) {
 	ix := w.ix
 	e := &ix.entries[i]
 	end := ix.packLen - uint64(ix.hashSize)
@@ -465,17 +467,16 @@ func (w *worker) compressed(i uint32) (flate.Reader, error) {
 			w.zlarge = bufio.NewReaderSize(nil, maxWholeRead)
 		}
 		w.zlarge.Reset(io.NewSectionReader(ix.file, int64(start), int64(n)))
-		return w.zlarge, nil
+		return nil, w.zlarge, nil
 	}
 	if uint64(cap(w.zbuf)) < n {
 		w.zbuf = make([]byte, max(n, 4<<10))
 	}
-	b := w.zbuf[:n]
+	b = w.zbuf[:n]
 	if _, err := ix.file.ReadAt(b, int64(start)); err != nil {
-		return nil, fmt.Errorf("indexer: object at offset %d: read the pack: %w", e.off, eofIsUnexpected(err))
+		return nil, nil, fmt.Errorf("indexer: object at offset %d: read the pack: %w", e.off, eofIsUnexpected(err))
 	}
-	w.zr.Reset(b)
-	return &w.zr, nil
+	return b, nil, nil
 }
 
 // inflate appends the inflated data of entry i to dst; the scan checked
@@ -486,14 +487,21 @@ func (w *worker) inflate(i uint32, dst []byte) ([]byte, error) {
 	if cap(dst)-len(dst) < size {
 		dst = slices.Grow(dst, size)
 	}
-	src, err := w.compressed(i)
+	b, src, err := w.compressed(i)
 	if err != nil {
 		return dst, err
+	}
+	start := len(dst)
+	if b != nil {
+		data, _, err := w.dec.Inflate(dst[start:start], b, size)
+		if err != nil {
+			return dst, fmt.Errorf("indexer: object at offset %d: %w", e.off, err)
+		}
+		return dst[:start+len(data)], nil
 	}
 	if err := w.z.reset(src, false); err != nil {
 		return dst, fmt.Errorf("indexer: object at offset %d: %w", e.off, err)
 	}
-	start := len(dst)
 	if _, err := io.ReadFull(w.z, dst[start:start+size]); err != nil {
 		return dst, fmt.Errorf("indexer: object at offset %d: %w", e.off, eofIsUnexpected(err))
 	}

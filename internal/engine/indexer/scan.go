@@ -7,6 +7,7 @@ import (
 	"io"
 	"slices"
 
+	"gotd/internal/git/inflate"
 	"gotd/internal/git/object"
 	"gotd/internal/git/oid"
 	"gotd/internal/git/pack"
@@ -114,6 +115,8 @@ type scanner struct {
 	fz    *inflater    // from br
 	br    bytes.Reader // over the bytes s has buffered
 	fast  bool         // inflating from br
+	dec   inflate.Decoder
+	whole []byte // content of an entry inflated in one call
 	h     *oid.Hasher
 	buf   []byte    // inflate output
 	keep  []byte    // content kept for Check
@@ -203,17 +206,26 @@ func deflateBound(rem uint64) uint64 {
 // turn it off to check that both ways give the same results.
 var tryBuffered = true
 
-// inflate calls read to inflate the zlib stream at the current position,
-// which read does from z to its end (io.EOF). The first call is given
-// klauspost's inflater over the bytes s has buffered, topped up first,
-// and consumes them only if read succeeds: the zlib stream ended within
-// them. If it fails, for want of bytes or any other reason, read is
-// called again with compress/flate's inflater over s, from the same
-// start, and inflate returns what that call returns, so the errors are
-// those of the stream. A failed try costs at most inflating the buffered
-// bytes once more. read must start from scratch on each call, and call
-// sc.inflated as it goes.
-func (sc *scanner) inflate(read func(z *inflater) error) error {
+// maxWhole is the largest entry (inflated) that the scan inflates in
+// one call when its zlib stream is buffered whole; larger ones are
+// read in pieces, so that a large blob is never held whole.
+const maxWhole = 1 << 20
+
+// inflate inflates the zlib stream at the current position, of an
+// entry that declares size bytes. The first try works on the bytes s
+// has buffered, topped up first, and consumes them only if it
+// succeeds, the zlib stream having ended within them: if into is not
+// nil (its capacity at least size, size at most maxWhole), the one-shot
+// decoder inflates the stream into it and whole is given the content
+// (and what whole returns is inflate's); else read is called with
+// klauspost's inflater over them. If the try fails, for want of bytes
+// or any other reason, read is called with compress/flate's inflater
+// over s, from the same start, and inflate returns what that call
+// returns, so the errors are those of the stream. A failed try costs
+// at most inflating the buffered bytes once more. read inflates from z
+// to its end (io.EOF); it must start from scratch on each call, and
+// call sc.inflated as it goes.
+func (sc *scanner) inflate(size uint64, into []byte, whole func(data []byte) error, read func(z *inflater) error) error {
 	s := sc.s
 	s.atLeast(8 + sc.after)
 	if tryBuffered {
@@ -221,8 +233,15 @@ func (sc *scanner) inflate(read func(z *inflater) error) error {
 			return err
 		}
 		b := s.buf[s.pos:s.end]
-		sc.br.Reset(b)
-		if sc.fz.reset(&sc.br, true) == nil {
+		if into != nil {
+			if data, n, err := sc.dec.Inflate(into, b, int(size)); err == nil {
+				s.pos += n
+				s.off += uint64(n)
+				sc.ix.nBuffered++
+				return whole(data)
+			}
+		} else if sc.br.Reset(b); sc.fz.reset(&sc.br, true) == nil {
+			// Too large to hold whole: read in pieces.
 			sc.fast = true
 			err := read(sc.fz)
 			sc.fast = false
@@ -250,6 +269,18 @@ func (sc *scanner) inflated(rem uint64) {
 	}
 }
 
+// wholeBuf returns a buffer for inflating an entry of size bytes in one
+// call, or nil if it is larger than maxWhole.
+func (sc *scanner) wholeBuf(size uint64) []byte {
+	if size > maxWhole {
+		return nil
+	}
+	if uint64(cap(sc.whole)) < size {
+		sc.whole = make([]byte, 0, max(size, 64<<10))
+	}
+	return sc.whole[:0]
+}
+
 // object inflates a non-delta entry, hashing it as it streams.
 func (sc *scanner) object(e *entry) error {
 	ix := sc.ix
@@ -264,7 +295,17 @@ func (sc *scanner) object(e *entry) error {
 	}
 	h := sc.h
 	keep := ix.opts.Check != nil && (e.typ != object.Blob || e.size <= MaxCheckBlobSize)
-	err := sc.inflate(func(z *inflater) error {
+	// kept is the content Check is given: in the buffer it was
+	// inflated into whole, else gathered in sc.keep.
+	var kept []byte
+	whole := func(data []byte) error {
+		h.Reset()
+		h.Write(object.AppendHeader(sc.hdr[:0], e.typ, int64(e.size)))
+		h.Write(data)
+		kept = data
+		return nil
+	}
+	err := sc.inflate(e.size, sc.wholeBuf(e.size), whole, func(z *inflater) error {
 		h.Reset()
 		h.Write(object.AppendHeader(sc.hdr[:0], e.typ, int64(e.size)))
 		sc.keep = sc.keep[:0]
@@ -273,6 +314,7 @@ func (sc *scanner) object(e *entry) error {
 			if keep {
 				sc.keep = append(sc.keep, p...)
 			}
+			kept = sc.keep
 			return nil
 		})
 	})
@@ -287,7 +329,7 @@ func (sc *scanner) object(e *entry) error {
 	if ix.opts.Check != nil {
 		var data []byte
 		if keep {
-			data = sc.keep
+			data = kept
 			if data == nil {
 				data = []byte{}
 			}
@@ -347,7 +389,7 @@ func (sc *scanner) piped(e *entry) error {
 		buf = make([]byte, 0, e.size+1) // e.size <= maxPipedSize
 	}
 	buf = buf[:e.size+1]
-	err := sc.inflate(func(z *inflater) error {
+	err := sc.inflate(e.size, buf[:0], func([]byte) error { return nil }, func(z *inflater) error {
 		return sc.readDeclared(z, e.typ.String(), e.size, func(n uint64) []byte {
 			// As in object: one byte more than declared is an error.
 			return buf[n:min(n+uint64(len(sc.buf)), e.size+1)]
@@ -374,7 +416,10 @@ func (sc *scanner) delta(size uint64) error {
 	if size > maxDeltaSize(sc.ix.maxObject) {
 		return fmt.Errorf("%w: delta of %d bytes", ErrObjectTooLarge, size)
 	}
-	return sc.inflate(func(z *inflater) error {
+	whole := func(data []byte) error {
+		return sc.deltaHeader(data[:min(len(data), 2*pack.MaxDeltaSizeVarint)])
+	}
+	return sc.inflate(size, sc.wholeBuf(size), whole, func(z *inflater) error {
 		var head [2 * pack.MaxDeltaSizeVarint]byte
 		var nhead int
 		err := sc.readDeclared(z, "delta", size, sc.upTo(size), func(p []byte) error {

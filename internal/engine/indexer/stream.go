@@ -51,13 +51,17 @@ import (
 // inflates it again from the stream. So that the first try succeeds for
 // all but the largest entries, the buffer is topped up before each zlib
 // stream (topUp), never past the bound above: reads come earlier, they
-// reach no further. klauspost's decoder, like compress/flate, reads a
-// byte only when the bits it holds cannot finish the next code (at most
-// the end-of-block code's length, plus the 10 bits of the shortest block
-// after a block that is not the last) and a stored block's length and
-// content with io.ReadFull, so it never reads past the end of a stream it
-// decodes: the bytes the *bytes.Reader gave out are the zlib stream's
-// (FuzzInflaters compares the end with compress/flate's).
+// reach no further. An entry of at most maxWhole bytes is inflated in
+// one call by inflate.Decoder, which reports the bytes its stream took
+// (its fuzz test compares them, the content and what it accepts with
+// compress/zlib); a larger one by klauspost's decoder, which, like
+// compress/flate, reads a byte only when the bits it holds cannot
+// finish the next code (at most the end-of-block code's length, plus
+// the 10 bits of the shortest block after a block that is not the
+// last) and a stored block's length and content with io.ReadFull, so
+// it never reads past the end of a stream it decodes: the bytes the
+// *bytes.Reader gave out are the zlib stream's (FuzzInflaters compares
+// the end with compress/flate's).
 //
 // For a pack that Index rejects, the bound may have been wrong (a lying
 // declared size), so bytes after the point of failure may be consumed.
