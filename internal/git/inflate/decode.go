@@ -18,7 +18,9 @@ import "encoding/binary"
 //
 // Errors are checked in the order compress/flate checks them: the symbols
 // it reads, then the distance against the output so far, and only then
-// whether the output would pass size, so both report the same error.
+// whether the output would pass size, so both report the same error. The
+// distance check, uint(dist-1) >= uint(pos), also turns away a distance of
+// 0, which no table entry holds but which copyMatch must never see.
 func huffman(r *bitReader, out []byte, pos int, lt *litTable, lbits uint, dt *distTable, dbits uint, need uint) (int, error) {
 	src := r.src
 	b, nb, in := r.b, r.nb, r.in
@@ -123,7 +125,7 @@ func huffman(r *bitReader, out []byte, pos int, lt *litTable, lbits uint, dt *di
 			dist := int(e>>16) + int((b&(1<<(e&63)-1))>>(e>>8&0xf))
 			b >>= e & 63
 			nb -= uint(e & 63)
-			if dist > pos {
+			if uint(dist-1) >= uint(pos) {
 				return 0, errDistance
 			}
 			if length > len(out)-pos {
@@ -210,7 +212,7 @@ func huffman(r *bitReader, out []byte, pos int, lt *litTable, lbits uint, dt *di
 		if e&flagExc != 0 {
 			return 0, errDistCode
 		}
-		if dist > pos {
+		if uint(dist-1) >= uint(pos) {
 			return 0, errDistance
 		}
 		if length > len(out)-pos {
@@ -221,8 +223,8 @@ func huffman(r *bitReader, out []byte, pos int, lt *litTable, lbits uint, dt *di
 }
 
 // copyMatch copies length bytes from dist bytes back to out[pos:] and
-// returns pos+length; the caller has checked that dist <= pos and that
-// the copy fits in out. Overlapping copies (dist < length) repeat the
+// returns pos+length; the caller has checked that 1 <= dist <= pos and
+// that the copy fits in out. Overlapping copies (dist < length) repeat the
 // last dist bytes, as RFC 1951 section 3.2.3 requires.
 //
 // When out has room past the match it copies eight bytes at a time and

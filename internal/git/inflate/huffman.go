@@ -39,6 +39,10 @@ const (
 	flagEOB = 1 << 12
 
 	entryInvalid = flagExc
+
+	// flagPrev marks code length symbol 16, in the code length code's
+	// table, which has no subtables.
+	flagPrev = flagSub
 )
 
 const (
@@ -53,8 +57,9 @@ const (
 	maxLitBits  = 10
 	maxDistBits = 8
 
-	// Table sizes are powers of two so that indexes masked with size-1
-	// need no bounds check. Each must hold 2^maxBits primary entries plus
+	// Table sizes are powers of two so that subtable indexes masked with
+	// size-1 need no bounds check (primary ones are checked, off the
+	// critical path). Each must hold 2^maxBits primary entries plus
 	// the subtables of any complete code: a subtable of k index bits holds
 	// at least k+1 codes, all of them longer than maxBits, so with at most
 	// 32 entries for 6 codes (literal/length) or 128 for 8 (distance) the
@@ -76,6 +81,10 @@ var (
 	litTemplates  [288]uint32
 	distTemplates [32]uint32
 	preTemplates  [numPreSyms]uint32
+
+	// preOrder is the order of the code length code's lengths in a
+	// dynamic block header.
+	preOrder = [numPreSyms]uint8{16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15}
 )
 
 // Fixed Huffman codes, RFC 1951 section 3.2.6, built once at init.
@@ -125,11 +134,15 @@ func init() {
 
 	// Code length symbols: 0-15 are lengths; 16 repeats the last length
 	// 3-6 times (2 extra bits), 17 and 18 repeat zero 3-10 (3 bits) and
-	// 11-138 (7 bits) times. The extra bits are read separately, after
-	// the checks compress/flate makes on the symbol alone.
-	for s := range numPreSyms {
-		preTemplates[s] = uint32(s) << 16
+	// 11-138 (7 bits) times. Their entries hold the length to write in
+	// bits 16-23 (flagPrev for "the last one") and the repeat count base
+	// in bits 24-31, so that readDynamic treats all 19 alike.
+	for s := range 16 {
+		preTemplates[s] = uint32(s)<<16 | 1<<24
 	}
+	preTemplates[16] = flagPrev | 3<<24 | 2
+	preTemplates[17] = 3<<24 | 3
+	preTemplates[18] = 11<<24 | 7
 
 	var lens [288]uint8
 	for i := range lens {
@@ -159,7 +172,7 @@ func init() {
 // buildScratch is the memory build works in: the symbols that have a
 // code, and the same sorted by code length.
 type buildScratch struct {
-	syms   [maxLitSyms + maxDistSyms]uint16
+	syms   [maxLitSyms + maxDistSyms + 6]uint16 // with room for readDynamic's runs
 	sorted [maxLitSyms + maxDistSyms]uint16
 }
 
@@ -225,8 +238,10 @@ func (sc *buildScratch) build(t []uint32, lens []uint8, syms []uint16, base int,
 	// Order the symbols by code length, then by symbol: that is the order
 	// in which the canonical code assigns codes.
 	var offs [maxCodeLen + 1]int32
-	for l := 1; l < maxCodeLen; l++ {
-		offs[l+1] = offs[l] + count[l]
+	o := int32(0)
+	for l := 1; l <= maxCodeLen; l++ {
+		offs[l] = o
+		o += count[l]
 	}
 	sorted := sc.sorted[:len(syms)]
 	for _, s := range syms {
@@ -240,23 +255,27 @@ func (sc *buildScratch) build(t []uint32, lens []uint8, syms []uint16, base int,
 	// l placed in a table of 2^l entries, doubling it copies each code
 	// into the entries whose extra high index bit it does not read. The
 	// stream is read from the low bit up, so an entry's index is its code
-	// with the bits reversed; rev steps through the codes in that form.
+	// with the bits reversed. Codes of one length are consecutive
+	// numbers from code; each is reversed on its own, with no chain of
+	// dependent steps from one symbol to the next.
 	tbits = min(maxLen, maxBits)
-	rev := uint(0)
+	code := uint(0)
 	l := minLen
 	size := 1 << l
 	for {
-		for k := count[l]; k > 0; k-- {
-			t[rev] = tmpl[sorted[next]] + uint32(l)*0x101
-			next++
-			rev = nextCode(rev, l)
+		c := uint(count[l])
+		for k, s := range sorted[next : next+int(c)] {
+			t[reverse(code+uint(k), l)] = tmpl[s] + uint32(l)*0x101
 		}
+		next += int(c)
+		code += c
 		if l == tbits {
 			break
 		}
 		copy(t[size:size<<1], t[:size])
 		size <<= 1
 		l++
+		code <<= 1
 	}
 	if maxLen == tbits {
 		return tbits, minLen, true
@@ -271,7 +290,10 @@ func (sc *buildScratch) build(t []uint32, lens []uint8, syms []uint16, base int,
 	prefix := ^uint(0)
 	var sub, subBits uint
 	for l := tbits + 1; l <= maxLen; l++ {
+		code <<= 1
 		for k := count[l]; k > 0; k-- {
+			rev := reverse(code, l)
+			code++
 			if rev&pmask != prefix {
 				prefix = rev & pmask
 				subBits = l - tbits
@@ -295,23 +317,20 @@ func (sc *buildScratch) build(t []uint32, lens []uint8, syms []uint16, base int,
 			for i := rev >> tbits; i < 1<<subBits; i += 1 << (l - tbits) {
 				t[sub+i] = e
 			}
-			rev = nextCode(rev, l)
 		}
 	}
 	return tbits, minLen, true
 }
 
-// nextCode returns the code after rev among codes of length l, both with
-// their bits reversed: adding one to a code carries from its last bit,
-// which reversed is the highest.
-func nextCode(rev, l uint) uint {
-	h := uint(bits.Len(^rev & (1<<l - 1)))
-	if h == 0 {
-		return 0 // rev was the last code of that length
-	}
-	top := uint(1) << (h - 1)
-	return rev&(top-1) | top
+// reverse returns the l-bit code with its bits in reverse order.
+func reverse(code, l uint) uint {
+	return uint(bits.Reverse16(uint16(code))) >> (16 - l)
 }
+
+// maxDynamicHeader bounds the bytes a dynamic block header can take: 14
+// bits of counts, 19 code length code lengths of 3 bits, and 316 code
+// lengths of at most 7+7 bits, 4495 bits in all.
+const maxDynamicHeader = (14 + 19*3 + 316*14 + 7) / 8
 
 // readDynamic reads the code lengths of a dynamic block (RFC 1951, section
 // 3.2.7) and builds its tables. It returns the index bits of the
@@ -323,12 +342,35 @@ func nextCode(rev, l uint) uint {
 // The checks run in compress/flate's order, so the two agree on which
 // error a stream that is both truncated and corrupt gets.
 func (d *Decoder) readDynamic(r *bitReader) (lbits, dbits, need uint, err error) {
-	r.refill()
-	nlit := uint(r.b&0x1f) + 257
-	ndist := uint(r.b>>5&0x1f) + 1
-	npre := uint(r.b>>10&0xf) + 4
-	r.consume(14)
-	if r.short() {
+	// The header is read with eight-byte loads only. When src may end
+	// within it, the rest of src is copied to d.tail, which is padded
+	// with zeros. Reading past the real bytes (the bit position
+	// 8*in-nb passing end) is ErrShort, checked where the header turns
+	// out to be corrupt and after it: zeros read past the end can only
+	// lead to one of those. (Refills and checks are spelled out: Go
+	// keeps variables that closures capture out of registers.)
+	src, in := r.src, r.in
+	b, nb := r.b, r.nb
+	end := 8 * len(src)
+	copied := len(src)-in < len(d.tail)
+	if copied {
+		n := copy(d.tail[:], src[in:])
+		clear(d.tail[n:])
+		src, in = d.tail[:], 0
+		// The bits in b, of which over bytes are zeros, come before
+		// tail[0].
+		end = 8 * (n - r.over)
+	}
+
+	b |= leUint64(src, in) << (nb & 63)
+	in += int((63 - nb) >> 3)
+	nb |= 56
+	nlit := uint(b&0x1f) + 257
+	ndist := uint(b>>5&0x1f) + 1
+	npre := uint(b>>10&0xf) + 4
+	b >>= 14
+	nb -= 14
+	if 8*in-int(nb) > end {
 		return 0, 0, 0, ErrShort
 	}
 	if nlit > maxLitSyms || ndist > maxDistSyms {
@@ -337,138 +379,155 @@ func (d *Decoder) readDynamic(r *bitReader) (lbits, dbits, need uint, err error)
 
 	// Code length code lengths, 3 bits each in this order.
 	var preLens [numPreSyms]uint8
-	order := [numPreSyms]uint8{16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15}
 	for i := range npre {
-		if r.nb < 3 {
-			r.refill()
+		if nb < 3 {
+			b |= leUint64(src, in) << (nb & 63)
+			in += int((63 - nb) >> 3)
+			nb |= 56
 		}
-		preLens[order[i]] = uint8(r.b & 7)
-		r.consume(3)
+		preLens[preOrder[i]] = uint8(b & 7)
+		b >>= 3
+		nb -= 3
 	}
-	if r.short() {
+	if 8*in-int(nb) > end {
 		return 0, 0, 0, ErrShort
 	}
 	pbits, _, ok := d.sc.buildLens(d.pre[:], preLens[:], preTemplates[:], 7)
 	if !ok {
 		return 0, 0, 0, errCodeLengths
 	}
+	// Index the table with 7 bits whatever the longest code, so that the
+	// loop below needs no mask variable.
+	for size := 1 << pbits; size < preTableSize; size <<= 1 {
+		copy(d.pre[size:size<<1], d.pre[:size])
+	}
 
 	// The literal/length and distance code lengths, as one sequence (a
 	// repeat may run from one into the other). Alongside, the symbols
 	// with a code go to syms and their lengths are counted, per code.
-	src := r.src
-	b, nb, in, over := r.b, r.nb, r.in, r.over
-	pmask := uint64(1)<<pbits - 1
+	//
+	// The loop keeps little state, so that it stays in registers, and
+	// branches little on the symbols, whose order no predictor guesses.
+	// Only lengths that are not zero are kept in lens (build reads no
+	// others), so a run of zeros costs one store; a symbol is listed in
+	// syms whether or not its length is zero, nsyms moving past it only
+	// if it is not; zeros are counted too, in counts[0], which build
+	// ignores.
 	n := nlit + ndist
-	lens := d.lens[:n]
-	syms := d.sc.syms[:n]
-	nsyms := 0
-	var counts [2][maxCodeLen + 1]int32
-	count := &counts[0]
+	nsyms := uint(0)
+	var counts [2 * (maxCodeLen + 1)]int32
+	prev := uint(0)
 	for i := uint(0); i < n; {
 		if nb < 14 {
 			// A code length symbol takes at most 7 bits plus 7 extra.
-			if in <= len(src)-8 {
-				b |= leUint64(src, in) << (nb & 63)
-				in += int((63 - nb) >> 3)
-				nb |= 56
-			} else {
-				for nb <= 56 {
-					if in < len(src) {
-						b |= uint64(src[in]) << (nb & 63)
-						in++
-					} else {
-						over++
-					}
-					nb += 8
+			b |= leUint64(src, in) << (nb & 63)
+			in += int((63 - nb) >> 3)
+			nb |= 56
+		}
+		// The current code's counts: counts[16:] once i reaches nlit.
+		co := (nlit - 1 - i) >> 59 & (maxCodeLen + 1)
+		e := d.pre[b&(preTableSize-1)]
+		if e&(flagExc|flagPrev) != 0 {
+			// compress/flate rejects an invalid code and a 16 with no
+			// length before it on reading the code, before its extra
+			// bits.
+			if e&flagExc != 0 || i == 0 {
+				nb -= uint(e >> 8 & 0xf)
+				if 8*in-int(nb) > end {
+					return 0, 0, 0, ErrShort
 				}
-			}
-		}
-		if i >= nlit {
-			count = &counts[1]
-		}
-		e := d.pre[b&pmask&(preTableSize-1)]
-		codeLen := uint(e >> 8 & 0xf)
-		b >>= codeLen
-		nb -= codeLen
-		if 8*over > int(nb) {
-			return 0, 0, 0, ErrShort
-		}
-		if e&flagExc != 0 {
-			return 0, 0, 0, errCodeLengths
-		}
-		sym := e >> 16
-		if sym < 16 {
-			lens[i] = uint8(sym)
-			if sym != 0 {
-				syms[nsyms] = uint16(i)
-				nsyms++
-				count[sym]++
-			}
-			i++
-			continue
-		}
-		var rep uint
-		var v uint8
-		switch sym {
-		case 16:
-			if i == 0 {
 				return 0, 0, 0, errCodeLengths
 			}
-			rep = 3 + uint(b&3)
-			b >>= 2
-			nb -= 2
-			v = lens[i-1]
-		case 17:
-			rep = 3 + uint(b&7)
-			b >>= 3
-			nb -= 3
-		default:
-			rep = 11 + uint(b&0x7f)
-			b >>= 7
-			nb -= 7
-		}
-		if 8*over > int(nb) {
-			return 0, 0, 0, ErrShort
-		}
-		if rep > n-i {
-			return 0, 0, 0, errCodeLengths
-		}
-		if v == 0 {
-			clear(lens[i : i+rep])
+			// 16: the previous length 3-6 times.
+			rep := 3 + uint(b>>(e>>8&0xf)&3)
+			b >>= e & 63
+			nb -= uint(e & 63)
+			if rep > n-i {
+				if 8*in-int(nb) > end {
+					return 0, 0, 0, ErrShort
+				}
+				return 0, 0, 0, errCodeLengths
+			}
+			// As below, write and list as if the run were not of zeros
+			// (at most 6, so without a loop), and count only as far.
+			binary.LittleEndian.PutUint64(d.lens[i:], uint64(prev)*0x0101010101010101)
+			syms := d.sc.syms[nsyms : nsyms+6]
+			syms[0] = uint16(i)
+			syms[1] = uint16(i + 1)
+			syms[2] = uint16(i + 2)
+			syms[3] = uint16(i + 3)
+			syms[4] = uint16(i + 4)
+			syms[5] = uint16(i + 5)
+			nsyms += rep * ((prev + 0xf) >> 4)
+			if i < nlit && i+rep > nlit {
+				// The run crosses into the distance lengths.
+				counts[prev] += int32(nlit - i)
+				counts[maxCodeLen+1+prev] += int32(i + rep - nlit)
+			} else {
+				counts[(co+prev)&31] += int32(rep)
+			}
 			i += rep
 			continue
 		}
-		if i < nlit && i+rep > nlit {
-			// The run crosses into the distance lengths.
-			counts[0][v] += int32(nlit - i)
-			counts[1][v] += int32(i + rep - nlit)
-		} else {
-			count[v] += int32(rep)
+		// A length, or 17 or 18: a run of zeros.
+		rep := uint(e>>24) + uint((b&(1<<(e&63)-1))>>(e>>8&0xf))
+		b >>= e & 63
+		nb -= uint(e & 63)
+		if rep > n-i {
+			if 8*in-int(nb) > end {
+				return 0, 0, 0, ErrShort
+			}
+			return 0, 0, 0, errCodeLengths
 		}
-		for range rep {
-			lens[i] = v
-			syms[nsyms] = uint16(i)
-			nsyms++
-			i++
-		}
+		v := uint(e >> 16 & 0xf)
+		prev = v
+		d.lens[i] = uint8(v)
+		counts[(co+v)&31]++
+		d.sc.syms[nsyms] = uint16(i)
+		nsyms += (v + 0xf) >> 4 // 1 unless v is 0
+		i += rep
 	}
-	r.b, r.nb, r.in, r.over = b, nb, in, over
+	if 8*in-int(nb) > end {
+		return 0, 0, 0, ErrShort
+	}
+	r.b, r.nb = b, nb
+	if copied {
+		// Back to src's terms: the bytes read from the tail are src's,
+		// then zeros past its end, which over counts.
+		if rest := len(r.src) - r.in; in <= rest {
+			r.in += in
+		} else {
+			r.in = len(r.src)
+			r.over += in - rest
+		}
+	} else {
+		r.in = in
+	}
+	lens := d.lens[:]
+	syms := d.sc.syms[:]
 
 	nlitSyms := 0
-	for _, c := range counts[0] {
+	for _, c := range counts[1 : maxCodeLen+1] {
 		nlitSyms += int(c)
 	}
 	var minLen uint
-	lbits, minLen, ok = d.sc.build(d.lit[:], lens, syms[:nlitSyms], 0, &counts[0], litTemplates[:], maxLitBits)
+	lbits, minLen, ok = d.sc.build(d.lit[:], lens, syms[:nlitSyms], 0, (*[maxCodeLen + 1]int32)(counts[:]), litTemplates[:], maxLitBits)
 	if !ok {
 		return 0, 0, 0, errCodeLengths
 	}
-	dbits, _, ok = d.sc.build(d.dist[:], lens, syms[nlitSyms:nsyms], int(nlit), &counts[1], distTemplates[:], maxDistBits)
+	dbits, _, ok = d.sc.build(d.dist[:], lens, syms[nlitSyms:nsyms], int(nlit), (*[maxCodeLen + 1]int32)(counts[maxCodeLen+1:]), distTemplates[:], maxDistBits)
 	if !ok {
 		return 0, 0, 0, errCodeLengths
 	}
-	need = max(minLen, uint(lens[256]))
+	// compress/flate reads at least the length of the end-of-block code
+	// before each literal/length symbol. lens[256] holds it only if it
+	// is not zero, which syms tells.
+	need = minLen
+	for j := nlitSyms - 1; j >= 0 && syms[j] >= 256; j-- {
+		if syms[j] == 256 {
+			need = max(need, uint(lens[256]))
+		}
+	}
 	return lbits, dbits, need, nil
 }
 

@@ -74,18 +74,22 @@ func (e *sizeError) Unwrap() error { return ErrSize }
 const maxRatio = 1032
 
 // Decoder decodes zlib streams held whole in memory. Its zero value is
-// ready to use. It holds the tables of the last dynamic block it decoded,
-// so reusing one Decoder makes Inflate allocate nothing but the output
-// (and nothing at all when dst has room). A Decoder is not safe for
-// concurrent use.
+// ready to use. It holds the tables of the last dynamic block it decoded
+// (about 23 KB in all), so reusing one Decoder makes Inflate allocate
+// nothing but the output, and nothing at all when dst has room. A Decoder
+// is not safe for concurrent use.
 type Decoder struct {
 	lit  litTable
 	dist distTable
 	pre  preTable
 	// lens holds a dynamic block's code lengths, literal/length codes then
-	// distance codes.
-	lens [maxLitSyms + maxDistSyms]uint8
+	// distance codes, and room for readDynamic's eight-byte writes.
+	lens [maxLitSyms + maxDistSyms + 8]uint8
 	sc   buildScratch
+	// tail holds the end of src, padded with zeros, while readDynamic
+	// reads a header that src may end inside; the slack past the longest
+	// header is for its eight-byte loads.
+	tail [maxDynamicHeader + 32]byte
 }
 
 // Inflate decodes the zlib stream at the start of src, which must inflate
@@ -93,7 +97,9 @@ type Decoder struct {
 // the stream are ignored.
 //
 // The content is appended to dst[:0]: in dst's array when cap(dst) >=
-// size, else in a new array of exactly size bytes, allocated once. Nothing
+// size, else in a new array of exactly size bytes, allocated once (or, if
+// src is too short to inflate to size bytes, of only what it could
+// inflate to, 1032 bytes per byte of src, as the call will fail). Nothing
 // is written past size bytes. n is the number of bytes of src the stream
 // took, its trailer included.
 //
