@@ -327,6 +327,16 @@ func reverse(code, l uint) uint {
 	return uint(bits.Reverse16(uint16(code))) >> (16 - l)
 }
 
+// lengthsError is readDynamic's error for code lengths it cannot take:
+// ErrShort if the bits read so far, in bytes up to in with nb of them
+// unread, run past end, the bits src holds; else errCodeLengths.
+func lengthsError(in int, nb uint, end int) error {
+	if 8*in-int(nb) > end {
+		return ErrShort
+	}
+	return errCodeLengths
+}
+
 // maxDynamicHeader bounds the bytes a dynamic block header can take: 14
 // bits of counts, 19 code length code lengths of 3 bits, and 316 code
 // lengths of at most 7+7 bits, 4495 bits in all.
@@ -433,20 +443,14 @@ func (d *Decoder) readDynamic(r *bitReader) (lbits, dbits, need uint, err error)
 			// bits.
 			if e&flagExc != 0 || i == 0 {
 				nb -= uint(e >> 8 & 0xf)
-				if 8*in-int(nb) > end {
-					return 0, 0, 0, ErrShort
-				}
-				return 0, 0, 0, errCodeLengths
+				return 0, 0, 0, lengthsError(in, nb, end)
 			}
 			// 16: the previous length 3-6 times.
 			rep := 3 + uint(b>>(e>>8&0xf)&3)
 			b >>= e & 63
 			nb -= uint(e & 63)
 			if rep > n-i {
-				if 8*in-int(nb) > end {
-					return 0, 0, 0, ErrShort
-				}
-				return 0, 0, 0, errCodeLengths
+				return 0, 0, 0, lengthsError(in, nb, end)
 			}
 			// As below, write and list as if the run were not of zeros
 			// (at most 6, so without a loop), and count only as far.
@@ -474,10 +478,7 @@ func (d *Decoder) readDynamic(r *bitReader) (lbits, dbits, need uint, err error)
 		b >>= e & 63
 		nb -= uint(e & 63)
 		if rep > n-i {
-			if 8*in-int(nb) > end {
-				return 0, 0, 0, ErrShort
-			}
-			return 0, 0, 0, errCodeLengths
+			return 0, 0, 0, lengthsError(in, nb, end)
 		}
 		v := uint(e >> 16 & 0xf)
 		prev = v
