@@ -38,6 +38,9 @@ func TestClaimedIdentity(t *testing.T) {
 			t.Errorf("%s: got %q; want permission denied", repo, out)
 		}
 	}
+	// The parent logs the refusal as the client hears of it: under
+	// load the line may come a little after.
+	s.waitLog("identity refused", 1)
 	if got := strings.Count(s.log.String(), "identity refused"); got != 2 {
 		t.Errorf("%d log lines of refused identities; want 2 (one per client)", got)
 	}
