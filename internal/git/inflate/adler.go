@@ -50,6 +50,15 @@ func adler(p []byte) uint32 {
 			s1 += (c0 + c1 + c2 + c3) * ones >> 48
 			chunk = chunk[32:]
 		}
+		for len(chunk) >= 8 {
+			// The same for one word, which short inputs (most pack
+			// objects) end with.
+			w := binary.LittleEndian.Uint64(chunk)
+			e, o := w&lo, w>>8&lo
+			s2 += 8*s1 + (e*evenWeights+o*oddWeights)>>48
+			s1 += (e + o) * ones >> 48
+			chunk = chunk[8:]
+		}
 		for _, c := range chunk {
 			s1 += uint64(c)
 			s2 += s1
