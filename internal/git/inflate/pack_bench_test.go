@@ -19,7 +19,6 @@ import (
 // inflated size its entry header declares.
 type packEntry struct {
 	off, size int
-	typ       byte // the entry type, 1-4 or 6-7 for deltas
 }
 
 var packOnce struct {
@@ -80,7 +79,7 @@ func loadPack(tb testing.TB) ([]byte, []packEntry) {
 				return
 			}
 			buf = out
-			entries = append(entries, packEntry{p, size, typ})
+			entries = append(entries, packEntry{p, size})
 			packOnce.total += int64(size)
 			p += n
 		}

@@ -113,3 +113,27 @@ func TestRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// TestTruncatedLong cuts long multi-block streams at spread positions and
+// near their ends: every cut must be ErrShort, as compress/zlib agrees.
+func TestTruncatedLong(t *testing.T) {
+	var d Decoder
+	data := testData("text", 300000, 7)
+	for _, level := range []int{1, 6, -2} {
+		for wi, compress := range []func(testing.TB, []byte, int) []byte{compressStd, compressK} {
+			z := compress(t, data, level)
+			var cuts []int
+			for i := 1; i < 60; i++ {
+				cuts = append(cuts, len(z)*i/60)
+			}
+			for i := 1; i <= 40; i++ {
+				cuts = append(cuts, len(z)-i)
+			}
+			for _, cut := range cuts {
+				if err := compare(t, &d, z[:cut], len(data)); err != ErrShort {
+					t.Fatalf("level %d writer %d cut at %d of %d: compress/zlib says %v", level, wi, cut, len(z), err)
+				}
+			}
+		}
+	}
+}
