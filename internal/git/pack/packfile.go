@@ -823,9 +823,10 @@ func (z *inflater) release() {
 // inflate to (1032, rounded up).
 const maxInflateRatio = 1040
 
-// Inflated buffers are allocated whole up to directAlloc bytes; beyond
-// that they grow as data actually arrives, so that a small entry that
-// declares a huge size cannot make a read allocate it.
+// Entries of up to directAlloc bytes are inflated in one call into a
+// buffer allocated whole; beyond that the buffer grows as data actually
+// arrives, so that a small entry that declares a huge size cannot make a
+// read allocate it.
 const directAlloc = 8 << 20
 
 // inflate inflates the zlib stream at off into dst[:0], which must come
@@ -850,9 +851,6 @@ func (p *Pack) inflate(dst []byte, off, size uint64) ([]byte, error) {
 	defer z.release()
 	want := int(size)
 	buf := dst[:0]
-	if cap(buf) < want && want <= directAlloc {
-		buf = make([]byte, 0, want)
-	}
 	for len(buf) < want {
 		if len(buf) == cap(buf) {
 			grown := make([]byte, len(buf), min(want, max(2*cap(buf), directAlloc)))
