@@ -1,13 +1,8 @@
 package inflate
 
 import (
-	"bytes"
-	stdzlib "compress/zlib"
-	"io"
 	"sync"
 	"testing"
-
-	kzlib "github.com/klauspost/compress/zlib"
 )
 
 // fuzzDecoder is shared by the fuzz inputs a process runs, so that each
@@ -43,7 +38,7 @@ func FuzzInflate(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte, mode uint8, cut uint16, flip uint32) {
 		src := data
 		if mode != 0 {
-			src = fuzzCompress(data, mode)
+			src = fuzzCompress(t, data, mode)
 			if cut != 0 {
 				src = src[:int(cut)%(len(src)+1)]
 			}
@@ -66,17 +61,7 @@ func FuzzInflate(f *testing.F) {
 
 // fuzzCompress compresses data with one of the writers and levels pack
 // objects come from.
-func fuzzCompress(data []byte, mode uint8) []byte {
+func fuzzCompress(t testing.TB, data []byte, mode uint8) []byte {
 	levels := []int{0, 1, 2, 6, 9, -2} // -2 is HuffmanOnly
-	level := levels[int(mode/2)%len(levels)]
-	var buf bytes.Buffer
-	var w io.WriteCloser
-	if mode%2 == 0 {
-		w, _ = stdzlib.NewWriterLevel(&buf, level)
-	} else {
-		w, _ = kzlib.NewWriterLevel(&buf, level)
-	}
-	w.Write(data)
-	w.Close()
-	return buf.Bytes()
+	return compress(t, data, levels[int(mode/2)%len(levels)], mode%2 != 0)
 }

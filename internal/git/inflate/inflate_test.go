@@ -350,7 +350,7 @@ func TestNegativeSize(t *testing.T) {
 func TestDst(t *testing.T) {
 	var d Decoder
 	content := []byte(strings.Repeat("tree 100644 blob ", 40))
-	src := compressStd(t, content, 6)
+	src := compress(t, content, 6, false)
 	dst := make([]byte, 3, len(content))
 	got, _, err := d.Inflate(dst, src, len(content))
 	if err != nil || !bytes.Equal(got, content) {
@@ -366,7 +366,7 @@ func TestDst(t *testing.T) {
 	if cap(got) != len(content) {
 		t.Errorf("with a short dst: got cap %d; want %d", cap(got), len(content))
 	}
-	got, _, err = d.Inflate(nil, compressStd(t, nil, 6), 0)
+	got, _, err = d.Inflate(nil, compress(t, nil, 6, false), 0)
 	if err != nil || len(got) != 0 {
 		t.Errorf("empty: got %d bytes, %v", len(got), err)
 	}
@@ -381,7 +381,7 @@ func TestAllocs(t *testing.T) {
 	var d Decoder
 	content := testData("text", 50000, 1)
 	for _, level := range []int{0, 1, 9, -2} {
-		src := compressStd(t, content, level)
+		src := compress(t, content, level, false)
 		dst := make([]byte, 0, len(content))
 		allocs := testing.AllocsPerRun(20, func() {
 			if _, _, err := d.Inflate(dst, src, len(content)); err != nil {
@@ -398,7 +398,7 @@ func TestAllocs(t *testing.T) {
 // inflate to does not allocate it.
 func TestHostileSize(t *testing.T) {
 	var d Decoder
-	src := compressStd(t, []byte("a small object"), 6)
+	src := compress(t, []byte("a small object"), 6, false)
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	_, _, err := d.Inflate(nil, src, 1<<40)
@@ -412,7 +412,7 @@ func TestHostileSize(t *testing.T) {
 	// A zip bomb: 64 MiB of zeros declared as such inflates; declared
 	// one byte short it fails without writing past size.
 	zeros := make([]byte, 64<<20)
-	bomb := compressStd(t, zeros, 9)
+	bomb := compress(t, zeros, 9, false)
 	got, _, err := d.Inflate(nil, bomb, len(zeros))
 	if err != nil || !bytes.Equal(got, zeros) {
 		t.Fatalf("64 MiB of zeros: %v", err)
